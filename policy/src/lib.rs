@@ -1,1 +1,445 @@
-//! placeholder
+//! Vaultgate identities and the authorisation hook used by the S3 front end.
+//!
+//! This crate owns who a caller is ([`Principal`]), what they may do ([`Role`]),
+//! what a request asks for ([`Action`], one variant per S3 operation the gateway
+//! serves), and the secret half of an access key ([`SecretKey`]: zeroized on drop,
+//! constant-time comparison, printed as `[redacted]`). Grants per bucket/prefix,
+//! quorum approvals, rate limits and the audit ledger will extend this crate.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+/// Errors of the policy crate.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Error {
+    /// A role name that is not one of the built-in roles.
+    #[error("unknown role {0:?} (expected viewer, manager or superadmin)")]
+    UnknownRole(String),
+    /// The principal's role does not allow the action.
+    #[error("{principal} ({role}) may not {action}")]
+    Denied {
+        /// principal name
+        principal: String,
+        /// role name
+        role: Role,
+        /// the refused action
+        action: Action,
+    },
+}
+
+/// Result alias of the policy crate.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// One S3 operation the gateway serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Action {
+    /// ListBuckets
+    ListBuckets,
+    /// CreateBucket
+    CreateBucket,
+    /// HeadBucket
+    HeadBucket,
+    /// DeleteBucket
+    DeleteBucket,
+    /// GetBucketLocation
+    GetBucketLocation,
+    /// PutObject
+    PutObject,
+    /// GetObject
+    GetObject,
+    /// HeadObject
+    HeadObject,
+    /// DeleteObject
+    DeleteObject,
+    /// DeleteObjects (batch delete)
+    DeleteObjects,
+    /// CopyObject
+    CopyObject,
+    /// ListObjects (v1)
+    ListObjects,
+    /// ListObjectsV2
+    ListObjectsV2,
+    /// CreateMultipartUpload
+    CreateMultipartUpload,
+    /// UploadPart
+    UploadPart,
+    /// UploadPartCopy
+    UploadPartCopy,
+    /// CompleteMultipartUpload
+    CompleteMultipartUpload,
+    /// AbortMultipartUpload
+    AbortMultipartUpload,
+    /// ListParts
+    ListParts,
+    /// ListMultipartUploads
+    ListMultipartUploads,
+}
+
+impl Action {
+    /// Every action, for tests and documentation.
+    pub const ALL: [Action; 20] = [
+        Action::ListBuckets,
+        Action::CreateBucket,
+        Action::HeadBucket,
+        Action::DeleteBucket,
+        Action::GetBucketLocation,
+        Action::PutObject,
+        Action::GetObject,
+        Action::HeadObject,
+        Action::DeleteObject,
+        Action::DeleteObjects,
+        Action::CopyObject,
+        Action::ListObjects,
+        Action::ListObjectsV2,
+        Action::CreateMultipartUpload,
+        Action::UploadPart,
+        Action::UploadPartCopy,
+        Action::CompleteMultipartUpload,
+        Action::AbortMultipartUpload,
+        Action::ListParts,
+        Action::ListMultipartUploads,
+    ];
+
+    /// The S3 operation name (as s3s and AWS name it).
+    pub fn s3_name(self) -> &'static str {
+        match self {
+            Action::ListBuckets => "ListBuckets",
+            Action::CreateBucket => "CreateBucket",
+            Action::HeadBucket => "HeadBucket",
+            Action::DeleteBucket => "DeleteBucket",
+            Action::GetBucketLocation => "GetBucketLocation",
+            Action::PutObject => "PutObject",
+            Action::GetObject => "GetObject",
+            Action::HeadObject => "HeadObject",
+            Action::DeleteObject => "DeleteObject",
+            Action::DeleteObjects => "DeleteObjects",
+            Action::CopyObject => "CopyObject",
+            Action::ListObjects => "ListObjects",
+            Action::ListObjectsV2 => "ListObjectsV2",
+            Action::CreateMultipartUpload => "CreateMultipartUpload",
+            Action::UploadPart => "UploadPart",
+            Action::UploadPartCopy => "UploadPartCopy",
+            Action::CompleteMultipartUpload => "CompleteMultipartUpload",
+            Action::AbortMultipartUpload => "AbortMultipartUpload",
+            Action::ListParts => "ListParts",
+            Action::ListMultipartUploads => "ListMultipartUploads",
+        }
+    }
+
+    /// Maps an s3s operation name to an action; `None` for operations the gateway does not serve.
+    pub fn from_s3_operation(name: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|a| a.s3_name() == name)
+    }
+
+    /// Read-only actions (list, get, head).
+    pub fn is_read(self) -> bool {
+        matches!(
+            self,
+            Action::ListBuckets
+                | Action::HeadBucket
+                | Action::GetBucketLocation
+                | Action::GetObject
+                | Action::HeadObject
+                | Action::ListObjects
+                | Action::ListObjectsV2
+                | Action::ListParts
+                | Action::ListMultipartUploads
+        )
+    }
+
+    /// Writes that add data (put, copy, multipart) without destroying any.
+    pub fn is_write(self) -> bool {
+        matches!(
+            self,
+            Action::PutObject
+                | Action::CopyObject
+                | Action::CreateMultipartUpload
+                | Action::UploadPart
+                | Action::UploadPartCopy
+                | Action::CompleteMultipartUpload
+                | Action::AbortMultipartUpload
+        )
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.s3_name())
+    }
+}
+
+/// The built-in roles of the original hub.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Role {
+    /// list, get, head
+    Viewer,
+    /// Viewer + put, copy, multipart
+    Manager,
+    /// Manager + delete, bucket create/delete, administration
+    SuperAdmin,
+}
+
+impl Role {
+    /// Whether this role may perform `action`.
+    pub fn allows(&self, action: Action) -> bool {
+        match self {
+            Role::Viewer => action.is_read(),
+            Role::Manager => action.is_read() || action.is_write(),
+            Role::SuperAdmin => true,
+        }
+    }
+
+    /// Canonical lower-case name, as stored in the index.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Manager => "manager",
+            Role::SuperAdmin => "superadmin",
+        }
+    }
+
+    /// Parses a role name (case-insensitive; `super-admin`/`super_admin` accepted).
+    pub fn parse(name: &str) -> Result<Role> {
+        match name.to_ascii_lowercase().replace(['-', '_'], "").as_str() {
+            "viewer" => Ok(Role::Viewer),
+            "manager" => Ok(Role::Manager),
+            "superadmin" => Ok(Role::SuperAdmin),
+            _ => Err(Error::UnknownRole(name.to_owned())),
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// principal name (user or service account)
+    pub name: String,
+    /// the access key id the request was signed with
+    pub access_key_id: String,
+    /// the principal's role
+    pub role: Role,
+}
+
+impl Principal {
+    /// Ok when the principal's role allows `action`, else [`Error::Denied`].
+    pub fn authorize(&self, action: Action) -> Result<()> {
+        if self.role.allows(action) {
+            Ok(())
+        } else {
+            Err(Error::Denied {
+                principal: self.name.clone(),
+                role: self.role,
+                action,
+            })
+        }
+    }
+}
+
+/// The secret half of an S3 access key. Zeroized on drop, compared in constant
+/// time, never printed.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct SecretKey(String);
+
+impl SecretKey {
+    /// Wraps a secret.
+    pub fn new(secret: impl Into<String>) -> SecretKey {
+        SecretKey(secret.into())
+    }
+
+    /// The secret itself, for signing checks and sealing only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Generates a 40-character secret from `alphabet`-safe random bytes supplied by the caller.
+    /// (The caller provides the randomness so that this crate needs no RNG.)
+    pub fn from_random(bytes: &[u8; 30]) -> SecretKey {
+        const ALPHABET: &[u8; 64] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut s = String::with_capacity(40);
+        for chunk in bytes.chunks(3) {
+            let n = (u32::from(chunk[0]) << 16) | (u32::from(chunk[1]) << 8) | u32::from(chunk[2]);
+            for shift in [18u32, 12, 6, 0] {
+                s.push(char::from(ALPHABET[((n >> shift) & 63) as usize]));
+            }
+        }
+        SecretKey(s)
+    }
+}
+
+impl PartialEq for SecretKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_bytes().ct_eq(other.0.as_bytes()).into()
+    }
+}
+
+impl Eq for SecretKey {}
+
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl fmt::Display for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_action_round_trips_through_its_s3_name() {
+        for a in Action::ALL {
+            assert_eq!(Action::from_s3_operation(a.s3_name()), Some(a));
+        }
+        assert_eq!(Action::from_s3_operation("PutBucketPolicy"), None);
+        assert_eq!(Action::from_s3_operation(""), None);
+        assert_eq!(Action::from_s3_operation("getobject"), None);
+    }
+
+    #[test]
+    fn viewer_reads_only() {
+        let r = Role::Viewer;
+        for a in [
+            Action::ListBuckets,
+            Action::HeadBucket,
+            Action::GetBucketLocation,
+            Action::GetObject,
+            Action::HeadObject,
+            Action::ListObjects,
+            Action::ListObjectsV2,
+            Action::ListParts,
+            Action::ListMultipartUploads,
+        ] {
+            assert!(r.allows(a), "viewer should be allowed {a}");
+        }
+        for a in [
+            Action::PutObject,
+            Action::CopyObject,
+            Action::UploadPart,
+            Action::CreateMultipartUpload,
+            Action::DeleteObject,
+            Action::DeleteObjects,
+            Action::CreateBucket,
+            Action::DeleteBucket,
+        ] {
+            assert!(!r.allows(a), "viewer must not be allowed {a}");
+        }
+    }
+
+    #[test]
+    fn manager_writes_but_does_not_delete() {
+        let r = Role::Manager;
+        for a in [
+            Action::GetObject,
+            Action::PutObject,
+            Action::CopyObject,
+            Action::CreateMultipartUpload,
+            Action::UploadPart,
+            Action::UploadPartCopy,
+            Action::CompleteMultipartUpload,
+            Action::AbortMultipartUpload,
+        ] {
+            assert!(r.allows(a), "manager should be allowed {a}");
+        }
+        for a in [
+            Action::DeleteObject,
+            Action::DeleteObjects,
+            Action::CreateBucket,
+            Action::DeleteBucket,
+        ] {
+            assert!(!r.allows(a), "manager must not be allowed {a}");
+        }
+    }
+
+    #[test]
+    fn superadmin_may_do_everything() {
+        for a in Action::ALL {
+            assert!(Role::SuperAdmin.allows(a));
+        }
+    }
+
+    #[test]
+    fn roles_are_ordered_supersets() {
+        for a in Action::ALL {
+            if Role::Viewer.allows(a) {
+                assert!(Role::Manager.allows(a));
+            }
+            if Role::Manager.allows(a) {
+                assert!(Role::SuperAdmin.allows(a));
+            }
+        }
+    }
+
+    #[test]
+    fn role_names_parse() {
+        assert_eq!(Role::parse("viewer"), Ok(Role::Viewer));
+        assert_eq!(Role::parse("Manager"), Ok(Role::Manager));
+        assert_eq!(Role::parse("super-admin"), Ok(Role::SuperAdmin));
+        assert_eq!(Role::parse("SUPERADMIN"), Ok(Role::SuperAdmin));
+        assert!(matches!(Role::parse("root"), Err(Error::UnknownRole(_))));
+        for r in [Role::Viewer, Role::Manager, Role::SuperAdmin] {
+            assert_eq!(Role::parse(r.as_str()), Ok(r));
+        }
+    }
+
+    #[test]
+    fn principal_authorize_reports_denial() {
+        let p = Principal {
+            name: "ci".into(),
+            access_key_id: "AK".into(),
+            role: Role::Manager,
+        };
+        assert!(p.authorize(Action::PutObject).is_ok());
+        let err = p.authorize(Action::DeleteBucket).unwrap_err();
+        assert_eq!(
+            err,
+            Error::Denied {
+                principal: "ci".into(),
+                role: Role::Manager,
+                action: Action::DeleteBucket
+            }
+        );
+        assert!(err.to_string().contains("DeleteBucket"));
+    }
+
+    #[test]
+    fn secret_key_is_redacted_and_compares() {
+        let a = SecretKey::new("wJalrXUtnFEMI/K7MDENG");
+        let b = SecretKey::new("wJalrXUtnFEMI/K7MDENG");
+        let c = SecretKey::new("wJalrXUtnFEMI/K7MDENH");
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_ne!(a, SecretKey::new("short"));
+        assert_eq!(format!("{a:?}"), "[redacted]");
+        assert_eq!(format!("{a}"), "[redacted]");
+        assert!(!format!("{:?}", Some(&a)).contains("wJalr"));
+        assert_eq!(a.expose(), "wJalrXUtnFEMI/K7MDENG");
+    }
+
+    #[test]
+    fn random_secret_has_40_safe_chars() {
+        let s = SecretKey::from_random(&[0xA5; 30]);
+        assert_eq!(s.expose().len(), 40);
+        assert!(
+            s.expose()
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+        );
+        let t = SecretKey::from_random(&[0x5A; 30]);
+        assert_ne!(s, t);
+    }
+}

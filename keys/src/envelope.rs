@@ -1,0 +1,485 @@
+//! Envelope keys: versioned bucket data keys wrapped by a [`KeyProvider`], the [`DataKeyStore`]
+//! they live in, the moka cache of unwrapped keys (TTL + size bound; material zeroizes when the
+//! last handle drops), rotation (re-wrap) and small sealed blobs for secrets.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+use crate::format::Header;
+use crate::provider::KeyProvider;
+use crate::secret::DataKeyMaterial;
+
+/// Id of a bucket data key. Not secret: Debug/Display print lower-case hex.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DataKeyId(pub [u8; 16]);
+
+impl DataKeyId {
+    /// A fresh random id.
+    pub fn random() -> Result<DataKeyId> {
+        let mut b = [0u8; 16];
+        crate::random_fill(&mut b)?;
+        Ok(DataKeyId(b))
+    }
+    /// Lower-case hex (32 characters).
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+    /// Parses 32 hex characters.
+    pub fn from_hex(s: &str) -> Result<DataKeyId> {
+        let mut b = [0u8; 16];
+        hex::decode_to_slice(s, &mut b)
+            .map_err(|_| Error::Format(format!("bad data key id {s:?}")))?;
+        Ok(DataKeyId(b))
+    }
+}
+
+impl fmt::Debug for DataKeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+impl fmt::Display for DataKeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+/// A bucket data key as stored: wrapped by the KEK `kek_id`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WrappedDataKey {
+    /// Key id (also written into every stream header).
+    pub id: DataKeyId,
+    /// Bucket the key belongs to (part of the wrap context).
+    pub bucket: String,
+    /// Version of the bucket's data key (1, 2, ...).
+    pub version: u32,
+    /// KEK that wraps it (`local:<fingerprint>` or `aws-kms:<key arn>`).
+    pub kek_id: String,
+    /// Wrapped key bytes (opaque; only the provider can unwrap).
+    pub wrapped: Vec<u8>,
+    /// Creation time, ms since the epoch.
+    pub created_ms: i64,
+}
+
+/// Persistent storage of wrapped data keys. Implemented by the gateway's index; [`MemoryDataKeyStore`] for tests.
+#[async_trait]
+pub trait DataKeyStore: Send + Sync {
+    /// Newest version for the bucket.
+    async fn current(&self, bucket: &str) -> Result<Option<WrappedDataKey>>;
+    /// By id.
+    async fn get(&self, id: &DataKeyId) -> Result<Option<WrappedDataKey>>;
+    /// Adds a key.
+    async fn insert(&self, key: &WrappedDataKey) -> Result<()>;
+    /// Replaces the wrapping of a key (rotation).
+    async fn update_wrapping(&self, id: &DataKeyId, kek_id: &str, wrapped: &[u8]) -> Result<()>;
+    /// Every key.
+    async fn list(&self) -> Result<Vec<WrappedDataKey>>;
+}
+
+/// In-memory [`DataKeyStore`].
+#[derive(Default, Debug)]
+pub struct MemoryDataKeyStore {
+    keys: Mutex<BTreeMap<DataKeyId, WrappedDataKey>>,
+}
+
+impl MemoryDataKeyStore {
+    /// Empty store.
+    pub fn new() -> MemoryDataKeyStore {
+        MemoryDataKeyStore::default()
+    }
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<DataKeyId, WrappedDataKey>> {
+        self.keys
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[async_trait]
+impl DataKeyStore for MemoryDataKeyStore {
+    async fn current(&self, bucket: &str) -> Result<Option<WrappedDataKey>> {
+        Ok(self
+            .lock()
+            .values()
+            .filter(|k| k.bucket == bucket)
+            .max_by_key(|k| k.version)
+            .cloned())
+    }
+    async fn get(&self, id: &DataKeyId) -> Result<Option<WrappedDataKey>> {
+        Ok(self.lock().get(id).cloned())
+    }
+    async fn insert(&self, key: &WrappedDataKey) -> Result<()> {
+        self.lock().insert(key.id, key.clone());
+        Ok(())
+    }
+    async fn update_wrapping(&self, id: &DataKeyId, kek_id: &str, wrapped: &[u8]) -> Result<()> {
+        let mut g = self.lock();
+        let k = g
+            .get_mut(id)
+            .ok_or_else(|| Error::KeyUnavailable(format!("no data key {id}")))?;
+        k.kek_id = kek_id.to_owned();
+        k.wrapped = wrapped.to_vec();
+        Ok(())
+    }
+    async fn list(&self) -> Result<Vec<WrappedDataKey>> {
+        Ok(self.lock().values().cloned().collect())
+    }
+}
+
+/// A bucket data key handle used to seal and open streams. Cheap to clone; the key bytes are
+/// zeroized when the last clone drops; Debug prints no key material.
+#[derive(Clone)]
+pub struct StreamKey {
+    inner: Arc<StreamKeyInner>,
+}
+
+struct StreamKeyInner {
+    id: DataKeyId,
+    version: u32,
+    bucket: String,
+    kek_id: String,
+    wrapped: Vec<u8>,
+    material: DataKeyMaterial,
+}
+
+impl StreamKey {
+    /// A handle from a stored record and its unwrapped material.
+    pub fn new(record: &WrappedDataKey, material: DataKeyMaterial) -> StreamKey {
+        StreamKey {
+            inner: Arc::new(StreamKeyInner {
+                id: record.id,
+                version: record.version,
+                bucket: record.bucket.clone(),
+                kek_id: record.kek_id.clone(),
+                wrapped: record.wrapped.clone(),
+                material,
+            }),
+        }
+    }
+    /// Data key version.
+    pub fn key_version(&self) -> u32 {
+        self.inner.version
+    }
+    /// Data key id.
+    pub fn data_key_id(&self) -> DataKeyId {
+        self.inner.id
+    }
+    /// Bucket of the data key.
+    pub fn bucket(&self) -> &str {
+        &self.inner.bucket
+    }
+    /// KEK id of the wrapping written into new headers.
+    pub fn kek_id(&self) -> &str {
+        &self.inner.kek_id
+    }
+    /// Wrapped key written into new headers.
+    pub fn wrapped(&self) -> &[u8] {
+        &self.inner.wrapped
+    }
+    pub(crate) fn material(&self) -> &DataKeyMaterial {
+        &self.inner.material
+    }
+}
+
+impl fmt::Debug for StreamKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamKey")
+            .field("id", &self.inner.id)
+            .field("version", &self.inner.version)
+            .field("bucket", &self.inner.bucket)
+            .field("kek_id", &self.inner.kek_id)
+            .field("material", &"[redacted]")
+            .finish()
+    }
+}
+
+/// Cache of unwrapped data keys.
+#[derive(Clone, Copy, Debug)]
+pub struct CacheConfig {
+    /// How long an unwrapped key stays usable without asking the provider again (default 5 min).
+    pub ttl: Duration,
+    /// Most keys kept (default 10 000).
+    pub max_entries: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            ttl: Duration::from_secs(300),
+            max_entries: 10_000,
+        }
+    }
+}
+
+/// Outcome of [`Keyring::rewrap_all`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RewrapReport {
+    /// Keys in the store.
+    pub total: usize,
+    /// Keys re-wrapped under the current KEK now.
+    pub rewrapped: usize,
+    /// Keys already wrapped by the current KEK (skipped; makes the job resumable).
+    pub already_current: usize,
+    /// Keys that failed, with the reason (run again to retry them).
+    pub failed: Vec<(DataKeyId, String)>,
+}
+
+/// Pseudo-bucket that owns the data key for [`Keyring::seal_blob`] (not a valid S3 bucket name).
+pub const BLOB_KEY_BUCKET: &str = "__vaultgate_secrets";
+const BLOB_MAGIC: &[u8; 4] = b"VGB1";
+const BLOB_INFO: &[u8] = b"vaultgate/v1/blob";
+
+/// Provider + store + moka cache. Clone is cheap (Arc inside).
+#[derive(Clone)]
+pub struct Keyring {
+    inner: Arc<KeyringInner>,
+}
+
+struct KeyringInner {
+    provider: Arc<dyn KeyProvider>,
+    store: Arc<dyn DataKeyStore>,
+    by_id: moka::future::Cache<DataKeyId, StreamKey>,
+    current: moka::future::Cache<String, StreamKey>,
+}
+
+impl fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Keyring")
+            .field("provider", &self.inner.provider)
+            .finish_non_exhaustive()
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Keyring {
+    /// A keyring over `provider` and `store`.
+    pub fn new(
+        provider: Arc<dyn KeyProvider>,
+        store: Arc<dyn DataKeyStore>,
+        cfg: CacheConfig,
+    ) -> Keyring {
+        Keyring {
+            inner: Arc::new(KeyringInner {
+                provider,
+                store,
+                by_id: moka::future::Cache::builder()
+                    .time_to_live(cfg.ttl)
+                    .max_capacity(cfg.max_entries.max(1))
+                    .build(),
+                current: moka::future::Cache::builder()
+                    .time_to_live(cfg.ttl)
+                    .max_capacity(cfg.max_entries.max(1))
+                    .build(),
+            }),
+        }
+    }
+
+    /// The provider.
+    pub fn provider(&self) -> &Arc<dyn KeyProvider> {
+        &self.inner.provider
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn DataKeyStore> {
+        &self.inner.store
+    }
+
+    /// Drops every cached unwrapped key (their material zeroizes once no stream uses it).
+    pub fn clear_cache(&self) {
+        self.inner.by_id.invalidate_all();
+        self.inner.current.invalidate_all();
+    }
+
+    async fn unwrap_record(&self, rec: &WrappedDataKey) -> Result<StreamKey> {
+        let material = self
+            .inner
+            .provider
+            .unwrap(&rec.kek_id, &rec.wrapped, &rec.bucket)
+            .await?;
+        Ok(StreamKey::new(rec, material))
+    }
+
+    /// Current data key of `bucket`, created (version 1) on first use.
+    pub async fn sealing_key(&self, bucket: &str) -> Result<StreamKey> {
+        let this = self.clone();
+        let b = bucket.to_owned();
+        self.inner
+            .current
+            .try_get_with(bucket.to_owned(), async move {
+                let key = match this.inner.store.current(&b).await? {
+                    Some(rec) => this.key_for_record(&rec).await?,
+                    None => this.create_data_key(&b, 1).await?,
+                };
+                Ok::<_, Error>(key)
+            })
+            .await
+            .map_err(|e| e.duplicate())
+    }
+
+    /// Adds a new data key version for `bucket` and makes it current for new streams
+    /// (existing streams keep opening with their own version).
+    pub async fn rotate_data_key(&self, bucket: &str) -> Result<StreamKey> {
+        let next = match self.inner.store.current(bucket).await? {
+            Some(rec) => rec
+                .version
+                .checked_add(1)
+                .ok_or_else(|| Error::Format("data key version overflow".into()))?,
+            None => 1,
+        };
+        let key = self.create_data_key(bucket, next).await?;
+        self.inner
+            .current
+            .insert(bucket.to_owned(), key.clone())
+            .await;
+        Ok(key)
+    }
+
+    async fn create_data_key(&self, bucket: &str, version: u32) -> Result<StreamKey> {
+        let (material, kek_id, wrapped) = self.inner.provider.generate_data_key(bucket).await?;
+        let rec = WrappedDataKey {
+            id: DataKeyId::random()?,
+            bucket: bucket.to_owned(),
+            version,
+            kek_id,
+            wrapped,
+            created_ms: now_ms(),
+        };
+        self.inner.store.insert(&rec).await?;
+        let key = StreamKey::new(&rec, material);
+        self.inner.by_id.insert(rec.id, key.clone()).await;
+        tracing::info!(bucket, version, data_key_id = %rec.id, "created bucket data key");
+        Ok(key)
+    }
+
+    async fn key_for_record(&self, rec: &WrappedDataKey) -> Result<StreamKey> {
+        let this = self.clone();
+        let r = rec.clone();
+        self.inner
+            .by_id
+            .try_get_with(rec.id, async move { this.unwrap_record(&r).await })
+            .await
+            .map_err(|e| e.duplicate())
+    }
+
+    /// The data key with `id` (store, then cache, then provider).
+    pub async fn key_by_id(&self, id: &DataKeyId) -> Result<StreamKey> {
+        if let Some(k) = self.inner.by_id.get(id).await {
+            return Ok(k);
+        }
+        let rec = self
+            .inner
+            .store
+            .get(id)
+            .await?
+            .ok_or_else(|| Error::KeyUnavailable(format!("unknown data key {id}")))?;
+        self.key_for_record(&rec).await
+    }
+
+    /// The key that opens the stream with `header`: by the header's data key id from the store,
+    /// falling back to the wrapped key inside the header (index rebuilt from the backend).
+    /// `bucket` is informational (the data key's own bucket, recorded in the header, is the
+    /// wrap context), so streams shared between buckets by a shallow copy still open.
+    pub async fn opening_key(&self, bucket: &str, header: &Header) -> Result<StreamKey> {
+        let id = header.data_key_id();
+        if let Some(k) = self.inner.by_id.get(&id).await {
+            return Ok(k);
+        }
+        match self.inner.store.get(&id).await? {
+            Some(rec) => self.key_for_record(&rec).await,
+            None => {
+                tracing::debug!(bucket, data_key_id = %id, "data key not in store; using the header's wrapped copy");
+                self.key_for_record(&header.wrapped_data_key()).await
+            }
+        }
+    }
+
+    /// Rotation: re-wrap every stored data key not yet wrapped by the provider's current KEK.
+    /// No object data is touched. Resumable: keys already current are skipped.
+    pub async fn rewrap_all(&self) -> Result<RewrapReport> {
+        self.inner.provider.health().await?;
+        let current = self.inner.provider.current_kek_id();
+        let keys = self.inner.store.list().await?;
+        let mut report = RewrapReport {
+            total: keys.len(),
+            ..RewrapReport::default()
+        };
+        for k in keys {
+            if k.kek_id == current {
+                report.already_current += 1;
+                continue;
+            }
+            match self
+                .inner
+                .provider
+                .rewrap(&k.kek_id, &k.wrapped, &k.bucket)
+                .await
+            {
+                Ok((kek_id, wrapped)) => {
+                    self.inner
+                        .store
+                        .update_wrapping(&k.id, &kek_id, &wrapped)
+                        .await?;
+                    report.rewrapped += 1;
+                }
+                Err(e) => report.failed.push((k.id, e.to_string())),
+            }
+        }
+        // Cached handles carry the old wrapping for new headers; refresh them.
+        self.clear_cache();
+        Ok(report)
+    }
+
+    fn blob_key(
+        material: &DataKeyMaterial,
+        salt: &[u8; 32],
+        context: &str,
+    ) -> Result<Zeroizing<[u8; 32]>> {
+        let mut info = BLOB_INFO.to_vec();
+        info.extend_from_slice(context.as_bytes());
+        let mut k = Zeroizing::new([0u8; 32]);
+        hkdf::Hkdf::<sha2::Sha256>::new(Some(salt), material.expose())
+            .expand(&info, &mut k[..])
+            .map_err(|_| Error::Format("HKDF output length".into()))?;
+        Ok(k)
+    }
+
+    /// Seals a small secret bound to `context`: "VGB1" ‖ data key id 16 ‖ salt 32 ‖ ct ‖ tag.
+    pub async fn seal_blob(&self, context: &str, plaintext: &[u8]) -> Result<Vec<u8>> {
+        let key = self.sealing_key(BLOB_KEY_BUCKET).await?;
+        let mut salt = [0u8; 32];
+        crate::random_fill(&mut salt)?;
+        let k = Self::blob_key(key.material(), &salt, context)?;
+        let id = key.data_key_id();
+        let aad = [&BLOB_MAGIC[..], &id.0, context.as_bytes()].concat();
+        let ct = crate::aead::seal_append(&k, [0u8; 12], &aad, plaintext)?;
+        Ok([&BLOB_MAGIC[..], &id.0, &salt, &ct].concat())
+    }
+
+    /// Opens a blob from [`Keyring::seal_blob`] with the same `context`.
+    pub async fn open_blob(&self, context: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        if sealed.len() < 4 + 16 + 32 + 16 || &sealed[..4] != BLOB_MAGIC {
+            return Err(Error::Format("not a sealed blob".into()));
+        }
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&sealed[4..20]);
+        let mut salt = [0u8; 32];
+        salt.copy_from_slice(&sealed[20..52]);
+        let key = self.key_by_id(&DataKeyId(id)).await?;
+        let k = Self::blob_key(key.material(), &salt, context)?;
+        let aad = [&BLOB_MAGIC[..], &id, context.as_bytes()].concat();
+        crate::aead::open_append(&k, [0u8; 12], &aad, &sealed[52..]).map_err(|_| {
+            Error::Integrity("sealed blob does not verify (tampered or wrong context)".into())
+        })
+    }
+}

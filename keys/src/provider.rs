@@ -1,0 +1,501 @@
+//! Key providers (the KEK side of the envelope): the [`KeyProvider`] trait, the local provider
+//! (versioned KEKs from the key file `<data_dir>/master.key`, or one hex key passed in from the
+//! environment), and [`provider_from_config`] which picks env key > KMS URL > key file.
+
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+use hmac::{KeyInit, Mac};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+use crate::secret::{DataKeyMaterial, SecretString};
+
+/// A key-encryption-key provider. Wraps and unwraps bucket data keys; the wrap is bound to the bucket.
+#[async_trait]
+pub trait KeyProvider: Send + Sync + fmt::Debug {
+    /// "file", "env" or "aws-kms".
+    fn kind(&self) -> &'static str;
+    /// Id of the KEK new data keys are wrapped with.
+    fn current_kek_id(&self) -> String;
+    /// New random data key for `bucket`: (material, kek id, wrapped bytes).
+    async fn generate_data_key(&self, bucket: &str) -> Result<(DataKeyMaterial, String, Vec<u8>)>;
+    /// Unwraps a data key wrapped by KEK `kek_id` for `bucket`.
+    async fn unwrap(&self, kek_id: &str, wrapped: &[u8], bucket: &str) -> Result<DataKeyMaterial>;
+    /// Re-wraps a data key under the current KEK: (new kek id, new wrapped bytes).
+    async fn rewrap(&self, kek_id: &str, wrapped: &[u8], bucket: &str)
+    -> Result<(String, Vec<u8>)>;
+    /// Can the provider wrap and unwrap right now? (KMS: DescribeKey; also refreshes the current key id.)
+    async fn health(&self) -> Result<()>;
+    /// Adds a new KEK version and makes it current; returns its id. Only the key file provider rotates
+    /// by itself (for AWS KMS, point the alias at a new key or use KMS automatic rotation).
+    async fn rotate_kek(&self) -> Result<String> {
+        Err(Error::Config(format!(
+            "the {} key provider cannot rotate its KEK itself",
+            self.kind()
+        )))
+    }
+    /// Removes a non-current KEK version (after `rewrap_all` moved every data key off it).
+    async fn retire_kek(&self, kek_id: &str) -> Result<()> {
+        let _ = kek_id;
+        Err(Error::Config(format!(
+            "the {} key provider cannot retire KEKs",
+            self.kind()
+        )))
+    }
+}
+
+/// Where keys come from. The caller fills it from its config and environment
+/// (`VAULTGATE_MASTER_KEY`, or `BLOB_KEY` as the original hub named it; `VAULTGATE_KMS_ACCESS_KEY`,
+/// `VAULTGATE_KMS_SECRET_KEY`); `keys` reads no environment itself.
+#[derive(Clone, Debug, Default)]
+pub struct KeyConfig {
+    /// Data directory; the key file is `<data_dir>/master.key`.
+    pub data_dir: PathBuf,
+    /// Hex master key (64 hex chars) from the environment.
+    pub master_key_hex: Option<SecretString>,
+    /// `aws-kms://KEY_ID_OR_ALIAS?region=…&endpoint=…`
+    pub kms_url: Option<String>,
+    /// Static KMS access key id (else the standard AWS credential chain).
+    pub kms_access_key: Option<String>,
+    /// Static KMS secret access key.
+    pub kms_secret_key: Option<SecretString>,
+}
+
+/// File name of the key file inside the data dir.
+pub const KEY_FILE_NAME: &str = "master.key";
+
+/// env key > KMS URL > key file `<data_dir>/master.key` (generated with mode 0600 on first start;
+/// a group/world-readable file is refused).
+pub async fn provider_from_config(cfg: &KeyConfig) -> Result<Arc<dyn KeyProvider>> {
+    if let Some(hex_key) = &cfg.master_key_hex {
+        return Ok(Arc::new(LocalProvider::from_hex(hex_key.expose())?));
+    }
+    if let Some(url) = &cfg.kms_url {
+        let creds = match (&cfg.kms_access_key, &cfg.kms_secret_key) {
+            (Some(a), Some(s)) => Some((a.clone(), s.clone())),
+            (None, None) => None,
+            _ => {
+                return Err(Error::Config(
+                    "set both the KMS access key and secret key, or neither".into(),
+                ));
+            }
+        };
+        return Ok(Arc::new(
+            crate::kms::KmsProvider::from_url(url, creds).await?,
+        ));
+    }
+    Ok(Arc::new(LocalProvider::open_or_create(
+        &cfg.data_dir.join(KEY_FILE_NAME),
+    )?))
+}
+
+const KEK_ID_PREFIX: &str = "local:";
+const DEK_WRAP_AAD: &[u8] = b"vaultgate/v1/dek";
+
+/// Key id of a local KEK: "local:" + hex of the first 8 bytes of HMAC-SHA256(KEK, "vaultgate kek id").
+pub fn local_kek_id(kek: &DataKeyMaterial) -> String {
+    let mut m = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(kek.expose())
+        .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+    m.update(b"vaultgate kek id");
+    let tag = m.finalize().into_bytes();
+    format!("{KEK_ID_PREFIX}{}", hex::encode(&tag[..8]))
+}
+
+fn wrap_aad(bucket: &str) -> Vec<u8> {
+    let mut a = DEK_WRAP_AAD.to_vec();
+    a.extend_from_slice(&(bucket.len() as u64).to_be_bytes());
+    a.extend_from_slice(bucket.as_bytes());
+    a
+}
+
+/// Key file on disk (JSON, mode 0600).
+#[derive(Serialize, Deserialize)]
+struct KeyFile {
+    format: u32,
+    current: u32,
+    keys: Vec<KeyFileEntry>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct KeyFileEntry {
+    version: u32,
+    hex: SecretString,
+    #[serde(default)]
+    created_ms: i64,
+}
+
+struct LocalKek {
+    version: u32,
+    id: String,
+    key: DataKeyMaterial,
+    created_ms: i64,
+}
+
+struct LocalKeks {
+    current: u32,
+    keks: Vec<LocalKek>,
+}
+
+impl LocalKeks {
+    fn current(&self) -> Result<&LocalKek> {
+        self.keks
+            .iter()
+            .find(|k| k.version == self.current)
+            .ok_or_else(|| Error::Config("current KEK version missing".into()))
+    }
+    fn by_id(&self, id: &str) -> Result<&LocalKek> {
+        self.keks
+            .iter()
+            .find(|k| k.id == id)
+            .ok_or_else(|| Error::KeyUnavailable(format!("KEK {id} is not in this key provider")))
+    }
+}
+
+/// Local KEKs: the key file provider (versioned, rotatable) or one env hex key.
+pub struct LocalProvider {
+    kind: &'static str,
+    path: Option<PathBuf>,
+    state: RwLock<LocalKeks>,
+}
+
+impl fmt::Debug for LocalProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalProvider")
+            .field("kind", &self.kind)
+            .field("path", &self.path)
+            .field("current_kek_id", &self.current_kek_id_inner())
+            .finish_non_exhaustive()
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn check_mode(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path)
+        .map_err(|e| Error::Config(format!("cannot stat {}: {e}", path.display())))?;
+    let mode = meta.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(Error::Config(format!(
+            "key file {} is accessible by group/others (mode {:o}); run chmod 600 on it",
+            path.display(),
+            mode & 0o777
+        )));
+    }
+    Ok(())
+}
+
+fn write_key_file(path: &Path, file: &KeyFile, create_new: bool) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let json = Zeroizing::new(
+        serde_json::to_vec_pretty(file)
+            .map_err(|e| Error::Config(format!("cannot encode key file: {e}")))?,
+    );
+    let cfg_err =
+        |what: &str, e: std::io::Error| Error::Config(format!("{what} {}: {e}", path.display()));
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| cfg_err("cannot create the directory of", e))?;
+    }
+    let target = if create_new {
+        path.to_path_buf()
+    } else {
+        path.with_extension("key.tmp")
+    };
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).mode(0o600);
+    if create_new {
+        opts.create_new(true);
+    } else {
+        opts.create(true).truncate(true);
+    }
+    let mut f = opts.open(&target).map_err(|e| cfg_err("cannot write", e))?;
+    f.write_all(&json).map_err(|e| cfg_err("cannot write", e))?;
+    f.sync_all().map_err(|e| cfg_err("cannot sync", e))?;
+    if !create_new {
+        std::fs::rename(&target, path).map_err(|e| cfg_err("cannot replace", e))?;
+    }
+    if let Some(dir) = path.parent()
+        && let Ok(d) = std::fs::File::open(dir)
+    {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+impl LocalProvider {
+    /// One KEK from 64 hex characters (env `VAULTGATE_MASTER_KEY` / `BLOB_KEY`). Kind "env".
+    pub fn from_hex(hex_key: &str) -> Result<LocalProvider> {
+        let key = DataKeyMaterial::from_hex(hex_key)
+            .map_err(|_| Error::Config("master key must be 64 hex characters (32 bytes)".into()))?;
+        let id = local_kek_id(&key);
+        Ok(LocalProvider {
+            kind: "env",
+            path: None,
+            state: RwLock::new(LocalKeks {
+                current: 1,
+                keks: vec![LocalKek {
+                    version: 1,
+                    id,
+                    key,
+                    created_ms: 0,
+                }],
+            }),
+        })
+    }
+
+    /// Loads the key file at `path`, creating it (mode 0600, one random KEK) if it does not exist.
+    /// Refuses a file readable or writable by group or others. Kind "file".
+    pub fn open_or_create(path: &Path) -> Result<LocalProvider> {
+        if !path.exists() {
+            let key = DataKeyMaterial::random()?;
+            let file = KeyFile {
+                format: 1,
+                current: 1,
+                keys: vec![KeyFileEntry {
+                    version: 1,
+                    hex: SecretString::new(key.to_hex().as_str()),
+                    created_ms: now_ms(),
+                }],
+            };
+            write_key_file(path, &file, true)?;
+            tracing::warn!(path = %path.display(), "no key configured: generated a new key file (mode 0600); back it up");
+        }
+        Self::open(path)
+    }
+
+    /// Loads an existing key file.
+    pub fn open(path: &Path) -> Result<LocalProvider> {
+        check_mode(path)?;
+        let raw =
+            Zeroizing::new(std::fs::read(path).map_err(|e| {
+                Error::Config(format!("cannot read key file {}: {e}", path.display()))
+            })?);
+        let file: KeyFile = serde_json::from_slice(&raw).map_err(|e| {
+            Error::Config(format!(
+                "key file {} is malformed ({:?} error at line {} column {})",
+                path.display(),
+                e.classify(),
+                e.line(),
+                e.column()
+            ))
+        })?;
+        if file.format != 1 {
+            return Err(Error::Config(format!(
+                "key file format {} not supported",
+                file.format
+            )));
+        }
+        let mut keks = Vec::with_capacity(file.keys.len());
+        for e in &file.keys {
+            let key = DataKeyMaterial::from_hex(e.hex.expose()).map_err(|_| {
+                Error::Config(format!(
+                    "key file: version {} is not 64 hex characters",
+                    e.version
+                ))
+            })?;
+            if keks.iter().any(|k: &LocalKek| k.version == e.version) {
+                return Err(Error::Config(format!(
+                    "key file: duplicate version {}",
+                    e.version
+                )));
+            }
+            keks.push(LocalKek {
+                version: e.version,
+                id: local_kek_id(&key),
+                key,
+                created_ms: e.created_ms,
+            });
+        }
+        let state = LocalKeks {
+            current: file.current,
+            keks,
+        };
+        state.current()?;
+        Ok(LocalProvider {
+            kind: "file",
+            path: Some(path.to_path_buf()),
+            state: RwLock::new(state),
+        })
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, LocalKeks> {
+        self.state
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn current_kek_id_inner(&self) -> String {
+        self.read()
+            .current()
+            .map(|k| k.id.clone())
+            .unwrap_or_default()
+    }
+
+    /// KEK versions and ids: (version, kek id, is current).
+    pub fn versions(&self) -> Vec<(u32, String, bool)> {
+        let s = self.read();
+        s.keks
+            .iter()
+            .map(|k| (k.version, k.id.clone(), k.version == s.current))
+            .collect()
+    }
+
+    fn persist(&self, s: &LocalKeks) -> Result<()> {
+        let Some(path) = &self.path else {
+            return Err(Error::Config(
+                "an env master key cannot be rotated; use a key file or KMS".into(),
+            ));
+        };
+        let file = KeyFile {
+            format: 1,
+            current: s.current,
+            keys: s
+                .keks
+                .iter()
+                .map(|k| KeyFileEntry {
+                    version: k.version,
+                    hex: SecretString::new(k.key.to_hex().as_str()),
+                    created_ms: k.created_ms,
+                })
+                .collect(),
+        };
+        write_key_file(path, &file, false)
+    }
+
+    fn wrap_with(kek: &LocalKek, material: &DataKeyMaterial, bucket: &str) -> Result<Vec<u8>> {
+        let mut nonce = [0u8; 12];
+        crate::random_fill(&mut nonce)?;
+        let ct = crate::aead::seal_append(
+            kek.key.expose(),
+            nonce,
+            &wrap_aad(bucket),
+            material.expose(),
+        )?;
+        Ok([&nonce[..], &ct].concat())
+    }
+
+    fn unwrap_with(kek: &LocalKek, wrapped: &[u8], bucket: &str) -> Result<DataKeyMaterial> {
+        if wrapped.len() != 12 + 32 + 16 {
+            return Err(Error::Integrity(
+                "wrapped data key has the wrong length".into(),
+            ));
+        }
+        let mut nonce = [0u8; 12];
+        nonce.copy_from_slice(&wrapped[..12]);
+        let pt =
+            crate::aead::open_append(kek.key.expose(), nonce, &wrap_aad(bucket), &wrapped[12..])
+                .map_err(|_| {
+                    Error::Integrity(
+                        "wrapped data key does not verify (tampered or wrong bucket)".into(),
+                    )
+                })?;
+        DataKeyMaterial::from_slice(&pt)
+    }
+}
+
+#[async_trait]
+impl KeyProvider for LocalProvider {
+    fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    fn current_kek_id(&self) -> String {
+        self.current_kek_id_inner()
+    }
+
+    async fn generate_data_key(&self, bucket: &str) -> Result<(DataKeyMaterial, String, Vec<u8>)> {
+        let material = DataKeyMaterial::random()?;
+        let s = self.read();
+        let kek = s.current()?;
+        let wrapped = Self::wrap_with(kek, &material, bucket)?;
+        Ok((material, kek.id.clone(), wrapped))
+    }
+
+    async fn unwrap(&self, kek_id: &str, wrapped: &[u8], bucket: &str) -> Result<DataKeyMaterial> {
+        let s = self.read();
+        Self::unwrap_with(s.by_id(kek_id)?, wrapped, bucket)
+    }
+
+    async fn rewrap(
+        &self,
+        kek_id: &str,
+        wrapped: &[u8],
+        bucket: &str,
+    ) -> Result<(String, Vec<u8>)> {
+        let s = self.read();
+        let material = Self::unwrap_with(s.by_id(kek_id)?, wrapped, bucket)?;
+        let cur = s.current()?;
+        Ok((cur.id.clone(), Self::wrap_with(cur, &material, bucket)?))
+    }
+
+    async fn health(&self) -> Result<()> {
+        self.read().current().map(|_| ())
+    }
+
+    async fn rotate_kek(&self) -> Result<String> {
+        let mut s = self
+            .state
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.path.is_none() {
+            return Err(Error::Config(
+                "an env master key cannot be rotated; use a key file or KMS".into(),
+            ));
+        }
+        let version = s.keks.iter().map(|k| k.version).max().unwrap_or(0) + 1;
+        let key = DataKeyMaterial::random()?;
+        let id = local_kek_id(&key);
+        let prev = s.current;
+        s.keks.push(LocalKek {
+            version,
+            id: id.clone(),
+            key,
+            created_ms: now_ms(),
+        });
+        s.current = version;
+        if let Err(e) = self.persist(&s) {
+            s.keks.pop();
+            s.current = prev;
+            return Err(e);
+        }
+        tracing::info!(version, kek_id = %id, "rotated local KEK");
+        Ok(id)
+    }
+
+    async fn retire_kek(&self, kek_id: &str) -> Result<()> {
+        let mut s = self
+            .state
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let v = s.by_id(kek_id)?.version;
+        if v == s.current {
+            return Err(Error::Config("cannot retire the current KEK".into()));
+        }
+        if self.path.is_none() {
+            return Err(Error::Config(
+                "an env master key has no versions to retire".into(),
+            ));
+        }
+        let idx = s
+            .keks
+            .iter()
+            .position(|k| k.version == v)
+            .ok_or_else(|| Error::Config("no such KEK".into()))?;
+        let removed = s.keks.remove(idx);
+        if let Err(e) = self.persist(&s) {
+            s.keks.insert(idx, removed);
+            return Err(e);
+        }
+        Ok(())
+    }
+}

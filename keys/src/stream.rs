@@ -1,0 +1,203 @@
+//! Per-stream cipher state: HKDF derivation of the stream key, key commitment and nonce prefix
+//! from the bucket data key, and sealing/opening of single records with nonce and length checks.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use crate::aead::{AwsLcGcm, ChunkAead, NONCE_LEN, TAG_LEN};
+use crate::envelope::StreamKey;
+use crate::error::{Error, Result};
+use crate::format::{Header, HeaderFields, RECORD_OVERHEAD, StreamKind, record_nonce};
+
+const STREAM_INFO: &[u8] = b"vaultgate/v1/stream";
+
+/// Keyed state for sealing or opening the records of one stream.
+pub(crate) struct StreamCipher {
+    aead: Box<dyn ChunkAead>,
+    prefix: [u8; 5],
+    part: u16,
+    aad: [u8; 32],
+}
+
+struct Derived {
+    aead: AwsLcGcm,
+    commitment: [u8; 32],
+    prefix: [u8; 5],
+}
+
+fn derive(
+    key: &StreamKey,
+    kind: StreamKind,
+    object_id: &[u8; 16],
+    part_number: u32,
+    chunk_size: u32,
+    salt: &[u8; 32],
+) -> Result<Derived> {
+    let mut info = Vec::with_capacity(STREAM_INFO.len() + 1 + 16 + 4 + 4 + 16 + 4);
+    info.extend_from_slice(STREAM_INFO);
+    info.push(kind as u8);
+    info.extend_from_slice(object_id);
+    info.extend_from_slice(&part_number.to_be_bytes());
+    info.extend_from_slice(&chunk_size.to_be_bytes());
+    info.extend_from_slice(&key.data_key_id().0);
+    info.extend_from_slice(&key.key_version().to_be_bytes());
+    let mut okm = Zeroizing::new([0u8; 69]);
+    hkdf::Hkdf::<sha2::Sha256>::new(Some(salt), key.material().expose())
+        .expand(&info, &mut okm[..])
+        .map_err(|_| Error::Format("HKDF output length".into()))?;
+    let mut k = Zeroizing::new([0u8; 32]);
+    k.copy_from_slice(&okm[..32]);
+    let mut commitment = [0u8; 32];
+    commitment.copy_from_slice(&okm[32..64]);
+    let mut prefix = [0u8; 5];
+    prefix.copy_from_slice(&okm[64..69]);
+    Ok(Derived {
+        aead: AwsLcGcm::new(&k)?,
+        commitment,
+        prefix,
+    })
+}
+
+impl StreamCipher {
+    /// New stream: random salt, derived key, header with the key commitment.
+    pub(crate) fn for_new_stream(
+        key: &StreamKey,
+        kind: StreamKind,
+        object_id: [u8; 16],
+        part_number: u32,
+        chunk_size: u32,
+    ) -> Result<(Header, StreamCipher)> {
+        crate::format::check_params(kind, chunk_size, part_number)?;
+        let mut salt = [0u8; 32];
+        crate::random_fill(&mut salt)?;
+        Self::with_salt(key, kind, object_id, part_number, chunk_size, salt)
+    }
+
+    /// Like [`for_new_stream`] with a caller-chosen salt (test vectors).
+    pub(crate) fn with_salt(
+        key: &StreamKey,
+        kind: StreamKind,
+        object_id: [u8; 16],
+        part_number: u32,
+        chunk_size: u32,
+        salt: [u8; 32],
+    ) -> Result<(Header, StreamCipher)> {
+        let d = derive(key, kind, &object_id, part_number, chunk_size, &salt)?;
+        let header = Header::build(HeaderFields {
+            kind,
+            chunk_size,
+            part_number,
+            object_id,
+            salt,
+            commitment: d.commitment,
+            data_key_id: key.data_key_id(),
+            data_key_version: key.key_version(),
+            bucket: key.bucket(),
+            kek_id: key.kek_id(),
+            wrapped: key.wrapped(),
+        })?;
+        let aad = header.sha256();
+        Ok((
+            header,
+            StreamCipher {
+                aead: Box::new(d.aead),
+                prefix: d.prefix,
+                part: part_number as u16,
+                aad,
+            },
+        ))
+    }
+
+    /// Existing stream: checks the key id and the key commitment.
+    pub(crate) fn for_header(key: &StreamKey, header: &Header) -> Result<StreamCipher> {
+        if key.data_key_id() != header.data_key_id() {
+            return Err(Error::Integrity(
+                "stream was sealed under another data key".into(),
+            ));
+        }
+        let d = derive(
+            key,
+            header.kind(),
+            &header.object_id(),
+            header.part_number(),
+            header.chunk_size(),
+            &header.salt(),
+        )?;
+        if !bool::from(d.commitment.ct_eq(&header.commitment())) {
+            return Err(Error::Integrity("key commitment does not match".into()));
+        }
+        Ok(StreamCipher {
+            aead: Box::new(d.aead),
+            prefix: d.prefix,
+            part: header.part_number() as u16,
+            aad: header.sha256(),
+        })
+    }
+
+    pub(crate) fn nonce(&self, counter: u32, flag: u8) -> [u8; NONCE_LEN] {
+        record_nonce(&self.prefix, self.part, counter, flag)
+    }
+
+    /// One record `[nonce][len][ct‖tag]` for `plaintext`.
+    pub(crate) fn seal_record(&self, counter: u32, flag: u8, plaintext: &[u8]) -> Result<Bytes> {
+        let nonce = self.nonce(counter, flag);
+        let total = plaintext.len() + RECORD_OVERHEAD as usize;
+        let mut out = BytesMut::zeroed(total);
+        out[..NONCE_LEN].copy_from_slice(&nonce);
+        out[NONCE_LEN..16].copy_from_slice(&((plaintext.len() + TAG_LEN) as u32).to_be_bytes());
+        let (ct, tag) = out[16..].split_at_mut(plaintext.len());
+        self.aead.seal(nonce, &self.aad, plaintext, ct, tag)?;
+        Ok(out.freeze())
+    }
+
+    /// Opens one whole record (`record` = nonce ‖ len ‖ ct ‖ tag) that must be record `counter`
+    /// with `flag` and `plain_len` plaintext bytes. Plaintext is returned only if everything checks.
+    pub(crate) fn open_record(
+        &self,
+        counter: u32,
+        flag: u8,
+        plain_len: usize,
+        record: &[u8],
+    ) -> Result<Bytes> {
+        if record.len() != plain_len + RECORD_OVERHEAD as usize {
+            return Err(Error::Integrity(format!(
+                "record {counter} has the wrong size"
+            )));
+        }
+        let nonce = self.nonce(counter, flag);
+        if !bool::from(record[..NONCE_LEN].ct_eq(&nonce)) {
+            return Err(Error::Integrity(format!(
+                "record {counter}: unexpected nonce (reordered, duplicated, truncated or spliced stream)"
+            )));
+        }
+        let len = u32::from_be_bytes([record[12], record[13], record[14], record[15]]) as usize;
+        if len != plain_len + TAG_LEN {
+            return Err(Error::Integrity(format!(
+                "record {counter}: length field {len} does not match the layout"
+            )));
+        }
+        let (ct, tag) = record[16..].split_at(plain_len);
+        let mut out = BytesMut::zeroed(plain_len);
+        self.aead.open(nonce, &self.aad, ct, tag, &mut out)?;
+        Ok(out.freeze())
+    }
+
+    /// Seals a whole small plaintext as data records (manifests, tests). Returns the records.
+    pub(crate) fn seal_all(
+        &self,
+        chunk_size: u32,
+        plaintext: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        let chunk = chunk_size as usize;
+        let n = plaintext.len().div_ceil(chunk).max(1);
+        for i in 0..n {
+            let s = (i * chunk).min(plaintext.len());
+            let e = ((i + 1) * chunk).min(plaintext.len());
+            let counter = u32::try_from(i).map_err(|_| Error::Format("too many records".into()))?;
+            out.put_slice(&self.seal_record(counter, u8::from(i + 1 == n), &plaintext[s..e])?);
+        }
+        Ok(())
+    }
+}

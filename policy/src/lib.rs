@@ -3,10 +3,29 @@
 //! This crate owns who a caller is ([`Principal`]), what they may do ([`Role`]),
 //! what a request asks for ([`Action`], one variant per S3 operation the gateway
 //! serves), and the secret half of an access key ([`SecretKey`]: zeroized on drop,
-//! constant-time comparison, printed as `[redacted]`). Grants per bucket/prefix,
-//! quorum approvals, rate limits and the audit ledger will extend this crate.
+//! constant-time comparison, printed as `[redacted]`). The modules below add
+//! the persistent store of tenants, principals, access keys, custom roles and
+//! grants ([`store`]), the access decision ([`grants`], [`authz`]), quorum
+//! approvals ([`quorum`]), per-principal rate limits ([`ratelimit`]), admin JWTs
+//! ([`jwt`]) and the sealing of access-key secrets at rest ([`sealer`]).
 
 use std::fmt;
+
+pub mod authz;
+pub mod grants;
+pub mod jwt;
+pub mod quorum;
+pub mod ratelimit;
+pub mod sealer;
+pub mod store;
+
+pub use authz::Authorizer;
+pub use grants::{Decision, Grant, Identity};
+pub use jwt::{Claims, JwtAuthority};
+pub use quorum::{Approval, ApprovalState, QuorumRule};
+pub use ratelimit::{LimitClass, RateLimitConfig, RateLimits};
+pub use sealer::{AesGcmSealer, SecretSealer};
+pub use store::{NewAccessKey, PolicyStore};
 
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
@@ -28,6 +47,88 @@ pub enum Error {
         /// the refused action
         action: Action,
     },
+    /// A request refused by grants or tenant isolation (S3 AccessDenied).
+    #[error("access denied: {principal} may not {action}: {reason}")]
+    AccessDenied {
+        /// principal name
+        principal: String,
+        /// action name, e.g. `s3:DeleteObject`
+        action: String,
+        /// why (logged; the S3 client sees only AccessDenied)
+        reason: String,
+    },
+    /// The request needs quorum approval; `approval_id` names the pending request.
+    #[error(
+        "approval required: request {approval_id} needs {needed} approval(s) under rule {rule}"
+    )]
+    ApprovalRequired {
+        /// id of the (new or existing) approval request
+        approval_id: String,
+        /// the quorum rule that gates the request
+        rule: String,
+        /// approvals needed
+        needed: u32,
+    },
+    /// Too many requests; retry after this many seconds.
+    #[error("rate limit exceeded; retry after {retry_after_secs} s")]
+    RateLimited {
+        /// seconds until a request would be allowed
+        retry_after_secs: u64,
+    },
+    /// Missing or invalid credentials/token.
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(String),
+    /// Authenticated but not allowed (admin API).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// A named record does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// A record already exists or the state forbids the change.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// Invalid input (names, patterns, numbers).
+    #[error("invalid: {0}")]
+    Invalid(String),
+    /// An approval request has expired.
+    #[error("approval {0} has expired")]
+    Expired(String),
+    /// Sealing or opening a secret failed.
+    #[error("secret sealing failed: {0}")]
+    Seal(String),
+    /// Bad configuration (JWKS file, secrets).
+    #[error("configuration: {0}")]
+    Config(String),
+    /// Database failure (details logged, not returned to clients).
+    #[error("database: {0}")]
+    Database(String),
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Error {
+        Error::Database(e.to_string())
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for Error {
+    fn from(e: sqlx::migrate::MigrateError) -> Error {
+        Error::Database(e.to_string())
+    }
+}
+
+/// Milliseconds since the Unix epoch (wall clock).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Fills a buffer with OS randomness.
+pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N]> {
+    let mut b = [0u8; N];
+    getrandom::fill(&mut b).map_err(|e| Error::Seal(format!("no randomness: {e}")))?;
+    Ok(b)
 }
 
 /// Result alias of the policy crate.

@@ -1,0 +1,1020 @@
+//! The persistent policy store (sqlx, the gateway's index database): tenants,
+//! principals (users and service accounts), S3 access keys with sealed secrets,
+//! custom roles, grants, bucket ownership by tenant, the bootstrap SuperAdmin,
+//! and the admin API's idempotency records. Quorum rules and approvals live in
+//! [`crate::quorum`] on the same store. Every check reads the database, so a
+//! disable or revoke takes effect on the next request.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use sqlx::{Row, SqlitePool};
+
+use crate::grants::{DEFAULT_TENANT, Grant, Identity, ResolvedGrant, builtin_actions};
+use crate::sealer::SecretSealer;
+use crate::{Action, Error, Result, Role, SecretKey, now_ms, random_bytes};
+
+/// A tenant: a set of buckets and principals invisible to other tenants.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Tenant {
+    /// tenant name
+    pub name: String,
+    /// creation time (ms since epoch)
+    pub created_ms: i64,
+}
+
+/// A stored principal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PrincipalRecord {
+    /// unique name
+    pub name: String,
+    /// `user` or `service`
+    pub kind: String,
+    /// tenant
+    pub tenant: String,
+    /// built-in role (`viewer`, `manager`, `superadmin`) or `none` (grants only)
+    pub role: String,
+    /// disabled principals cannot authenticate
+    pub disabled: bool,
+    /// creation time (ms since epoch)
+    pub created_ms: i64,
+}
+
+impl PrincipalRecord {
+    /// The built-in role, `None` for `none`.
+    pub fn builtin_role(&self) -> Option<Role> {
+        Role::parse(&self.role).ok()
+    }
+}
+
+/// Public facts about an access key (never the secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AccessKeyInfo {
+    /// access key id
+    pub access_key_id: String,
+    /// owning principal
+    pub principal: String,
+    /// creation time (ms since epoch)
+    pub created_ms: i64,
+    /// expiry (ms since epoch), if any
+    pub expires_ms: Option<i64>,
+    /// revoked keys never authenticate again
+    pub revoked: bool,
+}
+
+/// A freshly created access key; the only time the secret is available.
+#[derive(Debug, Clone)]
+pub struct NewAccessKey {
+    /// access key id
+    pub access_key_id: String,
+    /// the secret (redacted in Debug)
+    pub secret: SecretKey,
+    /// owning principal
+    pub principal: String,
+    /// expiry (ms since epoch), if any
+    pub expires_ms: Option<i64>,
+}
+
+/// A custom role: a named set of S3 actions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CustomRole {
+    /// role name
+    pub name: String,
+    /// S3 operation names, e.g. `PutObject`
+    pub actions: Vec<String>,
+    /// creation time (ms since epoch)
+    pub created_ms: i64,
+}
+
+/// A stored admin response for Idempotency-Key replay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotentResponse {
+    /// hash of method, path and body of the first request
+    pub request_hash: String,
+    /// HTTP status
+    pub status: u16,
+    /// response body
+    pub body: String,
+}
+
+/// Name of the bootstrap SuperAdmin principal.
+pub const BOOTSTRAP_PRINCIPAL: &str = "admin";
+
+/// Checks a name of a tenant, principal, role or rule: 1..=64 of `[A-Za-z0-9._-]`.
+pub fn validate_name(what: &str, name: &str) -> Result<()> {
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return Err(Error::Invalid(format!(
+            "{what} name must be 1-64 characters of A-Z a-z 0-9 . _ -"
+        )));
+    }
+    Ok(())
+}
+
+fn unique_violation(e: sqlx::Error, what: String) -> Error {
+    match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => Error::Conflict(what),
+        sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
+            Error::NotFound(format!("a record referenced by {what}"))
+        }
+        _ => Error::from(e),
+    }
+}
+
+/// Parses a list of S3 operation names.
+pub fn parse_actions(names: &[String]) -> Result<Vec<Action>> {
+    if names.is_empty() {
+        return Err(Error::Invalid("a role needs at least one action".into()));
+    }
+    names
+        .iter()
+        .map(|n| {
+            let bare = n.strip_prefix("s3:").unwrap_or(n);
+            Action::from_s3_operation(bare)
+                .ok_or_else(|| Error::Invalid(format!("unknown S3 action {n:?}")))
+        })
+        .collect()
+}
+
+/// The policy store. Clone is cheap.
+#[derive(Clone)]
+pub struct PolicyStore {
+    pool: SqlitePool,
+    sealer: Arc<dyn SecretSealer>,
+}
+
+impl std::fmt::Debug for PolicyStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PolicyStore")
+    }
+}
+
+impl PolicyStore {
+    /// Runs the policy migrations on `pool` (ignoring other crates' migrations in
+    /// the same database) and returns the store.
+    pub async fn new(pool: SqlitePool, sealer: Arc<dyn SecretSealer>) -> Result<PolicyStore> {
+        let mut migrator = sqlx::migrate!("./migrations");
+        migrator.set_ignore_missing(true);
+        migrator.run(&pool).await?;
+        Ok(PolicyStore { pool, sealer })
+    }
+
+    /// An in-memory SQLite store (tests, tools).
+    pub async fn in_memory(sealer: Arc<dyn SecretSealer>) -> Result<PolicyStore> {
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect("sqlite::memory:")
+            .await?;
+        sqlx::query("PRAGMA foreign_keys = ON")
+            .execute(&pool)
+            .await?;
+        PolicyStore::new(pool, sealer).await
+    }
+
+    /// The database pool.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Checks the database answers.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    // ---- tenants ----
+
+    /// Creates a tenant.
+    pub async fn create_tenant(&self, name: &str) -> Result<Tenant> {
+        validate_name("tenant", name)?;
+        let t = Tenant {
+            name: name.to_owned(),
+            created_ms: now_ms(),
+        };
+        sqlx::query("INSERT INTO pol_tenants (name, created_ms) VALUES ($1, $2)")
+            .bind(&t.name)
+            .bind(t.created_ms)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| unique_violation(e, format!("tenant {name} exists")))?;
+        Ok(t)
+    }
+
+    /// Every tenant, by name.
+    pub async fn list_tenants(&self) -> Result<Vec<Tenant>> {
+        let rows = sqlx::query("SELECT name, created_ms FROM pol_tenants ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Tenant {
+                name: r.get(0),
+                created_ms: r.get(1),
+            })
+            .collect())
+    }
+
+    async fn ensure_tenant(&self, name: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO pol_tenants (name, created_ms) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    // ---- principals ----
+
+    /// Creates a principal (`kind` is `user` or `service`; `role` a built-in role or `None`).
+    pub async fn create_principal(
+        &self,
+        name: &str,
+        kind: &str,
+        tenant: &str,
+        role: Option<Role>,
+    ) -> Result<PrincipalRecord> {
+        validate_name("principal", name)?;
+        if !matches!(kind, "user" | "service") {
+            return Err(Error::Invalid("kind must be user or service".into()));
+        }
+        let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM pol_tenants WHERE name = $1")
+            .bind(tenant)
+            .fetch_optional(&self.pool)
+            .await?;
+        if exists.is_none() {
+            return Err(Error::NotFound(format!("tenant {tenant}")));
+        }
+        let rec = PrincipalRecord {
+            name: name.to_owned(),
+            kind: kind.to_owned(),
+            tenant: tenant.to_owned(),
+            role: role.map_or("none", |r| r.as_str()).to_owned(),
+            disabled: false,
+            created_ms: now_ms(),
+        };
+        sqlx::query(
+            "INSERT INTO pol_principals (name, kind, tenant, role, disabled, created_ms) VALUES ($1, $2, $3, $4, 0, $5)",
+        )
+        .bind(&rec.name)
+        .bind(&rec.kind)
+        .bind(&rec.tenant)
+        .bind(&rec.role)
+        .bind(rec.created_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| unique_violation(e, format!("principal {name} exists")))?;
+        Ok(rec)
+    }
+
+    fn principal_from_row(r: &sqlx::sqlite::SqliteRow) -> PrincipalRecord {
+        PrincipalRecord {
+            name: r.get("name"),
+            kind: r.get("kind"),
+            tenant: r.get("tenant"),
+            role: r.get("role"),
+            disabled: r.get::<i64, _>("disabled") != 0,
+            created_ms: r.get("created_ms"),
+        }
+    }
+
+    /// One principal.
+    pub async fn get_principal(&self, name: &str) -> Result<Option<PrincipalRecord>> {
+        let row = sqlx::query(
+            "SELECT name, kind, tenant, role, disabled, created_ms FROM pol_principals WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(Self::principal_from_row))
+    }
+
+    /// Principals by name, optionally of one tenant.
+    pub async fn list_principals(&self, tenant: Option<&str>) -> Result<Vec<PrincipalRecord>> {
+        let rows = sqlx::query(
+            "SELECT name, kind, tenant, role, disabled, created_ms FROM pol_principals \
+             WHERE ($1 IS NULL OR tenant = $1) ORDER BY name",
+        )
+        .bind(tenant)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(Self::principal_from_row).collect())
+    }
+
+    /// Disables or re-enables a principal (effective on its next request).
+    pub async fn set_disabled(&self, name: &str, disabled: bool) -> Result<PrincipalRecord> {
+        let n = sqlx::query("UPDATE pol_principals SET disabled = $1 WHERE name = $2")
+            .bind(i64::from(disabled))
+            .bind(name)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(Error::NotFound(format!("principal {name}")));
+        }
+        self.get_principal(name)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("principal {name}")))
+    }
+
+    /// Changes a principal's built-in role.
+    pub async fn set_role(&self, name: &str, role: Option<Role>) -> Result<PrincipalRecord> {
+        let n = sqlx::query("UPDATE pol_principals SET role = $1 WHERE name = $2")
+            .bind(role.map_or("none", |r| r.as_str()))
+            .bind(name)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(Error::NotFound(format!("principal {name}")));
+        }
+        self.get_principal(name)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("principal {name}")))
+    }
+
+    /// Number of principals.
+    pub async fn count_principals(&self) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pol_principals")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// The identity of an enabled principal (admin callers; no access key).
+    pub async fn identity(&self, name: &str) -> Result<Option<Identity>> {
+        Ok(self
+            .get_principal(name)
+            .await?
+            .filter(|p| !p.disabled)
+            .map(|p| Identity {
+                role: p.builtin_role(),
+                principal: p.name,
+                tenant: p.tenant,
+                access_key_id: String::new(),
+            }))
+    }
+
+    // ---- access keys ----
+
+    fn key_context(access_key_id: &str) -> String {
+        format!("vaultgate/access-key/{access_key_id}")
+    }
+
+    /// Issues a new access key for `principal`; the secret is returned once and stored sealed.
+    pub async fn create_access_key(
+        &self,
+        principal: &str,
+        expires_ms: Option<i64>,
+    ) -> Result<NewAccessKey> {
+        const ID_ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+        let raw = random_bytes::<18>()?;
+        let id: String = std::iter::once("VG".to_owned())
+            .chain(
+                raw.iter()
+                    .map(|b| char::from(ID_ALPHABET[usize::from(b & 31)]).to_string()),
+            )
+            .collect();
+        let secret = SecretKey::from_random(&random_bytes::<30>()?);
+        self.import_access_key(principal, &id, &secret, expires_ms)
+            .await?;
+        Ok(NewAccessKey {
+            access_key_id: id,
+            secret,
+            principal: principal.to_owned(),
+            expires_ms,
+        })
+    }
+
+    /// Stores a given key pair for `principal` (replacing the secret of an existing,
+    /// un-revoked key with the same id bound to the same principal).
+    pub async fn import_access_key(
+        &self,
+        principal: &str,
+        access_key_id: &str,
+        secret: &SecretKey,
+        expires_ms: Option<i64>,
+    ) -> Result<()> {
+        if access_key_id.len() < 3
+            || access_key_id.len() > 128
+            || !access_key_id.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return Err(Error::Invalid("malformed access key id".into()));
+        }
+        if secret.expose().len() < 8 {
+            return Err(Error::Invalid("secret key too short (min 8)".into()));
+        }
+        if self.get_principal(principal).await?.is_none() {
+            return Err(Error::NotFound(format!("principal {principal}")));
+        }
+        let sealed = self
+            .sealer
+            .seal(
+                &Self::key_context(access_key_id),
+                secret.expose().as_bytes(),
+            )
+            .await?;
+        let res = sqlx::query(
+            "INSERT INTO pol_access_keys (access_key_id, principal, sealed_secret, created_ms, expires_ms, revoked) \
+             VALUES ($1, $2, $3, $4, $5, 0) \
+             ON CONFLICT (access_key_id) DO UPDATE SET sealed_secret = excluded.sealed_secret, expires_ms = excluded.expires_ms \
+             WHERE pol_access_keys.principal = excluded.principal AND pol_access_keys.revoked = 0",
+        )
+        .bind(access_key_id)
+        .bind(principal)
+        .bind(sealed)
+        .bind(now_ms())
+        .bind(expires_ms)
+        .execute(&self.pool)
+        .await?;
+        if res.rows_affected() == 0 {
+            return Err(Error::Conflict(format!(
+                "access key {access_key_id} belongs to another principal or is revoked"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Access keys, optionally of one principal, by id.
+    pub async fn list_access_keys(&self, principal: Option<&str>) -> Result<Vec<AccessKeyInfo>> {
+        let rows = sqlx::query(
+            "SELECT access_key_id, principal, created_ms, expires_ms, revoked FROM pol_access_keys \
+             WHERE ($1 IS NULL OR principal = $1) ORDER BY access_key_id",
+        )
+        .bind(principal)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| AccessKeyInfo {
+                access_key_id: r.get(0),
+                principal: r.get(1),
+                created_ms: r.get(2),
+                expires_ms: r.get(3),
+                revoked: r.get::<i64, _>(4) != 0,
+            })
+            .collect())
+    }
+
+    /// Facts about one key.
+    pub async fn get_access_key(&self, access_key_id: &str) -> Result<Option<AccessKeyInfo>> {
+        let row = sqlx::query(
+            "SELECT access_key_id, principal, created_ms, expires_ms, revoked FROM pol_access_keys WHERE access_key_id = $1",
+        )
+        .bind(access_key_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| AccessKeyInfo {
+            access_key_id: r.get(0),
+            principal: r.get(1),
+            created_ms: r.get(2),
+            expires_ms: r.get(3),
+            revoked: r.get::<i64, _>(4) != 0,
+        }))
+    }
+
+    /// Revokes a key (effective on the next request; permanent).
+    pub async fn revoke_access_key(&self, access_key_id: &str) -> Result<()> {
+        let n = sqlx::query("UPDATE pol_access_keys SET revoked = 1 WHERE access_key_id = $1")
+            .bind(access_key_id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(Error::NotFound(format!("access key {access_key_id}")));
+        }
+        Ok(())
+    }
+
+    /// For S3 authentication: the secret and identity behind an access key id, or
+    /// `None` when the key is unknown, revoked, expired, or its principal disabled.
+    pub async fn lookup_key(
+        &self,
+        access_key_id: &str,
+        now_ms: i64,
+    ) -> Result<Option<(SecretKey, Identity)>> {
+        let row = sqlx::query(
+            "SELECT k.sealed_secret, k.expires_ms, k.revoked, p.name, p.tenant, p.role, p.disabled \
+             FROM pol_access_keys k JOIN pol_principals p ON p.name = k.principal WHERE k.access_key_id = $1",
+        )
+        .bind(access_key_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(r) = row else { return Ok(None) };
+        let expires: Option<i64> = r.get(1);
+        if r.get::<i64, _>(2) != 0
+            || r.get::<i64, _>(6) != 0
+            || expires.is_some_and(|e| e <= now_ms)
+        {
+            return Ok(None);
+        }
+        let sealed: Vec<u8> = r.get(0);
+        let plain = self
+            .sealer
+            .open(&Self::key_context(access_key_id), &sealed)
+            .await?;
+        let secret = std::str::from_utf8(&plain)
+            .map_err(|_| Error::Seal("stored secret is not UTF-8".into()))?;
+        let role: String = r.get(5);
+        Ok(Some((
+            SecretKey::new(secret),
+            Identity {
+                principal: r.get(3),
+                tenant: r.get(4),
+                role: Role::parse(&role).ok(),
+                access_key_id: access_key_id.to_owned(),
+            },
+        )))
+    }
+
+    /// Checks an access key pair (admin token endpoint), in constant time on the secret.
+    pub async fn verify_key_pair(
+        &self,
+        access_key_id: &str,
+        secret: &SecretKey,
+        now_ms: i64,
+    ) -> Result<Identity> {
+        match self.lookup_key(access_key_id, now_ms).await? {
+            Some((stored, id)) if stored == *secret => Ok(id),
+            _ => Err(Error::Unauthenticated(
+                "invalid access key or secret".into(),
+            )),
+        }
+    }
+
+    // ---- custom roles ----
+
+    /// Defines a custom role (a named set of S3 actions).
+    pub async fn create_role(&self, name: &str, actions: &[String]) -> Result<CustomRole> {
+        validate_name("role", name)?;
+        if Role::parse(name).is_ok() || name == "none" {
+            return Err(Error::Conflict(format!("{name} is a built-in role")));
+        }
+        let parsed = parse_actions(actions)?;
+        let names: Vec<String> = parsed.iter().map(|a| a.s3_name().to_owned()).collect();
+        let rec = CustomRole {
+            name: name.to_owned(),
+            actions: names,
+            created_ms: now_ms(),
+        };
+        let json =
+            serde_json::to_string(&rec.actions).map_err(|e| Error::Invalid(e.to_string()))?;
+        sqlx::query("INSERT INTO pol_roles (name, actions, created_ms) VALUES ($1, $2, $3)")
+            .bind(&rec.name)
+            .bind(json)
+            .bind(rec.created_ms)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| unique_violation(e, format!("role {name} exists")))?;
+        Ok(rec)
+    }
+
+    /// Custom roles by name.
+    pub async fn list_roles(&self) -> Result<Vec<CustomRole>> {
+        let rows = sqlx::query("SELECT name, actions, created_ms FROM pol_roles ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let actions: String = r.get(1);
+                Ok(CustomRole {
+                    name: r.get(0),
+                    actions: serde_json::from_str(&actions)
+                        .map_err(|e| Error::Database(format!("corrupt role actions: {e}")))?,
+                    created_ms: r.get(2),
+                })
+            })
+            .collect()
+    }
+
+    /// Deletes a custom role that no grant uses.
+    pub async fn delete_role(&self, name: &str) -> Result<()> {
+        let used: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pol_grants WHERE role = $1")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await?;
+        if used > 0 {
+            return Err(Error::Conflict(format!(
+                "role {name} is granted {used} time(s)"
+            )));
+        }
+        let n = sqlx::query("DELETE FROM pol_roles WHERE name = $1")
+            .bind(name)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(Error::NotFound(format!("role {name}")));
+        }
+        Ok(())
+    }
+
+    /// The actions of a built-in or custom role; `None` if there is no such role.
+    pub async fn role_actions(&self, name: &str) -> Result<Option<Vec<Action>>> {
+        if let Ok(r) = Role::parse(name) {
+            return Ok(Some(builtin_actions(r)));
+        }
+        let row: Option<String> =
+            sqlx::query_scalar("SELECT actions FROM pol_roles WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?;
+        match row {
+            None => Ok(None),
+            Some(json) => {
+                let names: Vec<String> = serde_json::from_str(&json)
+                    .map_err(|e| Error::Database(format!("corrupt role actions: {e}")))?;
+                Ok(Some(parse_actions(&names)?))
+            }
+        }
+    }
+
+    // ---- grants ----
+
+    /// Grants `role` to `principal` on buckets matching `bucket` and keys under `prefix`.
+    pub async fn create_grant(
+        &self,
+        principal: &str,
+        role: &str,
+        bucket: &str,
+        prefix: &str,
+    ) -> Result<Grant> {
+        if self.get_principal(principal).await?.is_none() {
+            return Err(Error::NotFound(format!("principal {principal}")));
+        }
+        if self.role_actions(role).await?.is_none() {
+            return Err(Error::NotFound(format!("role {role}")));
+        }
+        if bucket.is_empty() || bucket.len() > 255 || prefix.len() > 1024 {
+            return Err(Error::Invalid("bucket pattern or prefix length".into()));
+        }
+        let g = Grant {
+            id: format!("grt-{}", hex::encode(random_bytes::<8>()?)),
+            principal: principal.to_owned(),
+            role: role.to_owned(),
+            bucket: bucket.to_owned(),
+            prefix: prefix.to_owned(),
+            created_ms: now_ms(),
+        };
+        sqlx::query(
+            "INSERT INTO pol_grants (id, principal, role, bucket, prefix, created_ms) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&g.id)
+        .bind(&g.principal)
+        .bind(&g.role)
+        .bind(&g.bucket)
+        .bind(&g.prefix)
+        .bind(g.created_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| unique_violation(e, "grant".into()))?;
+        Ok(g)
+    }
+
+    /// Grants, optionally of one principal, by id.
+    pub async fn list_grants(&self, principal: Option<&str>) -> Result<Vec<Grant>> {
+        let rows = sqlx::query(
+            "SELECT id, principal, role, bucket, prefix, created_ms FROM pol_grants \
+             WHERE ($1 IS NULL OR principal = $1) ORDER BY id",
+        )
+        .bind(principal)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Grant {
+                id: r.get(0),
+                principal: r.get(1),
+                role: r.get(2),
+                bucket: r.get(3),
+                prefix: r.get(4),
+                created_ms: r.get(5),
+            })
+            .collect())
+    }
+
+    /// Removes a grant.
+    pub async fn delete_grant(&self, id: &str) -> Result<()> {
+        let n = sqlx::query("DELETE FROM pol_grants WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(Error::NotFound(format!("grant {id}")));
+        }
+        Ok(())
+    }
+
+    /// A principal's grants with roles resolved to actions (unknown roles skipped).
+    pub async fn resolved_grants(&self, principal: &str) -> Result<Vec<ResolvedGrant>> {
+        let mut out = Vec::new();
+        for g in self.list_grants(Some(principal)).await? {
+            if let Some(actions) = self.role_actions(&g.role).await? {
+                out.push(ResolvedGrant {
+                    bucket: g.bucket,
+                    prefix: g.prefix,
+                    actions,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    // ---- buckets ----
+
+    /// Records that `bucket` belongs to `tenant` (call on CreateBucket).
+    pub async fn assign_bucket(&self, bucket: &str, tenant: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO pol_bucket_tenants (bucket, tenant) VALUES ($1, $2) \
+             ON CONFLICT (bucket) DO UPDATE SET tenant = excluded.tenant",
+        )
+        .bind(bucket)
+        .bind(tenant)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Forgets a deleted bucket's tenant.
+    pub async fn forget_bucket(&self, bucket: &str) -> Result<()> {
+        sqlx::query("DELETE FROM pol_bucket_tenants WHERE bucket = $1")
+            .bind(bucket)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The tenant owning `bucket`; buckets never assigned belong to [`DEFAULT_TENANT`].
+    pub async fn bucket_tenant(&self, bucket: &str) -> Result<String> {
+        let t: Option<String> =
+            sqlx::query_scalar("SELECT tenant FROM pol_bucket_tenants WHERE bucket = $1")
+                .bind(bucket)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(t.unwrap_or_else(|| DEFAULT_TENANT.to_owned()))
+    }
+
+    // ---- bootstrap ----
+
+    /// First start: creates the `default` tenant and the SuperAdmin principal
+    /// [`BOOTSTRAP_PRINCIPAL`] with an access key. With `fixed` credentials
+    /// (VAULTGATE_ACCESS_KEY/VAULTGATE_SECRET_KEY) that key is stored (on every
+    /// start, so a changed secret takes effect); without, a pair is generated on
+    /// first start only and returned so the caller can show it once.
+    pub async fn bootstrap(
+        &self,
+        fixed: Option<(&str, &SecretKey)>,
+    ) -> Result<Option<NewAccessKey>> {
+        self.ensure_tenant(DEFAULT_TENANT).await?;
+        let fresh = self.get_principal(BOOTSTRAP_PRINCIPAL).await?.is_none();
+        if fresh {
+            self.create_principal(
+                BOOTSTRAP_PRINCIPAL,
+                "user",
+                DEFAULT_TENANT,
+                Some(Role::SuperAdmin),
+            )
+            .await?;
+        }
+        match fixed {
+            Some((id, secret)) => {
+                self.import_access_key(BOOTSTRAP_PRINCIPAL, id, secret, None)
+                    .await?;
+                Ok(None)
+            }
+            None if fresh => Ok(Some(
+                self.create_access_key(BOOTSTRAP_PRINCIPAL, None).await?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    // ---- idempotency ----
+
+    /// A stored response for (`scope`, `key`).
+    pub async fn idempotency_get(
+        &self,
+        scope: &str,
+        key: &str,
+    ) -> Result<Option<IdempotentResponse>> {
+        let row = sqlx::query(
+            "SELECT request_hash, status, body FROM pol_idempotency WHERE scope = $1 AND idem_key = $2",
+        )
+        .bind(scope)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| IdempotentResponse {
+            request_hash: r.get(0),
+            status: u16::try_from(r.get::<i64, _>(1)).unwrap_or(500),
+            body: r.get(2),
+        }))
+    }
+
+    /// Stores a response for replay (first writer wins).
+    pub async fn idempotency_put(
+        &self,
+        scope: &str,
+        key: &str,
+        resp: &IdempotentResponse,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO pol_idempotency (scope, idem_key, request_hash, status, body, created_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (scope, idem_key) DO NOTHING",
+        )
+        .bind(scope)
+        .bind(key)
+        .bind(&resp.request_hash)
+        .bind(i64::from(resp.status))
+        .bind(&resp.body)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sealer::AesGcmSealer;
+
+    pub(crate) async fn store() -> PolicyStore {
+        PolicyStore::in_memory(Arc::new(AesGcmSealer::random().unwrap()))
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn bootstrap_generates_once_and_key_authenticates() {
+        let s = store().await;
+        let k = s
+            .bootstrap(None)
+            .await
+            .unwrap()
+            .expect("generated on first start");
+        assert!(s.bootstrap(None).await.unwrap().is_none(), "shown once");
+        let (secret, id) = s
+            .lookup_key(&k.access_key_id, now_ms())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(secret, k.secret);
+        assert_eq!(id.role, Some(Role::SuperAdmin));
+        assert_eq!(id.tenant, DEFAULT_TENANT);
+        // The secret is not stored in clear.
+        let raw: Vec<u8> = sqlx::query_scalar("SELECT sealed_secret FROM pol_access_keys")
+            .fetch_one(s.pool())
+            .await
+            .unwrap();
+        let needle = k.secret.expose().as_bytes();
+        assert!(!raw.windows(needle.len()).any(|w| w == needle));
+    }
+
+    #[tokio::test]
+    async fn fixed_bootstrap_credentials() {
+        let s = store().await;
+        let sk = SecretKey::new("fixed-secret-123");
+        assert!(
+            s.bootstrap(Some(("FIXEDKEY", &sk)))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let id = s.verify_key_pair("FIXEDKEY", &sk, now_ms()).await.unwrap();
+        assert_eq!(id.principal, BOOTSTRAP_PRINCIPAL);
+        assert!(matches!(
+            s.verify_key_pair("FIXEDKEY", &SecretKey::new("wrong-secret-1"), now_ms())
+                .await,
+            Err(Error::Unauthenticated(_))
+        ));
+        // A changed secret on restart takes effect.
+        let sk2 = SecretKey::new("fixed-secret-456");
+        s.bootstrap(Some(("FIXEDKEY", &sk2))).await.unwrap();
+        assert!(s.verify_key_pair("FIXEDKEY", &sk2, now_ms()).await.is_ok());
+        assert!(s.verify_key_pair("FIXEDKEY", &sk, now_ms()).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn disable_revoke_and_expiry_take_effect_at_once() {
+        let s = store().await;
+        s.bootstrap(None).await.unwrap();
+        s.create_tenant("acme").await.unwrap();
+        s.create_principal("ci", "service", "acme", Some(Role::Manager))
+            .await
+            .unwrap();
+        let k = s.create_access_key("ci", None).await.unwrap();
+        let now = now_ms();
+        assert!(s.lookup_key(&k.access_key_id, now).await.unwrap().is_some());
+        s.set_disabled("ci", true).await.unwrap();
+        assert!(s.lookup_key(&k.access_key_id, now).await.unwrap().is_none());
+        s.set_disabled("ci", false).await.unwrap();
+        assert!(s.lookup_key(&k.access_key_id, now).await.unwrap().is_some());
+        s.revoke_access_key(&k.access_key_id).await.unwrap();
+        assert!(s.lookup_key(&k.access_key_id, now).await.unwrap().is_none());
+        let e = s.create_access_key("ci", Some(now + 1000)).await.unwrap();
+        assert!(s.lookup_key(&e.access_key_id, now).await.unwrap().is_some());
+        assert!(
+            s.lookup_key(&e.access_key_id, now + 1000)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(s.lookup_key("NOSUCHKEY", now).await.unwrap().is_none());
+        assert!(matches!(
+            s.revoke_access_key("NOSUCHKEY").await,
+            Err(Error::NotFound(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn names_tenants_roles_grants_validate() {
+        let s = store().await;
+        s.bootstrap(None).await.unwrap();
+        assert!(matches!(
+            s.create_tenant("bad name").await,
+            Err(Error::Invalid(_))
+        ));
+        assert!(matches!(
+            s.create_tenant("default").await,
+            Err(Error::Conflict(_))
+        ));
+        assert!(matches!(
+            s.create_principal("x", "user", "nope", None).await,
+            Err(Error::NotFound(_))
+        ));
+        assert!(matches!(
+            s.create_principal("x", "robot", "default", None).await,
+            Err(Error::Invalid(_))
+        ));
+        s.create_principal("backup", "service", "default", None)
+            .await
+            .unwrap();
+        assert!(matches!(
+            s.create_principal("backup", "service", "default", None)
+                .await,
+            Err(Error::Conflict(_))
+        ));
+        assert!(matches!(
+            s.create_role("manager", &["PutObject".into()]).await,
+            Err(Error::Conflict(_))
+        ));
+        assert!(matches!(
+            s.create_role("bw", &["Frobnicate".into()]).await,
+            Err(Error::Invalid(_))
+        ));
+        assert!(matches!(
+            s.create_role("bw", &[]).await,
+            Err(Error::Invalid(_))
+        ));
+        let r = s
+            .create_role(
+                "BackupWriter",
+                &["s3:PutObject".into(), "DeleteObject".into()],
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.actions, vec!["PutObject", "DeleteObject"]);
+        assert!(matches!(
+            s.create_grant("backup", "nope", "b", "").await,
+            Err(Error::NotFound(_))
+        ));
+        assert!(matches!(
+            s.create_grant("ghost", "BackupWriter", "b", "").await,
+            Err(Error::NotFound(_))
+        ));
+        let g = s
+            .create_grant("backup", "BackupWriter", "backups", "h1/")
+            .await
+            .unwrap();
+        let rg = s.resolved_grants("backup").await.unwrap();
+        assert_eq!(rg.len(), 1);
+        assert_eq!(rg[0].actions, vec![Action::PutObject, Action::DeleteObject]);
+        assert!(matches!(
+            s.delete_role("BackupWriter").await,
+            Err(Error::Conflict(_))
+        ));
+        s.delete_grant(&g.id).await.unwrap();
+        s.delete_role("BackupWriter").await.unwrap();
+        assert!(matches!(
+            s.delete_grant(&g.id).await,
+            Err(Error::NotFound(_))
+        ));
+        assert_eq!(s.bucket_tenant("unknown").await.unwrap(), DEFAULT_TENANT);
+        s.create_tenant("acme").await.unwrap();
+        s.assign_bucket("acme-data", "acme").await.unwrap();
+        assert_eq!(s.bucket_tenant("acme-data").await.unwrap(), "acme");
+    }
+}

@@ -12,8 +12,10 @@
 use std::fmt;
 
 pub mod authz;
+pub mod evidence;
 pub mod grants;
 pub mod jwt;
+pub mod ledger;
 pub mod quorum;
 pub mod ratelimit;
 pub mod sealer;

@@ -1,0 +1,712 @@
+//! The tamper-evident audit ledger: one hash-chained event per request, stored in the
+//! gateway's SQLite metadata database (tables `audit_events`, `audit_head`,
+//! `audit_checkpoints` from `policy/migrations`), optionally mirrored to a JSON-lines file.
+//!
+//! Appends go through one writer task that group-commits every queued event in a single
+//! `BEGIN IMMEDIATE` transaction, so the chain never forks however many requests append at
+//! once. See docs/AUDIT.md for the canonical form and the gateway-facing API.
+
+pub mod cli;
+mod error;
+mod event;
+mod mirror;
+pub mod retention;
+pub mod verify;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use hmac::{KeyInit, Mac};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteRow};
+use sqlx::{QueryBuilder, Row, Sqlite};
+use tokio::sync::{mpsc, oneshot};
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+pub use error::{AuditError, AuditResult, BundleReason};
+pub use event::{
+    AuditEvent, EventKind, GENESIS_HASH, LINK_TAG, Outcome, StoredEvent, link_hash, link_string,
+    sha256_hex,
+};
+pub use retention::{Checkpoint, PruneReport};
+pub use verify::{Anchor, Issue, VerifyReport};
+
+use mirror::Mirror;
+
+/// Default retention of audit events.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
+/// Largest page `query` returns.
+pub const MAX_PAGE: u32 = 1000;
+
+/// What the ledger keeps of the client address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SourceMode {
+    /// Store the address as given.
+    #[default]
+    Keep,
+    /// Store `hmac-sha256:<hex>` of the address under the ledger's [`SourceSecret`]
+    /// (stable per address, not reversible by trying all IPv4 addresses without the secret).
+    Hash,
+    /// Store nothing.
+    Drop,
+}
+
+impl FromStr for SourceMode {
+    type Err = AuditError;
+    fn from_str(s: &str) -> AuditResult<SourceMode> {
+        match s.to_ascii_lowercase().as_str() {
+            "keep" => Ok(SourceMode::Keep),
+            "hash" => Ok(SourceMode::Hash),
+            "drop" => Ok(SourceMode::Drop),
+            _ => Err(AuditError::Config(format!(
+                "unknown source address mode {s:?} (expected keep, hash or drop)"
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for SourceMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SourceMode::Keep => "keep",
+            SourceMode::Hash => "hash",
+            SourceMode::Drop => "drop",
+        })
+    }
+}
+
+/// The HMAC key for [`SourceMode::Hash`]. Zeroized on drop, printed as `[redacted]`.
+/// Derive it with [`crate::evidence::EvidenceKey::source_secret`] so that it lives outside the
+/// database (a database dump alone does not allow a dictionary attack on the addresses).
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct SourceSecret([u8; 32]);
+
+impl SourceSecret {
+    /// Wraps 32 secret bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> SourceSecret {
+        SourceSecret(bytes)
+    }
+
+    fn mac(&self, addr: &str) -> String {
+        let mut mac = match hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.0) {
+            Ok(m) => m,
+            // HMAC accepts keys of any length; this arm is unreachable for a 32-byte key.
+            Err(_) => return String::from("hmac-sha256:unavailable"),
+        };
+        mac.update(addr.as_bytes());
+        format!("hmac-sha256:{}", hex::encode(mac.finalize().into_bytes()))
+    }
+}
+
+impl fmt::Debug for SourceSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// What the gateway does with a read request whose event could not be recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReadPolicy {
+    /// Fail the read with 503 like a write (default).
+    #[default]
+    FailClosed,
+    /// Serve the read anyway (the failure is still counted and logged).
+    FailOpen,
+}
+
+/// Ledger settings (the `[audit]` section of the gateway config maps onto this).
+#[derive(Debug, Clone)]
+pub struct LedgerConfig {
+    /// keep / hash / drop the client address (default keep)
+    pub source_mode: SourceMode,
+    /// required for [`SourceMode::Hash`]
+    pub source_secret: Option<SourceSecret>,
+    /// optional append-only JSON-lines mirror
+    pub mirror_path: Option<PathBuf>,
+    /// fsync the mirror after each batch (default true)
+    pub mirror_fsync: bool,
+    /// reads whose event cannot be recorded (default fail closed)
+    pub read_policy: ReadPolicy,
+    /// age after which [`Ledger::prune`] removes events (default 90 days)
+    pub retention: Duration,
+    /// most events committed in one transaction (default 512)
+    pub max_batch: usize,
+    /// events waiting for the writer before `append` waits for room (default 16384)
+    pub queue_capacity: usize,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> LedgerConfig {
+        LedgerConfig {
+            source_mode: SourceMode::Keep,
+            source_secret: None,
+            mirror_path: None,
+            mirror_fsync: true,
+            read_policy: ReadPolicy::FailClosed,
+            retention: DEFAULT_RETENTION,
+            max_batch: 512,
+            queue_capacity: 16384,
+        }
+    }
+}
+
+/// Counters the gateway exports as metrics (read with [`AuditStats::snapshot`]).
+#[derive(Debug, Default)]
+pub struct AuditStats {
+    /// events committed
+    pub appended: AtomicU64,
+    /// `append` calls that returned an error (the event was not recorded)
+    pub failures: AtomicU64,
+    /// committed events that could not be written to the mirror file
+    pub mirror_failures: AtomicU64,
+    /// transactions committed
+    pub batches: AtomicU64,
+}
+
+/// A copy of the counters at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StatsSnapshot {
+    /// events committed
+    pub appended: u64,
+    /// failed appends
+    pub failures: u64,
+    /// events missing from the mirror
+    pub mirror_failures: u64,
+    /// transactions committed
+    pub batches: u64,
+}
+
+impl AuditStats {
+    /// Reads all counters.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        StatsSnapshot {
+            appended: self.appended.load(Ordering::Relaxed),
+            failures: self.failures.load(Ordering::Relaxed),
+            mirror_failures: self.mirror_failures.load(Ordering::Relaxed),
+            batches: self.batches.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Where an appended event landed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    /// its sequence number (also the id for `GET /admin/v1/audit/{id}`)
+    pub seq: i64,
+    /// its hash
+    pub hash: String,
+}
+
+/// The chain head: last sequence number and its hash (seq 0 / genesis hash when empty).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Head {
+    /// last sequence number
+    pub seq: i64,
+    /// its hash
+    pub hash: String,
+}
+
+/// Event selection shared by queries and evidence export. All fields are optional and combine
+/// with AND.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditFilter {
+    /// events at or after this time (Unix ms)
+    pub from_ms: Option<i64>,
+    /// events before this time (Unix ms, exclusive)
+    pub to_ms: Option<i64>,
+    /// exact principal
+    pub principal: Option<String>,
+    /// exact tenant
+    pub tenant: Option<String>,
+    /// exact action name
+    pub action: Option<String>,
+    /// exact bucket
+    pub bucket: Option<String>,
+    /// object keys starting with this prefix
+    pub key_prefix: Option<String>,
+    /// outcome
+    pub outcome: Option<Outcome>,
+    /// s3 or admin
+    pub kind: Option<EventKind>,
+}
+
+/// One page request: newest first, `before_seq` is the cursor from the previous page.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// selection
+    pub filter: AuditFilter,
+    /// only events with seq < this (pagination cursor)
+    pub before_seq: Option<i64>,
+    /// page size, 1..=[`MAX_PAGE`] (0 means 100)
+    pub limit: u32,
+}
+
+/// One page of events, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditPage {
+    /// the events, seq descending
+    pub events: Vec<StoredEvent>,
+    /// cursor for the next (older) page, `None` on the last page
+    pub next_before_seq: Option<i64>,
+}
+
+type Job = (AuditEvent, oneshot::Sender<AuditResult<Receipt>>);
+
+struct Inner {
+    pool: SqlitePool,
+    tx: mpsc::Sender<Job>,
+    source_mode: SourceMode,
+    source_secret: Option<SourceSecret>,
+    read_policy: ReadPolicy,
+    retention: Duration,
+    stats: Arc<AuditStats>,
+}
+
+/// The audit ledger. Cheap to clone; all clones share one writer task.
+#[derive(Clone)]
+pub struct Ledger {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ledger")
+            .field("source_mode", &self.inner.source_mode)
+            .field("read_policy", &self.inner.read_policy)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Applies the policy crate's audit migrations (versions 3000…) to `pool`, ignoring the
+/// gateway's own migrations recorded in the same `_sqlx_migrations` table.
+pub async fn migrate(pool: &SqlitePool) -> AuditResult<()> {
+    let mut migrator = sqlx::migrate!("./migrations");
+    migrator.set_ignore_missing(true);
+    migrator.run(pool).await?;
+    Ok(())
+}
+
+/// Opens a pool on `database_url` (`sqlite://PATH`). With `create` false the file must exist.
+pub async fn open_pool(database_url: &str, create: bool) -> AuditResult<SqlitePool> {
+    let options = SqliteConnectOptions::from_str(database_url)?
+        .create_if_missing(create)
+        .busy_timeout(Duration::from_secs(30));
+    Ok(SqlitePoolOptions::new()
+        .max_connections(4)
+        .connect_with(options)
+        .await?)
+}
+
+impl Ledger {
+    /// Opens the ledger on the gateway's pool: runs the audit migrations, opens the mirror and
+    /// starts the writer task (must be called inside a tokio runtime).
+    pub async fn open(pool: SqlitePool, cfg: LedgerConfig) -> AuditResult<Ledger> {
+        if cfg.source_mode == SourceMode::Hash && cfg.source_secret.is_none() {
+            return Err(AuditError::Config(
+                "source address mode \"hash\" needs a source secret".into(),
+            ));
+        }
+        if cfg.max_batch == 0 || cfg.queue_capacity == 0 {
+            return Err(AuditError::Config(
+                "max_batch and queue_capacity must be at least 1".into(),
+            ));
+        }
+        migrate(&pool).await?;
+        let mirror = match &cfg.mirror_path {
+            Some(p) => Some(Mirror::open(p, cfg.mirror_fsync).await?),
+            None => None,
+        };
+        let stats = Arc::new(AuditStats::default());
+        let (tx, rx) = mpsc::channel(cfg.queue_capacity);
+        tokio::spawn(run_writer(
+            pool.clone(),
+            rx,
+            mirror,
+            Arc::clone(&stats),
+            cfg.max_batch,
+        ));
+        Ok(Ledger {
+            inner: Arc::new(Inner {
+                pool,
+                tx,
+                source_mode: cfg.source_mode,
+                source_secret: cfg.source_secret,
+                read_policy: cfg.read_policy,
+                retention: cfg.retention,
+                stats,
+            }),
+        })
+    }
+
+    /// Records one event and returns its place in the chain once it is committed.
+    /// Any `Err` means the event is not in the ledger (and is counted in `stats().failures`).
+    pub async fn append(&self, event: AuditEvent) -> AuditResult<Receipt> {
+        let result = self.append_inner(event).await;
+        if result.is_err() {
+            self.inner.stats.failures.fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+
+    async fn append_inner(&self, mut event: AuditEvent) -> AuditResult<Receipt> {
+        event.source = match (self.inner.source_mode, event.source.take()) {
+            (_, None) | (SourceMode::Drop, _) => None,
+            (SourceMode::Keep, Some(a)) => Some(a),
+            (SourceMode::Hash, Some(a)) => self.inner.source_secret.as_ref().map(|s| s.mac(&a)),
+        };
+        let (reply, wait) = oneshot::channel();
+        self.inner
+            .tx
+            .send((event, reply))
+            .await
+            .map_err(|_| AuditError::Unavailable("the ledger writer has stopped".into()))?;
+        wait.await
+            .map_err(|_| AuditError::Unavailable("the ledger writer dropped the event".into()))?
+    }
+
+    /// Whether the gateway must fail a request whose event could not be recorded:
+    /// always for writes, deletes and admin changes; for reads per [`ReadPolicy`].
+    pub fn fail_request_on_error(&self, is_read: bool) -> bool {
+        !is_read || self.inner.read_policy == ReadPolicy::FailClosed
+    }
+
+    /// The counters (shared, live).
+    pub fn stats(&self) -> Arc<AuditStats> {
+        Arc::clone(&self.inner.stats)
+    }
+
+    /// The configured retention.
+    pub fn retention(&self) -> Duration {
+        self.inner.retention
+    }
+
+    /// The database pool the ledger writes to.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.inner.pool
+    }
+
+    /// The current chain head (seq 0 and the genesis hash for an empty ledger).
+    pub async fn head(&self) -> AuditResult<Head> {
+        let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+            .fetch_optional(&self.inner.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => Head {
+                seq: r.try_get("seq")?,
+                hash: r.try_get("hash")?,
+            },
+            None => Head {
+                seq: 0,
+                hash: GENESIS_HASH.to_owned(),
+            },
+        })
+    }
+
+    /// One event by sequence number (`GET /admin/v1/audit/{id}`).
+    pub async fn get(&self, seq: i64) -> AuditResult<Option<StoredEvent>> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM audit_events WHERE seq = ?"))
+            .bind(seq)
+            .fetch_optional(&self.inner.pool)
+            .await?;
+        row.as_ref().map(row_to_event).transpose()
+    }
+
+    /// A page of events matching `q`, newest first (`GET /admin/v1/audit`).
+    pub async fn query(&self, q: &AuditQuery) -> AuditResult<AuditPage> {
+        let limit = match q.limit {
+            0 => 100,
+            n if n > MAX_PAGE => {
+                return Err(AuditError::Invalid(format!(
+                    "limit {n} exceeds the maximum page size {MAX_PAGE}"
+                )));
+            }
+            n => n,
+        };
+        let mut qb = QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM audit_events"));
+        push_filter(&mut qb, &q.filter, q.before_seq);
+        qb.push(" ORDER BY seq DESC LIMIT ");
+        qb.push_bind(i64::from(limit) + 1);
+        let rows = qb.build().fetch_all(&self.inner.pool).await?;
+        let mut events = rows
+            .iter()
+            .map(row_to_event)
+            .collect::<AuditResult<Vec<_>>>()?;
+        let more = events.len() > limit as usize;
+        events.truncate(limit as usize);
+        let next_before_seq = if more {
+            events.last().map(|e| e.seq)
+        } else {
+            None
+        };
+        Ok(AuditPage {
+            events,
+            next_before_seq,
+        })
+    }
+}
+
+/// Every event matching `filter`, oldest first, at most `max + 1` (so the caller can tell that
+/// there were more than `max`).
+pub(crate) async fn select_ascending(
+    conn: &mut sqlx::SqliteConnection,
+    filter: &AuditFilter,
+    max: usize,
+) -> AuditResult<Vec<StoredEvent>> {
+    let mut qb = QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM audit_events"));
+    push_filter(&mut qb, filter, None);
+    qb.push(" ORDER BY seq ASC LIMIT ");
+    qb.push_bind(i64::try_from(max).unwrap_or(i64::MAX).saturating_add(1));
+    let rows = qb.build().fetch_all(&mut *conn).await?;
+    rows.iter().map(row_to_event).collect()
+}
+
+/// Events with `from <= seq <= to`, oldest first.
+pub(crate) async fn select_range(
+    conn: &mut sqlx::SqliteConnection,
+    from: i64,
+    to: i64,
+) -> AuditResult<Vec<StoredEvent>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM audit_events WHERE seq >= ? AND seq <= ? ORDER BY seq ASC"
+    ))
+    .bind(from)
+    .bind(to)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(row_to_event).collect()
+}
+
+pub(crate) const COLUMNS: &str = "seq, time_ms, request_id, kind, principal, tenant, action, \
+     bucket, object_key, outcome, status, error_code, bytes_in, bytes_out, key_version, source, \
+     duration_us, prev_hash, hash";
+
+fn push_filter(qb: &mut QueryBuilder<'_, Sqlite>, f: &AuditFilter, before_seq: Option<i64>) {
+    qb.push(" WHERE 1 = 1");
+    if let Some(v) = f.from_ms {
+        qb.push(" AND time_ms >= ").push_bind(v);
+    }
+    if let Some(v) = f.to_ms {
+        qb.push(" AND time_ms < ").push_bind(v);
+    }
+    if let Some(v) = &f.principal {
+        qb.push(" AND principal = ").push_bind(v.clone());
+    }
+    if let Some(v) = &f.tenant {
+        qb.push(" AND tenant = ").push_bind(v.clone());
+    }
+    if let Some(v) = &f.action {
+        qb.push(" AND action = ").push_bind(v.clone());
+    }
+    if let Some(v) = &f.bucket {
+        qb.push(" AND bucket = ").push_bind(v.clone());
+    }
+    if let Some(v) = &f.key_prefix {
+        qb.push(" AND substr(object_key, 1, length(")
+            .push_bind(v.clone())
+            .push(")) = ")
+            .push_bind(v.clone());
+    }
+    if let Some(v) = f.outcome {
+        qb.push(" AND outcome = ").push_bind(v.as_str());
+    }
+    if let Some(v) = f.kind {
+        qb.push(" AND kind = ").push_bind(v.as_str());
+    }
+    if let Some(v) = before_seq {
+        qb.push(" AND seq < ").push_bind(v);
+    }
+}
+
+pub(crate) fn row_to_event(r: &SqliteRow) -> AuditResult<StoredEvent> {
+    let seq: i64 = r.try_get("seq")?;
+    let corrupt = |what: &str| AuditError::Corrupt(format!("event {seq}: bad {what}"));
+    let kind: String = r.try_get("kind")?;
+    let outcome: String = r.try_get("outcome")?;
+    let status: i64 = r.try_get("status")?;
+    let key_version: Option<i64> = r.try_get("key_version")?;
+    Ok(StoredEvent {
+        seq,
+        time_ms: r.try_get("time_ms")?,
+        request_id: r.try_get("request_id")?,
+        kind: EventKind::parse(&kind).map_err(|_| corrupt("kind"))?,
+        principal: r.try_get("principal")?,
+        tenant: r.try_get("tenant")?,
+        action: r.try_get("action")?,
+        bucket: r.try_get("bucket")?,
+        key: r.try_get("object_key")?,
+        outcome: Outcome::parse(&outcome).map_err(|_| corrupt("outcome"))?,
+        status: u16::try_from(status).map_err(|_| corrupt("status"))?,
+        error_code: r.try_get("error_code")?,
+        bytes_in: r.try_get("bytes_in")?,
+        bytes_out: r.try_get("bytes_out")?,
+        key_version: key_version
+            .map(u32::try_from)
+            .transpose()
+            .map_err(|_| corrupt("key_version"))?,
+        source: r.try_get("source")?,
+        duration_us: r.try_get("duration_us")?,
+        prev_hash: r.try_get("prev_hash")?,
+        hash: r.try_get("hash")?,
+    })
+}
+
+async fn run_writer(
+    pool: SqlitePool,
+    mut rx: mpsc::Receiver<Job>,
+    mut mirror: Option<Mirror>,
+    stats: Arc<AuditStats>,
+    max_batch: usize,
+) {
+    let mut jobs: Vec<Job> = Vec::with_capacity(max_batch);
+    loop {
+        jobs.clear();
+        if rx.recv_many(&mut jobs, max_batch).await == 0 {
+            break;
+        }
+        let (events, replies): (Vec<AuditEvent>, Vec<_>) = jobs.drain(..).unzip();
+        match commit_batch(&pool, events).await {
+            Ok(stored) => {
+                stats
+                    .appended
+                    .fetch_add(stored.len() as u64, Ordering::Relaxed);
+                stats.batches.fetch_add(1, Ordering::Relaxed);
+                if let Some(m) = mirror.as_mut()
+                    && let Err(e) = m.append(&stored).await
+                {
+                    stats
+                        .mirror_failures
+                        .fetch_add(stored.len() as u64, Ordering::Relaxed);
+                    tracing::error!(error = %e, events = stored.len(), "audit mirror write failed");
+                }
+                for (reply, s) in replies.into_iter().zip(stored) {
+                    let _ = reply.send(Ok(Receipt {
+                        seq: s.seq,
+                        hash: s.hash,
+                    }));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, events = replies.len(), "audit batch not recorded");
+                let msg = e.to_string();
+                for reply in replies {
+                    let _ = reply.send(Err(AuditError::Unavailable(msg.clone())));
+                }
+            }
+        }
+    }
+}
+
+/// Reads the head inside the write transaction and checks it against the last row.
+pub(crate) async fn locked_head(conn: &mut sqlx::SqliteConnection) -> AuditResult<Head> {
+    let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+        .fetch_optional(&mut *conn)
+        .await?;
+    let last = sqlx::query("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(&mut *conn)
+        .await?;
+    let pair = |r: &SqliteRow| -> AuditResult<Head> {
+        Ok(Head {
+            seq: r.try_get("seq")?,
+            hash: r.try_get("hash")?,
+        })
+    };
+    let head = head.as_ref().map(pair).transpose()?;
+    let last = last.as_ref().map(pair).transpose()?;
+    match (head, last) {
+        (None, None) => {
+            let cp: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM audit_checkpoints")
+                .fetch_one(&mut *conn)
+                .await?;
+            match cp {
+                None => Ok(Head {
+                    seq: 0,
+                    hash: GENESIS_HASH.to_owned(),
+                }),
+                Some(s) => Err(AuditError::Corrupt(format!(
+                    "chain head missing although a checkpoint at seq {s} exists"
+                ))),
+            }
+        }
+        (Some(h), Some(l)) if h == l => Ok(h),
+        (Some(h), None) => {
+            // Everything was pruned: the head must be the newest checkpoint.
+            let cp =
+                sqlx::query("SELECT seq, hash FROM audit_checkpoints ORDER BY seq DESC LIMIT 1")
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            match cp.as_ref().map(pair).transpose()? {
+                Some(c) if c == h => Ok(h),
+                _ => Err(AuditError::Corrupt(format!(
+                    "chain head is seq {} but no event or checkpoint matches it (events deleted?)",
+                    h.seq
+                ))),
+            }
+        }
+        (h, l) => Err(AuditError::Corrupt(format!(
+            "chain head {} does not match the last event {} (events deleted or added outside the ledger); run `vaultgate audit verify`",
+            h.map_or("missing".to_owned(), |h| format!("seq {}", h.seq)),
+            l.map_or("missing".to_owned(), |l| format!("seq {}", l.seq)),
+        ))),
+    }
+}
+
+async fn commit_batch(pool: &SqlitePool, events: Vec<AuditEvent>) -> AuditResult<Vec<StoredEvent>> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let head = locked_head(&mut tx).await?;
+    let (mut seq, mut prev) = (head.seq, head.hash);
+    let mut out = Vec::with_capacity(events.len());
+    for ev in events {
+        seq += 1;
+        let source = ev.source.clone();
+        let s = StoredEvent::chain(ev, source, seq, prev);
+        prev = s.hash.clone();
+        insert_event(&mut tx, &s).await?;
+        out.push(s);
+    }
+    sqlx::query(
+        "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?, ?) \
+         ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+    )
+    .bind(seq)
+    .bind(&prev)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(out)
+}
+
+async fn insert_event(conn: &mut sqlx::SqliteConnection, s: &StoredEvent) -> AuditResult<()> {
+    sqlx::query(
+        "INSERT INTO audit_events (seq, time_ms, request_id, kind, principal, tenant, action, \
+         bucket, object_key, outcome, status, error_code, bytes_in, bytes_out, key_version, \
+         source, duration_us, prev_hash, hash) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(s.seq)
+    .bind(s.time_ms)
+    .bind(&s.request_id)
+    .bind(s.kind.as_str())
+    .bind(&s.principal)
+    .bind(&s.tenant)
+    .bind(&s.action)
+    .bind(&s.bucket)
+    .bind(&s.key)
+    .bind(s.outcome.as_str())
+    .bind(i64::from(s.status))
+    .bind(&s.error_code)
+    .bind(s.bytes_in)
+    .bind(s.bytes_out)
+    .bind(s.key_version.map(i64::from))
+    .bind(&s.source)
+    .bind(s.duration_us)
+    .bind(&s.prev_hash)
+    .bind(&s.hash)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}

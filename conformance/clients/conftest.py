@@ -181,6 +181,9 @@ class Gateway:
             VAULTGATE_ACCESS_KEY=ACCESS_KEY,
             VAULTGATE_SECRET_KEY=SECRET_KEY,
             LOG_LEVEL="info",
+            # The suite is a bulk client (a sync of ~300 files): lift the per-principal rate limits.
+            VAULTGATE_RATE_S3_WRITES_PER_MIN="1000000",
+            VAULTGATE_RATE_S3_READS_PER_MIN="1000000",
         )
         for k in ("RUST_LOG", "VAULTGATE_CONFIG", "VAULTGATE_DATABASE_URL", "VAULTGATE_BACKEND"):
             env.pop(k, None)

@@ -1,1 +1,11 @@
-//! placeholder
+//! Vaultgate admin: the REST API under `/admin/v1` ([`api`], an axum router with
+//! its OpenAPI document) and the `vaultgate admin …` command-line client
+//! ([`cli`]), which talks to that API. Errors are [`error::ApiError`], rendered
+//! as `{"error":{"code","message","request_id"}}`.
+
+pub mod api;
+pub mod cli;
+pub mod error;
+
+pub use api::{AdminState, router};
+pub use error::ApiError;

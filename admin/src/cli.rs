@@ -1,0 +1,640 @@
+//! The `vaultgate admin …` command-line client: clap derive types the gateway's
+//! `main` nests ([`AdminArgs`]) and [`run`], which talks to the admin API over
+//! HTTP (hyper-util's client) and prints human tables or `--format json`.
+//! Endpoint and token come from flags, `VAULTGATE_ADMIN_ENDPOINT` /
+//! `VAULTGATE_ADMIN_TOKEN`, or the profile file written by `login`
+//! (`--profile-file`, `VAULTGATE_ADMIN_PROFILE`, default
+//! `$HOME/.config/vaultgate/admin.json`, mode 0600; a group/world-readable
+//! profile is refused).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use clap::{Args, Subcommand, ValueEnum};
+use http::{Method, StatusCode, header};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::error::{ApiError, ErrorBody};
+
+/// Default admin endpoint.
+pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:9001";
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// aligned columns
+    Table,
+    /// the API's JSON
+    Json,
+}
+
+/// `vaultgate admin` arguments.
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// admin API base URL (http://host:port)
+    #[arg(long, env = "VAULTGATE_ADMIN_ENDPOINT", global = true)]
+    pub endpoint: Option<String>,
+    /// bearer token (default: from the profile file)
+    #[arg(
+        long,
+        env = "VAULTGATE_ADMIN_TOKEN",
+        global = true,
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+    /// profile file written by `login`
+    #[arg(long, env = "VAULTGATE_ADMIN_PROFILE", global = true)]
+    pub profile_file: Option<PathBuf>,
+    /// output format
+    #[arg(long, value_enum, default_value_t = Format::Table, global = true)]
+    pub format: Format,
+    /// the command
+    #[command(subcommand)]
+    pub command: AdminCommand,
+}
+
+/// Admin commands.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// exchange an access key pair for a token and save it in the profile file
+    Login {
+        /// access key id
+        #[arg(long, env = "VAULTGATE_ACCESS_KEY")]
+        access_key: String,
+        /// secret key
+        #[arg(long, env = "VAULTGATE_SECRET_KEY", hide_env_values = true)]
+        secret_key: String,
+    },
+    /// users and service accounts
+    #[command(subcommand)]
+    User(UserCommand),
+    /// S3 access keys
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// grant a role on a bucket (pattern) and key prefix
+    Grant {
+        /// grantee
+        #[arg(long)]
+        user: String,
+        /// built-in or custom role
+        #[arg(long)]
+        role: String,
+        /// bucket name or pattern
+        #[arg(long)]
+        bucket: String,
+        /// key prefix
+        #[arg(long)]
+        prefix: Option<String>,
+    },
+    /// tenants
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// quorum rules
+    #[command(subcommand)]
+    Quorum(QuorumCommand),
+    /// approval requests
+    #[command(subcommand)]
+    Approvals(ApprovalsCommand),
+    /// gateway status
+    Status,
+}
+
+/// `user …`
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// create a user or service account
+    Create {
+        /// name
+        name: String,
+        /// viewer, manager, superadmin or none
+        #[arg(long, default_value = "none")]
+        role: String,
+        /// tenant (default: yours)
+        #[arg(long)]
+        tenant: Option<String>,
+        /// a service account instead of a user
+        #[arg(long)]
+        service: bool,
+    },
+    /// list principals
+    List {
+        /// only this tenant
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// disable a principal
+    Disable {
+        /// name
+        name: String,
+    },
+}
+
+/// `key …`
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// issue a key (the secret is shown once)
+    Create {
+        /// owning principal
+        #[arg(long)]
+        user: String,
+        /// lifetime in seconds
+        #[arg(long)]
+        expires_in: Option<u64>,
+    },
+    /// list keys
+    List {
+        /// only this principal's
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// revoke a key
+    Revoke {
+        /// access key id
+        id: String,
+    },
+}
+
+/// `tenant …`
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// create a tenant
+    Create {
+        /// name
+        name: String,
+    },
+    /// list tenants
+    List,
+}
+
+/// `quorum …`
+#[derive(Debug, Subcommand)]
+pub enum QuorumCommand {
+    /// create or replace a rule
+    Set {
+        /// rule name
+        name: String,
+        /// action pattern, e.g. s3:DeleteBucket
+        #[arg(long)]
+        action: String,
+        /// bucket pattern
+        #[arg(long, default_value = "*")]
+        bucket_pattern: String,
+        /// approvals needed
+        #[arg(long)]
+        approvals: u32,
+        /// approver roles, comma-separated
+        #[arg(long, value_delimiter = ',')]
+        roles: Vec<String>,
+        /// validity in seconds
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+    },
+    /// list rules
+    List,
+}
+
+/// `approvals …`
+#[derive(Debug, Subcommand)]
+pub enum ApprovalsCommand {
+    /// list approval requests
+    List {
+        /// pending, approved, rejected, consumed, expired
+        #[arg(long)]
+        state: Option<String>,
+    },
+    /// approve a request
+    Approve {
+        /// approval id
+        id: String,
+    },
+    /// reject a request
+    Reject {
+        /// approval id
+        id: String,
+    },
+}
+
+/// The profile file's content.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Profile {
+    /// admin API base URL
+    pub endpoint: Option<String>,
+    /// bearer token
+    pub token: Option<String>,
+}
+
+fn local(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "Client", message)
+}
+
+/// The default profile path.
+pub fn default_profile_path() -> PathBuf {
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
+    home.join(".config").join("vaultgate").join("admin.json")
+}
+
+/// Reads a profile; a missing file is an empty profile, a group/world-readable one is refused.
+pub fn read_profile(path: &Path) -> Result<Profile, ApiError> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Profile::default()),
+        Err(e) => return Err(local(format!("profile {}: {e}", path.display()))),
+    };
+    if meta.permissions().mode() & 0o077 != 0 {
+        return Err(local(format!(
+            "profile {} is readable by others; chmod 600 it",
+            path.display()
+        )));
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| local(format!("profile {}: {e}", path.display())))?;
+    serde_json::from_str(&text).map_err(|e| local(format!("profile {}: {e}", path.display())))
+}
+
+/// Writes a profile with mode 0600.
+pub fn write_profile(path: &Path, p: &Profile) -> Result<(), ApiError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir).map_err(|e| local(format!("{}: {e}", dir.display())))?;
+    }
+    let text = serde_json::to_string_pretty(p).map_err(|e| local(e.to_string()))?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| local(format!("{}: {e}", path.display())))?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| local(format!("{}: {e}", path.display())))?;
+    f.write_all(text.as_bytes())
+        .map_err(|e| local(format!("{}: {e}", path.display())))
+}
+
+struct Conn {
+    endpoint: String,
+    token: Option<String>,
+    client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+}
+
+impl Conn {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, ApiError> {
+        let uri = format!("{}/admin/v1{path}", self.endpoint.trim_end_matches('/'));
+        let mut b = http::Request::builder().method(method).uri(&uri);
+        if let Some(t) = &self.token {
+            b = b.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let payload = match body {
+            Some(v) => {
+                b = b.header(header::CONTENT_TYPE, "application/json");
+                Bytes::from(serde_json::to_vec(&v).map_err(|e| local(e.to_string()))?)
+            }
+            None => Bytes::new(),
+        };
+        let req = b
+            .body(Full::new(payload))
+            .map_err(|e| local(format!("bad request {uri}: {e}")))?;
+        let resp = self.client.request(req).await.map_err(|e| {
+            ApiError::new(StatusCode::BAD_GATEWAY, "Connection", format!("{uri}: {e}"))
+        })?;
+        let status = resp.status();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "Connection", e.to_string()))?
+            .to_bytes();
+        if status.is_success() {
+            if bytes.is_empty() {
+                return Ok(Value::Null);
+            }
+            return serde_json::from_slice(&bytes).map_err(|e| {
+                ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "Connection",
+                    format!("bad JSON: {e}"),
+                )
+            });
+        }
+        match serde_json::from_slice::<ErrorBody>(&bytes) {
+            Ok(e) => {
+                let mut a = ApiError::new(status, &e.error.code, e.error.message);
+                a.approval_id = e.error.approval_id;
+                Err(a)
+            }
+            Err(_) => Err(ApiError::new(
+                status,
+                "Http",
+                String::from_utf8_lossy(&bytes).into_owned(),
+            )),
+        }
+    }
+
+    /// GET every page of a list.
+    async fn list_all(&self, path: &str) -> Result<Vec<Value>, ApiError> {
+        let mut out = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let sep = if path.contains('?') { '&' } else { '?' };
+            let p = match &cursor {
+                Some(c) => format!("{path}{sep}limit=1000&cursor={c}"),
+                None => format!("{path}{sep}limit=1000"),
+            };
+            let v = self.call(Method::GET, &p, None).await?;
+            if let Some(items) = v.get("items").and_then(Value::as_array) {
+                out.extend(items.iter().cloned());
+            }
+            match v.get("next_cursor").and_then(Value::as_str) {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => return Ok(out),
+            }
+        }
+    }
+}
+
+fn cell(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        Value::Array(a) => a.iter().map(cell).collect::<Vec<_>>().join(","),
+        other => other.to_string(),
+    }
+}
+
+/// Renders rows of JSON objects as aligned columns.
+pub fn table(columns: &[&str], rows: &[Value]) -> String {
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            columns
+                .iter()
+                .map(|c| cell(r.get(*c).unwrap_or(&Value::Null)))
+                .collect()
+        })
+        .collect();
+    let widths: Vec<usize> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            cells
+                .iter()
+                .map(|r| r[i].chars().count())
+                .chain([c.len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    let line = |vals: Vec<String>| {
+        let mut l = String::new();
+        for (i, v) in vals.iter().enumerate() {
+            if i + 1 == vals.len() {
+                l.push_str(v);
+            } else {
+                l.push_str(&format!("{v:<w$}  ", w = widths[i]));
+            }
+        }
+        l.trim_end().to_owned() + "\n"
+    };
+    out.push_str(&line(columns.iter().map(|c| c.to_uppercase()).collect()));
+    for r in cells {
+        out.push_str(&line(r));
+    }
+    out
+}
+
+fn emit(
+    out: &mut dyn Write,
+    format: Format,
+    columns: &[&str],
+    value: &Value,
+) -> Result<(), ApiError> {
+    let text = match format {
+        Format::Json => {
+            serde_json::to_string_pretty(value).map_err(|e| local(e.to_string()))? + "\n"
+        }
+        Format::Table => match value {
+            Value::Array(rows) => table(columns, rows),
+            other => table(columns, std::slice::from_ref(other)),
+        },
+    };
+    out.write_all(text.as_bytes())
+        .map_err(|e| local(e.to_string()))
+}
+
+const PRINCIPAL_COLS: &[&str] = &["name", "kind", "tenant", "role", "disabled"];
+const KEY_COLS: &[&str] = &["access_key_id", "principal", "revoked", "expires_ms"];
+const APPROVAL_COLS: &[&str] = &[
+    "id",
+    "state",
+    "requester",
+    "action",
+    "resource",
+    "needed",
+    "rule",
+    "expires_ms",
+];
+const RULE_COLS: &[&str] = &[
+    "name",
+    "action",
+    "bucket_pattern",
+    "approvals",
+    "approver_roles",
+    "ttl_secs",
+];
+
+/// Runs one admin command, writing its output to `out`.
+pub async fn run(args: AdminArgs, out: &mut dyn Write) -> Result<(), ApiError> {
+    let profile_path = args
+        .profile_file
+        .clone()
+        .unwrap_or_else(default_profile_path);
+    let profile = read_profile(&profile_path)?;
+    let endpoint = args
+        .endpoint
+        .clone()
+        .or(profile.endpoint.clone())
+        .unwrap_or_else(|| DEFAULT_ENDPOINT.to_owned());
+    if !endpoint.starts_with("http://") {
+        return Err(local(
+            "endpoint must be http://host:port (put TLS in front of the admin listener)",
+        ));
+    }
+    let conn = Conn {
+        endpoint: endpoint.clone(),
+        token: args.token.clone().or(profile.token.clone()),
+        client: Client::builder(TokioExecutor::new()).build_http(),
+    };
+    let f = args.format;
+    match args.command {
+        AdminCommand::Login {
+            access_key,
+            secret_key,
+        } => {
+            let v = conn
+                .call(
+                    Method::POST,
+                    "/auth/token",
+                    Some(json!({"access_key": access_key, "secret_key": secret_key})),
+                )
+                .await?;
+            let token = v
+                .get("token")
+                .and_then(Value::as_str)
+                .ok_or_else(|| local("no token in answer"))?;
+            write_profile(
+                &profile_path,
+                &Profile {
+                    endpoint: Some(endpoint.clone()),
+                    token: Some(token.to_owned()),
+                },
+            )?;
+            let shown = json!({"endpoint": endpoint, "profile": profile_path.display().to_string(), "expires_in": v.get("expires_in")});
+            emit(out, f, &["endpoint", "profile", "expires_in"], &shown)
+        }
+        AdminCommand::User(UserCommand::Create {
+            name,
+            role,
+            tenant,
+            service,
+        }) => {
+            let v = conn
+                .call(
+                    Method::POST,
+                    "/principals",
+                    Some(json!({"name": name, "role": role, "tenant": tenant, "kind": if service { "service" } else { "user" }})),
+                )
+                .await?;
+            emit(out, f, PRINCIPAL_COLS, &v)
+        }
+        AdminCommand::User(UserCommand::List { tenant }) => {
+            let path = tenant.map_or_else(
+                || "/principals".to_owned(),
+                |t| format!("/principals?tenant={t}"),
+            );
+            let rows = conn.list_all(&path).await?;
+            emit(out, f, PRINCIPAL_COLS, &Value::Array(rows))
+        }
+        AdminCommand::User(UserCommand::Disable { name }) => {
+            let v = conn
+                .call(Method::POST, &format!("/principals/{name}/disable"), None)
+                .await?;
+            emit(out, f, PRINCIPAL_COLS, &v)
+        }
+        AdminCommand::Key(KeyCommand::Create { user, expires_in }) => {
+            let v = conn
+                .call(
+                    Method::POST,
+                    "/keys",
+                    Some(json!({"principal": user, "expires_in_secs": expires_in})),
+                )
+                .await?;
+            emit(
+                out,
+                f,
+                &["access_key_id", "secret_key", "principal", "expires_ms"],
+                &v,
+            )?;
+            if f == Format::Table {
+                out.write_all(b"The secret key is shown only once; store it now.\n")
+                    .map_err(|e| local(e.to_string()))?;
+            }
+            Ok(())
+        }
+        AdminCommand::Key(KeyCommand::List { user }) => {
+            let path = user.map_or_else(|| "/keys".to_owned(), |u| format!("/keys?principal={u}"));
+            let rows = conn.list_all(&path).await?;
+            emit(out, f, KEY_COLS, &Value::Array(rows))
+        }
+        AdminCommand::Key(KeyCommand::Revoke { id }) => {
+            let v = conn
+                .call(Method::POST, &format!("/keys/{id}/revoke"), None)
+                .await?;
+            emit(out, f, KEY_COLS, &v)
+        }
+        AdminCommand::Grant {
+            user,
+            role,
+            bucket,
+            prefix,
+        } => {
+            let v = conn
+                .call(Method::POST, "/grants", Some(json!({"principal": user, "role": role, "bucket": bucket, "prefix": prefix})))
+                .await?;
+            emit(out, f, &["id", "principal", "role", "bucket", "prefix"], &v)
+        }
+        AdminCommand::Tenant(TenantCommand::Create { name }) => {
+            let v = conn
+                .call(Method::POST, "/tenants", Some(json!({"name": name})))
+                .await?;
+            emit(out, f, &["name", "created_ms"], &v)
+        }
+        AdminCommand::Tenant(TenantCommand::List) => {
+            let rows = conn.list_all("/tenants").await?;
+            emit(out, f, &["name", "created_ms"], &Value::Array(rows))
+        }
+        AdminCommand::Quorum(QuorumCommand::Set {
+            name,
+            action,
+            bucket_pattern,
+            approvals,
+            roles,
+            ttl,
+        }) => {
+            let v = conn
+                .call(
+                    Method::PUT,
+                    &format!("/quorum/rules/{name}"),
+                    Some(json!({"action": action, "bucket_pattern": bucket_pattern, "approvals": approvals, "approver_roles": roles, "ttl_secs": ttl})),
+                )
+                .await?;
+            emit(out, f, RULE_COLS, &v)
+        }
+        AdminCommand::Quorum(QuorumCommand::List) => {
+            let rows = conn.list_all("/quorum/rules").await?;
+            emit(out, f, RULE_COLS, &Value::Array(rows))
+        }
+        AdminCommand::Approvals(ApprovalsCommand::List { state }) => {
+            let path = state.map_or_else(
+                || "/approvals".to_owned(),
+                |s| format!("/approvals?state={s}"),
+            );
+            let rows = conn.list_all(&path).await?;
+            emit(out, f, APPROVAL_COLS, &Value::Array(rows))
+        }
+        AdminCommand::Approvals(ApprovalsCommand::Approve { id }) => {
+            let v = conn
+                .call(Method::POST, &format!("/approvals/{id}/approve"), None)
+                .await?;
+            emit(out, f, APPROVAL_COLS, &v)
+        }
+        AdminCommand::Approvals(ApprovalsCommand::Reject { id }) => {
+            let v = conn
+                .call(Method::POST, &format!("/approvals/{id}/reject"), None)
+                .await?;
+            emit(out, f, APPROVAL_COLS, &v)
+        }
+        AdminCommand::Status => {
+            let v = conn.call(Method::GET, "/status", None).await?;
+            emit(
+                out,
+                f,
+                &["version", "uptime_secs", "principals", "caller"],
+                &v,
+            )
+        }
+    }
+}

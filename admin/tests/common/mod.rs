@@ -1,0 +1,161 @@
+//! Shared set-up for the admin tests: an in-memory policy store with the
+//! bootstrap SuperAdmin, an HS256 authority, and the router.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use admin::{AdminState, router};
+use axum::Router;
+use axum::body::Body;
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use policy::store::NewAccessKey;
+use policy::{AesGcmSealer, JwtAuthority, PolicyStore, RateLimitConfig, RateLimits};
+use serde_json::Value;
+use tower::ServiceExt;
+
+pub const SECRET: &[u8] = b"admin-test-secret-admin-test-secret-0123";
+
+pub struct Env {
+    pub router: Router,
+    pub state: AdminState,
+    pub admin_key: NewAccessKey,
+    pub token: String,
+}
+
+pub async fn env_with(limits: RateLimitConfig) -> Env {
+    let store = PolicyStore::in_memory(Arc::new(AesGcmSealer::random().unwrap()))
+        .await
+        .unwrap();
+    let admin_key = store.bootstrap(None).await.unwrap().unwrap();
+    let jwt = Arc::new(JwtAuthority::new(Some(SECRET), None, 300).unwrap());
+    let state = AdminState::new(store, jwt, Arc::new(RateLimits::new(limits)));
+    let router = router(state.clone());
+    let mut e = Env {
+        router,
+        state,
+        admin_key,
+        token: String::new(),
+    };
+    e.token = e
+        .login(
+            &e.admin_key.access_key_id.clone(),
+            &e.admin_key.secret.expose().to_owned(),
+        )
+        .await;
+    e
+}
+
+pub async fn env() -> Env {
+    env_with(RateLimitConfig {
+        s3_reads_per_min: 0,
+        s3_writes_per_min: 0,
+        admin_per_min: 100_000,
+    })
+    .await
+}
+
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Env {
+    pub async fn req(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        extra: &[(&str, &str)],
+    ) -> Resp {
+        let mut b = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            b = b.header("authorization", format!("Bearer {t}"));
+        }
+        for (k, v) in extra {
+            b = b.header(*k, *v);
+        }
+        let req = match body {
+            Some(v) => b
+                .header("content-type", "application/json")
+                .body(Body::from(serde_json::to_vec(&v).unwrap()))
+                .unwrap(),
+            None => b.body(Body::empty()).unwrap(),
+        };
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Resp {
+        self.req(Method::GET, path, Some(&self.token), None, &[])
+            .await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Resp {
+        self.req(Method::POST, path, Some(&self.token), Some(body), &[])
+            .await
+    }
+
+    pub async fn login(&self, ak: &str, sk: &str) -> String {
+        let r = self
+            .req(
+                Method::POST,
+                "/admin/v1/auth/token",
+                None,
+                Some(serde_json::json!({"access_key": ak, "secret_key": sk})),
+                &[],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        assert!(r.body["expires_in"].as_u64().unwrap() > 0);
+        r.body["token"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates a principal with a key and returns its token.
+    pub async fn user_token(&self, name: &str, role: &str, tenant: &str) -> String {
+        let r = self
+            .post(
+                "/admin/v1/principals",
+                serde_json::json!({"name": name, "role": role, "tenant": tenant}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        let k = self
+            .post("/admin/v1/keys", serde_json::json!({"principal": name}))
+            .await;
+        assert_eq!(k.status, StatusCode::CREATED, "{:?}", k.body);
+        self.login(
+            k.body["access_key_id"].as_str().unwrap(),
+            k.body["secret_key"].as_str().unwrap(),
+        )
+        .await
+    }
+}
+
+/// Asserts the error JSON shape and returns the code.
+pub fn error_code(r: &Resp) -> String {
+    let e = &r.body["error"];
+    assert!(e["message"].is_string(), "{:?}", r.body);
+    let rid = e["request_id"].as_str().expect("request_id");
+    assert_eq!(
+        r.headers.get("x-request-id").and_then(|v| v.to_str().ok()),
+        Some(rid),
+        "request id in body and header"
+    );
+    e["code"].as_str().unwrap().to_owned()
+}

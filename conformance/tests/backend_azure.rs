@@ -1,0 +1,329 @@
+//! The backend conformance suite against the Azure Blob backend on Azurite
+//! (`conformance/lib/azurite.sh`), one test per check, each in its own fresh container; plus
+//! container creation at start-up, clear errors for an unreachable endpoint or a wrong key,
+//! prefixes that keep backends apart, and staged (block) uploads that stream with bounded memory
+//! and commit nothing when they fail.
+//!
+//! Needs `VAULTGATE_TEST_AZURE_ENDPOINT` (e.g. `http://127.0.0.1:10000/devstoreaccount1`; the
+//! emulator's well-known account and key are used). Without it each test prints "skipped" and
+//! passes, unless `VAULTGATE_REQUIRE_SERVICES=1`, which makes them fail.
+
+use conformance::backend as suite;
+use gateway::backend::azure::{AzureAuth, AzureBackend, AzureConfig, MIN_BLOCK_SIZE};
+use gateway::backend::s3::BackendSecret;
+use gateway::backend::{Backend, BackendError, new_backend_id};
+
+fn endpoint(test: &str) -> Option<String> {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    match var("VAULTGATE_TEST_AZURE_ENDPOINT") {
+        Some(e) => Some(e),
+        None => {
+            if var("VAULTGATE_REQUIRE_SERVICES").as_deref() == Some("1") {
+                panic!(
+                    "{test}: VAULTGATE_REQUIRE_SERVICES=1 but VAULTGATE_TEST_AZURE_ENDPOINT is not set \
+                     (source conformance/lib/azurite.sh; azurite_start DIR)"
+                );
+            }
+            eprintln!("{test}: skipped (VAULTGATE_TEST_AZURE_ENDPOINT not set)");
+            None
+        }
+    }
+}
+
+fn fresh_container() -> String {
+    format!("vg-test-{}", &new_backend_id()[..16])
+}
+
+fn config(endpoint: &str, container: &str, prefix: &str) -> AzureConfig {
+    let mut url = format!("azure://{container}");
+    if !prefix.is_empty() {
+        url.push('/');
+        url.push_str(prefix);
+    }
+    url.push_str(&format!(
+        "?account=devstoreaccount1&endpoint={endpoint}&use_emulator=true"
+    ));
+    AzureConfig::from_url(&url).expect("test URL parses")
+}
+
+async fn fresh(endpoint: &str) -> AzureBackend {
+    AzureBackend::connect(config(endpoint, &fresh_container(), "objects"))
+        .await
+        .expect("connect to Azurite")
+}
+
+macro_rules! conformance_test {
+    ($name:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            let Some(e) = endpoint(stringify!($name)) else {
+                return;
+            };
+            let backend = fresh(&e).await;
+            suite::$name(&backend).await;
+        }
+    };
+}
+
+conformance_test!(put_get_roundtrip);
+conformance_test!(ranges);
+conformance_test!(head);
+conformance_test!(delete);
+conformance_test!(missing_object_errors);
+conformance_test!(list);
+conformance_test!(overwrite);
+conformance_test!(failed_put_leaves_nothing);
+conformance_test!(concurrent_writers);
+conformance_test!(check);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_all_in_one_container_without_prefix() {
+    let Some(e) = endpoint("run_all_in_one_container_without_prefix") else {
+        return;
+    };
+    let backend = AzureBackend::connect(config(&e, &fresh_container(), ""))
+        .await
+        .expect("connect");
+    suite::run_all(&backend).await;
+    let left: Vec<_> =
+        futures::StreamExt::collect::<Vec<_>>(backend.list().await.expect("list")).await;
+    assert!(left.is_empty(), "objects left: {left:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_container_is_created_or_refused() {
+    let Some(e) = endpoint("missing_container_is_created_or_refused") else {
+        return;
+    };
+    let container = fresh_container();
+    let mut no_create = config(&e, &container, "");
+    no_create.create_container = false;
+    let err = AzureBackend::connect(no_create.clone())
+        .await
+        .expect_err("a missing container without creation");
+    assert!(
+        matches!(&err, BackendError::Other(m) if m.contains("does not exist") && m.contains(&container)),
+        "{err}"
+    );
+
+    let created = AzureBackend::connect(config(&e, &container, ""))
+        .await
+        .expect("connect creates the container");
+    let other = AzureBackend::connect(no_create)
+        .await
+        .expect("container exists now");
+    let id = new_backend_id();
+    created
+        .put(&id, suite::body_of(b"shared", 3), Some(6))
+        .await
+        .expect("put");
+    assert_eq!(
+        suite::read_all(other.get(&id, None).await.expect("get"))
+            .await
+            .expect("read"),
+        b"shared"
+    );
+    other.delete(&id).await.expect("delete");
+}
+
+#[tokio::test]
+async fn closed_port_fails_with_a_clear_error() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let started = std::time::Instant::now();
+    let cfg = config(
+        &format!("http://127.0.0.1:{port}/devstoreaccount1"),
+        "some-container",
+        "",
+    );
+    let err = AzureBackend::connect(cfg).await.expect_err("closed port");
+    match &err {
+        BackendError::Unavailable(m) => {
+            assert!(
+                m.contains("cannot reach") && m.contains(&format!("127.0.0.1:{port}")),
+                "{m}"
+            )
+        }
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "gave up only after {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_key_is_refused_without_leaking_it() {
+    let Some(e) = endpoint("wrong_key_is_refused_without_leaking_it") else {
+        return;
+    };
+    let mut cfg = config(&e, &fresh_container(), "");
+    // Valid base64, wrong key.
+    let wrong = "d3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXktd3Jvbmcta2V5LXdyb25nLWtleQ==";
+    cfg.credential = Some(AzureAuth::AccountKey(BackendSecret::new(wrong)));
+    let err = AzureBackend::connect(cfg).await.expect_err("wrong key");
+    assert!(matches!(err, BackendError::Other(_)), "{err:?}");
+    assert!(!format!("{err:?}").contains(wrong), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_found_mapping_and_prefix_isolation() {
+    let Some(e) = endpoint("not_found_mapping_and_prefix_isolation") else {
+        return;
+    };
+    let container = fresh_container();
+    let a = AzureBackend::connect(config(&e, &container, "tenant-a"))
+        .await
+        .expect("connect a");
+    let b = AzureBackend::connect(config(&e, &container, "tenant-b/deeper"))
+        .await
+        .expect("connect b");
+    let id = new_backend_id();
+    a.put(&id, suite::body_of(b"only in a", 4), None)
+        .await
+        .expect("put");
+    assert!(matches!(b.head(&id).await, Err(BackendError::NotFound(_))));
+    assert!(matches!(
+        b.get(&id, None).await.map(|_| ()),
+        Err(BackendError::NotFound(_))
+    ));
+    assert!(matches!(
+        b.get(&id, Some(1..3)).await.map(|_| ()),
+        Err(BackendError::NotFound(_))
+    ));
+    b.delete(&id).await.expect("deleting a missing id is Ok");
+    assert_eq!(a.head(&id).await.expect("still in a").size, 9);
+    let listed_b: Vec<_> =
+        futures::StreamExt::collect::<Vec<_>>(b.list().await.expect("list b")).await;
+    assert!(listed_b.is_empty(), "{listed_b:?}");
+    let listed_a: Vec<_> =
+        futures::StreamExt::collect::<Vec<_>>(a.list().await.expect("list a")).await;
+    assert_eq!(
+        listed_a
+            .into_iter()
+            .map(|r| r.expect("item").id)
+            .collect::<Vec<_>>(),
+        vec![id.clone()]
+    );
+    assert!(matches!(
+        a.get(&id, Some(5..10)).await.map(|_| ()),
+        Err(BackendError::Other(_))
+    ));
+    assert!(matches!(
+        a.get(&id, Some(9..10)).await.map(|_| ()),
+        Err(BackendError::Other(_))
+    ));
+    assert!(matches!(
+        a.get(&id, Some(10..10)).await.map(|_| ()),
+        Err(BackendError::Other(_))
+    ));
+    a.delete(&id).await.expect("delete");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staged_put_streams_with_bounded_memory() {
+    let Some(e) = endpoint("staged_put_streams_with_bounded_memory") else {
+        return;
+    };
+    let backend = fresh(&e).await;
+    let size: u64 = 100 * 1024 * 1024 + 12_345;
+    let report = suite::large_streamed_object(&backend, size, 96 * 1024 * 1024).await;
+    eprintln!("azure large object report: {report:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_staged_put_commits_nothing() {
+    let Some(e) = endpoint("failed_staged_put_commits_nothing") else {
+        return;
+    };
+    let mut cfg = config(&e, &fresh_container(), "objects");
+    cfg.part_size = MIN_BLOCK_SIZE;
+    let backend = AzureBackend::connect(cfg).await.expect("connect");
+    let len = 3 * MIN_BLOCK_SIZE + 1000;
+    let data = suite::pseudo_random(78, len);
+
+    let id = new_backend_id();
+    let err = backend
+        .put(&id, suite::body_of(&data, 100_000), Some(len as u64 + 1))
+        .await
+        .expect_err("short body");
+    assert!(matches!(err, BackendError::Other(_)), "{err:?}");
+    assert!(matches!(
+        backend.head(&id).await,
+        Err(BackendError::NotFound(_))
+    ));
+
+    let good = bytes::Bytes::from(data.clone());
+    let items: Vec<std::io::Result<bytes::Bytes>> = vec![
+        Ok(good.slice(..2 * MIN_BLOCK_SIZE + 10)),
+        Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "client went away",
+        )),
+    ];
+    let err = backend
+        .put(
+            &id,
+            futures::StreamExt::boxed(futures::stream::iter(items)),
+            None,
+        )
+        .await
+        .expect_err("failing body");
+    assert!(matches!(err, BackendError::Io(_)), "{err:?}");
+    assert!(matches!(
+        backend.head(&id).await,
+        Err(BackendError::NotFound(_))
+    ));
+
+    // An old object stays intact when a staged overwrite fails.
+    backend
+        .put(&id, suite::body_of(b"old", 3), Some(3))
+        .await
+        .expect("put old");
+    let items: Vec<std::io::Result<bytes::Bytes>> = vec![
+        Ok(good.slice(..2 * MIN_BLOCK_SIZE + 10)),
+        Err(std::io::Error::other("gone")),
+    ];
+    assert!(
+        backend
+            .put(
+                &id,
+                futures::StreamExt::boxed(futures::stream::iter(items)),
+                None
+            )
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        suite::read_all(backend.get(&id, None).await.expect("get"))
+            .await
+            .expect("read"),
+        b"old"
+    );
+
+    let n = backend
+        .put(&id, suite::body_of(&data, 333_333), None)
+        .await
+        .expect("put");
+    assert_eq!(n, len as u64);
+    let back = suite::read_all(backend.get(&id, None).await.expect("get"))
+        .await
+        .expect("read");
+    assert!(back == data, "staged content differs");
+    let mid = suite::read_all(
+        backend
+            .get(
+                &id,
+                Some(MIN_BLOCK_SIZE as u64 - 5..MIN_BLOCK_SIZE as u64 + 5),
+            )
+            .await
+            .expect("get"),
+    )
+    .await
+    .expect("read");
+    assert_eq!(mid, data[MIN_BLOCK_SIZE - 5..MIN_BLOCK_SIZE + 5]);
+    backend.delete(&id).await.expect("delete");
+}

@@ -11,7 +11,10 @@ use proptest::prelude::*;
 fn sample() -> (keys::StreamKey, Vec<u8>, Vec<u8>) {
     let key = fixed_key();
     let plain = data(100, 1);
-    let p = SealParams { chunk_size: 16, ..SealParams::object("vectors", [1; 16], ObjectMeta::default()) };
+    let p = SealParams {
+        chunk_size: 16,
+        ..SealParams::object("vectors", [1; 16], ObjectMeta::default())
+    };
     let sealed = keys::vectors::seal_bytes_with_salt(&key, &p, [2; 32], &plain).unwrap();
     (key, plain, sealed)
 }
@@ -29,9 +32,14 @@ fn mutation() -> impl Strategy<Value = Mutation> {
     prop_oneof![
         (any::<usize>(), 1u8..=255).prop_map(|(i, b)| Mutation::Flip(i, b)),
         any::<usize>().prop_map(Mutation::Truncate),
-        (any::<usize>(), proptest::collection::vec(any::<u8>(), 1..64)).prop_map(|(i, v)| Mutation::Insert(i, v)),
+        (
+            any::<usize>(),
+            proptest::collection::vec(any::<u8>(), 1..64)
+        )
+            .prop_map(|(i, v)| Mutation::Insert(i, v)),
         (any::<usize>(), 1usize..80).prop_map(|(i, n)| Mutation::Remove(i, n)),
-        (any::<usize>(), proptest::collection::vec(any::<u8>(), 1..8)).prop_map(|(i, v)| Mutation::Overwrite(i, v)),
+        (any::<usize>(), proptest::collection::vec(any::<u8>(), 1..8))
+            .prop_map(|(i, v)| Mutation::Overwrite(i, v)),
     ]
 }
 

@@ -12,26 +12,49 @@ fn obj_params(chunk: u32) -> SealParams {
         bucket: "b1".into(),
         key: "dir/obj.bin".into(),
         last_modified_ms: 1_700_000_000_000,
-        headers: [("content-type".to_string(), "application/octet-stream".to_string())].into(),
+        headers: [(
+            "content-type".to_string(),
+            "application/octet-stream".to_string(),
+        )]
+        .into(),
         user_metadata: [("mtime".to_string(), "1700000000.5".to_string())].into(),
         ..ObjectMeta::default()
     };
-    SealParams { chunk_size: chunk, ..SealParams::object("b1", [7; 16], meta) }
+    SealParams {
+        chunk_size: chunk,
+        ..SealParams::object("b1", [7; 16], meta)
+    }
 }
 
 fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn roundtrip_sizes_and_summary() {
     let key = random_key("b1");
-    for (len, chunk, piece) in [(0usize, 16u32, 7usize), (1, 16, 1), (16, 16, 16), (17, 16, 5), (48, 16, 100), (100_000, 65536, 4096), (200_000, 65536, 1 << 20)] {
+    for (len, chunk, piece) in [
+        (0usize, 16u32, 7usize),
+        (1, 16, 1),
+        (16, 16, 16),
+        (17, 16, 5),
+        (48, 16, 100),
+        (100_000, 65536, 4096),
+        (200_000, 65536, 1 << 20),
+    ] {
         let plain = data(len, len as u64);
         let params = obj_params(chunk);
         let expect_len = keys::sealed_len(len as u64, &params, &key);
         let (sealed, sum) = seal_all(&key, params.clone(), &plain, piece).await;
-        assert_eq!(sealed.len() as u64, expect_len, "sealed_len exact for {len}");
+        assert_eq!(
+            sealed.len() as u64,
+            expect_len,
+            "sealed_len exact for {len}"
+        );
         assert_eq!(sum.sealed_len, expect_len);
         assert_eq!(sum.plaintext_len, len as u64);
         use md5::Digest;
@@ -54,7 +77,9 @@ async fn roundtrip_sizes_and_summary() {
         let det = keys::vectors::seal_bytes_with_salt(&key, &params, h.salt(), &plain).unwrap();
         assert_eq!(det, sealed);
         // Full open through the range opener.
-        let full = open_range_of(&key, &sealed, len as u64, 0..len as u64, 777).await.unwrap();
+        let full = open_range_of(&key, &sealed, len as u64, 0..len as u64, 777)
+            .await
+            .unwrap();
         assert_eq!(full, plain);
     }
 }
@@ -68,13 +93,19 @@ fn sealer_works_without_a_runtime_context_for_hashing() {
     let sealed = futures::executor::block_on(collect(s)).unwrap();
     let sum = futures::executor::block_on(h.summary()).unwrap();
     assert_eq!(sum.plaintext_len, 5000);
-    assert_eq!(keys::open_sealed_bytes(&key, &sealed).unwrap().plaintext, plain);
+    assert_eq!(
+        keys::open_sealed_bytes(&key, &sealed).unwrap().plaintext,
+        plain
+    );
 }
 
 #[tokio::test]
 async fn checksums_match_known_values() {
     let key = random_key("b1");
-    let params = SealParams { checksums: ChecksumSet::all(), ..obj_params(16) };
+    let params = SealParams {
+        checksums: ChecksumSet::all(),
+        ..obj_params(16)
+    };
     let expect_len = keys::sealed_len(9, &params, &key);
     let (sealed, sum) = seal_all(&key, params, b"123456789", 4).await;
     assert_eq!(sealed.len() as u64, expect_len);
@@ -82,12 +113,18 @@ async fn checksums_match_known_values() {
     assert_eq!(c.crc32, Some(0xCBF4_3926u32.to_be_bytes()));
     assert_eq!(c.crc32c, Some(0xE306_9283u32.to_be_bytes()));
     assert_eq!(c.crc64nvme, Some(0xAE8B_1486_0A79_9888u64.to_be_bytes()));
-    assert_eq!(hex::encode(c.sha1.unwrap()), "f7c3bc1d808e04732adf679965ccc34ca7ae3441");
+    assert_eq!(
+        hex::encode(c.sha1.unwrap()),
+        "f7c3bc1d808e04732adf679965ccc34ca7ae3441"
+    );
     assert_eq!(
         hex::encode(c.sha256.unwrap()),
         "15e2b0d3c33891ebb0f1ef609ec419420c20e320ce94c65fbc8c3312448eb225"
     );
-    let meta = keys::open_sealed_bytes(&key, &sealed).unwrap().meta.unwrap();
+    let meta = keys::open_sealed_bytes(&key, &sealed)
+        .unwrap()
+        .meta
+        .unwrap();
     assert_eq!(meta.checksums["crc32"], "y/Q5Jg==");
     assert_eq!(meta.checksums.len(), 5);
 }
@@ -95,8 +132,10 @@ async fn checksums_match_known_values() {
 #[tokio::test]
 async fn input_error_ends_stream_and_summary() {
     let key = random_key("b1");
-    let items: Vec<Result<bytes::Bytes, std::io::Error>> =
-        vec![Ok(bytes::Bytes::from(vec![1u8; 40])), Err(std::io::Error::other("client went away"))];
+    let items: Vec<Result<bytes::Bytes, std::io::Error>> = vec![
+        Ok(bytes::Bytes::from(vec![1u8; 40])),
+        Err(std::io::Error::other("client went away")),
+    ];
     let (s, h) = keys::seal(&key, obj_params(16), futures::stream::iter(items));
     let r = collect(s).await;
     assert!(matches!(r, Err(Error::Io(_))), "{r:?}");
@@ -107,8 +146,14 @@ async fn input_error_ends_stream_and_summary() {
 async fn bad_params_are_refused() {
     let key = random_key("b1");
     for p in [
-        SealParams { chunk_size: 8, ..obj_params(16) },
-        SealParams { part_number: 1, ..obj_params(16) },
+        SealParams {
+            chunk_size: 8,
+            ..obj_params(16)
+        },
+        SealParams {
+            part_number: 1,
+            ..obj_params(16)
+        },
         SealParams::part("b1", [1; 16], 0),
         SealParams::part("b1", [1; 16], 10_001),
     ] {
@@ -120,32 +165,69 @@ async fn bad_params_are_refused() {
 
 #[test]
 fn cipher_range_arithmetic() {
-    let l = Layout { header_len: 200, chunk_size: 100, plaintext_len: 250 };
+    let l = Layout {
+        header_len: 200,
+        chunk_size: 100,
+        plaintext_len: 250,
+    };
     assert_eq!(l.records(), 3);
     assert_eq!(l.data_end(), 200 + 250 + 96);
     let r = l.cipher_range(0..1);
-    assert_eq!((r.first_record, r.last_record, r.start, r.end), (0, 0, 200, 332));
+    assert_eq!(
+        (r.first_record, r.last_record, r.start, r.end),
+        (0, 0, 200, 332)
+    );
     let r = l.cipher_range(99..101);
-    assert_eq!((r.first_record, r.last_record, r.start, r.end), (0, 1, 200, 464));
+    assert_eq!(
+        (r.first_record, r.last_record, r.start, r.end),
+        (0, 1, 200, 464)
+    );
     let r = l.cipher_range(200..250);
-    assert_eq!((r.first_record, r.last_record, r.start, r.end), (2, 2, 464, 546));
+    assert_eq!(
+        (r.first_record, r.last_record, r.start, r.end),
+        (2, 2, 464, 546)
+    );
     let r = l.cipher_range(200..10_000); // clamped
     assert_eq!(r.end, l.data_end());
-    let z = Layout { header_len: 200, chunk_size: 100, plaintext_len: 0 };
+    let z = Layout {
+        header_len: 200,
+        chunk_size: 100,
+        plaintext_len: 0,
+    };
     assert_eq!(z.records(), 1);
     let r = z.cipher_range(0..0);
     assert_eq!((r.start, r.end), (200, 232));
-    let exact = Layout { header_len: 10, chunk_size: 100, plaintext_len: 300 };
-    assert_eq!(exact.records(), 3, "no extra empty record at a chunk multiple");
+    let exact = Layout {
+        header_len: 10,
+        chunk_size: 100,
+        plaintext_len: 300,
+    };
+    assert_eq!(
+        exact.records(),
+        3,
+        "no extra empty record at a chunk multiple"
+    );
     for p in 0..1000u64 {
-        let l = Layout { header_len: 150, chunk_size: 64, plaintext_len: p };
+        let l = Layout {
+            header_len: 150,
+            chunk_size: 64,
+            plaintext_len: p,
+        };
         let back = Layout::from_data_len(150, 64, l.data_end() - 150).unwrap();
         assert_eq!(back, l);
     }
     assert!(Layout::from_data_len(150, 64, 31).is_err());
-    assert_eq!(Layout::from_data_len(150, 64, 96 + 1 + 64).unwrap().plaintext_len, 97);
+    assert_eq!(
+        Layout::from_data_len(150, 64, 96 + 1 + 64)
+            .unwrap()
+            .plaintext_len,
+        97
+    );
     // 106 bytes would need 2 records but 42 plaintext bytes fit in one: no valid layout.
-    assert!(matches!(Layout::from_data_len(150, 64, 106), Err(Error::Integrity(_))));
+    assert!(matches!(
+        Layout::from_data_len(150, 64, 106),
+        Err(Error::Integrity(_))
+    ));
 }
 
 #[tokio::test]
@@ -157,7 +239,10 @@ async fn empty_object_open_range() {
     let h = Header::decode(&sealed).unwrap();
     let mut bad = sealed.clone();
     bad[h.len() + 20] ^= 1;
-    assert!(matches!(open_range_of(&key, &bad, 0, 0..0, 3).await, Err(Error::Integrity(_))));
+    assert!(matches!(
+        open_range_of(&key, &bad, 0, 0..0, 3).await,
+        Err(Error::Integrity(_))
+    ));
 }
 
 /// Sealed object with 4 records of 16 bytes + 1 byte (5 records).
@@ -205,7 +290,11 @@ fn records(sealed: &[u8]) -> (Vec<u8>, Vec<Vec<u8>>, Vec<u8>) {
             sealed[s..s + 32 + l.record_plain_len(i) as usize].to_vec()
         })
         .collect();
-    (sealed[..h.len()].to_vec(), recs, sealed[l.data_end() as usize..].to_vec())
+    (
+        sealed[..h.len()].to_vec(),
+        recs,
+        sealed[l.data_end() as usize..].to_vec(),
+    )
 }
 
 fn assemble(h: &[u8], recs: &[Vec<u8>], trailer: &[u8]) -> Vec<u8> {
@@ -223,15 +312,24 @@ async fn reorder_duplicate_truncate_extend_splice_are_rejected() {
     let (sealed, plain) = five_records(&key).await;
     let (h, recs, trailer) = records(&sealed);
     assert_eq!(recs.len(), 5);
-    assert_eq!(open_full(&key, &assemble(&h, &recs, &trailer)).unwrap(), plain);
+    assert_eq!(
+        open_full(&key, &assemble(&h, &recs, &trailer)).unwrap(),
+        plain
+    );
 
     let mut swapped = recs.clone();
     swapped.swap(1, 2);
-    assert!(matches!(open_full(&key, &assemble(&h, &swapped, &trailer)), Err(Error::Integrity(_))));
+    assert!(matches!(
+        open_full(&key, &assemble(&h, &swapped, &trailer)),
+        Err(Error::Integrity(_))
+    ));
 
     let mut dup = recs.clone();
     dup[2] = recs[1].clone();
-    assert!(matches!(open_full(&key, &assemble(&h, &dup, &trailer)), Err(Error::Integrity(_))));
+    assert!(matches!(
+        open_full(&key, &assemble(&h, &dup, &trailer)),
+        Err(Error::Integrity(_))
+    ));
 
     // Duplicate inserted (stream grows by one full record).
     let mut dup_ins = recs.clone();
@@ -247,7 +345,14 @@ async fn reorder_duplicate_truncate_extend_splice_are_rejected() {
     let hd = Header::decode(&sealed).unwrap();
     let layout = Layout::new(&hd, 65);
     let cr = layout.cipher_range(0..65);
-    let got = collect(keys::open_range(&key, &hd, layout, 0..65, pieces(&short[cr.start as usize..], 16))).await;
+    let got = collect(keys::open_range(
+        &key,
+        &hd,
+        layout,
+        0..65,
+        pieces(&short[cr.start as usize..], 16),
+    ))
+    .await;
     assert!(matches!(got, Err(Error::Integrity(_))), "{got:?}");
     // Truncated without the trailer at all.
     assert!(open_full(&key, &sealed[..sealed.len() - 10]).is_err());
@@ -259,7 +364,14 @@ async fn reorder_duplicate_truncate_extend_splice_are_rejected() {
     // Extension seen by the range opener: more bytes than the cipher range.
     let mut longer = sealed[cr.start as usize..cr.end as usize].to_vec();
     longer.extend_from_slice(&recs[4]);
-    let got = collect(keys::open_range(&key, &hd, layout, 0..65, pieces(&longer, 7))).await;
+    let got = collect(keys::open_range(
+        &key,
+        &hd,
+        layout,
+        0..65,
+        pieces(&longer, 7),
+    ))
+    .await;
     assert!(matches!(got, Err(Error::Integrity(_))), "{got:?}");
 
     // Splice a record from another object sealed under the same data key (same position).
@@ -267,7 +379,10 @@ async fn reorder_duplicate_truncate_extend_splice_are_rejected() {
     let (_, orecs, otrailer) = records(&other);
     let mut spliced = recs.clone();
     spliced[2] = orecs[2].clone();
-    assert!(matches!(open_full(&key, &assemble(&h, &spliced, &trailer)), Err(Error::Integrity(_))));
+    assert!(matches!(
+        open_full(&key, &assemble(&h, &spliced, &trailer)),
+        Err(Error::Integrity(_))
+    ));
     // Another object's trailer (metadata) spliced onto this one.
     assert!(open_full(&key, &assemble(&h, &recs, &otrailer)).is_err());
     // Another object's header on this object's records.
@@ -281,8 +396,26 @@ async fn splice_between_parts_of_one_upload_is_rejected() {
     let oid = [3u8; 16];
     let p1 = data(40, 1);
     let p2 = data(40, 2);
-    let (s1, _) = seal_all(&key, SealParams { chunk_size: 16, ..SealParams::part("b1", oid, 1) }, &p1, 8).await;
-    let (s2, _) = seal_all(&key, SealParams { chunk_size: 16, ..SealParams::part("b1", oid, 2) }, &p2, 8).await;
+    let (s1, _) = seal_all(
+        &key,
+        SealParams {
+            chunk_size: 16,
+            ..SealParams::part("b1", oid, 1)
+        },
+        &p1,
+        8,
+    )
+    .await;
+    let (s2, _) = seal_all(
+        &key,
+        SealParams {
+            chunk_size: 16,
+            ..SealParams::part("b1", oid, 2)
+        },
+        &p2,
+        8,
+    )
+    .await;
     let h1 = Header::decode(&s1).unwrap();
     let h2 = Header::decode(&s2).unwrap();
     let l = Layout::new(&h1, 40);
@@ -291,7 +424,10 @@ async fn splice_between_parts_of_one_upload_is_rejected() {
     let off1 = l.record_offset(1) as usize;
     let off2 = Layout::new(&h2, 40).record_offset(1) as usize;
     t[off1..off1 + 48].copy_from_slice(&s2[off2..off2 + 48]);
-    assert!(matches!(keys::open_sealed_bytes(&key, &t), Err(Error::Integrity(_))));
+    assert!(matches!(
+        keys::open_sealed_bytes(&key, &t),
+        Err(Error::Integrity(_))
+    ));
     // Part 2's header on part 1's records.
     let mut t = s2[..h2.len()].to_vec();
     t.extend_from_slice(&s1[h1.len()..]);
@@ -318,7 +454,10 @@ async fn wrong_key_and_commitment_are_rejected() {
         r => panic!("expected commitment failure, got {r:?}"),
     }
     // A key with another id is refused before any record is touched.
-    assert!(matches!(keys::open_sealed_bytes(&random_key("b1"), &sealed), Err(Error::Integrity(_))));
+    assert!(matches!(
+        keys::open_sealed_bytes(&random_key("b1"), &sealed),
+        Err(Error::Integrity(_))
+    ));
 }
 
 #[tokio::test]
@@ -334,7 +473,9 @@ async fn range_open_reads_only_covering_records() {
     // Corrupting a record outside the range does not matter: it is never read.
     let mut t = sealed.clone();
     t[l.record_offset(5) as usize + 40] ^= 1;
-    let got = open_range_of(&key, &t, 10_000, 2500..3500, 100).await.unwrap();
+    let got = open_range_of(&key, &t, 10_000, 2500..3500, 100)
+        .await
+        .unwrap();
     assert_eq!(got, &plain[2500..3500]);
 }
 
@@ -367,7 +508,10 @@ proptest! {
 #[test]
 fn kinds_and_header_accessors() {
     let key = fixed_key();
-    let p = SealParams { chunk_size: 16, ..SealParams::part("vectors", [9; 16], 42) };
+    let p = SealParams {
+        chunk_size: 16,
+        ..SealParams::part("vectors", [9; 16], 42)
+    };
     let sealed = keys::vectors::seal_bytes_with_salt(&key, &p, [5; 32], b"x").unwrap();
     let h = Header::decode(&sealed).unwrap();
     assert_eq!(h.kind(), StreamKind::Part);
@@ -375,7 +519,10 @@ fn kinds_and_header_accessors() {
     assert_eq!(h.object_id(), [9; 16]);
     assert_eq!(h.bucket(), "vectors");
     assert_eq!(h.data_key_id(), key.data_key_id());
-    assert_eq!(Header::encoded_len_from_prefix(&sealed[..12]).unwrap(), h.len());
+    assert_eq!(
+        Header::encoded_len_from_prefix(&sealed[..12]).unwrap(),
+        h.len()
+    );
     assert!(Header::encoded_len_from_prefix(&sealed[..11]).is_err());
     assert!(Header::decode(&sealed[..h.len() - 1]).is_err());
 }

@@ -15,13 +15,23 @@ fn salt_v1() -> [u8; 32] {
 }
 
 fn v1_params() -> SealParams {
-    SealParams { chunk_size: 16, ..SealParams::part("vectors", [0x22; 16], 1) }
+    SealParams {
+        chunk_size: 16,
+        ..SealParams::part("vectors", [0x22; 16], 1)
+    }
 }
 const V1_PLAINTEXT: &[u8] = b"Vaultgate sealed stream v1!";
 
 fn v2_params() -> SealParams {
-    let meta = ObjectMeta { bucket: "vectors".into(), key: "empty".into(), ..ObjectMeta::default() };
-    SealParams { chunk_size: 16, ..SealParams::object("vectors", [0x44; 16], meta) }
+    let meta = ObjectMeta {
+        bucket: "vectors".into(),
+        key: "empty".into(),
+        ..ObjectMeta::default()
+    };
+    SealParams {
+        chunk_size: 16,
+        ..SealParams::object("vectors", [0x44; 16], meta)
+    }
 }
 
 const HUB_KEY_HEX: &str = VECTOR_KEY_HEX;
@@ -30,12 +40,17 @@ const HUB_KEY_HEX: &str = VECTOR_KEY_HEX;
 #[ignore = "prints the vectors for docs/FORMAT.md"]
 fn print_vectors() {
     let key = fixed_key();
-    let v1 = keys::vectors::seal_bytes_with_salt(&key, &v1_params(), salt_v1(), V1_PLAINTEXT).unwrap();
+    let v1 =
+        keys::vectors::seal_bytes_with_salt(&key, &v1_params(), salt_v1(), V1_PLAINTEXT).unwrap();
     println!("V1 {}", hex::encode(&v1));
     let v2 = keys::vectors::seal_bytes_with_salt(&key, &v2_params(), [0x33; 32], b"").unwrap();
     println!("V2 {}", hex::encode(&v2));
     let h = Header::decode(&v1).unwrap();
-    println!("V1 header_len {} commitment {}", h.len(), hex::encode(h.commitment()));
+    println!(
+        "V1 header_len {} commitment {}",
+        h.len(),
+        hex::encode(h.commitment())
+    );
     println!("V1 nonce0 {}", hex::encode(&v1[h.len()..h.len() + 12]));
     println!("V1 aad {}", hex::encode(h.sha256()));
     println!("HUB {}", hex::encode(hub_record()));
@@ -43,9 +58,16 @@ fn print_vectors() {
 
 fn hub_record() -> Vec<u8> {
     use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
-    let k = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &hex::decode(HUB_KEY_HEX).unwrap()).unwrap());
+    let k = LessSafeKey::new(
+        UnboundKey::new(&AES_256_GCM, &hex::decode(HUB_KEY_HEX).unwrap()).unwrap(),
+    );
     let mut buf = b"hub blob record".to_vec();
-    k.seal_in_place_append_tag(Nonce::assume_unique_for_key([0x0a; 12]), Aad::empty(), &mut buf).unwrap();
+    k.seal_in_place_append_tag(
+        Nonce::assume_unique_for_key([0x0a; 12]),
+        Aad::empty(),
+        &mut buf,
+    )
+    .unwrap();
     let mut out = vec![0x0a; 12];
     out.extend_from_slice(&(buf.len() as u32).to_be_bytes());
     out.extend_from_slice(&buf);
@@ -60,7 +82,8 @@ const HUB_HEX: &str = "0a0a0a0a0a0a0a0a0a0a0a0a0000001fc1573db0a842189010f4bdc60
 fn v1_part_stream_vector() {
     let key = fixed_key();
     let expected = hex::decode(V1_HEX).unwrap();
-    let sealed = keys::vectors::seal_bytes_with_salt(&key, &v1_params(), salt_v1(), V1_PLAINTEXT).unwrap();
+    let sealed =
+        keys::vectors::seal_bytes_with_salt(&key, &v1_params(), salt_v1(), V1_PLAINTEXT).unwrap();
     assert_eq!(hex::encode(&sealed), V1_HEX);
     let o = keys::open_sealed_bytes(&key, &expected).unwrap();
     assert_eq!(o.plaintext, V1_PLAINTEXT);
@@ -99,7 +122,13 @@ fn v1_part_stream_vector() {
     let mut rec0 = expected[hl + 16..hl + 48].to_vec();
     let mut nonce = [0u8; 12];
     nonce.copy_from_slice(n0);
-    let pt = k.open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut rec0).unwrap();
+    let pt = k
+        .open_in_place(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(aad),
+            &mut rec0,
+        )
+        .unwrap();
     assert_eq!(pt, &V1_PLAINTEXT[..16]);
 }
 
@@ -121,6 +150,8 @@ async fn hub_vector() {
     let blob = hex::decode(HUB_HEX).unwrap();
     assert_eq!(blob, hub_record());
     let key = keys::HubKey::from_hex(HUB_KEY_HEX).unwrap();
-    let got = collect(keys::open_hub_blob(&key, pieces(&blob, 5))).await.unwrap();
+    let got = collect(keys::open_hub_blob(&key, pieces(&blob, 5)))
+        .await
+        .unwrap();
     assert_eq!(got, b"hub blob record");
 }

@@ -48,8 +48,10 @@ pub fn data(len: usize, seed: u64) -> Vec<u8> {
 
 /// A stream that yields `bytes` in pieces of `piece` bytes.
 pub fn pieces(bytes: &[u8], piece: usize) -> BoxStream<'static, std::io::Result<Bytes>> {
-    let v: Vec<std::io::Result<Bytes>> =
-        bytes.chunks(piece.max(1)).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+    let v: Vec<std::io::Result<Bytes>> = bytes
+        .chunks(piece.max(1))
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
     futures::stream::iter(v).boxed()
 }
 
@@ -63,7 +65,12 @@ pub async fn collect(s: BoxStream<'static, keys::Result<Bytes>>) -> keys::Result
 }
 
 /// Seals `plain` with the streaming sealer; returns (sealed bytes, summary).
-pub async fn seal_all(key: &StreamKey, params: keys::SealParams, plain: &[u8], piece: usize) -> (Vec<u8>, keys::SealSummary) {
+pub async fn seal_all(
+    key: &StreamKey,
+    params: keys::SealParams,
+    plain: &[u8],
+    piece: usize,
+) -> (Vec<u8>, keys::SealSummary) {
     let (s, h) = keys::seal(key, params, pieces(plain, piece));
     let sealed = collect(s).await.unwrap();
     let sum = h.summary().await.unwrap();
@@ -71,10 +78,26 @@ pub async fn seal_all(key: &StreamKey, params: keys::SealParams, plain: &[u8], p
 }
 
 /// Opens plaintext range `r` of a sealed stream the way the gateway does: header, layout, backend range.
-pub async fn open_range_of(key: &StreamKey, sealed: &[u8], plain_len: u64, r: std::ops::Range<u64>, piece: usize) -> keys::Result<Vec<u8>> {
+pub async fn open_range_of(
+    key: &StreamKey,
+    sealed: &[u8],
+    plain_len: u64,
+    r: std::ops::Range<u64>,
+    piece: usize,
+) -> keys::Result<Vec<u8>> {
     let header = keys::Header::decode(sealed)?;
     let layout = keys::Layout::new(&header, plain_len);
     let cr = layout.cipher_range(r.clone());
-    let slice = sealed.get(cr.start as usize..cr.end as usize).unwrap_or(&[]).to_vec();
-    collect(keys::open_range(key, &header, layout, r, pieces(&slice, piece))).await
+    let slice = sealed
+        .get(cr.start as usize..cr.end as usize)
+        .unwrap_or(&[])
+        .to_vec();
+    collect(keys::open_range(
+        key,
+        &header,
+        layout,
+        r,
+        pieces(&slice, piece),
+    ))
+    .await
 }

@@ -1,0 +1,287 @@
+//! Storage backends: the [`Backend`] trait every store of sealed bytes implements (local disk now,
+//! S3 and Azure later), its error type, opaque backend ids and [`open_backend`], which turns a
+//! backend URL (`file:///abs/path`) into a backend.
+//!
+//! Backends only ever see ciphertext under opaque ids; encryption lives in the object layer above.
+//! Garbage collection over a backend and the metadata index lives in [`crate::index::gc`].
+
+pub mod azure;
+pub mod local;
+pub mod metered;
+pub mod s3;
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+
+pub use local::LocalBackend;
+
+/// A stream of bytes going into or coming out of a backend.
+pub type ByteStream = BoxStream<'static, std::io::Result<Bytes>>;
+
+/// Errors of a storage backend.
+#[derive(thiserror::Error, Debug)]
+pub enum BackendError {
+    /// No object under this id.
+    #[error("backend object not found: {0}")]
+    NotFound(String),
+    /// The backend cannot be reached or refuses service for now (retry may help).
+    #[error("backend unavailable: {0}")]
+    Unavailable(String),
+    /// An I/O error while reading or writing (including an error from the body stream of a put).
+    #[error("backend i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    /// Anything else: invalid id, bad URL, unsupported scheme, size mismatch, bad range.
+    #[error("backend error: {0}")]
+    Other(String),
+}
+
+/// What a backend knows about one stored object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// The opaque id the object was stored under.
+    pub id: String,
+    /// Size in bytes (of the stored, sealed bytes).
+    pub size: u64,
+    /// Last modification time, milliseconds since the Unix epoch.
+    pub modified_ms: i64,
+}
+
+/// A store of opaque, immutable blobs addressed by id.
+#[async_trait]
+pub trait Backend: Send + Sync + std::fmt::Debug {
+    /// Short name of the backend kind: "file", "s3", "azure".
+    fn name(&self) -> &str;
+    /// Stores the whole stream under `id`, atomically: after Ok the object is complete and durable,
+    /// after Err (including an Err item from `body`) nothing is visible under `id`.
+    /// `size_hint`, when given, is the exact number of bytes `body` yields; a body of another
+    /// length makes the put fail. Returns the number of bytes stored.
+    async fn put(
+        &self,
+        id: &str,
+        body: ByteStream,
+        size_hint: Option<u64>,
+    ) -> Result<u64, BackendError>;
+    /// Streams the object, or the byte range `start..end` of it. An empty range yields no bytes;
+    /// a range that does not lie within the object is an error.
+    async fn get(&self, id: &str, range: Option<Range<u64>>) -> Result<ByteStream, BackendError>;
+    /// Size and modification time of one object.
+    async fn head(&self, id: &str) -> Result<ObjectInfo, BackendError>;
+    /// Deletes an object; idempotent (a missing object is Ok).
+    async fn delete(&self, id: &str) -> Result<(), BackendError>;
+    /// Lists every stored object (in no particular order).
+    async fn list(
+        &self,
+    ) -> Result<BoxStream<'static, Result<ObjectInfo, BackendError>>, BackendError>;
+    /// Readiness: can write, read back and delete a probe object.
+    async fn check(&self) -> Result<(), BackendError>;
+}
+
+/// A fresh opaque backend id: 32 lower-case hex characters from 16 random bytes.
+pub fn new_backend_id() -> String {
+    let mut raw = [0u8; 16];
+    if getrandom::fill(&mut raw).is_err() {
+        // The OS random source failing is not something a client can cause; fall back to a
+        // time-and-counter id so that ids stay unique rather than panicking.
+        return fallback_id();
+    }
+    hex::encode(raw)
+}
+
+fn fallback_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mixed = (nanos as u64) ^ (u64::from(std::process::id()) << 40);
+    format!("{mixed:016x}{count:016x}")
+}
+
+/// Longest id a backend accepts.
+pub const MAX_ID_LEN: usize = 128;
+
+/// Checks that `id` is a well-formed backend id: 4 to [`MAX_ID_LEN`] characters of `[0-9a-f.-]`,
+/// the first four of them hex digits (they name the fan-out directories of the local backend).
+/// This is defence in depth: ids come from [`new_backend_id`], never from clients.
+pub fn validate_id(id: &str) -> Result<(), BackendError> {
+    let ok_len = (4..=MAX_ID_LEN).contains(&id.len());
+    let ok_chars = id
+        .bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b) || b == b'.' || b == b'-');
+    let ok_head = id.bytes().take(4).all(|b| b.is_ascii_hexdigit());
+    if ok_len && ok_chars && ok_head {
+        Ok(())
+    } else {
+        Err(BackendError::Other(format!("invalid backend id {id:?}")))
+    }
+}
+
+/// Opens the backend named by `url`.
+///
+/// - `file:///abs/path` (or `file://relative/path`, resolved against the working directory):
+///   the local disk backend rooted there;
+/// - an empty URL: the local disk backend in `<data_dir>/objects` (the default).
+///
+/// - `s3://bucket[/prefix]?endpoint=URL&region=R&path_style=true`: an S3-compatible bucket
+///   ([`s3::S3Backend`]), credentials from `VAULTGATE_BACKEND_ACCESS_KEY` /
+///   `VAULTGATE_BACKEND_SECRET_KEY` if both are set, else the standard AWS chain;
+/// - `azure://container[/prefix]?account=NAME&endpoint=URL[&use_emulator=true]`: an Azure Blob
+///   container ([`azure::AzureBackend`]), credential from `VAULTGATE_AZURE_ACCOUNT_KEY`, else
+///   `VAULTGATE_AZURE_SAS`, else `VAULTGATE_AZURE_CONNECTION_STRING`.
+///
+/// Remote backends are prepared before they are returned: the bucket/container is created when
+/// missing, then a probe object is written, read back and deleted; an unreachable or read-only
+/// backend is an error naming it. Any other scheme is `BackendError::Other` naming the scheme.
+pub async fn open_backend(url: &str, data_dir: &Path) -> Result<Arc<dyn Backend>, BackendError> {
+    let url = url.trim();
+    if url.is_empty() {
+        let backend = LocalBackend::open(data_dir.join("objects")).await?;
+        return Ok(Arc::new(backend));
+    }
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err(BackendError::Other(format!(
+            "backend URL {url:?} has no scheme (expected file:///path)"
+        )));
+    };
+    match scheme.to_ascii_lowercase().as_str() {
+        "file" => {
+            let path = file_url_path(rest)?;
+            let backend = LocalBackend::open(path).await?;
+            Ok(Arc::new(backend))
+        }
+        "s3" => {
+            let mut cfg = s3::S3Config::from_url(url)?;
+            let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+            if let (Some(access_key), Some(secret)) = (
+                env("VAULTGATE_BACKEND_ACCESS_KEY"),
+                env("VAULTGATE_BACKEND_SECRET_KEY"),
+            ) {
+                cfg.credentials = Some(s3::S3Credentials {
+                    access_key,
+                    secret_key: s3::BackendSecret::new(secret),
+                });
+            }
+            Ok(Arc::new(s3::S3Backend::connect(cfg).await?))
+        }
+        "azure" => {
+            let cfg = azure::AzureConfig::from_url(url)?
+                .with_credential_env(|k| std::env::var(k).ok())?;
+            Ok(Arc::new(azure::AzureBackend::connect(cfg).await?))
+        }
+        other => Err(BackendError::Other(format!(
+            "unsupported backend scheme {other:?} in {url:?} (supported: file, s3, azure)"
+        ))),
+    }
+}
+
+/// The filesystem path of the part of a `file://` URL after the scheme.
+fn file_url_path(rest: &str) -> Result<PathBuf, BackendError> {
+    // `file://localhost/abs` is the same as `file:///abs`.
+    let rest = rest
+        .strip_prefix("localhost")
+        .filter(|r| r.starts_with('/'))
+        .unwrap_or(rest);
+    let rest = rest.split(['?', '#']).next().unwrap_or_default();
+    if rest.is_empty() {
+        return Err(BackendError::Other(
+            "file:// backend URL has no path".into(),
+        ));
+    }
+    let decoded = urlencoding::decode(rest)
+        .map_err(|e| BackendError::Other(format!("file:// backend URL is not valid UTF-8: {e}")))?;
+    Ok(PathBuf::from(decoded.into_owned()))
+}
+
+/// Milliseconds since the Unix epoch of a filesystem time (0 if unknown or before 1970).
+pub(crate) fn system_time_ms(t: std::time::SystemTime) -> i64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .and_then(|d| i64::try_from(d.as_millis()).ok())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_ids_are_32_hex_and_distinct() {
+        let a = new_backend_id();
+        let b = new_backend_id();
+        assert_eq!(a.len(), 32);
+        assert!(
+            a.bytes()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        );
+        assert_ne!(a, b);
+        assert!(validate_id(&a).is_ok());
+        assert_eq!(fallback_id().len(), 32);
+        assert!(validate_id(&fallback_id()).is_ok());
+    }
+
+    #[test]
+    fn id_validation_rejects_path_tricks() {
+        for bad in [
+            "",
+            "abc",
+            "../x",
+            "ab/cd",
+            "ab..",
+            "..ab0000",
+            "ABCD1234",
+            "abcd/../../etc",
+            "abcd\0",
+            "abcdé",
+            ".tmp",
+            "abcg0000",
+        ] {
+            assert!(
+                matches!(validate_id(bad), Err(BackendError::Other(_))),
+                "accepted {bad:?}"
+            );
+        }
+        assert!(validate_id(&"a".repeat(MAX_ID_LEN + 1)).is_err());
+        for good in ["abcd", "0123456789abcdef-0001", "abcd.ef-0001", "ffff.-.-"] {
+            assert!(validate_id(good).is_ok(), "rejected {good:?}");
+        }
+    }
+
+    #[test]
+    fn file_urls_map_to_paths() {
+        assert_eq!(
+            file_url_path("/abs/path").unwrap(),
+            PathBuf::from("/abs/path")
+        );
+        assert_eq!(
+            file_url_path("localhost/abs").unwrap(),
+            PathBuf::from("/abs")
+        );
+        assert_eq!(file_url_path("/a%20b?x=1").unwrap(), PathBuf::from("/a b"));
+        assert_eq!(
+            file_url_path("./data/objects").unwrap(),
+            PathBuf::from("./data/objects")
+        );
+        assert!(file_url_path("").is_err());
+    }
+
+    #[tokio::test]
+    async fn unknown_scheme_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        for url in ["gopher://x", "s3x://bucket", "no-scheme"] {
+            match open_backend(url, dir.path()).await {
+                Err(BackendError::Other(msg)) => assert!(msg.contains("scheme"), "{msg}"),
+                other => panic!("{url}: unexpected {other:?}"),
+            }
+        }
+        let b = open_backend("", dir.path()).await.unwrap();
+        assert_eq!(b.name(), "file");
+        assert!(dir.path().join("objects").is_dir());
+    }
+}

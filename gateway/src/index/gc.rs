@@ -1,0 +1,246 @@
+//! Garbage: the gc queue in the index (backend ids no longer referenced, written in the same
+//! transaction that dropped the reference) and the two collectors the object layer calls:
+//! [`collect_garbage`] drains the queue (at start-up, and after a failed inline delete), and
+//! [`sweep_orphans`] deletes backend objects no index row references (ciphertext written by a put
+//! that crashed before its index commit), sparing objects younger than a grace period so that
+//! in-flight writes are never touched.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use futures::StreamExt;
+
+use super::{Index, IndexError, now_ms};
+use crate::backend::{Backend, BackendError};
+
+/// An error of a collector: from the index or from the backend.
+#[derive(thiserror::Error, Debug)]
+pub enum GcError {
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
+/// What [`collect_garbage`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GcReport {
+    /// Backend objects deleted (or already absent) and removed from the queue.
+    pub deleted: u64,
+    /// Queue entries dropped without a delete because something references the id again.
+    pub still_referenced: u64,
+    /// Deletes that failed; those ids stay queued for the next run.
+    pub failed: u64,
+}
+
+/// What [`sweep_orphans`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Backend objects listed.
+    pub scanned: u64,
+    /// Unreferenced objects deleted.
+    pub deleted: u64,
+    /// Unreferenced objects spared because they are younger than the grace period.
+    pub young: u64,
+    /// Deletes that failed.
+    pub failed: u64,
+}
+
+/// Backend deletes in flight at once.
+const DELETE_CONCURRENCY: usize = 8;
+/// Ids per query when checking references in bulk.
+const REF_BATCH: usize = 200;
+
+impl Index {
+    /// Up to `limit` queued garbage ids, ordered by id.
+    pub async fn gc_pending(&self, limit: u32) -> Result<Vec<String>, IndexError> {
+        self.gc_page(None, limit).await
+    }
+
+    async fn gc_page(&self, after: Option<&str>, limit: u32) -> Result<Vec<String>, IndexError> {
+        let ids = sqlx::query_scalar(
+            "SELECT backend_id FROM gc_queue WHERE backend_id > $1 ORDER BY backend_id LIMIT $2",
+        )
+        .bind(after.unwrap_or(""))
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?;
+        Ok(ids)
+    }
+
+    /// Removes ids from the gc queue (after they were deleted from the backend).
+    pub async fn gc_done(&self, ids: &[String]) -> Result<(), IndexError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin_write().await?;
+        for id in ids {
+            sqlx::query("DELETE FROM gc_queue WHERE backend_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Whether anything refers to `backend_id`: an object stream, a manifest, a part, or the gc
+    /// queue (queued ids belong to [`collect_garbage`], not to the orphan sweep).
+    pub async fn is_referenced(&self, backend_id: &str) -> Result<bool, IndexError> {
+        let used: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM object_streams WHERE backend_id = $1) \
+                 OR EXISTS (SELECT 1 FROM objects WHERE manifest_id = $1) \
+                 OR EXISTS (SELECT 1 FROM parts WHERE backend_id = $1) \
+                 OR EXISTS (SELECT 1 FROM gc_queue WHERE backend_id = $1)",
+        )
+        .bind(backend_id)
+        .fetch_one(&self.read)
+        .await?;
+        Ok(used)
+    }
+
+    /// Those of `ids` referenced by an object, manifest or part (`with_queue`: or queued).
+    async fn referenced_among(
+        &self,
+        ids: &[String],
+        with_queue: bool,
+    ) -> Result<HashSet<String>, IndexError> {
+        let mut found = HashSet::new();
+        for chunk in ids.chunks(REF_BATCH) {
+            let list = (1..=chunk.len())
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let mut sql = format!(
+                "SELECT backend_id FROM object_streams WHERE backend_id IN ({list}) \
+                 UNION SELECT manifest_id FROM objects WHERE manifest_id IN ({list}) \
+                 UNION SELECT backend_id FROM parts WHERE backend_id IN ({list})"
+            );
+            if with_queue {
+                sql.push_str(&format!(
+                    " UNION SELECT backend_id FROM gc_queue WHERE backend_id IN ({list})"
+                ));
+            }
+            let mut query = sqlx::query_scalar::<_, String>(&sql);
+            for id in chunk {
+                query = query.bind(id);
+            }
+            found.extend(query.fetch_all(&self.read).await?);
+        }
+        Ok(found)
+    }
+}
+
+/// Deletes `ids` from the backend; returns the ids whose delete succeeded and how many failed.
+async fn delete_all(backend: &dyn Backend, ids: Vec<String>) -> (Vec<String>, u64) {
+    let results: Vec<(String, Result<(), BackendError>)> = futures::stream::iter(ids)
+        .map(|id| async move {
+            let r = backend.delete(&id).await;
+            (id, r)
+        })
+        .buffer_unordered(DELETE_CONCURRENCY)
+        .collect()
+        .await;
+    let mut done = Vec::with_capacity(results.len());
+    let mut failed = 0;
+    for (id, result) in results {
+        match result {
+            Ok(()) => done.push(id),
+            Err(e) => {
+                tracing::warn!(backend_id = %id, error = %e, "garbage delete failed; will retry");
+                failed += 1;
+            }
+        }
+    }
+    (done, failed)
+}
+
+/// Drains the gc queue: deletes every queued id from the backend and removes it from the queue.
+/// Ids that are referenced again are dropped from the queue without a delete; ids whose delete
+/// fails stay queued (reported in `failed`). Each queued id is visited once per call.
+pub async fn collect_garbage(index: &Index, backend: &dyn Backend) -> Result<GcReport, GcError> {
+    let mut report = GcReport::default();
+    let mut after: Option<String> = None;
+    loop {
+        let ids = index.gc_page(after.as_deref(), 256).await?;
+        let Some(last) = ids.last().cloned() else {
+            break;
+        };
+        after = Some(last);
+        let live = index.referenced_among(&ids, false).await?;
+        let (live_ids, dead_ids): (Vec<String>, Vec<String>) =
+            ids.into_iter().partition(|id| live.contains(id));
+        report.still_referenced += live_ids.len() as u64;
+        let (done, failed) = delete_all(backend, dead_ids).await;
+        report.deleted += done.len() as u64;
+        report.failed += failed;
+        index.gc_done(&live_ids).await?;
+        index.gc_done(&done).await?;
+    }
+    if report.deleted + report.failed + report.still_referenced > 0 {
+        tracing::info!(
+            deleted = report.deleted,
+            failed = report.failed,
+            "garbage collected"
+        );
+    }
+    Ok(report)
+}
+
+/// Deletes backend objects that nothing in the index references (not an object, manifest, part
+/// or queued id) and that were last modified longer than `older_than` ago. Use a grace period
+/// longer than any write takes from backend put to index commit (minutes) while serving; at
+/// start-up, before serving, zero is safe.
+pub async fn sweep_orphans(
+    index: &Index,
+    backend: &dyn Backend,
+    older_than: Duration,
+) -> Result<SweepReport, GcError> {
+    let grace_ms = i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX);
+    let cutoff = now_ms().saturating_sub(grace_ms);
+    let mut report = SweepReport::default();
+    let mut listing = backend.list().await?;
+    let mut listing_done = false;
+    while !listing_done {
+        let mut batch = Vec::with_capacity(REF_BATCH);
+        while batch.len() < REF_BATCH {
+            match listing.next().await {
+                Some(item) => {
+                    batch.push(item?);
+                    report.scanned += 1;
+                }
+                None => {
+                    listing_done = true;
+                    break;
+                }
+            }
+        }
+        if batch.is_empty() {
+            break;
+        }
+        let ids: Vec<String> = batch.iter().map(|i| i.id.clone()).collect();
+        let referenced = index.referenced_among(&ids, true).await?;
+        let mut doomed = Vec::new();
+        for info in batch {
+            if referenced.contains(&info.id) {
+                continue;
+            }
+            if info.modified_ms > cutoff {
+                report.young += 1;
+            } else {
+                doomed.push(info.id);
+            }
+        }
+        let (done, failed) = delete_all(backend, doomed).await;
+        report.deleted += done.len() as u64;
+        report.failed += failed;
+    }
+    if report.deleted > 0 {
+        tracing::info!(
+            deleted = report.deleted,
+            scanned = report.scanned,
+            "orphaned backend objects removed"
+        );
+    }
+    Ok(report)
+}

@@ -1,0 +1,338 @@
+//! The metadata index: which buckets, objects, multipart uploads, data keys and access keys exist,
+//! and which backend ids hold their sealed bytes. sqlx over SQLite (WAL) with the migrations in
+//! `gateway/migrations`; this file owns opening the database, the record types and the error type.
+//! The operations live in the sibling modules, one per family.
+//!
+//! Connection layout: one *writer* pool holding a single connection (SQLite admits one writer at a
+//! time; queueing writers in the pool instead of in SQLite means no `SQLITE_BUSY` however many
+//! tasks write at once) and a *reader* pool of several connections, which in WAL mode read a
+//! committed snapshot concurrently with the writer. Every write is one `BEGIN IMMEDIATE`
+//! transaction, so a write becomes visible exactly when it commits and an overwrite is atomic.
+//!
+//! Durability: `synchronous=FULL` (a deliberate deviation from the usual WAL + `NORMAL`). With
+//! `NORMAL`, a power loss may drop the last committed transactions; the object layer deletes the
+//! replaced ciphertext right after the commit, so a lost commit could leave the index pointing at
+//! deleted bytes, and an acknowledged PUT could vanish. `FULL` adds one WAL fsync per write
+//! transaction: measured on this machine's disk with the 16-concurrent-writers test (1,600 write
+//! transactions, debug build) as 1.51 s against 1.28 s with `NORMAL`, about 0.15 ms per write,
+//! small next to the backend's own fsync of the object file and its directory.
+
+mod buckets;
+mod credentials;
+mod data_keys;
+pub mod gc;
+mod list;
+mod multipart;
+mod objects;
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+pub use gc::{GcError, GcReport, SweepReport, collect_garbage, sweep_orphans};
+pub use list::prefix_successor;
+
+/// Errors of the metadata index.
+#[derive(thiserror::Error, Debug)]
+pub enum IndexError {
+    /// The bucket (or other named entity) does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// A bucket, upload or key with this name already exists.
+    #[error("already exists: {0}")]
+    AlreadyExists(String),
+    /// The bucket still holds objects or in-progress uploads.
+    #[error("not empty: {0}")]
+    NotEmpty(String),
+    /// The multipart upload does not exist (completed, aborted or never created).
+    #[error("no such upload: {0}")]
+    NoSuchUpload(String),
+    /// The database failed (I/O, locking, migration, ...).
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A stored value cannot be decoded, or a value cannot be stored (out of range).
+    #[error("corrupt index data: {0}")]
+    Corrupt(String),
+}
+
+/// A bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketRecord {
+    pub name: String,
+    pub owner: String,
+    pub created_ms: i64,
+}
+
+/// One sealed stream of an object (the whole object for a single PUT, one part for multipart).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamRecord {
+    pub backend_id: String,
+    pub part_number: u32,
+    /// The sealed-stream header bytes (`keys::format::Header::as_bytes`).
+    pub header: Vec<u8>,
+    pub plaintext_len: u64,
+    pub md5_hex: String,
+}
+
+/// A visible object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectRecord {
+    pub bucket: String,
+    pub key: String,
+    /// Plaintext size of the whole object.
+    pub size: u64,
+    /// S3 ETag without quotes.
+    pub etag: String,
+    pub last_modified_ms: i64,
+    /// content-type, cache-control, ... (lower-case names).
+    pub headers: BTreeMap<String, String>,
+    /// x-amz-meta-* without the prefix.
+    pub user_metadata: BTreeMap<String, String>,
+    /// Algorithm ("crc32", ...) -> base64 value (full-object or composite).
+    pub checksums: BTreeMap<String, String>,
+    /// Hex id of the bucket data key the object is sealed under.
+    pub data_key_id: String,
+    pub key_version: u32,
+    /// 1 for a single PUT; the parts in order for multipart.
+    pub streams: Vec<StreamRecord>,
+    /// Backend id of the sealed part manifest (multipart only).
+    pub manifest_id: Option<String>,
+}
+
+impl ObjectRecord {
+    /// Every backend id this object references (streams and manifest).
+    pub fn backend_ids(&self) -> impl Iterator<Item = &str> {
+        self.streams
+            .iter()
+            .map(|s| s.backend_id.as_str())
+            .chain(self.manifest_id.as_deref())
+    }
+}
+
+/// An in-progress multipart upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadRecord {
+    pub bucket: String,
+    pub key: String,
+    pub upload_id: String,
+    pub object_id_hex: String,
+    pub initiated_ms: i64,
+    pub headers: BTreeMap<String, String>,
+    pub user_metadata: BTreeMap<String, String>,
+    pub checksum_algorithm: Option<String>,
+    pub owner: String,
+}
+
+/// An uploaded part of a multipart upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartRecord {
+    pub bucket: String,
+    pub upload_id: String,
+    pub part_number: u32,
+    pub backend_id: String,
+    pub header: Vec<u8>,
+    /// Plaintext size of the part.
+    pub size: u64,
+    pub md5_hex: String,
+    pub checksums: BTreeMap<String, String>,
+    pub last_modified_ms: i64,
+}
+
+/// A ListObjects query.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListQuery {
+    pub bucket: String,
+    pub prefix: String,
+    /// None or empty: no grouping.
+    pub delimiter: Option<String>,
+    /// Exclusive: only keys (and common prefixes) strictly after it are returned.
+    pub start_after: Option<String>,
+    /// Objects + common prefixes per page; 0 returns an empty, untruncated page.
+    pub max_keys: u32,
+}
+
+/// One object in a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectRecordSummary {
+    pub key: String,
+    pub size: u64,
+    pub etag: String,
+    pub last_modified_ms: i64,
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListPage {
+    pub objects: Vec<ObjectRecordSummary>,
+    pub common_prefixes: Vec<String>,
+    pub is_truncated: bool,
+    /// When truncated: the last key or common prefix returned (pass it as `start_after` for the
+    /// next page). None when not truncated.
+    pub next_marker: Option<String>,
+}
+
+/// An S3 access key with its sealed secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AccessKeyRecord {
+    pub access_key_id: String,
+    pub sealed_secret: Vec<u8>,
+    pub principal: String,
+    pub role: String,
+    pub created_ms: i64,
+    pub disabled: bool,
+}
+
+impl std::fmt::Debug for AccessKeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessKeyRecord")
+            .field("access_key_id", &self.access_key_id)
+            .field("sealed_secret", &"[redacted]")
+            .field("principal", &self.principal)
+            .field("role", &self.role)
+            .field("created_ms", &self.created_ms)
+            .field("disabled", &self.disabled)
+            .finish()
+    }
+}
+
+/// The metadata index. Clone is cheap (pools inside).
+#[derive(Debug, Clone)]
+pub struct Index {
+    /// One connection: all writes, serialised.
+    write: SqlitePool,
+    /// Several connections for reads (the same pool as `write` for in-memory databases).
+    read: SqlitePool,
+}
+
+/// How long a writer waits for its turn before giving up.
+const WRITE_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(60);
+/// SQLite's own wait on a lock held by another process (e.g. a CLI command on the same file).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Connections in the read pool.
+const READ_CONNECTIONS: u32 = 4;
+
+impl Index {
+    /// Opens the index at `database_url` (`sqlite://path/index.db`, `sqlite::memory:`), creating
+    /// the file if missing, switching it to WAL and running the migrations.
+    pub async fn open(database_url: &str) -> Result<Index, IndexError> {
+        let lower = database_url.to_ascii_lowercase();
+        if !lower.starts_with("sqlite:") {
+            return Err(IndexError::Database(sqlx::Error::Configuration(
+                format!("unsupported index database URL {database_url:?} (expected sqlite://PATH)")
+                    .into(),
+            )));
+        }
+        let in_memory = lower.contains(":memory:") || lower.contains("mode=memory");
+        let options = SqliteConnectOptions::from_str(database_url)?
+            .create_if_missing(true)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT)
+            .synchronous(SqliteSynchronous::Full);
+        let options = if in_memory {
+            options
+        } else {
+            options.journal_mode(SqliteJournalMode::Wal)
+        };
+
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(if in_memory { 1 } else { 0 })
+            .acquire_timeout(WRITE_ACQUIRE_TIMEOUT)
+            .idle_timeout(if in_memory {
+                None
+            } else {
+                Some(Duration::from_secs(600))
+            })
+            .max_lifetime(None)
+            .connect_with(options.clone())
+            .await?;
+        // Other crates (policy) keep their own migrations in the same database: ignore
+        // applied versions that are not ours.
+        let mut migrator = sqlx::migrate!("./migrations");
+        migrator.set_ignore_missing(true);
+        migrator
+            .run(&write)
+            .await
+            .map_err(|e| IndexError::Database(sqlx::Error::Migrate(Box::new(e))))?;
+        let read = if in_memory {
+            write.clone()
+        } else {
+            SqlitePoolOptions::new()
+                .max_connections(READ_CONNECTIONS)
+                .acquire_timeout(WRITE_ACQUIRE_TIMEOUT)
+                .connect_with(options)
+                .await?
+        };
+        Ok(Index { write, read })
+    }
+
+    /// Readiness: the database answers a query.
+    pub async fn ping(&self) -> Result<(), IndexError> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+
+    /// The single-connection pool all index writes go through. Other components that write to
+    /// the same SQLite file (the policy store) should use it too, so that their writes queue
+    /// in-process instead of contending for SQLite's lock.
+    pub fn write_pool(&self) -> &SqlitePool {
+        &self.write
+    }
+
+    /// The pool for reads (several connections; the write pool for in-memory databases).
+    pub fn read_pool(&self) -> &SqlitePool {
+        &self.read
+    }
+
+    /// Closes both pools (waits for connections to be returned).
+    pub async fn close(&self) {
+        self.read.close().await;
+        self.write.close().await;
+    }
+
+    /// Starts a write transaction (`BEGIN IMMEDIATE` on the single writer connection).
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, IndexError> {
+        Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+// ---- value conversions shared by the submodules ----
+
+pub(crate) fn to_i64(v: u64, what: &str) -> Result<i64, IndexError> {
+    i64::try_from(v).map_err(|_| IndexError::Corrupt(format!("{what} {v} is out of range")))
+}
+
+pub(crate) fn to_u64(v: i64, what: &str) -> Result<u64, IndexError> {
+    u64::try_from(v).map_err(|_| IndexError::Corrupt(format!("stored {what} {v} is negative")))
+}
+
+pub(crate) fn to_u32(v: i64, what: &str) -> Result<u32, IndexError> {
+    u32::try_from(v).map_err(|_| IndexError::Corrupt(format!("stored {what} {v} is out of range")))
+}
+
+pub(crate) fn map_to_json(map: &BTreeMap<String, String>) -> Result<String, IndexError> {
+    serde_json::to_string(map).map_err(|e| IndexError::Corrupt(format!("cannot encode map: {e}")))
+}
+
+pub(crate) fn map_from_json(
+    text: &str,
+    what: &str,
+) -> Result<BTreeMap<String, String>, IndexError> {
+    serde_json::from_str(text)
+        .map_err(|e| IndexError::Corrupt(format!("stored {what} is not a JSON map: {e}")))
+}
+
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub(crate) fn now_ms() -> i64 {
+    crate::backend::system_time_ms(std::time::SystemTime::now())
+}

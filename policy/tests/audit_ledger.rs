@@ -645,3 +645,37 @@ async fn events_deleted_after_a_checkpoint_are_found_and_pruning_refuses_broken_
     assert!(err.to_string().contains("refusing to prune"), "{err}");
     assert!(g.ledger.get(1).await.unwrap().is_some());
 }
+
+/// Throughput of the group-committed append path under 64 concurrent appenders on a file
+/// database (debug build). Prints appends/s; fails if the ledger cannot sustain 1000/s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn append_throughput_with_group_commit() {
+    let f = fixture_with(|_| LedgerConfig::default()).await;
+    let n_tasks = 64u64;
+    let per_task = 100u64;
+    let start = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for t in 0..n_tasks {
+        let ledger = f.ledger.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..per_task {
+                ledger.append(event(t * 1000 + i)).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let total = n_tasks * per_task;
+    let rate = total as f64 / secs;
+    let stats = f.ledger.stats().snapshot();
+    println!(
+        "audit appends: {total} in {secs:.3} s = {rate:.0}/s, {} transactions (avg batch {:.1})",
+        stats.batches,
+        total as f64 / stats.batches as f64
+    );
+    assert_eq!(stats.appended, total);
+    assert!(rate > 1000.0, "only {rate:.0} appends/s");
+    assert!(f.ledger.verify(None).await.unwrap().is_ok());
+}

@@ -364,30 +364,39 @@ pub fn verify_bundle_bytes(
     };
     let manifest_bytes = get(MANIFEST)?;
     let sig_text = get(SIGNATURE)?;
-    let manifest: Manifest = serde_json::from_slice(manifest_bytes)
-        .map_err(|e| reject(Malformed, format!("{MANIFEST}: {e}")))?;
-    if manifest.format != MANIFEST_FORMAT {
-        return Err(reject(
-            Malformed,
-            format!("unknown manifest format {:?}", manifest.format),
-        ));
-    }
-    let embedded = PublicKey::parse(&manifest.public_key)
-        .map_err(|_| reject(Malformed, "the manifest's public key is malformed"))?;
+    // The signature is checked on the raw manifest bytes before anything in them is trusted.
+    let parsed: Result<Manifest, String> =
+        serde_json::from_slice(manifest_bytes).map_err(|e| format!("{MANIFEST}: {e}"));
+    let embedded = parsed
+        .as_ref()
+        .ok()
+        .and_then(|m| PublicKey::parse(&m.public_key).ok());
+    let verifier = match (trusted, embedded) {
+        (Some(t), _) => *t,
+        (None, Some(e)) => e,
+        (None, None) => {
+            return Err(reject(
+                Malformed,
+                match &parsed {
+                    Err(e) => e.clone(),
+                    Ok(_) => "the manifest's public key is malformed".to_owned(),
+                },
+            ));
+        }
+    };
     let signature = std::str::from_utf8(sig_text)
         .ok()
         .and_then(|s| hex::decode(s).ok())
         .ok_or_else(|| reject(BadSignature, format!("{SIGNATURE} is not a hex signature")))?;
-    let verifier = trusted.copied().unwrap_or(embedded);
     if !verifier.verify(manifest_bytes, &signature) {
-        if let Some(t) = trusted
-            && *t != embedded
+        if let (Some(t), Some(e)) = (trusted, embedded)
+            && *t != e
         {
             return Err(reject(
                 WrongKey,
                 format!(
                     "the bundle was signed by {} but the given public key is {}",
-                    embedded.fingerprint(),
+                    e.fingerprint(),
                     t.fingerprint()
                 ),
             ));
@@ -400,14 +409,21 @@ pub fn verify_bundle_bytes(
             ),
         ));
     }
+    let manifest = parsed.map_err(|e| reject(Malformed, e))?;
+    if manifest.format != MANIFEST_FORMAT {
+        return Err(reject(
+            Malformed,
+            format!("unknown manifest format {:?}", manifest.format),
+        ));
+    }
     if let Some(t) = trusted
-        && *t != embedded
+        && Some(*t) != embedded
     {
         return Err(reject(
             WrongKey,
             format!(
                 "the manifest names key {} but the given public key is {}",
-                embedded.fingerprint(),
+                embedded.map_or_else(|| "(malformed)".to_owned(), |e| e.fingerprint()),
                 t.fingerprint()
             ),
         ));

@@ -342,6 +342,21 @@ mod tests {
     }
 
     #[test]
+    fn known_answer_vector_from_docs_audit_md() {
+        let mut ev = sample();
+        ev.key = Some("photos/cat.jpg".into());
+        let s = StoredEvent::chain(ev, Some("127.0.0.1".into()), 1, GENESIS_HASH.into());
+        assert_eq!(
+            s.body_sha256(),
+            "21f745dac48e69acb3b681ffb957b066566b02cf1348b64051f7dad7ad643192"
+        );
+        assert_eq!(
+            s.hash,
+            "243080e7e3b872b6ccb7f03534d52f25e5906feef2842103a4d4080be8e61d91"
+        );
+    }
+
+    #[test]
     fn every_field_changes_the_hash() {
         let base = StoredEvent::chain(sample(), Some("127.0.0.1".into()), 7, "ab".repeat(32));
         let mut variants: Vec<StoredEvent> = Vec::new();

@@ -291,11 +291,18 @@ pub async fn migrate(pool: &SqlitePool) -> AuditResult<()> {
     Ok(())
 }
 
-/// Opens a pool on `database_url` (`sqlite://PATH`). With `create` false the file must exist.
+/// Opens a pool on `database_url` (`sqlite://PATH`) like the gateway's index does (WAL,
+/// synchronous FULL, 30 s busy timeout). With `create` false the file must exist and its
+/// journal mode is left as it is (verification only reads).
 pub async fn open_pool(database_url: &str, create: bool) -> AuditResult<SqlitePool> {
-    let options = SqliteConnectOptions::from_str(database_url)?
+    let mut options = SqliteConnectOptions::from_str(database_url)?
         .create_if_missing(create)
+        .synchronous(sqlx::sqlite::SqliteSynchronous::Full)
         .busy_timeout(Duration::from_secs(30));
+    let lower = database_url.to_ascii_lowercase();
+    if create && !lower.contains(":memory:") && !lower.contains("mode=memory") {
+        options = options.journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
+    }
     Ok(SqlitePoolOptions::new()
         .max_connections(4)
         .connect_with(options)

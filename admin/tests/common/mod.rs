@@ -37,12 +37,11 @@ pub async fn env_with(limits: RateLimitConfig) -> Env {
         admin_key,
         token: String::new(),
     };
-    e.token = e
-        .login(
-            &e.admin_key.access_key_id.clone(),
-            &e.admin_key.secret.expose().to_owned(),
-        )
-        .await;
+    let (ak, sk) = (
+        e.admin_key.access_key_id.clone(),
+        e.admin_key.secret.expose().to_owned(),
+    );
+    e.token = e.login(&ak, &sk).await;
     e
 }
 

@@ -1,1 +1,205 @@
-fn main() {}
+//! The `vaultgate` binary: parses flags/env/config file, starts JSON logging, runs
+//! `vaultgate serve` until SIGTERM/SIGINT, or validates and prints the effective config with
+//! `vaultgate config check`. All logic lives in the `gateway` library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use gateway::config::{Config, Overrides, Secret};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "vaultgate",
+    version,
+    about = "S3-compatible encrypting gateway"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve S3 and the admin listener.
+    Serve(Settings),
+    /// Configuration commands.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCommand {
+    /// Validate the configuration and print it (secrets redacted); exit 1 if invalid.
+    Check(Settings),
+}
+
+#[derive(Args, Debug)]
+struct Settings {
+    /// TOML config file.
+    #[arg(long, env = "VAULTGATE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data dir (index, key file, local objects). Default ./data
+    #[arg(long, env = "VAULTGATE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// S3 listener. Default 127.0.0.1:9000
+    #[arg(long, env = "VAULTGATE_S3_ADDR")]
+    s3_addr: Option<String>,
+    /// Admin listener (/metrics, /health, /ready). Default 127.0.0.1:9001
+    #[arg(long, env = "VAULTGATE_ADMIN_ADDR")]
+    admin_addr: Option<String>,
+    /// Fixed bootstrap access key id.
+    #[arg(long, env = "VAULTGATE_ACCESS_KEY")]
+    access_key: Option<String>,
+    /// Fixed bootstrap secret key (prefer the env var over the flag).
+    #[arg(long, env = "VAULTGATE_SECRET_KEY", hide_env_values = true)]
+    secret_key: Option<String>,
+    /// Master key, 64 hex chars (env alias BLOB_KEY).
+    #[arg(long, env = "VAULTGATE_MASTER_KEY", hide_env_values = true)]
+    master_key: Option<String>,
+    /// Index database URL. Default sqlite://<data dir>/index.db
+    #[arg(long, env = "VAULTGATE_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// Backend URL. Default file://<data dir>/objects
+    #[arg(long, env = "VAULTGATE_BACKEND")]
+    backend: Option<String>,
+    /// KMS URL (aws-kms://KEY?region=..&endpoint=..).
+    #[arg(long, env = "VAULTGATE_KMS")]
+    kms: Option<String>,
+    /// Log level / filter (also RUST_LOG). Default info
+    #[arg(long, env = "LOG_LEVEL")]
+    log_level: Option<String>,
+}
+
+impl Settings {
+    fn load(self) -> Result<Config, gateway::Error> {
+        let mut cfg = match &self.config {
+            Some(p) => Config::from_file(p)?,
+            None => Config::default(),
+        };
+        let master = self
+            .master_key
+            .or_else(|| std::env::var("BLOB_KEY").ok().filter(|v| !v.is_empty()));
+        let log_level = self
+            .log_level
+            .or_else(|| std::env::var("RUST_LOG").ok().filter(|v| !v.is_empty()));
+        cfg.apply(Overrides {
+            data_dir: self.data_dir,
+            s3_addr: self.s3_addr,
+            admin_addr: self.admin_addr,
+            access_key: self.access_key,
+            secret_key: self.secret_key.map(Secret::new),
+            master_key: master.map(Secret::new),
+            database_url: self.database_url,
+            backend: self.backend,
+            kms: self.kms,
+            log_level,
+        });
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}
+
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+async fn serve(settings: Settings) -> ExitCode {
+    let cfg = match settings.load() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("vaultgate: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    init_logging(&cfg.log_level);
+    let server = match gateway::server::start(cfg).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "start-up failed");
+            eprintln!("vaultgate: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // machine-readable line for scripts (stdout, exactly one JSON object)
+    println!(
+        "{}",
+        serde_json::json!({
+            "msg": "listening",
+            "s3_addr": server.s3_addr.to_string(),
+            "admin_addr": server.admin_addr.to_string(),
+        })
+    );
+    wait_for_signal().await;
+    tracing::info!("signal received; shutting down");
+    server.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+fn check(settings: Settings) -> ExitCode {
+    match settings.load() {
+        Ok(cfg) => {
+            println!("# configuration is valid; effective settings (secrets redacted):");
+            print!("{}", cfg.redacted_toml());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("vaultgate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Config {
+            command: ConfigCommand::Check(s),
+        } => check(s),
+        Command::Serve(s) => {
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("vaultgate: cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            rt.block_on(serve(s))
+        }
+    }
+}

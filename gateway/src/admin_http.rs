@@ -1,0 +1,85 @@
+//! The admin listener's operational routes (axum): `/metrics` (Prometheus text), `/health`
+//! (200 while the process runs) and `/ready` (200 when index, backend and key provider answer,
+//! else 503 with JSON naming what failed). The admin REST API mounts beside these later.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use serde_json::json;
+
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+/// Shared state of the admin routes.
+#[derive(Clone, Debug)]
+pub struct AdminState {
+    /// object layer (index, backend, keyring) probed by /ready
+    pub store: Store,
+    /// metrics rendered by /metrics
+    pub metrics: Metrics,
+}
+
+/// Router with /metrics, /health and /ready.
+pub fn router(state: AdminState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .with_state(state)
+}
+
+async fn metrics(State(st): State<AdminState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        st.metrics.render(),
+    )
+}
+
+async fn health() -> impl IntoResponse {
+    (StatusCode::OK, axum::Json(json!({"status": "ok"})))
+}
+
+fn verdict<E: std::fmt::Display>(
+    r: Result<Result<(), E>, tokio::time::error::Elapsed>,
+) -> (bool, String) {
+    match r {
+        Ok(Ok(())) => (true, "ok".into()),
+        Ok(Err(e)) => (false, format!("error: {e}")),
+        Err(_) => (false, "error: timed out".into()),
+    }
+}
+
+async fn ready(State(st): State<AdminState>) -> impl IntoResponse {
+    let t = Duration::from_secs(3);
+    let (index, backend, keys) = tokio::join!(
+        tokio::time::timeout(t, st.store.index.ping()),
+        tokio::time::timeout(t, st.store.backend.check()),
+        tokio::time::timeout(t, st.store.keyring.provider().health()),
+    );
+    let (i_ok, i) = verdict(index);
+    let (b_ok, b) = verdict(backend);
+    let (k_ok, k) = verdict(keys);
+    let ok = i_ok && b_ok && k_ok;
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    if !ok {
+        tracing::warn!(index = %i, backend = %b, keys = %k, "not ready");
+    }
+    (
+        status,
+        axum::Json(json!({
+            "status": if ok { "ready" } else { "unavailable" },
+            "checks": {"index": i, "backend": b, "keys": k},
+        })),
+    )
+}

@@ -1,0 +1,381 @@
+//! Gateway configuration: the TOML file, `VAULTGATE_*` environment variables and `vaultgate serve`
+//! flags merged into one validated [`Config`] (defaults < file < env < flags).
+//!
+//! Every setting of DESIGN.md's interface contract is a flag, an env var and a TOML key of the
+//! same name. Secrets ([`Secret`]) zeroize on drop and print as `[redacted]`; `vaultgate config
+//! check` prints [`Config::redacted_toml`].
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use crate::error::{Error, Result};
+
+/// A configured secret (bootstrap secret key, master key). Never printed.
+#[derive(Clone, Deserialize, Zeroize, ZeroizeOnDrop, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+    /// The secret itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str("[redacted]")
+    }
+}
+
+/// The whole gateway configuration (TOML keys are the field names).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Data dir: index, key file, local objects. Default `./data`.
+    pub data_dir: PathBuf,
+    /// S3 listener. Default `127.0.0.1:9000`; port 0 picks a free port.
+    pub s3_addr: String,
+    /// Admin listener (/metrics, /health, /ready). Default `127.0.0.1:9001`.
+    pub admin_addr: String,
+    /// Fixed bootstrap access key id (with `secret_key`).
+    pub access_key: Option<String>,
+    /// Fixed bootstrap secret key (with `access_key`).
+    pub secret_key: Option<Secret>,
+    /// Master key, 64 hex chars (env alias `BLOB_KEY`).
+    pub master_key: Option<Secret>,
+    /// Index database URL. Default `sqlite://<data_dir>/index.db`.
+    pub database_url: Option<String>,
+    /// Backend URL. Default `file://<data_dir>/objects`.
+    pub backend: Option<String>,
+    /// KMS URL (`aws-kms://KEY?region=..&endpoint=..`). Default none (local key).
+    pub kms: Option<String>,
+    /// Log filter (`info`, `debug`, `gateway=debug,info`...). Default `info`.
+    pub log_level: String,
+    /// Region reported to clients. Default `us-east-1`.
+    pub region: String,
+    /// Seconds in-flight requests get to finish on shutdown. Default 30.
+    pub shutdown_grace_secs: u64,
+    /// Seconds an unsealed access-key secret stays cached in memory. Default 10.
+    pub credential_cache_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./data"),
+            s3_addr: "127.0.0.1:9000".into(),
+            admin_addr: "127.0.0.1:9001".into(),
+            access_key: None,
+            secret_key: None,
+            master_key: None,
+            database_url: None,
+            backend: None,
+            kms: None,
+            log_level: "info".into(),
+            region: "us-east-1".into(),
+            shutdown_grace_secs: 30,
+            credential_cache_secs: 10,
+        }
+    }
+}
+
+/// Overrides from env/flags (each `Some` wins over the file).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// --data-dir / VAULTGATE_DATA_DIR
+    pub data_dir: Option<PathBuf>,
+    /// --s3-addr / VAULTGATE_S3_ADDR
+    pub s3_addr: Option<String>,
+    /// --admin-addr / VAULTGATE_ADMIN_ADDR
+    pub admin_addr: Option<String>,
+    /// VAULTGATE_ACCESS_KEY
+    pub access_key: Option<String>,
+    /// VAULTGATE_SECRET_KEY
+    pub secret_key: Option<Secret>,
+    /// VAULTGATE_MASTER_KEY / BLOB_KEY
+    pub master_key: Option<Secret>,
+    /// VAULTGATE_DATABASE_URL
+    pub database_url: Option<String>,
+    /// VAULTGATE_BACKEND
+    pub backend: Option<String>,
+    /// VAULTGATE_KMS
+    pub kms: Option<String>,
+    /// LOG_LEVEL / RUST_LOG
+    pub log_level: Option<String>,
+}
+
+impl Config {
+    /// Reads a TOML file (unknown keys are an error).
+    pub fn from_file(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::Config(format!("cannot read config file {}: {e}", path.display()))
+        })?;
+        Config::from_toml(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+    }
+
+    /// Parses TOML text.
+    pub fn from_toml(text: &str) -> Result<Config> {
+        toml::from_str(text).map_err(|e| Error::Config(e.to_string()))
+    }
+
+    /// Applies env/flag overrides.
+    pub fn apply(&mut self, o: Overrides) {
+        if let Some(v) = o.data_dir {
+            self.data_dir = v;
+        }
+        if let Some(v) = o.s3_addr {
+            self.s3_addr = v;
+        }
+        if let Some(v) = o.admin_addr {
+            self.admin_addr = v;
+        }
+        if o.access_key.is_some() {
+            self.access_key = o.access_key;
+        }
+        if o.secret_key.is_some() {
+            self.secret_key = o.secret_key;
+        }
+        if o.master_key.is_some() {
+            self.master_key = o.master_key;
+        }
+        if o.database_url.is_some() {
+            self.database_url = o.database_url;
+        }
+        if o.backend.is_some() {
+            self.backend = o.backend;
+        }
+        if o.kms.is_some() {
+            self.kms = o.kms;
+        }
+        if let Some(v) = o.log_level {
+            self.log_level = v;
+        }
+    }
+
+    /// The S3 listener address.
+    pub fn s3_socket(&self) -> Result<SocketAddr> {
+        self.s3_addr
+            .parse()
+            .map_err(|e| Error::Config(format!("s3_addr {:?} is not host:port: {e}", self.s3_addr)))
+    }
+
+    /// The admin listener address.
+    pub fn admin_socket(&self) -> Result<SocketAddr> {
+        self.admin_addr.parse().map_err(|e| {
+            Error::Config(format!(
+                "admin_addr {:?} is not host:port: {e}",
+                self.admin_addr
+            ))
+        })
+    }
+
+    /// Effective database URL.
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}/index.db", self.data_dir.display()))
+    }
+
+    /// Effective backend URL.
+    pub fn backend_url(&self) -> String {
+        self.backend.clone().unwrap_or_else(|| {
+            let dir = self.data_dir.join("objects");
+            let abs = std::path::absolute(&dir).unwrap_or(dir);
+            format!("file://{}", abs.display())
+        })
+    }
+
+    /// Checks every setting; the message names the bad one.
+    pub fn validate(&self) -> Result<()> {
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(Error::Config("data_dir must not be empty".into()));
+        }
+        let s3 = self.s3_socket()?;
+        let admin = self.admin_socket()?;
+        if s3 == admin && s3.port() != 0 {
+            return Err(Error::Config(format!(
+                "s3_addr and admin_addr are both {s3}"
+            )));
+        }
+        match (&self.access_key, &self.secret_key) {
+            (Some(a), Some(s)) => {
+                if a.len() < 3
+                    || a.len() > 128
+                    || !a
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                {
+                    return Err(Error::Config(
+                        "access_key must be 3-128 characters of A-Z, a-z, 0-9, '_' or '-'".into(),
+                    ));
+                }
+                if s.expose().len() < 8 {
+                    return Err(Error::Config(
+                        "secret_key must be at least 8 characters".into(),
+                    ));
+                }
+            }
+            (None, None) => {}
+            _ => {
+                return Err(Error::Config(
+                    "access_key and secret_key (VAULTGATE_ACCESS_KEY / VAULTGATE_SECRET_KEY) must be set together".into(),
+                ));
+            }
+        }
+        if let Some(k) = &self.master_key {
+            let k = k.expose().trim();
+            if k.len() != 64 || !k.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(Error::Config(
+                    "master_key must be 64 hex characters (32 bytes)".into(),
+                ));
+            }
+        }
+        let db = self.database_url();
+        if !(db.starts_with("sqlite:")
+            || db.starts_with("postgres://")
+            || db.starts_with("postgresql://"))
+        {
+            return Err(Error::Config(format!(
+                "database_url must start with sqlite: or postgres:// (got {})",
+                redact_url(&db)
+            )));
+        }
+        let be = self.backend_url();
+        if !(be.starts_with("file://") || be.starts_with("s3://") || be.starts_with("azure://")) {
+            return Err(Error::Config(format!(
+                "backend must be a file://, s3:// or azure:// URL (got {be})"
+            )));
+        }
+        if let Some(k) = &self.kms
+            && !k.starts_with("aws-kms://")
+        {
+            return Err(Error::Config(format!(
+                "kms must be an aws-kms:// URL (got {k})"
+            )));
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {
+            return Err(Error::Config(format!(
+                "log_level {:?} is not a valid filter",
+                self.log_level
+            )));
+        }
+        if self.region.is_empty() {
+            return Err(Error::Config("region must not be empty".into()));
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as TOML, secrets shown as `[redacted]`, passwords in URLs masked.
+    pub fn redacted_toml(&self) -> String {
+        let mut c = self.clone();
+        c.database_url = Some(redact_url(&self.database_url()));
+        c.backend = Some(self.backend_url());
+        toml::to_string_pretty(&c).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
+    }
+}
+
+/// Masks the password of `scheme://user:password@host` URLs.
+pub fn redact_url(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://")
+        && let Some((userinfo, host)) = rest.split_once('@')
+        && let Some((user, _)) = userinfo.split_once(':')
+    {
+        return format!("{scheme}://{user}:[redacted]@{host}");
+    }
+    url.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_documented() {
+        let c = Config::default();
+        c.validate().unwrap();
+        assert_eq!(c.s3_addr, "127.0.0.1:9000");
+        assert_eq!(c.admin_addr, "127.0.0.1:9001");
+        assert_eq!(c.database_url(), "sqlite://./data/index.db");
+        assert!(c.backend_url().starts_with("file:///"));
+        assert!(c.backend_url().ends_with("/data/objects"));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err = Config::from_toml("s3_adr = \"127.0.0.1:1\"").unwrap_err();
+        assert!(err.to_string().contains("s3_adr"), "{err}");
+    }
+
+    #[test]
+    fn file_then_overrides() {
+        let mut c =
+            Config::from_toml("s3_addr = \"127.0.0.1:7000\"\nlog_level = \"debug\"\n").unwrap();
+        assert_eq!(c.s3_addr, "127.0.0.1:7000");
+        c.apply(Overrides {
+            s3_addr: Some("127.0.0.1:0".into()),
+            ..Default::default()
+        });
+        assert_eq!(c.s3_addr, "127.0.0.1:0");
+        assert_eq!(c.log_level, "debug");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let mut c = Config {
+            s3_addr: "nowhere".into(),
+            ..Default::default()
+        };
+        assert!(c.validate().unwrap_err().to_string().contains("s3_addr"));
+        c = Config {
+            access_key: Some("AKIDEXAMPLE".into()),
+            ..Default::default()
+        };
+        assert!(c.validate().unwrap_err().to_string().contains("together"));
+        c = Config {
+            master_key: Some(Secret::new("abcd")),
+            ..Default::default()
+        };
+        assert!(c.validate().unwrap_err().to_string().contains("master_key"));
+        c = Config {
+            backend: Some("ftp://x".into()),
+            ..Default::default()
+        };
+        assert!(c.validate().unwrap_err().to_string().contains("backend"));
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_output() {
+        let c = Config {
+            access_key: Some("AKIDEXAMPLE".into()),
+            secret_key: Some(Secret::new("verysecretvalue123")),
+            master_key: Some(Secret::new("11".repeat(32))),
+            database_url: Some("postgres://gw:gwpass@127.0.0.1:5432/db".into()),
+            ..Default::default()
+        };
+        c.validate().unwrap();
+        let out = c.redacted_toml();
+        assert!(!out.contains("verysecretvalue123"), "{out}");
+        assert!(!out.contains(&"11".repeat(32)), "{out}");
+        assert!(!out.contains("gwpass"), "{out}");
+        assert!(out.contains("[redacted]"));
+        assert!(!format!("{c:?}").contains("verysecretvalue123"));
+        // the redacted output is itself valid config syntax
+        let back = Config::from_toml(&out).unwrap();
+        assert_eq!(back.s3_addr, c.s3_addr);
+    }
+}

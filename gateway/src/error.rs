@@ -1,0 +1,237 @@
+//! The gateway's one error enum and its single conversion, at the edge, into an S3 error.
+//!
+//! Everything below the S3 front end returns [`Error`]; `From<Error> for S3Error` picks the
+//! S3 code and HTTP status. Internal details (integrity failures, database errors) are logged
+//! here and replaced by a generic message, never returned to the client.
+
+use s3s::{S3Error, S3ErrorCode};
+
+use crate::backend::BackendError;
+use crate::index::IndexError;
+
+/// Gateway errors, named by what the client sees.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The bucket does not exist.
+    #[error("no such bucket: {0}")]
+    NoSuchBucket(String),
+    /// The object does not exist.
+    #[error("no such key: {0}")]
+    NoSuchKey(String),
+    /// The multipart upload does not exist (or was completed/aborted).
+    #[error("no such upload: {0}")]
+    NoSuchUpload(String),
+    /// CreateBucket on an existing bucket.
+    #[error("bucket already exists: {0}")]
+    BucketAlreadyOwnedByYou(String),
+    /// DeleteBucket on a bucket with objects or uploads.
+    #[error("bucket not empty: {0}")]
+    BucketNotEmpty(String),
+    /// Range not satisfiable (416).
+    #[error("the requested range is not satisfiable")]
+    InvalidRange,
+    /// If-Match / If-Unmodified-Since failed (412).
+    #[error("at least one of the preconditions you specified did not hold")]
+    PreconditionFailed,
+    /// If-None-Match / If-Modified-Since (304).
+    #[error("not modified")]
+    NotModified,
+    /// A part named in CompleteMultipartUpload is missing or its ETag differs.
+    #[error("invalid part: {0}")]
+    InvalidPart(String),
+    /// Parts of CompleteMultipartUpload not in ascending order.
+    #[error("the list of parts was not in ascending order")]
+    InvalidPartOrder,
+    /// A part other than the last is smaller than 5 MiB.
+    #[error("your proposed upload is smaller than the minimum allowed object size: {0}")]
+    EntityTooSmall(String),
+    /// Content-MD5 or x-amz-checksum-* does not match the body.
+    #[error("{0}")]
+    BadDigest(String),
+    /// Content-MD5 / checksum header is not valid base64 of the right length.
+    #[error("{0}")]
+    InvalidDigest(String),
+    /// Object key longer than 1024 bytes.
+    #[error("your key is too long")]
+    KeyTooLong,
+    /// A bad argument.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// A request that is not valid as a whole.
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// Malformed XML body.
+    #[error("{0}")]
+    MalformedXml(String),
+    /// The body ended before Content-Length bytes or the client stream failed.
+    #[error("{0}")]
+    IncompleteBody(String),
+    /// Backend, index or key provider unavailable (503).
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    /// Too many requests (503 SlowDown).
+    #[error("slow down: {0}")]
+    SlowDown(String),
+    /// Authenticated but not allowed.
+    #[error("access denied: {0}")]
+    AccessDenied(String),
+    /// Stored data failed authentication or is malformed (logged, answered as InternalError).
+    #[error("integrity failure: {0}")]
+    Integrity(String),
+    /// Anything else that is our fault.
+    #[error("internal error: {0}")]
+    Internal(String),
+    /// Invalid configuration (refuse to start).
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// An S3 error raised by s3s while reading the request (e.g. a bad aws-chunked signature),
+    /// passed through unchanged.
+    #[error("{0}")]
+    Client(S3Error),
+}
+
+/// Result alias of the gateway.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<keys::Error> for Error {
+    fn from(e: keys::Error) -> Self {
+        match e {
+            keys::Error::KeyUnavailable(m) => Error::Unavailable(format!("key unavailable: {m}")),
+            keys::Error::Kms(m) => Error::Unavailable(format!("key service refused: {m}")),
+            keys::Error::Integrity(m) => Error::Integrity(m),
+            keys::Error::Format(m) => Error::Integrity(format!("format: {m}")),
+            keys::Error::Io(e) => Error::Unavailable(format!("stream read failed: {e}")),
+            keys::Error::Config(m) => Error::Config(m),
+            #[allow(unreachable_patterns)]
+            other => Error::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<BackendError> for Error {
+    fn from(e: BackendError) -> Self {
+        match e {
+            BackendError::NotFound(m) => Error::Integrity(format!("backend object missing: {m}")),
+            BackendError::Unavailable(m) => Error::Unavailable(format!("backend: {m}")),
+            BackendError::Io(e) => Error::Unavailable(format!("backend io: {e}")),
+            #[allow(unreachable_patterns)]
+            other => Error::Internal(format!("backend: {other}")),
+        }
+    }
+}
+
+impl From<IndexError> for Error {
+    fn from(e: IndexError) -> Self {
+        match e {
+            IndexError::NoSuchUpload(m) => Error::NoSuchUpload(m),
+            IndexError::NotEmpty(m) => Error::BucketNotEmpty(m),
+            IndexError::AlreadyExists(m) => Error::BucketAlreadyOwnedByYou(m),
+            IndexError::NotFound(m) => Error::NoSuchBucket(m),
+            IndexError::Corrupt(m) => Error::Integrity(format!("index: {m}")),
+            #[allow(unreachable_patterns)]
+            other => Error::Unavailable(format!("index: {other}")),
+        }
+    }
+}
+
+impl Error {
+    /// The S3 error code this error is answered with.
+    pub fn s3_code(&self) -> S3ErrorCode {
+        match self {
+            Error::NoSuchBucket(_) => S3ErrorCode::NoSuchBucket,
+            Error::NoSuchKey(_) => S3ErrorCode::NoSuchKey,
+            Error::NoSuchUpload(_) => S3ErrorCode::NoSuchUpload,
+            Error::BucketAlreadyOwnedByYou(_) => S3ErrorCode::BucketAlreadyOwnedByYou,
+            Error::BucketNotEmpty(_) => S3ErrorCode::BucketNotEmpty,
+            Error::InvalidRange => S3ErrorCode::InvalidRange,
+            Error::PreconditionFailed => S3ErrorCode::PreconditionFailed,
+            Error::NotModified => S3ErrorCode::NotModified,
+            Error::InvalidPart(_) => S3ErrorCode::InvalidPart,
+            Error::InvalidPartOrder => S3ErrorCode::InvalidPartOrder,
+            Error::EntityTooSmall(_) => S3ErrorCode::EntityTooSmall,
+            Error::BadDigest(_) => S3ErrorCode::BadDigest,
+            Error::InvalidDigest(_) => S3ErrorCode::InvalidDigest,
+            Error::KeyTooLong => S3ErrorCode::KeyTooLongError,
+            Error::InvalidArgument(_) => S3ErrorCode::InvalidArgument,
+            Error::InvalidRequest(_) => S3ErrorCode::InvalidRequest,
+            Error::MalformedXml(_) => S3ErrorCode::MalformedXML,
+            Error::IncompleteBody(_) => S3ErrorCode::IncompleteBody,
+            Error::Unavailable(_) => S3ErrorCode::ServiceUnavailable,
+            Error::SlowDown(_) => S3ErrorCode::SlowDown,
+            Error::AccessDenied(_) => S3ErrorCode::AccessDenied,
+            Error::Integrity(_) | Error::Internal(_) | Error::Config(_) => {
+                S3ErrorCode::InternalError
+            }
+            Error::Client(e) => e.code().clone(),
+        }
+    }
+}
+
+impl From<Error> for S3Error {
+    fn from(e: Error) -> Self {
+        let code = e.s3_code();
+        if let Error::Client(inner) = e {
+            return inner;
+        }
+        match &e {
+            Error::Integrity(_) | Error::Internal(_) | Error::Config(_) => {
+                tracing::error!(error = %e, "internal error");
+                S3Error::with_message(code, "We encountered an internal error. Please try again.")
+            }
+            Error::Unavailable(_) => {
+                tracing::warn!(error = %e, "dependency unavailable");
+                S3Error::with_message(code, e.to_string())
+            }
+            Error::NotModified => S3Error::new(code),
+            _ => S3Error::with_message(code, e.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_and_statuses() {
+        let cases: Vec<(Error, &str, u16)> = vec![
+            (Error::NoSuchKey("k".into()), "NoSuchKey", 404),
+            (Error::NoSuchBucket("b".into()), "NoSuchBucket", 404),
+            (Error::BucketNotEmpty("b".into()), "BucketNotEmpty", 409),
+            (
+                Error::BucketAlreadyOwnedByYou("b".into()),
+                "BucketAlreadyOwnedByYou",
+                409,
+            ),
+            (Error::InvalidRange, "InvalidRange", 416),
+            (Error::PreconditionFailed, "PreconditionFailed", 412),
+            (Error::NotModified, "NotModified", 304),
+            (Error::InvalidPart("1".into()), "InvalidPart", 400),
+            (Error::InvalidPartOrder, "InvalidPartOrder", 400),
+            (Error::EntityTooSmall("x".into()), "EntityTooSmall", 400),
+            (Error::BadDigest("x".into()), "BadDigest", 400),
+            (Error::InvalidDigest("x".into()), "InvalidDigest", 400),
+            (Error::KeyTooLong, "KeyTooLongError", 400),
+            (Error::MalformedXml("x".into()), "MalformedXML", 400),
+            (Error::IncompleteBody("x".into()), "IncompleteBody", 400),
+            (Error::Unavailable("x".into()), "ServiceUnavailable", 503),
+            (Error::SlowDown("x".into()), "SlowDown", 503),
+            (Error::Integrity("tag".into()), "InternalError", 500),
+        ];
+        for (e, code, status) in cases {
+            let s3: S3Error = e.into();
+            assert_eq!(s3.code().as_str(), code);
+            assert_eq!(
+                s3.code().status_code().map(|s| s.as_u16()),
+                Some(status),
+                "{code}"
+            );
+        }
+    }
+
+    #[test]
+    fn integrity_detail_is_not_returned() {
+        let s3: S3Error = Error::Integrity("nonce mismatch in record 7 of 0123abcd".into()).into();
+        assert!(!s3.message().unwrap_or_default().contains("0123abcd"));
+    }
+}

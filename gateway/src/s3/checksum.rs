@@ -1,0 +1,241 @@
+//! Which flexible checksums a request asks for (x-amz-checksum-* headers, x-amz-sdk-checksum-algorithm,
+//! aws-chunked trailers) and their verification against what the sealer computed over the
+//! plaintext, plus Content-MD5.
+
+use base64::Engine;
+use http::HeaderMap;
+use keys::checksum::{ChecksumSet, Checksums};
+use s3s::TrailingHeaders;
+
+use crate::error::{Error, Result};
+
+const ALGOS: [&str; 5] = ["crc32", "crc32c", "sha1", "sha256", "crc64nvme"];
+
+/// The checksums a write must compute and the values it must match.
+#[derive(Debug, Default)]
+pub(crate) struct ChecksumRequest {
+    /// algorithms to compute
+    pub set: ChecksumSet,
+    /// algorithm -> base64 value sent in a header
+    pub expected: Vec<(&'static str, String)>,
+    /// algorithm whose value arrives in the aws-chunked trailer
+    pub trailer: Option<&'static str>,
+    pub trailing: Option<TrailingHeaders>,
+}
+
+fn canonical(name: &str) -> Option<&'static str> {
+    let n = name.trim().to_ascii_lowercase();
+    let n = n.strip_prefix("x-amz-checksum-").unwrap_or(&n).to_owned();
+    ALGOS.into_iter().find(|a| *a == n)
+}
+
+fn enable(set: &mut ChecksumSet, algo: &str) {
+    match algo {
+        "crc32" => set.crc32 = true,
+        "crc32c" => set.crc32c = true,
+        "sha1" => set.sha1 = true,
+        "sha256" => set.sha256 = true,
+        "crc64nvme" => set.crc64nvme = true,
+        _ => {}
+    }
+}
+
+fn expected_len(algo: &str) -> usize {
+    match algo {
+        "crc32" | "crc32c" => 4,
+        "sha1" => 20,
+        "sha256" => 32,
+        _ => 8,
+    }
+}
+
+impl ChecksumRequest {
+    /// Builds the request from the operation's checksum fields and the raw headers.
+    pub(crate) fn new(
+        algorithm: Option<&str>,
+        values: [Option<&String>; 5],
+        headers: &HeaderMap,
+        trailing: Option<TrailingHeaders>,
+    ) -> Result<ChecksumRequest> {
+        let mut r = ChecksumRequest::default();
+        if let Some(a) = algorithm {
+            let a = canonical(a).ok_or_else(|| {
+                Error::InvalidArgument(format!("unsupported checksum algorithm {a}"))
+            })?;
+            enable(&mut r.set, a);
+        }
+        for (algo, v) in ALGOS.into_iter().zip(values) {
+            if let Some(v) = v {
+                let raw = base64::engine::general_purpose::STANDARD
+                    .decode(v.trim())
+                    .map_err(|_| {
+                        Error::InvalidDigest(format!("x-amz-checksum-{algo} is not valid base64"))
+                    })?;
+                if raw.len() != expected_len(algo) {
+                    return Err(Error::InvalidDigest(format!(
+                        "x-amz-checksum-{algo} has the wrong length"
+                    )));
+                }
+                enable(&mut r.set, algo);
+                r.expected.push((algo, v.trim().to_owned()));
+            }
+        }
+        if let Some(t) = headers.get("x-amz-trailer").and_then(|v| v.to_str().ok()) {
+            for name in t.split(',') {
+                if let Some(a) = canonical(name) {
+                    enable(&mut r.set, a);
+                    r.trailer = Some(a);
+                }
+            }
+            r.trailing = trailing;
+        }
+        Ok(r)
+    }
+
+    /// Compares the computed checksums with the header values and the trailer value.
+    pub(crate) fn verify(&self, computed: &Checksums) -> Result<()> {
+        let got = computed.to_base64_map();
+        for (algo, want) in &self.expected {
+            check(algo, want, got.get(*algo))?;
+        }
+        if let Some(algo) = self.trailer {
+            let name = format!("x-amz-checksum-{algo}");
+            let want = self
+                .trailing
+                .as_ref()
+                .and_then(|t| {
+                    t.read(|h| {
+                        h.get(name.as_str())
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_owned)
+                    })
+                })
+                .flatten();
+            match want {
+                Some(want) => check(algo, want.trim(), got.get(algo))?,
+                None => {
+                    return Err(Error::InvalidRequest(format!(
+                        "x-amz-trailer announced {name} but the body carried no such trailer"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check(algo: &str, want: &str, got: Option<&String>) -> Result<()> {
+    match got {
+        Some(g) if g == want => Ok(()),
+        _ => Err(Error::BadDigest(format!(
+            "The {} you specified did not match the calculated checksum.",
+            algo.to_ascii_uppercase()
+        ))),
+    }
+}
+
+/// Checks a Content-MD5 header against the MD5 of the plaintext.
+pub(crate) fn verify_content_md5(content_md5: Option<&str>, md5: &[u8; 16]) -> Result<()> {
+    let Some(v) = content_md5 else { return Ok(()) };
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(v.trim())
+        .map_err(|_| Error::InvalidDigest("The Content-MD5 you specified was invalid.".into()))?;
+    if raw.len() != 16 {
+        return Err(Error::InvalidDigest(
+            "The Content-MD5 you specified was invalid.".into(),
+        ));
+    }
+    if raw.as_slice() != md5.as_slice() {
+        return Err(Error::BadDigest(
+            "The Content-MD5 you specified did not match what we received.".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Validates a Content-MD5 header before any data is read (InvalidDigest for bad syntax).
+pub(crate) fn precheck_content_md5(content_md5: Option<&str>) -> Result<()> {
+    let Some(v) = content_md5 else { return Ok(()) };
+    match base64::engine::general_purpose::STANDARD.decode(v.trim()) {
+        Ok(raw) if raw.len() == 16 => Ok(()),
+        _ => Err(Error::InvalidDigest(
+            "The Content-MD5 you specified was invalid.".into(),
+        )),
+    }
+}
+
+/// Checksums stored with an object, as (algorithm, base64) for output fields.
+pub(crate) fn stored(
+    map: &std::collections::BTreeMap<String, String>,
+    algo: &str,
+) -> Option<String> {
+    map.get(algo).cloned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_md5_checks() {
+        let md5: [u8; 16] = [
+            0xd4, 0x1d, 0x8c, 0xd9, 0x8f, 0x00, 0xb2, 0x04, 0xe9, 0x80, 0x09, 0x98, 0xec, 0xf8,
+            0x42, 0x7e,
+        ];
+        verify_content_md5(Some("1B2M2Y8AsgTpgAmY7PhCfg=="), &md5).unwrap();
+        assert!(matches!(
+            verify_content_md5(Some("AAAAAAAAAAAAAAAAAAAAAA=="), &md5),
+            Err(Error::BadDigest(_))
+        ));
+        assert!(matches!(
+            verify_content_md5(Some("not base64!"), &md5),
+            Err(Error::InvalidDigest(_))
+        ));
+        assert!(matches!(
+            verify_content_md5(Some("AAAA"), &md5),
+            Err(Error::InvalidDigest(_))
+        ));
+        verify_content_md5(None, &md5).unwrap();
+    }
+
+    #[test]
+    fn header_checksum_mismatch_is_bad_digest() {
+        let want = "AAAAAA==".to_string();
+        let r = ChecksumRequest::new(
+            None,
+            [Some(&want), None, None, None, None],
+            &HeaderMap::new(),
+            None,
+        )
+        .unwrap();
+        assert!(r.set.crc32);
+        let computed = Checksums {
+            crc32: Some([1, 2, 3, 4]),
+            ..Default::default()
+        };
+        assert!(matches!(r.verify(&computed), Err(Error::BadDigest(_))));
+        let ok = Checksums {
+            crc32: Some([0, 0, 0, 0]),
+            ..Default::default()
+        };
+        r.verify(&ok).unwrap();
+    }
+
+    #[test]
+    fn bad_checksum_header_is_invalid_digest() {
+        let v = "zz".to_string();
+        assert!(matches!(
+            ChecksumRequest::new(
+                None,
+                [None, None, None, Some(&v), None],
+                &HeaderMap::new(),
+                None
+            ),
+            Err(Error::InvalidDigest(_))
+        ));
+        assert!(matches!(
+            ChecksumRequest::new(Some("MD4"), [None; 5], &HeaderMap::new(), None),
+            Err(Error::InvalidArgument(_))
+        ));
+    }
+}

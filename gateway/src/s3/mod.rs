@@ -1,0 +1,272 @@
+//! The S3 front end: `impl s3s::S3 for Gateway`, one method per served operation, delegating to
+//! the operation families in `bucket`, `object`, `multipart` and `list`. Everything not listed
+//! here answers s3s's default NotImplemented. Errors are `gateway::Error`, converted once into
+//! `S3Error` at this edge.
+
+mod bucket;
+mod checksum;
+mod list;
+mod multipart;
+mod object;
+
+use std::collections::BTreeMap;
+
+use s3s::dto::*;
+use s3s::{S3, S3Request, S3Response, S3Result};
+
+use crate::error::{Error, Result};
+use crate::index::ObjectRecord;
+use crate::store::Store;
+
+/// Minimum size of every part but the last (S3's 5 MiB).
+pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+
+/// The S3 service.
+#[derive(Clone, Debug)]
+pub struct Gateway {
+    /// object layer
+    pub store: Store,
+    /// value of x-amz-server-side-encryption on responses ("AES256" or "aws:kms")
+    pub sse: &'static str,
+    /// region reported by GetBucketLocation
+    pub region: String,
+}
+
+impl Gateway {
+    /// A gateway over `store`; `kms` selects "aws:kms" for x-amz-server-side-encryption.
+    pub fn new(store: Store, kms: bool, region: String) -> Gateway {
+        Gateway {
+            store,
+            sse: if kms {
+                ServerSideEncryption::AWS_KMS
+            } else {
+                ServerSideEncryption::AES256
+            },
+            region,
+        }
+    }
+
+    fn sse(&self) -> Option<ServerSideEncryption> {
+        Some(ServerSideEncryption::from_static(self.sse))
+    }
+
+    /// NoSuchBucket unless the bucket exists.
+    async fn require_bucket(&self, bucket: &str) -> Result<()> {
+        match self.store.index.get_bucket(bucket).await? {
+            Some(_) => Ok(()),
+            None => Err(Error::NoSuchBucket(bucket.to_owned())),
+        }
+    }
+
+    /// The object record, or NoSuchKey / NoSuchBucket.
+    async fn require_object(&self, bucket: &str, key: &str) -> Result<ObjectRecord> {
+        match self.store.index.get_object(bucket, key).await? {
+            Some(r) => Ok(r),
+            None => {
+                self.require_bucket(bucket).await?;
+                Err(Error::NoSuchKey(key.to_owned()))
+            }
+        }
+    }
+}
+
+/// s3s timestamp from Unix milliseconds.
+pub(crate) fn ts(ms: i64) -> Timestamp {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    Timestamp::from(t)
+}
+
+/// Unix milliseconds from an s3s timestamp.
+pub(crate) fn ms_of(t: &Timestamp) -> i64 {
+    let t: time::OffsetDateTime = t.clone().into();
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+/// Strong ETag value (the stored etag has no quotes).
+pub(crate) fn etag(s: &str) -> ETag {
+    ETag::Strong(s.to_owned())
+}
+
+/// The standard headers stored with an object (lower-case names).
+pub(crate) fn object_headers(
+    content_type: Option<&str>,
+    content_encoding: Option<&str>,
+    cache_control: Option<&str>,
+    content_disposition: Option<&str>,
+    content_language: Option<&str>,
+    expires: Option<&Timestamp>,
+) -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    for (k, v) in [
+        ("content-type", content_type),
+        ("content-encoding", content_encoding),
+        ("cache-control", cache_control),
+        ("content-disposition", content_disposition),
+        ("content-language", content_language),
+    ] {
+        if let Some(v) = v {
+            m.insert(k.to_owned(), v.to_owned());
+        }
+    }
+    if let Some(t) = expires {
+        let mut buf = Vec::new();
+        if t.format(TimestampFormat::HttpDate, &mut buf).is_ok()
+            && let Ok(s) = String::from_utf8(buf)
+        {
+            m.insert("expires".into(), s);
+        }
+    }
+    m
+}
+
+pub(crate) fn user_metadata(m: Option<Metadata>) -> BTreeMap<String, String> {
+    m.map(|m| {
+        m.into_iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+pub(crate) fn metadata_out(m: &BTreeMap<String, String>) -> Option<Metadata> {
+    if m.is_empty() {
+        None
+    } else {
+        Some(m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+    }
+}
+
+pub(crate) fn expires_out(h: &BTreeMap<String, String>) -> Option<Timestamp> {
+    h.get("expires")
+        .and_then(|s| Timestamp::parse(TimestampFormat::HttpDate, s).ok())
+}
+
+/// Converts the result of an operation (the one edge where gateway errors become S3 errors).
+fn done<T>(r: Result<T>) -> S3Result<S3Response<T>> {
+    r.map(S3Response::new).map_err(Into::into)
+}
+
+#[async_trait::async_trait]
+impl S3 for Gateway {
+    async fn list_buckets(
+        &self,
+        req: S3Request<ListBucketsInput>,
+    ) -> S3Result<S3Response<ListBucketsOutput>> {
+        done(self.op_list_buckets(req).await)
+    }
+    async fn create_bucket(
+        &self,
+        req: S3Request<CreateBucketInput>,
+    ) -> S3Result<S3Response<CreateBucketOutput>> {
+        done(self.op_create_bucket(req).await)
+    }
+    async fn head_bucket(
+        &self,
+        req: S3Request<HeadBucketInput>,
+    ) -> S3Result<S3Response<HeadBucketOutput>> {
+        done(self.op_head_bucket(req).await)
+    }
+    async fn delete_bucket(
+        &self,
+        req: S3Request<DeleteBucketInput>,
+    ) -> S3Result<S3Response<DeleteBucketOutput>> {
+        done(self.op_delete_bucket(req).await)
+    }
+    async fn get_bucket_location(
+        &self,
+        req: S3Request<GetBucketLocationInput>,
+    ) -> S3Result<S3Response<GetBucketLocationOutput>> {
+        done(self.op_get_bucket_location(req).await)
+    }
+    async fn put_object(
+        &self,
+        req: S3Request<PutObjectInput>,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
+        done(self.op_put_object(req).await)
+    }
+    async fn get_object(
+        &self,
+        req: S3Request<GetObjectInput>,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
+        done(self.op_get_object(req).await)
+    }
+    async fn head_object(
+        &self,
+        req: S3Request<HeadObjectInput>,
+    ) -> S3Result<S3Response<HeadObjectOutput>> {
+        done(self.op_head_object(req).await)
+    }
+    async fn delete_object(
+        &self,
+        req: S3Request<DeleteObjectInput>,
+    ) -> S3Result<S3Response<DeleteObjectOutput>> {
+        done(self.op_delete_object(req).await)
+    }
+    async fn delete_objects(
+        &self,
+        req: S3Request<DeleteObjectsInput>,
+    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        done(self.op_delete_objects(req).await)
+    }
+    async fn copy_object(
+        &self,
+        req: S3Request<CopyObjectInput>,
+    ) -> S3Result<S3Response<CopyObjectOutput>> {
+        done(self.op_copy_object(req).await)
+    }
+    async fn list_objects(
+        &self,
+        req: S3Request<ListObjectsInput>,
+    ) -> S3Result<S3Response<ListObjectsOutput>> {
+        done(self.op_list_objects(req).await)
+    }
+    async fn list_objects_v2(
+        &self,
+        req: S3Request<ListObjectsV2Input>,
+    ) -> S3Result<S3Response<ListObjectsV2Output>> {
+        done(self.op_list_objects_v2(req).await)
+    }
+    async fn create_multipart_upload(
+        &self,
+        req: S3Request<CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        done(self.op_create_multipart_upload(req).await)
+    }
+    async fn upload_part(
+        &self,
+        req: S3Request<UploadPartInput>,
+    ) -> S3Result<S3Response<UploadPartOutput>> {
+        done(self.op_upload_part(req).await)
+    }
+    async fn upload_part_copy(
+        &self,
+        req: S3Request<UploadPartCopyInput>,
+    ) -> S3Result<S3Response<UploadPartCopyOutput>> {
+        done(self.op_upload_part_copy(req).await)
+    }
+    async fn complete_multipart_upload(
+        &self,
+        req: S3Request<CompleteMultipartUploadInput>,
+    ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        done(self.op_complete_multipart_upload(req).await)
+    }
+    async fn abort_multipart_upload(
+        &self,
+        req: S3Request<AbortMultipartUploadInput>,
+    ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+        done(self.op_abort_multipart_upload(req).await)
+    }
+    async fn list_parts(
+        &self,
+        req: S3Request<ListPartsInput>,
+    ) -> S3Result<S3Response<ListPartsOutput>> {
+        done(self.op_list_parts(req).await)
+    }
+    async fn list_multipart_uploads(
+        &self,
+        req: S3Request<ListMultipartUploadsInput>,
+    ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+        done(self.op_list_multipart_uploads(req).await)
+    }
+}

@@ -1,0 +1,635 @@
+//! Multipart uploads: CreateMultipartUpload, UploadPart, UploadPartCopy, CompleteMultipartUpload
+//! (InvalidPart / InvalidPartOrder / EntityTooSmall, sealed part manifest), AbortMultipartUpload,
+//! ListParts and ListMultipartUploads. Each part is sealed independently with its own part number.
+
+use std::collections::{BTreeMap, HashMap};
+
+use bytes::Bytes;
+use futures::Stream;
+use keys::format::{DEFAULT_CHUNK_SIZE, Header, StreamKind};
+use keys::meta::{ObjectMeta, PartEntry};
+use keys::sealer::SealParams;
+use s3s::S3Request;
+use s3s::dto::*;
+use sha2::Digest;
+
+use super::checksum::{ChecksumRequest, precheck_content_md5, stored, verify_content_md5};
+use super::object::{WriteChecks, content_length, random_id};
+use super::{Gateway, MIN_PART_SIZE, etag, object_headers, ts, user_metadata};
+use crate::backend::new_backend_id;
+use crate::error::{Error, Result};
+use crate::index::{IndexError, ObjectRecord, PartRecord, StreamRecord, UploadRecord};
+use crate::store::now_ms;
+
+fn part_number(n: i32) -> Result<u32> {
+    match u32::try_from(n) {
+        Ok(n) if (1..=10_000).contains(&n) => Ok(n),
+        _ => Err(Error::InvalidArgument(
+            "Part number must be an integer between 1 and 10000, inclusive".into(),
+        )),
+    }
+}
+
+fn object_id_of(upload: &UploadRecord) -> Result<[u8; 16]> {
+    let mut id = [0u8; 16];
+    hex::decode_to_slice(&upload.object_id_hex, &mut id).map_err(|_| {
+        Error::Integrity(format!("upload {} has a bad object id", upload.upload_id))
+    })?;
+    Ok(id)
+}
+
+fn clamp_max(v: Option<i32>, default: u32) -> u32 {
+    match v {
+        Some(n) if n >= 0 => u32::try_from(n).unwrap_or(default).min(default),
+        _ => default,
+    }
+}
+
+/// Parses `bytes=a-b` of x-amz-copy-source-range against the source size.
+fn copy_range(v: &str, size: u64) -> Result<std::ops::Range<u64>> {
+    let bad = || {
+        Error::InvalidArgument(format!(
+            "invalid x-amz-copy-source-range {v:?}: expected bytes=first-last"
+        ))
+    };
+    let (a, b) = v
+        .trim()
+        .strip_prefix("bytes=")
+        .and_then(|r| r.split_once('-'))
+        .ok_or_else(bad)?;
+    let a: u64 = a.parse().map_err(|_| bad())?;
+    let b: u64 = b.parse().map_err(|_| bad())?;
+    if a > b || b >= size {
+        return Err(Error::InvalidRange);
+    }
+    Ok(a..b + 1)
+}
+
+impl Gateway {
+    async fn require_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<UploadRecord> {
+        match self.store.index.get_upload(bucket, upload_id).await? {
+            Some(u) if u.key == key => Ok(u),
+            _ => {
+                self.require_bucket(bucket).await?;
+                Err(Error::NoSuchUpload(upload_id.to_owned()))
+            }
+        }
+    }
+
+    pub(super) async fn op_create_multipart_upload(
+        &self,
+        req: S3Request<CreateMultipartUploadInput>,
+    ) -> Result<CreateMultipartUploadOutput> {
+        let owner = req
+            .credentials
+            .as_ref()
+            .map(|c| c.access_key.clone())
+            .unwrap_or_default();
+        let input = req.input;
+        self.require_bucket(&input.bucket).await?;
+        let checksum_algorithm = input
+            .checksum_algorithm
+            .as_ref()
+            .map(|a| a.as_str().to_owned());
+        let upload_id = uuid::Uuid::new_v4().simple().to_string();
+        let rec = UploadRecord {
+            bucket: input.bucket.clone(),
+            key: input.key.clone(),
+            upload_id: upload_id.clone(),
+            object_id_hex: hex::encode(random_id()?),
+            initiated_ms: now_ms(),
+            headers: object_headers(
+                input.content_type.as_deref(),
+                input.content_encoding.as_deref(),
+                input.cache_control.as_deref(),
+                input.content_disposition.as_deref(),
+                input.content_language.as_deref(),
+                input.expires.as_ref(),
+            ),
+            user_metadata: user_metadata(input.metadata),
+            checksum_algorithm,
+            owner,
+        };
+        self.store.index.create_upload(&rec).await?;
+        Ok(CreateMultipartUploadOutput {
+            bucket: Some(input.bucket),
+            key: Some(input.key),
+            upload_id: Some(upload_id),
+            checksum_algorithm: input.checksum_algorithm,
+            server_side_encryption: self.sse(),
+            ..Default::default()
+        })
+    }
+
+    /// Seals one part and records it; returns the part record.
+    async fn write_part<S, E>(
+        &self,
+        upload: &UploadRecord,
+        number: u32,
+        body: S,
+        checks: WriteChecks,
+    ) -> Result<PartRecord>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Send + 'static,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let skey = self.store.keyring.sealing_key(&upload.bucket).await?;
+        let params = SealParams {
+            bucket: upload.bucket.clone(),
+            kind: StreamKind::Part,
+            object_id: object_id_of(upload)?,
+            part_number: number,
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            checksums: checks.checksums.set,
+            meta: None,
+        };
+        let sealed = self
+            .store
+            .seal_into_backend(&skey, params, body, checks.content_length)
+            .await?;
+        let s = &sealed.summary;
+        let verdict = (|| {
+            if let Some(n) = checks.content_length
+                && s.plaintext_len != n
+            {
+                return Err(Error::IncompleteBody(format!(
+                    "You did not provide the number of bytes specified by the Content-Length HTTP header ({} of {n})",
+                    s.plaintext_len
+                )));
+            }
+            verify_content_md5(checks.content_md5.as_deref(), &s.md5)?;
+            checks.checksums.verify(&s.checksums)
+        })();
+        if let Err(e) = verdict {
+            self.store.delete_quietly(&sealed.backend_id).await;
+            return Err(e);
+        }
+        let part = PartRecord {
+            bucket: upload.bucket.clone(),
+            upload_id: upload.upload_id.clone(),
+            part_number: number,
+            backend_id: sealed.backend_id.clone(),
+            header: s.header.clone(),
+            size: s.plaintext_len,
+            md5_hex: hex::encode(s.md5),
+            checksums: s.checksums.to_base64_map(),
+            last_modified_ms: now_ms(),
+        };
+        match self.store.index.put_part(&part).await {
+            Ok(replaced) => {
+                self.store.collect(replaced.into_iter().collect()).await;
+                Ok(part)
+            }
+            Err(e) => {
+                self.store.delete_quietly(&sealed.backend_id).await;
+                Err(match e {
+                    IndexError::NoSuchUpload(_) | IndexError::NotFound(_) => {
+                        Error::NoSuchUpload(upload.upload_id.clone())
+                    }
+                    e => e.into(),
+                })
+            }
+        }
+    }
+
+    pub(super) async fn op_upload_part(
+        &self,
+        req: S3Request<UploadPartInput>,
+    ) -> Result<UploadPartOutput> {
+        let S3Request {
+            input,
+            headers: raw_headers,
+            trailing_headers,
+            ..
+        } = req;
+        let number = part_number(input.part_number)?;
+        precheck_content_md5(input.content_md5.as_deref())?;
+        let upload = self
+            .require_upload(&input.bucket, &input.key, &input.upload_id)
+            .await?;
+        let checksums = ChecksumRequest::new(
+            input
+                .checksum_algorithm
+                .as_ref()
+                .map(ChecksumAlgorithm::as_str),
+            [
+                input.checksum_crc32.as_ref(),
+                input.checksum_crc32c.as_ref(),
+                input.checksum_sha1.as_ref(),
+                input.checksum_sha256.as_ref(),
+                input.checksum_crc64nvme.as_ref(),
+            ],
+            &raw_headers,
+            trailing_headers,
+        )?;
+        let checks = WriteChecks {
+            checksums,
+            content_md5: input.content_md5.clone(),
+            content_length: content_length(input.content_length)?,
+        };
+        let part = match input.body {
+            Some(body) => self.write_part(&upload, number, body, checks).await?,
+            None => {
+                let empty = futures::stream::empty::<std::result::Result<Bytes, std::io::Error>>();
+                self.write_part(&upload, number, empty, checks).await?
+            }
+        };
+        Ok(UploadPartOutput {
+            e_tag: Some(etag(&part.md5_hex)),
+            checksum_crc32: stored(&part.checksums, "crc32"),
+            checksum_crc32c: stored(&part.checksums, "crc32c"),
+            checksum_sha1: stored(&part.checksums, "sha1"),
+            checksum_sha256: stored(&part.checksums, "sha256"),
+            checksum_crc64nvme: stored(&part.checksums, "crc64nvme"),
+            server_side_encryption: self.sse(),
+            ..Default::default()
+        })
+    }
+
+    pub(super) async fn op_upload_part_copy(
+        &self,
+        req: S3Request<UploadPartCopyInput>,
+    ) -> Result<UploadPartCopyOutput> {
+        let input = req.input;
+        let number = part_number(input.part_number)?;
+        let upload = self
+            .require_upload(&input.bucket, &input.key, &input.upload_id)
+            .await?;
+        let src = self
+            .copy_source(
+                &input.copy_source,
+                input.copy_source_if_match.as_ref(),
+                input.copy_source_if_none_match.as_ref(),
+                input.copy_source_if_modified_since.as_ref(),
+                input.copy_source_if_unmodified_since.as_ref(),
+            )
+            .await?;
+        let range = match input.copy_source_range.as_deref() {
+            Some(r) => copy_range(r, src.size)?,
+            None => 0..src.size,
+        };
+        let len = range.end - range.start;
+        let body = self.store.open_object(&src, range).await?;
+        let mut checksums = ChecksumRequest::default();
+        if let Some(a) = upload.checksum_algorithm.as_deref() {
+            checksums = ChecksumRequest::new(Some(a), [None; 5], &http::HeaderMap::new(), None)?;
+        }
+        let checks = WriteChecks {
+            checksums,
+            content_md5: None,
+            content_length: Some(len),
+        };
+        let part = self.write_part(&upload, number, body, checks).await?;
+        Ok(UploadPartCopyOutput {
+            copy_part_result: Some(CopyPartResult {
+                e_tag: Some(etag(&part.md5_hex)),
+                last_modified: Some(ts(part.last_modified_ms)),
+                checksum_crc32: stored(&part.checksums, "crc32"),
+                checksum_crc32c: stored(&part.checksums, "crc32c"),
+                checksum_sha1: stored(&part.checksums, "sha1"),
+                checksum_sha256: stored(&part.checksums, "sha256"),
+                checksum_crc64nvme: stored(&part.checksums, "crc64nvme"),
+            }),
+            server_side_encryption: self.sse(),
+            ..Default::default()
+        })
+    }
+
+    pub(super) async fn op_complete_multipart_upload(
+        &self,
+        req: S3Request<CompleteMultipartUploadInput>,
+    ) -> Result<CompleteMultipartUploadOutput> {
+        let input = req.input;
+        let upload = self
+            .require_upload(&input.bucket, &input.key, &input.upload_id)
+            .await?;
+        let requested = input
+            .multipart_upload
+            .and_then(|m| m.parts)
+            .filter(|p| !p.is_empty())
+            .ok_or_else(|| Error::MalformedXml("You must specify at least one part".into()))?;
+        let mut numbers = Vec::with_capacity(requested.len());
+        for p in &requested {
+            let n = p
+                .part_number
+                .ok_or_else(|| Error::MalformedXml("every part needs a PartNumber".into()))?;
+            let n = part_number(n)
+                .map_err(|_| Error::InvalidPart(format!("part number {n} is out of range")))?;
+            if numbers.last().is_some_and(|last| *last >= n) {
+                return Err(Error::InvalidPartOrder);
+            }
+            numbers.push(n);
+        }
+        let stored_parts: HashMap<u32, PartRecord> = self
+            .store
+            .index
+            .list_parts(&input.bucket, &input.upload_id, 0, 10_000)
+            .await?
+            .into_iter()
+            .map(|p| (p.part_number, p))
+            .collect();
+        let mut chosen: Vec<&PartRecord> = Vec::with_capacity(requested.len());
+        for (p, n) in requested.iter().zip(&numbers) {
+            let part = stored_parts
+                .get(n)
+                .ok_or_else(|| Error::InvalidPart(format!("part {n} has not been uploaded")))?;
+            if let Some(e) = &p.e_tag
+                && e.value().trim_matches('"') != part.md5_hex
+            {
+                return Err(Error::InvalidPart(format!(
+                    "the ETag of part {n} does not match"
+                )));
+            }
+            chosen.push(part);
+        }
+        if let Some((_, all_but_last)) = chosen.split_last() {
+            for p in all_but_last {
+                if p.size < MIN_PART_SIZE {
+                    return Err(Error::EntityTooSmall(format!(
+                        "part {} is {} bytes; every part but the last must be at least 5 MiB",
+                        p.part_number, p.size
+                    )));
+                }
+            }
+        }
+        let mut entries = Vec::with_capacity(chosen.len());
+        for p in &chosen {
+            let header = Header::decode(&p.header)?;
+            entries.push(PartEntry {
+                part_number: p.part_number,
+                size: p.size,
+                md5_hex: p.md5_hex.clone(),
+                backend_id: p.backend_id.clone(),
+                header_sha256_hex: hex::encode(sha2::Sha256::digest(header.as_bytes())),
+            });
+        }
+        let etag_value = keys::meta::multipart_etag(&entries)?;
+        let size: u64 = chosen.iter().map(|p| p.size).sum();
+        let now = now_ms();
+        let meta = ObjectMeta {
+            bucket: upload.bucket.clone(),
+            key: upload.key.clone(),
+            size,
+            etag: etag_value.clone(),
+            last_modified_ms: now,
+            headers: upload.headers.clone(),
+            user_metadata: upload.user_metadata.clone(),
+            checksums: BTreeMap::new(),
+            parts: entries,
+        };
+        let skey = self.store.keyring.sealing_key(&upload.bucket).await?;
+        let params = SealParams {
+            bucket: upload.bucket.clone(),
+            kind: StreamKind::Manifest,
+            object_id: object_id_of(&upload)?,
+            part_number: 0,
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            checksums: Default::default(),
+            meta: None,
+        };
+        let manifest = keys::sealer::seal_manifest(&skey, params, &meta)?;
+        let manifest_id = new_backend_id();
+        let mlen = manifest.len() as u64;
+        let body =
+            futures::stream::once(async move { Ok::<_, std::io::Error>(Bytes::from(manifest)) });
+        self.store
+            .backend
+            .put(&manifest_id, Box::pin(body), Some(mlen))
+            .await?;
+        let rec = ObjectRecord {
+            bucket: upload.bucket.clone(),
+            key: upload.key.clone(),
+            size,
+            etag: etag_value.clone(),
+            last_modified_ms: now,
+            headers: upload.headers.clone(),
+            user_metadata: upload.user_metadata.clone(),
+            checksums: BTreeMap::new(),
+            data_key_id: skey.data_key_id().to_string(),
+            key_version: skey.key_version(),
+            streams: chosen
+                .iter()
+                .map(|p| StreamRecord {
+                    backend_id: p.backend_id.clone(),
+                    part_number: p.part_number,
+                    header: p.header.clone(),
+                    plaintext_len: p.size,
+                    md5_hex: p.md5_hex.clone(),
+                })
+                .collect(),
+            manifest_id: Some(manifest_id.clone()),
+        };
+        match self
+            .store
+            .index
+            .complete_upload(&input.bucket, &input.upload_id, &rec)
+            .await
+        {
+            Ok(garbage) => self.store.collect(garbage).await,
+            Err(e) => {
+                self.store.delete_quietly(&manifest_id).await;
+                return Err(match e {
+                    IndexError::NoSuchUpload(_) => Error::NoSuchUpload(input.upload_id),
+                    e => e.into(),
+                });
+            }
+        }
+        Ok(CompleteMultipartUploadOutput {
+            bucket: Some(input.bucket.clone()),
+            key: Some(input.key.clone()),
+            e_tag: Some(etag(&etag_value)),
+            location: Some(format!("/{}/{}", input.bucket, input.key)),
+            server_side_encryption: self.sse(),
+            ..Default::default()
+        })
+    }
+
+    pub(super) async fn op_abort_multipart_upload(
+        &self,
+        req: S3Request<AbortMultipartUploadInput>,
+    ) -> Result<AbortMultipartUploadOutput> {
+        let input = req.input;
+        self.require_upload(&input.bucket, &input.key, &input.upload_id)
+            .await?;
+        let garbage = self
+            .store
+            .index
+            .abort_upload(&input.bucket, &input.upload_id)
+            .await?;
+        self.store.collect(garbage).await;
+        Ok(AbortMultipartUploadOutput::default())
+    }
+
+    pub(super) async fn op_list_parts(
+        &self,
+        req: S3Request<ListPartsInput>,
+    ) -> Result<ListPartsOutput> {
+        let input = req.input;
+        let upload = self
+            .require_upload(&input.bucket, &input.key, &input.upload_id)
+            .await?;
+        let max = clamp_max(input.max_parts, 1000);
+        let after = input
+            .part_number_marker
+            .and_then(|m| u32::try_from(m).ok())
+            .unwrap_or(0);
+        let mut parts = self
+            .store
+            .index
+            .list_parts(
+                &input.bucket,
+                &input.upload_id,
+                after,
+                max.saturating_add(1),
+            )
+            .await?;
+        let truncated = parts.len() > max as usize;
+        parts.truncate(max as usize);
+        let next = parts
+            .last()
+            .map(|p| i32::try_from(p.part_number).unwrap_or(i32::MAX));
+        let owner = Owner {
+            display_name: Some(upload.owner.clone()),
+            id: Some(upload.owner.clone()),
+        };
+        Ok(ListPartsOutput {
+            bucket: Some(input.bucket),
+            key: Some(input.key),
+            upload_id: Some(input.upload_id),
+            max_parts: i32::try_from(max).ok(),
+            part_number_marker: input.part_number_marker,
+            next_part_number_marker: if truncated { next } else { None },
+            is_truncated: Some(truncated),
+            checksum_algorithm: upload
+                .checksum_algorithm
+                .clone()
+                .map(ChecksumAlgorithm::from),
+            initiator: Some(Initiator {
+                display_name: owner.display_name.clone(),
+                id: owner.id.clone(),
+            }),
+            owner: Some(owner),
+            storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
+            parts: Some(
+                parts
+                    .into_iter()
+                    .map(|p| Part {
+                        part_number: i32::try_from(p.part_number).ok(),
+                        e_tag: Some(etag(&p.md5_hex)),
+                        size: i64::try_from(p.size).ok(),
+                        last_modified: Some(ts(p.last_modified_ms)),
+                        checksum_crc32: stored(&p.checksums, "crc32"),
+                        checksum_crc32c: stored(&p.checksums, "crc32c"),
+                        checksum_sha1: stored(&p.checksums, "sha1"),
+                        checksum_sha256: stored(&p.checksums, "sha256"),
+                        checksum_crc64nvme: stored(&p.checksums, "crc64nvme"),
+                    })
+                    .collect(),
+            ),
+            ..Default::default()
+        })
+    }
+
+    pub(super) async fn op_list_multipart_uploads(
+        &self,
+        req: S3Request<ListMultipartUploadsInput>,
+    ) -> Result<ListMultipartUploadsOutput> {
+        let input = req.input;
+        self.require_bucket(&input.bucket).await?;
+        let max = clamp_max(input.max_uploads, 1000);
+        let prefix = input.prefix.clone().unwrap_or_default();
+        let mut uploads = self
+            .store
+            .index
+            .list_uploads(
+                &input.bucket,
+                &prefix,
+                input.key_marker.as_deref(),
+                input.upload_id_marker.as_deref(),
+                max.saturating_add(1),
+            )
+            .await?;
+        let truncated = uploads.len() > max as usize;
+        uploads.truncate(max as usize);
+        let (next_key, next_id) = match uploads.last() {
+            Some(u) if truncated => (Some(u.key.clone()), Some(u.upload_id.clone())),
+            _ => (None, None),
+        };
+        Ok(ListMultipartUploadsOutput {
+            bucket: Some(input.bucket),
+            prefix: input.prefix,
+            key_marker: input.key_marker,
+            upload_id_marker: input.upload_id_marker,
+            max_uploads: i32::try_from(max).ok(),
+            is_truncated: Some(truncated),
+            next_key_marker: next_key,
+            next_upload_id_marker: next_id,
+            uploads: Some(
+                uploads
+                    .into_iter()
+                    .map(|u| {
+                        let who = Some(u.owner.clone());
+                        MultipartUpload {
+                            key: Some(u.key),
+                            upload_id: Some(u.upload_id),
+                            initiated: Some(ts(u.initiated_ms)),
+                            checksum_algorithm: u.checksum_algorithm.map(ChecksumAlgorithm::from),
+                            initiator: Some(Initiator {
+                                display_name: who.clone(),
+                                id: who.clone(),
+                            }),
+                            owner: Some(Owner {
+                                display_name: who.clone(),
+                                id: who,
+                            }),
+                            storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
+                            ..Default::default()
+                        }
+                    })
+                    .collect(),
+            ),
+            ..Default::default()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_range_parses_and_checks_bounds() {
+        assert_eq!(copy_range("bytes=0-9", 100).unwrap(), 0..10);
+        assert_eq!(copy_range("bytes=90-99", 100).unwrap(), 90..100);
+        assert!(matches!(
+            copy_range("bytes=90-100", 100),
+            Err(Error::InvalidRange)
+        ));
+        assert!(matches!(
+            copy_range("bytes=9-3", 100),
+            Err(Error::InvalidRange)
+        ));
+        assert!(matches!(
+            copy_range("bytes=-3", 100),
+            Err(Error::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            copy_range("0-3", 100),
+            Err(Error::InvalidArgument(_))
+        ));
+    }
+
+    #[test]
+    fn part_numbers_are_bounded() {
+        assert_eq!(part_number(1).unwrap(), 1);
+        assert_eq!(part_number(10_000).unwrap(), 10_000);
+        assert!(part_number(0).is_err());
+        assert!(part_number(10_001).is_err());
+        assert!(part_number(-1).is_err());
+    }
+}

@@ -1,0 +1,623 @@
+//! Object operations: PutObject, GetObject (ranges, conditions, partNumber), HeadObject,
+//! DeleteObject, DeleteObjects and CopyObject (re-sealed; metadata COPY/REPLACE).
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use bytes::Bytes;
+use futures::Stream;
+use keys::checksum::ChecksumSet;
+use keys::format::{DEFAULT_CHUNK_SIZE, StreamKind};
+use keys::meta::ObjectMeta;
+use keys::sealer::SealParams;
+use s3s::S3Request;
+use s3s::dto::*;
+
+use super::checksum::{ChecksumRequest, precheck_content_md5, stored, verify_content_md5};
+use super::{Gateway, etag, expires_out, metadata_out, ms_of, object_headers, ts, user_metadata};
+use crate::error::{Error, Result};
+use crate::index::{ObjectRecord, StreamRecord};
+use crate::store::{SyncStream, now_ms};
+
+/// What a write must verify beyond sealing.
+pub(super) struct WriteChecks {
+    pub checksums: ChecksumRequest,
+    pub content_md5: Option<String>,
+    pub content_length: Option<u64>,
+}
+
+/// Random 16-byte object id.
+pub(super) fn random_id() -> Result<[u8; 16]> {
+    let mut id = [0u8; 16];
+    getrandom::fill(&mut id).map_err(|e| Error::Internal(format!("no randomness: {e}")))?;
+    Ok(id)
+}
+
+pub(super) fn content_length(v: Option<i64>) -> Result<Option<u64>> {
+    match v {
+        None => Ok(None),
+        Some(n) => u64::try_from(n)
+            .map(Some)
+            .map_err(|_| Error::InvalidArgument("negative Content-Length".into())),
+    }
+}
+
+/// Evaluates If-Match / If-None-Match / If-Modified-Since / If-Unmodified-Since (RFC 9110 order,
+/// with S3's combination rules). For copy sources every failure is 412.
+pub(super) fn check_conditions(
+    rec: &ObjectRecord,
+    if_match: Option<&ETagCondition>,
+    if_none_match: Option<&ETagCondition>,
+    if_modified_since: Option<&Timestamp>,
+    if_unmodified_since: Option<&Timestamp>,
+    copy: bool,
+) -> Result<()> {
+    let matches = |c: &ETagCondition| match c {
+        ETagCondition::Any => true,
+        ETagCondition::ETag(e) => e.value() == rec.etag,
+    };
+    let lm_secs = rec.last_modified_ms.div_euclid(1000);
+    let secs = |t: &Timestamp| ms_of(t).div_euclid(1000);
+    if let Some(c) = if_match {
+        if !matches(c) {
+            return Err(Error::PreconditionFailed);
+        }
+    } else if let Some(t) = if_unmodified_since
+        && lm_secs > secs(t)
+    {
+        return Err(Error::PreconditionFailed);
+    }
+    let not_modified = if copy {
+        Error::PreconditionFailed
+    } else {
+        Error::NotModified
+    };
+    if let Some(c) = if_none_match {
+        if matches(c) {
+            return Err(not_modified);
+        }
+    } else if let Some(t) = if_modified_since
+        && lm_secs <= secs(t)
+    {
+        return Err(not_modified);
+    }
+    Ok(())
+}
+
+/// The plaintext range a GET/HEAD selects: (range, is_partial, parts_count).
+fn select_range(
+    rec: &ObjectRecord,
+    range: Option<&s3s::dto::Range>,
+    part_number: Option<i32>,
+) -> Result<(Range<u64>, bool, Option<i32>)> {
+    let multipart = rec.manifest_id.is_some();
+    let parts_count = if multipart {
+        i32::try_from(rec.streams.len()).ok()
+    } else {
+        None
+    };
+    if let Some(n) = part_number {
+        if range.is_some() {
+            return Err(Error::InvalidRequest(
+                "Cannot specify both Range header and partNumber".into(),
+            ));
+        }
+        if !multipart {
+            return if n == 1 {
+                Ok((0..rec.size, false, Some(1)))
+            } else {
+                Err(Error::InvalidRange)
+            };
+        }
+        // partNumber counts the object's parts in order (1..=PartsCount)
+        let idx = usize::try_from(n)
+            .ok()
+            .and_then(|n| n.checked_sub(1))
+            .ok_or(Error::InvalidRange)?;
+        let s = rec.streams.get(idx).ok_or(Error::InvalidRange)?;
+        let off: u64 = rec.streams[..idx].iter().map(|s| s.plaintext_len).sum();
+        return Ok((off..off + s.plaintext_len, true, parts_count));
+    }
+    match range {
+        None => Ok((0..rec.size, false, parts_count)),
+        Some(r) => {
+            let r = r.check(rec.size).map_err(|_| Error::InvalidRange)?;
+            Ok((r, true, parts_count))
+        }
+    }
+}
+
+fn content_range(r: &Range<u64>, size: u64) -> String {
+    format!("bytes {}-{}/{}", r.start, r.end.saturating_sub(1), size)
+}
+
+fn len_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn checksum_enabled(mode: Option<&ChecksumMode>) -> bool {
+    mode.is_some_and(|m| m.as_str().eq_ignore_ascii_case(ChecksumMode::ENABLED))
+}
+
+/// ChecksumSet that recomputes the checksums `map` holds (used by copies).
+pub(super) fn set_of(map: &BTreeMap<String, String>) -> ChecksumSet {
+    ChecksumSet {
+        crc32: map.contains_key("crc32"),
+        crc32c: map.contains_key("crc32c"),
+        sha1: map.contains_key("sha1"),
+        sha256: map.contains_key("sha256"),
+        crc64nvme: map.contains_key("crc64nvme"),
+    }
+}
+
+impl Gateway {
+    /// Seals `body` as a single-stream object, verifies digests, commits it. Nothing is visible
+    /// (and no backend object remains) unless every check passes.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn write_object<S, E>(
+        &self,
+        bucket: &str,
+        key: &str,
+        headers: BTreeMap<String, String>,
+        user_metadata: BTreeMap<String, String>,
+        body: S,
+        checks: WriteChecks,
+    ) -> Result<ObjectRecord>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Send + 'static,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let skey = self.store.keyring.sealing_key(bucket).await?;
+        let now = now_ms();
+        let meta = ObjectMeta {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            size: 0,
+            etag: String::new(),
+            last_modified_ms: now,
+            headers: headers.clone(),
+            user_metadata: user_metadata.clone(),
+            checksums: BTreeMap::new(),
+            parts: Vec::new(),
+        };
+        let params = SealParams {
+            bucket: bucket.to_owned(),
+            kind: StreamKind::Object,
+            object_id: random_id()?,
+            part_number: 0,
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            checksums: checks.checksums.set,
+            meta: Some(meta),
+        };
+        let sealed = self
+            .store
+            .seal_into_backend(&skey, params, body, checks.content_length)
+            .await?;
+        let s = &sealed.summary;
+        let verdict = (|| {
+            if let Some(n) = checks.content_length
+                && s.plaintext_len != n
+            {
+                return Err(Error::IncompleteBody(format!(
+                    "You did not provide the number of bytes specified by the Content-Length HTTP header ({} of {n})",
+                    s.plaintext_len
+                )));
+            }
+            verify_content_md5(checks.content_md5.as_deref(), &s.md5)?;
+            checks.checksums.verify(&s.checksums)
+        })();
+        if let Err(e) = verdict {
+            self.store.delete_quietly(&sealed.backend_id).await;
+            return Err(e);
+        }
+        let etag = hex::encode(s.md5);
+        let rec = ObjectRecord {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            size: s.plaintext_len,
+            etag: etag.clone(),
+            last_modified_ms: now,
+            headers,
+            user_metadata,
+            checksums: s.checksums.to_base64_map(),
+            data_key_id: skey.data_key_id().to_string(),
+            key_version: skey.key_version(),
+            streams: vec![StreamRecord {
+                backend_id: sealed.backend_id.clone(),
+                part_number: 0,
+                header: s.header.clone(),
+                plaintext_len: s.plaintext_len,
+                md5_hex: etag,
+            }],
+            manifest_id: None,
+        };
+        self.store.commit(&rec).await?;
+        Ok(rec)
+    }
+
+    pub(super) async fn op_put_object(
+        &self,
+        req: S3Request<PutObjectInput>,
+    ) -> Result<PutObjectOutput> {
+        let S3Request {
+            input,
+            headers: raw_headers,
+            trailing_headers,
+            ..
+        } = req;
+        self.require_bucket(&input.bucket).await?;
+        precheck_content_md5(input.content_md5.as_deref())?;
+        if input.if_match.is_some() || input.if_none_match.is_some() {
+            let existing = self
+                .store
+                .index
+                .get_object(&input.bucket, &input.key)
+                .await?;
+            match (&existing, &input.if_none_match, &input.if_match) {
+                (Some(_), Some(ETagCondition::Any), _) => return Err(Error::PreconditionFailed),
+                (None, _, Some(_)) => return Err(Error::NoSuchKey(input.key.clone())),
+                (Some(rec), _, Some(c)) => check_conditions(rec, Some(c), None, None, None, true)?,
+                _ => {}
+            }
+        }
+        let checksums = ChecksumRequest::new(
+            input
+                .checksum_algorithm
+                .as_ref()
+                .map(ChecksumAlgorithm::as_str),
+            [
+                input.checksum_crc32.as_ref(),
+                input.checksum_crc32c.as_ref(),
+                input.checksum_sha1.as_ref(),
+                input.checksum_sha256.as_ref(),
+                input.checksum_crc64nvme.as_ref(),
+            ],
+            &raw_headers,
+            trailing_headers,
+        )?;
+        let headers = object_headers(
+            input.content_type.as_deref(),
+            input.content_encoding.as_deref(),
+            input.cache_control.as_deref(),
+            input.content_disposition.as_deref(),
+            input.content_language.as_deref(),
+            input.expires.as_ref(),
+        );
+        let checks = WriteChecks {
+            checksums,
+            content_md5: input.content_md5.clone(),
+            content_length: content_length(input.content_length)?,
+        };
+        let meta = user_metadata(input.metadata);
+        let rec = match input.body {
+            Some(body) => {
+                self.write_object(&input.bucket, &input.key, headers, meta, body, checks)
+                    .await?
+            }
+            None => {
+                let empty = futures::stream::empty::<std::result::Result<Bytes, std::io::Error>>();
+                self.write_object(&input.bucket, &input.key, headers, meta, empty, checks)
+                    .await?
+            }
+        };
+        Ok(PutObjectOutput {
+            e_tag: Some(etag(&rec.etag)),
+            checksum_crc32: stored(&rec.checksums, "crc32"),
+            checksum_crc32c: stored(&rec.checksums, "crc32c"),
+            checksum_sha1: stored(&rec.checksums, "sha1"),
+            checksum_sha256: stored(&rec.checksums, "sha256"),
+            checksum_crc64nvme: stored(&rec.checksums, "crc64nvme"),
+            server_side_encryption: self.sse(),
+            size: Some(len_i64(rec.size)),
+            ..Default::default()
+        })
+    }
+
+    pub(super) async fn op_get_object(
+        &self,
+        req: S3Request<GetObjectInput>,
+    ) -> Result<GetObjectOutput> {
+        let input = req.input;
+        let rec = self.require_object(&input.bucket, &input.key).await?;
+        check_conditions(
+            &rec,
+            input.if_match.as_ref(),
+            input.if_none_match.as_ref(),
+            input.if_modified_since.as_ref(),
+            input.if_unmodified_since.as_ref(),
+            false,
+        )?;
+        let (range, partial, parts_count) =
+            select_range(&rec, input.range.as_ref(), input.part_number)?;
+        let full = !partial;
+        let body = self.store.open_object(&rec, range.clone()).await?;
+        let want_ck =
+            full && rec.manifest_id.is_none() && checksum_enabled(input.checksum_mode.as_ref());
+        let ck = |a: &str| {
+            if want_ck {
+                stored(&rec.checksums, a)
+            } else {
+                None
+            }
+        };
+        let h = |k: &str| rec.headers.get(k).cloned();
+        Ok(GetObjectOutput {
+            body: Some(StreamingBlob::wrap(SyncStream::new(body))),
+            accept_ranges: Some("bytes".into()),
+            content_length: Some(len_i64(range.end - range.start)),
+            content_range: partial.then(|| content_range(&range, rec.size)),
+            e_tag: Some(etag(&rec.etag)),
+            last_modified: Some(ts(rec.last_modified_ms)),
+            metadata: metadata_out(&rec.user_metadata),
+            content_type: h("content-type"),
+            content_encoding: h("content-encoding"),
+            cache_control: h("cache-control"),
+            content_disposition: h("content-disposition"),
+            content_language: h("content-language"),
+            expires: expires_out(&rec.headers),
+            checksum_crc32: ck("crc32"),
+            checksum_crc32c: ck("crc32c"),
+            checksum_sha1: ck("sha1"),
+            checksum_sha256: ck("sha256"),
+            checksum_crc64nvme: ck("crc64nvme"),
+            checksum_type: (want_ck && !rec.checksums.is_empty())
+                .then(|| ChecksumType::from_static(ChecksumType::FULL_OBJECT)),
+            parts_count: if input.part_number.is_some() {
+                parts_count
+            } else {
+                None
+            },
+            server_side_encryption: self.sse(),
+            ..Default::default()
+        })
+    }
+
+    pub(super) async fn op_head_object(
+        &self,
+        req: S3Request<HeadObjectInput>,
+    ) -> Result<HeadObjectOutput> {
+        let input = req.input;
+        let rec = self.require_object(&input.bucket, &input.key).await?;
+        check_conditions(
+            &rec,
+            input.if_match.as_ref(),
+            input.if_none_match.as_ref(),
+            input.if_modified_since.as_ref(),
+            input.if_unmodified_since.as_ref(),
+            false,
+        )?;
+        let (range, partial, parts_count) =
+            select_range(&rec, input.range.as_ref(), input.part_number)?;
+        let want_ck =
+            !partial && rec.manifest_id.is_none() && checksum_enabled(input.checksum_mode.as_ref());
+        let ck = |a: &str| {
+            if want_ck {
+                stored(&rec.checksums, a)
+            } else {
+                None
+            }
+        };
+        let h = |k: &str| rec.headers.get(k).cloned();
+        Ok(HeadObjectOutput {
+            accept_ranges: Some("bytes".into()),
+            content_length: Some(len_i64(range.end - range.start)),
+            content_range: partial.then(|| content_range(&range, rec.size)),
+            e_tag: Some(etag(&rec.etag)),
+            last_modified: Some(ts(rec.last_modified_ms)),
+            metadata: metadata_out(&rec.user_metadata),
+            content_type: h("content-type"),
+            content_encoding: h("content-encoding"),
+            cache_control: h("cache-control"),
+            content_disposition: h("content-disposition"),
+            content_language: h("content-language"),
+            expires: expires_out(&rec.headers),
+            checksum_crc32: ck("crc32"),
+            checksum_crc32c: ck("crc32c"),
+            checksum_sha1: ck("sha1"),
+            checksum_sha256: ck("sha256"),
+            checksum_crc64nvme: ck("crc64nvme"),
+            checksum_type: (want_ck && !rec.checksums.is_empty())
+                .then(|| ChecksumType::from_static(ChecksumType::FULL_OBJECT)),
+            parts_count: if input.part_number.is_some() {
+                parts_count
+            } else {
+                None
+            },
+            server_side_encryption: self.sse(),
+            ..Default::default()
+        })
+    }
+
+    async fn delete_one(&self, bucket: &str, key: &str) -> Result<()> {
+        if let Some(garbage) = self.store.index.delete_object(bucket, key).await? {
+            self.store.collect(garbage).await;
+        }
+        Ok(())
+    }
+
+    pub(super) async fn op_delete_object(
+        &self,
+        req: S3Request<DeleteObjectInput>,
+    ) -> Result<DeleteObjectOutput> {
+        let input = req.input;
+        self.require_bucket(&input.bucket).await?;
+        if let Some(c) = input.if_match.as_ref() {
+            match self
+                .store
+                .index
+                .get_object(&input.bucket, &input.key)
+                .await?
+            {
+                Some(rec) => check_conditions(&rec, Some(c), None, None, None, true)?,
+                None => return Err(Error::NoSuchKey(input.key)),
+            }
+        }
+        self.delete_one(&input.bucket, &input.key).await?;
+        Ok(DeleteObjectOutput::default())
+    }
+
+    pub(super) async fn op_delete_objects(
+        &self,
+        req: S3Request<DeleteObjectsInput>,
+    ) -> Result<DeleteObjectsOutput> {
+        let input = req.input;
+        self.require_bucket(&input.bucket).await?;
+        if input.delete.objects.len() > 1000 {
+            return Err(Error::MalformedXml(
+                "at most 1000 keys per DeleteObjects request".into(),
+            ));
+        }
+        let quiet = input.delete.quiet.unwrap_or(false);
+        let mut deleted = Vec::new();
+        let mut errors = Vec::new();
+        for obj in input.delete.objects {
+            match self.delete_one(&input.bucket, &obj.key).await {
+                Ok(()) => {
+                    if !quiet {
+                        deleted.push(DeletedObject {
+                            key: Some(obj.key),
+                            ..Default::default()
+                        });
+                    }
+                }
+                Err(e) => {
+                    let s3: s3s::S3Error = e.into();
+                    errors.push(s3s::dto::Error {
+                        key: Some(obj.key),
+                        code: Some(s3.code().as_str().to_owned()),
+                        message: s3.message().map(str::to_owned),
+                        ..Default::default()
+                    });
+                }
+            }
+        }
+        Ok(DeleteObjectsOutput {
+            deleted: Some(deleted),
+            errors: Some(errors),
+            ..Default::default()
+        })
+    }
+
+    /// Source object of a copy, after its conditions.
+    pub(super) async fn copy_source(
+        &self,
+        src: &CopySource,
+        if_match: Option<&ETagCondition>,
+        if_none_match: Option<&ETagCondition>,
+        if_modified_since: Option<&Timestamp>,
+        if_unmodified_since: Option<&Timestamp>,
+    ) -> Result<ObjectRecord> {
+        let (bucket, key) = match src {
+            CopySource::Bucket {
+                bucket,
+                key,
+                version_id,
+            } => {
+                if version_id.as_deref().is_some_and(|v| v != "null") {
+                    return Err(Error::InvalidArgument("versioning is not supported".into()));
+                }
+                (bucket.to_string(), key.to_string())
+            }
+            _ => {
+                return Err(Error::InvalidArgument(
+                    "access-point copy sources are not supported".into(),
+                ));
+            }
+        };
+        if key.len() > 1024 {
+            return Err(Error::KeyTooLong);
+        }
+        let rec = self.require_object(&bucket, &key).await?;
+        check_conditions(
+            &rec,
+            if_match,
+            if_none_match,
+            if_modified_since,
+            if_unmodified_since,
+            true,
+        )?;
+        Ok(rec)
+    }
+
+    pub(super) async fn op_copy_object(
+        &self,
+        req: S3Request<CopyObjectInput>,
+    ) -> Result<CopyObjectOutput> {
+        let input = req.input;
+        let src = self
+            .copy_source(
+                &input.copy_source,
+                input.copy_source_if_match.as_ref(),
+                input.copy_source_if_none_match.as_ref(),
+                input.copy_source_if_modified_since.as_ref(),
+                input.copy_source_if_unmodified_since.as_ref(),
+            )
+            .await?;
+        self.require_bucket(&input.bucket).await?;
+        let replace = input
+            .metadata_directive
+            .as_ref()
+            .is_some_and(|d| d.as_str().eq_ignore_ascii_case(MetadataDirective::REPLACE));
+        if src.bucket == input.bucket && src.key == input.key && !replace {
+            return Err(Error::InvalidRequest(
+                "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.".into(),
+            ));
+        }
+        let (headers, meta) = if replace {
+            (
+                object_headers(
+                    input.content_type.as_deref(),
+                    input.content_encoding.as_deref(),
+                    input.cache_control.as_deref(),
+                    input.content_disposition.as_deref(),
+                    input.content_language.as_deref(),
+                    input.expires.as_ref(),
+                ),
+                user_metadata(input.metadata),
+            )
+        } else {
+            (src.headers.clone(), src.user_metadata.clone())
+        };
+        let mut set = set_of(&src.checksums);
+        if let Some(a) = input.checksum_algorithm.as_ref() {
+            let extra =
+                ChecksumRequest::new(Some(a.as_str()), [None; 5], &http::HeaderMap::new(), None)?;
+            set = ChecksumSet {
+                crc32: set.crc32 || extra.set.crc32,
+                crc32c: set.crc32c || extra.set.crc32c,
+                sha1: set.sha1 || extra.set.sha1,
+                sha256: set.sha256 || extra.set.sha256,
+                crc64nvme: set.crc64nvme || extra.set.crc64nvme,
+            };
+        }
+        let checks = WriteChecks {
+            checksums: ChecksumRequest {
+                set,
+                ..Default::default()
+            },
+            content_md5: None,
+            content_length: Some(src.size),
+        };
+        let body = self.store.open_object(&src, 0..src.size).await?;
+        let rec = self
+            .write_object(&input.bucket, &input.key, headers, meta, body, checks)
+            .await?;
+        if src.manifest_id.is_none() && rec.etag != src.etag {
+            tracing::error!(bucket = %src.bucket, key = %src.key, "copy produced a different MD5 than the source ETag");
+        }
+        Ok(CopyObjectOutput {
+            copy_object_result: Some(CopyObjectResult {
+                e_tag: Some(etag(&rec.etag)),
+                last_modified: Some(ts(rec.last_modified_ms)),
+                checksum_crc32: stored(&rec.checksums, "crc32"),
+                checksum_crc32c: stored(&rec.checksums, "crc32c"),
+                checksum_sha1: stored(&rec.checksums, "sha1"),
+                checksum_sha256: stored(&rec.checksums, "sha256"),
+                checksum_crc64nvme: stored(&rec.checksums, "crc64nvme"),
+                ..Default::default()
+            }),
+            server_side_encryption: self.sse(),
+            ..Default::default()
+        })
+    }
+}

@@ -1,0 +1,375 @@
+//! Builds and runs the gateway in-process: opens the index, backend and key provider from a
+//! [`Config`], creates the bootstrap credential, collects garbage left by a crash, then serves S3
+//! (s3s on hyper) and the admin listener (axum) until [`RunningServer::shutdown`].
+//!
+//! Every S3 request is counted, timed and logged as one JSON line (op, bucket, status, duration).
+//! Shutdown stops accepting, lets in-flight requests finish (bounded by `shutdown_grace_secs`),
+//! then closes the index.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use s3s::service::S3ServiceBuilder;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
+
+use crate::admin_http::{AdminState, router};
+use crate::auth::{
+    Bootstrap, Credentials, IndexAuth, OpSlot, RoleAccess, bootstrap_instructions, ensure_bootstrap,
+};
+use crate::backend::open_backend;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::index::Index;
+use crate::metrics::Metrics;
+use crate::s3::Gateway;
+use crate::store::Store;
+
+/// A running gateway.
+pub struct RunningServer {
+    /// bound S3 address (useful with port 0)
+    pub s3_addr: SocketAddr,
+    /// bound admin address
+    pub admin_addr: SocketAddr,
+    /// the credential generated on first start (None when configured or already present)
+    pub bootstrap: Option<Bootstrap>,
+    /// the object layer (tests inspect the backend through it)
+    pub store: Store,
+    /// metrics of this instance
+    pub metrics: Metrics,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for RunningServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningServer")
+            .field("s3_addr", &self.s3_addr)
+            .field("admin_addr", &self.admin_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunningServer {
+    /// Stops accepting, waits for in-flight requests (bounded), closes the index.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        self.store.index.close().await;
+        tracing::info!("shut down");
+    }
+
+    /// A handle that triggers shutdown from elsewhere (signal handlers).
+    pub fn shutdown_trigger(&self) -> watch::Sender<bool> {
+        self.shutdown.clone()
+    }
+}
+
+fn env_opt(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// Opens everything the config names and starts both listeners.
+pub async fn start(config: Config) -> Result<RunningServer> {
+    config.validate()?;
+    let s3_sock = config.s3_socket()?;
+    let admin_sock = config.admin_socket()?;
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        Error::Config(format!(
+            "cannot create data dir {}: {e}",
+            config.data_dir.display()
+        ))
+    })?;
+
+    let db_url = config.database_url();
+    let index = Index::open(&db_url)
+        .await
+        .map_err(|e| Error::Unavailable(format!("index: {e}")))?;
+    let backend = open_backend(&config.backend_url(), &config.data_dir)
+        .await
+        .map_err(|e| Error::Unavailable(format!("backend: {e}")))?;
+    let key_cfg = keys::KeyConfig {
+        data_dir: config.data_dir.clone(),
+        master_key_hex: config
+            .master_key
+            .as_ref()
+            .map(|k| keys::SecretString::new(k.expose().trim())),
+        kms_url: config.kms.clone(),
+        kms_access_key: env_opt("VAULTGATE_KMS_ACCESS_KEY"),
+        kms_secret_key: env_opt("VAULTGATE_KMS_SECRET_KEY").map(keys::SecretString::new),
+    };
+    let provider = keys::provider_from_config(&key_cfg).await?;
+    let keyring = keys::Keyring::new(
+        provider,
+        Arc::new(index.clone()),
+        keys::CacheConfig::default(),
+    );
+    let metrics = Metrics::new();
+    let store = Store {
+        backend: backend.clone(),
+        index: index.clone(),
+        keyring: keyring.clone(),
+        metrics: metrics.clone(),
+    };
+
+    // crash leftovers: queued garbage, then unreferenced backend objects
+    match crate::index::collect_garbage(&index, backend.as_ref()).await {
+        Ok(r) => tracing::debug!(?r, "gc queue drained"),
+        Err(e) => tracing::warn!(error = %e, "gc queue drain failed; will retry next start"),
+    }
+    let shared_db = db_url.starts_with("postgres");
+    let grace = if shared_db {
+        Duration::from_secs(3600)
+    } else {
+        Duration::ZERO
+    };
+    match crate::index::sweep_orphans(&index, backend.as_ref(), grace).await {
+        Ok(r) => tracing::info!(
+            scanned = r.scanned,
+            deleted = r.deleted,
+            "orphan sweep done"
+        ),
+        Err(e) => tracing::warn!(error = %e, "orphan sweep failed"),
+    }
+
+    let creds = Credentials::new(
+        index.clone(),
+        keyring.clone(),
+        Duration::from_secs(config.credential_cache_secs),
+    );
+    let fixed = match (&config.access_key, &config.secret_key) {
+        (Some(a), Some(s)) => Some((a.as_str(), s.expose())),
+        _ => None,
+    };
+    let bootstrap = ensure_bootstrap(&creds, &index, fixed).await?;
+
+    let gateway = Gateway::new(store.clone(), config.kms.is_some(), config.region.clone());
+    let mut builder = S3ServiceBuilder::new(gateway);
+    builder.set_auth(IndexAuth(creds.clone()));
+    builder.set_access(RoleAccess(creds));
+    let s3 = builder.build();
+
+    let s3_listener = TcpListener::bind(s3_sock)
+        .await
+        .map_err(|e| Error::Config(format!("cannot listen on {s3_sock}: {e}")))?;
+    let admin_listener = TcpListener::bind(admin_sock)
+        .await
+        .map_err(|e| Error::Config(format!("cannot listen on {admin_sock}: {e}")))?;
+    let s3_addr = s3_listener
+        .local_addr()
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    let admin_addr = admin_listener
+        .local_addr()
+        .map_err(|e| Error::Internal(e.to_string()))?;
+
+    let (tx, rx) = watch::channel(false);
+    let grace = Duration::from_secs(config.shutdown_grace_secs);
+    let s3_task = tokio::spawn(serve_s3(
+        s3_listener,
+        s3,
+        metrics.clone(),
+        rx.clone(),
+        grace,
+    ));
+    let app = router(AdminState {
+        store: store.clone(),
+        metrics: metrics.clone(),
+    });
+    let mut admin_rx = rx.clone();
+    let admin_task = tokio::spawn(async move {
+        let stop = async move {
+            let _ = admin_rx.wait_for(|v| *v).await;
+        };
+        if let Err(e) = axum::serve(admin_listener, app)
+            .with_graceful_shutdown(stop)
+            .await
+        {
+            tracing::error!(error = %e, "admin listener failed");
+        }
+    });
+
+    tracing::info!(
+        s3_addr = %s3_addr,
+        admin_addr = %admin_addr,
+        backend = backend.name(),
+        key_provider = keyring.provider().kind(),
+        "listening"
+    );
+    if let Some(b) = &bootstrap {
+        println!(
+            "{}",
+            bootstrap_instructions(b, &format!("http://{s3_addr}"), &config.region)
+        );
+    }
+    Ok(RunningServer {
+        s3_addr,
+        admin_addr,
+        bootstrap,
+        store,
+        metrics,
+        shutdown: tx,
+        tasks: vec![s3_task, admin_task],
+    })
+}
+
+async fn stopped(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|v| *v).await;
+}
+
+fn bucket_of(path: &str) -> &str {
+    path.trim_start_matches('/').split('/').next().unwrap_or("")
+}
+
+async fn serve_s3(
+    listener: TcpListener,
+    s3: s3s::service::S3Service,
+    metrics: Metrics,
+    mut stop: watch::Receiver<bool>,
+    grace: Duration,
+) {
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (tcp, _peer) = match accepted {
+                    Ok(x) => x,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = tcp.set_nodelay(true);
+                let svc = request_service(s3.clone(), metrics.clone());
+                let b = builder.clone();
+                let mut conn_stop = stop.clone();
+                conns.spawn(async move {
+                    let conn = b.serve_connection(TokioIo::new(tcp), svc);
+                    tokio::pin!(conn);
+                    tokio::select! {
+                        r = conn.as_mut() => {
+                            if let Err(e) = r { tracing::debug!(error = %e, "connection ended with error"); }
+                        }
+                        _ = stopped(&mut conn_stop) => {
+                            conn.as_mut().graceful_shutdown();
+                            if let Err(e) = conn.await { tracing::debug!(error = %e, "connection ended with error"); }
+                        }
+                    }
+                });
+                while conns.try_join_next().is_some() {}
+            }
+            _ = stopped(&mut stop) => break,
+        }
+    }
+    drop(listener);
+    let open = conns.len();
+    tracing::info!(
+        connections = open,
+        "stopped accepting; waiting for in-flight requests"
+    );
+    if tokio::time::timeout(grace, async { while conns.join_next().await.is_some() {} })
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            remaining = conns.len(),
+            "grace period over; aborting remaining connections"
+        );
+        conns.abort_all();
+    }
+}
+
+type RespBody =
+    http_body_util::combinators::BoxBody<bytes::Bytes, Box<dyn std::error::Error + Send + Sync>>;
+
+fn request_service(
+    s3: s3s::service::S3Service,
+    metrics: Metrics,
+) -> impl hyper::service::Service<
+    http::Request<Incoming>,
+    Response = http::Response<RespBody>,
+    Error = Infallible,
+    Future = impl Future<Output = std::result::Result<http::Response<RespBody>, Infallible>> + Send,
+> + Clone {
+    hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
+        let s3 = s3.clone();
+        let metrics = metrics.clone();
+        async move {
+            let t0 = Instant::now();
+            metrics.in_flight.inc();
+            let slot = OpSlot::default();
+            req.extensions_mut().insert(slot.clone());
+            let method = req.method().clone();
+            let bucket = bucket_of(req.uri().path()).to_owned();
+            let resp = match hyper::service::Service::call(&s3, req).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(error = ?e, "s3 service failed");
+                    let mut r = http::Response::new(s3s::Body::empty());
+                    *r.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+                    r
+                }
+            };
+            metrics.in_flight.dec();
+            let elapsed = t0.elapsed();
+            let status = resp.status().as_u16();
+            let info = slot.get();
+            let op = info
+                .as_ref()
+                .and_then(|i| i.action)
+                .map_or("Unknown", |a| a.s3_name());
+            let status_label = status.to_string();
+            metrics
+                .requests
+                .with_label_values(&[op, status_label.as_str()])
+                .inc();
+            metrics
+                .duration
+                .with_label_values(&[op])
+                .observe(elapsed.as_secs_f64());
+            let access_key = info.and_then(|i| i.access_key).unwrap_or_default();
+            tracing::info!(
+                target: "vaultgate::request",
+                op,
+                method = %method,
+                bucket = %bucket,
+                status,
+                duration_ms = elapsed.as_secs_f64() * 1000.0,
+                access_key = %access_key,
+                "request"
+            );
+            let counter = metrics.bytes_out.clone();
+            let resp = resp.map(move |b| {
+                b.map_frame(move |f| {
+                    if let Some(d) = f.data_ref() {
+                        counter.inc_by(d.len() as u64);
+                    }
+                    f
+                })
+                .boxed()
+            });
+            Ok::<_, Infallible>(resp)
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_from_path() {
+        assert_eq!(bucket_of("/b1/k/x"), "b1");
+        assert_eq!(bucket_of("/b1"), "b1");
+        assert_eq!(bucket_of("/"), "");
+    }
+}

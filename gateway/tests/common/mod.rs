@@ -1,0 +1,195 @@
+//! Shared helpers of the in-process tests: start the real gateway on 127.0.0.1:0 with a temp data
+//! dir, build an aws-sdk-s3 client for it, raw HTTP/1.1 requests, and error-code extraction.
+#![allow(dead_code)]
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use gateway::config::{Config, Secret};
+use gateway::server::RunningServer;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+pub const AK: &str = "VGTESTACCESSKEY00001";
+pub const SK: &str = "test/secret+key-0123456789abcdefghijklmn";
+pub const MASTER: &str = "5f4dcc3b5aa765d61d8327deb882cf995f4dcc3b5aa765d61d8327deb882cf99";
+
+pub struct TestGateway {
+    pub server: RunningServer,
+    pub dir: tempfile::TempDir,
+    pub endpoint: String,
+    pub client: Client,
+}
+
+impl TestGateway {
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("data")
+    }
+    pub async fn stop(self) {
+        self.server.shutdown().await;
+    }
+}
+
+pub fn config(dir: &std::path::Path) -> Config {
+    Config {
+        data_dir: dir.join("data"),
+        s3_addr: "127.0.0.1:0".into(),
+        admin_addr: "127.0.0.1:0".into(),
+        access_key: Some(AK.into()),
+        secret_key: Some(Secret::new(SK)),
+        master_key: Some(Secret::new(MASTER)),
+        ..Default::default()
+    }
+}
+
+pub async fn start() -> TestGateway {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = gateway::server::start(config(dir.path()))
+        .await
+        .expect("gateway starts");
+    let endpoint = format!("http://{}", server.s3_addr);
+    let client = client_for(&endpoint, AK, SK);
+    TestGateway {
+        server,
+        dir,
+        endpoint,
+        client,
+    }
+}
+
+pub fn client_for(endpoint: &str, ak: &str, sk: &str) -> Client {
+    let creds = Credentials::new(ak, sk, None, None, "test");
+    let conf = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(creds)
+        .force_path_style(true)
+        .build();
+    Client::from_conf(conf)
+}
+
+/// S3 error code of an SDK error ("NoSuchKey", ...).
+pub fn code<E: ProvideErrorMetadata>(
+    e: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> String {
+    e.code().unwrap_or("").to_owned()
+}
+
+/// HTTP status of an SDK error (0 if there was no response).
+pub fn status<E>(e: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> u16 {
+    e.raw_response().map(|r| r.status().as_u16()).unwrap_or(0)
+}
+
+/// A raw HTTP/1.1 exchange: returns (status, headers, body).
+pub async fn raw(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path_and_query: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String, Vec<u8>) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut req =
+        format!("{method} {path_and_query} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if !body.is_empty() || method == "PUT" || method == "POST" {
+        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).await.expect("write");
+    s.write_all(body).await.expect("write body");
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.expect("read");
+    let split = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("header end");
+    let head = String::from_utf8_lossy(&out[..split]).into_owned();
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    let mut body = out[split + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = dechunk(&body);
+    }
+    (status, head, body)
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(pos) = b.windows(2).position(|w| w == b"\r\n") {
+        let n = usize::from_str_radix(String::from_utf8_lossy(&b[..pos]).trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        let Some(chunk) = b.get(pos + 2..pos + 2 + n) else {
+            break;
+        };
+        out.extend_from_slice(chunk);
+        b = b.get(pos + 2 + n + 2..).unwrap_or_default();
+    }
+    out
+}
+
+/// Deterministic pseudo-random bytes.
+pub fn data(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+pub fn md5_hex(b: &[u8]) -> String {
+    use md5::Digest;
+    hex::encode(md5::Md5::digest(b))
+}
+
+pub fn sha256_hex(b: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(b))
+}
+
+/// Every file under `dir`, recursively.
+pub fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// Number of committed backend objects (files under <data>/objects, excluding its temp dir).
+pub fn backend_objects(g: &TestGateway) -> usize {
+    let root = g.data_dir().join("objects");
+    files_under(&root)
+        .into_iter()
+        .filter(|p| {
+            p.strip_prefix(&root)
+                .map(|r| !r.starts_with(".tmp"))
+                .unwrap_or(false)
+        })
+        .count()
+}

@@ -463,6 +463,52 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_cancelled_put_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = LocalBackend::open(dir.path()).await.unwrap();
+        let id = new_backend_id();
+        // A client that sends some bytes and then stalls; the request is dropped mid-put.
+        let stalled = futures::stream::iter([Ok(Bytes::from(vec![7u8; 300_000]))])
+            .chain(futures::stream::pending())
+            .boxed();
+        let r = tokio::time::timeout(
+            std::time::Duration::from_millis(200),
+            b.put(&id, stalled, None),
+        )
+        .await;
+        assert!(r.is_err(), "the put should still be waiting for the body");
+        assert!(matches!(b.head(&id).await, Err(BackendError::NotFound(_))));
+        assert_eq!(
+            std::fs::read_dir(dir.path().join(TMP_DIR)).unwrap().count(),
+            0
+        );
+    }
+
+    #[tokio::test]
+    async fn a_reader_keeps_its_version_across_overwrite_and_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = LocalBackend::open(dir.path()).await.unwrap();
+        let id = new_backend_id();
+        let old: Vec<u8> = (0..3 * READ_CHUNK).map(|i| (i % 251) as u8).collect();
+        b.put(&id, body(vec![Ok(Bytes::from(old.clone()))]), None)
+            .await
+            .unwrap();
+        let mut reading = b.get(&id, None).await.unwrap();
+        let mut got = reading.next().await.unwrap().unwrap().to_vec();
+        b.put(&id, body(vec![Ok(Bytes::from_static(b"new"))]), None)
+            .await
+            .unwrap();
+        b.delete(&id).await.unwrap();
+        while let Some(chunk) = reading.next().await {
+            got.extend_from_slice(&chunk.unwrap());
+        }
+        assert!(
+            got == old,
+            "an open GET must finish with the bytes it started with"
+        );
+    }
+
+    #[tokio::test]
     async fn listing_ignores_foreign_files() {
         let dir = tempfile::tempdir().unwrap();
         let b = LocalBackend::open(dir.path()).await.unwrap();

@@ -52,7 +52,7 @@ def main():
     base = sys.argv[2] if len(sys.argv) > 2 else "vaultgate"
     vals = defaultdict(list)  # (server, mode, phase, field) -> [values per round]
     peak = defaultdict(lambda: defaultdict(float))  # (server, mode) -> round -> max rss
-    failures = defaultdict(list)  # (server, mode) -> ["phase rN: error"]
+    failures = defaultdict(lambda: defaultdict(list))  # (server, mode) -> "phase: error" -> [rounds]
     errors = defaultdict(int)
     rounds = set()
     with open(sys.argv[1], encoding="utf-8") as f:
@@ -64,12 +64,12 @@ def main():
             key = (r.get("server", "?"), r.get("mode", "?"))
             rounds.add(r.get("round"))
             if not r.get("ok"):
-                failures[key].append(f'{r.get("phase")} r{r.get("round")}: {r.get("error", "")[:160]}')
+                failures[key][f'{r.get("phase")}: {r.get("error", "")[:200]}'].append(r.get("round"))
                 continue
             errors[key] += int(r.get("errors", 0) or 0)
             if r.get("errors"):
-                failures[key].append(
-                    f'{r.get("phase")} r{r.get("round")}: {r["errors"]} failed ops, e.g. {r.get("first_error", "")[:160]}'
+                failures[key][f'{r.get("phase")}: failed ops, e.g. {r.get("first_error", "")[:200]}'].append(
+                    f'{r.get("round")} ({r["errors"]})'
                 )
             for k, v in r.items():
                 if isinstance(v, (int, float)) and not isinstance(v, bool):
@@ -110,7 +110,12 @@ def main():
                 c, b = med.get("ceiling"), med.get(base)
                 cells.append(f"{100 * b / c:.0f} %" if c and b is not None else "–")
             out.append("| " + " | ".join(cells) + " |")
-        notes = [f"- {s}: {e}" for (s, m), es in sorted(failures.items()) if m == mode for e in es]
+        notes = [
+            f"- {s}, {e.split(':', 1)[0]} (round {', '.join(str(x) for x in rs)}):{e.split(':', 1)[1]}"
+            for (s, m), es in sorted(failures.items())
+            if m == mode
+            for e, rs in es.items()
+        ]
         if notes:
             out.append("\nFailures and failed operations (after the SDK's retries):\n")
             out.extend(notes[:40])

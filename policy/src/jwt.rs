@@ -389,6 +389,49 @@ mod tests {
         ));
     }
 
+    /// A throw-away RSA key generated for this test only (never used elsewhere).
+    const RSA_TEST_KEY: &str = include_str!("testdata/jwt_rs256_test_key.pem");
+
+    #[test]
+    fn rs256_via_jwks_and_hs_rs_confusion() {
+        let enc = EncodingKey::from_rsa_pem(RSA_TEST_KEY.as_bytes()).unwrap();
+        let mut jwk = Jwk::from_encoding_key(&enc, Algorithm::RS256).unwrap();
+        jwk.common.key_id = Some("rsa1".into());
+        let jwks = serde_json::json!({ "keys": [jwk] }).to_string();
+        let a = JwtAuthority::new(Some(SECRET), Some(&jwks), 60).unwrap();
+        let mut h = Header::new(Algorithm::RS256);
+        h.kid = Some("rsa1".into());
+        let t = jsonwebtoken::encode(&h, &claims(60, 0), &enc).unwrap();
+        assert_eq!(a.verify(&t).unwrap().sub, "alice");
+        let t = jsonwebtoken::encode(&h, &claims(-1, -60), &enc).unwrap();
+        assert_eq!(err_text(a.verify(&t)), "token expired");
+        let t = jsonwebtoken::encode(&h, &claims(600, 300), &enc).unwrap();
+        assert_eq!(err_text(a.verify(&t)), "token not yet valid");
+        // The classic confusion: HS256 keyed with the RSA public key material from the JWKS.
+        let n = match &jwk.algorithm {
+            jsonwebtoken::jwk::AlgorithmParameters::RSA(p) => p.n.clone(),
+            other => panic!("{other:?}"),
+        };
+        for key in [n.as_bytes().to_vec(), jwks.as_bytes().to_vec()] {
+            let forged = jsonwebtoken::encode(
+                &Header::new(Algorithm::HS256),
+                &claims(60, 0),
+                &EncodingKey::from_secret(&key),
+            )
+            .unwrap();
+            assert_eq!(err_text(a.verify(&forged)), "bad token signature");
+        }
+        // An RS256 token presented as ES256 finds no key.
+        let mut es = Header::new(Algorithm::ES256);
+        es.kid = Some("rsa1".into());
+        let t = jsonwebtoken::encode(&h, &claims(60, 0), &enc).unwrap();
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let (_, rest) = t.split_once('.').unwrap();
+        let relabeled = format!("{}.{rest}", b64.encode(serde_json::to_vec(&es).unwrap()));
+        assert!(err_text(a.verify(&relabeled)).contains("no JWKS key"));
+    }
+
     #[test]
     fn from_lookup_accepts_the_alias() {
         let a = JwtAuthority::from_lookup(|k| {

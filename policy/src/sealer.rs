@@ -1,7 +1,7 @@
 //! Sealing of access-key secrets at rest: the [`SecretSealer`] trait the store
 //! uses, and [`AesGcmSealer`], an AES-256-GCM implementation (aws-lc-rs) used in
-//! tests and wherever no `keys::Keyring` is at hand. The gateway implements the
-//! trait for `keys::Keyring` (`seal_blob`/`open_blob`), see docs/API.md.
+//! tests and wherever no `keys::Keyring` is at hand, and the implementation for
+//! `keys::Keyring` (`seal_blob`/`open_blob`), which the gateway passes in.
 
 use async_trait::async_trait;
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
@@ -87,9 +87,59 @@ impl SecretSealer for AesGcmSealer {
     }
 }
 
+#[async_trait]
+impl SecretSealer for keys::Keyring {
+    async fn seal(&self, context: &str, plaintext: &[u8]) -> Result<Vec<u8>> {
+        self.seal_blob(context, plaintext)
+            .await
+            .map_err(|e| Error::Seal(e.to_string()))
+    }
+
+    async fn open(&self, context: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        self.open_blob(context, sealed)
+            .await
+            .map_err(|e| Error::Seal(e.to_string()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+
+    #[tokio::test]
+    async fn keyring_sealer_round_trip_and_store_use() {
+        let provider = keys::LocalProvider::from_hex(&"42".repeat(32)).unwrap();
+        let ring = keys::Keyring::new(
+            Arc::new(provider),
+            Arc::new(keys::MemoryDataKeyStore::new()),
+            keys::CacheConfig::default(),
+        );
+        let sealed = SecretSealer::seal(&ring, "access-key:A", b"s3cret-value")
+            .await
+            .unwrap();
+        assert_eq!(
+            SecretSealer::open(&ring, "access-key:A", &sealed)
+                .await
+                .unwrap()
+                .as_slice(),
+            b"s3cret-value"
+        );
+        assert!(matches!(
+            SecretSealer::open(&ring, "access-key:B", &sealed).await,
+            Err(Error::Seal(_))
+        ));
+        // The policy store works on top of the keyring.
+        let store = crate::PolicyStore::in_memory(Arc::new(ring)).await.unwrap();
+        let k = store.bootstrap(None).await.unwrap().unwrap();
+        let (secret, _) = store
+            .lookup_key(&k.access_key_id, crate::now_ms())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(secret, k.secret);
+    }
 
     #[tokio::test]
     async fn seal_open_round_trip_and_tamper() {

@@ -823,6 +823,18 @@ impl PolicyStore {
         }))
     }
 
+    /// Deletes idempotency records older than `before_ms` (call now and then, e.g. daily
+    /// with `now - 24 h`); returns how many were removed.
+    pub async fn prune_idempotency(&self, before_ms: i64) -> Result<u64> {
+        Ok(
+            sqlx::query("DELETE FROM pol_idempotency WHERE created_ms < $1")
+                .bind(before_ms)
+                .execute(&self.pool)
+                .await?
+                .rows_affected(),
+        )
+    }
+
     /// Stores a response for replay (first writer wins).
     pub async fn idempotency_put(
         &self,
@@ -1013,6 +1025,20 @@ mod tests {
             Err(Error::NotFound(_))
         ));
         assert_eq!(s.bucket_tenant("unknown").await.unwrap(), DEFAULT_TENANT);
+        let resp = IdempotentResponse {
+            request_hash: "h".into(),
+            status: 201,
+            body: "{}".into(),
+        };
+        s.idempotency_put("admin", "k", &resp).await.unwrap();
+        assert_eq!(
+            s.idempotency_get("admin", "k").await.unwrap(),
+            Some(resp.clone())
+        );
+        assert_eq!(s.idempotency_get("other", "k").await.unwrap(), None);
+        assert_eq!(s.prune_idempotency(0).await.unwrap(), 0);
+        assert_eq!(s.prune_idempotency(now_ms() + 1).await.unwrap(), 1);
+        assert_eq!(s.idempotency_get("admin", "k").await.unwrap(), None);
         s.create_tenant("acme").await.unwrap();
         s.assign_bucket("acme-data", "acme").await.unwrap();
         assert_eq!(s.bucket_tenant("acme-data").await.unwrap(), "acme");

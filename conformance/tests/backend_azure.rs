@@ -327,3 +327,36 @@ async fn failed_staged_put_commits_nothing() {
     assert_eq!(mid, data[MIN_BLOCK_SIZE - 5..MIN_BLOCK_SIZE + 5]);
     backend.delete(&id).await.expect("delete");
 }
+
+#[tokio::test]
+async fn open_backend_parses_azure_urls_and_reports_unreachable_endpoints() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for bad in [
+        "azure://Bad_Container?use_emulator=true",
+        "azure://box?bogus=1",
+        "azure://box?use_emulator=maybe",
+    ] {
+        match gateway::backend::open_backend(bad, dir.path()).await {
+            Err(BackendError::Other(m)) => assert!(
+                m.contains("azure") || m.contains("backend URL"),
+                "{bad}: {m}"
+            ),
+            other => panic!("{bad}: expected Other, got {other:?}"),
+        }
+    }
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let url = format!("azure://some-container?use_emulator=true&endpoint=http://127.0.0.1:{port}");
+    match gateway::backend::open_backend(&url, dir.path()).await {
+        Err(BackendError::Unavailable(m)) => {
+            assert!(
+                m.contains("cannot reach")
+                    && m.contains(&format!("127.0.0.1:{port}/devstoreaccount1")),
+                "{m}"
+            )
+        }
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+}

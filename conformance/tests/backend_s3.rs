@@ -349,3 +349,33 @@ async fn failed_multipart_put_is_aborted() {
     assert_eq!(tail, data[MIN_PART_SIZE - 5..MIN_PART_SIZE + 5]);
     backend.delete(&id).await.expect("delete");
 }
+
+#[tokio::test]
+async fn open_backend_parses_s3_urls_and_reports_unreachable_endpoints() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for bad in [
+        "s3://Bad_Bucket",
+        "s3://bucket?bogus=1",
+        "s3://bucket?endpoint=ftp://x",
+    ] {
+        match gateway::backend::open_backend(bad, dir.path()).await {
+            Err(BackendError::Other(m)) => {
+                assert!(m.contains("s3") || m.contains("backend URL"), "{bad}: {m}")
+            }
+            other => panic!("{bad}: expected Other, got {other:?}"),
+        }
+    }
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let url = format!("s3://some-bucket/p?endpoint=http://127.0.0.1:{port}");
+    let err = gateway::backend::open_backend(&url, dir.path())
+        .await
+        .expect_err("closed port");
+    eprintln!("{err:?}");
+    assert!(
+        err.to_string().contains(&format!("127.0.0.1:{port}")),
+        "{err}"
+    );
+}

@@ -16,7 +16,7 @@
 //! Block List at the end. Until that commit nothing is visible under the id; on any error the
 //! upload is aborted (Azure garbage-collects uncommitted blocks). Reads stream (ranges with a
 //! `Range` header). object_store retries connection errors, timeouts and 5xx with exponential
-//! backoff (its default `RetryConfig`: up to 10 retries within 3 minutes).
+//! backoff (100 ms doubling up to 15 s, with jitter); we allow 4 retries within 60 s.
 //! Error mapping: 404 → `NotFound`; connection errors, timeouts, 5xx, 429 → `Unavailable`;
 //! everything else `Other`.
 
@@ -35,7 +35,10 @@ use object_store::client::{
     HttpClient, HttpConnector, HttpError, HttpErrorKind, HttpRequestBody, ReqwestConnector,
 };
 use object_store::path::Path as StorePath;
-use object_store::{ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{
+    BackoffConfig, ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload,
+    RetryConfig,
+};
 
 use super::s3::{BackendSecret, DEFAULT_PART_SIZE, MAX_PART_SIZE, parse_bool, probe};
 use super::{Backend, BackendError, ByteStream, ObjectInfo, validate_id};
@@ -374,6 +377,11 @@ impl AzureBackend {
             .with_container_name(cfg.container.clone())
             .with_endpoint(service.clone())
             .with_client_options(options.clone())
+            .with_retry(RetryConfig {
+                backoff: BackoffConfig::default(),
+                max_retries: 4,
+                retry_timeout: Duration::from_secs(60),
+            })
             .with_credentials(Arc::new(object_store::StaticCredentialProvider::new(
                 cfg.store_credential()?,
             )))

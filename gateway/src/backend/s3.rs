@@ -247,9 +247,12 @@ where
     let code = e.code().map(str::to_string);
     let detail = format!("{op} {what}: {}", DisplayErrorContext(&e));
     match &e {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => {
+        SdkError::TimeoutError(_) => return BackendError::Unavailable(detail),
+        // Connection refused/reset and timeouts; not e.g. credentials that cannot be loaded.
+        SdkError::DispatchFailure(d) if d.is_io() || d.is_timeout() => {
             return BackendError::Unavailable(detail);
         }
+        SdkError::DispatchFailure(_) => return BackendError::Other(detail),
         SdkError::ConstructionFailure(_) => return BackendError::Other(detail),
         _ => {}
     }
@@ -553,10 +556,11 @@ impl S3Backend {
                     )));
                 }
                 e => {
-                    return Err(with_context(
-                        e,
-                        &format!("cannot reach the backend {where_}"),
-                    ));
+                    let what = match e {
+                        BackendError::Unavailable(_) | BackendError::Io(_) => "cannot reach",
+                        _ => "cannot use",
+                    };
+                    return Err(with_context(e, &format!("{what} the backend {where_}")));
                 }
             },
         }

@@ -191,7 +191,7 @@ pub async fn build_bundle(
     limits: ExportLimits,
 ) -> AuditResult<Vec<u8>> {
     // One read transaction: selection, links and head come from the same snapshot.
-    let mut tx = ledger.pool().begin().await?;
+    let mut tx = ledger.read_pool().begin().await?;
     let selected = select_ascending(&mut tx, filter, limits.max_events).await?;
     if selected.len() > limits.max_events {
         return Err(build_err(format!(

@@ -259,6 +259,7 @@ type Job = (AuditEvent, oneshot::Sender<AuditResult<Receipt>>);
 
 struct Inner {
     pool: SqlitePool,
+    read_pool: SqlitePool,
     tx: mpsc::Sender<Job>,
     source_mode: SourceMode,
     source_secret: Option<SourceSecret>,
@@ -310,9 +311,21 @@ pub async fn open_pool(database_url: &str, create: bool) -> AuditResult<SqlitePo
 }
 
 impl Ledger {
-    /// Opens the ledger on the gateway's pool: runs the audit migrations, opens the mirror and
-    /// starts the writer task (must be called inside a tokio runtime).
+    /// Opens the ledger on the gateway's pool: runs the audit migrations, opens the mirror
+    /// (catching it up with the database) and starts the writer task (must be called inside a
+    /// tokio runtime). Queries and verification use the same pool; see [`Ledger::open_with_reader`].
     pub async fn open(pool: SqlitePool, cfg: LedgerConfig) -> AuditResult<Ledger> {
+        Ledger::open_with_reader(pool.clone(), pool, cfg).await
+    }
+
+    /// Like [`Ledger::open`], with a separate pool for queries, verification and exports, so
+    /// that a long walk never holds the connection appends need (pass the gateway's write pool
+    /// and read pool of the same database).
+    pub async fn open_with_reader(
+        pool: SqlitePool,
+        read_pool: SqlitePool,
+        cfg: LedgerConfig,
+    ) -> AuditResult<Ledger> {
         if cfg.source_mode == SourceMode::Hash && cfg.source_secret.is_none() {
             return Err(AuditError::Config(
                 "source address mode \"hash\" needs a source secret".into(),
@@ -325,7 +338,11 @@ impl Ledger {
         }
         migrate(&pool).await?;
         let mirror = match &cfg.mirror_path {
-            Some(p) => Some(Mirror::open(p, cfg.mirror_fsync).await?),
+            Some(p) => {
+                let mut m = Mirror::open(p, cfg.mirror_fsync).await?;
+                m.catch_up(&pool, None).await?;
+                Some(m)
+            }
             None => None,
         };
         let stats = Arc::new(AuditStats::default());
@@ -340,6 +357,7 @@ impl Ledger {
         Ok(Ledger {
             inner: Arc::new(Inner {
                 pool,
+                read_pool,
                 tx,
                 source_mode: cfg.source_mode,
                 source_secret: cfg.source_secret,
@@ -397,10 +415,15 @@ impl Ledger {
         &self.inner.pool
     }
 
+    /// The pool used for queries, verification and exports.
+    pub fn read_pool(&self) -> &SqlitePool {
+        &self.inner.read_pool
+    }
+
     /// The current chain head (seq 0 and the genesis hash for an empty ledger).
     pub async fn head(&self) -> AuditResult<Head> {
         let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
-            .fetch_optional(&self.inner.pool)
+            .fetch_optional(&self.inner.read_pool)
             .await?;
         Ok(match row {
             Some(r) => Head {
@@ -418,7 +441,7 @@ impl Ledger {
     pub async fn get(&self, seq: i64) -> AuditResult<Option<StoredEvent>> {
         let row = sqlx::query(&format!("SELECT {COLUMNS} FROM audit_events WHERE seq = ?"))
             .bind(seq)
-            .fetch_optional(&self.inner.pool)
+            .fetch_optional(&self.inner.read_pool)
             .await?;
         row.as_ref().map(row_to_event).transpose()
     }
@@ -438,7 +461,7 @@ impl Ledger {
         push_filter(&mut qb, &q.filter, q.before_seq);
         qb.push(" ORDER BY seq DESC LIMIT ");
         qb.push_bind(i64::from(limit) + 1);
-        let rows = qb.build().fetch_all(&self.inner.pool).await?;
+        let rows = qb.build().fetch_all(&self.inner.read_pool).await?;
         let mut events = rows
             .iter()
             .map(row_to_event)
@@ -583,7 +606,7 @@ async fn run_writer(
                     .fetch_add(stored.len() as u64, Ordering::Relaxed);
                 stats.batches.fetch_add(1, Ordering::Relaxed);
                 if let Some(m) = mirror.as_mut()
-                    && let Err(e) = m.append(&stored).await
+                    && let Err(e) = m.append(&pool, &stored).await
                 {
                     stats
                         .mirror_failures

@@ -386,7 +386,9 @@ pub async fn verify_pool(
     trusted: Option<&PublicKey>,
 ) -> AuditResult<VerifyReport> {
     let source = source.to_owned();
-    let mut conn = pool.acquire().await?;
+    // One read transaction: the walk and the head check see the same snapshot even while
+    // appends continue.
+    let mut conn = pool.begin().await?;
     let cp = latest_checkpoint(&mut conn).await?;
     let (anchor, mut w) = match &cp {
         None => (Anchor::Genesis, Walker::new(0, GENESIS_HASH)),
@@ -523,6 +525,6 @@ pub async fn verify_pool(
 impl Ledger {
     /// Verifies this ledger's database chain (see [`verify_pool`]).
     pub async fn verify(&self, trusted: Option<&PublicKey>) -> AuditResult<VerifyReport> {
-        verify_pool(self.pool(), "database", trusted).await
+        verify_pool(self.read_pool(), "database", trusted).await
     }
 }

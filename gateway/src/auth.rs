@@ -35,7 +35,7 @@ pub struct OpInfo {
 }
 
 impl OpSlot {
-    fn set(&self, info: OpInfo) {
+    pub(crate) fn set(&self, info: OpInfo) {
         if let Ok(mut g) = self.0.lock() {
             *g = Some(info);
         }

@@ -29,6 +29,7 @@ use crate::error::{Error, Result};
 use crate::index::Index;
 use crate::metrics::Metrics;
 use crate::s3::Gateway;
+use crate::s3::range_fallback::RangeFallback;
 use crate::store::Store;
 
 /// A running gateway.
@@ -152,9 +153,10 @@ pub async fn start(config: Config) -> Result<RunningServer> {
     let bootstrap = ensure_bootstrap(&creds, &index, fixed).await?;
 
     let gateway = Gateway::new(store.clone(), config.kms.is_some(), config.region.clone());
-    let mut builder = S3ServiceBuilder::new(gateway);
+    let mut builder = S3ServiceBuilder::new(gateway.clone());
     builder.set_auth(IndexAuth(creds.clone()));
-    builder.set_access(RoleAccess(creds));
+    builder.set_access(RoleAccess(creds.clone()));
+    builder.set_route(RangeFallback { gateway, creds });
     let s3 = builder.build();
 
     let s3_listener = TcpListener::bind(s3_sock)

@@ -264,6 +264,41 @@ async fn range_reads_equal_the_slice() {
         .unwrap_err();
     assert_eq!(code(&e), "InvalidRange");
     assert_eq!(status(&e), 416);
+    // syntactically invalid ranges are ignored (200, whole body), as AWS does
+    for bad in ["bytes=abc", "bytes=5-2", "bytes=-", "bytes=0-1,5-6"] {
+        let out = c
+            .get_object()
+            .bucket("rng")
+            .key("o")
+            .range(bad)
+            .send()
+            .await
+            .unwrap();
+        assert!(out.content_range().is_none(), "{bad}");
+        assert_eq!(out.content_length(), Some(300_001), "{bad}");
+        assert_eq!(out.e_tag().unwrap(), format!("\"{}\"", md5_hex(&body)));
+        let got = out.body.collect().await.unwrap().into_bytes();
+        assert_eq!(sha256_hex(&got), sha256_hex(&body), "{bad}");
+        let head = c
+            .head_object()
+            .bucket("rng")
+            .key("o")
+            .range(bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(head.content_length(), Some(300_001), "{bad}");
+    }
+    let e = c
+        .get_object()
+        .bucket("rng")
+        .key("o")
+        .range("bytes=abc")
+        .if_match("\"0000\"")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(status(&e), 412);
     // raw status of a satisfiable range is 206
     let (st, head, _) = raw(
         g.server.s3_addr,

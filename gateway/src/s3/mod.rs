@@ -8,6 +8,7 @@ mod checksum;
 mod list;
 mod multipart;
 mod object;
+pub mod range_fallback;
 
 use std::collections::BTreeMap;
 

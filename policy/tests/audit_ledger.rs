@@ -332,6 +332,16 @@ async fn source_address_modes() {
         Some("10.0.0.1")
     );
 
+    assert_eq!(
+        "fail-open".parse::<ReadPolicy>().unwrap(),
+        ReadPolicy::FailOpen
+    );
+    assert_eq!(
+        "fail_closed".parse::<ReadPolicy>().unwrap(),
+        ReadPolicy::FailClosed
+    );
+    assert!("maybe".parse::<ReadPolicy>().is_err());
+    assert!(policy::ledger::now_ms() > 1_700_000_000_000);
     assert_eq!("HASH".parse::<SourceMode>().unwrap(), SourceMode::Hash);
     assert!("hide".parse::<SourceMode>().is_err());
     // Hash mode without a secret is refused at open.

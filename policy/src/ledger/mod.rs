@@ -117,6 +117,26 @@ pub enum ReadPolicy {
     FailOpen,
 }
 
+impl FromStr for ReadPolicy {
+    type Err = AuditError;
+    fn from_str(s: &str) -> AuditResult<ReadPolicy> {
+        match s.to_ascii_lowercase().replace('_', "-").as_str() {
+            "fail-closed" | "closed" => Ok(ReadPolicy::FailClosed),
+            "fail-open" | "open" => Ok(ReadPolicy::FailOpen),
+            _ => Err(AuditError::Config(format!(
+                "unknown audit read policy {s:?} (expected fail-closed or fail-open)"
+            ))),
+        }
+    }
+}
+
+/// The current time in Unix milliseconds (for `AuditEvent::time_ms`, prune and export).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// Ledger settings (the `[audit]` section of the gateway config maps onto this).
 #[derive(Debug, Clone)]
 pub struct LedgerConfig {

@@ -1100,6 +1100,75 @@ mod tests {
     }
 
     #[test]
+    fn sdk_errors_map_to_backend_errors() {
+        use aws_sdk_s3::config::http::HttpResponse;
+        use aws_sdk_s3::error::{ConnectorError, ErrorMetadata};
+        use aws_sdk_s3::operation::get_object::GetObjectError;
+        use aws_sdk_s3::primitives::SdkBody;
+
+        fn service(code: Option<&str>, status: u16) -> BackendError {
+            let mut meta = ErrorMetadata::builder().message("m");
+            if let Some(code) = code {
+                meta = meta.code(code);
+            }
+            let raw = HttpResponse::new(status.try_into().unwrap(), SdkBody::empty());
+            let e = SdkError::service_error(GetObjectError::generic(meta.build()), raw);
+            map_sdk_error("GetObject", "objects/abcd", e)
+        }
+        assert!(matches!(
+            service(Some("NoSuchKey"), 404),
+            BackendError::NotFound(_)
+        ));
+        assert!(matches!(service(None, 404), BackendError::NotFound(_)));
+        assert!(matches!(
+            service(Some("SlowDown"), 503),
+            BackendError::Unavailable(_)
+        ));
+        assert!(matches!(
+            service(Some("SlowDown"), 200),
+            BackendError::Unavailable(_)
+        ));
+        assert!(matches!(
+            service(Some("InternalError"), 500),
+            BackendError::Unavailable(_)
+        ));
+        assert!(matches!(service(None, 502), BackendError::Unavailable(_)));
+        assert!(matches!(service(None, 429), BackendError::Unavailable(_)));
+        assert!(matches!(
+            service(Some("AccessDenied"), 403),
+            BackendError::Other(_)
+        ));
+        assert!(matches!(
+            service(Some("NoSuchBucket"), 404),
+            BackendError::Other(_)
+        ));
+        assert!(matches!(
+            service(Some("InvalidArgument"), 400),
+            BackendError::Other(_)
+        ));
+
+        let timeout: SdkError<GetObjectError, HttpResponse> = SdkError::timeout_error("slow");
+        assert!(matches!(
+            map_sdk_error("GetObject", "k", timeout),
+            BackendError::Unavailable(_)
+        ));
+        let refused = ConnectorError::io(Box::new(std::io::Error::from(
+            std::io::ErrorKind::ConnectionRefused,
+        )));
+        let refused: SdkError<GetObjectError, HttpResponse> = SdkError::dispatch_failure(refused);
+        assert!(matches!(
+            map_sdk_error("GetObject", "k", refused),
+            BackendError::Unavailable(_)
+        ));
+        let other = ConnectorError::other("no credentials".into(), None);
+        let other: SdkError<GetObjectError, HttpResponse> = SdkError::dispatch_failure(other);
+        assert!(matches!(
+            map_sdk_error("GetObject", "k", other),
+            BackendError::Other(_)
+        ));
+    }
+
+    #[test]
     fn length_checks() {
         assert!(check_len(5, Some(5), true).is_ok());
         assert!(check_len(4, Some(5), false).is_ok());

@@ -159,10 +159,18 @@ where
 }
 
 /// Opens the data records of a whole in-memory stream (no trailer) into one buffer.
+/// On error the partial buffer is dropped, never returned.
 fn open_records(cipher: &StreamCipher, layout: &Layout, data: &[u8]) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(layout.plaintext_len as usize);
+    let total = usize::try_from(layout.plaintext_len)
+        .map_err(|_| Error::Format("stream too large".into()))?;
+    if data.len() as u64 != layout.data_end() - layout.header_len {
+        return Err(Error::Integrity(
+            "stream data section does not match its layout".into(),
+        ));
+    }
+    let mut out = vec![0u8; total];
     let n = layout.records();
-    let mut pos = 0usize;
+    let (mut pos, mut opos) = (0usize, 0usize);
     for i in 0..n {
         let plain_len = layout.record_plain_len(i) as usize;
         let need = plain_len + RECORD_OVERHEAD as usize;
@@ -171,18 +179,14 @@ fn open_records(cipher: &StreamCipher, layout: &Layout, data: &[u8]) -> Result<V
             .ok_or_else(|| Error::Integrity(format!("stream truncated inside record {i}")))?;
         let counter =
             u32::try_from(i).map_err(|_| Error::Format("record index out of range".into()))?;
-        out.extend_from_slice(&cipher.open_record(
+        cipher.open_record_into(
             counter,
             u8::from(i + 1 == n),
-            plain_len,
             rec,
-        )?);
+            &mut out[opos..opos + plain_len],
+        )?;
         pos += need;
-    }
-    if pos != data.len() {
-        return Err(Error::Integrity(
-            "unexpected bytes after the last record".into(),
-        ));
+        opos += plain_len;
     }
     Ok(out)
 }

@@ -1,7 +1,7 @@
 //! Per-stream cipher state: HKDF derivation of the stream key, key commitment and nonce prefix
 //! from the bucket data key, and sealing/opening of single records with nonce and length checks.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
@@ -141,14 +141,27 @@ impl StreamCipher {
 
     /// One record `[nonce][len][ct‖tag]` for `plaintext`.
     pub(crate) fn seal_record(&self, counter: u32, flag: u8, plaintext: &[u8]) -> Result<Bytes> {
+        let mut out = BytesMut::zeroed(plaintext.len() + RECORD_OVERHEAD as usize);
+        self.seal_record_into(counter, flag, plaintext, &mut out)?;
+        Ok(out.freeze())
+    }
+
+    /// Writes one record into `out`, which must be exactly `plaintext.len() + 32` bytes.
+    pub(crate) fn seal_record_into(
+        &self,
+        counter: u32,
+        flag: u8,
+        plaintext: &[u8],
+        out: &mut [u8],
+    ) -> Result<()> {
+        if out.len() != plaintext.len() + RECORD_OVERHEAD as usize {
+            return Err(Error::Format("record buffer size".into()));
+        }
         let nonce = self.nonce(counter, flag);
-        let total = plaintext.len() + RECORD_OVERHEAD as usize;
-        let mut out = BytesMut::zeroed(total);
         out[..NONCE_LEN].copy_from_slice(&nonce);
         out[NONCE_LEN..16].copy_from_slice(&((plaintext.len() + TAG_LEN) as u32).to_be_bytes());
         let (ct, tag) = out[16..].split_at_mut(plaintext.len());
-        self.aead.seal(nonce, &self.aad, plaintext, ct, tag)?;
-        Ok(out.freeze())
+        self.aead.seal(nonce, &self.aad, plaintext, ct, tag)
     }
 
     /// Opens one whole record (`record` = nonce ‖ len ‖ ct ‖ tag) that must be record `counter`
@@ -160,6 +173,21 @@ impl StreamCipher {
         plain_len: usize,
         record: &[u8],
     ) -> Result<Bytes> {
+        let mut out = BytesMut::zeroed(plain_len);
+        self.open_record_into(counter, flag, record, &mut out)?;
+        Ok(out.freeze())
+    }
+
+    /// Like [`open_record`] into `out` (exactly the expected plaintext length). On error the
+    /// contents of `out` are unspecified and must not be released.
+    pub(crate) fn open_record_into(
+        &self,
+        counter: u32,
+        flag: u8,
+        record: &[u8],
+        out: &mut [u8],
+    ) -> Result<()> {
+        let plain_len = out.len();
         if record.len() != plain_len + RECORD_OVERHEAD as usize {
             return Err(Error::Integrity(format!(
                 "record {counter} has the wrong size"
@@ -178,12 +206,10 @@ impl StreamCipher {
             )));
         }
         let (ct, tag) = record[16..].split_at(plain_len);
-        let mut out = BytesMut::zeroed(plain_len);
-        self.aead.open(nonce, &self.aad, ct, tag, &mut out)?;
-        Ok(out.freeze())
+        self.aead.open(nonce, &self.aad, ct, tag, out)
     }
 
-    /// Seals a whole small plaintext as data records (manifests, tests). Returns the records.
+    /// Seals a whole in-memory plaintext as data records appended to `out`.
     pub(crate) fn seal_all(
         &self,
         chunk_size: u32,
@@ -192,11 +218,21 @@ impl StreamCipher {
     ) -> Result<()> {
         let chunk = chunk_size as usize;
         let n = plaintext.len().div_ceil(chunk).max(1);
+        let start = out.len();
+        out.resize(start + plaintext.len() + n * RECORD_OVERHEAD as usize, 0);
+        let mut pos = start;
         for i in 0..n {
             let s = (i * chunk).min(plaintext.len());
             let e = ((i + 1) * chunk).min(plaintext.len());
             let counter = u32::try_from(i).map_err(|_| Error::Format("too many records".into()))?;
-            out.put_slice(&self.seal_record(counter, u8::from(i + 1 == n), &plaintext[s..e])?);
+            let rec_len = e - s + RECORD_OVERHEAD as usize;
+            self.seal_record_into(
+                counter,
+                u8::from(i + 1 == n),
+                &plaintext[s..e],
+                &mut out[pos..pos + rec_len],
+            )?;
+            pos += rec_len;
         }
         Ok(())
     }

@@ -379,3 +379,41 @@ async fn open_backend_parses_s3_urls_and_reports_unreachable_endpoints() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_pages_past_one_thousand_objects() {
+    use futures::StreamExt;
+    let Some(s) = server("list_pages_past_one_thousand_objects") else {
+        return;
+    };
+    let backend = fresh(&s).await;
+    let ids: Vec<String> = (0..1010).map(|_| new_backend_id()).collect();
+    let results: Vec<_> = futures::stream::iter(ids.iter())
+        .map(|id| backend.put(id, suite::body_of(id.as_bytes(), 64), Some(32)))
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    assert!(results.iter().all(|r| matches!(r, Ok(32))), "puts failed");
+    let mut listed: Vec<String> = backend
+        .list()
+        .await
+        .expect("list")
+        .map(|r| r.expect("list item").id)
+        .collect()
+        .await;
+    listed.sort();
+    let mut want = ids.clone();
+    want.sort();
+    assert_eq!(
+        listed.len(),
+        1010,
+        "ListObjectsV2 pages (1000 keys per page) were not all read"
+    );
+    assert_eq!(listed, want);
+    let deleted: Vec<_> = futures::stream::iter(ids.iter())
+        .map(|id| backend.delete(id))
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    assert!(deleted.iter().all(|r| r.is_ok()));
+}

@@ -30,6 +30,22 @@ pub(crate) trait ChunkAead: Send + Sync {
         tag: &[u8],
         out: &mut [u8],
     ) -> Result<()>;
+    /// Encrypts `in_out` in place and writes the tag.
+    fn seal_in_place(
+        &self,
+        nonce: [u8; NONCE_LEN],
+        aad: &[u8],
+        in_out: &mut [u8],
+        tag: &mut [u8],
+    ) -> Result<()>;
+    /// Verifies and decrypts `ciphertext ‖ tag` in place; the plaintext is the first `len - 16` bytes.
+    /// On error the buffer holds garbage that must not be released.
+    fn open_in_place(
+        &self,
+        nonce: [u8; NONCE_LEN],
+        aad: &[u8],
+        ct_and_tag: &mut [u8],
+    ) -> Result<()>;
 }
 
 /// AES-256-GCM through aws-lc-rs. The key schedule lives inside aws-lc and is cleansed on drop.
@@ -44,6 +60,40 @@ impl AwsLcGcm {
 }
 
 impl ChunkAead for AwsLcGcm {
+    fn seal_in_place(
+        &self,
+        nonce: [u8; NONCE_LEN],
+        aad: &[u8],
+        in_out: &mut [u8],
+        tag: &mut [u8],
+    ) -> Result<()> {
+        if tag.len() != TAG_LEN {
+            return Err(Error::Format("tag buffer size".into()));
+        }
+        let t = self
+            .0
+            .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), in_out)
+            .map_err(|_| Error::Format("AEAD seal failed".into()))?;
+        tag.copy_from_slice(t.as_ref());
+        Ok(())
+    }
+
+    fn open_in_place(
+        &self,
+        nonce: [u8; NONCE_LEN],
+        aad: &[u8],
+        ct_and_tag: &mut [u8],
+    ) -> Result<()> {
+        self.0
+            .open_in_place(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad),
+                ct_and_tag,
+            )
+            .map(|_| ())
+            .map_err(|_| Error::Integrity("record authentication tag does not verify".into()))
+    }
+
     fn seal(
         &self,
         nonce: [u8; NONCE_LEN],

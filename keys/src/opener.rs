@@ -56,9 +56,10 @@ impl Opener {
             let i = self.next;
             let plain_len = self.layout.record_plain_len(i);
             let need = (plain_len + RECORD_OVERHEAD) as usize;
-            let record: Bytes = loop {
+            // Assemble the record in an owned buffer and open it in place (one copy, no zeroing).
+            let record: BytesMut = loop {
                 if self.buf.is_empty() && self.pending.len() >= need {
-                    break self.pending.split_to(need);
+                    break BytesMut::from(&self.pending.split_to(need)[..]);
                 }
                 if !self.pending.is_empty() {
                     let take = (need - self.buf.len()).min(self.pending.len());
@@ -67,7 +68,7 @@ impl Opener {
                     }
                     self.buf.extend_from_slice(&self.pending.split_to(take));
                     if self.buf.len() == need {
-                        break self.buf.split().freeze();
+                        break self.buf.split();
                     }
                     continue;
                 }
@@ -82,7 +83,7 @@ impl Opener {
             let flag = u8::from(i + 1 == self.records);
             let pt = self
                 .cipher
-                .open_record(counter, flag, plain_len as usize, &record)?;
+                .open_record_owned(counter, flag, plain_len as usize, record)?;
             self.next += 1;
             let rec_start = i * u64::from(self.layout.chunk_size);
             let s = self.plain.start.max(rec_start) - rec_start;

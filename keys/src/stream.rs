@@ -60,6 +60,43 @@ fn derive(
 }
 
 impl StreamCipher {
+    /// Opens a record held in an owned buffer in place; returns its plaintext without copying.
+    pub(crate) fn open_record_owned(
+        &self,
+        counter: u32,
+        flag: u8,
+        plain_len: usize,
+        mut record: BytesMut,
+    ) -> Result<Bytes> {
+        self.check_record(counter, flag, plain_len, &record)?;
+        let nonce = self.nonce(counter, flag);
+        self.aead
+            .open_in_place(nonce, &self.aad, &mut record[16..])?;
+        Ok(record.freeze().slice(16..16 + plain_len))
+    }
+
+    /// Checks a record's size, nonce and length field against its expected position.
+    fn check_record(&self, counter: u32, flag: u8, plain_len: usize, record: &[u8]) -> Result<()> {
+        if record.len() != plain_len + RECORD_OVERHEAD as usize {
+            return Err(Error::Integrity(format!(
+                "record {counter} has the wrong size"
+            )));
+        }
+        let nonce = self.nonce(counter, flag);
+        if !bool::from(record[..NONCE_LEN].ct_eq(&nonce)) {
+            return Err(Error::Integrity(format!(
+                "record {counter}: unexpected nonce (reordered, duplicated, truncated or spliced stream)"
+            )));
+        }
+        let len = u32::from_be_bytes([record[12], record[13], record[14], record[15]]) as usize;
+        if len != plain_len + TAG_LEN {
+            return Err(Error::Integrity(format!(
+                "record {counter}: length field {len} does not match the layout"
+            )));
+        }
+        Ok(())
+    }
+
     /// New stream: random salt, derived key, header with the key commitment.
     pub(crate) fn for_new_stream(
         key: &StreamKey,
@@ -141,8 +178,14 @@ impl StreamCipher {
 
     /// One record `[nonce][len][ct‖tag]` for `plaintext`.
     pub(crate) fn seal_record(&self, counter: u32, flag: u8, plaintext: &[u8]) -> Result<Bytes> {
-        let mut out = BytesMut::zeroed(plaintext.len() + RECORD_OVERHEAD as usize);
-        self.seal_record_into(counter, flag, plaintext, &mut out)?;
+        let nonce = self.nonce(counter, flag);
+        let mut out = BytesMut::with_capacity(plaintext.len() + RECORD_OVERHEAD as usize);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&((plaintext.len() + TAG_LEN) as u32).to_be_bytes());
+        out.extend_from_slice(plaintext);
+        out.extend_from_slice(&[0u8; TAG_LEN]);
+        let (ct, tag) = out[16..].split_at_mut(plaintext.len());
+        self.aead.seal_in_place(nonce, &self.aad, ct, tag)?;
         Ok(out.freeze())
     }
 
@@ -188,23 +231,8 @@ impl StreamCipher {
         out: &mut [u8],
     ) -> Result<()> {
         let plain_len = out.len();
-        if record.len() != plain_len + RECORD_OVERHEAD as usize {
-            return Err(Error::Integrity(format!(
-                "record {counter} has the wrong size"
-            )));
-        }
+        self.check_record(counter, flag, plain_len, record)?;
         let nonce = self.nonce(counter, flag);
-        if !bool::from(record[..NONCE_LEN].ct_eq(&nonce)) {
-            return Err(Error::Integrity(format!(
-                "record {counter}: unexpected nonce (reordered, duplicated, truncated or spliced stream)"
-            )));
-        }
-        let len = u32::from_be_bytes([record[12], record[13], record[14], record[15]]) as usize;
-        if len != plain_len + TAG_LEN {
-            return Err(Error::Integrity(format!(
-                "record {counter}: length field {len} does not match the layout"
-            )));
-        }
         let (ct, tag) = record[16..].split_at(plain_len);
         self.aead.open(nonce, &self.aad, ct, tag, out)
     }

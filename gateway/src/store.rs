@@ -233,7 +233,16 @@ impl Store {
         let Some((first, first_range)) = segs.next() else {
             return Ok(stream::empty().boxed());
         };
-        let head = self.open_stream(&rec.bucket, &first, first_range).await?;
+        let mut head = self.open_stream(&rec.bucket, &first, first_range).await?;
+        // Open the first record before answering, so a tampered/unreadable object is a clean
+        // InternalError instead of a 200 whose body breaks off.
+        let head = match head.next().await {
+            None => stream::empty().boxed(),
+            Some(Ok(chunk)) => stream::once(async move { Ok(chunk) }).chain(head).boxed(),
+            Some(Err(e)) => {
+                return Err(Error::Integrity(format!("{}/{}: {e}", rec.bucket, rec.key)));
+            }
+        };
         let store = self.clone();
         let bucket = rec.bucket.clone();
         let rest = stream::iter(segs)

@@ -1055,3 +1055,64 @@ async fn streaming_file_uploads_with_trailing_checksums() {
     assert_eq!(head.content_length(), Some(body.len() as i64));
     g.stop().await;
 }
+
+#[tokio::test]
+async fn tampered_ciphertext_is_an_internal_error_not_data() {
+    let g = start().await;
+    let c = &g.client;
+    c.create_bucket().bucket("tmp").send().await.unwrap();
+    let body = data(200_000, 6);
+    c.put_object()
+        .bucket("tmp")
+        .key("t")
+        .body(ByteStream::from(body.clone()))
+        .send()
+        .await
+        .unwrap();
+    let root = g.data_dir().join("objects");
+    let files: Vec<_> = files_under(&root)
+        .into_iter()
+        .filter(|p| {
+            p.strip_prefix(&root)
+                .map(|r| !r.starts_with(".tmp"))
+                .unwrap_or(false)
+        })
+        .collect();
+    assert_eq!(files.len(), 1);
+    // flip one byte in the middle of the ciphertext (well past the header, inside record 1)
+    let mut bytes = std::fs::read(&files[0]).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x01;
+    std::fs::write(&files[0], &bytes).unwrap();
+
+    let e = c
+        .get_object()
+        .bucket("tmp")
+        .key("t")
+        .range("bytes=100000-100099")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(status(&e), 500, "{e:?}");
+    assert_eq!(code(&e), "InternalError");
+    // a range in an untouched record still reads
+    let out = c
+        .get_object()
+        .bucket("tmp")
+        .key("t")
+        .range("bytes=0-99")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        &out.body.collect().await.unwrap().into_bytes()[..],
+        &body[..100]
+    );
+    // a full read never completes with the tampered record's bytes
+    match c.get_object().bucket("tmp").key("t").send().await {
+        // 500 before any byte, or a transport error once the 200 body breaks off
+        Err(e) => assert!([0, 500].contains(&status(&e)), "{e:?}"),
+        Ok(out) => assert!(out.body.collect().await.is_err(), "the body must break off"),
+    }
+    g.stop().await;
+}

@@ -88,7 +88,17 @@ def test_sync_tree_up_and_down_ls_and_rm(gateway, s3, bucket, workdir):
     files = make_tree(src)
     assert len(files) >= 280
 
-    gateway.aws(workdir, "s3", "sync", str(src), f"s3://{bucket}/tree/", timeout=900)
+    p = gateway.aws(workdir, "--debug", "s3", "sync", str(src), f"s3://{bucket}/tree/", timeout=900)
+    (workdir / "sync-up.debug.log").write_bytes(p.stderr)
+    # Every response must parse and none may time out (a stall costs the user 60 s per retry).
+    trouble = [
+        ln
+        for ln in p.stderr.decode(errors="replace").splitlines()
+        if "Failed to parse headers" in ln or "retryable exception caught" in ln
+    ]
+    assert not trouble, f"{len(trouble)} client-side failures/retries, e.g.:\n" + "\n".join(
+        t[:300] for t in trouble[:6]
+    )
     listed = list_all(s3, bucket)
     assert sorted(listed) == sorted(f"tree/{k}" for k in files)
 

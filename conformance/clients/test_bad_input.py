@@ -13,6 +13,7 @@ import urllib.parse
 
 import pytest
 from botocore.exceptions import ClientError
+
 from conftest import (
     SECRET_KEY,
     assert_bucket_holds,
@@ -75,21 +76,19 @@ def test_ranges_unsatisfiable_and_garbled(gateway, s3, bucket):
     empty = b""
     s3.put_object(Bucket=bucket, Key="empty", Body=empty)
 
+    wrong = []  # every deviation, so one run reports them all
+
     # start at or past the end: 416 InvalidRange (AWS)
-    for rng in ["bytes=100-200", "bytes=1000-2000", "bytes=100-"]:
-        r = gateway.signed("GET", f"/{bucket}/r", headers={"Range": rng})
-        assert_s3_error(r, 416, "InvalidRange")
-    r = gateway.signed("GET", f"/{bucket}/empty", headers={"Range": "bytes=0-0"})
-    assert_s3_error(r, 416, "InvalidRange")
+    for key, rng in [("r", "bytes=100-200"), ("r", "bytes=1000-2000"), ("r", "bytes=100-"), ("empty", "bytes=0-0")]:
+        r = gateway.signed("GET", f"/{bucket}/{key}", headers={"Range": rng})
+        if (r.status_code, error_code(r.content)) != (416, "InvalidRange"):
+            wrong.append(f"{key} Range {rng}: want 416 InvalidRange, got {r.status_code} {r.content[:200]!r}")
 
     # syntactically invalid ranges are ignored by AWS S3 (RFC 9110): 200 with the full body
     for rng in ["bytes=-", "bytes=5-2", "bytes=abc", "bytes=1-0"]:
         r = gateway.signed("GET", f"/{bucket}/r", headers={"Range": rng})
-        assert (r.status_code, error_code(r.content)) == (200, None), (
-            f"Range {rng}: {r.status_code} {r.content[:300]!r}"
-        )
-        assert r.content == body, rng
-        assert "Content-Range" not in r.headers, rng
+        if r.status_code != 200 or r.content != body or "Content-Range" in r.headers:
+            wrong.append(f"Range {rng}: want 200 with the full body, got {r.status_code} {r.content[:200]!r}")
 
     # valid ones, including an end past EOF (clamped) and a suffix longer than the object
     for rng, first, last in [
@@ -99,9 +98,10 @@ def test_ranges_unsatisfiable_and_garbled(gateway, s3, bucket):
         ("bytes=99-", 99, 99),
     ]:
         r = gateway.signed("GET", f"/{bucket}/r", headers={"Range": rng})
-        assert r.status_code == 206, (rng, r.status_code, r.content[:300])
-        assert r.content == body[first : last + 1], rng
-        assert r.headers["Content-Range"] == f"bytes {first}-{last}/100", rng
+        want = (206, body[first : last + 1], f"bytes {first}-{last}/100")
+        if (r.status_code, r.content, r.headers.get("Content-Range")) != want:
+            wrong.append(f"Range {rng}: want 206 {want[2]}, got {r.status_code} {r.headers.get('Content-Range')}")
+    assert not wrong, "\n".join(wrong)
     assert_bucket_holds(s3, bucket, {"r": sha256(body), "empty": sha256(empty)})
 
 
@@ -145,21 +145,26 @@ def test_odd_keys_roundtrip(gateway, s3, bucket):
         assert sha256(got["Body"].read()) == stored[key], repr(key)
         assert s3.head_object(Bucket=bucket, Key=key)["ContentLength"] == len(body), repr(key)
 
-    # an encoded slash in the path is a slash of the key
-    body = make_payload(333)
-    r = gateway.signed("PUT", f"/{bucket}/enc%2Fslash", body=body)
-    assert r.status_code == 200, (r.status_code, r.content[:300])
-    assert get_bytes(s3, bucket, "enc/slash") == body
-    stored["enc/slash"] = sha256(body)
-
     assert_bucket_holds(s3, bucket, stored)
     # delimiter listing with odd keys
     page = s3.list_objects_v2(Bucket=bucket, Delimiter="/")
     prefixes = {p["Prefix"] for p in page.get("CommonPrefixes", [])}
-    assert prefixes == {"a/", "./", "../", "ünïcødé/", "trailing/", "/", "enc/"}
+    assert prefixes == {"a/", "./", "../", "ünïcødé/", "trailing/", "/"}
     for key in list(stored):
         s3.delete_object(Bucket=bucket, Key=key)
     assert_bucket_holds(s3, bucket, {})
+
+
+def test_encoded_slash_in_path_is_a_slash_of_the_key(gateway, s3, bucket):
+    """PUT /bucket/enc%2Fslash signed over the path as sent (S3 does not normalise the path for
+    SigV4) stores the key "enc/slash"."""
+    body = make_payload(333)
+    r = gateway.signed("PUT", f"/{bucket}/enc%2Fslash", body=body)
+    assert r.status_code == 200, (r.status_code, r.content[:300])
+    assert get_bytes(s3, bucket, "enc/slash") == body
+    r = gateway.signed("GET", f"/{bucket}/enc%2Fslash")
+    assert r.status_code == 200 and r.content == body, (r.status_code, r.content[:300])
+    assert_bucket_holds(s3, bucket, {"enc/slash": sha256(body)})
 
 
 def _raw_put_short_body(gateway, bucket: str, key: str, declared: int, sent: bytes):
@@ -189,15 +194,35 @@ def _raw_put_short_body(gateway, bucket: str, key: str, declared: int, sent: byt
     return reply
 
 
+def parse_http_reply(reply: bytes) -> tuple[int, bytes]:
+    """Status and body of one raw HTTP/1.1 response (Content-Length, chunked or read-to-close)."""
+    head, _, rest = reply.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    status = int(lines[0].split()[1])
+    headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(b":") for ln in lines[1:])}
+    if headers.get(b"transfer-encoding", b"").lower() == b"chunked":
+        body = b""
+        while rest:
+            size_line, _, rest = rest.partition(b"\r\n")
+            size = int(size_line.split(b";")[0], 16)
+            if size == 0:
+                break
+            body += rest[:size]
+            rest = rest[size + 2 :]
+        return status, body
+    if b"content-length" in headers:
+        return status, rest[: int(headers[b"content-length"])]
+    return status, rest
+
+
 def test_body_shorter_than_content_length(gateway, s3, bucket):
     for declared, sent in [(1000, 500), (200_000, 70_000), (10, 0)]:
         key = f"short-{declared}"
         reply = _raw_put_short_body(gateway, bucket, key, declared, make_payload(sent))
-        status_line = reply.split(b"\r\n", 1)[0]
         if reply:
             # AWS answers 400 IncompleteBody; a closed connection without a reply is the other outcome
-            assert status_line.startswith(b"HTTP/1.1 400"), reply[:500]
-            assert error_code(reply.split(b"\r\n\r\n", 1)[-1]) == "IncompleteBody", reply[:500]
+            status, body = parse_http_reply(reply)
+            assert (status, error_code(body)) == (400, "IncompleteBody"), reply[:500]
         with pytest.raises(ClientError) as e:
             s3.head_object(Bucket=bucket, Key=key)
         assert client_error_code(e.value)[0] == 404

@@ -13,6 +13,7 @@ import zlib
 import pytest
 import requests
 from botocore.exceptions import ClientError
+
 from conftest import (
     MiB,
     assert_bucket_holds,

@@ -8,6 +8,7 @@ pub mod config;
 pub mod error;
 pub mod index;
 pub mod metrics;
+pub mod ops;
 pub mod s3;
 pub mod server;
 pub mod store;

@@ -1,6 +1,7 @@
 //! The `vaultgate` binary: parses flags/env/config file, starts JSON logging, runs
-//! `vaultgate serve` until SIGTERM/SIGINT, or validates and prints the effective config with
-//! `vaultgate config check`. All logic lives in the `gateway` library.
+//! `vaultgate serve` until SIGTERM/SIGINT, validates and prints the effective config with
+//! `vaultgate config check`, or runs an offline operation (`migrate`, `reindex`, `import-hub`,
+//! in `gateway::ops`). All logic lives in the `gateway` library.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,6 +28,50 @@ enum Command {
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
+    },
+    /// Offline: copy all ciphertext to another backend (verified, resumable), then switch the index.
+    Migrate {
+        #[command(flatten)]
+        settings: Settings,
+        /// Destination backend URL (file:///..., s3://..., azure://...).
+        #[arg(long)]
+        to: String,
+        /// Stop after copying N objects in this run (resume testing).
+        #[arg(long, hide = true)]
+        stop_after: Option<usize>,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Offline: rebuild an empty index from the backend and the key.
+    Reindex {
+        #[command(flatten)]
+        settings: Settings,
+        /// Owner recorded for the recreated buckets.
+        #[arg(long, default_value = "admin")]
+        owner: String,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Import a directory of original hub blobs (key: --key-file or env BLOB_KEY) into a bucket.
+    ImportHub {
+        #[command(flatten)]
+        settings: Settings,
+        /// Destination bucket (created if missing).
+        #[arg(long)]
+        bucket: String,
+        /// File holding the hub's BLOB_KEY (64 hex chars); default: env BLOB_KEY.
+        #[arg(long)]
+        key_file: Option<PathBuf>,
+        /// Owner of the bucket if it is created.
+        #[arg(long, default_value = "admin")]
+        owner: String,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+        /// Directory of hub blobs; paths relative to it become object keys.
+        dir: PathBuf,
     },
 }
 
@@ -182,9 +227,125 @@ fn check(settings: Settings) -> ExitCode {
     }
 }
 
+/// Runs one offline operation (`migrate`, `reindex`, `import-hub`): exit 0 when complete, 2 when
+/// something was skipped or the run must be resumed, 1 on error.
+async fn ops(command: Command) -> ExitCode {
+    use gateway::ops::{self, OpsContext};
+    let (settings, job) = match command {
+        Command::Migrate {
+            settings,
+            to,
+            stop_after,
+            quiet,
+        } => (settings, Op::Migrate(to, stop_after, quiet)),
+        Command::Reindex {
+            settings,
+            owner,
+            quiet,
+        } => (settings, Op::Reindex(owner, quiet)),
+        Command::ImportHub {
+            settings,
+            bucket,
+            key_file,
+            owner,
+            quiet,
+            dir,
+        } => (settings, Op::Import(bucket, key_file, owner, quiet, dir)),
+        _ => return ExitCode::FAILURE,
+    };
+    let cfg = match settings.load() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("vaultgate: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    init_logging(&cfg.log_level);
+    let ctx = match OpsContext::open(&cfg).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("vaultgate: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = match job {
+        Op::Migrate(to, stop_after, quiet) => {
+            let opts = ops::migrate::MigrateOptions { stop_after, quiet };
+            ops::migrate::run(&ctx, &to, &opts)
+                .await
+                .map(|r| (r.summary(&to), r.switched))
+        }
+        Op::Reindex(owner, quiet) => {
+            let opts = ops::reindex::ReindexOptions { owner, quiet };
+            ops::reindex::run(&ctx, &opts)
+                .await
+                .map(|r| (r.summary(), r.unreadable.is_empty()))
+        }
+        Op::Import(bucket, key_file, owner, quiet, dir) => {
+            let key = match key_file {
+                Some(p) => ops::import_hub::hub_key_from_file(&p),
+                None => match std::env::var("BLOB_KEY") {
+                    Ok(v) if !v.trim().is_empty() => {
+                        keys::HubKey::from_hex(v.trim()).map_err(gateway::Error::from)
+                    }
+                    _ => Err(gateway::Error::Config(
+                        "import-hub needs the hub key: --key-file PATH or env BLOB_KEY".into(),
+                    )),
+                },
+            };
+            match key {
+                Ok(key) => {
+                    let opts = ops::import_hub::ImportOptions {
+                        bucket: bucket.clone(),
+                        owner,
+                        quiet,
+                    };
+                    ops::import_hub::import_hub(&ctx, &key, &dir, &opts)
+                        .await
+                        .map(|r| (r.summary(&bucket), r.failed.is_empty()))
+                }
+                Err(e) => Err(e),
+            }
+        }
+    };
+    ctx.index.close().await;
+    match outcome {
+        Ok((summary, complete)) => {
+            println!("{summary}");
+            if complete {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            }
+        }
+        Err(e) => {
+            eprintln!("vaultgate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+enum Op {
+    Migrate(String, Option<usize>, bool),
+    Reindex(String, bool),
+    Import(String, Option<PathBuf>, String, bool, PathBuf),
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        c @ (Command::Migrate { .. } | Command::Reindex { .. } | Command::ImportHub { .. }) => {
+            match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt.block_on(ops(c)),
+                Err(e) => {
+                    eprintln!("vaultgate: cannot start the runtime: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Config {
             command: ConfigCommand::Check(s),
         } => check(s),

@@ -94,6 +94,20 @@ pub async fn start(config: Config) -> Result<RunningServer> {
     let index = Index::open(&db_url)
         .await
         .map_err(|e| Error::Unavailable(format!("index: {e}")))?;
+    // `vaultgate migrate` records which backend holds the data; refuse any other (its start-up
+    // sweep would treat every object as an orphan, or serve an incomplete copy)
+    if let Some(holder) = index
+        .get_setting(crate::index::SETTING_BACKEND_URL)
+        .await
+        .map_err(|e| Error::Unavailable(format!("index: {e}")))?
+        && holder != config.backend_url()
+    {
+        return Err(Error::Config(format!(
+            "the index says the data lives in backend {holder}, but the configured backend is {}; \
+             set VAULTGATE_BACKEND={holder}",
+            config.backend_url()
+        )));
+    }
     let backend = open_backend(&config.backend_url(), &config.data_dir)
         .await
         .map_err(|e| Error::Unavailable(format!("backend: {e}")))?;

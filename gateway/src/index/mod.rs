@@ -24,6 +24,7 @@ pub mod gc;
 mod list;
 mod multipart;
 mod objects;
+mod ops;
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -35,6 +36,7 @@ use sqlx::sqlite::{
 
 pub use gc::{GcError, GcReport, SweepReport, collect_garbage, sweep_orphans};
 pub use list::prefix_successor;
+pub use ops::SETTING_BACKEND_URL;
 
 /// Errors of the metadata index.
 #[derive(thiserror::Error, Debug)]

@@ -1,0 +1,124 @@
+//! Offline operations of the `vaultgate` binary: `migrate` (copy every sealed stream to another
+//! backend without decrypting, verified and resumable, then switch), `reindex` (rebuild the
+//! metadata index from the self-describing streams of a backend) and `import-hub` (re-seal a
+//! directory of original hub blobs into a bucket). This file owns what they share: opening the
+//! index, backend and keyring from a [`Config`] like `serve` does, whole-range reads and the
+//! progress bar.
+//!
+//! These are offline operations: run them while no gateway serves the same data dir / index
+//! (docs/OPERATIONS.md). The gateway's start-up sweep deletes backend objects no index row
+//! references, so a gateway running during a reindex would delete what is being indexed.
+
+pub mod import_hub;
+pub mod migrate;
+pub mod reindex;
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use futures::TryStreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+use keys::Keyring;
+
+use crate::backend::{Backend, open_backend};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::index::Index;
+
+/// Index, backend and keyring opened from the configuration, as `serve` opens them.
+#[derive(Clone)]
+pub struct OpsContext {
+    /// the metadata index
+    pub index: Index,
+    /// the configured backend
+    pub backend: Arc<dyn Backend>,
+    /// the configured backend's URL
+    pub backend_url: String,
+    /// bucket data keys (provider from the config)
+    pub keyring: Keyring,
+    /// the data dir (relative backend URLs, key file)
+    pub data_dir: std::path::PathBuf,
+}
+
+impl std::fmt::Debug for OpsContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpsContext")
+            .field("backend_url", &self.backend_url)
+            .finish_non_exhaustive()
+    }
+}
+
+fn env_opt(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+impl OpsContext {
+    /// Opens the index, the configured backend and the key provider named by `config`.
+    pub async fn open(config: &Config) -> Result<OpsContext> {
+        config.validate()?;
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            Error::Config(format!(
+                "cannot create data dir {}: {e}",
+                config.data_dir.display()
+            ))
+        })?;
+        let index = Index::open(&config.database_url())
+            .await
+            .map_err(|e| Error::Unavailable(format!("index: {e}")))?;
+        let backend_url = config.backend_url();
+        let backend = open_backend(&backend_url, &config.data_dir)
+            .await
+            .map_err(|e| Error::Unavailable(format!("backend {backend_url}: {e}")))?;
+        let key_cfg = keys::KeyConfig {
+            data_dir: config.data_dir.clone(),
+            master_key_hex: config
+                .master_key
+                .as_ref()
+                .map(|k| keys::SecretString::new(k.expose().trim())),
+            kms_url: config.kms.clone(),
+            kms_access_key: env_opt("VAULTGATE_KMS_ACCESS_KEY"),
+            kms_secret_key: env_opt("VAULTGATE_KMS_SECRET_KEY").map(keys::SecretString::new),
+        };
+        let provider = keys::provider_from_config(&key_cfg).await?;
+        let keyring = Keyring::new(
+            provider,
+            Arc::new(index.clone()),
+            keys::CacheConfig::default(),
+        );
+        Ok(OpsContext {
+            index,
+            backend,
+            backend_url,
+            keyring,
+            data_dir: config.data_dir.clone(),
+        })
+    }
+}
+
+/// Reads `range` (or the whole object) of a backend object into memory (headers, trailers,
+/// manifests: small reads only).
+pub async fn read_bytes(
+    backend: &dyn Backend,
+    id: &str,
+    range: Option<Range<u64>>,
+) -> Result<Vec<u8>> {
+    let stream = backend.get(id, range).await?;
+    let chunks: Vec<bytes::Bytes> = stream
+        .try_collect()
+        .await
+        .map_err(|e| Error::Unavailable(format!("backend read of {id}: {e}")))?;
+    Ok(chunks.concat())
+}
+
+/// A progress bar on stderr (drawn only on a terminal; hidden when `quiet`).
+pub fn progress_bar(len: u64, what: &str, quiet: bool) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new(len);
+    let template = format!("{what} [{{bar:40}}] {{pos}}/{{len}} {{msg}} ({{elapsed}})");
+    if let Ok(style) = ProgressStyle::with_template(&template) {
+        pb.set_style(style.progress_chars("=> "));
+    }
+    pb
+}

@@ -1,0 +1,307 @@
+//! `vaultgate reindex`: rebuilds the metadata index from a backend alone. Every stored stream
+//! starts with a self-describing header (kind, object id, data key id and its wrapped copy); kind
+//! Object streams end with the sealed object metadata, multipart objects have a sealed manifest
+//! listing their parts. Reindex lists the backend, opens each header, the metadata of each Object
+//! stream and each manifest with the keyring (which falls back to the header's wrapped data key
+//! when the fresh index has no `data_keys` row), checks the parts a manifest names
+//! (`keys::verify_parts`), and writes buckets, objects and data keys into an empty index.
+//!
+//! Not in the backend, so not restored: empty buckets, bucket owners and creation times (buckets
+//! get `owner` and the time of the reindex), access keys, multipart uploads in progress (their
+//! parts are reported as orphans). When two streams claim the same bucket/key (an overwrite whose
+//! old stream was not yet collected), the newer `last_modified_ms` wins and the other is reported.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use futures::TryStreamExt;
+use keys::{Header, StreamKind};
+
+use super::{OpsContext, progress_bar, read_bytes};
+use crate::backend::{Backend, ObjectInfo};
+use crate::error::{Error, Result};
+use crate::index::{Index, ObjectRecord, StreamRecord};
+
+/// Options of a reindex.
+#[derive(Debug, Clone)]
+pub struct ReindexOptions {
+    /// owner recorded for every recreated bucket
+    pub owner: String,
+    /// no progress bar
+    pub quiet: bool,
+}
+
+impl Default for ReindexOptions {
+    fn default() -> Self {
+        ReindexOptions {
+            owner: "admin".into(),
+            quiet: false,
+        }
+    }
+}
+
+/// What a reindex found and wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReindexReport {
+    /// backend objects listed
+    pub scanned: usize,
+    /// buckets created
+    pub buckets: usize,
+    /// objects written (single PUT + multipart)
+    pub objects: usize,
+    /// of which multipart
+    pub multipart: usize,
+    /// data keys inserted from stream headers
+    pub data_keys: usize,
+    /// part streams no manifest references (uploads in progress, crash leftovers): not imported
+    pub orphan_parts: Vec<String>,
+    /// older streams of a bucket/key a newer stream also claims: not imported
+    pub superseded: Vec<String>,
+    /// streams that could not be read or authenticated, with the reason: not imported
+    pub unreadable: Vec<(String, String)>,
+}
+
+impl ReindexReport {
+    /// Human summary.
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "reindex: {} backend objects scanned; {} buckets, {} objects ({} multipart), {} data keys restored; {} orphan parts, {} superseded, {} unreadable",
+            self.scanned,
+            self.buckets,
+            self.objects,
+            self.multipart,
+            self.data_keys,
+            self.orphan_parts.len(),
+            self.superseded.len(),
+            self.unreadable.len()
+        );
+        for id in &self.orphan_parts {
+            s.push_str(&format!("\n  orphan part (not imported): {id}"));
+        }
+        for id in &self.superseded {
+            s.push_str(&format!("\n  superseded stream (not imported): {id}"));
+        }
+        for (id, why) in &self.unreadable {
+            s.push_str(&format!("\n  unreadable (not imported): {id}: {why}"));
+        }
+        if !self.unreadable.is_empty() || !self.orphan_parts.is_empty() {
+            s.push_str(
+                "\nwarning: the gateway's start-up sweep deletes backend objects the index does not reference;\n\
+                 back up the objects listed above (or fix the key) before starting it",
+            );
+        }
+        s
+    }
+}
+
+/// Reads and decodes the header of one backend object.
+async fn read_header(backend: &dyn Backend, info: &ObjectInfo) -> Result<Header> {
+    if info.size < 12 {
+        return Err(Error::Integrity("shorter than a header".into()));
+    }
+    let prefix = read_bytes(backend, &info.id, Some(0..12)).await?;
+    let len = Header::encoded_len_from_prefix(&prefix)? as u64;
+    if len > info.size {
+        return Err(Error::Integrity("shorter than its header".into()));
+    }
+    let bytes = read_bytes(backend, &info.id, Some(0..len)).await?;
+    Ok(Header::decode(&bytes)?)
+}
+
+async fn object_record(
+    ctx_backend: &dyn Backend,
+    keyring: &keys::Keyring,
+    info: &ObjectInfo,
+    header: &Header,
+) -> Result<ObjectRecord> {
+    let key = keyring.opening_key(header.bucket(), header).await?;
+    if info.size < 4 {
+        return Err(Error::Integrity("too short".into()));
+    }
+    let last4 = read_bytes(ctx_backend, &info.id, Some(info.size - 4..info.size)).await?;
+    let tl = keys::format::trailer_len_from_suffix(&last4)?;
+    let need = (tl + 4).min(info.size);
+    let tail = read_bytes(ctx_backend, &info.id, Some(info.size - need..info.size)).await?;
+    let (layout, meta) = keys::read_meta(&key, header, info.size, &tail)?;
+    Ok(ObjectRecord {
+        bucket: meta.bucket,
+        key: meta.key,
+        size: layout.plaintext_len,
+        etag: meta.etag.clone(),
+        last_modified_ms: meta.last_modified_ms,
+        headers: meta.headers,
+        user_metadata: meta.user_metadata,
+        checksums: meta.checksums,
+        data_key_id: header.data_key_id().to_hex(),
+        key_version: header.data_key_version(),
+        streams: vec![StreamRecord {
+            backend_id: info.id.clone(),
+            part_number: 0,
+            header: header.as_bytes().to_vec(),
+            plaintext_len: layout.plaintext_len,
+            md5_hex: meta.etag,
+        }],
+        manifest_id: None,
+    })
+}
+
+async fn manifest_record(
+    backend: &dyn Backend,
+    keyring: &keys::Keyring,
+    info: &ObjectInfo,
+    header: &Header,
+    parts: &BTreeMap<String, Header>,
+) -> Result<ObjectRecord> {
+    const MAX_MANIFEST: u64 = 64 << 20;
+    if info.size > MAX_MANIFEST {
+        return Err(Error::Integrity(format!("manifest of {} bytes", info.size)));
+    }
+    let key = keyring.opening_key(header.bucket(), header).await?;
+    let sealed = read_bytes(backend, &info.id, None).await?;
+    let (mheader, meta) = keys::open_manifest(&key, &sealed)?;
+    let mut part_headers = Vec::with_capacity(meta.parts.len());
+    let mut streams = Vec::with_capacity(meta.parts.len());
+    for p in &meta.parts {
+        let ph = parts.get(&p.backend_id).ok_or_else(|| {
+            Error::Integrity(format!(
+                "part {} ({}) is missing from the backend",
+                p.part_number, p.backend_id
+            ))
+        })?;
+        part_headers.push((ph.clone(), p.size));
+        streams.push(StreamRecord {
+            backend_id: p.backend_id.clone(),
+            part_number: p.part_number,
+            header: ph.as_bytes().to_vec(),
+            plaintext_len: p.size,
+            md5_hex: p.md5_hex.clone(),
+        });
+    }
+    keys::verify_parts(&mheader, &meta, &part_headers)?;
+    Ok(ObjectRecord {
+        bucket: meta.bucket,
+        key: meta.key,
+        size: meta.size,
+        etag: meta.etag,
+        last_modified_ms: meta.last_modified_ms,
+        headers: meta.headers,
+        user_metadata: meta.user_metadata,
+        checksums: meta.checksums,
+        data_key_id: header.data_key_id().to_hex(),
+        key_version: header.data_key_version(),
+        streams,
+        manifest_id: Some(info.id.clone()),
+    })
+}
+
+/// Rebuilds `index` (which must hold no bucket) from `backend`.
+pub async fn reindex(
+    index: &Index,
+    backend: &dyn Backend,
+    keyring: &keys::Keyring,
+    opts: &ReindexOptions,
+) -> Result<ReindexReport> {
+    if !index.is_empty().await? {
+        return Err(Error::Config(
+            "reindex writes into an empty index; this one already has buckets \
+             (move the index file away or point --database-url at a new file)"
+                .into(),
+        ));
+    }
+    let mut listed: Vec<ObjectInfo> = backend.list().await?.try_collect().await?;
+    listed.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut report = ReindexReport {
+        scanned: listed.len(),
+        ..Default::default()
+    };
+    let pb = progress_bar(listed.len() as u64 * 2, "reindex", opts.quiet);
+    // pass 1: headers
+    let mut headers: Vec<(ObjectInfo, Header)> = Vec::new();
+    let mut parts: BTreeMap<String, Header> = BTreeMap::new();
+    for info in listed {
+        match read_header(backend, &info).await {
+            Ok(h) => {
+                if h.kind() == StreamKind::Part {
+                    parts.insert(info.id.clone(), h);
+                } else {
+                    headers.push((info, h));
+                }
+            }
+            Err(e) => report.unreadable.push((info.id.clone(), e.to_string())),
+        }
+        pb.inc(1);
+    }
+    // pass 2: metadata of objects and manifests
+    let mut records: BTreeMap<(String, String), ObjectRecord> = BTreeMap::new();
+    let mut used_parts: BTreeSet<String> = BTreeSet::new();
+    let mut key_headers: BTreeMap<String, Header> = BTreeMap::new();
+    for (info, header) in &headers {
+        let rec = match header.kind() {
+            StreamKind::Object => object_record(backend, keyring, info, header).await,
+            _ => manifest_record(backend, keyring, info, header, &parts).await,
+        };
+        pb.inc(1);
+        let rec = match rec {
+            Ok(r) => r,
+            Err(e) => {
+                report.unreadable.push((info.id.clone(), e.to_string()));
+                continue;
+            }
+        };
+        key_headers
+            .entry(header.data_key_id().to_hex())
+            .or_insert_with(|| header.clone());
+        let id = info.id.clone();
+        let slot = (rec.bucket.clone(), rec.key.clone());
+        match records.get(&slot) {
+            Some(old) if old.last_modified_ms >= rec.last_modified_ms => {
+                report.superseded.push(id);
+            }
+            _ => {
+                if let Some(old) = records.insert(slot, rec) {
+                    report.superseded.extend(
+                        old.manifest_id
+                            .clone()
+                            .or(old.streams.first().map(|s| s.backend_id.clone())),
+                    );
+                }
+            }
+        }
+    }
+    pb.finish_and_clear();
+    for rec in records.values() {
+        if rec.manifest_id.is_some() {
+            used_parts.extend(rec.streams.iter().map(|s| s.backend_id.clone()));
+        }
+    }
+    report.orphan_parts = parts
+        .keys()
+        .filter(|id| !used_parts.contains(*id))
+        .cloned()
+        .collect();
+    // data keys from the headers (the index's copy; the header's wrapped key is the same bytes)
+    for header in key_headers.values() {
+        let wk = header.wrapped_data_key();
+        if keyring.store().get(&wk.id).await?.is_none() {
+            keyring.store().insert(&wk).await?;
+            report.data_keys += 1;
+        }
+    }
+    let buckets: BTreeSet<&str> = records.keys().map(|(b, _)| b.as_str()).collect();
+    for b in &buckets {
+        index.create_bucket(b, &opts.owner).await?;
+        report.buckets += 1;
+    }
+    for rec in records.values() {
+        index.put_object(rec).await?;
+        report.objects += 1;
+        if rec.manifest_id.is_some() {
+            report.multipart += 1;
+        }
+    }
+    Ok(report)
+}
+
+/// `vaultgate reindex` with the configured index, backend and key.
+pub async fn run(ctx: &OpsContext, opts: &ReindexOptions) -> Result<ReindexReport> {
+    reindex(&ctx.index, ctx.backend.as_ref(), &ctx.keyring, opts).await
+}

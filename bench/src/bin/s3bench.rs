@@ -27,7 +27,7 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{
     BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
 };
-use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::primitives::{ByteStream, SdkBody};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bytes::Bytes;
 use clap::{Parser, ValueEnum};
@@ -56,6 +56,16 @@ impl ChecksumMode {
     }
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum BodyKind {
+    /// A streaming body fed from memory in `--frame-size` frames: the SDK cannot hash it up
+    /// front, so it signs UNSIGNED-PAYLOAD and, with default checksums, sends `aws-chunked`
+    /// with a trailing CRC32 (what a client streaming a file does).
+    Stream,
+    /// One in-memory buffer: the SDK signs the payload's SHA-256 and sends CRC32 as a header.
+    Bytes,
+}
+
 /// Command line of the benchmark client. Sizes accept `K`, `M`, `G` (binary) suffixes.
 #[derive(Parser, Debug)]
 #[command(
@@ -82,6 +92,12 @@ struct Args {
     server_pid: Option<u32>,
     #[arg(long, value_enum, default_value_t = ChecksumMode::Default)]
     checksums: ChecksumMode,
+    /// How PUT/UploadPart bodies are handed to the SDK.
+    #[arg(long, value_enum, default_value_t = BodyKind::Stream)]
+    body: BodyKind,
+    /// Frame size of streaming bodies.
+    #[arg(long, default_value = "64K", value_parser = parse_size)]
+    frame_size: u64,
     /// Comma-separated phases: put,mpput,get,range,small,list,cget.
     #[arg(long, default_value = "put,mpput,get,range,small,list,cget")]
     phases: String,
@@ -168,6 +184,54 @@ fn payload(len: u64, seed: u64) -> Result<Bytes> {
     }
     v.truncate(len);
     Ok(Bytes::from(v))
+}
+
+/// A request body streamed from an in-memory buffer in fixed-size frames, with an exact
+/// size hint (the SDK needs the length to frame `aws-chunked`).
+struct FramedBody {
+    data: Bytes,
+    frame: usize,
+}
+
+impl hyper::body::Body for FramedBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        if self.data.is_empty() {
+            return std::task::Poll::Ready(None);
+        }
+        let n = self.frame.min(self.data.len());
+        let chunk = self.data.split_to(n);
+        std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(chunk))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(self.data.len() as u64)
+    }
+}
+
+/// The body of a PUT or UploadPart as `--body` asks; retryable either way.
+fn request_body(kind: BodyKind, frame: u64, data: Bytes) -> ByteStream {
+    match kind {
+        BodyKind::Bytes => ByteStream::from(data),
+        BodyKind::Stream => {
+            let frame = usize::try_from(frame).unwrap_or(usize::MAX).max(1);
+            ByteStream::new(SdkBody::retryable(move || {
+                SdkBody::from_body_1_x(FramedBody {
+                    data: data.clone(),
+                    frame,
+                })
+            }))
+        }
+    }
 }
 
 /// Reads of the server process's /proc files.
@@ -331,6 +395,10 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 impl Bench {
+    fn body(&self, data: Bytes) -> ByteStream {
+        request_body(self.args.body, self.args.frame_size, data)
+    }
+
     fn big(&self) -> Bytes {
         self.data.slice(..self.args.big_size as usize)
     }
@@ -373,7 +441,7 @@ impl Bench {
             .put_object()
             .bucket(&self.data_bucket)
             .key("big")
-            .body(ByteStream::from(body.clone()))
+            .body(self.body(body.clone()))
             .send()
             .await
             .map_err(|e| anyhow!("PutObject: {}", aws_sdk_s3::error::DisplayErrorContext(&e)))?;
@@ -414,7 +482,7 @@ impl Bench {
                     .key("mp")
                     .upload_id(&upload_id)
                     .part_number(i as i32 + 1)
-                    .body(ByteStream::from(chunk));
+                    .body(self.body(chunk));
                 async move {
                     let out = req.send().await.map_err(|e| {
                         anyhow!(
@@ -584,7 +652,7 @@ impl Bench {
                         .put_object()
                         .bucket(&self.data_bucket)
                         .key(&key)
-                        .body(ByteStream::from(body))
+                        .body(self.body(body))
                         .send()
                         .await
                         .map(|_| ())
@@ -649,7 +717,7 @@ impl Bench {
                     .put_object()
                     .bucket(&self.list_bucket)
                     .key(format!("k/{i:06}"))
-                    .body(ByteStream::from(body.clone()))
+                    .body(self.body(body.clone()))
                     .send()
                     .await;
                 if r.is_err() {
@@ -708,7 +776,7 @@ impl Bench {
             .put_object()
             .bucket(&self.data_bucket)
             .key("cget")
-            .body(ByteStream::from(obj.clone()))
+            .body(self.body(obj.clone()))
             .send()
             .await
             .map_err(|e| {
@@ -767,6 +835,10 @@ fn emit(args: &Args, phase: &str, result: Result<Value>) -> Result<bool> {
     rec.insert("server".into(), json!(args.server));
     rec.insert("round".into(), json!(args.round));
     rec.insert("mode".into(), json!(args.checksums.name()));
+    rec.insert(
+        "body".into(),
+        json!(format!("{:?}", args.body).to_lowercase()),
+    );
     rec.insert("phase".into(), json!(phase));
     rec.insert("ok".into(), json!(ok));
     let line = serde_json::to_string(&Value::Object(rec))?;
@@ -934,6 +1006,35 @@ mod tests {
         assert_eq!(a, b);
         assert_ne!(a, c);
         assert!(a.iter().filter(|&&x| x == a[0]).count() < 50);
+    }
+
+    #[tokio::test]
+    async fn framed_body_streams_every_byte_with_an_exact_length() {
+        use http_body_util::BodyExt;
+        use hyper::body::Body;
+        let data = payload(100_003, 1).unwrap_or_default();
+        let body = FramedBody {
+            data: data.clone(),
+            frame: 4096,
+        };
+        assert_eq!(body.size_hint().exact(), Some(100_003));
+        let mut body = body;
+        let mut frames = 0;
+        let mut got = Vec::new();
+        while let Some(Ok(f)) = body.frame().await {
+            let d = f.into_data().unwrap_or_default();
+            assert!(d.len() <= 4096);
+            got.extend_from_slice(&d);
+            frames += 1;
+        }
+        assert_eq!(frames, 25);
+        assert_eq!(got, data);
+        assert!(body.is_end_stream());
+        // Through the SDK's ByteStream too (what PutObject sends).
+        let all = request_body(BodyKind::Stream, 1000, data.clone())
+            .collect()
+            .await;
+        assert_eq!(all.map(|a| a.into_bytes()).ok(), Some(data));
     }
 
     #[test]

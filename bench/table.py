@@ -54,6 +54,7 @@ def main():
     peak = defaultdict(lambda: defaultdict(float))  # (server, mode) -> round -> max rss
     failures = defaultdict(lambda: defaultdict(list))  # (server, mode) -> "phase: error" -> [rounds]
     errors = defaultdict(int)
+    corrupt = set()  # (server, mode) that returned bytes other than those PUT
     rounds = set()
     with open(sys.argv[1], encoding="utf-8") as f:
         for line in f:
@@ -63,6 +64,8 @@ def main():
             r = json.loads(line)
             key = (r.get("server", "?"), r.get("mode", "?"))
             rounds.add(r.get("round"))
+            if not r.get("ok") and "differs" in str(r.get("error", "")):
+                corrupt.add(key)
             if not r.get("ok"):
                 failures[key][f'{r.get("phase")}: {r.get("error", "")[:200]}'].append(r.get("round"))
                 continue
@@ -103,6 +106,8 @@ def main():
             for s in servers:
                 v = med[s]
                 cell = fmt(v)
+                if v is not None and (s, mode) in corrupt and phase in ("put", "mpput", "put4k_c1", "put4k_c16"):
+                    cell += " †"
                 if s != base and v is not None and med.get(base):
                     cell += f" (×{v / med[base]:.2f})"
                 cells.append(cell)
@@ -116,6 +121,11 @@ def main():
             if m == mode
             for e, rs in es.items()
         ]
+        if any(m == mode for (_s, m) in corrupt):
+            out.append(
+                "\n† this server acknowledged the PUTs but returned different bytes on GET in this mode"
+                " (see the failures below): its PUT figures do not describe a working upload."
+            )
         if notes:
             out.append("\nFailures and failed operations (after the SDK's retries):\n")
             out.extend(notes[:40])

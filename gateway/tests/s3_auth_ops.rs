@@ -418,3 +418,28 @@ async fn body_shorter_than_content_length_is_incomplete_and_not_stored() {
     assert_eq!(backend_objects(&g), 0);
     g.stop().await;
 }
+
+#[tokio::test]
+async fn ready_is_503_and_names_the_failing_dependency() {
+    let g = start().await;
+    let (st, _, _) = raw(g.server.admin_addr, "GET", "/ready", &[], b"").await;
+    assert_eq!(st, 200);
+    // the index goes away (pool closed): not ready, and the JSON says which check failed
+    g.server.store.index.close().await;
+    let (st, _, body) = raw(g.server.admin_addr, "GET", "/ready", &[], b"").await;
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(st, 503, "{v}");
+    assert_eq!(v["status"], "unavailable");
+    assert!(
+        v["checks"]["index"].as_str().unwrap().starts_with("error"),
+        "{v}"
+    );
+    assert_eq!(v["checks"]["backend"], "ok");
+    // liveness is unaffected
+    let (st, _, _) = raw(g.server.admin_addr, "GET", "/health", &[], b"").await;
+    assert_eq!(st, 200);
+    // S3 requests answer 503 ServiceUnavailable, not 500
+    let e = g.client.list_buckets().send().await.unwrap_err();
+    assert_eq!(status(&e), 503, "{e:?}");
+    g.stop().await;
+}

@@ -692,7 +692,9 @@ impl Bench {
         let (secs, mut m) = w.close(None).await;
         m.insert("ops".into(), json!(ok));
         m.insert("errors".into(), json!(errs));
-        m.insert("ops_s".into(), json!(ok as f64 / secs));
+        if ok > 0 {
+            m.insert("ops_s".into(), json!(ok as f64 / secs));
+        }
         if let Some(e) = first_err.lock().ok().and_then(|mut f| f.take()) {
             m.insert("first_error".into(), json!(e));
         }

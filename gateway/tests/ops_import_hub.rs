@@ -89,6 +89,13 @@ async fn imports_good_blobs_and_names_every_bad_one() {
     );
     assert!(report.failed[0].1.contains("does not verify"), "{report:?}");
     assert!(report.failed[1].1.contains("truncated"), "{report:?}");
+    assert!(
+        report
+            .failed
+            .iter()
+            .all(|(_, why)| why.contains("hub blob rejected") && !why.contains("request body")),
+        "{report:?}"
+    );
     let summary = report.summary("imported");
     assert!(summary.contains("skipped: tampered.bin"), "{summary}");
     // nothing half-imported: exactly one backend object per imported blob

@@ -149,9 +149,19 @@ async fn import_one(
         checksums: Default::default(),
         meta: Some(meta),
     };
-    let sealed = store
+    // the object layer names input failures as a client body ending early; here the input is
+    // the hub blob, whose records failed to open
+    let sealed = match store
         .seal_into_backend(&skey, params, plain.boxed(), None)
-        .await?;
+        .await
+    {
+        Ok(s) => s,
+        Err(Error::IncompleteBody(m)) => {
+            let why = m.strip_prefix("request body ended early: ").unwrap_or(&m);
+            return Err(Error::Integrity(format!("hub blob rejected: {why}")));
+        }
+        Err(e) => return Err(e),
+    };
     let s = &sealed.summary;
     let etag = hex::encode(s.md5);
     let rec = ObjectRecord {

@@ -304,6 +304,77 @@ async fn serve_s3(
     }
 }
 
+/// A request body whose first frame was already read (see [`prime_expect_continue`]).
+struct Primed {
+    first: Option<hyper::body::Frame<bytes::Bytes>>,
+    rest: Incoming,
+}
+
+impl hyper::body::Body for Primed {
+    type Data = bytes::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<std::result::Result<hyper::body::Frame<bytes::Bytes>, hyper::Error>>>
+    {
+        let this = self.get_mut();
+        if let Some(f) = this.first.take() {
+            return std::task::Poll::Ready(Some(Ok(f)));
+        }
+        std::pin::Pin::new(&mut this.rest).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.first.is_none() && self.rest.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        let rest = self.rest.size_hint();
+        let n = self
+            .first
+            .as_ref()
+            .and_then(|f| f.data_ref())
+            .map_or(0, |d| d.len() as u64);
+        match rest.exact() {
+            Some(e) => hyper::body::SizeHint::with_exact(e + n),
+            None => {
+                let mut h = hyper::body::SizeHint::new();
+                h.set_lower(rest.lower() + n);
+                if let Some(u) = rest.upper() {
+                    h.set_upper(u + n);
+                }
+                h
+            }
+        }
+    }
+}
+
+/// Answers `Expect: 100-continue` at once: hyper sends "100 Continue" when the body is first
+/// polled, which s3s does only after authentication and our index lookups. Clients such as
+/// botocore stop waiting after a second and send the body anyway, and then misparse a late
+/// "100 Continue". Reading the first frame here sends it immediately.
+async fn prime_expect_continue(req: http::Request<Incoming>) -> http::Request<s3s::Body> {
+    let expects = req
+        .headers()
+        .get(http::header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if !expects {
+        return req.map(s3s::Body::from);
+    }
+    let (parts, mut body) = req.into_parts();
+    let first = match body.frame().await {
+        Some(Ok(f)) => Some(f),
+        Some(Err(e)) => {
+            tracing::debug!(error = %e, "request body failed before the first frame");
+            None
+        }
+        None => None,
+    };
+    http::Request::from_parts(parts, s3s::Body::http_body(Primed { first, rest: body }))
+}
+
 type RespBody =
     http_body_util::combinators::BoxBody<bytes::Bytes, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -326,7 +397,8 @@ fn request_service(
             req.extensions_mut().insert(slot.clone());
             let method = req.method().clone();
             let bucket = bucket_of(req.uri().path()).to_owned();
-            let resp = match hyper::service::Service::call(&s3, req).await {
+            let req = prime_expect_continue(req).await;
+            let resp = match s3.call(req).await {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::error!(error = ?e, "s3 service failed");

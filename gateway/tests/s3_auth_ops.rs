@@ -443,3 +443,50 @@ async fn ready_is_503_and_names_the_failing_dependency() {
     assert_eq!(status(&e), 503, "{e:?}");
     g.stop().await;
 }
+
+#[tokio::test]
+async fn expect_100_continue_is_answered_before_the_body() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let g = start().await;
+    let c = &g.client;
+    c.create_bucket().bucket("exp").send().await.unwrap();
+    let put = c
+        .put_object()
+        .bucket("exp")
+        .key("k")
+        .presigned(PresigningConfig::expires_in(Duration::from_secs(300)).unwrap())
+        .await
+        .unwrap();
+    let uri: http::Uri = put.uri().parse().unwrap();
+    let addr = g.server.s3_addr;
+    let body = data(50_000, 4);
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "PUT {} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+        uri.path_and_query().unwrap(),
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    // the interim response arrives without the client sending any body byte
+    let mut buf = [0u8; 25];
+    tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut buf))
+        .await
+        .expect("100 Continue in time")
+        .unwrap();
+    assert!(
+        buf.starts_with(b"HTTP/1.1 100 Continue\r\n\r\n"),
+        "{}",
+        String::from_utf8_lossy(&buf)
+    );
+    s.write_all(&body).await.unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    let got = c.get_object().bucket("exp").key("k").send().await.unwrap();
+    assert_eq!(
+        sha256_hex(&got.body.collect().await.unwrap().into_bytes()),
+        sha256_hex(&body)
+    );
+    g.stop().await;
+}

@@ -61,7 +61,11 @@ async fn reindex_after_deleting_the_index_restores_everything_clients_see() {
     assert!(report.data_keys >= 2, "one data key per bucket at least");
 
     let server = gateway::server::start(cfg.clone()).await.expect("restart");
-    let client = common::client_for(&format!("http://{}", server.s3_addr), common::AK, common::SK);
+    let client = common::client_for(
+        &format!("http://{}", server.s3_addr),
+        common::AK,
+        common::SK,
+    );
     let after = ops_support::snapshot(&client).await;
     assert_eq!(before, after);
     // the bucket is writable again with its restored data key

@@ -41,7 +41,11 @@ pub fn sha256_hex(b: &[u8]) -> String {
 /// (object streams + parts + manifest + the pending upload's part).
 pub async fn populate(c: &Client) -> usize {
     for b in BUCKETS {
-        c.create_bucket().bucket(b).send().await.expect("create bucket");
+        c.create_bucket()
+            .bucket(b)
+            .send()
+            .await
+            .expect("create bucket");
     }
     c.put_object()
         .bucket("alpha")
@@ -153,12 +157,7 @@ pub async fn populate(c: &Client) -> usize {
 pub async fn snapshot(c: &Client) -> BTreeMap<String, Vec<ObjState>> {
     let mut out = BTreeMap::new();
     for b in BUCKETS {
-        let list = c
-            .list_objects_v2()
-            .bucket(b)
-            .send()
-            .await
-            .expect("list");
+        let list = c.list_objects_v2().bucket(b).send().await.expect("list");
         let mut objs = Vec::new();
         for o in list.contents() {
             let key = o.key().expect("key").to_owned();

@@ -13,8 +13,8 @@ from collections import defaultdict
 
 # (label, phase, field, unit, higher_is_better)
 ROWS = [
-    ("PUT 1 object, MB/s", "put", "mb_s", "MB/s", True),
-    ("PUT server CPU-s per GiB", "put", "server_cpu_s_per_gib", "s", False),
+    ("single PUT, MB/s", "put", "mb_s", "MB/s", True),
+    ("single PUT server CPU-s per GiB", "put", "server_cpu_s_per_gib", "s", False),
     ("multipart PUT, MB/s", "mpput", "mb_s", "MB/s", True),
     ("multipart PUT server CPU-s per GiB", "mpput", "server_cpu_s_per_gib", "s", False),
     ("GET whole object (SHA-256 checked), MB/s", "get", "mb_s", "MB/s", True),

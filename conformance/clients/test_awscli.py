@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import time
 from pathlib import Path
 
 from conftest import MiB, list_all, md5_file, sha256, sha256_file, tree_digests, write_payload
@@ -48,6 +50,11 @@ def make_tree(root: Path) -> dict:
     # two files above aws cli's 8 MiB multipart threshold, one at exactly a part boundary
     files["big/nine mib.bin"] = write_payload(root / "big/nine mib.bin", 9 * MiB + 123)
     files["big/sixteen.bin"] = write_payload(root / "big/sixteen.bin", 16 * MiB)
+    # An hour old, like a real tree: LastModified has whole seconds, so a file written in the same
+    # second as its upload would look newer than its copy to the second sync.
+    old = time.time() - 3600
+    for rel in files:
+        os.utime(root / rel, (old, old))
     return files
 
 

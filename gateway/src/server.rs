@@ -351,16 +351,17 @@ impl hyper::body::Body for Primed {
     }
 }
 
+fn expects_continue(h: &http::HeaderMap) -> bool {
+    h.get(http::header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+}
+
 /// Answers `Expect: 100-continue` at once: hyper sends "100 Continue" when the body is first
 /// polled, which s3s does only after authentication and our index lookups. Clients such as
 /// botocore stop waiting after a second and send the body anyway, and then misparse a late
 /// "100 Continue". Reading the first frame here sends it immediately.
 async fn prime_expect_continue(req: http::Request<Incoming>) -> http::Request<s3s::Body> {
-    let expects = req
-        .headers()
-        .get(http::header::EXPECT)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-    if !expects {
+    if !expects_continue(req.headers()) {
         return req.map(s3s::Body::from);
     }
     let (parts, mut body) = req.into_parts();
@@ -397,8 +398,16 @@ fn request_service(
             req.extensions_mut().insert(slot.clone());
             let method = req.method().clone();
             let bucket = bucket_of(req.uri().path()).to_owned();
+            // hyper sends no "100 Continue" for an empty body; botocore then takes the final
+            // response as the interim one's stand-in and misparses the next response on the same
+            // connection. Closing such connections keeps clients in step.
+            let close_after = expects_continue(req.headers())
+                && req
+                    .headers()
+                    .get(http::header::CONTENT_LENGTH)
+                    .is_some_and(|v| v.as_bytes() == b"0");
             let req = prime_expect_continue(req).await;
-            let resp = match s3.call(req).await {
+            let mut resp = match s3.call(req).await {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::error!(error = ?e, "s3 service failed");
@@ -407,6 +416,12 @@ fn request_service(
                     r
                 }
             };
+            if close_after {
+                resp.headers_mut().insert(
+                    http::header::CONNECTION,
+                    http::HeaderValue::from_static("close"),
+                );
+            }
             metrics.in_flight.dec();
             let elapsed = t0.elapsed();
             let status = resp.status().as_u16();

@@ -483,6 +483,34 @@ async fn expect_100_continue_is_answered_before_the_body() {
     s.read_to_end(&mut out).await.unwrap();
     let text = String::from_utf8_lossy(&out);
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    // an empty body gets no "100 Continue" from hyper: the connection is closed after the
+    // response so that clients (botocore) do not misparse the next response on it
+    let empty = c
+        .put_object()
+        .bucket("exp")
+        .key("empty")
+        .presigned(PresigningConfig::expires_in(Duration::from_secs(300)).unwrap())
+        .await
+        .unwrap();
+    let uri0: http::Uri = empty.uri().parse().unwrap();
+    // keep-alive request (no Connection: close from the client): the server must close
+    let mut s0 = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req0 = format!(
+        "PUT {} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nExpect: 100-continue\r\n\r\n",
+        uri0.path_and_query().unwrap()
+    );
+    s0.write_all(req0.as_bytes()).await.unwrap();
+    let mut head0 = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s0.read_to_end(&mut head0))
+        .await
+        .expect("the server closes the connection")
+        .unwrap();
+    let head0 = String::from_utf8_lossy(&head0).into_owned();
+    assert!(head0.starts_with("HTTP/1.1 200"), "{head0}");
+    assert!(
+        head0.to_ascii_lowercase().contains("connection: close"),
+        "{head0}"
+    );
     let got = c.get_object().bucket("exp").key("k").send().await.unwrap();
     assert_eq!(
         sha256_hex(&got.body.collect().await.unwrap().into_bytes()),

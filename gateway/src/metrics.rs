@@ -23,6 +23,11 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// The registry `/metrics` exports; other parts (the backend decorator) register into it.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// Creates and registers every collector.
     pub fn new() -> Metrics {
         let registry = Registry::new();

@@ -108,9 +108,16 @@ pub async fn start(config: Config) -> Result<RunningServer> {
             config.backend_url()
         )));
     }
-    let backend = open_backend(&config.backend_url(), &config.data_dir)
-        .await
-        .map_err(|e| Error::Unavailable(format!("backend: {e}")))?;
+    let metrics = Metrics::new();
+    let backend: Arc<dyn crate::backend::Backend> = Arc::new(
+        crate::backend::metered::MeteredBackend::new(
+            open_backend(&config.backend_url(), &config.data_dir)
+                .await
+                .map_err(|e| Error::Unavailable(format!("backend: {e}")))?,
+            metrics.registry(),
+        )
+        .map_err(|e| Error::Unavailable(format!("backend metrics: {e}")))?,
+    );
     let key_cfg = keys::KeyConfig {
         data_dir: config.data_dir.clone(),
         master_key_hex: config
@@ -127,7 +134,6 @@ pub async fn start(config: Config) -> Result<RunningServer> {
         Arc::new(index.clone()),
         keys::CacheConfig::default(),
     );
-    let metrics = Metrics::new();
     let store = Store {
         backend: backend.clone(),
         index: index.clone(),
@@ -147,9 +153,21 @@ pub async fn start(config: Config) -> Result<RunningServer> {
         Duration::ZERO
     };
     match crate::index::sweep_orphans(&index, backend.as_ref(), grace).await {
+        Ok(r) if r.withheld > 0 && index.bucket_count().await.unwrap_or(0) == 0 => {
+            // An empty index next to a backend full of ciphertext: the index was lost or the
+            // database URL points elsewhere. Serving would show empty buckets; refuse instead.
+            return Err(Error::Config(format!(
+                "the backend {} holds {} objects but the index {} is empty; run `vaultgate reindex` \
+                 to rebuild the index from the backend, or point VAULTGATE_DATABASE_URL at the right index",
+                crate::config::redact_url(&config.backend_url()),
+                r.withheld,
+                crate::config::redact_url(&db_url)
+            )));
+        }
         Ok(r) => tracing::info!(
             scanned = r.scanned,
             deleted = r.deleted,
+            withheld = r.withheld,
             "orphan sweep done"
         ),
         Err(e) => tracing::warn!(error = %e, "orphan sweep failed"),

@@ -268,3 +268,46 @@ async fn sweep_orphans_deletes_only_old_unreferenced_objects() {
         assert!(exists(&backend, id).await, "referenced {id} was swept");
     }
 }
+
+#[tokio::test]
+async fn sweep_deletes_nothing_next_to_an_empty_index() {
+    // A lost or wrong index must never turn every object into an "orphan".
+    let dir = tempfile::tempdir().unwrap();
+    let index = Index::open(&format!(
+        "sqlite://{}",
+        dir.path().join("index.db").display()
+    ))
+    .await
+    .unwrap();
+    let backend = LocalBackend::open(dir.path().join("objects"))
+        .await
+        .unwrap();
+    let ids = [
+        store(&backend, b"one").await,
+        store(&backend, b"two").await,
+        store(&backend, b"three").await,
+    ];
+    let report = sweep_orphans(&index, &backend, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!((report.scanned, report.deleted, report.withheld), (3, 0, 3));
+    for id in &ids {
+        assert!(exists(&backend, id).await, "object {id} was deleted");
+    }
+}
+
+#[tokio::test]
+async fn sweep_deletes_nothing_when_more_orphans_than_a_crash_leaves() {
+    let (_d, index, backend) = setup().await;
+    let live = store(&backend, b"live").await;
+    index.put_object(&record("k", &[&live])).await.unwrap();
+    let n = gateway::index::MAX_CRASH_ORPHANS + 1;
+    for _ in 0..n {
+        store(&backend, b"foreign").await;
+    }
+    let report = sweep_orphans(&index, &backend, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!((report.deleted, report.withheld), (0, n));
+    assert_eq!(report.scanned, n + 1);
+}

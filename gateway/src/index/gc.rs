@@ -44,7 +44,15 @@ pub struct SweepReport {
     pub young: u64,
     /// Deletes that failed.
     pub failed: u64,
+    /// Unreferenced objects NOT deleted because there were more of them than a crash can leave
+    /// ([`MAX_CRASH_ORPHANS`]) or because the index is empty: the signs of a lost, replaced or
+    /// foreign index, where deleting would destroy data that `vaultgate reindex` can recover.
+    pub withheld: u64,
 }
+
+/// Most unreferenced objects a crash can plausibly leave behind (one per write in flight). A
+/// sweep that finds more deletes nothing and reports them as `withheld`.
+pub const MAX_CRASH_ORPHANS: u64 = 512;
 
 /// Backend deletes in flight at once.
 const DELETE_CONCURRENCY: usize = 8;
@@ -97,6 +105,14 @@ impl Index {
         .fetch_one(&self.read)
         .await?;
         Ok(used)
+    }
+
+    /// Number of buckets in the index (0 for a fresh or lost index).
+    pub async fn bucket_count(&self) -> Result<u64, IndexError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM buckets")
+            .fetch_one(&self.read)
+            .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 
     /// Those of `ids` referenced by an object, manifest or part (`with_queue`: or queued).
@@ -199,6 +215,9 @@ pub async fn sweep_orphans(
     let grace_ms = i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX);
     let cutoff = now_ms().saturating_sub(grace_ms);
     let mut report = SweepReport::default();
+    // Phase 1: find the candidates without deleting anything, so that the safety limits below
+    // can refuse the whole sweep.
+    let mut doomed = Vec::new();
     let mut listing = backend.list().await?;
     let mut listing_done = false;
     while !listing_done {
@@ -220,7 +239,6 @@ pub async fn sweep_orphans(
         }
         let ids: Vec<String> = batch.iter().map(|i| i.id.clone()).collect();
         let referenced = index.referenced_among(&ids, true).await?;
-        let mut doomed = Vec::new();
         for info in batch {
             if referenced.contains(&info.id) {
                 continue;
@@ -231,10 +249,26 @@ pub async fn sweep_orphans(
                 doomed.push(info.id);
             }
         }
-        let (done, failed) = delete_all(backend, doomed).await;
-        report.deleted += done.len() as u64;
-        report.failed += failed;
     }
+    if doomed.is_empty() {
+        return Ok(report);
+    }
+    // Phase 2: a crash leaves a handful of orphans; thousands of them, or any at all next to an
+    // empty index, mean the index is not the one that wrote this backend. Delete nothing then.
+    let index_empty = index.bucket_count().await? == 0;
+    if index_empty || doomed.len() as u64 > MAX_CRASH_ORPHANS {
+        report.withheld = doomed.len() as u64;
+        tracing::error!(
+            unreferenced = report.withheld,
+            index_empty,
+            "the backend holds objects this index does not know; NOT deleting them. If the index \
+             was lost or replaced, stop the gateway and run `vaultgate reindex` on an empty index"
+        );
+        return Ok(report);
+    }
+    let (done, failed) = delete_all(backend, doomed).await;
+    report.deleted += done.len() as u64;
+    report.failed += failed;
     if report.deleted > 0 {
         tracing::info!(
             deleted = report.deleted,

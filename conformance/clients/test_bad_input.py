@@ -159,7 +159,7 @@ def test_odd_keys_roundtrip(gateway, s3, bucket):
     strict=True,
     reason="known gap: s3s 0.14.1 builds the SigV4 canonical URI from the decoded path and only "
     "falls back to the raw path when it has unencoded reserved characters, so a %2F signed as sent "
-    "is refused with SignatureDoesNotMatch (docs/CONFIGURATION.md, "Known gaps"). Strict: passes once fixed.",
+    "is refused with SignatureDoesNotMatch (docs/CONFIGURATION.md, 'Known gaps'). Strict: passes once fixed.",
 )
 def test_encoded_slash_in_path_is_a_slash_of_the_key(gateway, s3, bucket):
     """PUT /bucket/enc%2Fslash signed over the path as sent (S3 does not normalise the path for

@@ -185,7 +185,19 @@ class Gateway:
             VAULTGATE_RATE_S3_WRITES_PER_MIN="1000000",
             VAULTGATE_RATE_S3_READS_PER_MIN="1000000",
         )
-        for k in ("RUST_LOG", "VAULTGATE_CONFIG", "VAULTGATE_DATABASE_URL", "VAULTGATE_BACKEND"):
+        for k in (
+            "RUST_LOG",
+            "VAULTGATE_CONFIG",
+            "VAULTGATE_DATABASE_URL",
+            "VAULTGATE_BACKEND",
+            "VAULTGATE_BACKEND_ACCESS_KEY",
+            "VAULTGATE_BACKEND_SECRET_KEY",
+            "VAULTGATE_AZURE_ACCOUNT_KEY",
+            "VAULTGATE_AZURE_SAS",
+            "VAULTGATE_AZURE_CONNECTION_STRING",
+            "VAULTGATE_MASTER_KEY",
+            "BLOB_KEY",
+        ):
             env.pop(k, None)
         env.update(self.extra_env)
         return env

@@ -184,6 +184,23 @@ impl Config {
         })
     }
 
+    /// What the key provider needs: the data dir (key file), the master key (env/flag/file) and
+    /// the KMS URL, with KMS credentials from VAULTGATE_KMS_ACCESS_KEY/VAULTGATE_KMS_SECRET_KEY
+    /// when set (else the standard AWS chain).
+    pub fn key_config(&self) -> keys::KeyConfig {
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        keys::KeyConfig {
+            data_dir: self.data_dir.clone(),
+            master_key_hex: self
+                .master_key
+                .as_ref()
+                .map(|k| keys::SecretString::new(k.expose().trim())),
+            kms_url: self.kms.clone(),
+            kms_access_key: env("VAULTGATE_KMS_ACCESS_KEY"),
+            kms_secret_key: env("VAULTGATE_KMS_SECRET_KEY").map(keys::SecretString::new),
+        }
+    }
+
     /// Effective database URL.
     pub fn database_url(&self) -> String {
         self.database_url

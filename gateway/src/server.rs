@@ -74,10 +74,6 @@ impl RunningServer {
     }
 }
 
-fn env_opt(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
 /// Opens everything the config names and starts both listeners.
 pub async fn start(config: Config) -> Result<RunningServer> {
     config.validate()?;
@@ -118,16 +114,7 @@ pub async fn start(config: Config) -> Result<RunningServer> {
         )
         .map_err(|e| Error::Unavailable(format!("backend metrics: {e}")))?,
     );
-    let key_cfg = keys::KeyConfig {
-        data_dir: config.data_dir.clone(),
-        master_key_hex: config
-            .master_key
-            .as_ref()
-            .map(|k| keys::SecretString::new(k.expose().trim())),
-        kms_url: config.kms.clone(),
-        kms_access_key: env_opt("VAULTGATE_KMS_ACCESS_KEY"),
-        kms_secret_key: env_opt("VAULTGATE_KMS_SECRET_KEY").map(keys::SecretString::new),
-    };
+    let key_cfg = config.key_config();
     let provider = keys::provider_from_config(&key_cfg).await?;
     let keyring = keys::Keyring::new(
         provider,

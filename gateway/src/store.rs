@@ -33,6 +33,43 @@ pub struct Sealed {
     pub summary: SealSummary,
 }
 
+impl ObjectRecord {
+    /// The index row of an object stored as one sealed stream (a PUT, a copy, an import): ETag and
+    /// size from the seal summary, part number 0.
+    pub fn single_stream(
+        bucket: &str,
+        key: &str,
+        last_modified_ms: i64,
+        headers: std::collections::BTreeMap<String, String>,
+        user_metadata: std::collections::BTreeMap<String, String>,
+        skey: &StreamKey,
+        sealed: &Sealed,
+    ) -> ObjectRecord {
+        let s = &sealed.summary;
+        let etag = hex::encode(s.md5);
+        ObjectRecord {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            size: s.plaintext_len,
+            etag: etag.clone(),
+            last_modified_ms,
+            headers,
+            user_metadata,
+            checksums: s.checksums.to_base64_map(),
+            data_key_id: skey.data_key_id().to_string(),
+            key_version: skey.key_version(),
+            streams: vec![StreamRecord {
+                backend_id: sealed.backend_id.clone(),
+                part_number: 0,
+                header: s.header.clone(),
+                plaintext_len: s.plaintext_len,
+                md5_hex: etag,
+            }],
+            manifest_id: None,
+        }
+    }
+}
+
 /// Backend + index + keyring, shared by every request (cheap to clone).
 #[derive(Clone)]
 pub struct Store {

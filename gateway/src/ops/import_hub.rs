@@ -16,7 +16,7 @@ use tokio::io::AsyncReadExt;
 
 use super::{OpsContext, progress_bar};
 use crate::error::{Error, Result};
-use crate::index::{IndexError, ObjectRecord, StreamRecord};
+use crate::index::{IndexError, ObjectRecord};
 use crate::metrics::Metrics;
 use crate::store::{Store, now_ms};
 
@@ -162,30 +162,17 @@ async fn import_one(
         }
         Err(e) => return Err(e),
     };
-    let s = &sealed.summary;
-    let etag = hex::encode(s.md5);
-    let rec = ObjectRecord {
-        bucket: bucket.to_owned(),
-        key: name.to_owned(),
-        size: s.plaintext_len,
-        etag: etag.clone(),
-        last_modified_ms: now,
-        headers: BTreeMap::new(),
-        user_metadata: BTreeMap::new(),
-        checksums: s.checksums.to_base64_map(),
-        data_key_id: skey.data_key_id().to_string(),
-        key_version: skey.key_version(),
-        streams: vec![StreamRecord {
-            backend_id: sealed.backend_id.clone(),
-            part_number: 0,
-            header: s.header.clone(),
-            plaintext_len: s.plaintext_len,
-            md5_hex: etag,
-        }],
-        manifest_id: None,
-    };
+    let rec = ObjectRecord::single_stream(
+        bucket,
+        name,
+        now,
+        BTreeMap::new(),
+        BTreeMap::new(),
+        &skey,
+        &sealed,
+    );
     store.commit(&rec).await?;
-    Ok(s.plaintext_len)
+    Ok(rec.size)
 }
 
 /// Imports every file under `dir` into `opts.bucket`.

@@ -48,10 +48,6 @@ impl std::fmt::Debug for OpsContext {
     }
 }
 
-fn env_opt(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
 impl OpsContext {
     /// Opens the index, the configured backend and the key provider named by `config`.
     pub async fn open(config: &Config) -> Result<OpsContext> {
@@ -69,16 +65,7 @@ impl OpsContext {
         let backend = open_backend(&backend_url, &config.data_dir)
             .await
             .map_err(|e| Error::Unavailable(format!("backend {backend_url}: {e}")))?;
-        let key_cfg = keys::KeyConfig {
-            data_dir: config.data_dir.clone(),
-            master_key_hex: config
-                .master_key
-                .as_ref()
-                .map(|k| keys::SecretString::new(k.expose().trim())),
-            kms_url: config.kms.clone(),
-            kms_access_key: env_opt("VAULTGATE_KMS_ACCESS_KEY"),
-            kms_secret_key: env_opt("VAULTGATE_KMS_SECRET_KEY").map(keys::SecretString::new),
-        };
+        let key_cfg = config.key_config();
         let provider = keys::provider_from_config(&key_cfg).await?;
         let keyring = Keyring::new(
             provider,

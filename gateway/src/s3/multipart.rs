@@ -13,7 +13,7 @@ use s3s::S3Request;
 use s3s::dto::*;
 use sha2::Digest;
 
-use super::checksum::{ChecksumRequest, precheck_content_md5, stored, verify_content_md5};
+use super::checksum::{ChecksumRequest, precheck_content_md5, stored};
 use super::object::{WriteChecks, content_length, random_id};
 use super::{Gateway, MIN_PART_SIZE, etag, object_headers, ts, user_metadata};
 use crate::backend::new_backend_id;
@@ -153,19 +153,7 @@ impl Gateway {
             .seal_into_backend(&skey, params, body, checks.content_length)
             .await?;
         let s = &sealed.summary;
-        let verdict = (|| {
-            if let Some(n) = checks.content_length
-                && s.plaintext_len != n
-            {
-                return Err(Error::IncompleteBody(format!(
-                    "You did not provide the number of bytes specified by the Content-Length HTTP header ({} of {n})",
-                    s.plaintext_len
-                )));
-            }
-            verify_content_md5(checks.content_md5.as_deref(), &s.md5)?;
-            checks.checksums.verify(&s.checksums)
-        })();
-        if let Err(e) = verdict {
+        if let Err(e) = checks.verify(s) {
             self.store.delete_quietly(&sealed.backend_id).await;
             return Err(e);
         }

@@ -16,7 +16,7 @@ use s3s::dto::*;
 use super::checksum::{ChecksumRequest, precheck_content_md5, stored, verify_content_md5};
 use super::{Gateway, etag, expires_out, metadata_out, ms_of, object_headers, ts, user_metadata};
 use crate::error::{Error, Result};
-use crate::index::{ObjectRecord, StreamRecord};
+use crate::index::ObjectRecord;
 use crate::store::{SyncStream, now_ms};
 
 /// What a write must verify beyond sealing.
@@ -24,6 +24,23 @@ pub(super) struct WriteChecks {
     pub checksums: ChecksumRequest,
     pub content_md5: Option<String>,
     pub content_length: Option<u64>,
+}
+
+impl WriteChecks {
+    /// Checks a sealed body against what the request promised: its Content-Length (a shorter
+    /// body is IncompleteBody), its Content-MD5 and its flexible checksums.
+    pub(super) fn verify(&self, s: &keys::sealer::SealSummary) -> Result<()> {
+        if let Some(n) = self.content_length
+            && s.plaintext_len != n
+        {
+            return Err(Error::IncompleteBody(format!(
+                "You did not provide the number of bytes specified by the Content-Length HTTP header ({} of {n})",
+                s.plaintext_len
+            )));
+        }
+        verify_content_md5(self.content_md5.as_deref(), &s.md5)?;
+        self.checksums.verify(&s.checksums)
+    }
 }
 
 /// Random 16-byte object id.
@@ -194,43 +211,12 @@ impl Gateway {
             .seal_into_backend(&skey, params, body, checks.content_length)
             .await?;
         let s = &sealed.summary;
-        let verdict = (|| {
-            if let Some(n) = checks.content_length
-                && s.plaintext_len != n
-            {
-                return Err(Error::IncompleteBody(format!(
-                    "You did not provide the number of bytes specified by the Content-Length HTTP header ({} of {n})",
-                    s.plaintext_len
-                )));
-            }
-            verify_content_md5(checks.content_md5.as_deref(), &s.md5)?;
-            checks.checksums.verify(&s.checksums)
-        })();
-        if let Err(e) = verdict {
+        if let Err(e) = checks.verify(s) {
             self.store.delete_quietly(&sealed.backend_id).await;
             return Err(e);
         }
-        let etag = hex::encode(s.md5);
-        let rec = ObjectRecord {
-            bucket: bucket.to_owned(),
-            key: key.to_owned(),
-            size: s.plaintext_len,
-            etag: etag.clone(),
-            last_modified_ms: now,
-            headers,
-            user_metadata,
-            checksums: s.checksums.to_base64_map(),
-            data_key_id: skey.data_key_id().to_string(),
-            key_version: skey.key_version(),
-            streams: vec![StreamRecord {
-                backend_id: sealed.backend_id.clone(),
-                part_number: 0,
-                header: s.header.clone(),
-                plaintext_len: s.plaintext_len,
-                md5_hex: etag,
-            }],
-            manifest_id: None,
-        };
+        let rec =
+            ObjectRecord::single_stream(bucket, key, now, headers, user_metadata, &skey, &sealed);
         self.store.commit(&rec).await?;
         Ok(rec)
     }

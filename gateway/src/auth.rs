@@ -1,22 +1,21 @@
-//! S3 credentials and authorisation: `S3Auth` looks secrets up in the index (sealed at rest,
-//! unsealed secrets cached briefly in memory), `S3Access` maps the s3s operation to a
-//! `policy::Action` and checks the caller's role. Also creates the bootstrap admin key on first
-//! start and records the operation name for metrics/logs.
+//! S3 credentials and authorisation over the policy store: `S3Auth` reads secrets from
+//! `policy::PolicyStore` (`pol_access_keys`, sealed at rest, never cached so a revocation acts on
+//! the next request), `S3Access` asks `policy::Authorizer::authorize_s3` (rate limit → role /
+//! grants / tenant → quorum) and records the operation name for metrics/logs. Also owns the
+//! bootstrap SuperAdmin key and the one-time import of the index's legacy `access_keys` table.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
-use policy::{Action, Role, SecretKey};
+use policy::{Action, Authorizer, Identity, PolicyStore, Role, SecretKey};
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::S3Auth;
-use s3s::{S3Result, s3_error};
+use s3s::path::S3Path;
+use s3s::{S3Error, S3Result, s3_error};
 
 use crate::error::{Error, Result};
-use crate::index::{AccessKeyRecord, Index};
-use crate::store::now_ms;
+use crate::index::Index;
 
-/// Sealing context of access-key secrets (binds a sealed secret to its key id).
+/// Sealing context of legacy access-key secrets in the index's `access_keys` table.
 pub fn secret_context(access_key_id: &str) -> String {
     format!("vaultgate/access-key/{access_key_id}")
 }
@@ -46,120 +45,74 @@ impl OpSlot {
     }
 }
 
-struct Cached {
-    secret: SecretKey,
-    role: Role,
-    at: Instant,
-}
-
-/// Access keys from the index, with a short in-memory cache of unsealed secrets.
-#[derive(Clone)]
+/// Access keys and decisions from the policy store. Clone is cheap.
+#[derive(Clone, Debug)]
 pub struct Credentials {
-    index: Index,
-    keyring: keys::envelope::Keyring,
-    ttl: Duration,
-    cache: Arc<Mutex<HashMap<String, Cached>>>,
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials")
-            .field("ttl", &self.ttl)
-            .finish_non_exhaustive()
-    }
+    authz: Authorizer,
 }
 
 impl Credentials {
-    /// A credential store over the index; unsealed secrets live `ttl` in memory.
-    pub fn new(index: Index, keyring: keys::envelope::Keyring, ttl: Duration) -> Credentials {
-        Credentials {
-            index,
-            keyring,
-            ttl,
-            cache: Arc::default(),
-        }
+    /// Credentials answered by `authz` (no cache: revocation takes effect at once).
+    pub fn new(authz: Authorizer) -> Credentials {
+        Credentials { authz }
     }
 
-    fn cached(&self, id: &str) -> Option<(SecretKey, Role)> {
-        let mut g = self.cache.lock().ok()?;
-        match g.get(id) {
-            Some(c) if c.at.elapsed() < self.ttl => Some((c.secret.clone(), c.role)),
-            Some(_) => {
-                g.remove(id);
-                None
-            }
-            None => None,
-        }
+    /// The authorizer.
+    pub fn authz(&self) -> &Authorizer {
+        &self.authz
     }
 
-    /// Forgets every cached secret (after a revocation).
-    pub fn invalidate(&self) {
-        if let Ok(mut g) = self.cache.lock() {
-            g.clear();
-        }
+    /// Secret and identity of an active key; None when unknown, revoked, expired or disabled.
+    pub async fn lookup(&self, id: &str) -> Result<Option<(SecretKey, Identity)>> {
+        Ok(self.authz.secret_key(id).await?)
     }
 
-    /// Secret and role of an enabled access key; None when unknown or disabled.
-    pub async fn lookup(&self, id: &str) -> Result<Option<(SecretKey, Role)>> {
-        if let Some(hit) = self.cached(id) {
-            return Ok(Some(hit));
-        }
-        let Some(rec) = self.index.get_access_key(id).await? else {
-            return Ok(None);
+    /// Identity of the (authenticated) caller of a request, or an S3 error.
+    pub async fn identity(&self, access_key: Option<&str>) -> S3Result<Identity> {
+        let Some(id) = access_key else {
+            return Err(s3_error!(AccessDenied, "Signature is required"));
         };
-        if rec.disabled {
-            return Ok(None);
+        match self.lookup(id).await {
+            Ok(Some((_, identity))) => Ok(identity),
+            Ok(None) => Err(s3_error!(InvalidAccessKeyId)),
+            Err(e) => Err(e.into()),
         }
-        let role = Role::parse(&rec.role)
-            .map_err(|e| Error::Integrity(format!("access key {id}: {e}")))?;
-        let raw = self
-            .keyring
-            .open_blob(&secret_context(id), &rec.sealed_secret)
-            .await?;
-        let secret = std::str::from_utf8(&raw).map_err(|_| {
-            Error::Integrity(format!("access key {id}: sealed secret is not UTF-8"))
-        })?;
-        let secret = SecretKey::new(secret);
-        if let Ok(mut g) = self.cache.lock() {
-            if g.len() > 10_000 {
-                g.clear();
-            }
-            g.insert(
-                id.to_owned(),
-                Cached {
-                    secret: secret.clone(),
-                    role,
-                    at: Instant::now(),
-                },
-            );
-        }
-        Ok(Some((secret, role)))
     }
 
-    /// Stores (or replaces) an access key with its secret sealed.
-    pub async fn store(
+    /// `authorize_s3` with the policy errors mapped to S3 errors (SlowDown + Retry-After,
+    /// AccessDenied naming a pending approval request).
+    pub async fn authorize(
         &self,
-        id: &str,
-        secret: &SecretKey,
-        principal: &str,
-        role: Role,
-    ) -> Result<()> {
-        let sealed = self
-            .keyring
-            .seal_blob(&secret_context(id), secret.expose().as_bytes())
-            .await?;
-        self.index
-            .put_access_key(&AccessKeyRecord {
-                access_key_id: id.to_owned(),
-                sealed_secret: sealed,
-                principal: principal.to_owned(),
-                role: role.as_str().to_owned(),
-                created_ms: now_ms(),
-                disabled: false,
-            })
-            .await?;
-        self.invalidate();
-        Ok(())
+        identity: &Identity,
+        action: Action,
+        bucket: Option<&str>,
+        key: Option<&str>,
+    ) -> S3Result<()> {
+        self.authz
+            .authorize_s3(identity, action, bucket, key)
+            .await
+            .map_err(denial)
+    }
+}
+
+/// Maps a refusal of the policy library to the S3 error the client sees.
+pub fn denial(e: policy::Error) -> S3Error {
+    match e {
+        policy::Error::RateLimited { retry_after_secs } => {
+            let mut err = s3_error!(SlowDown, "Please reduce your request rate.");
+            let mut h = http::HeaderMap::new();
+            h.insert(
+                http::header::RETRY_AFTER,
+                http::HeaderValue::from(retry_after_secs.max(1)),
+            );
+            err.set_headers(h);
+            err
+        }
+        policy::Error::AccessDenied { .. } => s3_error!(AccessDenied, "Access Denied"),
+        e @ policy::Error::ApprovalRequired { .. } => {
+            S3Error::with_message(s3s::S3ErrorCode::AccessDenied, e.to_string())
+        }
+        other => Error::from(other).into(),
     }
 }
 
@@ -172,49 +125,82 @@ pub struct Bootstrap {
     pub secret_key: SecretKey,
 }
 
-fn random_access_key_id() -> Result<String> {
-    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let mut raw = [0u8; 18];
-    getrandom::fill(&mut raw).map_err(|e| Error::Internal(format!("no randomness: {e}")))?;
-    let mut s = String::from("VG");
-    s.extend(
-        raw.iter()
-            .map(|b| char::from(ALPHABET[usize::from(b & 31)])),
-    );
-    Ok(s)
+/// Imports the keys of the index's legacy `access_keys` table into the policy store (once per
+/// key: a key the store already knows, even revoked, is left alone), creating each key's
+/// principal in the default tenant with its recorded role.
+pub async fn import_legacy_keys(
+    store: &PolicyStore,
+    index: &Index,
+    keyring: &keys::Keyring,
+) -> Result<u64> {
+    let ids: Vec<String> = sqlx::query_scalar("SELECT access_key_id FROM access_keys")
+        .fetch_all(index.read_pool())
+        .await
+        .map_err(|e| Error::Unavailable(format!("index: {e}")))?;
+    let mut imported = 0;
+    for id in ids {
+        if store.get_access_key(&id).await?.is_some() {
+            continue;
+        }
+        let Some(rec) = index.get_access_key(&id).await? else {
+            continue;
+        };
+        if rec.disabled {
+            continue;
+        }
+        let role = Role::parse(&rec.role)
+            .map_err(|e| Error::Integrity(format!("access key {id}: {e}")))?;
+        let raw = keyring
+            .open_blob(&secret_context(&id), &rec.sealed_secret)
+            .await?;
+        let secret = std::str::from_utf8(&raw).map_err(|_| {
+            Error::Integrity(format!("access key {id}: sealed secret is not UTF-8"))
+        })?;
+        let secret = SecretKey::new(secret);
+        if !store
+            .list_tenants()
+            .await?
+            .iter()
+            .any(|t| t.name == policy::grants::DEFAULT_TENANT)
+        {
+            store.create_tenant(policy::grants::DEFAULT_TENANT).await?;
+        }
+        if store.get_principal(&rec.principal).await?.is_none() {
+            store
+                .create_principal(
+                    &rec.principal,
+                    "user",
+                    policy::grants::DEFAULT_TENANT,
+                    Some(role),
+                )
+                .await?;
+        }
+        store
+            .import_access_key(&rec.principal, &id, &secret, None)
+            .await?;
+        tracing::info!(access_key = %id, principal = %rec.principal, "legacy access key imported into the policy store");
+        imported += 1;
+    }
+    Ok(imported)
 }
 
-/// Ensures an admin access key exists. With fixed credentials, (re)stores them as SuperAdmin;
-/// with none configured and an empty key table, generates a key pair and returns it so the caller
-/// can print it once.
+/// Imports legacy keys, then bootstraps the SuperAdmin principal: with fixed credentials the pair
+/// is (re)stored on every start; with none, a pair is generated on first start only and returned
+/// so the caller can print it once.
 pub async fn ensure_bootstrap(
-    creds: &Credentials,
+    store: &PolicyStore,
     index: &Index,
-    fixed: Option<(&str, &str)>,
+    keyring: &keys::Keyring,
+    fixed: Option<(&str, &SecretKey)>,
 ) -> Result<Option<Bootstrap>> {
-    if let Some((id, secret)) = fixed {
-        let secret = SecretKey::new(secret);
-        match creds.lookup(id).await {
-            Ok(Some((s, Role::SuperAdmin))) if s == secret => {}
-            _ => {
-                creds.store(id, &secret, "admin", Role::SuperAdmin).await?;
-                tracing::info!(access_key = id, "configured admin access key stored");
-            }
-        }
-        return Ok(None);
+    import_legacy_keys(store, index, keyring).await?;
+    let generated = store.bootstrap(fixed).await?;
+    if let Some(k) = &generated {
+        tracing::info!(access_key = %k.access_key_id, "generated the admin access key (secret printed once on stdout)");
     }
-    if index.count_access_keys().await? > 0 {
-        return Ok(None);
-    }
-    let id = random_access_key_id()?;
-    let mut raw = [0u8; 30];
-    getrandom::fill(&mut raw).map_err(|e| Error::Internal(format!("no randomness: {e}")))?;
-    let secret = SecretKey::from_random(&raw);
-    creds.store(&id, &secret, "admin", Role::SuperAdmin).await?;
-    tracing::info!(access_key = %id, "generated the admin access key (secret printed once on stdout)");
-    Ok(Some(Bootstrap {
-        access_key: id,
-        secret_key: secret,
+    Ok(generated.map(|k| Bootstrap {
+        access_key: k.access_key_id,
+        secret_key: k.secret,
     }))
 }
 
@@ -238,7 +224,7 @@ pub fn bootstrap_instructions(b: &Bootstrap, s3_url: &str, region: &str) -> Stri
     )
 }
 
-/// `s3s::auth::S3Auth` over [`Credentials`].
+/// `s3s::auth::S3Auth` over the policy store.
 #[derive(Debug, Clone)]
 pub struct IndexAuth(pub Credentials);
 
@@ -256,7 +242,18 @@ impl S3Auth for IndexAuth {
     }
 }
 
-/// `s3s::access::S3Access`: role check per operation; fills the request's [`OpSlot`].
+/// Source bucket and key of `x-amz-copy-source` (`bucket/key` or `/bucket/key`, URL-encoded,
+/// optional `?versionId=`).
+fn copy_source(h: &http::HeaderMap) -> Option<(String, String)> {
+    let raw = h.get("x-amz-copy-source")?.to_str().ok()?;
+    let raw = raw.split('?').next().unwrap_or(raw);
+    let decoded = urlencoding::decode(raw).ok()?;
+    let (b, k) = decoded.trim_start_matches('/').split_once('/')?;
+    Some((b.to_owned(), k.to_owned()))
+}
+
+/// `s3s::access::S3Access`: `Authorizer::authorize_s3` per operation; fills the request's
+/// [`OpSlot`].
 #[derive(Debug, Clone)]
 pub struct RoleAccess(pub Credentials);
 
@@ -271,43 +268,38 @@ impl S3Access for RoleAccess {
                 access_key: access_key.clone(),
             });
         }
-        let Some(id) = access_key else {
-            return Err(s3_error!(AccessDenied, "Signature is required"));
-        };
-        let role = match self.0.lookup(&id).await {
-            Ok(Some((_, role))) => role,
-            Ok(None) => return Err(s3_error!(InvalidAccessKeyId)),
-            Err(e) => return Err(e.into()),
-        };
-        match action {
-            Some(a) if role.allows(a) => Ok(()),
+        let identity = self.0.identity(access_key.as_deref()).await?;
+        let Some(action) = action else {
             // operations we do not serve answer NotImplemented (from s3s) for admins
-            None if role == Role::SuperAdmin => Ok(()),
-            Some(a) => {
-                tracing::info!(access_key = %id, role = %role, action = %a, "access denied by role");
+            return if identity.role == Some(Role::SuperAdmin) {
+                Ok(())
+            } else {
                 Err(s3_error!(AccessDenied, "Access Denied"))
-            }
-            None => Err(s3_error!(AccessDenied, "Access Denied")),
+            };
+        };
+        let (bucket, key) = match cx.s3_path() {
+            S3Path::Root => (None, None),
+            S3Path::Bucket { bucket } => (Some(bucket.to_string()), None),
+            S3Path::Object { bucket, key } => (Some(bucket.to_string()), Some(key.to_string())),
+        };
+        self.0
+            .authorize(&identity, action, bucket.as_deref(), key.as_deref())
+            .await?;
+        if matches!(action, Action::CopyObject | Action::UploadPartCopy) {
+            let Some((sb, sk)) = copy_source(cx.headers()) else {
+                return Err(s3_error!(InvalidArgument, "invalid x-amz-copy-source"));
+            };
+            self.0
+                .authorize(&identity, Action::GetObject, Some(&sb), Some(&sk))
+                .await?;
         }
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn generated_ids_look_like_aws_ids() {
-        let a = random_access_key_id().unwrap();
-        let b = random_access_key_id().unwrap();
-        assert_eq!(a.len(), 20);
-        assert!(a.starts_with("VG"));
-        assert!(
-            a.bytes()
-                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
-        );
-        assert_ne!(a, b);
-    }
 
     #[test]
     fn instructions_name_endpoint_and_keys() {
@@ -321,5 +313,33 @@ mod tests {
         assert!(text.contains("rclone config create vaultgate s3"));
         assert!(text.contains("--endpoint-url http://127.0.0.1:9000"));
         assert!(!format!("{b:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn copy_source_is_split_and_decoded() {
+        let mut h = http::HeaderMap::new();
+        h.insert(
+            "x-amz-copy-source",
+            "/src/a%20b/c?versionId=1".parse().unwrap(),
+        );
+        assert_eq!(copy_source(&h), Some(("src".into(), "a b/c".into())));
+        h.insert("x-amz-copy-source", "nokey".parse().unwrap());
+        assert_eq!(copy_source(&h), None);
+    }
+
+    #[test]
+    fn denials_map_to_s3_errors() {
+        let e = denial(policy::Error::RateLimited {
+            retry_after_secs: 7,
+        });
+        assert_eq!(e.code(), &s3s::S3ErrorCode::SlowDown);
+        assert_eq!(e.headers().and_then(|h| h.get("retry-after")).unwrap(), "7");
+        let e = denial(policy::Error::ApprovalRequired {
+            approval_id: "apr-1".into(),
+            rule: "r".into(),
+            needed: 2,
+        });
+        assert_eq!(e.code(), &s3s::S3ErrorCode::AccessDenied);
+        assert!(e.message().unwrap().contains("apr-1"));
     }
 }

@@ -70,8 +70,15 @@ pub struct Config {
     pub region: String,
     /// Seconds in-flight requests get to finish on shutdown. Default 30.
     pub shutdown_grace_secs: u64,
-    /// Seconds an unsealed access-key secret stays cached in memory. Default 10.
+    /// Unused since access keys live in the policy store (secrets are not cached, so a revoked
+    /// key is refused on its next request); accepted so older config files still load.
     pub credential_cache_secs: u64,
+    /// S3 reads per minute per principal (`VAULTGATE_RATE_S3_READS_PER_MIN`). Default 1000.
+    pub rate_s3_reads_per_min: u32,
+    /// S3 writes per minute per principal (`VAULTGATE_RATE_S3_WRITES_PER_MIN`). Default 100.
+    pub rate_s3_writes_per_min: u32,
+    /// Admin API calls per minute per principal (`VAULTGATE_RATE_ADMIN_PER_MIN`). Default 60.
+    pub rate_admin_per_min: u32,
 }
 
 impl Default for Config {
@@ -90,6 +97,9 @@ impl Default for Config {
             region: "us-east-1".into(),
             shutdown_grace_secs: 30,
             credential_cache_secs: 10,
+            rate_s3_reads_per_min: policy::RateLimitConfig::default().s3_reads_per_min,
+            rate_s3_writes_per_min: policy::RateLimitConfig::default().s3_writes_per_min,
+            rate_admin_per_min: policy::RateLimitConfig::default().admin_per_min,
         }
     }
 }
@@ -117,6 +127,12 @@ pub struct Overrides {
     pub kms: Option<String>,
     /// LOG_LEVEL / RUST_LOG
     pub log_level: Option<String>,
+    /// VAULTGATE_RATE_S3_READS_PER_MIN
+    pub rate_s3_reads_per_min: Option<u32>,
+    /// VAULTGATE_RATE_S3_WRITES_PER_MIN
+    pub rate_s3_writes_per_min: Option<u32>,
+    /// VAULTGATE_RATE_ADMIN_PER_MIN
+    pub rate_admin_per_min: Option<u32>,
 }
 
 impl Config {
@@ -165,6 +181,15 @@ impl Config {
         if let Some(v) = o.log_level {
             self.log_level = v;
         }
+        if let Some(v) = o.rate_s3_reads_per_min {
+            self.rate_s3_reads_per_min = v;
+        }
+        if let Some(v) = o.rate_s3_writes_per_min {
+            self.rate_s3_writes_per_min = v;
+        }
+        if let Some(v) = o.rate_admin_per_min {
+            self.rate_admin_per_min = v;
+        }
     }
 
     /// The S3 listener address.
@@ -198,6 +223,15 @@ impl Config {
             kms_url: self.kms.clone(),
             kms_access_key: env("VAULTGATE_KMS_ACCESS_KEY"),
             kms_secret_key: env("VAULTGATE_KMS_SECRET_KEY").map(keys::SecretString::new),
+        }
+    }
+
+    /// The per-principal rate limits.
+    pub fn rate_limits(&self) -> policy::RateLimitConfig {
+        policy::RateLimitConfig {
+            s3_reads_per_min: self.rate_s3_reads_per_min,
+            s3_writes_per_min: self.rate_s3_writes_per_min,
+            admin_per_min: self.rate_admin_per_min,
         }
     }
 

@@ -93,6 +93,25 @@ pub enum Error {
 /// Result alias of the gateway.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+impl From<policy::Error> for Error {
+    fn from(e: policy::Error) -> Self {
+        match e {
+            policy::Error::RateLimited { retry_after_secs } => {
+                Error::SlowDown(format!("retry after {retry_after_secs} s"))
+            }
+            e @ (policy::Error::AccessDenied { .. }
+            | policy::Error::Denied { .. }
+            | policy::Error::ApprovalRequired { .. }
+            | policy::Error::Forbidden(_)
+            | policy::Error::Unauthenticated(_)) => Error::AccessDenied(e.to_string()),
+            policy::Error::Database(m) => Error::Unavailable(format!("policy store: {m}")),
+            policy::Error::Seal(m) => Error::Unavailable(format!("access key secret: {m}")),
+            policy::Error::Config(m) => Error::Config(m),
+            other => Error::Internal(format!("policy: {other}")),
+        }
+    }
+}
+
 impl From<keys::Error> for Error {
     fn from(e: keys::Error) -> Self {
         match e {

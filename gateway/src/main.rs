@@ -116,6 +116,15 @@ struct Settings {
     /// Log level / filter (also RUST_LOG). Default info
     #[arg(long, env = "LOG_LEVEL")]
     log_level: Option<String>,
+    /// S3 reads per minute per principal. Default 1000
+    #[arg(long, env = "VAULTGATE_RATE_S3_READS_PER_MIN")]
+    rate_s3_reads_per_min: Option<u32>,
+    /// S3 writes per minute per principal. Default 100
+    #[arg(long, env = "VAULTGATE_RATE_S3_WRITES_PER_MIN")]
+    rate_s3_writes_per_min: Option<u32>,
+    /// Admin API calls per minute per principal. Default 60
+    #[arg(long, env = "VAULTGATE_RATE_ADMIN_PER_MIN")]
+    rate_admin_per_min: Option<u32>,
 }
 
 impl Settings {
@@ -141,6 +150,9 @@ impl Settings {
             backend: self.backend,
             kms: self.kms,
             log_level,
+            rate_s3_reads_per_min: self.rate_s3_reads_per_min,
+            rate_s3_writes_per_min: self.rate_s3_writes_per_min,
+            rate_admin_per_min: self.rate_admin_per_min,
         });
         cfg.validate()?;
         Ok(cfg)

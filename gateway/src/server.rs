@@ -1,6 +1,7 @@
 //! Builds and runs the gateway in-process: opens the index, backend and key provider from a
-//! [`Config`], creates the bootstrap credential, collects garbage left by a crash, then serves S3
-//! (s3s on hyper) and the admin listener (axum) until [`RunningServer::shutdown`].
+//! [`Config`], collects garbage left by a crash, opens the policy store in the index's database
+//! and bootstraps the SuperAdmin key, then serves S3 (s3s on hyper, authorised by
+//! `policy::Authorizer`) and the admin listener (axum) until [`RunningServer::shutdown`].
 //!
 //! Every S3 request is counted, timed and logged as one JSON line (op, bucket, status, duration).
 //! Shutdown stops accepting, lets in-flight requests finish (bounded by `shutdown_grace_secs`),
@@ -44,6 +45,8 @@ pub struct RunningServer {
     pub store: Store,
     /// metrics of this instance
     pub metrics: Metrics,
+    /// authentication and authorisation (policy store, rate limits)
+    pub authz: policy::Authorizer,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -160,18 +163,27 @@ pub async fn start(config: Config) -> Result<RunningServer> {
         Err(e) => tracing::warn!(error = %e, "orphan sweep failed"),
     }
 
-    let creds = Credentials::new(
-        index.clone(),
-        keyring.clone(),
-        Duration::from_secs(config.credential_cache_secs),
-    );
+    // access keys, principals, grants and bucket tenants live in the same SQLite file; the
+    // policy store writes through the index's single writer connection
+    let policy_store =
+        policy::PolicyStore::new(index.write_pool().clone(), Arc::new(keyring.clone())).await?;
     let fixed = match (&config.access_key, &config.secret_key) {
-        (Some(a), Some(s)) => Some((a.as_str(), s.expose())),
+        (Some(a), Some(s)) => Some((a.as_str(), policy::SecretKey::new(s.expose()))),
         _ => None,
     };
-    let bootstrap = ensure_bootstrap(&creds, &index, fixed).await?;
+    let bootstrap = ensure_bootstrap(
+        &policy_store,
+        &index,
+        &keyring,
+        fixed.as_ref().map(|(a, s)| (*a, s)),
+    )
+    .await?;
+    let limits = Arc::new(policy::RateLimits::new(config.rate_limits()));
+    let authz = policy::Authorizer::new(policy_store, limits);
+    let creds = Credentials::new(authz.clone());
 
-    let gateway = Gateway::new(store.clone(), config.kms.is_some(), config.region.clone());
+    let gateway = Gateway::new(store.clone(), config.kms.is_some(), config.region.clone())
+        .with_policy(creds.clone());
     let mut builder = S3ServiceBuilder::new(gateway.clone());
     builder.set_auth(IndexAuth(creds.clone()));
     builder.set_access(RoleAccess(creds.clone()));
@@ -236,6 +248,7 @@ pub async fn start(config: Config) -> Result<RunningServer> {
         bootstrap,
         store,
         metrics,
+        authz,
         shutdown: tx,
         tasks: vec![s3_task, admin_task],
     })

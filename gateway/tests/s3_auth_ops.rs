@@ -9,7 +9,6 @@ use std::time::{Duration, SystemTime};
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use common::*;
-use gateway::auth::Credentials;
 use policy::{Role, SecretKey};
 
 #[tokio::test]
@@ -143,29 +142,30 @@ async fn roles_limit_what_a_key_may_do() {
         .send()
         .await
         .unwrap();
-    let creds = Credentials::new(
-        g.server.store.index.clone(),
-        g.server.store.keyring.clone(),
-        Duration::from_secs(1),
-    );
-    creds
-        .store(
-            "VGVIEWER000000000001",
-            &SecretKey::new("viewer-secret-0123456789"),
+    let store = g.server.authz.store();
+    for (name, role, id, secret) in [
+        (
             "viewer",
             Role::Viewer,
-        )
-        .await
-        .unwrap();
-    creds
-        .store(
-            "VGMANAGER00000000001",
-            &SecretKey::new("manager-secret-0123456789"),
+            "VGVIEWER000000000001",
+            "viewer-secret-0123456789",
+        ),
+        (
             "manager",
             Role::Manager,
-        )
-        .await
-        .unwrap();
+            "VGMANAGER00000000001",
+            "manager-secret-0123456789",
+        ),
+    ] {
+        store
+            .create_principal(name, "user", "default", Some(role))
+            .await
+            .unwrap();
+        store
+            .import_access_key(name, id, &SecretKey::new(secret), None)
+            .await
+            .unwrap();
+    }
     let viewer = client_for(
         &g.endpoint,
         "VGVIEWER000000000001",

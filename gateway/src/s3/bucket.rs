@@ -1,5 +1,6 @@
 //! Bucket operations: ListBuckets, CreateBucket, HeadBucket, DeleteBucket (only when empty),
-//! GetBucketLocation.
+//! GetBucketLocation. With a policy store, CreateBucket assigns the bucket to the caller's
+//! tenant, DeleteBucket forgets it, and ListBuckets shows only the caller's tenant's buckets.
 
 use s3s::S3Request;
 use s3s::dto::*;
@@ -7,6 +8,13 @@ use s3s::dto::*;
 use super::{Gateway, ts};
 use crate::error::{Error, Result};
 use crate::index::IndexError;
+
+/// The caller's identity in the policy store (None without a policy store).
+async fn caller<T>(g: &Gateway, req: &S3Request<T>) -> Result<Option<policy::Identity>> {
+    let Some(p) = &g.policy else { return Ok(None) };
+    let ak = req.credentials.as_ref().map(|c| c.access_key.as_str());
+    Ok(Some(p.identity(ak).await.map_err(Error::Client)?))
+}
 
 fn owner_of<T>(req: &S3Request<T>) -> String {
     req.credentials
@@ -21,13 +29,21 @@ impl Gateway {
         req: S3Request<ListBucketsInput>,
     ) -> Result<ListBucketsOutput> {
         let prefix = req.input.prefix.clone().unwrap_or_default();
-        let buckets = self
-            .store
-            .index
-            .list_buckets()
-            .await?
+        let who = caller(self, &req).await?;
+        let mut visible = Vec::new();
+        for b in self.store.index.list_buckets().await? {
+            if !b.name.starts_with(&prefix) {
+                continue;
+            }
+            if let (Some(p), Some(id)) = (&self.policy, &who)
+                && !p.authz().bucket_visible(id, &b.name).await?
+            {
+                continue;
+            }
+            visible.push(b);
+        }
+        let buckets = visible
             .into_iter()
-            .filter(|b| b.name.starts_with(&prefix))
             .map(|b| Bucket {
                 name: Some(b.name),
                 creation_date: Some(ts(b.created_ms)),
@@ -51,10 +67,14 @@ impl Gateway {
         req: S3Request<CreateBucketInput>,
     ) -> Result<CreateBucketOutput> {
         let name = req.input.bucket.clone();
+        let who = caller(self, &req).await?;
         match self.store.index.create_bucket(&name, &owner_of(&req)).await {
             Ok(()) => {}
             Err(IndexError::AlreadyExists(_)) => return Err(Error::BucketAlreadyOwnedByYou(name)),
             Err(e) => return Err(e.into()),
+        }
+        if let (Some(p), Some(id)) = (&self.policy, &who) {
+            p.authz().store().assign_bucket(&name, &id.tenant).await?;
         }
         tracing::info!(bucket = %name, "bucket created");
         Ok(CreateBucketOutput {
@@ -80,6 +100,9 @@ impl Gateway {
         let name = req.input.bucket;
         match self.store.index.delete_bucket(&name).await {
             Ok(()) => {
+                if let Some(p) = &self.policy {
+                    p.authz().store().forget_bucket(&name).await?;
+                }
                 tracing::info!(bucket = %name, "bucket deleted");
                 Ok(DeleteBucketOutput::default())
             }

@@ -31,6 +31,8 @@ pub struct Gateway {
     pub sse: &'static str,
     /// region reported by GetBucketLocation
     pub region: String,
+    /// policy store: bucket tenants for CreateBucket/DeleteBucket/ListBuckets (None: no tenants)
+    pub policy: Option<crate::auth::Credentials>,
 }
 
 impl Gateway {
@@ -44,7 +46,14 @@ impl Gateway {
                 ServerSideEncryption::AES256
             },
             region,
+            policy: None,
         }
+    }
+
+    /// The same gateway, with buckets assigned to tenants and ListBuckets filtered by `policy`.
+    pub fn with_policy(mut self, policy: crate::auth::Credentials) -> Gateway {
+        self.policy = Some(policy);
+        self
     }
 
     fn sse(&self) -> Option<ServerSideEncryption> {

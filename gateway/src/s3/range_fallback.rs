@@ -171,15 +171,13 @@ impl S3Route for RangeFallback {
                 access_key: access_key.clone(),
             });
         }
-        let Some(id) = access_key else {
-            return Err(s3_error!(AccessDenied, "Signature is required"));
+        let identity = self.creds.identity(access_key.as_deref()).await?;
+        let Some((bucket, key)) = split_path(&req.uri) else {
+            return Err(s3_error!(InvalidRequest));
         };
-        match self.creds.lookup(&id).await {
-            Ok(Some((_, role))) if role.allows(action) => Ok(()),
-            Ok(Some(_)) => Err(s3_error!(AccessDenied, "Access Denied")),
-            Ok(None) => Err(s3_error!(InvalidAccessKeyId)),
-            Err(e) => Err(e.into()),
-        }
+        self.creds
+            .authorize(&identity, action, Some(&bucket), Some(&key))
+            .await
     }
 
     async fn call(&self, req: S3Request<Body>) -> S3Result<S3Response<Body>> {

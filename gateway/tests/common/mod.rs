@@ -37,6 +37,9 @@ pub fn config(dir: &std::path::Path) -> Config {
         access_key: Some(AK.into()),
         secret_key: Some(Secret::new(SK)),
         master_key: Some(Secret::new(MASTER)),
+        // the tests here are not about rate limits (0 = unlimited)
+        rate_s3_reads_per_min: 0,
+        rate_s3_writes_per_min: 0,
         ..Default::default()
     }
 }

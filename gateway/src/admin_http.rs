@@ -1,6 +1,7 @@
 //! The admin listener's operational routes (axum): `/metrics` (Prometheus text), `/health`
 //! (200 while the process runs) and `/ready` (200 when index, backend and key provider answer,
-//! else 503 with JSON naming what failed). The admin REST API mounts beside these later.
+//! else 503 with JSON naming what failed). The server merges `admin::router` (the admin REST
+//! API under /admin/v1) beside these.
 
 use std::time::Duration;
 

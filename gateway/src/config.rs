@@ -79,6 +79,9 @@ pub struct Config {
     pub rate_s3_writes_per_min: u32,
     /// Admin API calls per minute per principal (`VAULTGATE_RATE_ADMIN_PER_MIN`). Default 60.
     pub rate_admin_per_min: u32,
+    /// HS256 secret of admin API tokens, at least 32 bytes (`VAULTGATE_ADMIN_JWT_SECRET`, alias
+    /// `ADMIN_JWT_SECRET`). Default: random per start (tokens die with the process).
+    pub admin_jwt_secret: Option<Secret>,
 }
 
 impl Default for Config {
@@ -100,6 +103,7 @@ impl Default for Config {
             rate_s3_reads_per_min: policy::RateLimitConfig::default().s3_reads_per_min,
             rate_s3_writes_per_min: policy::RateLimitConfig::default().s3_writes_per_min,
             rate_admin_per_min: policy::RateLimitConfig::default().admin_per_min,
+            admin_jwt_secret: None,
         }
     }
 }
@@ -133,6 +137,8 @@ pub struct Overrides {
     pub rate_s3_writes_per_min: Option<u32>,
     /// VAULTGATE_RATE_ADMIN_PER_MIN
     pub rate_admin_per_min: Option<u32>,
+    /// VAULTGATE_ADMIN_JWT_SECRET / ADMIN_JWT_SECRET
+    pub admin_jwt_secret: Option<Secret>,
 }
 
 impl Config {
@@ -190,6 +196,9 @@ impl Config {
         if let Some(v) = o.rate_admin_per_min {
             self.rate_admin_per_min = v;
         }
+        if o.admin_jwt_secret.is_some() {
+            self.admin_jwt_secret = o.admin_jwt_secret;
+        }
     }
 
     /// The S3 listener address.
@@ -233,6 +242,19 @@ impl Config {
             s3_writes_per_min: self.rate_s3_writes_per_min,
             admin_per_min: self.rate_admin_per_min,
         }
+    }
+
+    /// The admin API's token authority: the configured HS256 secret (else a random one), plus
+    /// `VAULTGATE_ADMIN_JWKS_FILE` and `VAULTGATE_ADMIN_TOKEN_TTL_SECS` from the environment.
+    pub fn jwt_authority(&self) -> Result<policy::JwtAuthority> {
+        let secret = self
+            .admin_jwt_secret
+            .as_ref()
+            .map(|s| s.expose().to_owned());
+        Ok(policy::JwtAuthority::from_lookup(|k| match k {
+            "VAULTGATE_ADMIN_JWT_SECRET" | "ADMIN_JWT_SECRET" => secret.clone(),
+            other => std::env::var(other).ok().filter(|v| !v.is_empty()),
+        })?)
     }
 
     /// Effective database URL.

@@ -73,6 +73,8 @@ enum Command {
         /// Directory of hub blobs; paths relative to it become object keys.
         dir: PathBuf,
     },
+    /// Admin API client (users, keys, grants, tenants, quorum, status).
+    Admin(admin::cli::AdminArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -125,6 +127,9 @@ struct Settings {
     /// Admin API calls per minute per principal. Default 60
     #[arg(long, env = "VAULTGATE_RATE_ADMIN_PER_MIN")]
     rate_admin_per_min: Option<u32>,
+    /// HS256 secret of admin API tokens, >= 32 bytes (env alias ADMIN_JWT_SECRET).
+    #[arg(long, env = "VAULTGATE_ADMIN_JWT_SECRET", hide_env_values = true)]
+    admin_jwt_secret: Option<String>,
 }
 
 impl Settings {
@@ -153,6 +158,14 @@ impl Settings {
             rate_s3_reads_per_min: self.rate_s3_reads_per_min,
             rate_s3_writes_per_min: self.rate_s3_writes_per_min,
             rate_admin_per_min: self.rate_admin_per_min,
+            admin_jwt_secret: self
+                .admin_jwt_secret
+                .or_else(|| {
+                    std::env::var("ADMIN_JWT_SECRET")
+                        .ok()
+                        .filter(|v| !v.is_empty())
+                })
+                .map(Secret::new),
         });
         cfg.validate()?;
         Ok(cfg)
@@ -361,6 +374,25 @@ fn main() -> ExitCode {
         Command::Config {
             command: ConfigCommand::Check(s),
         } => check(s),
+        Command::Admin(args) => {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("vaultgate: cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match rt.block_on(admin::cli::run(args, &mut std::io::stdout())) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("{}: {}", e.code, e.message);
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Serve(s) => {
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

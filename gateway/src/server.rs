@@ -1,7 +1,8 @@
 //! Builds and runs the gateway in-process: opens the index, backend and key provider from a
 //! [`Config`], collects garbage left by a crash, opens the policy store in the index's database
 //! and bootstraps the SuperAdmin key, then serves S3 (s3s on hyper, authorised by
-//! `policy::Authorizer`) and the admin listener (axum) until [`RunningServer::shutdown`].
+//! `policy::Authorizer`) and the admin listener (axum: /metrics, /health, /ready and the admin
+//! REST API under /admin/v1) until [`RunningServer::shutdown`].
 //!
 //! Every S3 request is counted, timed and logged as one JSON line (op, bucket, status, duration).
 //! Shutdown stops accepting, lets in-flight requests finish (bounded by `shutdown_grace_secs`),
@@ -179,6 +180,14 @@ pub async fn start(config: Config) -> Result<RunningServer> {
     )
     .await?;
     let limits = Arc::new(policy::RateLimits::new(config.rate_limits()));
+    let jwt = Arc::new(config.jwt_authority()?);
+    let mut admin_api = admin::AdminState::new(policy_store.clone(), jwt, limits.clone());
+    let facts = serde_json::json!({
+        "backend": backend.name(),
+        "key_provider": keyring.provider().kind(),
+        "region": config.region,
+    });
+    admin_api.status_extra = Some(Arc::new(move || facts.clone()));
     let authz = policy::Authorizer::new(policy_store, limits);
     let creds = Credentials::new(authz.clone());
 
@@ -215,7 +224,8 @@ pub async fn start(config: Config) -> Result<RunningServer> {
     let app = router(AdminState {
         store: store.clone(),
         metrics: metrics.clone(),
-    });
+    })
+    .merge(admin::router(admin_api));
     let mut admin_rx = rx.clone();
     let admin_task = tokio::spawn(async move {
         let stop = async move {

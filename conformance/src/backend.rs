@@ -3,6 +3,7 @@
 //! random ids, so checks may run in parallel and against a backend that holds other objects.
 //! A failed check panics with a message naming the backend and the property that broke.
 
+use gateway::index::now_ms;
 use std::ops::Range;
 
 use bytes::Bytes;
@@ -510,13 +511,6 @@ pub async fn large_streamed_object(
         max_read_chunk,
         peak_rss_growth,
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 /// Resets the kernel's peak-RSS mark of this process (Linux `clear_refs` 5) and returns the

@@ -298,11 +298,8 @@ impl Store {
     }
 }
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    let now = time::OffsetDateTime::now_utc();
-    i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
-}
+/// Milliseconds since the Unix epoch (the index's clock).
+pub use crate::index::now_ms;
 
 /// A body stream that is `Sync` (s3s requires it) without locking on the hot path.
 pub struct SyncStream(Mutex<BoxStream<'static, std::io::Result<Bytes>>>);

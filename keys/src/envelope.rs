@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 use crate::format::Header;
-use crate::provider::KeyProvider;
+use crate::provider::{KeyProvider, now_ms};
 use crate::secret::DataKeyMaterial;
 
 /// Id of a bucket data key. Not secret: Debug/Display print lower-case hex.
@@ -253,13 +253,6 @@ impl fmt::Debug for Keyring {
             .field("provider", &self.inner.provider)
             .finish_non_exhaustive()
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 impl Keyring {

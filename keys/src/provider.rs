@@ -173,10 +173,11 @@ impl fmt::Debug for LocalProvider {
     }
 }
 
-fn now_ms() -> i64 {
+/// Milliseconds since the Unix epoch (wall clock); the crate's one clock.
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
 }
 

@@ -335,6 +335,6 @@ pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
 }
 
 /// Milliseconds since the Unix epoch, now.
-pub(crate) fn now_ms() -> i64 {
+pub fn now_ms() -> i64 {
     crate::backend::system_time_ms(std::time::SystemTime::now())
 }

@@ -131,11 +131,7 @@ impl FromStr for ReadPolicy {
 }
 
 /// The current time in Unix milliseconds (for `AuditEvent::time_ms`, prune and export).
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
+pub use crate::now_ms;
 
 /// Ledger settings (the `[audit]` section of the gateway config maps onto this).
 #[derive(Debug, Clone)]

@@ -204,15 +204,7 @@ impl Store {
         if ids.is_empty() {
             return;
         }
-        let mut done = Vec::with_capacity(ids.len());
-        for id in ids {
-            match self.backend.delete(&id).await {
-                Ok(()) => done.push(id),
-                Err(e) => {
-                    tracing::warn!(backend_id = %id, error = %e, "garbage delete failed; stays queued")
-                }
-            }
-        }
+        let (done, _failed) = crate::index::gc::delete_all(self.backend.as_ref(), ids).await;
         if let Err(e) = self.index.gc_done(&done).await {
             tracing::warn!(error = %e, "gc_done failed; ids stay queued (deletes are idempotent)");
         }

@@ -148,7 +148,7 @@ impl Index {
 }
 
 /// Deletes `ids` from the backend; returns the ids whose delete succeeded and how many failed.
-async fn delete_all(backend: &dyn Backend, ids: Vec<String>) -> (Vec<String>, u64) {
+pub(crate) async fn delete_all(backend: &dyn Backend, ids: Vec<String>) -> (Vec<String>, u64) {
     let results: Vec<(String, Result<(), BackendError>)> = futures::stream::iter(ids)
         .map(|id| async move {
             let r = backend.delete(&id).await;

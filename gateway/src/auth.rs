@@ -4,6 +4,7 @@
 //! grants / tenant → quorum) and records the operation name for metrics/logs. Also owns the
 //! bootstrap SuperAdmin key and the one-time import of the index's legacy `access_keys` table.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use policy::{Action, Authorizer, Identity, PolicyStore, Role, SecretKey};
@@ -46,15 +47,24 @@ impl OpSlot {
 }
 
 /// Access keys and decisions from the policy store. Clone is cheap.
+///
+/// Every signed request looks its key up once, in `S3Auth::get_secret_key` (no cache: revocation
+/// takes effect at once); the identity found there is remembered under the access key so that the
+/// access check and the bucket operations of the same request do not read and unseal the key
+/// again. The remembered identity is always the one of the latest successful lookup of that key.
 #[derive(Clone, Debug)]
 pub struct Credentials {
     authz: Authorizer,
+    verified: Arc<Mutex<HashMap<String, Identity>>>,
 }
 
 impl Credentials {
-    /// Credentials answered by `authz` (no cache: revocation takes effect at once).
+    /// Credentials answered by `authz`.
     pub fn new(authz: Authorizer) -> Credentials {
-        Credentials { authz }
+        Credentials {
+            authz,
+            verified: Arc::default(),
+        }
     }
 
     /// The authorizer.
@@ -67,11 +77,38 @@ impl Credentials {
         Ok(self.authz.secret_key(id).await?)
     }
 
-    /// Identity of the (authenticated) caller of a request, or an S3 error.
+    /// The signing secret of a key for `S3Auth` (a fresh lookup); remembers its identity for the
+    /// rest of the request.
+    async fn secret_for_signature(&self, id: &str) -> Result<Option<SecretKey>> {
+        let found = self.lookup(id).await?;
+        let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(match found {
+            Some((secret, identity)) => {
+                verified.insert(id.to_owned(), identity);
+                Some(secret)
+            }
+            None => {
+                verified.remove(id);
+                None
+            }
+        })
+    }
+
+    /// Identity of the (authenticated) caller of a request, or an S3 error: the one its signature
+    /// check just looked up, else a fresh lookup.
     pub async fn identity(&self, access_key: Option<&str>) -> S3Result<Identity> {
         let Some(id) = access_key else {
             return Err(s3_error!(AccessDenied, "Signature is required"));
         };
+        let known = self
+            .verified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned();
+        if let Some(identity) = known {
+            return Ok(identity);
+        }
         match self.lookup(id).await {
             Ok(Some((_, identity))) => Ok(identity),
             Ok(None) => Err(s3_error!(InvalidAccessKeyId)),
@@ -231,8 +268,8 @@ pub struct IndexAuth(pub Credentials);
 #[async_trait::async_trait]
 impl S3Auth for IndexAuth {
     async fn get_secret_key(&self, access_key: &str) -> S3Result<s3s::auth::SecretKey> {
-        match self.0.lookup(access_key).await {
-            Ok(Some((secret, _))) => Ok(s3s::auth::SecretKey::from(secret.expose())),
+        match self.0.secret_for_signature(access_key).await {
+            Ok(Some(secret)) => Ok(s3s::auth::SecretKey::from(secret.expose())),
             Ok(None) => Err(s3_error!(
                 InvalidAccessKeyId,
                 "The AWS Access Key Id you provided does not exist in our records."

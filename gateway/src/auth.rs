@@ -25,19 +25,36 @@ pub fn secret_context(access_key_id: &str) -> String {
 #[derive(Clone, Debug, Default)]
 pub struct OpSlot(Arc<Mutex<Option<OpInfo>>>);
 
-/// What the access check learned about a request.
-#[derive(Clone, Debug)]
+/// What the access check learned about a request (read by the request logger, metrics and the
+/// audit recorder).
+#[derive(Clone, Debug, Default)]
 pub struct OpInfo {
     /// the operation (None: an operation the gateway does not serve)
     pub action: Option<Action>,
     /// caller's access key id
     pub access_key: Option<String>,
+    /// authenticated principal (None until the key was looked up, or when it is unknown)
+    pub principal: Option<String>,
+    /// the principal's tenant
+    pub tenant: Option<String>,
+    /// bucket named by the request
+    pub bucket: Option<String>,
+    /// object key named by the request (as given)
+    pub key: Option<String>,
 }
 
 impl OpSlot {
     pub(crate) fn set(&self, info: OpInfo) {
         if let Ok(mut g) = self.0.lock() {
             *g = Some(info);
+        }
+    }
+    /// Records the authenticated caller on the slot's operation.
+    pub(crate) fn set_identity(&self, identity: &Identity) {
+        if let Ok(mut g) = self.0.lock() {
+            let info = g.get_or_insert_with(OpInfo::default);
+            info.principal = Some(identity.principal.clone());
+            info.tenant = Some(identity.tenant.clone());
         }
     }
     /// The recorded operation, if the request got as far as the access check.
@@ -299,13 +316,25 @@ impl S3Access for RoleAccess {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
         let action = Action::from_s3_operation(cx.s3_op().name());
         let access_key = cx.credentials().map(|c| c.access_key.clone());
-        if let Some(slot) = cx.extensions_mut().get::<OpSlot>() {
+        let (bucket, key) = match cx.s3_path() {
+            S3Path::Root => (None, None),
+            S3Path::Bucket { bucket } => (Some(bucket.to_string()), None),
+            S3Path::Object { bucket, key } => (Some(bucket.to_string()), Some(key.to_string())),
+        };
+        let slot = cx.extensions_mut().get::<OpSlot>().cloned();
+        if let Some(slot) = &slot {
             slot.set(OpInfo {
                 action,
                 access_key: access_key.clone(),
+                bucket: bucket.clone(),
+                key: key.clone(),
+                ..OpInfo::default()
             });
         }
         let identity = self.0.identity(access_key.as_deref()).await?;
+        if let Some(slot) = &slot {
+            slot.set_identity(&identity);
+        }
         let Some(action) = action else {
             // operations we do not serve answer NotImplemented (from s3s) for admins
             return if identity.role == Some(Role::SuperAdmin) {
@@ -313,11 +342,6 @@ impl S3Access for RoleAccess {
             } else {
                 Err(s3_error!(AccessDenied, "Access Denied"))
             };
-        };
-        let (bucket, key) = match cx.s3_path() {
-            S3Path::Root => (None, None),
-            S3Path::Bucket { bucket } => (Some(bucket.to_string()), None),
-            S3Path::Object { bucket, key } => (Some(bucket.to_string()), Some(key.to_string())),
         };
         self.0
             .authorize(&identity, action, bucket.as_deref(), key.as_deref())

@@ -165,14 +165,22 @@ impl S3Route for RangeFallback {
             policy::Action::GetObject
         };
         let access_key = req.credentials.as_ref().map(|c| c.access_key.clone());
-        if let Some(slot) = req.extensions.get::<OpSlot>() {
+        let path = split_path(&req.uri);
+        let slot = req.extensions.get::<OpSlot>().cloned();
+        if let Some(slot) = &slot {
             slot.set(OpInfo {
                 action: Some(action),
                 access_key: access_key.clone(),
+                bucket: path.as_ref().map(|(b, _)| b.clone()),
+                key: path.as_ref().map(|(_, k)| k.clone()),
+                ..OpInfo::default()
             });
         }
         let identity = self.creds.identity(access_key.as_deref()).await?;
-        let Some((bucket, key)) = split_path(&req.uri) else {
+        if let Some(slot) = &slot {
+            slot.set_identity(&identity);
+        }
+        let Some((bucket, key)) = path else {
             return Err(s3_error!(InvalidRequest));
         };
         self.creds

@@ -11,6 +11,7 @@ mod error;
 mod event;
 mod mirror;
 pub mod retention;
+pub mod scope;
 pub mod verify;
 
 use std::fmt;
@@ -32,6 +33,7 @@ pub use event::{
     sha256_hex,
 };
 pub use retention::{Checkpoint, PruneReport};
+pub use scope::{RequestAudit, outcome_for};
 pub use verify::{Anchor, Issue, VerifyReport};
 
 use mirror::Mirror;

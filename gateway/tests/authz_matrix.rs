@@ -1,0 +1,727 @@
+//! The authorization matrix of issue 7 over real SigV4 (aws-sdk-s3) against the in-process
+//! gateway: every served S3 operation × every role (Viewer, Manager, SuperAdmin, a custom
+//! `BackupWriter` role granted on one bucket and prefix, and the SuperAdmin of another tenant) ×
+//! own/other tenant, each request checked for the operation's success or a 403 AccessDenied
+//! exactly as the role rule says (the whole table is printed when a cell is wrong). Also:
+//! ListBuckets shows only the caller's tenant, revoking a key or disabling a principal refuses the
+//! very next request, and listings are authorised on their `prefix`.
+
+mod common;
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
+use common::*;
+use policy::{Action, Role};
+
+const ACME: &str = "acme";
+const GLOBEX: &str = "globex";
+const ACME_BUCKET: &str = "acme-data";
+const GLOBEX_BUCKET: &str = "globex-data";
+/// The custom role of the matrix: writes and deletes, nothing else.
+const BACKUP_ACTIONS: [Action; 2] = [Action::PutObject, Action::DeleteObject];
+/// The only prefix the BackupWriter grant covers (every matrix key lives under it).
+const BACKUP_PREFIX: &str = "bk/";
+
+/// What one request came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Outcome {
+    /// the operation's success status
+    Allowed,
+    /// 403 AccessDenied (for ListBuckets against the other tenant: none of its buckets listed)
+    Denied,
+    /// anything else: status and code, or what went wrong
+    Other(String),
+}
+
+impl Outcome {
+    fn of<T, E: ProvideErrorMetadata>(
+        r: Result<T, SdkError<E, aws_sdk_s3::config::http::HttpResponse>>,
+        head: bool,
+    ) -> Outcome {
+        match r {
+            Ok(_) => Outcome::Allowed,
+            Err(e) => {
+                let (status, code) = (status(&e), code(&e));
+                // HEAD answers carry no body, so no code: the status alone says it.
+                if status == 403 && (code == "AccessDenied" || (head && code.is_empty())) {
+                    Outcome::Denied
+                } else {
+                    Outcome::Other(format!("{status} {code}"))
+                }
+            }
+        }
+    }
+
+    fn cell(&self) -> String {
+        match self {
+            Outcome::Allowed => "ok".into(),
+            Outcome::Denied => "DENY".into(),
+            Outcome::Other(s) => s.clone(),
+        }
+    }
+}
+
+struct Subject {
+    name: &'static str,
+    tenant: &'static str,
+    role: Option<Role>,
+    client: Client,
+}
+
+impl Subject {
+    /// The rule of issue 7: Viewer reads, Manager writes, SuperAdmin deletes and creates; a
+    /// custom role exactly its actions inside its grant; nobody touches another tenant; whoever
+    /// holds a role or a grant may list (its own tenant's) buckets.
+    fn expected(&self, op: Action, own: bool) -> Outcome {
+        let allowed = if op == Action::ListBuckets {
+            own
+        } else {
+            own && match self.role {
+                Some(r) => r.allows(op),
+                None => BACKUP_ACTIONS.contains(&op),
+            }
+        };
+        if allowed {
+            Outcome::Allowed
+        } else {
+            Outcome::Denied
+        }
+    }
+}
+
+async fn principal(
+    g: &TestGateway,
+    name: &'static str,
+    tenant: &'static str,
+    role: Option<Role>,
+) -> Subject {
+    let store = g.server.authz.store();
+    store
+        .create_principal(name, "user", tenant, role)
+        .await
+        .unwrap();
+    let k = store.create_access_key(name, None).await.unwrap();
+    Subject {
+        name,
+        tenant,
+        role,
+        client: client_for(&g.endpoint, &k.access_key_id, k.secret.expose()),
+    }
+}
+
+async fn put(c: &Client, bucket: &str, key: &str, body: &'static [u8]) {
+    c.put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(ByteStream::from_static(body))
+        .send()
+        .await
+        .unwrap();
+}
+
+async fn create_upload(c: &Client, bucket: &str, key: &str) -> String {
+    c.create_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap()
+        .upload_id()
+        .unwrap()
+        .to_owned()
+}
+
+async fn exists(c: &Client, bucket: &str, key: Option<&str>) -> bool {
+    match key {
+        Some(k) => c.head_object().bucket(bucket).key(k).send().await.is_ok(),
+        None => c.head_bucket().bucket(bucket).send().await.is_ok(),
+    }
+}
+
+async fn bucket_names(c: &Client) -> Result<Vec<String>, String> {
+    match c.list_buckets().send().await {
+        Ok(out) => Ok(out
+            .buckets()
+            .iter()
+            .filter_map(|b| b.name().map(str::to_owned))
+            .collect()),
+        Err(e) => Err(format!("{} {}", status(&e), code(&e))),
+    }
+}
+
+/// Prepares what `op` needs in `bucket` with the bucket owner's client `owner`, runs `op` as
+/// `subject`, and checks that a refused destructive request destroyed nothing.
+async fn run_cell(
+    op: Action,
+    subject: &Subject,
+    owner: &Client,
+    bucket: &str,
+    side_tenant: &str,
+    own: bool,
+) -> Outcome {
+    let c = &subject.client;
+    let side = if own { "own" } else { "other" };
+    let key = format!("{BACKUP_PREFIX}{op}/{}/{side}", subject.name);
+    match op {
+        Action::ListBuckets => {
+            let names = match bucket_names(c).await {
+                Ok(n) => n,
+                Err(e) => return Outcome::Other(e),
+            };
+            let prefix = format!("{side_tenant}-");
+            let seen = names.iter().filter(|n| n.starts_with(&prefix)).count();
+            let foreign: Vec<&String> = names
+                .iter()
+                .filter(|n| !n.starts_with(&format!("{}-", subject.tenant)))
+                .collect();
+            if !foreign.is_empty() {
+                return Outcome::Other(format!("lists {foreign:?}"));
+            }
+            match (own, seen) {
+                (true, 0) => Outcome::Other("own buckets missing".into()),
+                (true, _) => Outcome::Allowed,
+                (false, 0) => Outcome::Denied,
+                (false, _) => Outcome::Other("other tenant listed".into()),
+            }
+        }
+        Action::CreateBucket => {
+            // own tenant: a new name; other tenant: a name that tenant owns
+            let name = if own {
+                format!("{side_tenant}-cb-{}", subject.name)
+            } else {
+                bucket.to_owned()
+            };
+            Outcome::of(c.create_bucket().bucket(name).send().await, false)
+        }
+        Action::HeadBucket => Outcome::of(c.head_bucket().bucket(bucket).send().await, true),
+        Action::DeleteBucket => {
+            let name = format!("{side_tenant}-db-{}", subject.name);
+            owner.create_bucket().bucket(&name).send().await.unwrap();
+            let o = Outcome::of(c.delete_bucket().bucket(&name).send().await, false);
+            if o == Outcome::Denied && !exists(owner, &name, None).await {
+                return Outcome::Other("denied, yet the bucket is gone".into());
+            }
+            o
+        }
+        Action::GetBucketLocation => {
+            Outcome::of(c.get_bucket_location().bucket(bucket).send().await, false)
+        }
+        Action::PutObject => {
+            let o = Outcome::of(
+                c.put_object()
+                    .bucket(bucket)
+                    .key(&key)
+                    .body(ByteStream::from_static(b"put by subject"))
+                    .send()
+                    .await,
+                false,
+            );
+            if o == Outcome::Denied && exists(owner, bucket, Some(&key)).await {
+                return Outcome::Other("denied, yet the object was stored".into());
+            }
+            o
+        }
+        Action::GetObject => {
+            put(owner, bucket, &key, b"fixture").await;
+            match c.get_object().bucket(bucket).key(&key).send().await {
+                Ok(out) => match out.body.collect().await.map(|b| b.into_bytes()) {
+                    Ok(b) if &b[..] == b"fixture" => Outcome::Allowed,
+                    _ => Outcome::Other("wrong body".into()),
+                },
+                Err(e) => Outcome::of::<(), _>(Err(e), false),
+            }
+        }
+        Action::HeadObject => {
+            put(owner, bucket, &key, b"fixture").await;
+            Outcome::of(c.head_object().bucket(bucket).key(&key).send().await, true)
+        }
+        Action::DeleteObject => {
+            put(owner, bucket, &key, b"fixture").await;
+            let o = Outcome::of(
+                c.delete_object().bucket(bucket).key(&key).send().await,
+                false,
+            );
+            match (&o, exists(owner, bucket, Some(&key)).await) {
+                (Outcome::Denied, false) => Outcome::Other("denied, yet deleted".into()),
+                (Outcome::Allowed, true) => Outcome::Other("allowed, yet still there".into()),
+                _ => o,
+            }
+        }
+        Action::DeleteObjects => {
+            put(owner, bucket, &key, b"fixture").await;
+            let delete = Delete::builder()
+                .objects(ObjectIdentifier::builder().key(&key).build().unwrap())
+                .build()
+                .unwrap();
+            let o = match c
+                .delete_objects()
+                .bucket(bucket)
+                .delete(delete)
+                .send()
+                .await
+            {
+                Ok(out) => match (out.deleted(), out.errors()) {
+                    (d, []) if d.len() == 1 => Outcome::Allowed,
+                    // a per-key refusal inside a 200 answer
+                    ([], [e]) if e.code() == Some("AccessDenied") => Outcome::Denied,
+                    (d, e) => Outcome::Other(format!("deleted {d:?} errors {e:?}")),
+                },
+                Err(e) => Outcome::of::<(), _>(Err(e), false),
+            };
+            match (&o, exists(owner, bucket, Some(&key)).await) {
+                (Outcome::Denied, false) => Outcome::Other("denied, yet deleted".into()),
+                (Outcome::Allowed, true) => Outcome::Other("allowed, yet still there".into()),
+                _ => o,
+            }
+        }
+        Action::CopyObject => {
+            let src = format!("{key}.src");
+            put(owner, bucket, &src, b"copy source").await;
+            Outcome::of(
+                c.copy_object()
+                    .bucket(bucket)
+                    .key(&key)
+                    .copy_source(format!("{bucket}/{src}"))
+                    .send()
+                    .await,
+                false,
+            )
+        }
+        Action::ListObjects => Outcome::of(c.list_objects().bucket(bucket).send().await, false),
+        Action::ListObjectsV2 => {
+            Outcome::of(c.list_objects_v2().bucket(bucket).send().await, false)
+        }
+        Action::CreateMultipartUpload => Outcome::of(
+            c.create_multipart_upload()
+                .bucket(bucket)
+                .key(&key)
+                .send()
+                .await,
+            false,
+        ),
+        Action::UploadPart => {
+            let id = create_upload(owner, bucket, &key).await;
+            Outcome::of(
+                c.upload_part()
+                    .bucket(bucket)
+                    .key(&key)
+                    .upload_id(id)
+                    .part_number(1)
+                    .body(ByteStream::from_static(b"part"))
+                    .send()
+                    .await,
+                false,
+            )
+        }
+        Action::UploadPartCopy => {
+            let src = format!("{key}.src");
+            put(owner, bucket, &src, b"part source").await;
+            let id = create_upload(owner, bucket, &key).await;
+            Outcome::of(
+                c.upload_part_copy()
+                    .bucket(bucket)
+                    .key(&key)
+                    .upload_id(id)
+                    .part_number(1)
+                    .copy_source(format!("{bucket}/{src}"))
+                    .send()
+                    .await,
+                false,
+            )
+        }
+        Action::CompleteMultipartUpload => {
+            let id = create_upload(owner, bucket, &key).await;
+            let part = owner
+                .upload_part()
+                .bucket(bucket)
+                .key(&key)
+                .upload_id(&id)
+                .part_number(1)
+                .body(ByteStream::from_static(b"the only part"))
+                .send()
+                .await
+                .unwrap();
+            let done = CompletedMultipartUpload::builder()
+                .parts(
+                    CompletedPart::builder()
+                        .part_number(1)
+                        .e_tag(part.e_tag().unwrap())
+                        .build(),
+                )
+                .build();
+            Outcome::of(
+                c.complete_multipart_upload()
+                    .bucket(bucket)
+                    .key(&key)
+                    .upload_id(id)
+                    .multipart_upload(done)
+                    .send()
+                    .await,
+                false,
+            )
+        }
+        Action::AbortMultipartUpload => {
+            let id = create_upload(owner, bucket, &key).await;
+            Outcome::of(
+                c.abort_multipart_upload()
+                    .bucket(bucket)
+                    .key(&key)
+                    .upload_id(id)
+                    .send()
+                    .await,
+                false,
+            )
+        }
+        Action::ListParts => {
+            let id = create_upload(owner, bucket, &key).await;
+            Outcome::of(
+                c.list_parts()
+                    .bucket(bucket)
+                    .key(&key)
+                    .upload_id(id)
+                    .send()
+                    .await,
+                false,
+            )
+        }
+        Action::ListMultipartUploads => Outcome::of(
+            c.list_multipart_uploads().bucket(bucket).send().await,
+            false,
+        ),
+    }
+}
+
+struct World {
+    g: TestGateway,
+    acme_root: Client,
+    globex_root: Client,
+    subjects: Vec<Subject>,
+}
+
+/// Two tenants with a bucket each (made by each tenant's own root SuperAdmin) and the five
+/// subjects of the matrix.
+async fn world() -> World {
+    let g = start().await;
+    let store = g.server.authz.store();
+    store.create_tenant(ACME).await.unwrap();
+    store.create_tenant(GLOBEX).await.unwrap();
+    let acme_root = principal(&g, "acme-root", ACME, Some(Role::SuperAdmin)).await;
+    let globex_root = principal(&g, "globex-root", GLOBEX, Some(Role::SuperAdmin)).await;
+    acme_root
+        .client
+        .create_bucket()
+        .bucket(ACME_BUCKET)
+        .send()
+        .await
+        .unwrap();
+    globex_root
+        .client
+        .create_bucket()
+        .bucket(GLOBEX_BUCKET)
+        .send()
+        .await
+        .unwrap();
+    store
+        .create_role(
+            "BackupWriter",
+            &["PutObject".into(), "s3:DeleteObject".into()],
+        )
+        .await
+        .unwrap();
+    let subjects = vec![
+        principal(&g, "viewer", ACME, Some(Role::Viewer)).await,
+        principal(&g, "manager", ACME, Some(Role::Manager)).await,
+        principal(&g, "superadmin", ACME, Some(Role::SuperAdmin)).await,
+        principal(&g, "backup", ACME, None).await,
+        principal(&g, "globex-admin", GLOBEX, Some(Role::SuperAdmin)).await,
+    ];
+    store
+        .create_grant("backup", "BackupWriter", ACME_BUCKET, BACKUP_PREFIX)
+        .await
+        .unwrap();
+    World {
+        g,
+        acme_root: acme_root.client,
+        globex_root: globex_root.client,
+        subjects,
+    }
+}
+
+#[tokio::test]
+async fn every_operation_by_every_role_in_own_and_other_tenant() {
+    let w = world().await;
+    let denied_before = w.g.server.authz.denied_total();
+    let mut rows = Vec::new();
+    let mut wrong = 0;
+    let mut denials = 0u64;
+    for op in Action::ALL {
+        let mut cells = Vec::new();
+        for s in &w.subjects {
+            for own in [true, false] {
+                let side_tenant = if (s.tenant == ACME) == own {
+                    ACME
+                } else {
+                    GLOBEX
+                };
+                let (owner, bucket) = if side_tenant == ACME {
+                    (&w.acme_root, ACME_BUCKET)
+                } else {
+                    (&w.globex_root, GLOBEX_BUCKET)
+                };
+                let got = run_cell(op, s, owner, bucket, side_tenant, own).await;
+                let want = s.expected(op, own);
+                if got == Outcome::Denied && op != Action::ListBuckets {
+                    denials += 1;
+                }
+                let mark = if got == want {
+                    ""
+                } else {
+                    wrong += 1;
+                    "!"
+                };
+                let expect = if got == want {
+                    String::new()
+                } else {
+                    format!("(want {})", want.cell())
+                };
+                cells.push(format!("{mark}{}{expect}", got.cell()));
+            }
+        }
+        rows.push((op, cells));
+    }
+    let mut table = format!("{:<24}", "operation");
+    for s in &w.subjects {
+        table.push_str(&format!("{:<22}{:<22}", format!("{} own", s.name), "other"));
+    }
+    table.push('\n');
+    for (op, cells) in &rows {
+        table.push_str(&format!("{:<24}", op.s3_name()));
+        for c in cells {
+            table.push_str(&format!("{c:<22}"));
+        }
+        table.push('\n');
+    }
+    println!("{table}");
+    assert_eq!(wrong, 0, "{wrong} wrong decision(s) ('!'):\n{table}");
+    // every refusal was counted
+    assert_eq!(
+        w.g.server.authz.denied_total() - denied_before,
+        denials,
+        "{table}"
+    );
+    w.g.stop().await;
+}
+
+#[tokio::test]
+async fn list_buckets_shows_exactly_the_callers_tenant() {
+    let w = world().await;
+    w.acme_root
+        .create_bucket()
+        .bucket("acme-second")
+        .send()
+        .await
+        .unwrap();
+    let acme = vec!["acme-data".to_owned(), "acme-second".to_owned()];
+    for s in &w.subjects {
+        let want = if s.tenant == ACME {
+            acme.clone()
+        } else {
+            vec![GLOBEX_BUCKET.to_owned()]
+        };
+        assert_eq!(bucket_names(&s.client).await.unwrap(), want, "{}", s.name);
+    }
+    // the bootstrap admin of the default tenant sees neither tenant's buckets
+    assert_eq!(
+        bucket_names(&w.g.client).await.unwrap(),
+        Vec::<String>::new()
+    );
+    w.g.stop().await;
+}
+
+#[tokio::test]
+async fn revoking_a_key_or_disabling_a_principal_denies_the_very_next_request() {
+    let w = world().await;
+    let store = w.g.server.authz.store();
+    let backup = &w.subjects[3];
+    let key = format!("{BACKUP_PREFIX}revoke");
+    put(&backup.client, ACME_BUCKET, &key, b"1").await;
+    let keys = store.list_access_keys(Some("backup")).await.unwrap();
+    assert_eq!(keys.len(), 1);
+    store
+        .revoke_access_key(&keys[0].access_key_id)
+        .await
+        .unwrap();
+    let e = backup
+        .client
+        .delete_object()
+        .bucket(ACME_BUCKET)
+        .key(&key)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!((code(&e).as_str(), status(&e)), ("InvalidAccessKeyId", 403));
+    assert!(exists(&w.acme_root, ACME_BUCKET, Some(&key)).await);
+
+    let manager = &w.subjects[1];
+    manager
+        .client
+        .head_bucket()
+        .bucket(ACME_BUCKET)
+        .send()
+        .await
+        .unwrap();
+    store.set_disabled("manager", true).await.unwrap();
+    let e = manager
+        .client
+        .list_objects_v2()
+        .bucket(ACME_BUCKET)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(status(&e), 403, "{e:?}");
+    assert_eq!(code(&e), "InvalidAccessKeyId");
+    // enabling it again restores the same key
+    store.set_disabled("manager", false).await.unwrap();
+    manager
+        .client
+        .list_objects_v2()
+        .bucket(ACME_BUCKET)
+        .send()
+        .await
+        .unwrap();
+    w.g.stop().await;
+}
+
+/// Keys of a ListObjects(V2) answer, or the refusal.
+async fn listing(c: &Client, v2: bool, prefix: Option<&str>) -> Outcome {
+    if v2 {
+        Outcome::of(
+            c.list_objects_v2()
+                .bucket(ACME_BUCKET)
+                .set_prefix(prefix.map(str::to_owned))
+                .send()
+                .await,
+            false,
+        )
+    } else {
+        Outcome::of(
+            c.list_objects()
+                .bucket(ACME_BUCKET)
+                .set_prefix(prefix.map(str::to_owned))
+                .send()
+                .await,
+            false,
+        )
+    }
+}
+
+#[tokio::test]
+async fn a_prefix_grant_lists_inside_its_prefix_only() {
+    let w = world().await;
+    let store = w.g.server.authz.store();
+    for k in ["p/a", "p/sub/b", "q/c", "pz"] {
+        put(&w.acme_root, ACME_BUCKET, k, b"x").await;
+    }
+    let lister = principal(&w.g, "lister", ACME, None).await;
+    store
+        .create_grant("lister", "viewer", ACME_BUCKET, "p/")
+        .await
+        .unwrap();
+    for v2 in [false, true] {
+        for (prefix, want) in [
+            (Some("p/"), Outcome::Allowed),
+            (Some("p/sub/"), Outcome::Allowed),
+            (Some("p/a"), Outcome::Allowed),
+            (None, Outcome::Denied),
+            (Some(""), Outcome::Denied),
+            (Some("q/"), Outcome::Denied),
+            (Some("p"), Outcome::Denied),
+            (Some("pz"), Outcome::Denied),
+        ] {
+            assert_eq!(
+                listing(&lister.client, v2, prefix).await,
+                want,
+                "v2={v2} prefix={prefix:?}"
+            );
+        }
+    }
+    // what the allowed listing returns stays inside the prefix
+    let out = lister
+        .client
+        .list_objects_v2()
+        .bucket(ACME_BUCKET)
+        .prefix("p/")
+        .send()
+        .await
+        .unwrap();
+    let keys: Vec<&str> = out.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(keys, ["p/a", "p/sub/b"]);
+    let out = lister
+        .client
+        .list_objects()
+        .bucket(ACME_BUCKET)
+        .prefix("p/")
+        .delimiter("/")
+        .send()
+        .await
+        .unwrap();
+    let keys: Vec<&str> = out.contents().iter().filter_map(|o| o.key()).collect();
+    let dirs: Vec<&str> = out
+        .common_prefixes()
+        .iter()
+        .filter_map(|p| p.prefix())
+        .collect();
+    assert_eq!((keys, dirs), (vec!["p/a"], vec!["p/sub/"]));
+    // the grant reads inside the prefix too, and nothing outside it
+    lister
+        .client
+        .get_object()
+        .bucket(ACME_BUCKET)
+        .key("p/a")
+        .send()
+        .await
+        .unwrap();
+    let e = lister
+        .client
+        .get_object()
+        .bucket(ACME_BUCKET)
+        .key("q/c")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!((code(&e).as_str(), status(&e)), ("AccessDenied", 403));
+    // multipart listings follow the same rule
+    assert_eq!(
+        Outcome::of(
+            lister
+                .client
+                .list_multipart_uploads()
+                .bucket(ACME_BUCKET)
+                .prefix("p/")
+                .send()
+                .await,
+            false
+        ),
+        Outcome::Allowed
+    );
+    assert_eq!(
+        Outcome::of(
+            lister
+                .client
+                .list_multipart_uploads()
+                .bucket(ACME_BUCKET)
+                .send()
+                .await,
+            false
+        ),
+        Outcome::Denied
+    );
+    // a whole-bucket role still lists without a prefix
+    assert_eq!(
+        listing(&w.subjects[0].client, true, None).await,
+        Outcome::Allowed
+    );
+    w.g.stop().await;
+}

@@ -3,6 +3,8 @@
 //! the next request), `S3Access` asks `policy::Authorizer::authorize_s3` (rate limit → role /
 //! grants / tenant → quorum) and records the operation name for metrics/logs. Also owns the
 //! bootstrap SuperAdmin key and the one-time import of the index's legacy `access_keys` table.
+//! Listings (ListObjects, ListObjectsV2, ListMultipartUploads) are authorised with their `prefix`
+//! parameter as the key, so a prefix-only grant lists inside its prefix and nowhere else.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -306,6 +308,26 @@ fn copy_source(h: &http::HeaderMap) -> Option<(String, String)> {
     Some((b.to_owned(), k.to_owned()))
 }
 
+/// The `prefix` query parameter of a listing (form-decoded, as s3s decodes it); `Ok(None)` when
+/// absent or empty, `Err` when it is repeated or not UTF-8 (the request is refused rather than
+/// authorised on a guess).
+fn list_prefix(query: Option<&str>) -> std::result::Result<Option<String>, ()> {
+    let mut found: Option<String> = None;
+    for pair in query.unwrap_or("").split('&') {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if name != "prefix" {
+            continue;
+        }
+        let value = urlencoding::decode(&value.replace('+', " "))
+            .map_err(|_| ())?
+            .into_owned();
+        if found.replace(value).is_some() {
+            return Err(());
+        }
+    }
+    Ok(found.filter(|p| !p.is_empty()))
+}
+
 /// `s3s::access::S3Access`: `Authorizer::authorize_s3` per operation; fills the request's
 /// [`OpSlot`].
 #[derive(Debug, Clone)]
@@ -321,6 +343,17 @@ impl S3Access for RoleAccess {
             S3Path::Bucket { bucket } => (Some(bucket.to_string()), None),
             S3Path::Object { bucket, key } => (Some(bucket.to_string()), Some(key.to_string())),
         };
+        // A listing is authorised on its prefix: a grant on `p/` lists `p/…` and nothing wider.
+        let key =
+            match action {
+                Some(
+                    Action::ListObjects | Action::ListObjectsV2 | Action::ListMultipartUploads,
+                ) if key.is_none() => match list_prefix(cx.uri().query()) {
+                    Ok(p) => p,
+                    Err(()) => return Err(s3_error!(InvalidArgument, "invalid prefix parameter")),
+                },
+                _ => key,
+            };
         let slot = cx.extensions_mut().get::<OpSlot>().cloned();
         if let Some(slot) = &slot {
             slot.set(OpInfo {
@@ -386,6 +419,23 @@ mod tests {
         assert_eq!(copy_source(&h), Some(("src".into(), "a b/c".into())));
         h.insert("x-amz-copy-source", "nokey".parse().unwrap());
         assert_eq!(copy_source(&h), None);
+    }
+
+    #[test]
+    fn list_prefix_is_decoded_and_unambiguous() {
+        assert_eq!(list_prefix(None), Ok(None));
+        assert_eq!(list_prefix(Some("list-type=2")), Ok(None));
+        assert_eq!(list_prefix(Some("list-type=2&prefix=")), Ok(None));
+        assert_eq!(
+            list_prefix(Some("list-type=2&prefix=p%2Fa+b%20c&delimiter=%2F")),
+            Ok(Some("p/a b c".into()))
+        );
+        assert_eq!(
+            list_prefix(Some("prefixes=x&prefix=p/")),
+            Ok(Some("p/".into()))
+        );
+        assert_eq!(list_prefix(Some("prefix=a&prefix=b")), Err(()));
+        assert_eq!(list_prefix(Some("prefix=%FF")), Err(()));
     }
 
     #[test]

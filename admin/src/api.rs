@@ -10,6 +10,7 @@
 //! request → 422). Lists take `limit` (1..=1000, default 100) and `cursor`
 //! (the `next_cursor` of the previous page).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -19,7 +20,9 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json, Router};
+use policy::evidence::EvidenceKey;
 use policy::grants::DEFAULT_TENANT;
+use policy::ledger::Ledger;
 use policy::quorum::{Approval, ApprovalState, CHANGE_ROLE, QuorumRule};
 use policy::store::{AccessKeyInfo, CustomRole, PrincipalRecord, Tenant};
 use policy::{Grant, Identity, JwtAuthority, LimitClass, PolicyStore, RateLimits, Role, SecretKey};
@@ -47,7 +50,23 @@ pub struct AdminState {
     pub limits: Arc<RateLimits>,
     /// extra facts merged into `GET /status` (gateway: backend, key provider, …)
     pub status_extra: Option<Arc<dyn Fn() -> serde_json::Value + Send + Sync>>,
+    /// audit ledger, evidence key and bundle directory (see [`AdminState::with_audit`])
+    pub audit: Option<AuditState>,
+    /// called once per admin call with its operation name (`CreateAccessKey`, …), for
+    /// the gateway's `admin_operations_total{operation}` counter
+    pub on_operation: Option<Arc<dyn Fn(&str) + Send + Sync>>,
     started: Instant,
+}
+
+/// What the admin API needs for auditing and evidence bundles.
+#[derive(Clone)]
+pub struct AuditState {
+    /// the audit ledger (one event per admin call is appended here; queried by `/audit`)
+    pub ledger: Ledger,
+    /// the gateway's Ed25519 evidence key (signs bundles)
+    pub evidence_key: Arc<EvidenceKey>,
+    /// directory where exported bundles are kept (`<id>.json`)
+    pub evidence_dir: PathBuf,
 }
 
 impl AdminState {
@@ -58,8 +77,36 @@ impl AdminState {
             jwt,
             limits,
             status_extra: None,
+            audit: None,
+            on_operation: None,
             started: Instant::now(),
         }
+    }
+
+    /// Enables auditing: every call under `/admin/v1` leaves one event in `ledger`
+    /// (kind `admin`, action `admin.<Operation>`), mutating calls fail closed (503
+    /// `AuditUnavailable` when their event cannot be recorded), and the `/audit` and
+    /// `/evidence` routes answer (503 `AuditUnavailable` without this). Bundles are written to
+    /// `evidence_dir` (created if missing).
+    pub fn with_audit(
+        mut self,
+        ledger: Ledger,
+        evidence_key: Arc<EvidenceKey>,
+        evidence_dir: PathBuf,
+    ) -> AdminState {
+        self.audit = Some(AuditState {
+            ledger,
+            evidence_key,
+            evidence_dir,
+        });
+        self
+    }
+
+    /// Sets the per-call hook (`admin_operations_total{operation}`): called once per admin
+    /// call with the operation name, after the answer is known.
+    pub fn with_operation_hook(mut self, hook: Arc<dyn Fn(&str) + Send + Sync>) -> AdminState {
+        self.on_operation = Some(hook);
+        self
     }
 }
 

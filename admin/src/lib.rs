@@ -7,5 +7,5 @@ pub mod api;
 pub mod cli;
 pub mod error;
 
-pub use api::{AdminState, router};
+pub use api::{AdminState, AuditState, router};
 pub use error::ApiError;

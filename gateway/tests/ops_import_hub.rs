@@ -176,3 +176,80 @@ async fn bad_key_file_and_missing_directory_are_refused() {
     assert!(ctx.index.get_bucket("b").await.expect("get").is_none());
     ctx.index.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_into_a_tenant_creates_its_bucket_there_and_keeps_other_tenants_buckets() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let hub = root.path().join("hub");
+    write(&hub, "a.txt", &hub_seal(HUB_KEY, &[b"tenant data"]));
+    let cfg = common::config(root.path());
+    let ctx = OpsContext::open(&cfg).await.expect("open");
+    let key = keys::HubKey::from_hex(HUB_KEY).expect("key");
+    let opts = |bucket: &str| ImportOptions {
+        bucket: bucket.into(),
+        owner: "admin".into(),
+        quiet: true,
+    };
+    let into = gateway::ops::import_hub::import_hub_into;
+    let r = into(&ctx, &key, &hub, &opts("acme-hub"), Some("acme"))
+        .await
+        .expect("import");
+    assert_eq!(r.imported, vec!["a.txt"]);
+    // without a tenant: a new bucket goes to the owner's tenant (default here)
+    into(&ctx, &key, &hub, &opts("plain-hub"), None)
+        .await
+        .expect("import");
+    let policy = gateway::ops::policy_store(&ctx.index, &ctx.keyring)
+        .await
+        .unwrap();
+    assert_eq!(policy.bucket_tenant("acme-hub").await.unwrap(), "acme");
+    assert_eq!(policy.bucket_tenant("plain-hub").await.unwrap(), "default");
+    // importing into acme's bucket for another tenant is refused and changes nothing
+    let err = into(&ctx, &key, &hub, &opts("acme-hub"), Some("globex"))
+        .await
+        .expect_err("foreign bucket");
+    assert!(err.to_string().contains("belongs to tenant acme"), "{err}");
+    assert_eq!(policy.bucket_tenant("acme-hub").await.unwrap(), "acme");
+    // a second import into the same tenant's bucket is fine; without a tenant it keeps acme
+    into(&ctx, &key, &hub, &opts("acme-hub"), Some("acme"))
+        .await
+        .expect("same tenant");
+    into(&ctx, &key, &hub, &opts("acme-hub"), None)
+        .await
+        .expect("no tenant named");
+    assert_eq!(policy.bucket_tenant("acme-hub").await.unwrap(), "acme");
+    ctx.index.close().await;
+
+    let server = gateway::server::start(cfg).await.expect("start");
+    let endpoint = format!("http://{}", server.s3_addr);
+    let admin = common::client_for(&endpoint, common::AK, common::SK);
+    let names: Vec<String> = admin
+        .list_buckets()
+        .send()
+        .await
+        .expect("list")
+        .buckets()
+        .iter()
+        .filter_map(|b| b.name().map(str::to_owned))
+        .collect();
+    assert_eq!(names, vec!["plain-hub".to_owned()]);
+    let store = server.authz.store();
+    store
+        .create_principal("acme-root", "user", "acme", Some(policy::Role::Viewer))
+        .await
+        .unwrap();
+    let k = store.create_access_key("acme-root", None).await.unwrap();
+    let acme = common::client_for(&endpoint, &k.access_key_id, k.secret.expose());
+    let got = acme
+        .get_object()
+        .bucket("acme-hub")
+        .key("a.txt")
+        .send()
+        .await
+        .expect("acme reads its bucket");
+    assert_eq!(
+        &got.body.collect().await.expect("body").into_bytes()[..],
+        b"tenant data"
+    );
+    server.shutdown().await;
+}

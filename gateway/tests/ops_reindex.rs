@@ -173,3 +173,77 @@ async fn reindex_skips_a_tampered_stream_by_id_and_restores_the_rest() {
     assert_eq!(keys, expected);
     ctx.index.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reindex_into_a_tenant_gives_the_buckets_to_that_tenant_only() {
+    let (_dir, cfg, before) = filled().await;
+    remove_index(&cfg);
+    let ctx = OpsContext::open(&cfg).await.expect("open");
+    // a bad tenant name is refused before anything is written
+    let err = gateway::ops::reindex::run_into(&ctx, &quiet(), Some("no such/tenant"))
+        .await
+        .expect_err("bad name");
+    assert!(err.to_string().contains("tenant name"), "{err}");
+    assert!(ctx.index.is_empty().await.expect("is_empty"));
+    let report = gateway::ops::reindex::run_into(&ctx, &quiet(), Some("acme"))
+        .await
+        .expect("reindex");
+    assert_eq!(report.buckets, 2);
+    let policy = gateway::ops::policy_store(&ctx.index, &ctx.keyring)
+        .await
+        .expect("policy store");
+    for b in ["alpha", "beta"] {
+        assert_eq!(policy.bucket_tenant(b).await.unwrap(), "acme");
+    }
+    ctx.index.close().await;
+
+    let server = gateway::server::start(cfg.clone()).await.expect("restart");
+    let endpoint = format!("http://{}", server.s3_addr);
+    // the bootstrap admin (tenant default) no longer sees or reads them
+    let admin = common::client_for(&endpoint, common::AK, common::SK);
+    let listed = admin.list_buckets().send().await.expect("list");
+    assert!(listed.buckets().is_empty(), "{listed:?}");
+    let e = admin
+        .list_objects_v2()
+        .bucket("alpha")
+        .send()
+        .await
+        .expect_err("other tenant");
+    assert_eq!(common::code(&e), "AccessDenied");
+    // a SuperAdmin of acme sees exactly what was there before
+    let store = server.authz.store();
+    store
+        .create_principal("acme-root", "user", "acme", Some(policy::Role::SuperAdmin))
+        .await
+        .unwrap();
+    let k = store.create_access_key("acme-root", None).await.unwrap();
+    let acme = common::client_for(&endpoint, &k.access_key_id, k.secret.expose());
+    assert_eq!(ops_support::snapshot(&acme).await, before);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reindex_by_default_gives_the_buckets_to_the_owners_tenant() {
+    let (_dir, cfg, _) = filled().await;
+    remove_index(&cfg);
+    let ctx = OpsContext::open(&cfg).await.expect("open");
+    // the rebuilt index already knows a principal "ops" of tenant "ops-team" (no buckets yet)
+    let policy = gateway::ops::policy_store(&ctx.index, &ctx.keyring)
+        .await
+        .expect("policy store");
+    policy.create_tenant("ops-team").await.unwrap();
+    policy
+        .create_principal("ops", "user", "ops-team", Some(policy::Role::SuperAdmin))
+        .await
+        .unwrap();
+    let opts = ReindexOptions {
+        owner: "ops".into(),
+        quiet: true,
+    };
+    let report = run(&ctx, &opts).await.expect("reindex");
+    assert_eq!(report.buckets, 2);
+    for b in ["alpha", "beta"] {
+        assert_eq!(policy.bucket_tenant(b).await.unwrap(), "ops-team");
+    }
+    ctx.index.close().await;
+}

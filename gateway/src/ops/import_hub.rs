@@ -175,18 +175,43 @@ async fn import_one(
     Ok(rec.size)
 }
 
-/// Imports every file under `dir` into `opts.bucket`.
+/// Imports every file under `dir` into `opts.bucket`; a bucket it creates belongs to the tenant
+/// of `opts.owner` (or `default`).
 pub async fn import_hub(
     ctx: &OpsContext,
     key: &HubKey,
     dir: &Path,
     opts: &ImportOptions,
 ) -> Result<ImportReport> {
+    import_hub_into(ctx, key, dir, opts, None).await
+}
+
+/// [`import_hub`] for tenant `tenant`: a bucket the import creates is assigned to it; an existing
+/// bucket must already belong to it (`None`: a new bucket gets the tenant of `opts.owner`, else
+/// `default`, and an existing bucket keeps its tenant).
+pub async fn import_hub_into(
+    ctx: &OpsContext,
+    key: &HubKey,
+    dir: &Path,
+    opts: &ImportOptions,
+    tenant: Option<&str>,
+) -> Result<ImportReport> {
     let mut files = Vec::new();
     collect_files(dir, &mut files)?;
     files.sort();
+    let policy = super::policy_store(&ctx.index, &ctx.keyring).await?;
+    let owner_tenant = super::bucket_tenant(&policy, &opts.owner, tenant).await?;
     match ctx.index.create_bucket(&opts.bucket, &opts.owner).await {
-        Ok(()) | Err(IndexError::AlreadyExists(_)) => {}
+        Ok(()) => policy.assign_bucket(&opts.bucket, &owner_tenant).await?,
+        Err(IndexError::AlreadyExists(_)) => {
+            let current = policy.bucket_tenant(&opts.bucket).await?;
+            if tenant.is_some_and(|t| t != current) {
+                return Err(Error::Config(format!(
+                    "bucket {} belongs to tenant {current}, not {owner_tenant}",
+                    opts.bucket
+                )));
+            }
+        }
         Err(e) => return Err(e.into()),
     }
     let store = Store {

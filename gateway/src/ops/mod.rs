@@ -5,6 +5,10 @@
 //! index, backend and keyring from a [`Config`] like `serve` does, whole-range reads and the
 //! progress bar.
 //!
+//! Buckets that `reindex` and `import-hub` create are assigned to a tenant in the policy store
+//! ([`bucket_tenant`]): the one named explicitly, else the tenant of the `--owner` principal, else
+//! `default` (the bootstrap admin's tenant).
+//!
 //! These are offline operations: run them while no gateway serves the same data dir / index
 //! (docs/OPERATIONS.md). The gateway's start-up sweep deletes backend objects no index row
 //! references, so a gateway running during a reindex would delete what is being indexed.
@@ -80,6 +84,37 @@ impl OpsContext {
             data_dir: config.data_dir.clone(),
         })
     }
+}
+
+/// The policy store in the index's database (its tables are created if this index has none).
+pub async fn policy_store(index: &Index, keyring: &Keyring) -> Result<policy::PolicyStore> {
+    Ok(policy::PolicyStore::new(index.write_pool().clone(), Arc::new(keyring.clone())).await?)
+}
+
+/// The tenant that buckets created by an offline operation belong to: `explicit` when given
+/// (created in the policy store if it does not exist yet, e.g. in a rebuilt index), else the
+/// tenant of the principal `owner`, else [`policy::grants::DEFAULT_TENANT`] (the bootstrap
+/// admin's tenant).
+pub async fn bucket_tenant(
+    policy: &policy::PolicyStore,
+    owner: &str,
+    explicit: Option<&str>,
+) -> Result<String> {
+    if let Some(t) = explicit {
+        policy::store::validate_name("tenant", t)?;
+        if !policy.list_tenants().await?.iter().any(|x| x.name == t) {
+            match policy.create_tenant(t).await {
+                Ok(_) | Err(policy::Error::Conflict(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+            tracing::info!(tenant = t, "tenant created for the imported buckets");
+        }
+        return Ok(t.to_owned());
+    }
+    Ok(match policy.get_principal(owner).await? {
+        Some(p) => p.tenant,
+        None => policy::grants::DEFAULT_TENANT.to_owned(),
+    })
 }
 
 /// Reads `range` (or the whole object) of a backend object into memory (headers, trailers,

@@ -6,8 +6,9 @@
 //! when the fresh index has no `data_keys` row), checks the parts a manifest names
 //! (`keys::verify_parts`), and writes buckets, objects and data keys into an empty index.
 //!
-//! Not in the backend, so not restored: empty buckets, bucket owners and creation times (buckets
-//! get `owner` and the time of the reindex), access keys, multipart uploads in progress (their
+//! Not in the backend, so not restored: empty buckets, bucket owners, tenants and creation times
+//! (buckets get `owner`, the tenant chosen by [`super::bucket_tenant`] and the time of the
+//! reindex), access keys, multipart uploads in progress (their
 //! parts are reported as orphans). When two streams claim the same bucket/key (an overwrite whose
 //! old stream was not yet collected), the newer `last_modified_ms` wins and the other is reported.
 
@@ -193,12 +194,25 @@ async fn manifest_record(
     })
 }
 
-/// Rebuilds `index` (which must hold no bucket) from `backend`.
+/// Rebuilds `index` (which must hold no bucket) from `backend`; the buckets belong to the tenant
+/// of `opts.owner` (or `default`).
 pub async fn reindex(
     index: &Index,
     backend: &dyn Backend,
     keyring: &keys::Keyring,
     opts: &ReindexOptions,
+) -> Result<ReindexReport> {
+    reindex_into(index, backend, keyring, opts, None).await
+}
+
+/// [`reindex`] with the recreated buckets assigned to `tenant` (`None`: the tenant of
+/// `opts.owner`, else `default`).
+pub async fn reindex_into(
+    index: &Index,
+    backend: &dyn Backend,
+    keyring: &keys::Keyring,
+    opts: &ReindexOptions,
+    tenant: Option<&str>,
 ) -> Result<ReindexReport> {
     if !index.is_empty().await? {
         return Err(Error::Config(
@@ -207,6 +221,8 @@ pub async fn reindex(
                 .into(),
         ));
     }
+    let policy = super::policy_store(index, keyring).await?;
+    let tenant = super::bucket_tenant(&policy, &opts.owner, tenant).await?;
     let mut listed: Vec<ObjectInfo> = backend.list().await?.try_collect().await?;
     listed.sort_by(|a, b| a.id.cmp(&b.id));
     let mut report = ReindexReport {
@@ -289,6 +305,7 @@ pub async fn reindex(
     let buckets: BTreeSet<&str> = records.keys().map(|(b, _)| b.as_str()).collect();
     for b in &buckets {
         index.create_bucket(b, &opts.owner).await?;
+        policy.assign_bucket(b, &tenant).await?;
         report.buckets += 1;
     }
     for rec in records.values() {
@@ -303,5 +320,14 @@ pub async fn reindex(
 
 /// `vaultgate reindex` with the configured index, backend and key.
 pub async fn run(ctx: &OpsContext, opts: &ReindexOptions) -> Result<ReindexReport> {
-    reindex(&ctx.index, ctx.backend.as_ref(), &ctx.keyring, opts).await
+    run_into(ctx, opts, None).await
+}
+
+/// `vaultgate reindex --tenant T`: [`run`] with the buckets assigned to `tenant`.
+pub async fn run_into(
+    ctx: &OpsContext,
+    opts: &ReindexOptions,
+    tenant: Option<&str>,
+) -> Result<ReindexReport> {
+    reindex_into(&ctx.index, ctx.backend.as_ref(), &ctx.keyring, opts, tenant).await
 }

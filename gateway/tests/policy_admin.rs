@@ -131,3 +131,156 @@ async fn vaultgate_admin_status_prints_a_table() {
     );
     g.stop().await;
 }
+
+const JWT_SECRET: &str = "policy-admin-test-jwt-secret-0123456789abcdef";
+
+/// A compact JWS: base64url(header).base64url(claims).signature, HMAC-SHA256 over the first two
+/// parts with `key` (`None`: an empty signature).
+fn forge(header: serde_json::Value, claims: serde_json::Value, key: Option<&[u8]>) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let signing_input = format!(
+        "{}.{}",
+        b64.encode(header.to_string()),
+        b64.encode(claims.to_string())
+    );
+    let sig = key.map_or_else(String::new, |k| {
+        let k = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, k);
+        b64.encode(aws_lc_rs::hmac::sign(&k, signing_input.as_bytes()).as_ref())
+    });
+    format!("{signing_input}.{sig}")
+}
+
+/// (status, error code, error message) of GET `path` with `token`.
+async fn call(g: &TestGateway, path: &str, token: &str) -> (u16, String, String) {
+    let auth = format!("Bearer {token}");
+    let (st, _, b) = raw(
+        g.server.admin_addr,
+        "GET",
+        path,
+        &[("authorization", auth.as_str())],
+        b"",
+    )
+    .await;
+    let v: serde_json::Value = serde_json::from_slice(&b).unwrap_or_default();
+    (
+        st,
+        v["error"]["code"].as_str().unwrap_or("").to_owned(),
+        v["error"]["message"].as_str().unwrap_or("").to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn forged_and_stale_tokens_are_refused_on_the_admin_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = gateway::config::Config {
+        admin_jwt_secret: Some(gateway::config::Secret::new(JWT_SECRET)),
+        ..config(dir.path())
+    };
+    let server = gateway::server::start(cfg).await.unwrap();
+    let g = TestGateway {
+        endpoint: format!("http://{}", server.s3_addr),
+        client: client_for(&format!("http://{}", server.s3_addr), AK, SK),
+        server,
+        dir,
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = |exp: u64, nbf: u64, roles: serde_json::Value| serde_json::json!({"sub": "admin", "tenant": "default", "roles": roles, "exp": exp, "nbf": nbf, "iat": now});
+    let hs = serde_json::json!({"alg": "HS256", "typ": "JWT"});
+    let key = Some(JWT_SECRET.as_bytes());
+    let sa = serde_json::json!(["superadmin"]);
+
+    // the control: a token signed with the configured secret is accepted
+    let good = forge(hs.clone(), claims(now + 600, now - 5, sa.clone()), key);
+    assert_eq!(call(&g, "/admin/v1/principals", &good).await.0, 200);
+
+    let refused = [
+        (
+            "alg none",
+            forge(
+                serde_json::json!({"alg": "none", "typ": "JWT"}),
+                claims(now + 600, now - 5, sa.clone()),
+                None,
+            ),
+            "unsupported algorithm",
+        ),
+        (
+            "HS256 without a signature",
+            forge(hs.clone(), claims(now + 600, now - 5, sa.clone()), None),
+            "",
+        ),
+        (
+            "bad signature",
+            forge(
+                hs.clone(),
+                claims(now + 600, now - 5, sa.clone()),
+                Some(b"another-secret-of-the-same-length-0123456789a"),
+            ),
+            "bad token signature",
+        ),
+        (
+            // HS/RS confusion: an RS256 header over an HMAC made with a shared secret
+            "RS256 header, HMAC signature",
+            forge(
+                serde_json::json!({"alg": "RS256", "typ": "JWT"}),
+                claims(now + 600, now - 5, sa.clone()),
+                key,
+            ),
+            "no JWKS key",
+        ),
+        (
+            "HS512",
+            forge(
+                serde_json::json!({"alg": "HS512", "typ": "JWT"}),
+                claims(now + 600, now - 5, sa.clone()),
+                key,
+            ),
+            "not accepted",
+        ),
+        (
+            "expired",
+            forge(hs.clone(), claims(now - 1, now - 600, sa.clone()), key),
+            "token expired",
+        ),
+        (
+            "not yet valid",
+            forge(hs.clone(), claims(now + 600, now + 300, sa.clone()), key),
+            "token not yet valid",
+        ),
+        (
+            "no exp",
+            forge(
+                hs.clone(),
+                serde_json::json!({"sub": "admin", "tenant": "default", "roles": sa, "nbf": now - 5}),
+                key,
+            ),
+            "",
+        ),
+    ];
+    for (what, token, reason) in refused {
+        let (st, code, message) = call(&g, "/admin/v1/principals", &token).await;
+        assert_eq!(
+            (st, code.as_str()),
+            (401, "Unauthorized"),
+            "{what}: {message}"
+        );
+        assert!(
+            message.contains(reason),
+            "{what}: {message:?} lacks {reason:?}"
+        );
+    }
+    // a valid token without the role the route needs: 403
+    for roles in [serde_json::json!(["viewer"]), serde_json::json!([])] {
+        let t = forge(hs.clone(), claims(now + 600, now - 5, roles.clone()), key);
+        let (st, code, message) = call(&g, "/admin/v1/principals", &t).await;
+        assert_eq!(
+            (st, code.as_str()),
+            (403, "Forbidden"),
+            "{roles}: {message}"
+        );
+    }
+    g.stop().await;
+}

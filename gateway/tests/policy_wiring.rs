@@ -455,3 +455,105 @@ async fn fixed_env_key_from_an_old_index_keeps_working() {
     assert_eq!(info.principal, "admin");
     server.shutdown().await;
 }
+
+/// A client that does not retry (so a SlowDown reaches the test).
+fn no_retry(endpoint: &str, ak: &str, sk: &str) -> Client {
+    Client::from_conf(
+        aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(endpoint)
+            .credentials_provider(Credentials::new(ak, sk, None, None, "test"))
+            .force_path_style(true)
+            .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
+            .build(),
+    )
+}
+
+async fn try_put(c: &Client, key: &str) -> Result<(), String> {
+    match c
+        .put_object()
+        .bucket("burst")
+        .key(key)
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let retry_after = e
+                .raw_response()
+                .and_then(|r| r.headers().get("retry-after"))
+                .unwrap_or("-")
+                .to_owned();
+            Err(format!("{} {} {retry_after}", status(&e), code(&e)))
+        }
+    }
+}
+
+#[tokio::test]
+async fn slowdown_ends_after_the_retry_after_it_announced() {
+    let dir = tempfile::tempdir().unwrap();
+    // 60 writes a minute: a burst of 60, then one more each second
+    let cfg = gateway::config::Config {
+        rate_s3_writes_per_min: 60,
+        ..config(dir.path())
+    };
+    let server = gateway::server::start(cfg).await.unwrap();
+    let endpoint = format!("http://{}", server.s3_addr);
+    let g = TestGateway {
+        client: no_retry(&endpoint, AK, SK),
+        endpoint,
+        server,
+        dir,
+    };
+    let c = &g.client;
+    c.create_bucket().bucket("burst").send().await.unwrap();
+    let mut accepted = 0;
+    let refusal = loop {
+        match try_put(c, &format!("k{accepted}")).await {
+            Ok(()) => accepted += 1,
+            Err(e) => break e,
+        }
+        assert!(accepted < 200, "no SlowDown after {accepted} writes");
+    };
+    assert!(
+        accepted >= 59,
+        "the burst is the per-minute limit: {accepted}"
+    );
+    // one write comes back per second, and the answer says so
+    assert_eq!(refusal, "503 SlowDown 1");
+    assert_eq!(try_put(c, "early").await, Err("503 SlowDown 1".into()));
+    // another principal has its own budget
+    let (id, sk) = key_for(&g, "other-writer", "default", Role::Manager).await;
+    let other = no_retry(&g.endpoint, &id, &sk);
+    assert_eq!(try_put(&other, "other").await, Ok(()));
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(
+        try_put(c, "after").await,
+        Ok(()),
+        "allowed again after Retry-After"
+    );
+    assert_eq!(
+        try_put(c, "after2").await,
+        Err("503 SlowDown 1".into()),
+        "one write per second, not a new burst"
+    );
+    // the refused writes stored nothing
+    let keys: Vec<String> = c
+        .list_objects_v2()
+        .bucket("burst")
+        .send()
+        .await
+        .unwrap()
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_owned))
+        .collect();
+    assert!(
+        !keys.iter().any(|k| k == "early" || k == "after2"),
+        "{keys:?}"
+    );
+    assert!(keys.iter().any(|k| k == "after"));
+    g.stop().await;
+}

@@ -16,9 +16,47 @@ use crate::format::{
 use crate::meta::ObjectMeta;
 use crate::stream::StreamCipher;
 
+/// Received bytes not yet consumed. `Owned` when the input handed over the only reference to its
+/// buffer (the local backend reads into fresh buffers): whole records are then split off and
+/// opened in place without a copy. `Shared` otherwise: each record is copied once into an owned
+/// buffer before it is opened in place.
+enum Pending {
+    Owned(BytesMut),
+    Shared(Bytes),
+}
+
+impl Pending {
+    fn len(&self) -> usize {
+        match self {
+            Pending::Owned(b) => b.len(),
+            Pending::Shared(b) => b.len(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The next `n` bytes (`n <= len`) as an owned buffer: no copy when owned.
+    fn take_owned(&mut self, n: usize) -> BytesMut {
+        match self {
+            Pending::Owned(b) => b.split_to(n),
+            Pending::Shared(b) => BytesMut::from(&b.split_to(n)[..]),
+        }
+    }
+
+    /// Moves the next `n` bytes (`n <= len`) to the end of `buf`.
+    fn append_to(&mut self, n: usize, buf: &mut BytesMut) {
+        match self {
+            Pending::Owned(b) => buf.extend_from_slice(&b.split_to(n)),
+            Pending::Shared(b) => buf.extend_from_slice(&b.split_to(n)),
+        }
+    }
+}
+
 struct Opener {
     input: BoxStream<'static, std::io::Result<Bytes>>,
-    pending: Bytes,
+    pending: Pending,
     buf: BytesMut,
     cipher: StreamCipher,
     layout: Layout,
@@ -34,7 +72,10 @@ impl Opener {
             match self.input.next().await {
                 Some(Ok(b)) if b.is_empty() => continue,
                 Some(Ok(b)) => {
-                    self.pending = b;
+                    self.pending = match b.try_into_mut() {
+                        Ok(owned) => Pending::Owned(owned),
+                        Err(shared) => Pending::Shared(shared),
+                    };
                     return Ok(true);
                 }
                 Some(Err(e)) => return Err(Error::Io(e)),
@@ -56,17 +97,18 @@ impl Opener {
             let i = self.next;
             let plain_len = self.layout.record_plain_len(i);
             let need = (plain_len + RECORD_OVERHEAD) as usize;
-            // Assemble the record in an owned buffer and open it in place (one copy, no zeroing).
+            // The record as an owned buffer, opened in place: split off the received buffer when
+            // it holds the whole record (no copy if owned), else assembled across pieces (one copy).
             let record: BytesMut = loop {
                 if self.buf.is_empty() && self.pending.len() >= need {
-                    break BytesMut::from(&self.pending.split_to(need)[..]);
+                    break self.pending.take_owned(need);
                 }
                 if !self.pending.is_empty() {
                     let take = (need - self.buf.len()).min(self.pending.len());
                     if self.buf.capacity() < need {
                         self.buf.reserve(need - self.buf.len());
                     }
-                    self.buf.extend_from_slice(&self.pending.split_to(take));
+                    self.pending.append_to(take, &mut self.buf);
                     if self.buf.len() == need {
                         break self.buf.split();
                     }
@@ -135,7 +177,7 @@ where
         };
         Ok::<_, Error>(Opener {
             input: input.boxed(),
-            pending: Bytes::new(),
+            pending: Pending::Shared(Bytes::new()),
             buf: BytesMut::new(),
             cipher,
             records: layout.records(),

@@ -77,6 +77,16 @@ pub async fn seal_all(
     (sealed, sum)
 }
 
+/// A stream that yields `bytes` as `piece`-byte slices of one shared buffer (the opener cannot
+/// take them over and must copy what it decrypts; `bytes` itself stays untouched).
+#[allow(dead_code)]
+pub fn shared_pieces(bytes: &Bytes, piece: usize) -> BoxStream<'static, std::io::Result<Bytes>> {
+    let v: Vec<std::io::Result<Bytes>> = (0..bytes.len().div_ceil(piece.max(1)))
+        .map(|i| Ok(bytes.slice(i * piece.max(1)..((i + 1) * piece.max(1)).min(bytes.len()))))
+        .collect();
+    futures::stream::iter(v).boxed()
+}
+
 /// Opens plaintext range `r` of a sealed stream the way the gateway does: header, layout, backend range.
 pub async fn open_range_of(
     key: &StreamKey,

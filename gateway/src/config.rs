@@ -82,6 +82,18 @@ pub struct Config {
     /// HS256 secret of admin API tokens, at least 32 bytes (`VAULTGATE_ADMIN_JWT_SECRET`, alias
     /// `ADMIN_JWT_SECRET`). Default: random per start (tokens die with the process).
     pub admin_jwt_secret: Option<Secret>,
+    /// What the audit ledger keeps of the client address: `keep`, `hash` (HMAC under a secret
+    /// derived from the evidence key) or `drop` (`VAULTGATE_AUDIT_SOURCE`). Default `keep`.
+    pub audit_source: String,
+    /// Reads whose audit event cannot be recorded: `fail-closed` (503) or `fail-open` (served,
+    /// counted and logged) (`VAULTGATE_AUDIT_READ_POLICY`). Default `fail-closed`. Writes,
+    /// deletes and admin changes always fail closed.
+    pub audit_read_policy: String,
+    /// Days audit events are kept before the daily prune removes them (with a signed
+    /// checkpoint) (`VAULTGATE_AUDIT_RETENTION_DAYS`). Default 90.
+    pub audit_retention_days: u32,
+    /// Optional append-only JSON-lines copy of the ledger (`VAULTGATE_AUDIT_MIRROR`).
+    pub audit_mirror: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -104,6 +116,10 @@ impl Default for Config {
             rate_s3_writes_per_min: policy::RateLimitConfig::default().s3_writes_per_min,
             rate_admin_per_min: policy::RateLimitConfig::default().admin_per_min,
             admin_jwt_secret: None,
+            audit_source: "keep".into(),
+            audit_read_policy: "fail-closed".into(),
+            audit_retention_days: 90,
+            audit_mirror: None,
         }
     }
 }
@@ -139,6 +155,14 @@ pub struct Overrides {
     pub rate_admin_per_min: Option<u32>,
     /// VAULTGATE_ADMIN_JWT_SECRET / ADMIN_JWT_SECRET
     pub admin_jwt_secret: Option<Secret>,
+    /// VAULTGATE_AUDIT_SOURCE
+    pub audit_source: Option<String>,
+    /// VAULTGATE_AUDIT_READ_POLICY
+    pub audit_read_policy: Option<String>,
+    /// VAULTGATE_AUDIT_RETENTION_DAYS
+    pub audit_retention_days: Option<u32>,
+    /// VAULTGATE_AUDIT_MIRROR
+    pub audit_mirror: Option<PathBuf>,
 }
 
 impl Config {
@@ -199,6 +223,45 @@ impl Config {
         if o.admin_jwt_secret.is_some() {
             self.admin_jwt_secret = o.admin_jwt_secret;
         }
+        if let Some(v) = o.audit_source {
+            self.audit_source = v;
+        }
+        if let Some(v) = o.audit_read_policy {
+            self.audit_read_policy = v;
+        }
+        if let Some(v) = o.audit_retention_days {
+            self.audit_retention_days = v;
+        }
+        if o.audit_mirror.is_some() {
+            self.audit_mirror = o.audit_mirror;
+        }
+    }
+
+    /// The audit ledger settings (source mode, read policy, retention, mirror); the source
+    /// secret is added by the caller from the evidence key.
+    pub fn ledger_config(&self) -> Result<policy::ledger::LedgerConfig> {
+        let source_mode: policy::ledger::SourceMode = self
+            .audit_source
+            .parse()
+            .map_err(|e| Error::Config(format!("audit_source: {e}")))?;
+        let read_policy: policy::ledger::ReadPolicy = self
+            .audit_read_policy
+            .parse()
+            .map_err(|e| Error::Config(format!("audit_read_policy: {e}")))?;
+        if self.audit_retention_days == 0 {
+            return Err(Error::Config(
+                "audit_retention_days must be at least 1".into(),
+            ));
+        }
+        Ok(policy::ledger::LedgerConfig {
+            source_mode,
+            read_policy,
+            retention: std::time::Duration::from_secs(
+                u64::from(self.audit_retention_days) * 24 * 3600,
+            ),
+            mirror_path: self.audit_mirror.clone(),
+            ..policy::ledger::LedgerConfig::default()
+        })
     }
 
     /// The S3 listener address.
@@ -350,6 +413,7 @@ impl Config {
         if self.region.is_empty() {
             return Err(Error::Config("region must not be empty".into()));
         }
+        self.ledger_config()?;
         Ok(())
     }
 
@@ -429,6 +493,31 @@ mod tests {
             ..Default::default()
         };
         assert!(c.validate().unwrap_err().to_string().contains("backend"));
+    }
+
+    #[test]
+    fn audit_settings_parse_and_bad_ones_are_named() {
+        let c = Config::from_toml(
+            "audit_source = \"hash\"\naudit_read_policy = \"fail-open\"\naudit_retention_days = 7\naudit_mirror = \"/tmp/a.jsonl\"\n",
+        )
+        .unwrap();
+        let l = c.ledger_config().unwrap();
+        assert_eq!(l.source_mode, policy::ledger::SourceMode::Hash);
+        assert_eq!(l.read_policy, policy::ledger::ReadPolicy::FailOpen);
+        assert_eq!(l.retention.as_secs(), 7 * 24 * 3600);
+        assert_eq!(l.mirror_path.as_deref(), Some(Path::new("/tmp/a.jsonl")));
+        let d = Config::default().ledger_config().unwrap();
+        assert_eq!(d.source_mode, policy::ledger::SourceMode::Keep);
+        assert_eq!(d.read_policy, policy::ledger::ReadPolicy::FailClosed);
+        assert_eq!(d.retention.as_secs(), 90 * 24 * 3600);
+        for (toml, name) in [
+            ("audit_source = \"maybe\"", "audit_source"),
+            ("audit_read_policy = \"sometimes\"", "audit_read_policy"),
+            ("audit_retention_days = 0", "audit_retention_days"),
+        ] {
+            let err = Config::from_toml(toml).unwrap().validate().unwrap_err();
+            assert!(err.to_string().contains(name), "{err}");
+        }
     }
 
     #[test]

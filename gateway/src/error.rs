@@ -69,6 +69,9 @@ pub enum Error {
     /// Backend, index or key provider unavailable (503).
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// The audit ledger could not record the request's event; nothing was changed (503).
+    #[error("audit ledger unavailable: {0}")]
+    AuditUnavailable(String),
     /// Too many requests (503 SlowDown).
     #[error("slow down: {0}")]
     SlowDown(String),
@@ -175,7 +178,7 @@ impl Error {
             Error::InvalidRequest(_) => S3ErrorCode::InvalidRequest,
             Error::MalformedXml(_) => S3ErrorCode::MalformedXML,
             Error::IncompleteBody(_) => S3ErrorCode::IncompleteBody,
-            Error::Unavailable(_) => S3ErrorCode::ServiceUnavailable,
+            Error::Unavailable(_) | Error::AuditUnavailable(_) => S3ErrorCode::ServiceUnavailable,
             Error::SlowDown(_) => S3ErrorCode::SlowDown,
             Error::AccessDenied(_) => S3ErrorCode::AccessDenied,
             Error::Integrity(_) | Error::Internal(_) | Error::Config(_) => {
@@ -200,6 +203,13 @@ impl From<Error> for S3Error {
             Error::Unavailable(_) => {
                 tracing::warn!(error = %e, "dependency unavailable");
                 S3Error::with_message(code, e.to_string())
+            }
+            Error::AuditUnavailable(_) => {
+                tracing::error!(error = %e, "request refused: its audit event cannot be recorded");
+                S3Error::with_message(
+                    code,
+                    "The audit log cannot record this request; nothing was changed. Please try again later.",
+                )
             }
             Error::NotModified => S3Error::new(code),
             _ => S3Error::with_message(code, e.to_string()),
@@ -235,6 +245,11 @@ mod tests {
             (Error::IncompleteBody("x".into()), "IncompleteBody", 400),
             (Error::Unavailable("x".into()), "ServiceUnavailable", 503),
             (Error::SlowDown("x".into()), "SlowDown", 503),
+            (
+                Error::AuditUnavailable("x".into()),
+                "ServiceUnavailable",
+                503,
+            ),
             (Error::Integrity("tag".into()), "InternalError", 500),
         ];
         for (e, code, status) in cases {

@@ -2,6 +2,7 @@
 //! configuration and the in-process server used by the `vaultgate` binary and the tests.
 
 pub mod admin_http;
+pub mod audit;
 pub mod auth;
 pub mod backend;
 pub mod config;

@@ -1,9 +1,14 @@
-//! Prometheus metrics of the S3 listener: requests by operation and status, bytes in/out,
-//! request duration histogram and in-flight requests. Rendered at `/metrics` on the admin listener.
+//! Prometheus metrics of the gateway: S3 requests by operation and status, bytes in/out,
+//! request duration histogram, in-flight requests, denied and throttled requests, GetObject
+//! downloads (`file_download*`), admin operations and audit ledger failures. Rendered at
+//! `/metrics` on the admin listener.
 
+use std::sync::{Arc, OnceLock};
+
+use policy::ledger::AuditStats;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
 };
 
 /// The gateway's metric set (cheap to clone: the collectors are Arc inside).
@@ -20,6 +25,21 @@ pub struct Metrics {
     pub bytes_out: IntCounter,
     /// `vaultgate_s3_in_flight_requests`
     pub in_flight: IntGauge,
+    /// `vaultgate_s3_denied_total{operation}` (401/403: bad signature, unknown key, access denied)
+    pub denied: IntCounterVec,
+    /// `vaultgate_s3_throttled_total{operation}` (503 SlowDown past the rate limits)
+    pub throttled: IntCounterVec,
+    /// `file_downloads_total{status}` (GetObject requests by HTTP status)
+    pub downloads: IntCounterVec,
+    /// `file_download_bytes_total` (GetObject body bytes sent)
+    pub download_bytes: IntCounter,
+    /// `file_download_duration_seconds` (GetObject, until the body is sent or dropped)
+    pub download_duration: Histogram,
+    /// `admin_operations_total{operation}` (incremented through [`Metrics::admin_operation`])
+    pub admin_operations: IntCounterVec,
+    /// `vaultgate_audit_failures_total` (copied from the ledger's counter at each render)
+    pub audit_failures: IntCounter,
+    audit_stats: Arc<OnceLock<Arc<AuditStats>>>,
 }
 
 impl Metrics {
@@ -62,12 +82,63 @@ impl Metrics {
             "S3 requests being served",
         )
         .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
+        let denied = IntCounterVec::new(
+            Opts::new(
+                "vaultgate_s3_denied_total",
+                "S3 requests refused by authentication or authorisation (401/403)",
+            ),
+            &["operation"],
+        )
+        .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
+        let throttled = IntCounterVec::new(
+            Opts::new(
+                "vaultgate_s3_throttled_total",
+                "S3 requests refused by the rate limits (503 SlowDown)",
+            ),
+            &["operation"],
+        )
+        .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
+        let downloads = IntCounterVec::new(
+            Opts::new("file_downloads_total", "GetObject requests by HTTP status"),
+            &["status"],
+        )
+        .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
+        let download_bytes =
+            IntCounter::new("file_download_bytes_total", "GetObject body bytes sent")
+                .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
+        let download_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "file_download_duration_seconds",
+                "GetObject duration until the body is sent (or the client went away)",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+            ]),
+        )
+        .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
+        let admin_operations = IntCounterVec::new(
+            Opts::new("admin_operations_total", "Admin API calls by operation"),
+            &["operation"],
+        )
+        .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
+        let audit_failures = IntCounter::new(
+            "vaultgate_audit_failures_total",
+            "Audit events that could not be recorded",
+        )
+        .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(duration.clone()),
             Box::new(bytes_in.clone()),
             Box::new(bytes_out.clone()),
             Box::new(in_flight.clone()),
+            Box::new(denied.clone()),
+            Box::new(throttled.clone()),
+            Box::new(downloads.clone()),
+            Box::new(download_bytes.clone()),
+            Box::new(download_duration.clone()),
+            Box::new(admin_operations.clone()),
+            Box::new(audit_failures.clone()),
         ] {
             if let Err(e) = registry.register(c) {
                 tracing::error!(error = %e, "metric registration failed");
@@ -80,11 +151,41 @@ impl Metrics {
             bytes_in,
             bytes_out,
             in_flight,
+            denied,
+            throttled,
+            downloads,
+            download_bytes,
+            download_duration,
+            admin_operations,
+            audit_failures,
+            audit_stats: Arc::new(OnceLock::new()),
+        }
+    }
+
+    /// Exports the ledger's failure counter as `vaultgate_audit_failures_total` (first call wins).
+    pub fn watch_audit(&self, stats: Arc<AuditStats>) {
+        let _ = self.audit_stats.set(stats);
+    }
+
+    /// Counts one admin API call (`admin_operations_total{operation}`); the hook given to
+    /// `admin::AdminState::with_operation_hook`.
+    pub fn admin_operation(&self, operation: &str) {
+        self.admin_operations.with_label_values(&[operation]).inc();
+    }
+
+    fn sync_audit(&self) {
+        if let Some(stats) = self.audit_stats.get() {
+            let now = stats.snapshot().failures;
+            let shown = self.audit_failures.get();
+            if now > shown {
+                self.audit_failures.inc_by(now - shown);
+            }
         }
     }
 
     /// Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
+        self.sync_audit();
         let mut buf = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buf) {
             tracing::error!(error = %e, "metrics encoding failed");
@@ -120,5 +221,38 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("vaultgate_s3_in_flight_requests 0"), "{text}");
+    }
+
+    #[test]
+    fn audit_download_and_admin_metrics_render() {
+        let m = Metrics::new();
+        let stats = Arc::new(AuditStats::default());
+        m.watch_audit(stats.clone());
+        stats
+            .failures
+            .fetch_add(3, std::sync::atomic::Ordering::Relaxed);
+        m.admin_operation("CreateAccessKey");
+        m.downloads.with_label_values(&["200"]).inc();
+        m.download_bytes.inc_by(7);
+        m.download_duration.observe(0.01);
+        m.denied.with_label_values(&["PutObject"]).inc();
+        m.throttled.with_label_values(&["GetObject"]).inc();
+        let text = m.render();
+        for want in [
+            "vaultgate_audit_failures_total 3",
+            "admin_operations_total{operation=\"CreateAccessKey\"} 1",
+            "file_downloads_total{status=\"200\"} 1",
+            "file_download_bytes_total 7",
+            "file_download_duration_seconds_count 1",
+            "vaultgate_s3_denied_total{operation=\"PutObject\"} 1",
+            "vaultgate_s3_throttled_total{operation=\"GetObject\"} 1",
+        ] {
+            assert!(text.contains(want), "{want} missing in {text}");
+        }
+        // a second render does not add the failures again
+        stats
+            .failures
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        assert!(m.render().contains("vaultgate_audit_failures_total 4"));
     }
 }

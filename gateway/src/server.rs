@@ -4,7 +4,9 @@
 //! `policy::Authorizer`) and the admin listener (axum: /metrics, /health, /ready and the admin
 //! REST API under /admin/v1) until [`RunningServer::shutdown`].
 //!
-//! Every S3 request is counted, timed and logged as one JSON line (op, bucket, status, duration).
+//! Every S3 request is counted, timed, logged as one JSON line (op, bucket, status, duration,
+//! request id) and leaves one event in the audit ledger (`crate::audit`); reads whose event
+//! cannot be recorded answer 503 under the fail-closed read policy.
 //! Shutdown stops accepting, lets in-flight requests finish (bounded by `shutdown_grace_secs`),
 //! then closes the index.
 
@@ -22,6 +24,9 @@ use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::admin_http::{AdminState, router};
+use policy::ledger::{EventKind, RequestAudit};
+
+use crate::audit::{Audit, S3Audit, error_code_of};
 use crate::auth::{
     Bootstrap, Credentials, IndexAuth, OpSlot, RoleAccess, bootstrap_instructions, ensure_bootstrap,
 };
@@ -48,6 +53,8 @@ pub struct RunningServer {
     pub metrics: Metrics,
     /// authentication and authorisation (policy store, rate limits)
     pub authz: policy::Authorizer,
+    /// the audit ledger and evidence key
+    pub audit: Audit,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -108,7 +115,9 @@ pub async fn start(config: Config) -> Result<RunningServer> {
             config.backend_url()
         )));
     }
+    let audit = Audit::open(&config, &index).await?;
     let metrics = Metrics::new();
+    metrics.watch_audit(audit.ledger.stats());
     let backend: Arc<dyn crate::backend::Backend> = Arc::new(
         crate::backend::metered::MeteredBackend::new(
             open_backend(&config.backend_url(), &config.data_dir)
@@ -217,10 +226,14 @@ pub async fn start(config: Config) -> Result<RunningServer> {
     let s3_task = tokio::spawn(serve_s3(
         s3_listener,
         s3,
-        metrics.clone(),
+        RequestCtx {
+            metrics: metrics.clone(),
+            ledger: Some(audit.ledger.clone()),
+        },
         rx.clone(),
         grace,
     ));
+    let prune_task = audit.spawn_pruner(rx.clone());
     let app = router(AdminState {
         store: store.clone(),
         metrics: metrics.clone(),
@@ -260,7 +273,8 @@ pub async fn start(config: Config) -> Result<RunningServer> {
         metrics,
         authz,
         shutdown: tx,
-        tasks: vec![s3_task, admin_task],
+        audit,
+        tasks: vec![s3_task, admin_task, prune_task],
     })
 }
 
@@ -275,7 +289,7 @@ fn bucket_of(path: &str) -> &str {
 async fn serve_s3(
     listener: TcpListener,
     s3: s3s::service::S3Service,
-    metrics: Metrics,
+    ctx: RequestCtx,
     mut stop: watch::Receiver<bool>,
     grace: Duration,
 ) {
@@ -284,7 +298,7 @@ async fn serve_s3(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (tcp, _peer) = match accepted {
+                let (tcp, peer) = match accepted {
                     Ok(x) => x,
                     Err(e) => {
                         tracing::warn!(error = %e, "accept failed");
@@ -293,7 +307,7 @@ async fn serve_s3(
                     }
                 };
                 let _ = tcp.set_nodelay(true);
-                let svc = request_service(s3.clone(), metrics.clone());
+                let svc = request_service(s3.clone(), ctx.clone(), peer);
                 let b = builder.clone();
                 let mut conn_stop = stop.clone();
                 conns.spawn(async move {
@@ -407,9 +421,61 @@ async fn prime_expect_continue(req: http::Request<Incoming>) -> http::Request<s3
 type RespBody =
     http_body_util::combinators::BoxBody<bytes::Bytes, Box<dyn std::error::Error + Send + Sync>>;
 
+/// What every S3 request needs besides the s3s service.
+#[derive(Clone)]
+struct RequestCtx {
+    metrics: Metrics,
+    /// None only for gateways built without a ledger (never by [`start`])
+    ledger: Option<policy::ledger::Ledger>,
+}
+
+/// Answers 503 ServiceUnavailable in place of a read whose audit event could not be recorded.
+fn audit_refusal(request_id: &str) -> http::Response<s3s::Body> {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>ServiceUnavailable</Code>\
+         <Message>The audit log cannot record this request. Please try again later.</Message>\
+         <RequestId>{request_id}</RequestId></Error>"
+    );
+    let mut r = http::Response::new(s3s::Body::from(body));
+    *r.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/xml"),
+    );
+    r
+}
+
+/// Body bytes the response will send (0 for HEAD).
+fn response_bytes(method: &http::Method, resp: &http::Response<s3s::Body>) -> u64 {
+    if method == http::Method::HEAD {
+        return 0;
+    }
+    resp.headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .or_else(|| resp.body().bytes().map(|b| b.len() as u64))
+        .unwrap_or(0)
+}
+
+/// Observes a GetObject download when its body is finished or dropped.
+struct DownloadGuard {
+    metrics: Metrics,
+    t0: Instant,
+}
+
+impl Drop for DownloadGuard {
+    fn drop(&mut self) {
+        self.metrics
+            .download_duration
+            .observe(self.t0.elapsed().as_secs_f64());
+    }
+}
+
 fn request_service(
     s3: s3s::service::S3Service,
-    metrics: Metrics,
+    ctx: RequestCtx,
+    peer: SocketAddr,
 ) -> impl hyper::service::Service<
     http::Request<Incoming>,
     Response = http::Response<RespBody>,
@@ -418,14 +484,34 @@ fn request_service(
 > + Clone {
     hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
         let s3 = s3.clone();
-        let metrics = metrics.clone();
+        let ctx = ctx.clone();
         async move {
+            let metrics = ctx.metrics.clone();
             let t0 = Instant::now();
             metrics.in_flight.inc();
             let slot = OpSlot::default();
             req.extensions_mut().insert(slot.clone());
+            let request_id = crate::audit::new_request_id();
+            let audit = ctx.ledger.as_ref().map(|l| S3Audit {
+                scope: RequestAudit::new(
+                    l.clone(),
+                    EventKind::S3,
+                    request_id.clone(),
+                    Some(peer.ip().to_string()),
+                ),
+                slot: slot.clone(),
+            });
+            if let Some(a) = &audit {
+                req.extensions_mut().insert(a.clone());
+            }
             let method = req.method().clone();
             let bucket = bucket_of(req.uri().path()).to_owned();
+            let requested = crate::audit::guess_action(
+                &method,
+                req.uri().path(),
+                req.uri().query(),
+                req.headers(),
+            );
             // hyper sends no "100 Continue" for an empty body; botocore then takes the final
             // response as the interim one's stand-in and misparses the next response on the same
             // connection. Closing such connections keeps clients in step.
@@ -444,6 +530,44 @@ fn request_service(
                     r
                 }
             };
+            let info = slot.get();
+            // refused before the access check (bad signature, unknown key): the requested op
+            let action = match &info {
+                Some(i) => i.action,
+                None => requested,
+            };
+            let op = action.map_or("Unknown", |a| a.s3_name());
+            let mut status = resp.status().as_u16();
+            let mut error_code = if status >= 400 {
+                resp.body().bytes().and_then(|b| error_code_of(&b))
+            } else {
+                None
+            };
+            // the event: recorded here unless a change recorded it before becoming visible;
+            // for reads this is when the response head is ready, before any body byte is sent
+            if let Some(a) = &audit {
+                a.sync_from_slot();
+                if info.is_none()
+                    && let Some(r) = requested
+                {
+                    a.scope.set_action(r.s3_name());
+                }
+                let bytes_out = response_bytes(&method, &resp);
+                if let Err(e) = a.scope.finish(status, error_code.clone(), bytes_out).await {
+                    let is_read = action.is_none_or(|a| a.is_read());
+                    if status < 400 && is_read && a.scope.ledger().fail_request_on_error(true) {
+                        tracing::error!(error = %e, op, request_id = %request_id, "read refused: its audit event cannot be recorded");
+                        resp = audit_refusal(&request_id);
+                        status = 503;
+                        error_code = Some("ServiceUnavailable".into());
+                    } else {
+                        tracing::error!(error = %e, op, status, request_id = %request_id, "audit event not recorded");
+                    }
+                }
+            }
+            if let Ok(v) = http::HeaderValue::from_str(&request_id) {
+                resp.headers_mut().insert("x-amz-request-id", v);
+            }
             if close_after {
                 resp.headers_mut().insert(
                     http::header::CONNECTION,
@@ -452,12 +576,6 @@ fn request_service(
             }
             metrics.in_flight.dec();
             let elapsed = t0.elapsed();
-            let status = resp.status().as_u16();
-            let info = slot.get();
-            let op = info
-                .as_ref()
-                .and_then(|i| i.action)
-                .map_or("Unknown", |a| a.s3_name());
             let status_label = status.to_string();
             metrics
                 .requests
@@ -467,6 +585,18 @@ fn request_service(
                 .duration
                 .with_label_values(&[op])
                 .observe(elapsed.as_secs_f64());
+            if error_code.as_deref() == Some("SlowDown") || status == 429 {
+                metrics.throttled.with_label_values(&[op]).inc();
+            } else if status == 401 || status == 403 {
+                metrics.denied.with_label_values(&[op]).inc();
+            }
+            let download = action == Some(policy::Action::GetObject);
+            if download {
+                metrics
+                    .downloads
+                    .with_label_values(&[status_label.as_str()])
+                    .inc();
+            }
             let access_key = info.and_then(|i| i.access_key).unwrap_or_default();
             tracing::info!(
                 target: "vaultgate::request",
@@ -476,13 +606,23 @@ fn request_service(
                 status,
                 duration_ms = elapsed.as_secs_f64() * 1000.0,
                 access_key = %access_key,
+                request_id = %request_id,
                 "request"
             );
             let counter = metrics.bytes_out.clone();
+            let download_bytes = (download && status < 300).then(|| metrics.download_bytes.clone());
+            let guard = (download && status < 300).then(|| DownloadGuard {
+                metrics: metrics.clone(),
+                t0,
+            });
             let resp = resp.map(move |b| {
                 b.map_frame(move |f| {
+                    let _keep = &guard;
                     if let Some(d) = f.data_ref() {
                         counter.inc_by(d.len() as u64);
+                        if let Some(c) = &download_bytes {
+                            c.inc_by(d.len() as u64);
+                        }
                     }
                     f
                 })

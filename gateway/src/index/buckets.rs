@@ -39,6 +39,26 @@ impl Index {
         row.as_ref().map(bucket_from_row).transpose()
     }
 
+    /// Whether `delete_bucket` would succeed now (a read-only pre-check, so that a refused
+    /// DeleteBucket is not first recorded as allowed): `NotFound` / `NotEmpty` as it would say.
+    pub async fn check_bucket_deletable(&self, name: &str) -> Result<(), IndexError> {
+        let row = sqlx::query(
+            "SELECT EXISTS (SELECT 1 FROM buckets WHERE name = $1) AS present, \
+                    EXISTS (SELECT 1 FROM objects WHERE bucket = $1) AS has_objects, \
+                    EXISTS (SELECT 1 FROM uploads WHERE bucket = $1) AS has_uploads",
+        )
+        .bind(name)
+        .fetch_one(&self.read)
+        .await?;
+        if !row.try_get::<bool, _>("present")? {
+            return Err(IndexError::NotFound(name.to_string()));
+        }
+        if row.try_get::<bool, _>("has_objects")? || row.try_get::<bool, _>("has_uploads")? {
+            return Err(IndexError::NotEmpty(format!("bucket {name} is not empty")));
+        }
+        Ok(())
+    }
+
     /// Every bucket, ordered by name.
     pub async fn list_buckets(&self) -> Result<Vec<BucketRecord>, IndexError> {
         let rows = sqlx::query("SELECT name, owner, created_ms FROM buckets ORDER BY name")

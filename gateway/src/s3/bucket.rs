@@ -6,6 +6,7 @@ use s3s::S3Request;
 use s3s::dto::*;
 
 use super::{Gateway, ts};
+use crate::audit::{self, S3Audit};
 use crate::error::{Error, Result};
 use crate::index::IndexError;
 
@@ -68,6 +69,10 @@ impl Gateway {
     ) -> Result<CreateBucketOutput> {
         let name = req.input.bucket.clone();
         let who = caller(self, &req).await?;
+        if self.store.index.get_bucket(&name).await?.is_some() {
+            return Err(Error::BucketAlreadyOwnedByYou(name));
+        }
+        audit::before_change(S3Audit::of(&req.extensions).as_ref(), 0, None).await?;
         match self.store.index.create_bucket(&name, &owner_of(&req)).await {
             Ok(()) => {}
             Err(IndexError::AlreadyExists(_)) => return Err(Error::BucketAlreadyOwnedByYou(name)),
@@ -98,6 +103,14 @@ impl Gateway {
         req: S3Request<DeleteBucketInput>,
     ) -> Result<DeleteBucketOutput> {
         let name = req.input.bucket;
+        let check = match self.store.index.check_bucket_deletable(&name).await {
+            Ok(()) => Ok(()),
+            Err(IndexError::NotFound(_)) => Err(Error::NoSuchBucket(name.clone())),
+            Err(IndexError::NotEmpty(_)) => Err(Error::BucketNotEmpty(name.clone())),
+            Err(e) => Err(e.into()),
+        };
+        check?;
+        audit::before_change(S3Audit::of(&req.extensions).as_ref(), 0, None).await?;
         match self.store.index.delete_bucket(&name).await {
             Ok(()) => {
                 if let Some(p) = &self.policy {

@@ -16,6 +16,7 @@ use sha2::Digest;
 use super::checksum::{ChecksumRequest, precheck_content_md5, stored};
 use super::object::{WriteChecks, content_length, random_id};
 use super::{Gateway, MIN_PART_SIZE, etag, object_headers, ts, user_metadata};
+use crate::audit::{self, S3Audit};
 use crate::backend::new_backend_id;
 use crate::error::{Error, Result};
 use crate::index::{IndexError, ObjectRecord, PartRecord, StreamRecord, UploadRecord};
@@ -85,6 +86,7 @@ impl Gateway {
         &self,
         req: S3Request<CreateMultipartUploadInput>,
     ) -> Result<CreateMultipartUploadOutput> {
+        let audit = S3Audit::of(&req.extensions);
         let owner = req
             .credentials
             .as_ref()
@@ -115,6 +117,7 @@ impl Gateway {
             checksum_algorithm,
             owner,
         };
+        audit::before_change(audit.as_ref(), 0, None).await?;
         self.store.index.create_upload(&rec).await?;
         Ok(CreateMultipartUploadOutput {
             bucket: Some(input.bucket),
@@ -133,6 +136,7 @@ impl Gateway {
         number: u32,
         body: S,
         checks: WriteChecks,
+        audit: Option<&S3Audit>,
     ) -> Result<PartRecord>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + 'static,
@@ -168,6 +172,16 @@ impl Gateway {
             checksums: s.checksums.to_base64_map(),
             last_modified_ms: now_ms(),
         };
+        // fail closed: the event is in the ledger before the part becomes visible
+        let received = if audit.is_some_and(|a| a.receives_body()) {
+            part.size
+        } else {
+            0
+        };
+        if let Err(e) = audit::before_change(audit, received, Some(skey.key_version())).await {
+            self.store.delete_quietly(&sealed.backend_id).await;
+            return Err(e);
+        }
         match self.store.index.put_part(&part).await {
             Ok(replaced) => {
                 self.store.collect(replaced.into_iter().collect()).await;
@@ -189,6 +203,7 @@ impl Gateway {
         &self,
         req: S3Request<UploadPartInput>,
     ) -> Result<UploadPartOutput> {
+        let audit = S3Audit::of(&req.extensions);
         let S3Request {
             input,
             headers: raw_headers,
@@ -221,10 +236,14 @@ impl Gateway {
             content_length: content_length(input.content_length)?,
         };
         let part = match input.body {
-            Some(body) => self.write_part(&upload, number, body, checks).await?,
+            Some(body) => {
+                self.write_part(&upload, number, body, checks, audit.as_ref())
+                    .await?
+            }
             None => {
                 let empty = futures::stream::empty::<std::result::Result<Bytes, std::io::Error>>();
-                self.write_part(&upload, number, empty, checks).await?
+                self.write_part(&upload, number, empty, checks, audit.as_ref())
+                    .await?
             }
         };
         Ok(UploadPartOutput {
@@ -243,6 +262,7 @@ impl Gateway {
         &self,
         req: S3Request<UploadPartCopyInput>,
     ) -> Result<UploadPartCopyOutput> {
+        let audit = S3Audit::of(&req.extensions);
         let input = req.input;
         let number = part_number(input.part_number)?;
         let upload = self
@@ -272,7 +292,9 @@ impl Gateway {
             content_md5: None,
             content_length: Some(len),
         };
-        let part = self.write_part(&upload, number, body, checks).await?;
+        let part = self
+            .write_part(&upload, number, body, checks, audit.as_ref())
+            .await?;
         Ok(UploadPartCopyOutput {
             copy_part_result: Some(CopyPartResult {
                 e_tag: Some(etag(&part.md5_hex)),
@@ -292,6 +314,7 @@ impl Gateway {
         &self,
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> Result<CompleteMultipartUploadOutput> {
+        let audit = S3Audit::of(&req.extensions);
         let input = req.input;
         let upload = self
             .require_upload(&input.bucket, &input.key, &input.upload_id)
@@ -412,6 +435,11 @@ impl Gateway {
                 .collect(),
             manifest_id: Some(manifest_id.clone()),
         };
+        // fail closed: the event is in the ledger before the object becomes visible
+        if let Err(e) = audit::before_change(audit.as_ref(), 0, Some(rec.key_version)).await {
+            self.store.delete_quietly(&manifest_id).await;
+            return Err(e);
+        }
         match self
             .store
             .index
@@ -441,9 +469,11 @@ impl Gateway {
         &self,
         req: S3Request<AbortMultipartUploadInput>,
     ) -> Result<AbortMultipartUploadOutput> {
+        let audit = S3Audit::of(&req.extensions);
         let input = req.input;
         self.require_upload(&input.bucket, &input.key, &input.upload_id)
             .await?;
+        audit::before_change(audit.as_ref(), 0, None).await?;
         let garbage = self
             .store
             .index

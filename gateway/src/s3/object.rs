@@ -15,6 +15,7 @@ use s3s::dto::*;
 
 use super::checksum::{ChecksumRequest, precheck_content_md5, stored, verify_content_md5};
 use super::{Gateway, etag, expires_out, metadata_out, ms_of, object_headers, ts, user_metadata};
+use crate::audit::{self, S3Audit};
 use crate::error::{Error, Result};
 use crate::index::ObjectRecord;
 use crate::store::{SyncStream, now_ms};
@@ -179,6 +180,7 @@ impl Gateway {
         user_metadata: BTreeMap<String, String>,
         body: S,
         checks: WriteChecks,
+        audit: Option<&S3Audit>,
     ) -> Result<ObjectRecord>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + 'static,
@@ -217,6 +219,16 @@ impl Gateway {
         }
         let rec =
             ObjectRecord::single_stream(bucket, key, now, headers, user_metadata, &skey, &sealed);
+        // fail closed: the event is in the ledger before the object becomes visible
+        let received = if audit.is_some_and(|a| a.receives_body()) {
+            rec.size
+        } else {
+            0
+        };
+        if let Err(e) = audit::before_change(audit, received, Some(rec.key_version)).await {
+            self.store.delete_quietly(&sealed.backend_id).await;
+            return Err(e);
+        }
         self.store.commit(&rec).await?;
         Ok(rec)
     }
@@ -225,6 +237,7 @@ impl Gateway {
         &self,
         req: S3Request<PutObjectInput>,
     ) -> Result<PutObjectOutput> {
+        let audit = S3Audit::of(&req.extensions);
         let S3Request {
             input,
             headers: raw_headers,
@@ -277,13 +290,29 @@ impl Gateway {
         let meta = user_metadata(input.metadata);
         let rec = match input.body {
             Some(body) => {
-                self.write_object(&input.bucket, &input.key, headers, meta, body, checks)
-                    .await?
+                self.write_object(
+                    &input.bucket,
+                    &input.key,
+                    headers,
+                    meta,
+                    body,
+                    checks,
+                    audit.as_ref(),
+                )
+                .await?
             }
             None => {
                 let empty = futures::stream::empty::<std::result::Result<Bytes, std::io::Error>>();
-                self.write_object(&input.bucket, &input.key, headers, meta, empty, checks)
-                    .await?
+                self.write_object(
+                    &input.bucket,
+                    &input.key,
+                    headers,
+                    meta,
+                    empty,
+                    checks,
+                    audit.as_ref(),
+                )
+                .await?
             }
         };
         Ok(PutObjectOutput {
@@ -303,8 +332,12 @@ impl Gateway {
         &self,
         req: S3Request<GetObjectInput>,
     ) -> Result<GetObjectOutput> {
+        let audit = S3Audit::of(&req.extensions);
         let input = req.input;
         let rec = self.require_object(&input.bucket, &input.key).await?;
+        if let Some(a) = &audit {
+            a.scope.set_key_version(rec.key_version);
+        }
         check_conditions(
             &rec,
             input.if_match.as_ref(),
@@ -425,6 +458,7 @@ impl Gateway {
         &self,
         req: S3Request<DeleteObjectInput>,
     ) -> Result<DeleteObjectOutput> {
+        let audit = S3Audit::of(&req.extensions);
         let input = req.input;
         self.require_bucket(&input.bucket).await?;
         if let Some(c) = input.if_match.as_ref() {
@@ -438,6 +472,7 @@ impl Gateway {
                 None => return Err(Error::NoSuchKey(input.key)),
             }
         }
+        audit::before_change(audit.as_ref(), 0, None).await?;
         self.delete_one(&input.bucket, &input.key).await?;
         Ok(DeleteObjectOutput::default())
     }
@@ -446,6 +481,15 @@ impl Gateway {
         &self,
         req: S3Request<DeleteObjectsInput>,
     ) -> Result<DeleteObjectsOutput> {
+        let audit = S3Audit::of(&req.extensions);
+        let identity = match (&self.policy, req.credentials.as_ref()) {
+            (Some(p), Some(c)) => Some(
+                p.identity(Some(c.access_key.as_str()))
+                    .await
+                    .map_err(Error::Client)?,
+            ),
+            _ => None,
+        };
         let input = req.input;
         self.require_bucket(&input.bucket).await?;
         if input.delete.objects.len() > 1000 {
@@ -457,7 +501,28 @@ impl Gateway {
         let mut deleted = Vec::new();
         let mut errors = Vec::new();
         for obj in input.delete.objects {
-            match self.delete_one(&input.bucket, &obj.key).await {
+            // each key is authorised on its own: a prefix grant deletes only under its prefix
+            let allowed = match (&self.policy, &identity) {
+                (Some(p), Some(id)) => p
+                    .authorize(
+                        id,
+                        policy::Action::DeleteObject,
+                        Some(&input.bucket),
+                        Some(&obj.key),
+                    )
+                    .await
+                    .map_err(Error::Client),
+                _ => Ok(()),
+            };
+            let result = match allowed {
+                Ok(()) => match audit::before_change(audit.as_ref(), 0, None).await {
+                    Ok(()) => self.delete_one(&input.bucket, &obj.key).await,
+                    // nothing may be deleted without its event: stop here
+                    Err(e) => return Err(e),
+                },
+                Err(e) => Err(e),
+            };
+            match result {
                 Ok(()) => {
                     if !quiet {
                         deleted.push(DeletedObject {
@@ -529,6 +594,7 @@ impl Gateway {
         &self,
         req: S3Request<CopyObjectInput>,
     ) -> Result<CopyObjectOutput> {
+        let audit = S3Audit::of(&req.extensions);
         let input = req.input;
         let src = self
             .copy_source(
@@ -586,7 +652,15 @@ impl Gateway {
         };
         let body = self.store.open_object(&src, 0..src.size).await?;
         let rec = self
-            .write_object(&input.bucket, &input.key, headers, meta, body, checks)
+            .write_object(
+                &input.bucket,
+                &input.key,
+                headers,
+                meta,
+                body,
+                checks,
+                audit.as_ref(),
+            )
             .await?;
         if src.manifest_id.is_none() && rec.etag != src.etag {
             tracing::error!(bucket = %src.bucket, key = %src.key, "copy produced a different MD5 than the source ETag");

@@ -1,0 +1,363 @@
+//! The S3 side of the audit ledger: opening the ledger and the evidence key from the config,
+//! the per-request [`S3Audit`] handle (a `policy::ledger::RequestAudit` plus the request's
+//! [`OpSlot`]) that the S3 handlers use to record before a change becomes visible, request ids,
+//! the S3 error code of a rendered error response, and the daily retention prune.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use policy::evidence::EvidenceKey;
+use policy::ledger::{Ledger, RequestAudit};
+use tokio::sync::watch;
+
+use crate::auth::OpSlot;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::index::Index;
+
+/// The ledger of a running gateway and the key that signs its checkpoints and bundles.
+#[derive(Clone, Debug)]
+pub struct Audit {
+    /// the ledger (in the index's SQLite file)
+    pub ledger: Ledger,
+    /// `<data dir>/evidence.key`
+    pub evidence_key: Arc<EvidenceKey>,
+}
+
+impl Audit {
+    /// Loads (or creates, 0600) the evidence key and opens the ledger on the index's pools.
+    pub async fn open(config: &Config, index: &Index) -> Result<Audit> {
+        let (key, created) = EvidenceKey::load_or_generate(&config.data_dir)
+            .map_err(|e| Error::Config(format!("evidence key: {e}")))?;
+        if created {
+            tracing::info!(
+                path = %EvidenceKey::path_in(&config.data_dir).display(),
+                "generated evidence key"
+            );
+        }
+        let mut cfg = config.ledger_config()?;
+        cfg.source_secret = Some(key.source_secret());
+        let ledger =
+            Ledger::open_with_reader(index.write_pool().clone(), index.read_pool().clone(), cfg)
+                .await
+                .map_err(|e| Error::Unavailable(format!("audit ledger: {e}")))?;
+        Ok(Audit {
+            ledger,
+            evidence_key: Arc::new(key),
+        })
+    }
+
+    /// Prunes events older than the retention now, then once a day, until `stop`.
+    pub fn spawn_pruner(&self, mut stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+        let ledger = self.ledger.clone();
+        let key = self.evidence_key.clone();
+        tokio::spawn(async move {
+            loop {
+                match ledger.prune(&key, policy::ledger::now_ms()).await {
+                    Ok(r) => tracing::info!(report = ?r, "audit retention prune done"),
+                    Err(e) => tracing::error!(error = %e, "audit retention prune failed"),
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(24 * 3600)) => {}
+                    _ = stop.wait_for(|v| *v) => break,
+                }
+            }
+        })
+    }
+}
+
+/// The audit handle of one S3 request, in the request extensions.
+#[derive(Clone, Debug)]
+pub struct S3Audit {
+    /// the event under construction
+    pub scope: RequestAudit,
+    /// what the access check learned (action, principal, bucket, key)
+    pub slot: OpSlot,
+}
+
+impl S3Audit {
+    /// The handle of the request with these extensions (None when the gateway runs without
+    /// a ledger, e.g. in unit tests).
+    pub fn of(ext: &http::Extensions) -> Option<S3Audit> {
+        ext.get::<S3Audit>().cloned()
+    }
+
+    /// Whether the request's body is data the client sends (PutObject, UploadPart): their
+    /// events carry the plaintext size as `bytes_in`.
+    pub fn receives_body(&self) -> bool {
+        self.slot
+            .get()
+            .and_then(|i| i.action)
+            .is_some_and(|a| matches!(a, policy::Action::PutObject | policy::Action::UploadPart))
+    }
+
+    /// Copies action, principal, tenant, bucket and key from the access check into the event.
+    pub fn sync_from_slot(&self) {
+        let Some(info) = self.slot.get() else {
+            return;
+        };
+        if let Some(a) = info.action {
+            self.scope.set_action(a.s3_name());
+        }
+        self.scope.set_principal(info.principal, info.tenant);
+        self.scope.set_target(info.bucket, info.key);
+    }
+}
+
+/// Records the request's event before a change becomes visible (no-op without a ledger).
+/// `bytes_in`: plaintext bytes received (PutObject, UploadPart); `key_version`: data key used.
+/// `Err(AuditUnavailable)`: nothing may change; the caller cleans up and answers 503.
+pub async fn before_change(
+    audit: Option<&S3Audit>,
+    bytes_in: u64,
+    key_version: Option<u32>,
+) -> Result<()> {
+    let Some(a) = audit else {
+        return Ok(());
+    };
+    if a.scope.recorded() {
+        return Ok(());
+    }
+    a.sync_from_slot();
+    a.scope.add_bytes_in(bytes_in);
+    if let Some(v) = key_version {
+        a.scope.set_key_version(v);
+    }
+    // the status the operation answers on success (s3s: 204 for the deletes and abort)
+    let status = match a.slot.get().and_then(|i| i.action) {
+        Some(
+            policy::Action::DeleteObject
+            | policy::Action::DeleteBucket
+            | policy::Action::AbortMultipartUpload,
+        ) => 204,
+        _ => 200,
+    };
+    a.scope
+        .record_before_change(status)
+        .await
+        .map(|_| ())
+        .map_err(|e| Error::AuditUnavailable(e.to_string()))
+}
+
+/// The S3 operation a request asks for, read from its method, path, query and headers: the
+/// action of requests refused before the access check named it (bad signature, unknown key).
+/// `None` for requests that name no operation the gateway serves.
+pub fn guess_action(
+    method: &http::Method,
+    path: &str,
+    query: Option<&str>,
+    headers: &http::HeaderMap,
+) -> Option<policy::Action> {
+    use policy::Action as A;
+    let params: Vec<&str> = query
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| p.split('=').next().unwrap_or(p))
+        .collect();
+    let has = |name: &str| params.contains(&name);
+    // a sub-resource the gateway does not serve (?acl, ?versioning, ?tagging, ...): no guess
+    const KNOWN: [&str; 20] = [
+        "location",
+        "uploads",
+        "uploadId",
+        "partNumber",
+        "delete",
+        "list-type",
+        "prefix",
+        "delimiter",
+        "marker",
+        "max-keys",
+        "continuation-token",
+        "start-after",
+        "fetch-owner",
+        "encoding-type",
+        "key-marker",
+        "upload-id-marker",
+        "max-uploads",
+        "max-parts",
+        "part-number-marker",
+        "x-id",
+    ];
+    let unknown = params.iter().any(|p| {
+        !KNOWN.contains(p)
+            && !p.to_ascii_lowercase().starts_with("x-amz-")
+            && !p.starts_with("response-")
+            && *p != "versionId"
+    });
+    if unknown {
+        return None;
+    }
+    let mut parts = path.trim_start_matches('/').splitn(2, '/');
+    let bucket = parts.next().unwrap_or("");
+    let key = parts.next().unwrap_or("");
+    let copy = headers.contains_key("x-amz-copy-source");
+    let m = method.as_str();
+    if bucket.is_empty() {
+        return (m == "GET").then_some(A::ListBuckets);
+    }
+    if key.is_empty() {
+        return match m {
+            "GET" if has("location") => Some(A::GetBucketLocation),
+            "GET" if has("uploads") => Some(A::ListMultipartUploads),
+            "GET" if query.is_some_and(|q| q.contains("list-type=2")) => Some(A::ListObjectsV2),
+            "GET" => Some(A::ListObjects),
+            "HEAD" => Some(A::HeadBucket),
+            "PUT" => Some(A::CreateBucket),
+            "DELETE" => Some(A::DeleteBucket),
+            "POST" if has("delete") => Some(A::DeleteObjects),
+            _ => None,
+        };
+    }
+    match m {
+        "GET" if has("uploadId") => Some(A::ListParts),
+        "GET" => Some(A::GetObject),
+        "HEAD" => Some(A::HeadObject),
+        "PUT" if has("partNumber") && has("uploadId") && copy => Some(A::UploadPartCopy),
+        "PUT" if has("partNumber") && has("uploadId") => Some(A::UploadPart),
+        "PUT" if copy => Some(A::CopyObject),
+        "PUT" => Some(A::PutObject),
+        "DELETE" if has("uploadId") => Some(A::AbortMultipartUpload),
+        "DELETE" => Some(A::DeleteObject),
+        "POST" if has("uploads") => Some(A::CreateMultipartUpload),
+        "POST" if has("uploadId") => Some(A::CompleteMultipartUpload),
+        _ => None,
+    }
+}
+
+/// A fresh request id: 16 upper-case hex characters (like S3's `x-amz-request-id`).
+pub fn new_request_id() -> String {
+    let id = uuid::Uuid::new_v4();
+    hex::encode_upper(&id.as_bytes()[..8])
+}
+
+/// The `<Code>` of an S3 error XML body (s3s renders errors as `<Error><Code>…</Code>…`).
+pub fn error_code_of(body: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?;
+    let start = text.find("<Code>")? + "<Code>".len();
+    let len = text[start..].find("</Code>")?;
+    let code = &text[start..start + len];
+    (!code.is_empty() && code.len() <= 64 && code.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .then(|| code.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_are_read_from_error_bodies() {
+        let body = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>NoSuchKey</Code><Message>no such key: k</Message></Error>";
+        assert_eq!(error_code_of(body).as_deref(), Some("NoSuchKey"));
+        assert_eq!(error_code_of(b"<Error><Message>x</Message></Error>"), None);
+        assert_eq!(error_code_of(b"<Code></Code>"), None);
+        assert_eq!(error_code_of(b"<Code>a b</Code>"), None);
+        assert_eq!(error_code_of(b"<Code>Unterminated"), None);
+        assert_eq!(error_code_of(&[0xff, 0xfe]), None);
+    }
+
+    #[test]
+    fn actions_are_read_from_the_request_line() {
+        use http::{HeaderMap, Method};
+        use policy::Action as A;
+        let h = HeaderMap::new();
+        let mut copy = HeaderMap::new();
+        copy.insert("x-amz-copy-source", "/b/k".parse().unwrap());
+        type Case<'a> = (Method, &'a str, Option<&'a str>, &'a HeaderMap, Option<A>);
+        let cases: Vec<Case<'_>> = vec![
+            (Method::GET, "/", None, &h, Some(A::ListBuckets)),
+            (Method::PUT, "/b", None, &h, Some(A::CreateBucket)),
+            (
+                Method::GET,
+                "/b",
+                Some("list-type=2&prefix=a"),
+                &h,
+                Some(A::ListObjectsV2),
+            ),
+            (Method::GET, "/b", None, &h, Some(A::ListObjects)),
+            (
+                Method::GET,
+                "/b",
+                Some("location"),
+                &h,
+                Some(A::GetBucketLocation),
+            ),
+            (
+                Method::POST,
+                "/b",
+                Some("delete"),
+                &h,
+                Some(A::DeleteObjects),
+            ),
+            (Method::GET, "/b/k/x", None, &h, Some(A::GetObject)),
+            (Method::PUT, "/b/k", None, &h, Some(A::PutObject)),
+            (Method::PUT, "/b/k", None, &copy, Some(A::CopyObject)),
+            (
+                Method::PUT,
+                "/b/k",
+                Some("partNumber=1&uploadId=u"),
+                &h,
+                Some(A::UploadPart),
+            ),
+            (
+                Method::PUT,
+                "/b/k",
+                Some("partNumber=1&uploadId=u"),
+                &copy,
+                Some(A::UploadPartCopy),
+            ),
+            (
+                Method::POST,
+                "/b/k",
+                Some("uploads"),
+                &h,
+                Some(A::CreateMultipartUpload),
+            ),
+            (
+                Method::POST,
+                "/b/k",
+                Some("uploadId=u"),
+                &h,
+                Some(A::CompleteMultipartUpload),
+            ),
+            (
+                Method::DELETE,
+                "/b/k",
+                Some("uploadId=u"),
+                &h,
+                Some(A::AbortMultipartUpload),
+            ),
+            (Method::DELETE, "/b/k", None, &h, Some(A::DeleteObject)),
+            (
+                Method::GET,
+                "/b/k",
+                Some("uploadId=u"),
+                &h,
+                Some(A::ListParts),
+            ),
+            (Method::PATCH, "/b/k", None, &h, None),
+            (Method::POST, "/", None, &h, None),
+            (Method::GET, "/b", Some("versioning"), &h, None),
+            (Method::PUT, "/b/k", Some("tagging"), &h, None),
+            (
+                Method::GET,
+                "/b/k",
+                Some("X-Amz-Signature=x&response-content-type=a"),
+                &h,
+                Some(A::GetObject),
+            ),
+        ];
+        for (m, p, q, hd, want) in cases {
+            assert_eq!(guess_action(&m, p, q, hd), want, "{m} {p} {q:?}");
+        }
+    }
+
+    #[test]
+    fn request_ids_are_distinct_hex() {
+        let a = new_request_id();
+        let b = new_request_id();
+        assert_eq!(a.len(), 16);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+    }
+}

@@ -1,7 +1,8 @@
 //! The `vaultgate` binary: parses flags/env/config file, starts JSON logging, runs
 //! `vaultgate serve` until SIGTERM/SIGINT, validates and prints the effective config with
 //! `vaultgate config check`, or runs an offline operation (`migrate`, `reindex`, `import-hub`,
-//! in `gateway::ops`). All logic lives in the `gateway` library.
+//! in `gateway::ops`), checks the audit ledger (`vaultgate audit verify|prune`) or an evidence
+//! bundle (`vaultgate evidence verify`). All logic lives in the `gateway` and `policy` libraries.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -75,6 +76,54 @@ enum Command {
     },
     /// Admin API client (users, keys, grants, tenants, quorum, status).
     Admin(admin::cli::AdminArgs),
+    /// Audit ledger: verify the hash chain (database or mirror file), prune old events.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Evidence bundles: verify a bundle offline.
+    Evidence {
+        #[command(subcommand)]
+        command: EvidenceCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AuditCommand {
+    /// Verify the ledger's hash chain: exit 0 intact, 1 broken (the output names the first
+    /// broken seq), 2 when it cannot be read.
+    Verify {
+        #[command(flatten)]
+        settings: Settings,
+        /// Verify this JSON-lines mirror file instead of the database.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Evidence public key (64 hex characters or a file holding them) that must have
+        /// signed the checkpoint; default: the key in the data dir, if present.
+        #[arg(long)]
+        public_key: Option<String>,
+    },
+    /// Delete events older than the retention (or --before-days), writing a signed checkpoint.
+    Prune {
+        #[command(flatten)]
+        settings: Settings,
+        /// Prune events older than N days instead of audit_retention_days.
+        #[arg(long)]
+        before_days: Option<u32>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum EvidenceCommand {
+    /// Verify an evidence bundle offline: exit 0 valid, 1 rejected (with the reason).
+    Verify {
+        /// The bundle file.
+        bundle: PathBuf,
+        /// Expected signer (64 hex characters or a file holding them); default: the key in
+        /// the bundle (not pinned).
+        #[arg(long)]
+        public_key: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -130,6 +179,18 @@ struct Settings {
     /// HS256 secret of admin API tokens, >= 32 bytes (env alias ADMIN_JWT_SECRET).
     #[arg(long, env = "VAULTGATE_ADMIN_JWT_SECRET", hide_env_values = true)]
     admin_jwt_secret: Option<String>,
+    /// Client address in audit events: keep, hash or drop. Default keep
+    #[arg(long, env = "VAULTGATE_AUDIT_SOURCE")]
+    audit_source: Option<String>,
+    /// Reads whose audit event cannot be recorded: fail-closed (503) or fail-open. Default fail-closed
+    #[arg(long, env = "VAULTGATE_AUDIT_READ_POLICY")]
+    audit_read_policy: Option<String>,
+    /// Days audit events are kept. Default 90
+    #[arg(long, env = "VAULTGATE_AUDIT_RETENTION_DAYS")]
+    audit_retention_days: Option<u32>,
+    /// JSON-lines mirror of the audit ledger.
+    #[arg(long, env = "VAULTGATE_AUDIT_MIRROR")]
+    audit_mirror: Option<PathBuf>,
 }
 
 impl Settings {
@@ -166,6 +227,10 @@ impl Settings {
                         .filter(|v| !v.is_empty())
                 })
                 .map(Secret::new),
+            audit_source: self.audit_source,
+            audit_read_policy: self.audit_read_policy,
+            audit_retention_days: self.audit_retention_days,
+            audit_mirror: self.audit_mirror,
         });
         cfg.validate()?;
         Ok(cfg)
@@ -350,6 +415,150 @@ async fn ops(command: Command) -> ExitCode {
     }
 }
 
+/// `vaultgate audit verify`: 0 intact, 1 broken, 2 unreadable / bad usage.
+async fn audit_verify(
+    settings: Settings,
+    file: Option<PathBuf>,
+    public_key: Option<String>,
+) -> ExitCode {
+    use policy::evidence::{EvidenceKey, PublicKey};
+    use policy::ledger::cli::{verify_database, verify_file};
+    let report = if let Some(path) = file {
+        verify_file(&path).await
+    } else {
+        let cfg = match settings.load() {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("vaultgate: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let trusted = match public_key.as_deref().map(PublicKey::from_arg).transpose() {
+            Ok(Some(pk)) => Some(pk),
+            Ok(None) => EvidenceKey::load(&EvidenceKey::path_in(&cfg.data_dir))
+                .ok()
+                .map(|k| k.public_key()),
+            Err(e) => {
+                eprintln!("vaultgate: --public-key: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        verify_database(&cfg.database_url(), trusted.as_ref()).await
+    };
+    match report {
+        Ok(r) => {
+            println!("{r}");
+            if r.is_ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("vaultgate: cannot verify the audit ledger: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `vaultgate audit prune`: 0 done, 1 refused (e.g. a broken ledger), 2 bad usage.
+async fn audit_prune(settings: Settings, before_days: Option<u32>) -> ExitCode {
+    use policy::evidence::EvidenceKey;
+    use policy::ledger::{Ledger, now_ms, open_pool};
+    let cfg = match settings.load() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("vaultgate: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let key = match EvidenceKey::load(&EvidenceKey::path_in(&cfg.data_dir)) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("vaultgate: the evidence key signs the checkpoint: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut lcfg = match cfg.ledger_config() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("vaultgate: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    lcfg.source_secret = Some(key.source_secret());
+    let ledger = match open_pool(&cfg.database_url(), false).await {
+        Ok(pool) => Ledger::open(pool, lcfg).await,
+        Err(e) => Err(e),
+    };
+    let ledger = match ledger {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("vaultgate: cannot open the audit ledger: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let now = now_ms();
+    let result = match before_days {
+        Some(d) => {
+            let cutoff = now.saturating_sub(i64::from(d) * 24 * 3600 * 1000);
+            ledger.prune_before(&key, cutoff, now).await
+        }
+        None => ledger.prune(&key, now).await,
+    };
+    let pool = ledger.pool().clone();
+    drop(ledger);
+    pool.close().await;
+    match result {
+        Ok(r) => {
+            match &r.checkpoint {
+                Some(c) => println!(
+                    "pruned {} events; checkpoint at seq {} (hash {}), signed by {}",
+                    r.deleted, c.seq, c.hash, c.public_key
+                ),
+                None => println!("pruned 0 events: nothing older than the cutoff"),
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("vaultgate: prune refused: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `vaultgate evidence verify`: 0 valid, 1 rejected or unreadable.
+fn evidence_verify(bundle: &std::path::Path, public_key: Option<&str>) -> ExitCode {
+    use policy::evidence::{PublicKey, verify_bundle};
+    let trusted = match public_key.map(PublicKey::from_arg).transpose() {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("vaultgate: --public-key: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match verify_bundle(bundle, trusted.as_ref()) {
+        Ok(summary) => {
+            print!("{summary}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("vaultgate: {}: {e}", bundle.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("vaultgate: cannot start the runtime: {e}");
+            ExitCode::FAILURE
+        })
+}
+
 enum Op {
     Migrate(String, Option<usize>, bool),
     Reindex(String, bool),
@@ -374,6 +583,23 @@ fn main() -> ExitCode {
         Command::Config {
             command: ConfigCommand::Check(s),
         } => check(s),
+        Command::Audit { command } => match runtime() {
+            Ok(rt) => match command {
+                AuditCommand::Verify {
+                    settings,
+                    file,
+                    public_key,
+                } => rt.block_on(audit_verify(settings, file, public_key)),
+                AuditCommand::Prune {
+                    settings,
+                    before_days,
+                } => rt.block_on(audit_prune(settings, before_days)),
+            },
+            Err(code) => code,
+        },
+        Command::Evidence {
+            command: EvidenceCommand::Verify { bundle, public_key },
+        } => evidence_verify(&bundle, public_key.as_deref()),
         Command::Admin(args) => {
             let rt = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()

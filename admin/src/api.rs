@@ -21,8 +21,9 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json, Router};
 use policy::evidence::EvidenceKey;
+use policy::evidence::ExportLimits;
 use policy::grants::DEFAULT_TENANT;
-use policy::ledger::Ledger;
+use policy::ledger::{Ledger, RequestAudit};
 use policy::quorum::{Approval, ApprovalState, CHANGE_ROLE, QuorumRule};
 use policy::store::{AccessKeyInfo, CustomRole, PrincipalRecord, Tenant};
 use policy::{Grant, Identity, JwtAuthority, LimitClass, PolicyStore, RateLimits, Role, SecretKey};
@@ -33,7 +34,8 @@ use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::{ApiError, ErrorBody, REQUEST_ID};
+use crate::audit::{self, Audit};
+use crate::error::{ApiError, ErrorBody};
 
 /// Path prefix of the API.
 pub const PREFIX: &str = "/admin/v1";
@@ -54,9 +56,13 @@ pub struct AdminState {
     pub audit: Option<AuditState>,
     /// called once per admin call with its operation name (`CreateAccessKey`, …), for
     /// the gateway's `admin_operations_total{operation}` counter
-    pub on_operation: Option<Arc<dyn Fn(&str) + Send + Sync>>,
+    pub on_operation: Option<OperationHook>,
     started: Instant,
 }
+
+/// Called once per admin call with its operation name (the OpenAPI `operationId`, e.g.
+/// `CreateAccessKey`; `UnknownRoute` for unrouted calls).
+pub type OperationHook = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// What the admin API needs for auditing and evidence bundles.
 #[derive(Clone)]
@@ -65,8 +71,10 @@ pub struct AuditState {
     pub ledger: Ledger,
     /// the gateway's Ed25519 evidence key (signs bundles)
     pub evidence_key: Arc<EvidenceKey>,
-    /// directory where exported bundles are kept (`<id>.json`)
+    /// directory where exported bundles are kept (`<id>.json` + `<id>.meta.json`, 0600)
     pub evidence_dir: PathBuf,
+    /// limits of one export (default [`ExportLimits::default`]; past them → 413)
+    pub export_limits: ExportLimits,
 }
 
 impl AdminState {
@@ -98,13 +106,14 @@ impl AdminState {
             ledger,
             evidence_key,
             evidence_dir,
+            export_limits: ExportLimits::default(),
         });
         self
     }
 
     /// Sets the per-call hook (`admin_operations_total{operation}`): called once per admin
     /// call with the operation name, after the answer is known.
-    pub fn with_operation_hook(mut self, hook: Arc<dyn Fn(&str) + Send + Sync>) -> AdminState {
+    pub fn with_operation_hook(mut self, hook: OperationHook) -> AdminState {
         self.on_operation = Some(hook);
         self
     }
@@ -393,7 +402,7 @@ fn parse_role(s: &str) -> Result<Option<Role>, ApiError> {
 // ---------- handlers ----------
 
 /// Liveness and database reachability.
-#[utoipa::path(get, path = "/admin/v1/health", tag = "status", security(()),
+#[utoipa::path(get, path = "/admin/v1/health", tag = "status", operation_id = "Health", security(()),
     responses((status = 200, body = Health), (status = 503, body = ErrorBody)))]
 async fn health(State(st): State<AdminState>) -> Result<Json<Health>, ApiError> {
     st.store.ping().await.map_err(|_| {
@@ -409,7 +418,7 @@ async fn health(State(st): State<AdminState>) -> Result<Json<Health>, ApiError> 
 }
 
 /// Gateway status.
-#[utoipa::path(get, path = "/admin/v1/status", tag = "status",
+#[utoipa::path(get, path = "/admin/v1/status", tag = "status", operation_id = "GetStatus",
     responses((status = 200, body = Status), (status = 401, body = ErrorBody)))]
 async fn status(
     State(st): State<AdminState>,
@@ -428,10 +437,11 @@ async fn status(
 }
 
 /// Exchanges an access key pair for a short-lived bearer token.
-#[utoipa::path(post, path = "/admin/v1/auth/token", tag = "auth", security(()), request_body = TokenRequest,
+#[utoipa::path(post, path = "/admin/v1/auth/token", tag = "auth", operation_id = "CreateToken", security(()), request_body = TokenRequest,
     responses((status = 200, body = TokenResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 async fn token(
     State(st): State<AdminState>,
+    audit: Audit,
     ApiJson(req): ApiJson<TokenRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
     st.limits
@@ -442,6 +452,7 @@ async fn token(
         .store
         .verify_key_pair(&req.access_key, &secret, ms_now())
         .await?;
+    audit.set_principal(&id.principal, &id.tenant);
     let roles = id
         .role
         .map(|r| vec![r.as_str().to_owned()])
@@ -451,7 +462,7 @@ async fn token(
 }
 
 /// Lists principals.
-#[utoipa::path(get, path = "/admin/v1/principals", tag = "principals", params(ListParams),
+#[utoipa::path(get, path = "/admin/v1/principals", tag = "principals", operation_id = "ListPrincipals", params(ListParams),
     responses((status = 200, body = PrincipalPage), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn list_principals(
     State(st): State<AdminState>,
@@ -470,18 +481,27 @@ async fn list_principals(
 }
 
 /// Creates a user or service account.
-#[utoipa::path(post, path = "/admin/v1/principals", tag = "principals", request_body = NewPrincipal,
+#[utoipa::path(post, path = "/admin/v1/principals", tag = "principals", operation_id = "CreatePrincipal", request_body = NewPrincipal,
     params(("Idempotency-Key" = Option<String>, Header, description = "replay protection")),
     responses((status = 201, body = PrincipalRecord), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn create_principal(
     State(st): State<AdminState>,
     Extension(c): Extension<Caller>,
+    audit: Audit,
     ApiJson(b): ApiJson<NewPrincipal>,
 ) -> Result<(StatusCode, Json<PrincipalRecord>), ApiError> {
     require_superadmin(&c)?;
     let tenant = b.tenant.unwrap_or_else(|| c.0.tenant.clone());
     require_tenant(&c, &tenant)?;
     let role = parse_role(b.role.as_deref().unwrap_or("none"))?;
+    if st.store.get_principal(&b.name).await?.is_some() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "Conflict",
+            format!("principal {} exists", b.name),
+        ));
+    }
+    audit.before_change(StatusCode::CREATED).await?;
     let p = st
         .store
         .create_principal(&b.name, b.kind.as_deref().unwrap_or("user"), &tenant, role)
@@ -490,7 +510,7 @@ async fn create_principal(
 }
 
 /// One principal.
-#[utoipa::path(get, path = "/admin/v1/principals/{name}", tag = "principals", params(("name" = String, Path)),
+#[utoipa::path(get, path = "/admin/v1/principals/{name}", tag = "principals", operation_id = "GetPrincipal", params(("name" = String, Path)),
     responses((status = 200, body = PrincipalRecord), (status = 404, body = ErrorBody)))]
 async fn get_principal(
     State(st): State<AdminState>,
@@ -502,11 +522,12 @@ async fn get_principal(
 }
 
 /// Disables a principal (its keys and tokens stop working on the next request).
-#[utoipa::path(post, path = "/admin/v1/principals/{name}/disable", tag = "principals", params(("name" = String, Path)),
+#[utoipa::path(post, path = "/admin/v1/principals/{name}/disable", tag = "principals", operation_id = "DisablePrincipal", params(("name" = String, Path)),
     responses((status = 200, body = PrincipalRecord), (status = 404, body = ErrorBody)))]
 async fn disable_principal(
     State(st): State<AdminState>,
     Extension(c): Extension<Caller>,
+    audit: Audit,
     Path(name): Path<String>,
 ) -> Result<Json<PrincipalRecord>, ApiError> {
     require_superadmin(&c)?;
@@ -514,34 +535,39 @@ async fn disable_principal(
     if name == c.0.principal {
         return Err(ApiError::bad_request("a principal cannot disable itself"));
     }
+    audit.before_change(StatusCode::OK).await?;
     Ok(Json(st.store.set_disabled(&name, true).await?))
 }
 
 /// Re-enables a principal.
-#[utoipa::path(post, path = "/admin/v1/principals/{name}/enable", tag = "principals", params(("name" = String, Path)),
+#[utoipa::path(post, path = "/admin/v1/principals/{name}/enable", tag = "principals", operation_id = "EnablePrincipal", params(("name" = String, Path)),
     responses((status = 200, body = PrincipalRecord), (status = 404, body = ErrorBody)))]
 async fn enable_principal(
     State(st): State<AdminState>,
     Extension(c): Extension<Caller>,
+    audit: Audit,
     Path(name): Path<String>,
 ) -> Result<Json<PrincipalRecord>, ApiError> {
     require_superadmin(&c)?;
     principal_in_scope(&st, &c, &name).await?;
+    audit.before_change(StatusCode::OK).await?;
     Ok(Json(st.store.set_disabled(&name, false).await?))
 }
 
 /// Changes a principal's built-in role (quorum action `admin:ChangeRole`).
-#[utoipa::path(put, path = "/admin/v1/principals/{name}/role", tag = "principals", params(("name" = String, Path)), request_body = RoleChange,
+#[utoipa::path(put, path = "/admin/v1/principals/{name}/role", tag = "principals", operation_id = "SetPrincipalRole", params(("name" = String, Path)), request_body = RoleChange,
     responses((status = 200, body = PrincipalRecord), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn set_role(
     State(st): State<AdminState>,
     Extension(c): Extension<Caller>,
+    audit: Audit,
     Path(name): Path<String>,
     ApiJson(b): ApiJson<RoleChange>,
 ) -> Result<Json<PrincipalRecord>, ApiError> {
     require_superadmin(&c)?;
     principal_in_scope(&st, &c, &name).await?;
     let role = parse_role(&b.role)?;
+    audit.before_change(StatusCode::OK).await?;
     st.store
         .gate(
             &c.0,
@@ -556,7 +582,7 @@ async fn set_role(
 }
 
 /// Lists access keys (never secrets).
-#[utoipa::path(get, path = "/admin/v1/keys", tag = "keys", params(ListParams),
+#[utoipa::path(get, path = "/admin/v1/keys", tag = "keys", operation_id = "ListAccessKeys", params(ListParams),
     responses((status = 200, body = KeyPage), (status = 403, body = ErrorBody)))]
 async fn list_keys(
     State(st): State<AdminState>,
@@ -580,12 +606,13 @@ async fn list_keys(
 }
 
 /// Issues an access key; the secret is in this answer only.
-#[utoipa::path(post, path = "/admin/v1/keys", tag = "keys", request_body = NewKey,
+#[utoipa::path(post, path = "/admin/v1/keys", tag = "keys", operation_id = "CreateAccessKey", request_body = NewKey,
     params(("Idempotency-Key" = Option<String>, Header, description = "replay protection")),
     responses((status = 201, body = CreatedKey), (status = 404, body = ErrorBody)))]
 async fn create_key(
     State(st): State<AdminState>,
     Extension(c): Extension<Caller>,
+    audit: Audit,
     ApiJson(b): ApiJson<NewKey>,
 ) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
     require_superadmin(&c)?;
@@ -593,6 +620,7 @@ async fn create_key(
     let expires = b.expires_in_secs.map(|s| {
         ms_now().saturating_add(i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX))
     });
+    audit.before_change(StatusCode::CREATED).await?;
     let k = st.store.create_access_key(&b.principal, expires).await?;
     Ok((
         StatusCode::CREATED,
@@ -606,11 +634,12 @@ async fn create_key(
 }
 
 /// Revokes an access key (effective on the next request).
-#[utoipa::path(post, path = "/admin/v1/keys/{id}/revoke", tag = "keys", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/admin/v1/keys/{id}/revoke", tag = "keys", operation_id = "RevokeAccessKey", params(("id" = String, Path)),
     responses((status = 200, body = AccessKeyInfo), (status = 404, body = ErrorBody)))]
 async fn revoke_key(
     State(st): State<AdminState>,
     Extension(c): Extension<Caller>,
+    audit: Audit,
     Path(id): Path<String>,
 ) -> Result<Json<AccessKeyInfo>, ApiError> {
     require_superadmin(&c)?;
@@ -620,6 +649,7 @@ async fn revoke_key(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("access key {id}")))?;
     principal_in_scope(&st, &c, &k.principal).await?;
+    audit.before_change(StatusCode::OK).await?;
     st.store.revoke_access_key(&id).await?;
     let k = st
         .store
@@ -630,7 +660,7 @@ async fn revoke_key(
 }
 
 /// Lists custom roles.
-#[utoipa::path(get, path = "/admin/v1/roles", tag = "roles", params(ListParams),
+#[utoipa::path(get, path = "/admin/v1/roles", tag = "roles", operation_id = "ListRoles", params(ListParams),
     responses((status = 200, body = RolePage)))]
 async fn list_roles(
     State(st): State<AdminState>,
@@ -643,16 +673,18 @@ async fn list_roles(
 }
 
 /// Defines a custom role (quorum action `admin:ChangeRole`).
-#[utoipa::path(post, path = "/admin/v1/roles", tag = "roles", request_body = NewRole,
+#[utoipa::path(post, path = "/admin/v1/roles", tag = "roles", operation_id = "CreateRole", request_body = NewRole,
     params(("Idempotency-Key" = Option<String>, Header, description = "replay protection")),
     responses((status = 201, body = CustomRole), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn create_role(
     State(st): State<AdminState>,
     Extension(c): Extension<Caller>,
+    audit: Audit,
     ApiJson(b): ApiJson<NewRole>,
 ) -> Result<(StatusCode, Json<CustomRole>), ApiError> {
     require_superadmin(&c)?;
     policy::store::parse_actions(&b.actions)?;
+    audit.before_change(StatusCode::CREATED).await?;
     st.store
         .gate(
             &c.0,
@@ -670,17 +702,19 @@ async fn create_role(
 }
 
 /// Deletes an unused custom role (quorum action `admin:ChangeRole`).
-#[utoipa::path(delete, path = "/admin/v1/roles/{name}", tag = "roles", params(("name" = String, Path)),
+#[utoipa::path(delete, path = "/admin/v1/roles/{name}", tag = "roles", operation_id = "DeleteRole", params(("name" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn delete_role(
     State(st): State<AdminState>,
     Extension(c): Extension<Caller>,
+    audit: Audit,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     require_superadmin(&c)?;
     if !st.store.list_roles().await?.iter().any(|r| r.name == name) {
         return Err(ApiError::not_found(format!("role {name}")));
     }
+    audit.before_change(StatusCode::NO_CONTENT).await?;
     st.store
         .gate(
             &c.0,
@@ -696,7 +730,7 @@ async fn delete_role(
 }
 
 /// Lists grants.
-#[utoipa::path(get, path = "/admin/v1/grants", tag = "grants", params(ListParams),
+#[utoipa::path(get, path = "/admin/v1/grants", tag = "grants", operation_id = "ListGrants", params(ListParams),
     responses((status = 200, body = GrantPage)))]
 async fn list_grants(
     State(st): State<AdminState>,
@@ -720,17 +754,19 @@ async fn list_grants(
 }
 
 /// Grants a role on a bucket (pattern) and key prefix (quorum action `admin:ChangeRole`).
-#[utoipa::path(post, path = "/admin/v1/grants", tag = "grants", request_body = NewGrant,
+#[utoipa::path(post, path = "/admin/v1/grants", tag = "grants", operation_id = "CreateGrant", request_body = NewGrant,
     params(("Idempotency-Key" = Option<String>, Header, description = "replay protection")),
     responses((status = 201, body = Grant), (status = 404, body = ErrorBody)))]
 async fn create_grant(
     State(st): State<AdminState>,
     Extension(c): Extension<Caller>,
+    audit: Audit,
     ApiJson(b): ApiJson<NewGrant>,
 ) -> Result<(StatusCode, Json<Grant>), ApiError> {
     require_superadmin(&c)?;
     principal_in_scope(&st, &c, &b.principal).await?;
     let prefix = b.prefix.unwrap_or_default();
+    audit.before_change(StatusCode::CREATED).await?;
     st.store
         .gate(
             &c.0,
@@ -749,11 +785,12 @@ async fn create_grant(
 }
 
 /// Removes a grant (quorum action `admin:ChangeRole`).
-#[utoipa::path(delete, path = "/admin/v1/grants/{id}", tag = "grants", params(("id" = String, Path)),
+#[utoipa::path(delete, path = "/admin/v1/grants/{id}", tag = "grants", operation_id = "DeleteGrant", params(("id" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 async fn delete_grant(
     State(st): State<AdminState>,
     Extension(c): Extension<Caller>,
+    audit: Audit,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     require_superadmin(&c)?;
@@ -765,6 +802,7 @@ async fn delete_grant(
         .find(|g| g.id == id)
         .ok_or_else(|| ApiError::not_found(format!("grant {id}")))?;
     principal_in_scope(&st, &c, &g.principal).await?;
+    audit.before_change(StatusCode::NO_CONTENT).await?;
     st.store
         .gate(
             &c.0,
@@ -780,7 +818,7 @@ async fn delete_grant(
 }
 
 /// Lists tenants.
-#[utoipa::path(get, path = "/admin/v1/tenants", tag = "tenants", params(ListParams),
+#[utoipa::path(get, path = "/admin/v1/tenants", tag = "tenants", operation_id = "ListTenants", params(ListParams),
     responses((status = 200, body = TenantPage)))]
 async fn list_tenants(
     State(st): State<AdminState>,
@@ -797,16 +835,18 @@ async fn list_tenants(
 }
 
 /// Creates a tenant (SuperAdmins of the default tenant only).
-#[utoipa::path(post, path = "/admin/v1/tenants", tag = "tenants", request_body = NewTenant,
+#[utoipa::path(post, path = "/admin/v1/tenants", tag = "tenants", operation_id = "CreateTenant", request_body = NewTenant,
     params(("Idempotency-Key" = Option<String>, Header, description = "replay protection")),
     responses((status = 201, body = Tenant), (status = 409, body = ErrorBody)))]
 async fn create_tenant(
     State(st): State<AdminState>,
     Extension(c): Extension<Caller>,
+    audit: Audit,
     ApiJson(b): ApiJson<NewTenant>,
 ) -> Result<(StatusCode, Json<Tenant>), ApiError> {
     require_superadmin(&c)?;
     require_tenant(&c, DEFAULT_TENANT)?;
+    audit.before_change(StatusCode::CREATED).await?;
     Ok((
         StatusCode::CREATED,
         Json(st.store.create_tenant(&b.name).await?),
@@ -814,7 +854,7 @@ async fn create_tenant(
 }
 
 /// Lists quorum rules.
-#[utoipa::path(get, path = "/admin/v1/quorum/rules", tag = "quorum", params(ListParams),
+#[utoipa::path(get, path = "/admin/v1/quorum/rules", tag = "quorum", operation_id = "ListQuorumRules", params(ListParams),
     responses((status = 200, body = RulePage)))]
 async fn list_rules(
     State(st): State<AdminState>,
@@ -828,11 +868,12 @@ async fn list_rules(
 }
 
 /// Creates or replaces a quorum rule (gated by `admin:ChangeQuorumRule` rules).
-#[utoipa::path(put, path = "/admin/v1/quorum/rules/{name}", tag = "quorum", params(("name" = String, Path)), request_body = RuleBody,
+#[utoipa::path(put, path = "/admin/v1/quorum/rules/{name}", tag = "quorum", operation_id = "PutQuorumRule", params(("name" = String, Path)), request_body = RuleBody,
     responses((status = 200, body = QuorumRule), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn put_rule(
     State(st): State<AdminState>,
     Extension(c): Extension<Caller>,
+    audit: Audit,
     Path(name): Path<String>,
     ApiJson(b): ApiJson<RuleBody>,
 ) -> Result<Json<QuorumRule>, ApiError> {
@@ -846,26 +887,39 @@ async fn put_rule(
         approver_roles: b.approver_roles,
         ttl_secs: b.ttl_secs,
     };
+    rule.validate()?;
+    audit.before_change(StatusCode::OK).await?;
     st.store.set_quorum_rule(&c.0, &rule, ms_now()).await?;
     Ok(Json(rule))
 }
 
 /// Removes a quorum rule (gated by `admin:ChangeQuorumRule` rules).
-#[utoipa::path(delete, path = "/admin/v1/quorum/rules/{name}", tag = "quorum", params(("name" = String, Path)),
+#[utoipa::path(delete, path = "/admin/v1/quorum/rules/{name}", tag = "quorum", operation_id = "DeleteQuorumRule", params(("name" = String, Path)),
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn delete_rule(
     State(st): State<AdminState>,
     Extension(c): Extension<Caller>,
+    audit: Audit,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     require_superadmin(&c)?;
     require_tenant(&c, DEFAULT_TENANT)?;
+    if !st
+        .store
+        .list_quorum_rules()
+        .await?
+        .iter()
+        .any(|r| r.name == name)
+    {
+        return Err(ApiError::not_found(format!("quorum rule {name}")));
+    }
+    audit.before_change(StatusCode::NO_CONTENT).await?;
     st.store.delete_quorum_rule(&c.0, &name, ms_now()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Lists approval requests of the caller's tenant (all tenants for the default tenant).
-#[utoipa::path(get, path = "/admin/v1/approvals", tag = "approvals", params(ListParams),
+#[utoipa::path(get, path = "/admin/v1/approvals", tag = "approvals", operation_id = "ListApprovals", params(ListParams),
     responses((status = 200, body = ApprovalPage), (status = 400, body = ErrorBody)))]
 async fn list_approvals(
     State(st): State<AdminState>,
@@ -889,11 +943,12 @@ async fn list_approvals(
 }
 
 /// Asks for approval of an operation ahead of time (idempotent).
-#[utoipa::path(post, path = "/admin/v1/approvals", tag = "approvals", request_body = NewApproval,
+#[utoipa::path(post, path = "/admin/v1/approvals", tag = "approvals", operation_id = "CreateApproval", request_body = NewApproval,
     responses((status = 201, body = Approval), (status = 400, body = ErrorBody)))]
 async fn create_approval(
     State(st): State<AdminState>,
     Extension(c): Extension<Caller>,
+    audit: Audit,
     ApiJson(b): ApiJson<NewApproval>,
 ) -> Result<(StatusCode, Json<Approval>), ApiError> {
     let resource = match (&b.bucket, &b.key) {
@@ -901,6 +956,7 @@ async fn create_approval(
         (Some(bk), None) => bk.clone(),
         _ => String::new(),
     };
+    audit.before_change(StatusCode::CREATED).await?;
     let a = st
         .store
         .request_approval(
@@ -926,7 +982,7 @@ async fn approval_in_scope(st: &AdminState, c: &Caller, id: &str) -> Result<Appr
 }
 
 /// One approval request.
-#[utoipa::path(get, path = "/admin/v1/approvals/{id}", tag = "approvals", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/admin/v1/approvals/{id}", tag = "approvals", operation_id = "GetApproval", params(("id" = String, Path)),
     responses((status = 200, body = Approval), (status = 404, body = ErrorBody)))]
 async fn get_approval(
     State(st): State<AdminState>,
@@ -937,31 +993,35 @@ async fn get_approval(
 }
 
 /// Approves a request (not the requester; a holder of one of the rule's roles).
-#[utoipa::path(post, path = "/admin/v1/approvals/{id}/approve", tag = "approvals", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/admin/v1/approvals/{id}/approve", tag = "approvals", operation_id = "ApproveRequest", params(("id" = String, Path)),
     responses((status = 200, body = Approval), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn approve(
     State(st): State<AdminState>,
     Extension(c): Extension<Caller>,
+    audit: Audit,
     Path(id): Path<String>,
 ) -> Result<Json<Approval>, ApiError> {
     approval_in_scope(&st, &c, &id).await?;
+    audit.before_change(StatusCode::OK).await?;
     Ok(Json(st.store.approve(&id, &c.0, ms_now()).await?))
 }
 
 /// Rejects a request.
-#[utoipa::path(post, path = "/admin/v1/approvals/{id}/reject", tag = "approvals", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/admin/v1/approvals/{id}/reject", tag = "approvals", operation_id = "RejectRequest", params(("id" = String, Path)),
     responses((status = 200, body = Approval), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn reject(
     State(st): State<AdminState>,
     Extension(c): Extension<Caller>,
+    audit: Audit,
     Path(id): Path<String>,
 ) -> Result<Json<Approval>, ApiError> {
     approval_in_scope(&st, &c, &id).await?;
+    audit.before_change(StatusCode::OK).await?;
     Ok(Json(st.store.reject(&id, &c.0, ms_now()).await?))
 }
 
 /// This document.
-#[utoipa::path(get, path = "/admin/v1/openapi.json", tag = "status", security(()),
+#[utoipa::path(get, path = "/admin/v1/openapi.json", tag = "status", operation_id = "GetOpenApiDocument", security(()),
     responses((status = 200, description = "OpenAPI 3.1 document", content_type = "application/json")))]
 async fn openapi_json(Extension(doc): Extension<Arc<String>>) -> Response {
     (
@@ -980,15 +1040,6 @@ fn is_public(path: &str) -> bool {
     )
 }
 
-async fn request_id_mw(req: Request, next: Next) -> Response {
-    let id = uuid::Uuid::new_v4().simple().to_string();
-    let mut resp = REQUEST_ID.scope(id.clone(), next.run(req)).await;
-    if let Ok(v) = HeaderValue::from_str(&id) {
-        resp.headers_mut().insert("x-request-id", v);
-    }
-    resp
-}
-
 async fn auth_mw(State(st): State<AdminState>, mut req: Request, next: Next) -> Response {
     if is_public(req.uri().path()) {
         return next.run(req).await;
@@ -998,7 +1049,8 @@ async fn auth_mw(State(st): State<AdminState>, mut req: Request, next: Next) -> 
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    match authenticate(&st, auth).await {
+    let audit = req.extensions().get::<RequestAudit>().cloned();
+    match authenticate(&st, auth, audit.as_ref()).await {
         Ok(caller) => {
             req.extensions_mut().insert(caller);
             next.run(req).await
@@ -1007,13 +1059,20 @@ async fn auth_mw(State(st): State<AdminState>, mut req: Request, next: Next) -> 
     }
 }
 
-async fn authenticate(st: &AdminState, auth: Option<String>) -> Result<Caller, ApiError> {
+async fn authenticate(
+    st: &AdminState,
+    auth: Option<String>,
+    audit: Option<&RequestAudit>,
+) -> Result<Caller, ApiError> {
     let h = auth.ok_or_else(|| ApiError::unauthorized("missing bearer token"))?;
     let token = h
         .strip_prefix("Bearer ")
         .or_else(|| h.strip_prefix("bearer "))
         .ok_or_else(|| ApiError::unauthorized("authorization must be a bearer token"))?;
     let claims = st.jwt.verify(token.trim())?;
+    if let Some(a) = audit {
+        a.set_principal(Some(claims.sub.clone()), Some(claims.tenant.clone()));
+    }
     if let Some(p) = st.store.get_principal(&claims.sub).await?
         && p.disabled
     {
@@ -1180,6 +1239,11 @@ fn documented_routes() -> OpenApiRouter<AdminState> {
         .routes(routes!(approve))
         .routes(routes!(reject))
         .routes(routes!(openapi_json))
+        .routes(routes!(audit::list_audit))
+        .routes(routes!(audit::get_audit))
+        .routes(routes!(audit::export_evidence))
+        .routes(routes!(audit::evidence_public_key))
+        .routes(routes!(audit::get_evidence))
 }
 
 /// The OpenAPI document of the API.
@@ -1191,6 +1255,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// with `Router::merge`.
 pub fn router(state: AdminState) -> Router {
     let (r, doc) = documented_routes().split_for_parts();
+    let ops = Arc::new(audit::operation_map(&doc));
     let doc = Arc::new(doc.to_json().unwrap_or_else(|_| "{}".into()));
     r.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -1199,7 +1264,13 @@ pub fn router(state: AdminState) -> Router {
             idempotency_mw,
         ))
         .layer(middleware::from_fn_with_state(state.clone(), auth_mw))
-        .layer(middleware::from_fn(request_id_mw))
+        .layer(middleware::from_fn_with_state(
+            audit::AuditMw {
+                state: state.clone(),
+                ops,
+            },
+            audit::audit_mw,
+        ))
         .layer(Extension(doc))
         .with_state(state)
 }

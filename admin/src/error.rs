@@ -21,6 +21,11 @@ pub fn current_request_id() -> String {
         .unwrap_or_else(|_| "-".into())
 }
 
+/// The error code of an error answer, attached to the response's extensions so the audit
+/// middleware can record it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorCode(pub String);
+
 /// An error answer of the admin API.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{status} {code}: {message}")]
@@ -48,7 +53,8 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ErrorDetail {
     /// stable code: InvalidRequest, Unauthorized, Forbidden, ApprovalRequired, NotFound,
-    /// Conflict, Expired, IdempotencyKeyReused, TooManyRequests, Internal, Unavailable
+    /// Conflict, Expired, IdempotencyKeyReused, ExportTooLarge, TooManyRequests, Internal,
+    /// Unavailable, AuditUnavailable
     pub code: String,
     /// message
     pub message: String,
@@ -85,6 +91,16 @@ impl ApiError {
     /// 404 NotFound
     pub fn not_found(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "NotFound", message)
+    }
+    /// 503 AuditUnavailable: the call's audit event could not be recorded, so nothing was
+    /// changed (details logged).
+    pub fn audit_unavailable(detail: impl std::fmt::Display) -> ApiError {
+        tracing::error!(request_id = %current_request_id(), "admin audit event not recorded: {detail}");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "AuditUnavailable",
+            "the audit ledger cannot record this call; nothing was changed, retry later",
+        )
     }
     /// 500 Internal (details logged)
     pub fn internal(detail: impl std::fmt::Display) -> ApiError {
@@ -133,6 +149,7 @@ impl From<policy::Error> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let rid = current_request_id();
+        let body_code = self.code.clone();
         let body = ErrorBody {
             error: ErrorDetail {
                 code: self.code,
@@ -142,6 +159,7 @@ impl IntoResponse for ApiError {
             },
         };
         let mut resp = (self.status, axum::Json(body)).into_response();
+        resp.extensions_mut().insert(ErrorCode(body_code));
         if let Some(s) = self.retry_after
             && let Ok(v) = HeaderValue::from_str(&s.to_string())
         {

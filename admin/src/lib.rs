@@ -4,6 +4,7 @@
 //! as `{"error":{"code","message","request_id"}}`.
 
 pub mod api;
+pub mod audit;
 pub mod cli;
 pub mod error;
 

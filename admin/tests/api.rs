@@ -788,7 +788,10 @@ async fn openapi_document_covers_every_route_and_validates() {
     }
     // Every documented operation is routed (not the router's 404/405 fallback)…
     for (m, p) in &ops {
-        let concrete = p.replace("{name}", "x").replace("{id}", "x");
+        let concrete = p
+            .replace("{name}", "x")
+            .replace("{id}", "x")
+            .replace("{seq}", "1");
         let method = Method::from_bytes(m.as_bytes()).unwrap();
         let body = matches!(method, Method::POST | Method::PUT).then(|| json!({}));
         let r = e.req(method, &concrete, Some(&e.token), body, &[]).await;
@@ -829,6 +832,11 @@ async fn openapi_document_covers_every_route_and_validates() {
         ("POST", "/admin/v1/approvals/{id}/approve"),
         ("POST", "/admin/v1/approvals/{id}/reject"),
         ("GET", "/admin/v1/openapi.json"),
+        ("GET", "/admin/v1/audit"),
+        ("GET", "/admin/v1/audit/{seq}"),
+        ("POST", "/admin/v1/evidence/export"),
+        ("GET", "/admin/v1/evidence/{id}"),
+        ("GET", "/admin/v1/evidence/public-key"),
     ];
     let mut got: Vec<(String, String)> = ops.clone();
     got.sort();

@@ -9,6 +9,8 @@ use axum::Router;
 use axum::body::Body;
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::BodyExt;
+use policy::evidence::EvidenceKey;
+use policy::ledger::{Ledger, LedgerConfig};
 use policy::store::NewAccessKey;
 use policy::{AesGcmSealer, JwtAuthority, PolicyStore, RateLimitConfig, RateLimits};
 use serde_json::Value;
@@ -21,6 +23,10 @@ pub struct Env {
     pub state: AdminState,
     pub admin_key: NewAccessKey,
     pub token: String,
+    /// the audit ledger (audited environments)
+    pub ledger: Option<Ledger>,
+    /// holds the database file and evidence directory of audited environments
+    pub dir: Option<tempfile::TempDir>,
 }
 
 pub async fn env_with(limits: RateLimitConfig) -> Env {
@@ -36,6 +42,8 @@ pub async fn env_with(limits: RateLimitConfig) -> Env {
         state,
         admin_key,
         token: String::new(),
+        ledger: None,
+        dir: None,
     };
     let (ak, sk) = (
         e.admin_key.access_key_id.clone(),
@@ -43,6 +51,51 @@ pub async fn env_with(limits: RateLimitConfig) -> Env {
     );
     e.token = e.login(&ak, &sk).await;
     e
+}
+
+/// An audited environment: policy store and audit ledger in one SQLite file (as the gateway
+/// keeps them), a fixed evidence key, bundles under `<tmp>/evidence`. `tune` may change the
+/// state (export limits) before the router is built.
+pub async fn env_audited_with(tune: impl FnOnce(&mut AdminState)) -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("index.db").display());
+    let pool = policy::ledger::open_pool(&url, true).await.unwrap();
+    let store = PolicyStore::new(pool.clone(), Arc::new(AesGcmSealer::random().unwrap()))
+        .await
+        .unwrap();
+    let ledger = Ledger::open(pool, LedgerConfig::default()).await.unwrap();
+    let admin_key = store.bootstrap(None).await.unwrap().unwrap();
+    let jwt = Arc::new(JwtAuthority::new(Some(SECRET), None, 300).unwrap());
+    let limits = RateLimits::new(RateLimitConfig {
+        s3_reads_per_min: 0,
+        s3_writes_per_min: 0,
+        admin_per_min: 100_000,
+    });
+    let mut state = AdminState::new(store, jwt, Arc::new(limits)).with_audit(
+        ledger.clone(),
+        Arc::new(EvidenceKey::from_seed(&[7u8; 32])),
+        dir.path().join("evidence"),
+    );
+    tune(&mut state);
+    let router = router(state.clone());
+    let mut e = Env {
+        router,
+        state,
+        admin_key,
+        token: String::new(),
+        ledger: Some(ledger),
+        dir: Some(dir),
+    };
+    let (ak, sk) = (
+        e.admin_key.access_key_id.clone(),
+        e.admin_key.secret.expose().to_owned(),
+    );
+    e.token = e.login(&ak, &sk).await;
+    e
+}
+
+pub async fn env_audited() -> Env {
+    env_audited_with(|_| {}).await
 }
 
 pub async fn env() -> Env {
@@ -103,6 +156,11 @@ impl Env {
     pub async fn get(&self, path: &str) -> Resp {
         self.req(Method::GET, path, Some(&self.token), None, &[])
             .await
+    }
+
+    /// The ledger's last sequence number (audited environments).
+    pub async fn head(&self) -> i64 {
+        self.ledger.as_ref().unwrap().head().await.unwrap().seq
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Resp {

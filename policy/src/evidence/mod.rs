@@ -174,6 +174,50 @@ impl fmt::Display for BundleSummary {
     }
 }
 
+const NO_EVENTS: &str = "no events match the filter";
+const TOO_MANY_EVENTS: &str = "more than ";
+const TOO_MANY_LINKS: &str = "the selected events span ";
+const UNVERIFIABLE: &str = "the ledger does not verify over the selection: ";
+
+/// Why [`build_bundle`] refused an export, for callers that answer with different statuses
+/// (the admin API: 400 for an empty selection, 413 past [`ExportLimits`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportRefusal {
+    /// no event matches the filter
+    NoEvents,
+    /// more events match than [`ExportLimits::max_events`]
+    TooManyEvents,
+    /// the selection spans more chain links than [`ExportLimits::max_links`]
+    TooManyLinks,
+    /// the ledger does not verify over the selection (run `vaultgate audit verify`)
+    Unverifiable,
+}
+
+impl ExportRefusal {
+    /// Classifies an error of [`build_bundle`] / [`export_bundle`]; `None` for other errors
+    /// (database, I/O, ...).
+    pub fn of(err: &AuditError) -> Option<ExportRefusal> {
+        let AuditError::Bundle {
+            reason: BundleReason::Build,
+            detail,
+        } = err
+        else {
+            return None;
+        };
+        if detail == NO_EVENTS {
+            Some(ExportRefusal::NoEvents)
+        } else if detail.starts_with(TOO_MANY_EVENTS) {
+            Some(ExportRefusal::TooManyEvents)
+        } else if detail.starts_with(TOO_MANY_LINKS) {
+            Some(ExportRefusal::TooManyLinks)
+        } else if detail.starts_with(UNVERIFIABLE) {
+            Some(ExportRefusal::Unverifiable)
+        } else {
+            None
+        }
+    }
+}
+
 fn build_err(detail: impl Into<String>) -> AuditError {
     AuditError::bundle(BundleReason::Build, detail)
 }
@@ -195,17 +239,17 @@ pub async fn build_bundle(
     let selected = select_ascending(&mut tx, filter, limits.max_events).await?;
     if selected.len() > limits.max_events {
         return Err(build_err(format!(
-            "more than {} events match; narrow the filter",
+            "{TOO_MANY_EVENTS}{} events match; narrow the filter",
             limits.max_events
         )));
     }
     let (Some(first), Some(last)) = (selected.first(), selected.last()) else {
-        return Err(build_err("no events match the filter"));
+        return Err(build_err(NO_EVENTS));
     };
     let span = usize::try_from(last.seq - first.seq + 1).unwrap_or(usize::MAX);
     if span > limits.max_links {
         return Err(build_err(format!(
-            "the selected events span {span} chain links (limit {}); narrow the filter",
+            "{TOO_MANY_LINKS}{span} chain links (limit {}); narrow the filter",
             limits.max_links
         )));
     }
@@ -236,11 +280,7 @@ pub async fn build_bundle(
         links,
     };
     // Refuse to sign evidence that does not verify.
-    check_chain(&chain, &selected, None).map_err(|e| {
-        build_err(format!(
-            "the ledger does not verify over the selection: {e}"
-        ))
-    })?;
+    check_chain(&chain, &selected, None).map_err(|e| build_err(format!("{UNVERIFIABLE}{e}")))?;
 
     let mut events = String::new();
     for e in &selected {

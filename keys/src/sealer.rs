@@ -1,7 +1,8 @@
 //! Streaming sealer: an async adapter from a plaintext byte stream to a sealed stream (header,
 //! records, and for kind Object the sealed metadata trailer). Memory is bounded by a few chunks.
-//! MD5 and the optional checksums run on a blocking thread fed by a bounded channel while AEAD
-//! runs in the consumer's task, so one PUT can use two cores.
+//! MD5 and the optional checksums run on a blocking thread fed by a bounded channel (batches of a
+//! few records, one wake-up each) while AEAD runs in the consumer's task, so one PUT can use two
+//! cores.
 
 use bytes::{Bytes, BytesMut};
 use futures::stream::{BoxStream, Stream, StreamExt};
@@ -16,8 +17,10 @@ use crate::format::{
 use crate::meta::ObjectMeta;
 use crate::stream::StreamCipher;
 
-/// Chunks in flight between the sealer and the hashing thread.
-const HASH_QUEUE: usize = 4;
+/// Batches in flight between the sealer and the hashing thread.
+const HASH_QUEUE: usize = 2;
+/// Plaintext bytes handed to the hashing thread at a time (a few records: one wake-up each).
+const HASH_BATCH: usize = 256 * 1024;
 
 /// What to seal.
 #[derive(Clone, Debug)]
@@ -133,8 +136,10 @@ pub fn sealed_len(plaintext_len: u64, params: &SealParams, key: &StreamKey) -> u
 enum Hashing {
     Inline(Box<PlainHasher>),
     Thread {
-        tx: mpsc::Sender<Bytes>,
+        tx: mpsc::Sender<Vec<Bytes>>,
         join: tokio::task::JoinHandle<PlainHasher>,
+        batch: Vec<Bytes>,
+        batched: usize,
     },
 }
 
@@ -142,15 +147,22 @@ impl Hashing {
     fn start(set: ChecksumSet) -> Hashing {
         match tokio::runtime::Handle::try_current() {
             Ok(rt) => {
-                let (tx, mut rx) = mpsc::channel::<Bytes>(HASH_QUEUE);
+                let (tx, mut rx) = mpsc::channel::<Vec<Bytes>>(HASH_QUEUE);
                 let join = rt.spawn_blocking(move || {
                     let mut h = PlainHasher::new(set);
-                    while let Some(b) = rx.blocking_recv() {
-                        h.update(&b);
+                    while let Some(batch) = rx.blocking_recv() {
+                        for b in &batch {
+                            h.update(b);
+                        }
                     }
                     h
                 });
-                Hashing::Thread { tx, join }
+                Hashing::Thread {
+                    tx,
+                    join,
+                    batch: Vec::new(),
+                    batched: 0,
+                }
             }
             Err(_) => Hashing::Inline(Box::new(PlainHasher::new(set))),
         }
@@ -162,17 +174,33 @@ impl Hashing {
                 h.update(b);
                 Ok(())
             }
-            Hashing::Thread { tx, .. } => tx
-                .send(b.clone())
-                .await
-                .map_err(|_| Error::Io(std::io::Error::other("hashing thread stopped"))),
+            Hashing::Thread {
+                tx, batch, batched, ..
+            } => {
+                *batched += b.len();
+                batch.push(b.clone());
+                if *batched < HASH_BATCH {
+                    return Ok(());
+                }
+                *batched = 0;
+                tx.send(std::mem::take(batch))
+                    .await
+                    .map_err(|_| Error::Io(std::io::Error::other("hashing thread stopped")))
+            }
         }
     }
 
     async fn finish(self) -> Result<(u64, [u8; 16], Checksums)> {
         match self {
             Hashing::Inline(h) => Ok(h.finish()),
-            Hashing::Thread { tx, join } => {
+            Hashing::Thread {
+                tx, join, batch, ..
+            } => {
+                if !batch.is_empty() {
+                    tx.send(batch)
+                        .await
+                        .map_err(|_| Error::Io(std::io::Error::other("hashing thread stopped")))?;
+                }
                 drop(tx);
                 let h = join.await.map_err(|e| {
                     Error::Io(std::io::Error::other(format!("hashing thread failed: {e}")))

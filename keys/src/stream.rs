@@ -187,16 +187,11 @@ impl StreamCipher {
         record_nonce(&self.prefix, self.part, counter, flag)
     }
 
-    /// One record `[nonce][len][ct‖tag]` for `plaintext`.
+    /// One record `[nonce][len][ct‖tag]` for `plaintext`, encrypted out of place straight into
+    /// the record buffer (one pass over the plaintext instead of a copy and an in-place pass).
     pub(crate) fn seal_record(&self, counter: u32, flag: u8, plaintext: &[u8]) -> Result<Bytes> {
-        let nonce = self.nonce(counter, flag);
-        let mut out = BytesMut::with_capacity(plaintext.len() + RECORD_OVERHEAD as usize);
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&((plaintext.len() + TAG_LEN) as u32).to_be_bytes());
-        out.extend_from_slice(plaintext);
-        out.extend_from_slice(&[0u8; TAG_LEN]);
-        let (ct, tag) = out[16..].split_at_mut(plaintext.len());
-        self.aead.seal_in_place(nonce, &self.aad, ct, tag)?;
+        let mut out = BytesMut::zeroed(plaintext.len() + RECORD_OVERHEAD as usize);
+        self.seal_record_into(counter, flag, plaintext, &mut out)?;
         Ok(out.freeze())
     }
 

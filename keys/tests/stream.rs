@@ -45,6 +45,9 @@ async fn roundtrip_sizes_and_summary() {
         (48, 16, 100),
         (100_000, 65536, 4096),
         (200_000, 65536, 1 << 20),
+        // Several batches for the hashing thread, and a tail batch at the end.
+        (1_000_003, 65536, 9_999),
+        (700_000, 1000, 65_536),
     ] {
         let plain = data(len, len as u64);
         let params = obj_params(chunk);

@@ -4,7 +4,8 @@
 //! own/other tenant, each request checked for the operation's success or a 403 AccessDenied
 //! exactly as the role rule says (the whole table is printed when a cell is wrong). Also:
 //! ListBuckets shows only the caller's tenant, revoking a key or disabling a principal refuses the
-//! very next request, and listings are authorised on their `prefix`.
+//! very next request, listings are authorised on their `prefix`, and a batch delete by a prefix
+//! grant deletes the keys under its prefix and refuses the others one by one.
 
 mod common;
 
@@ -80,7 +81,12 @@ impl Subject {
         } else {
             own && match self.role {
                 Some(r) => r.allows(op),
-                None => BACKUP_ACTIONS.contains(&op),
+                // a batch delete is the same permission as a single one (each key checked)
+                None => {
+                    BACKUP_ACTIONS.contains(&op)
+                        || (op == Action::DeleteObjects
+                            && BACKUP_ACTIONS.contains(&Action::DeleteObject))
+                }
             }
         };
         if allowed {
@@ -723,5 +729,97 @@ async fn a_prefix_grant_lists_inside_its_prefix_only() {
         listing(&w.subjects[0].client, true, None).await,
         Outcome::Allowed
     );
+    w.g.stop().await;
+}
+
+#[tokio::test]
+async fn a_prefix_grant_batch_deletes_inside_its_prefix_only() {
+    let w = world().await;
+    let backup = &w.subjects[3];
+    let (inside, outside) = (format!("{BACKUP_PREFIX}sync/old"), "other/keep".to_owned());
+    put(&w.acme_root, ACME_BUCKET, &inside, b"old backup").await;
+    put(&w.acme_root, ACME_BUCKET, &outside, b"not the backup's").await;
+    let delete = Delete::builder()
+        .objects(ObjectIdentifier::builder().key(&inside).build().unwrap())
+        .objects(ObjectIdentifier::builder().key(&outside).build().unwrap())
+        .build()
+        .unwrap();
+    let out = backup
+        .client
+        .delete_objects()
+        .bucket(ACME_BUCKET)
+        .delete(delete)
+        .send()
+        .await
+        .expect("the batch is admitted");
+    let deleted: Vec<&str> = out.deleted().iter().filter_map(|d| d.key()).collect();
+    assert_eq!(deleted, [inside.as_str()]);
+    let refused: Vec<(&str, &str)> = out
+        .errors()
+        .iter()
+        .map(|e| (e.key().unwrap_or(""), e.code().unwrap_or("")))
+        .collect();
+    assert_eq!(refused, [(outside.as_str(), "AccessDenied")]);
+    assert!(!exists(&w.acme_root, ACME_BUCKET, Some(&inside)).await);
+    assert!(exists(&w.acme_root, ACME_BUCKET, Some(&outside)).await);
+    // a Manager (no delete at all) is refused the whole batch
+    let delete = Delete::builder()
+        .objects(ObjectIdentifier::builder().key(&outside).build().unwrap())
+        .build()
+        .unwrap();
+    let e = w.subjects[1]
+        .client
+        .delete_objects()
+        .bucket(ACME_BUCKET)
+        .delete(delete)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!((code(&e).as_str(), status(&e)), ("AccessDenied", 403));
+    assert!(exists(&w.acme_root, ACME_BUCKET, Some(&outside)).await);
+    w.g.stop().await;
+}
+
+#[tokio::test]
+async fn a_batch_delete_cannot_bypass_a_quorum_rule_on_single_deletes() {
+    let w = world().await;
+    let store = w.g.server.authz.store();
+    let root = store.identity("acme-root").await.unwrap().unwrap();
+    store
+        .set_quorum_rule(
+            &root,
+            &policy::QuorumRule {
+                name: "guard-deletes".into(),
+                action: "s3:DeleteObject".into(),
+                bucket_pattern: "acme-*".into(),
+                approvals: 1,
+                approver_roles: vec!["superadmin".into()],
+                ttl_secs: 600,
+            },
+            policy::now_ms(),
+        )
+        .await
+        .unwrap();
+    put(&w.acme_root, ACME_BUCKET, "guarded", b"needs approval").await;
+    let delete = Delete::builder()
+        .objects(ObjectIdentifier::builder().key("guarded").build().unwrap())
+        .build()
+        .unwrap();
+    let out = w.subjects[2]
+        .client
+        .delete_objects()
+        .bucket(ACME_BUCKET)
+        .delete(delete)
+        .send()
+        .await
+        .expect("the batch itself is not gated");
+    assert!(out.deleted().is_empty(), "{out:?}");
+    let [e] = out.errors() else { panic!("{out:?}") };
+    assert_eq!(e.code(), Some("AccessDenied"));
+    assert!(
+        e.message().unwrap_or("").contains("apr-"),
+        "the refusal names the approval request: {e:?}"
+    );
+    assert!(exists(&w.acme_root, ACME_BUCKET, Some("guarded")).await);
     w.g.stop().await;
 }

@@ -120,12 +120,22 @@ pub fn needs_bucket(action: Action) -> bool {
     action != Action::ListBuckets
 }
 
+/// Whether a grant's action set covers `action`. DeleteObject and DeleteObjects are one
+/// permission: a batch delete is a set of single deletes, each authorised on its own key.
+fn grant_covers(g: &ResolvedGrant, action: Action) -> bool {
+    g.actions.contains(&action)
+        || (matches!(action, Action::DeleteObject | Action::DeleteObjects)
+            && g.actions
+                .iter()
+                .any(|a| matches!(a, Action::DeleteObject | Action::DeleteObjects)))
+}
+
 /// Decides one request.
 ///
 /// * `bucket`/`key`: the target (for ListObjects* the listing prefix is the key;
 ///   for CopyObject check the destination as CopyObject and the source as GetObject;
-///   for DeleteObjects check every key as DeleteObject, or the batch with key `None`,
-///   which only a whole-bucket grant allows).
+///   for DeleteObjects admit the batch with key `None` — allowed when a role or any grant on
+///   the bucket, whatever its prefix, may delete — and then check every key as DeleteObject).
 /// * `bucket_tenant`: the tenant owning the bucket, `None` if it does not exist yet.
 pub fn decide(
     id: &Identity,
@@ -160,13 +170,15 @@ pub fn decide(
         return Decision::Deny("no bucket named".into());
     };
     for g in grants {
-        if !g.actions.contains(&action) || !glob_match(&g.bucket, bucket) {
+        if !grant_covers(g, action) || !glob_match(&g.bucket, bucket) {
             continue;
         }
         let prefix_ok = g.prefix.is_empty()
             || match (action, key) {
                 (Action::CreateBucket | Action::DeleteBucket, _) => false,
                 (_, Some(k)) => k.starts_with(&g.prefix),
+                // the batch is admitted; each of its keys is then decided as DeleteObject
+                (Action::DeleteObjects, None) => true,
                 (_, None) => false,
             };
         if prefix_ok {
@@ -282,7 +294,10 @@ mod tests {
                 Some("host1/a.tar"),
                 t,
             );
-            let expect = g.actions.contains(&action) || action == Action::ListBuckets;
+            // DeleteObjects: the same permission as DeleteObject (a batch of single deletes)
+            let expect = g.actions.contains(&action)
+                || action == Action::ListBuckets
+                || action == Action::DeleteObjects;
             assert_eq!(d.is_allowed(), expect, "{action}");
         }
         // Outside the prefix, other bucket, other tenant, batch without key.
@@ -321,6 +336,20 @@ mod tests {
             .is_allowed()
         );
         assert!(!decide(&who, gs, Action::DeleteObject, Some("backups"), None, t).is_allowed());
+        // a batch delete is admitted on the bucket, and each key decided as DeleteObject
+        assert!(decide(&who, gs, Action::DeleteObjects, Some("backups"), None, t).is_allowed());
+        assert!(!decide(&who, gs, Action::DeleteObjects, Some("other"), None, t).is_allowed());
+        assert!(
+            !decide(
+                &who,
+                gs,
+                Action::DeleteObjects,
+                Some("backups"),
+                None,
+                Some("t2")
+            )
+            .is_allowed()
+        );
         // Listing inside the prefix is allowed, the whole bucket is not.
         assert!(
             decide(
@@ -346,6 +375,35 @@ mod tests {
         );
         // A grant holder may list buckets (filtered by tenant in the gateway).
         assert!(decide(&who, gs, Action::ListBuckets, None, None, None).is_allowed());
+    }
+
+    #[test]
+    fn a_batch_delete_grant_deletes_single_keys_under_its_prefix_only() {
+        let g = ResolvedGrant {
+            bucket: "b".into(),
+            prefix: "p/".into(),
+            actions: vec![Action::DeleteObjects],
+        };
+        let who = id(None, "t1");
+        let gs = std::slice::from_ref(&g);
+        let t = Some("t1");
+        assert!(decide(&who, gs, Action::DeleteObject, Some("b"), Some("p/x"), t).is_allowed());
+        assert!(!decide(&who, gs, Action::DeleteObject, Some("b"), Some("q/x"), t).is_allowed());
+        assert!(!decide(&who, gs, Action::PutObject, Some("b"), Some("p/x"), t).is_allowed());
+        // Viewer and Manager roles are not admitted to a batch delete without a grant
+        for role in [Role::Viewer, Role::Manager] {
+            assert!(
+                !decide(
+                    &id(Some(role), "t1"),
+                    &[],
+                    Action::DeleteObjects,
+                    Some("b"),
+                    None,
+                    t
+                )
+                .is_allowed()
+            );
+        }
     }
 
     #[test]

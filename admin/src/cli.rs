@@ -5,7 +5,8 @@
 //! `VAULTGATE_ADMIN_TOKEN`, or the profile file written by `login`
 //! (`--profile-file`, `VAULTGATE_ADMIN_PROFILE`, default
 //! `$HOME/.config/vaultgate/admin.json`, mode 0600; a group/world-readable
-//! profile is refused).
+//! profile is refused). `audit search|tail|get` and `evidence export|public-key` read
+//! the audit ledger and download signed evidence bundles.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -102,6 +103,142 @@ pub enum AdminCommand {
     Approvals(ApprovalsCommand),
     /// gateway status
     Status,
+    /// the audit ledger (superadmin)
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// signed evidence bundles
+    #[command(subcommand)]
+    Evidence(EvidenceCommand),
+}
+
+/// Event selection shared by `audit search|tail` and `evidence export`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct FilterArgs {
+    /// events at or after this time: Unix ms or RFC 3339 (2026-01-31T12:00:00Z)
+    #[arg(long)]
+    pub from: Option<String>,
+    /// events before this time (exclusive): Unix ms or RFC 3339
+    #[arg(long)]
+    pub to: Option<String>,
+    /// exact principal
+    #[arg(long)]
+    pub principal: Option<String>,
+    /// exact tenant
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// exact action (PutObject, admin.CreateAccessKey, …)
+    #[arg(long)]
+    pub action: Option<String>,
+    /// exact bucket
+    #[arg(long)]
+    pub bucket: Option<String>,
+    /// object key prefix
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// success, denied or error
+    #[arg(long)]
+    pub outcome: Option<String>,
+    /// s3 or admin
+    #[arg(long)]
+    pub kind: Option<String>,
+}
+
+impl FilterArgs {
+    fn pairs(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("from", &self.from),
+            ("to", &self.to),
+            ("principal", &self.principal),
+            ("tenant", &self.tenant),
+            ("action", &self.action),
+            ("bucket", &self.bucket),
+            ("prefix", &self.prefix),
+            ("outcome", &self.outcome),
+            ("kind", &self.kind),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
+        .collect()
+    }
+
+    /// `k=v&…` with the values percent-encoded (empty when no filter is set).
+    pub fn query(&self) -> String {
+        self.pairs()
+            .into_iter()
+            .map(|(k, v)| format!("{k}={}", percent_encode(v)))
+            .collect::<Vec<_>>()
+            .join("&")
+    }
+
+    /// The JSON body of `POST /evidence/export`.
+    pub fn body(&self) -> Value {
+        Value::Object(
+            self.pairs()
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), Value::String(v.to_owned())))
+                .collect(),
+        )
+    }
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters.
+pub fn percent_encode(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `audit …`
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// search events, newest first
+    Search {
+        /// the selection
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// at most this many events
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// the last events, oldest first; -f keeps printing new ones until Ctrl-C
+    Tail {
+        /// how many events
+        #[arg(short = 'n', long = "lines", default_value_t = 10)]
+        lines: u32,
+        /// follow: poll for new events every second
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// the selection
+        #[command(flatten)]
+        filter: FilterArgs,
+    },
+    /// one event by sequence number
+    Get {
+        /// sequence number
+        seq: i64,
+    },
+}
+
+/// `evidence …`
+#[derive(Debug, Subcommand)]
+pub enum EvidenceCommand {
+    /// export a signed bundle of the selected events and download it
+    Export {
+        /// the selection
+        #[command(flatten)]
+        filter: Box<FilterArgs>,
+        /// where to write the bundle
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// print the gateway's Ed25519 evidence public key (64 hex; JSON adds the fingerprint)
+    PublicKey,
 }
 
 /// `user …`
@@ -285,13 +422,20 @@ struct Conn {
     client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
 }
 
+/// A raw answer: status, request id, body.
+struct Answer {
+    status: StatusCode,
+    request_id: Option<String>,
+    bytes: Bytes,
+}
+
 impl Conn {
-    async fn call(
+    async fn send(
         &self,
         method: Method,
         path: &str,
         body: Option<Value>,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Answer, ApiError> {
         let uri = format!("{}/admin/v1{path}", self.endpoint.trim_end_matches('/'));
         let mut b = http::Request::builder().method(method).uri(&uri);
         if let Some(t) = &self.token {
@@ -311,6 +455,11 @@ impl Conn {
             ApiError::new(StatusCode::BAD_GATEWAY, "Connection", format!("{uri}: {e}"))
         })?;
         let status = resp.status();
+        let request_id = resp
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let bytes = resp
             .into_body()
             .collect()
@@ -318,15 +467,10 @@ impl Conn {
             .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "Connection", e.to_string()))?
             .to_bytes();
         if status.is_success() {
-            if bytes.is_empty() {
-                return Ok(Value::Null);
-            }
-            return serde_json::from_slice(&bytes).map_err(|e| {
-                ApiError::new(
-                    StatusCode::BAD_GATEWAY,
-                    "Connection",
-                    format!("bad JSON: {e}"),
-                )
+            return Ok(Answer {
+                status,
+                request_id,
+                bytes,
             });
         }
         match serde_json::from_slice::<ErrorBody>(&bytes) {
@@ -341,6 +485,36 @@ impl Conn {
                 String::from_utf8_lossy(&bytes).into_owned(),
             )),
         }
+    }
+
+    /// A call answering JSON, with the answer's request id.
+    async fn call_with_id(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<(Value, Option<String>), ApiError> {
+        let a = self.send(method, path, body).await?;
+        if a.bytes.is_empty() || a.status == StatusCode::NO_CONTENT {
+            return Ok((Value::Null, a.request_id));
+        }
+        let v = serde_json::from_slice(&a.bytes).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "Connection",
+                format!("bad JSON: {e}"),
+            )
+        })?;
+        Ok((v, a.request_id))
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, ApiError> {
+        Ok(self.call_with_id(method, path, body).await?.0)
     }
 
     /// GET every page of a list.
@@ -455,6 +629,187 @@ const RULE_COLS: &[&str] = &[
     "approver_roles",
     "ttl_secs",
 ];
+
+const EVENT_COLS: &[&str] = &[
+    "seq",
+    "time",
+    "principal",
+    "action",
+    "target",
+    "outcome",
+    "status",
+];
+
+/// Unix ms as RFC 3339 UTC (`2026-11-22T08:00:00.123Z`), or the number if out of range.
+pub fn format_ms(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| ms.to_string())
+}
+
+/// A table row of an event: its fields plus `time` (RFC 3339) and `target` (`bucket/key`).
+fn event_row(ev: &Value) -> Value {
+    let mut row = ev.clone();
+    if let Value::Object(m) = &mut row {
+        let time = m.get("time_ms").and_then(Value::as_i64).map(format_ms);
+        m.insert("time".into(), time.map_or(Value::Null, Value::String));
+        let bucket = m.get("bucket").and_then(Value::as_str);
+        let key = m.get("key").and_then(Value::as_str);
+        let target = match (bucket, key) {
+            (Some(b), Some(k)) => Value::String(format!("{b}/{k}")),
+            (Some(b), None) => Value::String(b.to_owned()),
+            (None, Some(k)) => Value::String(k.to_owned()),
+            (None, None) => Value::Null,
+        };
+        m.insert("target".into(), target);
+    }
+    row
+}
+
+fn event_table(events: &[Value], header: bool) -> String {
+    let rows: Vec<Value> = events.iter().map(event_row).collect();
+    let t = table(EVENT_COLS, &rows);
+    if header {
+        t
+    } else {
+        t.split_once('\n')
+            .map_or(String::new(), |(_, rest)| rest.to_owned())
+    }
+}
+
+fn seq_of(ev: &Value) -> i64 {
+    ev.get("seq").and_then(Value::as_i64).unwrap_or(0)
+}
+
+/// One page of `GET /audit`: events (newest first), next cursor, the call's request id.
+async fn audit_page(
+    conn: &Conn,
+    query: &str,
+    limit: u32,
+    cursor: Option<&str>,
+) -> Result<(Vec<Value>, Option<String>, Option<String>), ApiError> {
+    let mut path = format!("/audit?limit={limit}");
+    if !query.is_empty() {
+        path.push('&');
+        path.push_str(query);
+    }
+    if let Some(c) = cursor {
+        path.push_str(&format!("&cursor={}", percent_encode(c)));
+    }
+    let (v, rid) = conn.call_with_id(Method::GET, &path, None).await?;
+    let items = v
+        .get("items")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let next = v
+        .get("next_cursor")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    Ok((items, next, rid))
+}
+
+/// Up to `limit` events matching `query`, newest first.
+async fn audit_search(conn: &Conn, query: &str, limit: u32) -> Result<Vec<Value>, ApiError> {
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    while (out.len() as u64) < u64::from(limit) {
+        let want = (u64::from(limit) - out.len() as u64).min(1000) as u32;
+        let (items, next, _) = audit_page(conn, query, want, cursor.as_deref()).await?;
+        out.extend(items);
+        match next {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    out.truncate(limit as usize);
+    Ok(out)
+}
+
+fn write_out(out: &mut dyn Write, text: &str) -> Result<(), ApiError> {
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| local(e.to_string()))
+}
+
+fn print_events(
+    out: &mut dyn Write,
+    format: Format,
+    events: &[Value],
+    header: bool,
+) -> Result<(), ApiError> {
+    let text = match format {
+        Format::Table => event_table(events, header),
+        Format::Json => events
+            .iter()
+            .map(|e| e.to_string() + "\n")
+            .collect::<String>(),
+    };
+    write_out(out, &text)
+}
+
+/// `audit tail`: the last `lines` events oldest first; with `follow`, then every `interval`
+/// the events newer than the last one printed (skipping the events of its own polling calls,
+/// recognised by their request ids), until the future is dropped (Ctrl-C).
+async fn audit_tail(
+    conn: &Conn,
+    out: &mut dyn Write,
+    format: Format,
+    lines: u32,
+    follow: bool,
+    query: &str,
+    interval: std::time::Duration,
+) -> Result<(), ApiError> {
+    let mut own: std::collections::VecDeque<String> = std::collections::VecDeque::new();
+    let remember = |own: &mut std::collections::VecDeque<String>, id: Option<String>| {
+        if let Some(id) = id {
+            own.push_back(id);
+            if own.len() > 256 {
+                own.pop_front();
+            }
+        }
+    };
+    let (mut first, _, rid) = audit_page(conn, query, lines.clamp(1, 1000), None).await?;
+    remember(&mut own, rid);
+    first.truncate(lines as usize);
+    let mut last = first.first().map_or(0, seq_of);
+    first.reverse();
+    print_events(out, format, &first, true)?;
+    if !follow {
+        return Ok(());
+    }
+    loop {
+        tokio::time::sleep(interval).await;
+        let mut fresh = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let (items, next, rid) = audit_page(conn, query, 1000, cursor.as_deref()).await?;
+            remember(&mut own, rid);
+            let done = items.iter().any(|e| seq_of(e) <= last) || next.is_none();
+            fresh.extend(items.into_iter().filter(|e| seq_of(e) > last));
+            match next {
+                Some(c) if !done => cursor = Some(c),
+                _ => break,
+            }
+        }
+        if let Some(top) = fresh.first() {
+            last = last.max(seq_of(top));
+        }
+        fresh.retain(|e| {
+            e.get("request_id")
+                .and_then(Value::as_str)
+                .is_none_or(|id| !own.iter().any(|o| o == id))
+        });
+        fresh.reverse();
+        if !fresh.is_empty() {
+            print_events(out, format, &fresh, false)?;
+        }
+    }
+}
 
 /// Runs one admin command, writing its output to `out`.
 pub async fn run(args: AdminArgs, out: &mut dyn Write) -> Result<(), ApiError> {
@@ -626,6 +981,81 @@ pub async fn run(args: AdminArgs, out: &mut dyn Write) -> Result<(), ApiError> {
                 .call(Method::POST, &format!("/approvals/{id}/reject"), None)
                 .await?;
             emit(out, f, APPROVAL_COLS, &v)
+        }
+        AdminCommand::Audit(AuditCommand::Search { filter, limit }) => {
+            if !(1..=100_000).contains(&limit) {
+                return Err(local("--limit must be 1..=100000"));
+            }
+            let events = audit_search(&conn, &filter.query(), limit).await?;
+            match f {
+                Format::Json => emit(out, f, EVENT_COLS, &Value::Array(events)),
+                Format::Table => write_out(out, &event_table(&events, true)),
+            }
+        }
+        AdminCommand::Audit(AuditCommand::Tail {
+            lines,
+            follow,
+            filter,
+        }) => {
+            audit_tail(
+                &conn,
+                out,
+                f,
+                lines,
+                follow,
+                &filter.query(),
+                std::time::Duration::from_secs(1),
+            )
+            .await
+        }
+        AdminCommand::Audit(AuditCommand::Get { seq }) => {
+            let v = conn
+                .call(Method::GET, &format!("/audit/{seq}"), None)
+                .await?;
+            match f {
+                Format::Json => emit(out, f, EVENT_COLS, &v),
+                Format::Table => write_out(out, &event_table(std::slice::from_ref(&v), true)),
+            }
+        }
+        AdminCommand::Evidence(EvidenceCommand::Export { filter, out: file }) => {
+            let v = conn
+                .call(Method::POST, "/evidence/export", Some(filter.body()))
+                .await?;
+            let id = v
+                .get("id")
+                .and_then(Value::as_str)
+                .ok_or_else(|| local("no bundle id in answer"))?;
+            let sha = v.get("sha256").and_then(Value::as_str).unwrap_or_default();
+            let a = conn
+                .send(Method::GET, &format!("/evidence/{id}"), None)
+                .await?;
+            let got = hex::encode(
+                aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &a.bytes).as_ref(),
+            );
+            if got != sha {
+                return Err(local(format!(
+                    "downloaded bundle {id} has SHA-256 {got}, the export answered {sha}"
+                )));
+            }
+            let tmp = file.with_extension("partial");
+            std::fs::write(&tmp, &a.bytes)
+                .and_then(|()| std::fs::rename(&tmp, &file))
+                .map_err(|e| local(format!("{}: {e}", file.display())))?;
+            let shown = json!({"id": id, "events": v.get("events"), "sha256": sha, "out": file.display().to_string()});
+            emit(out, f, &["id", "events", "sha256", "out"], &shown)
+        }
+        AdminCommand::Evidence(EvidenceCommand::PublicKey) => {
+            let v = conn.call(Method::GET, "/evidence/public-key", None).await?;
+            match f {
+                Format::Json => emit(out, f, &[], &v),
+                Format::Table => {
+                    let hex = v
+                        .get("public_key")
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| local("no public_key in answer"))?;
+                    write_out(out, &format!("{hex}\n"))
+                }
+            }
         }
         AdminCommand::Status => {
             let v = conn.call(Method::GET, "/status", None).await?;

@@ -197,6 +197,14 @@ pub async fn start(config: Config) -> Result<RunningServer> {
         "region": config.region,
     });
     admin_api.status_extra = Some(Arc::new(move || facts.clone()));
+    let op_metrics = metrics.clone();
+    let admin_api = admin_api
+        .with_audit(
+            audit.ledger.clone(),
+            audit.evidence_key.clone(),
+            config.data_dir.join("evidence"),
+        )
+        .with_operation_hook(Arc::new(move |op: &str| op_metrics.admin_operation(op)));
     let authz = policy::Authorizer::new(policy_store, limits);
     let creds = Credentials::new(authz.clone());
 
@@ -244,6 +252,7 @@ pub async fn start(config: Config) -> Result<RunningServer> {
         let stop = async move {
             let _ = admin_rx.wait_for(|v| *v).await;
         };
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         if let Err(e) = axum::serve(admin_listener, app)
             .with_graceful_shutdown(stop)
             .await

@@ -615,3 +615,51 @@ async fn parallel_clients_leave_one_event_per_request_and_an_intact_chain() {
     );
     g.stop().await;
 }
+
+#[tokio::test]
+async fn admin_calls_on_the_gateway_listener_are_audited_and_counted() {
+    let g = start().await;
+    let body = serde_json::json!({"access_key": AK, "secret_key": SK}).to_string();
+    let (st, _, b) = raw(
+        g.server.admin_addr,
+        "POST",
+        "/admin/v1/auth/token",
+        &[("content-type", "application/json")],
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(st, 200);
+    let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
+    let auth = format!("Bearer {}", v["token"].as_str().unwrap());
+    let (st, _, _) = raw(
+        g.server.admin_addr,
+        "GET",
+        "/admin/v1/status",
+        &[("authorization", auth.as_str())],
+        b"",
+    )
+    .await;
+    assert_eq!(st, 200);
+    // the audit routes answer on the gateway (the ledger is wired)
+    let (st, _, b) = raw(
+        g.server.admin_addr,
+        "GET",
+        "/admin/v1/audit?kind=admin",
+        &[("authorization", auth.as_str())],
+        b"",
+    )
+    .await;
+    assert_eq!(st, 200, "{}", String::from_utf8_lossy(&b));
+    let ev = events(&g).await;
+    let admin: Vec<_> = ev
+        .iter()
+        .filter(|e| e.kind == policy::ledger::EventKind::Admin)
+        .collect();
+    assert!(admin.len() >= 2, "{admin:#?}");
+    assert!(admin.iter().all(|e| e.action.starts_with("admin.")));
+    assert_eq!(admin[0].source.as_deref(), Some("127.0.0.1"));
+    let text = g.server.metrics.render();
+    assert!(text.contains("admin_operations_total{operation="), "{text}");
+    verify_ok(&g).await;
+    g.stop().await;
+}

@@ -610,7 +610,10 @@ pub(crate) async fn export_evidence(
     let sha256 = policy::ledger::sha256_hex(&bytes);
     let events = bytes_event_count(&bytes);
     audit.before_change(StatusCode::CREATED).await?;
-    tokio::fs::create_dir_all(&a.evidence_dir)
+    tokio::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&a.evidence_dir)
         .await
         .map_err(|e| ApiError::internal(format!("{}: {e}", a.evidence_dir.display())))?;
     let meta = BundleMeta {

@@ -775,8 +775,9 @@ async fn audit_tail(
     };
     let (mut first, _, rid) = audit_page(conn, query, lines.clamp(1, 1000), None).await?;
     remember(&mut own, rid);
-    first.truncate(lines as usize);
+    // the newest event seen, even with -n 0 (then nothing is printed before following)
     let mut last = first.first().map_or(0, seq_of);
+    first.truncate(lines as usize);
     first.reverse();
     print_events(out, format, &first, true)?;
     if !follow {

@@ -754,6 +754,15 @@ async fn evidence_export_download_and_offline_verification() {
         })
         .count();
     assert_eq!(bundles, 1);
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir.join("evidence")), 0o700);
+        assert_eq!(
+            mode(&dir.join("evidence").join(format!("{id}.json"))),
+            0o600
+        );
+    }
 
     let resp = e.router.clone();
     let bytes = download(resp, &e.token, &format!("/admin/v1/evidence/{id}")).await;

@@ -918,3 +918,55 @@ async fn exports_past_the_limits_are_413() {
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
     assert_eq!(r.body["events"], 3);
 }
+
+#[tokio::test]
+async fn a_change_refused_after_its_event_leaves_a_second_event_with_the_same_request_id() {
+    let e = env_audited().await;
+    let r = e
+        .post(
+            "/admin/v1/principals",
+            json!({"name": "x", "role": "viewer"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let r = e
+        .req(
+            Method::PUT,
+            "/admin/v1/quorum/rules/roles",
+            Some(&e.token),
+            Some(json!({"action": "admin:ChangeRole", "approvals": 1, "approver_roles": ["superadmin"], "ttl_secs": 600})),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let before = e.head().await;
+    let r = e
+        .req(
+            Method::PUT,
+            "/admin/v1/principals/x/role",
+            Some(&e.token),
+            Some(json!({"role": "superadmin"})),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(error_code(&r), "ApprovalRequired");
+    let rid = r.headers["x-request-id"].to_str().unwrap();
+    assert_eq!(e.head().await, before + 2);
+    let ledger = e.ledger.as_ref().unwrap();
+    let first = ledger.get(before + 1).await.unwrap().unwrap();
+    let second = ledger.get(before + 2).await.unwrap().unwrap();
+    assert_eq!(
+        (first.request_id.as_str(), first.outcome, first.status),
+        (rid, Outcome::Success, 200)
+    );
+    assert_eq!(
+        (second.request_id.as_str(), second.outcome, second.status),
+        (rid, Outcome::Denied, 403)
+    );
+    assert_eq!(second.error_code.as_deref(), Some("ApprovalRequired"));
+    assert_eq!(second.action, "admin.SetPrincipalRole");
+    // the role did not change
+    let p = e.state.store.get_principal("x").await.unwrap().unwrap();
+    assert_eq!(p.role, "viewer");
+}

@@ -970,3 +970,59 @@ async fn a_change_refused_after_its_event_leaves_a_second_event_with_the_same_re
     let p = e.state.store.get_principal("x").await.unwrap().unwrap();
     assert_eq!(p.role, "viewer");
 }
+
+#[tokio::test]
+async fn an_abandoned_call_still_leaves_its_event() {
+    use tower::ServiceExt;
+    let e = env_audited().await;
+    let before = e.head().await;
+    // A body that never completes: the handler waits for it until the caller gives up.
+    let req = http::Request::builder()
+        .method(Method::POST)
+        .uri("/admin/v1/principals")
+        .header("authorization", format!("Bearer {}", e.token))
+        .header("content-type", "application/json")
+        .body(axum::body::Body::new(Pending))
+        .unwrap();
+    let call = e.router.clone().oneshot(req);
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(300), call)
+            .await
+            .is_err(),
+        "the call is still waiting for its body"
+    );
+    for _ in 0..100 {
+        if e.head().await > before {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(e.head().await, before + 1);
+    let ev = e
+        .ledger
+        .as_ref()
+        .unwrap()
+        .get(before + 1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ev.action, "admin.CreatePrincipal");
+    assert_eq!((ev.status, ev.outcome), (499, Outcome::Error));
+    assert_eq!(ev.error_code.as_deref(), Some("ClientClosedRequest"));
+    assert_eq!(ev.principal.as_deref(), Some("admin"));
+    assert!(e.state.store.get_principal("x").await.unwrap().is_none());
+}
+
+/// A request body that never yields anything.
+struct Pending;
+
+impl hyper::body::Body for Pending {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
+        std::task::Poll::Pending
+    }
+}

@@ -1026,3 +1026,34 @@ impl hyper::body::Body for Pending {
         std::task::Poll::Pending
     }
 }
+
+#[tokio::test]
+async fn an_export_over_a_tampered_ledger_is_refused() {
+    let e = env_audited().await;
+    seed(&e, 1_700_000_000_000, 6).await;
+    let target = walk(&e, "kind=s3&bucket=b1", 1000).await;
+    let victim = target.last().unwrap().seq;
+    sqlx::query("UPDATE audit_events SET principal = 'eve' WHERE seq = ?")
+        .bind(victim)
+        .execute(e.ledger.as_ref().unwrap().pool())
+        .await
+        .unwrap();
+    let r = e
+        .post(
+            "/admin/v1/evidence/export",
+            json!({"kind": "s3", "bucket": "b1"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR, "{:?}", r.body);
+    assert_eq!(error_code(&r), "LedgerUnverifiable");
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("vaultgate audit verify")
+    );
+    assert!(
+        !e.dir.as_ref().unwrap().path().join("evidence").exists(),
+        "no bundle written"
+    );
+}

@@ -663,3 +663,56 @@ async fn admin_calls_on_the_gateway_listener_are_audited_and_counted() {
     verify_ok(&g).await;
     g.stop().await;
 }
+
+#[tokio::test]
+async fn throttled_requests_are_denied_events_and_sources_can_be_hashed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.rate_s3_writes_per_min = 2;
+    cfg.audit_source = "hash".into();
+    let server = gateway::server::start(cfg).await.unwrap();
+    let endpoint = format!("http://{}", server.s3_addr);
+    let g = TestGateway {
+        client: client_for(&endpoint, AK, SK),
+        server,
+        dir,
+        endpoint,
+    };
+    let c = once_client(&g.endpoint, AK, SK);
+    c.create_bucket().bucket("thr").send().await.unwrap();
+    c.put_object()
+        .bucket("thr")
+        .key("a")
+        .body(ByteStream::from_static(b"a"))
+        .send()
+        .await
+        .unwrap();
+    let e = c
+        .put_object()
+        .bucket("thr")
+        .key("b")
+        .body(ByteStream::from_static(b"b"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!((status(&e), code(&e).as_str()), (503, "SlowDown"));
+    let ev = events(&g).await;
+    assert_eq!(ev.len(), 3);
+    let last = &ev[2];
+    assert_eq!(
+        (last.action.as_str(), last.outcome, last.status),
+        ("PutObject", Outcome::Denied, 503)
+    );
+    assert_eq!(last.error_code.as_deref(), Some("SlowDown"));
+    assert_eq!(
+        metric(&g, "vaultgate_s3_throttled_total{operation=\"PutObject\"}"),
+        1
+    );
+    // hash mode: a stable keyed digest, never the address itself
+    let s = ev[0].source.as_deref().unwrap();
+    assert!(s.starts_with("hmac-sha256:") && s.len() == 12 + 64, "{s}");
+    assert!(ev.iter().all(|e| e.source.as_deref() == Some(s)));
+    assert!(!s.contains("127.0.0.1"));
+    verify_ok(&g).await;
+    g.stop().await;
+}

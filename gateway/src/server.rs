@@ -467,6 +467,46 @@ fn response_bytes(method: &http::Method, resp: &http::Response<s3s::Body>) -> u6
         .unwrap_or(0)
 }
 
+/// Runs when a request's future is dropped before its response was ready (the client closed
+/// the connection): the in-flight gauge goes down and the request still leaves its event, as
+/// 499 ClientClosedRequest, appended from a task of its own.
+struct AbandonGuard {
+    metrics: Metrics,
+    audit: Option<S3Audit>,
+    requested: Option<policy::Action>,
+    armed: bool,
+}
+
+impl Drop for AbandonGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        self.metrics.in_flight.dec();
+        let Some(a) = self.audit.take() else { return };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            tracing::error!("request abandoned outside a runtime: its audit event is lost");
+            return;
+        };
+        let requested = self.requested;
+        rt.spawn(async move {
+            a.sync_from_slot();
+            if a.slot.get().is_none()
+                && let Some(r) = requested
+            {
+                a.scope.set_action(r.s3_name());
+            }
+            if let Err(e) = a
+                .scope
+                .finish(499, Some("ClientClosedRequest".into()), 0)
+                .await
+            {
+                tracing::error!(error = %e, request_id = %a.scope.request_id(), "audit event of an abandoned request not recorded");
+            }
+        });
+    }
+}
+
 /// Observes a GetObject download when its body is finished or dropped.
 struct DownloadGuard {
     metrics: Metrics,
@@ -524,6 +564,12 @@ fn request_service(
             // hyper sends no "100 Continue" for an empty body; botocore then takes the final
             // response as the interim one's stand-in and misparses the next response on the same
             // connection. Closing such connections keeps clients in step.
+            let mut guard = AbandonGuard {
+                metrics: metrics.clone(),
+                audit: audit.clone(),
+                requested,
+                armed: true,
+            };
             let close_after = expects_continue(req.headers())
                 && req
                     .headers()
@@ -583,6 +629,7 @@ fn request_service(
                     http::HeaderValue::from_static("close"),
                 );
             }
+            guard.armed = false;
             metrics.in_flight.dec();
             let elapsed = t0.elapsed();
             let status_label = status.to_string();

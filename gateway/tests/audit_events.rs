@@ -716,3 +716,77 @@ async fn throttled_requests_are_denied_events_and_sources_can_be_hashed() {
     verify_ok(&g).await;
     g.stop().await;
 }
+
+#[tokio::test]
+async fn a_client_that_goes_away_mid_upload_still_leaves_one_event() {
+    use tokio::io::AsyncWriteExt;
+    let g = start().await;
+    let c = once_client(&g.endpoint, AK, SK);
+    c.create_bucket().bucket("gone").send().await.unwrap();
+    let presigned = c
+        .put_object()
+        .bucket("gone")
+        .key("partial")
+        .presigned(
+            aws_sdk_s3::presigning::PresigningConfig::expires_in(std::time::Duration::from_secs(
+                300,
+            ))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let uri: http::Uri = presigned.uri().parse().unwrap();
+    let mut s = tokio::net::TcpStream::connect(g.server.s3_addr)
+        .await
+        .unwrap();
+    let mut head = format!(
+        "PUT {} HTTP/1.1\r\nHost: {}\r\nContent-Length: 1000000\r\n",
+        uri.path_and_query().unwrap(),
+        g.server.s3_addr
+    );
+    for (k, v) in presigned.headers() {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(&[7u8; 4096]).await.unwrap();
+    s.flush().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    drop(s);
+
+    // the event arrives (from the handler's error path or from the abandoned request's task)
+    let mut found = Vec::new();
+    for _ in 0..100 {
+        found = events(&g)
+            .await
+            .into_iter()
+            .filter(|e| e.key.as_deref() == Some("partial"))
+            .collect();
+        if !found.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(found.len(), 1, "{found:#?}");
+    let e = &found[0];
+    assert_eq!(
+        (e.action.as_str(), e.outcome),
+        ("PutObject", Outcome::Error)
+    );
+    // hyper reports the early EOF to the handler, which answers IncompleteBody
+    assert_eq!(
+        (e.status, e.error_code.as_deref()),
+        (400, Some("IncompleteBody"))
+    );
+    assert_eq!(e.principal.as_deref(), Some("admin"));
+    assert!(keys_of(&c, "gone").await.is_empty());
+    for _ in 0..100 {
+        if metric(&g, "vaultgate_s3_in_flight_requests") == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(metric(&g, "vaultgate_s3_in_flight_requests"), 0);
+    verify_ok(&g).await;
+    g.stop().await;
+}

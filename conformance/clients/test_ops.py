@@ -11,6 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import botocore.exceptions
 import pytest
 from boto3.s3.transfer import TransferConfig
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -139,6 +140,31 @@ def test_reindex_after_deleting_the_index(gateway_factory, tmp_path):
 
     gw.start()
     assert state(gw.s3(), "keep") == before
+    gw.stop()
+
+
+def test_reindex_with_tenant_flag_gives_the_buckets_to_that_tenant(gateway_factory):
+    gw = gateway_factory("ops-reindex-tenant")
+    s3 = gw.s3()
+    s3.create_bucket(Bucket="fin")
+    s3.put_object(Bucket="fin", Key="ledger.csv", Body=b"a,b\n")
+    gw.stop()
+
+    remove_index(gw.data_dir)
+    bad = vg(gw, "reindex", "--quiet", "--tenant", "no such/tenant")
+    assert bad.returncode == 1, bad.stderr + bad.stdout
+    assert "tenant name" in bad.stderr, bad.stderr
+    r = vg(gw, "reindex", "--quiet", "--tenant", "acme")
+    assert r.returncode == 0, r.stderr + r.stdout
+    assert "1 buckets, 1 objects" in r.stdout, r.stdout
+
+    gw.start()
+    # the bootstrap admin belongs to tenant "default": the bucket is no longer its own
+    s3 = gw.s3()
+    assert s3.list_buckets()["Buckets"] == []
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.get_object(Bucket="fin", Key="ledger.csv")
+    assert e.value.response["Error"]["Code"] == "AccessDenied"
     gw.stop()
 
 

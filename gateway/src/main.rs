@@ -51,6 +51,9 @@ enum Command {
         /// Owner recorded for the recreated buckets.
         #[arg(long, default_value = "admin")]
         owner: String,
+        /// Tenant of the buckets created (default: --owner's tenant, else "default").
+        #[arg(long)]
+        tenant: Option<String>,
         /// No progress bar.
         #[arg(long)]
         quiet: bool,
@@ -68,6 +71,10 @@ enum Command {
         /// Owner of the bucket if it is created.
         #[arg(long, default_value = "admin")]
         owner: String,
+        /// Tenant of the bucket: a new one is assigned to it, an existing one must belong to it
+        /// (default: a new bucket gets --owner's tenant, else "default").
+        #[arg(long)]
+        tenant: Option<String>,
         /// No progress bar.
         #[arg(long)]
         quiet: bool,
@@ -331,16 +338,21 @@ async fn ops(command: Command) -> ExitCode {
         Command::Reindex {
             settings,
             owner,
+            tenant,
             quiet,
-        } => (settings, Op::Reindex(owner, quiet)),
+        } => (settings, Op::Reindex(owner, tenant, quiet)),
         Command::ImportHub {
             settings,
             bucket,
             key_file,
             owner,
+            tenant,
             quiet,
             dir,
-        } => (settings, Op::Import(bucket, key_file, owner, quiet, dir)),
+        } => (
+            settings,
+            Op::Import(bucket, key_file, owner, tenant, quiet, dir),
+        ),
         _ => return ExitCode::FAILURE,
     };
     let cfg = match settings.load() {
@@ -365,13 +377,13 @@ async fn ops(command: Command) -> ExitCode {
                 .await
                 .map(|r| (r.summary(&to), r.switched))
         }
-        Op::Reindex(owner, quiet) => {
+        Op::Reindex(owner, tenant, quiet) => {
             let opts = ops::reindex::ReindexOptions { owner, quiet };
-            ops::reindex::run(&ctx, &opts)
+            ops::reindex::run_into(&ctx, &opts, tenant.as_deref())
                 .await
                 .map(|r| (r.summary(), r.unreadable.is_empty()))
         }
-        Op::Import(bucket, key_file, owner, quiet, dir) => {
+        Op::Import(bucket, key_file, owner, tenant, quiet, dir) => {
             let key = match key_file {
                 Some(p) => ops::import_hub::hub_key_from_file(&p),
                 None => match std::env::var("BLOB_KEY") {
@@ -390,7 +402,7 @@ async fn ops(command: Command) -> ExitCode {
                         owner,
                         quiet,
                     };
-                    ops::import_hub::import_hub(&ctx, &key, &dir, &opts)
+                    ops::import_hub::import_hub_into(&ctx, &key, &dir, &opts, tenant.as_deref())
                         .await
                         .map(|r| (r.summary(&bucket), r.failed.is_empty()))
                 }
@@ -561,8 +573,15 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
 
 enum Op {
     Migrate(String, Option<usize>, bool),
-    Reindex(String, bool),
-    Import(String, Option<PathBuf>, String, bool, PathBuf),
+    Reindex(String, Option<String>, bool),
+    Import(
+        String,
+        Option<PathBuf>,
+        String,
+        Option<String>,
+        bool,
+        PathBuf,
+    ),
 }
 
 fn main() -> ExitCode {

@@ -149,6 +149,21 @@ impl Credentials {
             .await
             .map_err(denial)
     }
+
+    /// `authorize_item` (the decision without a rate-limit token) for one item of a request
+    /// already admitted as a whole: each key of a DeleteObjects batch.
+    pub async fn authorize_item(
+        &self,
+        identity: &Identity,
+        action: Action,
+        bucket: Option<&str>,
+        key: Option<&str>,
+    ) -> S3Result<()> {
+        self.authz
+            .authorize_item(identity, action, bucket, key)
+            .await
+            .map_err(denial)
+    }
 }
 
 /// Maps a refusal of the policy library to the S3 error the client sees.

@@ -88,6 +88,32 @@ impl Authorizer {
             self.throttled.fetch_add(1, Ordering::Relaxed);
             return Err(e);
         }
+        self.authorize_item_at(id, action, bucket, key, now_ms)
+            .await
+    }
+
+    /// The decision of [`Authorizer::authorize_s3`] without taking a rate-limit token: for the
+    /// items of one request that was already admitted (and metered) as a whole, e.g. each key
+    /// of a DeleteObjects batch. One request costs one token however many keys it names.
+    pub async fn authorize_item(
+        &self,
+        id: &Identity,
+        action: Action,
+        bucket: Option<&str>,
+        key: Option<&str>,
+    ) -> Result<()> {
+        self.authorize_item_at(id, action, bucket, key, now_ms())
+            .await
+    }
+
+    async fn authorize_item_at(
+        &self,
+        id: &Identity,
+        action: Action,
+        bucket: Option<&str>,
+        key: Option<&str>,
+        now_ms: i64,
+    ) -> Result<()> {
         let bucket_tenant = match (bucket, action) {
             (Some(b), Action::CreateBucket) => self.existing_bucket_tenant(b).await?,
             (Some(b), _) => Some(self.store.bucket_tenant(b).await?),

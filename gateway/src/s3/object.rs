@@ -501,10 +501,11 @@ impl Gateway {
         let mut deleted = Vec::new();
         let mut errors = Vec::new();
         for obj in input.delete.objects {
-            // each key is authorised on its own: a prefix grant deletes only under its prefix
+            // each key is authorised on its own (a prefix grant deletes only under its prefix);
+            // the request as a whole took its one rate-limit token when it was admitted
             let allowed = match (&self.policy, &identity) {
                 (Some(p), Some(id)) => p
-                    .authorize(
+                    .authorize_item(
                         id,
                         policy::Action::DeleteObject,
                         Some(&input.bucket),

@@ -494,9 +494,10 @@ async fn try_put(c: &Client, key: &str) -> Result<(), String> {
 #[tokio::test]
 async fn slowdown_ends_after_the_retry_after_it_announced() {
     let dir = tempfile::tempdir().unwrap();
-    // 60 writes a minute: a burst of 60, then one more each second
+    // 30 writes a minute: a burst of 30, then one more every 2 s (wide enough that a loaded
+    // machine's request latency cannot let a second token in before the check below)
     let cfg = gateway::config::Config {
-        rate_s3_writes_per_min: 60,
+        rate_s3_writes_per_min: 30,
         ..config(dir.path())
     };
     let server = gateway::server::start(cfg).await.unwrap();
@@ -509,6 +510,8 @@ async fn slowdown_ends_after_the_retry_after_it_announced() {
     };
     let c = &g.client;
     c.create_bucket().bucket("burst").send().await.unwrap();
+    let (id, sk) = key_for(&g, "other-writer", "default", Role::Manager).await;
+    let other = no_retry(&g.endpoint, &id, &sk);
     let mut accepted = 0;
     let refusal = loop {
         match try_put(c, &format!("k{accepted}")).await {
@@ -518,17 +521,15 @@ async fn slowdown_ends_after_the_retry_after_it_announced() {
         assert!(accepted < 200, "no SlowDown after {accepted} writes");
     };
     assert!(
-        accepted >= 59,
+        accepted >= 29,
         "the burst is the per-minute limit: {accepted}"
     );
-    // one write comes back per second, and the answer says so
-    assert_eq!(refusal, "503 SlowDown 1");
-    assert_eq!(try_put(c, "early").await, Err("503 SlowDown 1".into()));
+    // one write comes back every 2 s, and the answer says so
+    assert_eq!(refusal, "503 SlowDown 2");
+    assert_eq!(try_put(c, "early").await, Err("503 SlowDown 2".into()));
     // another principal has its own budget
-    let (id, sk) = key_for(&g, "other-writer", "default", Role::Manager).await;
-    let other = no_retry(&g.endpoint, &id, &sk);
     assert_eq!(try_put(&other, "other").await, Ok(()));
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     assert_eq!(
         try_put(c, "after").await,
         Ok(()),
@@ -536,8 +537,8 @@ async fn slowdown_ends_after_the_retry_after_it_announced() {
     );
     assert_eq!(
         try_put(c, "after2").await,
-        Err("503 SlowDown 1".into()),
-        "one write per second, not a new burst"
+        Err("503 SlowDown 2".into()),
+        "one write per 2 s, not a new burst"
     );
     // the refused writes stored nothing
     let keys: Vec<String> = c
@@ -555,5 +556,65 @@ async fn slowdown_ends_after_the_retry_after_it_announced() {
         "{keys:?}"
     );
     assert!(keys.iter().any(|k| k == "after"));
+    g.stop().await;
+}
+
+#[tokio::test]
+async fn a_delete_objects_batch_costs_one_write_token_however_many_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    // 30 writes a minute: a burst of 30, then one more every 2 s
+    let cfg = gateway::config::Config {
+        rate_s3_writes_per_min: 30,
+        ..config(dir.path())
+    };
+    let server = gateway::server::start(cfg).await.unwrap();
+    let endpoint = format!("http://{}", server.s3_addr);
+    let g = TestGateway {
+        client: no_retry(&endpoint, AK, SK),
+        endpoint,
+        server,
+        dir,
+    };
+    let c = &g.client;
+    c.create_bucket().bucket("burst").send().await.unwrap();
+    for i in 0..5 {
+        try_put(c, &format!("k{i}")).await.unwrap();
+    }
+    // 200 keys (5 present, 195 absent) in one request, more than the whole per-minute budget
+    let ids: Vec<_> = (0..200)
+        .map(|i| {
+            aws_sdk_s3::types::ObjectIdentifier::builder()
+                .key(format!("k{i}"))
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let out = c
+        .delete_objects()
+        .bucket("burst")
+        .delete(
+            aws_sdk_s3::types::Delete::builder()
+                .set_objects(Some(ids))
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(out.errors().is_empty(), "{:?}", out.errors());
+    assert_eq!(out.deleted().len(), 200);
+    let left = c.list_objects_v2().bucket("burst").send().await.unwrap();
+    assert_eq!(left.key_count(), Some(0));
+    // 7 tokens spent (bucket, 5 puts, the batch): the rest of the burst is still there
+    let mut accepted = 0;
+    while try_put(c, &format!("after{accepted}")).await.is_ok() {
+        accepted += 1;
+        assert!(accepted < 100, "no SlowDown after {accepted} writes");
+    }
+    assert!(
+        accepted >= 20,
+        "the batch used more than one token: {accepted} writes left"
+    );
+    assert_eq!(g.server.authz.throttled_total(), 1);
     g.stop().await;
 }

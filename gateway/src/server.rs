@@ -438,6 +438,22 @@ struct RequestCtx {
     ledger: Option<policy::ledger::Ledger>,
 }
 
+/// An S3 error body (`<Error>…</Error>`, as s3s renders it) with `<RequestId>` added before
+/// `</Error>`, so that the id in the body matches the `x-amz-request-id` header (as on AWS).
+/// `None` when the body is not such an error or already names a request id.
+fn error_body_with_request_id(body: &[u8], request_id: &str) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?;
+    if text.contains("<RequestId>") || !text.contains("<Error>") {
+        return None;
+    }
+    let end = text.rfind("</Error>")?;
+    Some(format!(
+        "{}<RequestId>{request_id}</RequestId>{}",
+        &text[..end],
+        &text[end..]
+    ))
+}
+
 /// Answers 503 ServiceUnavailable in place of a read whose audit event could not be recorded.
 fn audit_refusal(request_id: &str) -> http::Response<s3s::Body> {
     let body = format!(
@@ -620,6 +636,17 @@ fn request_service(
                     }
                 }
             }
+            if status >= 400
+                && let Some(body) = resp
+                    .body()
+                    .bytes()
+                    .and_then(|b| error_body_with_request_id(&b, &request_id))
+            {
+                let len = body.len();
+                *resp.body_mut() = s3s::Body::from(body);
+                resp.headers_mut()
+                    .insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(len));
+            }
             if let Ok(v) = http::HeaderValue::from_str(&request_id) {
                 resp.headers_mut().insert("x-amz-request-id", v);
             }
@@ -698,5 +725,23 @@ mod tests {
         assert_eq!(bucket_of("/b1/k/x"), "b1");
         assert_eq!(bucket_of("/b1"), "b1");
         assert_eq!(bucket_of("/"), "");
+    }
+
+    #[test]
+    fn error_bodies_get_the_request_id() {
+        let body = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>NoSuchKey</Code><Message>m</Message></Error>";
+        assert_eq!(
+            error_body_with_request_id(body, "0123ABCD").as_deref(),
+            Some(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>NoSuchKey</Code><Message>m</Message><RequestId>0123ABCD</RequestId></Error>"
+            )
+        );
+        // already there, not an error body, not text: left alone
+        assert_eq!(
+            error_body_with_request_id(b"<Error><RequestId>X</RequestId></Error>", "Y"),
+            None
+        );
+        assert_eq!(error_body_with_request_id(b"{\"error\":1}", "Y"), None);
+        assert_eq!(error_body_with_request_id(&[0xff, 0xfe], "Y"), None);
     }
 }

@@ -230,7 +230,7 @@ async fn every_request_leaves_exactly_one_event_with_its_fields() {
         .unwrap_err();
     assert_eq!(status(&e), 403);
     // an unsigned request over raw HTTP: the response names its request id
-    let (st, head, _) = raw(g.server.s3_addr, "GET", "/bkt1/dir/a.txt", &[], b"").await;
+    let (st, head, body) = raw(g.server.s3_addr, "GET", "/bkt1/dir/a.txt", &[], b"").await;
     assert_eq!(st, 403);
     let rid = head
         .lines()
@@ -240,6 +240,13 @@ async fn every_request_leaves_exactly_one_event_with_its_fields() {
                 .map(|v| v.trim().to_ascii_uppercase())
         })
         .expect("x-amz-request-id on an error response");
+    // ... and the error body names the same id, as S3 does
+    let body = String::from_utf8_lossy(&body);
+    assert!(
+        body.contains(&format!("<RequestId>{rid}</RequestId></Error>")),
+        "{body}"
+    );
+    assert!(body.contains("<Code>AccessDenied</Code>"), "{body}");
     c.delete_bucket().bucket("bkt1").send().await.unwrap();
 
     let ev = events(&g).await;

@@ -149,7 +149,7 @@ impl Authorizer {
         let t: Option<String> =
             sqlx::query_scalar("SELECT tenant FROM pol_bucket_tenants WHERE bucket = $1")
                 .bind(bucket)
-                .fetch_optional(self.store.pool())
+                .fetch_optional(self.store.read_pool())
                 .await?;
         Ok(t)
     }

@@ -177,7 +177,7 @@ impl PolicyStore {
         let rows = sqlx::query(
             "SELECT name, action, bucket_pattern, approvals, approver_roles, ttl_secs FROM pol_quorum_rules ORDER BY name",
         )
-        .fetch_all(self.pool())
+        .fetch_all(self.read_pool())
         .await?;
         rows.iter()
             .map(|r| {

@@ -147,7 +147,11 @@ pub fn parse_actions(names: &[String]) -> Result<Vec<Action>> {
 /// The policy store. Clone is cheap.
 #[derive(Clone)]
 pub struct PolicyStore {
+    /// writes (and reads that must see them in the same sequence)
     pool: SqlitePool,
+    /// the reads of every request's access check: key lookup, grants, roles, bucket tenants,
+    /// quorum rules (the same pool as `pool` unless [`PolicyStore::with_read_pool`])
+    read: SqlitePool,
     sealer: Arc<dyn SecretSealer>,
 }
 
@@ -164,7 +168,21 @@ impl PolicyStore {
         let mut migrator = sqlx::migrate!("./migrations");
         migrator.set_ignore_missing(true);
         migrator.run(&pool).await?;
-        Ok(PolicyStore { pool, sealer })
+        Ok(PolicyStore {
+            read: pool.clone(),
+            pool,
+            sealer,
+        })
+    }
+
+    /// Serves the per-request reads of the access check from `read` (a pool of several
+    /// connections on the same database, e.g. the index's read pool) instead of the single
+    /// writer connection, so that authorising a request never queues behind writes. In WAL
+    /// mode a read sees every committed write: a revocation acknowledged by the admin API is
+    /// seen by the very next request.
+    pub fn with_read_pool(mut self, read: SqlitePool) -> PolicyStore {
+        self.read = read;
+        self
     }
 
     /// An in-memory SQLite store (tests, tools).
@@ -181,9 +199,14 @@ impl PolicyStore {
         PolicyStore::new(pool, sealer).await
     }
 
-    /// The database pool.
+    /// The database pool (writes).
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// The pool of the access check's reads (see [`PolicyStore::with_read_pool`]).
+    pub fn read_pool(&self) -> &SqlitePool {
+        &self.read
     }
 
     /// Checks the database answers.
@@ -509,7 +532,7 @@ impl PolicyStore {
              FROM pol_access_keys k JOIN pol_principals p ON p.name = k.principal WHERE k.access_key_id = $1",
         )
         .bind(access_key_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.read)
         .await?;
         let Some(r) = row else { return Ok(None) };
         let expires: Option<i64> = r.get(1);
@@ -628,7 +651,7 @@ impl PolicyStore {
         let row: Option<String> =
             sqlx::query_scalar("SELECT actions FROM pol_roles WHERE name = $1")
                 .bind(name)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.read)
                 .await?;
         match row {
             None => Ok(None),
@@ -689,7 +712,7 @@ impl PolicyStore {
              WHERE ($1 IS NULL OR principal = $1) ORDER BY id",
         )
         .bind(principal)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.read)
         .await?;
         Ok(rows
             .iter()
@@ -761,7 +784,7 @@ impl PolicyStore {
         let t: Option<String> =
             sqlx::query_scalar("SELECT tenant FROM pol_bucket_tenants WHERE bucket = $1")
                 .bind(bucket)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.read)
                 .await?;
         Ok(t.unwrap_or_else(|| DEFAULT_TENANT.to_owned()))
     }

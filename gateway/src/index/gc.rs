@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 
+use super::objects::Tx;
+use super::writer::Job;
 use super::{Index, IndexError, now_ms};
 use crate::backend::{Backend, BackendError};
 
@@ -76,20 +78,14 @@ impl Index {
         Ok(ids)
     }
 
-    /// Removes ids from the gc queue (after they were deleted from the backend).
+    /// Removes ids from the gc queue (after they were deleted from the backend). Group-committed
+    /// by the index writer like `put_object`.
     pub async fn gc_done(&self, ids: &[String]) -> Result<(), IndexError> {
         if ids.is_empty() {
             return Ok(());
         }
-        let mut tx = self.begin_write().await?;
-        for id in ids {
-            sqlx::query("DELETE FROM gc_queue WHERE backend_id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        let ids = ids.to_vec();
+        self.writer.submit(|reply| Job::GcDone { ids, reply }).await
     }
 
     /// Whether anything refers to `backend_id`: an object stream, a manifest, a part, or the gc
@@ -145,6 +141,17 @@ impl Index {
         }
         Ok(found)
     }
+}
+
+/// The statements of `Index::gc_done`, inside the writer's transaction.
+pub(crate) async fn gc_done_in(tx: &mut Tx, ids: &[String]) -> Result<(), IndexError> {
+    for id in ids {
+        sqlx::query("DELETE FROM gc_queue WHERE backend_id = $1")
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Deletes `ids` from the backend; returns the ids whose delete succeeded and how many failed.

@@ -1,7 +1,7 @@
 //! Index operations on objects: atomic put (insert or replace), get, delete; and the shared
 //! transaction steps that replace an object's row and queue the backend ids it no longer needs.
 //!
-//! A put or delete is one transaction: the old row and its streams go, the new ones come, and the
+//! A put or delete is one transaction (a savepoint in the writer's group commit, see `writer.rs`): the old row and its streams go, the new ones come, and the
 //! backend ids nobody references any more are written to `gc_queue` in the same transaction and
 //! returned to the caller, who deletes them from the backend and then calls `gc_done`.
 
@@ -10,6 +10,7 @@ use std::collections::HashSet;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 
+use super::writer::Job;
 use super::{
     Index, IndexError, ObjectRecord, StreamRecord, map_from_json, map_to_json, now_ms, to_i64,
     to_u32, to_u64,
@@ -190,17 +191,13 @@ fn object_from_rows(
 impl Index {
     /// Inserts or atomically replaces an object. Readers see the old record or the new one, never a
     /// mix. Returns the backend ids of the replaced object that are now garbage (also queued in
-    /// `gc_queue` in the same transaction). `NotFound` if the bucket does not exist.
+    /// `gc_queue` in the same transaction). `NotFound` if the bucket does not exist. Group-committed
+    /// by the index writer: returns once the transaction holding it has committed.
     pub async fn put_object(&self, rec: &ObjectRecord) -> Result<Vec<String>, IndexError> {
-        let mut tx = self.begin_write().await?;
-        require_bucket(&mut tx, &rec.bucket).await?;
-        let old = remove_object_row(&mut tx, &rec.bucket, &rec.key)
-            .await?
-            .unwrap_or_default();
-        insert_object_row(&mut tx, rec).await?;
-        let garbage = queue_garbage(&mut tx, old).await?;
-        tx.commit().await?;
-        Ok(garbage)
+        let rec = Box::new(rec.clone());
+        self.writer
+            .submit(|reply| Job::PutObject { rec, reply })
+            .await
     }
 
     /// The object, if it exists (one query).
@@ -226,18 +223,40 @@ impl Index {
     }
 
     /// Deletes an object. None if it did not exist; otherwise the backend ids now garbage (also
-    /// queued in `gc_queue` in the same transaction).
+    /// queued in `gc_queue` in the same transaction). Group-committed like `put_object`.
     pub async fn delete_object(
         &self,
         bucket: &str,
         key: &str,
     ) -> Result<Option<Vec<String>>, IndexError> {
-        let mut tx = self.begin_write().await?;
-        let Some(old) = remove_object_row(&mut tx, bucket, key).await? else {
-            return Ok(None);
-        };
-        let garbage = queue_garbage(&mut tx, old).await?;
-        tx.commit().await?;
-        Ok(Some(garbage))
+        let (bucket, key) = (bucket.to_string(), key.to_string());
+        self.writer
+            .submit(|reply| Job::DeleteObject { bucket, key, reply })
+            .await
+    }
+}
+
+/// The statements of `Index::put_object`, inside the writer's transaction.
+pub(crate) async fn put_object_in(
+    tx: &mut Tx,
+    rec: &ObjectRecord,
+) -> Result<Vec<String>, IndexError> {
+    require_bucket(tx, &rec.bucket).await?;
+    let old = remove_object_row(tx, &rec.bucket, &rec.key)
+        .await?
+        .unwrap_or_default();
+    insert_object_row(tx, rec).await?;
+    queue_garbage(tx, old).await
+}
+
+/// The statements of `Index::delete_object`, inside the writer's transaction.
+pub(crate) async fn delete_object_in(
+    tx: &mut Tx,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<Vec<String>>, IndexError> {
+    match remove_object_row(tx, bucket, key).await? {
+        None => Ok(None),
+        Some(old) => Ok(Some(queue_garbage(tx, old).await?)),
     }
 }

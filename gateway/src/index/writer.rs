@@ -1,0 +1,276 @@
+//! Group commit of the hot index writes (`put_object`, `delete_object`, `gc_done`).
+//!
+//! Callers send a [`Job`] (the write, with owned data, and a oneshot for the answer) over a
+//! bounded channel to one writer task. The task takes everything waiting (up to
+//! [`MAX_BATCH`] jobs), borrows the connection of the write pool (so the other writers of the
+//! pool — multipart, buckets, the policy store, the audit ledger — keep taking turns with it), and
+//! runs the batch as one transaction:
+//!
+//! ```text
+//! BEGIN IMMEDIATE
+//!   SAVEPOINT w; <job 1>; RELEASE w          -- a job that fails: ROLLBACK TO w; RELEASE w
+//!   SAVEPOINT w; <job 2>; RELEASE w
+//!   ...
+//! COMMIT
+//! ```
+//!
+//! and only then answers every job: a failed job its own error (its savepoint undid its
+//! changes, the others stay), the rest their results; if the batch as a whole fails (BEGIN, a
+//! savepoint statement, or COMMIT) every job gets that error and nothing of the batch is
+//! committed. No caller is answered before the COMMIT (with `synchronous=FULL`, its fsync) that
+//! covers its write. Jobs apply in arrival order, so sequential writes of one key keep
+//! last-writer-wins; concurrent writers pay one fsync per batch instead of one each.
+//!
+//! Shutdown: [`Writer::close`] (from `Index::close`) closes the channel; the task commits what
+//! was already queued and ends. It also ends when every sender is dropped. Once it has stopped,
+//! submitting fails with [`IndexError::Unavailable`].
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use sqlx::SqlitePool;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::gc::gc_done_in;
+use super::objects::{Tx, delete_object_in, put_object_in};
+use super::{IndexError, ObjectRecord};
+
+/// Most jobs committed in one transaction.
+pub(crate) const MAX_BATCH: usize = 256;
+/// Jobs waiting for the writer before senders wait for room.
+const QUEUE_CAPACITY: usize = 1024;
+
+type Reply<T> = oneshot::Sender<Result<T, IndexError>>;
+
+/// One write for the writer task, with the channel its caller waits on.
+pub(crate) enum Job {
+    /// `Index::put_object`: answers the replaced backend ids now garbage.
+    PutObject {
+        rec: Box<ObjectRecord>,
+        reply: Reply<Vec<String>>,
+    },
+    /// `Index::delete_object`: answers None if there was no such object, else the garbage.
+    DeleteObject {
+        bucket: String,
+        key: String,
+        reply: Reply<Option<Vec<String>>>,
+    },
+    /// `Index::gc_done`: removes ids from the gc queue.
+    GcDone { ids: Vec<String>, reply: Reply<()> },
+}
+
+enum Message {
+    Job(Job),
+    Close,
+}
+
+/// A job applied inside the open transaction, holding its result until the batch's fate is
+/// known.
+enum Applied {
+    PutObject(Reply<Vec<String>>, Result<Vec<String>, IndexError>),
+    DeleteObject(
+        Reply<Option<Vec<String>>>,
+        Result<Option<Vec<String>>, IndexError>,
+    ),
+    GcDone(Reply<()>, Result<(), IndexError>),
+}
+
+impl Job {
+    /// Runs the job's statements in the open transaction (inside its savepoint).
+    async fn apply(self, tx: &mut Tx) -> Applied {
+        match self {
+            Job::PutObject { rec, reply } => {
+                Applied::PutObject(reply, put_object_in(tx, &rec).await)
+            }
+            Job::DeleteObject { bucket, key, reply } => {
+                Applied::DeleteObject(reply, delete_object_in(tx, &bucket, &key).await)
+            }
+            Job::GcDone { ids, reply } => Applied::GcDone(reply, gc_done_in(tx, &ids).await),
+        }
+    }
+
+    /// Answers the caller that its batch failed before the job ran.
+    fn fail(self, why: &str) {
+        match self {
+            Job::PutObject { reply, .. } => answer(reply, Err(batch_failed(why))),
+            Job::DeleteObject { reply, .. } => answer(reply, Err(batch_failed(why))),
+            Job::GcDone { reply, .. } => answer(reply, Err(batch_failed(why))),
+        }
+    }
+}
+
+impl Applied {
+    fn is_ok(&self) -> bool {
+        match self {
+            Applied::PutObject(_, r) => r.is_ok(),
+            Applied::DeleteObject(_, r) => r.is_ok(),
+            Applied::GcDone(_, r) => r.is_ok(),
+        }
+    }
+
+    /// Answers the caller: its own result if the batch committed, else why the batch failed.
+    fn finish(self, batch: Result<(), &str>) {
+        match self {
+            Applied::PutObject(reply, r) => answer(reply, batch.map_err(batch_failed).and(r)),
+            Applied::DeleteObject(reply, r) => answer(reply, batch.map_err(batch_failed).and(r)),
+            Applied::GcDone(reply, r) => answer(reply, batch.map_err(batch_failed).and(r)),
+        }
+    }
+}
+
+fn answer<T>(reply: Reply<T>, result: Result<T, IndexError>) {
+    // The caller may have gone (request cancelled); the write stands either way.
+    let _ = reply.send(result);
+}
+
+fn batch_failed(why: &str) -> IndexError {
+    IndexError::Unavailable(format!("index write not committed: {why}"))
+}
+
+/// Counters of the writer task (committed batches only).
+#[derive(Debug, Default)]
+struct Counters {
+    batches: AtomicU64,
+    jobs: AtomicU64,
+    largest: AtomicU64,
+}
+
+/// A snapshot of the group-commit counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteStats {
+    /// Transactions the writer task committed.
+    pub batches: u64,
+    /// Writes those transactions carried (failed jobs of a committed batch included).
+    pub jobs: u64,
+    /// Most writes in one committed transaction.
+    pub largest_batch: u64,
+}
+
+/// The handle to the writer task; cheap to clone (every `Index` clone holds one).
+#[derive(Debug, Clone)]
+pub(crate) struct Writer {
+    tx: mpsc::Sender<Message>,
+    /// Never written; its sender lives in the task, so `changed()` returns once the task ended.
+    stopped: watch::Receiver<()>,
+    counters: Arc<Counters>,
+}
+
+impl Writer {
+    /// Spawns the writer task on the current tokio runtime, writing through `pool`.
+    pub(crate) fn start(pool: SqlitePool) -> Writer {
+        let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+        let (alive, stopped) = watch::channel(());
+        let counters = Arc::new(Counters::default());
+        tokio::spawn(run(pool, rx, alive, Arc::clone(&counters)));
+        Writer {
+            tx,
+            stopped,
+            counters,
+        }
+    }
+
+    /// Queues a job and waits for its answer (given after the COMMIT covering it).
+    pub(crate) async fn submit<T>(
+        &self,
+        job: impl FnOnce(Reply<T>) -> Job,
+    ) -> Result<T, IndexError> {
+        let (reply, wait) = oneshot::channel();
+        self.tx.send(Message::Job(job(reply))).await.map_err(|_| {
+            IndexError::Unavailable("the index writer has stopped (index closed)".into())
+        })?;
+        wait.await.map_err(|_| {
+            IndexError::Unavailable(
+                "the index writer stopped before answering; the write may or may not be committed"
+                    .into(),
+            )
+        })?
+    }
+
+    /// Stops the writer: jobs already queued are committed and answered, later ones fail.
+    /// Returns once the task has ended.
+    pub(crate) async fn close(&self) {
+        // Fails only if the writer is already closing or gone: then just wait for it.
+        let _ = self.tx.send(Message::Close).await;
+        let mut stopped = self.stopped.clone();
+        // The watch sender is dropped when the task ends; nothing is ever sent on it.
+        while stopped.changed().await.is_ok() {}
+    }
+
+    pub(crate) fn stats(&self) -> WriteStats {
+        WriteStats {
+            batches: self.counters.batches.load(Ordering::Relaxed),
+            jobs: self.counters.jobs.load(Ordering::Relaxed),
+            largest_batch: self.counters.largest.load(Ordering::Relaxed),
+        }
+    }
+}
+
+async fn run(
+    pool: SqlitePool,
+    mut rx: mpsc::Receiver<Message>,
+    _alive: watch::Sender<()>,
+    counters: Arc<Counters>,
+) {
+    let mut messages = Vec::with_capacity(MAX_BATCH);
+    // Ends when every sender is gone, or after Close once the queue is drained.
+    while rx.recv_many(&mut messages, MAX_BATCH).await > 0 {
+        let mut jobs = VecDeque::with_capacity(messages.len());
+        for m in messages.drain(..) {
+            match m {
+                Message::Job(job) => jobs.push_back(job),
+                // No new jobs from now on; those already queued are still received.
+                Message::Close => rx.close(),
+            }
+        }
+        if jobs.is_empty() {
+            continue;
+        }
+        let n = jobs.len() as u64;
+        let mut applied = Vec::with_capacity(jobs.len());
+        match commit_batch(&pool, &mut jobs, &mut applied).await {
+            Ok(()) => {
+                counters.batches.fetch_add(1, Ordering::Relaxed);
+                counters.jobs.fetch_add(n, Ordering::Relaxed);
+                counters.largest.fetch_max(n, Ordering::Relaxed);
+                for a in applied {
+                    a.finish(Ok(()));
+                }
+            }
+            Err(e) => {
+                let why = e.to_string();
+                tracing::error!(error = %why, jobs = n, "index write batch not committed");
+                for a in applied {
+                    a.finish(Err(&why));
+                }
+                for job in jobs {
+                    job.fail(&why);
+                }
+            }
+        }
+    }
+}
+
+/// Applies `jobs` (moving each into `applied` as it runs) in one transaction and commits it. On
+/// an error of the batch as a whole, the jobs not yet run stay in `jobs`.
+async fn commit_batch(
+    pool: &SqlitePool,
+    jobs: &mut VecDeque<Job>,
+    applied: &mut Vec<Applied>,
+) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    while let Some(job) = jobs.pop_front() {
+        if let Err(e) = sqlx::query("SAVEPOINT w").execute(&mut *tx).await {
+            jobs.push_front(job);
+            return Err(e);
+        }
+        let done = job.apply(&mut tx).await;
+        let ok = done.is_ok();
+        applied.push(done);
+        if !ok {
+            sqlx::query("ROLLBACK TO w").execute(&mut *tx).await?;
+        }
+        sqlx::query("RELEASE w").execute(&mut *tx).await?;
+    }
+    tx.commit().await
+}

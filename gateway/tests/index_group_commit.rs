@@ -295,3 +295,49 @@ async fn in_memory_index_group_commits() {
     assert_eq!(queued(&ix).await.len(), 1);
     ix.close().await;
 }
+
+/// When the batch as a whole fails (here a trigger aborts the whole transaction with
+/// `RAISE(ROLLBACK)`, so the failing write's savepoint is gone too), every write of the batch
+/// gets `Unavailable` and none of them is committed; the next batch works again.
+#[tokio::test] // current-thread runtime: all jobs are queued before the writer first runs
+async fn a_failed_batch_fails_every_write_and_commits_none() {
+    let (_d, _url, ix) = fresh().await;
+    ix.create_bucket("b", "o").await.unwrap();
+    sqlx::query(
+        "CREATE TRIGGER boom BEFORE INSERT ON objects WHEN NEW.object_key = 'boom' \
+         BEGIN SELECT RAISE(ROLLBACK, 'boom refused'); END",
+    )
+    .execute(ix.write_pool())
+    .await
+    .unwrap();
+    ix.put_object(&object("b", "old", "e", &["old1"]))
+        .await
+        .unwrap();
+    let before = ix.write_stats();
+    let puts = ["a", "boom", "c"].map(|k| {
+        let ix = ix.clone();
+        async move {
+            ix.put_object(&object("b", k, "e", &[&format!("{k}1")]))
+                .await
+        }
+    });
+    let (puts, delete) = tokio::join!(join_all(puts), ix.delete_object("b", "old"));
+    for (k, r) in ["a", "boom", "c"].iter().zip(&puts) {
+        assert!(matches!(r, Err(IndexError::Unavailable(_))), "{k}: {r:?}");
+        assert!(ix.get_object("b", k).await.unwrap().is_none(), "{k}");
+    }
+    let err = delete.unwrap_err();
+    assert!(err.to_string().contains("not committed"), "{err}");
+    assert!(ix.get_object("b", "old").await.unwrap().is_some());
+    assert!(queued(&ix).await.is_empty());
+    assert_eq!(ix.write_stats(), before, "a failed batch is not counted");
+    // The writer goes on: the next writes commit.
+    ix.put_object(&object("b", "a", "e", &["a2"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        ix.delete_object("b", "old").await.unwrap(),
+        Some(vec!["old1".to_string()])
+    );
+    assert_eq!(ix.write_stats().batches, before.batches + 2);
+}

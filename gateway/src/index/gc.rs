@@ -9,8 +9,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use futures::StreamExt;
+use sqlx::SqliteConnection;
 
-use super::objects::Tx;
 use super::writer::Job;
 use super::{Index, IndexError, now_ms};
 use crate::backend::{Backend, BackendError};
@@ -144,11 +144,14 @@ impl Index {
 }
 
 /// The statements of `Index::gc_done`, inside the writer's transaction.
-pub(crate) async fn gc_done_in(tx: &mut Tx, ids: &[String]) -> Result<(), IndexError> {
+pub(crate) async fn gc_done_in(
+    conn: &mut SqliteConnection,
+    ids: &[String],
+) -> Result<(), IndexError> {
     for id in ids {
         sqlx::query("DELETE FROM gc_queue WHERE backend_id = $1")
             .bind(id)
-            .execute(&mut **tx)
+            .execute(&mut *conn)
             .await?;
     }
     Ok(())

@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
 
 use super::writer::Job;
 use super::{
@@ -19,10 +19,13 @@ use super::{
 pub(crate) type Tx = Transaction<'static, Sqlite>;
 
 /// Fails with NotFound unless the bucket exists (inside a write transaction).
-pub(crate) async fn require_bucket(tx: &mut Tx, bucket: &str) -> Result<(), IndexError> {
+pub(crate) async fn require_bucket(
+    conn: &mut SqliteConnection,
+    bucket: &str,
+) -> Result<(), IndexError> {
     let row = sqlx::query("SELECT EXISTS (SELECT 1 FROM buckets WHERE name = $1) AS present")
         .bind(bucket)
-        .fetch_one(&mut **tx)
+        .fetch_one(&mut *conn)
         .await?;
     if row.try_get::<bool, _>("present")? {
         Ok(())
@@ -34,7 +37,7 @@ pub(crate) async fn require_bucket(tx: &mut Tx, bucket: &str) -> Result<(), Inde
 /// Removes the object row (and, by cascade, its streams) if present. Returns None if there was no
 /// such object, else the backend ids it referenced.
 pub(crate) async fn remove_object_row(
-    tx: &mut Tx,
+    conn: &mut SqliteConnection,
     bucket: &str,
     key: &str,
 ) -> Result<Option<Vec<String>>, IndexError> {
@@ -43,14 +46,14 @@ pub(crate) async fn remove_object_row(
     )
     .bind(bucket)
     .bind(key)
-    .fetch_all(&mut **tx)
+    .fetch_all(&mut *conn)
     .await?;
     let deleted: Option<Option<String>> = sqlx::query_scalar(
         "DELETE FROM objects WHERE bucket = $1 AND object_key = $2 RETURNING manifest_id",
     )
     .bind(bucket)
     .bind(key)
-    .fetch_optional(&mut **tx)
+    .fetch_optional(&mut *conn)
     .await?;
     match deleted {
         None => Ok(None),
@@ -62,7 +65,10 @@ pub(crate) async fn remove_object_row(
 }
 
 /// Inserts the object row and its streams (the caller removed any previous row).
-pub(crate) async fn insert_object_row(tx: &mut Tx, rec: &ObjectRecord) -> Result<(), IndexError> {
+pub(crate) async fn insert_object_row(
+    conn: &mut SqliteConnection,
+    rec: &ObjectRecord,
+) -> Result<(), IndexError> {
     sqlx::query(
         "INSERT INTO objects (bucket, object_key, size, etag, last_modified_ms, headers, user_metadata, \
                               checksums, data_key_id, key_version, manifest_id) \
@@ -79,7 +85,7 @@ pub(crate) async fn insert_object_row(tx: &mut Tx, rec: &ObjectRecord) -> Result
     .bind(&rec.data_key_id)
     .bind(i64::from(rec.key_version))
     .bind(rec.manifest_id.as_deref())
-    .execute(&mut **tx)
+    .execute(&mut *conn)
     .await?;
     for (seq, s) in rec.streams.iter().enumerate() {
         sqlx::query(
@@ -95,21 +101,24 @@ pub(crate) async fn insert_object_row(tx: &mut Tx, rec: &ObjectRecord) -> Result
         .bind(&s.header)
         .bind(to_i64(s.plaintext_len, "stream length")?)
         .bind(&s.md5_hex)
-        .execute(&mut **tx)
+        .execute(&mut *conn)
         .await?;
     }
     Ok(())
 }
 
 /// Whether an object, a manifest or a part still references `id` (the gc queue not counted).
-pub(crate) async fn referenced_by_data(tx: &mut Tx, id: &str) -> Result<bool, IndexError> {
+pub(crate) async fn referenced_by_data(
+    conn: &mut SqliteConnection,
+    id: &str,
+) -> Result<bool, IndexError> {
     let row = sqlx::query(
         "SELECT EXISTS (SELECT 1 FROM object_streams WHERE backend_id = $1) \
              OR EXISTS (SELECT 1 FROM objects WHERE manifest_id = $1) \
              OR EXISTS (SELECT 1 FROM parts WHERE backend_id = $1) AS used",
     )
     .bind(id)
-    .fetch_one(&mut **tx)
+    .fetch_one(&mut *conn)
     .await?;
     Ok(row.try_get("used")?)
 }
@@ -117,20 +126,20 @@ pub(crate) async fn referenced_by_data(tx: &mut Tx, id: &str) -> Result<bool, In
 /// Queues those of `candidates` that nothing references any more for garbage collection and
 /// returns them (deduplicated, in first-seen order).
 pub(crate) async fn queue_garbage(
-    tx: &mut Tx,
+    conn: &mut SqliteConnection,
     candidates: Vec<String>,
 ) -> Result<Vec<String>, IndexError> {
     let mut seen = HashSet::new();
     let mut garbage = Vec::new();
     let queued_ms = now_ms();
     for id in candidates {
-        if !seen.insert(id.clone()) || referenced_by_data(tx, &id).await? {
+        if !seen.insert(id.clone()) || referenced_by_data(conn, &id).await? {
             continue;
         }
         sqlx::query("INSERT INTO gc_queue (backend_id, queued_ms) VALUES ($1, $2) ON CONFLICT (backend_id) DO NOTHING")
             .bind(&id)
             .bind(queued_ms)
-            .execute(&mut **tx)
+            .execute(&mut *conn)
             .await?;
         garbage.push(id);
     }
@@ -238,25 +247,25 @@ impl Index {
 
 /// The statements of `Index::put_object`, inside the writer's transaction.
 pub(crate) async fn put_object_in(
-    tx: &mut Tx,
+    conn: &mut SqliteConnection,
     rec: &ObjectRecord,
 ) -> Result<Vec<String>, IndexError> {
-    require_bucket(tx, &rec.bucket).await?;
-    let old = remove_object_row(tx, &rec.bucket, &rec.key)
+    require_bucket(conn, &rec.bucket).await?;
+    let old = remove_object_row(conn, &rec.bucket, &rec.key)
         .await?
         .unwrap_or_default();
-    insert_object_row(tx, rec).await?;
-    queue_garbage(tx, old).await
+    insert_object_row(conn, rec).await?;
+    queue_garbage(conn, old).await
 }
 
 /// The statements of `Index::delete_object`, inside the writer's transaction.
 pub(crate) async fn delete_object_in(
-    tx: &mut Tx,
+    conn: &mut SqliteConnection,
     bucket: &str,
     key: &str,
 ) -> Result<Option<Vec<String>>, IndexError> {
-    match remove_object_row(tx, bucket, key).await? {
+    match remove_object_row(conn, bucket, key).await? {
         None => Ok(None),
-        Some(old) => Ok(Some(queue_garbage(tx, old).await?)),
+        Some(old) => Ok(Some(queue_garbage(conn, old).await?)),
     }
 }

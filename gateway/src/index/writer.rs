@@ -29,11 +29,11 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use sqlx::SqlitePool;
+use sqlx::{SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::gc::gc_done_in;
-use super::objects::{Tx, delete_object_in, put_object_in};
+use super::objects::{delete_object_in, put_object_in};
 use super::{IndexError, ObjectRecord};
 
 /// Most jobs committed in one transaction.
@@ -78,15 +78,15 @@ enum Applied {
 
 impl Job {
     /// Runs the job's statements in the open transaction (inside its savepoint).
-    async fn apply(self, tx: &mut Tx) -> Applied {
+    async fn apply(self, conn: &mut SqliteConnection) -> Applied {
         match self {
             Job::PutObject { rec, reply } => {
-                Applied::PutObject(reply, put_object_in(tx, &rec).await)
+                Applied::PutObject(reply, put_object_in(conn, &rec).await)
             }
             Job::DeleteObject { bucket, key, reply } => {
-                Applied::DeleteObject(reply, delete_object_in(tx, &bucket, &key).await)
+                Applied::DeleteObject(reply, delete_object_in(conn, &bucket, &key).await)
             }
-            Job::GcDone { ids, reply } => Applied::GcDone(reply, gc_done_in(tx, &ids).await),
+            Job::GcDone { ids, reply } => Applied::GcDone(reply, gc_done_in(conn, &ids).await),
         }
     }
 
@@ -252,25 +252,51 @@ async fn run(
 }
 
 /// Applies `jobs` (moving each into `applied` as it runs) in one transaction and commits it. On
-/// an error of the batch as a whole, the jobs not yet run stay in `jobs`.
+/// an error of the batch as a whole, the jobs not yet run stay in `jobs` and the transaction is
+/// rolled back.
+///
+/// The transaction is plain SQL on a pooled connection, not an `sqlx::Transaction`: when SQLite
+/// has already rolled a transaction back itself (a trigger's `RAISE(ROLLBACK)`, an I/O error),
+/// sqlx's own rollback fails and leaves its transaction depth behind, and every later `begin`
+/// on that connection fails ("non-zero transaction depth") — the single write connection would
+/// be unusable for good.
 async fn commit_batch(
     pool: &SqlitePool,
     jobs: &mut VecDeque<Job>,
     applied: &mut Vec<Applied>,
 ) -> Result<(), sqlx::Error> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let mut conn = pool.acquire().await?;
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+    let result = apply_and_commit(&mut conn, jobs, applied).await;
+    if result.is_err()
+        && let Err(e) = sqlx::query("ROLLBACK").execute(&mut *conn).await
+        && !e.to_string().contains("no transaction is active")
+    {
+        // The connection's state is unknown: do not hand it to the next writer.
+        tracing::error!(error = %e, "index writer: ROLLBACK failed; closing the connection");
+        conn.close_on_drop();
+    }
+    result
+}
+
+async fn apply_and_commit(
+    conn: &mut SqliteConnection,
+    jobs: &mut VecDeque<Job>,
+    applied: &mut Vec<Applied>,
+) -> Result<(), sqlx::Error> {
     while let Some(job) = jobs.pop_front() {
-        if let Err(e) = sqlx::query("SAVEPOINT w").execute(&mut *tx).await {
+        if let Err(e) = sqlx::query("SAVEPOINT w").execute(&mut *conn).await {
             jobs.push_front(job);
             return Err(e);
         }
-        let done = job.apply(&mut tx).await;
+        let done = job.apply(conn).await;
         let ok = done.is_ok();
         applied.push(done);
         if !ok {
-            sqlx::query("ROLLBACK TO w").execute(&mut *tx).await?;
+            sqlx::query("ROLLBACK TO w").execute(&mut *conn).await?;
         }
-        sqlx::query("RELEASE w").execute(&mut *tx).await?;
+        sqlx::query("RELEASE w").execute(&mut *conn).await?;
     }
-    tx.commit().await
+    sqlx::query("COMMIT").execute(&mut *conn).await?;
+    Ok(())
 }

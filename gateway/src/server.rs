@@ -175,11 +175,13 @@ pub async fn start(config: Config) -> Result<RunningServer> {
 
     // access keys, principals, grants and bucket tenants live in the same SQLite file; the
     // policy store writes through the index's single writer connection and reads the access
-    // check's rows through the index's read pool (never queueing behind writes)
+    // check's rows through the index's read pool (never queueing behind writes), cached in
+    // memory until the next policy write
     let policy_store =
         policy::PolicyStore::new(index.write_pool().clone(), Arc::new(keyring.clone()))
             .await?
-            .with_read_pool(index.read_pool().clone());
+            .with_read_pool(index.read_pool().clone())
+            .with_access_cache();
     let fixed = match (&config.access_key, &config.secret_key) {
         (Some(a), Some(s)) => Some((a.as_str(), policy::SecretKey::new(s.expose()))),
         _ => None,

@@ -146,12 +146,7 @@ impl Authorizer {
     }
 
     async fn existing_bucket_tenant(&self, bucket: &str) -> Result<Option<String>> {
-        let t: Option<String> =
-            sqlx::query_scalar("SELECT tenant FROM pol_bucket_tenants WHERE bucket = $1")
-                .bind(bucket)
-                .fetch_optional(self.store.read_pool())
-                .await?;
-        Ok(t)
+        self.store.assigned_tenant(bucket).await
     }
 
     /// Whether `bucket` is visible to `id` in ListBuckets (same tenant only).
@@ -168,9 +163,11 @@ mod tests {
     use crate::{QuorumRule, Role};
 
     async fn setup(cfg: RateLimitConfig) -> Authorizer {
+        // with the access cache, as the gateway serves
         let s = PolicyStore::in_memory(Arc::new(AesGcmSealer::random().unwrap()))
             .await
-            .unwrap();
+            .unwrap()
+            .with_access_cache();
         s.bootstrap(None).await.unwrap();
         s.create_tenant("acme").await.unwrap();
         Authorizer::new(s, Arc::new(RateLimits::new(cfg)))

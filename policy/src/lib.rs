@@ -12,6 +12,7 @@
 use std::fmt;
 
 pub mod authz;
+mod cache;
 pub mod evidence;
 pub mod grants;
 pub mod jwt;

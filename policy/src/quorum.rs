@@ -174,6 +174,16 @@ fn fingerprint(requester: &str, action: &str, resource: &str, detail: &str) -> S
 impl PolicyStore {
     /// Every rule, by name.
     pub async fn list_quorum_rules(&self) -> Result<Vec<QuorumRule>> {
+        match self.access_cache() {
+            Some(c) => {
+                c.get_or_load(&c.rules, (), || self.load_quorum_rules())
+                    .await
+            }
+            None => self.load_quorum_rules().await,
+        }
+    }
+
+    async fn load_quorum_rules(&self) -> Result<Vec<QuorumRule>> {
         let rows = sqlx::query(
             "SELECT name, action, bucket_pattern, approvals, approver_roles, ttl_secs FROM pol_quorum_rules ORDER BY name",
         )
@@ -217,6 +227,7 @@ impl PolicyStore {
         rule: &QuorumRule,
         now_ms: i64,
     ) -> Result<()> {
+        let _changed = self.writing();
         rule.validate()?;
         let detail = serde_json::to_string(rule).map_err(|e| Error::Invalid(e.to_string()))?;
         self.gate(
@@ -250,6 +261,7 @@ impl PolicyStore {
 
     /// Removes a rule, gated like [`PolicyStore::set_quorum_rule`].
     pub async fn delete_quorum_rule(&self, by: &Identity, name: &str, now_ms: i64) -> Result<()> {
+        let _changed = self.writing();
         if !self
             .list_quorum_rules()
             .await?
@@ -594,9 +606,11 @@ mod tests {
     }
 
     async fn setup() -> PolicyStore {
+        // with the access cache, as the gateway serves: rule changes must still act at once
         let s = PolicyStore::in_memory(Arc::new(AesGcmSealer::random().unwrap()))
             .await
-            .unwrap();
+            .unwrap()
+            .with_access_cache();
         s.bootstrap(None).await.unwrap();
         s
     }

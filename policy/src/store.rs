@@ -2,14 +2,16 @@
 //! principals (users and service accounts), S3 access keys with sealed secrets,
 //! custom roles, grants, bucket ownership by tenant, the bootstrap SuperAdmin,
 //! and the admin API's idempotency records. Quorum rules and approvals live in
-//! [`crate::quorum`] on the same store. Every check reads the database, so a
-//! disable or revoke takes effect on the next request.
+//! [`crate::quorum`] on the same store. A disable or revoke takes effect on the
+//! next request: checks read the database, or the serving process's access cache,
+//! which every write here invalidates before it returns (`crate::cache`).
 
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sqlx::{Row, SqlitePool};
 
+use crate::cache::{AccessCache, KeyRow, Writing};
 use crate::grants::{DEFAULT_TENANT, Grant, Identity, ResolvedGrant, builtin_actions};
 use crate::sealer::SecretSealer;
 use crate::{Action, Error, Result, Role, SecretKey, now_ms, random_bytes};
@@ -153,6 +155,8 @@ pub struct PolicyStore {
     /// quorum rules (the same pool as `pool` unless [`PolicyStore::with_read_pool`])
     read: SqlitePool,
     sealer: Arc<dyn SecretSealer>,
+    /// the access check's reads, cached per generation (see [`PolicyStore::with_access_cache`])
+    cache: Option<Arc<AccessCache>>,
 }
 
 impl std::fmt::Debug for PolicyStore {
@@ -172,7 +176,28 @@ impl PolicyStore {
             read: pool.clone(),
             pool,
             sealer,
+            cache: None,
         })
+    }
+
+    /// Keeps the access check's reads (access-key rows, resolved grants, bucket tenants,
+    /// quorum rules) in memory, shared by every clone of this store. Every mutating method of
+    /// the store invalidates them before it returns, so a change acknowledged by the admin API
+    /// acts on the very next request (see `policy::cache`). Only for the serving process: writes
+    /// made by another store on the same database are not seen.
+    pub fn with_access_cache(mut self) -> PolicyStore {
+        self.cache = Some(Arc::new(AccessCache::new()));
+        self
+    }
+
+    /// The access cache, if on.
+    pub(crate) fn access_cache(&self) -> Option<&AccessCache> {
+        self.cache.as_deref()
+    }
+
+    /// Held for the duration of every write to a table the access cache reads.
+    pub(crate) fn writing(&self) -> Option<Writing<'_>> {
+        self.cache.as_deref().map(AccessCache::writing)
     }
 
     /// Serves the per-request reads of the access check from `read` (a pool of several
@@ -268,6 +293,7 @@ impl PolicyStore {
         tenant: &str,
         role: Option<Role>,
     ) -> Result<PrincipalRecord> {
+        let _changed = self.writing();
         validate_name("principal", name)?;
         if !matches!(kind, "user" | "service") {
             return Err(Error::Invalid("kind must be user or service".into()));
@@ -337,6 +363,7 @@ impl PolicyStore {
 
     /// Disables or re-enables a principal (effective on its next request).
     pub async fn set_disabled(&self, name: &str, disabled: bool) -> Result<PrincipalRecord> {
+        let _changed = self.writing();
         let n = sqlx::query("UPDATE pol_principals SET disabled = $1 WHERE name = $2")
             .bind(i64::from(disabled))
             .bind(name)
@@ -353,6 +380,7 @@ impl PolicyStore {
 
     /// Changes a principal's built-in role.
     pub async fn set_role(&self, name: &str, role: Option<Role>) -> Result<PrincipalRecord> {
+        let _changed = self.writing();
         let n = sqlx::query("UPDATE pol_principals SET role = $1 WHERE name = $2")
             .bind(role.map_or("none", |r| r.as_str()))
             .bind(name)
@@ -429,6 +457,7 @@ impl PolicyStore {
         secret: &SecretKey,
         expires_ms: Option<i64>,
     ) -> Result<()> {
+        let _changed = self.writing();
         if access_key_id.len() < 3
             || access_key_id.len() > 128
             || !access_key_id.bytes().all(|b| b.is_ascii_graphic())
@@ -509,6 +538,7 @@ impl PolicyStore {
 
     /// Revokes a key (effective on the next request; permanent).
     pub async fn revoke_access_key(&self, access_key_id: &str) -> Result<()> {
+        let _changed = self.writing();
         let n = sqlx::query("UPDATE pol_access_keys SET revoked = 1 WHERE access_key_id = $1")
             .bind(access_key_id)
             .execute(&self.pool)
@@ -527,38 +557,53 @@ impl PolicyStore {
         access_key_id: &str,
         now_ms: i64,
     ) -> Result<Option<(SecretKey, Identity)>> {
-        let row = sqlx::query(
-            "SELECT k.sealed_secret, k.expires_ms, k.revoked, p.name, p.tenant, p.role, p.disabled \
-             FROM pol_access_keys k JOIN pol_principals p ON p.name = k.principal WHERE k.access_key_id = $1",
-        )
-        .bind(access_key_id)
-        .fetch_optional(&self.read)
-        .await?;
-        let Some(r) = row else { return Ok(None) };
-        let expires: Option<i64> = r.get(1);
-        if r.get::<i64, _>(2) != 0
-            || r.get::<i64, _>(6) != 0
-            || expires.is_some_and(|e| e <= now_ms)
-        {
+        let Some(r) = self.key_row(access_key_id).await? else {
+            return Ok(None);
+        };
+        if r.revoked || r.disabled || r.expires_ms.is_some_and(|e| e <= now_ms) {
             return Ok(None);
         }
-        let sealed: Vec<u8> = r.get(0);
         let plain = self
             .sealer
-            .open(&Self::key_context(access_key_id), &sealed)
+            .open(&Self::key_context(access_key_id), &r.sealed_secret)
             .await?;
         let secret = std::str::from_utf8(&plain)
             .map_err(|_| Error::Seal("stored secret is not UTF-8".into()))?;
-        let role: String = r.get(5);
         Ok(Some((
             SecretKey::new(secret),
             Identity {
-                principal: r.get(3),
-                tenant: r.get(4),
-                role: Role::parse(&role).ok(),
+                principal: r.principal,
+                tenant: r.tenant,
+                role: Role::parse(&r.role).ok(),
                 access_key_id: access_key_id.to_owned(),
             },
         )))
+    }
+
+    /// The stored row of an access key with its principal (cached when the access cache is on).
+    async fn key_row(&self, access_key_id: &str) -> Result<Option<KeyRow>> {
+        let load = || async {
+            let row = sqlx::query(
+                "SELECT k.sealed_secret, k.expires_ms, k.revoked, p.name, p.tenant, p.role, p.disabled \
+                 FROM pol_access_keys k JOIN pol_principals p ON p.name = k.principal WHERE k.access_key_id = $1",
+            )
+            .bind(access_key_id)
+            .fetch_optional(&self.read)
+            .await?;
+            Ok(row.map(|r| KeyRow {
+                sealed_secret: r.get(0),
+                expires_ms: r.get(1),
+                revoked: r.get::<i64, _>(2) != 0,
+                principal: r.get(3),
+                tenant: r.get(4),
+                role: r.get(5),
+                disabled: r.get::<i64, _>(6) != 0,
+            }))
+        };
+        match &self.cache {
+            Some(c) => c.get_or_load(&c.keys, access_key_id.to_owned(), load).await,
+            None => load().await,
+        }
     }
 
     /// Checks an access key pair (admin token endpoint), in constant time on the secret.
@@ -580,6 +625,7 @@ impl PolicyStore {
 
     /// Defines a custom role (a named set of S3 actions).
     pub async fn create_role(&self, name: &str, actions: &[String]) -> Result<CustomRole> {
+        let _changed = self.writing();
         validate_name("role", name)?;
         if Role::parse(name).is_ok() || name == "none" {
             return Err(Error::Conflict(format!("{name} is a built-in role")));
@@ -623,6 +669,7 @@ impl PolicyStore {
 
     /// Deletes a custom role that no grant uses.
     pub async fn delete_role(&self, name: &str) -> Result<()> {
+        let _changed = self.writing();
         let used: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pol_grants WHERE role = $1")
             .bind(name)
             .fetch_one(&self.pool)
@@ -673,6 +720,7 @@ impl PolicyStore {
         bucket: &str,
         prefix: &str,
     ) -> Result<Grant> {
+        let _changed = self.writing();
         if self.get_principal(principal).await?.is_none() {
             return Err(Error::NotFound(format!("principal {principal}")));
         }
@@ -729,6 +777,7 @@ impl PolicyStore {
 
     /// Removes a grant.
     pub async fn delete_grant(&self, id: &str) -> Result<()> {
+        let _changed = self.writing();
         let n = sqlx::query("DELETE FROM pol_grants WHERE id = $1")
             .bind(id)
             .execute(&self.pool)
@@ -742,6 +791,18 @@ impl PolicyStore {
 
     /// A principal's grants with roles resolved to actions (unknown roles skipped).
     pub async fn resolved_grants(&self, principal: &str) -> Result<Vec<ResolvedGrant>> {
+        match &self.cache {
+            Some(c) => {
+                c.get_or_load(&c.grants, principal.to_owned(), || {
+                    self.load_resolved_grants(principal)
+                })
+                .await
+            }
+            None => self.load_resolved_grants(principal).await,
+        }
+    }
+
+    async fn load_resolved_grants(&self, principal: &str) -> Result<Vec<ResolvedGrant>> {
         let mut out = Vec::new();
         for g in self.list_grants(Some(principal)).await? {
             if let Some(actions) = self.role_actions(&g.role).await? {
@@ -759,6 +820,7 @@ impl PolicyStore {
 
     /// Records that `bucket` belongs to `tenant` (call on CreateBucket).
     pub async fn assign_bucket(&self, bucket: &str, tenant: &str) -> Result<()> {
+        let _changed = self.writing();
         sqlx::query(
             "INSERT INTO pol_bucket_tenants (bucket, tenant) VALUES ($1, $2) \
              ON CONFLICT (bucket) DO UPDATE SET tenant = excluded.tenant",
@@ -772,6 +834,7 @@ impl PolicyStore {
 
     /// Forgets a deleted bucket's tenant.
     pub async fn forget_bucket(&self, bucket: &str) -> Result<()> {
+        let _changed = self.writing();
         sqlx::query("DELETE FROM pol_bucket_tenants WHERE bucket = $1")
             .bind(bucket)
             .execute(&self.pool)
@@ -781,12 +844,27 @@ impl PolicyStore {
 
     /// The tenant owning `bucket`; buckets never assigned belong to [`DEFAULT_TENANT`].
     pub async fn bucket_tenant(&self, bucket: &str) -> Result<String> {
-        let t: Option<String> =
-            sqlx::query_scalar("SELECT tenant FROM pol_bucket_tenants WHERE bucket = $1")
-                .bind(bucket)
-                .fetch_optional(&self.read)
-                .await?;
-        Ok(t.unwrap_or_else(|| DEFAULT_TENANT.to_owned()))
+        Ok(self
+            .assigned_tenant(bucket)
+            .await?
+            .unwrap_or_else(|| DEFAULT_TENANT.to_owned()))
+    }
+
+    /// The tenant `bucket` was assigned to, `None` if never assigned (cached when the access
+    /// cache is on).
+    pub async fn assigned_tenant(&self, bucket: &str) -> Result<Option<String>> {
+        let load = || async {
+            Ok(
+                sqlx::query_scalar("SELECT tenant FROM pol_bucket_tenants WHERE bucket = $1")
+                    .bind(bucket)
+                    .fetch_optional(&self.read)
+                    .await?,
+            )
+        };
+        match &self.cache {
+            Some(c) => c.get_or_load(&c.tenants, bucket.to_owned(), load).await,
+            None => load().await,
+        }
     }
 
     // ---- bootstrap ----
@@ -890,6 +968,81 @@ mod tests {
         PolicyStore::in_memory(Arc::new(AesGcmSealer::random().unwrap()))
             .await
             .unwrap()
+    }
+
+    #[tokio::test]
+    async fn access_cache_serves_reads_and_every_write_invalidates_it() {
+        let s = store().await.with_access_cache();
+        s.ensure_tenant("acme").await.unwrap();
+        s.create_principal("bob", "user", "acme", Some(Role::Viewer))
+            .await
+            .unwrap();
+        let k = s.create_access_key("bob", None).await.unwrap();
+        let id = &k.access_key_id;
+        let (_, who) = s.lookup_key(id, now_ms()).await.unwrap().unwrap();
+        assert_eq!(who.role, Some(Role::Viewer));
+        assert!(s.resolved_grants("bob").await.unwrap().is_empty());
+        assert_eq!(s.bucket_tenant("b1").await.unwrap(), DEFAULT_TENANT);
+
+        // The cache is really used: a change made behind the store's back is not seen ...
+        sqlx::query("UPDATE pol_principals SET role = 'manager' WHERE name = 'bob'")
+            .execute(s.pool())
+            .await
+            .unwrap();
+        let (_, who) = s.lookup_key(id, now_ms()).await.unwrap().unwrap();
+        assert_eq!(who.role, Some(Role::Viewer), "served from the cache");
+
+        // ... while every change through the store is seen by the very next read.
+        s.set_role("bob", Some(Role::SuperAdmin)).await.unwrap();
+        let (_, who) = s.lookup_key(id, now_ms()).await.unwrap().unwrap();
+        assert_eq!(who.role, Some(Role::SuperAdmin));
+        s.create_grant("bob", "manager", "b1", "p/").await.unwrap();
+        assert_eq!(s.resolved_grants("bob").await.unwrap().len(), 1);
+        s.assign_bucket("b1", "acme").await.unwrap();
+        assert_eq!(s.bucket_tenant("b1").await.unwrap(), "acme");
+        s.forget_bucket("b1").await.unwrap();
+        assert_eq!(s.bucket_tenant("b1").await.unwrap(), DEFAULT_TENANT);
+        s.set_disabled("bob", true).await.unwrap();
+        assert!(s.lookup_key(id, now_ms()).await.unwrap().is_none());
+        s.set_disabled("bob", false).await.unwrap();
+        assert!(s.lookup_key(id, now_ms()).await.unwrap().is_some());
+        s.revoke_access_key(id).await.unwrap();
+        assert!(s.lookup_key(id, now_ms()).await.unwrap().is_none());
+        // clones share the cache: a write through a clone invalidates it for the original
+        let k2 = s.create_access_key("bob", None).await.unwrap();
+        assert!(
+            s.lookup_key(&k2.access_key_id, now_ms())
+                .await
+                .unwrap()
+                .is_some()
+        );
+        s.clone()
+            .revoke_access_key(&k2.access_key_id)
+            .await
+            .unwrap();
+        assert!(
+            s.lookup_key(&k2.access_key_id, now_ms())
+                .await
+                .unwrap()
+                .is_none()
+        );
+        // expiry is checked on every lookup, also for a cached row
+        let k3 = s
+            .create_access_key("bob", Some(now_ms() + 60_000))
+            .await
+            .unwrap();
+        assert!(
+            s.lookup_key(&k3.access_key_id, now_ms())
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            s.lookup_key(&k3.access_key_id, now_ms() + 120_000)
+                .await
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[tokio::test]

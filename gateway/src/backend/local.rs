@@ -8,7 +8,7 @@
 //! in few, large steps: a put gathers the body into 1 MiB batches (written with `writev`, one
 //! batch in flight while the next is gathered) and does its last write, the fsync, the rename and
 //! the directory fsyncs in one blocking call, so a small object costs one hop to the pool. Reads
-//! stream in 512 KiB pieces, each in a buffer of its own (the opener decrypts in place without a
+//! stream in 256 KiB pieces, each in a buffer of its own (the opener decrypts in place without a
 //! copy), one piece read ahead; open, seek and the first read are one hop. Memory stays bounded
 //! whatever the object size. Temp files left by a crash are removed when the backend is opened
 //! (one gateway process per root).
@@ -31,8 +31,10 @@ use super::{
 };
 
 /// Size of each read from disk when streaming an object out (two are held per stream: the one
-/// being consumed and the one read ahead).
-pub const READ_CHUNK: usize = 512 * 1024;
+/// being consumed and the one read ahead). 256 KiB: with 512 KiB the server's peak RSS during
+/// 16 concurrent 256 MiB GETs rose from 49–51 to 60–63 MiB for no gain in speed or CPU
+/// (docs/PERFORMANCE.md, "Memory per stream").
+pub const READ_CHUNK: usize = 256 * 1024;
 /// A put writes once this many body bytes are gathered (one batch in flight, one gathering).
 const WRITE_BATCH: usize = 1024 * 1024;
 /// Most slices handed to one `writev` (below every platform's IOV_MAX).

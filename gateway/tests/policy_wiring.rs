@@ -265,24 +265,11 @@ async fn another_tenants_buckets_are_invisible_and_denied() {
 
 #[tokio::test]
 async fn writes_past_the_limit_get_slowdown_with_retry_after() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = gateway::config::Config {
-        rate_s3_writes_per_min: 3,
-        ..config(dir.path())
-    };
-    let server = gateway::server::start(cfg).await.unwrap();
-    let conf = aws_sdk_s3::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(format!("http://{}", server.s3_addr))
-        .credentials_provider(Credentials::new(AK, SK, None, None, "test"))
-        .force_path_style(true)
-        .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
-        .build();
-    let c = Client::from_conf(conf);
+    let g = with_write_limit(3).await;
+    let c = &g.client;
     c.create_bucket().bucket("slow").send().await.unwrap();
-    put(&c, "slow", "1", b"1").await;
-    put(&c, "slow", "2", b"2").await;
+    put(c, "slow", "1", b"1").await;
+    put(c, "slow", "2", b"2").await;
     let e = c
         .put_object()
         .bucket("slow")
@@ -308,8 +295,8 @@ async fn writes_past_the_limit_get_slowdown_with_retry_after() {
         .await
         .unwrap_err();
     assert_eq!(status(&e), 404);
-    assert_eq!(server.authz.throttled_total(), 1);
-    server.shutdown().await;
+    assert_eq!(g.server.authz.throttled_total(), 1);
+    g.stop().await;
 }
 
 /// Writes a key into the legacy `access_keys` table the way the gateway did before the policy
@@ -491,23 +478,29 @@ async fn try_put(c: &Client, key: &str) -> Result<(), String> {
     }
 }
 
-#[tokio::test]
-async fn slowdown_ends_after_the_retry_after_it_announced() {
+/// A gateway allowing `per_min` S3 writes a minute per principal, with a client that does not
+/// retry.
+async fn with_write_limit(per_min: u32) -> TestGateway {
     let dir = tempfile::tempdir().unwrap();
-    // 30 writes a minute: a burst of 30, then one more every 2 s (wide enough that a loaded
-    // machine's request latency cannot let a second token in before the check below)
     let cfg = gateway::config::Config {
-        rate_s3_writes_per_min: 30,
+        rate_s3_writes_per_min: per_min,
         ..config(dir.path())
     };
     let server = gateway::server::start(cfg).await.unwrap();
     let endpoint = format!("http://{}", server.s3_addr);
-    let g = TestGateway {
+    TestGateway {
         client: no_retry(&endpoint, AK, SK),
         endpoint,
         server,
         dir,
-    };
+    }
+}
+
+#[tokio::test]
+async fn slowdown_ends_after_the_retry_after_it_announced() {
+    // 30 writes a minute: a burst of 30, then one more every 2 s (wide enough that a loaded
+    // machine's request latency cannot let a second token in before the check below)
+    let g = with_write_limit(30).await;
     let c = &g.client;
     c.create_bucket().bucket("burst").send().await.unwrap();
     let (id, sk) = key_for(&g, "other-writer", "default", Role::Manager).await;
@@ -561,20 +554,8 @@ async fn slowdown_ends_after_the_retry_after_it_announced() {
 
 #[tokio::test]
 async fn a_delete_objects_batch_costs_one_write_token_however_many_keys() {
-    let dir = tempfile::tempdir().unwrap();
     // 30 writes a minute: a burst of 30, then one more every 2 s
-    let cfg = gateway::config::Config {
-        rate_s3_writes_per_min: 30,
-        ..config(dir.path())
-    };
-    let server = gateway::server::start(cfg).await.unwrap();
-    let endpoint = format!("http://{}", server.s3_addr);
-    let g = TestGateway {
-        client: no_retry(&endpoint, AK, SK),
-        endpoint,
-        server,
-        dir,
-    };
+    let g = with_write_limit(30).await;
     let c = &g.client;
     c.create_bucket().bucket("burst").send().await.unwrap();
     for i in 0..5 {

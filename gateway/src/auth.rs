@@ -1,7 +1,8 @@
 //! S3 credentials and authorisation over the policy store: `S3Auth` reads secrets from
 //! `policy::PolicyStore` (`pol_access_keys`, sealed at rest; the store's access cache is
-//! invalidated by every policy write before it returns, so a revocation acts on the next request), `S3Access` asks `policy::Authorizer::authorize_s3` (rate limit → role /
-//! grants / tenant → quorum) and records the operation name for metrics/logs. Also owns the
+//! invalidated by every policy write before it returns, so a revocation acts on the next
+//! request), `S3Access` asks `policy::Authorizer::authorize_s3` (rate limit → role / grants /
+//! tenant → quorum) and records the operation name for metrics/logs. Also owns the
 //! bootstrap SuperAdmin key and the one-time import of the index's legacy `access_keys` table.
 //! Listings (ListObjects, ListObjectsV2, ListMultipartUploads) are authorised with their `prefix`
 //! parameter as the key, so a prefix-only grant lists inside its prefix and nowhere else.

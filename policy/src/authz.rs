@@ -115,7 +115,7 @@ impl Authorizer {
         now_ms: i64,
     ) -> Result<()> {
         let bucket_tenant = match (bucket, action) {
-            (Some(b), Action::CreateBucket) => self.existing_bucket_tenant(b).await?,
+            (Some(b), Action::CreateBucket) => self.store.assigned_tenant(b).await?,
             (Some(b), _) => Some(self.store.bucket_tenant(b).await?),
             (None, _) => None,
         };
@@ -143,10 +143,6 @@ impl Authorizer {
             self.denied.fetch_add(1, Ordering::Relaxed);
         }
         r
-    }
-
-    async fn existing_bucket_tenant(&self, bucket: &str) -> Result<Option<String>> {
-        self.store.assigned_tenant(bucket).await
     }
 
     /// Whether `bucket` is visible to `id` in ListBuckets (same tenant only).

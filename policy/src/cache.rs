@@ -38,7 +38,7 @@ pub(crate) struct KeyRow {
     pub disabled: bool,
 }
 
-type Slot<T> = Arc<(u64, T)>;
+pub(crate) type Slot<T> = Arc<(u64, T)>;
 
 pub(crate) struct AccessCache {
     generation: AtomicU64,
@@ -63,33 +63,35 @@ impl AccessCache {
     pub fn writing(&self) -> Writing<'_> {
         Writing(&self.generation)
     }
+}
 
-    /// The cached value of `key` if it was loaded in the current generation, else `load()`'s
-    /// (then cached under the generation read before loading).
-    pub async fn get_or_load<K, T, F, Fut>(
-        &self,
-        cache: &Cache<K, Slot<T>>,
-        key: K,
-        load: F,
-    ) -> Result<T>
-    where
-        K: Hash + Eq + Send + Sync + 'static,
-        T: Clone + Send + Sync + 'static,
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<T>>,
+/// `load()`'s value, or, with the cache on (`Some`), the value of `key` in the map `kind` picks
+/// if it was loaded in the current generation (else `load()`'s, then cached under the generation
+/// read before loading).
+pub(crate) async fn through<K, T, Fut>(
+    cache: Option<&AccessCache>,
+    kind: for<'a> fn(&'a AccessCache) -> &'a Cache<K, Slot<T>>,
+    key: K,
+    load: impl FnOnce() -> Fut,
+) -> Result<T>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    T: Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<T>>,
+{
+    let Some(c) = cache else {
+        return load().await;
+    };
+    let map = kind(c);
+    let generation = c.generation.load(Ordering::Acquire);
+    if let Some(slot) = map.get(&key).await
+        && slot.0 == generation
     {
-        let generation = self.generation.load(Ordering::Acquire);
-        if let Some(slot) = cache.get(&key).await
-            && slot.0 == generation
-        {
-            return Ok(slot.1.clone());
-        }
-        let value = load().await?;
-        cache
-            .insert(key, Arc::new((generation, value.clone())))
-            .await;
-        Ok(value)
+        return Ok(slot.1.clone());
     }
+    let value = load().await?;
+    map.insert(key, Arc::new((generation, value.clone()))).await;
+    Ok(value)
 }
 
 /// Held by a mutating method for its whole duration; see the module docs.

@@ -174,13 +174,13 @@ fn fingerprint(requester: &str, action: &str, resource: &str, detail: &str) -> S
 impl PolicyStore {
     /// Every rule, by name.
     pub async fn list_quorum_rules(&self) -> Result<Vec<QuorumRule>> {
-        match self.access_cache() {
-            Some(c) => {
-                c.get_or_load(&c.rules, (), || self.load_quorum_rules())
-                    .await
-            }
-            None => self.load_quorum_rules().await,
-        }
+        crate::cache::through(
+            self.access_cache(),
+            |c| &c.rules,
+            (),
+            || self.load_quorum_rules(),
+        )
+        .await
     }
 
     async fn load_quorum_rules(&self) -> Result<Vec<QuorumRule>> {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use sqlx::{Row, SqlitePool};
 
-use crate::cache::{AccessCache, KeyRow, Writing};
+use crate::cache::{self, AccessCache, KeyRow, Writing};
 use crate::grants::{DEFAULT_TENANT, Grant, Identity, ResolvedGrant, builtin_actions};
 use crate::sealer::SecretSealer;
 use crate::{Action, Error, Result, Role, SecretKey, now_ms, random_bytes};
@@ -600,10 +600,13 @@ impl PolicyStore {
                 disabled: r.get::<i64, _>(6) != 0,
             }))
         };
-        match &self.cache {
-            Some(c) => c.get_or_load(&c.keys, access_key_id.to_owned(), load).await,
-            None => load().await,
-        }
+        cache::through(
+            self.access_cache(),
+            |c| &c.keys,
+            access_key_id.to_owned(),
+            load,
+        )
+        .await
     }
 
     /// Checks an access key pair (admin token endpoint), in constant time on the secret.
@@ -791,29 +794,26 @@ impl PolicyStore {
 
     /// A principal's grants with roles resolved to actions (unknown roles skipped).
     pub async fn resolved_grants(&self, principal: &str) -> Result<Vec<ResolvedGrant>> {
-        match &self.cache {
-            Some(c) => {
-                c.get_or_load(&c.grants, principal.to_owned(), || {
-                    self.load_resolved_grants(principal)
-                })
-                .await
+        let load = || async {
+            let mut out = Vec::new();
+            for g in self.list_grants(Some(principal)).await? {
+                if let Some(actions) = self.role_actions(&g.role).await? {
+                    out.push(ResolvedGrant {
+                        bucket: g.bucket,
+                        prefix: g.prefix,
+                        actions,
+                    });
+                }
             }
-            None => self.load_resolved_grants(principal).await,
-        }
-    }
-
-    async fn load_resolved_grants(&self, principal: &str) -> Result<Vec<ResolvedGrant>> {
-        let mut out = Vec::new();
-        for g in self.list_grants(Some(principal)).await? {
-            if let Some(actions) = self.role_actions(&g.role).await? {
-                out.push(ResolvedGrant {
-                    bucket: g.bucket,
-                    prefix: g.prefix,
-                    actions,
-                });
-            }
-        }
-        Ok(out)
+            Ok(out)
+        };
+        cache::through(
+            self.access_cache(),
+            |c| &c.grants,
+            principal.to_owned(),
+            load,
+        )
+        .await
     }
 
     // ---- buckets ----
@@ -861,10 +861,7 @@ impl PolicyStore {
                     .await?,
             )
         };
-        match &self.cache {
-            Some(c) => c.get_or_load(&c.tenants, bucket.to_owned(), load).await,
-            None => load().await,
-        }
+        cache::through(self.access_cache(), |c| &c.tenants, bucket.to_owned(), load).await
     }
 
     // ---- bootstrap ----

@@ -3,44 +3,19 @@
 //! failing write of a batch fails alone (its partial changes undone) while the others commit;
 //! `close` commits what was queued and later writes fail cleanly; in-memory databases work.
 
+mod index_support;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use futures::future::join_all;
-use gateway::index::{Index, IndexError, ObjectRecord, StreamRecord};
+use gateway::index::{Index, IndexError};
+use index_support::object;
 
 async fn fresh() -> (tempfile::TempDir, String, Index) {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite://{}", dir.path().join("index.db").display());
     let index = Index::open(&url).await.expect("open index");
     (dir, url, index)
-}
-
-fn object(bucket: &str, key: &str, etag: &str, ids: &[&str]) -> ObjectRecord {
-    let streams: Vec<StreamRecord> = ids
-        .iter()
-        .enumerate()
-        .map(|(i, id)| StreamRecord {
-            backend_id: (*id).to_string(),
-            part_number: i as u32 + 1,
-            header: vec![1, 2, 3, i as u8],
-            plaintext_len: 10 + i as u64,
-            md5_hex: format!("{i:032x}"),
-        })
-        .collect();
-    ObjectRecord {
-        bucket: bucket.into(),
-        key: key.into(),
-        size: streams.iter().map(|s| s.plaintext_len).sum(),
-        etag: etag.into(),
-        last_modified_ms: 1_700_000_000_000,
-        headers: BTreeMap::from([("content-type".into(), "text/plain".into())]),
-        user_metadata: BTreeMap::from([("etag".into(), etag.into())]),
-        checksums: BTreeMap::new(),
-        data_key_id: "00112233445566778899aabbccddeeff".into(),
-        key_version: 1,
-        streams,
-        manifest_id: None,
-    }
 }
 
 async fn queued(ix: &Index) -> BTreeSet<String> {

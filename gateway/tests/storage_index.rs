@@ -2,12 +2,15 @@
 //! buckets, objects (atomic overwrite, concurrent writers and readers), listing semantics against
 //! a reference model, multipart lifecycle, the gc queue, access keys and corrupt rows.
 
+mod index_support;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
+use index_support::object;
+
 use gateway::index::{
-    AccessKeyRecord, Index, IndexError, ListPage, ListQuery, ObjectRecord, PartRecord,
-    StreamRecord, UploadRecord,
+    AccessKeyRecord, Index, IndexError, ListPage, ListQuery, PartRecord, UploadRecord,
 };
 
 async fn fresh() -> (tempfile::TempDir, Index) {
@@ -15,41 +18,6 @@ async fn fresh() -> (tempfile::TempDir, Index) {
     let url = format!("sqlite://{}", dir.path().join("index.db").display());
     let index = Index::open(&url).await.expect("open index");
     (dir, index)
-}
-
-fn stream(id: &str, part: u32, len: u64) -> StreamRecord {
-    StreamRecord {
-        backend_id: id.to_string(),
-        part_number: part,
-        header: vec![0, 1, 2, 0xff, 0, b'h', part as u8],
-        plaintext_len: len,
-        md5_hex: format!("{:032x}", u128::from(part) * 7 + len as u128),
-    }
-}
-
-fn object(bucket: &str, key: &str, etag: &str, ids: &[&str]) -> ObjectRecord {
-    let streams: Vec<StreamRecord> = ids
-        .iter()
-        .enumerate()
-        .map(|(i, id)| stream(id, i as u32 + 1, 100 + i as u64))
-        .collect();
-    ObjectRecord {
-        bucket: bucket.into(),
-        key: key.into(),
-        size: streams.iter().map(|s| s.plaintext_len).sum(),
-        etag: etag.into(),
-        last_modified_ms: 1_700_000_000_123,
-        headers: BTreeMap::from([("content-type".into(), "text/plain; charset=utf-8".into())]),
-        user_metadata: BTreeMap::from([
-            ("mtime".into(), "1700000000.5".into()),
-            ("note".into(), "ünï \"q\"".into()),
-        ]),
-        checksums: BTreeMap::from([("crc32c".into(), "AAAAAA==".into())]),
-        data_key_id: "00112233445566778899aabbccddeeff".into(),
-        key_version: 3,
-        streams,
-        manifest_id: None,
-    }
 }
 
 fn upload(bucket: &str, key: &str, upload_id: &str) -> UploadRecord {

@@ -340,7 +340,13 @@ async fn ops(command: Command) -> ExitCode {
             owner,
             tenant,
             quiet,
-        } => (settings, Op::Reindex(owner, tenant, quiet)),
+        } => (
+            settings,
+            Op::Reindex {
+                opts: ops::reindex::ReindexOptions { owner, quiet },
+                tenant,
+            },
+        ),
         Command::ImportHub {
             settings,
             bucket,
@@ -351,7 +357,16 @@ async fn ops(command: Command) -> ExitCode {
             dir,
         } => (
             settings,
-            Op::Import(bucket, key_file, owner, tenant, quiet, dir),
+            Op::Import {
+                opts: ops::import_hub::ImportOptions {
+                    bucket,
+                    owner,
+                    quiet,
+                },
+                key_file,
+                tenant,
+                dir,
+            },
         ),
         _ => return ExitCode::FAILURE,
     };
@@ -377,13 +392,15 @@ async fn ops(command: Command) -> ExitCode {
                 .await
                 .map(|r| (r.summary(&to), r.switched))
         }
-        Op::Reindex(owner, tenant, quiet) => {
-            let opts = ops::reindex::ReindexOptions { owner, quiet };
-            ops::reindex::run_into(&ctx, &opts, tenant.as_deref())
-                .await
-                .map(|r| (r.summary(), r.unreadable.is_empty()))
-        }
-        Op::Import(bucket, key_file, owner, tenant, quiet, dir) => {
+        Op::Reindex { opts, tenant } => ops::reindex::run_into(&ctx, &opts, tenant.as_deref())
+            .await
+            .map(|r| (r.summary(), r.unreadable.is_empty())),
+        Op::Import {
+            opts,
+            key_file,
+            tenant,
+            dir,
+        } => {
             let key = match key_file {
                 Some(p) => ops::import_hub::hub_key_from_file(&p),
                 None => match std::env::var("BLOB_KEY") {
@@ -397,14 +414,9 @@ async fn ops(command: Command) -> ExitCode {
             };
             match key {
                 Ok(key) => {
-                    let opts = ops::import_hub::ImportOptions {
-                        bucket: bucket.clone(),
-                        owner,
-                        quiet,
-                    };
                     ops::import_hub::import_hub_into(&ctx, &key, &dir, &opts, tenant.as_deref())
                         .await
-                        .map(|r| (r.summary(&bucket), r.failed.is_empty()))
+                        .map(|r| (r.summary(&opts.bucket), r.failed.is_empty()))
                 }
                 Err(e) => Err(e),
             }
@@ -573,15 +585,16 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
 
 enum Op {
     Migrate(String, Option<usize>, bool),
-    Reindex(String, Option<String>, bool),
-    Import(
-        String,
-        Option<PathBuf>,
-        String,
-        Option<String>,
-        bool,
-        PathBuf,
-    ),
+    Reindex {
+        opts: gateway::ops::reindex::ReindexOptions,
+        tenant: Option<String>,
+    },
+    Import {
+        opts: gateway::ops::import_hub::ImportOptions,
+        key_file: Option<PathBuf>,
+        tenant: Option<String>,
+        dir: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {

@@ -65,28 +65,35 @@ enum Message {
     Close,
 }
 
-/// A job applied inside the open transaction, holding its result until the batch's fate is
-/// known.
-enum Applied {
-    PutObject(Reply<Vec<String>>, Result<Vec<String>, IndexError>),
-    DeleteObject(
-        Reply<Option<Vec<String>>>,
-        Result<Option<Vec<String>>, IndexError>,
-    ),
-    GcDone(Reply<()>, Result<(), IndexError>),
+/// A job applied inside the open transaction: whether it succeeded, and how to answer its
+/// caller once the batch's fate is known (its own result if the batch committed, else why the
+/// batch failed).
+struct Applied {
+    ok: bool,
+    finish: Finish,
+}
+
+/// Answers a caller given the batch's outcome (`Err`: why the batch failed).
+type Finish = Box<dyn FnOnce(Result<(), &str>) + Send>;
+
+impl Applied {
+    fn new<T: Send + 'static>(reply: Reply<T>, result: Result<T, IndexError>) -> Applied {
+        Applied {
+            ok: result.is_ok(),
+            finish: Box::new(move |batch| answer(reply, batch.map_err(batch_failed).and(result))),
+        }
+    }
 }
 
 impl Job {
     /// Runs the job's statements in the open transaction (inside its savepoint).
     async fn apply(self, conn: &mut SqliteConnection) -> Applied {
         match self {
-            Job::PutObject { rec, reply } => {
-                Applied::PutObject(reply, put_object_in(conn, &rec).await)
-            }
+            Job::PutObject { rec, reply } => Applied::new(reply, put_object_in(conn, &rec).await),
             Job::DeleteObject { bucket, key, reply } => {
-                Applied::DeleteObject(reply, delete_object_in(conn, &bucket, &key).await)
+                Applied::new(reply, delete_object_in(conn, &bucket, &key).await)
             }
-            Job::GcDone { ids, reply } => Applied::GcDone(reply, gc_done_in(conn, &ids).await),
+            Job::GcDone { ids, reply } => Applied::new(reply, gc_done_in(conn, &ids).await),
         }
     }
 
@@ -96,25 +103,6 @@ impl Job {
             Job::PutObject { reply, .. } => answer(reply, Err(batch_failed(why))),
             Job::DeleteObject { reply, .. } => answer(reply, Err(batch_failed(why))),
             Job::GcDone { reply, .. } => answer(reply, Err(batch_failed(why))),
-        }
-    }
-}
-
-impl Applied {
-    fn is_ok(&self) -> bool {
-        match self {
-            Applied::PutObject(_, r) => r.is_ok(),
-            Applied::DeleteObject(_, r) => r.is_ok(),
-            Applied::GcDone(_, r) => r.is_ok(),
-        }
-    }
-
-    /// Answers the caller: its own result if the batch committed, else why the batch failed.
-    fn finish(self, batch: Result<(), &str>) {
-        match self {
-            Applied::PutObject(reply, r) => answer(reply, batch.map_err(batch_failed).and(r)),
-            Applied::DeleteObject(reply, r) => answer(reply, batch.map_err(batch_failed).and(r)),
-            Applied::GcDone(reply, r) => answer(reply, batch.map_err(batch_failed).and(r)),
         }
     }
 }
@@ -234,14 +222,14 @@ async fn run(
                 counters.jobs.fetch_add(n, Ordering::Relaxed);
                 counters.largest.fetch_max(n, Ordering::Relaxed);
                 for a in applied {
-                    a.finish(Ok(()));
+                    (a.finish)(Ok(()));
                 }
             }
             Err(e) => {
                 let why = e.to_string();
                 tracing::error!(error = %why, jobs = n, "index write batch not committed");
                 for a in applied {
-                    a.finish(Err(&why));
+                    (a.finish)(Err(&why));
                 }
                 for job in jobs {
                     job.fail(&why);
@@ -290,7 +278,7 @@ async fn apply_and_commit(
             return Err(e);
         }
         let done = job.apply(conn).await;
-        let ok = done.is_ok();
+        let ok = done.ok;
         applied.push(done);
         if !ok {
             sqlx::query("ROLLBACK TO w").execute(&mut *conn).await?;

@@ -68,8 +68,8 @@ impl OpSlot {
 
 /// Access keys and decisions from the policy store. Clone is cheap.
 ///
-/// Every signed request looks its key up once, in `S3Auth::get_secret_key` (no cache: revocation
-/// takes effect at once); the identity found there is remembered under the access key so that the
+/// Every signed request looks its key up once, in `S3Auth::get_secret_key` (through the policy
+/// store's access cache, which every policy write invalidates: revocation takes effect at once); the identity found there is remembered under the access key so that the
 /// access check and the bucket operations of the same request do not read and unseal the key
 /// again. The remembered identity is always the one of the latest successful lookup of that key.
 #[derive(Clone, Debug)]

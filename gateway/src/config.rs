@@ -70,8 +70,9 @@ pub struct Config {
     pub region: String,
     /// Seconds in-flight requests get to finish on shutdown. Default 30.
     pub shutdown_grace_secs: u64,
-    /// Unused since access keys live in the policy store (secrets are not cached, so a revoked
-    /// key is refused on its next request); accepted so older config files still load.
+    /// Unused since access keys live in the policy store (its access cache has no time to live:
+    /// every policy write invalidates it, so a revoked key is refused on its next request);
+    /// accepted so older config files still load.
     pub credential_cache_secs: u64,
     /// S3 reads per minute per principal (`VAULTGATE_RATE_S3_READS_PER_MIN`). Default 1000.
     pub rate_s3_reads_per_min: u32,

@@ -96,8 +96,10 @@ impl S3Audit {
         let Some(info) = self.slot.get() else {
             return;
         };
-        if let Some(a) = info.action {
-            self.scope.set_action(a.s3_name());
+        match (info.action, info.op_name) {
+            (Some(a), _) => self.scope.set_action(a.s3_name()),
+            (None, Some(op)) => self.scope.set_action(&op),
+            (None, None) => {}
         }
         self.scope.set_principal(info.principal, info.tenant);
         self.scope.set_target(info.bucket, info.key);

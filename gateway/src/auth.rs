@@ -32,8 +32,10 @@ pub struct OpSlot(Arc<Mutex<Option<OpInfo>>>);
 /// audit recorder).
 #[derive(Clone, Debug, Default)]
 pub struct OpInfo {
-    /// the operation (None: an operation the gateway does not serve)
+    /// the operation (None: an operation the gateway does not serve, refused)
     pub action: Option<Action>,
+    /// the s3s operation name (`PostObject` for a form upload whose action is PutObject)
+    pub op_name: Option<String>,
     /// caller's access key id
     pub access_key: Option<String>,
     /// authenticated principal (None until the key was looked up, or when it is unknown)
@@ -50,6 +52,13 @@ impl OpSlot {
     pub(crate) fn set(&self, info: OpInfo) {
         if let Ok(mut g) = self.0.lock() {
             *g = Some(info);
+        }
+    }
+    /// Records the object key of a request that names it in its body (a POST form upload).
+    pub(crate) fn set_key(&self, key: &str) {
+        if let Ok(mut g) = self.0.lock() {
+            let info = g.get_or_insert_with(OpInfo::default);
+            info.key = Some(key.to_owned());
         }
     }
     /// Records the authenticated caller on the slot's operation.
@@ -344,15 +353,102 @@ fn list_prefix(query: Option<&str>) -> std::result::Result<Option<String>, ()> {
     Ok(found.filter(|p| !p.is_empty()))
 }
 
-/// `s3s::access::S3Access`: `Authorizer::authorize_s3` per operation; fills the request's
-/// [`OpSlot`].
+/// The policy action of an s3s operation: the actions of [`Action::ALL`] by name, and
+/// `PostObject` (a browser form upload) as PutObject, which is what it does. `None`: an
+/// operation the gateway does not serve, refused before any handler runs.
+pub fn action_of_operation(op: &str) -> Option<Action> {
+    match op {
+        "PostObject" => Some(Action::PutObject),
+        other => Action::from_s3_operation(other),
+    }
+}
+
+/// User metadata allowed on one object (AWS: 2 KB, names without `x-amz-meta-` plus values).
+pub const MAX_USER_METADATA_BYTES: usize = 2048;
+
+/// Refuses request headers the gateway does not honour, so that nothing is silently ignored:
+/// SSE-C (customer keys) and SSE-KMS with a caller-chosen key or context are not implemented
+/// (501 NotImplemented); `x-amz-server-side-encryption` may only name what the gateway does
+/// (`AES256`, or `aws:kms` when it runs on a KMS). Also refuses user metadata over 2 KB (400
+/// MetadataTooLarge, as AWS).
+pub fn check_request_headers(h: &http::HeaderMap, kms: bool) -> S3Result<()> {
+    let mut meta = 0usize;
+    for (name, value) in h {
+        let n = name.as_str();
+        if n.starts_with("x-amz-server-side-encryption-customer-")
+            || n.starts_with("x-amz-copy-source-server-side-encryption-customer-")
+        {
+            return Err(s3_error!(
+                NotImplemented,
+                "Server-side encryption with customer-provided keys (SSE-C) is not supported by this gateway; \
+                 every object is encrypted with the gateway's own keys."
+            ));
+        }
+        if n == "x-amz-server-side-encryption-aws-kms-key-id"
+            || n == "x-amz-server-side-encryption-context"
+        {
+            return Err(s3_error!(
+                NotImplemented,
+                "Choosing a KMS key or encryption context per request is not supported by this gateway."
+            ));
+        }
+        if n == "x-amz-server-side-encryption" {
+            let v = value.to_str().unwrap_or("");
+            let honoured = v == "AES256" || (kms && v == "aws:kms");
+            if !honoured {
+                return Err(s3_error!(
+                    NotImplemented,
+                    "x-amz-server-side-encryption {v:?} is not supported by this gateway (it encrypts every object itself)."
+                ));
+            }
+        }
+        if let Some(m) = n.strip_prefix("x-amz-meta-") {
+            meta = meta.saturating_add(m.len() + value.len());
+        }
+    }
+    if meta > MAX_USER_METADATA_BYTES {
+        return Err(s3_error!(
+            MetadataTooLarge,
+            "Your metadata headers exceed the maximum allowed metadata size of 2 KB."
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses object keys with control characters (NUL, newline, DEL, ...) for operations that
+/// create objects: such keys break every listing read without `encoding-type=url`.
+pub fn check_new_key(key: &str) -> S3Result<()> {
+    if key.chars().any(char::is_control) {
+        return Err(s3_error!(
+            InvalidArgument,
+            "Object keys may not contain control characters."
+        ));
+    }
+    Ok(())
+}
+
+/// `s3s::access::S3Access`: every request resolves to exactly one [`Action`] (with bucket, key
+/// and the caller's tenant) and is decided by `Authorizer::authorize_s3`, or is refused here,
+/// before any handler runs. Fills the request's [`OpSlot`].
 #[derive(Debug, Clone)]
-pub struct RoleAccess(pub Credentials);
+pub struct RoleAccess {
+    creds: Credentials,
+    kms: bool,
+}
+
+impl RoleAccess {
+    /// The access check over `creds`; `kms`: the gateway encrypts under a KMS key, so
+    /// `x-amz-server-side-encryption: aws:kms` is honoured.
+    pub fn new(creds: Credentials, kms: bool) -> RoleAccess {
+        RoleAccess { creds, kms }
+    }
+}
 
 #[async_trait::async_trait]
 impl S3Access for RoleAccess {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
-        let action = Action::from_s3_operation(cx.s3_op().name());
+        let op = cx.s3_op().name().to_owned();
+        let action = action_of_operation(&op);
         let access_key = cx.credentials().map(|c| c.access_key.clone());
         let (bucket, key) = match cx.s3_path() {
             S3Path::Root => (None, None),
@@ -374,32 +470,46 @@ impl S3Access for RoleAccess {
         if let Some(slot) = &slot {
             slot.set(OpInfo {
                 action,
+                op_name: Some(op.clone()),
                 access_key: access_key.clone(),
                 bucket: bucket.clone(),
                 key: key.clone(),
                 ..OpInfo::default()
             });
         }
-        let identity = self.0.identity(access_key.as_deref()).await?;
+        let identity = self.creds.identity(access_key.as_deref()).await?;
         if let Some(slot) = &slot {
             slot.set_identity(&identity);
         }
+        // deny by default: an operation without an action is refused for every caller
         let Some(action) = action else {
-            // operations we do not serve answer NotImplemented (from s3s) for admins
-            return if identity.role == Some(Role::SuperAdmin) {
-                Ok(())
-            } else {
-                Err(s3_error!(AccessDenied, "Access Denied"))
-            };
+            return Err(s3_error!(
+                NotImplemented,
+                "{op} is not supported by this gateway."
+            ));
         };
-        self.0
+        check_request_headers(cx.headers(), self.kms)?;
+        if op == "PostObject" {
+            // The key is in the form, which the handler reads: `Gateway::post_object`
+            // authorises PutObject on the form's key (tenant, grants, rate limit, quorum)
+            // before it writes anything, so the refusal and its audit event name the key.
+            return Ok(());
+        }
+        if matches!(
+            action,
+            Action::PutObject | Action::CopyObject | Action::CreateMultipartUpload
+        ) && let Some(k) = &key
+        {
+            check_new_key(k)?;
+        }
+        self.creds
             .authorize(&identity, action, bucket.as_deref(), key.as_deref())
             .await?;
         if matches!(action, Action::CopyObject | Action::UploadPartCopy) {
             let Some((sb, sk)) = copy_source(cx.headers()) else {
                 return Err(s3_error!(InvalidArgument, "invalid x-amz-copy-source"));
             };
-            self.0
+            self.creds
                 .authorize(&identity, Action::GetObject, Some(&sb), Some(&sk))
                 .await?;
         }
@@ -452,6 +562,64 @@ mod tests {
         );
         assert_eq!(list_prefix(Some("prefix=a&prefix=b")), Err(()));
         assert_eq!(list_prefix(Some("prefix=%FF")), Err(()));
+    }
+
+    #[test]
+    fn unsupported_encryption_headers_are_refused() {
+        let h = |pairs: &[(&'static str, &str)]| {
+            let mut m = http::HeaderMap::new();
+            for (k, v) in pairs {
+                m.insert(*k, v.parse().unwrap());
+            }
+            m
+        };
+        let code = |m: &http::HeaderMap, kms| {
+            check_request_headers(m, kms)
+                .err()
+                .map(|e| e.code().as_str().to_owned())
+        };
+        let ssec = h(&[
+            ("x-amz-server-side-encryption-customer-algorithm", "AES256"),
+            ("x-amz-server-side-encryption-customer-key", "a2V5"),
+        ]);
+        assert_eq!(code(&ssec, false).as_deref(), Some("NotImplemented"));
+        let copy_ssec = h(&[(
+            "x-amz-copy-source-server-side-encryption-customer-algorithm",
+            "AES256",
+        )]);
+        assert_eq!(code(&copy_ssec, true).as_deref(), Some("NotImplemented"));
+        let kms_id = h(&[
+            ("x-amz-server-side-encryption", "aws:kms"),
+            ("x-amz-server-side-encryption-aws-kms-key-id", "k1"),
+        ]);
+        assert_eq!(code(&kms_id, true).as_deref(), Some("NotImplemented"));
+        let kms = h(&[("x-amz-server-side-encryption", "aws:kms")]);
+        assert_eq!(code(&kms, false).as_deref(), Some("NotImplemented"));
+        assert_eq!(code(&kms, true), None);
+        let aes = h(&[("x-amz-server-side-encryption", "AES256")]);
+        assert_eq!(code(&aes, false), None);
+        let big = "v".repeat(MAX_USER_METADATA_BYTES);
+        let meta = h(&[("x-amz-meta-a", big.as_str())]);
+        assert_eq!(code(&meta, false).as_deref(), Some("MetadataTooLarge"));
+        let fits = "v".repeat(MAX_USER_METADATA_BYTES - 1);
+        let meta = h(&[("x-amz-meta-a", fits.as_str())]);
+        assert_eq!(code(&meta, false), None);
+    }
+
+    #[test]
+    fn new_keys_without_control_characters() {
+        assert!(check_new_key("a/b c-ü.txt").is_ok());
+        for bad in ["a\u{0}b", "a\u{1}b", "line\nbreak", "del\u{7f}"] {
+            let e = check_new_key(bad).unwrap_err();
+            assert_eq!(e.code().as_str(), "InvalidArgument", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn post_object_is_put_object_and_unserved_operations_have_no_action() {
+        assert_eq!(action_of_operation("PostObject"), Some(Action::PutObject));
+        assert_eq!(action_of_operation("GetObject"), Some(Action::GetObject));
+        assert_eq!(action_of_operation("PutBucketPolicy"), None);
     }
 
     #[test]

@@ -74,9 +74,11 @@ pub struct Config {
     /// every policy write invalidates it, so a revoked key is refused on its next request);
     /// accepted so older config files still load.
     pub credential_cache_secs: u64,
-    /// S3 reads per minute per principal (`VAULTGATE_RATE_S3_READS_PER_MIN`). Default 1000.
+    /// S3 reads per minute per principal (`VAULTGATE_RATE_S3_READS_PER_MIN`); 0 is no limit.
+    /// Default 0 (per-principal limits are opt-in: set them per principal or role instead).
     pub rate_s3_reads_per_min: u32,
-    /// S3 writes per minute per principal (`VAULTGATE_RATE_S3_WRITES_PER_MIN`). Default 100.
+    /// S3 writes per minute per principal (`VAULTGATE_RATE_S3_WRITES_PER_MIN`); 0 is no limit.
+    /// Default 0.
     pub rate_s3_writes_per_min: u32,
     /// Admin API calls per minute per principal (`VAULTGATE_RATE_ADMIN_PER_MIN`). Default 60.
     pub rate_admin_per_min: u32,
@@ -95,6 +97,76 @@ pub struct Config {
     pub audit_retention_days: u32,
     /// Optional append-only JSON-lines copy of the ledger (`VAULTGATE_AUDIT_MIRROR`).
     pub audit_mirror: Option<PathBuf>,
+    /// Defences against abuse: timeouts, connection caps, size bounds, the brute-force
+    /// limiter and legacy SigV2 (TOML section `[limits]`; see docs/SECURITY.md).
+    pub limits: Limits,
+}
+
+/// Declares the `[limits]` settings once: each is a TOML key of `[limits]`, a `vaultgate serve`
+/// flag and a `VAULTGATE_*` variable (clap and serde on the same field), with its default given
+/// by the accessor of the same name. Unset fields stay `None` so file < env < flag layering
+/// works through [`Limits::merge`].
+macro_rules! limits {
+    ($( $(#[$doc:meta])* $name:ident : $ty:ty = $default:expr, $env:literal; )*) => {
+        /// Abuse bounds (see the field docs for each default).
+        #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, clap::Args)]
+        #[serde(deny_unknown_fields, default)]
+        pub struct Limits {
+            $(
+                $(#[$doc])*
+                #[arg(long, env = $env)]
+                #[serde(skip_serializing_if = "Option::is_none")]
+                pub $name: Option<$ty>,
+            )*
+        }
+
+        impl Limits {
+            /// Overrides every field that `over` sets.
+            pub fn merge(&mut self, over: Limits) {
+                $( if over.$name.is_some() { self.$name = over.$name; } )*
+            }
+
+            /// Every field filled with its effective value (for `config check`).
+            pub fn effective(&self) -> Limits {
+                Limits { $( $name: Some(self.$name()), )* }
+            }
+
+            $(
+                $(#[$doc])*
+                pub fn $name(&self) -> $ty {
+                    self.$name.unwrap_or($default)
+                }
+            )*
+        }
+    };
+}
+
+limits! {
+    /// Accept legacy AWS Signature Version 2 requests (with a 15-minute clock window and a
+    /// 7-day presign cap). Default false: SigV2 requests answer 400 InvalidRequest.
+    sigv2: bool = false, "VAULTGATE_SIGV2";
+    /// Seconds a client gets to send a complete request head. Default 10.
+    header_read_timeout_secs: u64 = 10, "VAULTGATE_HEADER_READ_TIMEOUT_SECS";
+    /// Length in seconds of the window in which a request body must make progress. Default 30.
+    body_read_timeout_secs: u64 = 30, "VAULTGATE_BODY_READ_TIMEOUT_SECS";
+    /// Bytes per second a body must average over each window, else 400 RequestTimeout.
+    /// Default 1024.
+    body_min_bytes_per_sec: u64 = 1024, "VAULTGATE_BODY_MIN_BYTES_PER_SEC";
+    /// Open connections per listener (further clients wait in the accept queue); lowered to
+    /// fit the process's file descriptor limit. Default 4096.
+    max_connections: u32 = 4096, "VAULTGATE_MAX_CONNECTIONS";
+    /// Open connections per client address and listener (more are closed at once). Default 128.
+    max_connections_per_ip: u32 = 128, "VAULTGATE_MAX_CONNECTIONS_PER_IP";
+    /// Largest request head (request line and headers) in bytes; larger heads answer 431.
+    /// Default 65536.
+    max_header_bytes: u32 = 65536, "VAULTGATE_MAX_HEADER_BYTES";
+    /// Failed authentications (bad signature, unknown key, bad token) allowed per client
+    /// address per minute before its requests are refused for a while; 0 turns the limiter
+    /// off. Default 60.
+    auth_failures_per_min: u32 = 60, "VAULTGATE_AUTH_FAILURES_PER_MIN";
+    /// Largest file of a browser form upload (POST Object), which is held in memory. Default
+    /// 67108864 (64 MiB).
+    post_object_max_bytes: u64 = 64 * 1024 * 1024, "VAULTGATE_POST_OBJECT_MAX_BYTES";
 }
 
 impl Default for Config {
@@ -113,14 +185,15 @@ impl Default for Config {
             region: "us-east-1".into(),
             shutdown_grace_secs: 30,
             credential_cache_secs: 10,
-            rate_s3_reads_per_min: policy::RateLimitConfig::default().s3_reads_per_min,
-            rate_s3_writes_per_min: policy::RateLimitConfig::default().s3_writes_per_min,
+            rate_s3_reads_per_min: 0,
+            rate_s3_writes_per_min: 0,
             rate_admin_per_min: policy::RateLimitConfig::default().admin_per_min,
             admin_jwt_secret: None,
             audit_source: "keep".into(),
             audit_read_policy: "fail-closed".into(),
             audit_retention_days: 90,
             audit_mirror: None,
+            limits: Limits::default(),
         }
     }
 }
@@ -164,6 +237,8 @@ pub struct Overrides {
     pub audit_retention_days: Option<u32>,
     /// VAULTGATE_AUDIT_MIRROR
     pub audit_mirror: Option<PathBuf>,
+    /// the `[limits]` flags and variables that are set
+    pub limits: Limits,
 }
 
 impl Config {
@@ -236,6 +311,7 @@ impl Config {
         if o.audit_mirror.is_some() {
             self.audit_mirror = o.audit_mirror;
         }
+        self.limits.merge(o.limits);
     }
 
     /// The audit ledger settings (source mode, read policy, retention, mirror); the source
@@ -414,6 +490,25 @@ impl Config {
         if self.region.is_empty() {
             return Err(Error::Config("region must not be empty".into()));
         }
+        let l = &self.limits;
+        for (name, v) in [
+            ("header_read_timeout_secs", l.header_read_timeout_secs()),
+            ("body_read_timeout_secs", l.body_read_timeout_secs()),
+            ("max_connections", u64::from(l.max_connections())),
+            (
+                "max_connections_per_ip",
+                u64::from(l.max_connections_per_ip()),
+            ),
+        ] {
+            if v == 0 {
+                return Err(Error::Config(format!("limits.{name} must be at least 1")));
+            }
+        }
+        if l.max_header_bytes() < 8192 {
+            return Err(Error::Config(
+                "limits.max_header_bytes must be at least 8192".into(),
+            ));
+        }
         self.ledger_config()?;
         Ok(())
     }
@@ -423,8 +518,43 @@ impl Config {
         let mut c = self.clone();
         c.database_url = Some(redact_url(&self.database_url()));
         c.backend = Some(self.backend_url());
+        c.limits = self.limits.effective();
         toml::to_string_pretty(&c).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
     }
+}
+
+/// Targets whose logs carry request signatures, signing strings, multipart form fields or
+/// `Authorization` values below `info` (s3s prints the signature it computed for a request
+/// that failed its check: a signing oracle). They are capped whatever the filter asks, and
+/// s3s's per-request error lines (one per client error, at ERROR) are dropped: the gateway's
+/// own request line records every status and error code.
+const CAPPED: &[(&str, &str)] = &[("s3s", "warn"), ("s3s::ops", "off"), ("aws_sigv4", "info")];
+
+/// Noisy transport targets kept at `info` unless the filter names them.
+const QUIET: &[&str] = &["hyper", "hyper_util", "h2", "aws_smithy_runtime", "rustls"];
+
+/// The tracing filter used for `log_level`: the operator's directives, with the targets of
+/// [`CAPPED`] capped (any directive naming them is replaced) and those of [`QUIET`] at `info`
+/// unless named explicitly.
+pub fn effective_log_filter(log_level: &str) -> String {
+    let names = |d: &str, t: &str| {
+        let target = d.split('=').next().unwrap_or("").trim();
+        target == t || target.starts_with(&format!("{t}::"))
+    };
+    let mut out: Vec<String> = log_level
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .filter(|d| !CAPPED.iter().any(|(t, _)| names(d, t)))
+        .map(str::to_owned)
+        .collect();
+    for t in QUIET {
+        if !log_level.split(',').any(|d| names(d.trim(), t)) {
+            out.push(format!("{t}=info"));
+        }
+    }
+    out.extend(CAPPED.iter().map(|(t, l)| format!("{t}={l}")));
+    out.join(",")
 }
 
 /// Masks the password of `scheme://user:password@host` URLs.
@@ -540,5 +670,56 @@ mod tests {
         // the redacted output is itself valid config syntax
         let back = Config::from_toml(&out).unwrap();
         assert_eq!(back.s3_addr, c.s3_addr);
+    }
+
+    #[test]
+    fn log_filter_caps_the_signing_targets() {
+        let f = effective_log_filter("debug");
+        assert!(f.starts_with("debug,"), "{f}");
+        for d in [
+            "s3s=warn",
+            "s3s::ops=off",
+            "aws_sigv4=info",
+            "hyper=info",
+            "h2=info",
+        ] {
+            assert!(f.split(',').any(|x| x == d), "{d} missing in {f}");
+        }
+        // asking for s3s debug output does not bring the signatures back
+        let f = effective_log_filter("info,s3s=trace,s3s::ops::signature=debug,hyper=debug");
+        assert!(!f.contains("trace") && !f.contains("signature"), "{f}");
+        assert!(
+            f.contains("hyper=debug") && !f.contains("hyper=info"),
+            "{f}"
+        );
+        assert!(tracing_subscriber::EnvFilter::try_new(&f).is_ok());
+    }
+
+    #[test]
+    fn limits_layer_file_env_flags_and_default() {
+        let mut c =
+            Config::from_toml("[limits]\nsigv2 = true\nmax_connections_per_ip = 7\n").unwrap();
+        assert!(c.limits.sigv2());
+        assert_eq!(c.limits.max_connections_per_ip(), 7);
+        assert_eq!(c.limits.header_read_timeout_secs(), 10);
+        c.apply(Overrides {
+            limits: Limits {
+                max_connections_per_ip: Some(9),
+                ..Limits::default()
+            },
+            ..Default::default()
+        });
+        assert_eq!(c.limits.max_connections_per_ip(), 9);
+        assert!(c.limits.sigv2());
+        assert!(Config::from_toml("[limits]\nsigv3 = true\n").is_err());
+        let shown = c.redacted_toml();
+        assert!(shown.contains("body_min_bytes_per_sec = 1024"), "{shown}");
+        c.limits.max_header_bytes = Some(100);
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("max_header_bytes")
+        );
     }
 }

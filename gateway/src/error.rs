@@ -189,6 +189,40 @@ impl Error {
     }
 }
 
+/// The client's error for a request body that failed while being read. s3s keeps its stream
+/// error types private, so the two that are the client's signing mistakes are told apart by
+/// their message (s3s is pinned; `body_errors_are_named` checks the texts): a bad aws-chunked
+/// chunk signature is 403 SignatureDoesNotMatch, a body that does not hash to its
+/// `x-amz-content-sha256` is 400 XAmzContentSHA256Mismatch; anything else is IncompleteBody.
+pub fn body_error(e: Box<dyn std::error::Error + Send + Sync>) -> Error {
+    let e = match e.downcast::<S3Error>() {
+        Ok(s3) => return Error::Client(*s3),
+        Err(e) => e,
+    };
+    let mut text = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        src = s.source();
+    }
+    if text.contains("AwsChunkedStreamError: SignatureMismatch") {
+        return Error::Client(S3Error::with_message(
+            S3ErrorCode::SignatureDoesNotMatch,
+            "The chunk signature we calculated does not match the signature you provided.",
+        ));
+    }
+    if text.contains("UploadStreamError: Sha256Mismatch") {
+        let mut err = S3Error::with_message(
+            S3ErrorCode::Custom("XAmzContentSHA256Mismatch".into()),
+            "The provided 'x-amz-content-sha256' header does not match what was computed.",
+        );
+        err.set_status_code(http::StatusCode::BAD_REQUEST);
+        return Error::Client(err);
+    }
+    Error::IncompleteBody(format!("request body ended early: {e}"))
+}
+
 impl From<Error> for S3Error {
     fn from(e: Error) -> Self {
         let code = e.s3_code();
@@ -267,5 +301,30 @@ mod tests {
     fn integrity_detail_is_not_returned() {
         let s3: S3Error = Error::Integrity("nonce mismatch in record 7 of 0123abcd".into()).into();
         assert!(!s3.message().unwrap_or_default().contains("0123abcd"));
+    }
+
+    #[test]
+    fn body_errors_are_named() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("AwsChunkedStreamError: SignatureMismatch")]
+        struct Chunked;
+        #[derive(Debug, thiserror::Error)]
+        #[error("UploadStreamError: Sha256Mismatch")]
+        struct Sha;
+        #[derive(Debug, thiserror::Error)]
+        #[error("connection reset")]
+        struct Reset;
+        let e = S3Error::from(body_error(Box::new(Chunked)));
+        assert_eq!(
+            (e.code().as_str(), e.status_code().map(|s| s.as_u16())),
+            ("SignatureDoesNotMatch", Some(403))
+        );
+        let e = S3Error::from(body_error(Box::new(Sha)));
+        assert_eq!(
+            (e.code().as_str(), e.status_code().map(|s| s.as_u16())),
+            ("XAmzContentSHA256Mismatch", Some(400))
+        );
+        let e = S3Error::from(body_error(Box::new(Reset)));
+        assert_eq!(e.code().as_str(), "IncompleteBody");
     }
 }

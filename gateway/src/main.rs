@@ -174,10 +174,10 @@ struct Settings {
     /// Log level / filter (also RUST_LOG). Default info
     #[arg(long, env = "LOG_LEVEL")]
     log_level: Option<String>,
-    /// S3 reads per minute per principal. Default 1000
+    /// S3 reads per minute per principal (0: no limit). Default 0
     #[arg(long, env = "VAULTGATE_RATE_S3_READS_PER_MIN")]
     rate_s3_reads_per_min: Option<u32>,
-    /// S3 writes per minute per principal. Default 100
+    /// S3 writes per minute per principal (0: no limit). Default 0
     #[arg(long, env = "VAULTGATE_RATE_S3_WRITES_PER_MIN")]
     rate_s3_writes_per_min: Option<u32>,
     /// Admin API calls per minute per principal. Default 60
@@ -198,6 +198,8 @@ struct Settings {
     /// JSON-lines mirror of the audit ledger.
     #[arg(long, env = "VAULTGATE_AUDIT_MIRROR")]
     audit_mirror: Option<PathBuf>,
+    #[command(flatten)]
+    limits: gateway::config::Limits,
 }
 
 impl Settings {
@@ -238,6 +240,7 @@ impl Settings {
             audit_read_policy: self.audit_read_policy,
             audit_retention_days: self.audit_retention_days,
             audit_mirror: self.audit_mirror,
+            limits: self.limits,
         });
         cfg.validate()?;
         Ok(cfg)
@@ -245,8 +248,9 @@ impl Settings {
 }
 
 fn init_logging(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(gateway::config::effective_log_filter(filter))
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .json()
         .flatten_event(true)

@@ -40,6 +40,15 @@ pub struct Metrics {
     /// `vaultgate_audit_failures_total` (copied from the ledger's counter at each render)
     pub audit_failures: IntCounter,
     audit_stats: Arc<OnceLock<Arc<AuditStats>>>,
+    /// `vaultgate_connections_refused_total{listener}` (closed over the per-address cap)
+    pub connections_refused: IntCounterVec,
+    /// `vaultgate_request_timeouts_total` (bodies cut off for making no progress)
+    pub request_timeouts: IntCounter,
+    /// `vaultgate_auth_failures_total` (failed authentications, S3 and admin; synced at render)
+    pub auth_failures: IntCounter,
+    /// `vaultgate_auth_blocked_total` (requests refused because their address failed too often)
+    pub auth_blocked: IntCounter,
+    auth_stats: Arc<OnceLock<Arc<policy::ratelimit::AuthFailures>>>,
 }
 
 impl Metrics {
@@ -126,8 +135,35 @@ impl Metrics {
             "Audit events that could not be recorded",
         )
         .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
+        let connections_refused = IntCounterVec::new(
+            Opts::new(
+                "vaultgate_connections_refused_total",
+                "Connections closed at once because their address holds too many",
+            ),
+            &["listener"],
+        )
+        .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
+        let request_timeouts = IntCounter::new(
+            "vaultgate_request_timeouts_total",
+            "Requests whose body made too little progress (400 RequestTimeout)",
+        )
+        .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
+        let auth_failures = IntCounter::new(
+            "vaultgate_auth_failures_total",
+            "Failed authentications (bad signature, unknown key, bad token), S3 and admin",
+        )
+        .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
+        let auth_blocked = IntCounter::new(
+            "vaultgate_auth_blocked_total",
+            "Requests refused because their address failed authentication too often",
+        )
+        .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(connections_refused.clone()),
+            Box::new(request_timeouts.clone()),
+            Box::new(auth_failures.clone()),
+            Box::new(auth_blocked.clone()),
             Box::new(duration.clone()),
             Box::new(bytes_in.clone()),
             Box::new(bytes_out.clone()),
@@ -159,7 +195,17 @@ impl Metrics {
             admin_operations,
             audit_failures,
             audit_stats: Arc::new(OnceLock::new()),
+            connections_refused,
+            request_timeouts,
+            auth_failures,
+            auth_blocked,
+            auth_stats: Arc::new(OnceLock::new()),
         }
+    }
+
+    /// Exports the brute-force limiter's counters (first call wins).
+    pub fn watch_auth_failures(&self, f: Arc<policy::ratelimit::AuthFailures>) {
+        let _ = self.auth_stats.set(f);
     }
 
     /// Exports the ledger's failure counter as `vaultgate_audit_failures_total` (first call wins).
@@ -175,11 +221,11 @@ impl Metrics {
 
     fn sync_audit(&self) {
         if let Some(stats) = self.audit_stats.get() {
-            let now = stats.snapshot().failures;
-            let shown = self.audit_failures.get();
-            if now > shown {
-                self.audit_failures.inc_by(now - shown);
-            }
+            catch_up(&self.audit_failures, stats.snapshot().failures);
+        }
+        if let Some(f) = self.auth_stats.get() {
+            catch_up(&self.auth_failures, f.failures_total());
+            catch_up(&self.auth_blocked, f.blocked_total());
         }
     }
 
@@ -191,6 +237,14 @@ impl Metrics {
             tracing::error!(error = %e, "metrics encoding failed");
         }
         String::from_utf8_lossy(&buf).into_owned()
+    }
+}
+
+/// Raises a counter to `now` (counters copied from elsewhere only grow).
+fn catch_up(c: &IntCounter, now: u64) {
+    let shown = c.get();
+    if now > shown {
+        c.inc_by(now - shown);
     }
 }
 

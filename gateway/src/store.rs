@@ -17,7 +17,6 @@ use futures::{Stream, StreamExt, TryStreamExt};
 use keys::envelope::{Keyring, StreamKey};
 use keys::format::{Header, Layout};
 use keys::sealer::{SealParams, SealSummary};
-use s3s::S3Error;
 
 use crate::backend::{Backend, new_backend_id};
 use crate::error::{Error, Result};
@@ -130,11 +129,7 @@ impl Store {
                 Ok(b)
             }
             Err(e) => {
-                let e: Box<dyn std::error::Error + Send + Sync> = e.into();
-                let err = match e.downcast::<S3Error>() {
-                    Ok(s3) => Error::Client(*s3),
-                    Err(e) => Error::IncompleteBody(format!("request body ended early: {e}")),
-                };
+                let err = crate::error::body_error(e.into());
                 remember(&slot, err);
                 Err(std::io::Error::other("request body failed"))
             }

@@ -4,7 +4,12 @@
 //! the gateway answers 503 SlowDown (S3) and the admin API 429, both with
 //! Retry-After. The clock is a type parameter so tests drive time by hand.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::NoOpMiddleware;
@@ -147,6 +152,120 @@ impl<C: Clock + Clone> RateLimits<C> {
         for l in [&self.read, &self.write, &self.admin].into_iter().flatten() {
             l.retain_recent();
         }
+    }
+}
+
+/// Default budget of failed authentications per client address per minute.
+pub const DEFAULT_AUTH_FAILURES_PER_MIN: u32 = 60;
+
+/// Failed authentications per client address (brute-force protection, on by default): every
+/// failure takes a token from the address's bucket (`failures_per_min` per minute, burst of the
+/// same); once the bucket is empty the address is blocked until a token is back, and
+/// [`AuthFailures::check`] refuses its requests before any key lookup. State of quiet
+/// addresses is pruned, so a flood of distinct addresses cannot grow it without bound.
+pub struct AuthFailures {
+    limiter: Option<RateLimiter<IpAddr, HashMapStateStore<IpAddr>, DefaultClock, NoOpMiddleware>>,
+    blocked: Mutex<HashMap<IpAddr, Instant>>,
+    last_prune: Mutex<Instant>,
+    failures: AtomicU64,
+    refused: AtomicU64,
+}
+
+impl std::fmt::Debug for AuthFailures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "AuthFailures(on: {}, failures: {})",
+            self.limiter.is_some(),
+            self.failures_total()
+        )
+    }
+}
+
+impl AuthFailures {
+    /// A limiter allowing `failures_per_min` failures per address per minute; 0 = off.
+    pub fn new(failures_per_min: u32) -> AuthFailures {
+        AuthFailures {
+            limiter: NonZeroU32::new(failures_per_min).map(|n| {
+                RateLimiter::new(
+                    Quota::per_minute(n),
+                    HashMapStateStore::default(),
+                    DefaultClock::default(),
+                )
+            }),
+            blocked: Mutex::default(),
+            last_prune: Mutex::new(Instant::now()),
+            failures: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+        }
+    }
+
+    /// `Err(RateLimited)` while `ip` is blocked.
+    pub fn check(&self, ip: IpAddr) -> Result<()> {
+        if self.limiter.is_none() {
+            return Ok(());
+        }
+        self.prune();
+        let now = Instant::now();
+        let until = self
+            .blocked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&ip)
+            .copied();
+        match until {
+            Some(t) if t > now => {
+                self.refused.fetch_add(1, Ordering::Relaxed);
+                let wait = t - now;
+                Err(Error::RateLimited {
+                    retry_after_secs: (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts one failed authentication from `ip`.
+    pub fn record_failure(&self, ip: IpAddr) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        let Some(l) = &self.limiter else { return };
+        if let Err(not_until) = l.check_key(&ip) {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            self.blocked
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(ip, Instant::now() + wait);
+        }
+    }
+
+    /// Failures recorded so far.
+    pub fn failures_total(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+
+    /// Requests refused by [`AuthFailures::check`] so far.
+    pub fn blocked_total(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+
+    /// At most once a minute: forgets addresses back at full quota and expired blocks.
+    fn prune(&self) {
+        let now = Instant::now();
+        {
+            let mut last = self.last_prune.lock().unwrap_or_else(|p| p.into_inner());
+            if now.duration_since(*last) < std::time::Duration::from_secs(60) {
+                return;
+            }
+            *last = now;
+        }
+        if let Some(l) = &self.limiter {
+            l.retain_recent();
+            l.shrink_to_fit();
+        }
+        self.blocked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, t| *t > now);
     }
 }
 

@@ -68,6 +68,13 @@ impl Gateway {
         req: S3Request<CreateBucketInput>,
     ) -> Result<CreateBucketOutput> {
         let name = req.input.bucket.clone();
+        if name.contains("-.") || name.contains(".-") {
+            // s3s's name check lets these through; AWS refuses them (a dash next to a dot)
+            return Err(Error::Client(s3s::s3_error!(
+                InvalidBucketName,
+                "The specified bucket is not valid."
+            )));
+        }
         let who = caller(self, &req).await?;
         if self.store.index.get_bucket(&name).await?.is_some() {
             return Err(Error::BucketAlreadyOwnedByYou(name));

@@ -13,7 +13,7 @@ pub mod range_fallback;
 use std::collections::BTreeMap;
 
 use s3s::dto::*;
-use s3s::{S3, S3Request, S3Response, S3Result};
+use s3s::{S3, S3Error, S3Request, S3Response, S3Result};
 
 use crate::error::{Error, Result};
 use crate::index::ObjectRecord;
@@ -33,6 +33,8 @@ pub struct Gateway {
     pub region: String,
     /// policy store: bucket tenants for CreateBucket/DeleteBucket/ListBuckets (None: no tenants)
     pub policy: Option<crate::auth::Credentials>,
+    /// legacy SigV2 accepted (form uploads signed with SigV2 are refused otherwise)
+    pub sigv2: bool,
 }
 
 impl Gateway {
@@ -47,6 +49,7 @@ impl Gateway {
             },
             region,
             policy: None,
+            sigv2: false,
         }
     }
 
@@ -66,6 +69,139 @@ impl Gateway {
             Some(_) => Ok(()),
             None => Err(Error::NoSuchBucket(bucket.to_owned())),
         }
+    }
+
+    /// The authenticated caller of a request (its principal, role and tenant).
+    pub(crate) async fn caller(
+        &self,
+        credentials: Option<&s3s::auth::Credentials>,
+    ) -> S3Result<policy::Identity> {
+        let Some(p) = &self.policy else {
+            return Err(s3s::s3_error!(AccessDenied, "Access Denied"));
+        };
+        p.identity(credentials.map(|c| c.access_key.as_str())).await
+    }
+
+    /// The quorum gate for a write that would replace an existing object (PutObject,
+    /// CopyObject, CompleteMultipartUpload, POST Object): where a quorum rule gates
+    /// `s3:DeleteObject` on the bucket, replacing an object destroys it just as a delete does,
+    /// so the write needs an approval of its own (`AccessDenied` naming the approval request
+    /// until it is approved; then the retried write goes through once). New keys are not gated.
+    pub(crate) async fn gate_replace(
+        &self,
+        credentials: Option<&s3s::auth::Credentials>,
+        bucket: &str,
+        key: &str,
+    ) -> S3Result<()> {
+        let Some(p) = &self.policy else {
+            return Ok(());
+        };
+        let store = p.authz().store();
+        let rule = store
+            .matching_rule("s3:DeleteObject", Some(bucket))
+            .await
+            .map_err(crate::auth::denial)?;
+        if rule.is_none() {
+            return Ok(());
+        }
+        let exists = self
+            .store
+            .index
+            .get_object(bucket, key)
+            .await
+            .map_err(|e| S3Error::from(Error::from(e)))?
+            .is_some();
+        if !exists {
+            return Ok(());
+        }
+        let identity = self.caller(credentials).await?;
+        store
+            .gate(
+                &identity,
+                "s3:DeleteObject",
+                Some(bucket),
+                &format!("{bucket}/{key}"),
+                "replace",
+                policy::now_ms(),
+            )
+            .await
+            .map_err(crate::auth::denial)
+    }
+
+    /// POST Object (a browser form upload): authorised exactly like PutObject on the form's
+    /// key (grants, tenant, rate limit, quorum, replace gate; the access check could only see
+    /// the bucket), refused when signed with SigV2 while that is off, then stored by PutObject.
+    async fn op_post_object(&self, req: S3Request<PostObjectInput>) -> S3Result<PostObjectOutput> {
+        let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+        if let Some(slot) = req.extensions.get::<crate::auth::OpSlot>() {
+            slot.set_key(&key);
+        }
+        if req.credentials.is_some() && req.region.is_none() && !self.sigv2 {
+            // a SigV4 form names its region in x-amz-credential; SigV2 forms have none
+            return Err(s3s::s3_error!(
+                InvalidRequest,
+                "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256."
+            ));
+        }
+        let i = &req.input;
+        if i.sse_customer_algorithm.is_some()
+            || i.sse_customer_key.is_some()
+            || i.ssekms_key_id.is_some()
+            || i.ssekms_encryption_context.is_some()
+        {
+            return Err(s3s::s3_error!(
+                NotImplemented,
+                "SSE-C and per-request KMS keys are not supported by this gateway."
+            ));
+        }
+        if let Some(sse) = &i.server_side_encryption
+            && sse.as_str() != self.sse
+            && sse.as_str() != ServerSideEncryption::AES256
+        {
+            return Err(s3s::s3_error!(
+                NotImplemented,
+                "This server-side encryption mode is not supported by this gateway."
+            ));
+        }
+        let meta: usize = i
+            .metadata
+            .iter()
+            .flatten()
+            .map(|(k, v)| k.len() + v.len())
+            .sum();
+        if meta > crate::auth::MAX_USER_METADATA_BYTES {
+            return Err(s3s::s3_error!(
+                MetadataTooLarge,
+                "Your metadata headers exceed the maximum allowed metadata size of 2 KB."
+            ));
+        }
+        crate::auth::check_new_key(&key)?;
+        let identity = self.caller(req.credentials.as_ref()).await?;
+        let Some(p) = &self.policy else {
+            return Err(s3s::s3_error!(AccessDenied, "Access Denied"));
+        };
+        p.authorize(
+            &identity,
+            policy::Action::PutObject,
+            Some(&bucket),
+            Some(&key),
+        )
+        .await?;
+        let req = req.map_input(post_into_put);
+        let out = self.op_put_object(req).await.map_err(S3Error::from)?;
+        Ok(PostObjectOutput {
+            e_tag: out.e_tag,
+            server_side_encryption: out.server_side_encryption,
+            checksum_crc32: out.checksum_crc32,
+            checksum_crc32c: out.checksum_crc32c,
+            checksum_crc64nvme: out.checksum_crc64nvme,
+            checksum_sha1: out.checksum_sha1,
+            checksum_sha256: out.checksum_sha256,
+            checksum_type: out.checksum_type,
+            size: out.size,
+            version_id: out.version_id,
+            ..Default::default()
+        })
     }
 
     /// The object record, or NoSuchKey / NoSuchBucket.
@@ -150,6 +286,53 @@ pub(crate) fn metadata_out(m: &BTreeMap<String, String>) -> Option<Metadata> {
 pub(crate) fn expires_out(h: &BTreeMap<String, String>) -> Option<Timestamp> {
     h.get("expires")
         .and_then(|s| Timestamp::parse(TimestampFormat::HttpDate, s).ok())
+}
+
+/// A form upload's input as the PutObject it is (s3s keeps its own conversion private).
+fn post_into_put(x: PostObjectInput) -> PutObjectInput {
+    PutObjectInput {
+        acl: x.acl,
+        body: x.body,
+        bucket: x.bucket,
+        bucket_key_enabled: x.bucket_key_enabled,
+        cache_control: x.cache_control,
+        checksum_algorithm: x.checksum_algorithm,
+        checksum_crc32: x.checksum_crc32,
+        checksum_crc32c: x.checksum_crc32c,
+        checksum_crc64nvme: x.checksum_crc64nvme,
+        checksum_sha1: x.checksum_sha1,
+        checksum_sha256: x.checksum_sha256,
+        content_disposition: x.content_disposition,
+        content_encoding: x.content_encoding,
+        content_language: x.content_language,
+        content_length: x.content_length,
+        content_md5: x.content_md5,
+        content_type: x.content_type,
+        expected_bucket_owner: x.expected_bucket_owner,
+        expires: x.expires,
+        grant_full_control: x.grant_full_control,
+        grant_read: x.grant_read,
+        grant_read_acp: x.grant_read_acp,
+        grant_write_acp: x.grant_write_acp,
+        if_match: x.if_match,
+        if_none_match: x.if_none_match,
+        key: x.key,
+        metadata: x.metadata,
+        object_lock_legal_hold_status: x.object_lock_legal_hold_status,
+        object_lock_mode: x.object_lock_mode,
+        object_lock_retain_until_date: x.object_lock_retain_until_date,
+        request_payer: x.request_payer,
+        sse_customer_algorithm: x.sse_customer_algorithm,
+        sse_customer_key: x.sse_customer_key,
+        sse_customer_key_md5: x.sse_customer_key_md5,
+        ssekms_encryption_context: x.ssekms_encryption_context,
+        ssekms_key_id: x.ssekms_key_id,
+        server_side_encryption: x.server_side_encryption,
+        storage_class: x.storage_class,
+        tagging: x.tagging,
+        website_redirect_location: x.website_redirect_location,
+        write_offset_bytes: x.write_offset_bytes,
+    }
 }
 
 /// Converts the result of an operation (the one edge where gateway errors become S3 errors).
@@ -278,5 +461,11 @@ impl S3 for Gateway {
         req: S3Request<ListMultipartUploadsInput>,
     ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
         done(self.op_list_multipart_uploads(req).await)
+    }
+    async fn post_object(
+        &self,
+        req: S3Request<PostObjectInput>,
+    ) -> S3Result<S3Response<PostObjectOutput>> {
+        self.op_post_object(req).await.map(S3Response::new)
     }
 }

@@ -87,11 +87,21 @@ impl Gateway {
         req: S3Request<CreateMultipartUploadInput>,
     ) -> Result<CreateMultipartUploadOutput> {
         let audit = S3Audit::of(&req.extensions);
-        let owner = req
-            .credentials
-            .as_ref()
-            .map(|c| c.access_key.clone())
-            .unwrap_or_default();
+        // ListParts and ListMultipartUploads show the initiator: its principal name, never
+        // the access key id it signed with
+        let owner = match &self.policy {
+            Some(_) => {
+                self.caller(req.credentials.as_ref())
+                    .await
+                    .map_err(Error::Client)?
+                    .principal
+            }
+            None => req
+                .credentials
+                .as_ref()
+                .map(|c| c.access_key.clone())
+                .unwrap_or_default(),
+        };
         let input = req.input;
         self.require_bucket(&input.bucket).await?;
         let checksum_algorithm = input
@@ -315,10 +325,14 @@ impl Gateway {
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> Result<CompleteMultipartUploadOutput> {
         let audit = S3Audit::of(&req.extensions);
+        let credentials = req.credentials;
         let input = req.input;
         let upload = self
             .require_upload(&input.bucket, &input.key, &input.upload_id)
             .await?;
+        self.gate_replace(credentials.as_ref(), &input.bucket, &input.key)
+            .await
+            .map_err(Error::Client)?;
         let requested = input
             .multipart_upload
             .and_then(|m| m.parts)

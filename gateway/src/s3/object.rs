@@ -242,9 +242,13 @@ impl Gateway {
             input,
             headers: raw_headers,
             trailing_headers,
+            credentials,
             ..
         } = req;
         self.require_bucket(&input.bucket).await?;
+        self.gate_replace(credentials.as_ref(), &input.bucket, &input.key)
+            .await
+            .map_err(Error::Client)?;
         precheck_content_md5(input.content_md5.as_deref())?;
         if input.if_match.is_some() || input.if_none_match.is_some() {
             let existing = self
@@ -596,6 +600,7 @@ impl Gateway {
         req: S3Request<CopyObjectInput>,
     ) -> Result<CopyObjectOutput> {
         let audit = S3Audit::of(&req.extensions);
+        let credentials = req.credentials;
         let input = req.input;
         let src = self
             .copy_source(
@@ -607,6 +612,9 @@ impl Gateway {
             )
             .await?;
         self.require_bucket(&input.bucket).await?;
+        self.gate_replace(credentials.as_ref(), &input.bucket, &input.key)
+            .await
+            .map_err(Error::Client)?;
         let replace = input
             .metadata_directive
             .as_ref()

@@ -10,18 +10,26 @@
 //! Shutdown stops accepting, lets in-flight requests finish (bounded by `shutdown_grace_secs`),
 //! then closes the index.
 
+mod guard;
+mod listen;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use s3s::service::S3ServiceBuilder;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
+
+use self::guard::{BodyRate, TimedBody};
+use self::listen::ListenLimits;
+use crate::config::Limits;
+use policy::ratelimit::AuthFailures;
 
 use crate::admin_http::{AdminState, router};
 use policy::ledger::{EventKind, RequestAudit};
@@ -90,12 +98,7 @@ pub async fn start(config: Config) -> Result<RunningServer> {
     config.validate()?;
     let s3_sock = config.s3_socket()?;
     let admin_sock = config.admin_socket()?;
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-        Error::Config(format!(
-            "cannot create data dir {}: {e}",
-            config.data_dir.display()
-        ))
-    })?;
+    secure_data_dir(&config)?;
 
     let db_url = config.database_url();
     let index = Index::open(&db_url)
@@ -194,6 +197,8 @@ pub async fn start(config: Config) -> Result<RunningServer> {
     )
     .await?;
     let limits = Arc::new(policy::RateLimits::new(config.rate_limits()));
+    let auth_failures = Arc::new(AuthFailures::new(config.limits.auth_failures_per_min()));
+    metrics.watch_auth_failures(auth_failures.clone());
     let jwt = Arc::new(config.jwt_authority()?);
     let mut admin_api = admin::AdminState::new(policy_store.clone(), jwt, limits.clone());
     let facts = serde_json::json!({
@@ -213,11 +218,17 @@ pub async fn start(config: Config) -> Result<RunningServer> {
     let authz = policy::Authorizer::new(policy_store, limits);
     let creds = Credentials::new(authz.clone());
 
-    let gateway = Gateway::new(store.clone(), config.kms.is_some(), config.region.clone())
+    let mut gateway = Gateway::new(store.clone(), config.kms.is_some(), config.region.clone())
         .with_policy(creds.clone());
+    gateway.sigv2 = config.limits.sigv2();
     let mut builder = S3ServiceBuilder::new(gateway.clone());
+    let mut s3_config = s3s::config::S3Config::default();
+    s3_config.post_object_max_file_size = config.limits.post_object_max_bytes();
+    builder.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(
+        s3_config,
+    ))));
     builder.set_auth(IndexAuth(creds.clone()));
-    builder.set_access(RoleAccess(creds.clone()));
+    builder.set_access(RoleAccess::new(creds.clone(), config.kms.is_some()));
     builder.set_route(RangeFallback { gateway, creds });
     let s3 = builder.build();
 
@@ -236,13 +247,17 @@ pub async fn start(config: Config) -> Result<RunningServer> {
 
     let (tx, rx) = watch::channel(false);
     let grace = Duration::from_secs(config.shutdown_grace_secs);
-    let s3_task = tokio::spawn(serve_s3(
+    let ctx = RequestCtx {
+        metrics: metrics.clone(),
+        ledger: Some(audit.ledger.clone()),
+        limits: Arc::new(config.limits.clone()),
+        auth_failures: auth_failures.clone(),
+    };
+    let s3_task = tokio::spawn(listen::serve(
         s3_listener,
-        s3,
-        RequestCtx {
-            metrics: metrics.clone(),
-            ledger: Some(audit.ledger.clone()),
-        },
+        ListenLimits::s3(&config.limits),
+        metrics.clone(),
+        move |peer| request_service(s3.clone(), ctx.clone(), peer),
         rx.clone(),
         grace,
     ));
@@ -252,19 +267,19 @@ pub async fn start(config: Config) -> Result<RunningServer> {
         metrics: metrics.clone(),
     })
     .merge(admin::router(admin_api));
-    let mut admin_rx = rx.clone();
-    let admin_task = tokio::spawn(async move {
-        let stop = async move {
-            let _ = admin_rx.wait_for(|v| *v).await;
-        };
-        let app = app.into_make_service_with_connect_info::<SocketAddr>();
-        if let Err(e) = axum::serve(admin_listener, app)
-            .with_graceful_shutdown(stop)
-            .await
-        {
-            tracing::error!(error = %e, "admin listener failed");
-        }
-    });
+    let admin_task = tokio::spawn(listen::serve(
+        admin_listener,
+        ListenLimits::admin(&config.limits),
+        metrics.clone(),
+        move |peer| {
+            hyper_util::service::TowerToHyperService::new(
+                app.clone()
+                    .layer(axum::Extension(axum::extract::ConnectInfo(peer))),
+            )
+        },
+        rx.clone(),
+        grace,
+    ));
 
     tracing::info!(
         s3_addr = %s3_addr,
@@ -292,88 +307,88 @@ pub async fn start(config: Config) -> Result<RunningServer> {
     })
 }
 
-async fn stopped(rx: &mut watch::Receiver<bool>) {
-    let _ = rx.wait_for(|v| *v).await;
+/// Creates the data dir (mode 0700) and, for the default SQLite index, its database file (mode
+/// 0600, which SQLite gives its -wal and -shm files too): they hold object names, user
+/// metadata, sealed secrets and the audit trail, none of it for other local users. An existing
+/// dir or file that others may read is left as it is and warned about.
+fn secure_data_dir(config: &Config) -> Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let dir = &config.data_dir;
+    let cannot = |what: &str, p: &std::path::Path, e: std::io::Error| {
+        Error::Config(format!("cannot {what} {}: {e}", p.display()))
+    };
+    if dir.exists() {
+        warn_if_shared(dir);
+    } else {
+        std::fs::create_dir_all(dir).map_err(|e| cannot("create data dir", dir, e))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| cannot("restrict data dir", dir, e))?;
+    }
+    let url = config.database_url();
+    let Some(path) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .map(|p| p.split('?').next().unwrap_or(p))
+        .filter(|p| !p.is_empty() && *p != ":memory:")
+    else {
+        return Ok(());
+    };
+    let db = std::path::Path::new(path);
+    if db.exists() {
+        for suffix in ["", "-wal", "-shm"] {
+            let f = std::path::PathBuf::from(format!("{path}{suffix}"));
+            if f.exists() {
+                warn_if_shared(&f);
+            }
+        }
+    } else if db.parent().is_some_and(std::path::Path::exists) {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(db)
+            .map_err(|e| cannot("create index database", db, e))?;
+    }
+    Ok(())
+}
+
+/// Warns when group or other users may read or enter `p`.
+fn warn_if_shared(p: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(m) = std::fs::metadata(p) {
+        let mode = m.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                path = %p.display(),
+                mode = format!("{mode:o}"),
+                "readable by other users of this host; restrict it (chmod 700 for the data dir, 600 for files)"
+            );
+        }
+    }
 }
 
 fn bucket_of(path: &str) -> &str {
     path.trim_start_matches('/').split('/').next().unwrap_or("")
 }
 
-async fn serve_s3(
-    listener: TcpListener,
-    s3: s3s::service::S3Service,
-    ctx: RequestCtx,
-    mut stop: watch::Receiver<bool>,
-    grace: Duration,
-) {
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    let mut conns = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (tcp, peer) = match accepted {
-                    Ok(x) => x,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = tcp.set_nodelay(true);
-                let svc = request_service(s3.clone(), ctx.clone(), peer);
-                let b = builder.clone();
-                let mut conn_stop = stop.clone();
-                conns.spawn(async move {
-                    let conn = b.serve_connection(TokioIo::new(tcp), svc);
-                    tokio::pin!(conn);
-                    tokio::select! {
-                        r = conn.as_mut() => {
-                            if let Err(e) = r { tracing::debug!(error = %e, "connection ended with error"); }
-                        }
-                        _ = stopped(&mut conn_stop) => {
-                            conn.as_mut().graceful_shutdown();
-                            if let Err(e) = conn.await { tracing::debug!(error = %e, "connection ended with error"); }
-                        }
-                    }
-                });
-                while conns.try_join_next().is_some() {}
-            }
-            _ = stopped(&mut stop) => break,
-        }
-    }
-    drop(listener);
-    let open = conns.len();
-    tracing::info!(
-        connections = open,
-        "stopped accepting; waiting for in-flight requests"
-    );
-    if tokio::time::timeout(grace, async { while conns.join_next().await.is_some() {} })
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            remaining = conns.len(),
-            "grace period over; aborting remaining connections"
-        );
-        conns.abort_all();
-    }
-}
-
 /// A request body whose first frame was already read (see [`prime_expect_continue`]).
 struct Primed {
     first: Option<hyper::body::Frame<bytes::Bytes>>,
-    rest: Incoming,
+    rest: ReqBody,
 }
+
+/// The request body as the pipeline reads it: hyper's, under the progress bound.
+type ReqBody = TimedBody<Incoming>;
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 impl hyper::body::Body for Primed {
     type Data = bytes::Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<std::result::Result<hyper::body::Frame<bytes::Bytes>, hyper::Error>>>
+    ) -> std::task::Poll<Option<std::result::Result<hyper::body::Frame<bytes::Bytes>, BoxError>>>
     {
         let this = self.get_mut();
         if let Some(f) = this.first.take() {
@@ -416,9 +431,9 @@ fn expects_continue(h: &http::HeaderMap) -> bool {
 /// polled, which s3s does only after authentication and our index lookups. Clients such as
 /// botocore stop waiting after a second and send the body anyway, and then misparse a late
 /// "100 Continue". Reading the first frame here sends it immediately.
-async fn prime_expect_continue(req: http::Request<Incoming>) -> http::Request<s3s::Body> {
+async fn prime_expect_continue(req: http::Request<ReqBody>) -> http::Request<s3s::Body> {
     if !expects_continue(req.headers()) {
-        return req.map(s3s::Body::from);
+        return req.map(s3s::Body::http_body);
     }
     let (parts, mut body) = req.into_parts();
     let first = match body.frame().await {
@@ -441,6 +456,45 @@ struct RequestCtx {
     metrics: Metrics,
     /// None only for gateways built without a ledger (never by [`start`])
     ledger: Option<policy::ledger::Ledger>,
+    /// the `[limits]` settings (SigV2, presign and body bounds)
+    limits: Arc<Limits>,
+    /// failed authentications per client address
+    auth_failures: Arc<AuthFailures>,
+}
+
+/// S3 error codes that mean the caller failed to authenticate (counted per address).
+fn is_auth_failure(code: Option<&str>) -> bool {
+    matches!(code, Some("SignatureDoesNotMatch" | "InvalidAccessKeyId"))
+}
+
+/// The refusal of a request before s3s sees it: a blocked address (503 SlowDown with
+/// Retry-After) or a head that fails [`guard::precheck`].
+fn refuse_early(
+    ctx: &RequestCtx,
+    peer: SocketAddr,
+    req: &http::Request<ReqBody>,
+) -> Option<http::Response<s3s::Body>> {
+    if let Err(policy::Error::RateLimited { retry_after_secs }) = ctx.auth_failures.check(peer.ip())
+    {
+        let mut r = guard::error_response(
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            "SlowDown",
+            "Too many failed authentications from your address; please try again later.",
+        );
+        r.headers_mut().insert(
+            http::header::RETRY_AFTER,
+            http::HeaderValue::from(retry_after_secs.max(1)),
+        );
+        return Some(r);
+    }
+    guard::precheck(
+        req.headers(),
+        req.uri(),
+        &ctx.limits,
+        time::OffsetDateTime::now_utc(),
+    )
+    .err()
+    .map(|r| r.response())
 }
 
 /// An S3 error body (`<Error>…</Error>`, as s3s renders it) with `<RequestId>` added before
@@ -552,10 +606,13 @@ fn request_service(
     Error = Infallible,
     Future = impl Future<Output = std::result::Result<http::Response<RespBody>, Infallible>> + Send,
 > + Clone {
-    hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
+    hyper::service::service_fn(move |req: http::Request<Incoming>| {
         let s3 = s3.clone();
         let ctx = ctx.clone();
         async move {
+            let timed_out = Arc::new(AtomicBool::new(false));
+            let rate = BodyRate::of(&ctx.limits);
+            let mut req = req.map(|b| TimedBody::new(b, rate, timed_out.clone()));
             let metrics = ctx.metrics.clone();
             let t0 = Instant::now();
             metrics.in_flight.inc();
@@ -596,16 +653,34 @@ fn request_service(
                     .headers()
                     .get(http::header::CONTENT_LENGTH)
                     .is_some_and(|v| v.as_bytes() == b"0");
-            let req = prime_expect_continue(req).await;
-            let mut resp = match s3.call(req).await {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::error!(error = ?e, "s3 service failed");
-                    let mut r = http::Response::new(s3s::Body::empty());
-                    *r.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
-                    r
+            let mut resp = match refuse_early(&ctx, peer, &req) {
+                Some(r) => r,
+                None => {
+                    let req = prime_expect_continue(req).await;
+                    match s3.call(req).await {
+                        Ok(r) => r,
+                        Err(e) => {
+                            tracing::error!(error = ?e, "s3 service failed");
+                            let mut r = http::Response::new(s3s::Body::empty());
+                            *r.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+                            r
+                        }
+                    }
                 }
             };
+            if timed_out.load(Ordering::Relaxed) {
+                metrics.request_timeouts.inc();
+                resp = guard::error_response(
+                    http::StatusCode::BAD_REQUEST,
+                    "RequestTimeout",
+                    "Your socket connection to the server was not read from or written to \
+                     within the timeout period.",
+                );
+                resp.headers_mut().insert(
+                    http::header::CONNECTION,
+                    http::HeaderValue::from_static("close"),
+                );
+            }
             let info = slot.get();
             // refused before the access check (bad signature, unknown key): the requested op
             let action = match &info {
@@ -619,6 +694,9 @@ fn request_service(
             } else {
                 None
             };
+            if is_auth_failure(error_code.as_deref()) {
+                ctx.auth_failures.record_failure(peer.ip());
+            }
             // the event: recorded here unless a change recorded it before becoming visible;
             // for reads this is when the response head is ready, before any body byte is sent
             if let Some(a) = &audit {

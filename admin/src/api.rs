@@ -4,18 +4,27 @@
 //! annotations (utoipa-axum), so every route is documented by construction.
 //!
 //! Middleware, outermost first: request id (`x-request-id`, also in error
-//! bodies) → bearer JWT + per-principal admin rate limit (429 + Retry-After) →
-//! `Idempotency-Key` replay for mutating calls (same key + same request →
-//! the stored 2xx answer with `idempotent-replayed: true`; same key, different
-//! request → 422). Lists take `limit` (1..=1000, default 100) and `cursor`
+//! bodies) → failed-authentication limit per source address (429 + Retry-After before any
+//! lookup, when the listener provides `ConnectInfo<SocketAddr>`) → bearer JWT, re-checked
+//! against the store on every call (principal enabled, role and tenant from the store, the
+//! minting access key not revoked or expired), and the admin rate limit (per principal; per
+//! source address for the token endpoint; 429 + Retry-After) → `Idempotency-Key` replay for
+//! authenticated mutating calls (same key + same request → the stored 2xx answer with
+//! `idempotent-replayed: true`, stored sealed; same key, different request → 422).
+//!
+//! Calls that change who may do what are quorum-gated (see `policy::quorum`): creating a
+//! principal with a role, re-enabling one, granting, issuing a key for another principal,
+//! role and custom-role changes; a gated call answers 403 `ApprovalRequired` naming the
+//! approval request. Lists take `limit` (1..=1000, default 100) and `cursor`
 //! (the `next_cursor` of the previous page).
 
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -24,9 +33,15 @@ use policy::evidence::EvidenceKey;
 use policy::evidence::ExportLimits;
 use policy::grants::DEFAULT_TENANT;
 use policy::ledger::{Ledger, RequestAudit};
-use policy::quorum::{Approval, ApprovalState, CHANGE_ROLE, QuorumRule};
+use policy::quorum::{
+    Approval, ApprovalState, CHANGE_ROLE, CREATE_PRINCIPAL, ENABLE_PRINCIPAL, GRANT, ISSUE_KEY,
+    QuorumRule, SET_LIMITS,
+};
 use policy::store::{AccessKeyInfo, CustomRole, PrincipalRecord, Tenant};
-use policy::{Grant, Identity, JwtAuthority, LimitClass, PolicyStore, RateLimits, Role, SecretKey};
+use policy::{
+    AuthFailures, DEFAULT_AUTH_FAILURES_PER_MIN, Grant, Identity, JwtAuthority, LimitClass,
+    LimitOverride, LimitScope, PolicyStore, RateLimits, Role, SecretKey,
+};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -50,6 +65,9 @@ pub struct AdminState {
     pub jwt: Arc<JwtAuthority>,
     /// rate limits (the admin class is used here)
     pub limits: Arc<RateLimits>,
+    /// failed authentications per source address (token endpoint and bearer tokens; shared
+    /// with the S3 listener by the gateway)
+    pub auth_failures: Arc<AuthFailures>,
     /// extra facts merged into `GET /status` (gateway: backend, key provider, …)
     pub status_extra: Option<Arc<dyn Fn() -> serde_json::Value + Send + Sync>>,
     /// audit ledger, evidence key and bundle directory (see [`AdminState::with_audit`])
@@ -84,6 +102,7 @@ impl AdminState {
             store,
             jwt,
             limits,
+            auth_failures: Arc::new(AuthFailures::new(DEFAULT_AUTH_FAILURES_PER_MIN)),
             status_extra: None,
             audit: None,
             on_operation: None,
@@ -108,6 +127,13 @@ impl AdminState {
             evidence_dir,
             export_limits: ExportLimits::default(),
         });
+        self
+    }
+
+    /// Uses `failures` (e.g. the one the S3 listener records into) instead of the default
+    /// [`DEFAULT_AUTH_FAILURES_PER_MIN`] limiter of its own.
+    pub fn with_auth_failures(mut self, failures: Arc<AuthFailures>) -> AdminState {
+        self.auth_failures = failures;
         self
     }
 
@@ -306,10 +332,13 @@ pub struct CreatedKey {
 /// New custom role.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct NewRole {
-    /// role name
+    /// role name (unique across tenants)
     pub name: String,
     /// S3 operation names (`PutObject`, `s3:DeleteObject`, …)
     pub actions: Vec<String>,
+    /// owning tenant (default: the caller's); a default-tenant role may be granted in every
+    /// tenant
+    pub tenant: Option<String>,
 }
 
 /// New grant.
@@ -444,9 +473,9 @@ async fn token(
     audit: Audit,
     ApiJson(req): ApiJson<TokenRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
-    st.limits
-        .check(LimitClass::Admin, &format!("token:{}", req.access_key))
-        .map_err(ApiError::from)?;
+    // (the failed-authentication and rate limits of the caller's address ran in `auth_mw`;
+    // a malformed or oversized key id is refused by the store before any lookup, with the
+    // same answer as a wrong key)
     let secret = SecretKey::new(req.secret_key);
     let id = st
         .store
@@ -457,7 +486,9 @@ async fn token(
         .role
         .map(|r| vec![r.as_str().to_owned()])
         .unwrap_or_default();
-    let (token, expires_in) = st.jwt.issue(&id.principal, &id.tenant, roles)?;
+    let (token, expires_in) =
+        st.jwt
+            .issue_for_key(&id.principal, &id.tenant, roles, &id.access_key_id)?;
     Ok(Json(TokenResponse { token, expires_in }))
 }
 
@@ -480,7 +511,8 @@ async fn list_principals(
     Ok(Json(PrincipalPage { items, next_cursor }))
 }
 
-/// Creates a user or service account.
+/// Creates a user or service account (with a role: quorum action `admin:CreatePrincipal`, also
+/// gated by `admin:ChangeRole` rules).
 #[utoipa::path(post, path = "/admin/v1/principals", tag = "principals", operation_id = "CreatePrincipal", request_body = NewPrincipal,
     params(("Idempotency-Key" = Option<String>, Header, description = "replay protection")),
     responses((status = 201, body = PrincipalRecord), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
@@ -501,10 +533,23 @@ async fn create_principal(
             format!("principal {} exists", b.name),
         ));
     }
+    let kind = b.kind.as_deref().unwrap_or("user");
     audit.before_change(StatusCode::CREATED).await?;
+    if let Some(r) = role {
+        st.store
+            .gate(
+                &c.0,
+                CREATE_PRINCIPAL,
+                None,
+                &format!("principal/{}", b.name),
+                &format!("tenant={tenant};kind={kind};role={r}"),
+                ms_now(),
+            )
+            .await?;
+    }
     let p = st
         .store
-        .create_principal(&b.name, b.kind.as_deref().unwrap_or("user"), &tenant, role)
+        .create_principal(&b.name, kind, &tenant, role)
         .await?;
     Ok((StatusCode::CREATED, Json(p)))
 }
@@ -539,9 +584,10 @@ async fn disable_principal(
     Ok(Json(st.store.set_disabled(&name, true).await?))
 }
 
-/// Re-enables a principal.
+/// Re-enables a principal (quorum action `admin:EnablePrincipal`, also gated by
+/// `admin:ChangeRole` rules).
 #[utoipa::path(post, path = "/admin/v1/principals/{name}/enable", tag = "principals", operation_id = "EnablePrincipal", params(("name" = String, Path)),
-    responses((status = 200, body = PrincipalRecord), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = PrincipalRecord), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn enable_principal(
     State(st): State<AdminState>,
     Extension(c): Extension<Caller>,
@@ -549,8 +595,20 @@ async fn enable_principal(
     Path(name): Path<String>,
 ) -> Result<Json<PrincipalRecord>, ApiError> {
     require_superadmin(&c)?;
-    principal_in_scope(&st, &c, &name).await?;
+    let p = principal_in_scope(&st, &c, &name).await?;
     audit.before_change(StatusCode::OK).await?;
+    if p.disabled {
+        st.store
+            .gate(
+                &c.0,
+                ENABLE_PRINCIPAL,
+                None,
+                &format!("principal/{name}"),
+                "enable",
+                ms_now(),
+            )
+            .await?;
+    }
     Ok(Json(st.store.set_disabled(&name, false).await?))
 }
 
@@ -605,10 +663,11 @@ async fn list_keys(
     Ok(Json(KeyPage { items, next_cursor }))
 }
 
-/// Issues an access key; the secret is in this answer only.
+/// Issues an access key; the secret is in this answer only. For another principal than the
+/// caller: quorum action `admin:IssueKey`, also gated by `admin:ChangeRole` rules.
 #[utoipa::path(post, path = "/admin/v1/keys", tag = "keys", operation_id = "CreateAccessKey", request_body = NewKey,
     params(("Idempotency-Key" = Option<String>, Header, description = "replay protection")),
-    responses((status = 201, body = CreatedKey), (status = 404, body = ErrorBody)))]
+    responses((status = 201, body = CreatedKey), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn create_key(
     State(st): State<AdminState>,
     Extension(c): Extension<Caller>,
@@ -621,6 +680,18 @@ async fn create_key(
         ms_now().saturating_add(i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX))
     });
     audit.before_change(StatusCode::CREATED).await?;
+    if b.principal != c.0.principal {
+        st.store
+            .gate(
+                &c.0,
+                ISSUE_KEY,
+                None,
+                &format!("key/{}", b.principal),
+                &format!("expires_in_secs={:?}", b.expires_in_secs),
+                ms_now(),
+            )
+            .await?;
+    }
     let k = st.store.create_access_key(&b.principal, expires).await?;
     Ok((
         StatusCode::CREATED,
@@ -643,12 +714,12 @@ async fn revoke_key(
     Path(id): Path<String>,
 ) -> Result<Json<AccessKeyInfo>, ApiError> {
     require_superadmin(&c)?;
-    let k = st
-        .store
-        .get_access_key(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("access key {id}")))?;
-    principal_in_scope(&st, &c, &k.principal).await?;
+    // another tenant's key answers exactly as a key that does not exist (no owner, no hint)
+    let unknown = || ApiError::not_found(format!("access key {id}"));
+    let k = st.store.get_access_key(&id).await?.ok_or_else(unknown)?;
+    principal_in_scope(&st, &c, &k.principal)
+        .await
+        .map_err(|_| unknown())?;
     audit.before_change(StatusCode::OK).await?;
     st.store.revoke_access_key(&id).await?;
     let k = st
@@ -659,7 +730,8 @@ async fn revoke_key(
     Ok(Json(k))
 }
 
-/// Lists custom roles.
+/// Lists custom roles: the caller's tenant's and the default tenant's (all for the default
+/// tenant's SuperAdmins).
 #[utoipa::path(get, path = "/admin/v1/roles", tag = "roles", operation_id = "ListRoles", params(ListParams),
     responses((status = 200, body = RolePage)))]
 async fn list_roles(
@@ -668,7 +740,9 @@ async fn list_roles(
     ApiQuery(p): ApiQuery<ListParams>,
 ) -> Result<Json<RolePage>, ApiError> {
     require_superadmin(&c)?;
-    let (items, next_cursor) = paginate(st.store.list_roles().await?, |x| x.name.clone(), &p)?;
+    let tenant = (c.0.tenant != DEFAULT_TENANT).then(|| c.0.tenant.clone());
+    let all = st.store.list_roles_of(tenant.as_deref()).await?;
+    let (items, next_cursor) = paginate(all, |x| x.name.clone(), &p)?;
     Ok(Json(RolePage { items, next_cursor }))
 }
 
@@ -683,6 +757,8 @@ async fn create_role(
     ApiJson(b): ApiJson<NewRole>,
 ) -> Result<(StatusCode, Json<CustomRole>), ApiError> {
     require_superadmin(&c)?;
+    let tenant = b.tenant.unwrap_or_else(|| c.0.tenant.clone());
+    require_tenant(&c, &tenant)?;
     policy::store::parse_actions(&b.actions)?;
     audit.before_change(StatusCode::CREATED).await?;
     st.store
@@ -691,13 +767,17 @@ async fn create_role(
             CHANGE_ROLE,
             None,
             &format!("role/{}", b.name),
-            &b.actions.join(","),
+            &format!("tenant={tenant};{}", b.actions.join(",")),
             ms_now(),
         )
         .await?;
     Ok((
         StatusCode::CREATED,
-        Json(st.store.create_role(&b.name, &b.actions).await?),
+        Json(
+            st.store
+                .create_role_in(&tenant, &b.name, &b.actions)
+                .await?,
+        ),
     ))
 }
 
@@ -711,9 +791,17 @@ async fn delete_role(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     require_superadmin(&c)?;
-    if !st.store.list_roles().await?.iter().any(|r| r.name == name) {
-        return Err(ApiError::not_found(format!("role {name}")));
-    }
+    // another tenant's role answers as one that does not exist; the default tenant's roles
+    // (grantable everywhere) are managed by its SuperAdmins only
+    let role = st
+        .store
+        .get_role(&name)
+        .await?
+        .filter(|r| {
+            c.0.tenant == DEFAULT_TENANT || r.tenant == c.0.tenant || r.tenant == DEFAULT_TENANT
+        })
+        .ok_or_else(|| ApiError::not_found(format!("role {name}")))?;
+    require_tenant(&c, &role.tenant)?;
     audit.before_change(StatusCode::NO_CONTENT).await?;
     st.store
         .gate(
@@ -753,7 +841,8 @@ async fn list_grants(
     Ok(Json(GrantPage { items, next_cursor }))
 }
 
-/// Grants a role on a bucket (pattern) and key prefix (quorum action `admin:ChangeRole`).
+/// Grants a role on a bucket (pattern) and key prefix (quorum action `admin:Grant`, also gated
+/// by `admin:ChangeRole` rules). Custom roles of another tenant are not found.
 #[utoipa::path(post, path = "/admin/v1/grants", tag = "grants", operation_id = "CreateGrant", request_body = NewGrant,
     params(("Idempotency-Key" = Option<String>, Header, description = "replay protection")),
     responses((status = 201, body = Grant), (status = 404, body = ErrorBody)))]
@@ -770,7 +859,7 @@ async fn create_grant(
     st.store
         .gate(
             &c.0,
-            CHANGE_ROLE,
+            GRANT,
             None,
             &format!("grant/{}", b.principal),
             &format!("{}|{}|{}", b.role, b.bucket, prefix),
@@ -784,7 +873,7 @@ async fn create_grant(
     Ok((StatusCode::CREATED, Json(g)))
 }
 
-/// Removes a grant (quorum action `admin:ChangeRole`).
+/// Removes a grant (quorum action `admin:Grant`, also gated by `admin:ChangeRole` rules).
 #[utoipa::path(delete, path = "/admin/v1/grants/{id}", tag = "grants", operation_id = "DeleteGrant", params(("id" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 async fn delete_grant(
@@ -806,7 +895,7 @@ async fn delete_grant(
     st.store
         .gate(
             &c.0,
-            CHANGE_ROLE,
+            GRANT,
             None,
             &format!("grant/{}", g.principal),
             &format!("delete {id}"),
@@ -815,6 +904,132 @@ async fn delete_grant(
         .await?;
     st.store.delete_grant(&id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The stored S3 rate-limit override of a principal (fields null: inherited).
+#[utoipa::path(get, path = "/admin/v1/principals/{name}/limits", tag = "limits", operation_id = "GetPrincipalLimits", params(("name" = String, Path)),
+    responses((status = 200, body = LimitOverride), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn get_principal_limits(
+    State(st): State<AdminState>,
+    Extension(c): Extension<Caller>,
+    Path(name): Path<String>,
+) -> Result<Json<LimitOverride>, ApiError> {
+    require_superadmin(&c)?;
+    principal_in_scope(&st, &c, &name).await?;
+    Ok(Json(
+        st.store.get_limits(LimitScope::Principal, &name).await?,
+    ))
+}
+
+/// Sets a principal's S3 rate limits per minute (over its role's and the global ones; 0 =
+/// unlimited; quorum action `admin:SetLimits`).
+#[utoipa::path(put, path = "/admin/v1/principals/{name}/limits", tag = "limits", operation_id = "SetPrincipalLimits", params(("name" = String, Path)), request_body = LimitOverride,
+    responses((status = 200, body = LimitOverride), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn set_principal_limits(
+    State(st): State<AdminState>,
+    Extension(c): Extension<Caller>,
+    audit: Audit,
+    Path(name): Path<String>,
+    ApiJson(b): ApiJson<LimitOverride>,
+) -> Result<Json<LimitOverride>, ApiError> {
+    require_superadmin(&c)?;
+    principal_in_scope(&st, &c, &name).await?;
+    audit.before_change(StatusCode::OK).await?;
+    gate_limits(&st, &c, &format!("principal/{name}"), Some(&b)).await?;
+    Ok(Json(
+        st.store
+            .set_limits(LimitScope::Principal, &name, &b)
+            .await?,
+    ))
+}
+
+/// Removes a principal's S3 rate-limit override (its role's or the global limits apply).
+#[utoipa::path(delete, path = "/admin/v1/principals/{name}/limits", tag = "limits", operation_id = "DeletePrincipalLimits", params(("name" = String, Path)),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn delete_principal_limits(
+    State(st): State<AdminState>,
+    Extension(c): Extension<Caller>,
+    audit: Audit,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    require_superadmin(&c)?;
+    principal_in_scope(&st, &c, &name).await?;
+    audit.before_change(StatusCode::NO_CONTENT).await?;
+    gate_limits(&st, &c, &format!("principal/{name}"), None).await?;
+    st.store.delete_limits(LimitScope::Principal, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The stored S3 rate-limit override of a built-in role (`viewer`, `manager`, `superadmin`,
+/// or `none` for principals with grants only).
+#[utoipa::path(get, path = "/admin/v1/roles/{name}/limits", tag = "limits", operation_id = "GetRoleLimits", params(("name" = String, Path)),
+    responses((status = 200, body = LimitOverride), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn get_role_limits(
+    State(st): State<AdminState>,
+    Extension(c): Extension<Caller>,
+    Path(name): Path<String>,
+) -> Result<Json<LimitOverride>, ApiError> {
+    require_superadmin(&c)?;
+    Ok(Json(st.store.get_limits(LimitScope::Role, &name).await?))
+}
+
+/// Sets the S3 rate limits per minute of every holder of a built-in role, in every tenant
+/// (SuperAdmins of the default tenant only; 0 = unlimited; quorum action `admin:SetLimits`).
+#[utoipa::path(put, path = "/admin/v1/roles/{name}/limits", tag = "limits", operation_id = "SetRoleLimits", params(("name" = String, Path)), request_body = LimitOverride,
+    responses((status = 200, body = LimitOverride), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn set_role_limits(
+    State(st): State<AdminState>,
+    Extension(c): Extension<Caller>,
+    audit: Audit,
+    Path(name): Path<String>,
+    ApiJson(b): ApiJson<LimitOverride>,
+) -> Result<Json<LimitOverride>, ApiError> {
+    require_superadmin(&c)?;
+    require_tenant(&c, DEFAULT_TENANT)?;
+    st.store.get_limits(LimitScope::Role, &name).await?;
+    audit.before_change(StatusCode::OK).await?;
+    gate_limits(&st, &c, &format!("role/{name}"), Some(&b)).await?;
+    Ok(Json(
+        st.store.set_limits(LimitScope::Role, &name, &b).await?,
+    ))
+}
+
+/// Removes a built-in role's S3 rate-limit override (SuperAdmins of the default tenant only).
+#[utoipa::path(delete, path = "/admin/v1/roles/{name}/limits", tag = "limits", operation_id = "DeleteRoleLimits", params(("name" = String, Path)),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn delete_role_limits(
+    State(st): State<AdminState>,
+    Extension(c): Extension<Caller>,
+    audit: Audit,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    require_superadmin(&c)?;
+    require_tenant(&c, DEFAULT_TENANT)?;
+    st.store.get_limits(LimitScope::Role, &name).await?;
+    audit.before_change(StatusCode::NO_CONTENT).await?;
+    gate_limits(&st, &c, &format!("role/{name}"), None).await?;
+    st.store.delete_limits(LimitScope::Role, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The quorum gate of limit changes (`admin:SetLimits`; only rules naming it apply).
+async fn gate_limits(
+    st: &AdminState,
+    c: &Caller,
+    resource: &str,
+    set: Option<&LimitOverride>,
+) -> Result<(), ApiError> {
+    let detail = match set {
+        Some(o) => format!(
+            "set reads={:?} writes={:?}",
+            o.s3_reads_per_min, o.s3_writes_per_min
+        ),
+        None => "delete".to_owned(),
+    };
+    st.store
+        .gate(&c.0, SET_LIMITS, None, resource, &detail, ms_now())
+        .await?;
+    Ok(())
 }
 
 /// Lists tenants.
@@ -1033,16 +1248,54 @@ async fn openapi_json(Extension(doc): Extension<Arc<String>>) -> Response {
 
 // ---------- middleware ----------
 
+/// The token endpoint: public, limited per source address.
+const TOKEN_PATH: &str = "/admin/v1/auth/token";
+
 fn is_public(path: &str) -> bool {
     matches!(
         path,
-        "/admin/v1/health" | "/admin/v1/auth/token" | "/admin/v1/openapi.json"
+        "/admin/v1/health" | TOKEN_PATH | "/admin/v1/openapi.json"
     )
 }
 
+/// The source address, when the listener provides it (`into_make_service_with_connect_info`;
+/// absent in in-process tests, where the per-address limits are skipped).
+fn source_ip(req: &Request) -> Option<IpAddr> {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
 async fn auth_mw(State(st): State<AdminState>, mut req: Request, next: Next) -> Response {
-    if is_public(req.uri().path()) {
+    let ip = source_ip(&req);
+    let path = req.uri().path().to_owned();
+    if path == TOKEN_PATH {
+        // an address that used up its failed authentications, or its admin quota, is refused
+        // before any lookup; a 401 counts as one failure of the address
+        if let Some(ip) = ip {
+            let admitted = st
+                .auth_failures
+                .check(ip)
+                .and_then(|()| st.limits.check(LimitClass::Admin, &format!("ip:{ip}")));
+            if let Err(e) = admitted {
+                return ApiError::from(e).into_response();
+            }
+        }
+        let resp = next.run(req).await;
+        if resp.status() == StatusCode::UNAUTHORIZED
+            && let Some(ip) = ip
+        {
+            st.auth_failures.record_failure(ip);
+        }
+        return resp;
+    }
+    if is_public(&path) {
         return next.run(req).await;
+    }
+    if let Some(ip) = ip
+        && let Err(e) = st.auth_failures.check(ip)
+    {
+        return ApiError::from(e).into_response();
     }
     let auth = req
         .headers()
@@ -1055,10 +1308,21 @@ async fn auth_mw(State(st): State<AdminState>, mut req: Request, next: Next) -> 
             req.extensions_mut().insert(caller);
             next.run(req).await
         }
-        Err(e) => e.into_response(),
+        Err(e) => {
+            if e.status == StatusCode::UNAUTHORIZED
+                && let Some(ip) = ip
+            {
+                st.auth_failures.record_failure(ip);
+            }
+            e.into_response()
+        }
     }
 }
 
+/// Verifies the bearer token, then re-checks its subject against the store (through the access
+/// cache, so a revoke, disable or role change acts on the very next call): a token minted with
+/// an access key (claim `akid`) needs that key active and owned by the subject; any token needs
+/// its principal to exist and be enabled. Role and tenant are the store's, never the claims'.
 async fn authenticate(
     st: &AdminState,
     auth: Option<String>,
@@ -1073,21 +1337,28 @@ async fn authenticate(
     if let Some(a) = audit {
         a.set_principal(Some(claims.sub.clone()), Some(claims.tenant.clone()));
     }
-    if let Some(p) = st.store.get_principal(&claims.sub).await?
-        && p.disabled
-    {
-        return Err(ApiError::unauthorized("principal is disabled"));
+    let id = match claims.akid.as_deref() {
+        Some(akid) => st
+            .store
+            .key_identity(akid, ms_now())
+            .await?
+            .filter(|id| id.principal == claims.sub)
+            .ok_or_else(|| {
+                ApiError::unauthorized(
+                    "the token's access key is revoked or expired, or its principal is disabled",
+                )
+            })?,
+        None => st
+            .store
+            .identity(&claims.sub)
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("principal is unknown or disabled"))?,
+    };
+    if let Some(a) = audit {
+        a.set_principal(Some(id.principal.clone()), Some(id.tenant.clone()));
     }
-    st.limits.check(LimitClass::Admin, &claims.sub)?;
-    let role = [Role::SuperAdmin, Role::Manager, Role::Viewer]
-        .into_iter()
-        .find(|r| claims.has_role(*r));
-    Ok(Caller(Identity {
-        principal: claims.sub,
-        tenant: claims.tenant,
-        role,
-        access_key_id: String::new(),
-    }))
+    st.limits.check(LimitClass::Admin, &id.principal)?;
+    Ok(Caller(id))
 }
 
 async fn idempotency_mw(State(st): State<AdminState>, req: Request, next: Next) -> Response {
@@ -1106,10 +1377,15 @@ async fn idempotency_mw(State(st): State<AdminState>, req: Request, next: Next) 
     if key.is_empty() || key.len() > 255 {
         return ApiError::bad_request("Idempotency-Key must be 1..=255 characters").into_response();
     }
-    let scope = req
+    // only authenticated calls: an unauthenticated caller must not make the server store
+    // anything (and the token endpoint's answer is a credential)
+    let Some(scope) = req
         .extensions()
         .get::<Caller>()
-        .map_or_else(|| "anonymous".to_owned(), |c| c.0.principal.clone());
+        .map(|c| c.0.principal.clone())
+    else {
+        return next.run(req).await;
+    };
     let (parts, body) = req.into_parts();
     let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
@@ -1225,6 +1501,16 @@ fn documented_routes() -> OpenApiRouter<AdminState> {
         .routes(routes!(disable_principal))
         .routes(routes!(enable_principal))
         .routes(routes!(set_role))
+        .routes(routes!(
+            get_principal_limits,
+            set_principal_limits,
+            delete_principal_limits
+        ))
+        .routes(routes!(
+            get_role_limits,
+            set_role_limits,
+            delete_role_limits
+        ))
         .routes(routes!(list_keys, create_key))
         .routes(routes!(revoke_key))
         .routes(routes!(list_roles, create_role))

@@ -122,12 +122,24 @@ async fn jwt_expired_not_yet_valid_bad_signature_missing_role() {
             r.body
         );
     }
-    // Valid signature, no superadmin role: 403 on admin routes, 200 on status.
+    // Valid signature, no superadmin role: 403 on admin routes, 200 on status. The role is
+    // the store's (issue 12): a token for a viewer principal acts as a viewer even when it
+    // claims superadmin, and a principal the store does not know gets 401.
+    e.user_token("watcher", "viewer", "default").await;
     let viewer = forge(
-        base(now + 600, now, json!(["viewer"])),
+        json!({"sub": "watcher", "tenant": "default", "roles": ["superadmin"], "exp": now + 600, "nbf": now, "iat": now}),
         Algorithm::HS256,
         common::SECRET,
     );
+    let ghost = forge(
+        json!({"sub": "ghost", "tenant": "default", "roles": ["superadmin"], "exp": now + 600, "nbf": now, "iat": now}),
+        Algorithm::HS256,
+        common::SECRET,
+    );
+    let r = e
+        .req(Method::GET, "/admin/v1/status", Some(&ghost), None, &[])
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     let r = e
         .req(
             Method::GET,
@@ -812,6 +824,12 @@ async fn openapi_document_covers_every_route_and_validates() {
         ("POST", "/admin/v1/principals/{name}/disable"),
         ("POST", "/admin/v1/principals/{name}/enable"),
         ("PUT", "/admin/v1/principals/{name}/role"),
+        ("GET", "/admin/v1/principals/{name}/limits"),
+        ("PUT", "/admin/v1/principals/{name}/limits"),
+        ("DELETE", "/admin/v1/principals/{name}/limits"),
+        ("GET", "/admin/v1/roles/{name}/limits"),
+        ("PUT", "/admin/v1/roles/{name}/limits"),
+        ("DELETE", "/admin/v1/roles/{name}/limits"),
         ("GET", "/admin/v1/keys"),
         ("POST", "/admin/v1/keys"),
         ("POST", "/admin/v1/keys/{id}/revoke"),

@@ -231,6 +231,8 @@ async fn cli_against_a_live_admin_server() {
     .await
     .unwrap_err();
     assert_eq!(err.code, "InvalidRequest");
+    // the approver exists (with its role) before the requests are opened
+    let boss2 = e.user_token("boss2", "superadmin", "default").await;
     let a1 = e
         .post(
             "/admin/v1/approvals",
@@ -259,7 +261,6 @@ async fn cli_against_a_live_admin_server() {
         .await
         .unwrap_err();
     assert_eq!(err.code, "Forbidden", "requester cannot approve");
-    let boss2 = e.user_token("boss2", "superadmin", "default").await;
     let out = cli(
         &endpoint,
         &profile,

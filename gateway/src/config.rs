@@ -525,10 +525,12 @@ impl Config {
 
 /// Targets whose logs carry request signatures, signing strings, multipart form fields or
 /// `Authorization` values below `info` (s3s prints the signature it computed for a request
-/// that failed its check: a signing oracle). They are capped whatever the filter asks, and
-/// s3s's per-request error lines (one per client error, at ERROR) are dropped: the gateway's
-/// own request line records every status and error code.
-const CAPPED: &[(&str, &str)] = &[("s3s", "warn"), ("s3s::ops", "off"), ("aws_sigv4", "info")];
+/// that failed its check: a signing oracle). They are capped whatever the filter asks. s3s is
+/// off altogether: above debug it only logs each client error again, at ERROR (one to three
+/// lines per bad request, so anyone could flood the log and page an operator); the gateway's
+/// own request line records every status and error code, and its own errors are logged where
+/// they are made.
+const CAPPED: &[(&str, &str)] = &[("s3s", "off"), ("aws_sigv4", "info")];
 
 /// Noisy transport targets kept at `info` unless the filter names them.
 const QUIET: &[&str] = &["hyper", "hyper_util", "h2", "aws_smithy_runtime", "rustls"];

@@ -1,6 +1,7 @@
 //! The authorisation entry point for the S3 front end: [`Authorizer`] combines
 //! the store (keys, grants, bucket tenants), the decision table
-//! ([`crate::grants::decide`]), per-principal rate limits and the quorum gate,
+//! ([`crate::grants::decide`]), per-principal rate limits (the principal's override, else its
+//! role's, else the global configuration; off by default) and the quorum gate,
 //! and counts denials. The gateway's s3s `S3Auth::get_secret_key` calls
 //! [`Authorizer::secret_key`], its `S3Access::check` calls
 //! [`Authorizer::authorize_s3`].
@@ -84,7 +85,12 @@ impl Authorizer {
         key: Option<&str>,
         now_ms: i64,
     ) -> Result<()> {
-        if let Err(e) = self.limits.check(LimitClass::of(action), &id.principal) {
+        let class = LimitClass::of(action);
+        let quota = self
+            .store
+            .s3_quota(id, class, self.limits.config().per_min(class))
+            .await?;
+        if let Err(e) = self.limits.check_quota(class, &id.principal, quota) {
             self.throttled.fetch_add(1, Ordering::Relaxed);
             return Err(e);
         }
@@ -190,6 +196,8 @@ mod tests {
             .unwrap();
         s.assign_bucket("acme-backups", "acme").await.unwrap();
         s.assign_bucket("other-tenant", "default").await.unwrap();
+        // approvers must exist before the approval request is opened (strictly, in ms)
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         let k = s.create_access_key("backup", None).await.unwrap();
         let (secret, id) = az.secret_key(&k.access_key_id).await.unwrap().unwrap();
         assert_eq!(secret, k.secret);
@@ -293,5 +301,114 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(az.throttled_total(), 1);
+    }
+
+    #[tokio::test]
+    async fn s3_limits_are_off_by_default_and_overridable_per_principal_and_role() {
+        use crate::ratelimit::{LimitOverride, LimitScope};
+        let az = setup(RateLimitConfig::default()).await;
+        let s = az.store().clone();
+        let id = s.identity("admin").await.unwrap().unwrap();
+        // off by default: a sync of thousands of files never meets SlowDown
+        for _ in 0..3000 {
+            az.authorize_s3(&id, Action::PutObject, Some("b"), Some("k"))
+                .await
+                .unwrap();
+        }
+        // a role override applies to the role's holders
+        s.set_limits(
+            LimitScope::Role,
+            "SuperAdmin",
+            &LimitOverride {
+                s3_reads_per_min: None,
+                s3_writes_per_min: Some(2),
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            s.get_limits(LimitScope::Role, "superadmin")
+                .await
+                .unwrap()
+                .s3_writes_per_min,
+            Some(2)
+        );
+        for _ in 0..2 {
+            az.authorize_s3(&id, Action::PutObject, Some("b"), Some("k"))
+                .await
+                .unwrap();
+        }
+        assert!(matches!(
+            az.authorize_s3(&id, Action::PutObject, Some("b"), Some("k"))
+                .await,
+            Err(Error::RateLimited { .. })
+        ));
+        // reads inherit the global setting (off)
+        for _ in 0..100 {
+            az.authorize_s3(&id, Action::GetObject, Some("b"), Some("k"))
+                .await
+                .unwrap();
+        }
+        // a principal override wins over its role's: 0 = unlimited
+        s.set_limits(
+            LimitScope::Principal,
+            "admin",
+            &LimitOverride {
+                s3_reads_per_min: Some(1),
+                s3_writes_per_min: Some(0),
+            },
+        )
+        .await
+        .unwrap();
+        for _ in 0..50 {
+            az.authorize_s3(&id, Action::PutObject, Some("b"), Some("k"))
+                .await
+                .unwrap();
+        }
+        az.authorize_s3(&id, Action::GetObject, Some("b"), Some("k"))
+            .await
+            .unwrap();
+        assert!(
+            az.authorize_s3(&id, Action::GetObject, Some("b"), Some("k"))
+                .await
+                .is_err()
+        );
+        // removing the overrides goes back to the global setting
+        s.delete_limits(LimitScope::Principal, "admin")
+            .await
+            .unwrap();
+        s.delete_limits(LimitScope::Role, "superadmin")
+            .await
+            .unwrap();
+        for _ in 0..10 {
+            az.authorize_s3(&id, Action::GetObject, Some("b"), Some("k"))
+                .await
+                .unwrap();
+        }
+        assert!(matches!(
+            s.set_limits(LimitScope::Role, "BackupWriter", &LimitOverride::default())
+                .await,
+            Err(Error::NotFound(_))
+        ));
+        assert!(matches!(
+            s.get_limits(LimitScope::Principal, "ghost").await,
+            Err(Error::NotFound(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn oversized_access_key_ids_are_refused_before_any_lookup() {
+        let az = setup(RateLimitConfig::default()).await;
+        let huge = "A".repeat(200 * 1024);
+        assert!(az.secret_key(&huge).await.unwrap().is_none());
+        assert!(az.secret_key("AK\u{0}").await.unwrap().is_none());
+        assert!(az.secret_key(&"B".repeat(129)).await.unwrap().is_none());
+        // nothing was cached for them (a well-formed unknown id is)
+        let cache = az.store().access_cache().unwrap();
+        cache.keys.run_pending_tasks().await;
+        assert_eq!(cache.keys.entry_count(), 0);
+        assert!(az.secret_key("NOSUCHKEY").await.unwrap().is_none());
+        cache.keys.run_pending_tasks().await;
+        assert_eq!(cache.keys.entry_count(), 1);
     }
 }

@@ -11,6 +11,11 @@
 //! taken before such a write can be inserted late but is never used. The cache sees only writes
 //! made through this process's store (the gateway is the database's only writer while it runs;
 //! offline commands run with it stopped).
+//!
+//! Every map is bounded by count *and* by weight: an entry weighs its estimated size in bytes,
+//! but at least [`MAX_BYTES`] / [`CAPACITY`], so a map holds at most [`CAPACITY`] entries and
+//! about [`MAX_BYTES`] bytes, whatever callers put in keys (negative lookups of unknown access
+//! key ids are cached under the caller's id; ids longer than the store allows never get here).
 
 use std::future::Future;
 use std::hash::Hash;
@@ -22,9 +27,94 @@ use moka::future::Cache;
 use crate::Result;
 use crate::grants::ResolvedGrant;
 use crate::quorum::QuorumRule;
+use crate::ratelimit::LimitOverrides;
+use crate::store::PrincipalRecord;
 
 /// Most entries per kind (LRU beyond).
-const CAPACITY: u64 = 10_000;
+pub(crate) const CAPACITY: u64 = 10_000;
+/// Most bytes (estimated) per kind.
+pub(crate) const MAX_BYTES: u64 = 8 << 20;
+/// The least an entry weighs, so that the weight bound implies the count bound.
+const MIN_WEIGHT: u64 = MAX_BYTES.div_ceil(CAPACITY);
+
+/// Estimated size in bytes of a cached value (beyond the fixed part of its slot).
+pub(crate) trait Weight {
+    fn weight(&self) -> usize;
+}
+
+impl<T: Weight> Weight for Option<T> {
+    fn weight(&self) -> usize {
+        self.as_ref().map_or(0, Weight::weight)
+    }
+}
+
+impl<T: Weight> Weight for Vec<T> {
+    fn weight(&self) -> usize {
+        self.iter().map(Weight::weight).sum::<usize>() + 24
+    }
+}
+
+impl Weight for String {
+    fn weight(&self) -> usize {
+        self.len() + 24
+    }
+}
+
+impl Weight for KeyRow {
+    fn weight(&self) -> usize {
+        self.sealed_secret.len() + self.principal.len() + self.tenant.len() + self.role.len() + 128
+    }
+}
+
+impl Weight for ResolvedGrant {
+    fn weight(&self) -> usize {
+        self.bucket.len() + self.prefix.len() + self.actions.len() + 64
+    }
+}
+
+impl Weight for QuorumRule {
+    fn weight(&self) -> usize {
+        self.name.len() + self.action.len() + self.bucket_pattern.len() + 128
+    }
+}
+
+impl Weight for PrincipalRecord {
+    fn weight(&self) -> usize {
+        self.name.len() + self.kind.len() + self.tenant.len() + self.role.len() + 128
+    }
+}
+
+/// A map bounded by [`CAPACITY`] entries and [`MAX_BYTES`] (see the module docs).
+fn bounded<K, T>() -> Cache<K, Slot<T>>
+where
+    K: Hash + Eq + Send + Sync + KeyWeight + 'static,
+    T: Weight + Send + Sync + 'static,
+{
+    Cache::builder()
+        .max_capacity(MAX_BYTES)
+        .weigher(|k: &K, v: &Slot<T>| {
+            let bytes = (k.key_weight() + v.1.weight() + 64) as u64;
+            u32::try_from(bytes.max(MIN_WEIGHT)).unwrap_or(u32::MAX)
+        })
+        .build()
+}
+
+/// Estimated size in bytes of a cache key.
+pub(crate) trait KeyWeight {
+    fn key_weight(&self) -> usize;
+}
+
+impl KeyWeight for String {
+    fn key_weight(&self) -> usize {
+        self.len() + 24
+    }
+}
+
+impl KeyWeight for () {
+    fn key_weight(&self) -> usize {
+        0
+    }
+}
 
 /// The stored columns of an access key and its principal (the secret stays sealed).
 #[derive(Clone)]
@@ -46,16 +136,20 @@ pub(crate) struct AccessCache {
     pub grants: Cache<String, Slot<Vec<ResolvedGrant>>>,
     pub tenants: Cache<String, Slot<Option<String>>>,
     pub rules: Cache<(), Slot<Vec<QuorumRule>>>,
+    pub principals: Cache<String, Slot<Option<PrincipalRecord>>>,
+    pub limits: Cache<(), Slot<LimitOverrides>>,
 }
 
 impl AccessCache {
     pub fn new() -> AccessCache {
         AccessCache {
             generation: AtomicU64::new(0),
-            keys: Cache::new(CAPACITY),
-            grants: Cache::new(CAPACITY),
-            tenants: Cache::new(CAPACITY),
+            keys: bounded(),
+            grants: bounded(),
+            tenants: bounded(),
             rules: Cache::new(1),
+            principals: bounded(),
+            limits: Cache::new(1),
         }
     }
 
@@ -100,5 +194,37 @@ pub(crate) struct Writing<'a>(&'a AtomicU64);
 impl Drop for Writing<'_> {
     fn drop(&mut self) {
         self.0.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn maps_are_bounded_by_weight_and_by_count() {
+        let c = AccessCache::new();
+        // large keys: the byte bound acts long before the count bound
+        for i in 0..2000 {
+            let key = format!("{i}-{}", "x".repeat(16 * 1024));
+            c.keys.insert(key, Arc::new((0, None))).await;
+        }
+        c.keys.run_pending_tasks().await;
+        assert!(
+            c.keys.weighted_size() <= MAX_BYTES,
+            "{}",
+            c.keys.weighted_size()
+        );
+        assert!(c.keys.entry_count() < 2000);
+        // small keys: at most CAPACITY entries
+        for i in 0..(CAPACITY + 5000) {
+            c.tenants.insert(format!("b{i}"), Arc::new((0, None))).await;
+        }
+        c.tenants.run_pending_tasks().await;
+        assert!(
+            c.tenants.entry_count() <= CAPACITY,
+            "{}",
+            c.tenants.entry_count()
+        );
     }
 }

@@ -35,6 +35,11 @@ pub struct Claims {
     /// issued at (seconds since epoch)
     #[serde(default)]
     pub iat: u64,
+    /// the access key id the token was minted with (`POST /admin/v1/auth/token`); absent in
+    /// tokens of an external IdP. The admin API refuses the token once that key is revoked or
+    /// expired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub akid: Option<String>,
 }
 
 impl Claims {
@@ -150,8 +155,29 @@ impl JwtAuthority {
         self.ttl_secs
     }
 
-    /// Issues an HS256 token valid from now for the configured TTL.
+    /// Issues an HS256 token valid from now for the configured TTL (no access key claim).
     pub fn issue(&self, sub: &str, tenant: &str, roles: Vec<String>) -> Result<(String, u64)> {
+        self.issue_claims(sub, tenant, roles, None)
+    }
+
+    /// Issues an HS256 token naming the access key it was minted with (claim `akid`).
+    pub fn issue_for_key(
+        &self,
+        sub: &str,
+        tenant: &str,
+        roles: Vec<String>,
+        access_key_id: &str,
+    ) -> Result<(String, u64)> {
+        self.issue_claims(sub, tenant, roles, Some(access_key_id.to_owned()))
+    }
+
+    fn issue_claims(
+        &self,
+        sub: &str,
+        tenant: &str,
+        roles: Vec<String>,
+        akid: Option<String>,
+    ) -> Result<(String, u64)> {
         let now = now_secs();
         let claims = Claims {
             sub: sub.to_owned(),
@@ -160,6 +186,7 @@ impl JwtAuthority {
             exp: now + self.ttl_secs,
             nbf: now,
             iat: now,
+            akid,
         };
         let token = jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
@@ -244,6 +271,7 @@ mod tests {
             exp: (now + exp_off) as u64,
             nbf: (now + nbf_off) as u64,
             iat: now as u64,
+            akid: None,
         }
     }
 
@@ -279,6 +307,11 @@ mod tests {
         assert_eq!(ttl, 60);
         let c = a.verify(&t).unwrap();
         assert_eq!(c.sub, "alice");
+        assert_eq!(c.akid, None);
+        let (tk, _) = a
+            .issue_for_key("alice", "default", vec![], "VGKEY123")
+            .unwrap();
+        assert_eq!(a.verify(&tk).unwrap().akid.as_deref(), Some("VGKEY123"));
         assert!(c.has_role(crate::Role::SuperAdmin));
         assert!(!c.has_role(crate::Role::Viewer));
         // Bad signature: another secret; a flipped signature byte.

@@ -6,7 +6,8 @@
 //! constant-time comparison, printed as `[redacted]`). The modules below add
 //! the persistent store of tenants, principals, access keys, custom roles and
 //! grants ([`store`]), the access decision ([`grants`], [`authz`]), quorum
-//! approvals ([`quorum`]), per-principal rate limits ([`ratelimit`]), admin JWTs
+//! approvals ([`quorum`]), rate limits per principal and failed authentications per
+//! address ([`ratelimit`]), admin JWTs
 //! ([`jwt`]) and the sealing of access-key secrets at rest ([`sealer`]).
 
 use std::fmt;
@@ -26,7 +27,10 @@ pub use authz::Authorizer;
 pub use grants::{Decision, Grant, Identity};
 pub use jwt::{Claims, JwtAuthority};
 pub use quorum::{Approval, ApprovalState, QuorumRule};
-pub use ratelimit::{LimitClass, RateLimitConfig, RateLimits};
+pub use ratelimit::{
+    AuthFailures, DEFAULT_AUTH_FAILURES_PER_MIN, LimitClass, LimitOverride, LimitScope,
+    RateLimitConfig, RateLimits,
+};
 pub use sealer::{AesGcmSealer, SecretSealer};
 pub use store::{NewAccessKey, PolicyStore};
 

@@ -4,9 +4,20 @@
 //! the policy database; time is passed in (`now_ms`) so tests control it.
 //!
 //! Action names are `s3:<Operation>` (e.g. `s3:DeleteBucket`) or `admin:<Name>`
-//! (`admin:RetireKey`, `admin:ChangeRole`, `admin:ChangeQuorumRule`); patterns
+//! (`admin:RetireKey`, `admin:ChangeRole`, `admin:ChangeQuorumRule`, …); patterns
 //! may use `*`. Changing or removing a rule is itself the action
 //! `admin:ChangeQuorumRule`, gated by the rules in force.
+//!
+//! Quorum covers the ways around it: every admin action that changes who may do what —
+//! creating a principal with a role ([`CREATE_PRINCIPAL`]), re-enabling a principal
+//! ([`ENABLE_PRINCIPAL`]), granting or removing a grant ([`GRANT`]), issuing an access key for
+//! another principal ([`ISSUE_KEY`]), changing a role or a custom role ([`CHANGE_ROLE`]) — is
+//! gated by any rule matching its own name *or* [`CHANGE_ROLE`] (see [`covering_actions`]). So
+//! the one rule "admin:ChangeRole needs 2" stops a SuperAdmin from minting the approvers it
+//! needs. And approvers are checked against the store when they vote: the principal must
+//! exist, be enabled, hold one of the rule's roles *now*, and have held it (and existed) since
+//! strictly before the request was opened (`role_since_ms < created_ms`), so principals created
+//! or promoted after a request was opened cannot approve it.
 
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
@@ -21,6 +32,31 @@ pub const CHANGE_QUORUM_RULE: &str = "admin:ChangeQuorumRule";
 pub const CHANGE_ROLE: &str = "admin:ChangeRole";
 /// The admin action of retiring a master key (gateway's `vaultgate keys`).
 pub const RETIRE_KEY: &str = "admin:RetireKey";
+/// The admin action of creating a principal with a built-in role (also gated by
+/// [`CHANGE_ROLE`] rules).
+pub const CREATE_PRINCIPAL: &str = "admin:CreatePrincipal";
+/// The admin action of re-enabling a disabled principal (also gated by [`CHANGE_ROLE`] rules).
+pub const ENABLE_PRINCIPAL: &str = "admin:EnablePrincipal";
+/// The admin action of creating or deleting a grant (also gated by [`CHANGE_ROLE`] rules).
+pub const GRANT: &str = "admin:Grant";
+/// The admin action of issuing an access key for another principal (also gated by
+/// [`CHANGE_ROLE`] rules).
+pub const ISSUE_KEY: &str = "admin:IssueKey";
+/// The admin action of setting or removing per-principal or per-role rate limits.
+pub const SET_LIMITS: &str = "admin:SetLimits";
+
+/// The action names whose rules gate `action`: itself, and [`CHANGE_ROLE`] for every action
+/// that changes who may do what.
+pub fn covering_actions(action: &str) -> Vec<&str> {
+    if matches!(
+        action,
+        CREATE_PRINCIPAL | ENABLE_PRINCIPAL | GRANT | ISSUE_KEY
+    ) {
+        vec![action, CHANGE_ROLE]
+    } else {
+        vec![action]
+    }
+}
 
 /// A quorum rule.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -205,17 +241,19 @@ impl PolicyStore {
             .collect()
     }
 
-    /// The strictest rule covering `action` on `bucket`.
+    /// The strictest rule covering `action` on `bucket` (matching the action or one of its
+    /// [`covering_actions`]).
     pub async fn matching_rule(
         &self,
         action: &str,
         bucket: Option<&str>,
     ) -> Result<Option<QuorumRule>> {
+        let names = covering_actions(action);
         Ok(self
             .list_quorum_rules()
             .await?
             .into_iter()
-            .filter(|r| r.matches(action, bucket))
+            .filter(|r| names.iter().any(|a| r.matches(a, bucket)))
             .max_by_key(|r| (r.approvals, r.ttl_secs)))
     }
 
@@ -526,10 +564,21 @@ impl PolicyStore {
                 "the requester cannot approve its own request".into(),
             ));
         }
-        if approver.tenant != a.tenant && approver.tenant != DEFAULT_TENANT {
+        // the approver as the store knows it now, not as the caller's credentials describe it
+        let rec = self
+            .get_principal(&approver.principal)
+            .await?
+            .filter(|p| !p.disabled)
+            .ok_or_else(|| Error::Forbidden("approver is not an enabled principal".into()))?;
+        if rec.tenant != a.tenant && rec.tenant != DEFAULT_TENANT {
             return Err(Error::Forbidden("approver is in another tenant".into()));
         }
-        let holds = approver.role.is_some_and(|r| {
+        if rec.created_ms >= a.created_ms || rec.role_since_ms >= a.created_ms {
+            return Err(Error::Forbidden(
+                "approver must have held its role since before the request was opened".into(),
+            ));
+        }
+        let holds = rec.builtin_role().is_some_and(|r| {
             a.approver_roles
                 .iter()
                 .any(|n| Role::parse(n).ok() == Some(r))
@@ -612,7 +661,23 @@ mod tests {
             .unwrap()
             .with_access_cache();
         s.bootstrap(None).await.unwrap();
+        // approvers are checked against the store: they exist, with their role, before any
+        // request of these tests is opened (the tests' clock starts a minute from now)
+        for (name, role) in [
+            ("req", Role::SuperAdmin),
+            ("a1", Role::SuperAdmin),
+            ("a2", Role::SuperAdmin),
+            ("mgr", Role::Manager),
+        ] {
+            s.create_principal(name, "user", DEFAULT_TENANT, Some(role))
+                .await
+                .unwrap();
+        }
         s
+    }
+
+    fn start() -> i64 {
+        crate::now_ms() + 60_000
     }
 
     fn rule(name: &str, action: &str, bucket: &str, m: u32) -> QuorumRule {
@@ -642,7 +707,7 @@ mod tests {
             who("a2", Role::SuperAdmin),
             who("mgr", Role::Manager),
         );
-        let t = 1_000_000;
+        let t = start();
         s.set_quorum_rule(&req, &rule("fin", "s3:DeleteObject", "finance-*", 2), t)
             .await
             .unwrap();
@@ -785,7 +850,7 @@ mod tests {
     async fn expired_requests_and_approvals() {
         let s = setup().await;
         let (req, a1) = (who("req", Role::SuperAdmin), who("a1", Role::SuperAdmin));
-        let t = 5_000_000;
+        let t = start();
         s.set_quorum_rule(&req, &rule("db", "s3:DeleteBucket", "*", 1), t)
             .await
             .unwrap();
@@ -846,7 +911,7 @@ mod tests {
     async fn rule_change_is_gated_by_current_rules() {
         let s = setup().await;
         let (req, a1) = (who("req", Role::SuperAdmin), who("a1", Role::SuperAdmin));
-        let t = 9_000_000;
+        let t = start();
         // The first rule on rule changes is not gated (nothing covers it yet).
         s.set_quorum_rule(&req, &rule("guard", CHANGE_QUORUM_RULE, "*", 1), t)
             .await
@@ -906,5 +971,88 @@ mod tests {
             s.set_quorum_rule(&req, &bad, t).await,
             Err(Error::UnknownRole(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn approvers_must_predate_the_request_with_their_role() {
+        let s = setup().await;
+        let req = who("req", Role::SuperAdmin);
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        let t = crate::now_ms();
+        s.set_quorum_rule(&req, &rule("fin", "s3:DeleteObject", "*", 1), t)
+            .await
+            .unwrap();
+        let id = approval_id(
+            s.gate(&req, "s3:DeleteObject", Some("b"), "b/k", "", t)
+                .await
+                .unwrap_err(),
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        // created after the request was opened, with the right role: refused
+        s.create_principal("late", "user", DEFAULT_TENANT, Some(Role::SuperAdmin))
+            .await
+            .unwrap();
+        let late = who("late", Role::SuperAdmin);
+        let e = s.approve(&id, &late, t + 10).await.unwrap_err();
+        assert!(
+            matches!(&e, Error::Forbidden(m) if m.contains("before the request")),
+            "{e:?}"
+        );
+        // existed before, but promoted after: refused; its claimed role does not matter
+        s.set_role("mgr", Some(Role::SuperAdmin)).await.unwrap();
+        let e = s.approve(&id, &who("mgr", Role::SuperAdmin), t + 10).await;
+        assert!(matches!(e, Err(Error::Forbidden(_))), "{e:?}");
+        // an identity the store does not know, and a disabled principal: refused
+        let e = s
+            .approve(&id, &who("ghost", Role::SuperAdmin), t + 10)
+            .await;
+        assert!(matches!(e, Err(Error::Forbidden(_))), "{e:?}");
+        s.set_disabled("a2", true).await.unwrap();
+        let e = s.approve(&id, &who("a2", Role::SuperAdmin), t + 10).await;
+        assert!(matches!(e, Err(Error::Forbidden(_))), "{e:?}");
+        // a1 held superadmin since before: accepted
+        let a = s
+            .approve(&id, &who("a1", Role::SuperAdmin), t + 10)
+            .await
+            .unwrap();
+        assert_eq!(a.state, ApprovalState::Approved);
+        // a no-op role change keeps role_since
+        let before = s.get_principal("a1").await.unwrap().unwrap().role_since_ms;
+        s.set_role("a1", Some(Role::SuperAdmin)).await.unwrap();
+        assert_eq!(
+            s.get_principal("a1").await.unwrap().unwrap().role_since_ms,
+            before
+        );
+    }
+
+    #[tokio::test]
+    async fn change_role_rules_gate_every_privilege_change() {
+        let s = setup().await;
+        let req = who("req", Role::SuperAdmin);
+        let t = start();
+        for a in [CREATE_PRINCIPAL, ENABLE_PRINCIPAL, GRANT, ISSUE_KEY] {
+            s.gate(&req, a, None, "x", "", t).await.unwrap();
+        }
+        s.set_quorum_rule(&req, &rule("roles", CHANGE_ROLE, "*", 2), t)
+            .await
+            .unwrap();
+        for a in [
+            CREATE_PRINCIPAL,
+            ENABLE_PRINCIPAL,
+            GRANT,
+            ISSUE_KEY,
+            CHANGE_ROLE,
+        ] {
+            let e = s.gate(&req, a, None, "x", "", t).await.unwrap_err();
+            assert!(
+                matches!(e, Error::ApprovalRequired { needed: 2, .. }),
+                "{a}: {e:?}"
+            );
+        }
+        // actions of their own are not covered by a ChangeRole rule
+        s.gate(&req, SET_LIMITS, None, "x", "", t).await.unwrap();
+        s.gate(&req, "s3:DeleteObject", Some("b"), "b/k", "", t)
+            .await
+            .unwrap();
     }
 }

@@ -1,23 +1,50 @@
-//! Per-principal rate limits (governor): separate quotas for S3 reads, S3 writes
-//! (deletes count as writes) and admin API calls, each "N requests per minute"
-//! with a burst of N. Exceeding one gives [`Error::RateLimited`] with the wait;
-//! the gateway answers 503 SlowDown (S3) and the admin API 429, both with
-//! Retry-After. The clock is a type parameter so tests drive time by hand.
+//! Rate limits (governor).
+//!
+//! * Per-principal quotas ([`RateLimits`]): S3 reads, S3 writes (deletes count as writes) and
+//!   admin API calls, each "N requests per minute" with a burst of N. The S3 quotas are off by
+//!   default (backup jobs syncing thousands of files must not meet SlowDown on a fresh install)
+//!   and opt-in globally (`VAULTGATE_RATE_S3_*`) or per principal and per built-in role through
+//!   overrides stored in the policy store ([`LimitOverride`]; principal > role > global). Admin
+//!   calls default to 600 per minute per principal (far above a human or a CLI script).
+//! * Failed authentications per source address ([`AuthFailures`], on by default: 60 per
+//!   minute): brute-force protection for the S3 and admin listeners.
+//!
+//! Exceeding one gives [`Error::RateLimited`] with the wait; the gateway answers 503 SlowDown
+//! (S3) and the admin API 429, both with Retry-After. The limiters' per-key state is pruned at
+//! most once a minute from their own calls (no background task), so a flood of distinct keys
+//! or addresses costs bounded memory. The clock of [`RateLimits`] is a type parameter so tests
+//! drive time by hand.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::NoOpMiddleware;
 use governor::state::keyed::HashMapStateStore;
 use governor::{Quota, RateLimiter};
 use serde::{Deserialize, Serialize};
+use sqlx::Row;
 
-use crate::{Action, Error, Result};
+use crate::grants::Identity;
+use crate::store::PolicyStore;
+use crate::{Action, Error, Result, Role, now_ms};
+
+/// Failed authentications per minute per source address before it is refused (burst: as many).
+pub const DEFAULT_AUTH_FAILURES_PER_MIN: u32 = 60;
+
+/// Default admin API calls per minute per principal.
+pub const DEFAULT_ADMIN_PER_MIN: u32 = 600;
+
+/// How often limiter state is pruned (at most).
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+/// Most source addresses tracked by [`AuthFailures`] at once (beyond: new addresses are
+/// tracked only after the next prune).
+const MAX_TRACKED_ADDRESSES: usize = 100_000;
 
 /// What kind of request is being limited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,20 +72,20 @@ impl LimitClass {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RateLimitConfig {
-    /// S3 reads per minute (`VAULTGATE_RATE_S3_READS_PER_MIN`, default 1000)
+    /// S3 reads per minute (`VAULTGATE_RATE_S3_READS_PER_MIN`, default 0 = off)
     pub s3_reads_per_min: u32,
-    /// S3 writes per minute (`VAULTGATE_RATE_S3_WRITES_PER_MIN`, default 100)
+    /// S3 writes per minute (`VAULTGATE_RATE_S3_WRITES_PER_MIN`, default 0 = off)
     pub s3_writes_per_min: u32,
-    /// admin calls per minute (`VAULTGATE_RATE_ADMIN_PER_MIN`, default 60)
+    /// admin calls per minute (`VAULTGATE_RATE_ADMIN_PER_MIN`, default 600)
     pub admin_per_min: u32,
 }
 
 impl Default for RateLimitConfig {
     fn default() -> Self {
         RateLimitConfig {
-            s3_reads_per_min: 1000,
-            s3_writes_per_min: 100,
-            admin_per_min: 60,
+            s3_reads_per_min: 0,
+            s3_writes_per_min: 0,
+            admin_per_min: DEFAULT_ADMIN_PER_MIN,
         }
     }
 }
@@ -81,22 +108,72 @@ impl RateLimitConfig {
         }
         Ok(c)
     }
+
+    /// The configured quota of `class`.
+    pub fn per_min(&self, class: LimitClass) -> u32 {
+        match class {
+            LimitClass::S3Read => self.s3_reads_per_min,
+            LimitClass::S3Write => self.s3_writes_per_min,
+            LimitClass::Admin => self.admin_per_min,
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Calls `f` when at least [`PRUNE_EVERY`] passed since the last call that ran it.
+struct Pruner {
+    started: Instant,
+    last_secs: AtomicU64,
+}
+
+impl Pruner {
+    fn new() -> Pruner {
+        Pruner {
+            started: Instant::now(),
+            last_secs: AtomicU64::new(0),
+        }
+    }
+
+    fn maybe(&self, now: Instant, f: impl FnOnce()) {
+        let at = now.saturating_duration_since(self.started).as_secs();
+        let last = self.last_secs.load(Ordering::Relaxed);
+        if at >= last + PRUNE_EVERY.as_secs()
+            && self
+                .last_secs
+                .compare_exchange(last, at, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        {
+            f();
+        }
+    }
 }
 
 type Limiter<C> =
     RateLimiter<String, HashMapStateStore<String>, C, NoOpMiddleware<<C as Clock>::Instant>>;
 
-/// The three keyed limiters.
+/// The keyed limiters of one class: one per quota in use (the configured one, and those of
+/// per-principal or per-role overrides), keyed by principal (or `ip:<address>` for
+/// unauthenticated admin calls).
+struct ClassLimiters<C: Clock> {
+    by_quota: Mutex<HashMap<u32, Arc<Limiter<C>>>>,
+}
+
+/// The per-principal limiters of every class.
 pub struct RateLimits<C: Clock + Clone = DefaultClock> {
-    read: Option<Limiter<C>>,
-    write: Option<Limiter<C>>,
-    admin: Option<Limiter<C>>,
+    cfg: RateLimitConfig,
+    read: ClassLimiters<C>,
+    write: ClassLimiters<C>,
+    admin: ClassLimiters<C>,
     clock: C,
+    pruner: Pruner,
 }
 
 impl<C: Clock + Clone> std::fmt::Debug for RateLimits<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("RateLimits")
+        write!(f, "RateLimits({:?})", self.cfg)
     }
 }
 
@@ -110,32 +187,53 @@ impl RateLimits<DefaultClock> {
 impl<C: Clock + Clone> RateLimits<C> {
     /// Limits on a given clock (tests: `governor::clock::FakeRelativeClock`).
     pub fn with_clock(cfg: RateLimitConfig, clock: C) -> RateLimits<C> {
-        let make = |n: u32| {
-            NonZeroU32::new(n).map(|n| {
-                RateLimiter::new(
-                    Quota::per_minute(n),
-                    HashMapStateStore::default(),
-                    clock.clone(),
-                )
-            })
+        let empty = || ClassLimiters {
+            by_quota: Mutex::new(HashMap::new()),
         };
         RateLimits {
-            read: make(cfg.s3_reads_per_min),
-            write: make(cfg.s3_writes_per_min),
-            admin: make(cfg.admin_per_min),
-            clock: clock.clone(),
+            cfg,
+            read: empty(),
+            write: empty(),
+            admin: empty(),
+            clock,
+            pruner: Pruner::new(),
         }
     }
 
-    /// Takes one request of `class` for `principal`, or says how long to wait.
-    pub fn check(&self, class: LimitClass, principal: &str) -> Result<()> {
-        let limiter = match class {
+    /// The global configuration.
+    pub fn config(&self) -> RateLimitConfig {
+        self.cfg
+    }
+
+    /// Takes one request of `class` for `key` under the configured quota, or says how long to
+    /// wait.
+    pub fn check(&self, class: LimitClass, key: &str) -> Result<()> {
+        self.check_quota(class, key, self.cfg.per_min(class))
+    }
+
+    /// Takes one request of `class` for `key` under a quota of `per_min` (0: unlimited), e.g.
+    /// a per-principal override.
+    pub fn check_quota(&self, class: LimitClass, key: &str, per_min: u32) -> Result<()> {
+        self.pruner.maybe(Instant::now(), || self.housekeeping());
+        let Some(n) = NonZeroU32::new(per_min) else {
+            return Ok(());
+        };
+        let class = match class {
             LimitClass::S3Read => &self.read,
             LimitClass::S3Write => &self.write,
             LimitClass::Admin => &self.admin,
         };
-        let Some(l) = limiter else { return Ok(()) };
-        match l.check_key(&principal.to_owned()) {
+        let limiter = lock(&class.by_quota)
+            .entry(per_min)
+            .or_insert_with(|| {
+                Arc::new(RateLimiter::new(
+                    Quota::per_minute(n),
+                    HashMapStateStore::default(),
+                    self.clock.clone(),
+                ))
+            })
+            .clone();
+        match limiter.check_key(&key.to_owned()) {
             Ok(()) => Ok(()),
             Err(not_until) => {
                 let wait = not_until.wait_time_from(self.clock.now());
@@ -147,95 +245,94 @@ impl<C: Clock + Clone> RateLimits<C> {
         }
     }
 
-    /// Drops state of principals that are back at full quota (call now and then).
+    /// Drops state of keys that are back at full quota (called at most once a minute from
+    /// [`RateLimits::check`]; callable any time).
     pub fn housekeeping(&self) {
-        for l in [&self.read, &self.write, &self.admin].into_iter().flatten() {
-            l.retain_recent();
+        for class in [&self.read, &self.write, &self.admin] {
+            let limiters: Vec<_> = lock(&class.by_quota).values().cloned().collect();
+            for l in limiters {
+                l.retain_recent();
+                l.shrink_to_fit();
+            }
         }
+    }
+
+    /// Keys currently tracked across every limiter (tests, metrics).
+    pub fn tracked_keys(&self) -> usize {
+        [&self.read, &self.write, &self.admin]
+            .iter()
+            .map(|c| lock(&c.by_quota).values().map(|l| l.len()).sum::<usize>())
+            .sum()
     }
 }
 
-/// Default budget of failed authentications per client address per minute.
-pub const DEFAULT_AUTH_FAILURES_PER_MIN: u32 = 60;
-
-/// Failed authentications per client address (brute-force protection, on by default): every
-/// failure takes a token from the address's bucket (`failures_per_min` per minute, burst of the
-/// same); once the bucket is empty the address is blocked until a token is back, and
-/// [`AuthFailures::check`] refuses its requests before any key lookup. State of quiet
-/// addresses is pruned, so a flood of distinct addresses cannot grow it without bound.
+/// Failed authentications per source address (brute-force protection): an address that used
+/// up its failures (burst = the per-minute quota) is refused until one regenerates
+/// (60 s / quota). Share it as `Arc<AuthFailures>`. IPv6 addresses count per /64 (one host's
+/// usual allocation), so rotating addresses within it does not reset the count.
 pub struct AuthFailures {
-    limiter: Option<RateLimiter<IpAddr, HashMapStateStore<IpAddr>, DefaultClock, NoOpMiddleware>>,
-    blocked: Mutex<HashMap<IpAddr, Instant>>,
-    last_prune: Mutex<Instant>,
+    per_min: u32,
+    /// theoretical arrival time of the next failure (GCRA) per address
+    state: Mutex<HashMap<IpAddr, Instant>>,
     failures: AtomicU64,
-    refused: AtomicU64,
+    blocked: AtomicU64,
+    pruner: Pruner,
 }
 
 impl std::fmt::Debug for AuthFailures {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "AuthFailures(on: {}, failures: {})",
-            self.limiter.is_some(),
-            self.failures_total()
-        )
+        f.debug_struct("AuthFailures")
+            .field("per_min", &self.per_min)
+            .field("failures_total", &self.failures_total())
+            .field("blocked_total", &self.blocked_total())
+            .finish()
+    }
+}
+
+fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
     }
 }
 
 impl AuthFailures {
-    /// A limiter allowing `failures_per_min` failures per address per minute; 0 = off.
+    /// A limiter allowing `failures_per_min` failed authentications per minute per address
+    /// (burst: as many); 0 turns it off.
     pub fn new(failures_per_min: u32) -> AuthFailures {
         AuthFailures {
-            limiter: NonZeroU32::new(failures_per_min).map(|n| {
-                RateLimiter::new(
-                    Quota::per_minute(n),
-                    HashMapStateStore::default(),
-                    DefaultClock::default(),
-                )
-            }),
-            blocked: Mutex::default(),
-            last_prune: Mutex::new(Instant::now()),
+            per_min: failures_per_min,
+            state: Mutex::new(HashMap::new()),
             failures: AtomicU64::new(0),
-            refused: AtomicU64::new(0),
+            blocked: AtomicU64::new(0),
+            pruner: Pruner::new(),
         }
     }
 
-    /// `Err(RateLimited)` while `ip` is blocked.
+    /// The configured quota (0: off).
+    pub fn per_min(&self) -> u32 {
+        self.per_min
+    }
+
+    fn interval(&self) -> Duration {
+        Duration::from_secs(60) / self.per_min.max(1)
+    }
+
+    /// `Err(Error::RateLimited{retry_after_secs})` while `ip` is blocked (it used up its failures).
     pub fn check(&self, ip: IpAddr) -> Result<()> {
-        if self.limiter.is_none() {
-            return Ok(());
-        }
-        self.prune();
-        let now = Instant::now();
-        let until = self
-            .blocked
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&ip)
-            .copied();
-        match until {
-            Some(t) if t > now => {
-                self.refused.fetch_add(1, Ordering::Relaxed);
-                let wait = t - now;
-                Err(Error::RateLimited {
-                    retry_after_secs: (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1),
-                })
-            }
-            _ => Ok(()),
-        }
+        self.check_at(ip, Instant::now())
     }
 
-    /// Counts one failed authentication from `ip`.
+    /// Counts one failed authentication from `ip` (a bad signature, unknown key, wrong secret,
+    /// bad token).
     pub fn record_failure(&self, ip: IpAddr) {
-        self.failures.fetch_add(1, Ordering::Relaxed);
-        let Some(l) = &self.limiter else { return };
-        if let Err(not_until) = l.check_key(&ip) {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            self.blocked
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(ip, Instant::now() + wait);
-        }
+        self.record_failure_at(ip, Instant::now());
     }
 
     /// Failures recorded so far.
@@ -245,27 +342,241 @@ impl AuthFailures {
 
     /// Requests refused by [`AuthFailures::check`] so far.
     pub fn blocked_total(&self) -> u64 {
-        self.refused.load(Ordering::Relaxed)
+        self.blocked.load(Ordering::Relaxed)
     }
 
-    /// At most once a minute: forgets addresses back at full quota and expired blocks.
-    fn prune(&self) {
-        let now = Instant::now();
-        {
-            let mut last = self.last_prune.lock().unwrap_or_else(|p| p.into_inner());
-            if now.duration_since(*last) < std::time::Duration::from_secs(60) {
+    /// Addresses currently tracked (tests, metrics).
+    pub fn tracked_addresses(&self) -> usize {
+        lock(&self.state).len()
+    }
+
+    pub(crate) fn check_at(&self, ip: IpAddr, now: Instant) -> Result<()> {
+        if self.per_min == 0 {
+            return Ok(());
+        }
+        self.prune_maybe(now);
+        let tat = lock(&self.state).get(&address_key(ip)).copied();
+        // blocked while one more failure would exceed the burst: tat - now > (n - 1) * T
+        let allowance = self.interval() * (self.per_min - 1);
+        match tat.and_then(|t| t.checked_duration_since(now)) {
+            Some(ahead) if ahead > allowance => {
+                self.blocked.fetch_add(1, Ordering::Relaxed);
+                let wait = ahead - allowance;
+                let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                Err(Error::RateLimited {
+                    retry_after_secs: secs.max(1),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    pub(crate) fn record_failure_at(&self, ip: IpAddr, now: Instant) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        if self.per_min == 0 {
+            return;
+        }
+        self.prune_maybe(now);
+        let interval = self.interval();
+        let cap = interval * self.per_min;
+        let mut state = lock(&self.state);
+        let key = address_key(ip);
+        if !state.contains_key(&key) && state.len() >= MAX_TRACKED_ADDRESSES {
+            Self::prune(&mut state, now);
+            if state.len() >= MAX_TRACKED_ADDRESSES {
                 return;
             }
-            *last = now;
         }
-        if let Some(l) = &self.limiter {
-            l.retain_recent();
-            l.shrink_to_fit();
+        let tat = state.entry(key).or_insert(now);
+        // never more than a whole burst ahead: a blocked address regains a slot after T
+        *tat = ((*tat).max(now) + interval).min(now + cap);
+    }
+
+    fn prune(state: &mut HashMap<IpAddr, Instant>, now: Instant) {
+        state.retain(|_, tat| *tat > now);
+        state.shrink_to_fit();
+    }
+
+    fn prune_maybe(&self, now: Instant) {
+        self.pruner
+            .maybe(now, || Self::prune(&mut lock(&self.state), now));
+    }
+}
+
+// ---- per-principal and per-role overrides ----
+
+/// Per-principal or per-role S3 quotas (requests per minute): `None` inherits (principal →
+/// its built-in role → the global configuration), 0 means unlimited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct LimitOverride {
+    /// S3 reads per minute (absent/null: inherit; 0: unlimited)
+    #[serde(default)]
+    pub s3_reads_per_min: Option<u32>,
+    /// S3 writes per minute, deletes included (absent/null: inherit; 0: unlimited)
+    #[serde(default)]
+    pub s3_writes_per_min: Option<u32>,
+}
+
+impl LimitOverride {
+    fn get(&self, class: LimitClass) -> Option<u32> {
+        match class {
+            LimitClass::S3Read => self.s3_reads_per_min,
+            LimitClass::S3Write => self.s3_writes_per_min,
+            LimitClass::Admin => None,
         }
-        self.blocked
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|_, t| *t > now);
+    }
+}
+
+/// What an override applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitScope {
+    /// one principal
+    Principal,
+    /// every principal holding a built-in role (`none`: principals with grants only)
+    Role,
+}
+
+impl LimitScope {
+    fn as_str(self) -> &'static str {
+        match self {
+            LimitScope::Principal => "principal",
+            LimitScope::Role => "role",
+        }
+    }
+}
+
+/// Every stored override (cached as one entry: the table is small and admin-written).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct LimitOverrides {
+    principals: HashMap<String, LimitOverride>,
+    roles: HashMap<String, LimitOverride>,
+}
+
+impl crate::cache::Weight for LimitOverrides {
+    fn weight(&self) -> usize {
+        self.principals
+            .keys()
+            .chain(self.roles.keys())
+            .map(|k| k.len() + 48)
+            .sum()
+    }
+}
+
+fn role_key(role: Option<Role>) -> &'static str {
+    role.map_or("none", |r| r.as_str())
+}
+
+impl PolicyStore {
+    /// Sets the override of a principal or built-in role (`none` allowed) and returns it.
+    pub async fn set_limits(
+        &self,
+        scope: LimitScope,
+        name: &str,
+        limits: &LimitOverride,
+    ) -> Result<LimitOverride> {
+        let _changed = self.writing();
+        let name = self.limit_target(scope, name).await?;
+        sqlx::query(
+            "INSERT INTO pol_limits (scope, name, s3_reads_per_min, s3_writes_per_min, updated_ms) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (scope, name) DO UPDATE SET \
+             s3_reads_per_min = excluded.s3_reads_per_min, s3_writes_per_min = excluded.s3_writes_per_min, \
+             updated_ms = excluded.updated_ms",
+        )
+        .bind(scope.as_str())
+        .bind(&name)
+        .bind(limits.s3_reads_per_min.map(i64::from))
+        .bind(limits.s3_writes_per_min.map(i64::from))
+        .bind(now_ms())
+        .execute(self.pool())
+        .await?;
+        Ok(*limits)
+    }
+
+    /// The stored override of a principal or role (all `None` when none is set).
+    pub async fn get_limits(&self, scope: LimitScope, name: &str) -> Result<LimitOverride> {
+        let name = self.limit_target(scope, name).await?;
+        let all = self.limit_overrides().await?;
+        let map = match scope {
+            LimitScope::Principal => &all.principals,
+            LimitScope::Role => &all.roles,
+        };
+        Ok(map.get(&name).copied().unwrap_or_default())
+    }
+
+    /// Removes the override of a principal or role (no-op when none is set).
+    pub async fn delete_limits(&self, scope: LimitScope, name: &str) -> Result<()> {
+        let _changed = self.writing();
+        let name = self.limit_target(scope, name).await?;
+        sqlx::query("DELETE FROM pol_limits WHERE scope = $1 AND name = $2")
+            .bind(scope.as_str())
+            .bind(&name)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// The S3 quota per minute of `class` for `id`: its principal's override, else its role's,
+    /// else `default` (0: unlimited). Cached with the access cache.
+    pub async fn s3_quota(&self, id: &Identity, class: LimitClass, default: u32) -> Result<u32> {
+        let all = self.limit_overrides().await?;
+        Ok(all
+            .principals
+            .get(&id.principal)
+            .and_then(|o| o.get(class))
+            .or_else(|| all.roles.get(role_key(id.role)).and_then(|o| o.get(class)))
+            .unwrap_or(default))
+    }
+
+    /// The stored name of an override's target: an existing principal, or a built-in role's
+    /// canonical name (`none` included).
+    async fn limit_target(&self, scope: LimitScope, name: &str) -> Result<String> {
+        match scope {
+            LimitScope::Principal => {
+                if self.get_principal(name).await?.is_none() {
+                    return Err(Error::NotFound(format!("principal {name}")));
+                }
+                Ok(name.to_owned())
+            }
+            LimitScope::Role if name == "none" => Ok("none".to_owned()),
+            LimitScope::Role => Role::parse(name)
+                .map(|r| r.as_str().to_owned())
+                .map_err(|_| {
+                    Error::NotFound(format!(
+                        "built-in role {name} (limits are set on viewer, manager, superadmin or none)"
+                    ))
+                }),
+        }
+    }
+
+    async fn limit_overrides(&self) -> Result<LimitOverrides> {
+        let load = || async {
+            let rows = sqlx::query(
+                "SELECT scope, name, s3_reads_per_min, s3_writes_per_min FROM pol_limits",
+            )
+            .fetch_all(self.read_pool())
+            .await?;
+            let mut out = LimitOverrides::default();
+            for r in &rows {
+                let scope: String = r.get(0);
+                let name: String = r.get(1);
+                let quota = |i: usize| {
+                    r.get::<Option<i64>, _>(i)
+                        .map(|v| u32::try_from(v).unwrap_or(u32::MAX))
+                };
+                let o = LimitOverride {
+                    s3_reads_per_min: quota(2),
+                    s3_writes_per_min: quota(3),
+                };
+                match scope.as_str() {
+                    "principal" => out.principals.insert(name, o),
+                    _ => out.roles.insert(name, o),
+                };
+            }
+            Ok(out)
+        };
+        crate::cache::through(self.access_cache(), |c| &c.limits, (), load).await
     }
 }
 
@@ -329,16 +640,124 @@ mod tests {
         assert_eq!(LimitClass::of(Action::GetObject), LimitClass::S3Read);
         assert_eq!(LimitClass::of(Action::PutObject), LimitClass::S3Write);
         assert_eq!(LimitClass::of(Action::DeleteObject), LimitClass::S3Write);
-        assert_eq!(RateLimitConfig::default().s3_writes_per_min, 100);
+        // Per-principal S3 limits are opt-in (issue 12: defaults broke `aws s3 sync`).
+        assert_eq!(RateLimitConfig::default().s3_reads_per_min, 0);
+        assert_eq!(RateLimitConfig::default().s3_writes_per_min, 0);
+        assert_eq!(
+            RateLimitConfig::default().admin_per_min,
+            DEFAULT_ADMIN_PER_MIN
+        );
         let c = RateLimitConfig::from_lookup(|k| {
             (k == "VAULTGATE_RATE_S3_WRITES_PER_MIN").then(|| "7".to_owned())
         })
         .unwrap();
         assert_eq!(c.s3_writes_per_min, 7);
-        assert_eq!(c.admin_per_min, 60);
+        assert_eq!(c.admin_per_min, DEFAULT_ADMIN_PER_MIN);
         assert!(matches!(
             RateLimitConfig::from_lookup(|_| Some("many".into())),
             Err(Error::Config(_))
         ));
+    }
+
+    #[test]
+    fn quota_overrides_use_their_own_limiters() {
+        let clock = FakeRelativeClock::default();
+        let rl = RateLimits::with_clock(RateLimitConfig::default(), clock);
+        // off by default
+        for _ in 0..5000 {
+            rl.check(LimitClass::S3Write, "sync").unwrap();
+        }
+        // an override of 2 per minute
+        rl.check_quota(LimitClass::S3Write, "sync", 2).unwrap();
+        rl.check_quota(LimitClass::S3Write, "sync", 2).unwrap();
+        assert!(rl.check_quota(LimitClass::S3Write, "sync", 2).is_err());
+        rl.check_quota(LimitClass::S3Write, "sync", 0).unwrap();
+        assert_eq!(rl.tracked_keys(), 1);
+    }
+
+    #[test]
+    fn limiter_state_is_pruned() {
+        let rl = RateLimits::new(RateLimitConfig {
+            s3_reads_per_min: 0,
+            s3_writes_per_min: 0,
+            admin_per_min: 600,
+        });
+        for i in 0..1000 {
+            rl.check(
+                LimitClass::Admin,
+                &format!("ip:10.0.{}.{}", i / 256, i % 256),
+            )
+            .unwrap();
+        }
+        assert_eq!(rl.tracked_keys(), 1000);
+        // each key spent 1 of 600 slots (one every 100 ms); governor drops a key once its
+        // state is indistinguishable from a fresh one (another 100 ms later)
+        std::thread::sleep(Duration::from_millis(300));
+        rl.housekeeping();
+        assert_eq!(rl.tracked_keys(), 0);
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn auth_failures_block_after_the_burst_and_recover() {
+        let f = AuthFailures::new(3);
+        let t0 = Instant::now();
+        let a = ip("192.0.2.7");
+        for i in 0..3 {
+            f.check_at(a, t0).unwrap();
+            f.record_failure_at(a, t0 + Duration::from_millis(i));
+        }
+        let e = f.check_at(a, t0 + Duration::from_millis(3)).unwrap_err();
+        assert_eq!(
+            e,
+            Error::RateLimited {
+                retry_after_secs: 20
+            }
+        );
+        assert_eq!(f.blocked_total(), 1);
+        assert_eq!(f.failures_total(), 3);
+        // other addresses are independent
+        f.check_at(ip("192.0.2.8"), t0).unwrap();
+        // one failure regenerates every 20 s
+        f.check_at(a, t0 + Duration::from_secs(21)).unwrap();
+        f.record_failure_at(a, t0 + Duration::from_secs(21));
+        assert!(f.check_at(a, t0 + Duration::from_secs(22)).is_err());
+        // failures while blocked do not push the block further than a whole window
+        for _ in 0..1000 {
+            f.record_failure_at(a, t0 + Duration::from_secs(22));
+        }
+        f.check_at(a, t0 + Duration::from_secs(22 + 21)).unwrap();
+        // IPv6: one /64 counts as one address
+        let v6 = |s: &str| ip(s);
+        for i in 0..3u16 {
+            f.record_failure_at(v6(&format!("2001:db8:1:2::{i:x}")), t0);
+        }
+        assert!(f.check_at(v6("2001:db8:1:2::ffff"), t0).is_err());
+        f.check_at(v6("2001:db8:1:3::1"), t0).unwrap();
+        // off
+        let off = AuthFailures::new(0);
+        for _ in 0..100 {
+            off.record_failure(a);
+        }
+        off.check(a).unwrap();
+        assert_eq!(off.failures_total(), 100);
+        assert!(format!("{f:?}").contains("per_min: 3"));
+    }
+
+    #[test]
+    fn auth_failure_state_is_pruned_and_bounded() {
+        let f = AuthFailures::new(60);
+        let t0 = Instant::now();
+        for i in 0..5000u32 {
+            f.record_failure_at(IpAddr::V4(std::net::Ipv4Addr::from(i)), t0);
+        }
+        assert_eq!(f.tracked_addresses(), 5000);
+        // a minute later every one of them is back at full quota and is dropped
+        f.check_at(ip("192.0.2.1"), t0 + Duration::from_secs(61))
+            .unwrap();
+        assert_eq!(f.tracked_addresses(), 0);
     }
 }

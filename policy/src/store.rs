@@ -1,7 +1,7 @@
 //! The persistent policy store (sqlx, the gateway's index database): tenants,
 //! principals (users and service accounts), S3 access keys with sealed secrets,
 //! custom roles, grants, bucket ownership by tenant, the bootstrap SuperAdmin,
-//! and the admin API's idempotency records. Quorum rules and approvals live in
+//! and the admin API's idempotency records (their bodies sealed like the secrets). Quorum rules and approvals live in
 //! [`crate::quorum`] on the same store. A disable or revoke takes effect on the
 //! next request: checks read the database, or the serving process's access cache,
 //! which every write here invalidates before it returns (`crate::cache`).
@@ -42,6 +42,9 @@ pub struct PrincipalRecord {
     pub disabled: bool,
     /// creation time (ms since epoch)
     pub created_ms: i64,
+    /// when the principal got its current role (ms since epoch): at creation and at every
+    /// role change. Quorum approvers must have held their role since before the request.
+    pub role_since_ms: i64,
 }
 
 impl PrincipalRecord {
@@ -90,6 +93,9 @@ pub struct CustomRole {
     pub actions: Vec<String>,
     /// creation time (ms since epoch)
     pub created_ms: i64,
+    /// the tenant that defined the role; roles of the default tenant may be granted in every
+    /// tenant, others only in their own
+    pub tenant: String,
 }
 
 /// A stored admin response for Idempotency-Key replay.
@@ -101,6 +107,15 @@ pub struct IdempotentResponse {
     pub status: u16,
     /// response body
     pub body: String,
+}
+
+/// Longest access key id the store accepts (and looks up).
+pub const MAX_ACCESS_KEY_ID_LEN: usize = 128;
+
+/// Whether `id` could be a stored access key id: 3..=[`MAX_ACCESS_KEY_ID_LEN`] printable ASCII
+/// characters. Anything else is refused before any lookup, cache or limiter sees it.
+pub fn is_valid_access_key_id(id: &str) -> bool {
+    (3..=MAX_ACCESS_KEY_ID_LEN).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic())
 }
 
 /// Name of the bootstrap SuperAdmin principal.
@@ -305,16 +320,19 @@ impl PolicyStore {
         if exists.is_none() {
             return Err(Error::NotFound(format!("tenant {tenant}")));
         }
+        let created_ms = now_ms();
         let rec = PrincipalRecord {
             name: name.to_owned(),
             kind: kind.to_owned(),
             tenant: tenant.to_owned(),
             role: role.map_or("none", |r| r.as_str()).to_owned(),
             disabled: false,
-            created_ms: now_ms(),
+            created_ms,
+            role_since_ms: created_ms,
         };
         sqlx::query(
-            "INSERT INTO pol_principals (name, kind, tenant, role, disabled, created_ms) VALUES ($1, $2, $3, $4, 0, $5)",
+            "INSERT INTO pol_principals (name, kind, tenant, role, disabled, created_ms, role_since_ms) \
+             VALUES ($1, $2, $3, $4, 0, $5, $5)",
         )
         .bind(&rec.name)
         .bind(&rec.kind)
@@ -335,13 +353,14 @@ impl PolicyStore {
             role: r.get("role"),
             disabled: r.get::<i64, _>("disabled") != 0,
             created_ms: r.get("created_ms"),
+            role_since_ms: r.get("role_since_ms"),
         }
     }
 
     /// One principal.
     pub async fn get_principal(&self, name: &str) -> Result<Option<PrincipalRecord>> {
         let row = sqlx::query(
-            "SELECT name, kind, tenant, role, disabled, created_ms FROM pol_principals WHERE name = $1",
+            "SELECT name, kind, tenant, role, disabled, created_ms, role_since_ms FROM pol_principals WHERE name = $1",
         )
         .bind(name)
         .fetch_optional(&self.pool)
@@ -352,7 +371,7 @@ impl PolicyStore {
     /// Principals by name, optionally of one tenant.
     pub async fn list_principals(&self, tenant: Option<&str>) -> Result<Vec<PrincipalRecord>> {
         let rows = sqlx::query(
-            "SELECT name, kind, tenant, role, disabled, created_ms FROM pol_principals \
+            "SELECT name, kind, tenant, role, disabled, created_ms, role_since_ms FROM pol_principals \
              WHERE ($1 IS NULL OR tenant = $1) ORDER BY name",
         )
         .bind(tenant)
@@ -378,12 +397,16 @@ impl PolicyStore {
             .ok_or_else(|| Error::NotFound(format!("principal {name}")))
     }
 
-    /// Changes a principal's built-in role.
+    /// Changes a principal's built-in role (and, when it changes, its `role_since_ms`).
     pub async fn set_role(&self, name: &str, role: Option<Role>) -> Result<PrincipalRecord> {
         let _changed = self.writing();
-        let n = sqlx::query("UPDATE pol_principals SET role = $1 WHERE name = $2")
+        let n = sqlx::query(
+            "UPDATE pol_principals SET role_since_ms = CASE WHEN role = $1 THEN role_since_ms ELSE $3 END, \
+             role = $1 WHERE name = $2",
+        )
             .bind(role.map_or("none", |r| r.as_str()))
             .bind(name)
+            .bind(now_ms())
             .execute(&self.pool)
             .await?
             .rows_affected();
@@ -403,10 +426,35 @@ impl PolicyStore {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
-    /// The identity of an enabled principal (admin callers; no access key).
+    /// One principal, read through the access cache when it is on (the admin API's per-call
+    /// check of its caller).
+    pub async fn cached_principal(&self, name: &str) -> Result<Option<PrincipalRecord>> {
+        let load = || async {
+            let row = sqlx::query(
+                "SELECT name, kind, tenant, role, disabled, created_ms, role_since_ms FROM pol_principals WHERE name = $1",
+            )
+            .bind(name)
+            .fetch_optional(&self.read)
+            .await?;
+            Ok(row.as_ref().map(Self::principal_from_row))
+        };
+        cache::through(
+            self.access_cache(),
+            |c| &c.principals,
+            name.to_owned(),
+            load,
+        )
+        .await
+    }
+
+    /// The identity of an enabled principal (admin callers without an access key, e.g. tokens
+    /// of an external IdP): role and tenant from the store. Read through the access cache.
     pub async fn identity(&self, name: &str) -> Result<Option<Identity>> {
+        if validate_name("principal", name).is_err() {
+            return Ok(None);
+        }
         Ok(self
-            .get_principal(name)
+            .cached_principal(name)
             .await?
             .filter(|p| !p.disabled)
             .map(|p| Identity {
@@ -458,10 +506,7 @@ impl PolicyStore {
         expires_ms: Option<i64>,
     ) -> Result<()> {
         let _changed = self.writing();
-        if access_key_id.len() < 3
-            || access_key_id.len() > 128
-            || !access_key_id.bytes().all(|b| b.is_ascii_graphic())
-        {
+        if !is_valid_access_key_id(access_key_id) {
             return Err(Error::Invalid("malformed access key id".into()));
         }
         if secret.expose().len() < 8 {
@@ -557,12 +602,9 @@ impl PolicyStore {
         access_key_id: &str,
         now_ms: i64,
     ) -> Result<Option<(SecretKey, Identity)>> {
-        let Some(r) = self.key_row(access_key_id).await? else {
+        let Some(r) = self.active_key_row(access_key_id, now_ms).await? else {
             return Ok(None);
         };
-        if r.revoked || r.disabled || r.expires_ms.is_some_and(|e| e <= now_ms) {
-            return Ok(None);
-        }
         let plain = self
             .sealer
             .open(&Self::key_context(access_key_id), &r.sealed_secret)
@@ -578,6 +620,32 @@ impl PolicyStore {
                 access_key_id: access_key_id.to_owned(),
             },
         )))
+    }
+
+    /// The identity behind an active access key (not revoked or expired, principal enabled),
+    /// without opening its secret: the admin API's per-call check of a token minted with it.
+    pub async fn key_identity(&self, access_key_id: &str, now_ms: i64) -> Result<Option<Identity>> {
+        Ok(self
+            .active_key_row(access_key_id, now_ms)
+            .await?
+            .map(|r| Identity {
+                principal: r.principal,
+                tenant: r.tenant,
+                role: Role::parse(&r.role).ok(),
+                access_key_id: access_key_id.to_owned(),
+            }))
+    }
+
+    /// The row of an active key; `None` for malformed ids (never looked up nor cached),
+    /// unknown, revoked or expired keys and disabled principals.
+    async fn active_key_row(&self, access_key_id: &str, now_ms: i64) -> Result<Option<KeyRow>> {
+        if !is_valid_access_key_id(access_key_id) {
+            return Ok(None);
+        }
+        Ok(self
+            .key_row(access_key_id)
+            .await?
+            .filter(|r| !(r.revoked || r.disabled || r.expires_ms.is_some_and(|e| e <= now_ms))))
     }
 
     /// The stored row of an access key with its principal (cached when the access cache is on).
@@ -626,8 +694,20 @@ impl PolicyStore {
 
     // ---- custom roles ----
 
-    /// Defines a custom role (a named set of S3 actions).
+    /// Defines a custom role (a named set of S3 actions) of the default tenant, which every
+    /// tenant may grant.
     pub async fn create_role(&self, name: &str, actions: &[String]) -> Result<CustomRole> {
+        self.create_role_in(DEFAULT_TENANT, name, actions).await
+    }
+
+    /// Defines a custom role of `tenant` (grantable to that tenant's principals only; a role
+    /// of the default tenant to every tenant's). Role names are unique across tenants.
+    pub async fn create_role_in(
+        &self,
+        tenant: &str,
+        name: &str,
+        actions: &[String],
+    ) -> Result<CustomRole> {
         let _changed = self.writing();
         validate_name("role", name)?;
         if Role::parse(name).is_ok() || name == "none" {
@@ -639,24 +719,34 @@ impl PolicyStore {
             name: name.to_owned(),
             actions: names,
             created_ms: now_ms(),
+            tenant: tenant.to_owned(),
         };
         let json =
             serde_json::to_string(&rec.actions).map_err(|e| Error::Invalid(e.to_string()))?;
-        sqlx::query("INSERT INTO pol_roles (name, actions, created_ms) VALUES ($1, $2, $3)")
-            .bind(&rec.name)
-            .bind(json)
-            .bind(rec.created_ms)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| unique_violation(e, format!("role {name} exists")))?;
+        sqlx::query(
+            "INSERT INTO pol_roles (name, actions, created_ms, tenant) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&rec.name)
+        .bind(json)
+        .bind(rec.created_ms)
+        .bind(&rec.tenant)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| unique_violation(e, format!("role {name} exists")))?;
         Ok(rec)
     }
 
-    /// Custom roles by name.
-    pub async fn list_roles(&self) -> Result<Vec<CustomRole>> {
-        let rows = sqlx::query("SELECT name, actions, created_ms FROM pol_roles ORDER BY name")
-            .fetch_all(&self.pool)
-            .await?;
+    /// Custom roles by name: all of them (`None`), or those a tenant may see and grant (its
+    /// own and the default tenant's).
+    pub async fn list_roles_of(&self, tenant: Option<&str>) -> Result<Vec<CustomRole>> {
+        let rows = sqlx::query(
+            "SELECT name, actions, created_ms, tenant FROM pol_roles \
+             WHERE ($1 IS NULL OR tenant = $1 OR tenant = $2) ORDER BY name",
+        )
+        .bind(tenant)
+        .bind(DEFAULT_TENANT)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
             .map(|r| {
                 let actions: String = r.get(1);
@@ -665,9 +755,24 @@ impl PolicyStore {
                     actions: serde_json::from_str(&actions)
                         .map_err(|e| Error::Database(format!("corrupt role actions: {e}")))?,
                     created_ms: r.get(2),
+                    tenant: r.get(3),
                 })
             })
             .collect()
+    }
+
+    /// Every custom role, by name.
+    pub async fn list_roles(&self) -> Result<Vec<CustomRole>> {
+        self.list_roles_of(None).await
+    }
+
+    /// One custom role.
+    pub async fn get_role(&self, name: &str) -> Result<Option<CustomRole>> {
+        Ok(self
+            .list_roles_of(None)
+            .await?
+            .into_iter()
+            .find(|r| r.name == name))
     }
 
     /// Deletes a custom role that no grant uses.
@@ -724,10 +829,17 @@ impl PolicyStore {
         prefix: &str,
     ) -> Result<Grant> {
         let _changed = self.writing();
-        if self.get_principal(principal).await?.is_none() {
+        let Some(grantee) = self.get_principal(principal).await? else {
             return Err(Error::NotFound(format!("principal {principal}")));
-        }
+        };
         if self.role_actions(role).await?.is_none() {
+            return Err(Error::NotFound(format!("role {role}")));
+        }
+        // another tenant's custom role is invisible to this grantee's tenant
+        if let Some(custom) = self.get_role(role).await?
+            && custom.tenant != DEFAULT_TENANT
+            && custom.tenant != grantee.tenant
+        {
             return Err(Error::NotFound(format!("role {role}")));
         }
         if bucket.is_empty() || bucket.len() > 255 || prefix.len() > 1024 {
@@ -901,23 +1013,45 @@ impl PolicyStore {
 
     // ---- idempotency ----
 
-    /// A stored response for (`scope`, `key`).
+    /// The sealing context of a stored answer: bound to its caller and key, so a row copied to
+    /// another (scope, key) does not open.
+    fn idempotency_context(scope: &str, key: &str) -> String {
+        format!(
+            "vaultgate/idempotency/{}:{scope}/{}:{key}",
+            scope.len(),
+            key.len()
+        )
+    }
+
+    /// A stored response for (`scope`, `key`) (its body opened with the store's sealer).
     pub async fn idempotency_get(
         &self,
         scope: &str,
         key: &str,
     ) -> Result<Option<IdempotentResponse>> {
         let row = sqlx::query(
-            "SELECT request_hash, status, body FROM pol_idempotency WHERE scope = $1 AND idem_key = $2",
+            "SELECT request_hash, status, body, sealed_body FROM pol_idempotency WHERE scope = $1 AND idem_key = $2",
         )
         .bind(scope)
         .bind(key)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|r| IdempotentResponse {
+        let Some(r) = row else { return Ok(None) };
+        let body = match r.get::<Option<Vec<u8>>, _>(3) {
+            Some(sealed) => {
+                let plain = self
+                    .sealer
+                    .open(&Self::idempotency_context(scope, key), &sealed)
+                    .await?;
+                String::from_utf8(plain.to_vec())
+                    .map_err(|_| Error::Seal("stored answer is not UTF-8".into()))?
+            }
+            None => r.get(2),
+        };
+        Ok(Some(IdempotentResponse {
             request_hash: r.get(0),
             status: u16::try_from(r.get::<i64, _>(1)).unwrap_or(500),
-            body: r.get(2),
+            body,
         }))
     }
 
@@ -933,22 +1067,28 @@ impl PolicyStore {
         )
     }
 
-    /// Stores a response for replay (first writer wins).
+    /// Stores a response for replay (first writer wins). The body is sealed with the store's
+    /// [`SecretSealer`] (it may hold a secret, e.g. a new access key's): the database never
+    /// holds it in clear.
     pub async fn idempotency_put(
         &self,
         scope: &str,
         key: &str,
         resp: &IdempotentResponse,
     ) -> Result<()> {
+        let sealed = self
+            .sealer
+            .seal(&Self::idempotency_context(scope, key), resp.body.as_bytes())
+            .await?;
         sqlx::query(
-            "INSERT INTO pol_idempotency (scope, idem_key, request_hash, status, body, created_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (scope, idem_key) DO NOTHING",
+            "INSERT INTO pol_idempotency (scope, idem_key, request_hash, status, body, sealed_body, created_ms) \
+             VALUES ($1, $2, $3, $4, '', $5, $6) ON CONFLICT (scope, idem_key) DO NOTHING",
         )
         .bind(scope)
         .bind(key)
         .bind(&resp.request_hash)
         .bind(i64::from(resp.status))
-        .bind(&resp.body)
+        .bind(sealed)
         .bind(now_ms())
         .execute(&self.pool)
         .await?;

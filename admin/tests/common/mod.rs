@@ -33,6 +33,11 @@ pub async fn env_with(limits: RateLimitConfig) -> Env {
     let store = PolicyStore::in_memory(Arc::new(AesGcmSealer::random().unwrap()))
         .await
         .unwrap();
+    env_from(store, limits).await
+}
+
+/// An environment over a given store (e.g. one with the access cache, as the gateway serves).
+pub async fn env_from(store: PolicyStore, limits: RateLimitConfig) -> Env {
     let admin_key = store.bootstrap(None).await.unwrap().unwrap();
     let jwt = Arc::new(JwtAuthority::new(Some(SECRET), None, 300).unwrap());
     let state = AdminState::new(store, jwt, Arc::new(RateLimits::new(limits)));
@@ -122,7 +127,36 @@ impl Env {
         body: Option<Value>,
         extra: &[(&str, &str)],
     ) -> Resp {
+        self.req_inner(None, method, path, token, body, extra).await
+    }
+
+    /// A request from a source address (axum `ConnectInfo`, as the gateway's listener sets it).
+    pub async fn req_from(
+        &self,
+        ip: &str,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Resp {
+        let addr: std::net::SocketAddr = format!("{ip}:40000").parse().unwrap();
+        self.req_inner(Some(addr), method, path, token, body, &[])
+            .await
+    }
+
+    async fn req_inner(
+        &self,
+        from: Option<std::net::SocketAddr>,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        extra: &[(&str, &str)],
+    ) -> Resp {
         let mut b = Request::builder().method(method).uri(path);
+        if let Some(a) = from {
+            b = b.extension(axum::extract::ConnectInfo(a));
+        }
         if let Some(t) = token {
             b = b.header("authorization", format!("Bearer {t}"));
         }
@@ -196,11 +230,16 @@ impl Env {
             .post("/admin/v1/keys", serde_json::json!({"principal": name}))
             .await;
         assert_eq!(k.status, StatusCode::CREATED, "{:?}", k.body);
-        self.login(
-            k.body["access_key_id"].as_str().unwrap(),
-            k.body["secret_key"].as_str().unwrap(),
-        )
-        .await
+        let t = self
+            .login(
+                k.body["access_key_id"].as_str().unwrap(),
+                k.body["secret_key"].as_str().unwrap(),
+            )
+            .await;
+        // quorum approvers must exist (with their role) strictly before the requests they
+        // approve are opened; keep the millisecond clocks of the two apart
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        t
     }
 }
 

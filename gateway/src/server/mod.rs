@@ -214,7 +214,8 @@ pub async fn start(config: Config) -> Result<RunningServer> {
             audit.evidence_key.clone(),
             config.data_dir.join("evidence"),
         )
-        .with_operation_hook(Arc::new(move |op: &str| op_metrics.admin_operation(op)));
+        .with_operation_hook(Arc::new(move |op: &str| op_metrics.admin_operation(op)))
+        .with_auth_failures(auth_failures.clone());
     let authz = policy::Authorizer::new(policy_store, limits);
     let creds = Credentials::new(authz.clone());
 

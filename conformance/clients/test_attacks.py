@@ -615,6 +615,7 @@ def test_body_at_one_byte_per_second_is_cut_off(spawn):
 # ---------------------------------------------------------------------------------------------
 
 SIGNATURE_IN_LOG = re.compile(r"(?i)(?:x-amz-)?signature=([0-9a-f]{16,}|[A-Za-z0-9%+/=]{20,})")
+SIGNATURE_FIELD = re.compile(r"(?i)signature\W{1,6}[0-9a-f]{64}")
 HEX64 = re.compile(r"\b[0-9a-f]{64}\b")
 
 
@@ -651,11 +652,10 @@ def test_debug_log_is_no_signing_oracle(spawn, tmp_path):
         rr = requests.put(f"{gw.endpoint}{path}", data=body, headers=h, timeout=30)
         if rr.status_code != 403:
             replays.append(f"{cand[:12]}… from the log replayed with {rr.status_code}")
-    assert not oracle and not replays, (
-        "the debug log is a signing oracle: "
-        + ("it holds the server-computed signature; " if oracle else "")
-        + "; ".join(replays)
-    )
+    hits = []
+    if oracle:
+        hits.append("the log holds the signature the server computed for the forged request (a signing oracle)")
+    hits += replays
 
     # a normal workload; everything secret it sends is collected and looked for in the log
     work = tmp_path / "work"
@@ -683,16 +683,15 @@ def test_debug_log_is_no_signing_oracle(spawn, tmp_path):
         "the admin token's signature": token.rsplit(".", 1)[-1],
         "the secret key": SECRET_KEY,
     }
-    hits = []
     for n, line in enumerate(log_text(gw).splitlines(), 1):
         for what, value in secrets.items():
             if value in line:
                 hits.append(f"line {n}: {what}")
         if "AWS4-HMAC-SHA256 Credential=" in line:
             hits.append(f"line {n}: an Authorization header value")
-        m = SIGNATURE_IN_LOG.search(line)
+        m = SIGNATURE_IN_LOG.search(line) or SIGNATURE_FIELD.search(line)
         if m:
-            hits.append(f"line {n}: a Signature= value ({m.group(0)[:30]}…)")
+            hits.append(f"line {n}: a signature value ({m.group(0)[:30]}…)")
     assert not hits, f"{len(hits)} leaks in {gw.log_path}:\n" + "\n".join(hits[:30])
 
 
@@ -1308,12 +1307,12 @@ def test_defaults_serve_backup_jobs(spawn, tmp_path):
     wrong: list[str] = []
     timings: list[str] = []
 
-    def tool_run(what: str, cmd: list[str]) -> subprocess.CompletedProcess | None:
+    def tool_run(what: str, cmd: list[str], limit: float = 90) -> subprocess.CompletedProcess | None:
         t = time.monotonic()
         try:
-            p = subprocess.run(cmd, env=env, capture_output=True, timeout=90, stdin=subprocess.DEVNULL)
+            p = subprocess.run(cmd, env=env, capture_output=True, timeout=limit, stdin=subprocess.DEVNULL)
         except subprocess.TimeoutExpired:
-            wrong.append(f"{what}: no end after 90s")
+            wrong.append(f"{what}: no end after {limit:.0f}s")
             return None
         took = time.monotonic() - t
         if p.returncode != 0:
@@ -1343,8 +1342,9 @@ def test_defaults_serve_backup_jobs(spawn, tmp_path):
         d.mkdir(parents=True, exist_ok=True)
         (d / f"g{i:03d}.bin").write_bytes(os.urandom(64 + i))
     rclone = [tool("rclone"), "--retries", "1", "--low-level-retries", "2"]
-    tool_run("rclone sync of 300 files", rclone + ["sync", str(rsrc), f"gw:{bucket}/rc", "--transfers", "8"])
-    tool_run("rclone check", rclone + ["check", str(rsrc), f"gw:{bucket}/rc"])
+    # (rclone waits out SlowDown's Retry-After; 45 s is ten times what it needs when not throttled)
+    tool_run("rclone sync of 300 files", rclone + ["sync", str(rsrc), f"gw:{bucket}/rc", "--transfers", "8"], 45)
+    tool_run("rclone check", rclone + ["check", str(rsrc), f"gw:{bucket}/rc"], 45)
 
     def put(i: int) -> str | None:
         try:

@@ -1076,6 +1076,25 @@ def test_revoking_another_tenants_key_looks_like_an_unknown_key(arena):
     assert not wrong, "\n".join(wrong)
 
 
+def test_custom_roles_are_not_shared_across_tenants(arena):
+    """F10 (Low, issue 12's last finding on roles): a custom role made by tenant tb's SuperAdmin is
+    neither listed to tenant ta's SuperAdmin nor deletable by it."""
+    b = Api(arena.gw, *arena.keys["b-admin"])
+    a = Api(arena.gw, *arena.keys["a-admin"])
+    role = f"tb-backup-{uuid.uuid4().hex[:6]}"
+    b.ok("POST", "/admin/v1/roles", {"name": role, "actions": ["PutObject", "DeleteObject"]})
+    wrong = []
+    listed = [r["name"] for r in a.ok("GET", "/admin/v1/roles")["items"]]
+    if role in listed:
+        wrong.append(f"tenant ta's SuperAdmin lists tb's role {role}")
+    r = a.call("DELETE", f"/admin/v1/roles/{role}")
+    if r.status_code != 404:
+        wrong.append(f"tenant ta's SuperAdmin deleting tb's role: {r.status_code} {r.text[:200]}")
+    if role not in [x["name"] for x in b.ok("GET", "/admin/v1/roles")["items"]]:
+        wrong.append("tb's role is gone")
+    assert not wrong, "\n".join(wrong)
+
+
 def test_wrong_content_sha256_is_a_mismatch(arena):
     """F10 (Low): a body that does not match its signed x-amz-content-sha256 answers 400
     XAmzContentSHA256Mismatch and nothing is stored."""

@@ -272,9 +272,21 @@ async fn forged_and_stale_tokens_are_refused_on_the_admin_listener() {
             "{what}: {message:?} lacks {reason:?}"
         );
     }
-    // a valid token without the role the route needs: 403
-    for roles in [serde_json::json!(["viewer"]), serde_json::json!([])] {
-        let t = forge(hs.clone(), claims(now + 600, now - 5, roles.clone()), key);
+    // a valid token of a principal whose role (in the store: the claims do not count since
+    // issue 12) lacks the right the route needs: 403, whatever roles the token claims
+    g.server
+        .authz
+        .store()
+        .create_principal("watcher", "user", "default", Some(policy::Role::Viewer))
+        .await
+        .unwrap();
+    for roles in [
+        serde_json::json!(["viewer"]),
+        serde_json::json!([]),
+        serde_json::json!(["superadmin"]),
+    ] {
+        let c = serde_json::json!({"sub": "watcher", "tenant": "default", "roles": roles, "exp": now + 600, "nbf": now - 5, "iat": now});
+        let t = forge(hs.clone(), c, key);
         let (st, code, message) = call(&g, "/admin/v1/principals", &t).await;
         assert_eq!(
             (st, code.as_str()),

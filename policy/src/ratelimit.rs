@@ -266,9 +266,12 @@ impl<C: Clock + Clone> RateLimits<C> {
     }
 }
 
+/// How long an address that used up its failure budget is refused.
+const LOCKOUT: Duration = Duration::from_secs(60);
+
 /// Failed authentications per source address (brute-force protection): an address that used
-/// up its failures (burst = the per-minute quota) is refused until one regenerates
-/// (60 s / quota). Share it as `Arc<AuthFailures>`. IPv6 addresses count per /64 (one host's
+/// up its failures (burst = the per-minute quota) is refused for a minute, and for another
+/// minute after each further failure, until its budget has regenerated (60 s / quota each). Share it as `Arc<AuthFailures>`. IPv6 addresses count per /64 (one host's
 /// usual allocation), so rotating addresses within it does not reset the count.
 pub struct AuthFailures {
     per_min: u32,
@@ -388,8 +391,16 @@ impl AuthFailures {
             }
         }
         let tat = state.entry(key).or_insert(now);
-        // never more than a whole burst ahead: a blocked address regains a slot after T
-        *tat = ((*tat).max(now) + interval).min(now + cap);
+        let next = ((*tat).max(now) + interval).min(now + cap);
+        let allowance = interval * (self.per_min - 1);
+        // the failure that uses up the budget locks the address out for a whole minute (and
+        // so does every further failure after the lockout): a guesser gets `per_min` tries,
+        // then one per minute, not one per interval
+        *tat = if next.saturating_duration_since(now) > allowance {
+            now + allowance + LOCKOUT
+        } else {
+            next
+        };
     }
 
     fn prune(state: &mut HashMap<IpAddr, Instant>, now: Instant) {
@@ -710,26 +721,38 @@ mod tests {
             f.check_at(a, t0).unwrap();
             f.record_failure_at(a, t0 + Duration::from_millis(i));
         }
+        // the failure that used up the budget locks the address out for a minute
         let e = f.check_at(a, t0 + Duration::from_millis(3)).unwrap_err();
         assert_eq!(
             e,
             Error::RateLimited {
-                retry_after_secs: 20
+                retry_after_secs: 60
             }
         );
         assert_eq!(f.blocked_total(), 1);
         assert_eq!(f.failures_total(), 3);
         // other addresses are independent
         f.check_at(ip("192.0.2.8"), t0).unwrap();
-        // one failure regenerates every 20 s
-        f.check_at(a, t0 + Duration::from_secs(21)).unwrap();
-        f.record_failure_at(a, t0 + Duration::from_secs(21));
-        assert!(f.check_at(a, t0 + Duration::from_secs(22)).is_err());
-        // failures while blocked do not push the block further than a whole window
+        assert!(f.check_at(a, t0 + Duration::from_secs(59)).is_err());
+        // after the lockout one more try; failing it locks out for another minute
+        f.check_at(a, t0 + Duration::from_secs(61)).unwrap();
+        f.record_failure_at(a, t0 + Duration::from_secs(61));
+        assert!(f.check_at(a, t0 + Duration::from_secs(62)).is_err());
+        assert!(f.check_at(a, t0 + Duration::from_secs(61 + 59)).is_err());
+        // failures while blocked (requests that got through before the block) do not push the
+        // lockout past a minute from the last one
         for _ in 0..1000 {
-            f.record_failure_at(a, t0 + Duration::from_secs(22));
+            f.record_failure_at(a, t0 + Duration::from_secs(62));
         }
-        f.check_at(a, t0 + Duration::from_secs(22 + 21)).unwrap();
+        f.check_at(a, t0 + Duration::from_secs(62 + 61)).unwrap();
+        // a quiet address gets its whole budget back
+        let b = ip("192.0.2.9");
+        f.record_failure_at(b, t0);
+        f.record_failure_at(b, t0);
+        f.check_at(b, t0 + Duration::from_secs(1)).unwrap();
+        f.record_failure_at(b, t0 + Duration::from_secs(60));
+        f.record_failure_at(b, t0 + Duration::from_secs(60));
+        f.check_at(b, t0 + Duration::from_secs(60)).unwrap();
         // IPv6: one /64 counts as one address
         let v6 = |s: &str| ip(s);
         for i in 0..3u16 {

@@ -436,8 +436,9 @@ async fn brute_force_from_one_address_is_refused_with_retry_after() {
         if r.status == StatusCode::TOO_MANY_REQUESTS {
             refused += 1;
             assert_eq!(error_code(&r), "TooManyRequests");
+            // the failure that used up the budget locks the address out for a minute
             let ra: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
-            assert!((1..=10).contains(&ra), "{ra}");
+            assert!((50..=60).contains(&ra), "{ra}");
         } else {
             assert_eq!(r.status, StatusCode::UNAUTHORIZED);
         }

@@ -517,12 +517,19 @@ async fn slowdown_ends_after_the_retry_after_it_announced() {
         accepted >= 29,
         "the burst is the per-minute limit: {accepted}"
     );
-    // one write comes back every 2 s, and the answer says so
-    assert_eq!(refusal, "503 SlowDown 2");
-    assert_eq!(try_put(c, "early").await, Err("503 SlowDown 2".into()));
+    // one write comes back every 2 s, and the answer says so: 2 s, or 1 s when the burst
+    // itself took more than a second (a loaded 2-core machine; Retry-After is rounded up)
+    let wait = |r: &str| -> u64 {
+        let n = r.strip_prefix("503 SlowDown ").unwrap_or("0").parse().unwrap_or(0);
+        assert!((1..=2).contains(&n), "{r}");
+        n
+    };
+    let announced = wait(&refusal);
+    let early = try_put(c, "early").await.unwrap_err();
+    wait(&early);
     // another principal has its own budget
     assert_eq!(try_put(&other, "other").await, Ok(()));
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(announced * 1000 + 100)).await;
     assert_eq!(
         try_put(c, "after").await,
         Ok(()),

@@ -60,9 +60,9 @@ fn verdict<E: std::fmt::Display>(
 async fn ready(State(st): State<AdminState>) -> impl IntoResponse {
     let t = Duration::from_secs(3);
     let (index, backend, keys) = tokio::join!(
-        tokio::time::timeout(t, st.store.index.ping()),
-        tokio::time::timeout(t, st.store.backend.check()),
-        tokio::time::timeout(t, st.store.keyring.provider().health()),
+        tokio::time::timeout(t, st.store.index().ping()),
+        tokio::time::timeout(t, st.store.backend().check()),
+        tokio::time::timeout(t, st.store.keyring().provider().health()),
     );
     let (i_ok, i) = verdict(index);
     let (b_ok, b) = verdict(backend);

@@ -358,14 +358,14 @@ async fn break_ledger(g: &TestGateway) {
         "CREATE TRIGGER audit_refuses BEFORE INSERT ON audit_events \
          BEGIN SELECT RAISE(ABORT, 'audit store is read-only'); END",
     )
-    .execute(g.server.store.index.write_pool())
+    .execute(g.server.store.index().write_pool())
     .await
     .expect("trigger");
 }
 
 async fn repair_ledger(g: &TestGateway) {
     sqlx::query("DROP TRIGGER audit_refuses")
-        .execute(g.server.store.index.write_pool())
+        .execute(g.server.store.index().write_pool())
         .await
         .expect("drop trigger");
 }

@@ -208,12 +208,12 @@ async fn read_all(
     backend: Arc<dyn Backend>,
     keyring: &keys::Keyring,
 ) -> BTreeMap<(String, String), (String, String)> {
-    let store = gateway::store::Store {
+    let store = gateway::store::Store::new(
         backend,
-        index: index.clone(),
-        keyring: keyring.clone(),
-        metrics: gateway::metrics::Metrics::new(),
-    };
+        index.clone(),
+        keyring.clone(),
+        gateway::metrics::Metrics::new(),
+    );
     let mut out = BTreeMap::new();
     for b in BUCKETS {
         let page = index

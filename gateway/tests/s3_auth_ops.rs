@@ -425,7 +425,7 @@ async fn ready_is_503_and_names_the_failing_dependency() {
     let (st, _, _) = raw(g.server.admin_addr, "GET", "/ready", &[], b"").await;
     assert_eq!(st, 200);
     // the index goes away (pool closed): not ready, and the JSON says which check failed
-    g.server.store.index.close().await;
+    g.server.store.index().close().await;
     let (st, _, body) = raw(g.server.admin_addr, "GET", "/ready", &[], b"").await;
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(st, 503, "{v}");

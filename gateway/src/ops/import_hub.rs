@@ -130,7 +130,7 @@ async fn import_one(
         .await
         .map_err(|e| Error::Config(format!("cannot open: {e}")))?;
     let plain = keys::open_hub_blob(key, file_stream(file));
-    let skey = store.keyring.sealing_key(bucket).await?;
+    let skey = store.keyring().sealing_key(bucket).await?;
     let now = now_ms();
     let mut object_id = [0u8; 16];
     getrandom::fill(&mut object_id).map_err(|e| Error::Internal(format!("no randomness: {e}")))?;
@@ -214,12 +214,12 @@ pub async fn import_hub_into(
         }
         Err(e) => return Err(e.into()),
     }
-    let store = Store {
-        backend: ctx.backend.clone(),
-        index: ctx.index.clone(),
-        keyring: ctx.keyring.clone(),
-        metrics: Metrics::new(),
-    };
+    let store = Store::new(
+        ctx.backend.clone(),
+        ctx.index.clone(),
+        ctx.keyring.clone(),
+        Metrics::new(),
+    );
     let mut report = ImportReport {
         total: files.len(),
         ..Default::default()

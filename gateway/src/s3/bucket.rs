@@ -10,11 +10,11 @@ use crate::audit::{self, S3Audit};
 use crate::error::{Error, Result};
 use crate::index::IndexError;
 
-/// The caller's identity in the policy store (None without a policy store).
-async fn caller<T>(g: &Gateway, req: &S3Request<T>) -> Result<Option<policy::Identity>> {
-    let Some(p) = &g.policy else { return Ok(None) };
-    let ak = req.credentials.as_ref().map(|c| c.access_key.as_str());
-    Ok(Some(p.identity(ak).await.map_err(Error::Client)?))
+/// The caller's identity in the policy store.
+async fn caller<T>(g: &Gateway, req: &S3Request<T>) -> Result<policy::Identity> {
+    g.caller(req.credentials.as_ref())
+        .await
+        .map_err(Error::Client)
 }
 
 fn owner_of<T>(req: &S3Request<T>) -> String {
@@ -32,13 +32,11 @@ impl Gateway {
         let prefix = req.input.prefix.clone().unwrap_or_default();
         let who = caller(self, &req).await?;
         let mut visible = Vec::new();
-        for b in self.store.index.list_buckets().await? {
+        for b in self.store.list_buckets().await? {
             if !b.name.starts_with(&prefix) {
                 continue;
             }
-            if let (Some(p), Some(id)) = (&self.policy, &who)
-                && !p.authz().bucket_visible(id, &b.name).await?
-            {
+            if !self.policy.authz().bucket_visible(&who, &b.name).await? {
                 continue;
             }
             visible.push(b);
@@ -76,18 +74,20 @@ impl Gateway {
             )));
         }
         let who = caller(self, &req).await?;
-        if self.store.index.get_bucket(&name).await?.is_some() {
+        if self.store.get_bucket(&name).await?.is_some() {
             return Err(Error::BucketAlreadyOwnedByYou(name));
         }
         audit::before_change(S3Audit::of(&req.extensions).as_ref(), 0, None).await?;
-        match self.store.index.create_bucket(&name, &owner_of(&req)).await {
+        match self.store.create_bucket(&name, &owner_of(&req)).await {
             Ok(()) => {}
             Err(IndexError::AlreadyExists(_)) => return Err(Error::BucketAlreadyOwnedByYou(name)),
             Err(e) => return Err(e.into()),
         }
-        if let (Some(p), Some(id)) = (&self.policy, &who) {
-            p.authz().store().assign_bucket(&name, &id.tenant).await?;
-        }
+        self.policy
+            .authz()
+            .store()
+            .assign_bucket(&name, &who.tenant)
+            .await?;
         tracing::info!(bucket = %name, "bucket created");
         Ok(CreateBucketOutput {
             location: Some(format!("/{name}")),
@@ -110,7 +110,7 @@ impl Gateway {
         req: S3Request<DeleteBucketInput>,
     ) -> Result<DeleteBucketOutput> {
         let name = req.input.bucket;
-        let check = match self.store.index.check_bucket_deletable(&name).await {
+        let check = match self.store.check_bucket_deletable(&name).await {
             Ok(()) => Ok(()),
             Err(IndexError::NotFound(_)) => Err(Error::NoSuchBucket(name.clone())),
             Err(IndexError::NotEmpty(_)) => Err(Error::BucketNotEmpty(name.clone())),
@@ -118,11 +118,9 @@ impl Gateway {
         };
         check?;
         audit::before_change(S3Audit::of(&req.extensions).as_ref(), 0, None).await?;
-        match self.store.index.delete_bucket(&name).await {
+        match self.store.delete_bucket(&name).await {
             Ok(()) => {
-                if let Some(p) = &self.policy {
-                    p.authz().store().forget_bucket(&name).await?;
-                }
+                self.policy.authz().store().forget_bucket(&name).await?;
                 tracing::info!(bucket = %name, "bucket deleted");
                 Ok(DeleteBucketOutput::default())
             }

@@ -78,7 +78,7 @@ impl Gateway {
             start_after: after.filter(|s| !s.is_empty()),
             max_keys: max,
         };
-        Ok(self.store.index.list_objects(&q).await?)
+        Ok(self.store.list_objects(&q).await?)
     }
 
     fn contents(page: &ListPage, url: bool) -> (Vec<Object>, Vec<CommonPrefix>) {

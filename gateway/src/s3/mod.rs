@@ -31,15 +31,22 @@ pub struct Gateway {
     pub sse: &'static str,
     /// region reported by GetBucketLocation
     pub region: String,
-    /// policy store: bucket tenants for CreateBucket/DeleteBucket/ListBuckets (None: no tenants)
-    pub policy: Option<crate::auth::Credentials>,
+    /// identities and decisions: bucket tenants for CreateBucket/DeleteBucket/ListBuckets,
+    /// per-key authorisation of DeleteObjects and form uploads, the replace gate
+    pub policy: crate::auth::Credentials,
     /// legacy SigV2 accepted (form uploads signed with SigV2 are refused otherwise)
     pub sigv2: bool,
 }
 
 impl Gateway {
-    /// A gateway over `store`; `kms` selects "aws:kms" for x-amz-server-side-encryption.
-    pub fn new(store: Store, kms: bool, region: String) -> Gateway {
+    /// A gateway over `store`, deciding with `policy`; `kms` selects "aws:kms" for
+    /// x-amz-server-side-encryption.
+    pub fn new(
+        store: Store,
+        policy: crate::auth::Credentials,
+        kms: bool,
+        region: String,
+    ) -> Gateway {
         Gateway {
             store,
             sse: if kms {
@@ -48,15 +55,9 @@ impl Gateway {
                 ServerSideEncryption::AES256
             },
             region,
-            policy: None,
+            policy,
             sigv2: false,
         }
-    }
-
-    /// The same gateway, with buckets assigned to tenants and ListBuckets filtered by `policy`.
-    pub fn with_policy(mut self, policy: crate::auth::Credentials) -> Gateway {
-        self.policy = Some(policy);
-        self
     }
 
     fn sse(&self) -> Option<ServerSideEncryption> {
@@ -65,7 +66,7 @@ impl Gateway {
 
     /// NoSuchBucket unless the bucket exists.
     async fn require_bucket(&self, bucket: &str) -> Result<()> {
-        match self.store.index.get_bucket(bucket).await? {
+        match self.store.get_bucket(bucket).await? {
             Some(_) => Ok(()),
             None => Err(Error::NoSuchBucket(bucket.to_owned())),
         }
@@ -76,10 +77,9 @@ impl Gateway {
         &self,
         credentials: Option<&s3s::auth::Credentials>,
     ) -> S3Result<policy::Identity> {
-        let Some(p) = &self.policy else {
-            return Err(s3s::s3_error!(AccessDenied, "Access Denied"));
-        };
-        p.identity(credentials.map(|c| c.access_key.as_str())).await
+        self.policy
+            .identity(credentials.map(|c| c.access_key.as_str()))
+            .await
     }
 
     /// The quorum gate for a write that would replace an existing object (PutObject,
@@ -93,10 +93,7 @@ impl Gateway {
         bucket: &str,
         key: &str,
     ) -> S3Result<()> {
-        let Some(p) = &self.policy else {
-            return Ok(());
-        };
-        let store = p.authz().store();
+        let store = self.policy.authz().store();
         let rule = store
             .matching_rule("s3:DeleteObject", Some(bucket))
             .await
@@ -106,7 +103,6 @@ impl Gateway {
         }
         let exists = self
             .store
-            .index
             .get_object(bucket, key)
             .await
             .map_err(|e| S3Error::from(Error::from(e)))?
@@ -177,16 +173,14 @@ impl Gateway {
         }
         crate::auth::check_new_key(&key)?;
         let identity = self.caller(req.credentials.as_ref()).await?;
-        let Some(p) = &self.policy else {
-            return Err(s3s::s3_error!(AccessDenied, "Access Denied"));
-        };
-        p.authorize(
-            &identity,
-            policy::Action::PutObject,
-            Some(&bucket),
-            Some(&key),
-        )
-        .await?;
+        self.policy
+            .authorize(
+                &identity,
+                policy::Action::PutObject,
+                Some(&bucket),
+                Some(&key),
+            )
+            .await?;
         let req = req.map_input(post_into_put);
         let out = self.op_put_object(req).await.map_err(S3Error::from)?;
         Ok(PostObjectOutput {
@@ -206,7 +200,7 @@ impl Gateway {
 
     /// The object record, or NoSuchKey / NoSuchBucket.
     async fn require_object(&self, bucket: &str, key: &str) -> Result<ObjectRecord> {
-        match self.store.index.get_object(bucket, key).await? {
+        match self.store.get_object(bucket, key).await? {
             Some(r) => Ok(r),
             None => {
                 self.require_bucket(bucket).await?;

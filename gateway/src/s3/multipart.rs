@@ -5,22 +5,20 @@
 use std::collections::{BTreeMap, HashMap};
 
 use bytes::Bytes;
-use futures::Stream;
-use keys::format::{DEFAULT_CHUNK_SIZE, Header, StreamKind};
+use keys::format::Header;
 use keys::meta::{ObjectMeta, PartEntry};
-use keys::sealer::SealParams;
 use s3s::S3Request;
 use s3s::dto::*;
 use sha2::Digest;
 
 use super::checksum::{ChecksumRequest, precheck_content_md5, stored};
-use super::object::{WriteChecks, content_length, random_id};
+use super::object::{WriteChecks, content_length};
 use super::{Gateway, MIN_PART_SIZE, etag, object_headers, ts, user_metadata};
 use crate::audit::{self, S3Audit};
-use crate::backend::new_backend_id;
 use crate::error::{Error, Result};
-use crate::index::{IndexError, ObjectRecord, PartRecord, StreamRecord, UploadRecord};
+use crate::index::{PartRecord, UploadRecord};
 use crate::store::now_ms;
+use crate::store::write::random_id;
 
 fn part_number(n: i32) -> Result<u32> {
     match u32::try_from(n) {
@@ -29,14 +27,6 @@ fn part_number(n: i32) -> Result<u32> {
             "Part number must be an integer between 1 and 10000, inclusive".into(),
         )),
     }
-}
-
-fn object_id_of(upload: &UploadRecord) -> Result<[u8; 16]> {
-    let mut id = [0u8; 16];
-    hex::decode_to_slice(&upload.object_id_hex, &mut id).map_err(|_| {
-        Error::Integrity(format!("upload {} has a bad object id", upload.upload_id))
-    })?;
-    Ok(id)
 }
 
 fn clamp_max(v: Option<i32>, default: u32) -> u32 {
@@ -73,7 +63,7 @@ impl Gateway {
         key: &str,
         upload_id: &str,
     ) -> Result<UploadRecord> {
-        match self.store.index.get_upload(bucket, upload_id).await? {
+        match self.store.get_upload(bucket, upload_id).await? {
             Some(u) if u.key == key => Ok(u),
             _ => {
                 self.require_bucket(bucket).await?;
@@ -89,19 +79,11 @@ impl Gateway {
         let audit = S3Audit::of(&req.extensions);
         // ListParts and ListMultipartUploads show the initiator: its principal name, never
         // the access key id it signed with
-        let owner = match &self.policy {
-            Some(_) => {
-                self.caller(req.credentials.as_ref())
-                    .await
-                    .map_err(Error::Client)?
-                    .principal
-            }
-            None => req
-                .credentials
-                .as_ref()
-                .map(|c| c.access_key.clone())
-                .unwrap_or_default(),
-        };
+        let owner = self
+            .caller(req.credentials.as_ref())
+            .await
+            .map_err(Error::Client)?
+            .principal;
         let input = req.input;
         self.require_bucket(&input.bucket).await?;
         let checksum_algorithm = input
@@ -128,7 +110,7 @@ impl Gateway {
             owner,
         };
         audit::before_change(audit.as_ref(), 0, None).await?;
-        self.store.index.create_upload(&rec).await?;
+        self.store.create_upload(&rec).await?;
         Ok(CreateMultipartUploadOutput {
             bucket: Some(input.bucket),
             key: Some(input.key),
@@ -137,76 +119,6 @@ impl Gateway {
             server_side_encryption: self.sse(),
             ..Default::default()
         })
-    }
-
-    /// Seals one part and records it; returns the part record.
-    async fn write_part<S, E>(
-        &self,
-        upload: &UploadRecord,
-        number: u32,
-        body: S,
-        checks: WriteChecks,
-        audit: Option<&S3Audit>,
-    ) -> Result<PartRecord>
-    where
-        S: Stream<Item = std::result::Result<Bytes, E>> + Send + 'static,
-        E: Into<Box<dyn std::error::Error + Send + Sync>>,
-    {
-        let skey = self.store.keyring.sealing_key(&upload.bucket).await?;
-        let params = SealParams {
-            bucket: upload.bucket.clone(),
-            kind: StreamKind::Part,
-            object_id: object_id_of(upload)?,
-            part_number: number,
-            chunk_size: DEFAULT_CHUNK_SIZE,
-            checksums: checks.checksums.set,
-            meta: None,
-        };
-        let sealed = self
-            .store
-            .seal_into_backend(&skey, params, body, checks.content_length)
-            .await?;
-        let s = &sealed.summary;
-        if let Err(e) = checks.verify(s) {
-            self.store.delete_quietly(&sealed.backend_id).await;
-            return Err(e);
-        }
-        let part = PartRecord {
-            bucket: upload.bucket.clone(),
-            upload_id: upload.upload_id.clone(),
-            part_number: number,
-            backend_id: sealed.backend_id.clone(),
-            header: s.header.clone(),
-            size: s.plaintext_len,
-            md5_hex: hex::encode(s.md5),
-            checksums: s.checksums.to_base64_map(),
-            last_modified_ms: now_ms(),
-        };
-        // fail closed: the event is in the ledger before the part becomes visible
-        let received = if audit.is_some_and(|a| a.receives_body()) {
-            part.size
-        } else {
-            0
-        };
-        if let Err(e) = audit::before_change(audit, received, Some(skey.key_version())).await {
-            self.store.delete_quietly(&sealed.backend_id).await;
-            return Err(e);
-        }
-        match self.store.index.put_part(&part).await {
-            Ok(replaced) => {
-                self.store.collect(replaced.into_iter().collect()).await;
-                Ok(part)
-            }
-            Err(e) => {
-                self.store.delete_quietly(&sealed.backend_id).await;
-                Err(match e {
-                    IndexError::NoSuchUpload(_) | IndexError::NotFound(_) => {
-                        Error::NoSuchUpload(upload.upload_id.clone())
-                    }
-                    e => e.into(),
-                })
-            }
-        }
     }
 
     pub(super) async fn op_upload_part(
@@ -247,12 +159,14 @@ impl Gateway {
         };
         let part = match input.body {
             Some(body) => {
-                self.write_part(&upload, number, body, checks, audit.as_ref())
+                self.store
+                    .put_part(&upload, number, body, &checks, audit.as_ref())
                     .await?
             }
             None => {
                 let empty = futures::stream::empty::<std::result::Result<Bytes, std::io::Error>>();
-                self.write_part(&upload, number, empty, checks, audit.as_ref())
+                self.store
+                    .put_part(&upload, number, empty, &checks, audit.as_ref())
                     .await?
             }
         };
@@ -303,7 +217,8 @@ impl Gateway {
             content_length: Some(len),
         };
         let part = self
-            .write_part(&upload, number, body, checks, audit.as_ref())
+            .store
+            .put_part(&upload, number, body, &checks, audit.as_ref())
             .await?;
         Ok(UploadPartCopyOutput {
             copy_part_result: Some(CopyPartResult {
@@ -352,7 +267,6 @@ impl Gateway {
         }
         let stored_parts: HashMap<u32, PartRecord> = self
             .store
-            .index
             .list_parts(&input.bucket, &input.upload_id, 0, 10_000)
             .await?
             .into_iter()
@@ -407,68 +321,9 @@ impl Gateway {
             checksums: BTreeMap::new(),
             parts: entries,
         };
-        let skey = self.store.keyring.sealing_key(&upload.bucket).await?;
-        let params = SealParams {
-            bucket: upload.bucket.clone(),
-            kind: StreamKind::Manifest,
-            object_id: object_id_of(&upload)?,
-            part_number: 0,
-            chunk_size: DEFAULT_CHUNK_SIZE,
-            checksums: Default::default(),
-            meta: None,
-        };
-        let manifest = keys::sealer::seal_manifest(&skey, params, &meta)?;
-        let manifest_id = new_backend_id();
-        let mlen = manifest.len() as u64;
-        let body =
-            futures::stream::once(async move { Ok::<_, std::io::Error>(Bytes::from(manifest)) });
         self.store
-            .backend
-            .put(&manifest_id, Box::pin(body), Some(mlen))
+            .complete_upload(&upload, &chosen, &meta, audit.as_ref())
             .await?;
-        let rec = ObjectRecord {
-            bucket: upload.bucket.clone(),
-            key: upload.key.clone(),
-            size,
-            etag: etag_value.clone(),
-            last_modified_ms: now,
-            headers: upload.headers.clone(),
-            user_metadata: upload.user_metadata.clone(),
-            checksums: BTreeMap::new(),
-            data_key_id: skey.data_key_id().to_string(),
-            key_version: skey.key_version(),
-            streams: chosen
-                .iter()
-                .map(|p| StreamRecord {
-                    backend_id: p.backend_id.clone(),
-                    part_number: p.part_number,
-                    header: p.header.clone(),
-                    plaintext_len: p.size,
-                    md5_hex: p.md5_hex.clone(),
-                })
-                .collect(),
-            manifest_id: Some(manifest_id.clone()),
-        };
-        // fail closed: the event is in the ledger before the object becomes visible
-        if let Err(e) = audit::before_change(audit.as_ref(), 0, Some(rec.key_version)).await {
-            self.store.delete_quietly(&manifest_id).await;
-            return Err(e);
-        }
-        match self
-            .store
-            .index
-            .complete_upload(&input.bucket, &input.upload_id, &rec)
-            .await
-        {
-            Ok(garbage) => self.store.collect(garbage).await,
-            Err(e) => {
-                self.store.delete_quietly(&manifest_id).await;
-                return Err(match e {
-                    IndexError::NoSuchUpload(_) => Error::NoSuchUpload(input.upload_id),
-                    e => e.into(),
-                });
-            }
-        }
         Ok(CompleteMultipartUploadOutput {
             bucket: Some(input.bucket.clone()),
             key: Some(input.key.clone()),
@@ -488,12 +343,9 @@ impl Gateway {
         self.require_upload(&input.bucket, &input.key, &input.upload_id)
             .await?;
         audit::before_change(audit.as_ref(), 0, None).await?;
-        let garbage = self
-            .store
-            .index
+        self.store
             .abort_upload(&input.bucket, &input.upload_id)
             .await?;
-        self.store.collect(garbage).await;
         Ok(AbortMultipartUploadOutput::default())
     }
 
@@ -512,7 +364,6 @@ impl Gateway {
             .unwrap_or(0);
         let mut parts = self
             .store
-            .index
             .list_parts(
                 &input.bucket,
                 &input.upload_id,
@@ -577,7 +428,6 @@ impl Gateway {
         let prefix = input.prefix.clone().unwrap_or_default();
         let mut uploads = self
             .store
-            .index
             .list_uploads(
                 &input.bucket,
                 &prefix,

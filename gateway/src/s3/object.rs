@@ -5,11 +5,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 
 use bytes::Bytes;
-use futures::Stream;
 use keys::checksum::ChecksumSet;
-use keys::format::{DEFAULT_CHUNK_SIZE, StreamKind};
-use keys::meta::ObjectMeta;
-use keys::sealer::SealParams;
 use s3s::S3Request;
 use s3s::dto::*;
 
@@ -18,7 +14,7 @@ use super::{Gateway, etag, expires_out, metadata_out, ms_of, object_headers, ts,
 use crate::audit::{self, S3Audit};
 use crate::error::{Error, Result};
 use crate::index::ObjectRecord;
-use crate::store::{SyncStream, now_ms};
+use crate::store::{SyncStream, WriteCheck};
 
 /// What a write must verify beyond sealing.
 pub(super) struct WriteChecks {
@@ -27,10 +23,18 @@ pub(super) struct WriteChecks {
     pub content_length: Option<u64>,
 }
 
-impl WriteChecks {
+impl WriteCheck for WriteChecks {
+    fn checksums(&self) -> ChecksumSet {
+        self.checksums.set
+    }
+
+    fn content_length(&self) -> Option<u64> {
+        self.content_length
+    }
+
     /// Checks a sealed body against what the request promised: its Content-Length (a shorter
     /// body is IncompleteBody), its Content-MD5 and its flexible checksums.
-    pub(super) fn verify(&self, s: &keys::sealer::SealSummary) -> Result<()> {
+    fn verify(&self, s: &keys::sealer::SealSummary) -> Result<()> {
         if let Some(n) = self.content_length
             && s.plaintext_len != n
         {
@@ -42,13 +46,6 @@ impl WriteChecks {
         verify_content_md5(self.content_md5.as_deref(), &s.md5)?;
         self.checksums.verify(&s.checksums)
     }
-}
-
-/// Random 16-byte object id.
-pub(super) fn random_id() -> Result<[u8; 16]> {
-    let mut id = [0u8; 16];
-    getrandom::fill(&mut id).map_err(|e| Error::Internal(format!("no randomness: {e}")))?;
-    Ok(id)
 }
 
 pub(super) fn content_length(v: Option<i64>) -> Result<Option<u64>> {
@@ -169,70 +166,6 @@ pub(super) fn set_of(map: &BTreeMap<String, String>) -> ChecksumSet {
 }
 
 impl Gateway {
-    /// Seals `body` as a single-stream object, verifies digests, commits it. Nothing is visible
-    /// (and no backend object remains) unless every check passes.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) async fn write_object<S, E>(
-        &self,
-        bucket: &str,
-        key: &str,
-        headers: BTreeMap<String, String>,
-        user_metadata: BTreeMap<String, String>,
-        body: S,
-        checks: WriteChecks,
-        audit: Option<&S3Audit>,
-    ) -> Result<ObjectRecord>
-    where
-        S: Stream<Item = std::result::Result<Bytes, E>> + Send + 'static,
-        E: Into<Box<dyn std::error::Error + Send + Sync>>,
-    {
-        let skey = self.store.keyring.sealing_key(bucket).await?;
-        let now = now_ms();
-        let meta = ObjectMeta {
-            bucket: bucket.to_owned(),
-            key: key.to_owned(),
-            size: 0,
-            etag: String::new(),
-            last_modified_ms: now,
-            headers: headers.clone(),
-            user_metadata: user_metadata.clone(),
-            checksums: BTreeMap::new(),
-            parts: Vec::new(),
-        };
-        let params = SealParams {
-            bucket: bucket.to_owned(),
-            kind: StreamKind::Object,
-            object_id: random_id()?,
-            part_number: 0,
-            chunk_size: DEFAULT_CHUNK_SIZE,
-            checksums: checks.checksums.set,
-            meta: Some(meta),
-        };
-        let sealed = self
-            .store
-            .seal_into_backend(&skey, params, body, checks.content_length)
-            .await?;
-        let s = &sealed.summary;
-        if let Err(e) = checks.verify(s) {
-            self.store.delete_quietly(&sealed.backend_id).await;
-            return Err(e);
-        }
-        let rec =
-            ObjectRecord::single_stream(bucket, key, now, headers, user_metadata, &skey, &sealed);
-        // fail closed: the event is in the ledger before the object becomes visible
-        let received = if audit.is_some_and(|a| a.receives_body()) {
-            rec.size
-        } else {
-            0
-        };
-        if let Err(e) = audit::before_change(audit, received, Some(rec.key_version)).await {
-            self.store.delete_quietly(&sealed.backend_id).await;
-            return Err(e);
-        }
-        self.store.commit(&rec).await?;
-        Ok(rec)
-    }
-
     pub(super) async fn op_put_object(
         &self,
         req: S3Request<PutObjectInput>,
@@ -251,11 +184,7 @@ impl Gateway {
             .map_err(Error::Client)?;
         precheck_content_md5(input.content_md5.as_deref())?;
         if input.if_match.is_some() || input.if_none_match.is_some() {
-            let existing = self
-                .store
-                .index
-                .get_object(&input.bucket, &input.key)
-                .await?;
+            let existing = self.store.get_object(&input.bucket, &input.key).await?;
             match (&existing, &input.if_none_match, &input.if_match) {
                 (Some(_), Some(ETagCondition::Any), _) => return Err(Error::PreconditionFailed),
                 (None, _, Some(_)) => return Err(Error::NoSuchKey(input.key.clone())),
@@ -294,29 +223,31 @@ impl Gateway {
         let meta = user_metadata(input.metadata);
         let rec = match input.body {
             Some(body) => {
-                self.write_object(
-                    &input.bucket,
-                    &input.key,
-                    headers,
-                    meta,
-                    body,
-                    checks,
-                    audit.as_ref(),
-                )
-                .await?
+                self.store
+                    .put_object(
+                        &input.bucket,
+                        &input.key,
+                        headers,
+                        meta,
+                        body,
+                        &checks,
+                        audit.as_ref(),
+                    )
+                    .await?
             }
             None => {
                 let empty = futures::stream::empty::<std::result::Result<Bytes, std::io::Error>>();
-                self.write_object(
-                    &input.bucket,
-                    &input.key,
-                    headers,
-                    meta,
-                    empty,
-                    checks,
-                    audit.as_ref(),
-                )
-                .await?
+                self.store
+                    .put_object(
+                        &input.bucket,
+                        &input.key,
+                        headers,
+                        meta,
+                        empty,
+                        &checks,
+                        audit.as_ref(),
+                    )
+                    .await?
             }
         };
         Ok(PutObjectOutput {
@@ -452,9 +383,7 @@ impl Gateway {
     }
 
     async fn delete_one(&self, bucket: &str, key: &str) -> Result<()> {
-        if let Some(garbage) = self.store.index.delete_object(bucket, key).await? {
-            self.store.collect(garbage).await;
-        }
+        self.store.delete_object(bucket, key).await?;
         Ok(())
     }
 
@@ -466,12 +395,7 @@ impl Gateway {
         let input = req.input;
         self.require_bucket(&input.bucket).await?;
         if let Some(c) = input.if_match.as_ref() {
-            match self
-                .store
-                .index
-                .get_object(&input.bucket, &input.key)
-                .await?
-            {
+            match self.store.get_object(&input.bucket, &input.key).await? {
                 Some(rec) => check_conditions(&rec, Some(c), None, None, None, true)?,
                 None => return Err(Error::NoSuchKey(input.key)),
             }
@@ -486,14 +410,10 @@ impl Gateway {
         req: S3Request<DeleteObjectsInput>,
     ) -> Result<DeleteObjectsOutput> {
         let audit = S3Audit::of(&req.extensions);
-        let identity = match (&self.policy, req.credentials.as_ref()) {
-            (Some(p), Some(c)) => Some(
-                p.identity(Some(c.access_key.as_str()))
-                    .await
-                    .map_err(Error::Client)?,
-            ),
-            _ => None,
-        };
+        let identity = self
+            .caller(req.credentials.as_ref())
+            .await
+            .map_err(Error::Client)?;
         let input = req.input;
         self.require_bucket(&input.bucket).await?;
         if input.delete.objects.len() > 1000 {
@@ -507,18 +427,16 @@ impl Gateway {
         for obj in input.delete.objects {
             // each key is authorised on its own (a prefix grant deletes only under its prefix);
             // the request as a whole took its one rate-limit token when it was admitted
-            let allowed = match (&self.policy, &identity) {
-                (Some(p), Some(id)) => p
-                    .authorize_item(
-                        id,
-                        policy::Action::DeleteObject,
-                        Some(&input.bucket),
-                        Some(&obj.key),
-                    )
-                    .await
-                    .map_err(Error::Client),
-                _ => Ok(()),
-            };
+            let allowed = self
+                .policy
+                .authorize_item(
+                    &identity,
+                    policy::Action::DeleteObject,
+                    Some(&input.bucket),
+                    Some(&obj.key),
+                )
+                .await
+                .map_err(Error::Client);
             let result = match allowed {
                 Ok(()) => match audit::before_change(audit.as_ref(), 0, None).await {
                     Ok(()) => self.delete_one(&input.bucket, &obj.key).await,
@@ -661,13 +579,14 @@ impl Gateway {
         };
         let body = self.store.open_object(&src, 0..src.size).await?;
         let rec = self
-            .write_object(
+            .store
+            .put_object(
                 &input.bucket,
                 &input.key,
                 headers,
                 meta,
                 body,
-                checks,
+                &checks,
                 audit.as_ref(),
             )
             .await?;

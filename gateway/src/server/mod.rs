@@ -83,7 +83,7 @@ impl RunningServer {
         for t in self.tasks {
             let _ = t.await;
         }
-        self.store.index.close().await;
+        self.store.index().close().await;
         tracing::info!("shut down");
     }
 
@@ -137,12 +137,12 @@ pub async fn start(config: Config) -> Result<RunningServer> {
         Arc::new(index.clone()),
         keys::CacheConfig::default(),
     );
-    let store = Store {
-        backend: backend.clone(),
-        index: index.clone(),
-        keyring: keyring.clone(),
-        metrics: metrics.clone(),
-    };
+    let store = Store::new(
+        backend.clone(),
+        index.clone(),
+        keyring.clone(),
+        metrics.clone(),
+    );
 
     // crash leftovers: queued garbage, then unreferenced backend objects
     match crate::index::collect_garbage(&index, backend.as_ref()).await {
@@ -219,8 +219,12 @@ pub async fn start(config: Config) -> Result<RunningServer> {
     let authz = policy::Authorizer::new(policy_store, limits);
     let creds = Credentials::new(authz.clone());
 
-    let mut gateway = Gateway::new(store.clone(), config.kms.is_some(), config.region.clone())
-        .with_policy(creds.clone());
+    let mut gateway = Gateway::new(
+        store.clone(),
+        creds.clone(),
+        config.kms.is_some(),
+        config.region.clone(),
+    );
     gateway.sigv2 = config.limits.sigv2();
     let mut builder = S3ServiceBuilder::new(gateway.clone());
     let mut s3_config = s3s::config::S3Config::default();

@@ -1,0 +1,521 @@
+//! Writes: the write protocol, once. A body is sealed into a new backend id held by an
+//! [`Uncommitted`] guard; the digests the request promised are verified; the request's audit
+//! event is recorded before the change becomes visible (fail closed: if the ledger cannot take
+//! it, nothing changes); the index commit makes it visible and consumes the guard; whatever the
+//! commit replaced is collected. Every failure before the commit deletes the new backend
+//! objects (awaited on the error paths, and by the guard's `Drop` if the request is abandoned).
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use keys::checksum::ChecksumSet;
+use keys::envelope::StreamKey;
+use keys::format::{DEFAULT_CHUNK_SIZE, StreamKind};
+use keys::meta::ObjectMeta;
+use keys::sealer::{SealParams, SealSummary};
+
+use super::Store;
+use crate::audit::{self, S3Audit};
+use crate::backend::{Backend, new_backend_id};
+use crate::error::{Error, Result};
+use crate::index::{IndexError, ObjectRecord, PartRecord, StreamRecord, UploadRecord, now_ms};
+
+/// A sealed stream that reached the backend but is not yet committed in the index.
+#[derive(Debug)]
+pub struct Sealed {
+    /// backend object id
+    pub backend_id: String,
+    /// sizes, MD5, checksums and the header of the stream
+    pub summary: SealSummary,
+}
+
+impl ObjectRecord {
+    /// The index row of an object stored as one sealed stream (a PUT, a copy, an import): ETag and
+    /// size from the seal summary, part number 0.
+    pub fn single_stream(
+        bucket: &str,
+        key: &str,
+        last_modified_ms: i64,
+        headers: std::collections::BTreeMap<String, String>,
+        user_metadata: std::collections::BTreeMap<String, String>,
+        skey: &StreamKey,
+        sealed: &Sealed,
+    ) -> ObjectRecord {
+        let s = &sealed.summary;
+        let etag = hex::encode(s.md5);
+        ObjectRecord {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            size: s.plaintext_len,
+            etag: etag.clone(),
+            last_modified_ms,
+            headers,
+            user_metadata,
+            checksums: s.checksums.to_base64_map(),
+            data_key_id: skey.data_key_id().to_string(),
+            key_version: skey.key_version(),
+            streams: vec![StreamRecord {
+                backend_id: sealed.backend_id.clone(),
+                part_number: 0,
+                header: s.header.clone(),
+                plaintext_len: s.plaintext_len,
+                md5_hex: etag,
+            }],
+            manifest_id: None,
+        }
+    }
+}
+
+/// What a write must verify beyond sealing (the S3 layer's Content-Length, Content-MD5 and
+/// flexible checksums).
+pub trait WriteCheck: Send + Sync {
+    /// The checksums to compute over the plaintext.
+    fn checksums(&self) -> ChecksumSet;
+    /// The plaintext length the request announced, if any.
+    fn content_length(&self) -> Option<u64>;
+    /// Checks a sealed body against what the request promised.
+    fn verify(&self, s: &SealSummary) -> Result<()>;
+}
+
+/// Backend objects written for a change that is not committed yet. [`Uncommitted::discard`]
+/// deletes them (the error paths await it); dropped without [`Uncommitted::committed`] they are
+/// deleted by a task of their own (a request abandoned mid-write), so no error path can leave
+/// an orphan behind (the start-up sweep stays the last resort for a crash).
+pub struct Uncommitted {
+    backend: Arc<dyn Backend>,
+    ids: Vec<String>,
+}
+
+impl std::fmt::Debug for Uncommitted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Uncommitted")
+            .field("ids", &self.ids)
+            .finish()
+    }
+}
+
+impl Uncommitted {
+    fn new(backend: Arc<dyn Backend>, id: String) -> Uncommitted {
+        Uncommitted {
+            backend,
+            ids: vec![id],
+        }
+    }
+
+    /// The change is visible: nothing to delete.
+    fn committed(mut self) {
+        self.ids.clear();
+    }
+
+    /// Deletes the backend objects now, logging (not returning) failures.
+    pub async fn discard(mut self) {
+        for id in std::mem::take(&mut self.ids) {
+            delete_quietly(self.backend.as_ref(), &id).await;
+        }
+    }
+}
+
+impl Drop for Uncommitted {
+    fn drop(&mut self) {
+        if self.ids.is_empty() {
+            return;
+        }
+        let ids = std::mem::take(&mut self.ids);
+        let backend = self.backend.clone();
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(async move {
+                    for id in ids {
+                        delete_quietly(backend.as_ref(), &id).await;
+                    }
+                });
+            }
+            Err(_) => tracing::warn!(
+                ?ids,
+                "uncommitted backend objects left for the orphan sweep (no runtime)"
+            ),
+        }
+    }
+}
+
+async fn delete_quietly(backend: &dyn Backend, id: &str) {
+    if let Err(e) = backend.delete(id).await {
+        tracing::warn!(backend_id = id, error = %e, "could not delete uncommitted backend object");
+    }
+}
+
+type ErrSlot = Arc<Mutex<Option<Error>>>;
+
+fn remember(slot: &ErrSlot, e: Error) {
+    if let Ok(mut g) = slot.lock()
+        && g.is_none()
+    {
+        *g = Some(e);
+    }
+}
+
+fn take(slot: &ErrSlot) -> Option<Error> {
+    slot.lock().ok().and_then(|mut g| g.take())
+}
+
+/// Bytes of the body to record in the audit event: the plaintext received, for requests that
+/// carried it (not for copies).
+fn received(audit: Option<&S3Audit>, n: u64) -> u64 {
+    if audit.is_some_and(|a| a.receives_body()) {
+        n
+    } else {
+        0
+    }
+}
+
+impl Store {
+    /// Seals `body` into a new backend object. On error nothing is left under the new id.
+    /// Input failures (client disconnects, bad aws-chunked signatures) come back as the client's
+    /// error, backend failures as `Unavailable`.
+    pub async fn seal_into_backend<S, E>(
+        &self,
+        key: &StreamKey,
+        params: SealParams,
+        body: S,
+        plaintext_len: Option<u64>,
+    ) -> Result<Sealed>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Send + 'static,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let input_err: ErrSlot = Arc::default();
+        let seal_err: ErrSlot = Arc::default();
+        let slot = input_err.clone();
+        let counter = self.metrics.bytes_in.clone();
+        let body = body.map(move |r| match r {
+            Ok(b) => {
+                counter.inc_by(b.len() as u64);
+                Ok(b)
+            }
+            Err(e) => {
+                let err = crate::error::body_error(e.into());
+                remember(&slot, err);
+                Err(std::io::Error::other("request body failed"))
+            }
+        });
+        let hint = plaintext_len.map(|n| keys::sealer::sealed_len(n, &params, key));
+        let (sealed, handle) = keys::sealer::seal(key, params, body);
+        let slot = seal_err.clone();
+        let sealed = sealed
+            .map(move |r| {
+                r.map_err(|e| {
+                    let msg = e.to_string();
+                    remember(&slot, Error::from(e));
+                    std::io::Error::other(msg)
+                })
+            })
+            .boxed();
+        let id = new_backend_id();
+        if let Err(be) = self.backend.put(&id, sealed, hint).await {
+            self.delete_quietly(&id).await;
+            if let Some(e) = take(&input_err) {
+                return Err(e);
+            }
+            if let Some(e) = take(&seal_err) {
+                return Err(e);
+            }
+            return Err(be.into());
+        }
+        match handle.summary().await {
+            Ok(summary) => Ok(Sealed {
+                backend_id: id,
+                summary,
+            }),
+            Err(e) => {
+                self.delete_quietly(&id).await;
+                Err(take(&input_err).unwrap_or_else(|| e.into()))
+            }
+        }
+    }
+
+    /// Deletes a backend object, logging (not returning) failures; used on error paths where the
+    /// object was never committed (an orphan sweep would catch it later anyway).
+    pub async fn delete_quietly(&self, id: &str) {
+        if let Err(e) = self.backend.delete(id).await {
+            tracing::warn!(backend_id = id, error = %e, "could not delete uncommitted backend object");
+        }
+    }
+
+    /// Commits a single-PUT or copied object and collects what it replaced. On failure the new
+    /// streams are deleted.
+    pub async fn commit(&self, rec: &ObjectRecord) -> Result<()> {
+        match self.index.put_object(rec).await {
+            Ok(garbage) => {
+                self.collect(garbage).await;
+                Ok(())
+            }
+            Err(e) => {
+                for s in &rec.streams {
+                    self.delete_quietly(&s.backend_id).await;
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Deletes backend ids the index queued as garbage and acknowledges the deleted ones.
+    pub async fn collect(&self, ids: Vec<String>) {
+        if ids.is_empty() {
+            return;
+        }
+        let (done, _failed) = crate::index::gc::delete_all(self.backend.as_ref(), ids).await;
+        if let Err(e) = self.index.gc_done(&done).await {
+            tracing::warn!(error = %e, "gc_done failed; ids stay queued (deletes are idempotent)");
+        }
+    }
+
+    /// The body sealed into a new backend object under `guard`, with the request's promises
+    /// checked: on any failure nothing is left under the new id.
+    async fn seal_checked<S, E>(
+        &self,
+        key: &StreamKey,
+        params: SealParams,
+        body: S,
+        check: &dyn WriteCheck,
+    ) -> Result<(Uncommitted, Sealed)>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Send + 'static,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let sealed = self
+            .seal_into_backend(key, params, body, check.content_length())
+            .await?;
+        let guard = Uncommitted::new(self.backend.clone(), sealed.backend_id.clone());
+        if let Err(e) = check.verify(&sealed.summary) {
+            guard.discard().await;
+            return Err(e);
+        }
+        Ok((guard, sealed))
+    }
+
+    /// The end of every write: the audit event first (fail closed), then `commit`, which makes
+    /// the change visible; the guard's objects are deleted if either fails.
+    async fn finish<T>(
+        &self,
+        guard: Uncommitted,
+        audit: Option<&S3Audit>,
+        bytes_in: u64,
+        key_version: Option<u32>,
+        commit: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        if let Err(e) = audit::before_change(audit, bytes_in, key_version).await {
+            guard.discard().await;
+            return Err(e);
+        }
+        match commit.await {
+            Ok(t) => {
+                guard.committed();
+                Ok(t)
+            }
+            Err(e) => {
+                guard.discard().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// PutObject (and the copy and form upload that are one): seals `body` as a single-stream
+    /// object, verifies it, records the audit event and commits it, replacing any object under
+    /// the key. Nothing is visible, and no backend object remains, unless every step passes.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn put_object<S, E>(
+        &self,
+        bucket: &str,
+        key: &str,
+        headers: BTreeMap<String, String>,
+        user_metadata: BTreeMap<String, String>,
+        body: S,
+        check: &dyn WriteCheck,
+        audit: Option<&S3Audit>,
+    ) -> Result<ObjectRecord>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Send + 'static,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let skey = self.keyring.sealing_key(bucket).await?;
+        let now = now_ms();
+        let meta = ObjectMeta {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            size: 0,
+            etag: String::new(),
+            last_modified_ms: now,
+            headers: headers.clone(),
+            user_metadata: user_metadata.clone(),
+            checksums: BTreeMap::new(),
+            parts: Vec::new(),
+        };
+        let params = SealParams {
+            bucket: bucket.to_owned(),
+            kind: StreamKind::Object,
+            object_id: random_id()?,
+            part_number: 0,
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            checksums: check.checksums(),
+            meta: Some(meta),
+        };
+        let (guard, sealed) = self.seal_checked(&skey, params, body, check).await?;
+        let rec =
+            ObjectRecord::single_stream(bucket, key, now, headers, user_metadata, &skey, &sealed);
+        let garbage = self
+            .finish(
+                guard,
+                audit,
+                received(audit, rec.size),
+                Some(rec.key_version),
+                async { Ok(self.index.put_object(&rec).await?) },
+            )
+            .await?;
+        self.collect(garbage).await;
+        Ok(rec)
+    }
+
+    /// UploadPart: seals one part of `upload` and records it (replacing an earlier upload of
+    /// the same number).
+    pub async fn put_part<S, E>(
+        &self,
+        upload: &UploadRecord,
+        number: u32,
+        body: S,
+        check: &dyn WriteCheck,
+        audit: Option<&S3Audit>,
+    ) -> Result<PartRecord>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Send + 'static,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let skey = self.keyring.sealing_key(&upload.bucket).await?;
+        let params = SealParams {
+            bucket: upload.bucket.clone(),
+            kind: StreamKind::Part,
+            object_id: object_id_of(upload)?,
+            part_number: number,
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            checksums: check.checksums(),
+            meta: None,
+        };
+        let (guard, sealed) = self.seal_checked(&skey, params, body, check).await?;
+        let s = &sealed.summary;
+        let part = PartRecord {
+            bucket: upload.bucket.clone(),
+            upload_id: upload.upload_id.clone(),
+            part_number: number,
+            backend_id: sealed.backend_id.clone(),
+            header: s.header.clone(),
+            size: s.plaintext_len,
+            md5_hex: hex::encode(s.md5),
+            checksums: s.checksums.to_base64_map(),
+            last_modified_ms: now_ms(),
+        };
+        let commit = async {
+            self.index.put_part(&part).await.map_err(|e| match e {
+                IndexError::NoSuchUpload(_) | IndexError::NotFound(_) => {
+                    Error::NoSuchUpload(upload.upload_id.clone())
+                }
+                e => e.into(),
+            })
+        };
+        let replaced = self
+            .finish(
+                guard,
+                audit,
+                received(audit, part.size),
+                Some(skey.key_version()),
+                commit,
+            )
+            .await?;
+        self.collect(replaced.into_iter().collect()).await;
+        Ok(part)
+    }
+
+    /// CompleteMultipartUpload: seals the part manifest `meta` (the authenticated list of the
+    /// chosen parts), records the audit event and commits the object made of `parts`.
+    pub async fn complete_upload(
+        &self,
+        upload: &UploadRecord,
+        parts: &[&PartRecord],
+        meta: &ObjectMeta,
+        audit: Option<&S3Audit>,
+    ) -> Result<ObjectRecord> {
+        let skey = self.keyring.sealing_key(&upload.bucket).await?;
+        let params = SealParams {
+            bucket: upload.bucket.clone(),
+            kind: StreamKind::Manifest,
+            object_id: object_id_of(upload)?,
+            part_number: 0,
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            checksums: ChecksumSet::default(),
+            meta: None,
+        };
+        let manifest = keys::sealer::seal_manifest(&skey, params, meta)?;
+        let manifest_id = new_backend_id();
+        let mlen = manifest.len() as u64;
+        let body =
+            futures::stream::once(async move { Ok::<_, std::io::Error>(Bytes::from(manifest)) });
+        self.backend
+            .put(&manifest_id, Box::pin(body), Some(mlen))
+            .await?;
+        let guard = Uncommitted::new(self.backend.clone(), manifest_id.clone());
+        let rec = ObjectRecord {
+            bucket: upload.bucket.clone(),
+            key: upload.key.clone(),
+            size: meta.size,
+            etag: meta.etag.clone(),
+            last_modified_ms: meta.last_modified_ms,
+            headers: upload.headers.clone(),
+            user_metadata: upload.user_metadata.clone(),
+            checksums: BTreeMap::new(),
+            data_key_id: skey.data_key_id().to_string(),
+            key_version: skey.key_version(),
+            streams: parts
+                .iter()
+                .map(|p| StreamRecord {
+                    backend_id: p.backend_id.clone(),
+                    part_number: p.part_number,
+                    header: p.header.clone(),
+                    plaintext_len: p.size,
+                    md5_hex: p.md5_hex.clone(),
+                })
+                .collect(),
+            manifest_id: Some(manifest_id),
+        };
+        let commit = async {
+            self.index
+                .complete_upload(&upload.bucket, &upload.upload_id, &rec)
+                .await
+                .map_err(|e| match e {
+                    IndexError::NoSuchUpload(_) => Error::NoSuchUpload(upload.upload_id.clone()),
+                    e => e.into(),
+                })
+        };
+        let garbage = self
+            .finish(guard, audit, 0, Some(rec.key_version), commit)
+            .await?;
+        self.collect(garbage).await;
+        Ok(rec)
+    }
+}
+
+/// Random 16-byte object id.
+pub fn random_id() -> Result<[u8; 16]> {
+    let mut id = [0u8; 16];
+    getrandom::fill(&mut id).map_err(|e| Error::Internal(format!("no randomness: {e}")))?;
+    Ok(id)
+}
+
+/// The 16-byte object id of an upload (its parts and manifest share it).
+pub fn object_id_of(upload: &UploadRecord) -> Result<[u8; 16]> {
+    let mut id = [0u8; 16];
+    hex::decode_to_slice(&upload.object_id_hex, &mut id).map_err(|_| {
+        Error::Integrity(format!("upload {} has a bad object id", upload.upload_id))
+    })?;
+    Ok(id)
+}

@@ -520,7 +520,11 @@ async fn slowdown_ends_after_the_retry_after_it_announced() {
     // one write comes back every 2 s, and the answer says so: 2 s, or 1 s when the burst
     // itself took more than a second (a loaded 2-core machine; Retry-After is rounded up)
     let wait = |r: &str| -> u64 {
-        let n = r.strip_prefix("503 SlowDown ").unwrap_or("0").parse().unwrap_or(0);
+        let n = r
+            .strip_prefix("503 SlowDown ")
+            .unwrap_or("0")
+            .parse()
+            .unwrap_or(0);
         assert!((1..=2).contains(&n), "{r}");
         n
     };

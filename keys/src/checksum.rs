@@ -4,6 +4,80 @@
 use base64::Engine;
 use md5::Digest;
 
+/// One flexible checksum algorithm of S3. The names, headers and digest lengths live here
+/// once; everything that handles checksums (requests, stored values, DTO fields) goes through
+/// it, so a new algorithm is one new variant and a compile error wherever it must be handled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Algorithm {
+    /// CRC32 (ISO-HDLC).
+    Crc32,
+    /// CRC32C (Castagnoli).
+    Crc32c,
+    /// SHA-1.
+    Sha1,
+    /// SHA-256.
+    Sha256,
+    /// CRC64NVME.
+    Crc64Nvme,
+}
+
+impl Algorithm {
+    /// Every algorithm, in S3's order.
+    pub const ALL: [Algorithm; 5] = [
+        Algorithm::Crc32,
+        Algorithm::Crc32c,
+        Algorithm::Sha1,
+        Algorithm::Sha256,
+        Algorithm::Crc64Nvme,
+    ];
+
+    /// Lower-case name (`crc32`, ..., `crc64nvme`): the key of stored checksum maps.
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::Crc32 => "crc32",
+            Algorithm::Crc32c => "crc32c",
+            Algorithm::Sha1 => "sha1",
+            Algorithm::Sha256 => "sha256",
+            Algorithm::Crc64Nvme => "crc64nvme",
+        }
+    }
+
+    /// The header carrying a value (`x-amz-checksum-crc32`, ...).
+    pub fn header(self) -> &'static str {
+        match self {
+            Algorithm::Crc32 => "x-amz-checksum-crc32",
+            Algorithm::Crc32c => "x-amz-checksum-crc32c",
+            Algorithm::Sha1 => "x-amz-checksum-sha1",
+            Algorithm::Sha256 => "x-amz-checksum-sha256",
+            Algorithm::Crc64Nvme => "x-amz-checksum-crc64nvme",
+        }
+    }
+
+    /// Bytes of a digest.
+    pub fn digest_len(self) -> usize {
+        match self {
+            Algorithm::Crc32 | Algorithm::Crc32c => 4,
+            Algorithm::Sha1 => 20,
+            Algorithm::Sha256 => 32,
+            Algorithm::Crc64Nvme => 8,
+        }
+    }
+
+    /// An algorithm by name, case-insensitive, with or without the `x-amz-checksum-` prefix
+    /// (`CRC32C`, `x-amz-checksum-sha256`).
+    pub fn parse(name: &str) -> Option<Algorithm> {
+        let n = name.trim().to_ascii_lowercase();
+        let n = n.strip_prefix("x-amz-checksum-").unwrap_or(&n);
+        Algorithm::ALL.into_iter().find(|a| a.name() == n)
+    }
+}
+
+impl std::fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Which optional checksums to compute.
 #[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
 pub struct ChecksumSet {
@@ -20,6 +94,43 @@ pub struct ChecksumSet {
 }
 
 impl ChecksumSet {
+    /// Adds `a`.
+    pub fn enable(&mut self, a: Algorithm) {
+        *self.flag(a) = true;
+    }
+
+    /// Whether `a` is in the set.
+    pub fn contains(&self, a: Algorithm) -> bool {
+        match a {
+            Algorithm::Crc32 => self.crc32,
+            Algorithm::Crc32c => self.crc32c,
+            Algorithm::Sha1 => self.sha1,
+            Algorithm::Sha256 => self.sha256,
+            Algorithm::Crc64Nvme => self.crc64nvme,
+        }
+    }
+
+    /// Both sets together.
+    pub fn union(self, other: ChecksumSet) -> ChecksumSet {
+        let mut out = self;
+        for a in Algorithm::ALL {
+            if other.contains(a) {
+                out.enable(a);
+            }
+        }
+        out
+    }
+
+    fn flag(&mut self, a: Algorithm) -> &mut bool {
+        match a {
+            Algorithm::Crc32 => &mut self.crc32,
+            Algorithm::Crc32c => &mut self.crc32c,
+            Algorithm::Sha1 => &mut self.sha1,
+            Algorithm::Sha256 => &mut self.sha256,
+            Algorithm::Crc64Nvme => &mut self.crc64nvme,
+        }
+    }
+
     /// Every checksum.
     pub fn all() -> ChecksumSet {
         ChecksumSet {
@@ -48,26 +159,30 @@ pub struct Checksums {
 }
 
 impl Checksums {
-    /// Map of lower-case algorithm name ("crc32", "crc32c", "sha1", "sha256", "crc64nvme") to base64 value.
+    /// The digest of `a`, if computed.
+    pub fn get(&self, a: Algorithm) -> Option<&[u8]> {
+        match a {
+            Algorithm::Crc32 => self.crc32.as_ref().map(|v| v.as_slice()),
+            Algorithm::Crc32c => self.crc32c.as_ref().map(|v| v.as_slice()),
+            Algorithm::Sha1 => self.sha1.as_ref().map(|v| v.as_slice()),
+            Algorithm::Sha256 => self.sha256.as_ref().map(|v| v.as_slice()),
+            Algorithm::Crc64Nvme => self.crc64nvme.as_ref().map(|v| v.as_slice()),
+        }
+    }
+
+    /// Map of [`Algorithm::name`] to base64 value.
     pub fn to_base64_map(&self) -> std::collections::BTreeMap<String, String> {
-        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
-        let mut m = std::collections::BTreeMap::new();
-        if let Some(v) = self.crc32 {
-            m.insert("crc32".into(), b64(&v));
-        }
-        if let Some(v) = self.crc32c {
-            m.insert("crc32c".into(), b64(&v));
-        }
-        if let Some(v) = self.sha1 {
-            m.insert("sha1".into(), b64(&v));
-        }
-        if let Some(v) = self.sha256 {
-            m.insert("sha256".into(), b64(&v));
-        }
-        if let Some(v) = self.crc64nvme {
-            m.insert("crc64nvme".into(), b64(&v));
-        }
-        m
+        Algorithm::ALL
+            .into_iter()
+            .filter_map(|a| {
+                self.get(a).map(|v| {
+                    (
+                        a.name().to_owned(),
+                        base64::engine::general_purpose::STANDARD.encode(v),
+                    )
+                })
+            })
+            .collect()
     }
 
     /// Placeholder values of the right sizes (for computing a sealed length in advance).
@@ -136,5 +251,32 @@ impl PlainHasher {
             crc64nvme: self.crc64.map(|h| h.sum64().to_be_bytes()),
         };
         (self.len, self.md5.finalize().into(), sums)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn algorithms_by_name_header_and_length() {
+        for a in Algorithm::ALL {
+            assert_eq!(Algorithm::parse(a.name()), Some(a));
+            assert_eq!(Algorithm::parse(a.header()), Some(a));
+            assert_eq!(Algorithm::parse(&a.name().to_ascii_uppercase()), Some(a));
+            let mut set = ChecksumSet::default();
+            set.enable(a);
+            assert!(set.contains(a));
+            let mut h = PlainHasher::new(set);
+            h.update(b"x");
+            let (_, _, sums) = h.finish();
+            assert_eq!(sums.get(a).map(<[u8]>::len), Some(a.digest_len()), "{a}");
+            assert_eq!(sums.to_base64_map().len(), 1);
+        }
+        assert_eq!(Algorithm::parse("md4"), None);
+        assert_eq!(
+            ChecksumSet::default().union(ChecksumSet::all()),
+            ChecksumSet::all()
+        );
     }
 }

@@ -2,14 +2,15 @@
 //! aws-chunked trailers) and their verification against what the sealer computed over the
 //! plaintext, plus Content-MD5.
 
+use std::collections::BTreeMap;
+
 use base64::Engine;
 use http::HeaderMap;
-use keys::checksum::{ChecksumSet, Checksums};
+use keys::checksum::{Algorithm, ChecksumSet, Checksums};
 use s3s::TrailingHeaders;
+use s3s::dto::*;
 
 use crate::error::{Error, Result};
-
-const ALGOS: [&str; 5] = ["crc32", "crc32c", "sha1", "sha256", "crc64nvme"];
 
 /// The checksums a write must compute and the values it must match.
 #[derive(Debug, Default)]
@@ -17,36 +18,79 @@ pub(crate) struct ChecksumRequest {
     /// algorithms to compute
     pub set: ChecksumSet,
     /// algorithm -> base64 value sent in a header
-    pub expected: Vec<(&'static str, String)>,
+    pub expected: Vec<(Algorithm, String)>,
     /// algorithm whose value arrives in the aws-chunked trailer
-    pub trailer: Option<&'static str>,
+    pub trailer: Option<Algorithm>,
     pub trailing: Option<TrailingHeaders>,
 }
 
-fn canonical(name: &str) -> Option<&'static str> {
-    let n = name.trim().to_ascii_lowercase();
-    let n = n.strip_prefix("x-amz-checksum-").unwrap_or(&n).to_owned();
-    ALGOS.into_iter().find(|a| *a == n)
+/// The `x-amz-checksum-*` values of an s3s input DTO, in [`Algorithm::ALL`] order.
+pub(crate) trait ChecksumValues {
+    fn checksum_values(&self) -> [Option<&String>; 5];
 }
 
-fn enable(set: &mut ChecksumSet, algo: &str) {
-    match algo {
-        "crc32" => set.crc32 = true,
-        "crc32c" => set.crc32c = true,
-        "sha1" => set.sha1 = true,
-        "sha256" => set.sha256 = true,
-        "crc64nvme" => set.crc64nvme = true,
-        _ => {}
+/// The `checksum_*` fields of an s3s output DTO, filled from an object's (or part's) stored
+/// checksums: one builder for every answer that reports them.
+pub(crate) trait ChecksumFields {
+    fn set_checksums(&mut self, stored: &BTreeMap<String, String>);
+    fn checksum_of(&self, a: Algorithm) -> Option<&String>;
+}
+
+macro_rules! checksum_dtos {
+    (inputs: $($i:ty),*; outputs: $($o:ty),*) => {
+        $(impl ChecksumValues for $i {
+            fn checksum_values(&self) -> [Option<&String>; 5] {
+                [
+                    self.checksum_crc32.as_ref(),
+                    self.checksum_crc32c.as_ref(),
+                    self.checksum_sha1.as_ref(),
+                    self.checksum_sha256.as_ref(),
+                    self.checksum_crc64nvme.as_ref(),
+                ]
+            }
+        })*
+        $(impl ChecksumFields for $o {
+            fn set_checksums(&mut self, m: &BTreeMap<String, String>) {
+                self.checksum_crc32 = stored(m, Algorithm::Crc32);
+                self.checksum_crc32c = stored(m, Algorithm::Crc32c);
+                self.checksum_sha1 = stored(m, Algorithm::Sha1);
+                self.checksum_sha256 = stored(m, Algorithm::Sha256);
+                self.checksum_crc64nvme = stored(m, Algorithm::Crc64Nvme);
+            }
+            fn checksum_of(&self, a: Algorithm) -> Option<&String> {
+                match a {
+                    Algorithm::Crc32 => self.checksum_crc32.as_ref(),
+                    Algorithm::Crc32c => self.checksum_crc32c.as_ref(),
+                    Algorithm::Sha1 => self.checksum_sha1.as_ref(),
+                    Algorithm::Sha256 => self.checksum_sha256.as_ref(),
+                    Algorithm::Crc64Nvme => self.checksum_crc64nvme.as_ref(),
+                }
+            }
+        })*
+    };
+}
+
+/// `t` with its checksum fields filled from `stored`.
+pub(crate) fn with_checksums<T: ChecksumFields>(stored: &BTreeMap<String, String>, mut t: T) -> T {
+    t.set_checksums(stored);
+    t
+}
+
+/// `t` with its checksum fields filled from `stored` when there is something to report.
+pub(crate) fn with_checksums_if<T: ChecksumFields>(
+    stored: Option<&BTreeMap<String, String>>,
+    t: T,
+) -> T {
+    match stored {
+        Some(m) => with_checksums(m, t),
+        None => t,
     }
 }
 
-fn expected_len(algo: &str) -> usize {
-    match algo {
-        "crc32" | "crc32c" => 4,
-        "sha1" => 20,
-        "sha256" => 32,
-        _ => 8,
-    }
+checksum_dtos! {
+    inputs: PutObjectInput, UploadPartInput;
+    outputs: PutObjectOutput, GetObjectOutput, HeadObjectOutput, CopyObjectResult,
+        UploadPartOutput, CopyPartResult, Part
 }
 
 impl ChecksumRequest {
@@ -59,31 +103,31 @@ impl ChecksumRequest {
     ) -> Result<ChecksumRequest> {
         let mut r = ChecksumRequest::default();
         if let Some(a) = algorithm {
-            let a = canonical(a).ok_or_else(|| {
+            let a = Algorithm::parse(a).ok_or_else(|| {
                 Error::InvalidArgument(format!("unsupported checksum algorithm {a}"))
             })?;
-            enable(&mut r.set, a);
+            r.set.enable(a);
         }
-        for (algo, v) in ALGOS.into_iter().zip(values) {
+        for (algo, v) in Algorithm::ALL.into_iter().zip(values) {
             if let Some(v) = v {
                 let raw = base64::engine::general_purpose::STANDARD
                     .decode(v.trim())
                     .map_err(|_| {
                         Error::InvalidDigest(format!("x-amz-checksum-{algo} is not valid base64"))
                     })?;
-                if raw.len() != expected_len(algo) {
+                if raw.len() != algo.digest_len() {
                     return Err(Error::InvalidDigest(format!(
                         "x-amz-checksum-{algo} has the wrong length"
                     )));
                 }
-                enable(&mut r.set, algo);
+                r.set.enable(algo);
                 r.expected.push((algo, v.trim().to_owned()));
             }
         }
         if let Some(t) = headers.get("x-amz-trailer").and_then(|v| v.to_str().ok()) {
             for name in t.split(',') {
-                if let Some(a) = canonical(name) {
-                    enable(&mut r.set, a);
+                if let Some(a) = Algorithm::parse(name) {
+                    r.set.enable(a);
                     r.trailer = Some(a);
                 }
             }
@@ -96,23 +140,19 @@ impl ChecksumRequest {
     pub(crate) fn verify(&self, computed: &Checksums) -> Result<()> {
         let got = computed.to_base64_map();
         for (algo, want) in &self.expected {
-            check(algo, want, got.get(*algo))?;
+            check(*algo, want, got.get(algo.name()))?;
         }
         if let Some(algo) = self.trailer {
-            let name = format!("x-amz-checksum-{algo}");
+            let name = algo.header();
             let want = self
                 .trailing
                 .as_ref()
                 .and_then(|t| {
-                    t.read(|h| {
-                        h.get(name.as_str())
-                            .and_then(|v| v.to_str().ok())
-                            .map(str::to_owned)
-                    })
+                    t.read(|h| h.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned))
                 })
                 .flatten();
             match want {
-                Some(want) => check(algo, want.trim(), got.get(algo))?,
+                Some(want) => check(algo, want.trim(), got.get(algo.name()))?,
                 None => {
                     return Err(Error::InvalidRequest(format!(
                         "x-amz-trailer announced {name} but the body carried no such trailer"
@@ -124,12 +164,12 @@ impl ChecksumRequest {
     }
 }
 
-fn check(algo: &str, want: &str, got: Option<&String>) -> Result<()> {
+fn check(algo: Algorithm, want: &str, got: Option<&String>) -> Result<()> {
     match got {
         Some(g) if g == want => Ok(()),
         _ => Err(Error::BadDigest(format!(
             "The {} you specified did not match the calculated checksum.",
-            algo.to_ascii_uppercase()
+            algo.name().to_ascii_uppercase()
         ))),
     }
 }
@@ -164,12 +204,20 @@ pub(crate) fn precheck_content_md5(content_md5: Option<&str>) -> Result<()> {
     }
 }
 
-/// Checksums stored with an object, as (algorithm, base64) for output fields.
-pub(crate) fn stored(
-    map: &std::collections::BTreeMap<String, String>,
-    algo: &str,
-) -> Option<String> {
-    map.get(algo).cloned()
+/// The stored base64 value of `algo`, for an output field.
+pub(crate) fn stored(map: &BTreeMap<String, String>, algo: Algorithm) -> Option<String> {
+    map.get(algo.name()).cloned()
+}
+
+/// The algorithms whose values `map` holds (a copy recomputes them).
+pub(crate) fn set_of(map: &BTreeMap<String, String>) -> ChecksumSet {
+    let mut set = ChecksumSet::default();
+    for a in Algorithm::ALL {
+        if map.contains_key(a.name()) {
+            set.enable(a);
+        }
+    }
+    set
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use s3s::S3Request;
 use s3s::dto::*;
 use sha2::Digest;
 
-use super::checksum::{ChecksumRequest, precheck_content_md5, stored};
+use super::checksum::{ChecksumRequest, ChecksumValues, precheck_content_md5, with_checksums};
 use super::object::{WriteChecks, content_length};
 use super::{Gateway, MIN_PART_SIZE, etag, object_headers, ts, user_metadata};
 use crate::audit::{self, S3Audit};
@@ -142,13 +142,7 @@ impl Gateway {
                 .checksum_algorithm
                 .as_ref()
                 .map(ChecksumAlgorithm::as_str),
-            [
-                input.checksum_crc32.as_ref(),
-                input.checksum_crc32c.as_ref(),
-                input.checksum_sha1.as_ref(),
-                input.checksum_sha256.as_ref(),
-                input.checksum_crc64nvme.as_ref(),
-            ],
+            input.checksum_values(),
             &raw_headers,
             trailing_headers,
         )?;
@@ -170,16 +164,14 @@ impl Gateway {
                     .await?
             }
         };
-        Ok(UploadPartOutput {
-            e_tag: Some(etag(&part.md5_hex)),
-            checksum_crc32: stored(&part.checksums, "crc32"),
-            checksum_crc32c: stored(&part.checksums, "crc32c"),
-            checksum_sha1: stored(&part.checksums, "sha1"),
-            checksum_sha256: stored(&part.checksums, "sha256"),
-            checksum_crc64nvme: stored(&part.checksums, "crc64nvme"),
-            server_side_encryption: self.sse(),
-            ..Default::default()
-        })
+        Ok(with_checksums(
+            &part.checksums,
+            UploadPartOutput {
+                e_tag: Some(etag(&part.md5_hex)),
+                server_side_encryption: self.sse(),
+                ..Default::default()
+            },
+        ))
     }
 
     pub(super) async fn op_upload_part_copy(
@@ -221,15 +213,14 @@ impl Gateway {
             .put_part(&upload, number, body, &checks, audit.as_ref())
             .await?;
         Ok(UploadPartCopyOutput {
-            copy_part_result: Some(CopyPartResult {
-                e_tag: Some(etag(&part.md5_hex)),
-                last_modified: Some(ts(part.last_modified_ms)),
-                checksum_crc32: stored(&part.checksums, "crc32"),
-                checksum_crc32c: stored(&part.checksums, "crc32c"),
-                checksum_sha1: stored(&part.checksums, "sha1"),
-                checksum_sha256: stored(&part.checksums, "sha256"),
-                checksum_crc64nvme: stored(&part.checksums, "crc64nvme"),
-            }),
+            copy_part_result: Some(with_checksums(
+                &part.checksums,
+                CopyPartResult {
+                    e_tag: Some(etag(&part.md5_hex)),
+                    last_modified: Some(ts(part.last_modified_ms)),
+                    ..Default::default()
+                },
+            )),
             server_side_encryption: self.sse(),
             ..Default::default()
         })
@@ -401,16 +392,17 @@ impl Gateway {
             parts: Some(
                 parts
                     .into_iter()
-                    .map(|p| Part {
-                        part_number: i32::try_from(p.part_number).ok(),
-                        e_tag: Some(etag(&p.md5_hex)),
-                        size: i64::try_from(p.size).ok(),
-                        last_modified: Some(ts(p.last_modified_ms)),
-                        checksum_crc32: stored(&p.checksums, "crc32"),
-                        checksum_crc32c: stored(&p.checksums, "crc32c"),
-                        checksum_sha1: stored(&p.checksums, "sha1"),
-                        checksum_sha256: stored(&p.checksums, "sha256"),
-                        checksum_crc64nvme: stored(&p.checksums, "crc64nvme"),
+                    .map(|p| {
+                        with_checksums(
+                            &p.checksums,
+                            Part {
+                                part_number: i32::try_from(p.part_number).ok(),
+                                e_tag: Some(etag(&p.md5_hex)),
+                                size: i64::try_from(p.size).ok(),
+                                last_modified: Some(ts(p.last_modified_ms)),
+                                ..Default::default()
+                            },
+                        )
                     })
                     .collect(),
             ),

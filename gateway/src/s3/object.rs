@@ -1,7 +1,6 @@
 //! Object operations: PutObject, GetObject (ranges, conditions, partNumber), HeadObject,
 //! DeleteObject, DeleteObjects and CopyObject (re-sealed; metadata COPY/REPLACE).
 
-use std::collections::BTreeMap;
 use std::ops::Range;
 
 use bytes::Bytes;
@@ -9,7 +8,10 @@ use keys::checksum::ChecksumSet;
 use s3s::S3Request;
 use s3s::dto::*;
 
-use super::checksum::{ChecksumRequest, precheck_content_md5, stored, verify_content_md5};
+use super::checksum::{
+    ChecksumRequest, ChecksumValues, precheck_content_md5, set_of, verify_content_md5,
+    with_checksums, with_checksums_if,
+};
 use super::{Gateway, etag, expires_out, metadata_out, ms_of, object_headers, ts, user_metadata};
 use crate::audit::{self, S3Audit};
 use crate::error::{Error, Result};
@@ -154,17 +156,6 @@ fn checksum_enabled(mode: Option<&ChecksumMode>) -> bool {
     mode.is_some_and(|m| m.as_str().eq_ignore_ascii_case(ChecksumMode::ENABLED))
 }
 
-/// ChecksumSet that recomputes the checksums `map` holds (used by copies).
-pub(super) fn set_of(map: &BTreeMap<String, String>) -> ChecksumSet {
-    ChecksumSet {
-        crc32: map.contains_key("crc32"),
-        crc32c: map.contains_key("crc32c"),
-        sha1: map.contains_key("sha1"),
-        sha256: map.contains_key("sha256"),
-        crc64nvme: map.contains_key("crc64nvme"),
-    }
-}
-
 impl Gateway {
     pub(super) async fn op_put_object(
         &self,
@@ -197,13 +188,7 @@ impl Gateway {
                 .checksum_algorithm
                 .as_ref()
                 .map(ChecksumAlgorithm::as_str),
-            [
-                input.checksum_crc32.as_ref(),
-                input.checksum_crc32c.as_ref(),
-                input.checksum_sha1.as_ref(),
-                input.checksum_sha256.as_ref(),
-                input.checksum_crc64nvme.as_ref(),
-            ],
+            input.checksum_values(),
             &raw_headers,
             trailing_headers,
         )?;
@@ -250,17 +235,15 @@ impl Gateway {
                     .await?
             }
         };
-        Ok(PutObjectOutput {
-            e_tag: Some(etag(&rec.etag)),
-            checksum_crc32: stored(&rec.checksums, "crc32"),
-            checksum_crc32c: stored(&rec.checksums, "crc32c"),
-            checksum_sha1: stored(&rec.checksums, "sha1"),
-            checksum_sha256: stored(&rec.checksums, "sha256"),
-            checksum_crc64nvme: stored(&rec.checksums, "crc64nvme"),
-            server_side_encryption: self.sse(),
-            size: Some(len_i64(rec.size)),
-            ..Default::default()
-        })
+        Ok(with_checksums(
+            &rec.checksums,
+            PutObjectOutput {
+                e_tag: Some(etag(&rec.etag)),
+                server_side_encryption: self.sse(),
+                size: Some(len_i64(rec.size)),
+                ..Default::default()
+            },
+        ))
     }
 
     pub(super) async fn op_get_object(
@@ -287,43 +270,34 @@ impl Gateway {
         let body = self.store.open_object(&rec, range.clone()).await?;
         let want_ck =
             full && rec.manifest_id.is_none() && checksum_enabled(input.checksum_mode.as_ref());
-        let ck = |a: &str| {
-            if want_ck {
-                stored(&rec.checksums, a)
-            } else {
-                None
-            }
-        };
         let h = |k: &str| rec.headers.get(k).cloned();
-        Ok(GetObjectOutput {
-            body: Some(StreamingBlob::wrap(SyncStream::new(body))),
-            accept_ranges: Some("bytes".into()),
-            content_length: Some(len_i64(range.end - range.start)),
-            content_range: partial.then(|| content_range(&range, rec.size)),
-            e_tag: Some(etag(&rec.etag)),
-            last_modified: Some(ts(rec.last_modified_ms)),
-            metadata: metadata_out(&rec.user_metadata),
-            content_type: h("content-type"),
-            content_encoding: h("content-encoding"),
-            cache_control: h("cache-control"),
-            content_disposition: h("content-disposition"),
-            content_language: h("content-language"),
-            expires: expires_out(&rec.headers),
-            checksum_crc32: ck("crc32"),
-            checksum_crc32c: ck("crc32c"),
-            checksum_sha1: ck("sha1"),
-            checksum_sha256: ck("sha256"),
-            checksum_crc64nvme: ck("crc64nvme"),
-            checksum_type: (want_ck && !rec.checksums.is_empty())
-                .then(|| ChecksumType::from_static(ChecksumType::FULL_OBJECT)),
-            parts_count: if input.part_number.is_some() {
-                parts_count
-            } else {
-                None
+        Ok(with_checksums_if(
+            if want_ck { Some(&rec.checksums) } else { None },
+            GetObjectOutput {
+                body: Some(StreamingBlob::wrap(SyncStream::new(body))),
+                accept_ranges: Some("bytes".into()),
+                content_length: Some(len_i64(range.end - range.start)),
+                content_range: partial.then(|| content_range(&range, rec.size)),
+                e_tag: Some(etag(&rec.etag)),
+                last_modified: Some(ts(rec.last_modified_ms)),
+                metadata: metadata_out(&rec.user_metadata),
+                content_type: h("content-type"),
+                content_encoding: h("content-encoding"),
+                cache_control: h("cache-control"),
+                content_disposition: h("content-disposition"),
+                content_language: h("content-language"),
+                expires: expires_out(&rec.headers),
+                checksum_type: (want_ck && !rec.checksums.is_empty())
+                    .then(|| ChecksumType::from_static(ChecksumType::FULL_OBJECT)),
+                parts_count: if input.part_number.is_some() {
+                    parts_count
+                } else {
+                    None
+                },
+                server_side_encryption: self.sse(),
+                ..Default::default()
             },
-            server_side_encryption: self.sse(),
-            ..Default::default()
-        })
+        ))
     }
 
     pub(super) async fn op_head_object(
@@ -344,42 +318,33 @@ impl Gateway {
             select_range(&rec, input.range.as_ref(), input.part_number)?;
         let want_ck =
             !partial && rec.manifest_id.is_none() && checksum_enabled(input.checksum_mode.as_ref());
-        let ck = |a: &str| {
-            if want_ck {
-                stored(&rec.checksums, a)
-            } else {
-                None
-            }
-        };
         let h = |k: &str| rec.headers.get(k).cloned();
-        Ok(HeadObjectOutput {
-            accept_ranges: Some("bytes".into()),
-            content_length: Some(len_i64(range.end - range.start)),
-            content_range: partial.then(|| content_range(&range, rec.size)),
-            e_tag: Some(etag(&rec.etag)),
-            last_modified: Some(ts(rec.last_modified_ms)),
-            metadata: metadata_out(&rec.user_metadata),
-            content_type: h("content-type"),
-            content_encoding: h("content-encoding"),
-            cache_control: h("cache-control"),
-            content_disposition: h("content-disposition"),
-            content_language: h("content-language"),
-            expires: expires_out(&rec.headers),
-            checksum_crc32: ck("crc32"),
-            checksum_crc32c: ck("crc32c"),
-            checksum_sha1: ck("sha1"),
-            checksum_sha256: ck("sha256"),
-            checksum_crc64nvme: ck("crc64nvme"),
-            checksum_type: (want_ck && !rec.checksums.is_empty())
-                .then(|| ChecksumType::from_static(ChecksumType::FULL_OBJECT)),
-            parts_count: if input.part_number.is_some() {
-                parts_count
-            } else {
-                None
+        Ok(with_checksums_if(
+            if want_ck { Some(&rec.checksums) } else { None },
+            HeadObjectOutput {
+                accept_ranges: Some("bytes".into()),
+                content_length: Some(len_i64(range.end - range.start)),
+                content_range: partial.then(|| content_range(&range, rec.size)),
+                e_tag: Some(etag(&rec.etag)),
+                last_modified: Some(ts(rec.last_modified_ms)),
+                metadata: metadata_out(&rec.user_metadata),
+                content_type: h("content-type"),
+                content_encoding: h("content-encoding"),
+                cache_control: h("cache-control"),
+                content_disposition: h("content-disposition"),
+                content_language: h("content-language"),
+                expires: expires_out(&rec.headers),
+                checksum_type: (want_ck && !rec.checksums.is_empty())
+                    .then(|| ChecksumType::from_static(ChecksumType::FULL_OBJECT)),
+                parts_count: if input.part_number.is_some() {
+                    parts_count
+                } else {
+                    None
+                },
+                server_side_encryption: self.sse(),
+                ..Default::default()
             },
-            server_side_encryption: self.sse(),
-            ..Default::default()
-        })
+        ))
     }
 
     async fn delete_one(&self, bucket: &str, key: &str) -> Result<()> {
@@ -561,13 +526,7 @@ impl Gateway {
         if let Some(a) = input.checksum_algorithm.as_ref() {
             let extra =
                 ChecksumRequest::new(Some(a.as_str()), [None; 5], &http::HeaderMap::new(), None)?;
-            set = ChecksumSet {
-                crc32: set.crc32 || extra.set.crc32,
-                crc32c: set.crc32c || extra.set.crc32c,
-                sha1: set.sha1 || extra.set.sha1,
-                sha256: set.sha256 || extra.set.sha256,
-                crc64nvme: set.crc64nvme || extra.set.crc64nvme,
-            };
+            set = set.union(extra.set);
         }
         let checks = WriteChecks {
             checksums: ChecksumRequest {
@@ -594,16 +553,14 @@ impl Gateway {
             tracing::error!(bucket = %src.bucket, key = %src.key, "copy produced a different MD5 than the source ETag");
         }
         Ok(CopyObjectOutput {
-            copy_object_result: Some(CopyObjectResult {
-                e_tag: Some(etag(&rec.etag)),
-                last_modified: Some(ts(rec.last_modified_ms)),
-                checksum_crc32: stored(&rec.checksums, "crc32"),
-                checksum_crc32c: stored(&rec.checksums, "crc32c"),
-                checksum_sha1: stored(&rec.checksums, "sha1"),
-                checksum_sha256: stored(&rec.checksums, "sha256"),
-                checksum_crc64nvme: stored(&rec.checksums, "crc64nvme"),
-                ..Default::default()
-            }),
+            copy_object_result: Some(with_checksums(
+                &rec.checksums,
+                CopyObjectResult {
+                    e_tag: Some(etag(&rec.etag)),
+                    last_modified: Some(ts(rec.last_modified_ms)),
+                    ..Default::default()
+                },
+            )),
             server_side_encryption: self.sse(),
             ..Default::default()
         })

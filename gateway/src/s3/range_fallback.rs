@@ -11,6 +11,7 @@ use s3s::route::S3Route;
 use s3s::{Body, S3Request, S3Response, S3Result, s3_error};
 
 use super::Gateway;
+use super::checksum::ChecksumFields;
 use crate::auth::{Credentials, OpInfo, OpSlot};
 
 /// Whether a Range header value is not a single, well-formed byte range.
@@ -121,15 +122,9 @@ fn response_headers(out: &GetObjectOutput) -> HeaderMap {
             .as_ref()
             .map(|s| s.as_str().to_owned()),
     );
-    put(&mut h, "x-amz-checksum-crc32", out.checksum_crc32.clone());
-    put(&mut h, "x-amz-checksum-crc32c", out.checksum_crc32c.clone());
-    put(&mut h, "x-amz-checksum-sha1", out.checksum_sha1.clone());
-    put(&mut h, "x-amz-checksum-sha256", out.checksum_sha256.clone());
-    put(
-        &mut h,
-        "x-amz-checksum-crc64nvme",
-        out.checksum_crc64nvme.clone(),
-    );
+    for a in keys::checksum::Algorithm::ALL {
+        put(&mut h, a.header(), out.checksum_of(a).cloned());
+    }
     if let Some(m) = &out.metadata {
         for (k, v) in m {
             if let (Ok(name), Ok(val)) = (

@@ -103,18 +103,19 @@ pub struct Config {
 }
 
 /// Declares the `[limits]` settings once: each is a TOML key of `[limits]`, a `vaultgate serve`
-/// flag and a `VAULTGATE_*` variable (clap and serde on the same field), with its default given
-/// by the accessor of the same name. Unset fields stay `None` so file < env < flag layering
-/// works through [`Limits::merge`].
+/// flag and a `VAULTGATE_*` variable (clap, with the `cli` feature, and serde on the same
+/// field), with its default given by the accessor of the same name. Unset fields stay `None` so
+/// file < env < flag layering works through [`Limits::merge`].
 macro_rules! limits {
     ($( $(#[$doc:meta])* $name:ident : $ty:ty = $default:expr, $env:literal; )*) => {
         /// Abuse bounds (see the field docs for each default).
-        #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, clap::Args)]
+        #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+        #[cfg_attr(feature = "cli", derive(clap::Args))]
         #[serde(deny_unknown_fields, default)]
         pub struct Limits {
             $(
                 $(#[$doc])*
-                #[arg(long, env = $env)]
+                #[cfg_attr(feature = "cli", arg(long, env = $env))]
                 #[serde(skip_serializing_if = "Option::is_none")]
                 pub $name: Option<$ty>,
             )*

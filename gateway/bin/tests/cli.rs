@@ -1,6 +1,7 @@
 //! Tests of the `vaultgate` binary: `config check` (valid, invalid, secrets redacted) and
 //! `serve` with port 0 (machine-readable listening line, S3 reachable, clean exit on SIGTERM).
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::io::{BufRead, BufReader};

@@ -514,6 +514,20 @@ impl Config {
         Ok(())
     }
 
+    /// Refuses what [`Config::validate`] accepts but this build cannot serve: a PostgreSQL
+    /// `database_url` (the index is SQLite only; `crate::server::start` fails on it when it
+    /// opens the index). `vaultgate config check` runs it after `validate`.
+    pub fn check_supported(&self) -> Result<()> {
+        let db = self.database_url();
+        if db.starts_with("postgres://") || db.starts_with("postgresql://") {
+            return Err(Error::Config(format!(
+                "database_url {}: PostgreSQL is not supported yet; use sqlite://PATH",
+                redact_url(&db)
+            )));
+        }
+        Ok(())
+    }
+
     /// The effective configuration as TOML, secrets shown as `[redacted]`, passwords in URLs masked.
     pub fn redacted_toml(&self) -> String {
         let mut c = self.clone();
@@ -673,6 +687,19 @@ mod tests {
         // the redacted output is itself valid config syntax
         let back = Config::from_toml(&out).unwrap();
         assert_eq!(back.s3_addr, c.s3_addr);
+    }
+
+    #[test]
+    fn postgres_is_valid_syntax_but_not_supported() {
+        let c = Config {
+            database_url: Some("postgresql://gw:gwpass@db/vaultgate".into()),
+            ..Default::default()
+        };
+        c.validate().unwrap();
+        let err = c.check_supported().unwrap_err().to_string();
+        assert!(err.contains("PostgreSQL is not supported yet"), "{err}");
+        assert!(!err.contains("gwpass"), "{err}");
+        Config::default().check_supported().unwrap();
     }
 
     #[test]

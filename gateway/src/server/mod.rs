@@ -155,13 +155,9 @@ pub async fn start(
         Ok(r) => tracing::debug!(?r, "gc queue drained"),
         Err(e) => tracing::warn!(error = %e, "gc queue drain failed; will retry next start"),
     }
-    let shared_db = db_url.starts_with("postgres");
-    let grace = if shared_db {
-        Duration::from_secs(3600)
-    } else {
-        Duration::ZERO
-    };
-    match crate::index::sweep_orphans(&index, backend.as_ref(), grace).await {
+    // no grace period: the index is SQLite, written by this process alone, so no other
+    // instance can have a blob in flight
+    match crate::index::sweep_orphans(&index, backend.as_ref(), Duration::ZERO).await {
         Ok(r) if r.withheld > 0 && index.bucket_count().await.unwrap_or(0) == 0 => {
             // An empty index next to a backend full of ciphertext: the index was lost or the
             // database URL points elsewhere. Serving would show empty buckets; refuse instead.

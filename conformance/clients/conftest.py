@@ -377,7 +377,7 @@ def vaultgate_bin() -> str:
     b = Path(os.environ.get("VAULTGATE_BIN", REPO_ROOT / "target" / "debug" / "vaultgate"))
     if not b.is_file() or not os.access(b, os.X_OK):
         pytest.fail(
-            f"gateway binary {b} not found: build it with `cargo build -p gateway --bin vaultgate` or set VAULTGATE_BIN"
+            f"gateway binary {b} not found: build it with `cargo build -p vaultgate --bin vaultgate` or set VAULTGATE_BIN"
         )
     return str(b)
 

@@ -1,8 +1,12 @@
 //! The admin listener's operational routes (axum): `/metrics` (Prometheus text), `/health`
 //! (200 while the process runs) and `/ready` (200 when index, backend and key provider answer,
-//! else 503 with JSON naming what failed). The server merges `admin::router` (the admin REST
-//! API under /admin/v1) beside these.
+//! else 503 with JSON naming what failed), and [`AdminParts`]: what the admin REST API under
+//! /admin/v1 is built from. That API belongs to the `admin` crate, which this library does not
+//! depend on: `crate::server::start` hands the parts to a builder its caller passes (the
+//! `vaultgate` binary's composition) and serves the router it returns beside these routes.
 
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -12,6 +16,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use serde_json::json;
 
+use crate::audit::Audit;
 use crate::metrics::Metrics;
 use crate::store::Store;
 
@@ -22,6 +27,27 @@ pub struct AdminState {
     pub store: Store,
     /// metrics rendered by /metrics
     pub metrics: Metrics,
+}
+
+/// What the admin REST API is built from: the pieces [`crate::server::start`] opened, shared
+/// with the S3 side (one policy store, one rate limiter, one brute-force limiter, one ledger).
+pub struct AdminParts {
+    /// the policy store (principals, keys, grants, tenants, quorum)
+    pub policy_store: policy::PolicyStore,
+    /// issues and checks admin API tokens (`Config::jwt_authority`)
+    pub jwt: Arc<policy::JwtAuthority>,
+    /// per-principal rate limits (the admin class applies there)
+    pub limits: Arc<policy::RateLimits>,
+    /// failed authentications per client address, shared with the S3 listener
+    pub auth_failures: Arc<policy::ratelimit::AuthFailures>,
+    /// the audit ledger and the evidence key (admin events, `/audit`, `/evidence`)
+    pub audit: Audit,
+    /// where exported evidence bundles are kept (`<data dir>/evidence`)
+    pub evidence_dir: PathBuf,
+    /// the gateway's metrics (`admin_operations_total{operation}`)
+    pub metrics: Metrics,
+    /// facts merged into `GET /status`: backend, key provider, region
+    pub status: serde_json::Value,
 }
 
 /// Router with /metrics, /health and /ready.

@@ -103,18 +103,19 @@ pub struct Config {
 }
 
 /// Declares the `[limits]` settings once: each is a TOML key of `[limits]`, a `vaultgate serve`
-/// flag and a `VAULTGATE_*` variable (clap and serde on the same field), with its default given
-/// by the accessor of the same name. Unset fields stay `None` so file < env < flag layering
-/// works through [`Limits::merge`].
+/// flag and a `VAULTGATE_*` variable (clap, with the `cli` feature, and serde on the same
+/// field), with its default given by the accessor of the same name. Unset fields stay `None` so
+/// file < env < flag layering works through [`Limits::merge`].
 macro_rules! limits {
     ($( $(#[$doc:meta])* $name:ident : $ty:ty = $default:expr, $env:literal; )*) => {
         /// Abuse bounds (see the field docs for each default).
-        #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, clap::Args)]
+        #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+        #[cfg_attr(feature = "cli", derive(clap::Args))]
         #[serde(deny_unknown_fields, default)]
         pub struct Limits {
             $(
                 $(#[$doc])*
-                #[arg(long, env = $env)]
+                #[cfg_attr(feature = "cli", arg(long, env = $env))]
                 #[serde(skip_serializing_if = "Option::is_none")]
                 pub $name: Option<$ty>,
             )*
@@ -513,6 +514,20 @@ impl Config {
         Ok(())
     }
 
+    /// Refuses what [`Config::validate`] accepts but this build cannot serve: a PostgreSQL
+    /// `database_url` (the index is SQLite only; `crate::server::start` fails on it when it
+    /// opens the index). `vaultgate config check` runs it after `validate`.
+    pub fn check_supported(&self) -> Result<()> {
+        let db = self.database_url();
+        if db.starts_with("postgres://") || db.starts_with("postgresql://") {
+            return Err(Error::Config(format!(
+                "database_url {}: PostgreSQL is not supported yet; use sqlite://PATH",
+                redact_url(&db)
+            )));
+        }
+        Ok(())
+    }
+
     /// The effective configuration as TOML, secrets shown as `[redacted]`, passwords in URLs masked.
     pub fn redacted_toml(&self) -> String {
         let mut c = self.clone();
@@ -672,6 +687,19 @@ mod tests {
         // the redacted output is itself valid config syntax
         let back = Config::from_toml(&out).unwrap();
         assert_eq!(back.s3_addr, c.s3_addr);
+    }
+
+    #[test]
+    fn postgres_is_valid_syntax_but_not_supported() {
+        let c = Config {
+            database_url: Some("postgresql://gw:gwpass@db/vaultgate".into()),
+            ..Default::default()
+        };
+        c.validate().unwrap();
+        let err = c.check_supported().unwrap_err().to_string();
+        assert!(err.contains("PostgreSQL is not supported yet"), "{err}");
+        assert!(!err.contains("gwpass"), "{err}");
+        Config::default().check_supported().unwrap();
     }
 
     #[test]

@@ -76,7 +76,9 @@ async fn world_with(limits: Limits) -> World {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(dir.path());
     cfg.limits = limits;
-    let server = gateway::server::start(cfg).await.expect("gateway starts");
+    let server = gateway::server::start(cfg, common::admin_api)
+        .await
+        .expect("gateway starts");
     let endpoint = format!("http://{}", server.s3_addr);
     let client = client_for(&endpoint, AK, SK);
     let g = TestGateway {

@@ -520,7 +520,9 @@ async fn fail_open_reads_are_served_while_writes_still_fail_closed() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(dir.path());
     cfg.audit_read_policy = "fail-open".into();
-    let server = gateway::server::start(cfg).await.unwrap();
+    let server = gateway::server::start(cfg, common::admin_api)
+        .await
+        .unwrap();
     let endpoint = format!("http://{}", server.s3_addr);
     let g = TestGateway {
         client: client_for(&endpoint, AK, SK),
@@ -677,7 +679,9 @@ async fn throttled_requests_are_denied_events_and_sources_can_be_hashed() {
     let mut cfg = config(dir.path());
     cfg.rate_s3_writes_per_min = 2;
     cfg.audit_source = "hash".into();
-    let server = gateway::server::start(cfg).await.unwrap();
+    let server = gateway::server::start(cfg, common::admin_api)
+        .await
+        .unwrap();
     let endpoint = format!("http://{}", server.s3_addr);
     let g = TestGateway {
         client: client_for(&endpoint, AK, SK),

@@ -110,7 +110,9 @@ async fn imports_good_blobs_and_names_every_bad_one() {
     assert_eq!(stored.len(), 3, "{stored:?}");
     ctx.index.close().await;
 
-    let server = gateway::server::start(cfg).await.expect("start");
+    let server = gateway::server::start(cfg, common::admin_api)
+        .await
+        .expect("start");
     let client = common::client_for(
         &format!("http://{}", server.s3_addr),
         common::AK,
@@ -220,7 +222,9 @@ async fn import_into_a_tenant_creates_its_bucket_there_and_keeps_other_tenants_b
     assert_eq!(policy.bucket_tenant("acme-hub").await.unwrap(), "acme");
     ctx.index.close().await;
 
-    let server = gateway::server::start(cfg).await.expect("start");
+    let server = gateway::server::start(cfg, common::admin_api)
+        .await
+        .expect("start");
     let endpoint = format!("http://{}", server.s3_addr);
     let admin = common::client_for(&endpoint, common::AK, common::SK);
     let names: Vec<String> = admin

@@ -110,7 +110,7 @@ async fn local_to_local_resumes_after_interruption_then_switches() {
     ctx.index.close().await;
 
     // the gateway refuses the old backend now ...
-    let err = gateway::server::start(cfg.clone())
+    let err = gateway::server::start(cfg.clone(), common::admin_api)
         .await
         .expect_err("old backend refused");
     assert!(
@@ -121,7 +121,7 @@ async fn local_to_local_resumes_after_interruption_then_switches() {
     // ... and serves everything unchanged from the new one
     let mut moved = cfg.clone();
     moved.backend = Some(dst_url.clone());
-    let server = gateway::server::start(moved)
+    let server = gateway::server::start(moved, common::admin_api)
         .await
         .expect("start on new backend");
     let client = common::client_for(
@@ -163,7 +163,9 @@ async fn a_missing_source_object_is_named_and_blocks_the_switch() {
     );
     // the configured backend keeps working: the gateway still starts on it
     ctx.index.close().await;
-    let server = gateway::server::start(cfg).await.expect("still starts");
+    let server = gateway::server::start(cfg, common::admin_api)
+        .await
+        .expect("still starts");
     server.shutdown().await;
 }
 

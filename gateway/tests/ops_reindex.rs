@@ -60,7 +60,9 @@ async fn reindex_after_deleting_the_index_restores_everything_clients_see() {
     assert!(report.superseded.is_empty(), "{report:?}");
     assert!(report.data_keys >= 2, "one data key per bucket at least");
 
-    let server = gateway::server::start(cfg.clone()).await.expect("restart");
+    let server = gateway::server::start(cfg.clone(), common::admin_api)
+        .await
+        .expect("restart");
     let client = common::client_for(
         &format!("http://{}", server.s3_addr),
         common::AK,
@@ -197,7 +199,9 @@ async fn reindex_into_a_tenant_gives_the_buckets_to_that_tenant_only() {
     }
     ctx.index.close().await;
 
-    let server = gateway::server::start(cfg.clone()).await.expect("restart");
+    let server = gateway::server::start(cfg.clone(), common::admin_api)
+        .await
+        .expect("restart");
     let endpoint = format!("http://{}", server.s3_addr);
     // the bootstrap admin (tenant default) no longer sees or reads them
     let admin = common::client_for(&endpoint, common::AK, common::SK);

@@ -356,7 +356,9 @@ async fn legacy_access_keys_keep_working_after_upgrade() {
     )
     .await;
 
-    let server = gateway::server::start(cfg.clone()).await.unwrap();
+    let server = gateway::server::start(cfg.clone(), common::admin_api)
+        .await
+        .unwrap();
     assert!(
         server.bootstrap.is_none(),
         "the imported admin key is the bootstrap key"
@@ -400,7 +402,9 @@ async fn legacy_access_keys_keep_working_after_upgrade() {
 
     let mut cfg2 = cfg.clone();
     cfg2.s3_addr = "127.0.0.1:0".into();
-    let server = gateway::server::start(cfg2).await.unwrap();
+    let server = gateway::server::start(cfg2, common::admin_api)
+        .await
+        .unwrap();
     assert!(server.bootstrap.is_none());
     let endpoint = format!("http://{}", server.s3_addr);
     let admin = client_for(&endpoint, admin_id, admin_sk);
@@ -427,7 +431,9 @@ async fn fixed_env_key_from_an_old_index_keeps_working() {
     let cfg = config(dir.path());
     // the old gateway stored the fixed VAULTGATE_ACCESS_KEY pair in its own table
     legacy_key(&cfg, AK, SK, "admin", Role::SuperAdmin).await;
-    let server = gateway::server::start(cfg).await.unwrap();
+    let server = gateway::server::start(cfg, common::admin_api)
+        .await
+        .unwrap();
     assert!(server.bootstrap.is_none());
     let c = client_for(&format!("http://{}", server.s3_addr), AK, SK);
     c.create_bucket().bucket("fixed").send().await.unwrap();
@@ -486,7 +492,9 @@ async fn with_write_limit(per_min: u32) -> TestGateway {
         rate_s3_writes_per_min: per_min,
         ..config(dir.path())
     };
-    let server = gateway::server::start(cfg).await.unwrap();
+    let server = gateway::server::start(cfg, common::admin_api)
+        .await
+        .unwrap();
     let endpoint = format!("http://{}", server.s3_addr);
     TestGateway {
         client: no_retry(&endpoint, AK, SK),

@@ -319,7 +319,9 @@ async fn bootstrap_key_is_generated_once_and_persists_across_restart() {
         secret_key: None,
         ..config(dir.path())
     };
-    let first = gateway::server::start(cfg.clone()).await.unwrap();
+    let first = gateway::server::start(cfg.clone(), common::admin_api)
+        .await
+        .unwrap();
     let boot = first
         .bootstrap
         .as_ref()
@@ -340,7 +342,9 @@ async fn bootstrap_key_is_generated_once_and_persists_across_restart() {
 
     // second start: no new key, old key and data still work
     cfg.s3_addr = "127.0.0.1:0".into();
-    let second = gateway::server::start(cfg).await.unwrap();
+    let second = gateway::server::start(cfg, common::admin_api)
+        .await
+        .unwrap();
     assert!(second.bootstrap.is_none());
     let c = client_for(&format!("http://{}", second.s3_addr), &ak, &sk);
     let got = c

@@ -37,7 +37,7 @@ async fn empty_index_over_populated_backend_refuses_to_start_and_keeps_data() {
         "sqlite://{}",
         dir.path().join("other.db").display()
     ));
-    let err = match gateway::server::start(cfg).await {
+    let err = match gateway::server::start(cfg, common::admin_api).await {
         Ok(_) => panic!("started over a foreign backend"),
         Err(e) => e.to_string(),
     };
@@ -54,7 +54,7 @@ async fn empty_index_over_populated_backend_refuses_to_start_and_keeps_data() {
     assert_eq!(after, before, "no object was deleted");
 
     // The right index still serves everything.
-    let g2 = gateway::server::start(config(dir.path()))
+    let g2 = gateway::server::start(config(dir.path()), common::admin_api)
         .await
         .expect("restarts");
     let client = client_for(&format!("http://{}", g2.s3_addr), AK, SK);

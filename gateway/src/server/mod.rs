@@ -2,7 +2,8 @@
 //! [`Config`], collects garbage left by a crash, opens the policy store in the index's database
 //! and bootstraps the SuperAdmin key, then serves S3 (s3s on hyper, authorised by
 //! `policy::Authorizer`) and the admin listener (axum: /metrics, /health, /ready and the admin
-//! REST API under /admin/v1) until [`RunningServer::shutdown`].
+//! REST API under /admin/v1, which the caller builds from [`AdminParts`]) until
+//! [`RunningServer::shutdown`].
 //!
 //! Every S3 request is counted, timed, logged as one JSON line (op, bucket, status, duration,
 //! request id) and leaves one event in the audit ledger (`crate::audit`); reads whose event
@@ -31,7 +32,7 @@ use self::listen::ListenLimits;
 use crate::config::Limits;
 use policy::ratelimit::AuthFailures;
 
-use crate::admin_http::{AdminState, router};
+use crate::admin_http::{AdminParts, AdminState, router};
 use policy::ledger::{EventKind, RequestAudit};
 
 use crate::audit::{Audit, S3Audit, error_code_of};
@@ -93,8 +94,13 @@ impl RunningServer {
     }
 }
 
-/// Opens everything the config names and starts both listeners.
-pub async fn start(config: Config) -> Result<RunningServer> {
+/// Opens everything the config names and starts both listeners; the admin listener serves the
+/// router `admin_api` builds from the [`AdminParts`] beside /metrics, /health and /ready (the
+/// `vaultgate` binary passes the `admin` crate's REST API).
+pub async fn start(
+    config: Config,
+    admin_api: impl FnOnce(AdminParts) -> axum::Router,
+) -> Result<RunningServer> {
     config.validate()?;
     let s3_sock = config.s3_socket()?;
     let admin_sock = config.admin_socket()?;
@@ -149,13 +155,9 @@ pub async fn start(config: Config) -> Result<RunningServer> {
         Ok(r) => tracing::debug!(?r, "gc queue drained"),
         Err(e) => tracing::warn!(error = %e, "gc queue drain failed; will retry next start"),
     }
-    let shared_db = db_url.starts_with("postgres");
-    let grace = if shared_db {
-        Duration::from_secs(3600)
-    } else {
-        Duration::ZERO
-    };
-    match crate::index::sweep_orphans(&index, backend.as_ref(), grace).await {
+    // no grace period: the index is SQLite, written by this process alone, so no other
+    // instance can have a blob in flight
+    match crate::index::sweep_orphans(&index, backend.as_ref(), Duration::ZERO).await {
         Ok(r) if r.withheld > 0 && index.bucket_count().await.unwrap_or(0) == 0 => {
             // An empty index next to a backend full of ciphertext: the index was lost or the
             // database URL points elsewhere. Serving would show empty buckets; refuse instead.
@@ -199,23 +201,20 @@ pub async fn start(config: Config) -> Result<RunningServer> {
     let limits = Arc::new(policy::RateLimits::new(config.rate_limits()));
     let auth_failures = Arc::new(AuthFailures::new(config.limits.auth_failures_per_min()));
     metrics.watch_auth_failures(auth_failures.clone());
-    let jwt = Arc::new(config.jwt_authority()?);
-    let mut admin_api = admin::AdminState::new(policy_store.clone(), jwt, limits.clone());
-    let facts = serde_json::json!({
-        "backend": backend.name(),
-        "key_provider": keyring.provider().kind(),
-        "region": config.region,
+    let admin_api = admin_api(AdminParts {
+        policy_store: policy_store.clone(),
+        jwt: Arc::new(config.jwt_authority()?),
+        limits: limits.clone(),
+        auth_failures: auth_failures.clone(),
+        audit: audit.clone(),
+        evidence_dir: config.data_dir.join("evidence"),
+        metrics: metrics.clone(),
+        status: serde_json::json!({
+            "backend": backend.name(),
+            "key_provider": keyring.provider().kind(),
+            "region": config.region,
+        }),
     });
-    admin_api.status_extra = Some(Arc::new(move || facts.clone()));
-    let op_metrics = metrics.clone();
-    let admin_api = admin_api
-        .with_audit(
-            audit.ledger.clone(),
-            audit.evidence_key.clone(),
-            config.data_dir.join("evidence"),
-        )
-        .with_operation_hook(Arc::new(move |op: &str| op_metrics.admin_operation(op)))
-        .with_auth_failures(auth_failures.clone());
     let authz = policy::Authorizer::new(policy_store, limits);
     let creds = Credentials::new(authz.clone());
 
@@ -271,7 +270,7 @@ pub async fn start(config: Config) -> Result<RunningServer> {
         store: store.clone(),
         metrics: metrics.clone(),
     })
-    .merge(admin::router(admin_api));
+    .merge(admin_api);
     let admin_task = tokio::spawn(listen::serve(
         admin_listener,
         ListenLimits::admin(&config.limits),

@@ -1,6 +1,15 @@
 //! Shared helpers of the in-process tests: start the real gateway on 127.0.0.1:0 with a temp data
-//! dir, build an aws-sdk-s3 client for it, raw HTTP/1.1 requests, and error-code extraction.
+//! dir (its admin listener serving the admin REST API as the `vaultgate` binary composes it),
+//! build an aws-sdk-s3 client for it, raw HTTP/1.1 requests, and error-code extraction. The
+//! binary's tests (`gateway/bin/tests`) include this module too.
 #![allow(dead_code)]
+
+/// The binary's composition of the admin REST API (`gateway/bin/src/compose.rs`), so that the
+/// tests serve what the binary ships; `gateway` itself does not depend on `admin`.
+#[path = "../../bin/src/compose.rs"]
+mod compose;
+
+pub use compose::admin_api;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
@@ -46,7 +55,7 @@ pub fn config(dir: &std::path::Path) -> Config {
 
 pub async fn start() -> TestGateway {
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = gateway::server::start(config(dir.path()))
+    let server = gateway::server::start(config(dir.path()), admin_api)
         .await
         .expect("gateway starts");
     let endpoint = format!("http://{}", server.s3_addr);

@@ -2,6 +2,7 @@
 //! /ready: a token for the bootstrap key, the OpenAPI document, refusal of bad credentials and
 //! missing tokens, and `vaultgate admin status` (the real binary) against a running gateway.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use common::*;
@@ -177,7 +178,9 @@ async fn forged_and_stale_tokens_are_refused_on_the_admin_listener() {
         admin_jwt_secret: Some(gateway::config::Secret::new(JWT_SECRET)),
         ..config(dir.path())
     };
-    let server = gateway::server::start(cfg).await.unwrap();
+    let server = gateway::server::start(cfg, common::admin_api)
+        .await
+        .unwrap();
     let g = TestGateway {
         endpoint: format!("http://{}", server.s3_addr),
         client: client_for(&format!("http://{}", server.s3_addr), AK, SK),

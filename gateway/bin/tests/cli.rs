@@ -1,6 +1,8 @@
-//! Tests of the `vaultgate` binary: `config check` (valid, invalid, secrets redacted) and
-//! `serve` with port 0 (machine-readable listening line, S3 reachable, clean exit on SIGTERM).
+//! Tests of the `vaultgate` binary: `config check` (valid, invalid, secrets redacted, a
+//! PostgreSQL index refused) and `serve` with port 0 (machine-readable listening line, S3
+//! reachable, clean exit on SIGTERM).
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::io::{BufRead, BufReader};
@@ -82,6 +84,25 @@ fn config_check_fails_with_a_clear_message() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("master_key"));
+}
+
+#[test]
+fn config_check_refuses_a_postgres_index() {
+    let out = clean_env(&mut Command::new(BIN))
+        .args(["config", "check"])
+        .env(
+            "VAULTGATE_DATABASE_URL",
+            "postgres://gw:gwpass@127.0.0.1/vaultgate",
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("vaultgate: ") && err.contains("PostgreSQL is not supported yet"),
+        "{err}"
+    );
+    assert!(!err.contains("gwpass"), "{err}");
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@
 //! mirror, make it exit 1 naming the broken seq; after a prune it verifies from the signed
 //! checkpoint, also once the gateway has appended more events.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -34,7 +35,9 @@ fn vaultgate(args: &[&str]) -> (i32, String) {
 async fn serve_some(dir: &Path, bucket: &str, n_puts: usize) {
     let mut cfg = config(dir);
     cfg.audit_mirror = Some(dir.join("data").join("audit.jsonl"));
-    let server = gateway::server::start(cfg).await.expect("start");
+    let server = gateway::server::start(cfg, common::admin_api)
+        .await
+        .expect("start");
     let c = client_for(&format!("http://{}", server.s3_addr), AK, SK);
     c.create_bucket().bucket(bucket).send().await.unwrap();
     for i in 0..n_puts {
@@ -239,7 +242,9 @@ async fn prune_then_verify_from_the_signed_checkpoint() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn evidence_verify_accepts_an_exported_bundle_and_rejects_changed_ones() {
     let tmp = tempfile::tempdir().unwrap();
-    let server = gateway::server::start(config(tmp.path())).await.unwrap();
+    let server = gateway::server::start(config(tmp.path()), common::admin_api)
+        .await
+        .unwrap();
     let c = client_for(&format!("http://{}", server.s3_addr), AK, SK);
     c.create_bucket().bucket("evid").send().await.unwrap();
     c.put_object()

@@ -1,0 +1,31 @@
+//! The one place the gateway and the admin REST API meet: [`admin_api`] builds the `admin`
+//! crate's router over the pieces the gateway opened ([`AdminParts`]), and `vaultgate serve`
+//! passes it to `gateway::server::start`, which serves it on the admin listener beside
+//! /metrics, /health and /ready. The gateway's in-process tests include this file
+//! (`gateway/tests/common`), so they run the composition the binary ships.
+
+use std::sync::Arc;
+
+use gateway::admin_http::AdminParts;
+
+/// The admin REST API (`/admin/v1`) over the gateway's policy store, token authority, rate
+/// limits, brute-force limiter, ledger and evidence key, counting each call in the gateway's
+/// `admin_operations_total` and adding the backend, key provider and region to `GET /status`.
+pub fn admin_api(parts: AdminParts) -> axum::Router {
+    let AdminParts {
+        policy_store,
+        jwt,
+        limits,
+        auth_failures,
+        audit,
+        evidence_dir,
+        metrics,
+        status,
+    } = parts;
+    let mut state = admin::AdminState::new(policy_store, jwt, limits)
+        .with_audit(audit.ledger, audit.evidence_key, evidence_dir)
+        .with_operation_hook(Arc::new(move |op: &str| metrics.admin_operation(op)))
+        .with_auth_failures(auth_failures);
+    state.status_extra = Some(Arc::new(move || status.clone()));
+    admin::router(state)
+}

@@ -23,16 +23,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+use ::audit::evidence::EvidenceKey;
+use ::audit::evidence::ExportLimits;
+use ::audit::{Ledger, RequestAudit};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json, Router};
-use policy::evidence::EvidenceKey;
-use policy::evidence::ExportLimits;
 use policy::grants::DEFAULT_TENANT;
-use policy::ledger::{Ledger, RequestAudit};
 use policy::quorum::{
     Approval, ApprovalState, CHANGE_ROLE, CREATE_PRINCIPAL, ENABLE_PRINCIPAL, GRANT, ISSUE_KEY,
     QuorumRule, SET_LIMITS,

@@ -10,6 +10,8 @@ use std::net::SocketAddr;
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
 
+use ::audit::evidence::{ExportRefusal, build_bundle};
+use ::audit::{AuditFilter, AuditQuery, EventKind, Outcome, RequestAudit, StoredEvent};
 use axum::Extension;
 use axum::Json;
 use axum::body::HttpBody;
@@ -18,9 +20,7 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use policy::Role;
-use policy::evidence::{ExportRefusal, build_bundle};
 use policy::grants::DEFAULT_TENANT;
-use policy::ledger::{AuditFilter, AuditQuery, EventKind, Outcome, RequestAudit, StoredEvent};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -495,7 +495,7 @@ fn require_auditor(c: &Caller) -> Result<(), ApiError> {
     }
 }
 
-fn ledger_error(e: policy::ledger::AuditError) -> ApiError {
+fn ledger_error(e: audit::AuditError) -> ApiError {
     ApiError::internal(e)
 }
 
@@ -635,7 +635,7 @@ pub(crate) async fn export_evidence(
             None => ApiError::internal(e),
         })?;
     let id = uuid::Uuid::new_v4().simple().to_string();
-    let sha256 = policy::ledger::sha256_hex(&bytes);
+    let sha256 = audit::sha256_hex(&bytes);
     let events = bytes_event_count(&bytes);
     audit.before_change(StatusCode::CREATED).await?;
     tokio::fs::DirBuilder::new()
@@ -673,7 +673,7 @@ pub(crate) async fn export_evidence(
 
 /// The number of events of a bundle just built (from its signed manifest).
 fn bytes_event_count(bytes: &[u8]) -> u64 {
-    policy::evidence::verify_bundle_bytes(bytes, None).map_or(0, |s| s.manifest.event_count)
+    audit::evidence::verify_bundle_bytes(bytes, None).map_or(0, |s| s.manifest.event_count)
 }
 
 fn valid_bundle_id(id: &str) -> bool {

@@ -449,8 +449,8 @@ async fn audit_verify(
     file: Option<PathBuf>,
     public_key: Option<String>,
 ) -> ExitCode {
-    use policy::evidence::{EvidenceKey, PublicKey};
-    use policy::ledger::cli::{verify_database, verify_file};
+    use audit::cli::{verify_database, verify_file};
+    use audit::evidence::{EvidenceKey, PublicKey};
     let report = if let Some(path) = file {
         verify_file(&path).await
     } else {
@@ -491,8 +491,8 @@ async fn audit_verify(
 
 /// `vaultgate audit prune`: 0 done, 1 refused (e.g. a broken ledger), 2 bad usage.
 async fn audit_prune(settings: Settings, before_days: Option<u32>) -> ExitCode {
-    use policy::evidence::EvidenceKey;
-    use policy::ledger::{Ledger, now_ms, open_pool};
+    use audit::evidence::EvidenceKey;
+    use audit::{Ledger, now_ms, open_pool};
     let cfg = match settings.load() {
         Ok(c) => c,
         Err(e) => {
@@ -557,7 +557,7 @@ async fn audit_prune(settings: Settings, before_days: Option<u32>) -> ExitCode {
 
 /// `vaultgate evidence verify`: 0 valid, 1 rejected or unreadable.
 fn evidence_verify(bundle: &std::path::Path, public_key: Option<&str>) -> ExitCode {
-    use policy::evidence::{PublicKey, verify_bundle};
+    use audit::evidence::{PublicKey, verify_bundle};
     let trusted = match public_key.map(PublicKey::from_arg).transpose() {
         Ok(k) => k,
         Err(e) => {

@@ -21,7 +21,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::error::{AuditError, AuditResult};
+use crate::error::{AuditError, AuditResult};
 
 /// `prev_hash` of the very first event.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -99,10 +99,10 @@ impl fmt::Display for Outcome {
     }
 }
 
-/// One request as the gateway reports it to [`crate::ledger::Ledger::append`].
+/// One request as the gateway reports it to [`crate::Ledger::append`].
 ///
 /// `source` is the client address as seen by the listener; the ledger keeps, hashes or drops
-/// it according to its [`crate::ledger::SourceMode`]. Object keys are stored exactly as given.
+/// it according to its [`crate::SourceMode`]. Object keys are stored exactly as given.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEvent {
     /// request start, Unix milliseconds

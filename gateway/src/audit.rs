@@ -1,5 +1,5 @@
 //! The S3 side of the audit ledger: opening the ledger and the evidence key from the config,
-//! the per-request [`S3Audit`] handle (a `audit::RequestAudit` plus the request's
+//! the per-request [`S3Audit`] handle (an `audit::RequestAudit` plus the request's
 //! [`OpSlot`]) that the S3 handlers use to record before a change becomes visible, request ids,
 //! the S3 error code of a rendered error response, and the daily retention prune.
 

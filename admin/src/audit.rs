@@ -10,6 +10,8 @@ use std::net::SocketAddr;
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
 
+use ::audit::evidence::{ExportRefusal, build_bundle};
+use ::audit::{AuditFilter, AuditQuery, EventKind, Outcome, RequestAudit, StoredEvent};
 use axum::Extension;
 use axum::Json;
 use axum::body::HttpBody;
@@ -18,9 +20,7 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use policy::Role;
-use policy::evidence::{ExportRefusal, build_bundle};
 use policy::grants::DEFAULT_TENANT;
-use policy::ledger::{AuditFilter, AuditQuery, EventKind, Outcome, RequestAudit, StoredEvent};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -253,7 +253,8 @@ fn de_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> 
 }
 
 /// Event selection of `GET /audit` (query) and `POST /evidence/export` (JSON body).
-#[derive(Debug, Default, Clone, Deserialize, Serialize, ToSchema)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize, ToSchema, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct FilterParams {
     /// events at or after this time: Unix ms or RFC 3339 (use `Z` or `%2B01:00` in a URL)
@@ -280,48 +281,67 @@ pub struct FilterParams {
     pub kind: Option<String>,
 }
 
-/// Query of `GET /audit`: the filter plus pagination (unknown parameters are refused).
+/// Pagination of `GET /audit`.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct AuditListParams {
+pub struct AuditPaging {
     /// page size 1..=1000 (default 100)
     pub limit: Option<String>,
     /// `next_cursor` of the previous page
     pub cursor: Option<String>,
-    /// events at or after this time: Unix ms or RFC 3339 (use `Z` or `%2B01:00` in a URL)
-    pub from: Option<String>,
-    /// events before this time (exclusive): Unix ms or RFC 3339
-    pub to: Option<String>,
-    /// exact principal
-    pub principal: Option<String>,
-    /// exact tenant (tenant SuperAdmins: only their own)
-    pub tenant: Option<String>,
-    /// exact action (`PutObject`, `admin.CreateAccessKey`, …)
-    pub action: Option<String>,
-    /// exact bucket
-    pub bucket: Option<String>,
-    /// object key prefix (literal)
-    pub prefix: Option<String>,
-    /// `success`, `denied` or `error`
-    pub outcome: Option<String>,
-    /// `s3` or `admin`
-    pub kind: Option<String>,
 }
 
-impl AuditListParams {
-    fn filter(&self) -> FilterParams {
-        FilterParams {
-            from: self.from.clone(),
-            to: self.to.clone(),
-            principal: self.principal.clone(),
-            tenant: self.tenant.clone(),
-            action: self.action.clone(),
-            bucket: self.bucket.clone(),
-            prefix: self.prefix.clone(),
-            outcome: self.outcome.clone(),
-            kind: self.kind.clone(),
+/// Query of `GET /audit`: pagination plus the filter (unknown parameters are refused).
+#[derive(Debug, Default, Deserialize)]
+pub struct AuditListParams {
+    /// page size and cursor
+    #[serde(flatten)]
+    pub paging: AuditPaging,
+    /// the event selection
+    #[serde(flatten)]
+    pub filter: FilterParams,
+    /// always `()`: deserializing it refuses any other parameter (`deny_unknown_fields` does
+    /// not work with `flatten`)
+    #[serde(flatten, deserialize_with = "refuse_unknown")]
+    pub unknown: (),
+}
+
+/// Every parameter of `GET /audit`, in the order the refusal of an unknown one names them.
+const AUDIT_LIST_PARAMS: &[&str] = &[
+    "limit",
+    "cursor",
+    "from",
+    "to",
+    "principal",
+    "tenant",
+    "action",
+    "bucket",
+    "prefix",
+    "outcome",
+    "kind",
+];
+
+/// Fails on the first parameter left over after [`AuditPaging`] and [`FilterParams`] took theirs,
+/// with the message `deny_unknown_fields` gave (prefixed with the parameter like the other
+/// query errors, which carry their path).
+fn refuse_unknown<'de, D: Deserializer<'de>>(d: D) -> Result<(), D::Error> {
+    let rest = std::collections::BTreeMap::<String, serde::de::IgnoredAny>::deserialize(d)?;
+    match rest.keys().next() {
+        Some(k) => {
+            let e: serde::de::value::Error = serde::de::Error::unknown_field(k, AUDIT_LIST_PARAMS);
+            Err(serde::de::Error::custom(format_args!("{k}: {e}")))
         }
+        None => Ok(()),
+    }
+}
+
+impl IntoParams for AuditListParams {
+    fn into_params(
+        parameter_in: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        let mut params = AuditPaging::into_params(&parameter_in);
+        params.extend(FilterParams::into_params(parameter_in));
+        params
     }
 }
 
@@ -386,54 +406,10 @@ impl FilterParams {
 
 // ---------- DTOs ----------
 
-/// One audit event (the ledger's stored form; docs/AUDIT.md "Event fields").
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct AuditEventSchema {
-    /// position in the chain (the `{seq}` of `GET /audit/{seq}`)
-    pub seq: i64,
-    /// request start, Unix ms
-    pub time_ms: i64,
-    /// request id returned to the client
-    pub request_id: String,
-    /// `s3` or `admin`
-    pub kind: String,
-    /// authenticated principal (null when authentication failed)
-    pub principal: Option<String>,
-    /// tenant
-    pub tenant: Option<String>,
-    /// S3 operation or `admin.<Operation>`
-    pub action: String,
-    /// bucket
-    pub bucket: Option<String>,
-    /// object key
-    pub key: Option<String>,
-    /// `success`, `denied` or `error`
-    pub outcome: String,
-    /// HTTP status
-    pub status: u16,
-    /// error code
-    pub error_code: Option<String>,
-    /// body bytes received
-    pub bytes_in: i64,
-    /// body bytes sent
-    pub bytes_out: i64,
-    /// data key version used
-    pub key_version: Option<u32>,
-    /// client address (kept, `hmac-sha256:…` or null per source mode)
-    pub source: Option<String>,
-    /// time to serve, µs
-    pub duration_us: i64,
-    /// hash of the previous event
-    pub prev_hash: String,
-    /// this event's hash
-    pub hash: String,
-}
-
 /// One page of audit events, newest first.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct AuditEventPage {
     /// the events, seq descending
-    #[schema(value_type = Vec<AuditEventSchema>)]
     pub items: Vec<StoredEvent>,
     /// cursor of the next (older) page, absent on the last page
     pub next_cursor: Option<String>,
@@ -495,7 +471,7 @@ fn require_auditor(c: &Caller) -> Result<(), ApiError> {
     }
 }
 
-fn ledger_error(e: policy::ledger::AuditError) -> ApiError {
+fn ledger_error(e: audit::AuditError) -> ApiError {
     ApiError::internal(e)
 }
 
@@ -510,8 +486,8 @@ pub(crate) async fn list_audit(
 ) -> Result<Json<AuditEventPage>, ApiError> {
     require_auditor(&c)?;
     let a = audit_state(&st)?;
-    let filter = p.filter().to_filter(&c)?;
-    let limit = match empty_to_none(&p.limit) {
+    let filter = p.filter.to_filter(&c)?;
+    let limit = match empty_to_none(&p.paging.limit) {
         None => 100,
         Some(v) => match v.parse::<u32>() {
             Ok(n) if (1..=1000).contains(&n) => n,
@@ -522,7 +498,7 @@ pub(crate) async fn list_audit(
             }
         },
     };
-    let before_seq = match empty_to_none(&p.cursor) {
+    let before_seq = match empty_to_none(&p.paging.cursor) {
         None => None,
         Some(v) => match v.parse::<i64>() {
             Ok(n) if n > 0 => Some(n),
@@ -551,7 +527,7 @@ pub(crate) async fn list_audit(
 /// One audit event by sequence number.
 #[utoipa::path(get, path = "/admin/v1/audit/{seq}", tag = "audit", operation_id = "GetAuditEvent",
     params(("seq" = i64, Path, description = "sequence number")),
-    responses((status = 200, body = AuditEventSchema), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = StoredEvent), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn get_audit(
     State(st): State<AdminState>,
     Extension(c): Extension<Caller>,
@@ -635,7 +611,7 @@ pub(crate) async fn export_evidence(
             None => ApiError::internal(e),
         })?;
     let id = uuid::Uuid::new_v4().simple().to_string();
-    let sha256 = policy::ledger::sha256_hex(&bytes);
+    let sha256 = audit::sha256_hex(&bytes);
     let events = bytes_event_count(&bytes);
     audit.before_change(StatusCode::CREATED).await?;
     tokio::fs::DirBuilder::new()
@@ -673,7 +649,7 @@ pub(crate) async fn export_evidence(
 
 /// The number of events of a bundle just built (from its signed manifest).
 fn bytes_event_count(bytes: &[u8]) -> u64 {
-    policy::evidence::verify_bundle_bytes(bytes, None).map_or(0, |s| s.manifest.event_count)
+    audit::evidence::verify_bundle_bytes(bytes, None).map_or(0, |s| s.manifest.event_count)
 }
 
 fn valid_bundle_id(id: &str) -> bool {

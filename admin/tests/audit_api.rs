@@ -10,10 +10,10 @@ mod common;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
+use audit::evidence::{EvidenceKey, ExportLimits, PublicKey, verify_bundle};
+use audit::{AuditEvent, BundleReason, EventKind, Outcome, StoredEvent};
 use common::{env_audited, env_audited_with, error_code};
 use http::{Method, StatusCode};
-use policy::evidence::{EvidenceKey, ExportLimits, PublicKey, verify_bundle};
-use policy::ledger::{AuditEvent, BundleReason, EventKind, Outcome, StoredEvent};
 use policy::{RateLimitConfig, RateLimits};
 use serde_json::{Value, json};
 
@@ -769,7 +769,7 @@ async fn evidence_export_download_and_offline_verification() {
     assert_eq!(bytes.0, StatusCode::OK);
     let bytes = bytes.1;
     assert_eq!(
-        policy::ledger::sha256_hex(&bytes),
+        audit::sha256_hex(&bytes),
         r.body["sha256"].as_str().unwrap()
     );
     let file = dir.join("bundle.json");

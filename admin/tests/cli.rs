@@ -523,7 +523,7 @@ async fn audit_and_evidence_commands_against_a_live_server() {
     let out = cli(&endpoint, &profile, &["evidence", "public-key"])
         .await
         .unwrap();
-    let pk = policy::evidence::PublicKey::parse(out.trim()).unwrap();
+    let pk = audit::evidence::PublicKey::parse(out.trim()).unwrap();
     let bundle = dir.path().join("b.json");
     let out = cli(
         &endpoint,
@@ -543,7 +543,7 @@ async fn audit_and_evidence_commands_against_a_live_server() {
     .unwrap();
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["events"], 4);
-    let summary = policy::evidence::verify_bundle(&bundle, Some(&pk)).unwrap();
+    let summary = audit::evidence::verify_bundle(&bundle, Some(&pk)).unwrap();
     assert_eq!(summary.events.len(), 4);
     assert!(
         summary

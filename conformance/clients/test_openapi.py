@@ -4,8 +4,9 @@ with openapi-spec-validator (PyPI), and checked against the routes the admin rou
 "Every route in the router appears in the document" is checked from two sides:
   * probing the running binary: every documented (method, path) is routed (its answer is not the
     router's "no such route" 404 nor a 405), while undocumented paths and methods are not;
-  * reading admin/src/api.rs: the router is built from `routes!(...)` lists of handlers (in api.rs
-    or, as `module::handler`, in admin/src/module.rs), and each handler carries the `#[utoipa::path(method, path = ...)]` attribute its route comes from. The
+  * reading admin/src/api/mod.rs: the router is built from `routes!(...)` lists of handlers (in
+    api/mod.rs or, as `module::handler`, in admin/src/api/module.rs, else admin/src/module.rs), and
+    each handler carries the `#[utoipa::path(method, path = ...)]` attribute its route comes from. The
     set of (method, path) of the routed handlers must equal the document's, and the router must
     not add plain axum `.route(...)`s, which would be served without being documented.
 Probing alone cannot see a route the document lacks (there is nothing to probe for), and parsing
@@ -23,7 +24,8 @@ from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 
 from conftest import ACCESS_KEY, REPO_ROOT, SECRET_KEY
 
-API_RS = REPO_ROOT / "admin" / "src" / "api.rs"
+API_DIR = REPO_ROOT / "admin" / "src" / "api"
+API_RS = API_DIR / "mod.rs"
 METHODS = ("get", "post", "put", "delete", "patch")
 
 
@@ -38,19 +40,28 @@ PATH_ATTR = re.compile(
 )
 
 
+def module_source(module: str) -> str:
+    """The source of a routed handler's module: the router's own file (`api`), one of its family
+    files admin/src/api/<module>.rs, or a module of the crate admin/src/<module>.rs (`audit`)."""
+    if module == "api":
+        return API_RS.read_text()
+    family = API_DIR / f"{module}.rs"
+    return (family if family.exists() else API_DIR.parent / f"{module}.rs").read_text()
+
+
 def path_attributes(module: str) -> dict[str, tuple[str, str]]:
-    """handler name -> (METHOD, path) from the `#[utoipa::path]` attributes of admin/src/<module>.rs."""
-    src = (API_RS.parent / f"{module}.rs").read_text()
+    """handler name -> (METHOD, path) from the `#[utoipa::path]` attributes of a module's source."""
+    src = module_source(module)
     return {m.group(3): (m.group(1).upper(), m.group(2)) for m in PATH_ATTR.finditer(src)}
 
 
 def routed_in_source() -> tuple[set[tuple[str, str]], str]:
-    """(method, path) of every handler named in a `routes!(...)` of admin/src/api.rs (`module::fn`
-    handlers are looked up in admin/src/module.rs), and the source of the functions building the
-    router."""
+    """(method, path) of every handler named in a `routes!(...)` of admin/src/api/mod.rs
+    (`module::fn` handlers are looked up by `module_source`), and the source of the functions
+    building the router."""
     src = API_RS.read_text()
     handlers = [h.strip() for group in re.findall(r"routes!\(([^)]*)\)", src) for h in group.split(",") if h.strip()]
-    assert handlers, "no routes!(...) in admin/src/api.rs"
+    assert handlers, "no routes!(...) in admin/src/api/mod.rs"
     attrs: dict[str, dict] = {}
     routed, missing = set(), []
     for h in handlers:
@@ -65,7 +76,7 @@ def routed_in_source() -> tuple[set[tuple[str, str]], str]:
     assert not missing, f"routed handlers without #[utoipa::path]: {missing}"
     body = re.search(r"fn documented_routes\(\)[^{]*\{(.*?)\n\}", src, re.S)
     router = re.search(r"pub fn router\([^)]*\)[^{]*\{(.*?)\n\}", src, re.S)
-    assert body and router, "router functions not found in admin/src/api.rs"
+    assert body and router, "router functions not found in admin/src/api/mod.rs"
     return routed, body.group(1) + router.group(1)
 
 

@@ -1,13 +1,13 @@
 //! The S3 side of the audit ledger: opening the ledger and the evidence key from the config,
-//! the per-request [`S3Audit`] handle (a `policy::ledger::RequestAudit` plus the request's
+//! the per-request [`S3Audit`] handle (an `audit::RequestAudit` plus the request's
 //! [`OpSlot`]) that the S3 handlers use to record before a change becomes visible, request ids,
 //! the S3 error code of a rendered error response, and the daily retention prune.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use policy::evidence::EvidenceKey;
-use policy::ledger::{Ledger, RequestAudit};
+use audit::evidence::EvidenceKey;
+use audit::{Ledger, RequestAudit};
 use tokio::sync::watch;
 
 use crate::auth::OpSlot;
@@ -53,7 +53,7 @@ impl Audit {
         let key = self.evidence_key.clone();
         tokio::spawn(async move {
             loop {
-                match ledger.prune(&key, policy::ledger::now_ms()).await {
+                match ledger.prune(&key, audit::now_ms()).await {
                     Ok(r) => tracing::info!(report = ?r, "audit retention prune done"),
                     Err(e) => tracing::error!(error = %e, "audit retention prune failed"),
                 }

@@ -317,12 +317,12 @@ impl Config {
 
     /// The audit ledger settings (source mode, read policy, retention, mirror); the source
     /// secret is added by the caller from the evidence key.
-    pub fn ledger_config(&self) -> Result<policy::ledger::LedgerConfig> {
-        let source_mode: policy::ledger::SourceMode = self
+    pub fn ledger_config(&self) -> Result<audit::LedgerConfig> {
+        let source_mode: audit::SourceMode = self
             .audit_source
             .parse()
             .map_err(|e| Error::Config(format!("audit_source: {e}")))?;
-        let read_policy: policy::ledger::ReadPolicy = self
+        let read_policy: audit::ReadPolicy = self
             .audit_read_policy
             .parse()
             .map_err(|e| Error::Config(format!("audit_read_policy: {e}")))?;
@@ -331,14 +331,14 @@ impl Config {
                 "audit_retention_days must be at least 1".into(),
             ));
         }
-        Ok(policy::ledger::LedgerConfig {
+        Ok(audit::LedgerConfig {
             source_mode,
             read_policy,
             retention: std::time::Duration::from_secs(
                 u64::from(self.audit_retention_days) * 24 * 3600,
             ),
             mirror_path: self.audit_mirror.clone(),
-            ..policy::ledger::LedgerConfig::default()
+            ..audit::LedgerConfig::default()
         })
     }
 
@@ -650,13 +650,13 @@ mod tests {
         )
         .unwrap();
         let l = c.ledger_config().unwrap();
-        assert_eq!(l.source_mode, policy::ledger::SourceMode::Hash);
-        assert_eq!(l.read_policy, policy::ledger::ReadPolicy::FailOpen);
+        assert_eq!(l.source_mode, audit::SourceMode::Hash);
+        assert_eq!(l.read_policy, audit::ReadPolicy::FailOpen);
         assert_eq!(l.retention.as_secs(), 7 * 24 * 3600);
         assert_eq!(l.mirror_path.as_deref(), Some(Path::new("/tmp/a.jsonl")));
         let d = Config::default().ledger_config().unwrap();
-        assert_eq!(d.source_mode, policy::ledger::SourceMode::Keep);
-        assert_eq!(d.read_policy, policy::ledger::ReadPolicy::FailClosed);
+        assert_eq!(d.source_mode, audit::SourceMode::Keep);
+        assert_eq!(d.read_policy, audit::ReadPolicy::FailClosed);
         assert_eq!(d.retention.as_secs(), 90 * 24 * 3600);
         for (toml, name) in [
             ("audit_source = \"maybe\"", "audit_source"),

@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use policy::ledger::AuditStats;
+use audit::AuditStats;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
     Registry, TextEncoder,

@@ -409,7 +409,7 @@ async fn post_object_is_authorised_like_put_object() {
         w.g.server
             .audit
             .ledger
-            .query(&policy::ledger::AuditQuery {
+            .query(&audit::AuditQuery {
                 limit: 1000,
                 ..Default::default()
             })

@@ -8,13 +8,13 @@ mod common;
 
 use std::collections::BTreeMap;
 
+use audit::{AuditQuery, Outcome, StoredEvent};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
 use common::*;
-use policy::ledger::{AuditQuery, Outcome, StoredEvent};
 
 /// A client that does not retry (each call is exactly one request).
 fn once_client(endpoint: &str, ak: &str, sk: &str) -> Client {
@@ -96,9 +96,9 @@ fn find<'a>(ev: &'a [StoredEvent], action: &str) -> Vec<&'a StoredEvent> {
     ev.iter().filter(|e| e.action == action).collect()
 }
 
-async fn verify_ok(g: &TestGateway) -> policy::ledger::VerifyReport {
+async fn verify_ok(g: &TestGateway) -> audit::VerifyReport {
     let db = format!("sqlite://{}", g.data_dir().join("index.db").display());
-    let report = policy::ledger::cli::verify_database(&db, None)
+    let report = audit::cli::verify_database(&db, None)
         .await
         .expect("verify runs");
     assert!(report.is_ok(), "{report}");
@@ -281,7 +281,7 @@ async fn every_request_leaves_exactly_one_event_with_its_fields() {
     );
     assert!(p.key_version.is_some());
     assert_eq!(p.source.as_deref(), Some("127.0.0.1"));
-    assert_eq!(p.kind, policy::ledger::EventKind::S3);
+    assert_eq!(p.kind, audit::EventKind::S3);
 
     let gets = find(&ev, "GetObject");
     assert_eq!(gets.len(), 4);
@@ -662,7 +662,7 @@ async fn admin_calls_on_the_gateway_listener_are_audited_and_counted() {
     let ev = events(&g).await;
     let admin: Vec<_> = ev
         .iter()
-        .filter(|e| e.kind == policy::ledger::EventKind::Admin)
+        .filter(|e| e.kind == audit::EventKind::Admin)
         .collect();
     assert!(admin.len() >= 2, "{admin:#?}");
     assert!(admin.iter().all(|e| e.action.starts_with("admin.")));

@@ -14,10 +14,8 @@ use std::fmt;
 
 pub mod authz;
 mod cache;
-pub mod evidence;
 pub mod grants;
 pub mod jwt;
-pub mod ledger;
 pub mod quorum;
 pub mod ratelimit;
 pub mod sealer;

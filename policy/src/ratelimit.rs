@@ -4,8 +4,9 @@
 //!   admin API calls, each "N requests per minute" with a burst of N. The S3 quotas are off by
 //!   default (backup jobs syncing thousands of files must not meet SlowDown on a fresh install)
 //!   and opt-in globally (`VAULTGATE_RATE_S3_*`) or per principal and per built-in role through
-//!   overrides stored in the policy store ([`LimitOverride`]; principal > role > global). Admin
-//!   calls default to 600 per minute per principal (far above a human or a CLI script).
+//!   overrides stored in the policy store ([`LimitOverride`], `store/limits.rs`; principal >
+//!   role > global). Admin calls default to 600 per minute per principal (far above a human or
+//!   a CLI script).
 //! * Failed authentications per source address ([`AuthFailures`], on by default: 60 per
 //!   minute): brute-force protection for the S3 and admin listeners.
 //!
@@ -27,11 +28,8 @@ use governor::middleware::NoOpMiddleware;
 use governor::state::keyed::HashMapStateStore;
 use governor::{Quota, RateLimiter};
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 
-use crate::grants::Identity;
-use crate::store::PolicyStore;
-use crate::{Action, Error, Result, Role, now_ms};
+use crate::{Action, Error, Result};
 
 /// Failed authentications per minute per source address before it is refused (burst: as many).
 pub const DEFAULT_AUTH_FAILURES_PER_MIN: u32 = 60;
@@ -431,7 +429,7 @@ pub struct LimitOverride {
 }
 
 impl LimitOverride {
-    fn get(&self, class: LimitClass) -> Option<u32> {
+    pub(crate) fn get(&self, class: LimitClass) -> Option<u32> {
         match class {
             LimitClass::S3Read => self.s3_reads_per_min,
             LimitClass::S3Write => self.s3_writes_per_min,
@@ -450,7 +448,7 @@ pub enum LimitScope {
 }
 
 impl LimitScope {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             LimitScope::Principal => "principal",
             LimitScope::Role => "role",
@@ -461,8 +459,8 @@ impl LimitScope {
 /// Every stored override (cached as one entry: the table is small and admin-written).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct LimitOverrides {
-    principals: HashMap<String, LimitOverride>,
-    roles: HashMap<String, LimitOverride>,
+    pub(crate) principals: HashMap<String, LimitOverride>,
+    pub(crate) roles: HashMap<String, LimitOverride>,
 }
 
 impl crate::cache::Weight for LimitOverrides {
@@ -472,122 +470,6 @@ impl crate::cache::Weight for LimitOverrides {
             .chain(self.roles.keys())
             .map(|k| k.len() + 48)
             .sum()
-    }
-}
-
-fn role_key(role: Option<Role>) -> &'static str {
-    role.map_or("none", |r| r.as_str())
-}
-
-impl PolicyStore {
-    /// Sets the override of a principal or built-in role (`none` allowed) and returns it.
-    pub async fn set_limits(
-        &self,
-        scope: LimitScope,
-        name: &str,
-        limits: &LimitOverride,
-    ) -> Result<LimitOverride> {
-        let _changed = self.writing();
-        let name = self.limit_target(scope, name).await?;
-        sqlx::query(
-            "INSERT INTO pol_limits (scope, name, s3_reads_per_min, s3_writes_per_min, updated_ms) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (scope, name) DO UPDATE SET \
-             s3_reads_per_min = excluded.s3_reads_per_min, s3_writes_per_min = excluded.s3_writes_per_min, \
-             updated_ms = excluded.updated_ms",
-        )
-        .bind(scope.as_str())
-        .bind(&name)
-        .bind(limits.s3_reads_per_min.map(i64::from))
-        .bind(limits.s3_writes_per_min.map(i64::from))
-        .bind(now_ms())
-        .execute(self.pool())
-        .await?;
-        Ok(*limits)
-    }
-
-    /// The stored override of a principal or role (all `None` when none is set).
-    pub async fn get_limits(&self, scope: LimitScope, name: &str) -> Result<LimitOverride> {
-        let name = self.limit_target(scope, name).await?;
-        let all = self.limit_overrides().await?;
-        let map = match scope {
-            LimitScope::Principal => &all.principals,
-            LimitScope::Role => &all.roles,
-        };
-        Ok(map.get(&name).copied().unwrap_or_default())
-    }
-
-    /// Removes the override of a principal or role (no-op when none is set).
-    pub async fn delete_limits(&self, scope: LimitScope, name: &str) -> Result<()> {
-        let _changed = self.writing();
-        let name = self.limit_target(scope, name).await?;
-        sqlx::query("DELETE FROM pol_limits WHERE scope = $1 AND name = $2")
-            .bind(scope.as_str())
-            .bind(&name)
-            .execute(self.pool())
-            .await?;
-        Ok(())
-    }
-
-    /// The S3 quota per minute of `class` for `id`: its principal's override, else its role's,
-    /// else `default` (0: unlimited). Cached with the access cache.
-    pub async fn s3_quota(&self, id: &Identity, class: LimitClass, default: u32) -> Result<u32> {
-        let all = self.limit_overrides().await?;
-        Ok(all
-            .principals
-            .get(&id.principal)
-            .and_then(|o| o.get(class))
-            .or_else(|| all.roles.get(role_key(id.role)).and_then(|o| o.get(class)))
-            .unwrap_or(default))
-    }
-
-    /// The stored name of an override's target: an existing principal, or a built-in role's
-    /// canonical name (`none` included).
-    async fn limit_target(&self, scope: LimitScope, name: &str) -> Result<String> {
-        match scope {
-            LimitScope::Principal => {
-                if self.get_principal(name).await?.is_none() {
-                    return Err(Error::NotFound(format!("principal {name}")));
-                }
-                Ok(name.to_owned())
-            }
-            LimitScope::Role if name == "none" => Ok("none".to_owned()),
-            LimitScope::Role => Role::parse(name)
-                .map(|r| r.as_str().to_owned())
-                .map_err(|_| {
-                    Error::NotFound(format!(
-                        "built-in role {name} (limits are set on viewer, manager, superadmin or none)"
-                    ))
-                }),
-        }
-    }
-
-    async fn limit_overrides(&self) -> Result<LimitOverrides> {
-        let load = || async {
-            let rows = sqlx::query(
-                "SELECT scope, name, s3_reads_per_min, s3_writes_per_min FROM pol_limits",
-            )
-            .fetch_all(self.read_pool())
-            .await?;
-            let mut out = LimitOverrides::default();
-            for r in &rows {
-                let scope: String = r.get(0);
-                let name: String = r.get(1);
-                let quota = |i: usize| {
-                    r.get::<Option<i64>, _>(i)
-                        .map(|v| u32::try_from(v).unwrap_or(u32::MAX))
-                };
-                let o = LimitOverride {
-                    s3_reads_per_min: quota(2),
-                    s3_writes_per_min: quota(3),
-                };
-                match scope.as_str() {
-                    "principal" => out.principals.insert(name, o),
-                    _ => out.roles.insert(name, o),
-                };
-            }
-            Ok(out)
-        };
-        crate::cache::through(self.access_cache(), |c| &c.limits, (), load).await
     }
 }
 

@@ -5,12 +5,12 @@
 use std::sync::Arc;
 
 use admin::{AdminState, router};
+use audit::evidence::EvidenceKey;
+use audit::{Ledger, LedgerConfig};
 use axum::Router;
 use axum::body::Body;
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::BodyExt;
-use policy::evidence::EvidenceKey;
-use policy::ledger::{Ledger, LedgerConfig};
 use policy::store::NewAccessKey;
 use policy::{AesGcmSealer, JwtAuthority, PolicyStore, RateLimitConfig, RateLimits};
 use serde_json::Value;
@@ -64,7 +64,7 @@ pub async fn env_from(store: PolicyStore, limits: RateLimitConfig) -> Env {
 pub async fn env_audited_with(tune: impl FnOnce(&mut AdminState)) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("index.db").display());
-    let pool = policy::ledger::open_pool(&url, true).await.unwrap();
+    let pool = audit::open_pool(&url, true).await.unwrap();
     let store = PolicyStore::new(pool.clone(), Arc::new(AesGcmSealer::random().unwrap()))
         .await
         .unwrap();

@@ -222,7 +222,7 @@ async fn prune_then_verify_from_the_signed_checkpoint() {
         "--data-dir",
         data_s,
         "--public-key",
-        &policy::evidence::EvidenceKey::from_seed(&[0x11; 32])
+        &audit::evidence::EvidenceKey::from_seed(&[0x11; 32])
             .public_key()
             .to_hex(),
     ]);
@@ -255,16 +255,16 @@ async fn evidence_verify_accepts_an_exported_bundle_and_rejects_changed_ones() {
         .await
         .unwrap();
     let bundle = tmp.path().join("bundle.json");
-    let filter = policy::ledger::AuditFilter {
+    let filter = audit::AuditFilter {
         bucket: Some("evid".into()),
         ..Default::default()
     };
-    policy::evidence::export_bundle(
+    audit::evidence::export_bundle(
         &server.audit.ledger,
         &server.audit.evidence_key,
         &filter,
-        policy::ledger::now_ms(),
-        policy::evidence::ExportLimits::default(),
+        audit::now_ms(),
+        audit::evidence::ExportLimits::default(),
         &bundle,
     )
     .await
@@ -277,7 +277,7 @@ async fn evidence_verify_accepts_an_exported_bundle_and_rejects_changed_ones() {
     assert!(out.contains("evidence bundle OK: 2 events"), "{out}");
     let (code, out) = vaultgate(&["evidence", "verify", b, "--public-key", &own]);
     assert_eq!(code, 0, "{out}");
-    let other = policy::evidence::EvidenceKey::from_seed(&[0x22; 32])
+    let other = audit::evidence::EvidenceKey::from_seed(&[0x22; 32])
         .public_key()
         .to_hex();
     let (code, out) = vaultgate(&["evidence", "verify", b, "--public-key", &other]);

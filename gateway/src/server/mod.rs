@@ -33,7 +33,7 @@ use crate::config::Limits;
 use policy::ratelimit::AuthFailures;
 
 use crate::admin_http::{AdminParts, AdminState, router};
-use policy::ledger::{EventKind, RequestAudit};
+use audit::{EventKind, RequestAudit};
 
 use crate::audit::{Audit, S3Audit, error_code_of};
 use crate::auth::{
@@ -459,7 +459,7 @@ type RespBody =
 struct RequestCtx {
     metrics: Metrics,
     /// None only for gateways built without a ledger (never by [`start`])
-    ledger: Option<policy::ledger::Ledger>,
+    ledger: Option<audit::Ledger>,
     /// the `[limits]` settings (SigV2, presign and body bounds)
     limits: Arc<Limits>,
     /// failed authentications per client address

@@ -1,13 +1,13 @@
 //! `vaultgate audit verify|prune`: checks the audit ledger's hash chain (in the database or a
-//! JSON-lines mirror) and deletes old events behind a signed checkpoint (`policy::ledger`).
+//! JSON-lines mirror) and deletes old events behind a signed checkpoint (`audit`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use policy::evidence::{EvidenceKey, PublicKey};
-use policy::ledger::cli::{verify_database, verify_file};
-use policy::ledger::{Ledger, now_ms, open_pool};
+use audit::evidence::{EvidenceKey, PublicKey};
+use audit::cli::{verify_database, verify_file};
+use audit::{Ledger, now_ms, open_pool};
 
 use super::OrExit;
 use crate::settings::Settings;

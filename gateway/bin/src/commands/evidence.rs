@@ -1,10 +1,10 @@
-//! `vaultgate evidence verify`: checks an evidence bundle offline (`policy::evidence`).
+//! `vaultgate evidence verify`: checks an evidence bundle offline (`audit::evidence`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use policy::evidence::{PublicKey, verify_bundle};
+use audit::evidence::{PublicKey, verify_bundle};
 
 use super::OrExit;
 

@@ -1,15 +1,15 @@
 //! Integration tests of signed evidence bundles: export from a real SQLite ledger, offline
 //! verification, and rejection of every kind of tampering with a clear reason.
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
-use policy::evidence::{
+use audit::evidence::{
     BUNDLE_FORMAT, EvidenceKey, ExportLimits, PublicKey, build_bundle, export_bundle,
     verify_bundle, verify_bundle_bytes,
 };
-use policy::ledger::{
+use audit::{
     AuditEvent, AuditFilter, BundleReason, EventKind, Ledger, LedgerConfig, Outcome, open_pool,
 };
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize)]
@@ -260,11 +260,11 @@ async fn a_signed_bundle_with_a_broken_chain_is_refused() {
     chain["links"].as_array_mut().unwrap().remove(1);
     let chain = serde_json::to_vec(&chain).unwrap();
     let manifest = B64.decode(&file(&mut c, "manifest.json").data).unwrap();
-    let mut m: policy::evidence::Manifest = serde_json::from_slice(&manifest).unwrap();
+    let mut m: audit::evidence::Manifest = serde_json::from_slice(&manifest).unwrap();
     for f in &mut m.files {
         if f.name == "chain.json" {
             f.size = chain.len() as u64;
-            f.sha256 = policy::ledger::sha256_hex(&chain);
+            f.sha256 = audit::sha256_hex(&chain);
         }
     }
     let manifest = serde_json::to_vec(&m).unwrap();

@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 
 pub use key::{EvidenceKey, KEY_FILE, PublicKey};
 
-use crate::ledger::retention::{Checkpoint, latest_checkpoint};
-use crate::ledger::{
+use crate::retention::{Checkpoint, latest_checkpoint};
+use crate::{
     AuditError, AuditFilter, AuditResult, BundleReason, GENESIS_HASH, Head, Ledger, StoredEvent,
     link_hash, select_ascending, select_range, sha256_hex,
 };

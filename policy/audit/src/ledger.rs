@@ -1,42 +1,22 @@
-//! The tamper-evident audit ledger: one hash-chained event per request, stored in the
-//! gateway's SQLite metadata database (tables `audit_events`, `audit_head`,
-//! `audit_checkpoints` from `policy/migrations`), optionally mirrored to a JSON-lines file.
-//!
-//! Appends go through one writer task that group-commits every queued event in a single
-//! `BEGIN IMMEDIATE` transaction, so the chain never forks however many requests append at
-//! once. See docs/AUDIT.md for the canonical form and the gateway-facing API.
+//! The ledger itself: settings, the append path (one writer task that group-commits every queued
+//! event in a single `BEGIN IMMEDIATE` transaction, so the chain never forks however many
+//! requests append at once), reads and queries, and the pool and migrations it runs on.
 
-pub mod cli;
-mod error;
-mod event;
-mod mirror;
-pub mod retention;
-pub mod scope;
-pub mod verify;
-
+use hmac::{KeyInit, Mac};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteRow};
+use sqlx::{QueryBuilder, Row, Sqlite};
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-
-use hmac::{KeyInit, Mac};
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteRow};
-use sqlx::{QueryBuilder, Row, Sqlite};
 use tokio::sync::{mpsc, oneshot};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-pub use error::{AuditError, AuditResult, BundleReason};
-pub use event::{
-    AuditEvent, EventKind, GENESIS_HASH, LINK_TAG, Outcome, StoredEvent, link_hash, link_string,
-    sha256_hex,
-};
-pub use retention::{Checkpoint, PruneReport};
-pub use scope::{RequestAudit, outcome_for};
-pub use verify::{Anchor, Issue, VerifyReport};
-
-use mirror::Mirror;
+use crate::error::{AuditError, AuditResult};
+use crate::event::{AuditEvent, EventKind, GENESIS_HASH, Outcome, StoredEvent};
+use crate::mirror::Mirror;
 
 /// Default retention of audit events.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
@@ -131,9 +111,6 @@ impl FromStr for ReadPolicy {
         }
     }
 }
-
-/// The current time in Unix milliseconds (for `AuditEvent::time_ms`, prune and export).
-pub use crate::now_ms;
 
 /// Ledger settings (the `[audit]` section of the gateway config maps onto this).
 #[derive(Debug, Clone)]
@@ -301,8 +278,9 @@ impl fmt::Debug for Ledger {
     }
 }
 
-/// Applies the policy crate's audit migrations (versions 3000…) to `pool`, ignoring the
-/// gateway's own migrations recorded in the same `_sqlx_migrations` table.
+/// Applies this crate's migrations (`policy/audit/migrations`, version 30000000000001) to `pool`,
+/// ignoring the gateway's and the policy store's migrations recorded in the same
+/// `_sqlx_migrations` table.
 pub async fn migrate(pool: &SqlitePool) -> AuditResult<()> {
     let mut migrator = sqlx::migrate!("./migrations");
     migrator.set_ignore_missing(true);

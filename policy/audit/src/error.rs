@@ -5,9 +5,9 @@ use std::fmt;
 
 /// Errors of the audit ledger, its retention checkpoints and evidence bundles.
 ///
-/// For the request path: any `Err` from [`crate::ledger::Ledger::append`] means the event was
+/// For the request path: any `Err` from [`crate::Ledger::append`] means the event was
 /// not recorded; the gateway fails writes/deletes/admin changes with 503 and consults
-/// [`crate::ledger::Ledger::fail_request_on_error`] for reads.
+/// [`crate::Ledger::fail_request_on_error`] for reads.
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
     /// The metadata database refused a query.

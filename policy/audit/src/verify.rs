@@ -9,11 +9,11 @@ use std::fmt;
 use sqlx::Row;
 use sqlx::sqlite::SqlitePool;
 
-use super::error::AuditResult;
-use super::event::{GENESIS_HASH, StoredEvent};
-use super::retention::latest_checkpoint;
-use super::{COLUMNS, Ledger, row_to_event};
+use crate::error::AuditResult;
+use crate::event::{GENESIS_HASH, StoredEvent};
 use crate::evidence::PublicKey;
+use crate::retention::latest_checkpoint;
+use crate::{COLUMNS, Ledger, row_to_event};
 
 /// Rows fetched per page while walking the database.
 const PAGE: i64 = 2000;

@@ -21,7 +21,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::error::{AuditError, AuditResult};
+use crate::error::{AuditError, AuditResult};
 
 /// `prev_hash` of the very first event.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -32,6 +32,7 @@ pub const LINK_TAG: &str = "vaultgate-audit-v1";
 /// Which front end served the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum EventKind {
     /// An S3 request on the S3 listener.
     S3,
@@ -61,6 +62,7 @@ impl EventKind {
 /// How the request ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Outcome {
     /// Served (2xx/3xx, including 304 and 206).
     Success,
@@ -99,10 +101,10 @@ impl fmt::Display for Outcome {
     }
 }
 
-/// One request as the gateway reports it to [`crate::ledger::Ledger::append`].
+/// One request as the gateway reports it to [`crate::Ledger::append`].
 ///
 /// `source` is the client address as seen by the listener; the ledger keeps, hashes or drops
-/// it according to its [`crate::ledger::SourceMode`]. Object keys are stored exactly as given.
+/// it according to its [`crate::SourceMode`]. Object keys are stored exactly as given.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEvent {
     /// request start, Unix milliseconds
@@ -144,41 +146,42 @@ pub struct AuditEvent {
 /// This is also the JSON of one line of the JSON-lines mirror, of `events.jsonl` in an
 /// evidence bundle and of the admin API (`GET /admin/v1/audit`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct StoredEvent {
-    /// position in the chain, 1-based, without gaps
+    /// position in the chain, 1-based, without gaps (the `{seq}` of `GET /audit/{seq}`)
     pub seq: i64,
     /// request start, Unix milliseconds
     pub time_ms: i64,
-    /// request id
+    /// request id returned to the client
     pub request_id: String,
     /// `s3` or `admin`
     pub kind: EventKind,
-    /// principal
+    /// authenticated principal (null when authentication failed)
     pub principal: Option<String>,
-    /// tenant
+    /// tenant of the principal or bucket
     pub tenant: Option<String>,
-    /// action
+    /// S3 operation or `admin.<Operation>`
     pub action: String,
-    /// bucket
+    /// bucket, if the request names one
     pub bucket: Option<String>,
-    /// object key
+    /// object key, if the request names one
     pub key: Option<String>,
-    /// outcome
+    /// `success`, `denied` or `error`
     pub outcome: Outcome,
-    /// HTTP status
+    /// HTTP status sent
     pub status: u16,
-    /// error code
+    /// S3 or admin error code
     pub error_code: Option<String>,
-    /// bytes received
+    /// request body bytes received
     pub bytes_in: i64,
-    /// bytes sent
+    /// response body bytes sent
     pub bytes_out: i64,
-    /// data key version
+    /// data key version used to seal or open the object
     pub key_version: Option<u32>,
-    /// source address after the source mode (kept, `hmac-sha256:<hex>`, or null)
+    /// client address after the source mode (kept, `hmac-sha256:<hex>`, or null)
     pub source: Option<String>,
-    /// duration, microseconds
+    /// time to serve the request, microseconds
     pub duration_us: i64,
     /// hash of the previous event (or of the checkpoint), lower-case hex
     pub prev_hash: String,

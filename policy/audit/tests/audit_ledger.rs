@@ -4,10 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
-use policy::evidence::EvidenceKey;
-use policy::ledger::cli::{verify_bytes, verify_database, verify_file};
-use policy::ledger::verify::IssueKind;
-use policy::ledger::{
+use audit::cli::{verify_bytes, verify_database, verify_file};
+use audit::evidence::EvidenceKey;
+use audit::verify::IssueKind;
+use audit::{
     AuditEvent, AuditFilter, AuditQuery, EventKind, Ledger, LedgerConfig, Outcome, ReadPolicy,
     SourceMode, StoredEvent, open_pool,
 };
@@ -313,7 +313,7 @@ async fn source_address_modes() {
     assert_ne!(sa, sc);
     assert!(!sa.contains("10.0.0.1"));
     // Not a plain SHA-256 of the address: without the secret it cannot be recomputed.
-    assert_ne!(&sa[12..], policy::ledger::sha256_hex(b"10.0.0.1"));
+    assert_ne!(&sa[12..], audit::sha256_hex(b"10.0.0.1"));
 
     let dropped = fixture_with(|_| LedgerConfig {
         source_mode: SourceMode::Drop,
@@ -341,7 +341,7 @@ async fn source_address_modes() {
         ReadPolicy::FailClosed
     );
     assert!("maybe".parse::<ReadPolicy>().is_err());
-    assert!(policy::ledger::now_ms() > 1_700_000_000_000);
+    assert!(audit::now_ms() > 1_700_000_000_000);
     assert_eq!("HASH".parse::<SourceMode>().unwrap(), SourceMode::Hash);
     assert!("hide".parse::<SourceMode>().is_err());
     // Hash mode without a secret is refused at open.

@@ -8,9 +8,9 @@ use sqlx::sqlite::SqlitePool;
 use tokio::fs::{File, OpenOptions};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
-use super::error::{AuditError, AuditResult};
-use super::event::StoredEvent;
-use super::{COLUMNS, row_to_event};
+use crate::error::{AuditError, AuditResult};
+use crate::event::StoredEvent;
+use crate::{COLUMNS, row_to_event};
 
 /// How far from the end of the file the last line is looked for.
 const TAIL_WINDOW: u64 = 1 << 20;

@@ -4,10 +4,10 @@
 
 use std::path::Path;
 
-use super::error::{AuditError, AuditResult};
-use super::event::StoredEvent;
-use super::verify::{VerifyReport, verify_lines, verify_pool};
+use crate::error::{AuditError, AuditResult};
+use crate::event::StoredEvent;
 use crate::evidence::PublicKey;
+use crate::verify::{VerifyReport, verify_lines, verify_pool};
 
 /// Verifies the ledger tables in the database at `database_url` (opened without creating it).
 /// `trusted`: the gateway's evidence public key, to pin checkpoint signatures.
@@ -15,7 +15,7 @@ pub async fn verify_database(
     database_url: &str,
     trusted: Option<&PublicKey>,
 ) -> AuditResult<VerifyReport> {
-    let pool = super::open_pool(database_url, false).await?;
+    let pool = crate::open_pool(database_url, false).await?;
     let exists: Option<String> = sqlx::query_scalar(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'audit_events'",
     )

@@ -7,9 +7,9 @@
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
-use super::error::{AuditError, AuditResult};
-use super::{Ledger, locked_head};
+use crate::error::{AuditError, AuditResult};
 use crate::evidence::{EvidenceKey, PublicKey};
+use crate::{Ledger, locked_head};
 
 /// The record left behind by a prune: the last pruned event's seq and hash, signed.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -8,9 +8,9 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use super::error::AuditResult;
-use super::event::{AuditEvent, EventKind, Outcome};
-use super::{Ledger, Receipt};
+use crate::error::AuditResult;
+use crate::event::{AuditEvent, EventKind, Outcome};
+use crate::{Ledger, Receipt};
 
 /// The outcome of a request from its final HTTP status and error code:
 /// `denied` for 401/403 (authentication, authorisation, quorum), 429 and 503 `SlowDown`
@@ -224,8 +224,8 @@ mod tests {
 
     async fn ledger(dir: &std::path::Path) -> Ledger {
         let url = format!("sqlite://{}", dir.join("a.db").display());
-        let pool = crate::ledger::open_pool(&url, true).await.expect("pool");
-        Ledger::open(pool, crate::ledger::LedgerConfig::default())
+        let pool = crate::open_pool(&url, true).await.expect("pool");
+        Ledger::open(pool, crate::LedgerConfig::default())
             .await
             .expect("ledger")
     }

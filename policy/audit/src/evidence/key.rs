@@ -10,7 +10,7 @@ use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use crate::ledger::{AuditError, AuditResult, SourceSecret};
+use crate::{AuditError, AuditResult, SourceSecret};
 
 /// File name of the evidence key inside the data directory.
 pub const KEY_FILE: &str = "evidence.key";

@@ -4,10 +4,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Subcommand;
-use audit::evidence::{EvidenceKey, PublicKey};
 use audit::cli::{verify_database, verify_file};
+use audit::evidence::{EvidenceKey, PublicKey};
 use audit::{Ledger, now_ms, open_pool};
+use clap::Subcommand;
 
 use super::OrExit;
 use crate::settings::Settings;

@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Subcommand;
 use audit::evidence::{PublicKey, verify_bundle};
+use clap::Subcommand;
 
 use super::OrExit;
 

@@ -156,6 +156,76 @@ fn checksum_enabled(mode: Option<&ChecksumMode>) -> bool {
     mode.is_some_and(|m| m.as_str().eq_ignore_ascii_case(ChecksumMode::ENABLED))
 }
 
+/// What a GET or HEAD input asks for beyond its key: conditions, range or part, checksums.
+struct ReadSpec<'a> {
+    if_match: Option<&'a ETagCondition>,
+    if_none_match: Option<&'a ETagCondition>,
+    if_modified_since: Option<&'a Timestamp>,
+    if_unmodified_since: Option<&'a Timestamp>,
+    range: Option<&'a s3s::dto::Range>,
+    part_number: Option<i32>,
+    checksum_mode: Option<&'a ChecksumMode>,
+}
+
+/// The [`ReadSpec`] of a GET or HEAD input (the two DTOs name these fields alike).
+macro_rules! read_spec {
+    ($i:expr) => {
+        ReadSpec {
+            if_match: $i.if_match.as_ref(),
+            if_none_match: $i.if_none_match.as_ref(),
+            if_modified_since: $i.if_modified_since.as_ref(),
+            if_unmodified_since: $i.if_unmodified_since.as_ref(),
+            range: $i.range.as_ref(),
+            part_number: $i.part_number,
+            checksum_mode: $i.checksum_mode.as_ref(),
+        }
+    };
+}
+
+/// What a GET or HEAD selected (see `Gateway::select`).
+struct Selected {
+    rec: ObjectRecord,
+    range: Range<u64>,
+    partial: bool,
+    /// PartsCount, reported when the request named a part
+    parts_count: Option<i32>,
+    /// the stored checksums are reported (whole single-PUT object, checksum mode on)
+    want_ck: bool,
+}
+
+/// The answer of a GET or HEAD: one builder for both DTOs, which share every field but the
+/// body (given in `{ ... }`).
+macro_rules! object_answer {
+    ($g:expr, $sel:expr, $ty:ident { $($extra:tt)* }) => {{
+        let sel = $sel;
+        let rec = &sel.rec;
+        let h = |k: &str| rec.headers.get(k).cloned();
+        with_checksums_if(
+            if sel.want_ck { Some(&rec.checksums) } else { None },
+            $ty {
+                $($extra)*
+                accept_ranges: Some("bytes".into()),
+                content_length: Some(len_i64(sel.range.end - sel.range.start)),
+                content_range: sel.partial.then(|| content_range(&sel.range, rec.size)),
+                e_tag: Some(etag(&rec.etag)),
+                last_modified: Some(ts(rec.last_modified_ms)),
+                metadata: metadata_out(&rec.user_metadata),
+                content_type: h("content-type"),
+                content_encoding: h("content-encoding"),
+                cache_control: h("cache-control"),
+                content_disposition: h("content-disposition"),
+                content_language: h("content-language"),
+                expires: expires_out(&rec.headers),
+                checksum_type: (sel.want_ck && !rec.checksums.is_empty())
+                    .then(|| ChecksumType::from_static(ChecksumType::FULL_OBJECT)),
+                parts_count: sel.parts_count,
+                server_side_encryption: $g.sse(),
+                ..Default::default()
+            },
+        )
+    }};
+}
+
 impl Gateway {
     pub(super) async fn op_put_object(
         &self,
@@ -251,52 +321,20 @@ impl Gateway {
         req: S3Request<GetObjectInput>,
     ) -> Result<GetObjectOutput> {
         let audit = S3Audit::of(&req.extensions);
-        let input = req.input;
-        let rec = self.require_object(&input.bucket, &input.key).await?;
-        if let Some(a) = &audit {
-            a.scope.set_key_version(rec.key_version);
-        }
-        check_conditions(
-            &rec,
-            input.if_match.as_ref(),
-            input.if_none_match.as_ref(),
-            input.if_modified_since.as_ref(),
-            input.if_unmodified_since.as_ref(),
-            false,
-        )?;
-        let (range, partial, parts_count) =
-            select_range(&rec, input.range.as_ref(), input.part_number)?;
-        let full = !partial;
-        let body = self.store.open_object(&rec, range.clone()).await?;
-        let want_ck =
-            full && rec.manifest_id.is_none() && checksum_enabled(input.checksum_mode.as_ref());
-        let h = |k: &str| rec.headers.get(k).cloned();
-        Ok(with_checksums_if(
-            if want_ck { Some(&rec.checksums) } else { None },
+        let i = req.input;
+        let read = self
+            .select(&i.bucket, &i.key, read_spec!(i), audit.as_ref())
+            .await?;
+        let body = self
+            .store
+            .open_object(&read.rec, read.range.clone())
+            .await?;
+        Ok(object_answer!(
+            self,
+            read,
             GetObjectOutput {
                 body: Some(StreamingBlob::wrap(SyncStream::new(body))),
-                accept_ranges: Some("bytes".into()),
-                content_length: Some(len_i64(range.end - range.start)),
-                content_range: partial.then(|| content_range(&range, rec.size)),
-                e_tag: Some(etag(&rec.etag)),
-                last_modified: Some(ts(rec.last_modified_ms)),
-                metadata: metadata_out(&rec.user_metadata),
-                content_type: h("content-type"),
-                content_encoding: h("content-encoding"),
-                cache_control: h("cache-control"),
-                content_disposition: h("content-disposition"),
-                content_language: h("content-language"),
-                expires: expires_out(&rec.headers),
-                checksum_type: (want_ck && !rec.checksums.is_empty())
-                    .then(|| ChecksumType::from_static(ChecksumType::FULL_OBJECT)),
-                parts_count: if input.part_number.is_some() {
-                    parts_count
-                } else {
-                    None
-                },
-                server_side_encryption: self.sse(),
-                ..Default::default()
-            },
+            }
         ))
     }
 
@@ -304,47 +342,41 @@ impl Gateway {
         &self,
         req: S3Request<HeadObjectInput>,
     ) -> Result<HeadObjectOutput> {
-        let input = req.input;
-        let rec = self.require_object(&input.bucket, &input.key).await?;
+        let i = req.input;
+        let read = self.select(&i.bucket, &i.key, read_spec!(i), None).await?;
+        Ok(object_answer!(self, read, HeadObjectOutput {}))
+    }
+
+    /// What GET and HEAD share: the record (its key version recorded in the audit event of a
+    /// GET), its conditions, the selected range and whether the stored checksums are reported.
+    async fn select(
+        &self,
+        bucket: &str,
+        key: &str,
+        spec: ReadSpec<'_>,
+        audit: Option<&S3Audit>,
+    ) -> Result<Selected> {
+        let rec = self.require_object(bucket, key).await?;
+        if let Some(a) = audit {
+            a.scope.set_key_version(rec.key_version);
+        }
         check_conditions(
             &rec,
-            input.if_match.as_ref(),
-            input.if_none_match.as_ref(),
-            input.if_modified_since.as_ref(),
-            input.if_unmodified_since.as_ref(),
+            spec.if_match,
+            spec.if_none_match,
+            spec.if_modified_since,
+            spec.if_unmodified_since,
             false,
         )?;
-        let (range, partial, parts_count) =
-            select_range(&rec, input.range.as_ref(), input.part_number)?;
-        let want_ck =
-            !partial && rec.manifest_id.is_none() && checksum_enabled(input.checksum_mode.as_ref());
-        let h = |k: &str| rec.headers.get(k).cloned();
-        Ok(with_checksums_if(
-            if want_ck { Some(&rec.checksums) } else { None },
-            HeadObjectOutput {
-                accept_ranges: Some("bytes".into()),
-                content_length: Some(len_i64(range.end - range.start)),
-                content_range: partial.then(|| content_range(&range, rec.size)),
-                e_tag: Some(etag(&rec.etag)),
-                last_modified: Some(ts(rec.last_modified_ms)),
-                metadata: metadata_out(&rec.user_metadata),
-                content_type: h("content-type"),
-                content_encoding: h("content-encoding"),
-                cache_control: h("cache-control"),
-                content_disposition: h("content-disposition"),
-                content_language: h("content-language"),
-                expires: expires_out(&rec.headers),
-                checksum_type: (want_ck && !rec.checksums.is_empty())
-                    .then(|| ChecksumType::from_static(ChecksumType::FULL_OBJECT)),
-                parts_count: if input.part_number.is_some() {
-                    parts_count
-                } else {
-                    None
-                },
-                server_side_encryption: self.sse(),
-                ..Default::default()
-            },
-        ))
+        let (range, partial, parts_count) = select_range(&rec, spec.range, spec.part_number)?;
+        let want_ck = !partial && rec.manifest_id.is_none() && checksum_enabled(spec.checksum_mode);
+        Ok(Selected {
+            rec,
+            range,
+            partial,
+            parts_count: spec.part_number.and(parts_count),
+            want_ck,
+        })
     }
 
     async fn delete_one(&self, bucket: &str, key: &str) -> Result<()> {

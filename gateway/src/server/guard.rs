@@ -27,8 +27,8 @@ use tokio::time::{Instant, Sleep};
 
 use crate::config::Limits;
 
-/// Longest access key id accepted (AWS: 16 to 128 characters).
-pub const MAX_ACCESS_KEY_ID_LEN: usize = 128;
+/// Longest access key id accepted: the policy store's bound (AWS: 16 to 128 characters).
+pub use policy::store::MAX_ACCESS_KEY_ID_LEN;
 
 /// Longest lifetime of a presigned URL (AWS: 7 days).
 pub const MAX_PRESIGN_SECS: i64 = 604_800;

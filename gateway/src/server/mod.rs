@@ -255,6 +255,7 @@ pub async fn start(
         metrics: metrics.clone(),
         ledger: Some(audit.ledger.clone()),
         limits: Arc::new(config.limits.clone()),
+        body_rate: BodyRate::of(&config.limits),
         auth_failures: auth_failures.clone(),
     };
     let s3_task = tokio::spawn(listen::serve(
@@ -460,8 +461,10 @@ struct RequestCtx {
     metrics: Metrics,
     /// None only for gateways built without a ledger (never by [`start`])
     ledger: Option<audit::Ledger>,
-    /// the `[limits]` settings (SigV2, presign and body bounds)
+    /// the `[limits]` settings (SigV2 and presign bounds)
     limits: Arc<Limits>,
+    /// the body progress bound, from `limits` once at start-up
+    body_rate: BodyRate,
     /// failed authentications per client address
     auth_failures: Arc<AuthFailures>,
 }
@@ -615,8 +618,7 @@ fn request_service(
         let ctx = ctx.clone();
         async move {
             let timed_out = Arc::new(AtomicBool::new(false));
-            let rate = BodyRate::of(&ctx.limits);
-            let mut req = req.map(|b| TimedBody::new(b, rate, timed_out.clone()));
+            let mut req = req.map(|b| TimedBody::new(b, ctx.body_rate, timed_out.clone()));
             let metrics = ctx.metrics.clone();
             let t0 = Instant::now();
             metrics.in_flight.inc();

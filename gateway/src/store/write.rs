@@ -239,9 +239,7 @@ impl Store {
     /// Deletes a backend object, logging (not returning) failures; used on error paths where the
     /// object was never committed (an orphan sweep would catch it later anyway).
     pub async fn delete_quietly(&self, id: &str) {
-        if let Err(e) = self.backend.delete(id).await {
-            tracing::warn!(backend_id = id, error = %e, "could not delete uncommitted backend object");
-        }
+        delete_quietly(self.backend.as_ref(), id).await;
     }
 
     /// Commits a single-PUT or copied object and collects what it replaced. On failure the new

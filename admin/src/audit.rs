@@ -11,7 +11,9 @@ use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
 
 use ::audit::evidence::{ExportRefusal, build_bundle};
-use ::audit::{AuditFilter, AuditQuery, EventKind, Outcome, RequestAudit, StoredEvent};
+use ::audit::{
+    AbandonGuard, AuditFilter, AuditQuery, EventKind, Outcome, RequestAudit, StoredEvent,
+};
 use axum::Extension;
 use axum::Json;
 use axum::body::HttpBody;
@@ -121,9 +123,9 @@ pub(crate) async fn audit_mw(State(mw): State<AuditMw>, mut req: Request, next: 
     }
     // If the call is abandoned (client gone, so this future is dropped), the guard still
     // records its event.
-    let mut guard = FinishOnDrop(audit.clone());
+    let mut guard = AbandonGuard::new(audit.clone());
     let mut resp = REQUEST_ID.scope(id.clone(), next.run(req)).await;
-    guard.0 = None;
+    guard.disarm();
     if let Some(a) = audit {
         let status = resp.status().as_u16();
         let code = resp.extensions().get::<ErrorCode>().map(|c| c.0.clone());
@@ -153,30 +155,6 @@ pub(crate) async fn audit_mw(State(mw): State<AuditMw>, mut req: Request, next: 
         resp.headers_mut().insert("x-request-id", v);
     }
     resp
-}
-
-/// Status recorded for a call whose client went away before the answer (nginx's convention).
-pub const CLIENT_CLOSED: u16 = 499;
-
-/// Records the event of an abandoned call (status [`CLIENT_CLOSED`], error code
-/// `ClientClosedRequest`) from a task of its own; disarmed once the call is answered.
-struct FinishOnDrop(Option<RequestAudit>);
-
-impl Drop for FinishOnDrop {
-    fn drop(&mut self) {
-        if let Some(a) = self.0.take()
-            && let Ok(rt) = tokio::runtime::Handle::try_current()
-        {
-            rt.spawn(async move {
-                if let Err(e) = a
-                    .finish(CLIENT_CLOSED, Some("ClientClosedRequest".into()), 0)
-                    .await
-                {
-                    tracing::error!(request_id = %a.request_id(), "admin audit event of an abandoned call not recorded: {e}");
-                }
-            });
-        }
-    }
 }
 
 /// The audit scope of the current call (empty when auditing is off). Mutating handlers call

@@ -1,19 +1,20 @@
 //! The S3 side of the audit ledger: opening the ledger and the evidence key from the config,
-//! the per-request [`S3Audit`] handle (an `audit::RequestAudit` plus the request's
-//! [`OpSlot`]) that the S3 handlers use to record before a change becomes visible, request ids,
-//! the S3 error code of a rendered error response, and the daily retention prune.
+//! [`before_change`] (the S3 handlers record a request's event through its
+//! [`RequestCtx`] before a change becomes visible), the action guessed from a request line,
+//! request ids, the S3 error code of a response s3s rendered itself, and the daily retention
+//! prune.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use audit::Ledger;
 use audit::evidence::EvidenceKey;
-use audit::{Ledger, RequestAudit};
 use tokio::sync::watch;
 
-use crate::auth::OpSlot;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::index::Index;
+use crate::request::RequestCtx;
 
 /// The ledger of a running gateway and the key that signs its checkpoints and bundles.
 #[derive(Clone, Debug)]
@@ -66,67 +67,26 @@ impl Audit {
     }
 }
 
-/// The audit handle of one S3 request, in the request extensions.
-#[derive(Clone, Debug)]
-pub struct S3Audit {
-    /// the event under construction
-    pub scope: RequestAudit,
-    /// what the access check learned (action, principal, bucket, key)
-    pub slot: OpSlot,
-}
-
-impl S3Audit {
-    /// The handle of the request with these extensions (None when the gateway runs without
-    /// a ledger, e.g. in unit tests).
-    pub fn of(ext: &http::Extensions) -> Option<S3Audit> {
-        ext.get::<S3Audit>().cloned()
-    }
-
-    /// Whether the request's body is data the client sends (PutObject, UploadPart): their
-    /// events carry the plaintext size as `bytes_in`.
-    pub fn receives_body(&self) -> bool {
-        self.slot
-            .get()
-            .and_then(|i| i.action)
-            .is_some_and(|a| matches!(a, policy::Action::PutObject | policy::Action::UploadPart))
-    }
-
-    /// Copies action, principal, tenant, bucket and key from the access check into the event.
-    pub fn sync_from_slot(&self) {
-        let Some(info) = self.slot.get() else {
-            return;
-        };
-        match (info.action, info.op_name) {
-            (Some(a), _) => self.scope.set_action(a.s3_name()),
-            (None, Some(op)) => self.scope.set_action(&op),
-            (None, None) => {}
-        }
-        self.scope.set_principal(info.principal, info.tenant);
-        self.scope.set_target(info.bucket, info.key);
-    }
-}
-
 /// Records the request's event before a change becomes visible (no-op without a ledger).
 /// `bytes_in`: plaintext bytes received (PutObject, UploadPart); `key_version`: data key used.
 /// `Err(AuditUnavailable)`: nothing may change; the caller cleans up and answers 503.
 pub async fn before_change(
-    audit: Option<&S3Audit>,
+    ctx: Option<&RequestCtx>,
     bytes_in: u64,
     key_version: Option<u32>,
 ) -> Result<()> {
-    let Some(a) = audit else {
+    let Some((ctx, a)) = ctx.and_then(|c| c.audit().map(|a| (c, a))) else {
         return Ok(());
     };
-    if a.scope.recorded() {
+    if a.recorded() {
         return Ok(());
     }
-    a.sync_from_slot();
-    a.scope.add_bytes_in(bytes_in);
+    a.add_bytes_in(bytes_in);
     if let Some(v) = key_version {
-        a.scope.set_key_version(v);
+        a.set_key_version(v);
     }
     // the status the operation answers on success (s3s: 204 for the deletes and abort)
-    let status = match a.slot.get().and_then(|i| i.action) {
+    let status = match ctx.action() {
         Some(
             policy::Action::DeleteObject
             | policy::Action::DeleteBucket
@@ -134,8 +94,7 @@ pub async fn before_change(
         ) => 204,
         _ => 200,
     };
-    a.scope
-        .record_before_change(status)
+    a.record_before_change(status)
         .await
         .map(|_| ())
         .map_err(|e| Error::AuditUnavailable(e.to_string()))

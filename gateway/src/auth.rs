@@ -18,61 +18,11 @@ use s3s::{S3Error, S3Result, s3_error};
 
 use crate::error::{Error, Result};
 use crate::index::Index;
+use crate::request::{OpInfo, RequestCtx, noted};
 
 /// Sealing context of legacy access-key secrets in the index's `access_keys` table.
 pub fn secret_context(access_key_id: &str) -> String {
     format!("vaultgate/access-key/{access_key_id}")
-}
-
-/// Per-request slot the access check fills with the operation, read by the request logger.
-#[derive(Clone, Debug, Default)]
-pub struct OpSlot(Arc<Mutex<Option<OpInfo>>>);
-
-/// What the access check learned about a request (read by the request logger, metrics and the
-/// audit recorder).
-#[derive(Clone, Debug, Default)]
-pub struct OpInfo {
-    /// the operation (None: an operation the gateway does not serve, refused)
-    pub action: Option<Action>,
-    /// the s3s operation name (`PostObject` for a form upload whose action is PutObject)
-    pub op_name: Option<String>,
-    /// caller's access key id
-    pub access_key: Option<String>,
-    /// authenticated principal (None until the key was looked up, or when it is unknown)
-    pub principal: Option<String>,
-    /// the principal's tenant
-    pub tenant: Option<String>,
-    /// bucket named by the request
-    pub bucket: Option<String>,
-    /// object key named by the request (as given)
-    pub key: Option<String>,
-}
-
-impl OpSlot {
-    pub(crate) fn set(&self, info: OpInfo) {
-        if let Ok(mut g) = self.0.lock() {
-            *g = Some(info);
-        }
-    }
-    /// Records the object key of a request that names it in its body (a POST form upload).
-    pub(crate) fn set_key(&self, key: &str) {
-        if let Ok(mut g) = self.0.lock() {
-            let info = g.get_or_insert_with(OpInfo::default);
-            info.key = Some(key.to_owned());
-        }
-    }
-    /// Records the authenticated caller on the slot's operation.
-    pub(crate) fn set_identity(&self, identity: &Identity) {
-        if let Ok(mut g) = self.0.lock() {
-            let info = g.get_or_insert_with(OpInfo::default);
-            info.principal = Some(identity.principal.clone());
-            info.tenant = Some(identity.tenant.clone());
-        }
-    }
-    /// The recorded operation, if the request got as far as the access check.
-    pub fn get(&self) -> Option<OpInfo> {
-        self.0.lock().ok().and_then(|g| g.clone())
-    }
 }
 
 /// Access keys and decisions from the policy store. Clone is cheap.
@@ -447,9 +397,18 @@ impl RoleAccess {
 #[async_trait::async_trait]
 impl S3Access for RoleAccess {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+        let ctx = RequestCtx::of(cx.extensions_mut());
+        self.decide(cx, ctx.as_ref())
+            .await
+            .map_err(|e| noted(ctx.as_ref(), e))
+    }
+}
+
+impl RoleAccess {
+    /// The access decision of one request (its refusal is noted in `ctx` by the caller).
+    async fn decide(&self, cx: &S3AccessContext<'_>, ctx: Option<&RequestCtx>) -> S3Result<()> {
         let op = cx.s3_op().name().to_owned();
         let action = action_of_operation(&op);
-        let access_key = cx.credentials().map(|c| c.access_key.clone());
         let (bucket, key) = match cx.s3_path() {
             S3Path::Root => (None, None),
             S3Path::Bucket { bucket } => (Some(bucket.to_string()), None),
@@ -466,21 +425,19 @@ impl S3Access for RoleAccess {
                 },
                 _ => key,
             };
-        let slot = cx.extensions_mut().get::<OpSlot>().cloned();
-        if let Some(slot) = &slot {
-            slot.set(OpInfo {
+        let identity = identify(
+            &self.creds,
+            ctx,
+            OpInfo {
                 action,
                 op_name: Some(op.clone()),
-                access_key: access_key.clone(),
+                access_key: cx.credentials().map(|c| c.access_key.clone()),
                 bucket: bucket.clone(),
                 key: key.clone(),
                 ..OpInfo::default()
-            });
-        }
-        let identity = self.creds.identity(access_key.as_deref()).await?;
-        if let Some(slot) = &slot {
-            slot.set_identity(&identity);
-        }
+            },
+        )
+        .await?;
         // deny by default: an operation without an action is refused for every caller
         let Some(action) = action else {
             return Err(s3_error!(
@@ -515,6 +472,27 @@ impl S3Access for RoleAccess {
         }
         Ok(())
     }
+}
+
+/// The first step of every access check (the s3s one and [`RangeFallback`]'s): records what the
+/// request asks for in its context, then looks the caller up and records it too, so that a
+/// refusal at any later step is audited with both.
+///
+/// [`RangeFallback`]: crate::s3::range_fallback::RangeFallback
+pub(crate) async fn identify(
+    creds: &Credentials,
+    ctx: Option<&RequestCtx>,
+    info: OpInfo,
+) -> S3Result<Identity> {
+    let access_key = info.access_key.clone();
+    if let Some(c) = ctx {
+        c.set_op(info);
+    }
+    let identity = creds.identity(access_key.as_deref()).await?;
+    if let Some(c) = ctx {
+        c.set_identity(&identity);
+    }
+    Ok(identity)
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ pub mod error;
 pub mod index;
 pub mod metrics;
 pub mod ops;
+pub mod request;
 pub mod s3;
 pub mod server;
 pub mod store;

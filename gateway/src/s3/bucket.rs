@@ -6,9 +6,10 @@ use s3s::S3Request;
 use s3s::dto::*;
 
 use super::{Gateway, ts};
-use crate::audit::{self, S3Audit};
+use crate::audit;
 use crate::error::{Error, Result};
 use crate::index::IndexError;
+use crate::request::RequestCtx;
 
 /// The caller's identity in the policy store.
 async fn caller<T>(g: &Gateway, req: &S3Request<T>) -> Result<policy::Identity> {
@@ -77,7 +78,7 @@ impl Gateway {
         if self.store.get_bucket(&name).await?.is_some() {
             return Err(Error::BucketAlreadyOwnedByYou(name));
         }
-        audit::before_change(S3Audit::of(&req.extensions).as_ref(), 0, None).await?;
+        audit::before_change(RequestCtx::of(&req.extensions).as_ref(), 0, None).await?;
         match self.store.create_bucket(&name, &owner_of(&req)).await {
             Ok(()) => {}
             Err(IndexError::AlreadyExists(_)) => return Err(Error::BucketAlreadyOwnedByYou(name)),
@@ -117,7 +118,7 @@ impl Gateway {
             Err(e) => Err(e.into()),
         };
         check?;
-        audit::before_change(S3Audit::of(&req.extensions).as_ref(), 0, None).await?;
+        audit::before_change(RequestCtx::of(&req.extensions).as_ref(), 0, None).await?;
         match self.store.delete_bucket(&name).await {
             Ok(()) => {
                 self.policy.authz().store().forget_bucket(&name).await?;

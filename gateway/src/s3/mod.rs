@@ -17,6 +17,7 @@ use s3s::{S3, S3Error, S3Request, S3Response, S3Result};
 
 use crate::error::{Error, Result};
 use crate::index::ObjectRecord;
+use crate::request::{RequestCtx, noted};
 use crate::store::Store;
 
 /// Minimum size of every part but the last (S3's 5 MiB).
@@ -129,8 +130,8 @@ impl Gateway {
     /// the bucket), refused when signed with SigV2 while that is off, then stored by PutObject.
     async fn op_post_object(&self, req: S3Request<PostObjectInput>) -> S3Result<PostObjectOutput> {
         let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
-        if let Some(slot) = req.extensions.get::<crate::auth::OpSlot>() {
-            slot.set_key(&key);
+        if let Some(ctx) = RequestCtx::of(&req.extensions) {
+            ctx.set_key(&key);
         }
         if req.credentials.is_some() && req.region.is_none() && !self.sigv2 {
             // a SigV4 form names its region in x-amz-credential; SigV2 forms have none
@@ -329,9 +330,14 @@ fn post_into_put(x: PostObjectInput) -> PutObjectInput {
     }
 }
 
-/// Converts the result of an operation (the one edge where gateway errors become S3 errors).
-fn done<T>(r: Result<T>) -> S3Result<S3Response<T>> {
-    r.map(S3Response::new).map_err(Into::into)
+/// Converts the result of an operation (the one edge where gateway errors become S3 errors);
+/// an error leaves its code in the request's context and names the request id.
+fn done<T, E: Into<S3Error>>(
+    ctx: Option<RequestCtx>,
+    r: std::result::Result<T, E>,
+) -> S3Result<S3Response<T>> {
+    r.map(S3Response::new)
+        .map_err(|e| noted(ctx.as_ref(), e.into()))
 }
 
 #[async_trait::async_trait]
@@ -340,126 +346,189 @@ impl S3 for Gateway {
         &self,
         req: S3Request<ListBucketsInput>,
     ) -> S3Result<S3Response<ListBucketsOutput>> {
-        done(self.op_list_buckets(req).await)
+        done(
+            RequestCtx::of(&req.extensions),
+            self.op_list_buckets(req).await,
+        )
     }
     async fn create_bucket(
         &self,
         req: S3Request<CreateBucketInput>,
     ) -> S3Result<S3Response<CreateBucketOutput>> {
-        done(self.op_create_bucket(req).await)
+        done(
+            RequestCtx::of(&req.extensions),
+            self.op_create_bucket(req).await,
+        )
     }
     async fn head_bucket(
         &self,
         req: S3Request<HeadBucketInput>,
     ) -> S3Result<S3Response<HeadBucketOutput>> {
-        done(self.op_head_bucket(req).await)
+        done(
+            RequestCtx::of(&req.extensions),
+            self.op_head_bucket(req).await,
+        )
     }
     async fn delete_bucket(
         &self,
         req: S3Request<DeleteBucketInput>,
     ) -> S3Result<S3Response<DeleteBucketOutput>> {
-        done(self.op_delete_bucket(req).await)
+        done(
+            RequestCtx::of(&req.extensions),
+            self.op_delete_bucket(req).await,
+        )
     }
     async fn get_bucket_location(
         &self,
         req: S3Request<GetBucketLocationInput>,
     ) -> S3Result<S3Response<GetBucketLocationOutput>> {
-        done(self.op_get_bucket_location(req).await)
+        done(
+            RequestCtx::of(&req.extensions),
+            self.op_get_bucket_location(req).await,
+        )
     }
     async fn put_object(
         &self,
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
-        done(self.op_put_object(req).await)
+        done(
+            RequestCtx::of(&req.extensions),
+            self.op_put_object(req).await,
+        )
     }
     async fn get_object(
         &self,
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
-        done(self.op_get_object(req).await)
+        done(
+            RequestCtx::of(&req.extensions),
+            self.op_get_object(req).await,
+        )
     }
     async fn head_object(
         &self,
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
-        done(self.op_head_object(req).await)
+        done(
+            RequestCtx::of(&req.extensions),
+            self.op_head_object(req).await,
+        )
     }
     async fn delete_object(
         &self,
         req: S3Request<DeleteObjectInput>,
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
-        done(self.op_delete_object(req).await)
+        done(
+            RequestCtx::of(&req.extensions),
+            self.op_delete_object(req).await,
+        )
     }
     async fn delete_objects(
         &self,
         req: S3Request<DeleteObjectsInput>,
     ) -> S3Result<S3Response<DeleteObjectsOutput>> {
-        done(self.op_delete_objects(req).await)
+        done(
+            RequestCtx::of(&req.extensions),
+            self.op_delete_objects(req).await,
+        )
     }
     async fn copy_object(
         &self,
         req: S3Request<CopyObjectInput>,
     ) -> S3Result<S3Response<CopyObjectOutput>> {
-        done(self.op_copy_object(req).await)
+        done(
+            RequestCtx::of(&req.extensions),
+            self.op_copy_object(req).await,
+        )
     }
     async fn list_objects(
         &self,
         req: S3Request<ListObjectsInput>,
     ) -> S3Result<S3Response<ListObjectsOutput>> {
-        done(self.op_list_objects(req).await)
+        done(
+            RequestCtx::of(&req.extensions),
+            self.op_list_objects(req).await,
+        )
     }
     async fn list_objects_v2(
         &self,
         req: S3Request<ListObjectsV2Input>,
     ) -> S3Result<S3Response<ListObjectsV2Output>> {
-        done(self.op_list_objects_v2(req).await)
+        done(
+            RequestCtx::of(&req.extensions),
+            self.op_list_objects_v2(req).await,
+        )
     }
     async fn create_multipart_upload(
         &self,
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
-        done(self.op_create_multipart_upload(req).await)
+        done(
+            RequestCtx::of(&req.extensions),
+            self.op_create_multipart_upload(req).await,
+        )
     }
     async fn upload_part(
         &self,
         req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
-        done(self.op_upload_part(req).await)
+        done(
+            RequestCtx::of(&req.extensions),
+            self.op_upload_part(req).await,
+        )
     }
     async fn upload_part_copy(
         &self,
         req: S3Request<UploadPartCopyInput>,
     ) -> S3Result<S3Response<UploadPartCopyOutput>> {
-        done(self.op_upload_part_copy(req).await)
+        done(
+            RequestCtx::of(&req.extensions),
+            self.op_upload_part_copy(req).await,
+        )
     }
     async fn complete_multipart_upload(
         &self,
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
-        done(self.op_complete_multipart_upload(req).await)
+        done(
+            RequestCtx::of(&req.extensions),
+            self.op_complete_multipart_upload(req).await,
+        )
     }
     async fn abort_multipart_upload(
         &self,
         req: S3Request<AbortMultipartUploadInput>,
     ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
-        done(self.op_abort_multipart_upload(req).await)
+        done(
+            RequestCtx::of(&req.extensions),
+            self.op_abort_multipart_upload(req).await,
+        )
     }
     async fn list_parts(
         &self,
         req: S3Request<ListPartsInput>,
     ) -> S3Result<S3Response<ListPartsOutput>> {
-        done(self.op_list_parts(req).await)
+        done(
+            RequestCtx::of(&req.extensions),
+            self.op_list_parts(req).await,
+        )
     }
     async fn list_multipart_uploads(
         &self,
         req: S3Request<ListMultipartUploadsInput>,
     ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
-        done(self.op_list_multipart_uploads(req).await)
+        done(
+            RequestCtx::of(&req.extensions),
+            self.op_list_multipart_uploads(req).await,
+        )
     }
     async fn post_object(
         &self,
         req: S3Request<PostObjectInput>,
     ) -> S3Result<S3Response<PostObjectOutput>> {
-        self.op_post_object(req).await.map(S3Response::new)
+        done(
+            RequestCtx::of(&req.extensions),
+            self.op_post_object(req).await,
+        )
     }
 }

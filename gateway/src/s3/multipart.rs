@@ -14,9 +14,10 @@ use sha2::Digest;
 use super::checksum::{ChecksumRequest, ChecksumValues, precheck_content_md5, with_checksums};
 use super::object::{WriteChecks, content_length};
 use super::{Gateway, MIN_PART_SIZE, etag, object_headers, ts, user_metadata};
-use crate::audit::{self, S3Audit};
+use crate::audit;
 use crate::error::{Error, Result};
 use crate::index::{PartRecord, UploadRecord};
+use crate::request::RequestCtx;
 use crate::store::now_ms;
 use crate::store::write::random_id;
 
@@ -76,7 +77,7 @@ impl Gateway {
         &self,
         req: S3Request<CreateMultipartUploadInput>,
     ) -> Result<CreateMultipartUploadOutput> {
-        let audit = S3Audit::of(&req.extensions);
+        let audit = RequestCtx::of(&req.extensions);
         // ListParts and ListMultipartUploads show the initiator: its principal name, never
         // the access key id it signed with
         let owner = self
@@ -125,7 +126,7 @@ impl Gateway {
         &self,
         req: S3Request<UploadPartInput>,
     ) -> Result<UploadPartOutput> {
-        let audit = S3Audit::of(&req.extensions);
+        let audit = RequestCtx::of(&req.extensions);
         let S3Request {
             input,
             headers: raw_headers,
@@ -178,7 +179,7 @@ impl Gateway {
         &self,
         req: S3Request<UploadPartCopyInput>,
     ) -> Result<UploadPartCopyOutput> {
-        let audit = S3Audit::of(&req.extensions);
+        let audit = RequestCtx::of(&req.extensions);
         let input = req.input;
         let number = part_number(input.part_number)?;
         let upload = self
@@ -230,7 +231,7 @@ impl Gateway {
         &self,
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> Result<CompleteMultipartUploadOutput> {
-        let audit = S3Audit::of(&req.extensions);
+        let audit = RequestCtx::of(&req.extensions);
         let credentials = req.credentials;
         let input = req.input;
         let upload = self
@@ -329,7 +330,7 @@ impl Gateway {
         &self,
         req: S3Request<AbortMultipartUploadInput>,
     ) -> Result<AbortMultipartUploadOutput> {
-        let audit = S3Audit::of(&req.extensions);
+        let audit = RequestCtx::of(&req.extensions);
         let input = req.input;
         self.require_upload(&input.bucket, &input.key, &input.upload_id)
             .await?;

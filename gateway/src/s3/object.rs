@@ -13,9 +13,10 @@ use super::checksum::{
     with_checksums, with_checksums_if,
 };
 use super::{Gateway, etag, expires_out, metadata_out, ms_of, object_headers, ts, user_metadata};
-use crate::audit::{self, S3Audit};
+use crate::audit;
 use crate::error::{Error, Result};
 use crate::index::ObjectRecord;
+use crate::request::RequestCtx;
 use crate::store::{SyncStream, WriteCheck};
 
 /// What a write must verify beyond sealing.
@@ -231,7 +232,7 @@ impl Gateway {
         &self,
         req: S3Request<PutObjectInput>,
     ) -> Result<PutObjectOutput> {
-        let audit = S3Audit::of(&req.extensions);
+        let audit = RequestCtx::of(&req.extensions);
         let S3Request {
             input,
             headers: raw_headers,
@@ -320,7 +321,7 @@ impl Gateway {
         &self,
         req: S3Request<GetObjectInput>,
     ) -> Result<GetObjectOutput> {
-        let audit = S3Audit::of(&req.extensions);
+        let audit = RequestCtx::of(&req.extensions);
         let i = req.input;
         let read = self
             .select(&i.bucket, &i.key, read_spec!(i), audit.as_ref())
@@ -354,11 +355,11 @@ impl Gateway {
         bucket: &str,
         key: &str,
         spec: ReadSpec<'_>,
-        audit: Option<&S3Audit>,
+        audit: Option<&RequestCtx>,
     ) -> Result<Selected> {
         let rec = self.require_object(bucket, key).await?;
         if let Some(a) = audit {
-            a.scope.set_key_version(rec.key_version);
+            a.set_key_version(rec.key_version);
         }
         check_conditions(
             &rec,
@@ -388,7 +389,7 @@ impl Gateway {
         &self,
         req: S3Request<DeleteObjectInput>,
     ) -> Result<DeleteObjectOutput> {
-        let audit = S3Audit::of(&req.extensions);
+        let audit = RequestCtx::of(&req.extensions);
         let input = req.input;
         self.require_bucket(&input.bucket).await?;
         if let Some(c) = input.if_match.as_ref() {
@@ -406,7 +407,7 @@ impl Gateway {
         &self,
         req: S3Request<DeleteObjectsInput>,
     ) -> Result<DeleteObjectsOutput> {
-        let audit = S3Audit::of(&req.extensions);
+        let audit = RequestCtx::of(&req.extensions);
         let identity = self
             .caller(req.credentials.as_ref())
             .await
@@ -514,7 +515,7 @@ impl Gateway {
         &self,
         req: S3Request<CopyObjectInput>,
     ) -> Result<CopyObjectOutput> {
-        let audit = S3Audit::of(&req.extensions);
+        let audit = RequestCtx::of(&req.extensions);
         let credentials = req.credentials;
         let input = req.input;
         let src = self

@@ -12,7 +12,8 @@ use s3s::{Body, S3Request, S3Response, S3Result, s3_error};
 
 use super::Gateway;
 use super::checksum::ChecksumFields;
-use crate::auth::{Credentials, OpInfo, OpSlot};
+use crate::auth::{Credentials, identify};
+use crate::request::{OpInfo, RequestCtx, noted};
 
 /// Whether a Range header value is not a single, well-formed byte range.
 pub(crate) fn is_invalid_range(v: &str) -> bool {
@@ -154,27 +155,37 @@ impl S3Route for RangeFallback {
     }
 
     async fn check_access(&self, req: &mut S3Request<Body>) -> S3Result<()> {
+        let ctx = RequestCtx::of(&req.extensions);
+        self.decide(req).await.map_err(|e| noted(ctx.as_ref(), e))
+    }
+
+    async fn call(&self, req: S3Request<Body>) -> S3Result<S3Response<Body>> {
+        let ctx = RequestCtx::of(&req.extensions);
+        self.serve(req).await.map_err(|e| noted(ctx.as_ref(), e))
+    }
+}
+
+impl RangeFallback {
+    /// The access check: GetObject (HeadObject) on the path's object, as the s3s one decides it.
+    async fn decide(&self, req: &S3Request<Body>) -> S3Result<()> {
         let action = if req.method == Method::HEAD {
             policy::Action::HeadObject
         } else {
             policy::Action::GetObject
         };
-        let access_key = req.credentials.as_ref().map(|c| c.access_key.clone());
         let path = split_path(&req.uri);
-        let slot = req.extensions.get::<OpSlot>().cloned();
-        if let Some(slot) = &slot {
-            slot.set(OpInfo {
+        let identity = identify(
+            &self.creds,
+            RequestCtx::of(&req.extensions).as_ref(),
+            OpInfo {
                 action: Some(action),
-                access_key: access_key.clone(),
+                access_key: req.credentials.as_ref().map(|c| c.access_key.clone()),
                 bucket: path.as_ref().map(|(b, _)| b.clone()),
                 key: path.as_ref().map(|(_, k)| k.clone()),
                 ..OpInfo::default()
-            });
-        }
-        let identity = self.creds.identity(access_key.as_deref()).await?;
-        if let Some(slot) = &slot {
-            slot.set_identity(&identity);
-        }
+            },
+        )
+        .await?;
         let Some((bucket, key)) = path else {
             return Err(s3_error!(InvalidRequest));
         };
@@ -183,7 +194,8 @@ impl S3Route for RangeFallback {
             .await
     }
 
-    async fn call(&self, req: S3Request<Body>) -> S3Result<S3Response<Body>> {
+    /// GET or HEAD as if the Range header were absent.
+    async fn serve(&self, req: S3Request<Body>) -> S3Result<S3Response<Body>> {
         let Some((bucket, key)) = split_path(&req.uri) else {
             return Err(s3_error!(InvalidRequest));
         };

@@ -18,10 +18,11 @@ use keys::meta::ObjectMeta;
 use keys::sealer::{SealParams, SealSummary};
 
 use super::Store;
-use crate::audit::{self, S3Audit};
+use crate::audit;
 use crate::backend::{Backend, new_backend_id};
 use crate::error::{Error, Result};
 use crate::index::{IndexError, ObjectRecord, PartRecord, StreamRecord, UploadRecord, now_ms};
+use crate::request::RequestCtx;
 
 /// A sealed stream that reached the backend but is not yet committed in the index.
 #[derive(Debug)]
@@ -163,7 +164,7 @@ fn take(slot: &ErrSlot) -> Option<Error> {
 
 /// Bytes of the body to record in the audit event: the plaintext received, for requests that
 /// carried it (not for copies).
-fn received(audit: Option<&S3Audit>, n: u64) -> u64 {
+fn received(audit: Option<&RequestCtx>, n: u64) -> u64 {
     if audit.is_some_and(|a| a.receives_body()) {
         n
     } else {
@@ -299,7 +300,7 @@ impl Store {
     async fn finish<T>(
         &self,
         guard: Uncommitted,
-        audit: Option<&S3Audit>,
+        audit: Option<&RequestCtx>,
         bytes_in: u64,
         key_version: Option<u32>,
         commit: impl Future<Output = Result<T>>,
@@ -332,7 +333,7 @@ impl Store {
         user_metadata: BTreeMap<String, String>,
         body: S,
         check: &dyn WriteCheck,
-        audit: Option<&S3Audit>,
+        audit: Option<&RequestCtx>,
     ) -> Result<ObjectRecord>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + 'static,
@@ -384,7 +385,7 @@ impl Store {
         number: u32,
         body: S,
         check: &dyn WriteCheck,
-        audit: Option<&S3Audit>,
+        audit: Option<&RequestCtx>,
     ) -> Result<PartRecord>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + 'static,
@@ -441,7 +442,7 @@ impl Store {
         upload: &UploadRecord,
         parts: &[&PartRecord],
         meta: &ObjectMeta,
-        audit: Option<&S3Audit>,
+        audit: Option<&RequestCtx>,
     ) -> Result<ObjectRecord> {
         let skey = self.keyring.sealing_key(&upload.bucket).await?;
         let params = SealParams {

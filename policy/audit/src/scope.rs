@@ -201,6 +201,46 @@ impl RequestAudit {
     }
 }
 
+/// Status recorded for a request whose client went away before the answer (nginx's convention).
+pub const CLIENT_CLOSED: u16 = 499;
+
+/// The drop-to-499 guard of a request, shared by the S3 front end and the admin API: if the
+/// request's future is dropped before it was answered (the client closed the connection), the
+/// guard still records the request's event, as [`CLIENT_CLOSED`] `ClientClosedRequest`, from a
+/// task of its own. [`AbandonGuard::disarm`] once the request is answered.
+#[must_use = "the guard records the event when dropped; disarm it once the request is answered"]
+pub struct AbandonGuard(Option<RequestAudit>);
+
+impl AbandonGuard {
+    /// Guards the event of `audit` (None: nothing to record).
+    pub fn new(audit: Option<RequestAudit>) -> AbandonGuard {
+        AbandonGuard(audit)
+    }
+
+    /// The request was answered: dropping the guard records nothing.
+    pub fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for AbandonGuard {
+    fn drop(&mut self) {
+        let Some(a) = self.0.take() else { return };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            tracing::error!(request_id = %a.request_id(), "request abandoned outside a runtime: its audit event is lost");
+            return;
+        };
+        rt.spawn(async move {
+            if let Err(e) = a
+                .finish(CLIENT_CLOSED, Some("ClientClosedRequest".into()), 0)
+                .await
+            {
+                tracing::error!(error = %e, request_id = %a.request_id(), "audit event of an abandoned request not recorded");
+            }
+        });
+    }
+}
+
 fn elapsed_us(t0: Instant) -> u64 {
     u64::try_from(t0.elapsed().as_micros()).unwrap_or(u64::MAX)
 }

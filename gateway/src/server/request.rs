@@ -1,0 +1,521 @@
+//! The S3 request pipeline: the cross-cutting work around the s3s service, as named phases over
+//! one per-request [`RequestCtx`] (in the request extensions):
+//!
+//! 1. [`Pipeline::on_request`]: request id, the action guessed from the request line, the audit
+//!    scope, the context, the in-flight guard (gauge + drop-to-499 event), the body progress bound.
+//! 2. refusals before s3s ([`refuse_early`]: blocked address, [`guard::precheck`]), then
+//!    `Expect: 100-continue` priming and the s3s service (whose access check and handlers fill the
+//!    context: operation, caller, error code).
+//! 3. [`Pipeline::on_response_head`]: the final status and error code, the failed-authentication
+//!    budget, the audit event (unless a change recorded it before becoming visible; reads are
+//!    recorded here, before any body byte leaves, and refused with 503 under the fail-closed read
+//!    policy), the request id in headers and s3s's own error bodies, metrics and the request log.
+//! 4. [`Pipeline::on_body`]: byte counters and the download timer, per body frame.
+//!
+//! A request whose future is dropped before phase 3 (the client went away) still leaves its
+//! event, as 499, through the in-flight guard.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use audit::{AbandonGuard, EventKind, Ledger, RequestAudit};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use policy::ratelimit::AuthFailures;
+use prometheus::IntGauge;
+
+use super::guard::{self, BodyRate, TimedBody};
+use crate::audit::error_code_of;
+use crate::config::Limits;
+use crate::metrics::Metrics;
+use crate::request::RequestCtx;
+
+/// The request body as the pipeline reads it: hyper's, under the progress bound.
+type ReqBody = TimedBody<Incoming>;
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// The response body the pipeline sends.
+pub(super) type RespBody = http_body_util::combinators::BoxBody<bytes::Bytes, BoxError>;
+
+/// What every S3 request needs besides the s3s service (one per listener).
+#[derive(Clone)]
+pub(super) struct Pipeline {
+    pub metrics: Metrics,
+    pub ledger: Ledger,
+    /// the `[limits]` settings (SigV2 and presign bounds)
+    pub limits: Arc<Limits>,
+    /// the body progress bound, from `limits` once at start-up
+    pub body_rate: BodyRate,
+    /// failed authentications per client address
+    pub auth_failures: Arc<AuthFailures>,
+}
+
+/// The hyper service of one S3 connection from `peer`.
+pub(super) fn request_service(
+    s3: s3s::service::S3Service,
+    pipeline: Pipeline,
+    peer: SocketAddr,
+) -> impl hyper::service::Service<
+    http::Request<Incoming>,
+    Response = http::Response<RespBody>,
+    Error = Infallible,
+    Future = impl Future<Output = Result<http::Response<RespBody>, Infallible>> + Send,
+> + Clone {
+    hyper::service::service_fn(move |req: http::Request<Incoming>| {
+        let s3 = s3.clone();
+        let pipeline = pipeline.clone();
+        async move { Ok(pipeline.handle(&s3, peer, req).await) }
+    })
+}
+
+/// Keeps the in-flight gauge up while the request is served, and records the request's event as
+/// 499 if it is dropped before [`InFlight::answered`].
+struct InFlight {
+    gauge: IntGauge,
+    abandon: AbandonGuard,
+}
+
+impl InFlight {
+    fn new(gauge: IntGauge, audit: Option<RequestAudit>) -> InFlight {
+        gauge.inc();
+        InFlight {
+            gauge,
+            abandon: AbandonGuard::new(audit),
+        }
+    }
+
+    fn answered(mut self) {
+        self.abandon.disarm();
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.gauge.dec();
+    }
+}
+
+/// What phase 1 knows of a request and later phases need.
+struct Arrival {
+    ctx: RequestCtx,
+    started: Instant,
+    method: http::Method,
+    bucket: String,
+    peer: SocketAddr,
+    /// set when the body made too little progress
+    timed_out: Arc<AtomicBool>,
+    /// the request expects 100-continue for an empty body: answer with `Connection: close`
+    close_after: bool,
+}
+
+impl Pipeline {
+    async fn handle(
+        &self,
+        s3: &s3s::service::S3Service,
+        peer: SocketAddr,
+        req: http::Request<Incoming>,
+    ) -> http::Response<RespBody> {
+        let (arrival, req, in_flight) = self.on_request(peer, req);
+        let resp = match refuse_early(self, peer, &req) {
+            Some(r) => r,
+            None => match s3.call(prime_expect_continue(req).await).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(error = ?e, "s3 service failed");
+                    let mut r = http::Response::new(s3s::Body::empty());
+                    *r.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+                    r
+                }
+            },
+        };
+        let (resp, status) = self.on_response_head(&arrival, resp).await;
+        in_flight.answered();
+        self.on_body(&arrival, resp, status)
+    }
+
+    /// Phase 1: the request's context, into its extensions once.
+    fn on_request(
+        &self,
+        peer: SocketAddr,
+        req: http::Request<Incoming>,
+    ) -> (Arrival, http::Request<ReqBody>, InFlight) {
+        let timed_out = Arc::new(AtomicBool::new(false));
+        let mut req = req.map(|b| TimedBody::new(b, self.body_rate, timed_out.clone()));
+        let id = crate::audit::new_request_id();
+        let requested = crate::audit::guess_action(
+            req.method(),
+            req.uri().path(),
+            req.uri().query(),
+            req.headers(),
+        );
+        let scope = RequestAudit::new(
+            self.ledger.clone(),
+            EventKind::S3,
+            id.clone(),
+            Some(peer.ip().to_string()),
+        );
+        let ctx = RequestCtx::new(id, Some(peer), requested, Some(scope.clone()));
+        req.extensions_mut().insert(ctx.clone());
+        let in_flight = InFlight::new(self.metrics.in_flight.clone(), Some(scope));
+        // hyper sends no "100 Continue" for an empty body; botocore then takes the final
+        // response as the interim one's stand-in and misparses the next response on the same
+        // connection. Closing such connections keeps clients in step.
+        let close_after = expects_continue(req.headers())
+            && req
+                .headers()
+                .get(http::header::CONTENT_LENGTH)
+                .is_some_and(|v| v.as_bytes() == b"0");
+        let arrival = Arrival {
+            ctx,
+            started: Instant::now(),
+            method: req.method().clone(),
+            bucket: bucket_of(req.uri().path()).to_owned(),
+            peer,
+            timed_out,
+            close_after,
+        };
+        (arrival, req, in_flight)
+    }
+
+    /// Phase 3: everything decided when the response head is ready, before any body byte is
+    /// sent. Returns the response to send and its final status.
+    async fn on_response_head(
+        &self,
+        a: &Arrival,
+        mut resp: http::Response<s3s::Body>,
+    ) -> (http::Response<s3s::Body>, u16) {
+        let metrics = &self.metrics;
+        let ctx = &a.ctx;
+        let request_id = ctx.id();
+        let mut status = resp.status().as_u16();
+        let mut error_code = if status >= 400 {
+            // the gateway's own errors left their code in the context; s3s's (signature,
+            // malformed request) are read back from the body it rendered
+            ctx.error_code()
+                .or_else(|| resp.body().bytes().and_then(|b| error_code_of(&b)))
+        } else {
+            None
+        };
+        if a.timed_out.load(Ordering::Relaxed) {
+            metrics.request_timeouts.inc();
+            resp = guard::error_response(
+                http::StatusCode::BAD_REQUEST,
+                "RequestTimeout",
+                "Your socket connection to the server was not read from or written to \
+                 within the timeout period.",
+            );
+            resp.headers_mut().insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("close"),
+            );
+            status = 400;
+            error_code = Some("RequestTimeout".into());
+        }
+        if is_auth_failure(error_code.as_deref()) {
+            self.auth_failures.record_failure(a.peer.ip());
+        }
+        let action = ctx.action();
+        let op = action.map_or("Unknown", |a| a.s3_name());
+        // the event: recorded here unless a change recorded it before becoming visible
+        if let Some(scope) = ctx.audit() {
+            let bytes_out = response_bytes(&a.method, &resp);
+            if let Err(e) = scope.finish(status, error_code.clone(), bytes_out).await {
+                let is_read = action.is_none_or(|a| a.is_read());
+                if status < 400 && is_read && scope.ledger().fail_request_on_error(true) {
+                    tracing::error!(error = %e, op, request_id, "read refused: its audit event cannot be recorded");
+                    resp = audit_refusal(request_id);
+                    status = 503;
+                    error_code = Some("ServiceUnavailable".into());
+                } else {
+                    tracing::error!(error = %e, op, status, request_id, "audit event not recorded");
+                }
+            }
+        }
+        if status >= 400
+            && let Some(body) = resp
+                .body()
+                .bytes()
+                .and_then(|b| error_body_with_request_id(&b, request_id))
+        {
+            let len = body.len();
+            *resp.body_mut() = s3s::Body::from(body);
+            resp.headers_mut()
+                .insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(len));
+        }
+        if let Ok(v) = http::HeaderValue::from_str(request_id) {
+            resp.headers_mut().insert("x-amz-request-id", v);
+        }
+        if a.close_after {
+            resp.headers_mut().insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("close"),
+            );
+        }
+        let elapsed = a.started.elapsed();
+        let status_label = status.to_string();
+        metrics
+            .requests
+            .with_label_values(&[op, status_label.as_str()])
+            .inc();
+        metrics
+            .duration
+            .with_label_values(&[op])
+            .observe(elapsed.as_secs_f64());
+        if error_code.as_deref() == Some("SlowDown") || status == 429 {
+            metrics.throttled.with_label_values(&[op]).inc();
+        } else if status == 401 || status == 403 {
+            metrics.denied.with_label_values(&[op]).inc();
+        }
+        if action == Some(policy::Action::GetObject) {
+            metrics
+                .downloads
+                .with_label_values(&[status_label.as_str()])
+                .inc();
+        }
+        let access_key = ctx.op().and_then(|i| i.access_key).unwrap_or_default();
+        tracing::info!(
+            target: "vaultgate::request",
+            op,
+            method = %a.method,
+            bucket = %a.bucket,
+            status,
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            access_key = %access_key,
+            request_id,
+            "request"
+        );
+        (resp, status)
+    }
+
+    /// Phase 4: counts the body's bytes as they are sent (and times a download until its body
+    /// is finished or dropped).
+    fn on_body(
+        &self,
+        a: &Arrival,
+        resp: http::Response<s3s::Body>,
+        status: u16,
+    ) -> http::Response<RespBody> {
+        let metrics = &self.metrics;
+        let download = a.ctx.action() == Some(policy::Action::GetObject) && status < 300;
+        let counter = metrics.bytes_out.clone();
+        let download_bytes = download.then(|| metrics.download_bytes.clone());
+        let timer = download.then(|| DownloadTimer {
+            metrics: metrics.clone(),
+            t0: a.started,
+        });
+        resp.map(move |b| {
+            b.map_frame(move |f| {
+                let _keep = &timer;
+                if let Some(d) = f.data_ref() {
+                    counter.inc_by(d.len() as u64);
+                    if let Some(c) = &download_bytes {
+                        c.inc_by(d.len() as u64);
+                    }
+                }
+                f
+            })
+            .boxed()
+        })
+    }
+}
+
+/// Observes a GetObject download when its body is finished or dropped.
+struct DownloadTimer {
+    metrics: Metrics,
+    t0: Instant,
+}
+
+impl Drop for DownloadTimer {
+    fn drop(&mut self) {
+        self.metrics
+            .download_duration
+            .observe(self.t0.elapsed().as_secs_f64());
+    }
+}
+
+fn bucket_of(path: &str) -> &str {
+    path.trim_start_matches('/').split('/').next().unwrap_or("")
+}
+
+/// S3 error codes that mean the caller failed to authenticate (counted per address).
+fn is_auth_failure(code: Option<&str>) -> bool {
+    matches!(code, Some("SignatureDoesNotMatch" | "InvalidAccessKeyId"))
+}
+
+/// The refusal of a request before s3s sees it: a blocked address (503 SlowDown with
+/// Retry-After) or a head that fails [`guard::precheck`].
+fn refuse_early(
+    p: &Pipeline,
+    peer: SocketAddr,
+    req: &http::Request<ReqBody>,
+) -> Option<http::Response<s3s::Body>> {
+    if let Err(policy::Error::RateLimited { retry_after_secs }) = p.auth_failures.check(peer.ip()) {
+        let mut r = guard::error_response(
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            "SlowDown",
+            "Too many failed authentications from your address; please try again later.",
+        );
+        r.headers_mut().insert(
+            http::header::RETRY_AFTER,
+            http::HeaderValue::from(retry_after_secs.max(1)),
+        );
+        return Some(r);
+    }
+    guard::precheck(
+        req.headers(),
+        req.uri(),
+        &p.limits,
+        time::OffsetDateTime::now_utc(),
+    )
+    .err()
+    .map(|r| r.response())
+}
+
+/// An S3 error body (`<Error>…</Error>`, as s3s renders it) with `<RequestId>` added before
+/// `</Error>`, so that the id in the body matches the `x-amz-request-id` header (as on AWS).
+/// `None` when the body is not such an error or already names a request id (the gateway's own
+/// errors do: `RequestCtx::note_error`).
+fn error_body_with_request_id(body: &[u8], request_id: &str) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?;
+    if text.contains("<RequestId>") || !text.contains("<Error>") {
+        return None;
+    }
+    let end = text.rfind("</Error>")?;
+    Some(format!(
+        "{}<RequestId>{request_id}</RequestId>{}",
+        &text[..end],
+        &text[end..]
+    ))
+}
+
+/// Answers 503 ServiceUnavailable in place of a read whose audit event could not be recorded.
+fn audit_refusal(request_id: &str) -> http::Response<s3s::Body> {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>ServiceUnavailable</Code>\
+         <Message>The audit log cannot record this request. Please try again later.</Message>\
+         <RequestId>{request_id}</RequestId></Error>"
+    );
+    let mut r = http::Response::new(s3s::Body::from(body));
+    *r.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/xml"),
+    );
+    r
+}
+
+/// Body bytes the response will send (0 for HEAD).
+fn response_bytes(method: &http::Method, resp: &http::Response<s3s::Body>) -> u64 {
+    if method == http::Method::HEAD {
+        return 0;
+    }
+    resp.headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .or_else(|| resp.body().bytes().map(|b| b.len() as u64))
+        .unwrap_or(0)
+}
+
+/// A request body whose first frame was already read (see [`prime_expect_continue`]).
+struct Primed {
+    first: Option<hyper::body::Frame<bytes::Bytes>>,
+    rest: ReqBody,
+}
+
+impl hyper::body::Body for Primed {
+    type Data = bytes::Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        if let Some(f) = this.first.take() {
+            return std::task::Poll::Ready(Some(Ok(f)));
+        }
+        std::pin::Pin::new(&mut this.rest).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.first.is_none() && self.rest.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        let rest = self.rest.size_hint();
+        let n = self
+            .first
+            .as_ref()
+            .and_then(|f| f.data_ref())
+            .map_or(0, |d| d.len() as u64);
+        match rest.exact() {
+            Some(e) => hyper::body::SizeHint::with_exact(e + n),
+            None => {
+                let mut h = hyper::body::SizeHint::new();
+                h.set_lower(rest.lower() + n);
+                if let Some(u) = rest.upper() {
+                    h.set_upper(u + n);
+                }
+                h
+            }
+        }
+    }
+}
+
+fn expects_continue(h: &http::HeaderMap) -> bool {
+    h.get(http::header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+}
+
+/// Answers `Expect: 100-continue` at once: hyper sends "100 Continue" when the body is first
+/// polled, which s3s does only after authentication and our index lookups. Clients such as
+/// botocore stop waiting after a second and send the body anyway, and then misparse a late
+/// "100 Continue". Reading the first frame here sends it immediately.
+async fn prime_expect_continue(req: http::Request<ReqBody>) -> http::Request<s3s::Body> {
+    if !expects_continue(req.headers()) {
+        return req.map(s3s::Body::http_body);
+    }
+    let (parts, mut body) = req.into_parts();
+    let first = match body.frame().await {
+        Some(Ok(f)) => Some(f),
+        Some(Err(e)) => {
+            tracing::debug!(error = %e, "request body failed before the first frame");
+            None
+        }
+        None => None,
+    };
+    http::Request::from_parts(parts, s3s::Body::http_body(Primed { first, rest: body }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_from_path() {
+        assert_eq!(bucket_of("/b1/k/x"), "b1");
+        assert_eq!(bucket_of("/b1"), "b1");
+        assert_eq!(bucket_of("/"), "");
+    }
+
+    #[test]
+    fn error_bodies_get_the_request_id() {
+        let body = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>NoSuchKey</Code><Message>m</Message></Error>";
+        assert_eq!(
+            error_body_with_request_id(body, "0123ABCD").as_deref(),
+            Some(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>NoSuchKey</Code><Message>m</Message><RequestId>0123ABCD</RequestId></Error>"
+            )
+        );
+        // already there, not an error body, not text: left alone
+        assert_eq!(
+            error_body_with_request_id(b"<Error><RequestId>X</RequestId></Error>", "Y"),
+            None
+        );
+        assert_eq!(error_body_with_request_id(b"{\"error\":1}", "Y"), None);
+        assert_eq!(error_body_with_request_id(&[0xff, 0xfe], "Y"), None);
+    }
+}

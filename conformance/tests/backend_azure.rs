@@ -102,7 +102,7 @@ async fn missing_container_is_created_or_refused() {
         .await
         .expect_err("a missing container without creation");
     assert!(
-        matches!(&err, BackendError::Other(m) if m.contains("does not exist") && m.contains(&container)),
+        matches!(&err, BackendError::Config(m) if m.contains("does not exist") && m.contains(&container)),
         "{err}"
     );
 
@@ -165,7 +165,7 @@ async fn wrong_key_is_refused_without_leaking_it() {
     let wrong = "d3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXktd3Jvbmcta2V5LXdyb25nLWtleQ==";
     cfg.credential = Some(AzureAuth::AccountKey(BackendSecret::new(wrong)));
     let err = AzureBackend::connect(cfg).await.expect_err("wrong key");
-    assert!(matches!(err, BackendError::Other(_)), "{err:?}");
+    assert!(matches!(err, BackendError::Denied(_)), "{err:?}");
     assert!(!format!("{err:?}").contains(wrong), "{err:?}");
 }
 
@@ -210,15 +210,15 @@ async fn not_found_mapping_and_prefix_isolation() {
     );
     assert!(matches!(
         a.get(&id, Some(5..10)).await.map(|_| ()),
-        Err(BackendError::Other(_))
+        Err(BackendError::InvalidRange(_))
     ));
     assert!(matches!(
         a.get(&id, Some(9..10)).await.map(|_| ()),
-        Err(BackendError::Other(_))
+        Err(BackendError::InvalidRange(_))
     ));
     assert!(matches!(
         a.get(&id, Some(10..10)).await.map(|_| ()),
-        Err(BackendError::Other(_))
+        Err(BackendError::InvalidRange(_))
     ));
     a.delete(&id).await.expect("delete");
 }
@@ -250,7 +250,7 @@ async fn failed_staged_put_commits_nothing() {
         .put(&id, suite::body_of(&data, 100_000), Some(len as u64 + 1))
         .await
         .expect_err("short body");
-    assert!(matches!(err, BackendError::Other(_)), "{err:?}");
+    assert!(matches!(err, BackendError::SizeMismatch(_)), "{err:?}");
     assert!(matches!(
         backend.head(&id).await,
         Err(BackendError::NotFound(_))
@@ -337,7 +337,7 @@ async fn open_backend_parses_azure_urls_and_reports_unreachable_endpoints() {
         "azure://box?use_emulator=maybe",
     ] {
         match gateway::backend::open_backend(bad, dir.path()).await {
-            Err(BackendError::Other(m)) => assert!(
+            Err(BackendError::Config(m)) => assert!(
                 m.contains("azure") || m.contains("backend URL"),
                 "{bad}: {m}"
             ),

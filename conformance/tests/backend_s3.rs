@@ -125,7 +125,7 @@ async fn missing_bucket_is_created_or_refused() {
         .await
         .expect_err("a missing bucket without creation");
     assert!(
-        matches!(&err, BackendError::Other(m) if m.contains("does not exist") && m.contains(&bucket)),
+        matches!(&err, BackendError::Config(m) if m.contains("does not exist") && m.contains(&bucket)),
         "{err}"
     );
 
@@ -197,7 +197,7 @@ async fn wrong_credentials_are_refused_without_leaking_them() {
     let err = S3Backend::connect(config(&bad, &fresh_bucket(), ""))
         .await
         .expect_err("bad secret");
-    assert!(matches!(err, BackendError::Other(_)), "{err:?}");
+    assert!(matches!(err, BackendError::Denied(_)), "{err:?}");
     assert!(!err.to_string().contains("wrong-secret"), "{err}");
     assert!(!format!("{err:?}").contains("wrong-secret"), "{err:?}");
 }
@@ -244,15 +244,15 @@ async fn not_found_mapping_and_prefix_isolation() {
     // Ranges beyond the end are refused, not truncated.
     assert!(matches!(
         a.get(&id, Some(5..10)).await.map(|_| ()),
-        Err(BackendError::Other(_))
+        Err(BackendError::InvalidRange(_))
     ));
     assert!(matches!(
         a.get(&id, Some(9..10)).await.map(|_| ()),
-        Err(BackendError::Other(_))
+        Err(BackendError::InvalidRange(_))
     ));
     assert!(matches!(
         a.get(&id, Some(10..10)).await.map(|_| ()),
-        Err(BackendError::Other(_))
+        Err(BackendError::InvalidRange(_))
     ));
     a.delete(&id).await.expect("delete");
 }
@@ -290,7 +290,7 @@ async fn failed_multipart_put_is_aborted() {
         .put(&id, suite::body_of(&data, 1 << 20), Some(len as u64 + 1))
         .await
         .expect_err("short body");
-    assert!(matches!(err, BackendError::Other(_)), "{err:?}");
+    assert!(matches!(err, BackendError::SizeMismatch(_)), "{err:?}");
     assert!(matches!(
         backend.head(&id).await,
         Err(BackendError::NotFound(_))
@@ -359,7 +359,7 @@ async fn open_backend_parses_s3_urls_and_reports_unreachable_endpoints() {
         "s3://bucket?endpoint=ftp://x",
     ] {
         match gateway::backend::open_backend(bad, dir.path()).await {
-            Err(BackendError::Other(m)) => {
+            Err(BackendError::Config(m)) => {
                 assert!(m.contains("s3") || m.contains("backend URL"), "{bad}: {m}")
             }
             other => panic!("{bad}: expected Other, got {other:?}"),

@@ -124,8 +124,6 @@ impl From<keys::Error> for Error {
             keys::Error::Format(m) => Error::Integrity(format!("format: {m}")),
             keys::Error::Io(e) => Error::Unavailable(format!("stream read failed: {e}")),
             keys::Error::Config(m) => Error::Config(m),
-            #[allow(unreachable_patterns)]
-            other => Error::Internal(other.to_string()),
         }
     }
 }
@@ -136,8 +134,13 @@ impl From<BackendError> for Error {
             BackendError::NotFound(m) => Error::Integrity(format!("backend object missing: {m}")),
             BackendError::Unavailable(m) => Error::Unavailable(format!("backend: {m}")),
             BackendError::Io(e) => Error::Unavailable(format!("backend io: {e}")),
-            #[allow(unreachable_patterns)]
-            other => Error::Internal(format!("backend: {other}")),
+            BackendError::Denied(m) => Error::Unavailable(format!("backend access denied: {m}")),
+            e @ (BackendError::Config(_) | BackendError::Refused(_)) => {
+                Error::Internal(e.to_string())
+            }
+            e @ (BackendError::InvalidId(_)
+            | BackendError::SizeMismatch(_)
+            | BackendError::InvalidRange(_)) => Error::Integrity(e.to_string()),
         }
     }
 }
@@ -150,8 +153,9 @@ impl From<IndexError> for Error {
             IndexError::AlreadyExists(m) => Error::BucketAlreadyOwnedByYou(m),
             IndexError::NotFound(m) => Error::NoSuchBucket(m),
             IndexError::Corrupt(m) => Error::Integrity(format!("index: {m}")),
-            #[allow(unreachable_patterns)]
-            other => Error::Unavailable(format!("index: {other}")),
+            e @ (IndexError::Database(_) | IndexError::Unavailable(_)) => {
+                Error::Unavailable(format!("index: {e}"))
+            }
         }
     }
 }

@@ -92,7 +92,7 @@ impl AzureConfig {
         let rest = url
             .trim()
             .strip_prefix("azure://")
-            .ok_or_else(|| BackendError::Other(format!("not an azure:// backend URL: {url:?}")))?;
+            .ok_or_else(|| BackendError::Config(format!("not an azure:// backend URL: {url:?}")))?;
         let (location, query) = rest.split_once('?').unwrap_or((rest, ""));
         let (container, prefix) = location.split_once('/').unwrap_or((location, ""));
         validate_container_name(container)?;
@@ -115,7 +115,7 @@ impl AzureConfig {
                 "account" => cfg.account = v,
                 "endpoint" => {
                     if !(v.starts_with("http://") || v.starts_with("https://")) {
-                        return Err(BackendError::Other(format!(
+                        return Err(BackendError::Config(format!(
                             "azure backend endpoint must be an http:// or https:// URL, got {v:?}"
                         )));
                     }
@@ -123,7 +123,7 @@ impl AzureConfig {
                 }
                 "use_emulator" => cfg.use_emulator = parse_bool("use_emulator", &v)?,
                 other => {
-                    return Err(BackendError::Other(format!(
+                    return Err(BackendError::Config(format!(
                         "unknown azure backend URL parameter {other:?} (known: account, endpoint, use_emulator)"
                     )));
                 }
@@ -160,7 +160,7 @@ impl AzureConfig {
         let mut found_credential = false;
         for item in cs.split(';').map(str::trim).filter(|s| !s.is_empty()) {
             let Some((k, v)) = item.split_once('=') else {
-                return Err(BackendError::Other(
+                return Err(BackendError::Config(
                     "azure connection string has an item without '='".into(),
                 ));
             };
@@ -187,7 +187,7 @@ impl AzureConfig {
             self.account = EMULATOR_ACCOUNT.to_string();
         }
         if !found_credential && !self.use_emulator {
-            return Err(BackendError::Other(
+            return Err(BackendError::Config(
                 "azure connection string has neither AccountKey nor SharedAccessSignature".into(),
             ));
         }
@@ -210,17 +210,17 @@ impl AzureConfig {
             Some(AzureAuth::AccountKey(k)) => AzureAccessKey::try_new(k.expose())
                 .map(AzureCredential::AccessKey)
                 .map_err(|_| {
-                    BackendError::Other("the azure account key is not valid base64".into())
+                    BackendError::Config("the azure account key is not valid base64".into())
                 }),
             Some(AzureAuth::Sas(sas)) => {
                 let pairs = object_store::azure::split_sas(sas.expose().trim_start_matches('?'))
-                    .map_err(|_| BackendError::Other("the azure SAS token is malformed".into()))?;
+                    .map_err(|_| BackendError::Config("the azure SAS token is malformed".into()))?;
                 Ok(AzureCredential::SASToken(pairs))
             }
             None if self.use_emulator => AzureAccessKey::try_new(EMULATOR_ACCOUNT_KEY)
                 .map(AzureCredential::AccessKey)
-                .map_err(|e| BackendError::Other(format!("emulator key: {e}"))),
-            None => Err(BackendError::Other(format!(
+                .map_err(|e| BackendError::Config(format!("emulator key: {e}"))),
+            None => Err(BackendError::Config(format!(
                 "no credential for azure account {:?}: set VAULTGATE_AZURE_ACCOUNT_KEY, VAULTGATE_AZURE_SAS \
                  or VAULTGATE_AZURE_CONNECTION_STRING",
                 self.account
@@ -247,7 +247,7 @@ fn url_path_is_empty(url: &str) -> bool {
 fn decode(s: &str) -> Result<String, BackendError> {
     urlencoding::decode(s)
         .map(|c| c.into_owned())
-        .map_err(|e| BackendError::Other(format!("backend URL is not valid UTF-8: {e}")))
+        .map_err(|e| BackendError::Config(format!("backend URL is not valid UTF-8: {e}")))
 }
 
 /// Checks an Azure container name (3–63 of `[a-z0-9-]`, starting with a letter or digit, no `--`).
@@ -268,7 +268,7 @@ pub fn validate_container_name(name: &str) -> Result<(), BackendError> {
     if ok {
         Ok(())
     } else {
-        Err(BackendError::Other(format!(
+        Err(BackendError::Config(format!(
             "invalid azure container name {name:?}"
         )))
     }
@@ -282,11 +282,25 @@ fn validate_prefix(prefix: &str) -> Result<(), BackendError> {
         .split('/')
         .any(|seg| seg.is_empty() || seg == "." || seg == "..");
     if bad || StorePath::parse(prefix).is_err() {
-        return Err(BackendError::Other(format!(
+        return Err(BackendError::Config(format!(
             "invalid azure backend prefix {prefix:?}"
         )));
     }
     Ok(())
+}
+
+/// True when an error chain shows a 401 or 403 answer (object_store's retry error carries the
+/// status only in its message).
+fn is_denied(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        let text = err.to_string();
+        if text.contains("status code: 401") || text.contains("status code: 403") {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 /// True when an error chain shows a transport failure or a 5xx/429 answer.
@@ -317,12 +331,18 @@ fn is_unavailable(e: &(dyn std::error::Error + 'static)) -> bool {
 fn map_store_error(op: &str, what: &str, e: object_store::Error) -> BackendError {
     match e {
         object_store::Error::NotFound { .. } => BackendError::NotFound(what.to_string()),
+        e @ (object_store::Error::PermissionDenied { .. }
+        | object_store::Error::Unauthenticated { .. }) => {
+            BackendError::Denied(format!("{op} {what}: {e}"))
+        }
         other => {
             let detail = format!("{op} {what}: {other}");
             if is_unavailable(&other) {
                 BackendError::Unavailable(detail)
+            } else if is_denied(&other) {
+                BackendError::Denied(detail)
             } else {
-                BackendError::Other(detail)
+                BackendError::Refused(detail)
             }
         }
     }
@@ -354,12 +374,12 @@ impl AzureBackend {
         validate_container_name(&cfg.container)?;
         validate_prefix(&cfg.prefix)?;
         if cfg.account.is_empty() {
-            return Err(BackendError::Other(
+            return Err(BackendError::Config(
                 "azure backend URL needs account=NAME".into(),
             ));
         }
         if !(MIN_BLOCK_SIZE..=MAX_PART_SIZE).contains(&cfg.part_size) {
-            return Err(BackendError::Other(format!(
+            return Err(BackendError::Config(format!(
                 "azure backend block size {} is outside {MIN_BLOCK_SIZE}..={MAX_PART_SIZE}",
                 cfg.part_size
             )));
@@ -386,10 +406,10 @@ impl AzureBackend {
                 cfg.store_credential()?,
             )))
             .build()
-            .map_err(|e| BackendError::Other(format!("azure backend {}: {e}", cfg.describe())))?;
+            .map_err(|e| BackendError::Config(format!("azure backend {}: {e}", cfg.describe())))?;
         let http = ReqwestConnector::default()
             .connect(&options)
-            .map_err(|e| BackendError::Other(format!("azure http client: {e}")))?;
+            .map_err(|e| BackendError::Config(format!("azure http client: {e}")))?;
         Ok(AzureBackend {
             store: Arc::new(store),
             http,
@@ -420,10 +440,10 @@ impl AzureBackend {
             .uri(url)
             .header(http::header::CONTENT_LENGTH, "0")
             .body(HttpRequestBody::empty())
-            .map_err(|e| BackendError::Other(format!("container request: {e}")))?;
+            .map_err(|e| BackendError::Config(format!("container request: {e}")))?;
         AzureAuthorizer::new(&self.credential, &self.cfg.account)
             .try_authorize(&mut req)
-            .map_err(|e| BackendError::Other(format!("signing a container request: {e}")))?;
+            .map_err(|e| BackendError::Config(format!("signing a container request: {e}")))?;
         let resp = self.http.execute(req).await.map_err(|e| {
             BackendError::Unavailable(format!("{method} container {}: {e}", self.cfg.container))
         })?;
@@ -454,14 +474,14 @@ impl AzureBackend {
                     200..=299 => tracing::info!(backend = %where_, "created the backend container"),
                     409 => {} // created concurrently
                     s => {
-                        return Err(BackendError::Other(format!(
+                        return Err(BackendError::Refused(format!(
                             "cannot create the backend container of {where_}: HTTP {s}"
                         )));
                     }
                 }
             }
             404 => {
-                return Err(BackendError::Other(format!(
+                return Err(BackendError::Config(format!(
                     "the backend container of {where_} does not exist"
                 )));
             }
@@ -475,21 +495,15 @@ impl AzureBackend {
                 )));
             }
             s => {
-                return Err(BackendError::Other(format!(
+                return Err(BackendError::Refused(format!(
                     "backend {where_} answered HTTP {s}"
                 )));
             }
         }
-        probe(self).await.map_err(|e| match e {
-            BackendError::Unavailable(m) => BackendError::Unavailable(format!(
-                "backend {where_} failed the write/read/delete probe: {m}"
-            )),
-            BackendError::Io(e) => BackendError::Unavailable(format!(
-                "backend {where_} failed the write/read/delete probe: {e}"
-            )),
-            BackendError::NotFound(m) | BackendError::Other(m) => BackendError::Other(format!(
-                "backend {where_} failed the write/read/delete probe: {m}"
-            )),
+        probe(self).await.map_err(|e| {
+            e.context(&format!(
+                "backend {where_} failed the write/read/delete probe"
+            ))
         })
     }
 
@@ -500,7 +514,8 @@ impl AzureBackend {
         } else {
             format!("{}/{id}", self.cfg.prefix)
         };
-        StorePath::parse(&full).map_err(|e| BackendError::Other(format!("blob path {full:?}: {e}")))
+        StorePath::parse(&full)
+            .map_err(|e| BackendError::InvalidId(format!("blob path {full:?}: {e}")))
     }
 
     async fn put_staged(
@@ -524,7 +539,7 @@ impl AzureBackend {
             let mut blocks = 1usize;
             loop {
                 if blocks > MAX_BLOCKS {
-                    return Err(BackendError::Other(format!(
+                    return Err(BackendError::Config(format!(
                         "blob {what} needs more than {MAX_BLOCKS} blocks of {} bytes",
                         self.cfg.part_size
                     )));
@@ -601,7 +616,7 @@ impl Backend for AzureBackend {
         let path = self.path_of(id)?;
         if let Some(r) = &range {
             if r.start > r.end {
-                return Err(BackendError::Other(format!(
+                return Err(BackendError::InvalidRange(format!(
                     "range {}..{} is reversed",
                     r.start, r.end
                 )));
@@ -609,7 +624,7 @@ impl Backend for AzureBackend {
             if r.start == r.end {
                 let info = self.head(id).await?;
                 if r.end > info.size {
-                    return Err(BackendError::Other(format!(
+                    return Err(BackendError::InvalidRange(format!(
                         "range {}..{} is outside object {id} of {} bytes",
                         r.start, r.end, info.size
                     )));
@@ -625,14 +640,14 @@ impl Backend for AzureBackend {
             .map_err(|e| match e {
                 object_store::Error::NotFound { .. } => BackendError::NotFound(id.to_string()),
                 other if range.is_some() && other.to_string().contains("416") => {
-                    BackendError::Other(format!("range outside object {id}"))
+                    BackendError::InvalidRange(format!("range outside object {id}"))
                 }
                 other => map_store_error("GetBlob", path.as_ref(), other),
             })?;
         if let Some(r) = &range
             && (result.meta.size < r.end || result.range != *r)
         {
-            return Err(BackendError::Other(format!(
+            return Err(BackendError::InvalidRange(format!(
                 "range {}..{} is outside object {id} of {} bytes",
                 r.start, r.end, result.meta.size
             )));
@@ -679,7 +694,7 @@ impl Backend for AzureBackend {
         } else {
             Some(
                 StorePath::parse(&self.cfg.prefix)
-                    .map_err(|e| BackendError::Other(format!("prefix: {e}")))?,
+                    .map_err(|e| BackendError::Config(format!("prefix: {e}")))?,
             )
         };
         let strip = if self.cfg.prefix.is_empty() {
@@ -737,7 +752,7 @@ mod tests {
         let c = AzureConfig::from_url("azure://box?account=acct").unwrap();
         assert_eq!(c.service_url(), "https://acct.blob.core.windows.net");
         assert!(
-            matches!(c.store_credential(), Err(BackendError::Other(_))),
+            matches!(c.store_credential(), Err(BackendError::Config(_))),
             "no key, no emulator"
         );
 
@@ -762,7 +777,7 @@ mod tests {
             "s3://box",
         ] {
             assert!(
-                matches!(AzureConfig::from_url(bad), Err(BackendError::Other(_))),
+                matches!(AzureConfig::from_url(bad), Err(BackendError::Config(_))),
                 "accepted {bad}"
             );
         }

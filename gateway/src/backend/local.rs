@@ -138,7 +138,7 @@ impl LocalBackend {
         let root = root.into();
         let tmp = root.join(TMP_DIR);
         tokio::fs::create_dir_all(&tmp).await.map_err(|e| {
-            BackendError::Other(format!(
+            BackendError::Config(format!(
                 "cannot create backend directory {}: {e}",
                 tmp.display()
             ))
@@ -207,10 +207,10 @@ impl LocalBackend {
     fn place(&self, tmp_path: &Path, final_path: &Path) -> Result<(), BackendError> {
         let parent = final_path
             .parent()
-            .ok_or_else(|| BackendError::Other("object path has no parent".into()))?;
+            .ok_or_else(|| BackendError::InvalidId("object path has no parent".into()))?;
         let level1 = parent
             .parent()
-            .ok_or_else(|| BackendError::Other("object path has no parent".into()))?;
+            .ok_or_else(|| BackendError::InvalidId("object path has no parent".into()))?;
         match std::fs::rename(tmp_path, final_path) {
             Ok(()) => {
                 let unsynced = self
@@ -391,7 +391,7 @@ impl Backend for LocalBackend {
             if let Some(expected) = size_hint
                 && written > expected
             {
-                return Err(BackendError::Other(format!(
+                return Err(BackendError::SizeMismatch(format!(
                     "body longer than the declared {expected} bytes"
                 )));
             }
@@ -416,7 +416,7 @@ impl Backend for LocalBackend {
         if let Some(expected) = size_hint
             && written != expected
         {
-            return Err(BackendError::Other(format!(
+            return Err(BackendError::SizeMismatch(format!(
                 "body of {written} bytes, declared {expected}"
             )));
         }
@@ -457,7 +457,7 @@ impl Backend for LocalBackend {
                 None => (0, len),
                 Some(r) => {
                     if r.start > r.end || r.end > len {
-                        return Err(BackendError::Other(format!(
+                        return Err(BackendError::InvalidRange(format!(
                             "range {}..{} is outside object {id} of {len} bytes",
                             r.start, r.end
                         )));
@@ -549,7 +549,7 @@ impl Backend for LocalBackend {
         }
         self.delete(&id).await?;
         if read != probe {
-            return Err(BackendError::Other(
+            return Err(BackendError::Refused(
                 "probe object read back differently".into(),
             ));
         }
@@ -616,12 +616,12 @@ mod tests {
             .put(&id, body(vec![Ok(Bytes::from_static(b"abc"))]), Some(4))
             .await
             .unwrap_err();
-        assert!(matches!(err, BackendError::Other(_)), "{err:?}");
+        assert!(matches!(err, BackendError::SizeMismatch(_)), "{err:?}");
         let err = b
             .put(&id, body(vec![Ok(Bytes::from_static(b"abcde"))]), Some(4))
             .await
             .unwrap_err();
-        assert!(matches!(err, BackendError::Other(_)), "{err:?}");
+        assert!(matches!(err, BackendError::SizeMismatch(_)), "{err:?}");
         assert!(matches!(b.head(&id).await, Err(BackendError::NotFound(_))));
         assert_eq!(
             std::fs::read_dir(dir.path().join(TMP_DIR)).unwrap().count(),
@@ -636,12 +636,15 @@ mod tests {
         for bad in ["../../etc/passwd", "ab/cd", "x"] {
             assert!(matches!(
                 b.get(bad, None).await,
-                Err(BackendError::Other(_))
+                Err(BackendError::InvalidId(_))
             ));
-            assert!(matches!(b.delete(bad).await, Err(BackendError::Other(_))));
+            assert!(matches!(
+                b.delete(bad).await,
+                Err(BackendError::InvalidId(_))
+            ));
             assert!(matches!(
                 b.put(bad, body(vec![]), None).await,
-                Err(BackendError::Other(_))
+                Err(BackendError::InvalidId(_))
             ));
         }
         let id = new_backend_id();
@@ -651,14 +654,14 @@ mod tests {
         for r in [5..11, 11..12] {
             assert!(matches!(
                 b.get(&id, Some(r)).await,
-                Err(BackendError::Other(_))
+                Err(BackendError::InvalidRange(_))
             ));
         }
         #[allow(clippy::reversed_empty_ranges)]
         let reversed = 6..5;
         assert!(matches!(
             b.get(&id, Some(reversed)).await,
-            Err(BackendError::Other(_))
+            Err(BackendError::InvalidRange(_))
         ));
     }
 
@@ -805,7 +808,7 @@ mod tests {
             .put(&id, body(vec![Ok(big.clone()), Ok(big.clone())]), Some(5))
             .await
             .unwrap_err();
-        assert!(matches!(err, BackendError::Other(_)), "{err:?}");
+        assert!(matches!(err, BackendError::SizeMismatch(_)), "{err:?}");
         tmp_dir_empties(dir.path()).await;
         let stalled = futures::stream::iter([Ok(big.clone()), Ok(big.clone())])
             .chain(futures::stream::pending())

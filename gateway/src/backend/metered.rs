@@ -29,7 +29,7 @@ pub struct BackendMetrics {
 }
 
 fn metric_error(e: prometheus::Error) -> BackendError {
-    BackendError::Other(format!("backend metrics: {e}"))
+    BackendError::Refused(format!("backend metrics: {e}"))
 }
 
 impl BackendMetrics {
@@ -93,7 +93,12 @@ pub fn kind_of(e: &BackendError) -> &'static str {
         BackendError::NotFound(_) => "not_found",
         BackendError::Unavailable(_) => "unavailable",
         BackendError::Io(_) => "io",
-        BackendError::Other(_) => "other",
+        BackendError::InvalidId(_) => "invalid_id",
+        BackendError::Config(_) => "config",
+        BackendError::Denied(_) => "denied",
+        BackendError::SizeMismatch(_) => "size_mismatch",
+        BackendError::InvalidRange(_) => "invalid_range",
+        BackendError::Refused(_) => "refused",
     }
 }
 
@@ -281,7 +286,7 @@ mod tests {
         ));
         assert!(matches!(
             b.get(&id, Some(3..99)).await,
-            Err(BackendError::Other(_))
+            Err(BackendError::InvalidRange(_))
         ));
         b.delete(&id).await.unwrap();
         assert_eq!(b.list().await.unwrap().count().await, 0);
@@ -316,7 +321,7 @@ mod tests {
             value(
                 &registry,
                 "vaultgate_backend_errors_total",
-                &[("op", "get"), ("kind", "other")]
+                &[("op", "get"), ("kind", "invalid_range")]
             ),
             1.0
         );

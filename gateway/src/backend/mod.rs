@@ -35,9 +35,45 @@ pub enum BackendError {
     /// An I/O error while reading or writing (including an error from the body stream of a put).
     #[error("backend i/o error: {0}")]
     Io(#[from] std::io::Error),
-    /// Anything else: invalid id, bad URL, unsupported scheme, size mismatch, bad range.
-    #[error("backend error: {0}")]
-    Other(String),
+    /// Not a backend id (ids come from `new_backend_id`, never from clients: defence in depth).
+    #[error("invalid backend id: {0}")]
+    InvalidId(String),
+    /// The backend URL, its parameters, its credentials or its bucket/container are wrong: the
+    /// operator's configuration must change.
+    #[error("backend configuration: {0}")]
+    Config(String),
+    /// The backend refused the configured credentials (HTTP 401/403).
+    #[error("backend access denied: {0}")]
+    Denied(String),
+    /// A body longer or shorter than the length declared for it.
+    #[error("backend size mismatch: {0}")]
+    SizeMismatch(String),
+    /// A byte range outside the stored object (or reversed).
+    #[error("backend range: {0}")]
+    InvalidRange(String),
+    /// The backend answered with an error not named above, or an answer that breaks its protocol.
+    #[error("backend refused the request: {0}")]
+    Refused(String),
+}
+
+impl BackendError {
+    /// The same error with `context` before its message; a missing object in a step that
+    /// needed it (a probe, a multipart step) is `Refused`, an i/o error `Unavailable`.
+    pub fn context(self, context: &str) -> BackendError {
+        match self {
+            BackendError::NotFound(m) => {
+                BackendError::Refused(format!("{context}: not found: {m}"))
+            }
+            BackendError::Unavailable(m) => BackendError::Unavailable(format!("{context}: {m}")),
+            BackendError::Io(e) => BackendError::Unavailable(format!("{context}: {e}")),
+            BackendError::InvalidId(m) => BackendError::InvalidId(format!("{context}: {m}")),
+            BackendError::Config(m) => BackendError::Config(format!("{context}: {m}")),
+            BackendError::Denied(m) => BackendError::Denied(format!("{context}: {m}")),
+            BackendError::SizeMismatch(m) => BackendError::SizeMismatch(format!("{context}: {m}")),
+            BackendError::InvalidRange(m) => BackendError::InvalidRange(format!("{context}: {m}")),
+            BackendError::Refused(m) => BackendError::Refused(format!("{context}: {m}")),
+        }
+    }
 }
 
 /// What a backend knows about one stored object.
@@ -119,7 +155,9 @@ pub fn validate_id(id: &str) -> Result<(), BackendError> {
     if ok_len && ok_chars && ok_head {
         Ok(())
     } else {
-        Err(BackendError::Other(format!("invalid backend id {id:?}")))
+        Err(BackendError::InvalidId(format!(
+            "invalid backend id {id:?}"
+        )))
     }
 }
 
@@ -138,7 +176,7 @@ pub fn validate_id(id: &str) -> Result<(), BackendError> {
 ///
 /// Remote backends are prepared before they are returned: the bucket/container is created when
 /// missing, then a probe object is written, read back and deleted; an unreachable or read-only
-/// backend is an error naming it. Any other scheme is `BackendError::Other` naming the scheme.
+/// backend is an error naming it. Any other scheme is `BackendError::Config` naming the scheme.
 pub async fn open_backend(url: &str, data_dir: &Path) -> Result<Arc<dyn Backend>, BackendError> {
     let url = url.trim();
     if url.is_empty() {
@@ -146,7 +184,7 @@ pub async fn open_backend(url: &str, data_dir: &Path) -> Result<Arc<dyn Backend>
         return Ok(Arc::new(backend));
     }
     let Some((scheme, rest)) = url.split_once("://") else {
-        return Err(BackendError::Other(format!(
+        return Err(BackendError::Config(format!(
             "backend URL {url:?} has no scheme (expected file:///path)"
         )));
     };
@@ -175,7 +213,7 @@ pub async fn open_backend(url: &str, data_dir: &Path) -> Result<Arc<dyn Backend>
                 .with_credential_env(|k| std::env::var(k).ok())?;
             Ok(Arc::new(azure::AzureBackend::connect(cfg).await?))
         }
-        other => Err(BackendError::Other(format!(
+        other => Err(BackendError::Config(format!(
             "unsupported backend scheme {other:?} in {url:?} (supported: file, s3, azure)"
         ))),
     }
@@ -190,12 +228,13 @@ fn file_url_path(rest: &str) -> Result<PathBuf, BackendError> {
         .unwrap_or(rest);
     let rest = rest.split(['?', '#']).next().unwrap_or_default();
     if rest.is_empty() {
-        return Err(BackendError::Other(
+        return Err(BackendError::Config(
             "file:// backend URL has no path".into(),
         ));
     }
-    let decoded = urlencoding::decode(rest)
-        .map_err(|e| BackendError::Other(format!("file:// backend URL is not valid UTF-8: {e}")))?;
+    let decoded = urlencoding::decode(rest).map_err(|e| {
+        BackendError::Config(format!("file:// backend URL is not valid UTF-8: {e}"))
+    })?;
     Ok(PathBuf::from(decoded.into_owned()))
 }
 
@@ -243,7 +282,7 @@ mod tests {
             "abcg0000",
         ] {
             assert!(
-                matches!(validate_id(bad), Err(BackendError::Other(_))),
+                matches!(validate_id(bad), Err(BackendError::InvalidId(_))),
                 "accepted {bad:?}"
             );
         }
@@ -276,7 +315,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         for url in ["gopher://x", "s3x://bucket", "no-scheme"] {
             match open_backend(url, dir.path()).await {
-                Err(BackendError::Other(msg)) => assert!(msg.contains("scheme"), "{msg}"),
+                Err(BackendError::Config(msg)) => assert!(msg.contains("scheme"), "{msg}"),
                 other => panic!("{url}: unexpected {other:?}"),
             }
         }

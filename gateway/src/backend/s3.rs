@@ -117,7 +117,7 @@ impl S3Config {
         let rest = url
             .trim()
             .strip_prefix("s3://")
-            .ok_or_else(|| BackendError::Other(format!("not an s3:// backend URL: {url:?}")))?;
+            .ok_or_else(|| BackendError::Config(format!("not an s3:// backend URL: {url:?}")))?;
         let (location, query) = rest.split_once('?').unwrap_or((rest, ""));
         let (bucket, prefix) = location.split_once('/').unwrap_or((location, ""));
         validate_bucket_name(bucket)?;
@@ -139,7 +139,7 @@ impl S3Config {
             match k {
                 "endpoint" => {
                     if !(v.starts_with("http://") || v.starts_with("https://")) {
-                        return Err(BackendError::Other(format!(
+                        return Err(BackendError::Config(format!(
                             "s3 backend endpoint must be an http:// or https:// URL, got {v:?}"
                         )));
                     }
@@ -148,7 +148,7 @@ impl S3Config {
                 "region" if !v.is_empty() => cfg.region = v,
                 "path_style" => path_style = Some(parse_bool("path_style", &v)?),
                 other => {
-                    return Err(BackendError::Other(format!(
+                    return Err(BackendError::Config(format!(
                         "unknown s3 backend URL parameter {other:?} (known: endpoint, region, path_style)"
                     )));
                 }
@@ -181,14 +181,14 @@ impl S3Config {
 fn decode(s: &str) -> Result<String, BackendError> {
     urlencoding::decode(s)
         .map(|c| c.into_owned())
-        .map_err(|e| BackendError::Other(format!("backend URL is not valid UTF-8: {e}")))
+        .map_err(|e| BackendError::Config(format!("backend URL is not valid UTF-8: {e}")))
 }
 
 pub(crate) fn parse_bool(name: &str, v: &str) -> Result<bool, BackendError> {
     match v.to_ascii_lowercase().as_str() {
         "" | "true" | "1" | "yes" => Ok(true),
         "false" | "0" | "no" => Ok(false),
-        _ => Err(BackendError::Other(format!(
+        _ => Err(BackendError::Config(format!(
             "backend URL parameter {name} must be true or false, got {v:?}"
         ))),
     }
@@ -211,7 +211,7 @@ pub fn validate_bucket_name(name: &str) -> Result<(), BackendError> {
     if ok {
         Ok(())
     } else {
-        Err(BackendError::Other(format!(
+        Err(BackendError::Config(format!(
             "invalid s3 backend bucket name {name:?}"
         )))
     }
@@ -252,8 +252,8 @@ where
         SdkError::DispatchFailure(d) if d.is_io() || d.is_timeout() => {
             return BackendError::Unavailable(detail);
         }
-        SdkError::DispatchFailure(_) => return BackendError::Other(detail),
-        SdkError::ConstructionFailure(_) => return BackendError::Other(detail),
+        SdkError::DispatchFailure(_) => return BackendError::Config(detail),
+        SdkError::ConstructionFailure(_) => return BackendError::Config(detail),
         _ => {}
     }
     match (code.as_deref(), status) {
@@ -268,10 +268,21 @@ where
             ),
             _,
         ) => BackendError::Unavailable(detail),
-        (Some("NoSuchBucket"), _) => BackendError::Other(detail),
+        (Some("NoSuchBucket"), _) => BackendError::Config(detail),
+        (
+            Some(
+                "AccessDenied"
+                | "InvalidAccessKeyId"
+                | "SignatureDoesNotMatch"
+                | "ExpiredToken"
+                | "InvalidToken",
+            ),
+            _,
+        )
+        | (_, Some(401 | 403)) => BackendError::Denied(detail),
         (_, Some(404)) => BackendError::NotFound(what.to_string()),
         (_, Some(s)) if s >= 500 || s == 429 => BackendError::Unavailable(detail),
-        _ => BackendError::Other(detail),
+        _ => BackendError::Refused(detail),
     }
 }
 
@@ -346,10 +357,10 @@ pub(crate) fn check_len(
     done: bool,
 ) -> Result<(), BackendError> {
     match size_hint {
-        Some(expected) if total > expected => Err(BackendError::Other(format!(
+        Some(expected) if total > expected => Err(BackendError::SizeMismatch(format!(
             "body longer than the declared {expected} bytes"
         ))),
-        Some(expected) if done && total != expected => Err(BackendError::Other(format!(
+        Some(expected) if done && total != expected => Err(BackendError::SizeMismatch(format!(
             "body of {total} bytes, declared {expected}"
         ))),
         _ => Ok(()),
@@ -440,7 +451,7 @@ pub(crate) async fn probe(backend: &dyn Backend) -> Result<(), BackendError> {
     result?;
     deleted?;
     if read != probe {
-        return Err(BackendError::Other(
+        return Err(BackendError::Refused(
             "probe object read back differently".into(),
         ));
     }
@@ -452,7 +463,7 @@ impl S3Backend {
     pub async fn new(cfg: S3Config) -> Result<S3Backend, BackendError> {
         validate_bucket_name(&cfg.bucket)?;
         if !(MIN_PART_SIZE..=MAX_PART_SIZE).contains(&cfg.part_size) {
-            return Err(BackendError::Other(format!(
+            return Err(BackendError::Config(format!(
                 "s3 backend part size {} is outside {MIN_PART_SIZE}..={MAX_PART_SIZE}",
                 cfg.part_size
             )));
@@ -551,7 +562,7 @@ impl S3Backend {
                     }
                 }
                 BackendError::NotFound(_) => {
-                    return Err(BackendError::Other(format!(
+                    return Err(BackendError::Config(format!(
                         "the backend bucket of {where_} does not exist"
                     )));
                 }
@@ -668,7 +679,7 @@ impl S3Backend {
             .await
             .map_err(|e| map_sdk_error("CreateMultipartUpload", key, e))?;
         let upload_id = created.upload_id.ok_or_else(|| {
-            BackendError::Other(format!(
+            BackendError::Refused(format!(
                 "CreateMultipartUpload {key}: no upload id in the answer"
             ))
         })?;
@@ -685,7 +696,7 @@ impl S3Backend {
             let mut number = 1i32;
             loop {
                 if number > MAX_PARTS {
-                    return Err(BackendError::Other(format!(
+                    return Err(BackendError::Config(format!(
                         "object {key} needs more than {MAX_PARTS} parts of {} bytes",
                         self.cfg.part_size
                     )));
@@ -743,12 +754,7 @@ impl S3Backend {
 }
 
 fn with_context(e: BackendError, context: &str) -> BackendError {
-    match e {
-        BackendError::NotFound(m) => BackendError::Other(format!("{context}: not found: {m}")),
-        BackendError::Unavailable(m) => BackendError::Unavailable(format!("{context}: {m}")),
-        BackendError::Io(e) => BackendError::Unavailable(format!("{context}: {e}")),
-        BackendError::Other(m) => BackendError::Other(format!("{context}: {m}")),
-    }
+    e.context(context)
 }
 
 fn parse_content_range_total(v: &str) -> Option<u64> {
@@ -789,7 +795,7 @@ impl Backend for S3Backend {
         let key = self.cfg.key_of(id);
         if let Some(r) = &range {
             if r.start > r.end {
-                return Err(BackendError::Other(format!(
+                return Err(BackendError::InvalidRange(format!(
                     "range {}..{} is reversed",
                     r.start, r.end
                 )));
@@ -797,7 +803,7 @@ impl Backend for S3Backend {
             if r.start == r.end {
                 let info = self.head(id).await?;
                 if r.end > info.size {
-                    return Err(BackendError::Other(format!(
+                    return Err(BackendError::InvalidRange(format!(
                         "range {}..{} is outside object {id} of {} bytes",
                         r.start, r.end, info.size
                     )));
@@ -813,7 +819,7 @@ impl Backend for S3Backend {
             let invalid_range = e.code() == Some("InvalidRange")
                 || e.raw_response().is_some_and(|r| r.status().as_u16() == 416);
             if invalid_range {
-                BackendError::Other(format!("range outside object {id}"))
+                BackendError::InvalidRange(format!("range outside object {id}"))
             } else {
                 map_sdk_error("GetObject", &key, e)
             }
@@ -827,13 +833,13 @@ impl Backend for S3Backend {
                 match total {
                     Some(total) if total >= r.end => {}
                     Some(total) => {
-                        return Err(BackendError::Other(format!(
+                        return Err(BackendError::InvalidRange(format!(
                             "range {}..{} is outside object {id} of {total} bytes",
                             r.start, r.end
                         )));
                     }
                     None => {
-                        return Err(BackendError::Other(format!(
+                        return Err(BackendError::Refused(format!(
                             "GetObject {key}: no Content-Range in a ranged answer"
                         )));
                     }
@@ -1005,7 +1011,7 @@ mod tests {
             "file:///x",
         ] {
             assert!(
-                matches!(S3Config::from_url(bad), Err(BackendError::Other(_))),
+                matches!(S3Config::from_url(bad), Err(BackendError::Config(_))),
                 "accepted {bad}"
             );
         }
@@ -1136,15 +1142,15 @@ mod tests {
         assert!(matches!(service(None, 429), BackendError::Unavailable(_)));
         assert!(matches!(
             service(Some("AccessDenied"), 403),
-            BackendError::Other(_)
+            BackendError::Denied(_)
         ));
         assert!(matches!(
             service(Some("NoSuchBucket"), 404),
-            BackendError::Other(_)
+            BackendError::Config(_)
         ));
         assert!(matches!(
             service(Some("InvalidArgument"), 400),
-            BackendError::Other(_)
+            BackendError::Refused(_)
         ));
 
         let timeout: SdkError<GetObjectError, HttpResponse> = SdkError::timeout_error("slow");
@@ -1164,7 +1170,7 @@ mod tests {
         let other: SdkError<GetObjectError, HttpResponse> = SdkError::dispatch_failure(other);
         assert!(matches!(
             map_sdk_error("GetObject", "k", other),
-            BackendError::Other(_)
+            BackendError::Config(_)
         ));
     }
 

@@ -126,7 +126,8 @@ impl Credentials {
     }
 }
 
-/// Maps a refusal of the policy library to the S3 error the client sees.
+/// Maps a refusal of the policy library to the S3 error the client sees (the policy store's
+/// own failures go through `From<policy::Error> for gateway::Error`, which sends refusals here).
 pub fn denial(e: policy::Error) -> S3Error {
     match e {
         policy::Error::RateLimited { retry_after_secs } => {
@@ -140,7 +141,10 @@ pub fn denial(e: policy::Error) -> S3Error {
             err
         }
         policy::Error::AccessDenied { .. } => s3_error!(AccessDenied, "Access Denied"),
-        e @ policy::Error::ApprovalRequired { .. } => {
+        e @ (policy::Error::ApprovalRequired { .. }
+        | policy::Error::Denied { .. }
+        | policy::Error::Forbidden(_)
+        | policy::Error::Unauthenticated(_)) => {
             S3Error::with_message(s3s::S3ErrorCode::AccessDenied, e.to_string())
         }
         other => Error::from(other).into(),
@@ -379,7 +383,7 @@ pub fn check_new_key(key: &str) -> S3Result<()> {
 
 /// `s3s::access::S3Access`: every request resolves to exactly one [`Action`] (with bucket, key
 /// and the caller's tenant) and is decided by `Authorizer::authorize_s3`, or is refused here,
-/// before any handler runs. Fills the request's [`OpSlot`].
+/// before any handler runs. Fills the request's [`RequestCtx`](crate::request::RequestCtx).
 #[derive(Debug, Clone)]
 pub struct RoleAccess {
     creds: Credentials,

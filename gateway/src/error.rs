@@ -96,21 +96,25 @@ pub enum Error {
 /// Result alias of the gateway.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The one mapping of the policy library's errors: refusals become the S3 error the client
+/// sees through [`crate::auth::denial`]; failures of the store are the gateway's own.
 impl From<policy::Error> for Error {
     fn from(e: policy::Error) -> Self {
         match e {
-            policy::Error::RateLimited { retry_after_secs } => {
-                Error::SlowDown(format!("retry after {retry_after_secs} s"))
-            }
-            e @ (policy::Error::AccessDenied { .. }
+            refusal @ (policy::Error::RateLimited { .. }
+            | policy::Error::AccessDenied { .. }
             | policy::Error::Denied { .. }
             | policy::Error::ApprovalRequired { .. }
             | policy::Error::Forbidden(_)
-            | policy::Error::Unauthenticated(_)) => Error::AccessDenied(e.to_string()),
+            | policy::Error::Unauthenticated(_)) => Error::Client(crate::auth::denial(refusal)),
             policy::Error::Database(m) => Error::Unavailable(format!("policy store: {m}")),
             policy::Error::Seal(m) => Error::Unavailable(format!("access key secret: {m}")),
             policy::Error::Config(m) => Error::Config(m),
-            other => Error::Internal(format!("policy: {other}")),
+            e @ (policy::Error::UnknownRole(_)
+            | policy::Error::NotFound(_)
+            | policy::Error::Conflict(_)
+            | policy::Error::Invalid(_)
+            | policy::Error::Expired(_)) => Error::Internal(format!("policy: {e}")),
         }
     }
 }

@@ -110,13 +110,10 @@ pub fn guess_action(
     headers: &http::HeaderMap,
 ) -> Option<policy::Action> {
     use policy::Action as A;
-    let params: Vec<&str> = query
-        .unwrap_or("")
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| p.split('=').next().unwrap_or(p))
+    let params: Vec<String> = url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .map(|(name, _)| name.into_owned())
         .collect();
-    let has = |name: &str| params.contains(&name);
+    let has = |name: &str| params.iter().any(|p| p == name);
     // a sub-resource the gateway does not serve (?acl, ?versioning, ?tagging, ...): no guess
     const KNOWN: [&str; 20] = [
         "location",
@@ -141,7 +138,7 @@ pub fn guess_action(
         "x-id",
     ];
     let unknown = params.iter().any(|p| {
-        !KNOWN.contains(p)
+        !KNOWN.contains(&p.as_str())
             && !p.to_ascii_lowercase().starts_with("x-amz-")
             && !p.starts_with("response-")
             && *p != "versionId"

@@ -20,6 +20,7 @@ use hyper_util::rt::TokioExecutor;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::api;
 use crate::error::{ApiError, ErrorBody};
 
 /// Default admin endpoint.
@@ -183,15 +184,22 @@ impl FilterArgs {
 
 /// Percent-encodes everything but RFC 3986 unreserved characters.
 pub fn percent_encode(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    for b in v.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
+    urlencoding::encode(v).into_owned()
+}
+
+/// A path with one percent-encoded query parameter, if it is set.
+fn with_param(path: &str, name: &str, value: Option<&str>) -> String {
+    match value {
+        Some(v) => format!("{path}?{name}={}", percent_encode(v)),
+        None => path.to_owned(),
     }
-    out
+}
+
+/// The JSON body of a call: one of the API's own request types.
+fn body_of<T: Serialize>(dto: &T) -> Result<Option<Value>, ApiError> {
+    serde_json::to_value(dto)
+        .map(Some)
+        .map_err(|e| local(format!("request body: {e}")))
 }
 
 /// `audit …`
@@ -844,7 +852,10 @@ pub async fn run(args: AdminArgs, out: &mut dyn Write) -> Result<(), ApiError> {
                 .call(
                     Method::POST,
                     "/auth/token",
-                    Some(json!({"access_key": access_key, "secret_key": secret_key})),
+                    body_of(&api::TokenRequest {
+                        access_key,
+                        secret_key,
+                    })?,
                 )
                 .await?;
             let token = v
@@ -871,16 +882,18 @@ pub async fn run(args: AdminArgs, out: &mut dyn Write) -> Result<(), ApiError> {
                 .call(
                     Method::POST,
                     "/principals",
-                    Some(json!({"name": name, "role": role, "tenant": tenant, "kind": if service { "service" } else { "user" }})),
+                    body_of(&api::NewPrincipal {
+                        name,
+                        kind: Some(if service { "service" } else { "user" }.to_owned()),
+                        tenant,
+                        role: Some(role),
+                    })?,
                 )
                 .await?;
             emit(out, f, PRINCIPAL_COLS, &v)
         }
         AdminCommand::User(UserCommand::List { tenant }) => {
-            let path = tenant.map_or_else(
-                || "/principals".to_owned(),
-                |t| format!("/principals?tenant={t}"),
-            );
+            let path = with_param("/principals", "tenant", tenant.as_deref());
             let rows = conn.list_all(&path).await?;
             emit(out, f, PRINCIPAL_COLS, &Value::Array(rows))
         }
@@ -895,7 +908,10 @@ pub async fn run(args: AdminArgs, out: &mut dyn Write) -> Result<(), ApiError> {
                 .call(
                     Method::POST,
                     "/keys",
-                    Some(json!({"principal": user, "expires_in_secs": expires_in})),
+                    body_of(&api::NewKey {
+                        principal: user,
+                        expires_in_secs: expires_in,
+                    })?,
                 )
                 .await?;
             emit(
@@ -911,7 +927,7 @@ pub async fn run(args: AdminArgs, out: &mut dyn Write) -> Result<(), ApiError> {
             Ok(())
         }
         AdminCommand::Key(KeyCommand::List { user }) => {
-            let path = user.map_or_else(|| "/keys".to_owned(), |u| format!("/keys?principal={u}"));
+            let path = with_param("/keys", "principal", user.as_deref());
             let rows = conn.list_all(&path).await?;
             emit(out, f, KEY_COLS, &Value::Array(rows))
         }
@@ -928,13 +944,22 @@ pub async fn run(args: AdminArgs, out: &mut dyn Write) -> Result<(), ApiError> {
             prefix,
         } => {
             let v = conn
-                .call(Method::POST, "/grants", Some(json!({"principal": user, "role": role, "bucket": bucket, "prefix": prefix})))
+                .call(
+                    Method::POST,
+                    "/grants",
+                    body_of(&api::NewGrant {
+                        principal: user,
+                        role,
+                        bucket,
+                        prefix,
+                    })?,
+                )
                 .await?;
             emit(out, f, &["id", "principal", "role", "bucket", "prefix"], &v)
         }
         AdminCommand::Tenant(TenantCommand::Create { name }) => {
             let v = conn
-                .call(Method::POST, "/tenants", Some(json!({"name": name})))
+                .call(Method::POST, "/tenants", body_of(&api::NewTenant { name })?)
                 .await?;
             emit(out, f, &["name", "created_ms"], &v)
         }
@@ -954,7 +979,13 @@ pub async fn run(args: AdminArgs, out: &mut dyn Write) -> Result<(), ApiError> {
                 .call(
                     Method::PUT,
                     &format!("/quorum/rules/{name}"),
-                    Some(json!({"action": action, "bucket_pattern": bucket_pattern, "approvals": approvals, "approver_roles": roles, "ttl_secs": ttl})),
+                    body_of(&api::RuleBody {
+                        action,
+                        bucket_pattern: Some(bucket_pattern),
+                        approvals,
+                        approver_roles: roles,
+                        ttl_secs: ttl,
+                    })?,
                 )
                 .await?;
             emit(out, f, RULE_COLS, &v)
@@ -964,10 +995,7 @@ pub async fn run(args: AdminArgs, out: &mut dyn Write) -> Result<(), ApiError> {
             emit(out, f, RULE_COLS, &Value::Array(rows))
         }
         AdminCommand::Approvals(ApprovalsCommand::List { state }) => {
-            let path = state.map_or_else(
-                || "/approvals".to_owned(),
-                |s| format!("/approvals?state={s}"),
-            );
+            let path = with_param("/approvals", "state", state.as_deref());
             let rows = conn.list_all(&path).await?;
             emit(out, f, APPROVAL_COLS, &Value::Array(rows))
         }

@@ -11,7 +11,7 @@ use crate::audit::Audit;
 use crate::error::{ApiError, ErrorBody};
 
 /// Token request: an access key pair.
-#[derive(Deserialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct TokenRequest {
     /// access key id
     pub access_key: String,

@@ -231,6 +231,10 @@ pub fn body_error(e: Box<dyn std::error::Error + Send + Sync>) -> Error {
     Error::IncompleteBody(format!("request body ended early: {e}"))
 }
 
+/// `Retry-After` of a 503 ServiceUnavailable answered because a dependency (backend, key
+/// provider, index) failed.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u32 = 5;
+
 impl From<Error> for S3Error {
     fn from(e: Error) -> Self {
         let code = e.s3_code();
@@ -243,8 +247,20 @@ impl From<Error> for S3Error {
                 S3Error::with_message(code, "We encountered an internal error. Please try again.")
             }
             Error::Unavailable(_) => {
+                // the cause (a backend address, a KEK id, a database error) is the operator's
+                // business: logged here, never sent to the client
                 tracing::warn!(error = %e, "dependency unavailable");
-                S3Error::with_message(code, e.to_string())
+                let mut err = S3Error::with_message(
+                    code,
+                    "A service the gateway depends on is unavailable. Please try again later.",
+                );
+                let mut h = http::HeaderMap::new();
+                h.insert(
+                    http::header::RETRY_AFTER,
+                    http::HeaderValue::from(UNAVAILABLE_RETRY_AFTER_SECS),
+                );
+                err.set_headers(h);
+                err
             }
             Error::AuditUnavailable(_) => {
                 tracing::error!(error = %e, "request refused: its audit event cannot be recorded");
@@ -309,6 +325,22 @@ mod tests {
     fn integrity_detail_is_not_returned() {
         let s3: S3Error = Error::Integrity("nonce mismatch in record 7 of 0123abcd".into()).into();
         assert!(!s3.message().unwrap_or_default().contains("0123abcd"));
+    }
+
+    #[test]
+    fn unavailable_detail_is_not_returned_and_a_retry_is_announced() {
+        let s3: S3Error = Error::Unavailable(
+            "key unavailable: KEK local:1a2b is not in this key provider".into(),
+        )
+        .into();
+        let msg = s3.message().unwrap_or_default().to_owned();
+        assert!(!msg.contains("KEK") && !msg.contains("1a2b"), "{msg}");
+        let h = s3.headers().expect("headers");
+        assert_eq!(
+            h.get(http::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok()),
+            Some("5")
+        );
     }
 
     #[test]

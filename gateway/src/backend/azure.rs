@@ -289,6 +289,21 @@ fn validate_prefix(prefix: &str) -> Result<(), BackendError> {
     Ok(())
 }
 
+/// True when an error chain shows a range the object cannot satisfy: a 416 answer, or
+/// object_store's own check of the answer (its `InvalidGetRange` is not public; its message is
+/// the one stable thing).
+fn is_range_refusal(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        let text = err.to_string();
+        if text.contains("416") || text.contains("Wanted range starting at") {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
 /// True when an error chain shows a 401 or 403 answer (object_store's retry error carries the
 /// status only in its message).
 fn is_denied(e: &(dyn std::error::Error + 'static)) -> bool {
@@ -639,7 +654,7 @@ impl Backend for AzureBackend {
             .await
             .map_err(|e| match e {
                 object_store::Error::NotFound { .. } => BackendError::NotFound(id.to_string()),
-                other if range.is_some() && other.to_string().contains("416") => {
+                other if range.is_some() && is_range_refusal(&other) => {
                     BackendError::InvalidRange(format!("range outside object {id}"))
                 }
                 other => map_store_error("GetBlob", path.as_ref(), other),

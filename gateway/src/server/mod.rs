@@ -100,6 +100,7 @@ pub async fn start(
     config.validate()?;
     let s3_sock = config.s3_socket()?;
     let admin_sock = config.admin_socket()?;
+    let tls = tls::Tls::open(&config)?;
     secure_data_dir(&config)?;
 
     let db_url = config.database_url();
@@ -232,7 +233,7 @@ pub async fn start(
     builder.set_route(RangeFallback { gateway, creds });
     let s3 = builder.build();
 
-    let tls = tls::Tls::open(&config, &metrics)?;
+    tls.report_to(&metrics)?;
     let s3_listener = TcpListener::bind(s3_sock)
         .await
         .map_err(|e| Error::Config(format!("cannot listen on {s3_sock}: {e}")))?;

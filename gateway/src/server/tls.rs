@@ -18,7 +18,7 @@
 //! (the request head deadline, `limits.header_read_timeout_secs`).
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prometheus::{IntCounterVec, IntGaugeVec, Opts};
@@ -345,7 +345,8 @@ pub(crate) struct TlsListener {
     files: TlsFiles,
     current: RwLock<Arc<ServerConfig>>,
     seen: Mutex<[u8; 32]>,
-    metrics: TlsMetrics,
+    not_after: Mutex<u64>,
+    metrics: OnceLock<TlsMetrics>,
     /// deadline for the handshake
     pub handshake_timeout: Duration,
 }
@@ -354,24 +355,35 @@ impl TlsListener {
     fn open(
         name: &'static str,
         files: TlsFiles,
-        metrics: TlsMetrics,
         handshake_timeout: Duration,
     ) -> Result<TlsListener> {
         let seen = fingerprint(&files);
         let (config, summary) = load(&files, SystemTime::now())?;
-        metrics
-            .not_after
-            .with_label_values(&[name])
-            .set(i64::try_from(summary.not_after).unwrap_or(i64::MAX));
         warn_if_expiring(name, &files, &summary);
         Ok(TlsListener {
             name,
             files,
             current: RwLock::new(config),
             seen: Mutex::new(seen),
-            metrics,
+            not_after: Mutex::new(summary.not_after),
+            metrics: OnceLock::new(),
             handshake_timeout,
         })
+    }
+
+    /// Starts reporting to `m` (the expiry gauge at once).
+    fn report_to(&self, m: TlsMetrics) {
+        let not_after = *self.not_after.lock().unwrap_or_else(|p| p.into_inner());
+        m.not_after
+            .with_label_values(&[self.name])
+            .set(i64::try_from(not_after).unwrap_or(i64::MAX));
+        let _ = self.metrics.set(m);
+    }
+
+    fn count_reload(&self, result: &str) {
+        if let Some(m) = self.metrics.get() {
+            m.reloads.with_label_values(&[self.name, result]).inc();
+        }
     }
 
     /// The acceptor for the next connection (the config current at this moment).
@@ -386,10 +398,9 @@ impl TlsListener {
 
     /// Counts a failed or timed-out handshake.
     pub fn handshake_failed(&self) {
-        self.metrics
-            .handshake_failures
-            .with_label_values(&[self.name])
-            .inc();
+        if let Some(m) = self.metrics.get() {
+            m.handshake_failures.with_label_values(&[self.name]).inc();
+        }
     }
 
     /// Reloads when the files' contents changed since last looked at (or always, `force`).
@@ -405,14 +416,13 @@ impl TlsListener {
         match load(&self.files, SystemTime::now()) {
             Ok((config, summary)) => {
                 *self.current.write().unwrap_or_else(|p| p.into_inner()) = config;
-                self.metrics
-                    .not_after
-                    .with_label_values(&[self.name])
-                    .set(i64::try_from(summary.not_after).unwrap_or(i64::MAX));
-                self.metrics
-                    .reloads
-                    .with_label_values(&[self.name, "ok"])
-                    .inc();
+                *self.not_after.lock().unwrap_or_else(|p| p.into_inner()) = summary.not_after;
+                if let Some(m) = self.metrics.get() {
+                    m.not_after
+                        .with_label_values(&[self.name])
+                        .set(i64::try_from(summary.not_after).unwrap_or(i64::MAX));
+                }
+                self.count_reload("ok");
                 tracing::info!(
                     listener = self.name,
                     cert = %self.files.cert.display(),
@@ -423,10 +433,7 @@ impl TlsListener {
                 warn_if_expiring(self.name, &self.files, &summary);
             }
             Err(e) => {
-                self.metrics
-                    .reloads
-                    .with_label_values(&[self.name, "error"])
-                    .inc();
+                self.count_reload("error");
                 tracing::error!(
                     listener = self.name,
                     error = %e,
@@ -476,27 +483,31 @@ pub(crate) struct Tls {
 }
 
 impl Tls {
-    /// Loads the configured certificates (an error names the file and the reason).
-    pub fn open(config: &Config, metrics: &Metrics) -> Result<Tls> {
-        let s3_files = config.tls.s3_files();
-        let admin_files = config.tls.admin_files();
-        if s3_files.is_none() && admin_files.is_none() {
-            return Ok(Tls {
-                s3: None,
-                admin: None,
-            });
-        }
-        let m = TlsMetrics::register(metrics)?;
+    /// Loads the configured certificates (an error names the file and the reason). Called
+    /// before anything else is opened, so a bad certificate changes nothing on disk.
+    pub fn open(config: &Config) -> Result<Tls> {
         let timeout = Duration::from_secs(config.limits.header_read_timeout_secs());
         let open = |name, files: Option<TlsFiles>| {
             files
-                .map(|f| TlsListener::open(name, f, m.clone(), timeout).map(Arc::new))
+                .map(|f| TlsListener::open(name, f, timeout).map(Arc::new))
                 .transpose()
         };
         Ok(Tls {
-            s3: open("s3", s3_files)?,
-            admin: open("admin", admin_files)?,
+            s3: open("s3", config.tls.s3_files())?,
+            admin: open("admin", config.tls.admin_files())?,
         })
+    }
+
+    /// Registers the TLS metrics (when a listener has TLS) and reports to them.
+    pub fn report_to(&self, metrics: &Metrics) -> Result<()> {
+        if self.s3.is_none() && self.admin.is_none() {
+            return Ok(());
+        }
+        let m = TlsMetrics::register(metrics)?;
+        for l in self.s3.iter().chain(self.admin.iter()) {
+            l.report_to(m.clone());
+        }
+        Ok(())
     }
 
     /// Reloads the certificates when their files change (polled every [`RELOAD_POLL`]) and on
@@ -678,8 +689,8 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let f = make_pair(d.path(), "a", "one.test");
         let m = Metrics::new();
-        let tm = TlsMetrics::register(&m).unwrap();
-        let l = TlsListener::open("s3", f.clone(), tm, Duration::from_secs(5)).unwrap();
+        let l = TlsListener::open("s3", f.clone(), Duration::from_secs(5)).unwrap();
+        l.report_to(TlsMetrics::register(&m).unwrap());
         let first = l.current.read().unwrap().clone();
         l.reload(false);
         assert!(

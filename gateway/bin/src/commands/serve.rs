@@ -15,6 +15,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
         .config_file()
         .map_or_else(|| "none".to_owned(), |p| p.display().to_string());
     let cfg = settings.load()?;
+    // unusable certificates are refused before logging starts: one line on stderr, nothing
+    // created on disk (start loads them again, first)
+    gateway::server::tls::check(&cfg, std::time::SystemTime::now())?;
     init_logging(&cfg.log_level);
     let started = StartLine::of(&cfg, config_file);
     let server = gateway::server::start(cfg, crate::compose::admin_api)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import ssl
@@ -30,6 +31,7 @@ from botocore.exceptions import ClientError
 from conftest import (
     ACCESS_KEY,
     REGION,
+    REPO_ROOT,
     SECRET_KEY,
     Gateway,
     MiB,
@@ -586,3 +588,73 @@ def test_master_key_only_from_a_credentials_directory(gateway_factory, tmp_path)
     assert sha256(gw.s3().get_object(Bucket="custody", Key="k.bin")["Body"].read()) == sha256(body)
     assert f"file {kf} (VAULTGATE_MASTER_KEY_FILE)" in gw.log_path.read_text()
     gw.stop()
+
+
+# ---------------------------------------------------------------------------------------------
+# deploy/haproxy/haproxy.cfg in front of a TLS gateway
+# ---------------------------------------------------------------------------------------------
+
+
+def test_deploy_haproxy_config_streams_s3_through_to_a_tls_gateway(tls_factory, pki, tmp_path, workdir):
+    """The shipped HAProxy config (paths and addresses substituted only) in front of a gateway:
+    TLS to the client, re-encrypted and verified to the gateway, health-checked on /ready; aws cli
+    multipart up and down, a 100-continue upload with curl, HTTP/2 to the client."""
+    haproxy = shutil.which("haproxy")
+    assert haproxy, "haproxy not installed (conformance/run's deploy step installs it with apt)"
+    gw = tls_factory("lb")
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    crt, key = pki.issue("lb-front")
+    (certs / "lb.pem").write_bytes(crt.read_bytes() + key.read_bytes())
+    (certs / "ca.crt").write_bytes(Path(gw.ca_bundle).read_bytes())
+    lb_port = free_port()
+    cfg = (REPO_ROOT / "deploy" / "haproxy" / "haproxy.cfg").read_text()
+    for old, new in (("/etc/haproxy/certs/", f"{certs}/"), ("bind :8443", f"bind 127.0.0.1:{lb_port}"),
+                     ("vaultgate1 vaultgate:9000", f"vaultgate1 127.0.0.1:{gw.s3_port}"),
+                     ("port 9001", f"port {gw.admin_port}"), ("str(vaultgate)", "str(localhost)"),
+                     ("check-sni vaultgate", "check-sni localhost"),
+                     # this machine's descriptor limit is lower than a production host's
+                     ("maxconn 20000", "maxconn 2000")):
+        assert old in cfg, old
+        cfg = cfg.replace(old, new)
+    (tmp_path / "haproxy.cfg").write_text(cfg)
+    log = open(tmp_path / "haproxy.log", "wb")
+    proc = subprocess.Popen([haproxy, "-f", str(tmp_path / "haproxy.cfg"), "-db"], stdout=log,
+                            stderr=subprocess.STDOUT)
+    try:
+        lb = f"https://127.0.0.1:{lb_port}"
+        deadline = time.monotonic() + 20
+        code = 0
+        while time.monotonic() < deadline and code != 403:  # anonymous GET / reaches the gateway
+            try:
+                code = requests.get(lb, verify=gw.ca_bundle, timeout=2).status_code
+            except requests.RequestException:
+                pass
+            time.sleep(0.3)
+        assert code == 403, (tmp_path / "haproxy.log").read_text()[-2000:]
+        via = TlsGateway(binary=gw.binary, data_dir=gw.data_dir, log_dir=gw.log_dir, name="via-lb",
+                         ca_bundle=gw.ca_bundle)
+        via.s3_port = lb_port
+        bucket = unique_bucket("tls-lb")
+        via.aws(workdir, "s3", "mb", f"s3://{bucket}")
+        src = workdir / "big.bin"
+        digest = write_payload(src, 20 * MiB + 1)
+        via.aws(workdir, "s3", "cp", str(src), f"s3://{bucket}/big.bin")
+        down = workdir / "down.bin"
+        via.aws(workdir, "s3", "cp", f"s3://{bucket}/big.bin", str(down))
+        assert sha256_file(down) == digest
+        # Expect: 100-continue (curl sends it for bodies over 1 MiB) through the proxy
+        url = via.s3().generate_presigned_url("put_object", Params={"Bucket": bucket, "Key": "c.bin"},
+                                              ExpiresIn=300)
+        p = subprocess.run(["curl", "-sS", "-v", "--http1.1", "--cacert", gw.ca_bundle, "-T", str(src), "-o",
+                            "/dev/null", "-w", "%{http_code}", url], capture_output=True, timeout=120, check=False)
+        assert p.stdout.decode() == "200", p.stderr[-2000:]
+        assert b"Expect: 100-continue" in p.stderr and b"HTTP/1.1 100 Continue" in p.stderr
+        assert sha256(gw.s3().get_object(Bucket=bucket, Key="c.bin")["Body"].read()) == digest
+        p = subprocess.run(["curl", "-sS", "--http2", "--cacert", gw.ca_bundle, "-o", "/dev/null", "-w",
+                            "%{http_version}", lb], capture_output=True, timeout=30, check=False)
+        assert p.stdout.decode() == "2", p
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()

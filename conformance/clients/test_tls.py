@@ -658,3 +658,49 @@ def test_deploy_haproxy_config_streams_s3_through_to_a_tls_gateway(tls_factory, 
         proc.terminate()
         proc.wait(10)
         log.close()
+
+
+def test_master_key_rotation_with_the_previous_key_as_a_credential(gateway_factory, tmp_path):
+    """Rotation: the new key as master_key and the old one as master_key_previous (both systemd
+    credentials); the gateway re-wraps every data key at start, after which the new key alone
+    reads everything and the old one alone no longer starts the gateway."""
+    old, new = os.urandom(32).hex(), os.urandom(32).hex()
+
+    def creds(name: str, **files: str) -> str:
+        d = tmp_path / name
+        d.mkdir()
+        for k, v in files.items():
+            (d / k).write_text(v)
+            os.chmod(d / k, 0o400)
+        return str(d)
+
+    gw = gateway_factory("rotate", start=False, CREDENTIALS_DIRECTORY=creds("c1", master_key=old))
+    gw.start()
+    s3 = gw.s3()
+    s3.create_bucket(Bucket="rot-a")
+    s3.create_bucket(Bucket="rot-b")
+    bodies = {("rot-a", "x"): make_payload(100_000), ("rot-b", "y"): make_payload(7 * MiB)}
+    for (b, k), v in bodies.items():
+        s3.put_object(Bucket=b, Key=k, Body=v)
+    gw.stop()
+
+    gw.extra_env = {"CREDENTIALS_DIRECTORY": creds("c2", master_key=new, master_key_previous=old)}
+    gw.start()
+    deadline = time.monotonic() + 20
+    while "master key rotation: every data key" not in gw.log_path.read_text() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    line = [json.loads(x) for x in gw.log_path.read_text().splitlines()
+            if x.startswith("{") and "master key rotation" in x]
+    assert line and line[0]["level"] == "INFO" and line[0]["rewrapped"] >= 3, gw.log_tail()  # 2 buckets + secrets
+    assert "master_key_previous: systemd credential master_key_previous" in gw.log_path.read_text()
+    gw.stop()
+
+    gw.extra_env = {"CREDENTIALS_DIRECTORY": creds("c3", master_key=new)}
+    gw.start()
+    for (b, k), v in bodies.items():
+        assert sha256(gw.s3().get_object(Bucket=b, Key=k)["Body"].read()) == sha256(v)
+    gw.stop()
+    env = {**gw.env(), "CREDENTIALS_DIRECTORY": creds("c4", master_key=old)}
+    err = subprocess.run([gw.binary, "serve"], env=env, capture_output=True, timeout=60,
+                         check=False).stderr.decode().strip().splitlines()[-1]
+    assert "is not in this key provider" in err, err

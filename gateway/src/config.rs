@@ -49,6 +49,7 @@ impl Serialize for Secret {
 /// they are refused: arguments are visible to every local user through `ps`.
 pub const SECRET_VARS: &[(&str, &str, &[&str])] = &[
     ("VAULTGATE_MASTER_KEY", "master_key", &["BLOB_KEY"]),
+    ("VAULTGATE_MASTER_KEY_PREVIOUS", "master_key_previous", &[]),
     ("VAULTGATE_SECRET_KEY", "secret_key", &[]),
     (
         "VAULTGATE_ADMIN_JWT_SECRET",
@@ -655,6 +656,10 @@ impl Config {
                 .master_key
                 .as_ref()
                 .map(|k| keys::SecretString::new(k.expose().trim())),
+            previous_master_key_hex: secret_var("VAULTGATE_MASTER_KEY_PREVIOUS")
+                .ok()
+                .flatten()
+                .map(|s| keys::SecretString::new(s.expose().trim())),
             kms_url: self.kms.clone(),
             kms_access_key: env("VAULTGATE_KMS_ACCESS_KEY"),
             kms_secret_key: secret_var("VAULTGATE_KMS_SECRET_KEY")

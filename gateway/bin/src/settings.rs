@@ -139,7 +139,12 @@ impl Settings {
                 None => {}
             }
         }
-        for name in ["kms_secret_key", "backend_secret_key", "azure_account_key"] {
+        for name in [
+            "master_key_previous",
+            "kms_secret_key",
+            "backend_secret_key",
+            "azure_account_key",
+        ] {
             if let Some((_, source)) = secrets.get(name) {
                 cfg.secret_sources.push((name.into(), source.clone()));
             }

@@ -24,6 +24,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
         .await
         .inspect_err(|e| tracing::error!(target: "vaultgate", error = %e, "start-up failed"))?;
     started.log(server.s3_addr, server.admin_addr);
+    if started.rotating {
+        finish_rotation(server.store.keyring()).await;
+    }
     // machine-readable line for scripts (stdout, exactly one JSON object)
     println!(
         "{}",
@@ -45,6 +48,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
 /// provider with the master key's source, and the config file. Never a secret: URLs are shown
 /// with their password masked, secrets by their source only.
 struct StartLine {
+    /// a previous master key is given: data keys are re-wrapped under the current one
+    rotating: bool,
     s3_tls: bool,
     admin_tls: bool,
     admin_mtls: bool,
@@ -77,6 +82,7 @@ impl StartLine {
             )
         };
         StartLine {
+            rotating: source("master_key_previous").is_some() && cfg.master_key.is_some(),
             s3_tls: cfg.tls.s3_files().is_some(),
             admin_tls: cfg.tls.admin_files().is_some(),
             admin_mtls: cfg.tls.admin_client_ca.is_some(),
@@ -111,6 +117,35 @@ impl StartLine {
             config_file = %self.config_file,
             "vaultgate started"
         );
+    }
+}
+
+/// With `VAULTGATE_MASTER_KEY_PREVIOUS` (or its credential) beside the master key: re-wraps every
+/// bucket data key still wrapped by the previous key under the current one (resumable: keys
+/// already current are skipped), while serving. Once it reports no failure, the previous key can
+/// be removed from the configuration (keep it in escrow: stream headers still carry the copies it
+/// wrapped, which `vaultgate reindex` reads).
+async fn finish_rotation(keyring: &keys::Keyring) {
+    match keyring.rewrap_all().await {
+        Ok(r) if r.failed.is_empty() => tracing::info!(
+            target: "vaultgate",
+            total = r.total,
+            rewrapped = r.rewrapped,
+            already_current = r.already_current,
+            "master key rotation: every data key is wrapped by the current master key; the previous one can be removed"
+        ),
+        Ok(r) => tracing::error!(
+            target: "vaultgate",
+            total = r.total,
+            rewrapped = r.rewrapped,
+            failed = r.failed.len(),
+            "master key rotation incomplete: keep the previous master key and restart to retry"
+        ),
+        Err(e) => tracing::error!(
+            target: "vaultgate",
+            error = %e,
+            "master key rotation failed: keep the previous master key and restart to retry"
+        ),
     }
 }
 

@@ -163,6 +163,8 @@ class Gateway:
     admin_port: int = 0
     starts: int = 0
     log_path: Path | None = None
+    # CA bundle the readiness probe trusts (a gateway serving TLS, see test_tls.py)
+    ca_bundle: str | None = None
 
     @property
     def endpoint(self) -> str:
@@ -232,7 +234,7 @@ class Gateway:
                 self.proc = None
                 pytest.fail(f"vaultgate exited with {rc} during start-up; log {self.log_path}:\n{self.log_tail()}")
             try:
-                r = requests.get(f"{self.admin}/ready", timeout=2)
+                r = requests.get(f"{self.admin}/ready", timeout=2, verify=self.ca_bundle or True)
                 if r.status_code == 200:
                     return
                 last = f"{r.status_code} {r.text[:200]!r}"

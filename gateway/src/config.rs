@@ -42,6 +42,112 @@ impl Serialize for Secret {
     }
 }
 
+/// The secret settings read by [`read_secret`]: (variable, systemd credential name, aliases of
+/// the variable). Besides the variable, each may come from the systemd credential
+/// `$CREDENTIALS_DIRECTORY/<name>` (`LoadCredential=` / `LoadCredentialEncrypted=`) or from the
+/// file named by `<VARIABLE>_FILE` (a Kubernetes secret mounted as a file). On the command line
+/// they are refused: arguments are visible to every local user through `ps`.
+pub const SECRET_VARS: &[(&str, &str, &[&str])] = &[
+    ("VAULTGATE_MASTER_KEY", "master_key", &["BLOB_KEY"]),
+    ("VAULTGATE_MASTER_KEY_PREVIOUS", "master_key_previous", &[]),
+    ("VAULTGATE_SECRET_KEY", "secret_key", &[]),
+    (
+        "VAULTGATE_ADMIN_JWT_SECRET",
+        "admin_jwt_secret",
+        &["ADMIN_JWT_SECRET"],
+    ),
+    ("VAULTGATE_KMS_SECRET_KEY", "kms_secret_key", &[]),
+    ("VAULTGATE_BACKEND_SECRET_KEY", "backend_secret_key", &[]),
+    ("VAULTGATE_AZURE_ACCOUNT_KEY", "azure_account_key", &[]),
+];
+
+/// Largest secret file read.
+const MAX_SECRET_FILE: u64 = 64 * 1024;
+
+/// Reads a secret file: refused when other users may read it (group may: Kubernetes mounts
+/// secrets group-readable for the pod's `fsGroup`), when empty, not UTF-8 or over 64 KiB; one
+/// trailing newline (or CRLF) is dropped.
+pub fn read_secret_file(path: &Path) -> Result<Secret> {
+    use std::io::Read;
+    use std::os::unix::fs::PermissionsExt;
+    let err = |what: String| Error::Config(format!("secret file {}: {what}", path.display()));
+    let f = std::fs::File::open(path).map_err(|e| err(e.to_string()))?;
+    let mode = f
+        .metadata()
+        .map_err(|e| err(e.to_string()))?
+        .permissions()
+        .mode();
+    if mode & 0o007 != 0 {
+        return Err(err(format!(
+            "readable by other users (mode {:o}); run chmod o-rwx on it",
+            mode & 0o777
+        )));
+    }
+    let mut buf = zeroize::Zeroizing::new(Vec::new());
+    f.take(MAX_SECRET_FILE + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| err(e.to_string()))?;
+    if buf.len() as u64 > MAX_SECRET_FILE {
+        return Err(err(format!("larger than {MAX_SECRET_FILE} bytes")));
+    }
+    let text = std::str::from_utf8(&buf).map_err(|_| err("not UTF-8 text".into()))?;
+    let text = text
+        .strip_suffix("\r\n")
+        .or_else(|| text.strip_suffix('\n'))
+        .unwrap_or(text);
+    if text.is_empty() {
+        return Err(err("empty".into()));
+    }
+    Ok(Secret::new(text))
+}
+
+/// Reads the secret setting named by its variable `var` (one of [`SECRET_VARS`]) from its
+/// sources — the systemd credential, the `<var>_FILE` file, the variable (or else its alias) —
+/// with `lookup` reading the environment. Returns the value and where it came from (e.g.
+/// `systemd credential master_key`; never the value). Two sources set at once is an error:
+/// which one would win is not obvious, so nothing is guessed. Other variables are read plainly.
+pub fn read_secret(
+    var: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<(Secret, String)>> {
+    let Some((_, name, aliases)) = SECRET_VARS.iter().find(|(v, _, _)| *v == var) else {
+        return Ok(lookup(var).map(|v| (Secret::new(v), format!("environment {var}"))));
+    };
+    let mut found: Vec<(Secret, String)> = Vec::new();
+    if let Some(dir) = lookup("CREDENTIALS_DIRECTORY") {
+        let p = Path::new(&dir).join(name);
+        if p.symlink_metadata().is_ok() {
+            found.push((read_secret_file(&p)?, format!("systemd credential {name}")));
+        }
+    }
+    let file_var = format!("{var}_FILE");
+    if let Some(p) = lookup(&file_var) {
+        found.push((
+            read_secret_file(Path::new(&p))?,
+            format!("file {p} ({file_var})"),
+        ));
+    }
+    if let Some(v) = std::iter::once(var)
+        .chain(aliases.iter().copied())
+        .find_map(|v| lookup(v).map(|x| (Secret::new(x), format!("environment {v}"))))
+    {
+        found.push(v);
+    }
+    match found.len() {
+        0 => Ok(None),
+        1 => Ok(found.pop()),
+        _ => Err(Error::Config(format!(
+            "{name} is given by both the {} and the {}; keep one source",
+            found[0].1, found[1].1
+        ))),
+    }
+}
+
+/// [`read_secret`] over the process environment (empty variables count as unset).
+pub fn secret_var(var: &str) -> Result<Option<Secret>> {
+    Ok(read_secret(var, &|k| std::env::var(k).ok().filter(|v| !v.is_empty()))?.map(|(s, _)| s))
+}
+
 /// The whole gateway configuration (TOML keys are the field names).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -100,6 +206,180 @@ pub struct Config {
     /// Defences against abuse: timeouts, connection caps, size bounds, the brute-force
     /// limiter and legacy SigV2 (TOML section `[limits]`; see docs/SECURITY.md).
     pub limits: Limits,
+    /// TLS of both listeners (TOML section `[tls]`).
+    pub tls: Tls,
+    /// Where each secret setting came from (`master_key` → `systemd credential master_key`…),
+    /// for the start-up line; never the value. Filled by the binary's settings loader.
+    #[serde(skip)]
+    pub secret_sources: Vec<(String, String)>,
+}
+
+/// TLS of both listeners (TOML section `[tls]`; each field is also a `vaultgate serve` flag and
+/// a `VAULTGATE_*` variable). Unset fields stay `None` so file < env < flag layering works
+/// through [`Tls::merge`]. PEM files; the admin listener uses the S3 pair unless given its own.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
+#[serde(deny_unknown_fields, default)]
+pub struct Tls {
+    /// PEM certificate chain (leaf first) of the S3 listener. Default none: plain HTTP, which is
+    /// refused on a non-loopback address unless insecure_http is set.
+    #[cfg_attr(
+        feature = "cli",
+        arg(id = "tls_cert", long = "tls-cert", env = "VAULTGATE_TLS_CERT")
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert: Option<PathBuf>,
+    /// PEM private key of the S3 listener (mode 0600 or 0640).
+    #[cfg_attr(
+        feature = "cli",
+        arg(id = "tls_key", long = "tls-key", env = "VAULTGATE_TLS_KEY")
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<PathBuf>,
+    /// PEM certificate chain of the admin listener. Default: the S3 listener's.
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            id = "admin_tls_cert",
+            long = "admin-tls-cert",
+            env = "VAULTGATE_ADMIN_TLS_CERT"
+        )
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_cert: Option<PathBuf>,
+    /// PEM private key of the admin listener. Default: the S3 listener's.
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            id = "admin_tls_key",
+            long = "admin-tls-key",
+            env = "VAULTGATE_ADMIN_TLS_KEY"
+        )
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_key: Option<PathBuf>,
+    /// PEM bundle of the CAs whose client certificates the admin listener requires (mTLS).
+    /// Default none (no client certificates asked).
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            id = "admin_tls_client_ca",
+            long = "admin-tls-client-ca",
+            env = "VAULTGATE_ADMIN_TLS_CLIENT_CA"
+        )
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_client_ca: Option<PathBuf>,
+    /// Serve plain HTTP on a non-loopback address (behind a TLS-terminating proxy on a trusted
+    /// network). Default false: refused.
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            id = "insecure_http",
+            long = "insecure-http",
+            env = "VAULTGATE_INSECURE_HTTP",
+            num_args = 0..=1,
+            default_missing_value = "true"
+        )
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub insecure_http: Option<bool>,
+}
+
+impl Tls {
+    /// Overrides every field that `over` sets.
+    pub fn merge(&mut self, over: Tls) {
+        let Tls {
+            cert,
+            key,
+            admin_cert,
+            admin_key,
+            admin_client_ca,
+            insecure_http,
+        } = over;
+        macro_rules! take {
+            ($($f:ident),*) => { $( if $f.is_some() { self.$f = $f; } )* };
+        }
+        take!(
+            cert,
+            key,
+            admin_cert,
+            admin_key,
+            admin_client_ca,
+            insecure_http
+        );
+    }
+
+    /// The S3 listener's files, when TLS is configured for it.
+    pub fn s3_files(&self) -> Option<crate::server::tls::TlsFiles> {
+        Some(crate::server::tls::TlsFiles {
+            cert: self.cert.clone()?,
+            key: self.key.clone()?,
+            client_ca: None,
+        })
+    }
+
+    /// The admin listener's files: its own pair, else the S3 pair; with the client CA.
+    pub fn admin_files(&self) -> Option<crate::server::tls::TlsFiles> {
+        let (cert, key) = match (&self.admin_cert, &self.admin_key) {
+            (Some(c), Some(k)) => (c.clone(), k.clone()),
+            _ => (self.cert.clone()?, self.key.clone()?),
+        };
+        Some(crate::server::tls::TlsFiles {
+            cert,
+            key,
+            client_ca: self.admin_client_ca.clone(),
+        })
+    }
+
+    /// Plain HTTP allowed on non-loopback addresses.
+    pub fn insecure_http(&self) -> bool {
+        self.insecure_http.unwrap_or(false)
+    }
+
+    /// Pairs complete, a client CA only with TLS, no plain HTTP on a public address unless
+    /// allowed.
+    fn validate(&self, s3: SocketAddr, admin: SocketAddr) -> Result<()> {
+        if self.cert.is_some() != self.key.is_some() {
+            return Err(Error::Config(
+                "tls.cert and tls.key (VAULTGATE_TLS_CERT / VAULTGATE_TLS_KEY) must be set together"
+                    .into(),
+            ));
+        }
+        if self.admin_cert.is_some() != self.admin_key.is_some() {
+            return Err(Error::Config(
+                "tls.admin_cert and tls.admin_key (VAULTGATE_ADMIN_TLS_CERT / VAULTGATE_ADMIN_TLS_KEY) must be set together".into(),
+            ));
+        }
+        if self.admin_client_ca.is_some() && self.admin_files().is_none() {
+            return Err(Error::Config(
+                "tls.admin_client_ca (VAULTGATE_ADMIN_TLS_CLIENT_CA) needs a certificate for the admin listener".into(),
+            ));
+        }
+        if !self.insecure_http() {
+            for (name, addr, tls, var) in [
+                (
+                    "s3_addr",
+                    s3,
+                    self.s3_files().is_some(),
+                    "VAULTGATE_TLS_CERT/VAULTGATE_TLS_KEY",
+                ),
+                (
+                    "admin_addr",
+                    admin,
+                    self.admin_files().is_some(),
+                    "VAULTGATE_ADMIN_TLS_CERT/VAULTGATE_ADMIN_TLS_KEY (or the S3 pair)",
+                ),
+            ] {
+                if !tls && !addr.ip().is_loopback() {
+                    return Err(Error::Config(format!(
+                        "{name} {addr} is not a loopback address and has no TLS certificate: set {var}, or --insecure-http (VAULTGATE_INSECURE_HTTP=true) to serve plain HTTP there"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Declares the `[limits]` settings once: each is a TOML key of `[limits]`, a `vaultgate serve`
@@ -195,6 +475,8 @@ impl Default for Config {
             audit_retention_days: 90,
             audit_mirror: None,
             limits: Limits::default(),
+            tls: Tls::default(),
+            secret_sources: Vec::new(),
         }
     }
 }
@@ -240,6 +522,8 @@ pub struct Overrides {
     pub audit_mirror: Option<PathBuf>,
     /// the `[limits]` flags and variables that are set
     pub limits: Limits,
+    /// the `[tls]` flags and variables that are set
+    pub tls: Tls,
 }
 
 impl Config {
@@ -313,6 +597,7 @@ impl Config {
             self.audit_mirror = o.audit_mirror;
         }
         self.limits.merge(o.limits);
+        self.tls.merge(o.tls);
     }
 
     /// The audit ledger settings (source mode, read policy, retention, mirror); the source
@@ -359,9 +644,10 @@ impl Config {
         })
     }
 
-    /// What the key provider needs: the data dir (key file), the master key (env/flag/file) and
-    /// the KMS URL, with KMS credentials from VAULTGATE_KMS_ACCESS_KEY/VAULTGATE_KMS_SECRET_KEY
-    /// when set (else the standard AWS chain).
+    /// What the key provider needs: the data dir (key file), the master key (credential, file,
+    /// variable or config file) and the KMS URL, with KMS credentials from
+    /// VAULTGATE_KMS_ACCESS_KEY and VAULTGATE_KMS_SECRET_KEY (or its credential / `_FILE`) when
+    /// set (else the standard AWS chain).
     pub fn key_config(&self) -> keys::KeyConfig {
         let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         keys::KeyConfig {
@@ -370,9 +656,16 @@ impl Config {
                 .master_key
                 .as_ref()
                 .map(|k| keys::SecretString::new(k.expose().trim())),
+            previous_master_key_hex: secret_var("VAULTGATE_MASTER_KEY_PREVIOUS")
+                .ok()
+                .flatten()
+                .map(|s| keys::SecretString::new(s.expose().trim())),
             kms_url: self.kms.clone(),
             kms_access_key: env("VAULTGATE_KMS_ACCESS_KEY"),
-            kms_secret_key: env("VAULTGATE_KMS_SECRET_KEY").map(keys::SecretString::new),
+            kms_secret_key: secret_var("VAULTGATE_KMS_SECRET_KEY")
+                .ok()
+                .flatten()
+                .map(|s| keys::SecretString::new(s.expose())),
         }
     }
 
@@ -511,6 +804,7 @@ impl Config {
             ));
         }
         self.ledger_config()?;
+        self.tls.validate(s3, admin)?;
         Ok(())
     }
 
@@ -744,6 +1038,136 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("max_header_bytes")
+        );
+    }
+
+    #[test]
+    fn tls_pairs_and_public_binds() {
+        let c = Config::from_toml("[tls]\ncert = \"/c.pem\"\nkey = \"/k.pem\"\n").unwrap();
+        c.validate().unwrap();
+        // the admin listener defaults to the S3 pair
+        assert_eq!(c.tls.admin_files().unwrap().cert, Path::new("/c.pem"));
+        let only_cert = Config::from_toml("[tls]\ncert = \"/c.pem\"\n").unwrap();
+        assert!(
+            only_cert
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("together")
+        );
+        let ca_alone = Config::from_toml("[tls]\nadmin_client_ca = \"/ca.pem\"\n").unwrap();
+        assert!(
+            ca_alone
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("admin_client_ca")
+        );
+        assert!(Config::from_toml("[tls]\ncertificate = \"x\"\n").is_err());
+        // plain HTTP on a public address is refused, on loopback allowed, unless insecure_http
+        let mut public = Config {
+            s3_addr: "0.0.0.0:9000".into(),
+            ..Default::default()
+        };
+        let e = public.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("s3_addr 0.0.0.0:9000 is not a loopback address"),
+            "{e}"
+        );
+        assert!(e.contains("VAULTGATE_INSECURE_HTTP"), "{e}");
+        public.apply(Overrides {
+            tls: Tls {
+                insecure_http: Some(true),
+                ..Tls::default()
+            },
+            ..Default::default()
+        });
+        public.validate().unwrap();
+        let admin_public = Config {
+            admin_addr: "[::]:9001".into(),
+            ..Default::default()
+        };
+        assert!(
+            admin_public
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("admin_addr")
+        );
+        let v6_loopback = Config {
+            s3_addr: "[::1]:9000".into(),
+            ..Default::default()
+        };
+        v6_loopback.validate().unwrap();
+    }
+
+    #[test]
+    fn secrets_come_from_one_source_and_safe_files_only() {
+        use std::collections::HashMap;
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let creds = d.path().join("creds");
+        std::fs::create_dir(&creds).unwrap();
+        let key = "ab".repeat(32);
+        let cred = creds.join("master_key");
+        std::fs::write(&cred, format!("{key}\n")).unwrap();
+        std::fs::set_permissions(&cred, std::fs::Permissions::from_mode(0o400)).unwrap();
+        let read = |vars: &[(&str, String)]| {
+            let m: HashMap<String, String> = vars
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect();
+            read_secret("VAULTGATE_MASTER_KEY", &move |k| m.get(k).cloned())
+        };
+        let dir = creds.display().to_string();
+        let (s, src) = read(&[("CREDENTIALS_DIRECTORY", dir.clone())])
+            .unwrap()
+            .unwrap();
+        assert_eq!(s.expose(), key, "one trailing newline dropped");
+        assert_eq!(src, "systemd credential master_key");
+        // a second source is refused, naming both, never the value
+        let e = read(&[
+            ("CREDENTIALS_DIRECTORY", dir.clone()),
+            ("BLOB_KEY", "cd".repeat(32)),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("systemd credential master_key") && e.contains("environment BLOB_KEY"),
+            "{e}"
+        );
+        assert!(!e.contains(&key) && !e.contains(&"cd".repeat(32)), "{e}");
+        // a _FILE path
+        let f = d.path().join("mk");
+        std::fs::write(&f, &key).unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let (_, src) = read(&[("VAULTGATE_MASTER_KEY_FILE", f.display().to_string())])
+            .unwrap()
+            .unwrap();
+        assert!(src.contains("VAULTGATE_MASTER_KEY_FILE"), "{src}");
+        // world-readable, empty: refused
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = read(&[("VAULTGATE_MASTER_KEY_FILE", f.display().to_string())])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("readable by other users"), "{e}");
+        std::fs::write(&f, "\n").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let e = read(&[("VAULTGATE_MASTER_KEY_FILE", f.display().to_string())])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("empty"), "{e}");
+        // the variable alone, and nothing at all
+        let (_, src) = read(&[("VAULTGATE_MASTER_KEY", key.clone())])
+            .unwrap()
+            .unwrap();
+        assert_eq!(src, "environment VAULTGATE_MASTER_KEY");
+        assert!(read(&[]).unwrap().is_none());
+        // a credentials dir without this credential is no source
+        assert!(
+            read(&[("CREDENTIALS_DIRECTORY", d.path().display().to_string())])
+                .unwrap()
+                .is_none()
         );
     }
 }

@@ -1,6 +1,8 @@
 //! Key providers (the KEK side of the envelope): the [`KeyProvider`] trait, the local provider
 //! (versioned KEKs from the key file `<data_dir>/master.key`, or one hex key passed in from the
-//! environment), and [`provider_from_config`] which picks env key > KMS URL > key file.
+//! environment, a systemd credential or a secret file, with optionally the previous key while a
+//! rotation is under way), and [`provider_from_config`] which picks given key > KMS URL > key
+//! file.
 
 use std::fmt;
 use std::io::Write;
@@ -56,8 +58,11 @@ pub trait KeyProvider: Send + Sync + fmt::Debug {
 pub struct KeyConfig {
     /// Data directory; the key file is `<data_dir>/master.key`.
     pub data_dir: PathBuf,
-    /// Hex master key (64 hex chars) from the environment.
+    /// Hex master key (64 hex chars) from the environment, a systemd credential or a file.
     pub master_key_hex: Option<SecretString>,
+    /// The master key being rotated away from (64 hex chars): kept to unwrap data keys it
+    /// wrapped, never to wrap new ones (see [`LocalProvider::from_hex_with_previous`]).
+    pub previous_master_key_hex: Option<SecretString>,
     /// `aws-kms://KEY_ID_OR_ALIAS?region=…&endpoint=…`
     pub kms_url: Option<String>,
     /// Static KMS access key id (else the standard AWS credential chain).
@@ -73,7 +78,15 @@ pub const KEY_FILE_NAME: &str = "master.key";
 /// a group/world-readable file is refused).
 pub async fn provider_from_config(cfg: &KeyConfig) -> Result<Arc<dyn KeyProvider>> {
     if let Some(hex_key) = &cfg.master_key_hex {
-        return Ok(Arc::new(LocalProvider::from_hex(hex_key.expose())?));
+        return Ok(Arc::new(LocalProvider::from_hex_with_previous(
+            hex_key.expose(),
+            cfg.previous_master_key_hex.as_ref().map(|p| p.expose()),
+        )?));
+    }
+    if cfg.previous_master_key_hex.is_some() {
+        return Err(Error::Config(
+            "a previous master key is only used beside a current one (VAULTGATE_MASTER_KEY)".into(),
+        ));
     }
     if let Some(url) = &cfg.kms_url {
         let creds = match (&cfg.kms_access_key, &cfg.kms_secret_key) {
@@ -234,6 +247,49 @@ fn write_key_file(path: &Path, file: &KeyFile, create_new: bool) -> Result<()> {
 }
 
 impl LocalProvider {
+    /// The given master key as the current KEK (version 2), and `previous` (version 1), the key
+    /// being rotated away from, kept only to unwrap what it wrapped until
+    /// [`crate::Keyring::rewrap_all`] has moved every data key to the current one. Without
+    /// `previous`, the same as [`LocalProvider::from_hex`]. Kind "env".
+    pub fn from_hex_with_previous(hex_key: &str, previous: Option<&str>) -> Result<LocalProvider> {
+        let current = Self::from_hex(hex_key)?;
+        let Some(previous) = previous else {
+            return Ok(current);
+        };
+        let old = DataKeyMaterial::from_hex(previous).map_err(|_| {
+            Error::Config("previous master key must be 64 hex characters (32 bytes)".into())
+        })?;
+        let old_id = local_kek_id(&old);
+        let mut state = current
+            .state
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner());
+        let mut kek = state.keks.remove(0);
+        if kek.id == old_id {
+            return Err(Error::Config(
+                "the previous master key is the current one; give the new key as the master key"
+                    .into(),
+            ));
+        }
+        kek.version = 2;
+        Ok(LocalProvider {
+            kind: "env",
+            path: None,
+            state: RwLock::new(LocalKeks {
+                current: 2,
+                keks: vec![
+                    LocalKek {
+                        version: 1,
+                        id: old_id,
+                        key: old,
+                        created_ms: 0,
+                    },
+                    kek,
+                ],
+            }),
+        })
+    }
+
     /// One KEK from 64 hex characters (env `VAULTGATE_MASTER_KEY` / `BLOB_KEY`). Kind "env".
     pub fn from_hex(hex_key: &str) -> Result<LocalProvider> {
         let key = DataKeyMaterial::from_hex(hex_key)
@@ -498,5 +554,47 @@ impl KeyProvider for LocalProvider {
             return Err(e);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn rotation_keeps_the_previous_key_for_unwrapping_only() {
+        let a = "11".repeat(32);
+        let b = "22".repeat(32);
+        let old = LocalProvider::from_hex(&a).unwrap();
+        let (dk, kek, wrapped) = old.generate_data_key("bkt").await.unwrap();
+        let rotating = LocalProvider::from_hex_with_previous(&b, Some(&a)).unwrap();
+        assert_ne!(
+            rotating.current_kek_id(),
+            kek,
+            "new data keys use the new key"
+        );
+        let back = rotating.unwrap(&kek, &wrapped, "bkt").await.unwrap();
+        assert_eq!(back.expose(), dk.expose());
+        let (kek2, wrapped2) = rotating.rewrap(&kek, &wrapped, "bkt").await.unwrap();
+        assert_eq!(kek2, rotating.current_kek_id());
+        let new = LocalProvider::from_hex(&b).unwrap();
+        assert_eq!(
+            new.unwrap(&kek2, &wrapped2, "bkt").await.unwrap().expose(),
+            dk.expose()
+        );
+        assert!(new.unwrap(&kek, &wrapped, "bkt").await.is_err());
+        // the same key twice, or a bad previous key, is refused
+        let e = LocalProvider::from_hex_with_previous(&a, Some(&a)).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("previous master key is the current one"),
+            "{e}"
+        );
+        assert!(LocalProvider::from_hex_with_previous(&a, Some("xyz")).is_err());
+        let cfg = KeyConfig {
+            previous_master_key_hex: Some(SecretString::new(a.as_str())),
+            ..KeyConfig::default()
+        };
+        assert!(provider_from_config(&cfg).await.is_err());
     }
 }

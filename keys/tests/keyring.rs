@@ -453,6 +453,7 @@ async fn no_key_bytes_in_debug_or_display() {
     let cfg = KeyConfig {
         data_dir: dir.path().to_path_buf(),
         master_key_hex: Some(SecretString::new(VECTOR_KEY_HEX)),
+        previous_master_key_hex: None,
         kms_url: None,
         kms_access_key: Some("AKIDEXAMPLE".into()),
         kms_secret_key: Some(SecretString::new(

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use gateway::config::{Config, Overrides, Secret};
+use gateway::config::{Config, Overrides};
 
 #[derive(Args, Debug)]
 pub struct Settings {
@@ -25,11 +25,11 @@ pub struct Settings {
     /// Fixed bootstrap access key id.
     #[arg(long, env = "VAULTGATE_ACCESS_KEY")]
     access_key: Option<String>,
-    /// Fixed bootstrap secret key (prefer the env var over the flag).
-    #[arg(long, env = "VAULTGATE_SECRET_KEY", hide_env_values = true)]
+    /// Refused: secrets on the command line leak through `ps` (VAULTGATE_SECRET_KEY instead).
+    #[arg(long, hide = true)]
     secret_key: Option<String>,
-    /// Master key, 64 hex chars (env alias BLOB_KEY).
-    #[arg(long, env = "VAULTGATE_MASTER_KEY", hide_env_values = true)]
+    /// Refused: secrets on the command line leak through `ps` (VAULTGATE_MASTER_KEY instead).
+    #[arg(long, hide = true)]
     master_key: Option<String>,
     /// Index database URL. Default sqlite://<data dir>/index.db
     #[arg(long, env = "VAULTGATE_DATABASE_URL", hide_env_values = true)]
@@ -52,8 +52,8 @@ pub struct Settings {
     /// Admin API calls per minute per principal. Default 60
     #[arg(long, env = "VAULTGATE_RATE_ADMIN_PER_MIN")]
     rate_admin_per_min: Option<u32>,
-    /// HS256 secret of admin API tokens, >= 32 bytes (env alias ADMIN_JWT_SECRET).
-    #[arg(long, env = "VAULTGATE_ADMIN_JWT_SECRET", hide_env_values = true)]
+    /// Refused: secrets on the command line leak through `ps` (VAULTGATE_ADMIN_JWT_SECRET instead).
+    #[arg(long, hide = true)]
     admin_jwt_secret: Option<String>,
     /// Client address in audit events: keep, hash or drop. Default keep
     #[arg(long, env = "VAULTGATE_AUDIT_SOURCE")]
@@ -69,6 +69,8 @@ pub struct Settings {
     audit_mirror: Option<PathBuf>,
     #[command(flatten)]
     limits: gateway::config::Limits,
+    #[command(flatten)]
+    tls: gateway::config::Tls,
 }
 
 /// A variable's value, unless unset or empty (the aliases `BLOB_KEY`, `RUST_LOG`,
@@ -78,19 +80,83 @@ fn env(name: &str) -> Option<String> {
 }
 
 impl Settings {
+    /// The config file given (`--config` / `VAULTGATE_CONFIG`).
+    pub fn config_file(&self) -> Option<&std::path::Path> {
+        self.config.as_deref()
+    }
+
     /// The file (if any), overridden by the variables and flags that are set, validated.
+    /// Secrets come from their variable, a systemd credential or a `_FILE` file
+    /// (`gateway::config::read_secret`), never from a flag.
     pub fn load(self) -> Result<Config, gateway::Error> {
+        for (flag, set, var) in [
+            (
+                "--master-key",
+                self.master_key.is_some(),
+                "VAULTGATE_MASTER_KEY",
+            ),
+            (
+                "--secret-key",
+                self.secret_key.is_some(),
+                "VAULTGATE_SECRET_KEY",
+            ),
+            (
+                "--admin-jwt-secret",
+                self.admin_jwt_secret.is_some(),
+                "VAULTGATE_ADMIN_JWT_SECRET",
+            ),
+        ] {
+            if set {
+                return Err(gateway::Error::Config(format!(
+                    "{flag} is refused: secrets on the command line are visible to every local user through ps; use {var}, {var}_FILE or a systemd credential"
+                )));
+            }
+        }
         let mut cfg = match &self.config {
             Some(p) => Config::from_file(p)?,
             None => Config::default(),
         };
+        // every secret source is read (and a bad one refused) even when its setting is unused
+        let mut secrets = std::collections::HashMap::new();
+        for (var, name, _) in gateway::config::SECRET_VARS {
+            if let Some(found) = gateway::config::read_secret(var, &env)? {
+                secrets.insert(*name, found);
+            }
+        }
+        for (name, in_file) in [
+            ("master_key", cfg.master_key.is_some()),
+            ("secret_key", cfg.secret_key.is_some()),
+            ("admin_jwt_secret", cfg.admin_jwt_secret.is_some()),
+        ] {
+            match secrets.get(name) {
+                Some((_, source)) if in_file && !source.starts_with("environment") => {
+                    return Err(gateway::Error::Config(format!(
+                        "{name} is given by both the config file and the {source}; keep one source"
+                    )));
+                }
+                Some((_, source)) => cfg.secret_sources.push((name.into(), source.clone())),
+                None if in_file => cfg.secret_sources.push((name.into(), "config file".into())),
+                None => {}
+            }
+        }
+        for name in [
+            "master_key_previous",
+            "kms_secret_key",
+            "backend_secret_key",
+            "azure_account_key",
+        ] {
+            if let Some((_, source)) = secrets.get(name) {
+                cfg.secret_sources.push((name.into(), source.clone()));
+            }
+        }
+        let mut secret = |name: &str| secrets.remove(name).map(|(s, _)| s);
         cfg.apply(Overrides {
             data_dir: self.data_dir,
             s3_addr: self.s3_addr,
             admin_addr: self.admin_addr,
             access_key: self.access_key,
-            secret_key: self.secret_key.map(Secret::new),
-            master_key: self.master_key.or_else(|| env("BLOB_KEY")).map(Secret::new),
+            secret_key: secret("secret_key"),
+            master_key: secret("master_key"),
             database_url: self.database_url,
             backend: self.backend,
             kms: self.kms,
@@ -98,15 +164,13 @@ impl Settings {
             rate_s3_reads_per_min: self.rate_s3_reads_per_min,
             rate_s3_writes_per_min: self.rate_s3_writes_per_min,
             rate_admin_per_min: self.rate_admin_per_min,
-            admin_jwt_secret: self
-                .admin_jwt_secret
-                .or_else(|| env("ADMIN_JWT_SECRET"))
-                .map(Secret::new),
+            admin_jwt_secret: secret("admin_jwt_secret"),
             audit_source: self.audit_source,
             audit_read_policy: self.audit_read_policy,
             audit_retention_days: self.audit_retention_days,
             audit_mirror: self.audit_mirror,
             limits: self.limits,
+            tls: self.tls,
         });
         cfg.validate()?;
         Ok(cfg)

@@ -197,20 +197,26 @@ pub async fn open_backend(url: &str, data_dir: &Path) -> Result<Arc<dyn Backend>
         "s3" => {
             let mut cfg = s3::S3Config::from_url(url)?;
             let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-            if let (Some(access_key), Some(secret)) = (
-                env("VAULTGATE_BACKEND_ACCESS_KEY"),
-                env("VAULTGATE_BACKEND_SECRET_KEY"),
-            ) {
+            // the secret may also be a systemd credential or a _FILE file (config::secret_var)
+            let secret = crate::config::secret_var("VAULTGATE_BACKEND_SECRET_KEY")
+                .map_err(|e| BackendError::Config(e.to_string()))?;
+            if let (Some(access_key), Some(secret)) = (env("VAULTGATE_BACKEND_ACCESS_KEY"), secret)
+            {
                 cfg.credentials = Some(s3::S3Credentials {
                     access_key,
-                    secret_key: s3::BackendSecret::new(secret),
+                    secret_key: s3::BackendSecret::new(secret.expose()),
                 });
             }
             Ok(Arc::new(s3::S3Backend::connect(cfg).await?))
         }
         "azure" => {
-            let cfg = azure::AzureConfig::from_url(url)?
-                .with_credential_env(|k| std::env::var(k).ok())?;
+            let cfg = azure::AzureConfig::from_url(url)?.with_credential_env(|k| match k {
+                "VAULTGATE_AZURE_ACCOUNT_KEY" => crate::config::secret_var(k)
+                    .ok()
+                    .flatten()
+                    .map(|s| s.expose().to_owned()),
+                _ => std::env::var(k).ok(),
+            })?;
             Ok(Arc::new(azure::AzureBackend::connect(cfg).await?))
         }
         other => Err(BackendError::Config(format!(

@@ -9,6 +9,10 @@
 //! - a deadline for the request head (hyper's `header_read_timeout`, with a timer, which also
 //!   bounds how long a kept-alive connection may sit idle before its next request) and a
 //!   maximum head size (larger heads answer 431);
+//! - TLS when the listener has a certificate (`super::tls`): the handshake runs after the caps
+//!   above admitted the connection, under its own deadline (the head deadline), and a failed
+//!   or slow handshake only closes that connection (counted in
+//!   `vaultgate_tls_handshake_failures_total`); ALPN picks HTTP/2 or HTTP/1.1;
 //! - graceful shutdown: stop accepting, let in-flight connections finish within the grace
 //!   period, then abort the rest.
 //!
@@ -25,6 +29,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
+use super::tls::TlsListener;
 use crate::config::Limits;
 use crate::metrics::Metrics;
 
@@ -144,11 +149,14 @@ fn builder(limits: &ListenLimits) -> hyper_util::server::conn::auto::Builder<Tok
     b
 }
 
-/// Serves `listener` until `stop`, one task per connection, with the service `make(peer)`.
+/// Serves `listener` until `stop`, one task per connection, with the service `make(peer)`,
+/// over TLS when `tls` is given.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn serve<F, S, B>(
     listener: TcpListener,
     limits: ListenLimits,
     metrics: Metrics,
+    tls: Option<Arc<TlsListener>>,
     make: F,
     mut stop: watch::Receiver<bool>,
     grace: Duration,
@@ -200,17 +208,26 @@ pub(crate) async fn serve<F, S, B>(
         let svc = make(peer);
         let b = builder.clone();
         let mut conn_stop = stop.clone();
+        let tls = tls.clone();
         conns.spawn(async move {
             let _held = (permit, slot);
-            let conn = b.serve_connection(TokioIo::new(tcp), svc);
-            tokio::pin!(conn);
-            tokio::select! {
-                r = conn.as_mut() => {
-                    if let Err(e) = r { tracing::debug!(error = %e, "connection ended with error"); }
+            let Some(tls) = tls else {
+                return connection(&b, TokioIo::new(tcp), svc, conn_stop).await;
+            };
+            let handshake = tokio::time::timeout(tls.handshake_timeout, tls.acceptor().accept(tcp));
+            let stream = tokio::select! {
+                r = handshake => r,
+                _ = stopped(&mut conn_stop) => return,
+            };
+            match stream {
+                Ok(Ok(stream)) => connection(&b, TokioIo::new(stream), svc, conn_stop).await,
+                Ok(Err(e)) => {
+                    tls.handshake_failed();
+                    tracing::debug!(peer = %peer.ip(), error = %e, "TLS handshake failed");
                 }
-                _ = stopped(&mut conn_stop) => {
-                    conn.as_mut().graceful_shutdown();
-                    if let Err(e) = conn.await { tracing::debug!(error = %e, "connection ended with error"); }
+                Err(_) => {
+                    tls.handshake_failed();
+                    tracing::debug!(peer = %peer.ip(), "TLS handshake timed out");
                 }
             }
         });
@@ -218,6 +235,36 @@ pub(crate) async fn serve<F, S, B>(
     }
     drop(listener);
     drain(conns, grace, limits.name).await;
+}
+
+/// Serves one connection (plain or TLS) until it ends, or shuts it down gracefully on `stop`.
+async fn connection<I, S, B>(
+    b: &hyper_util::server::conn::auto::Builder<TokioExecutor>,
+    io: I,
+    svc: S,
+    mut stop: watch::Receiver<bool>,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::Service<http::Request<Incoming>, Response = http::Response<B>>
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let conn = b.serve_connection(io, svc);
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r { tracing::debug!(error = %e, "connection ended with error"); }
+        }
+        _ = stopped(&mut stop) => {
+            conn.as_mut().graceful_shutdown();
+            if let Err(e) = conn.await { tracing::debug!(error = %e, "connection ended with error"); }
+        }
+    }
 }
 
 /// Waits for the open connections, at most `grace`, then aborts the rest.

@@ -15,6 +15,7 @@
 mod guard;
 mod listen;
 mod request;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -99,6 +100,7 @@ pub async fn start(
     config.validate()?;
     let s3_sock = config.s3_socket()?;
     let admin_sock = config.admin_socket()?;
+    let tls = tls::Tls::open(&config)?;
     secure_data_dir(&config)?;
 
     let db_url = config.database_url();
@@ -231,6 +233,7 @@ pub async fn start(
     builder.set_route(RangeFallback { gateway, creds });
     let s3 = builder.build();
 
+    tls.report_to(&metrics)?;
     let s3_listener = TcpListener::bind(s3_sock)
         .await
         .map_err(|e| Error::Config(format!("cannot listen on {s3_sock}: {e}")))?;
@@ -257,11 +260,13 @@ pub async fn start(
         s3_listener,
         ListenLimits::s3(&config.limits),
         metrics.clone(),
+        tls.s3.clone(),
         move |peer| request_service(s3.clone(), pipeline.clone(), peer),
         rx.clone(),
         grace,
     ));
     let prune_task = audit.spawn_pruner(rx.clone());
+    let tls_task = tls.watch(rx.clone());
     let app = router(AdminState {
         store: store.clone(),
         metrics: metrics.clone(),
@@ -271,6 +276,7 @@ pub async fn start(
         admin_listener,
         ListenLimits::admin(&config.limits),
         metrics.clone(),
+        tls.admin.clone(),
         move |peer| {
             hyper_util::service::TowerToHyperService::new(
                 app.clone()
@@ -291,7 +297,14 @@ pub async fn start(
     if let Some(b) = &bootstrap {
         println!(
             "{}",
-            bootstrap_instructions(b, &format!("http://{s3_addr}"), &config.region)
+            bootstrap_instructions(
+                b,
+                &format!(
+                    "{}://{s3_addr}",
+                    if tls.s3.is_some() { "https" } else { "http" }
+                ),
+                &config.region
+            )
         );
     }
     Ok(RunningServer {
@@ -303,7 +316,7 @@ pub async fn start(
         authz,
         shutdown: tx,
         audit,
-        tasks: vec![s3_task, admin_task, prune_task],
+        tasks: vec![s3_task, admin_task, prune_task, tls_task],
     })
 }
 

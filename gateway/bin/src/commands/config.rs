@@ -1,7 +1,9 @@
 //! `vaultgate config check`: validates the configuration, refuses what this build cannot serve
-//! yet, and prints the effective settings, secrets redacted.
+//! yet, loads the TLS certificates as `serve` would (chain, key match, validity; a warning 30
+//! days before expiry) and prints the effective settings, secrets redacted.
 
 use std::process::ExitCode;
+use std::time::SystemTime;
 
 use clap::Subcommand;
 
@@ -9,17 +11,29 @@ use crate::settings::Settings;
 
 #[derive(Subcommand, Debug)]
 pub enum ConfigCommand {
-    /// Validate the configuration and print it (secrets redacted); exit 1 if invalid.
+    /// Validate the configuration and certificates and print it (secrets redacted); exit 1 if
+    /// invalid. Certificates expiring within 30 days are warned about on stderr (exit 0).
     Check(Settings),
 }
 
-/// Exit 0 with the effective configuration on stdout, 1 when it is invalid or names what this
-/// build cannot serve (a PostgreSQL index).
+/// Exit 0 with the effective configuration on stdout, 1 when it is invalid, a certificate is
+/// unusable (unreadable, mismatched key, broken chain, expired, not yet valid) or it names what
+/// this build cannot serve (a PostgreSQL index).
 pub fn run(command: ConfigCommand) -> anyhow::Result<ExitCode> {
     let ConfigCommand::Check(settings) = command;
     let cfg = settings.load()?;
     cfg.check_supported()?;
+    let (listeners, warnings) = gateway::server::tls::check(&cfg, SystemTime::now())?;
+    for w in &warnings {
+        eprintln!("vaultgate: warning: {w}");
+    }
     println!("# configuration is valid; effective settings (secrets redacted):");
+    for l in &listeners {
+        println!("# {l}");
+    }
+    for (name, source) in &cfg.secret_sources {
+        println!("# {name} from {source}");
+    }
     print!("{}", cfg.redacted_toml());
     Ok(ExitCode::SUCCESS)
 }

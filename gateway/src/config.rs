@@ -5,42 +5,16 @@
 //! same name. Secrets ([`Secret`]) zeroize on drop and print as `[redacted]`; `vaultgate config
 //! check` prints [`Config::redacted_toml`].
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::error::{Error, Result};
 
-/// A configured secret (bootstrap secret key, master key). Never printed.
-#[derive(Clone, Deserialize, Zeroize, ZeroizeOnDrop, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(s: impl Into<String>) -> Secret {
-        Secret(s.into())
-    }
-    /// The secret itself.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
-impl Serialize for Secret {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.serialize_str("[redacted]")
-    }
-}
+/// A configured secret (bootstrap secret key, master key, ...): the project's one secret
+/// type, [`keys::Secret`] (never printed, serialized as `[redacted]`).
+pub use keys::Secret;
 
 /// The secret settings read by [`read_secret`]: (variable, systemd credential name, aliases of
 /// the variable). Besides the variable, each may come from the systemd credential
@@ -655,17 +629,17 @@ impl Config {
             master_key_hex: self
                 .master_key
                 .as_ref()
-                .map(|k| keys::SecretString::new(k.expose().trim())),
+                .map(|k| keys::Secret::new(k.expose().trim())),
             previous_master_key_hex: secret_var("VAULTGATE_MASTER_KEY_PREVIOUS")
                 .ok()
                 .flatten()
-                .map(|s| keys::SecretString::new(s.expose().trim())),
+                .map(|s| keys::Secret::new(s.expose().trim())),
             kms_url: self.kms.clone(),
             kms_access_key: env("VAULTGATE_KMS_ACCESS_KEY"),
             kms_secret_key: secret_var("VAULTGATE_KMS_SECRET_KEY")
                 .ok()
                 .flatten()
-                .map(|s| keys::SecretString::new(s.expose())),
+                .map(|s| keys::Secret::new(s.expose())),
         }
     }
 

@@ -14,7 +14,7 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 use crate::provider::KeyProvider;
-use crate::secret::{DataKeyMaterial, SecretString};
+use crate::secret::{DataKeyMaterial, Secret};
 
 /// Prefix of KMS kek ids (followed by the key ARN).
 pub const KMS_KEK_PREFIX: &str = "aws-kms:";
@@ -136,7 +136,7 @@ fn arn_of(kek_id: &str) -> Result<&str> {
 impl KmsProvider {
     /// Builds the client from the URL; static credentials if given, else the standard AWS chain.
     /// Resolves the key's ARN with DescribeKey if the KMS answers (failure is not fatal here).
-    pub async fn from_url(url: &str, creds: Option<(String, SecretString)>) -> Result<KmsProvider> {
+    pub async fn from_url(url: &str, creds: Option<(String, Secret)>) -> Result<KmsProvider> {
         let url = KmsUrl::parse(url)?;
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(2))

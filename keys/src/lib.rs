@@ -32,7 +32,7 @@ pub use meta::{ObjectMeta, PartEntry, multipart_etag, verify_parts};
 pub use opener::{Opened, open_manifest, open_range, open_sealed_bytes, read_meta};
 pub use provider::{KeyConfig, KeyProvider, LocalProvider, provider_from_config};
 pub use sealer::{SealHandle, SealParams, SealSummary, seal, seal_manifest, sealed_len};
-pub use secret::{DataKeyMaterial, SecretString};
+pub use secret::{DataKeyMaterial, ExposeForStorage, Secret};
 
 /// Fills `buf` from the OS random source.
 pub(crate) fn random_fill(buf: &mut [u8]) -> Result<()> {

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
-use crate::secret::{DataKeyMaterial, SecretString};
+use crate::secret::{DataKeyMaterial, Secret};
 
 /// A key-encryption-key provider. Wraps and unwraps bucket data keys; the wrap is bound to the bucket.
 #[async_trait]
@@ -59,16 +59,16 @@ pub struct KeyConfig {
     /// Data directory; the key file is `<data_dir>/master.key`.
     pub data_dir: PathBuf,
     /// Hex master key (64 hex chars) from the environment, a systemd credential or a file.
-    pub master_key_hex: Option<SecretString>,
+    pub master_key_hex: Option<Secret>,
     /// The master key being rotated away from (64 hex chars): kept to unwrap data keys it
     /// wrapped, never to wrap new ones (see [`LocalProvider::from_hex_with_previous`]).
-    pub previous_master_key_hex: Option<SecretString>,
+    pub previous_master_key_hex: Option<Secret>,
     /// `aws-kms://KEY_ID_OR_ALIAS?region=…&endpoint=…`
     pub kms_url: Option<String>,
     /// Static KMS access key id (else the standard AWS credential chain).
     pub kms_access_key: Option<String>,
     /// Static KMS secret access key.
-    pub kms_secret_key: Option<SecretString>,
+    pub kms_secret_key: Option<Secret>,
 }
 
 /// File name of the key file inside the data dir.
@@ -137,7 +137,8 @@ struct KeyFile {
 #[derive(Serialize, Deserialize)]
 struct KeyFileEntry {
     version: u32,
-    hex: SecretString,
+    #[serde(with = "crate::secret::stored")]
+    hex: Secret,
     #[serde(default)]
     created_ms: i64,
 }
@@ -320,7 +321,7 @@ impl LocalProvider {
                 current: 1,
                 keys: vec![KeyFileEntry {
                     version: 1,
-                    hex: SecretString::new(key.to_hex().as_str()),
+                    hex: Secret::new(key.to_hex().as_str()),
                     created_ms: now_ms(),
                 }],
             };
@@ -421,7 +422,7 @@ impl LocalProvider {
                 .iter()
                 .map(|k| KeyFileEntry {
                     version: k.version,
-                    hex: SecretString::new(k.key.to_hex().as_str()),
+                    hex: Secret::new(k.key.to_hex().as_str()),
                     created_ms: k.created_ms,
                 })
                 .collect(),
@@ -592,7 +593,7 @@ mod tests {
         );
         assert!(LocalProvider::from_hex_with_previous(&a, Some("xyz")).is_err());
         let cfg = KeyConfig {
-            previous_master_key_hex: Some(SecretString::new(a.as_str())),
+            previous_master_key_hex: Some(Secret::new(a.as_str())),
             ..KeyConfig::default()
         };
         assert!(provider_from_config(&cfg).await.is_err());

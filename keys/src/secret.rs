@@ -70,56 +70,136 @@ impl fmt::Display for DataKeyMaterial {
     }
 }
 
-/// A secret string (a hex master key, a KMS secret access key). Zeroizes on drop, prints `[redacted]`.
+/// A secret string, the one type for every secret the project handles: an access key's secret
+/// key, a hex master key, a KMS, backend or Azure secret, the admin token secret.
+///
+/// It zeroizes on drop, compares in constant time, and prints and serializes as `[redacted]`:
+/// writing the value itself takes an explicit [`ExposeForStorage`] (or `#[serde(with =
+/// "keys::secret::stored")]` on a field), so a secret can only reach a file or a wire where the
+/// code says so.
 #[derive(Clone, Default, Zeroize, ZeroizeOnDrop)]
-pub struct SecretString(String);
+pub struct Secret(String);
 
-impl SecretString {
+impl Secret {
     /// Wraps a secret.
-    pub fn new(s: impl Into<String>) -> SecretString {
-        SecretString(s.into())
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
     }
-    /// The secret value.
+
+    /// The secret value (for signing checks, sealing, handing to a client library).
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// A 40-character secret (standard base64 of 30 random bytes the caller supplies, so that
+    /// crates without an RNG can use it).
+    pub fn from_random(bytes: &[u8; 30]) -> Secret {
+        use base64::Engine;
+        Secret(base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
 }
 
-impl From<String> for SecretString {
+impl From<String> for Secret {
     fn from(s: String) -> Self {
-        SecretString(s)
+        Secret(s)
     }
 }
-impl From<&str> for SecretString {
+impl From<&str> for Secret {
     fn from(s: &str) -> Self {
-        SecretString(s.to_owned())
+        Secret(s.to_owned())
     }
 }
-impl PartialEq for SecretString {
+impl PartialEq for Secret {
     fn eq(&self, other: &Self) -> bool {
         self.0.as_bytes().ct_eq(other.0.as_bytes()).into()
     }
 }
-impl Eq for SecretString {}
-impl fmt::Debug for SecretString {
+impl Eq for Secret {}
+impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("[redacted]")
     }
 }
-impl fmt::Display for SecretString {
+impl fmt::Display for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("[redacted]")
     }
 }
 
-impl serde::Serialize for SecretString {
+/// Serializes as `[redacted]`: a config or a status printed as JSON or TOML never shows a secret.
+impl serde::Serialize for Secret {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
+        s.serialize_str("[redacted]")
     }
 }
 
-impl<'de> serde::Deserialize<'de> for SecretString {
+impl<'de> serde::Deserialize<'de> for Secret {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        String::deserialize(d).map(SecretString)
+        String::deserialize(d).map(Secret)
+    }
+}
+
+/// A secret to be written as its value (the key file): the one way to serialize one in clear.
+pub struct ExposeForStorage<'a>(pub &'a Secret);
+
+impl serde::Serialize for ExposeForStorage<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.0.expose())
+    }
+}
+
+/// `#[serde(with = "keys::secret::stored")]`: a [`Secret`] field stored as its value.
+pub mod stored {
+    use super::{ExposeForStorage, Secret};
+
+    /// Writes the value.
+    pub fn serialize<S: serde::Serializer>(
+        secret: &Secret,
+        s: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        serde::Serialize::serialize(&ExposeForStorage(secret), s)
+    }
+
+    /// Reads the value.
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> std::result::Result<Secret, D::Error> {
+        serde::Deserialize::deserialize(d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_is_shown_only_where_the_code_asks() {
+        let s = Secret::new("wJalrXUtnFEMI/K7MDENG");
+        assert_eq!(format!("{s:?} {s}"), "[redacted] [redacted]");
+        assert_eq!(serde_json::to_string(&s).unwrap(), "\"[redacted]\"");
+        assert_eq!(
+            serde_json::to_string(&ExposeForStorage(&s)).unwrap(),
+            "\"wJalrXUtnFEMI/K7MDENG\""
+        );
+        #[derive(serde::Serialize, serde::Deserialize)]
+        struct Stored {
+            #[serde(with = "stored")]
+            hex: Secret,
+        }
+        let json = serde_json::to_string(&Stored { hex: s.clone() }).unwrap();
+        assert_eq!(json, "{\"hex\":\"wJalrXUtnFEMI/K7MDENG\"}");
+        let back: Stored = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.hex, s);
+        assert_ne!(Secret::new("wJalrXUtnFEMI/K7MDENH"), s);
+    }
+
+    #[test]
+    fn random_secrets_are_standard_base64_of_30_bytes() {
+        // the same 40 characters as the hand-written encoder this replaced
+        assert_eq!(
+            Secret::from_random(&[0xA5; 30]).expose(),
+            "paWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWl"
+        );
+        assert_eq!(Secret::from_random(&[0xFF; 30]).expose(), "/".repeat(40));
     }
 }

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use common::*;
 use keys::{
     CacheConfig, DataKeyMaterial, DataKeyStore, Error, Header, KeyConfig, KeyProvider, Keyring,
-    LocalProvider, MemoryDataKeyStore, ObjectMeta, SealParams, SecretString,
+    LocalProvider, MemoryDataKeyStore, ObjectMeta, SealParams, Secret,
 };
 
 /// Decorator over a real provider that counts unwraps (to observe the cache).
@@ -140,7 +140,7 @@ async fn env_key_takes_precedence_and_validates() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = KeyConfig {
         data_dir: dir.path().to_path_buf(),
-        master_key_hex: Some(SecretString::new(VECTOR_KEY_HEX)),
+        master_key_hex: Some(Secret::new(VECTOR_KEY_HEX)),
         kms_url: Some("aws-kms://alias/x?region=us-east-1".into()),
         ..KeyConfig::default()
     };
@@ -162,7 +162,7 @@ async fn env_key_takes_precedence_and_validates() {
         "",
     ] {
         let cfg = KeyConfig {
-            master_key_hex: Some(SecretString::new(bad)),
+            master_key_hex: Some(Secret::new(bad)),
             ..KeyConfig::default()
         };
         assert!(matches!(
@@ -452,13 +452,11 @@ async fn no_key_bytes_in_debug_or_display() {
     ];
     let cfg = KeyConfig {
         data_dir: dir.path().to_path_buf(),
-        master_key_hex: Some(SecretString::new(VECTOR_KEY_HEX)),
+        master_key_hex: Some(Secret::new(VECTOR_KEY_HEX)),
         previous_master_key_hex: None,
         kms_url: None,
         kms_access_key: Some("AKIDEXAMPLE".into()),
-        kms_secret_key: Some(SecretString::new(
-            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-        )),
+        kms_secret_key: Some(Secret::new("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")),
     };
     let provider = keys::provider_from_config(&cfg).await.unwrap();
     let ring = Keyring::new(
@@ -485,11 +483,7 @@ async fn no_key_bytes_in_debug_or_display() {
         format!("{ring:?}"),
         format!("{sk:?}"),
         format!("{:?}", keys::HubKey::from_hex(VECTOR_KEY_HEX).unwrap()),
-        format!(
-            "{:?} {}",
-            SecretString::new("hunter2"),
-            SecretString::new("hunter2")
-        ),
+        format!("{:?} {}", Secret::new("hunter2"), Secret::new("hunter2")),
         format!("{:?}", Header::decode(&sealed).unwrap()),
         format!("{sum:?}"),
         format!("{:?}", keys::open_sealed_bytes(&sk, &sealed).unwrap()),

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use keys::{
     CacheConfig, Error, Header, KeyConfig, KeyProvider, Keyring, MemoryDataKeyStore, ObjectMeta,
-    SealParams, SecretString,
+    SealParams, Secret,
 };
 
 fn endpoint() -> Option<String> {
@@ -64,7 +64,7 @@ async fn provider(endpoint: &str, alias: &str) -> Arc<dyn KeyProvider> {
             urlencode(endpoint)
         )),
         kms_access_key: Some("testing".into()),
-        kms_secret_key: Some(SecretString::new("testing")),
+        kms_secret_key: Some(Secret::new("testing")),
         ..KeyConfig::default()
     };
     keys::provider_from_config(&cfg).await.unwrap()

@@ -33,8 +33,6 @@ pub use sealer::{AesGcmSealer, SecretSealer};
 pub use store::{NewAccessKey, PolicyStore};
 
 use serde::{Deserialize, Serialize};
-use subtle::ConstantTimeEq;
-use zeroize::{Zeroize, ZeroizeOnDrop};
 
 /// Errors of the policy crate.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -350,57 +348,9 @@ impl Principal {
     }
 }
 
-/// The secret half of an S3 access key. Zeroized on drop, compared in constant
-/// time, never printed.
-#[derive(Clone, Zeroize, ZeroizeOnDrop)]
-pub struct SecretKey(String);
-
-impl SecretKey {
-    /// Wraps a secret.
-    pub fn new(secret: impl Into<String>) -> SecretKey {
-        SecretKey(secret.into())
-    }
-
-    /// The secret itself, for signing checks and sealing only.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// Generates a 40-character secret from `alphabet`-safe random bytes supplied by the caller.
-    /// (The caller provides the randomness so that this crate needs no RNG.)
-    pub fn from_random(bytes: &[u8; 30]) -> SecretKey {
-        const ALPHABET: &[u8; 64] =
-            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let mut s = String::with_capacity(40);
-        for chunk in bytes.chunks(3) {
-            let n = (u32::from(chunk[0]) << 16) | (u32::from(chunk[1]) << 8) | u32::from(chunk[2]);
-            for shift in [18u32, 12, 6, 0] {
-                s.push(char::from(ALPHABET[((n >> shift) & 63) as usize]));
-            }
-        }
-        SecretKey(s)
-    }
-}
-
-impl PartialEq for SecretKey {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.as_bytes().ct_eq(other.0.as_bytes()).into()
-    }
-}
-
-impl Eq for SecretKey {}
-
-impl fmt::Debug for SecretKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
-impl fmt::Display for SecretKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
+/// The secret half of an S3 access key: the project's one secret type, [`keys::Secret`]
+/// (zeroized on drop, compared in constant time, never printed or serialized in clear).
+pub use keys::Secret as SecretKey;
 
 #[cfg(test)]
 mod tests {

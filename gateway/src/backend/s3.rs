@@ -36,7 +36,6 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use futures::stream::BoxStream;
-use zeroize::Zeroizing;
 
 use super::{Backend, BackendError, ByteStream, ObjectInfo, new_backend_id, validate_id};
 
@@ -49,34 +48,9 @@ pub const MAX_PART_SIZE: usize = 5 * 1024 * 1024 * 1024;
 /// S3's limit on the number of parts of a multipart upload.
 const MAX_PARTS: i32 = 10_000;
 
-/// A secret string (a backend secret key, an account key, a SAS token): zeroized on drop and
-/// printed as `[redacted]`.
-#[derive(Clone)]
-pub struct BackendSecret(Zeroizing<String>);
-
-impl BackendSecret {
-    /// Wraps a secret.
-    pub fn new(s: impl Into<String>) -> BackendSecret {
-        BackendSecret(Zeroizing::new(s.into()))
-    }
-
-    /// The secret itself, for handing to a client library.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for BackendSecret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
-impl std::fmt::Display for BackendSecret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
+/// A backend secret (secret key, account key, SAS token): the project's one secret type,
+/// [`keys::Secret`] (zeroized on drop, printed as `[redacted]`).
+pub use keys::Secret as BackendSecret;
 
 /// Static S3 credentials.
 #[derive(Clone, Debug)]

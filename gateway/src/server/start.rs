@@ -1,0 +1,387 @@
+//! Start-up, in the order it happens, one step a function: [`start`] checks the config and
+//! loads the certificates, then [`open_storage`] (index, audit ledger, backend, key provider,
+//! object layer), [`recover`] (crash leftovers: the GC queue, then unreferenced blobs; an empty
+//! index over a full backend refuses to start), [`open_policy`] (policy store in the index's
+//! database, the bootstrap key, rate limits, the brute-force limiter), [`build_s3_service`] (s3s
+//! with the gateway's authentication, access check and routes) and [`spawn_listeners`] (both
+//! listeners, the pruner and the certificate watcher).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use policy::ratelimit::AuthFailures;
+use s3s::service::{S3Service, S3ServiceBuilder};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use super::RunningServer;
+use super::guard::BodyRate;
+use super::listen::{self, ListenLimits};
+use super::request::{Pipeline, request_service};
+use super::tls;
+use crate::admin_http::{AdminParts, AdminState, router};
+use crate::audit::Audit;
+use crate::auth::{
+    Bootstrap, Credentials, IndexAuth, RoleAccess, bootstrap_instructions, ensure_bootstrap,
+};
+use crate::backend::{Backend, open_backend};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::index::Index;
+use crate::metrics::Metrics;
+use crate::s3::Gateway;
+use crate::s3::range_fallback::RangeFallback;
+use crate::store::Store;
+
+/// Opens everything the config names and starts both listeners; the admin listener serves the
+/// router `admin_api` builds from the [`AdminParts`] beside /metrics, /health and /ready (the
+/// `vaultgate` binary passes the `admin` crate's REST API).
+pub async fn start(
+    config: Config,
+    admin_api: impl FnOnce(AdminParts) -> axum::Router,
+) -> Result<RunningServer> {
+    config.validate()?;
+    let sockets = (config.s3_socket()?, config.admin_socket()?);
+    let tls = tls::Tls::open(&config)?;
+    secure_data_dir(&config)?;
+    let metrics = Metrics::new();
+    let storage = open_storage(&config, &metrics).await?;
+    recover(&config, &storage).await?;
+    let policy = open_policy(&config, &storage, &metrics).await?;
+    let admin_api = admin_api(AdminParts {
+        policy_store: policy.store.clone(),
+        jwt: Arc::new(config.jwt_authority()?),
+        limits: policy.limits.clone(),
+        auth_failures: policy.auth_failures.clone(),
+        audit: storage.audit.clone(),
+        evidence_dir: config.data_dir.join("evidence"),
+        metrics: metrics.clone(),
+        status: serde_json::json!({
+            "backend": storage.backend.name(),
+            "key_provider": storage.store.keyring().provider().kind(),
+            "region": config.region,
+        }),
+    });
+    let authz = policy::Authorizer::new(policy.store, policy.limits);
+    let s3 = build_s3_service(&config, &storage.store, Credentials::new(authz.clone()));
+    let pipeline = Pipeline {
+        metrics: metrics.clone(),
+        ledger: storage.audit.ledger.clone(),
+        limits: Arc::new(config.limits.clone()),
+        body_rate: BodyRate::of(&config.limits),
+        auth_failures: policy.auth_failures,
+    };
+    let running =
+        spawn_listeners(&config, sockets, &tls, &storage, s3, pipeline, admin_api).await?;
+    tracing::info!(
+        s3_addr = %running.s3_addr,
+        admin_addr = %running.admin_addr,
+        backend = storage.backend.name(),
+        key_provider = storage.store.keyring().provider().kind(),
+        "listening"
+    );
+    if let Some(b) = &policy.bootstrap {
+        println!(
+            "{}",
+            bootstrap_instructions(
+                b,
+                &format!(
+                    "{}://{}",
+                    if tls.s3.is_some() { "https" } else { "http" },
+                    running.s3_addr
+                ),
+                &config.region
+            )
+        );
+    }
+    Ok(RunningServer {
+        s3_addr: running.s3_addr,
+        admin_addr: running.admin_addr,
+        bootstrap: policy.bootstrap,
+        store: storage.store,
+        metrics,
+        authz,
+        shutdown: running.shutdown,
+        audit: storage.audit,
+        tasks: running.tasks,
+    })
+}
+
+/// What [`open_storage`] opens.
+struct Storage {
+    index: Index,
+    audit: Audit,
+    /// the metered backend (also inside `store`)
+    backend: Arc<dyn Backend>,
+    store: Store,
+}
+
+/// The index (refusing a backend other than the one the index says holds the data), the audit
+/// ledger, the metered backend, the key provider and the object layer over them.
+async fn open_storage(config: &Config, metrics: &Metrics) -> Result<Storage> {
+    let db_url = config.database_url();
+    let index = Index::open(&db_url)
+        .await
+        .map_err(|e| Error::Unavailable(format!("index: {e}")))?;
+    // `vaultgate migrate` records which backend holds the data; refuse any other (its start-up
+    // sweep would treat every object as an orphan, or serve an incomplete copy)
+    if let Some(holder) = index
+        .get_setting(crate::index::SETTING_BACKEND_URL)
+        .await
+        .map_err(|e| Error::Unavailable(format!("index: {e}")))?
+        && holder != config.backend_url()
+    {
+        return Err(Error::Config(format!(
+            "the index says the data lives in backend {holder}, but the configured backend is {}; \
+             set VAULTGATE_BACKEND={holder}",
+            config.backend_url()
+        )));
+    }
+    let audit = Audit::open(config, &index).await?;
+    metrics.watch_audit(audit.ledger.stats());
+    let backend: Arc<dyn Backend> = Arc::new(
+        crate::backend::metered::MeteredBackend::new(
+            open_backend(&config.backend_url(), &config.data_dir)
+                .await
+                .map_err(|e| Error::Unavailable(format!("backend: {e}")))?,
+            metrics.registry(),
+        )
+        .map_err(|e| Error::Unavailable(format!("backend metrics: {e}")))?,
+    );
+    let provider = keys::provider_from_config(&config.key_config()).await?;
+    let keyring = keys::Keyring::new(
+        provider,
+        Arc::new(index.clone()),
+        keys::CacheConfig::default(),
+    );
+    let store = Store::new(backend.clone(), index.clone(), keyring, metrics.clone());
+    Ok(Storage {
+        index,
+        audit,
+        backend,
+        store,
+    })
+}
+
+/// Crash leftovers: the queued garbage, then backend objects no index row references. An empty
+/// index next to a backend full of ciphertext refuses to start.
+async fn recover(config: &Config, storage: &Storage) -> Result<()> {
+    let (index, backend) = (&storage.index, storage.backend.as_ref());
+    match crate::index::collect_garbage(index, backend).await {
+        Ok(r) => tracing::debug!(?r, "gc queue drained"),
+        Err(e) => tracing::warn!(error = %e, "gc queue drain failed; will retry next start"),
+    }
+    // no grace period: the index is SQLite, written by this process alone, so no other
+    // instance can have a blob in flight
+    match crate::index::sweep_orphans(index, backend, Duration::ZERO).await {
+        Ok(r) if r.withheld > 0 && index.bucket_count().await.unwrap_or(0) == 0 => {
+            // An empty index next to a backend full of ciphertext: the index was lost or the
+            // database URL points elsewhere. Serving would show empty buckets; refuse instead.
+            return Err(Error::Config(format!(
+                "the backend {} holds {} objects but the index {} is empty; run `vaultgate reindex` \
+                 to rebuild the index from the backend, or point VAULTGATE_DATABASE_URL at the right index",
+                crate::config::redact_url(&config.backend_url()),
+                r.withheld,
+                crate::config::redact_url(&config.database_url())
+            )));
+        }
+        Ok(r) => tracing::info!(
+            scanned = r.scanned,
+            deleted = r.deleted,
+            withheld = r.withheld,
+            "orphan sweep done"
+        ),
+        Err(e) => tracing::warn!(error = %e, "orphan sweep failed"),
+    }
+    Ok(())
+}
+
+/// What [`open_policy`] opens.
+struct PolicyParts {
+    store: policy::PolicyStore,
+    bootstrap: Option<Bootstrap>,
+    limits: Arc<policy::RateLimits>,
+    auth_failures: Arc<AuthFailures>,
+}
+
+/// The policy store in the index's database, the bootstrap SuperAdmin key, the rate limits and
+/// the brute-force limiter.
+async fn open_policy(config: &Config, storage: &Storage, metrics: &Metrics) -> Result<PolicyParts> {
+    let index = &storage.index;
+    let keyring = storage.store.keyring();
+    // access keys, principals, grants and bucket tenants live in the same SQLite file; the
+    // policy store writes through the index's single writer connection and reads the access
+    // check's rows through the index's read pool (never queueing behind writes), cached in
+    // memory until the next policy write
+    let store = policy::PolicyStore::new(index.write_pool().clone(), Arc::new(keyring.clone()))
+        .await?
+        .with_read_pool(index.read_pool().clone())
+        .with_access_cache();
+    let fixed = match (&config.access_key, &config.secret_key) {
+        (Some(a), Some(s)) => Some((a.as_str(), s.clone())),
+        _ => None,
+    };
+    let bootstrap =
+        ensure_bootstrap(&store, index, keyring, fixed.as_ref().map(|(a, s)| (*a, s))).await?;
+    let limits = Arc::new(policy::RateLimits::new(config.rate_limits()));
+    let auth_failures = Arc::new(AuthFailures::new(config.limits.auth_failures_per_min()));
+    metrics.watch_auth_failures(auth_failures.clone());
+    Ok(PolicyParts {
+        store,
+        bootstrap,
+        limits,
+        auth_failures,
+    })
+}
+
+/// The s3s service: the gateway's handlers, authentication (`IndexAuth`), access check
+/// (`RoleAccess`) and the range fallback route, under the POST Object size bound.
+fn build_s3_service(config: &Config, store: &Store, creds: Credentials) -> S3Service {
+    let mut gateway = Gateway::new(
+        store.clone(),
+        creds.clone(),
+        config.kms.is_some(),
+        config.region.clone(),
+    );
+    gateway.sigv2 = config.limits.sigv2();
+    let mut builder = S3ServiceBuilder::new(gateway.clone());
+    let mut s3_config = s3s::config::S3Config::default();
+    s3_config.post_object_max_file_size = config.limits.post_object_max_bytes();
+    builder.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(
+        s3_config,
+    ))));
+    builder.set_auth(IndexAuth(creds.clone()));
+    builder.set_access(RoleAccess::new(creds.clone(), config.kms.is_some()));
+    builder.set_route(RangeFallback { gateway, creds });
+    builder.build()
+}
+
+/// What [`spawn_listeners`] started.
+struct Listening {
+    s3_addr: std::net::SocketAddr,
+    admin_addr: std::net::SocketAddr,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Binds both listeners and spawns them (the S3 one through `pipeline`), the daily
+/// audit prune and the certificate watcher.
+async fn spawn_listeners(
+    config: &Config,
+    (s3_sock, admin_sock): (std::net::SocketAddr, std::net::SocketAddr),
+    tls: &tls::Tls,
+    storage: &Storage,
+    s3: S3Service,
+    pipeline: Pipeline,
+    admin_api: axum::Router,
+) -> Result<Listening> {
+    let metrics = &pipeline.metrics.clone();
+    tls.report_to(metrics)?;
+    let s3_listener = TcpListener::bind(s3_sock)
+        .await
+        .map_err(|e| Error::Config(format!("cannot listen on {s3_sock}: {e}")))?;
+    let admin_listener = TcpListener::bind(admin_sock)
+        .await
+        .map_err(|e| Error::Config(format!("cannot listen on {admin_sock}: {e}")))?;
+    let s3_addr = s3_listener
+        .local_addr()
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    let admin_addr = admin_listener
+        .local_addr()
+        .map_err(|e| Error::Internal(e.to_string()))?;
+
+    let (tx, rx) = watch::channel(false);
+    let grace = Duration::from_secs(config.shutdown_grace_secs);
+    let s3_task = tokio::spawn(listen::serve(
+        s3_listener,
+        ListenLimits::s3(&config.limits),
+        metrics.clone(),
+        tls.s3.clone(),
+        move |peer| request_service(s3.clone(), pipeline.clone(), peer),
+        rx.clone(),
+        grace,
+    ));
+    let prune_task = storage.audit.spawn_pruner(rx.clone());
+    let tls_task = tls.watch(rx.clone());
+    let app = router(AdminState {
+        store: storage.store.clone(),
+        metrics: metrics.clone(),
+    })
+    .merge(admin_api);
+    let admin_task = tokio::spawn(listen::serve(
+        admin_listener,
+        ListenLimits::admin(&config.limits),
+        metrics.clone(),
+        tls.admin.clone(),
+        move |peer| {
+            hyper_util::service::TowerToHyperService::new(
+                app.clone()
+                    .layer(axum::Extension(axum::extract::ConnectInfo(peer))),
+            )
+        },
+        rx,
+        grace,
+    ));
+    Ok(Listening {
+        s3_addr,
+        admin_addr,
+        shutdown: tx,
+        tasks: vec![s3_task, admin_task, prune_task, tls_task],
+    })
+}
+
+fn secure_data_dir(config: &Config) -> Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let dir = &config.data_dir;
+    let cannot = |what: &str, p: &std::path::Path, e: std::io::Error| {
+        Error::Config(format!("cannot {what} {}: {e}", p.display()))
+    };
+    if dir.exists() {
+        warn_if_shared(dir);
+    } else {
+        std::fs::create_dir_all(dir).map_err(|e| cannot("create data dir", dir, e))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| cannot("restrict data dir", dir, e))?;
+    }
+    let url = config.database_url();
+    let Some(path) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .map(|p| p.split('?').next().unwrap_or(p))
+        .filter(|p| !p.is_empty() && *p != ":memory:")
+    else {
+        return Ok(());
+    };
+    let db = std::path::Path::new(path);
+    if db.exists() {
+        for suffix in ["", "-wal", "-shm"] {
+            let f = std::path::PathBuf::from(format!("{path}{suffix}"));
+            if f.exists() {
+                warn_if_shared(&f);
+            }
+        }
+    } else if db.parent().is_some_and(std::path::Path::exists) {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(db)
+            .map_err(|e| cannot("create index database", db, e))?;
+    }
+    Ok(())
+}
+
+/// Warns when group or other users may read or enter `p`.
+fn warn_if_shared(p: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(m) = std::fs::metadata(p) {
+        let mode = m.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                path = %p.display(),
+                mode = format!("{mode:o}"),
+                "readable by other users of this host; restrict it (chmod 700 for the data dir, 600 for files)"
+            );
+        }
+    }
+}

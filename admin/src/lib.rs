@@ -8,5 +8,5 @@ pub mod audit;
 pub mod cli;
 pub mod error;
 
-pub use api::{AdminState, AuditState, router};
+pub use api::{AdminState, AuditState, S3Relay, router};
 pub use error::ApiError;

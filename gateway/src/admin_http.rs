@@ -48,6 +48,10 @@ pub struct AdminParts {
     pub metrics: Metrics,
     /// facts merged into `GET /status`: backend, key provider, region
     pub status: serde_json::Value,
+    /// the S3 listener's address, set once it is bound (the console's S3 requests go there)
+    pub s3_addr: Arc<std::sync::OnceLock<std::net::SocketAddr>>,
+    /// the S3 region (SigV4 scope of those requests)
+    pub region: String,
 }
 
 /// Router with /metrics, /health and /ready.

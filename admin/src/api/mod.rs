@@ -25,6 +25,7 @@
 //! `middleware.rs`, and the audit and evidence routes in `crate::audit`.
 
 mod approvals;
+mod chain;
 mod grants;
 mod keys;
 mod limits;
@@ -32,6 +33,7 @@ mod middleware;
 mod principals;
 mod quorum;
 mod roles;
+mod s3;
 mod status;
 mod tenants;
 mod token;
@@ -68,6 +70,7 @@ pub use keys::{CreatedKey, NewKey};
 pub use principals::{NewPrincipal, RoleChange};
 pub use quorum::RuleBody;
 pub use roles::NewRole;
+pub use s3::S3Relay;
 pub use status::{Health, Status};
 pub use tenants::NewTenant;
 pub use token::{TokenRequest, TokenResponse};
@@ -95,6 +98,9 @@ pub struct AdminState {
     /// called once per admin call with its operation name (`CreateAccessKey`, …), for
     /// the gateway's `admin_operations_total{operation}` counter
     pub on_operation: Option<OperationHook>,
+    /// the gateway's S3 listener, for the console's S3 requests under `/admin/v1/s3` (see
+    /// [`AdminState::with_s3_relay`]; without it they answer 503)
+    pub s3: Option<S3Relay>,
     started: Instant,
 }
 
@@ -126,6 +132,7 @@ impl AdminState {
             status_extra: None,
             audit: None,
             on_operation: None,
+            s3: None,
             started: Instant::now(),
         }
     }
@@ -161,6 +168,13 @@ impl AdminState {
     /// call with the operation name, after the answer is known.
     pub fn with_operation_hook(mut self, hook: OperationHook) -> AdminState {
         self.on_operation = Some(hook);
+        self
+    }
+
+    /// Serves `/admin/v1/s3…`: the caller's S3 requests, signed with the access key of its
+    /// session and sent to the S3 listener `relay` names (the web console's object browser).
+    pub fn with_s3_relay(mut self, relay: S3Relay) -> AdminState {
+        self.s3 = Some(relay);
         self
     }
 }
@@ -344,6 +358,7 @@ fn documented_routes() -> OpenApiRouter<AdminState> {
         .routes(routes!(status::health))
         .routes(routes!(status::status))
         .routes(routes!(token::token))
+        .routes(routes!(token::renew))
         .routes(routes!(
             principals::list_principals,
             principals::create_principal
@@ -381,9 +396,12 @@ fn documented_routes() -> OpenApiRouter<AdminState> {
         .routes(routes!(status::openapi_json))
         .routes(routes!(audit::list_audit))
         .routes(routes!(audit::get_audit))
+        .routes(routes!(chain::verify_chain))
         .routes(routes!(audit::export_evidence))
         .routes(routes!(audit::evidence_public_key))
         .routes(routes!(audit::get_evidence))
+        .routes(routes!(s3::list_buckets))
+        .routes(routes!(s3::get, s3::put, s3::post, s3::delete))
 }
 
 /// The OpenAPI document of the API.

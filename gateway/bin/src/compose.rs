@@ -10,7 +10,8 @@ use gateway::admin_http::AdminParts;
 
 /// The admin REST API (`/admin/v1`) over the gateway's policy store, token authority, rate
 /// limits, brute-force limiter, ledger and evidence key, counting each call in the gateway's
-/// `admin_operations_total` and adding the backend, key provider and region to `GET /status`.
+/// `admin_operations_total`, adding the backend, key provider and region to `GET /status`, and
+/// passing the web console's S3 requests (`/admin/v1/s3…`) to the S3 listener.
 pub fn admin_api(parts: AdminParts) -> axum::Router {
     let AdminParts {
         policy_store,
@@ -21,11 +22,14 @@ pub fn admin_api(parts: AdminParts) -> axum::Router {
         evidence_dir,
         metrics,
         status,
+        s3_addr,
+        region,
     } = parts;
     let mut state = admin::AdminState::new(policy_store, jwt, limits)
         .with_audit(audit.ledger, audit.evidence_key, evidence_dir)
         .with_operation_hook(Arc::new(move |op: &str| metrics.admin_operation(op)))
-        .with_auth_failures(auth_failures);
+        .with_auth_failures(auth_failures)
+        .with_s3_relay(admin::S3Relay::new(s3_addr, region));
     state.status_extra = Some(Arc::new(move || status.clone()));
     admin::router(state)
 }

@@ -198,6 +198,7 @@ pub async fn start(
     let limits = Arc::new(policy::RateLimits::new(config.rate_limits()));
     let auth_failures = Arc::new(AuthFailures::new(config.limits.auth_failures_per_min()));
     metrics.watch_auth_failures(auth_failures.clone());
+    let s3_addr_cell = Arc::new(std::sync::OnceLock::new());
     let admin_api = admin_api(AdminParts {
         policy_store: policy_store.clone(),
         jwt: Arc::new(config.jwt_authority()?),
@@ -211,6 +212,8 @@ pub async fn start(
             "key_provider": keyring.provider().kind(),
             "region": config.region,
         }),
+        s3_addr: s3_addr_cell.clone(),
+        region: config.region.clone(),
     });
     let authz = policy::Authorizer::new(policy_store, limits);
     let creds = Credentials::new(authz.clone());
@@ -246,6 +249,7 @@ pub async fn start(
     let admin_addr = admin_listener
         .local_addr()
         .map_err(|e| Error::Internal(e.to_string()))?;
+    let _ = s3_addr_cell.set(s3_addr);
 
     let (tx, rx) = watch::channel(false);
     let grace = Duration::from_secs(config.shutdown_grace_secs);

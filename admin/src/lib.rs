@@ -6,6 +6,7 @@
 pub mod api;
 pub mod audit;
 pub mod cli;
+pub mod console;
 pub mod error;
 
 pub use api::{AdminState, AuditState, S3Relay, router};

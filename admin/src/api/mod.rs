@@ -434,4 +434,5 @@ pub fn router(state: AdminState) -> Router {
         ))
         .layer(Extension(doc))
         .with_state(state)
+        .merge(crate::console::router())
 }

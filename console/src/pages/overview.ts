@@ -82,7 +82,7 @@ export async function overviewPage(main: HTMLElement, _ctx: Ctx): Promise<() => 
         keys,
         table("Key status", ["Item", "Value"], [
           ["key-encryption key provider", provider],
-          ["bucket data keys", "versioned per bucket, wrapped by the KEK; versions and rotation: vaultgate keys status (not yet in the admin API)"],
+          ["bucket data keys", "one versioned data key per bucket, wrapped by the KEK (versions and last rotation are not exposed by the admin API yet)"],
         ]),
       );
     } catch (e) {

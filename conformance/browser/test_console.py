@@ -139,6 +139,13 @@ def test_two_approvers_let_a_gated_bucket_deletion_through(console_gw, admin: Ad
     assert "Your own request" in row.inner_text()
     assert row.get_by_role("button").count() == 0
 
+    # a viewer sees what it may not do: no buttons, the role it lacks
+    viewer = new_context().new_page()
+    sign_in(viewer, console_gw, *admin.user(name("val"), "viewer"))
+    row_v = viewer.locator("tr", has=viewer.locator(f"code[id='{approval}']"))
+    row_v.get_by_text("Needs the role superadmin; yours is viewer").wait_for()
+    assert row_v.get_by_role("button").count() == 0
+
     pages = []
     for who in (alice, bob):
         pg = new_context().new_page()
@@ -160,6 +167,7 @@ def test_two_approvers_let_a_gated_bucket_deletion_through(console_gw, admin: Ad
     axe_check(a, "approval confirmation")
     dialog.get_by_role("button", name="Approve").click()
     a.locator("#approval-msg").get_by_text("1 more approval").wait_for()
+    row_a.get_by_text("You have voted").wait_for()
 
     # the requester retries: still held (one approval short)
     p = console_gw.aws(tmp_path, "s3", "rb", f"s3://{bucket}", check=False)
@@ -201,6 +209,49 @@ def test_a_gated_object_delete_in_the_console_shows_its_approval_request(console
     assert s3.get_object(Bucket=bucket, Key="docs/report.txt")["Body"].read() == b"quarterly numbers\n"
     link.click()
     page.locator(f"code[id='{approval}']").wait_for()
+
+
+def test_a_gated_identity_change_shows_its_approval_request(gateway_factory, new_context):
+    gw = gateway_factory("console-gated")
+    adm = Admin(gw)
+    adm.call("POST", "/principals", {"name": "pat", "role": "none", "tenant": "default"}, expect=201)
+    adm.call(
+        "PUT",
+        "/quorum/rules/role-changes",
+        {"action": "admin:ChangeRole", "approvals": 1, "approver_roles": ["superadmin"], "ttl_secs": 600},
+        expect=200,
+    )
+    page = new_context().new_page()
+    sign_in(page, gw, ACCESS_KEY, SECRET_KEY, "identities")
+    page.get_by_label("Role of pat").select_option("manager")
+    page.locator("tr", has_text="pat").get_by_role("button", name="Set role").click()
+    msg = page.locator("#identities-msg")
+    msg.get_by_text("ApprovalRequired").wait_for()
+    link = msg.locator("a[data-approval]")
+    approval = link.inner_text()
+    assert APPROVAL_ID.fullmatch(approval), approval
+    assert adm.call("GET", "/principals/pat", expect=200).json()["role"] != "manager"
+    link.click()
+    page.locator(f"code[id='{approval}']").wait_for()
+    assert "admin:ChangeRole" in page.locator("tr", has=page.locator(f"code[id='{approval}']")).inner_text()
+
+
+def test_upload_a_folder(console_gw, new_context, tmp_path):
+    bucket = name("dir")
+    s3 = s3_client(console_gw)
+    s3.create_bucket(Bucket=bucket)
+    folder = tmp_path / "photos"
+    (folder / "2024").mkdir(parents=True)
+    (folder / "a.txt").write_bytes(b"first")
+    (folder / "2024" / "b.txt").write_bytes(b"second")
+    page = new_context().new_page()
+    sign_in(page, console_gw, ACCESS_KEY, SECRET_KEY, f"buckets/{bucket}")
+    page.get_by_role("heading", name=f"{bucket}/").wait_for()
+    page.set_input_files("#upload-folder", str(folder))
+    expect(page.locator("li.upload .upstate", has_text="done")).to_have_count(2)
+    page.get_by_role("link", name="photos/").wait_for()
+    got = {o["Key"]: s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read() for o in s3.list_objects_v2(Bucket=bucket)["Contents"]}
+    assert got == {"photos/a.txt": b"first", "photos/2024/b.txt": b"second"}, got
 
 
 def test_upload_50_mib_with_progress_pause_resume_then_download(console_gw, new_context, tmp_path, shots):

@@ -24,6 +24,8 @@ interface Session {
   token: string;
   expiresAt: number;
   principal: string;
+  role: string | null;
+  tenant: string;
 }
 
 let session: Session | null = null;
@@ -36,6 +38,11 @@ export function onSessionEnded(f: (reason: string) => void): void {
 
 export function signedIn(): string | null {
   return session?.principal ?? null;
+}
+
+/** The signed-in principal's built-in role (null: grants only) and tenant, as of sign-in. */
+export function signedInAs(): { role: string | null; tenant: string } | null {
+  return session ? { role: session.role, tenant: session.tenant } : null;
 }
 
 export function sessionExpiresAt(): number | null {
@@ -88,10 +95,12 @@ export async function signIn(accessKey: string, secretKey: string): Promise<void
   });
   if (!resp.ok) throw await errorOf(resp);
   const r = (await resp.json()) as { token: string; expires_in: number };
-  session = { token: r.token, expiresAt: Date.now() + r.expires_in * 1000, principal: "" };
+  session = { token: r.token, expiresAt: Date.now() + r.expires_in * 1000, principal: "", role: null, tenant: "" };
   schedule(r.expires_in);
-  const st = await call<{ caller: string }>("GET", "/status");
+  const st = await call<{ caller: string; caller_role?: string | null; caller_tenant?: string }>("GET", "/status");
   session.principal = st.caller;
+  session.role = st.caller_role ?? null;
+  session.tenant = st.caller_tenant ?? "";
 }
 
 export async function errorOf(resp: Response): Promise<ApiError> {

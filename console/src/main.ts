@@ -2,7 +2,7 @@
 // (the gateway answers index.html for every such path). Each page renders into <main> and
 // returns a cleanup that stops its timers when the user leaves it.
 
-import { ApiError, endSession, onSessionEnded, signIn, signedIn } from "./api";
+import { ApiError, endSession, onSessionEnded, signIn, signedIn, signedInAs } from "./api";
 import { errorNotice, field, h, input, replace } from "./dom";
 import { approvalsPage } from "./pages/approvals";
 import { auditPage } from "./pages/audit";
@@ -129,7 +129,7 @@ async function render(): Promise<void> {
     h(
       "div",
       { class: "who" },
-      h("span", {}, "Signed in as ", h("strong", { id: "whoami" }, who)),
+      h("span", {}, "Signed in as ", h("strong", { id: "whoami" }, who), ` (${signedInAs()?.role ?? "grants only"}, tenant ${signedInAs()?.tenant ?? "?"})`),
       h("button", { type: "button", onclick: () => endSession("You signed out.") }, "Sign out"),
     ),
   );

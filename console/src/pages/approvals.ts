@@ -2,7 +2,7 @@
 // many approvals are still needed and when the request expires; approve or reject after a
 // confirmation. The caller's own requests are shown as not approvable. Refreshes every 5 s.
 
-import { all, call, signedIn } from "../api";
+import { all, call, signedIn, signedInAs } from "../api";
 import type { Ctx } from "../main";
 import { confirmDialog, errorNotice, h, notice, relative, replace, select, table, time } from "../dom";
 
@@ -33,6 +33,7 @@ export function stillNeeded(a: Approval): number {
 
 export async function approvalsPage(main: HTMLElement, ctx: Ctx): Promise<() => void> {
   const me = signedIn();
+  const myRole = signedInAs()?.role ?? null;
   const state = select(
     "state",
     [
@@ -86,11 +87,17 @@ export async function approvalsPage(main: HTMLElement, ctx: Ctx): Promise<() => 
       const rows = items.map((a) => {
         const own = a.requester === me;
         const open = a.state === "pending";
+        const eligible = myRole !== null && a.approver_roles.includes(myRole);
+        const voted = a.votes.some((v) => v.approver === me);
         const actions = !open
           ? h("span", {}, "–")
           : own
             ? h("span", { class: "own" }, "Your own request: another approver must decide")
-            : h(
+            : voted
+              ? h("span", { class: "own" }, "You have voted")
+              : !eligible
+                ? h("span", { class: "own" }, `Needs the role ${a.approver_roles.join(" or ")}; yours is ${myRole ?? "none (grants only)"}`)
+                : h(
                 "span",
                 { class: "actions" },
                 h("button", { type: "button", class: "primary", "data-action": "approve", "data-id": a.id, "aria-label": `Approve ${a.id}`, onclick: () => void vote(a, "approve") }, "Approve"),

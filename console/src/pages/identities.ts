@@ -97,7 +97,7 @@ export async function identitiesPage(main: HTMLElement, ctx: Ctx): Promise<void>
         "Principals",
         ["Name", "Kind", "Tenant", "Role", "State", "Created", ""],
         v.map((p) => {
-          const role = select("role", ROLES, p.role ?? "none");
+          const role = select("role", ROLES, p.role || "none");
           role.setAttribute("aria-label", `Role of ${p.name}`);
           return [
             p.name,

@@ -857,6 +857,7 @@ async fn openapi_document_covers_every_route_and_validates() {
         ("GET", "/admin/v1/evidence/public-key"),
         // the web console's additions (docs/CONSOLE.md)
         ("POST", "/admin/v1/auth/renew"),
+        ("GET", "/admin/v1/key-status"),
         ("GET", "/admin/v1/audit/verify"),
         ("GET", "/admin/v1/s3"),
         ("GET", "/admin/v1/s3/{bucket}"),

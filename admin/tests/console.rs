@@ -399,3 +399,79 @@ async fn the_new_routes_are_in_the_openapi_document() {
         assert!(params.iter().any(|x| x["name"] == p), "{p}");
     }
 }
+
+#[tokio::test]
+async fn key_status_lists_each_tenants_bucket_keys_for_superadmins_only() {
+    let mut e = env().await;
+    let r = e.get("/admin/v1/key-status").await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{:?}", r.body);
+    // the gateway's hook (here: the rows its index would return)
+    let hook: admin::api::KeyStatusHook = std::sync::Arc::new(|| {
+        Box::pin(async {
+            Ok(["acme-data", "shared-logs"]
+                .iter()
+                .enumerate()
+                .map(|(i, b)| admin::api::BucketKey {
+                    bucket: (*b).to_owned(),
+                    version: 2 + i as u32,
+                    versions: 2 + i as u32,
+                    kek_id: "file:abc".into(),
+                    rotated_ms: 1_700_000_000_000,
+                })
+                .collect())
+        })
+    });
+    let mut st = e.state.clone().with_key_status(hook);
+    st.status_extra = Some(std::sync::Arc::new(|| json!({"key_provider": "file"})));
+    e.router = admin::router(st.clone());
+    e.state = st;
+    e.state
+        .store
+        .assign_bucket("shared-logs", "default")
+        .await
+        .unwrap();
+    let r = e.post("/admin/v1/tenants", json!({"name": "acme"})).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    e.state
+        .store
+        .assign_bucket("acme-data", "acme")
+        .await
+        .unwrap();
+    let r = e.get("/admin/v1/key-status").await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["key_provider"], "file");
+    let names: Vec<&str> = r.body["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["bucket"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["acme-data", "shared-logs"]);
+    assert_eq!(r.body["buckets"][0]["version"], 2);
+    // no key material in the answer
+    assert!(!r.body.to_string().contains("wrapped"));
+    // acme's SuperAdmin sees acme's bucket only; a viewer nothing
+    let boss = e.user_token("boss", "superadmin", "acme").await;
+    let r = e
+        .req(Method::GET, "/admin/v1/key-status", Some(&boss), None, &[])
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["buckets"].as_array().unwrap().len(), 1);
+    assert_eq!(r.body["buckets"][0]["bucket"], "acme-data");
+    let viewer = e.user_token("vik", "viewer", "default").await;
+    let r = e
+        .req(
+            Method::GET,
+            "/admin/v1/key-status",
+            Some(&viewer),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(error_code(&r), "Forbidden");
+    let r = e
+        .req(Method::GET, "/admin/v1/key-status", None, None, &[])
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+}

@@ -402,6 +402,10 @@ def test_overview_shows_health_readiness_and_traffic(console_gw, new_context, sh
     text = page.locator("main").inner_text()
     for want in ("Health", "live", "Readiness", "key provider", "backend", "S3 requests", "S3 bytes in"):
         assert want in text, want
+    # key status: the KEK provider and the buckets' current data keys (the upload test's bucket has one)
+    page.locator("#key-status table").wait_for()
+    assert page.locator("#kek-provider").inner_text() == "file"
+    assert page.locator("#key-status tbody tr").count() >= 1
     axe_check(page, "overview")
     shot(page, shots, "overview")
 

@@ -52,6 +52,8 @@ pub struct AdminParts {
     pub s3_addr: Arc<std::sync::OnceLock<std::net::SocketAddr>>,
     /// the S3 region (SigV4 scope of those requests)
     pub region: String,
+    /// the object layer (the key status reads the buckets' current data keys from its index)
+    pub store: Store,
 }
 
 /// Router with /metrics, /health and /ready.

@@ -28,6 +28,7 @@ mod approvals;
 mod chain;
 mod grants;
 mod keys;
+mod keystatus;
 mod limits;
 mod middleware;
 mod principals;
@@ -67,6 +68,7 @@ use crate::error::{ApiError, ErrorBody};
 pub use approvals::NewApproval;
 pub use grants::NewGrant;
 pub use keys::{CreatedKey, NewKey};
+pub use keystatus::{BucketKey, KeyStatus, KeyStatusHook};
 pub use principals::{NewPrincipal, RoleChange};
 pub use quorum::RuleBody;
 pub use roles::NewRole;
@@ -101,6 +103,8 @@ pub struct AdminState {
     /// the gateway's S3 listener, for the console's S3 requests under `/admin/v1/s3` (see
     /// [`AdminState::with_s3_relay`]; without it they answer 503)
     pub s3: Option<S3Relay>,
+    /// the buckets' current data keys, for `GET /key-status` (see [`AdminState::with_key_status`])
+    pub key_status: Option<KeyStatusHook>,
     started: Instant,
 }
 
@@ -133,6 +137,7 @@ impl AdminState {
             audit: None,
             on_operation: None,
             s3: None,
+            key_status: None,
             started: Instant::now(),
         }
     }
@@ -175,6 +180,12 @@ impl AdminState {
     /// session and sent to the S3 listener `relay` names (the web console's object browser).
     pub fn with_s3_relay(mut self, relay: S3Relay) -> AdminState {
         self.s3 = Some(relay);
+        self
+    }
+
+    /// Serves `GET /key-status` with the data keys `hook` reads (without it: 503).
+    pub fn with_key_status(mut self, hook: KeyStatusHook) -> AdminState {
+        self.key_status = Some(hook);
         self
     }
 }
@@ -357,6 +368,7 @@ fn documented_routes() -> OpenApiRouter<AdminState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(status::health))
         .routes(routes!(status::status))
+        .routes(routes!(keystatus::key_status))
         .routes(routes!(token::token))
         .routes(routes!(token::renew))
         .routes(routes!(

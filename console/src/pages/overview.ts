@@ -4,7 +4,7 @@
 
 import { call } from "../api";
 import type { Ctx } from "../main";
-import { bytes, errorNotice, h, notice, replace, table } from "../dom";
+import { bytes, errorNotice, h, notice, replace, table, time } from "../dom";
 
 interface Status {
   version: string;
@@ -12,6 +12,11 @@ interface Status {
   principals: number;
   caller: string;
   extra: Record<string, unknown>;
+}
+
+interface KeyStatus {
+  key_provider: string;
+  buckets: { bucket: string; version: number; versions: number; kek_id: string; rotated_ms: number }[];
 }
 
 type Sample = { at: number; values: Map<string, number> };
@@ -77,16 +82,23 @@ export async function overviewPage(main: HTMLElement, _ctx: Ctx): Promise<() => 
       const st = await call<Status>("GET", "/status");
       const extra = Object.entries(st.extra).map(([k, v]) => [k.replace(/_/g, " "), String(v)]);
       replace(facts, table("Gateway", ["Fact", "Value"], [["version", st.version], ["uptime", `${Math.round(st.uptime_secs / 60)} min`], ["principals", String(st.principals)], ...extra]));
-      const provider = String(st.extra["key_provider"] ?? "unknown");
-      replace(
-        keys,
-        table("Key status", ["Item", "Value"], [
-          ["key-encryption key provider", provider],
-          ["bucket data keys", "one versioned data key per bucket, wrapped by the KEK (versions and last rotation are not exposed by the admin API yet)"],
-        ]),
-      );
     } catch (e) {
       replace(facts, errorNotice(e));
+    }
+    try {
+      const ks = await call<KeyStatus>("GET", "/key-status");
+      replace(
+        keys,
+        h("p", {}, "Key-encryption key provider: ", h("strong", { id: "kek-provider" }, ks.key_provider)),
+        table(
+          "Bucket data keys (current version; older versions still open older objects)",
+          ["Bucket", "Version", "Versions", "Wrapped by KEK", "Last rotation"],
+          ks.buckets.map((b) => [b.bucket, String(b.version), String(b.versions), h("code", {}, b.kek_id), time(b.rotated_ms)]),
+          "No bucket has a data key yet (a bucket gets one with its first object).",
+        ),
+      );
+    } catch (e) {
+      replace(keys, errorNotice(e));
     }
     try {
       const resp = await fetch("/metrics", { cache: "no-store" });

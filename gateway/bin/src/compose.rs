@@ -24,12 +24,33 @@ pub fn admin_api(parts: AdminParts) -> axum::Router {
         status,
         s3_addr,
         region,
+        store,
     } = parts;
     let mut state = admin::AdminState::new(policy_store, jwt, limits)
         .with_audit(audit.ledger, audit.evidence_key, evidence_dir)
         .with_operation_hook(Arc::new(move |op: &str| metrics.admin_operation(op)))
         .with_auth_failures(auth_failures)
-        .with_s3_relay(admin::S3Relay::new(s3_addr, region));
+        .with_s3_relay(admin::S3Relay::new(s3_addr, region))
+        .with_key_status(Arc::new(move || {
+            let store = store.clone();
+            Box::pin(async move {
+                let keys = store
+                    .index()
+                    .data_key_summary()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(keys
+                    .into_iter()
+                    .map(|k| admin::api::BucketKey {
+                        bucket: k.bucket,
+                        version: k.version,
+                        versions: k.versions,
+                        kek_id: k.kek_id,
+                        rotated_ms: k.created_ms,
+                    })
+                    .collect())
+            })
+        }));
     state.status_extra = Some(Arc::new(move || status.clone()));
     admin::router(state)
 }

@@ -214,6 +214,7 @@ pub async fn start(
         }),
         s3_addr: s3_addr_cell.clone(),
         region: config.region.clone(),
+        store: store.clone(),
     });
     let authz = policy::Authorizer::new(policy_store, limits);
     let creds = Credentials::new(authz.clone());

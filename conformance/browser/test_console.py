@@ -321,6 +321,35 @@ def test_upload_50_mib_with_progress_pause_resume_then_download(console_gw, new_
     axe_check(page, "buckets")
 
 
+def test_cancel_aborts_the_multipart_upload(console_gw, new_context, tmp_path):
+    bucket = name("cancel")
+    s3 = s3_client(console_gw)
+    s3.create_bucket(Bucket=bucket)
+    src = tmp_path / "half.bin"
+    vg.write_payload(src, 24 * MiB)
+    ctx = new_context()
+    page = ctx.new_page()
+    sign_in(page, console_gw, ACCESS_KEY, SECRET_KEY, f"buckets/{bucket}")
+    page.get_by_role("heading", name=f"{bucket}/").wait_for()
+    cdp = ctx.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send("Network.emulateNetworkConditions", {"offline": False, "latency": 5, "downloadThroughput": -1, "uploadThroughput": 4 * MiB})
+    page.set_input_files("#upload-files", str(src))
+    row = page.locator("li.upload", has_text="half.bin")
+    bar = row.locator("progress")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and bar.evaluate("e => e.value") < 9 * MiB:
+        page.wait_for_timeout(100)
+    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads"), "a multipart upload is under way"
+    row.get_by_role("button", name="Cancel").click()
+    row.locator(".upstate").get_by_text("cancelled").wait_for()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and s3.list_multipart_uploads(Bucket=bucket).get("Uploads"):
+        time.sleep(0.2)
+    assert not s3.list_multipart_uploads(Bucket=bucket).get("Uploads"), "the upload was aborted"
+    assert s3.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
+
+
 def test_a_new_key_shows_its_secret_exactly_once(console_gw, admin, new_context, seen, shots):
     kate = name("kate")
     admin.call("POST", "/principals", {"name": kate, "role": "manager", "tenant": "default"}, expect=201)

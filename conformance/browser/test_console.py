@@ -80,6 +80,34 @@ def test_sign_in_failure_then_success_and_the_session_lives_in_memory_only(conso
     assert page.locator("#whoami").count() == 0
 
 
+def test_keyboard_only_sign_in_and_navigation(console_gw, new_context):
+    page = new_context().new_page()
+    page.goto(f"{console_gw.admin}/console/")
+    page.get_by_label("Access key id").wait_for()
+    # the access key field has the focus on arrival; Tab reaches the secret, Enter signs in
+    assert page.evaluate("() => document.activeElement.name") == "access_key"
+    page.keyboard.type(ACCESS_KEY)
+    page.keyboard.press("Tab")
+    page.keyboard.type(SECRET_KEY)
+    page.keyboard.press("Enter")
+    page.locator("#whoami").wait_for()
+    # from the skip link at the top, Tab walks the navigation in order
+    page.locator(".skip").focus()
+    order = ["Skip to content"]
+    for _ in range(7):
+        page.keyboard.press("Tab")
+        order.append(page.evaluate("() => document.activeElement.textContent.trim()"))
+    assert order[:6] == ["Skip to content", "Approvals", "Buckets", "Audit", "Identities", "Overview"], order
+    for _ in range(len(order) - 1 - order.index("Audit")):
+        page.keyboard.press("Shift+Tab")
+    assert page.evaluate("() => document.activeElement.textContent.trim()") == "Audit"
+    page.keyboard.press("Enter")
+    page.get_by_role("heading", name="Audit", exact=True).wait_for()
+    # the page's first control is reachable and named
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => document.activeElement.textContent.trim()") == "Verify the chain now"
+
+
 def test_a_revoked_key_ends_the_session(console_gw, admin, new_context):
     ak, sk = admin.user(name("eve"), "viewer")
     page = new_context().new_page()

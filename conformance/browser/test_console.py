@@ -189,6 +189,12 @@ def test_two_approvers_let_a_gated_bucket_deletion_through(console_gw, admin: Ad
     row_a.get_by_role("button", name=f"Approve {approval}").click()
     a.get_by_role("dialog").get_by_role("button", name="Cancel").click()
     assert admin.call("GET", f"/approvals/{approval}").json()["votes"] == []
+    # and so does Escape (the focus starts on Cancel, never on the decision)
+    row_a.get_by_role("button", name=f"Approve {approval}").click()
+    assert a.evaluate("() => document.activeElement.textContent") == "Cancel"
+    a.keyboard.press("Escape")
+    expect(a.get_by_role("dialog")).to_have_count(0)
+    assert admin.call("GET", f"/approvals/{approval}").json()["votes"] == []
     row_a.get_by_role("button", name=f"Approve {approval}").click()
     dialog = a.get_by_role("dialog")
     assert approval in dialog.inner_text()

@@ -5,7 +5,9 @@
 //! So a console request is an ordinary S3 request of that principal: the S3 listener
 //! authenticates it, authorises it (roles, grants, tenants, quorum gates, rate limits) and
 //! records its S3 audit event exactly as for aws cli; this route adds the admin event of the
-//! call (`admin.S3Get`, …) and nothing else. The browser never holds a secret or a presigned
+//! call (`admin.S3Get`, …) and nothing else. Successful answers are S3's (XML or the object
+//! bytes); S3 errors become the admin API's JSON errors with S3's status and code (and the
+//! approval id when a quorum rule holds the request), the S3 request id in `x-amz-request-id`. The browser never holds a secret or a presigned
 //! URL; it holds the session token only. Routes: `GET /admin/v1/s3` (ListBuckets) and
 //! `GET|PUT|POST|DELETE /admin/v1/s3/{bucket}?key=<object key>&<S3 query>` (every other query
 //! parameter is passed on, e.g. `list-type=2&prefix=a/&delimiter=/`, `uploads`,
@@ -355,6 +357,35 @@ async fn relay(
         )
     })?;
     let (rparts, rbody) = resp.into_parts();
+    let s3_request_id = rparts.headers.get("x-amz-request-id").cloned();
+    if rparts.status.is_client_error() || rparts.status.is_server_error() {
+        // S3's XML error → the admin API's JSON error (same status and code, approval id when a
+        // quorum rule holds the request); the S3 request id stays in its header
+        let bytes = axum::body::to_bytes(Body::new(rbody), 64 * 1024)
+            .await
+            .unwrap_or_default();
+        let (code, message) = s3_error(&bytes).unwrap_or_else(|| {
+            (
+                format!("S3Http{}", rparts.status.as_u16()),
+                "the S3 listener refused the request".into(),
+            )
+        });
+        let message = if message.is_empty() {
+            format!("S3 refused the request ({code})")
+        } else {
+            message
+        };
+        let mut e = ApiError::new(rparts.status, &code, message.clone());
+        e.approval_id = approval_id_in(&message);
+        let mut resp = e.into_response();
+        if let Some(v) = s3_request_id {
+            resp.headers_mut().insert("x-amz-request-id", v);
+        }
+        if let Some(v) = rparts.headers.get(header::RETRY_AFTER) {
+            resp.headers_mut().insert(header::RETRY_AFTER, v.clone());
+        }
+        return Ok(resp);
+    }
     let mut answer = Response::new(Body::new(rbody));
     *answer.status_mut() = rparts.status;
     let h = answer.headers_mut();
@@ -374,4 +405,81 @@ async fn relay(
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(answer.into_response())
+}
+
+/// `<Error><Code>…</Code><Message>…</Message></Error>` → (code, message).
+fn s3_error(xml: &[u8]) -> Option<(String, String)> {
+    use quick_xml::events::Event;
+    let mut r = quick_xml::Reader::from_reader(xml);
+    let (mut code, mut message) = (None, String::new());
+    let mut path = Vec::<Vec<u8>>::new();
+    let mut text = String::new();
+    let mut buf = Vec::new();
+    loop {
+        match r.read_event_into(&mut buf).ok()? {
+            Event::Start(t) => {
+                path.push(t.name().as_ref().to_vec());
+                text.clear();
+            }
+            Event::Text(t) => text.push_str(&t.decode().ok()?),
+            // entities arrive apart from the text around them (`&amp;`, `&#38;`)
+            Event::GeneralRef(e) => match e.resolve_char_ref().ok()? {
+                Some(c) => text.push(c),
+                None => text.push_str(quick_xml::escape::resolve_predefined_entity(
+                    &e.decode().ok()?,
+                )?),
+            },
+            Event::End(_) => {
+                match path.as_slice() {
+                    [e, c] if e == b"Error" && c == b"Code" => code = Some(text.clone()),
+                    [e, m] if e == b"Error" && m == b"Message" => message = text.clone(),
+                    _ => {}
+                }
+                path.pop();
+                text.clear();
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+        buf.clear();
+    }
+    code.filter(|c| !c.is_empty() && c.len() <= 64 && c.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .map(|c| (c, message))
+}
+
+/// The approval request an S3 refusal names (`apr-…`), if any.
+fn approval_id_in(message: &str) -> Option<String> {
+    let start = message.find("apr-")?;
+    let id: String = message[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect();
+    (id.len() > 4).then_some(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s3_errors_are_read_and_approval_ids_found() {
+        let xml = br#"<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>approval required: request apr-1a2b3c needs 2 approvals &amp; more</Message><RequestId>X1</RequestId></Error>"#;
+        let (code, msg) = s3_error(xml).unwrap();
+        assert_eq!(code, "AccessDenied");
+        assert_eq!(
+            msg,
+            "approval required: request apr-1a2b3c needs 2 approvals & more"
+        );
+        assert_eq!(approval_id_in(&msg).as_deref(), Some("apr-1a2b3c"));
+        assert_eq!(approval_id_in("no approval here"), None);
+        assert_eq!(approval_id_in("apr-"), None);
+        for bad in [
+            &b""[..],
+            b"not xml <",
+            b"<Other><Code>X</Code></Other>",
+            b"<Error><Code>a b</Code></Error>",
+        ] {
+            assert_eq!(s3_error(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
 }

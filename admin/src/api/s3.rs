@@ -254,7 +254,7 @@ async fn relay(
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "Unavailable",
-            "S3 access through the admin API is not configured",
+            "S3 access through the admin API is not available on this gateway (it is off when the S3 listener uses TLS)",
         )
     })?;
     let (path, key) = s3_path(bucket.as_deref(), req.uri().query())?;

@@ -23,6 +23,7 @@ pub fn admin_api(parts: AdminParts) -> axum::Router {
         metrics,
         status,
         s3_addr,
+        s3_tls,
         region,
         store,
     } = parts;
@@ -30,7 +31,6 @@ pub fn admin_api(parts: AdminParts) -> axum::Router {
         .with_audit(audit.ledger, audit.evidence_key, evidence_dir)
         .with_operation_hook(Arc::new(move |op: &str| metrics.admin_operation(op)))
         .with_auth_failures(auth_failures)
-        .with_s3_relay(admin::S3Relay::new(s3_addr, region))
         .with_key_status(Arc::new(move || {
             let store = store.clone();
             Box::pin(async move {
@@ -52,5 +52,10 @@ pub fn admin_api(parts: AdminParts) -> axum::Router {
             })
         }));
     state.status_extra = Some(Arc::new(move || status.clone()));
+    // the console's S3 relay speaks plain HTTP to the S3 listener on loopback; with TLS there
+    // it stays off and /admin/v1/s3… answers 503 (docs/CONSOLE.md)
+    if !s3_tls {
+        state = state.with_s3_relay(admin::S3Relay::new(s3_addr, region));
+    }
     admin::router(state)
 }

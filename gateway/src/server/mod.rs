@@ -213,6 +213,7 @@ pub async fn start(
             "region": config.region,
         }),
         s3_addr: s3_addr_cell.clone(),
+        s3_tls: tls.s3.is_some(),
         region: config.region.clone(),
         store: store.clone(),
     });

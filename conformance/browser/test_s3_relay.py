@@ -6,7 +6,11 @@ key's token gets nothing — and each call leaves its admin event and its S3 eve
 
 from __future__ import annotations
 
+import os
+import subprocess
+import time
 import uuid
+from pathlib import Path
 
 import requests
 from conftest import Admin
@@ -90,3 +94,67 @@ def test_relay_authorises_like_the_s3_path(console_gw, admin: Admin):
     assert (s3_ev[0]["kind"], s3_ev[0]["action"], s3_ev[0]["outcome"], s3_ev[0]["principal"]) == ("s3", "PutObject", "denied", f"viewer-{sfx}")
     assert (adm_ev[0]["kind"], adm_ev[0]["action"], adm_ev[0]["status"], adm_ev[0]["principal"]) == ("admin", "admin.S3Put", 403, f"viewer-{sfx}")
     assert (adm_ev[0]["bucket"], adm_ev[0]["key"]) == (bucket, "denied")
+
+
+def _self_signed(dir: Path, name: str) -> tuple[Path, Path]:
+    cert, key = dir / f"{name}.pem", dir / f"{name}.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-keyout", str(key), "-out", str(cert), "-days", "30", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost"],
+        check=True, capture_output=True, timeout=60,
+    )
+    key.chmod(0o600)
+    return cert, key
+
+
+def test_relay_over_tls_trusts_exactly_the_certificate_the_s3_listener_serves(vaultgate_bin, log_dir, tmp_path):
+    import vg_clients_conftest as vg
+
+    import urllib3
+
+    urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)  # this client is not under test
+    cert, key = _self_signed(tmp_path, "served")
+    s3_port, admin_port = vg.free_port(), vg.free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULTGATE_", "AWS_"))}
+    env.update(
+        VAULTGATE_DATA_DIR=str(tmp_path / "data"),
+        VAULTGATE_S3_ADDR=f"127.0.0.1:{s3_port}",
+        VAULTGATE_ADMIN_ADDR=f"127.0.0.1:{admin_port}",
+        VAULTGATE_TLS_CERT=str(cert),
+        VAULTGATE_TLS_KEY=str(key),
+        VAULTGATE_ACCESS_KEY=vg.ACCESS_KEY,
+        VAULTGATE_SECRET_KEY=vg.SECRET_KEY,
+    )
+    admin = f"https://127.0.0.1:{admin_port}"
+    with open(Path(log_dir) / "console-tls.log", "wb") as logf:
+        proc = subprocess.Popen([vaultgate_bin, "serve"], env=env, stdout=logf, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if requests.get(f"{admin}/ready", verify=False, timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            assert time.monotonic() < deadline and proc.poll() is None, "TLS gateway did not start"
+            time.sleep(0.2)
+        # (the certificate names localhost, not 127.0.0.1: the relay trusts it by pinning)
+        tok = requests.post(f"{admin}/admin/v1/auth/token", json={"access_key": vg.ACCESS_KEY, "secret_key": vg.SECRET_KEY},
+                            verify=False, timeout=10).json()["token"]
+        h = {"authorization": f"Bearer {tok}"}
+        assert requests.put(f"{admin}/admin/v1/s3/tls-bucket", headers=h, verify=False, timeout=30).status_code == 200
+        body = os.urandom(3 * MiB)
+        r = requests.put(f"{admin}/admin/v1/s3/tls-bucket", params={"key": "k"}, data=body, headers=h, verify=False, timeout=60)
+        assert r.status_code == 200, r.text
+        r = requests.get(f"{admin}/admin/v1/s3/tls-bucket", params={"key": "k"}, headers=h, verify=False, timeout=60)
+        assert r.status_code == 200 and r.content == body
+        # another certificate in the file: the listener keeps serving the old one (its key no
+        # longer matches, the reload is refused) and the relay no longer trusts what it is served
+        other, _ = _self_signed(tmp_path, "other")
+        cert.write_bytes(other.read_bytes())
+        r = requests.get(f"{admin}/admin/v1/s3/tls-bucket", params={"key": "k"}, headers=h, verify=False, timeout=60)
+        assert r.status_code == 503 and r.json()["error"]["code"] == "Unavailable", r.text
+    finally:
+        proc.terminate()
+        proc.wait(20)

@@ -15,6 +15,7 @@
 //! refused with 400.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
@@ -37,13 +38,16 @@ use super::{AdminState, Caller, ms_now};
 use crate::audit::Audit;
 use crate::error::{ApiError, ErrorBody};
 
-/// Where the console's S3 requests go: the gateway's S3 listener (set once it is bound) and
-/// its region (the SigV4 scope).
+/// Where the console's S3 requests go: the gateway's S3 listener (set once it is bound), its
+/// region (the SigV4 scope), and, when that listener has TLS, the certificate file it serves
+/// (the relay trusts exactly that certificate: it talks to its own process on loopback, whose
+/// address no public certificate names).
 #[derive(Clone)]
 pub struct S3Relay {
     addr: Arc<OnceLock<SocketAddr>>,
     region: String,
     client: Client<HttpConnector, Body>,
+    tls: Option<tokio_rustls::TlsConnector>,
 }
 
 impl S3Relay {
@@ -57,7 +61,61 @@ impl S3Relay {
             addr,
             region: region.into(),
             client: Client::builder(TokioExecutor::new()).build(http),
+            tls: None,
         }
+    }
+
+    /// A relay to an S3 listener with TLS, trusting exactly the leaf certificate of `cert_file`
+    /// (the listener's PEM chain, read again at every connection, so a reload in place is
+    /// followed; the handshake signature is checked as usual).
+    pub fn with_tls(
+        addr: Arc<OnceLock<SocketAddr>>,
+        region: impl Into<String>,
+        cert_file: PathBuf,
+    ) -> Result<S3Relay, String> {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let verifier = Arc::new(PinnedLeaf {
+            cert_file,
+            provider: provider.clone(),
+        });
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        // every connection checks the certificate again (a resumed session would not)
+        config.resumption = rustls::client::Resumption::disabled();
+        let mut relay = S3Relay::new(addr, region);
+        relay.tls = Some(tokio_rustls::TlsConnector::from(Arc::new(config)));
+        Ok(relay)
+    }
+
+    /// Sends `req` (origin-form URI, `Host` set) to `target` over TLS: one connection per
+    /// request (the console sends few, large requests).
+    async fn send_tls(
+        connector: &tokio_rustls::TlsConnector,
+        target: SocketAddr,
+        req: http::Request<Body>,
+    ) -> Result<http::Response<hyper::body::Incoming>, String> {
+        let tcp = tokio::net::TcpStream::connect(target)
+            .await
+            .map_err(|e| e.to_string())?;
+        let _ = tcp.set_nodelay(true);
+        let name = rustls::pki_types::ServerName::IpAddress(target.ip().into());
+        let tls = connector
+            .connect(name, tcp)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+                .await
+                .map_err(|e| e.to_string())?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        sender.send_request(req).await.map_err(|e| e.to_string())
     }
 
     fn target(&self) -> Option<SocketAddr> {
@@ -70,6 +128,73 @@ impl S3Relay {
             });
         }
         Some(a)
+    }
+}
+
+/// Trusts exactly the leaf certificate in `cert_file` (the S3 listener's own), read at every
+/// handshake; the handshake signature is verified with the provider's algorithms.
+#[derive(Debug)]
+struct PinnedLeaf {
+    cert_file: PathBuf,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for PinnedLeaf {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        use rustls::pki_types::pem::PemObject;
+        let leaf = rustls::pki_types::CertificateDer::pem_file_iter(&self.cert_file)
+            .ok()
+            .and_then(|mut certs| certs.next())
+            .and_then(Result::ok);
+        match leaf {
+            Some(leaf) if leaf.as_ref() == end_entity.as_ref() => {
+                Ok(rustls::client::danger::ServerCertVerified::assertion())
+            }
+            _ => Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure,
+            )),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
@@ -254,7 +379,7 @@ async fn relay(
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "Unavailable",
-            "S3 access through the admin API is not available on this gateway (it is off when the S3 listener uses TLS)",
+            "S3 access through the admin API is not available on this gateway",
         )
     })?;
     let (path, key) = s3_path(bucket.as_deref(), req.uri().query())?;
@@ -297,7 +422,10 @@ async fn relay(
     }
     let mut out = http::Request::builder()
         .method(parts.method.clone())
-        .uri(format!("http://{host}{path}"))
+        .uri(format!(
+            "{}://{host}{path}",
+            if relay.tls.is_some() { "https" } else { "http" }
+        ))
         .body(if matches!(parts.method, Method::GET | Method::DELETE) {
             Body::empty()
         } else {
@@ -348,7 +476,14 @@ async fn relay(
         .map_err(ApiError::internal)?
         .into_parts();
     instructions.apply_to_request_http1x(&mut out);
-    let resp = relay.client.request(out).await.map_err(|e| {
+    let sent = match &relay.tls {
+        None => relay.client.request(out).await.map_err(|e| e.to_string()),
+        Some(connector) => {
+            *out.uri_mut() = path.parse().map_err(ApiError::internal)?;
+            S3Relay::send_tls(connector, target, out).await
+        }
+    };
+    let resp = sent.map_err(|e| {
         tracing::warn!("console S3 relay to {host}: {e}");
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

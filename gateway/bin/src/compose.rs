@@ -23,7 +23,7 @@ pub fn admin_api(parts: AdminParts) -> axum::Router {
         metrics,
         status,
         s3_addr,
-        s3_tls,
+        s3_tls_cert,
         region,
         store,
     } = parts;
@@ -52,10 +52,15 @@ pub fn admin_api(parts: AdminParts) -> axum::Router {
             })
         }));
     state.status_extra = Some(Arc::new(move || status.clone()));
-    // the console's S3 relay speaks plain HTTP to the S3 listener on loopback; with TLS there
-    // it stays off and /admin/v1/s3… answers 503 (docs/CONSOLE.md)
-    if !s3_tls {
-        state = state.with_s3_relay(admin::S3Relay::new(s3_addr, region));
+    // the console's S3 requests go to the S3 listener on loopback; over TLS when it has TLS,
+    // trusting exactly the certificate it serves
+    let relay = match s3_tls_cert {
+        None => Ok(admin::S3Relay::new(s3_addr, region)),
+        Some(cert) => admin::S3Relay::with_tls(s3_addr, region, cert),
+    };
+    match relay {
+        Ok(r) => state = state.with_s3_relay(r),
+        Err(e) => tracing::error!("console S3 relay off: {e}"),
     }
     admin::router(state)
 }

@@ -213,7 +213,7 @@ pub async fn start(
             "region": config.region,
         }),
         s3_addr: s3_addr_cell.clone(),
-        s3_tls: tls.s3.is_some(),
+        s3_tls_cert: config.tls.s3_files().map(|f| f.cert),
         region: config.region.clone(),
         store: store.clone(),
     });

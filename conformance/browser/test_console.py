@@ -91,6 +91,9 @@ def test_keyboard_only_sign_in_and_navigation(console_gw, new_context):
     page.keyboard.type(SECRET_KEY)
     page.keyboard.press("Enter")
     page.locator("#whoami").wait_for()
+    # (the page has rendered and taken the focus to its main region)
+    page.locator(".updated", has_text="Updated").wait_for()
+    page.wait_for_function("() => document.activeElement && document.activeElement.id === 'main'")
     # from the skip link at the top, Tab walks the navigation in order
     page.locator(".skip").focus()
     order = ["Skip to content"]

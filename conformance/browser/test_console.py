@@ -106,6 +106,7 @@ def test_keyboard_only_sign_in_and_navigation(console_gw, new_context):
     assert page.evaluate("() => document.activeElement.textContent.trim()") == "Audit"
     page.keyboard.press("Enter")
     page.get_by_role("heading", name="Audit", exact=True).wait_for()
+    page.wait_for_function("() => document.activeElement && document.activeElement.id === 'main'")
     # the page's first control is reachable and named
     page.keyboard.press("Tab")
     assert page.evaluate("() => document.activeElement.textContent.trim()") == "Verify the chain now"

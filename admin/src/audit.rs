@@ -257,6 +257,10 @@ pub struct FilterParams {
     pub outcome: Option<String>,
     /// `s3` or `admin`
     pub kind: Option<String>,
+    /// exact request id (the `x-amz-request-id` or `x-request-id` of the answer)
+    pub request_id: Option<String>,
+    /// exact HTTP status (100..=599)
+    pub status: Option<String>,
 }
 
 /// Pagination of `GET /audit`.
@@ -297,6 +301,8 @@ const AUDIT_LIST_PARAMS: &[&str] = &[
     "prefix",
     "outcome",
     "kind",
+    "request_id",
+    "status",
 ];
 
 /// Fails on the first parameter left over after [`AuditPaging`] and [`FilterParams`] took theirs,
@@ -368,6 +374,16 @@ impl FilterParams {
                 _ => tenant = Some(c.0.tenant.clone()),
             }
         }
+        let status = empty_to_none(&self.status)
+            .map(|v| {
+                v.parse::<u16>()
+                    .ok()
+                    .filter(|s| (100..=599).contains(s))
+                    .ok_or_else(|| {
+                        ApiError::bad_request(format!("status: {v:?} is not an HTTP status"))
+                    })
+            })
+            .transpose()?;
         Ok(AuditFilter {
             from_ms,
             to_ms,
@@ -378,6 +394,8 @@ impl FilterParams {
             key_prefix: empty_to_none(&self.prefix),
             outcome,
             kind,
+            request_id: empty_to_none(&self.request_id),
+            status,
         })
     }
 }

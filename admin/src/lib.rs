@@ -6,7 +6,8 @@
 pub mod api;
 pub mod audit;
 pub mod cli;
+pub mod console;
 pub mod error;
 
-pub use api::{AdminState, AuditState, router};
+pub use api::{AdminState, AuditState, S3Relay, router};
 pub use error::ApiError;

@@ -855,6 +855,15 @@ async fn openapi_document_covers_every_route_and_validates() {
         ("POST", "/admin/v1/evidence/export"),
         ("GET", "/admin/v1/evidence/{id}"),
         ("GET", "/admin/v1/evidence/public-key"),
+        // the web console's additions (docs/CONSOLE.md)
+        ("POST", "/admin/v1/auth/renew"),
+        ("GET", "/admin/v1/key-status"),
+        ("GET", "/admin/v1/audit/verify"),
+        ("GET", "/admin/v1/s3"),
+        ("GET", "/admin/v1/s3/{bucket}"),
+        ("PUT", "/admin/v1/s3/{bucket}"),
+        ("POST", "/admin/v1/s3/{bucket}"),
+        ("DELETE", "/admin/v1/s3/{bucket}"),
     ];
     let mut got: Vec<(String, String)> = ops.clone();
     got.sort();

@@ -48,6 +48,15 @@ pub struct AdminParts {
     pub metrics: Metrics,
     /// facts merged into `GET /status`: backend, key provider, region
     pub status: serde_json::Value,
+    /// the S3 listener's address, set once it is bound (the console's S3 requests go there)
+    pub s3_addr: Arc<std::sync::OnceLock<std::net::SocketAddr>>,
+    /// the certificate chain the S3 listener serves, when it has TLS (the console's S3 relay
+    /// trusts exactly its leaf)
+    pub s3_tls_cert: Option<PathBuf>,
+    /// the S3 region (SigV4 scope of those requests)
+    pub region: String,
+    /// the object layer (the key status reads the buckets' current data keys from its index)
+    pub store: Store,
 }
 
 /// Router with /metrics, /health and /ready.

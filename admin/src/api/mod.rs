@@ -25,13 +25,16 @@
 //! `middleware.rs`, and the audit and evidence routes in `crate::audit`.
 
 mod approvals;
+mod chain;
 mod grants;
 mod keys;
+mod keystatus;
 mod limits;
 mod middleware;
 mod principals;
 mod quorum;
 mod roles;
+mod s3;
 mod status;
 mod tenants;
 mod token;
@@ -65,9 +68,11 @@ use crate::error::{ApiError, ErrorBody};
 pub use approvals::NewApproval;
 pub use grants::NewGrant;
 pub use keys::{CreatedKey, NewKey};
+pub use keystatus::{BucketKey, KeyStatus, KeyStatusHook};
 pub use principals::{NewPrincipal, RoleChange};
 pub use quorum::RuleBody;
 pub use roles::NewRole;
+pub use s3::S3Relay;
 pub use status::{Health, Status};
 pub use tenants::NewTenant;
 pub use token::{TokenRequest, TokenResponse};
@@ -95,6 +100,11 @@ pub struct AdminState {
     /// called once per admin call with its operation name (`CreateAccessKey`, …), for
     /// the gateway's `admin_operations_total{operation}` counter
     pub on_operation: Option<OperationHook>,
+    /// the gateway's S3 listener, for the console's S3 requests under `/admin/v1/s3` (see
+    /// [`AdminState::with_s3_relay`]; without it they answer 503)
+    pub s3: Option<S3Relay>,
+    /// the buckets' current data keys, for `GET /key-status` (see [`AdminState::with_key_status`])
+    pub key_status: Option<KeyStatusHook>,
     started: Instant,
 }
 
@@ -126,6 +136,8 @@ impl AdminState {
             status_extra: None,
             audit: None,
             on_operation: None,
+            s3: None,
+            key_status: None,
             started: Instant::now(),
         }
     }
@@ -161,6 +173,19 @@ impl AdminState {
     /// call with the operation name, after the answer is known.
     pub fn with_operation_hook(mut self, hook: OperationHook) -> AdminState {
         self.on_operation = Some(hook);
+        self
+    }
+
+    /// Serves `/admin/v1/s3…`: the caller's S3 requests, signed with the access key of its
+    /// session and sent to the S3 listener `relay` names (the web console's object browser).
+    pub fn with_s3_relay(mut self, relay: S3Relay) -> AdminState {
+        self.s3 = Some(relay);
+        self
+    }
+
+    /// Serves `GET /key-status` with the data keys `hook` reads (without it: 503).
+    pub fn with_key_status(mut self, hook: KeyStatusHook) -> AdminState {
+        self.key_status = Some(hook);
         self
     }
 }
@@ -343,7 +368,9 @@ fn documented_routes() -> OpenApiRouter<AdminState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(status::health))
         .routes(routes!(status::status))
+        .routes(routes!(keystatus::key_status))
         .routes(routes!(token::token))
+        .routes(routes!(token::renew))
         .routes(routes!(
             principals::list_principals,
             principals::create_principal
@@ -381,9 +408,12 @@ fn documented_routes() -> OpenApiRouter<AdminState> {
         .routes(routes!(status::openapi_json))
         .routes(routes!(audit::list_audit))
         .routes(routes!(audit::get_audit))
+        .routes(routes!(chain::verify_chain))
         .routes(routes!(audit::export_evidence))
         .routes(routes!(audit::evidence_public_key))
         .routes(routes!(audit::get_evidence))
+        .routes(routes!(s3::list_buckets))
+        .routes(routes!(s3::get, s3::put, s3::post, s3::delete))
 }
 
 /// The OpenAPI document of the API.
@@ -416,4 +446,5 @@ pub fn router(state: AdminState) -> Router {
         ))
         .layer(Extension(doc))
         .with_state(state)
+        .merge(crate::console::router())
 }

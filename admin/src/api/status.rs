@@ -30,6 +30,13 @@ pub struct Status {
     pub principals: u64,
     /// the caller
     pub caller: String,
+    /// the caller's built-in role (`superadmin`, `manager`, `viewer`; absent: grants only), as the
+    /// store has it now
+    #[serde(default)]
+    pub caller_role: Option<String>,
+    /// the caller's tenant
+    #[serde(default)]
+    pub caller_tenant: String,
     /// extra facts from the gateway
     #[schema(value_type = Object)]
     pub extra: serde_json::Value,
@@ -62,6 +69,8 @@ pub(super) async fn status(
         version: env!("CARGO_PKG_VERSION").into(),
         uptime_secs: st.started.elapsed().as_secs(),
         principals: st.store.count_principals().await?,
+        caller_role: c.0.role.map(|r| r.as_str().to_owned()),
+        caller_tenant: c.0.tenant.clone(),
         caller: c.0.principal,
         extra: st
             .status_extra

@@ -1,12 +1,12 @@
 //! The token endpoint: an access key pair exchanged for a short-lived bearer JWT.
 
-use axum::Json;
 use axum::extract::State;
+use axum::{Extension, Json};
 use policy::SecretKey;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{AdminState, ApiJson, ms_now};
+use super::{AdminState, ApiJson, Caller, ms_now};
 use crate::audit::Audit;
 use crate::error::{ApiError, ErrorBody};
 
@@ -45,6 +45,32 @@ pub(super) async fn token(
         .verify_key_pair(&req.access_key, &secret, ms_now())
         .await?;
     audit.set_principal(&id.principal, &id.tenant);
+    let roles = id
+        .role
+        .map(|r| vec![r.as_str().to_owned()])
+        .unwrap_or_default();
+    let (token, expires_in) =
+        st.jwt
+            .issue_for_key(&id.principal, &id.tenant, roles, &id.access_key_id)?;
+    Ok(Json(TokenResponse { token, expires_in }))
+}
+
+/// Renews the caller's session: a fresh token for the same principal and access key, issued
+/// only while that key is active and its principal enabled (the bearer check of this call
+/// re-read both from the store). Tokens of an external issuer (no `akid`) are renewed by
+/// their issuer → 400.
+#[utoipa::path(post, path = "/admin/v1/auth/renew", tag = "auth", operation_id = "RenewToken",
+    responses((status = 200, body = TokenResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub(super) async fn renew(
+    State(st): State<AdminState>,
+    Extension(c): Extension<Caller>,
+) -> Result<Json<TokenResponse>, ApiError> {
+    let id = &c.0;
+    if id.access_key_id.is_empty() {
+        return Err(ApiError::bad_request(
+            "this token was not issued by /auth/token; renew it with its issuer",
+        ));
+    }
     let roles = id
         .role
         .map(|r| vec![r.as_str().to_owned()])

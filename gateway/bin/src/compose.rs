@@ -10,7 +10,8 @@ use gateway::admin_http::AdminParts;
 
 /// The admin REST API (`/admin/v1`) over the gateway's policy store, token authority, rate
 /// limits, brute-force limiter, ledger and evidence key, counting each call in the gateway's
-/// `admin_operations_total` and adding the backend, key provider and region to `GET /status`.
+/// `admin_operations_total`, adding the backend, key provider and region to `GET /status`, and
+/// passing the web console's S3 requests (`/admin/v1/s3…`) to the S3 listener.
 pub fn admin_api(parts: AdminParts) -> axum::Router {
     let AdminParts {
         policy_store,
@@ -21,11 +22,45 @@ pub fn admin_api(parts: AdminParts) -> axum::Router {
         evidence_dir,
         metrics,
         status,
+        s3_addr,
+        s3_tls_cert,
+        region,
+        store,
     } = parts;
     let mut state = admin::AdminState::new(policy_store, jwt, limits)
         .with_audit(audit.ledger, audit.evidence_key, evidence_dir)
         .with_operation_hook(Arc::new(move |op: &str| metrics.admin_operation(op)))
-        .with_auth_failures(auth_failures);
+        .with_auth_failures(auth_failures)
+        .with_key_status(Arc::new(move || {
+            let store = store.clone();
+            Box::pin(async move {
+                let keys = store
+                    .index()
+                    .data_key_summary()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(keys
+                    .into_iter()
+                    .map(|k| admin::api::BucketKey {
+                        bucket: k.bucket,
+                        version: k.version,
+                        versions: k.versions,
+                        kek_id: k.kek_id,
+                        rotated_ms: k.created_ms,
+                    })
+                    .collect())
+            })
+        }));
     state.status_extra = Some(Arc::new(move || status.clone()));
+    // the console's S3 requests go to the S3 listener on loopback; over TLS when it has TLS,
+    // trusting exactly the certificate it serves
+    let relay = match s3_tls_cert {
+        None => Ok(admin::S3Relay::new(s3_addr, region)),
+        Some(cert) => admin::S3Relay::with_tls(s3_addr, region, cert),
+    };
+    match relay {
+        Ok(r) => state = state.with_s3_relay(r),
+        Err(e) => tracing::error!("console S3 relay off: {e}"),
+    }
     admin::router(state)
 }

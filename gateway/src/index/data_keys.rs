@@ -123,3 +123,44 @@ impl DataKeyStore for Index {
             .map_err(to_keys_error)
     }
 }
+
+/// The current data key of one bucket, for the admin API's key status (no key material).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataKeySummary {
+    /// bucket name
+    pub bucket: String,
+    /// current (newest) version
+    pub version: u32,
+    /// how many versions the bucket has
+    pub versions: u32,
+    /// the key-encryption key that wraps the current version
+    pub kek_id: String,
+    /// when the current version was created (its last rotation), Unix ms
+    pub created_ms: i64,
+}
+
+impl Index {
+    /// Every bucket's current data key: version, count of versions, KEK id, creation time.
+    pub async fn data_key_summary(&self) -> Result<Vec<DataKeySummary>, IndexError> {
+        let rows = sqlx::query(
+            "SELECT d.bucket, d.version, d.kek_id, d.created_ms, \
+             (SELECT COUNT(*) FROM data_keys c WHERE c.bucket = d.bucket) AS versions \
+             FROM data_keys d \
+             WHERE d.version = (SELECT MAX(m.version) FROM data_keys m WHERE m.bucket = d.bucket) \
+             ORDER BY d.bucket",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DataKeySummary {
+                    bucket: r.try_get("bucket")?,
+                    version: to_u32(r.try_get("version")?, "data key version")?,
+                    versions: to_u32(r.try_get("versions")?, "data key versions")?,
+                    kek_id: r.try_get("kek_id")?,
+                    created_ms: r.try_get("created_ms")?,
+                })
+            })
+            .collect()
+    }
+}

@@ -43,6 +43,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+pub use data_keys::DataKeySummary;
 pub use gc::{GcError, GcReport, MAX_CRASH_ORPHANS, SweepReport, collect_garbage, sweep_orphans};
 pub use list::prefix_successor;
 pub use ops::SETTING_BACKEND_URL;

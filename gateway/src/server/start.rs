@@ -48,6 +48,8 @@ pub async fn start(
     let storage = open_storage(&config, &metrics).await?;
     recover(&config, &storage).await?;
     let policy = open_policy(&config, &storage, &metrics).await?;
+    // the console's S3 relay learns the S3 listener's address once it is bound
+    let s3_addr_cell = Arc::new(std::sync::OnceLock::new());
     let admin_api = admin_api(AdminParts {
         policy_store: policy.store.clone(),
         jwt: Arc::new(config.jwt_authority()?),
@@ -61,6 +63,10 @@ pub async fn start(
             "key_provider": storage.store.keyring().provider().kind(),
             "region": config.region,
         }),
+        s3_addr: s3_addr_cell.clone(),
+        s3_tls_cert: config.tls.s3_files().map(|f| f.cert),
+        region: config.region.clone(),
+        store: storage.store.clone(),
     });
     let authz = policy::Authorizer::new(policy.store, policy.limits);
     let s3 = build_s3_service(&config, &storage.store, Credentials::new(authz.clone()));
@@ -73,6 +79,7 @@ pub async fn start(
     };
     let running =
         spawn_listeners(&config, sockets, &tls, &storage, s3, pipeline, admin_api).await?;
+    let _ = s3_addr_cell.set(running.s3_addr);
     tracing::info!(
         s3_addr = %running.s3_addr,
         admin_addr = %running.admin_addr,

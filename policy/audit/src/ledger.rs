@@ -228,6 +228,12 @@ pub struct AuditFilter {
     pub outcome: Option<Outcome>,
     /// s3 or admin
     pub kind: Option<EventKind>,
+    /// exact request id (`x-amz-request-id` / `x-request-id` of the answer)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// exact HTTP status sent
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
 }
 
 /// One page request: newest first, `before_seq` is the cursor from the previous page.
@@ -542,6 +548,12 @@ fn push_filter(qb: &mut QueryBuilder<'_, Sqlite>, f: &AuditFilter, before_seq: O
     }
     if let Some(v) = f.kind {
         qb.push(" AND kind = ").push_bind(v.as_str());
+    }
+    if let Some(v) = &f.request_id {
+        qb.push(" AND request_id = ").push_bind(v.clone());
+    }
+    if let Some(v) = f.status {
+        qb.push(" AND status = ").push_bind(i64::from(v));
     }
     if let Some(v) = before_seq {
         qb.push(" AND seq < ").push_bind(v);

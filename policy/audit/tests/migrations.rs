@@ -11,6 +11,9 @@ use sqlx::SqlitePool;
 
 const INDEX_95B30FA: &str = include_str!("fixtures/index-95b30fa.sql");
 const AUDIT_VERSION: i64 = 30_000_000_000_001;
+/// Added after the split (the index on `request_id`, issue 20): the one migration an old
+/// database gains.
+const REQUEST_ID_VERSION: i64 = 30_000_000_000_002;
 
 async fn pool_in(dir: &Path, name: &str) -> SqlitePool {
     let url = format!("sqlite://{}", dir.join(name).display());
@@ -69,11 +72,11 @@ async fn a_database_written_before_the_split_opens_verifies_and_keeps_appending(
     let ledger = Ledger::open(pool.clone(), LedgerConfig::default())
         .await
         .unwrap();
-    assert_eq!(
-        applied(&pool).await,
-        before,
-        "nothing re-run, nothing added"
-    );
+    let after = applied(&pool).await;
+    let (added, kept): (Vec<MigrationRow>, Vec<MigrationRow>) =
+        after.into_iter().partition(|m| m.0 == REQUEST_ID_VERSION);
+    assert_eq!(kept, before, "nothing re-run");
+    assert_eq!(added.len(), 1, "only the request-id index is added");
     let report = ledger.verify(None).await.unwrap();
     assert!(report.is_ok(), "{report:?}");
     assert_eq!(report.events, 7);
@@ -91,7 +94,8 @@ async fn a_fresh_database_records_the_audit_migration_as_before_the_split() {
     let fresh = pool_in(dir.path(), "fresh.db").await;
     audit::migrate(&fresh).await.unwrap();
     let new = applied(&fresh).await;
-    assert_eq!(new.len(), 1, "only the ledger's own migration: {new:?}");
+    assert_eq!(new.len(), 2, "only the ledger's own migrations: {new:?}");
     let expected: Vec<MigrationRow> = old.into_iter().filter(|m| m.0 == AUDIT_VERSION).collect();
-    assert_eq!(new, expected);
+    assert_eq!(new[..1], expected[..]);
+    assert_eq!(new[1].0, REQUEST_ID_VERSION);
 }

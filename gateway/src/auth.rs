@@ -313,6 +313,9 @@ fn list_prefix(query: Option<&str>) -> std::result::Result<Option<String>, ()> {
 pub fn action_of_operation(op: &str) -> Option<Action> {
     match op {
         "PostObject" => Some(Action::PutObject),
+        "ListObjectVersions" => Some(Action::ListBucketVersions),
+        // permissions that are not operations of their own (checked by the handlers)
+        "GetObjectVersion" | "DeleteObjectVersion" | "BypassGovernanceRetention" => None,
         other => Action::from_s3_operation(other),
     }
 }

@@ -157,6 +157,12 @@ impl From<IndexError> for Error {
             IndexError::AlreadyExists(m) => Error::BucketAlreadyOwnedByYou(m),
             IndexError::NotFound(m) => Error::NoSuchBucket(m),
             IndexError::Corrupt(m) => Error::Integrity(format!("index: {m}")),
+            // object lock refused the change (issue 15): S3 answers AccessDenied
+            IndexError::Locked(m) => Error::AccessDenied(format!("object lock: {m}")),
+            IndexError::NoSuchVersion(m) => Error::Client(s3s::S3Error::with_message(
+                S3ErrorCode::NoSuchVersion,
+                format!("The specified version does not exist: {m}"),
+            )),
             e @ (IndexError::Database(_) | IndexError::Unavailable(_)) => {
                 Error::Unavailable(format!("index: {e}"))
             }

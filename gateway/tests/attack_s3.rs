@@ -206,7 +206,8 @@ fn every_s3s_operation_resolves_to_an_action_or_is_refused() {
                 // a mapped operation is one the gateway serves, under its own action
                 // (PostObject is a PutObject)
                 assert!(
-                    a.s3_name() == op || (op == "PostObject" && a == Action::PutObject),
+                    a.s3_operation() == Some(op.as_str())
+                        || (op == "PostObject" && a == Action::PutObject),
                     "{op} maps to {a}"
                 );
                 mapped.push(op);
@@ -218,10 +219,14 @@ fn every_s3s_operation_resolves_to_an_action_or_is_refused() {
         }
     }
     // every served action is reachable, and nothing else is
-    for a in Action::ALL {
-        assert!(mapped.contains(&a.s3_name()), "{a} is not an s3s operation");
+    let operations: Vec<&str> = Action::ALL
+        .into_iter()
+        .filter_map(Action::s3_operation)
+        .collect();
+    for op in &operations {
+        assert!(mapped.contains(op), "{op} is not an s3s operation");
     }
-    assert_eq!(mapped.len(), Action::ALL.len() + 1, "{mapped:?}");
+    assert_eq!(mapped.len(), operations.len() + 1, "{mapped:?}");
 }
 
 #[tokio::test]
@@ -244,12 +249,12 @@ async fn unserved_operations_are_refused_for_every_role() {
         assert_eq!(status(&e), 501, "{name} PutBucketPolicy: {e:?}");
         assert_eq!(code(&e), "NotImplemented");
         let e = c
-            .get_bucket_versioning()
+            .get_bucket_lifecycle_configuration()
             .bucket(BUCKET)
             .send()
             .await
             .unwrap_err();
-        assert_eq!(status(&e), 501, "{name} GetBucketVersioning");
+        assert_eq!(status(&e), 501, "{name} GetBucketLifecycleConfiguration");
         let e = c
             .put_object_tagging()
             .bucket(BUCKET)

@@ -5,14 +5,20 @@
 //! exactly as the role rule says (the whole table is printed when a cell is wrong). Also:
 //! ListBuckets shows only the caller's tenant, revoking a key or disabling a principal refuses the
 //! very next request, listings are authorised on their `prefix`, and a batch delete by a prefix
-//! grant deletes the keys under its prefix and refuses the others one by one.
+//! grant deletes the keys under its prefix and refuses the others one by one. The matrix
+//! buckets have object lock (so versioning Enabled), for the versioning and object lock
+//! operations of issue 15.
 
 mod common;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
+use aws_sdk_s3::types::{
+    BucketVersioningStatus, CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier,
+    ObjectLockConfiguration, ObjectLockEnabled, ObjectLockLegalHold, ObjectLockLegalHoldStatus,
+    ObjectLockMode, ObjectLockRetention, ObjectLockRetentionMode, VersioningConfiguration,
+};
 use common::*;
 use policy::{Action, Role};
 
@@ -125,6 +131,38 @@ async fn put(c: &Client, bucket: &str, key: &str, body: &'static [u8]) {
         .send()
         .await
         .unwrap();
+}
+
+/// Puts a fixture version (optionally under a GOVERNANCE retention of an hour) and returns
+/// its version id (the matrix buckets have object lock, so versioning is Enabled).
+async fn put_version(c: &Client, bucket: &str, key: &str, governed: bool) -> String {
+    let mut req = c
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(ByteStream::from_static(b"fixture version"));
+    if governed {
+        let until = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
+        req = req
+            .object_lock_mode(ObjectLockMode::Governance)
+            .object_lock_retain_until_date(aws_sdk_s3::primitives::DateTime::from(until));
+    }
+    req.send()
+        .await
+        .unwrap()
+        .version_id()
+        .expect("a version id")
+        .to_owned()
+}
+
+async fn version_exists(c: &Client, bucket: &str, key: &str, v: &str) -> bool {
+    c.head_object()
+        .bucket(bucket)
+        .key(key)
+        .version_id(v)
+        .send()
+        .await
+        .is_ok()
 }
 
 async fn create_upload(c: &Client, bucket: &str, key: &str) -> String {
@@ -396,6 +434,140 @@ async fn run_cell(
             c.list_multipart_uploads().bucket(bucket).send().await,
             false,
         ),
+        Action::GetBucketVersioning => {
+            Outcome::of(c.get_bucket_versioning().bucket(bucket).send().await, false)
+        }
+        Action::PutBucketVersioning => Outcome::of(
+            c.put_bucket_versioning()
+                .bucket(bucket)
+                .versioning_configuration(
+                    VersioningConfiguration::builder()
+                        .status(BucketVersioningStatus::Enabled)
+                        .build(),
+                )
+                .send()
+                .await,
+            false,
+        ),
+        Action::ListBucketVersions => {
+            Outcome::of(c.list_object_versions().bucket(bucket).send().await, false)
+        }
+        Action::GetObjectVersion => {
+            let v = put_version(owner, bucket, &key, false).await;
+            put(owner, bucket, &key, b"newer").await;
+            match c
+                .get_object()
+                .bucket(bucket)
+                .key(&key)
+                .version_id(&v)
+                .send()
+                .await
+            {
+                Ok(out) => match out.body.collect().await.map(|b| b.into_bytes()) {
+                    Ok(b) if &b[..] == b"fixture version" => Outcome::Allowed,
+                    _ => Outcome::Other("wrong body".into()),
+                },
+                Err(e) => Outcome::of::<(), _>(Err(e), false),
+            }
+        }
+        Action::DeleteObjectVersion | Action::BypassGovernanceRetention => {
+            let governed = op == Action::BypassGovernanceRetention;
+            let v = put_version(owner, bucket, &key, governed).await;
+            let o = Outcome::of(
+                c.delete_object()
+                    .bucket(bucket)
+                    .key(&key)
+                    .version_id(&v)
+                    .bypass_governance_retention(governed)
+                    .send()
+                    .await,
+                false,
+            );
+            match (&o, version_exists(owner, bucket, &key, &v).await) {
+                (Outcome::Denied, false) => Outcome::Other("denied, yet deleted".into()),
+                (Outcome::Allowed, true) => Outcome::Other("allowed, yet still there".into()),
+                _ => o,
+            }
+        }
+        Action::GetObjectLockConfiguration => Outcome::of(
+            c.get_object_lock_configuration()
+                .bucket(bucket)
+                .send()
+                .await,
+            false,
+        ),
+        Action::PutObjectLockConfiguration => Outcome::of(
+            c.put_object_lock_configuration()
+                .bucket(bucket)
+                .object_lock_configuration(
+                    ObjectLockConfiguration::builder()
+                        .object_lock_enabled(ObjectLockEnabled::Enabled)
+                        .build(),
+                )
+                .send()
+                .await,
+            false,
+        ),
+        Action::GetObjectRetention => {
+            let v = put_version(owner, bucket, &key, true).await;
+            Outcome::of(
+                c.get_object_retention()
+                    .bucket(bucket)
+                    .key(&key)
+                    .version_id(v)
+                    .send()
+                    .await,
+                false,
+            )
+        }
+        Action::PutObjectRetention => {
+            let v = put_version(owner, bucket, &key, false).await;
+            let until = std::time::SystemTime::now() + std::time::Duration::from_secs(60);
+            Outcome::of(
+                c.put_object_retention()
+                    .bucket(bucket)
+                    .key(&key)
+                    .version_id(v)
+                    .retention(
+                        ObjectLockRetention::builder()
+                            .mode(ObjectLockRetentionMode::Governance)
+                            .retain_until_date(aws_sdk_s3::primitives::DateTime::from(until))
+                            .build(),
+                    )
+                    .send()
+                    .await,
+                false,
+            )
+        }
+        Action::GetObjectLegalHold => {
+            let v = put_version(owner, bucket, &key, false).await;
+            Outcome::of(
+                c.get_object_legal_hold()
+                    .bucket(bucket)
+                    .key(&key)
+                    .version_id(v)
+                    .send()
+                    .await,
+                false,
+            )
+        }
+        Action::PutObjectLegalHold => {
+            let v = put_version(owner, bucket, &key, false).await;
+            Outcome::of(
+                c.put_object_legal_hold()
+                    .bucket(bucket)
+                    .key(&key)
+                    .version_id(v)
+                    .legal_hold(
+                        ObjectLockLegalHold::builder()
+                            .status(ObjectLockLegalHoldStatus::Off)
+                            .build(),
+                    )
+                    .send()
+                    .await,
+                false,
+            )
+        }
     }
 }
 
@@ -419,6 +591,7 @@ async fn world() -> World {
         .client
         .create_bucket()
         .bucket(ACME_BUCKET)
+        .object_lock_enabled_for_bucket(true)
         .send()
         .await
         .unwrap();
@@ -426,6 +599,7 @@ async fn world() -> World {
         .client
         .create_bucket()
         .bucket(GLOBEX_BUCKET)
+        .object_lock_enabled_for_bucket(true)
         .send()
         .await
         .unwrap();

@@ -251,3 +251,172 @@ async fn reindex_by_default_gives_the_buckets_to_the_owners_tenant() {
     }
     ctx.index.close().await;
 }
+
+/// Every version of a key, newest first: (version id, latest, delete marker, body or None).
+async fn version_state(
+    c: &aws_sdk_s3::Client,
+    bucket: &str,
+) -> Vec<(String, String, bool, bool, Option<Vec<u8>>)> {
+    let out = c
+        .list_object_versions()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap();
+    let mut all = Vec::new();
+    for v in out.versions() {
+        let (k, id) = (v.key().unwrap(), v.version_id().unwrap());
+        let body = c
+            .get_object()
+            .bucket(bucket)
+            .key(k)
+            .version_id(id)
+            .send()
+            .await
+            .unwrap()
+            .body
+            .collect()
+            .await
+            .unwrap()
+            .into_bytes()
+            .to_vec();
+        all.push((
+            k.to_owned(),
+            id.to_owned(),
+            v.is_latest().unwrap(),
+            false,
+            Some(body),
+        ));
+    }
+    for m in out.delete_markers() {
+        all.push((
+            m.key().unwrap().to_owned(),
+            m.version_id().unwrap().to_owned(),
+            m.is_latest().unwrap(),
+            true,
+            None,
+        ));
+    }
+    all.sort();
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reindex_restores_versions_delete_markers_and_locks() {
+    use aws_sdk_s3::primitives::ByteStream;
+    use aws_sdk_s3::types::{ObjectLockMode, ObjectLockRetentionMode};
+    let gw = common::start().await;
+    let c = &gw.client;
+    c.create_bucket()
+        .bucket("vers")
+        .object_lock_enabled_for_bucket(true)
+        .send()
+        .await
+        .unwrap();
+    c.put_object()
+        .bucket("vers")
+        .key("k")
+        .body(ByteStream::from_static(b"one"))
+        .send()
+        .await
+        .unwrap();
+    let until = std::time::SystemTime::now() + std::time::Duration::from_secs(86_400);
+    let locked = c
+        .put_object()
+        .bucket("vers")
+        .key("k")
+        .body(ByteStream::from_static(b"two, locked"))
+        .object_lock_mode(ObjectLockMode::Compliance)
+        .object_lock_retain_until_date(aws_sdk_s3::primitives::DateTime::from(until))
+        .send()
+        .await
+        .unwrap()
+        .version_id()
+        .unwrap()
+        .to_owned();
+    // extended after the write: reindex must restore the extension, not the write-time date
+    let extended = std::time::SystemTime::now() + std::time::Duration::from_secs(3 * 86_400);
+    c.put_object_retention()
+        .bucket("vers")
+        .key("k")
+        .version_id(&locked)
+        .retention(
+            aws_sdk_s3::types::ObjectLockRetention::builder()
+                .mode(ObjectLockRetentionMode::Compliance)
+                .retain_until_date(aws_sdk_s3::primitives::DateTime::from(extended))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    c.delete_object()
+        .bucket("vers")
+        .key("k")
+        .send()
+        .await
+        .unwrap();
+    c.put_object()
+        .bucket("vers")
+        .key("other")
+        .body(ByteStream::from_static(b"current"))
+        .send()
+        .await
+        .unwrap();
+    let before = version_state(c, "vers").await;
+    assert_eq!(before.len(), 4, "{before:?}");
+    let cfg = common::config(gw.dir.path());
+    let common::TestGateway { server, dir, .. } = gw;
+    server.shutdown().await;
+    remove_index(&cfg);
+
+    let ctx = OpsContext::open(&cfg).await.expect("open");
+    let report = run(&ctx, &quiet()).await.expect("reindex");
+    ctx.index.close().await;
+    assert_eq!(report.objects, 4, "3 versions and a marker: {report:?}");
+    assert_eq!(report.scanned, 5, "and one lock record: {report:?}");
+    assert!(
+        report.superseded.is_empty() && report.unreadable.is_empty(),
+        "{report:?}"
+    );
+
+    let server = gateway::server::start(cfg.clone(), common::admin_api)
+        .await
+        .expect("restart");
+    let client = common::client_for(
+        &format!("http://{}", server.s3_addr),
+        common::AK,
+        common::SK,
+    );
+    assert_eq!(version_state(&client, "vers").await, before);
+    // the COMPLIANCE retention came back with the version: still not deletable
+    let r = client
+        .get_object_retention()
+        .bucket("vers")
+        .key("k")
+        .version_id(&locked)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.retention().unwrap().mode(),
+        Some(&ObjectLockRetentionMode::Compliance)
+    );
+    let until = r.retention().unwrap().retain_until_date().unwrap().secs();
+    let want = aws_sdk_s3::primitives::DateTime::from(extended).secs();
+    assert!(
+        (until - want).abs() <= 1,
+        "the extended date came back: {until} vs {want}"
+    );
+    let e = client
+        .delete_object()
+        .bucket("vers")
+        .key("k")
+        .version_id(&locked)
+        .bypass_governance_retention(true)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(common::code(&e), "AccessDenied");
+    server.shutdown().await;
+    drop(dir);
+}

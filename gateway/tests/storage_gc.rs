@@ -43,6 +43,10 @@ fn record(key: &str, ids: &[&str]) -> ObjectRecord {
     ObjectRecord {
         bucket: "b".into(),
         key: key.into(),
+        version_id: gateway::index::NULL_VERSION.into(),
+        is_latest: true,
+        delete_marker: false,
+        lock: Default::default(),
         size: 1,
         etag: "e".into(),
         last_modified_ms: 1,

@@ -29,6 +29,25 @@ pub struct ObjectMeta {
     pub checksums: BTreeMap<String, String>,
     /// Parts of a multipart object (empty for single-PUT objects).
     pub parts: Vec<PartEntry>,
+    /// Version id (absent: the `null` version, as every stream written before versioning).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+    /// This stream is a delete marker (no data), not an object.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub delete_marker: bool,
+    /// Object lock retention at write time: `GOVERNANCE` / `COMPLIANCE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_mode: Option<String>,
+    /// Retain-until of that retention, ms since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_until_ms: Option<i64>,
+    /// Legal hold on at write time.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub legal_hold: bool,
+    /// This stream is a lock record (no data): the retention and legal hold that
+    /// PutObjectRetention / PutObjectLegalHold set on version `version_id` of `key`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub lock_record: bool,
 }
 
 /// One part of a multipart object, as recorded in its sealed manifest.

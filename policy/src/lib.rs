@@ -180,11 +180,35 @@ pub enum Action {
     ListParts,
     /// ListMultipartUploads
     ListMultipartUploads,
+    /// GetBucketVersioning
+    GetBucketVersioning,
+    /// PutBucketVersioning (SuperAdmin: bucket administration)
+    PutBucketVersioning,
+    /// ListObjectVersions (the permission AWS names `s3:ListBucketVersions`)
+    ListBucketVersions,
+    /// GetObject / HeadObject naming a `versionId` (also needs GetObject / HeadObject)
+    GetObjectVersion,
+    /// DeleteObject naming a `versionId`: destroys a version for good (also needs DeleteObject, and its quorum rules)
+    DeleteObjectVersion,
+    /// GetObjectLockConfiguration
+    GetObjectLockConfiguration,
+    /// PutObjectLockConfiguration (SuperAdmin)
+    PutObjectLockConfiguration,
+    /// GetObjectRetention
+    GetObjectRetention,
+    /// PutObjectRetention, and a PutObject / CopyObject / CreateMultipartUpload that sets a retention
+    PutObjectRetention,
+    /// GetObjectLegalHold
+    GetObjectLegalHold,
+    /// PutObjectLegalHold, and a write that sets a legal hold
+    PutObjectLegalHold,
+    /// `x-amz-bypass-governance-retention` on a delete or retention change (SuperAdmin; quorum rules on `s3:BypassGovernanceRetention` apply)
+    BypassGovernanceRetention,
 }
 
 impl Action {
     /// Every action, for tests and documentation.
-    pub const ALL: [Action; 20] = [
+    pub const ALL: [Action; 32] = [
         Action::ListBuckets,
         Action::CreateBucket,
         Action::HeadBucket,
@@ -205,6 +229,18 @@ impl Action {
         Action::AbortMultipartUpload,
         Action::ListParts,
         Action::ListMultipartUploads,
+        Action::GetBucketVersioning,
+        Action::PutBucketVersioning,
+        Action::ListBucketVersions,
+        Action::GetObjectVersion,
+        Action::DeleteObjectVersion,
+        Action::GetObjectLockConfiguration,
+        Action::PutObjectLockConfiguration,
+        Action::GetObjectRetention,
+        Action::PutObjectRetention,
+        Action::GetObjectLegalHold,
+        Action::PutObjectLegalHold,
+        Action::BypassGovernanceRetention,
     ];
 
     /// The S3 operation name (as s3s and AWS name it).
@@ -230,6 +266,31 @@ impl Action {
             Action::AbortMultipartUpload => "AbortMultipartUpload",
             Action::ListParts => "ListParts",
             Action::ListMultipartUploads => "ListMultipartUploads",
+            Action::GetBucketVersioning => "GetBucketVersioning",
+            Action::PutBucketVersioning => "PutBucketVersioning",
+            Action::ListBucketVersions => "ListBucketVersions",
+            Action::GetObjectVersion => "GetObjectVersion",
+            Action::DeleteObjectVersion => "DeleteObjectVersion",
+            Action::GetObjectLockConfiguration => "GetObjectLockConfiguration",
+            Action::PutObjectLockConfiguration => "PutObjectLockConfiguration",
+            Action::GetObjectRetention => "GetObjectRetention",
+            Action::PutObjectRetention => "PutObjectRetention",
+            Action::GetObjectLegalHold => "GetObjectLegalHold",
+            Action::PutObjectLegalHold => "PutObjectLegalHold",
+            Action::BypassGovernanceRetention => "BypassGovernanceRetention",
+        }
+    }
+
+    /// The s3s operation this action authorises, if it is one: ListBucketVersions is the right
+    /// of ListObjectVersions; GetObjectVersion, DeleteObjectVersion and
+    /// BypassGovernanceRetention are rights a handler checks beyond its operation's (None).
+    pub fn s3_operation(self) -> Option<&'static str> {
+        match self {
+            Action::ListBucketVersions => Some("ListObjectVersions"),
+            Action::GetObjectVersion
+            | Action::DeleteObjectVersion
+            | Action::BypassGovernanceRetention => None,
+            a => Some(a.s3_name()),
         }
     }
 
@@ -251,6 +312,12 @@ impl Action {
                 | Action::ListObjectsV2
                 | Action::ListParts
                 | Action::ListMultipartUploads
+                | Action::GetBucketVersioning
+                | Action::ListBucketVersions
+                | Action::GetObjectVersion
+                | Action::GetObjectLockConfiguration
+                | Action::GetObjectRetention
+                | Action::GetObjectLegalHold
         )
     }
 
@@ -265,6 +332,8 @@ impl Action {
                 | Action::UploadPartCopy
                 | Action::CompleteMultipartUpload
                 | Action::AbortMultipartUpload
+                | Action::PutObjectRetention
+                | Action::PutObjectLegalHold
         )
     }
 }
@@ -391,6 +460,11 @@ mod tests {
             Action::DeleteObjects,
             Action::CreateBucket,
             Action::DeleteBucket,
+            Action::PutBucketVersioning,
+            Action::DeleteObjectVersion,
+            Action::PutObjectRetention,
+            Action::PutObjectLegalHold,
+            Action::BypassGovernanceRetention,
         ] {
             assert!(!r.allows(a), "viewer must not be allowed {a}");
         }
@@ -416,6 +490,10 @@ mod tests {
             Action::DeleteObjects,
             Action::CreateBucket,
             Action::DeleteBucket,
+            Action::PutBucketVersioning,
+            Action::PutObjectLockConfiguration,
+            Action::DeleteObjectVersion,
+            Action::BypassGovernanceRetention,
         ] {
             assert!(!r.allows(a), "manager must not be allowed {a}");
         }

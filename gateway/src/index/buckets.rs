@@ -1,9 +1,14 @@
-//! Index operations on buckets: create, get, list, delete (refused while objects or uploads exist).
+//! Index operations on buckets: create, get, list, delete (refused while objects, versions or
+//! delete markers exist; multipart uploads in progress are aborted with the bucket, as S3 does);
+//! versioning and object lock settings.
 
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
-use super::{BucketRecord, Index, IndexError, is_unique_violation};
+use super::{
+    BucketRecord, BucketState, DefaultRetention, Index, IndexError, LockMode, Versioning,
+    is_unique_violation, to_u32,
+};
 
 fn bucket_from_row(row: &SqliteRow) -> Result<BucketRecord, IndexError> {
     Ok(BucketRecord {
@@ -44,8 +49,7 @@ impl Index {
     pub async fn check_bucket_deletable(&self, name: &str) -> Result<(), IndexError> {
         let row = sqlx::query(
             "SELECT EXISTS (SELECT 1 FROM buckets WHERE name = $1) AS present, \
-                    EXISTS (SELECT 1 FROM objects WHERE bucket = $1) AS has_objects, \
-                    EXISTS (SELECT 1 FROM uploads WHERE bucket = $1) AS has_uploads",
+                    EXISTS (SELECT 1 FROM objects WHERE bucket = $1) AS has_objects",
         )
         .bind(name)
         .fetch_one(&self.read)
@@ -53,7 +57,7 @@ impl Index {
         if !row.try_get::<bool, _>("present")? {
             return Err(IndexError::NotFound(name.to_string()));
         }
-        if row.try_get::<bool, _>("has_objects")? || row.try_get::<bool, _>("has_uploads")? {
+        if row.try_get::<bool, _>("has_objects")? {
             return Err(IndexError::NotEmpty(format!("bucket {name} is not empty")));
         }
         Ok(())
@@ -67,38 +71,45 @@ impl Index {
         rows.iter().map(bucket_from_row).collect()
     }
 
-    /// Deletes an empty bucket: `NotFound` if it does not exist, `NotEmpty` while it holds
-    /// objects or in-progress multipart uploads.
-    pub async fn delete_bucket(&self, name: &str) -> Result<(), IndexError> {
+    /// Deletes a bucket without objects (versions and delete markers count): `NotFound` if it
+    /// does not exist, `NotEmpty` while it holds any. Multipart uploads still in progress are
+    /// aborted with it (S3 deletes a bucket that holds only incomplete uploads); returns their
+    /// parts' backend ids, now garbage (also queued).
+    pub async fn delete_bucket(&self, name: &str) -> Result<Vec<String>, IndexError> {
         let mut tx = self.begin_write().await?;
         let row = sqlx::query(
             "SELECT EXISTS (SELECT 1 FROM buckets WHERE name = $1) AS present, \
-                    EXISTS (SELECT 1 FROM objects WHERE bucket = $1) AS has_objects, \
-                    EXISTS (SELECT 1 FROM uploads WHERE bucket = $1) AS has_uploads",
+                    EXISTS (SELECT 1 FROM objects WHERE bucket = $1) AS has_objects",
         )
         .bind(name)
         .fetch_one(&mut *tx)
         .await?;
         let present: bool = row.try_get("present")?;
         let has_objects: bool = row.try_get("has_objects")?;
-        let has_uploads: bool = row.try_get("has_uploads")?;
         if !present {
             return Err(IndexError::NotFound(name.to_string()));
         }
         if has_objects {
             return Err(IndexError::NotEmpty(format!("bucket {name} has objects")));
         }
-        if has_uploads {
-            return Err(IndexError::NotEmpty(format!(
-                "bucket {name} has multipart uploads in progress"
-            )));
-        }
+        let parts: Vec<String> = sqlx::query_scalar(
+            "SELECT p.backend_id FROM parts p JOIN uploads u ON u.upload_id = p.upload_id \
+             WHERE u.bucket = $1",
+        )
+        .bind(name)
+        .fetch_all(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM uploads WHERE bucket = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("DELETE FROM buckets WHERE name = $1")
             .bind(name)
             .execute(&mut *tx)
             .await?;
+        let garbage = super::objects::queue_garbage(&mut tx, parts).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(garbage)
     }
 
     /// Whether the bucket exists (on the reader pool).
@@ -108,5 +119,140 @@ impl Index {
             .fetch_one(&self.read)
             .await?;
         Ok(row.try_get("present")?)
+    }
+
+    /// A bucket created with object lock enabled (versioning Enabled from the start).
+    pub async fn create_bucket_with_lock(&self, name: &str, owner: &str) -> Result<(), IndexError> {
+        let result = sqlx::query(
+            "INSERT INTO buckets (name, owner, created_ms, versioning, object_lock) \
+             VALUES ($1, $2, $3, 'Enabled', 1)",
+        )
+        .bind(name)
+        .bind(owner)
+        .bind(super::now_ms())
+        .execute(&self.write)
+        .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_unique_violation(&e) => Err(IndexError::AlreadyExists(name.to_string())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Versioning and object lock settings of a bucket; None if it does not exist.
+    pub async fn bucket_state(&self, name: &str) -> Result<Option<BucketState>, IndexError> {
+        let row = sqlx::query(
+            "SELECT versioning, object_lock, lock_default_mode, lock_default_days, \
+                    lock_default_years FROM buckets WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_optional(&self.read)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let versioning = match row.try_get::<Option<String>, _>("versioning")?.as_deref() {
+            None => Versioning::Unversioned,
+            Some("Enabled") => Versioning::Enabled,
+            Some("Suspended") => Versioning::Suspended,
+            Some(other) => {
+                return Err(IndexError::Corrupt(format!(
+                    "stored versioning state {other:?}"
+                )));
+            }
+        };
+        let mode: Option<String> = row.try_get("lock_default_mode")?;
+        let days: Option<i64> = row.try_get("lock_default_days")?;
+        let years: Option<i64> = row.try_get("lock_default_years")?;
+        let default_retention = match mode {
+            None => None,
+            Some(m) => Some(DefaultRetention {
+                mode: LockMode::parse(&m)
+                    .ok_or_else(|| IndexError::Corrupt(format!("stored lock mode {m:?}")))?,
+                days: days.map(|d| to_u32(d, "retention days")).transpose()?,
+                years: years.map(|y| to_u32(y, "retention years")).transpose()?,
+            }),
+        };
+        Ok(Some(BucketState {
+            versioning,
+            object_lock: row.try_get("object_lock")?,
+            default_retention,
+        }))
+    }
+
+    /// PutBucketVersioning: `Enabled` or `Suspended` (never back to unversioned). `NotFound`
+    /// if the bucket does not exist; `Locked` when suspending a bucket with object lock.
+    pub async fn set_versioning(&self, name: &str, state: Versioning) -> Result<(), IndexError> {
+        let Some(status) = state.as_status() else {
+            return Err(IndexError::Corrupt(
+                "a bucket cannot go back to unversioned".into(),
+            ));
+        };
+        let mut tx = self.begin_write().await?;
+        let lock: Option<bool> =
+            sqlx::query_scalar("SELECT object_lock FROM buckets WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?;
+        match lock {
+            None => return Err(IndexError::NotFound(name.to_string())),
+            Some(true) if state != Versioning::Enabled => {
+                return Err(IndexError::Locked(format!(
+                    "bucket {name} has object lock enabled; versioning cannot be suspended"
+                )));
+            }
+            Some(_) => {}
+        }
+        sqlx::query("UPDATE buckets SET versioning = $2 WHERE name = $1")
+            .bind(name)
+            .bind(status)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// PutObjectLockConfiguration: turns object lock on (versioning must be Enabled, else
+    /// `Locked`) and sets or clears the default retention.
+    pub async fn set_object_lock(
+        &self,
+        name: &str,
+        default_retention: Option<DefaultRetention>,
+    ) -> Result<(), IndexError> {
+        let mut tx = self.begin_write().await?;
+        let versioning: Option<Option<String>> =
+            sqlx::query_scalar("SELECT versioning FROM buckets WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?;
+        match versioning {
+            None => return Err(IndexError::NotFound(name.to_string())),
+            Some(v) if v.as_deref() != Some("Enabled") => {
+                return Err(IndexError::Locked(format!(
+                    "bucket {name} does not have versioning enabled"
+                )));
+            }
+            Some(_) => {}
+        }
+        let (mode, days, years) = match default_retention {
+            Some(d) => (
+                Some(d.mode.as_str()),
+                d.days.map(i64::from),
+                d.years.map(i64::from),
+            ),
+            None => (None, None, None),
+        };
+        sqlx::query(
+            "UPDATE buckets SET object_lock = 1, lock_default_mode = $2, lock_default_days = $3, \
+             lock_default_years = $4 WHERE name = $1",
+        )
+        .bind(name)
+        .bind(mode)
+        .bind(days)
+        .bind(years)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 }

@@ -178,13 +178,14 @@ fn scan_sql(lower: &Lower, bounded: bool) -> String {
     if bounded {
         format!(
             "SELECT object_key, size, etag, last_modified_ms FROM objects \
-             WHERE bucket = $1 AND object_key {op} $2 AND object_key < $3 \
+             WHERE bucket = $1 AND is_latest = 1 AND delete_marker = 0 \
+               AND object_key {op} $2 AND object_key < $3 \
              ORDER BY object_key LIMIT $4"
         )
     } else {
         format!(
             "SELECT object_key, size, etag, last_modified_ms FROM objects \
-             WHERE bucket = $1 AND object_key {op} $2 \
+             WHERE bucket = $1 AND is_latest = 1 AND delete_marker = 0 AND object_key {op} $2 \
              ORDER BY object_key LIMIT $3"
         )
     }

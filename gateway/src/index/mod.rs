@@ -33,6 +33,7 @@ mod list;
 mod multipart;
 mod objects;
 mod ops;
+mod versions;
 mod writer;
 
 use std::collections::BTreeMap;
@@ -46,7 +47,9 @@ use sqlx::sqlite::{
 pub use data_keys::DataKeySummary;
 pub use gc::{GcError, GcReport, MAX_CRASH_ORPHANS, SweepReport, collect_garbage, sweep_orphans};
 pub use list::prefix_successor;
+pub use objects::{DeletedVersion, check_lock_change};
 pub use ops::SETTING_BACKEND_URL;
+pub use versions::{VersionEntry, VersionPage, VersionQuery};
 pub use writer::WriteStats;
 
 /// Errors of the metadata index.
@@ -74,6 +77,12 @@ pub enum IndexError {
     /// or the index writer has stopped (the index was closed).
     #[error("index unavailable: {0}")]
     Unavailable(String),
+    /// The version is protected by object lock (retention or legal hold) and was not changed.
+    #[error("locked: {0}")]
+    Locked(String),
+    /// The version does not exist (or the version id is not one of this key's).
+    #[error("no such version: {0}")]
+    NoSuchVersion(String),
 }
 
 /// A bucket.
@@ -95,11 +104,129 @@ pub struct StreamRecord {
     pub md5_hex: String,
 }
 
-/// A visible object.
+/// The version id of the version written while a bucket is unversioned or suspended.
+pub const NULL_VERSION: &str = "null";
+
+/// Versioning state of a bucket (S3: never back to unversioned once enabled).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Versioning {
+    /// never enabled: one `null` version per key, replaced by PUT, removed by DELETE
+    #[default]
+    Unversioned,
+    /// every write adds a version with a new id; DELETE adds a delete marker
+    Enabled,
+    /// writes replace the `null` version; DELETE puts a `null` delete marker
+    Suspended,
+}
+
+impl Versioning {
+    /// The S3 status (`Enabled` / `Suspended`), None when never enabled.
+    pub fn as_status(self) -> Option<&'static str> {
+        match self {
+            Versioning::Unversioned => None,
+            Versioning::Enabled => Some("Enabled"),
+            Versioning::Suspended => Some("Suspended"),
+        }
+    }
+}
+
+/// Object lock retention mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockMode {
+    /// may be shortened or removed by a principal allowed to bypass governance retention
+    Governance,
+    /// may be extended only, by nobody shortened or removed until it expires
+    Compliance,
+}
+
+impl LockMode {
+    /// `GOVERNANCE` / `COMPLIANCE`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LockMode::Governance => "GOVERNANCE",
+            LockMode::Compliance => "COMPLIANCE",
+        }
+    }
+
+    /// Parses the S3 name (exact, upper case).
+    pub fn parse(s: &str) -> Option<LockMode> {
+        match s {
+            "GOVERNANCE" => Some(LockMode::Governance),
+            "COMPLIANCE" => Some(LockMode::Compliance),
+            _ => None,
+        }
+    }
+}
+
+/// The object lock state of one version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ObjectLock {
+    /// retention mode with its retain-until time (ms since the epoch)
+    pub retention: Option<(LockMode, i64)>,
+    /// legal hold on
+    pub legal_hold: bool,
+}
+
+impl ObjectLock {
+    /// Whether the version may not be deleted or overwritten at `now_ms`: a legal hold, a
+    /// COMPLIANCE retention in force, or a GOVERNANCE retention in force without `bypass`.
+    pub fn protects(&self, now_ms: i64, bypass: bool) -> Option<&'static str> {
+        if self.legal_hold {
+            return Some("a legal hold is on");
+        }
+        match self.retention {
+            Some((LockMode::Compliance, until)) if until > now_ms => {
+                Some("COMPLIANCE retention is in force")
+            }
+            Some((LockMode::Governance, until)) if until > now_ms && !bypass => {
+                Some("GOVERNANCE retention is in force")
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Object lock and versioning settings of a bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BucketState {
+    pub versioning: Versioning,
+    /// created with object lock enabled (versioning Enabled for good)
+    pub object_lock: bool,
+    /// default retention of new versions: mode and days (`Years` are stored as days * 365)
+    pub default_retention: Option<DefaultRetention>,
+}
+
+/// A bucket's default retention (PutObjectLockConfiguration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DefaultRetention {
+    pub mode: LockMode,
+    /// exactly one of days / years is set
+    pub days: Option<u32>,
+    pub years: Option<u32>,
+}
+
+impl DefaultRetention {
+    /// Retain-until of a version written at `now_ms`.
+    pub fn until(&self, now_ms: i64) -> i64 {
+        let days = i64::from(self.days.unwrap_or(0)) + i64::from(self.years.unwrap_or(0)) * 365;
+        now_ms.saturating_add(days.saturating_mul(86_400_000))
+    }
+}
+
+/// A version of an object (or a delete marker).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectRecord {
     pub bucket: String,
     pub key: String,
+    /// [`NULL_VERSION`] when written while the bucket was unversioned or suspended
+    pub version_id: String,
+    /// the current version of its key (set by the index on reads; ignored on writes, where
+    /// the written version becomes the latest)
+    pub is_latest: bool,
+    /// a delete marker (size 0, no data; its one stream is the sealed marker)
+    pub delete_marker: bool,
+    /// retention and legal hold
+    pub lock: ObjectLock,
     /// Plaintext size of the whole object.
     pub size: u64,
     /// S3 ETag without quotes.

@@ -5,7 +5,7 @@
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
-use super::objects::{Tx, insert_object_row, queue_garbage, remove_object_row, require_bucket};
+use super::objects::{Tx, queue_garbage, require_bucket, write_version};
 use super::{
     Index, IndexError, ObjectRecord, PartRecord, UploadRecord, is_unique_violation, map_from_json,
     map_to_json, prefix_successor, to_i64, to_u32, to_u64,
@@ -254,10 +254,7 @@ impl Index {
             )));
         }
         let part_ids = remove_upload(&mut tx, upload_id).await?;
-        let mut candidates = remove_object_row(&mut tx, bucket, &rec.key)
-            .await?
-            .unwrap_or_default();
-        insert_object_row(&mut tx, rec).await?;
+        let mut candidates = write_version(&mut tx, rec, super::now_ms()).await?;
         candidates.extend(part_ids);
         let garbage = queue_garbage(&mut tx, candidates).await?;
         tx.commit().await?;

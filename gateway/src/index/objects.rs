@@ -12,8 +12,8 @@ use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
 
 use super::writer::Job;
 use super::{
-    Index, IndexError, ObjectRecord, StreamRecord, map_from_json, map_to_json, now_ms, to_i64,
-    to_u32, to_u64,
+    Index, IndexError, LockMode, ObjectLock, ObjectRecord, StreamRecord, map_from_json,
+    map_to_json, now_ms, to_i64, to_u32, to_u64,
 };
 
 pub(crate) type Tx = Transaction<'static, Sqlite>;
@@ -34,48 +34,143 @@ pub(crate) async fn require_bucket(
     }
 }
 
-/// Removes the object row (and, by cascade, its streams) if present. Returns None if there was no
-/// such object, else the backend ids it referenced.
-pub(crate) async fn remove_object_row(
+/// Removes one version row (and, by cascade, its streams) if present. Returns None if there was
+/// no such version, else the backend ids it referenced and whether it was the latest (the caller
+/// then promotes the newest remaining version). `Locked` if object lock protects it at `now_ms`
+/// (`bypass`: GOVERNANCE retention may be bypassed).
+pub(crate) async fn remove_version_row(
     conn: &mut SqliteConnection,
     bucket: &str,
     key: &str,
-) -> Result<Option<Vec<String>>, IndexError> {
-    let mut ids: Vec<String> = sqlx::query_scalar(
-        "SELECT backend_id FROM object_streams WHERE bucket = $1 AND object_key = $2 ORDER BY seq",
+    version_id: &str,
+    guard: Option<(i64, bool)>,
+) -> Result<Option<Removed>, IndexError> {
+    let row = sqlx::query(
+        "SELECT is_latest, delete_marker, lock_mode, lock_until_ms, legal_hold FROM objects \
+         WHERE bucket = $1 AND object_key = $2 AND version_id = $3",
     )
     .bind(bucket)
     .bind(key)
-    .fetch_all(&mut *conn)
-    .await?;
-    let deleted: Option<Option<String>> = sqlx::query_scalar(
-        "DELETE FROM objects WHERE bucket = $1 AND object_key = $2 RETURNING manifest_id",
-    )
-    .bind(bucket)
-    .bind(key)
+    .bind(version_id)
     .fetch_optional(&mut *conn)
     .await?;
-    match deleted {
-        None => Ok(None),
-        Some(manifest) => {
-            ids.extend(manifest);
-            Ok(Some(ids))
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    if let Some((now, bypass)) = guard {
+        let lock = lock_from_row(&row)?;
+        if let Some(why) = lock.protects(now, bypass) {
+            return Err(IndexError::Locked(format!(
+                "{bucket}/{key} version {version_id}: {why}"
+            )));
         }
     }
+    let was_latest: bool = row.try_get("is_latest")?;
+    let delete_marker: bool = row.try_get("delete_marker")?;
+    let mut ids: Vec<String> = sqlx::query_scalar(
+        "SELECT backend_id FROM object_streams \
+         WHERE bucket = $1 AND object_key = $2 AND version_id = $3 ORDER BY seq",
+    )
+    .bind(bucket)
+    .bind(key)
+    .bind(version_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let gone = sqlx::query(
+        "DELETE FROM objects WHERE bucket = $1 AND object_key = $2 AND version_id = $3 \
+         RETURNING manifest_id, lock_record_id",
+    )
+    .bind(bucket)
+    .bind(key)
+    .bind(version_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    ids.extend(gone.try_get::<Option<String>, _>("manifest_id")?);
+    ids.extend(gone.try_get::<Option<String>, _>("lock_record_id")?);
+    Ok(Some(Removed {
+        ids,
+        was_latest,
+        delete_marker,
+    }))
 }
 
-/// Inserts the object row and its streams (the caller removed any previous row).
+/// A version row removed by [`remove_version_row`].
+pub(crate) struct Removed {
+    pub ids: Vec<String>,
+    pub was_latest: bool,
+    pub delete_marker: bool,
+}
+
+/// Makes the newest remaining version of a key its latest (after the latest was removed).
+pub(crate) async fn promote_newest(
+    conn: &mut SqliteConnection,
+    bucket: &str,
+    key: &str,
+) -> Result<(), IndexError> {
+    sqlx::query(
+        "UPDATE objects SET is_latest = 1 WHERE bucket = $1 AND object_key = $2 AND seq = \
+         (SELECT MAX(seq) FROM objects WHERE bucket = $1 AND object_key = $2)",
+    )
+    .bind(bucket)
+    .bind(key)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+fn lock_from_row(row: &SqliteRow) -> Result<ObjectLock, IndexError> {
+    let mode: Option<String> = row.try_get("lock_mode")?;
+    let until: Option<i64> = row.try_get("lock_until_ms")?;
+    let retention = match (mode, until) {
+        (Some(m), Some(u)) => Some((
+            LockMode::parse(&m)
+                .ok_or_else(|| IndexError::Corrupt(format!("stored lock mode {m:?}")))?,
+            u,
+        )),
+        _ => None,
+    };
+    Ok(ObjectLock {
+        retention,
+        legal_hold: row.try_get("legal_hold")?,
+    })
+}
+
+/// Inserts a version row and its streams as the latest version of its key (the previous latest
+/// stays as a noncurrent version; the caller removed a version with the same id first).
 pub(crate) async fn insert_object_row(
     conn: &mut SqliteConnection,
     rec: &ObjectRecord,
 ) -> Result<(), IndexError> {
     sqlx::query(
-        "INSERT INTO objects (bucket, object_key, size, etag, last_modified_ms, headers, user_metadata, \
-                              checksums, data_key_id, key_version, manifest_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        "UPDATE objects SET is_latest = 0 WHERE bucket = $1 AND object_key = $2 AND is_latest = 1",
     )
     .bind(&rec.bucket)
     .bind(&rec.key)
+    .execute(&mut *conn)
+    .await?;
+    let seq: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(MAX(seq), 0) + 1 FROM objects WHERE bucket = $1 AND object_key = $2",
+    )
+    .bind(&rec.bucket)
+    .bind(&rec.key)
+    .fetch_one(&mut *conn)
+    .await?;
+    let (mode, until) = match rec.lock.retention {
+        Some((m, u)) => (Some(m.as_str()), Some(u)),
+        None => (None, None),
+    };
+    sqlx::query(
+        "INSERT INTO objects (bucket, object_key, version_id, seq, is_latest, delete_marker, size, \
+                              etag, last_modified_ms, headers, user_metadata, checksums, \
+                              data_key_id, key_version, manifest_id, lock_mode, lock_until_ms, \
+                              legal_hold) \
+         VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+    )
+    .bind(&rec.bucket)
+    .bind(&rec.key)
+    .bind(&rec.version_id)
+    .bind(seq)
+    .bind(rec.delete_marker)
     .bind(to_i64(rec.size, "object size")?)
     .bind(&rec.etag)
     .bind(rec.last_modified_ms)
@@ -85,16 +180,20 @@ pub(crate) async fn insert_object_row(
     .bind(&rec.data_key_id)
     .bind(i64::from(rec.key_version))
     .bind(rec.manifest_id.as_deref())
+    .bind(mode)
+    .bind(until)
+    .bind(rec.lock.legal_hold)
     .execute(&mut *conn)
     .await?;
     for (seq, s) in rec.streams.iter().enumerate() {
         sqlx::query(
-            "INSERT INTO object_streams (bucket, object_key, seq, part_number, backend_id, header, \
-                                         plaintext_len, md5_hex) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO object_streams (bucket, object_key, version_id, seq, part_number, \
+                                         backend_id, header, plaintext_len, md5_hex) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(&rec.bucket)
         .bind(&rec.key)
+        .bind(&rec.version_id)
         .bind(to_i64(seq as u64, "stream index")?)
         .bind(i64::from(s.part_number))
         .bind(&s.backend_id)
@@ -107,6 +206,28 @@ pub(crate) async fn insert_object_row(
     Ok(())
 }
 
+/// Writes `rec` as the new latest version of its key: a `null` version replaces the key's
+/// `null` version (refused with `Locked` while object lock protects that one at `now_ms`), any
+/// other id is added. Returns the backend ids of what was replaced (candidates for garbage).
+pub(crate) async fn write_version(
+    conn: &mut SqliteConnection,
+    rec: &ObjectRecord,
+    now_ms: i64,
+) -> Result<Vec<String>, IndexError> {
+    let old = remove_version_row(
+        conn,
+        &rec.bucket,
+        &rec.key,
+        &rec.version_id,
+        Some((now_ms, false)),
+    )
+    .await?
+    .map(|r| r.ids)
+    .unwrap_or_default();
+    insert_object_row(conn, rec).await?;
+    Ok(old)
+}
+
 /// Whether an object, a manifest or a part still references `id` (the gc queue not counted).
 pub(crate) async fn referenced_by_data(
     conn: &mut SqliteConnection,
@@ -115,6 +236,7 @@ pub(crate) async fn referenced_by_data(
     let row = sqlx::query(
         "SELECT EXISTS (SELECT 1 FROM object_streams WHERE backend_id = $1) \
              OR EXISTS (SELECT 1 FROM objects WHERE manifest_id = $1) \
+             OR EXISTS (SELECT 1 FROM objects WHERE lock_record_id = $1) \
              OR EXISTS (SELECT 1 FROM parts WHERE backend_id = $1) AS used",
     )
     .bind(id)
@@ -160,6 +282,10 @@ fn object_from_rows(
     let mut rec = ObjectRecord {
         bucket: bucket.to_string(),
         key: key.to_string(),
+        version_id: first.try_get("version_id")?,
+        is_latest: first.try_get("is_latest")?,
+        delete_marker: first.try_get("delete_marker")?,
+        lock: lock_from_row(first)?,
         size: to_u64(first.try_get("size")?, "object size")?,
         etag: first.try_get("etag")?,
         last_modified_ms: first.try_get("last_modified_ms")?,
@@ -197,11 +323,32 @@ fn object_from_rows(
     Ok(Some(rec))
 }
 
+/// The columns of a version row with its streams (`o` joined with `s`).
+const VERSION_SELECT: &str = "SELECT o.version_id, o.is_latest, o.delete_marker, o.lock_mode, \
+        o.lock_until_ms, o.legal_hold, o.size, o.etag, o.last_modified_ms, o.headers, \
+        o.user_metadata, o.checksums, o.data_key_id, o.key_version, o.manifest_id, \
+        s.part_number, s.backend_id, s.header, s.plaintext_len, s.md5_hex \
+     FROM objects o \
+     LEFT JOIN object_streams s ON s.bucket = o.bucket AND s.object_key = o.object_key \
+                               AND s.version_id = o.version_id";
+
+/// What a version delete removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeletedVersion {
+    /// backend ids now garbage (also queued in `gc_queue`)
+    pub garbage: Vec<String>,
+    /// the removed version was a delete marker
+    pub delete_marker: bool,
+}
+
 impl Index {
-    /// Inserts or atomically replaces an object. Readers see the old record or the new one, never a
-    /// mix. Returns the backend ids of the replaced object that are now garbage (also queued in
-    /// `gc_queue` in the same transaction). `NotFound` if the bucket does not exist. Group-committed
-    /// by the index writer: returns once the transaction holding it has committed.
+    /// Writes a version (an object or a delete marker) as the latest of its key: a `null`
+    /// version replaces the key's `null` version, any other id adds a version. Readers see the
+    /// old state or the new one, never a mix. Returns the backend ids of the replaced `null`
+    /// version that are now garbage (also queued in `gc_queue` in the same transaction).
+    /// `NotFound` if the bucket does not exist; `Locked` if object lock protects the `null`
+    /// version it would replace. Group-committed by the index writer: returns once the
+    /// transaction holding it has committed.
     pub async fn put_object(&self, rec: &ObjectRecord) -> Result<Vec<String>, IndexError> {
         let rec = Box::new(rec.clone());
         self.writer
@@ -209,39 +356,185 @@ impl Index {
             .await
     }
 
-    /// The object, if it exists (one query).
+    /// The current object under a key: its latest version unless that is a delete marker.
     pub async fn get_object(
         &self,
         bucket: &str,
         key: &str,
     ) -> Result<Option<ObjectRecord>, IndexError> {
-        let rows = sqlx::query(
-            "SELECT o.size, o.etag, o.last_modified_ms, o.headers, o.user_metadata, o.checksums, \
-                    o.data_key_id, o.key_version, o.manifest_id, \
-                    s.part_number, s.backend_id, s.header, s.plaintext_len, s.md5_hex \
-             FROM objects o \
-             LEFT JOIN object_streams s ON s.bucket = o.bucket AND s.object_key = o.object_key \
-             WHERE o.bucket = $1 AND o.object_key = $2 \
-             ORDER BY s.seq",
-        )
-        .bind(bucket)
-        .bind(key)
-        .fetch_all(&self.read)
-        .await?;
+        Ok(self
+            .get_version(bucket, key, None)
+            .await?
+            .filter(|r| !r.delete_marker))
+    }
+
+    /// One version of a key (delete markers included): `version_id` None is the latest.
+    pub async fn get_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<Option<ObjectRecord>, IndexError> {
+        let rows = match version_id {
+            None => sqlx::query(&format!(
+                "{VERSION_SELECT} WHERE o.bucket = $1 AND o.object_key = $2 AND o.is_latest = 1 \
+                     ORDER BY s.seq"
+            ))
+            .bind(bucket)
+            .bind(key)
+            .fetch_all(&self.read)
+            .await?,
+            Some(v) => sqlx::query(&format!(
+                "{VERSION_SELECT} WHERE o.bucket = $1 AND o.object_key = $2 AND o.version_id = $3 \
+                     ORDER BY s.seq"
+            ))
+            .bind(bucket)
+            .bind(key)
+            .bind(v)
+            .fetch_all(&self.read)
+            .await?,
+        };
         object_from_rows(bucket, key, &rows)
     }
 
-    /// Deletes an object. None if it did not exist; otherwise the backend ids now garbage (also
-    /// queued in `gc_queue` in the same transaction). Group-committed like `put_object`.
+    /// Deletes the `null` version of a key (DeleteObject in a bucket that never had
+    /// versioning). None if it did not exist; otherwise the backend ids now garbage.
     pub async fn delete_object(
         &self,
         bucket: &str,
         key: &str,
     ) -> Result<Option<Vec<String>>, IndexError> {
-        let (bucket, key) = (bucket.to_string(), key.to_string());
+        Ok(self
+            .delete_version(bucket, key, super::NULL_VERSION, false)
+            .await?
+            .map(|d| d.garbage))
+    }
+
+    /// Deletes one version (an object version or a delete marker) for good; if it was the
+    /// latest, the newest remaining version becomes the latest. None if there is no such
+    /// version. `Locked` while object lock protects it (`bypass`: a GOVERNANCE retention does
+    /// not). Group-committed like `put_object`.
+    pub async fn delete_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+        bypass_governance: bool,
+    ) -> Result<Option<DeletedVersion>, IndexError> {
+        let (bucket, key, version_id) =
+            (bucket.to_string(), key.to_string(), version_id.to_string());
         self.writer
-            .submit(|reply| Job::DeleteObject { bucket, key, reply })
+            .submit(|reply| Job::DeleteVersion {
+                bucket,
+                key,
+                version_id,
+                bypass_governance,
+                reply,
+            })
             .await
+    }
+
+    /// Sets the retention and legal hold of one version, under S3's rules: a COMPLIANCE
+    /// retention in force may only be kept or extended (never shortened, removed or turned
+    /// into GOVERNANCE), a GOVERNANCE retention in force may be shortened or removed only with
+    /// `bypass_governance`. `record_id`: the sealed lock record of this change (it replaces the
+    /// version's previous one). Returns the lock before the change and the backend ids now
+    /// garbage (the previous lock record, also queued). `NoSuchVersion` / `Locked`.
+    pub async fn set_lock(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        lock: ObjectLock,
+        bypass_governance: bool,
+        record_id: Option<&str>,
+    ) -> Result<(ObjectLock, Vec<String>), IndexError> {
+        let mut tx = self.begin_write().await?;
+        let row = match version_id {
+            Some(v) => {
+                sqlx::query(
+                    "SELECT version_id, delete_marker, lock_mode, lock_until_ms, legal_hold, \
+                        lock_record_id FROM objects \
+                 WHERE bucket = $1 AND object_key = $2 AND version_id = $3",
+                )
+                .bind(bucket)
+                .bind(key)
+                .bind(v)
+                .fetch_optional(&mut *tx)
+                .await?
+            }
+            None => {
+                sqlx::query(
+                    "SELECT version_id, delete_marker, lock_mode, lock_until_ms, legal_hold, \
+                        lock_record_id FROM objects \
+                 WHERE bucket = $1 AND object_key = $2 AND is_latest = 1",
+                )
+                .bind(bucket)
+                .bind(key)
+                .fetch_optional(&mut *tx)
+                .await?
+            }
+        };
+        let Some(row) = row else {
+            return Err(IndexError::NoSuchVersion(format!("{bucket}/{key}")));
+        };
+        if row.try_get::<bool, _>("delete_marker")? {
+            return Err(IndexError::NoSuchVersion(format!(
+                "{bucket}/{key} is a delete marker"
+            )));
+        }
+        let vid: String = row.try_get("version_id")?;
+        let old = lock_from_row(&row)?;
+        check_lock_change(&old, &lock, now_ms(), bypass_governance)
+            .map_err(|why| IndexError::Locked(format!("{bucket}/{key} version {vid}: {why}")))?;
+        let (mode, until) = match lock.retention {
+            Some((m, u)) => (Some(m.as_str()), Some(u)),
+            None => (None, None),
+        };
+        let old_record: Option<String> = row.try_get("lock_record_id")?;
+        sqlx::query(
+            "UPDATE objects SET lock_mode = $4, lock_until_ms = $5, legal_hold = $6, \
+                                lock_record_id = COALESCE($7, lock_record_id) \
+             WHERE bucket = $1 AND object_key = $2 AND version_id = $3",
+        )
+        .bind(bucket)
+        .bind(key)
+        .bind(&vid)
+        .bind(mode)
+        .bind(until)
+        .bind(lock.legal_hold)
+        .bind(record_id)
+        .execute(&mut *tx)
+        .await?;
+        let garbage = match (record_id, old_record) {
+            (Some(_), Some(old)) => queue_garbage(&mut tx, vec![old]).await?,
+            _ => Vec::new(),
+        };
+        tx.commit().await?;
+        Ok((old, garbage))
+    }
+}
+
+/// Whether a version's lock may change from `old` to `new` at `now` (S3's rules; the legal
+/// hold may always be set or cleared by whoever may change it).
+pub fn check_lock_change(
+    old: &ObjectLock,
+    new: &ObjectLock,
+    now: i64,
+    bypass: bool,
+) -> Result<(), &'static str> {
+    match (old.retention, new.retention) {
+        (Some((LockMode::Compliance, until)), next) if until > now => match next {
+            Some((LockMode::Compliance, u)) if u >= until => Ok(()),
+            _ => Err("a COMPLIANCE retention in force can only be extended"),
+        },
+        (Some((LockMode::Governance, until)), next) if until > now && !bypass => match next {
+            Some((LockMode::Governance, u)) if u >= until => Ok(()),
+            _ => Err(
+                "a GOVERNANCE retention in force can only be shortened, removed or changed to COMPLIANCE with x-amz-bypass-governance-retention",
+            ),
+        },
+        _ => Ok(()),
     }
 }
 
@@ -251,21 +544,28 @@ pub(crate) async fn put_object_in(
     rec: &ObjectRecord,
 ) -> Result<Vec<String>, IndexError> {
     require_bucket(conn, &rec.bucket).await?;
-    let old = remove_object_row(conn, &rec.bucket, &rec.key)
-        .await?
-        .unwrap_or_default();
-    insert_object_row(conn, rec).await?;
+    let old = write_version(conn, rec, now_ms()).await?;
     queue_garbage(conn, old).await
 }
 
-/// The statements of `Index::delete_object`, inside the writer's transaction.
-pub(crate) async fn delete_object_in(
+/// The statements of `Index::delete_version`, inside the writer's transaction.
+pub(crate) async fn delete_version_in(
     conn: &mut SqliteConnection,
     bucket: &str,
     key: &str,
-) -> Result<Option<Vec<String>>, IndexError> {
-    match remove_object_row(conn, bucket, key).await? {
-        None => Ok(None),
-        Some(old) => Ok(Some(queue_garbage(conn, old).await?)),
+    version_id: &str,
+    bypass: bool,
+) -> Result<Option<DeletedVersion>, IndexError> {
+    let Some(removed) =
+        remove_version_row(conn, bucket, key, version_id, Some((now_ms(), bypass))).await?
+    else {
+        return Ok(None);
+    };
+    if removed.was_latest {
+        promote_newest(conn, bucket, key).await?;
     }
+    Ok(Some(DeletedVersion {
+        garbage: queue_garbage(conn, removed.ids).await?,
+        delete_marker: removed.delete_marker,
+    }))
 }

@@ -66,6 +66,7 @@ impl Index {
         let rows = sqlx::query(
             "SELECT backend_id AS id FROM object_streams \
              UNION SELECT manifest_id AS id FROM objects WHERE manifest_id IS NOT NULL \
+             UNION SELECT lock_record_id AS id FROM objects WHERE lock_record_id IS NOT NULL \
              UNION SELECT backend_id AS id FROM parts",
         )
         .fetch_all(&self.read)

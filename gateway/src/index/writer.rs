@@ -1,4 +1,4 @@
-//! Group commit of the hot index writes (`put_object`, `delete_object`, `gc_done`).
+//! Group commit of the hot index writes (`put_object`, `delete_version`, `gc_done`).
 //!
 //! Callers send a [`Job`] (the write, with owned data, and a oneshot for the answer) over a
 //! bounded channel to one writer task. The task takes everything waiting (up to
@@ -33,7 +33,7 @@ use sqlx::{SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::gc::gc_done_in;
-use super::objects::{delete_object_in, put_object_in};
+use super::objects::{DeletedVersion, delete_version_in, put_object_in};
 use super::{IndexError, ObjectRecord};
 
 /// Most jobs committed in one transaction.
@@ -50,11 +50,13 @@ pub(crate) enum Job {
         rec: Box<ObjectRecord>,
         reply: Reply<Vec<String>>,
     },
-    /// `Index::delete_object`: answers None if there was no such object, else the garbage.
-    DeleteObject {
+    /// `Index::delete_version`: answers None if there was no such version, else the garbage.
+    DeleteVersion {
         bucket: String,
         key: String,
-        reply: Reply<Option<Vec<String>>>,
+        version_id: String,
+        bypass_governance: bool,
+        reply: Reply<Option<DeletedVersion>>,
     },
     /// `Index::gc_done`: removes ids from the gc queue.
     GcDone { ids: Vec<String>, reply: Reply<()> },
@@ -90,9 +92,16 @@ impl Job {
     async fn apply(self, conn: &mut SqliteConnection) -> Applied {
         match self {
             Job::PutObject { rec, reply } => Applied::new(reply, put_object_in(conn, &rec).await),
-            Job::DeleteObject { bucket, key, reply } => {
-                Applied::new(reply, delete_object_in(conn, &bucket, &key).await)
-            }
+            Job::DeleteVersion {
+                bucket,
+                key,
+                version_id,
+                bypass_governance,
+                reply,
+            } => Applied::new(
+                reply,
+                delete_version_in(conn, &bucket, &key, &version_id, bypass_governance).await,
+            ),
             Job::GcDone { ids, reply } => Applied::new(reply, gc_done_in(conn, &ids).await),
         }
     }
@@ -101,7 +110,7 @@ impl Job {
     fn fail(self, why: &str) {
         match self {
             Job::PutObject { reply, .. } => answer(reply, Err(batch_failed(why))),
-            Job::DeleteObject { reply, .. } => answer(reply, Err(batch_failed(why))),
+            Job::DeleteVersion { reply, .. } => answer(reply, Err(batch_failed(why))),
             Job::GcDone { reply, .. } => answer(reply, Err(batch_failed(why))),
         }
     }

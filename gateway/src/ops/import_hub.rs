@@ -170,6 +170,7 @@ async fn import_one(
         BTreeMap::new(),
         &skey,
         &sealed,
+        &crate::store::NewVersion::null(),
     );
     store.commit(&rec).await?;
     Ok(rec.size)

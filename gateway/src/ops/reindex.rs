@@ -20,7 +20,31 @@ use keys::{Header, StreamKind};
 use super::{OpsContext, progress_bar, read_bytes};
 use crate::backend::{Backend, ObjectInfo};
 use crate::error::{Error, Result};
-use crate::index::{Index, ObjectRecord, StreamRecord};
+use crate::index::{
+    Index, LockMode, NULL_VERSION, ObjectLock, ObjectRecord, StreamRecord, Versioning,
+};
+
+/// The version id, delete-marker flag and object lock a stream's sealed metadata records
+/// (streams written before versioning: the `null` version, no lock).
+fn version_of(meta: &keys::ObjectMeta) -> (String, bool, ObjectLock) {
+    let retention = match (
+        meta.lock_mode.as_deref().and_then(LockMode::parse),
+        meta.lock_until_ms,
+    ) {
+        (Some(m), Some(u)) => Some((m, u)),
+        _ => None,
+    };
+    (
+        meta.version_id
+            .clone()
+            .unwrap_or_else(|| NULL_VERSION.to_owned()),
+        meta.delete_marker,
+        ObjectLock {
+            retention,
+            legal_hold: meta.legal_hold,
+        },
+    )
+}
 
 /// Options of a reindex.
 #[derive(Debug, Clone)]
@@ -108,12 +132,14 @@ async fn read_header(backend: &dyn Backend, info: &ObjectInfo) -> Result<Header>
     Ok(Header::decode(&bytes)?)
 }
 
+/// The record of a kind Object stream, and whether it is a lock record (PutObjectRetention /
+/// PutObjectLegalHold on the version it names) rather than a version.
 async fn object_record(
     ctx_backend: &dyn Backend,
     keyring: &keys::Keyring,
     info: &ObjectInfo,
     header: &Header,
-) -> Result<ObjectRecord> {
+) -> Result<(ObjectRecord, bool)> {
     let key = keyring.opening_key(header.bucket(), header).await?;
     if info.size < 4 {
         return Err(Error::Integrity("too short".into()));
@@ -123,9 +149,15 @@ async fn object_record(
     let need = (tl + 4).min(info.size);
     let tail = read_bytes(ctx_backend, &info.id, Some(info.size - need..info.size)).await?;
     let (layout, meta) = keys::read_meta(&key, header, info.size, &tail)?;
-    Ok(ObjectRecord {
+    let (version_id, delete_marker, lock) = version_of(&meta);
+    let lock_record = meta.lock_record;
+    let rec = ObjectRecord {
         bucket: meta.bucket,
         key: meta.key,
+        version_id,
+        is_latest: true,
+        delete_marker,
+        lock,
         size: layout.plaintext_len,
         etag: meta.etag.clone(),
         last_modified_ms: meta.last_modified_ms,
@@ -142,7 +174,8 @@ async fn object_record(
             md5_hex: meta.etag,
         }],
         manifest_id: None,
-    })
+    };
+    Ok((rec, lock_record))
 }
 
 async fn manifest_record(
@@ -178,9 +211,14 @@ async fn manifest_record(
         });
     }
     keys::verify_parts(&mheader, &meta, &part_headers)?;
+    let (version_id, delete_marker, lock) = version_of(&meta);
     Ok(ObjectRecord {
         bucket: meta.bucket,
         key: meta.key,
+        version_id,
+        is_latest: true,
+        delete_marker,
+        lock,
         size: meta.size,
         etag: meta.etag,
         last_modified_ms: meta.last_modified_ms,
@@ -247,17 +285,38 @@ pub async fn reindex_into(
         pb.inc(1);
     }
     // pass 2: metadata of objects and manifests
-    let mut records: BTreeMap<(String, String), ObjectRecord> = BTreeMap::new();
+    let mut records: BTreeMap<(String, String, String), ObjectRecord> = BTreeMap::new();
     let mut used_parts: BTreeSet<String> = BTreeSet::new();
     let mut key_headers: BTreeMap<String, Header> = BTreeMap::new();
+    // the newest lock record of each version: (last_modified_ms, lock, backend id)
+    let mut lock_records: BTreeMap<(String, String, String), (i64, ObjectLock, String)> =
+        BTreeMap::new();
     for (info, header) in &headers {
         let rec = match header.kind() {
             StreamKind::Object => object_record(backend, keyring, info, header).await,
-            _ => manifest_record(backend, keyring, info, header, &parts).await,
+            _ => manifest_record(backend, keyring, info, header, &parts)
+                .await
+                .map(|r| (r, false)),
         };
         pb.inc(1);
         let rec = match rec {
-            Ok(r) => r,
+            Ok((r, true)) => {
+                key_headers
+                    .entry(header.data_key_id().to_hex())
+                    .or_insert_with(|| header.clone());
+                let slot = (r.bucket, r.key, r.version_id);
+                let newer = (r.last_modified_ms, r.lock, info.id.clone());
+                match lock_records.get(&slot) {
+                    Some(old) if old.0 >= newer.0 => report.superseded.push(info.id.clone()),
+                    _ => {
+                        if let Some(old) = lock_records.insert(slot, newer) {
+                            report.superseded.push(old.2);
+                        }
+                    }
+                }
+                continue;
+            }
+            Ok((r, false)) => r,
             Err(e) => {
                 report.unreadable.push((info.id.clone(), e.to_string()));
                 continue;
@@ -267,7 +326,7 @@ pub async fn reindex_into(
             .entry(header.data_key_id().to_hex())
             .or_insert_with(|| header.clone());
         let id = info.id.clone();
-        let slot = (rec.bucket.clone(), rec.key.clone());
+        let slot = (rec.bucket.clone(), rec.key.clone(), rec.version_id.clone());
         match records.get(&slot) {
             Some(old) if old.last_modified_ms >= rec.last_modified_ms => {
                 report.superseded.push(id);
@@ -302,18 +361,56 @@ pub async fn reindex_into(
             report.data_keys += 1;
         }
     }
-    let buckets: BTreeSet<&str> = records.keys().map(|(b, _)| b.as_str()).collect();
+    // lock records: a version gets the lock as last changed, not as written (a record whose
+    // version is gone is not imported)
+    let mut attach: Vec<(String, String, String, ObjectLock, String)> = Vec::new();
+    for ((bucket, key, version), (_, lock, id)) in lock_records {
+        match records.get_mut(&(bucket.clone(), key.clone(), version.clone())) {
+            Some(rec) if !rec.delete_marker => {
+                rec.lock = lock;
+                attach.push((bucket, key, version, lock, id));
+            }
+            _ => report.superseded.push(id),
+        }
+    }
+    let buckets: BTreeSet<&str> = records.keys().map(|(b, _, _)| b.as_str()).collect();
     for b in &buckets {
         index.create_bucket(b, &opts.owner).await?;
         policy.assign_bucket(b, &tenant).await?;
         report.buckets += 1;
+        // versioning and object lock are bucket settings the backend does not hold: a bucket
+        // with versions gets versioning Enabled, one with locked versions object lock as well
+        // (no default retention), so that nothing a lock protects becomes deletable
+        let of_bucket = || records.values().filter(|r| r.bucket == *b);
+        if of_bucket().any(|r| r.version_id != NULL_VERSION || r.delete_marker) {
+            index.set_versioning(b, Versioning::Enabled).await?;
+            if of_bucket().any(|r| r.lock != ObjectLock::default()) {
+                index.set_object_lock(b, None).await?;
+            }
+        }
     }
-    for rec in records.values() {
+    // the versions of a key are written oldest first, so that the newest ends up the latest
+    let mut ordered: Vec<&ObjectRecord> = records.values().collect();
+    ordered.sort_by(|a, b| {
+        (&a.bucket, &a.key, a.last_modified_ms, &a.version_id).cmp(&(
+            &b.bucket,
+            &b.key,
+            b.last_modified_ms,
+            &b.version_id,
+        ))
+    });
+    for rec in ordered {
         index.put_object(rec).await?;
         report.objects += 1;
         if rec.manifest_id.is_some() {
             report.multipart += 1;
         }
+    }
+    for (bucket, key, version, lock, id) in attach {
+        // the lock is already the record's; this only makes the index reference the record
+        index
+            .set_lock(&bucket, &key, Some(&version), lock, true, Some(&id))
+            .await?;
     }
     Ok(report)
 }

@@ -79,7 +79,15 @@ impl Gateway {
             return Err(Error::BucketAlreadyOwnedByYou(name));
         }
         audit::before_change(RequestCtx::of(&req.extensions).as_ref(), 0, None).await?;
-        match self.store.create_bucket(&name, &owner_of(&req)).await {
+        let created = if req.input.object_lock_enabled_for_bucket == Some(true) {
+            // object lock implies versioning Enabled, for good
+            self.store
+                .create_bucket_with_lock(&name, &owner_of(&req))
+                .await
+        } else {
+            self.store.create_bucket(&name, &owner_of(&req)).await
+        };
+        match created {
             Ok(()) => {}
             Err(IndexError::AlreadyExists(_)) => return Err(Error::BucketAlreadyOwnedByYou(name)),
             Err(e) => return Err(e.into()),

@@ -6,9 +6,11 @@
 mod bucket;
 mod checksum;
 mod list;
+mod lock;
 mod multipart;
 mod object;
 pub mod range_fallback;
+mod versioning;
 
 use std::collections::BTreeMap;
 
@@ -16,7 +18,6 @@ use s3s::dto::*;
 use s3s::{S3, S3Error, S3Request, S3Response, S3Result};
 
 use crate::error::{Error, Result};
-use crate::index::ObjectRecord;
 use crate::request::{RequestCtx, noted};
 use crate::store::Store;
 
@@ -197,17 +198,6 @@ impl Gateway {
             version_id: out.version_id,
             ..Default::default()
         })
-    }
-
-    /// The object record, or NoSuchKey / NoSuchBucket.
-    async fn require_object(&self, bucket: &str, key: &str) -> Result<ObjectRecord> {
-        match self.store.get_object(bucket, key).await? {
-            Some(r) => Ok(r),
-            None => {
-                self.require_bucket(bucket).await?;
-                Err(Error::NoSuchKey(key.to_owned()))
-            }
-        }
     }
 }
 
@@ -520,6 +510,87 @@ impl S3 for Gateway {
         done(
             RequestCtx::of(&req.extensions),
             self.op_list_multipart_uploads(req).await,
+        )
+    }
+    async fn put_bucket_versioning(
+        &self,
+        req: S3Request<PutBucketVersioningInput>,
+    ) -> S3Result<S3Response<PutBucketVersioningOutput>> {
+        done(
+            RequestCtx::of(&req.extensions),
+            self.op_put_bucket_versioning(req).await,
+        )
+    }
+    async fn get_bucket_versioning(
+        &self,
+        req: S3Request<GetBucketVersioningInput>,
+    ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
+        done(
+            RequestCtx::of(&req.extensions),
+            self.op_get_bucket_versioning(req).await,
+        )
+    }
+    async fn list_object_versions(
+        &self,
+        req: S3Request<ListObjectVersionsInput>,
+    ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
+        done(
+            RequestCtx::of(&req.extensions),
+            self.op_list_object_versions(req).await,
+        )
+    }
+    async fn put_object_lock_configuration(
+        &self,
+        req: S3Request<PutObjectLockConfigurationInput>,
+    ) -> S3Result<S3Response<PutObjectLockConfigurationOutput>> {
+        done(
+            RequestCtx::of(&req.extensions),
+            self.op_put_object_lock_configuration(req).await,
+        )
+    }
+    async fn get_object_lock_configuration(
+        &self,
+        req: S3Request<GetObjectLockConfigurationInput>,
+    ) -> S3Result<S3Response<GetObjectLockConfigurationOutput>> {
+        done(
+            RequestCtx::of(&req.extensions),
+            self.op_get_object_lock_configuration(req).await,
+        )
+    }
+    async fn put_object_retention(
+        &self,
+        req: S3Request<PutObjectRetentionInput>,
+    ) -> S3Result<S3Response<PutObjectRetentionOutput>> {
+        done(
+            RequestCtx::of(&req.extensions),
+            self.op_put_object_retention(req).await,
+        )
+    }
+    async fn get_object_retention(
+        &self,
+        req: S3Request<GetObjectRetentionInput>,
+    ) -> S3Result<S3Response<GetObjectRetentionOutput>> {
+        done(
+            RequestCtx::of(&req.extensions),
+            self.op_get_object_retention(req).await,
+        )
+    }
+    async fn put_object_legal_hold(
+        &self,
+        req: S3Request<PutObjectLegalHoldInput>,
+    ) -> S3Result<S3Response<PutObjectLegalHoldOutput>> {
+        done(
+            RequestCtx::of(&req.extensions),
+            self.op_put_object_legal_hold(req).await,
+        )
+    }
+    async fn get_object_legal_hold(
+        &self,
+        req: S3Request<GetObjectLegalHoldInput>,
+    ) -> S3Result<S3Response<GetObjectLegalHoldOutput>> {
+        done(
+            RequestCtx::of(&req.extensions),
+            self.op_get_object_legal_hold(req).await,
         )
     }
     async fn post_object(

@@ -85,8 +85,22 @@ impl Gateway {
             .await
             .map_err(Error::Client)?
             .principal;
+        let credentials = req.credentials;
         let input = req.input;
-        self.require_bucket(&input.bucket).await?;
+        let state = self.bucket_state(&input.bucket).await?;
+        // the object lock the completed object gets, checked now (rights, dates) and kept with
+        // the upload; the version id is chosen at completion
+        let planned = self
+            .new_version(
+                credentials.as_ref(),
+                &input.bucket,
+                &input.key,
+                &state,
+                super::versioning::lock_headers!(input),
+            )
+            .await?;
+        let explicit_lock =
+            input.object_lock_mode.is_some() || input.object_lock_legal_hold_status.is_some();
         let checksum_algorithm = input
             .checksum_algorithm
             .as_ref()
@@ -110,6 +124,10 @@ impl Gateway {
             checksum_algorithm,
             owner,
         };
+        let mut rec = rec;
+        if explicit_lock {
+            super::lock::stash_lock(&mut rec.headers, &planned.lock);
+        }
         audit::before_change(audit.as_ref(), 0, None).await?;
         self.store.create_upload(&rec).await?;
         Ok(CreateMultipartUploadOutput {
@@ -237,9 +255,14 @@ impl Gateway {
         let upload = self
             .require_upload(&input.bucket, &input.key, &input.upload_id)
             .await?;
-        self.gate_replace(credentials.as_ref(), &input.bucket, &input.key)
-            .await
-            .map_err(Error::Client)?;
+        let state = self.bucket_state(&input.bucket).await?;
+        if state.versioning != crate::index::Versioning::Enabled {
+            self.gate_replace(credentials.as_ref(), &input.bucket, &input.key)
+                .await
+                .map_err(Error::Client)?;
+        }
+        let mut upload = upload;
+        let version = super::lock::version_of_upload(&state, &mut upload.headers)?;
         let requested = input
             .multipart_upload
             .and_then(|m| m.parts)
@@ -312,9 +335,11 @@ impl Gateway {
             user_metadata: upload.user_metadata.clone(),
             checksums: BTreeMap::new(),
             parts: entries,
+            ..Default::default()
         };
-        self.store
-            .complete_upload(&upload, &chosen, &meta, audit.as_ref())
+        let rec = self
+            .store
+            .complete_upload(&upload, &chosen, &meta, &version, audit.as_ref())
             .await?;
         Ok(CompleteMultipartUploadOutput {
             bucket: Some(input.bucket.clone()),
@@ -322,6 +347,7 @@ impl Gateway {
             e_tag: Some(etag(&etag_value)),
             location: Some(format!("/{}/{}", input.bucket, input.key)),
             server_side_encryption: self.sse(),
+            version_id: super::versioning::written_version(&rec, &state),
             ..Default::default()
         })
     }

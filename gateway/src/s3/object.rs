@@ -12,10 +12,10 @@ use super::checksum::{
     ChecksumRequest, ChecksumValues, precheck_content_md5, set_of, verify_content_md5,
     with_checksums, with_checksums_if,
 };
+use super::versioning::{reported_version, written_version};
 use super::{Gateway, etag, expires_out, metadata_out, ms_of, object_headers, ts, user_metadata};
-use crate::audit;
 use crate::error::{Error, Result};
-use crate::index::ObjectRecord;
+use crate::index::{ObjectRecord, Versioning};
 use crate::request::RequestCtx;
 use crate::store::{SyncStream, WriteCheck};
 
@@ -166,6 +166,7 @@ struct ReadSpec<'a> {
     range: Option<&'a s3s::dto::Range>,
     part_number: Option<i32>,
     checksum_mode: Option<&'a ChecksumMode>,
+    version_id: Option<&'a str>,
 }
 
 /// The [`ReadSpec`] of a GET or HEAD input (the two DTOs name these fields alike).
@@ -179,6 +180,7 @@ macro_rules! read_spec {
             range: $i.range.as_ref(),
             part_number: $i.part_number,
             checksum_mode: $i.checksum_mode.as_ref(),
+            version_id: $i.version_id.as_deref(),
         }
     };
 }
@@ -221,6 +223,15 @@ macro_rules! object_answer {
                     .then(|| ChecksumType::from_static(ChecksumType::FULL_OBJECT)),
                 parts_count: sel.parts_count,
                 server_side_encryption: $g.sse(),
+                version_id: reported_version(rec),
+                object_lock_mode: rec
+                    .lock
+                    .retention
+                    .map(|(m, _)| ObjectLockMode::from(m.as_str().to_owned())),
+                object_lock_retain_until_date: rec.lock.retention.map(|(_, u)| ts(u)),
+                object_lock_legal_hold_status: rec.lock.legal_hold.then(|| {
+                    ObjectLockLegalHoldStatus::from_static(ObjectLockLegalHoldStatus::ON)
+                }),
                 ..Default::default()
             },
         )
@@ -240,11 +251,23 @@ impl Gateway {
             credentials,
             ..
         } = req;
-        self.require_bucket(&input.bucket).await?;
-        self.gate_replace(credentials.as_ref(), &input.bucket, &input.key)
-            .await
-            .map_err(Error::Client)?;
+        let state = self.bucket_state(&input.bucket).await?;
+        if state.versioning != Versioning::Enabled {
+            // with versioning Enabled a write adds a version and destroys nothing
+            self.gate_replace(credentials.as_ref(), &input.bucket, &input.key)
+                .await
+                .map_err(Error::Client)?;
+        }
         precheck_content_md5(input.content_md5.as_deref())?;
+        let version = self
+            .new_version(
+                credentials.as_ref(),
+                &input.bucket,
+                &input.key,
+                &state,
+                super::versioning::lock_headers!(input),
+            )
+            .await?;
         if input.if_match.is_some() || input.if_none_match.is_some() {
             let existing = self.store.get_object(&input.bucket, &input.key).await?;
             match (&existing, &input.if_none_match, &input.if_match) {
@@ -287,6 +310,7 @@ impl Gateway {
                         meta,
                         body,
                         &checks,
+                        &version,
                         audit.as_ref(),
                     )
                     .await?
@@ -301,6 +325,7 @@ impl Gateway {
                         meta,
                         empty,
                         &checks,
+                        &version,
                         audit.as_ref(),
                     )
                     .await?
@@ -312,6 +337,7 @@ impl Gateway {
                 e_tag: Some(etag(&rec.etag)),
                 server_side_encryption: self.sse(),
                 size: Some(len_i64(rec.size)),
+                version_id: written_version(&rec, &state),
                 ..Default::default()
             },
         ))
@@ -322,9 +348,16 @@ impl Gateway {
         req: S3Request<GetObjectInput>,
     ) -> Result<GetObjectOutput> {
         let audit = RequestCtx::of(&req.extensions);
+        let credentials = req.credentials;
         let i = req.input;
         let read = self
-            .select(&i.bucket, &i.key, read_spec!(i), audit.as_ref())
+            .select(
+                credentials.as_ref(),
+                &i.bucket,
+                &i.key,
+                read_spec!(i),
+                audit.as_ref(),
+            )
             .await?;
         let body = self
             .store
@@ -343,8 +376,11 @@ impl Gateway {
         &self,
         req: S3Request<HeadObjectInput>,
     ) -> Result<HeadObjectOutput> {
+        let credentials = req.credentials;
         let i = req.input;
-        let read = self.select(&i.bucket, &i.key, read_spec!(i), None).await?;
+        let read = self
+            .select(credentials.as_ref(), &i.bucket, &i.key, read_spec!(i), None)
+            .await?;
         Ok(object_answer!(self, read, HeadObjectOutput {}))
     }
 
@@ -352,12 +388,26 @@ impl Gateway {
     /// GET), its conditions, the selected range and whether the stored checksums are reported.
     async fn select(
         &self,
+        credentials: Option<&s3s::auth::Credentials>,
         bucket: &str,
         key: &str,
         spec: ReadSpec<'_>,
         audit: Option<&RequestCtx>,
     ) -> Result<Selected> {
-        let rec = self.require_object(bucket, key).await?;
+        if spec.version_id.is_some() {
+            // reading an older version is a right of its own (s3:GetObjectVersion)
+            let identity = self.caller(credentials).await.map_err(Error::Client)?;
+            self.policy
+                .authorize_item(
+                    &identity,
+                    policy::Action::GetObjectVersion,
+                    Some(bucket),
+                    Some(key),
+                )
+                .await
+                .map_err(Error::Client)?;
+        }
+        let rec = self.require_version(bucket, key, spec.version_id).await?;
         if let Some(a) = audit {
             a.set_key_version(rec.key_version);
         }
@@ -380,8 +430,39 @@ impl Gateway {
         })
     }
 
-    async fn delete_one(&self, bucket: &str, key: &str) -> Result<()> {
-        self.store.delete_object(bucket, key).await?;
+    /// The per-key rights of a delete beyond DeleteObject: a version delete needs
+    /// s3:DeleteObjectVersion, a governance bypass s3:BypassGovernanceRetention (with its quorum
+    /// rules, like every gated action).
+    async fn authorize_delete(
+        &self,
+        identity: &policy::Identity,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        bypass: bool,
+    ) -> Result<()> {
+        if version_id.is_some() {
+            self.policy
+                .authorize_item(
+                    identity,
+                    policy::Action::DeleteObjectVersion,
+                    Some(bucket),
+                    Some(key),
+                )
+                .await
+                .map_err(Error::Client)?;
+        }
+        if bypass {
+            self.policy
+                .authorize_item(
+                    identity,
+                    policy::Action::BypassGovernanceRetention,
+                    Some(bucket),
+                    Some(key),
+                )
+                .await
+                .map_err(Error::Client)?;
+        }
         Ok(())
     }
 
@@ -390,17 +471,46 @@ impl Gateway {
         req: S3Request<DeleteObjectInput>,
     ) -> Result<DeleteObjectOutput> {
         let audit = RequestCtx::of(&req.extensions);
+        let credentials = req.credentials;
         let input = req.input;
         self.require_bucket(&input.bucket).await?;
+        let version_id = input.version_id.as_deref();
+        let bypass = input.bypass_governance_retention.unwrap_or(false);
+        if version_id.is_some() || bypass {
+            let identity = self
+                .caller(credentials.as_ref())
+                .await
+                .map_err(Error::Client)?;
+            self.authorize_delete(&identity, &input.bucket, &input.key, version_id, bypass)
+                .await?;
+        }
         if let Some(c) = input.if_match.as_ref() {
-            match self.store.get_object(&input.bucket, &input.key).await? {
+            match self
+                .store
+                .get_version(&input.bucket, &input.key, version_id)
+                .await?
+                .filter(|r| !r.delete_marker)
+            {
                 Some(rec) => check_conditions(&rec, Some(c), None, None, None, true)?,
+                // a version that is gone is deleted already: no error (S3)
+                None if version_id.is_some() => {}
                 None => return Err(Error::NoSuchKey(input.key)),
             }
         }
-        audit::before_change(audit.as_ref(), 0, None).await?;
-        self.delete_one(&input.bucket, &input.key).await?;
-        Ok(DeleteObjectOutput::default())
+        let d = self
+            .delete_one(
+                &input.bucket,
+                &input.key,
+                version_id,
+                bypass,
+                audit.as_ref(),
+            )
+            .await?;
+        Ok(DeleteObjectOutput {
+            delete_marker: d.delete_marker,
+            version_id: d.version_id,
+            ..Default::default()
+        })
     }
 
     pub(super) async fn op_delete_objects(
@@ -419,13 +529,15 @@ impl Gateway {
                 "at most 1000 keys per DeleteObjects request".into(),
             ));
         }
+        let bypass = input.bypass_governance_retention.unwrap_or(false);
         let quiet = input.delete.quiet.unwrap_or(false);
         let mut deleted = Vec::new();
         let mut errors = Vec::new();
         for obj in input.delete.objects {
             // each key is authorised on its own (a prefix grant deletes only under its prefix);
             // the request as a whole took its one rate-limit token when it was admitted
-            let allowed = self
+            let version_id = obj.version_id.as_deref();
+            let allowed = match self
                 .policy
                 .authorize_item(
                     &identity,
@@ -434,31 +546,36 @@ impl Gateway {
                     Some(&obj.key),
                 )
                 .await
-                .map_err(Error::Client);
+                .map_err(Error::Client)
+            {
+                Ok(()) => {
+                    self.authorize_delete(&identity, &input.bucket, &obj.key, version_id, bypass)
+                        .await
+                }
+                Err(e) => Err(e),
+            };
             let result = match allowed {
-                Ok(()) => match audit::before_change(audit.as_ref(), 0, None).await {
-                    Ok(()) => self.delete_one(&input.bucket, &obj.key).await,
-                    // nothing may be deleted without its event: stop here
-                    Err(e) => return Err(e),
-                },
+                Ok(()) => {
+                    self.delete_one(&input.bucket, &obj.key, version_id, bypass, audit.as_ref())
+                        .await
+                }
                 Err(e) => Err(e),
             };
             match result {
-                Ok(()) => {
+                Ok(d) => {
                     if !quiet {
-                        deleted.push(DeletedObject {
-                            key: Some(obj.key),
-                            ..Default::default()
-                        });
+                        deleted.push(d);
                     }
                 }
+                // nothing may be deleted without its event: stop here
+                Err(e @ Error::AuditUnavailable(_)) => return Err(e),
                 Err(e) => {
                     let s3: s3s::S3Error = e.into();
                     errors.push(s3s::dto::Error {
                         key: Some(obj.key),
+                        version_id: obj.version_id,
                         code: Some(s3.code().as_str().to_owned()),
                         message: s3.message().map(str::to_owned),
-                        ..Default::default()
                     });
                 }
             }
@@ -479,17 +596,16 @@ impl Gateway {
         if_modified_since: Option<&Timestamp>,
         if_unmodified_since: Option<&Timestamp>,
     ) -> Result<ObjectRecord> {
-        let (bucket, key) = match src {
+        let (bucket, key, version_id) = match src {
             CopySource::Bucket {
                 bucket,
                 key,
                 version_id,
-            } => {
-                if version_id.as_deref().is_some_and(|v| v != "null") {
-                    return Err(Error::InvalidArgument("versioning is not supported".into()));
-                }
-                (bucket.to_string(), key.to_string())
-            }
+            } => (
+                bucket.to_string(),
+                key.to_string(),
+                version_id.as_deref().map(str::to_owned),
+            ),
             _ => {
                 return Err(Error::InvalidArgument(
                     "access-point copy sources are not supported".into(),
@@ -499,7 +615,18 @@ impl Gateway {
         if key.len() > 1024 {
             return Err(Error::KeyTooLong);
         }
-        let rec = self.require_object(&bucket, &key).await?;
+        let rec = self
+            .require_version(&bucket, &key, version_id.as_deref())
+            .await
+            .map_err(|e| match (&e, version_id.is_some()) {
+                // S3: a copy naming a delete marker is 400 InvalidRequest, not 405
+                (Error::Client(c), true) if c.code() == &s3s::S3ErrorCode::MethodNotAllowed => {
+                    Error::InvalidRequest(
+                        "The source of a copy request may not specifically refer to a delete marker by version id.".into(),
+                    )
+                }
+                _ => e,
+            })?;
         check_conditions(
             &rec,
             if_match,
@@ -527,15 +654,27 @@ impl Gateway {
                 input.copy_source_if_unmodified_since.as_ref(),
             )
             .await?;
-        self.require_bucket(&input.bucket).await?;
-        self.gate_replace(credentials.as_ref(), &input.bucket, &input.key)
-            .await
-            .map_err(Error::Client)?;
+        let state = self.bucket_state(&input.bucket).await?;
+        if state.versioning != Versioning::Enabled {
+            self.gate_replace(credentials.as_ref(), &input.bucket, &input.key)
+                .await
+                .map_err(Error::Client)?;
+        }
+        let version = self
+            .new_version(
+                credentials.as_ref(),
+                &input.bucket,
+                &input.key,
+                &state,
+                super::versioning::lock_headers!(input),
+            )
+            .await?;
         let replace = input
             .metadata_directive
             .as_ref()
             .is_some_and(|d| d.as_str().eq_ignore_ascii_case(MetadataDirective::REPLACE));
-        if src.bucket == input.bucket && src.key == input.key && !replace {
+        if src.bucket == input.bucket && src.key == input.key && !replace && src.is_latest {
+            // copying an older version over its key (restoring it) is fine
             return Err(Error::InvalidRequest(
                 "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.".into(),
             ));
@@ -579,6 +718,7 @@ impl Gateway {
                 meta,
                 body,
                 &checks,
+                &version,
                 audit.as_ref(),
             )
             .await?;
@@ -595,6 +735,8 @@ impl Gateway {
                 },
             )),
             server_side_encryption: self.sse(),
+            copy_source_version_id: reported_version(&src),
+            version_id: written_version(&rec, &state),
             ..Default::default()
         })
     }

@@ -4,7 +4,8 @@
 
 use super::Store;
 use crate::index::{
-    BucketRecord, IndexError, ListPage, ListQuery, ObjectRecord, PartRecord, UploadRecord,
+    BucketRecord, BucketState, DefaultRetention, DeletedVersion, IndexError, ListPage, ListQuery,
+    ObjectRecord, PartRecord, UploadRecord, VersionPage, VersionQuery, Versioning,
 };
 
 type IndexResult<T> = std::result::Result<T, IndexError>;
@@ -30,9 +31,12 @@ impl Store {
         self.index.check_bucket_deletable(name).await
     }
 
-    /// DeleteBucket (checked again inside its transaction).
+    /// DeleteBucket (checked again inside its transaction); the parts of uploads still in
+    /// progress are collected.
     pub async fn delete_bucket(&self, name: &str) -> IndexResult<()> {
-        self.index.delete_bucket(name).await
+        let garbage = self.index.delete_bucket(name).await?;
+        self.collect(garbage).await;
+        Ok(())
     }
 
     /// A page of ListObjects / ListObjectsV2.
@@ -45,15 +49,63 @@ impl Store {
         self.index.get_object(bucket, key).await
     }
 
-    /// DeleteObject: removes the key (true when there was an object) and collects its streams.
-    pub async fn delete_object(&self, bucket: &str, key: &str) -> IndexResult<bool> {
-        match self.index.delete_object(bucket, key).await? {
-            Some(garbage) => {
-                self.collect(garbage).await;
-                Ok(true)
-            }
-            None => Ok(false),
+    /// One version of a key, delete markers included (`None`: the latest).
+    pub async fn get_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> IndexResult<Option<ObjectRecord>> {
+        self.index.get_version(bucket, key, version_id).await
+    }
+
+    /// Deletes one version for good (DeleteObject in an unversioned bucket deletes the `null`
+    /// version; with a versionId, that version) and collects its streams. None if there was no
+    /// such version; `Locked` while object lock protects it.
+    pub async fn delete_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+        bypass_governance: bool,
+    ) -> IndexResult<Option<DeletedVersion>> {
+        let deleted = self
+            .index
+            .delete_version(bucket, key, version_id, bypass_governance)
+            .await?;
+        if let Some(d) = &deleted {
+            self.collect(d.garbage.clone()).await;
         }
+        Ok(deleted)
+    }
+
+    /// A page of ListObjectVersions.
+    pub async fn list_versions(&self, q: &VersionQuery) -> IndexResult<VersionPage> {
+        self.index.list_versions(q).await
+    }
+
+    /// Versioning and object lock settings of a bucket.
+    pub async fn bucket_state(&self, name: &str) -> IndexResult<Option<BucketState>> {
+        self.index.bucket_state(name).await
+    }
+
+    /// CreateBucket with `x-amz-bucket-object-lock-enabled: true`.
+    pub async fn create_bucket_with_lock(&self, name: &str, owner: &str) -> IndexResult<()> {
+        self.index.create_bucket_with_lock(name, owner).await
+    }
+
+    /// PutBucketVersioning.
+    pub async fn set_versioning(&self, name: &str, state: Versioning) -> IndexResult<()> {
+        self.index.set_versioning(name, state).await
+    }
+
+    /// PutObjectLockConfiguration.
+    pub async fn set_object_lock(
+        &self,
+        name: &str,
+        default_retention: Option<DefaultRetention>,
+    ) -> IndexResult<()> {
+        self.index.set_object_lock(name, default_retention).await
     }
 
     /// One open multipart upload.

@@ -14,7 +14,7 @@ mod catalog;
 mod read;
 pub mod write;
 
-pub use write::{Uncommitted, WriteCheck};
+pub use write::{NewVersion, Uncommitted, WriteCheck};
 
 use std::sync::{Arc, Mutex};
 

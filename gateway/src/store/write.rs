@@ -21,7 +21,59 @@ use super::Store;
 use crate::audit;
 use crate::backend::{Backend, new_backend_id};
 use crate::error::{Error, Result};
-use crate::index::{IndexError, ObjectRecord, PartRecord, StreamRecord, UploadRecord, now_ms};
+use crate::index::{
+    IndexError, NULL_VERSION, ObjectLock, ObjectRecord, PartRecord, StreamRecord, UploadRecord,
+    now_ms,
+};
+
+/// The version a write creates: its id ([`NULL_VERSION`] unless the bucket has versioning
+/// Enabled) and its object lock state (from the request's headers or the bucket's default).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewVersion {
+    pub version_id: String,
+    pub lock: ObjectLock,
+}
+
+impl NewVersion {
+    /// The `null` version without object lock (an unversioned bucket).
+    pub fn null() -> NewVersion {
+        NewVersion {
+            version_id: NULL_VERSION.to_owned(),
+            lock: ObjectLock::default(),
+        }
+    }
+
+    /// A fresh version id: 16 hex digits of a strictly increasing microsecond clock (so that
+    /// ids sort by creation in one process, and `reindex` can order versions written in the
+    /// same millisecond) and 16 random hex digits.
+    pub fn new_id() -> Result<String> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static LAST: AtomicU64 = AtomicU64::new(0);
+        let now = u64::try_from(now_ms()).unwrap_or(0).saturating_mul(1000);
+        let mut prev = LAST.load(Ordering::Relaxed);
+        let t = loop {
+            let t = now.max(prev + 1);
+            match LAST.compare_exchange_weak(prev, t, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => break t,
+                Err(p) => prev = p,
+            }
+        };
+        let mut r = [0u8; 8];
+        getrandom::fill(&mut r).map_err(|e| Error::Internal(format!("no randomness: {e}")))?;
+        Ok(format!("{t:016x}{}", hex::encode(r)))
+    }
+
+    /// Copies the version id and lock into sealed metadata (the `null` version is left out, as
+    /// in every stream written before versioning).
+    pub fn seal_into(&self, meta: &mut ObjectMeta) {
+        meta.version_id = (self.version_id != NULL_VERSION).then(|| self.version_id.clone());
+        if let Some((mode, until)) = self.lock.retention {
+            meta.lock_mode = Some(mode.as_str().to_owned());
+            meta.lock_until_ms = Some(until);
+        }
+        meta.legal_hold = self.lock.legal_hold;
+    }
+}
 use crate::request::RequestCtx;
 
 /// A sealed stream that reached the backend but is not yet committed in the index.
@@ -36,6 +88,7 @@ pub struct Sealed {
 impl ObjectRecord {
     /// The index row of an object stored as one sealed stream (a PUT, a copy, an import): ETag and
     /// size from the seal summary, part number 0.
+    #[allow(clippy::too_many_arguments)]
     pub fn single_stream(
         bucket: &str,
         key: &str,
@@ -44,12 +97,17 @@ impl ObjectRecord {
         user_metadata: std::collections::BTreeMap<String, String>,
         skey: &StreamKey,
         sealed: &Sealed,
+        version: &NewVersion,
     ) -> ObjectRecord {
         let s = &sealed.summary;
         let etag = hex::encode(s.md5);
         ObjectRecord {
             bucket: bucket.to_owned(),
             key: key.to_owned(),
+            version_id: version.version_id.clone(),
+            is_latest: true,
+            delete_marker: false,
+            lock: version.lock,
             size: s.plaintext_len,
             etag: etag.clone(),
             last_modified_ms,
@@ -333,6 +391,7 @@ impl Store {
         user_metadata: BTreeMap<String, String>,
         body: S,
         check: &dyn WriteCheck,
+        version: &NewVersion,
         audit: Option<&RequestCtx>,
     ) -> Result<ObjectRecord>
     where
@@ -341,7 +400,7 @@ impl Store {
     {
         let skey = self.keyring.sealing_key(bucket).await?;
         let now = now_ms();
-        let meta = ObjectMeta {
+        let mut meta = ObjectMeta {
             bucket: bucket.to_owned(),
             key: key.to_owned(),
             size: 0,
@@ -351,7 +410,9 @@ impl Store {
             user_metadata: user_metadata.clone(),
             checksums: BTreeMap::new(),
             parts: Vec::new(),
+            ..Default::default()
         };
+        version.seal_into(&mut meta);
         let params = SealParams {
             bucket: bucket.to_owned(),
             kind: StreamKind::Object,
@@ -362,15 +423,23 @@ impl Store {
             meta: Some(meta),
         };
         let (guard, sealed) = self.seal_checked(&skey, params, body, check).await?;
-        let rec =
-            ObjectRecord::single_stream(bucket, key, now, headers, user_metadata, &skey, &sealed);
+        let rec = ObjectRecord::single_stream(
+            bucket,
+            key,
+            now,
+            headers,
+            user_metadata,
+            &skey,
+            &sealed,
+            version,
+        );
         let garbage = self
             .finish(
                 guard,
                 audit,
                 received(audit, rec.size),
                 Some(rec.key_version),
-                async { Ok(self.index.put_object(&rec).await?) },
+                async { self.index.put_object(&rec).await.map_err(Error::from) },
             )
             .await?;
         self.collect(garbage).await;
@@ -442,8 +511,12 @@ impl Store {
         upload: &UploadRecord,
         parts: &[&PartRecord],
         meta: &ObjectMeta,
+        version: &NewVersion,
         audit: Option<&RequestCtx>,
     ) -> Result<ObjectRecord> {
+        let mut meta = meta.clone();
+        version.seal_into(&mut meta);
+        let meta = &meta;
         let skey = self.keyring.sealing_key(&upload.bucket).await?;
         let params = SealParams {
             bucket: upload.bucket.clone(),
@@ -466,6 +539,10 @@ impl Store {
         let rec = ObjectRecord {
             bucket: upload.bucket.clone(),
             key: upload.key.clone(),
+            version_id: version.version_id.clone(),
+            is_latest: true,
+            delete_marker: false,
+            lock: version.lock,
             size: meta.size,
             etag: meta.etag.clone(),
             last_modified_ms: meta.last_modified_ms,
@@ -500,6 +577,135 @@ impl Store {
             .await?;
         self.collect(garbage).await;
         Ok(rec)
+    }
+}
+
+impl Store {
+    /// DeleteObject in a bucket with versioning Enabled or Suspended: writes a delete marker as
+    /// the latest version of the key (`version.version_id`: a new id, or `null` when suspended,
+    /// which replaces the `null` version). The marker is a sealed empty stream whose metadata
+    /// says `delete_marker`, so that `reindex` can rebuild it; the write protocol is the same as
+    /// for an object (audit before change, then the index commit).
+    pub async fn put_delete_marker(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: &NewVersion,
+        audit: Option<&RequestCtx>,
+    ) -> Result<ObjectRecord> {
+        let skey = self.keyring.sealing_key(bucket).await?;
+        let now = now_ms();
+        let mut meta = ObjectMeta {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            last_modified_ms: now,
+            delete_marker: true,
+            ..Default::default()
+        };
+        version.seal_into(&mut meta);
+        meta.delete_marker = true;
+        let params = SealParams {
+            bucket: bucket.to_owned(),
+            kind: StreamKind::Object,
+            object_id: random_id()?,
+            part_number: 0,
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            checksums: ChecksumSet::default(),
+            meta: Some(meta),
+        };
+        let empty = futures::stream::empty::<std::result::Result<Bytes, std::io::Error>>();
+        let sealed = self
+            .seal_into_backend(&skey, params, empty, Some(0))
+            .await?;
+        let guard = Uncommitted::new(self.backend.clone(), sealed.backend_id.clone());
+        let mut rec = ObjectRecord::single_stream(
+            bucket,
+            key,
+            now,
+            BTreeMap::new(),
+            BTreeMap::new(),
+            &skey,
+            &sealed,
+            version,
+        );
+        rec.delete_marker = true;
+        rec.etag = String::new();
+        rec.checksums.clear();
+        rec.lock = ObjectLock::default();
+        let garbage = self
+            .finish(guard, audit, 0, None, async {
+                self.index.put_object(&rec).await.map_err(Error::from)
+            })
+            .await?;
+        self.collect(garbage).await;
+        Ok(rec)
+    }
+}
+
+impl Store {
+    /// PutObjectRetention / PutObjectLegalHold: the new lock of one version, under S3's rules
+    /// (checked in the index transaction). The change is written to the backend first as a
+    /// sealed lock record (an empty kind Object stream whose metadata says `lock_record` and
+    /// names the version), so that `reindex` restores the lock as changed; then the audit event,
+    /// then the index commit, which replaces the version's previous record. Returns the lock
+    /// before the change.
+    pub async fn set_lock(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+        lock: ObjectLock,
+        bypass_governance: bool,
+        audit: Option<&RequestCtx>,
+    ) -> Result<ObjectLock> {
+        let skey = self.keyring.sealing_key(bucket).await?;
+        let mut meta = ObjectMeta {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            last_modified_ms: now_ms(),
+            lock_record: true,
+            ..Default::default()
+        };
+        NewVersion {
+            version_id: version_id.to_owned(),
+            lock,
+        }
+        .seal_into(&mut meta);
+        let params = SealParams {
+            bucket: bucket.to_owned(),
+            kind: StreamKind::Object,
+            object_id: random_id()?,
+            part_number: 0,
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            checksums: ChecksumSet::default(),
+            meta: Some(meta),
+        };
+        let empty = futures::stream::empty::<std::result::Result<Bytes, std::io::Error>>();
+        let sealed = self
+            .seal_into_backend(&skey, params, empty, Some(0))
+            .await?;
+        let record_id = sealed.backend_id.clone();
+        let guard = Uncommitted::new(self.backend.clone(), record_id.clone());
+        let (old, garbage) = self
+            .finish(guard, audit, 0, None, async {
+                self.index
+                    .set_lock(
+                        bucket,
+                        key,
+                        Some(version_id),
+                        lock,
+                        bypass_governance,
+                        Some(&record_id),
+                    )
+                    .await
+                    .map_err(|e| match e {
+                        IndexError::NoSuchVersion(_) => Error::NoSuchKey(key.to_owned()),
+                        e => e.into(),
+                    })
+            })
+            .await?;
+        self.collect(garbage).await;
+        Ok(old)
     }
 }
 

@@ -25,6 +25,10 @@ pub fn object(bucket: &str, key: &str, etag: &str, ids: &[&str]) -> ObjectRecord
     ObjectRecord {
         bucket: bucket.into(),
         key: key.into(),
+        version_id: gateway::index::NULL_VERSION.into(),
+        is_latest: true,
+        delete_marker: false,
+        lock: Default::default(),
         size: streams.iter().map(|s| s.plaintext_len).sum(),
         etag: etag.into(),
         last_modified_ms: 1_700_000_000_123,

@@ -848,3 +848,76 @@ async fn delete_bucket_counts_versions_and_markers_but_aborts_open_uploads() {
     assert_eq!(status(&e), 404);
     g.stop().await;
 }
+
+#[tokio::test]
+async fn conditional_writes_look_at_the_current_version() {
+    let g = start().await;
+    let c = &g.client;
+    c.create_bucket().bucket("cond-ver").send().await.unwrap();
+    set_versioning(c, "cond-ver", BucketVersioningStatus::Enabled).await;
+    let first = c
+        .put_object()
+        .bucket("cond-ver")
+        .key("k")
+        .if_none_match("*")
+        .body(ByteStream::from_static(b"one"))
+        .send()
+        .await
+        .unwrap();
+    let etag1 = first.e_tag().unwrap().to_owned();
+    let e = c
+        .put_object()
+        .bucket("cond-ver")
+        .key("k")
+        .if_none_match(&etag1)
+        .body(ByteStream::from_static(b"two"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!((status(&e), code(&e).as_str()), (412, "PreconditionFailed"));
+    put(c, "cond-ver", "k", b"two").await;
+    // If-None-Match names an older version's ETag: the current one differs, so it goes through
+    c.put_object()
+        .bucket("cond-ver")
+        .key("k")
+        .if_none_match(&etag1)
+        .body(ByteStream::from_static(b"three"))
+        .send()
+        .await
+        .unwrap();
+    // behind a delete marker there is no current object
+    c.delete_object()
+        .bucket("cond-ver")
+        .key("k")
+        .send()
+        .await
+        .unwrap();
+    let e = c
+        .put_object()
+        .bucket("cond-ver")
+        .key("k")
+        .if_match("*")
+        .body(ByteStream::from_static(b"four"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!((status(&e), code(&e).as_str()), (404, "NoSuchKey"));
+    c.put_object()
+        .bucket("cond-ver")
+        .key("k")
+        .if_none_match("*")
+        .body(ByteStream::from_static(b"five"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get(c, "cond-ver", "k", None).await, b"five");
+    // a conditional delete of something already gone is not an error
+    c.delete_object()
+        .bucket("cond-ver")
+        .key("missing")
+        .if_match("*")
+        .send()
+        .await
+        .unwrap();
+    g.stop().await;
+}

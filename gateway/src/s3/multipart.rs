@@ -261,6 +261,13 @@ impl Gateway {
                 .await
                 .map_err(Error::Client)?;
         }
+        self.check_write_conditions(
+            &input.bucket,
+            &input.key,
+            input.if_match.as_ref(),
+            input.if_none_match.as_ref(),
+        )
+        .await?;
         let mut upload = upload;
         let version = super::lock::version_of_upload(&state, &mut upload.headers)?;
         let requested = input

@@ -268,15 +268,13 @@ impl Gateway {
                 super::versioning::lock_headers!(input),
             )
             .await?;
-        if input.if_match.is_some() || input.if_none_match.is_some() {
-            let existing = self.store.get_object(&input.bucket, &input.key).await?;
-            match (&existing, &input.if_none_match, &input.if_match) {
-                (Some(_), Some(ETagCondition::Any), _) => return Err(Error::PreconditionFailed),
-                (None, _, Some(_)) => return Err(Error::NoSuchKey(input.key.clone())),
-                (Some(rec), _, Some(c)) => check_conditions(rec, Some(c), None, None, None, true)?,
-                _ => {}
-            }
-        }
+        self.check_write_conditions(
+            &input.bucket,
+            &input.key,
+            input.if_match.as_ref(),
+            input.if_none_match.as_ref(),
+        )
+        .await?;
         let checksums = ChecksumRequest::new(
             input
                 .checksum_algorithm
@@ -382,6 +380,33 @@ impl Gateway {
             .select(credentials.as_ref(), &i.bucket, &i.key, read_spec!(i), None)
             .await?;
         Ok(object_answer!(self, read, HeadObjectOutput {}))
+    }
+
+    /// If-Match / If-None-Match of a write (PutObject, CompleteMultipartUpload), against the
+    /// current object of the key (its latest version unless that is a delete marker; a write
+    /// cannot name a version): If-None-Match `*` or a matching ETag is 412, If-Match on a key
+    /// without a current object is 404 NoSuchKey, a non-matching If-Match 412.
+    pub(super) async fn check_write_conditions(
+        &self,
+        bucket: &str,
+        key: &str,
+        if_match: Option<&ETagCondition>,
+        if_none_match: Option<&ETagCondition>,
+    ) -> Result<()> {
+        if if_match.is_none() && if_none_match.is_none() {
+            return Ok(());
+        }
+        let existing = self.store.get_object(bucket, key).await?;
+        let matches = |c: &ETagCondition, rec: &ObjectRecord| match c {
+            ETagCondition::Any => true,
+            ETagCondition::ETag(e) => e.value() == rec.etag,
+        };
+        match (&existing, if_none_match, if_match) {
+            (Some(rec), Some(c), _) if matches(c, rec) => Err(Error::PreconditionFailed),
+            (None, _, Some(_)) => Err(Error::NoSuchKey(key.to_owned())),
+            (Some(rec), _, Some(c)) if !matches(c, rec) => Err(Error::PreconditionFailed),
+            _ => Ok(()),
+        }
     }
 
     /// What GET and HEAD share: the record (its key version recorded in the audit event of a
@@ -492,9 +517,8 @@ impl Gateway {
                 .filter(|r| !r.delete_marker)
             {
                 Some(rec) => check_conditions(&rec, Some(c), None, None, None, true)?,
-                // a version that is gone is deleted already: no error (S3)
-                None if version_id.is_some() => {}
-                None => return Err(Error::NoSuchKey(input.key)),
+                // nothing to delete is deleted already: no error, whatever the condition (S3)
+                None => {}
             }
         }
         let d = self

@@ -591,3 +591,98 @@ async fn lock_requests_are_checked_and_need_their_rights() {
     assert_eq!(code(&e), "AccessDenied");
     g.stop().await;
 }
+
+/// Every event of the ledger, oldest first.
+async fn ledger_events(g: &TestGateway) -> Vec<audit::StoredEvent> {
+    let page = g
+        .server
+        .audit
+        .ledger
+        .query(&audit::AuditQuery {
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .expect("query");
+    let mut ev = page.events;
+    ev.reverse();
+    ev
+}
+
+#[tokio::test]
+async fn each_versioning_and_lock_request_is_one_audit_event() {
+    let g = start().await;
+    let c = &g.client;
+    let before = ledger_events(&g).await.len();
+    locked_bucket(c, "audited").await;
+    let v1 = put(c, "audited", "k", b"audited").await;
+    c.get_bucket_versioning()
+        .bucket("audited")
+        .send()
+        .await
+        .unwrap();
+    c.list_object_versions()
+        .bucket("audited")
+        .send()
+        .await
+        .unwrap();
+    c.put_object_retention()
+        .bucket("audited")
+        .key("k")
+        .version_id(&v1)
+        .retention(retention(ObjectLockRetentionMode::Compliance, 3600))
+        .send()
+        .await
+        .unwrap();
+    // refused: shortening a COMPLIANCE retention, deleting the locked version
+    c.put_object_retention()
+        .bucket("audited")
+        .key("k")
+        .version_id(&v1)
+        .retention(retention(ObjectLockRetentionMode::Compliance, 60))
+        .send()
+        .await
+        .unwrap_err();
+    c.delete_object()
+        .bucket("audited")
+        .key("k")
+        .version_id(&v1)
+        .send()
+        .await
+        .unwrap_err();
+    c.put_object_legal_hold()
+        .bucket("audited")
+        .key("k")
+        .version_id(&v1)
+        .legal_hold(
+            ObjectLockLegalHold::builder()
+                .status(ObjectLockLegalHoldStatus::On)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let ev = ledger_events(&g).await;
+    let ours: Vec<(&str, u16)> = ev[before..]
+        .iter()
+        .map(|e| (e.action.as_str(), e.status))
+        .collect();
+    assert_eq!(
+        ours,
+        vec![
+            ("CreateBucket", 200),
+            ("PutObject", 200),
+            ("GetBucketVersioning", 200),
+            ("ListBucketVersions", 200),
+            ("PutObjectRetention", 200),
+            ("PutObjectRetention", 403),
+            ("DeleteObject", 403),
+            ("PutObjectLegalHold", 200),
+        ],
+        "one event per request, in order"
+    );
+    let denied = &ev[before + 5];
+    assert_eq!(denied.outcome, audit::Outcome::Denied, "{denied:?}");
+    assert_eq!(denied.key.as_deref(), Some("k"));
+    g.stop().await;
+}

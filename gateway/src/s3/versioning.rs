@@ -226,6 +226,15 @@ impl Gateway {
         match version_id {
             Some(v) => {
                 check_version_id(v)?;
+                // a refused delete is refused before its event says "allowed" (the index
+                // checks again in the transaction, for a change racing this one)
+                if let Some(rec) = self.store.get_version(bucket, key, Some(v)).await?
+                    && let Some(why) = rec.lock.protects(crate::index::now_ms(), bypass)
+                {
+                    return Err(lock_error(IndexError::Locked(format!(
+                        "{bucket}/{key} version {v}: {why}"
+                    ))));
+                }
                 audit::before_change(audit, 0, None).await?;
                 let deleted = self
                     .store

@@ -60,8 +60,7 @@ pub(super) fn delete_marker_error(rec: &ObjectRecord, named: bool) -> Error {
     Error::Client(e)
 }
 
-fn no_such_version(id: &str) -> Error {
-    let _ = id;
+fn no_such_version() -> Error {
     Error::Client(s3s::s3_error!(
         NoSuchVersion,
         "The specified version does not exist."
@@ -204,7 +203,7 @@ impl Gateway {
             None => {
                 self.require_bucket(bucket).await?;
                 match version_id {
-                    Some(v) => Err(no_such_version(v)),
+                    Some(_) => Err(no_such_version()),
                     None => Err(Error::NoSuchKey(key.to_owned())),
                 }
             }
@@ -396,11 +395,6 @@ impl Gateway {
         let page = match self.store.list_versions(&q).await {
             Ok(p) => p,
             Err(IndexError::NotFound(_)) => return Err(Error::NoSuchBucket(i.bucket)),
-            Err(IndexError::NoSuchVersion(_)) => {
-                return Err(Error::InvalidArgument(
-                    "Invalid version id specified".into(),
-                ));
-            }
             Err(e) => return Err(e.into()),
         };
         let enc = |s: &str| {
@@ -494,7 +488,7 @@ pub(super) fn lock_error(e: IndexError) -> Error {
                 "Access Denied because object protected by object lock."
             ))
         }
-        IndexError::NoSuchVersion(m) => no_such_version(&m),
+        IndexError::NoSuchVersion(_) => no_such_version(),
         e => e.into(),
     }
 }

@@ -509,17 +509,16 @@ impl Gateway {
             self.authorize_delete(&identity, &input.bucket, &input.key, version_id, bypass)
                 .await?;
         }
-        if let Some(c) = input.if_match.as_ref() {
-            match self
+        // If-Match: checked against what would be deleted; nothing to delete is deleted
+        // already, which is no error whatever the condition (S3)
+        if let Some(c) = input.if_match.as_ref()
+            && let Some(rec) = self
                 .store
                 .get_version(&input.bucket, &input.key, version_id)
                 .await?
                 .filter(|r| !r.delete_marker)
-            {
-                Some(rec) => check_conditions(&rec, Some(c), None, None, None, true)?,
-                // nothing to delete is deleted already: no error, whatever the condition (S3)
-                None => {}
-            }
+        {
+            check_conditions(&rec, Some(c), None, None, None, true)?;
         }
         let d = self
             .delete_one(

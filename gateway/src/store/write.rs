@@ -231,6 +231,22 @@ fn received(audit: Option<&RequestCtx>, n: u64) -> u64 {
 }
 
 impl Store {
+    /// A sealed empty stream whose only content is `meta` (a delete marker, a lock record):
+    /// what `reindex` reads back to rebuild the index rows that have no object bytes.
+    async fn seal_empty(&self, key: &StreamKey, meta: ObjectMeta) -> Result<Sealed> {
+        let params = SealParams {
+            bucket: meta.bucket.clone(),
+            kind: StreamKind::Object,
+            object_id: random_id()?,
+            part_number: 0,
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            checksums: ChecksumSet::default(),
+            meta: Some(meta),
+        };
+        let empty = futures::stream::empty::<std::result::Result<Bytes, std::io::Error>>();
+        self.seal_into_backend(key, params, empty, Some(0)).await
+    }
+
     /// Seals `body` into a new backend object. On error nothing is left under the new id.
     /// Input failures (client disconnects, bad aws-chunked signatures) come back as the client's
     /// error, backend failures as `Unavailable`.
@@ -604,19 +620,7 @@ impl Store {
         };
         version.seal_into(&mut meta);
         meta.delete_marker = true;
-        let params = SealParams {
-            bucket: bucket.to_owned(),
-            kind: StreamKind::Object,
-            object_id: random_id()?,
-            part_number: 0,
-            chunk_size: DEFAULT_CHUNK_SIZE,
-            checksums: ChecksumSet::default(),
-            meta: Some(meta),
-        };
-        let empty = futures::stream::empty::<std::result::Result<Bytes, std::io::Error>>();
-        let sealed = self
-            .seal_into_backend(&skey, params, empty, Some(0))
-            .await?;
+        let sealed = self.seal_empty(&skey, meta).await?;
         let guard = Uncommitted::new(self.backend.clone(), sealed.backend_id.clone());
         let mut rec = ObjectRecord::single_stream(
             bucket,
@@ -671,19 +675,7 @@ impl Store {
             lock,
         }
         .seal_into(&mut meta);
-        let params = SealParams {
-            bucket: bucket.to_owned(),
-            kind: StreamKind::Object,
-            object_id: random_id()?,
-            part_number: 0,
-            chunk_size: DEFAULT_CHUNK_SIZE,
-            checksums: ChecksumSet::default(),
-            meta: Some(meta),
-        };
-        let empty = futures::stream::empty::<std::result::Result<Bytes, std::io::Error>>();
-        let sealed = self
-            .seal_into_backend(&skey, params, empty, Some(0))
-            .await?;
+        let sealed = self.seal_empty(&skey, meta).await?;
         let record_id = sealed.backend_id.clone();
         let guard = Uncommitted::new(self.backend.clone(), record_id.clone());
         let (old, garbage) = self

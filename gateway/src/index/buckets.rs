@@ -21,13 +21,27 @@ fn bucket_from_row(row: &SqliteRow) -> Result<BucketRecord, IndexError> {
 impl Index {
     /// Creates a bucket; `AlreadyExists` if the name is taken (by anyone).
     pub async fn create_bucket(&self, name: &str, owner: &str) -> Result<(), IndexError> {
-        let result =
-            sqlx::query("INSERT INTO buckets (name, owner, created_ms) VALUES ($1, $2, $3)")
-                .bind(name)
-                .bind(owner)
-                .bind(super::now_ms())
-                .execute(&self.write)
-                .await;
+        self.insert_bucket(name, owner, false).await
+    }
+
+    /// The bucket row; with `object_lock`, versioning is Enabled from the start.
+    async fn insert_bucket(
+        &self,
+        name: &str,
+        owner: &str,
+        object_lock: bool,
+    ) -> Result<(), IndexError> {
+        let result = sqlx::query(
+            "INSERT INTO buckets (name, owner, created_ms, versioning, object_lock) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(name)
+        .bind(owner)
+        .bind(super::now_ms())
+        .bind(object_lock.then_some("Enabled"))
+        .bind(i64::from(object_lock))
+        .execute(&self.write)
+        .await;
         match result {
             Ok(_) => Ok(()),
             Err(e) if is_unique_violation(&e) => Err(IndexError::AlreadyExists(name.to_string())),
@@ -123,20 +137,7 @@ impl Index {
 
     /// A bucket created with object lock enabled (versioning Enabled from the start).
     pub async fn create_bucket_with_lock(&self, name: &str, owner: &str) -> Result<(), IndexError> {
-        let result = sqlx::query(
-            "INSERT INTO buckets (name, owner, created_ms, versioning, object_lock) \
-             VALUES ($1, $2, $3, 'Enabled', 1)",
-        )
-        .bind(name)
-        .bind(owner)
-        .bind(super::now_ms())
-        .execute(&self.write)
-        .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if is_unique_violation(&e) => Err(IndexError::AlreadyExists(name.to_string())),
-            Err(e) => Err(e.into()),
-        }
+        self.insert_bucket(name, owner, true).await
     }
 
     /// Versioning and object lock settings of a bucket; None if it does not exist.

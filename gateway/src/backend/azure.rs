@@ -289,14 +289,14 @@ fn validate_prefix(prefix: &str) -> Result<(), BackendError> {
     Ok(())
 }
 
-/// True when an error chain shows a range the object cannot satisfy: a 416 answer, or
-/// object_store's own check of the answer (its `InvalidGetRange` is not public; its message is
-/// the one stable thing).
-fn is_range_refusal(e: &(dyn std::error::Error + 'static)) -> bool {
+/// True when a message in the error chain contains one of `needles`: object_store's retry
+/// error carries the HTTP status only in its message, and its range check (`InvalidGetRange`)
+/// is not public, so the message is the one stable thing to read.
+fn chain_mentions(e: &(dyn std::error::Error + 'static), needles: &[&str]) -> bool {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {
         let text = err.to_string();
-        if text.contains("416") || text.contains("Wanted range starting at") {
+        if needles.iter().any(|n| text.contains(n)) {
             return true;
         }
         cur = err.source();
@@ -304,19 +304,10 @@ fn is_range_refusal(e: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// True when an error chain shows a 401 or 403 answer (object_store's retry error carries the
-/// status only in its message).
-fn is_denied(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
-        let text = err.to_string();
-        if text.contains("status code: 401") || text.contains("status code: 403") {
-            return true;
-        }
-        cur = err.source();
-    }
-    false
-}
+/// A range the object cannot satisfy: a 416 answer, or object_store's own check of it.
+const RANGE_REFUSED: &[&str] = &["416", "Wanted range starting at"];
+/// The backend refused the credentials.
+const ACCESS_DENIED: &[&str] = &["status code: 401", "status code: 403"];
 
 /// True when an error chain shows a transport failure or a 5xx/429 answer.
 fn is_unavailable(e: &(dyn std::error::Error + 'static)) -> bool {
@@ -354,7 +345,7 @@ fn map_store_error(op: &str, what: &str, e: object_store::Error) -> BackendError
             let detail = format!("{op} {what}: {other}");
             if is_unavailable(&other) {
                 BackendError::Unavailable(detail)
-            } else if is_denied(&other) {
+            } else if chain_mentions(&other, ACCESS_DENIED) {
                 BackendError::Denied(detail)
             } else {
                 BackendError::Refused(detail)
@@ -654,7 +645,7 @@ impl Backend for AzureBackend {
             .await
             .map_err(|e| match e {
                 object_store::Error::NotFound { .. } => BackendError::NotFound(id.to_string()),
-                other if range.is_some() && is_range_refusal(&other) => {
+                other if range.is_some() && chain_mentions(&other, RANGE_REFUSED) => {
                     BackendError::InvalidRange(format!("range outside object {id}"))
                 }
                 other => map_store_error("GetBlob", path.as_ref(), other),

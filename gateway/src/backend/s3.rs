@@ -527,10 +527,9 @@ impl S3Backend {
                                 Some("BucketAlreadyOwnedByYou" | "BucketAlreadyExists")
                             ) {
                                 let e = map_sdk_error("CreateBucket", &self.cfg.bucket, e);
-                                return Err(with_context(
-                                    e,
-                                    &format!("cannot create the backend bucket of {where_}"),
-                                ));
+                                return Err(e.context(&format!(
+                                    "cannot create the backend bucket of {where_}"
+                                )));
                             }
                         }
                     }
@@ -545,15 +544,14 @@ impl S3Backend {
                         BackendError::Unavailable(_) | BackendError::Io(_) => "cannot reach",
                         _ => "cannot use",
                     };
-                    return Err(with_context(e, &format!("{what} the backend {where_}")));
+                    return Err(e.context(&format!("{what} the backend {where_}")));
                 }
             },
         }
         probe(self).await.map_err(|e| {
-            with_context(
-                e,
-                &format!("backend {where_} failed the write/read/delete probe"),
-            )
+            e.context(&format!(
+                "backend {where_} failed the write/read/delete probe"
+            ))
         })
     }
 
@@ -725,10 +723,6 @@ impl S3Backend {
         }
         result
     }
-}
-
-fn with_context(e: BackendError, context: &str) -> BackendError {
-    e.context(context)
 }
 
 fn parse_content_range_total(v: &str) -> Option<u64> {

@@ -130,16 +130,10 @@ impl Credentials {
 /// own failures go through `From<policy::Error> for gateway::Error`, which sends refusals here).
 pub fn denial(e: policy::Error) -> S3Error {
     match e {
-        policy::Error::RateLimited { retry_after_secs } => {
-            let mut err = s3_error!(SlowDown, "Please reduce your request rate.");
-            let mut h = http::HeaderMap::new();
-            h.insert(
-                http::header::RETRY_AFTER,
-                http::HeaderValue::from(retry_after_secs.max(1)),
-            );
-            err.set_headers(h);
-            err
-        }
+        policy::Error::RateLimited { retry_after_secs } => crate::error::with_retry_after(
+            s3_error!(SlowDown, "Please reduce your request rate."),
+            retry_after_secs,
+        ),
         policy::Error::AccessDenied { .. } => s3_error!(AccessDenied, "Access Denied"),
         e @ (policy::Error::ApprovalRequired { .. }
         | policy::Error::Denied { .. }

@@ -237,6 +237,17 @@ pub fn body_error(e: Box<dyn std::error::Error + Send + Sync>) -> Error {
     Error::IncompleteBody(format!("request body ended early: {e}"))
 }
 
+/// `err` with a `Retry-After: secs` header (at least 1 s): the client may retry then.
+pub fn with_retry_after(mut err: S3Error, secs: u64) -> S3Error {
+    let mut h = http::HeaderMap::new();
+    h.insert(
+        http::header::RETRY_AFTER,
+        http::HeaderValue::from(secs.max(1)),
+    );
+    err.set_headers(h);
+    err
+}
+
 /// `Retry-After` of a 503 ServiceUnavailable answered because a dependency (backend, key
 /// provider, index) failed.
 pub const UNAVAILABLE_RETRY_AFTER_SECS: u32 = 5;
@@ -256,17 +267,13 @@ impl From<Error> for S3Error {
                 // the cause (a backend address, a KEK id, a database error) is the operator's
                 // business: logged here, never sent to the client
                 tracing::warn!(error = %e, "dependency unavailable");
-                let mut err = S3Error::with_message(
-                    code,
-                    "A service the gateway depends on is unavailable. Please try again later.",
-                );
-                let mut h = http::HeaderMap::new();
-                h.insert(
-                    http::header::RETRY_AFTER,
-                    http::HeaderValue::from(UNAVAILABLE_RETRY_AFTER_SECS),
-                );
-                err.set_headers(h);
-                err
+                with_retry_after(
+                    S3Error::with_message(
+                        code,
+                        "A service the gateway depends on is unavailable. Please try again later.",
+                    ),
+                    u64::from(UNAVAILABLE_RETRY_AFTER_SECS),
+                )
             }
             Error::AuditUnavailable(_) => {
                 tracing::error!(error = %e, "request refused: its audit event cannot be recorded");

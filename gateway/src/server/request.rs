@@ -130,9 +130,10 @@ impl Pipeline {
                 }
             },
         };
-        let (resp, status) = self.on_response_head(&arrival, resp).await;
+        let (resp, status, action) = self.on_response_head(&arrival, resp).await;
         in_flight.answered();
-        self.on_body(&arrival, resp, status)
+        let download = action == Some(policy::Action::GetObject) && status < 300;
+        self.on_body(&arrival, resp, download)
     }
 
     /// Phase 1: the request's context, into its extensions once.
@@ -180,12 +181,12 @@ impl Pipeline {
     }
 
     /// Phase 3: everything decided when the response head is ready, before any body byte is
-    /// sent. Returns the response to send and its final status.
+    /// sent. Returns the response to send, its final status and the request's action.
     async fn on_response_head(
         &self,
         a: &Arrival,
         mut resp: http::Response<s3s::Body>,
-    ) -> (http::Response<s3s::Body>, u16) {
+    ) -> (http::Response<s3s::Body>, u16, Option<policy::Action>) {
         let metrics = &self.metrics;
         let ctx = &a.ctx;
         let request_id = ctx.id();
@@ -286,19 +287,18 @@ impl Pipeline {
             request_id,
             "request"
         );
-        (resp, status)
+        (resp, status, action)
     }
 
-    /// Phase 4: counts the body's bytes as they are sent (and times a download until its body
-    /// is finished or dropped).
+    /// Phase 4: counts the body's bytes as they are sent (and times a successful download until
+    /// its body is finished or dropped).
     fn on_body(
         &self,
         a: &Arrival,
         resp: http::Response<s3s::Body>,
-        status: u16,
+        download: bool,
     ) -> http::Response<RespBody> {
         let metrics = &self.metrics;
-        let download = a.ctx.action() == Some(policy::Action::GetObject) && status < 300;
         let counter = metrics.bytes_out.clone();
         let download_bytes = download.then(|| metrics.download_bytes.clone());
         let timer = download.then(|| DownloadTimer {

@@ -282,8 +282,8 @@ async fn spawn_listeners(
     pipeline: Pipeline,
     admin_api: axum::Router,
 ) -> Result<Listening> {
-    let metrics = &pipeline.metrics.clone();
-    tls.report_to(metrics)?;
+    let metrics = pipeline.metrics.clone();
+    tls.report_to(&metrics)?;
     let s3_listener = TcpListener::bind(s3_sock)
         .await
         .map_err(|e| Error::Config(format!("cannot listen on {s3_sock}: {e}")))?;

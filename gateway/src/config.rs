@@ -122,70 +122,259 @@ pub fn secret_var(var: &str) -> Result<Option<Secret>> {
     Ok(read_secret(var, &|k| std::env::var(k).ok().filter(|v| !v.is_empty()))?.map(|(s, _)| s))
 }
 
-/// The whole gateway configuration (TOML keys are the field names).
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Config {
-    /// Data dir: index, key file, local objects. Default `./data`.
-    pub data_dir: PathBuf,
-    /// S3 listener. Default `127.0.0.1:9000`; port 0 picks a free port.
-    pub s3_addr: String,
-    /// Admin listener (/metrics, /health, /ready). Default `127.0.0.1:9001`.
-    pub admin_addr: String,
-    /// Fixed bootstrap access key id (with `secret_key`).
-    pub access_key: Option<String>,
-    /// Fixed bootstrap secret key (with `access_key`).
-    pub secret_key: Option<Secret>,
-    /// Master key, 64 hex chars (env alias `BLOB_KEY`).
-    pub master_key: Option<Secret>,
-    /// Index database URL. Default `sqlite://<data_dir>/index.db`.
-    pub database_url: Option<String>,
-    /// Backend URL. Default `file://<data_dir>/objects`.
-    pub backend: Option<String>,
-    /// KMS URL (`aws-kms://KEY?region=..&endpoint=..`). Default none (local key).
-    pub kms: Option<String>,
-    /// Log filter (`info`, `debug`, `gateway=debug,info`...). Default `info`.
-    pub log_level: String,
-    /// Region reported to clients. Default `us-east-1`.
-    pub region: String,
-    /// Seconds in-flight requests get to finish on shutdown. Default 30.
-    pub shutdown_grace_secs: u64,
-    /// Unused since access keys live in the policy store (its access cache has no time to live:
-    /// every policy write invalidates it, so a revoked key is refused on its next request);
-    /// accepted so older config files still load.
-    pub credential_cache_secs: u64,
-    /// S3 reads per minute per principal (`VAULTGATE_RATE_S3_READS_PER_MIN`); 0 is no limit.
-    /// Default 0 (per-principal limits are opt-in: set them per principal or role instead).
-    pub rate_s3_reads_per_min: u32,
-    /// S3 writes per minute per principal (`VAULTGATE_RATE_S3_WRITES_PER_MIN`); 0 is no limit.
-    /// Default 0.
-    pub rate_s3_writes_per_min: u32,
-    /// Admin API calls per minute per principal (`VAULTGATE_RATE_ADMIN_PER_MIN`). Default 60.
-    pub rate_admin_per_min: u32,
-    /// HS256 secret of admin API tokens, at least 32 bytes (`VAULTGATE_ADMIN_JWT_SECRET`, alias
-    /// `ADMIN_JWT_SECRET`). Default: random per start (tokens die with the process).
-    pub admin_jwt_secret: Option<Secret>,
-    /// What the audit ledger keeps of the client address: `keep`, `hash` (HMAC under a secret
-    /// derived from the evidence key) or `drop` (`VAULTGATE_AUDIT_SOURCE`). Default `keep`.
-    pub audit_source: String,
-    /// Reads whose audit event cannot be recorded: `fail-closed` (503) or `fail-open` (served,
-    /// counted and logged) (`VAULTGATE_AUDIT_READ_POLICY`). Default `fail-closed`. Writes,
-    /// deletes and admin changes always fail closed.
-    pub audit_read_policy: String,
-    /// Days audit events are kept before the daily prune removes them (with a signed
-    /// checkpoint) (`VAULTGATE_AUDIT_RETENTION_DAYS`). Default 90.
-    pub audit_retention_days: u32,
-    /// Optional append-only JSON-lines copy of the ledger (`VAULTGATE_AUDIT_MIRROR`).
-    pub audit_mirror: Option<PathBuf>,
-    /// Defences against abuse: timeouts, connection caps, size bounds, the brute-force
-    /// limiter and legacy SigV2 (TOML section `[limits]`; see docs/SECURITY.md).
-    pub limits: Limits,
-    /// TLS of both listeners (TOML section `[tls]`).
-    pub tls: Tls,
-    /// Where each secret setting came from (`master_key` → `systemd credential master_key`…),
-    /// for the start-up line; never the value. Filled by the binary's settings loader.
-    #[serde(skip)]
-    pub secret_sources: Vec<(String, String)>,
+/// One setting of the reference (`vaultgate config reference`, docs/CONFIGURATION.md): its
+/// TOML key, variable, flag (none for secrets: refused on the command line), default and
+/// description, all taken from the one declaration in [`settings!`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SettingInfo {
+    /// TOML key (`[limits]` and `[tls]` keys as `limits.<key>`, `tls.<key>`).
+    pub key: &'static str,
+    /// Environment variable.
+    pub env: &'static str,
+    /// The `vaultgate serve` flag in snake case (`s3_addr` is `--s3-addr`); `None` for
+    /// secrets.
+    pub flag: Option<&'static str>,
+    /// Default, as written in the declaration (`None` when unset by default).
+    pub default: Option<&'static str>,
+    /// The doc comment.
+    pub doc: &'static str,
+}
+
+impl SettingInfo {
+    /// How an error names the setting: `s3_addr (--s3-addr, VAULTGATE_S3_ADDR)`.
+    pub fn names(&self) -> String {
+        match self.flag() {
+            Some(flag) => format!("{} ({flag}, {})", self.key, self.env),
+            None => format!("{} ({})", self.key, self.env),
+        }
+    }
+
+    /// The flag as typed: `--s3-addr`.
+    pub fn flag(&self) -> Option<String> {
+        self.flag.map(|f| format!("--{}", f.replace('_', "-")))
+    }
+}
+
+/// The setting declared under `key`, named the way an error names it; the key itself when it
+/// is not a declared setting.
+pub fn setting(key: &str) -> String {
+    all_settings()
+        .into_iter()
+        .find(|s| s.key == key)
+        .map_or_else(|| key.to_owned(), |s| s.names())
+}
+
+/// Declares the top-level settings once. Each is a TOML key, a `VAULTGATE_*` variable and (but
+/// secrets) a `vaultgate serve` flag of the same name, with its default and doc comment. From
+/// the one list come: [`Layer`] (every setting optional: the TOML file, and the variables and
+/// flags through clap; layers merge defaults < file < env < flags), [`Config`] (the resolved
+/// values, defaults filled in) and [`SETTINGS`] (the reference). `values` have a default,
+/// `optional` ones stay unset unless given, `secrets` come from the file or from
+/// [`read_secret`], never from a flag.
+macro_rules! settings {
+    (
+        values { $( $(#[doc = $vdoc:literal])* $v:ident : $vty:ty = $vdef:expr, $venv:literal; )* }
+        optional { $( $(#[doc = $odoc:literal])* $o:ident : $oty:ty, $oenv:literal; )* }
+        secrets { $( $(#[doc = $sdoc:literal])* $s:ident, $senv:literal; )* }
+    ) => {
+        /// One layer of settings, each optional: the TOML file, or the variables and flags.
+        #[derive(Debug, Clone, Default, Deserialize, Serialize)]
+        #[cfg_attr(feature = "cli", derive(clap::Args))]
+        #[serde(deny_unknown_fields, default)]
+        pub struct Layer {
+            $(
+                $(#[doc = $vdoc])*
+                #[cfg_attr(feature = "cli", arg(long, env = $venv))]
+                #[serde(skip_serializing_if = "Option::is_none")]
+                pub $v: Option<$vty>,
+            )*
+            $(
+                $(#[doc = $odoc])*
+                #[cfg_attr(feature = "cli", arg(long, env = $oenv))]
+                #[serde(skip_serializing_if = "Option::is_none")]
+                pub $o: Option<$oty>,
+            )*
+            $(
+                $(#[doc = $sdoc])*
+                #[cfg_attr(feature = "cli", arg(skip))]
+                #[serde(skip_serializing_if = "Option::is_none")]
+                pub $s: Option<Secret>,
+            )*
+            /// Retired settings still accepted so older files load (warned about at start).
+            #[cfg_attr(feature = "cli", arg(skip))]
+            #[serde(skip_serializing)]
+            pub credential_cache_secs: Option<u64>,
+            /// Defences against abuse (TOML section `[limits]`).
+            #[cfg_attr(feature = "cli", command(flatten))]
+            pub limits: Limits,
+            /// TLS of both listeners (TOML section `[tls]`).
+            #[cfg_attr(feature = "cli", command(flatten))]
+            pub tls: Tls,
+        }
+
+        impl Layer {
+            /// Overrides every setting that `over` sets.
+            pub fn merge(&mut self, over: Layer) {
+                $( if over.$v.is_some() { self.$v = over.$v; } )*
+                $( if over.$o.is_some() { self.$o = over.$o; } )*
+                $( if over.$s.is_some() { self.$s = over.$s; } )*
+                if over.credential_cache_secs.is_some() {
+                    self.credential_cache_secs = over.credential_cache_secs;
+                }
+                self.limits.merge(over.limits);
+                self.tls.merge(over.tls);
+            }
+
+            /// The settings with every default filled in.
+            pub fn resolve(self) -> Config {
+                let mut warnings = Vec::new();
+                if self.credential_cache_secs.is_some() {
+                    warnings.push(
+                        "credential_cache_secs is ignored (the access cache is invalidated by every policy write); remove it from the config file".to_owned(),
+                    );
+                }
+                Config {
+                    $( $v: self.$v.unwrap_or_else(|| $vdef), )*
+                    $( $o: self.$o, )*
+                    $( $s: self.$s, )*
+                    limits: self.limits,
+                    tls: self.tls,
+                    secret_sources: Vec::new(),
+                    warnings,
+                }
+            }
+        }
+
+        /// The whole gateway configuration, resolved (TOML keys are the field names).
+        #[derive(Debug, Clone, Serialize)]
+        pub struct Config {
+            $( $(#[doc = $vdoc])* pub $v: $vty, )*
+            $(
+                $(#[doc = $odoc])*
+                #[serde(skip_serializing_if = "Option::is_none")]
+                pub $o: Option<$oty>,
+            )*
+            $(
+                $(#[doc = $sdoc])*
+                #[serde(skip_serializing_if = "Option::is_none")]
+                pub $s: Option<Secret>,
+            )*
+            /// Defences against abuse: timeouts, connection caps, size bounds, the brute-force
+            /// limiter and legacy SigV2 (TOML section `[limits]`; see docs/SECURITY.md).
+            pub limits: Limits,
+            /// TLS of both listeners (TOML section `[tls]`).
+            pub tls: Tls,
+            /// Where each secret setting came from (`master_key` → `systemd credential
+            /// master_key`…), for the start-up line; never the value. Filled by the binary's
+            /// settings loader.
+            #[serde(skip)]
+            pub secret_sources: Vec<(String, String)>,
+            /// What the operator should fix but that does not stop the gateway (a retired key in
+            /// the file, an unknown `VAULTGATE_*` variable): logged once at start and printed by
+            /// `config check`.
+            #[serde(skip)]
+            pub warnings: Vec<String>,
+        }
+
+        /// The top-level settings, in declaration order.
+        pub const SETTINGS: &[SettingInfo] = &[
+            $( SettingInfo {
+                key: stringify!($v),
+                env: $venv,
+                flag: Some(stringify!($v)),
+                default: Some(stringify!($vdef)),
+                doc: concat!($($vdoc, "\n",)*),
+            }, )*
+            $( SettingInfo {
+                key: stringify!($o),
+                env: $oenv,
+                flag: Some(stringify!($o)),
+                default: None,
+                doc: concat!($($odoc, "\n",)*),
+            }, )*
+            $( SettingInfo {
+                key: stringify!($s),
+                env: $senv,
+                flag: None,
+                default: None,
+                doc: concat!($($sdoc, "\n",)*),
+            }, )*
+        ];
+    };
+}
+
+settings! {
+    values {
+        /// Data dir: index, key file, local objects.
+        data_dir: PathBuf = PathBuf::from("./data"), "VAULTGATE_DATA_DIR";
+        /// S3 listener, `host:port` (a name such as `localhost` is resolved at start); port 0
+        /// picks a free port.
+        s3_addr: String = "127.0.0.1:9000".into(), "VAULTGATE_S3_ADDR";
+        /// Admin listener (admin API, console, /metrics, /health, /ready), `host:port`.
+        admin_addr: String = "127.0.0.1:9001".into(), "VAULTGATE_ADMIN_ADDR";
+        /// Log level (`error`, `warn`, `info`, `debug`, `trace`, `off`) or a filter
+        /// (`info,gateway=debug`); `RUST_LOG` is read when `LOG_LEVEL` is unset.
+        log_level: String = "info".into(), "LOG_LEVEL";
+        /// Region reported to clients and expected in signatures.
+        region: String = "us-east-1".into(), "VAULTGATE_REGION";
+        /// Seconds in-flight requests get to finish on shutdown.
+        shutdown_grace_secs: u64 = 30, "VAULTGATE_SHUTDOWN_GRACE_SECS";
+        /// S3 reads per minute per principal; 0 is no limit (per-principal limits are opt-in:
+        /// set them per principal or role instead).
+        rate_s3_reads_per_min: u32 = 0, "VAULTGATE_RATE_S3_READS_PER_MIN";
+        /// S3 writes per minute per principal; 0 is no limit.
+        rate_s3_writes_per_min: u32 = 0, "VAULTGATE_RATE_S3_WRITES_PER_MIN";
+        /// Admin API calls per minute per principal.
+        rate_admin_per_min: u32 = policy::RateLimitConfig::default().admin_per_min, "VAULTGATE_RATE_ADMIN_PER_MIN";
+        /// What the audit ledger keeps of the client address: `keep`, `hash` (HMAC under a
+        /// secret derived from the evidence key) or `drop`.
+        audit_source: audit::SourceMode = audit::SourceMode::Keep, "VAULTGATE_AUDIT_SOURCE";
+        /// Reads whose audit event cannot be recorded: `fail-closed` (503) or `fail-open`
+        /// (served, counted and logged). Writes, deletes and admin changes always fail closed.
+        audit_read_policy: audit::ReadPolicy = audit::ReadPolicy::FailClosed, "VAULTGATE_AUDIT_READ_POLICY";
+        /// Days audit events are kept before the daily prune removes them (leaving a signed
+        /// checkpoint); at least 1.
+        audit_retention_days: u32 = 90, "VAULTGATE_AUDIT_RETENTION_DAYS";
+    }
+    optional {
+        /// Fixed bootstrap access key id (with `secret_key`). Default: generated on first
+        /// start, its secret printed once.
+        access_key: String, "VAULTGATE_ACCESS_KEY";
+        /// Index database URL. Default `sqlite://<data_dir>/index.db`.
+        database_url: String, "VAULTGATE_DATABASE_URL";
+        /// Backend URL (`file://`, `s3://`, `azure://`). Default `file://<data_dir>/objects`.
+        backend: String, "VAULTGATE_BACKEND";
+        /// KMS URL (`aws-kms://KEY?region=..&endpoint=..`). Default none (the local key).
+        kms: String, "VAULTGATE_KMS";
+        /// Append-only JSON-lines copy of the audit ledger. Default none.
+        audit_mirror: PathBuf, "VAULTGATE_AUDIT_MIRROR";
+    }
+    secrets {
+        /// Fixed bootstrap secret key (with `access_key`), at least 8 characters.
+        secret_key, "VAULTGATE_SECRET_KEY";
+        /// Master key, 64 hex characters (alias `BLOB_KEY`). Default: the key file
+        /// `<data_dir>/master.key`, generated on first start.
+        master_key, "VAULTGATE_MASTER_KEY";
+        /// HS256 secret of admin API tokens, at least 32 bytes (alias `ADMIN_JWT_SECRET`).
+        /// Default: a random secret per start (tokens die with the process).
+        admin_jwt_secret, "VAULTGATE_ADMIN_JWT_SECRET";
+    }
+}
+
+/// Every setting of the reference: the top-level ones, then `[limits]` and `[tls]`.
+pub fn all_settings() -> Vec<SettingInfo> {
+    SETTINGS
+        .iter()
+        .chain(LIMITS.iter())
+        .chain(TLS_SETTINGS.iter())
+        .copied()
+        .collect()
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Layer::default().resolve()
+    }
 }
 
 /// TLS of both listeners (TOML section `[tls]`; each field is also a `vaultgate serve` flag and
@@ -258,6 +447,129 @@ pub struct Tls {
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub insecure_http: Option<bool>,
+}
+
+/// The `[tls]` settings of the reference, in the order of [`Tls`]'s fields (a test checks
+/// both lists name the same keys, variables and flags).
+pub const TLS_SETTINGS: &[SettingInfo] = &[
+    SettingInfo {
+        key: "tls.cert",
+        env: "VAULTGATE_TLS_CERT",
+        flag: Some("tls_cert"),
+        default: None,
+        doc: "PEM certificate chain (leaf first) of the S3 listener. Default none: plain HTTP, which is refused on a non-loopback address unless insecure_http is set.\n",
+    },
+    SettingInfo {
+        key: "tls.key",
+        env: "VAULTGATE_TLS_KEY",
+        flag: Some("tls_key"),
+        default: None,
+        doc: "PEM private key of the S3 listener (mode 0600 or 0640).\n",
+    },
+    SettingInfo {
+        key: "tls.admin_cert",
+        env: "VAULTGATE_ADMIN_TLS_CERT",
+        flag: Some("admin_tls_cert"),
+        default: None,
+        doc: "PEM certificate chain of the admin listener. Default: the S3 listener's.\n",
+    },
+    SettingInfo {
+        key: "tls.admin_key",
+        env: "VAULTGATE_ADMIN_TLS_KEY",
+        flag: Some("admin_tls_key"),
+        default: None,
+        doc: "PEM private key of the admin listener. Default: the S3 listener's.\n",
+    },
+    SettingInfo {
+        key: "tls.admin_client_ca",
+        env: "VAULTGATE_ADMIN_TLS_CLIENT_CA",
+        flag: Some("admin_tls_client_ca"),
+        default: None,
+        doc: "PEM bundle of the CAs whose client certificates the admin listener requires (mTLS). Default none.\n",
+    },
+    SettingInfo {
+        key: "tls.insecure_http",
+        env: "VAULTGATE_INSECURE_HTTP",
+        flag: Some("insecure_http"),
+        default: Some("false"),
+        doc: "Serve plain HTTP on a non-loopback address (behind a TLS-terminating proxy on a trusted network). Default false: refused.\n",
+    },
+];
+
+/// Variables read besides the declared settings (no TOML key, no flag): credentials of the
+/// backend and the KMS, the admin API's token options, the config file and the admin CLI's.
+/// With the settings and [`SECRET_VARS`] (and their `_FILE` forms), these are every
+/// `VAULTGATE_*` variable the gateway reads; any other is warned about at start.
+pub const OTHER_VARS: &[(&str, &str)] = &[
+    ("VAULTGATE_CONFIG", "the TOML config file (`--config`)"),
+    (
+        "VAULTGATE_BACKEND_ACCESS_KEY",
+        "access key id of an `s3://` backend (secret: `VAULTGATE_BACKEND_SECRET_KEY`); else the AWS chain",
+    ),
+    (
+        "VAULTGATE_AZURE_CONNECTION_STRING",
+        "connection string of an `azure://` backend",
+    ),
+    ("VAULTGATE_AZURE_SAS", "SAS token of an `azure://` backend"),
+    (
+        "VAULTGATE_KMS_ACCESS_KEY",
+        "access key id for the KMS (secret: `VAULTGATE_KMS_SECRET_KEY`); else the AWS chain",
+    ),
+    (
+        "VAULTGATE_ADMIN_JWKS_FILE",
+        "JWKS file of an external token issuer the admin API also accepts",
+    ),
+    (
+        "VAULTGATE_ADMIN_TOKEN_TTL_SECS",
+        "lifetime of admin API tokens",
+    ),
+    (
+        "VAULTGATE_ADMIN_ENDPOINT",
+        "`vaultgate admin`: the admin API's address",
+    ),
+    ("VAULTGATE_ADMIN_PROFILE", "`vaultgate admin`: the profile"),
+    ("VAULTGATE_ADMIN_TOKEN", "`vaultgate admin`: a token to use"),
+];
+
+/// Prefixes of variables the test harness and the release build set; never warned about.
+const HARNESS_PREFIXES: &[&str] = &[
+    "VAULTGATE_TEST_",
+    "VAULTGATE_BUILD_",
+    "VAULTGATE_BIN",
+    "VAULTGATE_REQUIRE_SERVICES",
+    "VAULTGATE_DOCTESTS",
+];
+
+/// One warning per `VAULTGATE_*` variable of `names` that the gateway does not read (a typo
+/// such as `VAULTGATE_S3_ADR` would otherwise be silently ignored).
+pub fn unknown_variables<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let known = |n: &str| {
+        all_settings().iter().any(|s| s.env == n)
+            || SECRET_VARS
+                .iter()
+                .any(|(v, _, _)| n == *v || n.strip_suffix("_FILE").is_some_and(|base| base == *v))
+            || OTHER_VARS.iter().any(|(v, _)| *v == n)
+            || HARNESS_PREFIXES.iter().any(|p| n.starts_with(p))
+    };
+    let mut out: Vec<String> = names
+        .into_iter()
+        .filter(|n| n.starts_with("VAULTGATE_") && !known(n))
+        .map(|n| {
+            let hint = all_settings()
+                .into_iter()
+                .map(|s| s.env)
+                .chain(SECRET_VARS.iter().map(|(v, _, _)| *v))
+                .chain(OTHER_VARS.iter().map(|(v, _)| *v))
+                .min_by_key(|k| strsim::levenshtein(k, n))
+                .filter(|k| strsim::levenshtein(k, n) <= 3);
+            match hint {
+                Some(k) => format!("environment variable {n} is not a Vaultgate setting (did you mean {k}?); it is ignored"),
+                None => format!("environment variable {n} is not a Vaultgate setting; it is ignored"),
+            }
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 impl Tls {
@@ -361,14 +673,14 @@ impl Tls {
 /// field), with its default given by the accessor of the same name. Unset fields stay `None` so
 /// file < env < flag layering works through [`Limits::merge`].
 macro_rules! limits {
-    ($( $(#[$doc:meta])* $name:ident : $ty:ty = $default:expr, $env:literal; )*) => {
+    ($( $(#[doc = $doc:literal])* $name:ident : $ty:ty = $default:expr, $env:literal; )*) => {
         /// Abuse bounds (see the field docs for each default).
         #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
         #[cfg_attr(feature = "cli", derive(clap::Args))]
         #[serde(deny_unknown_fields, default)]
         pub struct Limits {
             $(
-                $(#[$doc])*
+                $(#[doc = $doc])*
                 #[cfg_attr(feature = "cli", arg(long, env = $env))]
                 #[serde(skip_serializing_if = "Option::is_none")]
                 pub $name: Option<$ty>,
@@ -387,12 +699,23 @@ macro_rules! limits {
             }
 
             $(
-                $(#[$doc])*
+                $(#[doc = $doc])*
                 pub fn $name(&self) -> $ty {
                     self.$name.unwrap_or($default)
                 }
             )*
         }
+
+        /// The `[limits]` settings of the reference.
+        pub const LIMITS: &[SettingInfo] = &[
+            $( SettingInfo {
+                key: concat!("limits.", stringify!($name)),
+                env: $env,
+                flag: Some(stringify!($name)),
+                default: Some(stringify!($default)),
+                doc: concat!($($doc, "\n",)*),
+            }, )*
+        ];
     };
 }
 
@@ -424,175 +747,113 @@ limits! {
     post_object_max_bytes: u64 = 64 * 1024 * 1024, "VAULTGATE_POST_OBJECT_MAX_BYTES";
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            data_dir: PathBuf::from("./data"),
-            s3_addr: "127.0.0.1:9000".into(),
-            admin_addr: "127.0.0.1:9001".into(),
-            access_key: None,
-            secret_key: None,
-            master_key: None,
-            database_url: None,
-            backend: None,
-            kms: None,
-            log_level: "info".into(),
-            region: "us-east-1".into(),
-            shutdown_grace_secs: 30,
-            credential_cache_secs: 10,
-            rate_s3_reads_per_min: 0,
-            rate_s3_writes_per_min: 0,
-            rate_admin_per_min: policy::RateLimitConfig::default().admin_per_min,
-            admin_jwt_secret: None,
-            audit_source: "keep".into(),
-            audit_read_policy: "fail-closed".into(),
-            audit_retention_days: 90,
-            audit_mirror: None,
-            limits: Limits::default(),
-            tls: Tls::default(),
-            secret_sources: Vec::new(),
-        }
+impl Layer {
+    /// Reads a TOML file (unknown keys are an error).
+    pub fn from_file(path: &Path) -> Result<Layer> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::Config(format!("cannot read config file {}: {e}", path.display()))
+        })?;
+        Layer::from_toml(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+    }
+
+    /// Parses TOML text (unknown keys are an error; the message names the key and its line).
+    pub fn from_toml(text: &str) -> Result<Layer> {
+        toml::from_str(text).map_err(|e| Error::Config(one_line(&e.to_string())))
     }
 }
 
-/// Overrides from env/flags (each `Some` wins over the file).
-#[derive(Debug, Default, Clone)]
-pub struct Overrides {
-    /// --data-dir / VAULTGATE_DATA_DIR
-    pub data_dir: Option<PathBuf>,
-    /// --s3-addr / VAULTGATE_S3_ADDR
-    pub s3_addr: Option<String>,
-    /// --admin-addr / VAULTGATE_ADMIN_ADDR
-    pub admin_addr: Option<String>,
-    /// VAULTGATE_ACCESS_KEY
-    pub access_key: Option<String>,
-    /// VAULTGATE_SECRET_KEY
-    pub secret_key: Option<Secret>,
-    /// VAULTGATE_MASTER_KEY / BLOB_KEY
-    pub master_key: Option<Secret>,
-    /// VAULTGATE_DATABASE_URL
-    pub database_url: Option<String>,
-    /// VAULTGATE_BACKEND
-    pub backend: Option<String>,
-    /// VAULTGATE_KMS
-    pub kms: Option<String>,
-    /// LOG_LEVEL / RUST_LOG
-    pub log_level: Option<String>,
-    /// VAULTGATE_RATE_S3_READS_PER_MIN
-    pub rate_s3_reads_per_min: Option<u32>,
-    /// VAULTGATE_RATE_S3_WRITES_PER_MIN
-    pub rate_s3_writes_per_min: Option<u32>,
-    /// VAULTGATE_RATE_ADMIN_PER_MIN
-    pub rate_admin_per_min: Option<u32>,
-    /// VAULTGATE_ADMIN_JWT_SECRET / ADMIN_JWT_SECRET
-    pub admin_jwt_secret: Option<Secret>,
-    /// VAULTGATE_AUDIT_SOURCE
-    pub audit_source: Option<String>,
-    /// VAULTGATE_AUDIT_READ_POLICY
-    pub audit_read_policy: Option<String>,
-    /// VAULTGATE_AUDIT_RETENTION_DAYS
-    pub audit_retention_days: Option<u32>,
-    /// VAULTGATE_AUDIT_MIRROR
-    pub audit_mirror: Option<PathBuf>,
-    /// the `[limits]` flags and variables that are set
-    pub limits: Limits,
-    /// the `[tls]` flags and variables that are set
-    pub tls: Tls,
+/// A configuration error about setting `key`, named with its flag and variable.
+fn bad(key: &str, what: impl std::fmt::Display) -> Error {
+    Error::Config(format!("{}: {what}", setting(key)))
+}
+
+/// A listener address: `IP:port`, or `name:port` resolved now (the first address the
+/// resolver gives; `localhost` is loopback).
+fn socket(key: &str, addr: &str) -> Result<SocketAddr> {
+    use std::net::ToSocketAddrs;
+    if let Ok(a) = addr.parse() {
+        return Ok(a);
+    }
+    if addr
+        .rsplit_once(':')
+        .is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
+    {
+        return Err(bad(
+            key,
+            format!(
+                "{addr:?} is not host:port (e.g. 127.0.0.1:9000, [::1]:9000 or localhost:9000)"
+            ),
+        ));
+    }
+    match addr.to_socket_addrs() {
+        Ok(mut it) => it
+            .next()
+            .ok_or_else(|| bad(key, format!("{addr:?}: the host name has no address"))),
+        Err(e) => Err(bad(
+            key,
+            format!("{addr:?}: cannot resolve the host name: {e}"),
+        )),
+    }
+}
+
+/// The log level: a level name, or a filter whose every directive is `level` or
+/// `target=level`. A bare word that is not a level (`verbose`) would be taken by the filter
+/// syntax as a target name and silence every other log line, so it is refused.
+fn check_log_level(level: &str) -> Result<()> {
+    const LEVELS: &[&str] = &["off", "error", "warn", "info", "debug", "trace"];
+    let is_level = |l: &str| LEVELS.contains(&l.trim().to_ascii_lowercase().as_str());
+    let directives: Vec<&str> = level
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .collect();
+    let ok = !directives.is_empty()
+        && directives.iter().all(|d| match d.split_once('=') {
+            Some((target, l)) => !target.is_empty() && is_level(l),
+            None => is_level(d),
+        })
+        && tracing_subscriber::EnvFilter::try_new(level).is_ok();
+    if ok {
+        Ok(())
+    } else {
+        Err(bad(
+            "log_level",
+            format!(
+                "{level:?} is not a log level: use one of error, warn, info, debug, trace, off, or a filter such as info,gateway=debug"
+            ),
+        ))
+    }
+}
+
+/// A multi-line message (TOML's points at the column) as one line.
+fn one_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.chars().all(|c| c == '|' || c == '^' || c == ' '))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 impl Config {
     /// Reads a TOML file (unknown keys are an error).
     pub fn from_file(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::Config(format!("cannot read config file {}: {e}", path.display()))
-        })?;
-        Config::from_toml(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+        Ok(Layer::from_file(path)?.resolve())
     }
 
     /// Parses TOML text.
     pub fn from_toml(text: &str) -> Result<Config> {
-        toml::from_str(text).map_err(|e| Error::Config(e.to_string()))
-    }
-
-    /// Applies env/flag overrides.
-    pub fn apply(&mut self, o: Overrides) {
-        if let Some(v) = o.data_dir {
-            self.data_dir = v;
-        }
-        if let Some(v) = o.s3_addr {
-            self.s3_addr = v;
-        }
-        if let Some(v) = o.admin_addr {
-            self.admin_addr = v;
-        }
-        if o.access_key.is_some() {
-            self.access_key = o.access_key;
-        }
-        if o.secret_key.is_some() {
-            self.secret_key = o.secret_key;
-        }
-        if o.master_key.is_some() {
-            self.master_key = o.master_key;
-        }
-        if o.database_url.is_some() {
-            self.database_url = o.database_url;
-        }
-        if o.backend.is_some() {
-            self.backend = o.backend;
-        }
-        if o.kms.is_some() {
-            self.kms = o.kms;
-        }
-        if let Some(v) = o.log_level {
-            self.log_level = v;
-        }
-        if let Some(v) = o.rate_s3_reads_per_min {
-            self.rate_s3_reads_per_min = v;
-        }
-        if let Some(v) = o.rate_s3_writes_per_min {
-            self.rate_s3_writes_per_min = v;
-        }
-        if let Some(v) = o.rate_admin_per_min {
-            self.rate_admin_per_min = v;
-        }
-        if o.admin_jwt_secret.is_some() {
-            self.admin_jwt_secret = o.admin_jwt_secret;
-        }
-        if let Some(v) = o.audit_source {
-            self.audit_source = v;
-        }
-        if let Some(v) = o.audit_read_policy {
-            self.audit_read_policy = v;
-        }
-        if let Some(v) = o.audit_retention_days {
-            self.audit_retention_days = v;
-        }
-        if o.audit_mirror.is_some() {
-            self.audit_mirror = o.audit_mirror;
-        }
-        self.limits.merge(o.limits);
-        self.tls.merge(o.tls);
+        Ok(Layer::from_toml(text)?.resolve())
     }
 
     /// The audit ledger settings (source mode, read policy, retention, mirror); the source
     /// secret is added by the caller from the evidence key.
     pub fn ledger_config(&self) -> Result<audit::LedgerConfig> {
-        let source_mode: audit::SourceMode = self
-            .audit_source
-            .parse()
-            .map_err(|e| Error::Config(format!("audit_source: {e}")))?;
-        let read_policy: audit::ReadPolicy = self
-            .audit_read_policy
-            .parse()
-            .map_err(|e| Error::Config(format!("audit_read_policy: {e}")))?;
         if self.audit_retention_days == 0 {
-            return Err(Error::Config(
-                "audit_retention_days must be at least 1".into(),
-            ));
+            return Err(bad("audit_retention_days", "must be at least 1"));
         }
         Ok(audit::LedgerConfig {
-            source_mode,
-            read_policy,
+            source_mode: self.audit_source,
+            read_policy: self.audit_read_policy,
             retention: std::time::Duration::from_secs(
                 u64::from(self.audit_retention_days) * 24 * 3600,
             ),
@@ -601,21 +862,14 @@ impl Config {
         })
     }
 
-    /// The S3 listener address.
+    /// The S3 listener address (a host name is resolved: `localhost:9000`).
     pub fn s3_socket(&self) -> Result<SocketAddr> {
-        self.s3_addr
-            .parse()
-            .map_err(|e| Error::Config(format!("s3_addr {:?} is not host:port: {e}", self.s3_addr)))
+        socket("s3_addr", &self.s3_addr)
     }
 
     /// The admin listener address.
     pub fn admin_socket(&self) -> Result<SocketAddr> {
-        self.admin_addr.parse().map_err(|e| {
-            Error::Config(format!(
-                "admin_addr {:?} is not host:port: {e}",
-                self.admin_addr
-            ))
-        })
+        socket("admin_addr", &self.admin_addr)
     }
 
     /// What the key provider needs: the data dir (key file), the master key (credential, file,
@@ -681,17 +935,20 @@ impl Config {
         })
     }
 
-    /// Checks every setting; the message names the bad one.
+    /// Checks every setting as `serve` will use it, short of binding ports and reaching the
+    /// network (`vaultgate config check` runs exactly this); the message names the setting by
+    /// its TOML key, flag and variable, and says what to change.
     pub fn validate(&self) -> Result<()> {
         if self.data_dir.as_os_str().is_empty() {
-            return Err(Error::Config("data_dir must not be empty".into()));
+            return Err(bad("data_dir", "must not be empty"));
         }
         let s3 = self.s3_socket()?;
         let admin = self.admin_socket()?;
         if s3 == admin && s3.port() != 0 {
-            return Err(Error::Config(format!(
-                "s3_addr and admin_addr are both {s3}"
-            )));
+            return Err(bad(
+                "admin_addr",
+                format!("is the same address as s3_addr ({s3}); give each listener its own port"),
+            ));
         }
         match (&self.access_key, &self.secret_key) {
             (Some(a), Some(s)) => {
@@ -701,62 +958,78 @@ impl Config {
                         .bytes()
                         .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
                 {
-                    return Err(Error::Config(
-                        "access_key must be 3-128 characters of A-Z, a-z, 0-9, '_' or '-'".into(),
+                    return Err(bad(
+                        "access_key",
+                        "must be 3-128 characters of A-Z, a-z, 0-9, '_' or '-'",
                     ));
                 }
                 if s.expose().len() < 8 {
-                    return Err(Error::Config(
-                        "secret_key must be at least 8 characters".into(),
-                    ));
+                    return Err(bad("secret_key", "must be at least 8 characters"));
                 }
             }
             (None, None) => {}
-            _ => {
-                return Err(Error::Config(
-                    "access_key and secret_key (VAULTGATE_ACCESS_KEY / VAULTGATE_SECRET_KEY) must be set together".into(),
+            (Some(_), None) => {
+                return Err(bad(
+                    "secret_key",
+                    "is missing: access_key is set, and the two go together",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(bad(
+                    "access_key",
+                    "is missing: secret_key is set, and the two go together",
                 ));
             }
         }
         if let Some(k) = &self.master_key {
             let k = k.expose().trim();
             if k.len() != 64 || !k.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(Error::Config(
-                    "master_key must be 64 hex characters (32 bytes)".into(),
+                return Err(bad(
+                    "master_key",
+                    "must be 64 hex characters (32 bytes); generate one with `openssl rand -hex 32`",
                 ));
             }
         }
         let db = self.database_url();
-        if !(db.starts_with("sqlite:")
-            || db.starts_with("postgres://")
-            || db.starts_with("postgresql://"))
-        {
-            return Err(Error::Config(format!(
-                "database_url must start with sqlite: or postgres:// (got {})",
-                redact_url(&db)
-            )));
+        if db.starts_with("postgres://") || db.starts_with("postgresql://") {
+            return Err(bad(
+                "database_url",
+                format!(
+                    "{}: PostgreSQL is not supported yet; use sqlite://PATH",
+                    redact_url(&db)
+                ),
+            ));
+        }
+        if !db.starts_with("sqlite:") {
+            return Err(bad(
+                "database_url",
+                format!("must be a sqlite:// URL (got {})", redact_url(&db)),
+            ));
         }
         let be = self.backend_url();
-        if !(be.starts_with("file://") || be.starts_with("s3://") || be.starts_with("azure://")) {
-            return Err(Error::Config(format!(
-                "backend must be a file://, s3:// or azure:// URL (got {be})"
-            )));
+        let checked = match be.split_once("://").map(|(s, _)| s) {
+            Some("file") => Ok(()),
+            Some("s3") => crate::backend::s3::S3Config::from_url(&be).map(drop),
+            Some("azure") => crate::backend::azure::AzureConfig::from_url(&be).map(drop),
+            _ => Err(crate::backend::BackendError::Config(
+                "must be a file://, s3:// or azure:// URL".into(),
+            )),
+        };
+        if let Err(e) = checked {
+            let why = match e {
+                crate::backend::BackendError::Config(m) => m,
+                other => other.to_string(),
+            };
+            return Err(bad("backend", format!("{}: {why}", redact_url(&be))));
         }
         if let Some(k) = &self.kms
-            && !k.starts_with("aws-kms://")
+            && let Err(e) = keys::kms::KmsUrl::parse(k)
         {
-            return Err(Error::Config(format!(
-                "kms must be an aws-kms:// URL (got {k})"
-            )));
+            return Err(bad("kms", format!("{k}: {e}")));
         }
-        if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {
-            return Err(Error::Config(format!(
-                "log_level {:?} is not a valid filter",
-                self.log_level
-            )));
-        }
+        check_log_level(&self.log_level)?;
         if self.region.is_empty() {
-            return Err(Error::Config("region must not be empty".into()));
+            return Err(bad("region", "must not be empty"));
         }
         let l = &self.limits;
         for (name, v) in [
@@ -769,30 +1042,21 @@ impl Config {
             ),
         ] {
             if v == 0 {
-                return Err(Error::Config(format!("limits.{name} must be at least 1")));
+                return Err(bad(&format!("limits.{name}"), "must be at least 1"));
             }
         }
         if l.max_header_bytes() < 8192 {
-            return Err(Error::Config(
-                "limits.max_header_bytes must be at least 8192".into(),
-            ));
+            return Err(bad("limits.max_header_bytes", "must be at least 8192"));
         }
         self.ledger_config()?;
-        self.tls.validate(s3, admin)?;
-        Ok(())
-    }
-
-    /// Refuses what [`Config::validate`] accepts but this build cannot serve: a PostgreSQL
-    /// `database_url` (the index is SQLite only; `crate::server::start` fails on it when it
-    /// opens the index). `vaultgate config check` runs it after `validate`.
-    pub fn check_supported(&self) -> Result<()> {
-        let db = self.database_url();
-        if db.starts_with("postgres://") || db.starts_with("postgresql://") {
-            return Err(Error::Config(format!(
-                "database_url {}: PostgreSQL is not supported yet; use sqlite://PATH",
-                redact_url(&db)
-            )));
+        if let Err(e) = self.jwt_authority() {
+            let why = match e {
+                Error::Config(m) => m,
+                other => other.to_string(),
+            };
+            return Err(bad("admin_jwt_secret", why));
         }
+        self.tls.validate(s3, admin)?;
         Ok(())
     }
 
@@ -853,9 +1117,245 @@ pub fn redact_url(url: &str) -> String {
     url.to_owned()
 }
 
+/// The settings reference as Markdown tables (docs/CONFIGURATION.md embeds it between the
+/// `BEGIN/END GENERATED REFERENCE` markers; a test keeps the two equal, and `vaultgate config
+/// reference` prints it).
+pub fn reference_markdown() -> String {
+    let cell = |s: &str| {
+        s.split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .replace('|', "\\|")
+    };
+    // defaults as a config file would write them: the default configuration rendered as TOML
+    let mut defaults = Config::default();
+    defaults.limits = defaults.limits.effective();
+    let rendered: toml::Table = toml::to_string(&defaults)
+        .ok()
+        .and_then(|t| toml::from_str(&t).ok())
+        .unwrap_or_default();
+    let default_of = |s: &SettingInfo| -> Option<String> {
+        let mut v: Option<&toml::Value> = None;
+        let mut table = Some(&rendered);
+        for part in s.key.split('.') {
+            v = table.and_then(|t| t.get(part));
+            table = v.and_then(toml::Value::as_table);
+        }
+        v.map(|x| x.to_string())
+            .or_else(|| s.default.map(ToOwned::to_owned))
+    };
+    let mut out = String::from(
+        "| TOML key | variable | flag | default | meaning |\n| --- | --- | --- | --- | --- |\n",
+    );
+    for s in all_settings() {
+        out.push_str(&format!(
+            "| `{}` | `{}` | {} | {} | {} |\n",
+            s.key,
+            s.env,
+            s.flag()
+                .map_or_else(|| "none (refused)".to_owned(), |f| format!("`{f}`")),
+            default_of(&s).map_or_else(|| "none".to_owned(), |d| format!("`{}`", cell(&d))),
+            cell(s.doc)
+        ));
+    }
+    out.push_str(
+        "\nOther variables (no TOML key, no flag):\n\n| variable | meaning |\n| --- | --- |\n",
+    );
+    for (var, _, _) in SECRET_VARS {
+        if !SETTINGS.iter().any(|s| s.env == *var) {
+            out.push_str(&format!(
+                "| `{var}` | secret (also `{var}_FILE` or a systemd credential) |\n"
+            ));
+        }
+    }
+    for (var, what) in OTHER_VARS {
+        out.push_str(&format!("| `{var}` | {} |\n", cell(what)));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_setting_is_declared_once_with_a_flag_and_a_variable() {
+        // every field of Config is in the reference (a TOML rendering of a full Config names
+        // them all), and [tls]/[limits] keys match their structs
+        let mut full = Config {
+            access_key: Some("AKIDEXAMPLE".into()),
+            secret_key: Some(Secret::new("x".repeat(8))),
+            master_key: Some(Secret::new("11".repeat(32))),
+            database_url: Some("sqlite://x".into()),
+            backend: Some("file:///x".into()),
+            kms: Some("aws-kms://k".into()),
+            audit_mirror: Some("/m".into()),
+            admin_jwt_secret: Some(Secret::new("j".repeat(32))),
+            ..Default::default()
+        };
+        full.limits = full.limits.effective();
+        full.tls = Tls {
+            cert: Some("/c".into()),
+            key: Some("/k".into()),
+            admin_cert: Some("/ac".into()),
+            admin_key: Some("/ak".into()),
+            admin_client_ca: Some("/ca".into()),
+            insecure_http: Some(true),
+        };
+        let v: toml::Value = toml::from_str(&toml::to_string(&full).unwrap()).unwrap();
+        let mut keys = Vec::new();
+        for (k, val) in v.as_table().unwrap() {
+            match val.as_table() {
+                Some(t) => keys.extend(t.keys().map(|s| format!("{k}.{s}"))),
+                None => keys.push(k.clone()),
+            }
+        }
+        let mut declared: Vec<String> = all_settings().iter().map(|s| s.key.to_owned()).collect();
+        keys.sort();
+        declared.sort();
+        assert_eq!(keys, declared);
+        // the flags and variables clap registers are the declared ones
+        #[cfg(feature = "cli")]
+        {
+            use clap::Args;
+            let cmd = Layer::augment_args(clap::Command::new("t"));
+            for s in all_settings() {
+                let Some(flag) = s.flag() else {
+                    continue;
+                };
+                let arg = cmd
+                    .get_arguments()
+                    .find(|a| a.get_long().map(|l| format!("--{l}")) == Some(flag.clone()))
+                    .unwrap_or_else(|| panic!("no flag {flag}"));
+                assert_eq!(
+                    arg.get_env().and_then(|e| e.to_str()),
+                    Some(s.env),
+                    "{flag}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_reference_in_the_docs_is_the_generated_one() {
+        let doc = include_str!("../../docs/CONFIGURATION.md");
+        let begin = "<!-- BEGIN GENERATED REFERENCE (vaultgate config reference) -->\n";
+        let end = "<!-- END GENERATED REFERENCE -->";
+        let a = doc.find(begin).expect("begin marker") + begin.len();
+        let b = doc.find(end).expect("end marker");
+        assert_eq!(
+            doc[a..b].trim(),
+            reference_markdown().trim(),
+            "docs/CONFIGURATION.md is stale: replace the table with `vaultgate config reference`"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_setting_three_ways_on_one_line() {
+        let c = Config {
+            log_level: "verbose".into(),
+            ..Default::default()
+        };
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("log_level (--log-level, LOG_LEVEL)") && e.contains("\"verbose\""),
+            "{e}"
+        );
+        for ok in [
+            "info",
+            "WARN",
+            "info,gateway=debug",
+            "off",
+            "gateway::s3=trace,warn",
+        ] {
+            check_log_level(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        for bad in ["verbose", "", "gateway=loud", "=info"] {
+            assert!(check_log_level(bad).is_err(), "{bad}");
+        }
+        let c = Config {
+            backend: Some("s3://bucket?endpoint=http://127.0.0.1:1&regoin=x".into()),
+            ..Default::default()
+        };
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("backend (--backend, VAULTGATE_BACKEND)") && e.contains("regoin"),
+            "{e}"
+        );
+        let c = Config {
+            admin_jwt_secret: Some(Secret::new("short")),
+            ..Default::default()
+        };
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("VAULTGATE_ADMIN_JWT_SECRET") && !e.contains("short"),
+            "{e}"
+        );
+        let c = Config {
+            kms: Some("kms://k".into()),
+            ..Default::default()
+        };
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("VAULTGATE_KMS")
+        );
+        let e = Layer::from_toml("s3_adr = 1\n").unwrap_err().to_string();
+        assert!(e.contains("s3_adr") && !e.contains('\n'), "{e}");
+    }
+
+    #[test]
+    fn host_names_are_accepted_in_listen_addresses() {
+        let c = Config {
+            s3_addr: "localhost:0".into(),
+            admin_addr: "localhost:0".into(),
+            ..Default::default()
+        };
+        c.validate().unwrap();
+        assert!(c.s3_socket().unwrap().ip().is_loopback());
+        for bad in ["localhost", ":9000", "localhost:port", "nowhere"] {
+            let c = Config {
+                s3_addr: bad.into(),
+                ..Default::default()
+            };
+            let e = c.validate().unwrap_err().to_string();
+            assert!(
+                e.contains("s3_addr (--s3-addr, VAULTGATE_S3_ADDR)"),
+                "{bad}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_variables_are_warned_about_with_a_hint() {
+        let w = unknown_variables([
+            "VAULTGATE_S3_ADR",
+            "VAULTGATE_S3_ADDR",
+            "VAULTGATE_MASTER_KEY_FILE",
+            "VAULTGATE_TEST_S3_ENDPOINT",
+            "VAULTGATE_FROBNICATE",
+            "PATH",
+        ]);
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(
+            w.iter()
+                .any(|m| m.contains("VAULTGATE_S3_ADR")
+                    && m.contains("did you mean VAULTGATE_S3_ADDR")),
+            "{w:?}"
+        );
+        assert!(
+            w.iter()
+                .any(|m| m.contains("VAULTGATE_FROBNICATE") && !m.contains("did you mean")),
+            "{w:?}"
+        );
+        let c = Config::from_toml("credential_cache_secs = 10\n").unwrap();
+        assert!(
+            c.warnings[0].contains("credential_cache_secs"),
+            "{:?}",
+            c.warnings
+        );
+    }
 
     #[test]
     fn defaults_are_valid_and_documented() {
@@ -879,10 +1379,13 @@ mod tests {
         let mut c =
             Config::from_toml("s3_addr = \"127.0.0.1:7000\"\nlog_level = \"debug\"\n").unwrap();
         assert_eq!(c.s3_addr, "127.0.0.1:7000");
-        c.apply(Overrides {
+        let mut layer =
+            Layer::from_toml("s3_addr = \"127.0.0.1:7000\"\nlog_level = \"debug\"\n").unwrap();
+        layer.merge(Layer {
             s3_addr: Some("127.0.0.1:0".into()),
             ..Default::default()
         });
+        c = layer.resolve();
         assert_eq!(c.s3_addr, "127.0.0.1:0");
         assert_eq!(c.log_level, "debug");
     }
@@ -931,8 +1434,12 @@ mod tests {
             ("audit_read_policy = \"sometimes\"", "audit_read_policy"),
             ("audit_retention_days = 0", "audit_retention_days"),
         ] {
-            let err = Config::from_toml(toml).unwrap().validate().unwrap_err();
+            let err = match Config::from_toml(toml) {
+                Ok(c) => c.validate().unwrap_err(),
+                Err(e) => e,
+            };
             assert!(err.to_string().contains(name), "{err}");
+            assert!(!err.to_string().contains('\n'), "one line: {err}");
         }
     }
 
@@ -945,7 +1452,6 @@ mod tests {
             database_url: Some("postgres://gw:gwpass@127.0.0.1:5432/db".into()),
             ..Default::default()
         };
-        c.validate().unwrap();
         let out = c.redacted_toml();
         assert!(!out.contains("verysecretvalue123"), "{out}");
         assert!(!out.contains(&"11".repeat(32)), "{out}");
@@ -958,16 +1464,15 @@ mod tests {
     }
 
     #[test]
-    fn postgres_is_valid_syntax_but_not_supported() {
+    fn postgres_is_refused_without_its_password() {
         let c = Config {
             database_url: Some("postgresql://gw:gwpass@db/vaultgate".into()),
             ..Default::default()
         };
-        c.validate().unwrap();
-        let err = c.check_supported().unwrap_err().to_string();
+        let err = c.validate().unwrap_err().to_string();
         assert!(err.contains("PostgreSQL is not supported yet"), "{err}");
+        assert!(err.contains("VAULTGATE_DATABASE_URL"), "{err}");
         assert!(!err.contains("gwpass"), "{err}");
-        Config::default().check_supported().unwrap();
     }
 
     #[test]
@@ -994,13 +1499,16 @@ mod tests {
         assert!(c.limits.sigv2());
         assert_eq!(c.limits.max_connections_per_ip(), 7);
         assert_eq!(c.limits.header_read_timeout_secs(), 10);
-        c.apply(Overrides {
+        let mut layer =
+            Layer::from_toml("[limits]\nsigv2 = true\nmax_connections_per_ip = 7\n").unwrap();
+        layer.merge(Layer {
             limits: Limits {
                 max_connections_per_ip: Some(9),
                 ..Limits::default()
             },
             ..Default::default()
         });
+        c = layer.resolve();
         assert_eq!(c.limits.max_connections_per_ip(), 9);
         assert!(c.limits.sigv2());
         assert!(Config::from_toml("[limits]\nsigv3 = true\n").is_err());
@@ -1049,12 +1557,9 @@ mod tests {
             "{e}"
         );
         assert!(e.contains("VAULTGATE_INSECURE_HTTP"), "{e}");
-        public.apply(Overrides {
-            tls: Tls {
-                insecure_http: Some(true),
-                ..Tls::default()
-            },
-            ..Default::default()
+        public.tls.merge(Tls {
+            insecure_http: Some(true),
+            ..Tls::default()
         });
         public.validate().unwrap();
         let admin_public = Config {

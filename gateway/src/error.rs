@@ -87,6 +87,11 @@ pub enum Error {
     /// Invalid configuration (refuse to start).
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// A start-up step failed for a reason outside the configuration's syntax (a port in use,
+    /// a data dir this user cannot write, a backend that refuses the credentials): the message
+    /// says what failed, why, and which setting to check.
+    #[error("cannot start: {0}")]
+    Start(String),
     /// An S3 error raised by s3s while reading the request (e.g. a bad aws-chunked signature),
     /// passed through unchanged.
     #[error("{0}")]
@@ -195,7 +200,7 @@ impl Error {
             Error::Unavailable(_) | Error::AuditUnavailable(_) => S3ErrorCode::ServiceUnavailable,
             Error::SlowDown(_) => S3ErrorCode::SlowDown,
             Error::AccessDenied(_) => S3ErrorCode::AccessDenied,
-            Error::Integrity(_) | Error::Internal(_) | Error::Config(_) => {
+            Error::Integrity(_) | Error::Internal(_) | Error::Config(_) | Error::Start(_) => {
                 S3ErrorCode::InternalError
             }
             Error::Client(e) => e.code().clone(),
@@ -259,7 +264,7 @@ impl From<Error> for S3Error {
             return inner;
         }
         match &e {
-            Error::Integrity(_) | Error::Internal(_) | Error::Config(_) => {
+            Error::Integrity(_) | Error::Internal(_) | Error::Config(_) | Error::Start(_) => {
                 tracing::error!(error = %e, "internal error");
                 S3Error::with_message(code, "We encountered an internal error. Please try again.")
             }

@@ -519,7 +519,7 @@ async fn changes_fail_closed_and_reads_follow_the_read_policy() {
 async fn fail_open_reads_are_served_while_writes_still_fail_closed() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(dir.path());
-    cfg.audit_read_policy = "fail-open".into();
+    cfg.audit_read_policy = audit::ReadPolicy::FailOpen;
     let server = gateway::server::start(cfg, common::admin_api)
         .await
         .unwrap();
@@ -678,7 +678,7 @@ async fn throttled_requests_are_denied_events_and_sources_can_be_hashed() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(dir.path());
     cfg.rate_s3_writes_per_min = 2;
-    cfg.audit_source = "hash".into();
+    cfg.audit_source = audit::SourceMode::Hash;
     let server = gateway::server::start(cfg, common::admin_api)
         .await
         .unwrap();

@@ -181,3 +181,134 @@ async fn serve_reports_its_addresses_and_stops_on_sigterm() {
             .unwrap_or_else(|e| panic!("not JSON: {l}: {e}"));
     }
 }
+
+/// What a bad setting does to `vaultgate serve`: exit code 1 and exactly one line on stderr
+/// besides JSON log lines (said once, no stacked prefixes), naming the setting three ways.
+#[test]
+fn bad_configuration_is_one_line_naming_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy_addr = busy.local_addr().unwrap().to_string();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let data = dir.path().join("data").display().to_string();
+    let not_dir = file.join("d").display().to_string();
+    // (variables, the exact line, or its start and end)
+    type Row<'a> = (Vec<(&'a str, String)>, String, Option<String>);
+    let rows: Vec<Row> = vec![
+        (
+            vec![("VAULTGATE_S3_ADDR", busy_addr.clone())],
+            format!(
+                "vaultgate: cannot start: cannot listen on {busy_addr}: the address is already in use (another process listens there); change s3_addr (--s3-addr, VAULTGATE_S3_ADDR)"
+            ),
+            None,
+        ),
+        (
+            vec![("VAULTGATE_DATA_DIR", not_dir.clone())],
+            format!(
+                "vaultgate: cannot start: cannot create data dir {not_dir}: Not a directory (os error 20); check data_dir (--data-dir, VAULTGATE_DATA_DIR) and the directory's owner and mode"
+            ),
+            None,
+        ),
+        (
+            vec![("VAULTGATE_BACKEND", "ftp://host/x".into())],
+            "vaultgate: invalid configuration: backend (--backend, VAULTGATE_BACKEND): ftp://host/x: must be a file://, s3:// or azure:// URL".into(),
+            None,
+        ),
+        (
+            vec![(
+                "VAULTGATE_BACKEND",
+                "s3://bucket?endpoint=http://127.0.0.1:9&regoin=eu".into(),
+            )],
+            "vaultgate: invalid configuration: backend (--backend, VAULTGATE_BACKEND): s3://bucket?endpoint=http://127.0.0.1:9&regoin=eu: unknown s3 backend URL parameter \"regoin\" (known: endpoint, region, path_style)".into(),
+            None,
+        ),
+        (
+            vec![
+                ("VAULTGATE_BACKEND", "s3://bucket?endpoint=http://127.0.0.1:9".into()),
+                ("VAULTGATE_BACKEND_ACCESS_KEY", "AKIDEXAMPLE".into()),
+                ("VAULTGATE_BACKEND_SECRET_KEY", "wrong-secret-1".into()),
+            ],
+            "vaultgate: cannot start: backend s3://bucket?endpoint=http://127.0.0.1:9: unreachable (".into(),
+            Some("Connection refused (os error 111)); check backend (--backend, VAULTGATE_BACKEND) and that the service is up".into()),
+        ),
+        (
+            vec![("VAULTGATE_BACKEND", "s3://bucket?endpoint=http://127.0.0.1:9".into())],
+            "vaultgate: cannot start: backend s3://bucket?endpoint=http://127.0.0.1:9: access denied (".into(),
+            Some("no credentials: none are configured and the AWS credential chain found none); check VAULTGATE_BACKEND_ACCESS_KEY / VAULTGATE_BACKEND_SECRET_KEY".into()),
+        ),
+        (
+            vec![("VAULTGATE_DATABASE_URL", "mysql://root:hunter2@db/vg".into())],
+            "vaultgate: invalid configuration: database_url (--database-url, VAULTGATE_DATABASE_URL): must be a sqlite:// URL (got mysql://root:[redacted]@db/vg)".into(),
+            None,
+        ),
+        (
+            vec![("VAULTGATE_ADMIN_JWT_SECRET", "too-short".into())],
+            "vaultgate: invalid configuration: admin_jwt_secret (VAULTGATE_ADMIN_JWT_SECRET): the admin JWT secret must be at least 32 bytes".into(),
+            None,
+        ),
+        (
+            vec![("LOG_LEVEL", "verbose".into())],
+            "vaultgate: invalid configuration: log_level (--log-level, LOG_LEVEL): \"verbose\" is not a log level: use one of error, warn, info, debug, trace, off, or a filter such as info,gateway=debug".into(),
+            None,
+        ),
+        (
+            vec![("VAULTGATE_S3_ADDR", "localhost".into())],
+            "vaultgate: invalid configuration: s3_addr (--s3-addr, VAULTGATE_S3_ADDR): \"localhost\" is not host:port (e.g. 127.0.0.1:9000, [::1]:9000 or localhost:9000)".into(),
+            None,
+        ),
+    ];
+    for (vars, line, end) in rows {
+        let mut cmd = Command::new(BIN);
+        clean_env(&mut cmd)
+            .arg("serve")
+            .env("VAULTGATE_DATA_DIR", &data)
+            .env("VAULTGATE_ADMIN_ADDR", "127.0.0.1:0");
+        if !vars.iter().any(|(k, _)| *k == "VAULTGATE_S3_ADDR") {
+            cmd.env("VAULTGATE_S3_ADDR", "127.0.0.1:0");
+        }
+        for (k, v) in &vars {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.starts_with('{')).collect();
+        assert_eq!(out.status.code(), Some(1), "{vars:?}: {stderr}");
+        assert_eq!(lines.len(), 1, "{vars:?}: said once: {stderr}");
+        match &end {
+            None => assert_eq!(lines[0], line, "{vars:?}"),
+            Some(end) => assert!(
+                lines[0].starts_with(&line) && lines[0].ends_with(end.as_str()),
+                "{vars:?}: {}",
+                lines[0]
+            ),
+        }
+        assert!(
+            !stderr.contains("hunter2") && !stderr.contains("wrong-secret-1"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("start-up failed"), "{stderr}");
+    }
+    drop(busy);
+}
+
+/// An unknown `VAULTGATE_*` variable is warned about (with the nearest name), not fatal, and a
+/// host name is accepted in a listen address.
+#[test]
+fn unknown_variables_are_warned_about_and_host_names_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = clean_env(&mut Command::new(BIN))
+        .args(["config", "check"])
+        .env("VAULTGATE_DATA_DIR", dir.path())
+        .env("VAULTGATE_S3_ADR", "127.0.0.1:1")
+        .env("VAULTGATE_S3_ADDR", "localhost:9000")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        stderr.trim(),
+        "vaultgate: warning: environment variable VAULTGATE_S3_ADR is not a Vaultgate setting (did you mean VAULTGATE_S3_ADDR?); it is ignored"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("s3_addr = \"localhost:9000\""));
+}

@@ -41,8 +41,9 @@ pub async fn start(
     admin_api: impl FnOnce(AdminParts) -> axum::Router,
 ) -> Result<RunningServer> {
     config.validate()?;
-    let sockets = (config.s3_socket()?, config.admin_socket()?);
     let tls = tls::Tls::open(&config)?;
+    // the ports first: a port in use stops the start before anything is created on disk
+    let sockets = bind(&config).await?;
     secure_data_dir(&config)?;
     let metrics = Metrics::new();
     let storage = open_storage(&config, &metrics).await?;
@@ -127,9 +128,13 @@ struct Storage {
 /// ledger, the metered backend, the key provider and the object layer over them.
 async fn open_storage(config: &Config, metrics: &Metrics) -> Result<Storage> {
     let db_url = config.database_url();
-    let index = Index::open(&db_url)
-        .await
-        .map_err(|e| Error::Unavailable(format!("index: {e}")))?;
+    let index = Index::open(&db_url).await.map_err(|e| {
+        Error::Start(format!(
+            "cannot open the index {}: {e}; check {}",
+            crate::config::redact_url(&db_url),
+            crate::config::setting("database_url")
+        ))
+    })?;
     // `vaultgate migrate` records which backend holds the data; refuse any other (its start-up
     // sweep would treat every object as an orphan, or serve an incomplete copy)
     if let Some(holder) = index
@@ -150,7 +155,7 @@ async fn open_storage(config: &Config, metrics: &Metrics) -> Result<Storage> {
         crate::backend::metered::MeteredBackend::new(
             open_backend(&config.backend_url(), &config.data_dir)
                 .await
-                .map_err(|e| Error::Unavailable(format!("backend: {e}")))?,
+                .map_err(|e| backend_start_error(config, e))?,
             metrics.registry(),
         )
         .map_err(|e| Error::Unavailable(format!("backend metrics: {e}")))?,
@@ -167,6 +172,38 @@ async fn open_storage(config: &Config, metrics: &Metrics) -> Result<Storage> {
         audit,
         backend,
         store,
+    })
+}
+
+/// A backend that cannot be opened, said in one line: which backend, the cause in plain words
+/// and the settings to check (credentials are named by their variables, never shown).
+fn backend_start_error(config: &Config, e: crate::backend::BackendError) -> Error {
+    use crate::backend::BackendError as B;
+    let url = crate::config::redact_url(&config.backend_url());
+    let backend = crate::config::setting("backend");
+    let creds = if url.starts_with("azure://") {
+        "VAULTGATE_AZURE_ACCOUNT_KEY, VAULTGATE_AZURE_SAS or VAULTGATE_AZURE_CONNECTION_STRING"
+    } else {
+        "VAULTGATE_BACKEND_ACCESS_KEY / VAULTGATE_BACKEND_SECRET_KEY"
+    };
+    let first_line = |m: String| m.lines().next().unwrap_or_default().to_owned();
+    Error::Start(match e {
+        B::Denied(m) => format!(
+            "backend {url}: access denied ({}); check {creds}",
+            first_line(m)
+        ),
+        B::Unavailable(m) => format!(
+            "backend {url}: unreachable ({}); check {backend} and that the service is up",
+            first_line(m)
+        ),
+        B::Io(err) => {
+            format!("backend {url}: {err}; check {backend} and the directory's owner and mode")
+        }
+        B::Config(m) => format!("backend {url}: {}; check {backend}", first_line(m)),
+        other => format!(
+            "backend {url}: {}; check {backend} and {creds}",
+            first_line(other.to_string())
+        ),
     })
 }
 
@@ -271,11 +308,47 @@ struct Listening {
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
-/// Binds both listeners and spawns them (the S3 one through `pipeline`), the daily
-/// audit prune and the certificate watcher.
+/// Binds both listeners (a port in use or not permitted names the setting to change).
+async fn bind(config: &Config) -> Result<(TcpListener, TcpListener)> {
+    let mut out = Vec::new();
+    for (key, sock) in [
+        ("s3_addr", config.s3_socket()?),
+        ("admin_addr", config.admin_socket()?),
+    ] {
+        let listener = TcpListener::bind(sock).await.map_err(|e| {
+            let why = match e.kind() {
+                std::io::ErrorKind::AddrInUse => {
+                    "the address is already in use (another process listens there)".to_owned()
+                }
+                std::io::ErrorKind::PermissionDenied => {
+                    "permission denied (ports below 1024 need privileges)".to_owned()
+                }
+                std::io::ErrorKind::AddrNotAvailable => {
+                    "the address is not one of this machine's".to_owned()
+                }
+                _ => e.to_string(),
+            };
+            Error::Start(format!(
+                "cannot listen on {sock}: {why}; change {}",
+                crate::config::setting(key)
+            ))
+        })?;
+        out.push(listener);
+    }
+    let admin = out
+        .pop()
+        .ok_or_else(|| Error::Internal("no admin listener".into()))?;
+    let s3 = out
+        .pop()
+        .ok_or_else(|| Error::Internal("no s3 listener".into()))?;
+    Ok((s3, admin))
+}
+
+/// Spawns both bound listeners (the S3 one through `pipeline`), the daily audit prune and the
+/// certificate watcher.
 async fn spawn_listeners(
     config: &Config,
-    (s3_sock, admin_sock): (std::net::SocketAddr, std::net::SocketAddr),
+    (s3_listener, admin_listener): (TcpListener, TcpListener),
     tls: &tls::Tls,
     storage: &Storage,
     s3: S3Service,
@@ -284,12 +357,6 @@ async fn spawn_listeners(
 ) -> Result<Listening> {
     let metrics = pipeline.metrics.clone();
     tls.report_to(&metrics)?;
-    let s3_listener = TcpListener::bind(s3_sock)
-        .await
-        .map_err(|e| Error::Config(format!("cannot listen on {s3_sock}: {e}")))?;
-    let admin_listener = TcpListener::bind(admin_sock)
-        .await
-        .map_err(|e| Error::Config(format!("cannot listen on {admin_sock}: {e}")))?;
     let s3_addr = s3_listener
         .local_addr()
         .map_err(|e| Error::Internal(e.to_string()))?;
@@ -337,11 +404,28 @@ async fn spawn_listeners(
     })
 }
 
+/// This process's user id, for messages (the owner of `/proc/self`; `?` where unknown).
+fn process_uid() -> String {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").map_or_else(|_| "?".to_owned(), |m| m.uid().to_string())
+}
+
 fn secure_data_dir(config: &Config) -> Result<()> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let dir = &config.data_dir;
     let cannot = |what: &str, p: &std::path::Path, e: std::io::Error| {
-        Error::Config(format!("cannot {what} {}: {e}", p.display()))
+        let why = match e.kind() {
+            std::io::ErrorKind::PermissionDenied => {
+                format!("permission denied for this user (uid {})", process_uid())
+            }
+            std::io::ErrorKind::ReadOnlyFilesystem => "read-only file system".to_owned(),
+            _ => e.to_string(),
+        };
+        Error::Start(format!(
+            "cannot {what} {}: {why}; check {} and the directory's owner and mode",
+            p.display(),
+            crate::config::setting("data_dir")
+        ))
     };
     if dir.exists() {
         warn_if_shared(dir);
@@ -349,6 +433,14 @@ fn secure_data_dir(config: &Config) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| cannot("create data dir", dir, e))?;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
             .map_err(|e| cannot("restrict data dir", dir, e))?;
+    }
+    // a data dir this user cannot write would surface later as SQLite's "code 14"
+    let probe = dir.join(".vaultgate-write-probe");
+    match std::fs::File::create(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+        }
+        Err(e) => return Err(cannot("write in data dir", dir, e)),
     }
     let url = config.database_url();
     let Some(path) = url

@@ -23,8 +23,9 @@ pub const DEFAULT_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
 /// Largest page `query` returns.
 pub const MAX_PAGE: u32 = 1000;
 
-/// What the ledger keeps of the client address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// What the ledger keeps of the client address (`keep`, `hash`, `drop` in configuration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub enum SourceMode {
     /// Store the address as given.
     #[default]
@@ -89,8 +90,10 @@ impl fmt::Debug for SourceSecret {
     }
 }
 
-/// What the gateway does with a read request whose event could not be recorded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// What the gateway does with a read request whose event could not be recorded
+/// (`fail-closed`, `fail-open` in configuration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub enum ReadPolicy {
     /// Fail the read with 503 like a write (default).
     #[default]
@@ -111,6 +114,34 @@ impl FromStr for ReadPolicy {
         }
     }
 }
+
+impl fmt::Display for ReadPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ReadPolicy::FailClosed => "fail-closed",
+            ReadPolicy::FailOpen => "fail-open",
+        })
+    }
+}
+
+/// Configuration values are read with `FromStr` and written with `Display`, so a TOML file,
+/// a variable and a flag accept the same spellings and refuse with the same message.
+macro_rules! text_setting {
+    ($($t:ty),*) => {$(
+        impl TryFrom<String> for $t {
+            type Error = AuditError;
+            fn try_from(s: String) -> AuditResult<$t> {
+                s.parse()
+            }
+        }
+        impl From<$t> for String {
+            fn from(v: $t) -> String {
+                v.to_string()
+            }
+        }
+    )*};
+}
+text_setting!(SourceMode, ReadPolicy);
 
 /// Ledger settings (the `[audit]` section of the gateway config maps onto this).
 #[derive(Debug, Clone)]

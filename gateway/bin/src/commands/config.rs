@@ -13,18 +13,26 @@ use crate::settings::Settings;
 pub enum ConfigCommand {
     /// Validate the configuration and certificates and print it (secrets redacted); exit 1 if
     /// invalid. Certificates expiring within 30 days are warned about on stderr (exit 0).
-    Check(Settings),
+    Check(Box<Settings>),
+    /// Print the settings reference (every TOML key, variable, flag and default) as Markdown.
+    Reference,
 }
 
-/// Exit 0 with the effective configuration on stdout, 1 when it is invalid, a certificate is
-/// unusable (unreadable, mismatched key, broken chain, expired, not yet valid) or it names what
-/// this build cannot serve (a PostgreSQL index).
+/// Exit 0 with the effective configuration on stdout, 1 when it is invalid (every check `serve`
+/// makes short of binding ports and reaching the network, including what this build cannot
+/// serve, such as a PostgreSQL index) or a certificate is unusable (unreadable, mismatched key,
+/// broken chain, expired, not yet valid).
 pub fn run(command: ConfigCommand) -> anyhow::Result<ExitCode> {
-    let ConfigCommand::Check(settings) = command;
+    let settings = match command {
+        ConfigCommand::Check(settings) => *settings,
+        ConfigCommand::Reference => {
+            print!("{}", gateway::config::reference_markdown());
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
     let cfg = settings.load()?;
-    cfg.check_supported()?;
     let (listeners, warnings) = gateway::server::tls::check(&cfg, SystemTime::now())?;
-    for w in &warnings {
+    for w in cfg.warnings.iter().chain(&warnings) {
         eprintln!("vaultgate: warning: {w}");
     }
     println!("# configuration is valid; effective settings (secrets redacted):");

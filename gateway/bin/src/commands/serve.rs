@@ -20,9 +20,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     gateway::server::tls::check(&cfg, std::time::SystemTime::now())?;
     init_logging(&cfg.log_level);
     let started = StartLine::of(&cfg, config_file);
-    let server = gateway::server::start(cfg, crate::compose::admin_api)
-        .await
-        .inspect_err(|e| tracing::error!(target: "vaultgate", error = %e, "start-up failed"))?;
+    for w in &cfg.warnings {
+        tracing::warn!(target: "vaultgate", "{w}");
+    }
+    // a failure is reported once, by `commands::report`, as one plain line
+    let server = gateway::server::start(cfg, crate::compose::admin_api).await?;
     started.log(server.s3_addr, server.admin_addr);
     if started.rotating {
         finish_rotation(server.store.keyring()).await;

@@ -535,3 +535,45 @@ fn status_kib(field: &str) -> Option<u64> {
         .ok()?;
     Some(kib * 1024)
 }
+
+/// The values of the variables naming a test service (`VAULTGATE_TEST_S3_ENDPOINT`, …), or
+/// `None` when one is unset: the test then prints "skipped" and passes, unless
+/// `VAULTGATE_REQUIRE_SERVICES=1` (CI), where it fails and says how to start the service
+/// (`hint`).
+pub fn service_vars(test: &str, vars: &[&str], hint: &str) -> Option<Vec<String>> {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let values: Option<Vec<String>> = vars.iter().map(|k| var(k)).collect();
+    if values.is_none() {
+        if var("VAULTGATE_REQUIRE_SERVICES").as_deref() == Some("1") {
+            panic!(
+                "{test}: VAULTGATE_REQUIRE_SERVICES=1 but {} is not set ({hint})",
+                vars.join(", ")
+            );
+        }
+        eprintln!("{test}: skipped ({} not set)", vars.join(", "));
+    }
+    values
+}
+
+/// Declares one `#[tokio::test]` per check of this suite (every check [`run_all`] runs), each
+/// on its own backend: `fresh(test_name).await` gives `Some((guard, backend))` (the guard
+/// keeps e.g. a temp dir alive; `None` skips the test, see [`service_vars`]), and after the
+/// check `after(&guard, &backend).await` asserts what the backend promises to leave behind.
+#[macro_export]
+macro_rules! backend_tests {
+    (fresh: $fresh:path, after: $after:path) => {
+        $crate::backend_tests!(@each $fresh, $after;
+            put_get_roundtrip ranges head delete missing_object_errors list overwrite
+            failed_put_leaves_nothing concurrent_writers check);
+    };
+    (@each $fresh:path, $after:path; $($name:ident)*) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            let Some((guard, backend)) = $fresh(stringify!($name)).await else {
+                return;
+            };
+            $crate::backend::$name(&backend).await;
+            $after(&guard, &backend).await;
+        }
+    )*};
+}

@@ -13,33 +13,22 @@ async fn fresh() -> (tempfile::TempDir, LocalBackend) {
     (dir, backend)
 }
 
-macro_rules! conformance_test {
-    ($name:ident) => {
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $name() {
-            let (dir, backend) = fresh().await;
-            suite::$name(&backend).await;
-            // Every check cleans up after itself and nothing may be left in the temp dir.
-            let tmp = dir.path().join("objects").join(".tmp");
-            assert_eq!(
-                std::fs::read_dir(tmp).expect("tmp dir").count(),
-                0,
-                "temp files left"
-            );
-        }
-    };
+/// A fresh temp dir for one check of the suite.
+async fn for_check(_test: &str) -> Option<(tempfile::TempDir, LocalBackend)> {
+    Some(fresh().await)
 }
 
-conformance_test!(put_get_roundtrip);
-conformance_test!(ranges);
-conformance_test!(head);
-conformance_test!(delete);
-conformance_test!(missing_object_errors);
-conformance_test!(list);
-conformance_test!(overwrite);
-conformance_test!(failed_put_leaves_nothing);
-conformance_test!(concurrent_writers);
-conformance_test!(check);
+/// Every check cleans up after itself: nothing may be left in the temp dir.
+async fn no_temp_files(dir: &tempfile::TempDir, _: &LocalBackend) {
+    let tmp = dir.path().join("objects").join(".tmp");
+    assert_eq!(
+        std::fs::read_dir(tmp).expect("tmp dir").count(),
+        0,
+        "temp files left"
+    );
+}
+
+conformance::backend_tests!(fresh: for_check, after: no_temp_files);
 
 #[tokio::test]
 async fn run_all_through_open_backend_url() {

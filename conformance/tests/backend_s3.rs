@@ -19,28 +19,22 @@ struct Server {
 }
 
 fn server(test: &str) -> Option<Server> {
-    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    match (
-        var("VAULTGATE_TEST_S3_ENDPOINT"),
-        var("VAULTGATE_TEST_S3_ACCESS_KEY"),
-        var("VAULTGATE_TEST_S3_SECRET_KEY"),
-    ) {
-        (Some(endpoint), Some(access_key), Some(secret_key)) => Some(Server {
-            endpoint,
-            access_key,
-            secret_key,
-        }),
-        _ => {
-            if var("VAULTGATE_REQUIRE_SERVICES").as_deref() == Some("1") {
-                panic!(
-                    "{test}: VAULTGATE_REQUIRE_SERVICES=1 but VAULTGATE_TEST_S3_ENDPOINT/ACCESS_KEY/SECRET_KEY \
-                     are not set (source conformance/lib/seaweedfs.sh; seaweedfs_start DIR)"
-                );
-            }
-            eprintln!("{test}: skipped (VAULTGATE_TEST_S3_ENDPOINT not set)");
-            None
-        }
-    }
+    let [endpoint, access_key, secret_key]: [String; 3] = suite::service_vars(
+        test,
+        &[
+            "VAULTGATE_TEST_S3_ENDPOINT",
+            "VAULTGATE_TEST_S3_ACCESS_KEY",
+            "VAULTGATE_TEST_S3_SECRET_KEY",
+        ],
+        "source conformance/lib/seaweedfs.sh; seaweedfs_start DIR",
+    )?
+    .try_into()
+    .ok()?;
+    Some(Server {
+        endpoint,
+        access_key,
+        secret_key,
+    })
 }
 
 fn fresh_bucket() -> String {
@@ -71,33 +65,20 @@ async fn fresh(s: &Server) -> S3Backend {
         .expect("connect to the S3 backend")
 }
 
-macro_rules! conformance_test {
-    ($name:ident) => {
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $name() {
-            let Some(s) = server(stringify!($name)) else {
-                return;
-            };
-            let backend = fresh(&s).await;
-            suite::$name(&backend).await;
-            assert_eq!(
-                backend.pending_uploads().await.expect("list uploads"),
-                Vec::<String>::new()
-            );
-        }
-    };
+/// A fresh bucket for one check of the suite.
+async fn for_check(test: &str) -> Option<((), S3Backend)> {
+    Some(((), fresh(&server(test)?).await))
 }
 
-conformance_test!(put_get_roundtrip);
-conformance_test!(ranges);
-conformance_test!(head);
-conformance_test!(delete);
-conformance_test!(missing_object_errors);
-conformance_test!(list);
-conformance_test!(overwrite);
-conformance_test!(failed_put_leaves_nothing);
-conformance_test!(concurrent_writers);
-conformance_test!(check);
+/// No multipart upload left behind.
+async fn no_pending_uploads(_: &(), backend: &S3Backend) {
+    assert_eq!(
+        backend.pending_uploads().await.expect("list uploads"),
+        Vec::<String>::new()
+    );
+}
+
+conformance::backend_tests!(fresh: for_check, after: no_pending_uploads);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_all_in_one_bucket_without_prefix() {

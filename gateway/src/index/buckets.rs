@@ -19,18 +19,36 @@ fn bucket_from_row(row: &SqliteRow) -> Result<BucketRecord, IndexError> {
 }
 
 impl Index {
-    /// Creates a bucket; `AlreadyExists` if the name is taken (by anyone).
+    /// Creates a bucket with no tenant recorded (it belongs to the default tenant): tests and
+    /// tools; CreateBucket uses [`Index::create_bucket_in_tenant`]. `AlreadyExists` if the
+    /// name is taken (by anyone).
     pub async fn create_bucket(&self, name: &str, owner: &str) -> Result<(), IndexError> {
-        self.insert_bucket(name, owner, false).await
+        self.insert_bucket(name, owner, None, false).await
     }
 
-    /// The bucket row; with `object_lock`, versioning is Enabled from the start.
+    /// Creates a bucket owned by `tenant`: the bucket row and its tenancy row
+    /// (`policy::store::tenancy`) in one transaction, so no bucket is ever visible without its
+    /// owner. With `object_lock`, versioning is Enabled from the start, for good.
+    pub async fn create_bucket_in_tenant(
+        &self,
+        name: &str,
+        owner: &str,
+        tenant: &str,
+        object_lock: bool,
+    ) -> Result<(), IndexError> {
+        self.insert_bucket(name, owner, Some(tenant), object_lock)
+            .await
+    }
+
+    /// The bucket row (and its tenant), in one transaction.
     async fn insert_bucket(
         &self,
         name: &str,
         owner: &str,
+        tenant: Option<&str>,
         object_lock: bool,
     ) -> Result<(), IndexError> {
+        let mut tx = self.begin_write().await?;
         let result = sqlx::query(
             "INSERT INTO buckets (name, owner, created_ms, versioning, object_lock) \
              VALUES ($1, $2, $3, $4, $5)",
@@ -40,13 +58,20 @@ impl Index {
         .bind(super::now_ms())
         .bind(object_lock.then_some("Enabled"))
         .bind(i64::from(object_lock))
-        .execute(&self.write)
+        .execute(&mut *tx)
         .await;
         match result {
-            Ok(_) => Ok(()),
-            Err(e) if is_unique_violation(&e) => Err(IndexError::AlreadyExists(name.to_string())),
-            Err(e) => Err(e.into()),
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => {
+                return Err(IndexError::AlreadyExists(name.to_string()));
+            }
+            Err(e) => return Err(e.into()),
         }
+        if let Some(tenant) = tenant {
+            policy::store::tenancy::assign(&mut tx, name, tenant).await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// The bucket, if it exists.
@@ -121,6 +146,7 @@ impl Index {
             .bind(name)
             .execute(&mut *tx)
             .await?;
+        policy::store::tenancy::forget(&mut tx, name).await?;
         let garbage = super::objects::queue_garbage(&mut tx, parts).await?;
         tx.commit().await?;
         Ok(garbage)
@@ -133,11 +159,6 @@ impl Index {
             .fetch_one(&self.read)
             .await?;
         Ok(row.try_get("present")?)
-    }
-
-    /// A bucket created with object lock enabled (versioning Enabled from the start).
-    pub async fn create_bucket_with_lock(&self, name: &str, owner: &str) -> Result<(), IndexError> {
-        self.insert_bucket(name, owner, true).await
     }
 
     /// Versioning and object lock settings of a bucket; None if it does not exist.

@@ -405,6 +405,11 @@ impl Index {
             .run(&write)
             .await
             .map_err(|e| IndexError::Database(sqlx::Error::Migrate(Box::new(e))))?;
+        // bucket rows and their tenancy rows are written in one transaction: the policy's
+        // tables exist whenever the index does
+        policy::store::migrate(&write)
+            .await
+            .map_err(|e| IndexError::Unavailable(format!("policy migrations: {e}")))?;
         let read = if in_memory {
             write.clone()
         } else {

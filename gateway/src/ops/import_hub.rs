@@ -202,8 +202,12 @@ pub async fn import_hub_into(
     files.sort();
     let policy = super::policy_store(&ctx.index, &ctx.keyring).await?;
     let owner_tenant = super::bucket_tenant(&policy, &opts.owner, tenant).await?;
-    match ctx.index.create_bucket(&opts.bucket, &opts.owner).await {
-        Ok(()) => policy.assign_bucket(&opts.bucket, &owner_tenant).await?,
+    match ctx
+        .index
+        .create_bucket_in_tenant(&opts.bucket, &opts.owner, &owner_tenant, false)
+        .await
+    {
+        Ok(()) => {}
         Err(IndexError::AlreadyExists(_)) => {
             let current = policy.bucket_tenant(&opts.bucket).await?;
             if tenant.is_some_and(|t| t != current) {

@@ -375,8 +375,9 @@ pub async fn reindex_into(
     }
     let buckets: BTreeSet<&str> = records.keys().map(|(b, _, _)| b.as_str()).collect();
     for b in &buckets {
-        index.create_bucket(b, &opts.owner).await?;
-        policy.assign_bucket(b, &tenant).await?;
+        index
+            .create_bucket_in_tenant(b, &opts.owner, &tenant, false)
+            .await?;
         report.buckets += 1;
         // versioning and object lock are bucket settings the backend does not hold: a bucket
         // with versions gets versioning Enabled, one with locked versions object lock as well

@@ -8,7 +8,6 @@ use s3s::dto::*;
 use super::{Gateway, ts};
 use crate::audit;
 use crate::error::{Error, Result};
-use crate::index::IndexError;
 use crate::request::RequestCtx;
 
 /// The caller's identity in the policy store.
@@ -79,23 +78,16 @@ impl Gateway {
             return Err(Error::BucketAlreadyOwnedByYou(name));
         }
         audit::before_change(RequestCtx::of(&req.extensions).as_ref(), 0, None).await?;
-        let created = if req.input.object_lock_enabled_for_bucket == Some(true) {
-            // object lock implies versioning Enabled, for good
-            self.store
-                .create_bucket_with_lock(&name, &owner_of(&req))
-                .await
-        } else {
-            self.store.create_bucket(&name, &owner_of(&req)).await
-        };
-        match created {
-            Ok(()) => {}
-            Err(IndexError::AlreadyExists(_)) => return Err(Error::BucketAlreadyOwnedByYou(name)),
-            Err(e) => return Err(e.into()),
-        }
+        // object lock implies versioning Enabled, for good
+        let object_lock = req.input.object_lock_enabled_for_bucket == Some(true);
+        let owner = owner_of(&req);
         self.policy
             .authz()
             .store()
-            .assign_bucket(&name, &who.tenant)
+            .changing_tenancy(|| {
+                self.store
+                    .create_bucket(&name, &owner, &who.tenant, object_lock)
+            })
             .await?;
         tracing::info!(bucket = %name, "bucket created");
         Ok(CreateBucketOutput {
@@ -119,24 +111,16 @@ impl Gateway {
         req: S3Request<DeleteBucketInput>,
     ) -> Result<DeleteBucketOutput> {
         let name = req.input.bucket;
-        let check = match self.store.check_bucket_deletable(&name).await {
-            Ok(()) => Ok(()),
-            Err(IndexError::NotFound(_)) => Err(Error::NoSuchBucket(name.clone())),
-            Err(IndexError::NotEmpty(_)) => Err(Error::BucketNotEmpty(name.clone())),
-            Err(e) => Err(e.into()),
-        };
-        check?;
+        self.store.check_bucket_deletable(&name).await?;
         audit::before_change(RequestCtx::of(&req.extensions).as_ref(), 0, None).await?;
-        match self.store.delete_bucket(&name).await {
-            Ok(()) => {
-                self.policy.authz().store().forget_bucket(&name).await?;
-                tracing::info!(bucket = %name, "bucket deleted");
-                Ok(DeleteBucketOutput::default())
-            }
-            Err(IndexError::NotFound(_)) => Err(Error::NoSuchBucket(name)),
-            Err(IndexError::NotEmpty(_)) => Err(Error::BucketNotEmpty(name)),
-            Err(e) => Err(e.into()),
-        }
+        // the bucket row and its tenant go in one transaction
+        self.policy
+            .authz()
+            .store()
+            .changing_tenancy(|| self.store.delete_bucket(&name))
+            .await?;
+        tracing::info!(bucket = %name, "bucket deleted");
+        Ok(DeleteBucketOutput::default())
     }
 
     pub(super) async fn op_get_bucket_location(

@@ -21,9 +21,18 @@ impl Store {
         self.index.get_bucket(name).await
     }
 
-    /// CreateBucket (`AlreadyExists` when it does).
-    pub async fn create_bucket(&self, name: &str, owner: &str) -> IndexResult<()> {
-        self.index.create_bucket(name, owner).await
+    /// CreateBucket: the bucket and its tenant in one transaction (`AlreadyExists` when it
+    /// does); with `object_lock`, versioning is Enabled for good.
+    pub async fn create_bucket(
+        &self,
+        name: &str,
+        owner: &str,
+        tenant: &str,
+        object_lock: bool,
+    ) -> IndexResult<()> {
+        self.index
+            .create_bucket_in_tenant(name, owner, tenant, object_lock)
+            .await
     }
 
     /// Whether DeleteBucket could go through now (`NotFound`, `NotEmpty`).
@@ -87,11 +96,6 @@ impl Store {
     /// Versioning and object lock settings of a bucket.
     pub async fn bucket_state(&self, name: &str) -> IndexResult<Option<BucketState>> {
         self.index.bucket_state(name).await
-    }
-
-    /// CreateBucket with `x-amz-bucket-object-lock-enabled: true`.
-    pub async fn create_bucket_with_lock(&self, name: &str, owner: &str) -> IndexResult<()> {
-        self.index.create_bucket_with_lock(name, owner).await
     }
 
     /// PutBucketVersioning.

@@ -26,6 +26,7 @@ use crate::sealer::SecretSealer;
 use crate::{Error, Result, Role, SecretKey};
 
 pub use access_keys::{AccessKeyInfo, MAX_ACCESS_KEY_ID_LEN, NewAccessKey, is_valid_access_key_id};
+pub use buckets::tenancy;
 pub use idempotency::IdempotentResponse;
 pub use principals::PrincipalRecord;
 pub use roles::{CustomRole, parse_actions};
@@ -78,13 +79,20 @@ impl std::fmt::Debug for PolicyStore {
     }
 }
 
+/// Runs the policy migrations on `pool` (ignoring other crates' migrations in the same
+/// database). [`PolicyStore::new`] runs them; so does the object index, which writes the
+/// tenancy rows ([`tenancy`]) in its own bucket transactions.
+pub async fn migrate(pool: &SqlitePool) -> Result<()> {
+    let mut migrator = sqlx::migrate!("./migrations");
+    migrator.set_ignore_missing(true);
+    migrator.run(pool).await?;
+    Ok(())
+}
+
 impl PolicyStore {
-    /// Runs the policy migrations on `pool` (ignoring other crates' migrations in
-    /// the same database) and returns the store.
+    /// Runs the policy migrations on `pool` and returns the store.
     pub async fn new(pool: SqlitePool, sealer: Arc<dyn SecretSealer>) -> Result<PolicyStore> {
-        let mut migrator = sqlx::migrate!("./migrations");
-        migrator.set_ignore_missing(true);
-        migrator.run(&pool).await?;
+        migrate(&pool).await?;
         Ok(PolicyStore {
             read: pool.clone(),
             pool,
@@ -229,7 +237,13 @@ mod tests {
         assert_eq!(s.resolved_grants("bob").await.unwrap().len(), 1);
         s.assign_bucket("b1", "acme").await.unwrap();
         assert_eq!(s.bucket_tenant("b1").await.unwrap(), "acme");
-        s.forget_bucket("b1").await.unwrap();
+        // a tenancy row written in a caller's own transaction, inside changing_tenancy
+        s.changing_tenancy(|| async {
+            let mut tx = s.pool.begin().await.unwrap();
+            tenancy::forget(&mut tx, "b1").await.unwrap();
+            tx.commit().await.unwrap();
+        })
+        .await;
         assert_eq!(s.bucket_tenant("b1").await.unwrap(), DEFAULT_TENANT);
         s.set_disabled("bob", true).await.unwrap();
         assert!(s.lookup_key(id, now_ms()).await.unwrap().is_none());

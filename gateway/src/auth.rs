@@ -286,15 +286,15 @@ fn copy_source(h: &http::HeaderMap) -> Option<(String, String)> {
 /// authorised on a guess).
 fn list_prefix(query: Option<&str>) -> std::result::Result<Option<String>, ()> {
     let mut found: Option<String> = None;
-    for pair in query.unwrap_or("").split('&') {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+    // the same decoding s3s applies (serde_urlencoded is form_urlencoded), so the prefix
+    // authorised is the prefix listed
+    for (name, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         if name != "prefix" {
             continue;
         }
-        let value = urlencoding::decode(&value.replace('+', " "))
-            .map_err(|_| ())?
-            .into_owned();
-        if found.replace(value).is_some() {
+        // bytes that are not UTF-8 decode to U+FFFD: refused rather than authorised on a
+        // replacement character
+        if value.contains('\u{FFFD}') || found.replace(value.into_owned()).is_some() {
             return Err(());
         }
     }

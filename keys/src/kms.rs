@@ -50,12 +50,12 @@ impl KmsUrl {
             region: None,
             endpoint: None,
         };
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let v = urlencoding::decode(v)
-                .map_err(|_| Error::Config(format!("KMS URL parameter {k} is not valid UTF-8")))?
-                .into_owned();
-            match k {
+        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+            if k.is_empty() {
+                continue;
+            }
+            let v = v.into_owned();
+            match k.as_ref() {
                 "region" if !v.is_empty() => out.region = Some(v),
                 "endpoint" if !v.is_empty() => out.endpoint = Some(v),
                 _ => {

@@ -96,7 +96,7 @@ impl AzureConfig {
         let (location, query) = rest.split_once('?').unwrap_or((rest, ""));
         let (container, prefix) = location.split_once('/').unwrap_or((location, ""));
         validate_container_name(container)?;
-        let prefix = decode(prefix)?.trim_matches('/').to_string();
+        let prefix = super::decode_path(prefix)?.trim_matches('/').to_string();
         validate_prefix(&prefix)?;
         let mut cfg = AzureConfig {
             container: container.to_string(),
@@ -108,10 +108,8 @@ impl AzureConfig {
             part_size: DEFAULT_PART_SIZE,
             create_container: true,
         };
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let v = decode(v)?;
-            match k {
+        for (k, v) in super::url_params(query) {
+            match k.as_str() {
                 "account" => cfg.account = v,
                 "endpoint" => {
                     if !(v.starts_with("http://") || v.starts_with("https://")) {
@@ -242,12 +240,6 @@ impl AzureConfig {
 fn url_path_is_empty(url: &str) -> bool {
     url.split_once("://")
         .is_none_or(|(_, rest)| !rest.contains('/'))
-}
-
-fn decode(s: &str) -> Result<String, BackendError> {
-    urlencoding::decode(s)
-        .map(|c| c.into_owned())
-        .map_err(|e| BackendError::Config(format!("backend URL is not valid UTF-8: {e}")))
 }
 
 /// Checks an Azure container name (3–63 of `[a-z0-9-]`, starting with a letter or digit, no `--`).

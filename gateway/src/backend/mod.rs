@@ -118,6 +118,22 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
 }
 
 /// A fresh opaque backend id: 32 lower-case hex characters from 16 random bytes.
+/// The parameters of a backend URL's query, form-decoded (`url::form_urlencoded`, as every
+/// query in the gateway is read); empty pairs skipped.
+pub(crate) fn url_params(query: &str) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(query.as_bytes())
+        .filter(|(k, _)| !k.is_empty())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+/// A percent-encoded part of a backend URL's path (the prefix), decoded; not UTF-8 is refused.
+pub(crate) fn decode_path(s: &str) -> Result<String, BackendError> {
+    urlencoding::decode(s)
+        .map(|c| c.into_owned())
+        .map_err(|e| BackendError::Config(format!("backend URL is not valid UTF-8: {e}")))
+}
+
 pub fn new_backend_id() -> String {
     let mut raw = [0u8; 16];
     if getrandom::fill(&mut raw).is_err() {

@@ -95,7 +95,7 @@ impl S3Config {
         let (location, query) = rest.split_once('?').unwrap_or((rest, ""));
         let (bucket, prefix) = location.split_once('/').unwrap_or((location, ""));
         validate_bucket_name(bucket)?;
-        let prefix = decode(prefix)?.trim_matches('/').to_string();
+        let prefix = super::decode_path(prefix)?.trim_matches('/').to_string();
         let mut cfg = S3Config {
             bucket: bucket.to_string(),
             prefix,
@@ -107,10 +107,8 @@ impl S3Config {
             create_bucket: true,
         };
         let mut path_style = None;
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let v = decode(v)?;
-            match k {
+        for (k, v) in super::url_params(query) {
+            match k.as_str() {
                 "endpoint" => {
                     if !(v.starts_with("http://") || v.starts_with("https://")) {
                         return Err(BackendError::Config(format!(
@@ -150,12 +148,6 @@ impl S3Config {
             format!("s3://{}/{} at {endpoint}", self.bucket, self.prefix)
         }
     }
-}
-
-fn decode(s: &str) -> Result<String, BackendError> {
-    urlencoding::decode(s)
-        .map(|c| c.into_owned())
-        .map_err(|e| BackendError::Config(format!("backend URL is not valid UTF-8: {e}")))
 }
 
 pub(crate) fn parse_bool(name: &str, v: &str) -> Result<bool, BackendError> {

@@ -37,9 +37,8 @@ fn split_path(uri: &Uri) -> Option<(String, String)> {
 
 fn plain_object_query(uri: &Uri) -> bool {
     uri.query().is_none_or(|q| {
-        q.split('&')
-            .filter(|p| !p.is_empty())
-            .all(|p| p.starts_with("X-Amz-") || p.starts_with("x-id="))
+        url::form_urlencoded::parse(q.as_bytes())
+            .all(|(k, _)| k.is_empty() || k.starts_with("X-Amz-") || k == "x-id")
     })
 }
 

@@ -101,92 +101,87 @@ impl fmt::Display for Outcome {
     }
 }
 
-/// One request as the gateway reports it to [`crate::Ledger::append`].
-///
-/// `source` is the client address as seen by the listener; the ledger keeps, hashes or drops
-/// it according to its [`crate::SourceMode`]. Object keys are stored exactly as given.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditEvent {
-    /// request start, Unix milliseconds
-    pub time_ms: i64,
-    /// the request id returned to the client (x-amz-request-id / admin request_id)
-    pub request_id: String,
-    /// S3 or admin
-    pub kind: EventKind,
-    /// authenticated principal, `None` when authentication failed or was absent
-    pub principal: Option<String>,
-    /// tenant of the principal or bucket, if any
-    pub tenant: Option<String>,
-    /// S3 operation name (`PutObject`) or admin action (`admin.CreateAccessKey`)
-    pub action: String,
-    /// bucket, if the request names one
-    pub bucket: Option<String>,
-    /// object key, if the request names one (stored as given)
-    pub key: Option<String>,
-    /// success, denied or error
-    pub outcome: Outcome,
-    /// HTTP status sent
-    pub status: u16,
-    /// S3 error code (`AccessDenied`, `NoSuchKey`, ...) or admin error code
-    pub error_code: Option<String>,
-    /// request body bytes received
-    pub bytes_in: u64,
-    /// response body bytes sent
-    pub bytes_out: u64,
-    /// data key version used to seal or open the object, if any
-    pub key_version: Option<u32>,
-    /// client address (before the source mode is applied)
-    pub source: Option<String>,
-    /// time to serve the request, microseconds
-    pub duration_us: u64,
+/// Declares an event struct: its own leading fields, then the fields every form of an event
+/// has (declared here once; `$count` is the type of the byte counters and the duration:
+/// `u64` as measured, `i64` as stored), then its own trailing fields.
+macro_rules! event_struct {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $( $(#[$hm:meta])* pub $h:ident : $ht:ty, )*
+            ..event(count = $count:ty),
+            $( $(#[$tm:meta])* pub $t:ident : $tt:ty, )*
+        }
+    ) => {
+        $(#[$meta])*
+        pub struct $name {
+            $( $(#[$hm])* pub $h: $ht, )*
+            /// request start, Unix milliseconds
+            pub time_ms: i64,
+            /// the request id returned to the client (x-amz-request-id / admin request_id)
+            pub request_id: String,
+            /// `s3` or `admin`
+            pub kind: EventKind,
+            /// authenticated principal, `None` when authentication failed or was absent
+            pub principal: Option<String>,
+            /// tenant of the principal or bucket, if any
+            pub tenant: Option<String>,
+            /// S3 operation name (`PutObject`) or admin action (`admin.CreateAccessKey`)
+            pub action: String,
+            /// bucket, if the request names one
+            pub bucket: Option<String>,
+            /// object key, if the request names one (stored as given)
+            pub key: Option<String>,
+            /// `success`, `denied` or `error`
+            pub outcome: Outcome,
+            /// HTTP status sent
+            pub status: u16,
+            /// S3 error code (`AccessDenied`, `NoSuchKey`, ...) or admin error code
+            pub error_code: Option<String>,
+            /// request body bytes received
+            pub bytes_in: $count,
+            /// response body bytes sent
+            pub bytes_out: $count,
+            /// data key version used to seal or open the object, if any
+            pub key_version: Option<u32>,
+            /// client address: as seen by the listener in an [`AuditEvent`], after the
+            /// ledger's [`crate::SourceMode`] (kept, `hmac-sha256:<hex>` or null) once stored
+            pub source: Option<String>,
+            /// time to serve the request, microseconds
+            pub duration_us: $count,
+            $( $(#[$tm])* pub $t: $tt, )*
+        }
+    };
 }
 
-/// An event as recorded in the ledger: the event plus its place in the chain.
-///
-/// This is also the JSON of one line of the JSON-lines mirror, of `events.jsonl` in an
-/// evidence bundle and of the admin API (`GET /admin/v1/audit`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(deny_unknown_fields)]
-pub struct StoredEvent {
-    /// position in the chain, 1-based, without gaps (the `{seq}` of `GET /audit/{seq}`)
-    pub seq: i64,
-    /// request start, Unix milliseconds
-    pub time_ms: i64,
-    /// request id returned to the client
-    pub request_id: String,
-    /// `s3` or `admin`
-    pub kind: EventKind,
-    /// authenticated principal (null when authentication failed)
-    pub principal: Option<String>,
-    /// tenant of the principal or bucket
-    pub tenant: Option<String>,
-    /// S3 operation or `admin.<Operation>`
-    pub action: String,
-    /// bucket, if the request names one
-    pub bucket: Option<String>,
-    /// object key, if the request names one
-    pub key: Option<String>,
-    /// `success`, `denied` or `error`
-    pub outcome: Outcome,
-    /// HTTP status sent
-    pub status: u16,
-    /// S3 or admin error code
-    pub error_code: Option<String>,
-    /// request body bytes received
-    pub bytes_in: i64,
-    /// response body bytes sent
-    pub bytes_out: i64,
-    /// data key version used to seal or open the object
-    pub key_version: Option<u32>,
-    /// client address after the source mode (kept, `hmac-sha256:<hex>`, or null)
-    pub source: Option<String>,
-    /// time to serve the request, microseconds
-    pub duration_us: i64,
-    /// hash of the previous event (or of the checkpoint), lower-case hex
-    pub prev_hash: String,
-    /// hash of this event, lower-case hex
-    pub hash: String,
+event_struct! {
+    /// One request as the gateway reports it to [`crate::Ledger::append`].
+    ///
+    /// `source` is the client address as seen by the listener; the ledger keeps, hashes or
+    /// drops it according to its [`crate::SourceMode`]. Object keys are stored exactly as given.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct AuditEvent {
+        ..event(count = u64),
+    }
+}
+
+event_struct! {
+    /// An event as recorded in the ledger: the event plus its place in the chain.
+    ///
+    /// This is also the JSON of one line of the JSON-lines mirror, of `events.jsonl` in an
+    /// evidence bundle and of the admin API (`GET /admin/v1/audit`).
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+    #[serde(deny_unknown_fields)]
+    pub struct StoredEvent {
+        /// position in the chain, 1-based, without gaps (the `{seq}` of `GET /audit/{seq}`)
+        pub seq: i64,
+        ..event(count = i64),
+        /// hash of the previous event (or of the checkpoint), lower-case hex
+        pub prev_hash: String,
+        /// hash of this event, lower-case hex
+        pub hash: String,
+    }
 }
 
 /// The canonical body, in its fixed key order.

@@ -89,17 +89,15 @@ impl AzureConfig {
     /// The credential is not part of the URL: set [`AzureConfig::credential`] (or use
     /// [`AzureConfig::with_credential_env`]).
     pub fn from_url(url: &str) -> Result<AzureConfig, BackendError> {
-        let rest = url
-            .trim()
-            .strip_prefix("azure://")
-            .ok_or_else(|| BackendError::Config(format!("not an azure:// backend URL: {url:?}")))?;
-        let (location, query) = rest.split_once('?').unwrap_or((rest, ""));
-        let (container, prefix) = location.split_once('/').unwrap_or((location, ""));
-        validate_container_name(container)?;
-        let prefix = super::decode_path(prefix)?.trim_matches('/').to_string();
+        let super::RemoteUrl {
+            container,
+            prefix,
+            params,
+        } = super::RemoteUrl::parse(url, "azure")?;
+        validate_container_name(&container)?;
         validate_prefix(&prefix)?;
         let mut cfg = AzureConfig {
-            container: container.to_string(),
+            container,
             prefix,
             account: String::new(),
             endpoint: None,
@@ -108,17 +106,10 @@ impl AzureConfig {
             part_size: DEFAULT_PART_SIZE,
             create_container: true,
         };
-        for (k, v) in super::url_params(query) {
+        for (k, v) in params {
             match k.as_str() {
                 "account" => cfg.account = v,
-                "endpoint" => {
-                    if !(v.starts_with("http://") || v.starts_with("https://")) {
-                        return Err(BackendError::Config(format!(
-                            "azure backend endpoint must be an http:// or https:// URL, got {v:?}"
-                        )));
-                    }
-                    cfg.endpoint = Some(v.trim_end_matches('/').to_string());
-                }
+                "endpoint" => cfg.endpoint = Some(super::endpoint_param("azure", &v)?),
                 "use_emulator" => cfg.use_emulator = parse_bool("use_emulator", &v)?,
                 other => {
                     return Err(BackendError::Config(format!(

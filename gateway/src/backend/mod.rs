@@ -118,20 +118,51 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
 }
 
 /// A fresh opaque backend id: 32 lower-case hex characters from 16 random bytes.
-/// The parameters of a backend URL's query, form-decoded (`url::form_urlencoded`, as every
-/// query in the gateway is read); empty pairs skipped.
-pub(crate) fn url_params(query: &str) -> Vec<(String, String)> {
-    url::form_urlencoded::parse(query.as_bytes())
-        .filter(|(k, _)| !k.is_empty())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
+/// A remote backend URL `SCHEME://container[/prefix]?name=value&…`, split and decoded: the
+/// container (bucket) as written, the prefix percent-decoded without leading or trailing `/`,
+/// the query form-decoded (`url::form_urlencoded`, as every query in the gateway is read).
+pub(crate) struct RemoteUrl {
+    pub container: String,
+    pub prefix: String,
+    pub params: Vec<(String, String)>,
 }
 
-/// A percent-encoded part of a backend URL's path (the prefix), decoded; not UTF-8 is refused.
-pub(crate) fn decode_path(s: &str) -> Result<String, BackendError> {
-    urlencoding::decode(s)
-        .map(|c| c.into_owned())
-        .map_err(|e| BackendError::Config(format!("backend URL is not valid UTF-8: {e}")))
+impl RemoteUrl {
+    /// Splits `url`, which must start with `scheme://`.
+    pub(crate) fn parse(url: &str, scheme: &str) -> Result<RemoteUrl, BackendError> {
+        let rest = url
+            .trim()
+            .strip_prefix(scheme)
+            .and_then(|r| r.strip_prefix("://"))
+            .ok_or_else(|| {
+                BackendError::Config(format!("not a {scheme}:// backend URL: {url:?}"))
+            })?;
+        let (location, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let (container, prefix) = location.split_once('/').unwrap_or((location, ""));
+        let prefix = urlencoding::decode(prefix)
+            .map_err(|e| BackendError::Config(format!("backend URL is not valid UTF-8: {e}")))?
+            .trim_matches('/')
+            .to_string();
+        let params = url::form_urlencoded::parse(query.as_bytes())
+            .filter(|(k, _)| !k.is_empty())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        Ok(RemoteUrl {
+            container: container.to_string(),
+            prefix,
+            params,
+        })
+    }
+}
+
+/// The `endpoint` parameter of a `scheme` backend URL: an http(s) URL, without a trailing `/`.
+pub(crate) fn endpoint_param(scheme: &str, v: &str) -> Result<String, BackendError> {
+    if !(v.starts_with("http://") || v.starts_with("https://")) {
+        return Err(BackendError::Config(format!(
+            "{scheme} backend endpoint must be an http:// or https:// URL, got {v:?}"
+        )));
+    }
+    Ok(v.trim_end_matches('/').to_string())
 }
 
 pub fn new_backend_id() -> String {

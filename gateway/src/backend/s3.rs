@@ -88,16 +88,14 @@ impl S3Config {
     /// Defaults: region `us-east-1`; `path_style` true when an endpoint is given, else false.
     /// Unknown query parameters are refused. Credentials are not part of the URL.
     pub fn from_url(url: &str) -> Result<S3Config, BackendError> {
-        let rest = url
-            .trim()
-            .strip_prefix("s3://")
-            .ok_or_else(|| BackendError::Config(format!("not an s3:// backend URL: {url:?}")))?;
-        let (location, query) = rest.split_once('?').unwrap_or((rest, ""));
-        let (bucket, prefix) = location.split_once('/').unwrap_or((location, ""));
-        validate_bucket_name(bucket)?;
-        let prefix = super::decode_path(prefix)?.trim_matches('/').to_string();
+        let super::RemoteUrl {
+            container: bucket,
+            prefix,
+            params,
+        } = super::RemoteUrl::parse(url, "s3")?;
+        validate_bucket_name(&bucket)?;
         let mut cfg = S3Config {
-            bucket: bucket.to_string(),
+            bucket,
             prefix,
             endpoint: None,
             region: "us-east-1".to_string(),
@@ -107,16 +105,9 @@ impl S3Config {
             create_bucket: true,
         };
         let mut path_style = None;
-        for (k, v) in super::url_params(query) {
+        for (k, v) in params {
             match k.as_str() {
-                "endpoint" => {
-                    if !(v.starts_with("http://") || v.starts_with("https://")) {
-                        return Err(BackendError::Config(format!(
-                            "s3 backend endpoint must be an http:// or https:// URL, got {v:?}"
-                        )));
-                    }
-                    cfg.endpoint = Some(v.trim_end_matches('/').to_string());
-                }
+                "endpoint" => cfg.endpoint = Some(super::endpoint_param("s3", &v)?),
                 "region" if !v.is_empty() => cfg.region = v,
                 "path_style" => path_style = Some(parse_bool("path_style", &v)?),
                 other => {

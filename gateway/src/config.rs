@@ -449,6 +449,29 @@ pub struct Tls {
     pub insecure_http: Option<bool>,
 }
 
+impl Limits {
+    /// Bounds that must be at least 1 (or, for the request head, at least 8 KiB).
+    fn validate(&self) -> Result<()> {
+        for (name, v) in [
+            ("header_read_timeout_secs", self.header_read_timeout_secs()),
+            ("body_read_timeout_secs", self.body_read_timeout_secs()),
+            ("max_connections", u64::from(self.max_connections())),
+            (
+                "max_connections_per_ip",
+                u64::from(self.max_connections_per_ip()),
+            ),
+        ] {
+            if v == 0 {
+                return Err(bad(&format!("limits.{name}"), "must be at least 1"));
+            }
+        }
+        if self.max_header_bytes() < 8192 {
+            return Err(bad("limits.max_header_bytes", "must be at least 8192"));
+        }
+        Ok(())
+    }
+}
+
 /// The `[tls]` settings of the reference, in the order of [`Tls`]'s fields (a test checks
 /// both lists name the same keys, variables and flags).
 pub const TLS_SETTINGS: &[SettingInfo] = &[
@@ -950,6 +973,27 @@ impl Config {
                 format!("is the same address as s3_addr ({s3}); give each listener its own port"),
             ));
         }
+        self.validate_credentials()?;
+        self.validate_urls()?;
+        check_log_level(&self.log_level)?;
+        if self.region.is_empty() {
+            return Err(bad("region", "must not be empty"));
+        }
+        self.limits.validate()?;
+        self.ledger_config()?;
+        if let Err(e) = self.jwt_authority() {
+            let why = match e {
+                Error::Config(m) => m,
+                other => other.to_string(),
+            };
+            return Err(bad("admin_jwt_secret", why));
+        }
+        self.tls.validate(s3, admin)?;
+        Ok(())
+    }
+
+    /// The bootstrap key pair and the master key.
+    fn validate_credentials(&self) -> Result<()> {
         match (&self.access_key, &self.secret_key) {
             (Some(a), Some(s)) => {
                 if a.len() < 3
@@ -990,6 +1034,11 @@ impl Config {
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// The database, backend and KMS URLs, parsed as `serve` will parse them.
+    fn validate_urls(&self) -> Result<()> {
         let db = self.database_url();
         if db.starts_with("postgres://") || db.starts_with("postgresql://") {
             return Err(bad(
@@ -1027,36 +1076,6 @@ impl Config {
         {
             return Err(bad("kms", format!("{k}: {e}")));
         }
-        check_log_level(&self.log_level)?;
-        if self.region.is_empty() {
-            return Err(bad("region", "must not be empty"));
-        }
-        let l = &self.limits;
-        for (name, v) in [
-            ("header_read_timeout_secs", l.header_read_timeout_secs()),
-            ("body_read_timeout_secs", l.body_read_timeout_secs()),
-            ("max_connections", u64::from(l.max_connections())),
-            (
-                "max_connections_per_ip",
-                u64::from(l.max_connections_per_ip()),
-            ),
-        ] {
-            if v == 0 {
-                return Err(bad(&format!("limits.{name}"), "must be at least 1"));
-            }
-        }
-        if l.max_header_bytes() < 8192 {
-            return Err(bad("limits.max_header_bytes", "must be at least 8192"));
-        }
-        self.ledger_config()?;
-        if let Err(e) = self.jwt_authority() {
-            let why = match e {
-                Error::Config(m) => m,
-                other => other.to_string(),
-            };
-            return Err(bad("admin_jwt_secret", why));
-        }
-        self.tls.validate(s3, admin)?;
         Ok(())
     }
 

@@ -71,40 +71,7 @@ impl Settings {
             Some(p) => Layer::from_file(p)?,
             None => Layer::default(),
         };
-        // every secret source is read (and a bad one refused) even when its setting is unused
-        let mut secrets = std::collections::HashMap::new();
-        for (var, name, _) in gateway::config::SECRET_VARS {
-            if let Some(found) = gateway::config::read_secret(var, &env)? {
-                secrets.insert(*name, found);
-            }
-        }
-        let mut sources = Vec::new();
-        for (name, in_file) in [
-            ("master_key", layer.master_key.is_some()),
-            ("secret_key", layer.secret_key.is_some()),
-            ("admin_jwt_secret", layer.admin_jwt_secret.is_some()),
-        ] {
-            match secrets.get(name) {
-                Some((_, source)) if in_file && !source.starts_with("environment") => {
-                    return Err(gateway::Error::Config(format!(
-                        "{name} is given by both the config file and the {source}; keep one source"
-                    )));
-                }
-                Some((_, source)) => sources.push((name.into(), source.clone())),
-                None if in_file => sources.push((name.into(), "config file".into())),
-                None => {}
-            }
-        }
-        for name in [
-            "master_key_previous",
-            "kms_secret_key",
-            "backend_secret_key",
-            "azure_account_key",
-        ] {
-            if let Some((_, source)) = secrets.get(name) {
-                sources.push((name.into(), source.clone()));
-            }
-        }
+        let (mut secrets, sources) = secret_sources(&layer)?;
         let mut secret = |name: &str| secrets.remove(name).map(|(s, _)| s);
         let mut over = self.layer;
         over.secret_key = secret("secret_key");
@@ -125,6 +92,51 @@ impl Settings {
         cfg.validate()?;
         Ok(cfg)
     }
+}
+
+/// Secret values with their sources, by setting name (`master_key`).
+type Secrets = std::collections::HashMap<&'static str, (gateway::config::Secret, String)>;
+
+/// Every secret setting's value and source: each source is read (and a bad one refused) even
+/// when its setting is unused, and a secret given both in the config file and by a credential
+/// or a file is refused. Returns the values by setting name and, for the start-up line, where
+/// each came from (never the value).
+fn secret_sources(layer: &Layer) -> Result<(Secrets, Vec<(String, String)>), gateway::Error> {
+    // every secret source is read (and a bad one refused) even when its setting is unused
+    let mut secrets = std::collections::HashMap::new();
+    for (var, name, _) in gateway::config::SECRET_VARS {
+        if let Some(found) = gateway::config::read_secret(var, &env)? {
+            secrets.insert(*name, found);
+        }
+    }
+    let mut sources = Vec::new();
+    for (name, in_file) in [
+        ("master_key", layer.master_key.is_some()),
+        ("secret_key", layer.secret_key.is_some()),
+        ("admin_jwt_secret", layer.admin_jwt_secret.is_some()),
+    ] {
+        match secrets.get(name) {
+            Some((_, source)) if in_file && !source.starts_with("environment") => {
+                return Err(gateway::Error::Config(format!(
+                    "{name} is given by both the config file and the {source}; keep one source"
+                )));
+            }
+            Some((_, source)) => sources.push((name.into(), source.clone())),
+            None if in_file => sources.push((name.into(), "config file".into())),
+            None => {}
+        }
+    }
+    for name in [
+        "master_key_previous",
+        "kms_secret_key",
+        "backend_secret_key",
+        "azure_account_key",
+    ] {
+        if let Some((_, source)) = secrets.get(name) {
+            sources.push((name.into(), source.clone()));
+        }
+    }
+    Ok((secrets, sources))
 }
 
 /// JSON lines on stderr under `log_level`, with the signing targets capped

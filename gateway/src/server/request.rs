@@ -185,22 +185,43 @@ impl Pipeline {
     async fn on_response_head(
         &self,
         a: &Arrival,
-        mut resp: http::Response<s3s::Body>,
+        resp: http::Response<s3s::Body>,
     ) -> (http::Response<s3s::Body>, u16, Option<policy::Action>) {
-        let metrics = &self.metrics;
-        let ctx = &a.ctx;
-        let request_id = ctx.id();
+        let (mut resp, mut status, mut error_code) = self.final_status(a, resp);
+        if is_auth_failure(error_code.as_deref()) {
+            self.auth_failures.record_failure(a.peer.ip());
+        }
+        let action = a.ctx.action();
+        let op = action.map_or("Unknown", |a| a.s3_name());
+        if let Some(refusal) = Self::record_event(a, &resp, status, &error_code, action, op).await {
+            resp = refusal;
+            status = 503;
+            error_code = Some("ServiceUnavailable".into());
+        }
+        stamp(&mut resp, a.ctx.id(), status, a.close_after);
+        self.observe(a, op, status, error_code.as_deref(), action);
+        (resp, status, action)
+    }
+
+    /// The response as it will be sent, its status and its S3 error code: a body that did not
+    /// arrive in time turns into 400 RequestTimeout whatever the handler answered.
+    fn final_status(
+        &self,
+        a: &Arrival,
+        mut resp: http::Response<s3s::Body>,
+    ) -> (http::Response<s3s::Body>, u16, Option<String>) {
         let mut status = resp.status().as_u16();
         let mut error_code = if status >= 400 {
             // the gateway's own errors left their code in the context; s3s's (signature,
             // malformed request) are read back from the body it rendered
-            ctx.error_code()
+            a.ctx
+                .error_code()
                 .or_else(|| resp.body().bytes().and_then(|b| error_code_of(&b)))
         } else {
             None
         };
         if a.timed_out.load(Ordering::Relaxed) {
-            metrics.request_timeouts.inc();
+            self.metrics.request_timeouts.inc();
             resp = guard::error_response(
                 http::StatusCode::BAD_REQUEST,
                 "RequestTimeout",
@@ -214,46 +235,47 @@ impl Pipeline {
             status = 400;
             error_code = Some("RequestTimeout".into());
         }
-        if is_auth_failure(error_code.as_deref()) {
-            self.auth_failures.record_failure(a.peer.ip());
+        (resp, status, error_code)
+    }
+
+    /// Records the request's audit event, unless a change recorded it before becoming
+    /// visible. A successful read whose event cannot be recorded is refused under the
+    /// fail-closed read policy: the refusal to send instead is returned.
+    async fn record_event(
+        a: &Arrival,
+        resp: &http::Response<s3s::Body>,
+        status: u16,
+        error_code: &Option<String>,
+        action: Option<policy::Action>,
+        op: &str,
+    ) -> Option<http::Response<s3s::Body>> {
+        let scope = a.ctx.audit()?;
+        let request_id = a.ctx.id();
+        let bytes_out = response_bytes(&a.method, resp);
+        let e = scope
+            .finish(status, error_code.clone(), bytes_out)
+            .await
+            .err()?;
+        let is_read = action.is_none_or(|a| a.is_read());
+        if status < 400 && is_read && scope.ledger().fail_request_on_error(true) {
+            tracing::error!(error = %e, op, request_id, "read refused: its audit event cannot be recorded");
+            Some(audit_refusal(request_id))
+        } else {
+            tracing::error!(error = %e, op, status, request_id, "audit event not recorded");
+            None
         }
-        let action = ctx.action();
-        let op = action.map_or("Unknown", |a| a.s3_name());
-        // the event: recorded here unless a change recorded it before becoming visible
-        if let Some(scope) = ctx.audit() {
-            let bytes_out = response_bytes(&a.method, &resp);
-            if let Err(e) = scope.finish(status, error_code.clone(), bytes_out).await {
-                let is_read = action.is_none_or(|a| a.is_read());
-                if status < 400 && is_read && scope.ledger().fail_request_on_error(true) {
-                    tracing::error!(error = %e, op, request_id, "read refused: its audit event cannot be recorded");
-                    resp = audit_refusal(request_id);
-                    status = 503;
-                    error_code = Some("ServiceUnavailable".into());
-                } else {
-                    tracing::error!(error = %e, op, status, request_id, "audit event not recorded");
-                }
-            }
-        }
-        if status >= 400
-            && let Some(body) = resp
-                .body()
-                .bytes()
-                .and_then(|b| error_body_with_request_id(&b, request_id))
-        {
-            let len = body.len();
-            *resp.body_mut() = s3s::Body::from(body);
-            resp.headers_mut()
-                .insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(len));
-        }
-        if let Ok(v) = http::HeaderValue::from_str(request_id) {
-            resp.headers_mut().insert("x-amz-request-id", v);
-        }
-        if a.close_after {
-            resp.headers_mut().insert(
-                http::header::CONNECTION,
-                http::HeaderValue::from_static("close"),
-            );
-        }
+    }
+
+    /// Metrics and the request log line.
+    fn observe(
+        &self,
+        a: &Arrival,
+        op: &str,
+        status: u16,
+        error_code: Option<&str>,
+        action: Option<policy::Action>,
+    ) {
+        let metrics = &self.metrics;
         let elapsed = a.started.elapsed();
         let status_label = status.to_string();
         metrics
@@ -264,7 +286,7 @@ impl Pipeline {
             .duration
             .with_label_values(&[op])
             .observe(elapsed.as_secs_f64());
-        if error_code.as_deref() == Some("SlowDown") || status == 429 {
+        if error_code == Some("SlowDown") || status == 429 {
             metrics.throttled.with_label_values(&[op]).inc();
         } else if status == 401 || status == 403 {
             metrics.denied.with_label_values(&[op]).inc();
@@ -275,7 +297,7 @@ impl Pipeline {
                 .with_label_values(&[status_label.as_str()])
                 .inc();
         }
-        let access_key = ctx.op().and_then(|i| i.access_key).unwrap_or_default();
+        let access_key = a.ctx.op().and_then(|i| i.access_key).unwrap_or_default();
         tracing::info!(
             target: "vaultgate::request",
             op,
@@ -284,10 +306,9 @@ impl Pipeline {
             status,
             duration_ms = elapsed.as_secs_f64() * 1000.0,
             access_key = %access_key,
-            request_id,
+            request_id = a.ctx.id(),
             "request"
         );
-        (resp, status, action)
     }
 
     /// Phase 4: counts the body's bytes as they are sent (and times a successful download until
@@ -340,6 +361,31 @@ fn bucket_of(path: &str) -> &str {
 }
 
 /// S3 error codes that mean the caller failed to authenticate (counted per address).
+/// The request id on the error body and in `x-amz-request-id`, and `Connection: close` when the
+/// connection will not be reused.
+fn stamp(resp: &mut http::Response<s3s::Body>, request_id: &str, status: u16, close: bool) {
+    if status >= 400
+        && let Some(body) = resp
+            .body()
+            .bytes()
+            .and_then(|b| error_body_with_request_id(&b, request_id))
+    {
+        let len = body.len();
+        *resp.body_mut() = s3s::Body::from(body);
+        resp.headers_mut()
+            .insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(len));
+    }
+    if let Ok(v) = http::HeaderValue::from_str(request_id) {
+        resp.headers_mut().insert("x-amz-request-id", v);
+    }
+    if close {
+        resp.headers_mut().insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("close"),
+        );
+    }
+}
+
 fn is_auth_failure(code: Option<&str>) -> bool {
     matches!(code, Some("SignatureDoesNotMatch" | "InvalidAccessKeyId"))
 }

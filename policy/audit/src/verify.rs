@@ -7,12 +7,13 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use sqlx::Row;
+use sqlx::SqliteConnection;
 use sqlx::sqlite::SqlitePool;
 
 use crate::error::AuditResult;
 use crate::event::{GENESIS_HASH, StoredEvent};
 use crate::evidence::PublicKey;
-use crate::retention::latest_checkpoint;
+use crate::retention::{Checkpoint, latest_checkpoint};
 use crate::{COLUMNS, Ledger, row_to_event};
 
 /// Rows fetched per page while walking the database.
@@ -385,60 +386,81 @@ pub async fn verify_pool(
     source: &str,
     trusted: Option<&PublicKey>,
 ) -> AuditResult<VerifyReport> {
-    let source = source.to_owned();
     // One read transaction: the walk and the head check see the same snapshot even while
     // appends continue.
     let mut conn = pool.begin().await?;
     let cp = latest_checkpoint(&mut conn).await?;
-    let (anchor, mut w) = match &cp {
-        None => (Anchor::Genesis, Walker::new(0, GENESIS_HASH)),
-        Some(c) => {
-            let w = Walker::new(c.seq, &c.hash);
-            match c.check_signature(trusted) {
-                Ok(signer) => (
-                    Anchor::Checkpoint {
-                        seq: c.seq,
-                        hash: c.hash.clone(),
-                        signer,
-                        pinned: trusted.is_some(),
-                    },
-                    w,
-                ),
-                Err(reason) => {
-                    let anchor = Anchor::Checkpoint {
-                        seq: c.seq,
-                        hash: c.hash.clone(),
-                        signer: "unverified".into(),
-                        pinned: trusted.is_some(),
-                    };
-                    let issue = Issue {
-                        seq: c.seq,
-                        kind: IssueKind::BadCheckpoint,
-                        detail: reason,
-                    };
-                    return Ok(w.report(source, anchor, Some(issue)));
-                }
-            }
-        }
+    let (anchor, mut w, bad_checkpoint) = anchor_of(cp.as_ref(), trusted);
+    let issue = match bad_checkpoint {
+        Some(issue) => Some(issue),
+        None => first_issue(&mut conn, cp.as_ref(), &mut w).await?,
     };
-    if let Some(c) = &cp {
+    Ok(w.report(source.to_owned(), anchor, issue))
+}
+
+/// Where the walk starts: the genesis, or the latest checkpoint (with its signer), or a
+/// checkpoint whose signature does not hold (the issue).
+fn anchor_of(
+    cp: Option<&Checkpoint>,
+    trusted: Option<&PublicKey>,
+) -> (Anchor, Walker, Option<Issue>) {
+    let Some(c) = cp else {
+        return (Anchor::Genesis, Walker::new(0, GENESIS_HASH), None);
+    };
+    let w = Walker::new(c.seq, &c.hash);
+    let (signer, issue) = match c.check_signature(trusted) {
+        Ok(signer) => (signer, None),
+        Err(reason) => (
+            "unverified".into(),
+            Some(Issue {
+                seq: c.seq,
+                kind: IssueKind::BadCheckpoint,
+                detail: reason,
+            }),
+        ),
+    };
+    let anchor = Anchor::Checkpoint {
+        seq: c.seq,
+        hash: c.hash.clone(),
+        signer,
+        pinned: trusted.is_some(),
+    };
+    (anchor, w, issue)
+}
+
+/// The first break after the anchor: an event the checkpoint says was pruned, then the chain
+/// walked event by event, then the recorded head against the last event.
+async fn first_issue(
+    conn: &mut SqliteConnection,
+    cp: Option<&Checkpoint>,
+    w: &mut Walker,
+) -> AuditResult<Option<Issue>> {
+    if let Some(c) = cp {
         let stale: Option<i64> =
             sqlx::query_scalar("SELECT MAX(seq) FROM audit_events WHERE seq <= ?")
                 .bind(c.seq)
                 .fetch_one(&mut *conn)
                 .await?;
         if let Some(s) = stale {
-            let issue = Issue {
+            return Ok(Some(Issue {
                 seq: s,
                 kind: IssueKind::Inserted,
                 detail: format!(
                     "event {s} exists although the checkpoint says events up to {} were pruned",
                     c.seq
                 ),
-            };
-            return Ok(w.report(source, anchor, Some(issue)));
+            }));
         }
     }
+    if let Some(issue) = walk_events(conn, w).await? {
+        return Ok(Some(issue));
+    }
+    head_issue(conn, w).await
+}
+
+/// Walks the events after the anchor in pages; the first that does not continue the chain is
+/// classified (a broken link is matched against the event whose hash it names).
+async fn walk_events(conn: &mut SqliteConnection, w: &mut Walker) -> AuditResult<Option<Issue>> {
     let mut after = w.prev_seq;
     loop {
         let rows = sqlx::query(&format!(
@@ -448,19 +470,19 @@ pub async fn verify_pool(
         .bind(PAGE)
         .fetch_all(&mut *conn)
         .await?;
-        let Some(last) = rows.last() else { break };
+        let Some(last) = rows.last() else {
+            return Ok(None);
+        };
         after = last.try_get("seq")?;
         for row in &rows {
             let e = match row_to_event(row) {
                 Ok(e) => e,
                 Err(err) => {
-                    let seq: i64 = row.try_get("seq")?;
-                    let issue = Issue {
-                        seq,
+                    return Ok(Some(Issue {
+                        seq: row.try_get("seq")?,
                         kind: IssueKind::Malformed,
                         detail: err.to_string(),
-                    };
-                    return Ok(w.report(source, anchor, Some(issue)));
+                    }));
                 }
             };
             if let Err(b) = w.step(&e) {
@@ -475,12 +497,15 @@ pub async fn verify_pool(
                 } else {
                     None
                 };
-                let issue = w.classify(&e, b, owner, false);
-                return Ok(w.report(source, anchor, Some(issue)));
+                return Ok(Some(w.classify(&e, b, owner, false)));
             }
         }
     }
-    // The recorded head must be the last event (detects deletions at the end).
+}
+
+/// The recorded head must be the last event walked (detects deletions at the end and events
+/// appended outside the ledger).
+async fn head_issue(conn: &mut SqliteConnection, w: &Walker) -> AuditResult<Option<Issue>> {
     let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
         .fetch_optional(&mut *conn)
         .await?;
@@ -488,7 +513,7 @@ pub async fn verify_pool(
         Some(r) => Some((r.try_get("seq")?, r.try_get("hash")?)),
         None => None,
     };
-    let issue = match head {
+    Ok(match head {
         None if w.prev_seq == 0 => None,
         None => Some(Issue {
             seq: w.prev_seq,
@@ -518,8 +543,7 @@ pub async fn verify_pool(
             kind: IssueKind::HeadMismatch,
             detail: "the recorded head hash differs from the last event's hash".into(),
         }),
-    };
-    Ok(w.report(source, anchor, issue))
+    })
 }
 
 impl Ledger {

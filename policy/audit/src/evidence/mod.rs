@@ -226,6 +226,14 @@ fn to_json<T: Serialize>(v: &T) -> AuditResult<String> {
     serde_json::to_string(v).map_err(|e| build_err(e.to_string()))
 }
 
+/// What a bundle proves, read from one snapshot of the ledger: the selected events, the chain
+/// proof from the anchor before the first to the last, and the ledger head at export.
+struct Selection {
+    events: Vec<StoredEvent>,
+    chain: ChainProof,
+    head: Head,
+}
+
 /// Builds a signed bundle of the events matching `filter` (bytes of the single bundle file).
 pub async fn build_bundle(
     ledger: &Ledger,
@@ -234,16 +242,29 @@ pub async fn build_bundle(
     now_ms: i64,
     limits: ExportLimits,
 ) -> AuditResult<Vec<u8>> {
-    // One read transaction: selection, links and head come from the same snapshot.
+    let sel = select(ledger, filter, limits).await?;
+    // Refuse to sign evidence that does not verify.
+    check_chain(&sel.chain, &sel.events, None)
+        .map_err(|e| build_err(format!("{UNVERIFIABLE}{e}")))?;
+    pack(&sel, key, filter, now_ms)
+}
+
+/// Reads the events matching `filter` and their chain proof in one read transaction, so
+/// selection, links and head come from the same snapshot; refused past `limits`.
+async fn select(
+    ledger: &Ledger,
+    filter: &AuditFilter,
+    limits: ExportLimits,
+) -> AuditResult<Selection> {
     let mut tx = ledger.read_pool().begin().await?;
-    let selected = select_ascending(&mut tx, filter, limits.max_events).await?;
-    if selected.len() > limits.max_events {
+    let events = select_ascending(&mut tx, filter, limits.max_events).await?;
+    if events.len() > limits.max_events {
         return Err(build_err(format!(
             "{TOO_MANY_EVENTS}{} events match; narrow the filter",
             limits.max_events
         )));
     }
-    let (Some(first), Some(last)) = (selected.first(), selected.last()) else {
+    let (Some(first), Some(last)) = (events.first(), events.last()) else {
         return Err(build_err(NO_EVENTS));
     };
     let span = usize::try_from(last.seq - first.seq + 1).unwrap_or(usize::MAX);
@@ -260,51 +281,61 @@ pub async fn build_bundle(
             .await?;
     let checkpoint = latest_checkpoint(&mut tx).await?;
     tx.commit().await?;
-
     let anchor = Head {
         seq: first.seq - 1,
         hash: first.prev_hash.clone(),
     };
     let checkpoint = checkpoint.filter(|c| c.seq == anchor.seq);
-    let mut links = Vec::with_capacity(range.len());
-    for e in &range {
-        links.push(Link {
+    let links = range
+        .iter()
+        .map(|e| Link {
             seq: e.seq,
             body_sha256: e.body_sha256(),
             hash: e.hash.clone(),
-        });
-    }
-    let chain = ChainProof {
-        anchor,
-        checkpoint,
-        links,
-    };
-    // Refuse to sign evidence that does not verify.
-    check_chain(&chain, &selected, None).map_err(|e| build_err(format!("{UNVERIFIABLE}{e}")))?;
+        })
+        .collect();
+    let (seq, hash) = head_row.unwrap_or((0, GENESIS_HASH.to_owned()));
+    Ok(Selection {
+        chain: ChainProof {
+            anchor,
+            checkpoint,
+            links,
+        },
+        events,
+        head: Head { seq, hash },
+    })
+}
 
+/// The bundle file: the events and the chain proof, a manifest of their sizes and hashes, and
+/// the manifest's signature.
+fn pack(
+    sel: &Selection,
+    key: &EvidenceKey,
+    filter: &AuditFilter,
+    now_ms: i64,
+) -> AuditResult<Vec<u8>> {
+    let (Some(first), Some(last)) = (sel.events.first(), sel.events.last()) else {
+        return Err(build_err(NO_EVENTS));
+    };
     let mut events = String::new();
-    for e in &selected {
+    for e in &sel.events {
         events.push_str(&e.to_json_line());
         events.push('\n');
     }
-    let chain_json = to_json(&chain)?;
+    let chain_json = to_json(&sel.chain)?;
     let file_entry = |name: &str, data: &[u8]| ManifestFile {
         name: name.to_owned(),
         size: data.len() as u64,
         sha256: sha256_hex(data),
     };
-    let (head_seq, head_hash) = head_row.unwrap_or((0, GENESIS_HASH.to_owned()));
     let manifest = Manifest {
         format: MANIFEST_FORMAT.to_owned(),
         created_ms: now_ms,
         filter: filter.clone(),
-        event_count: selected.len() as u64,
+        event_count: sel.events.len() as u64,
         first_seq: first.seq,
         last_seq: last.seq,
-        ledger_head: Head {
-            seq: head_seq,
-            hash: head_hash,
-        },
+        ledger_head: sel.head.clone(),
         public_key: key.public_key().to_hex(),
         files: vec![
             file_entry(EVENTS, events.as_bytes()),
@@ -362,12 +393,40 @@ fn reject(reason: BundleReason, detail: impl Into<String>) -> AuditError {
     AuditError::bundle(reason, detail)
 }
 
+/// The files of a bundle container, by name, decoded.
+type Files = Vec<(String, Vec<u8>)>;
+
+/// One file of `files`; a missing one is [`BundleReason::MissingFile`].
+fn file<'a>(files: &'a Files, name: &str) -> AuditResult<&'a [u8]> {
+    files
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, d)| d.as_slice())
+        .ok_or_else(|| reject(BundleReason::MissingFile, format!("{name} is missing")))
+}
+
 /// Verifies bundle bytes: container encoding, key pin, signature, every file's size and
 /// SHA-256, then the chain links and each event's place in them.
 pub fn verify_bundle_bytes(
     bytes: &[u8],
     trusted: Option<&PublicKey>,
 ) -> AuditResult<BundleSummary> {
+    let files = container_files(bytes)?;
+    let (manifest, verifier) = signed_manifest(&files, trusted)?;
+    check_listed_files(&files, &manifest)?;
+    let events = chained_events(&files, &verifier)?;
+    check_announced(&manifest, &events)?;
+    Ok(BundleSummary {
+        signer: verifier.fingerprint(),
+        pinned: trusted.is_some(),
+        manifest,
+        events,
+    })
+}
+
+/// The container's files: only the exact encoding the exporter writes is accepted, so no byte
+/// can change unnoticed; no name twice.
+fn container_files(bytes: &[u8]) -> AuditResult<Files> {
     use BundleReason::*;
     let container: Container = serde_json::from_slice(bytes)
         .map_err(|e| reject(Malformed, format!("not a bundle file: {e}")))?;
@@ -377,7 +436,6 @@ pub fn verify_bundle_bytes(
             format!("unknown bundle format {:?}", container.format),
         ));
     }
-    // Only the exact encoding the exporter writes is accepted, so no byte can change unnoticed.
     let canonical = serde_json::to_vec(&container).map_err(|e| reject(Malformed, e.to_string()))?;
     if canonical != bytes {
         return Err(reject(
@@ -385,7 +443,7 @@ pub fn verify_bundle_bytes(
             "the bundle is not in its canonical encoding (bytes were changed, added or removed)",
         ));
     }
-    let mut files: Vec<(String, Vec<u8>)> = Vec::with_capacity(container.files.len());
+    let mut files: Files = Vec::with_capacity(container.files.len());
     for entry in &container.files {
         let data = B64
             .decode(&entry.data)
@@ -395,16 +453,19 @@ pub fn verify_bundle_bytes(
         }
         files.push((entry.name.clone(), data));
     }
-    let get = |name: &str| {
-        files
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, d)| d.as_slice())
-            .ok_or_else(|| reject(MissingFile, format!("{name} is missing")))
-    };
-    let manifest_bytes = get(MANIFEST)?;
-    let sig_text = get(SIGNATURE)?;
-    // The signature is checked on the raw manifest bytes before anything in them is trusted.
+    Ok(files)
+}
+
+/// The manifest, once its signature holds under the trusted key (else the key it names), and
+/// that key. The signature is checked on the raw manifest bytes before anything in them is
+/// trusted.
+fn signed_manifest(
+    files: &Files,
+    trusted: Option<&PublicKey>,
+) -> AuditResult<(Manifest, PublicKey)> {
+    use BundleReason::*;
+    let manifest_bytes = file(files, MANIFEST)?;
+    let sig_text = file(files, SIGNATURE)?;
     let parsed: Result<Manifest, String> =
         serde_json::from_slice(manifest_bytes).map_err(|e| format!("{MANIFEST}: {e}"));
     let embedded = parsed
@@ -468,8 +529,14 @@ pub fn verify_bundle_bytes(
             ),
         ));
     }
+    Ok((manifest, verifier))
+}
+
+/// Every file the manifest lists has its size and SHA-256, and no other file is present.
+fn check_listed_files(files: &Files, manifest: &Manifest) -> AuditResult<()> {
+    use BundleReason::*;
     for listed in &manifest.files {
-        let data = get(&listed.name)?;
+        let data = file(files, &listed.name)?;
         if data.len() as u64 != listed.size || sha256_hex(data) != listed.sha256 {
             return Err(reject(
                 FileHashMismatch,
@@ -484,7 +551,7 @@ pub fn verify_bundle_bytes(
             ));
         }
     }
-    for (name, _) in &files {
+    for (name, _) in files {
         if name != MANIFEST && name != SIGNATURE && !manifest.files.iter().any(|f| &f.name == name)
         {
             return Err(reject(
@@ -493,10 +560,15 @@ pub fn verify_bundle_bytes(
             ));
         }
     }
-    let events_bytes = get(EVENTS)?;
-    let chain: ChainProof = serde_json::from_slice(get(CHAIN)?)
+    Ok(())
+}
+
+/// The events, each in its place in the chain proof.
+fn chained_events(files: &Files, verifier: &PublicKey) -> AuditResult<Vec<StoredEvent>> {
+    use BundleReason::*;
+    let chain: ChainProof = serde_json::from_slice(file(files, CHAIN)?)
         .map_err(|e| reject(Malformed, format!("{CHAIN}: {e}")))?;
-    let text = std::str::from_utf8(events_bytes)
+    let text = std::str::from_utf8(file(files, EVENTS)?)
         .map_err(|_| reject(Malformed, format!("{EVENTS} is not UTF-8")))?;
     let mut events = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -504,7 +576,13 @@ pub fn verify_bundle_bytes(
             .map_err(|e| reject(Malformed, format!("{EVENTS} line {}: {e}", i + 1)))?;
         events.push(e);
     }
-    check_chain(&chain, &events, Some(&verifier)).map_err(|d| reject(ChainBroken, d))?;
+    check_chain(&chain, &events, Some(verifier)).map_err(|d| reject(ChainBroken, d))?;
+    Ok(events)
+}
+
+/// The manifest announces exactly the events the bundle holds, within the ledger's head.
+fn check_announced(manifest: &Manifest, events: &[StoredEvent]) -> AuditResult<()> {
+    use BundleReason::*;
     let (first, last) = match (events.first(), events.last()) {
         (Some(f), Some(l)) => (f.seq, l.seq),
         _ => return Err(reject(ChainBroken, "the bundle holds no events")),
@@ -533,12 +611,7 @@ pub fn verify_bundle_bytes(
             ),
         ));
     }
-    Ok(BundleSummary {
-        signer: verifier.fingerprint(),
-        pinned: trusted.is_some(),
-        manifest,
-        events,
-    })
+    Ok(())
 }
 
 /// Recomputes the links from the anchor and checks each event against its link.

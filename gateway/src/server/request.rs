@@ -252,11 +252,21 @@ impl Pipeline {
         let scope = a.ctx.audit()?;
         let request_id = a.ctx.id();
         let bytes_out = response_bytes(&a.method, resp);
-        let e = scope
-            .finish(status, error_code.clone(), bytes_out)
-            .await
-            .err()?;
         let is_read = action.is_none_or(|a| a.is_read());
+        // a read's event is queued before the first byte is sent and committed by the ledger's
+        // next group commit, without waiting for its fsync; a change's was recorded before it
+        // became visible, and a failed change's error event waits for its commit
+        let recorded = if is_read {
+            scope
+                .finish_read(status, error_code.clone(), bytes_out)
+                .await
+        } else {
+            scope
+                .finish(status, error_code.clone(), bytes_out)
+                .await
+                .map(drop)
+        };
+        let e = recorded.err()?;
         if status < 400 && is_read && scope.ledger().fail_request_on_error(true) {
             tracing::error!(error = %e, op, request_id, "read refused: its audit event cannot be recorded");
             Some(audit_refusal(request_id))

@@ -190,6 +190,9 @@ pub struct AuditStats {
     pub mirror_failures: AtomicU64,
     /// transactions committed
     pub batches: AtomicU64,
+    /// the writer's last transaction failed (cleared by the next that commits): queued events
+    /// are refused meanwhile, so reads fail closed instead of losing their events unseen
+    pub failing: std::sync::atomic::AtomicBool,
 }
 
 /// A copy of the counters at one moment.
@@ -287,7 +290,14 @@ pub struct AuditPage {
     pub next_before_seq: Option<i64>,
 }
 
-type Job = (AuditEvent, oneshot::Sender<AuditResult<Receipt>>);
+/// What the writer task receives: an event (its sender waits for the receipt, or has gone
+/// away for a queued one), or a barrier answered once everything before it is committed.
+// barriers are rare: boxing every event to shrink them would cost an allocation per request
+#[allow(clippy::large_enum_variant)]
+enum Job {
+    Event(AuditEvent, oneshot::Sender<AuditResult<Receipt>>),
+    Barrier(oneshot::Sender<()>),
+}
 
 struct Inner {
     pool: SqlitePool,
@@ -411,20 +421,59 @@ impl Ledger {
         result
     }
 
-    async fn append_inner(&self, mut event: AuditEvent) -> AuditResult<Receipt> {
+    async fn append_inner(&self, event: AuditEvent) -> AuditResult<Receipt> {
+        let (reply, wait) = oneshot::channel();
+        self.send(Job::Event(self.with_source(event), reply))
+            .await?;
+        wait.await
+            .map_err(|_| AuditError::Unavailable("the ledger writer dropped the event".into()))?
+    }
+
+    /// The event's client address after the source mode.
+    fn with_source(&self, mut event: AuditEvent) -> AuditEvent {
         event.source = match (self.inner.source_mode, event.source.take()) {
             (_, None) | (SourceMode::Drop, _) => None,
             (SourceMode::Keep, Some(a)) => Some(a),
             (SourceMode::Hash, Some(a)) => self.inner.source_secret.as_ref().map(|s| s.mac(&a)),
         };
-        let (reply, wait) = oneshot::channel();
+        event
+    }
+
+    async fn send(&self, job: Job) -> AuditResult<()> {
         self.inner
             .tx
-            .send((event, reply))
+            .send(job)
             .await
-            .map_err(|_| AuditError::Unavailable("the ledger writer has stopped".into()))?;
-        wait.await
-            .map_err(|_| AuditError::Unavailable("the ledger writer dropped the event".into()))?
+            .map_err(|_| AuditError::Unavailable("the ledger writer has stopped".into()))
+    }
+
+    /// Queues the event of a read: it is committed by the writer's next transaction, without
+    /// the caller waiting for that commit (its fsync). While the writer's last transaction has
+    /// failed, the event is appended and waited for instead, so a read whose event cannot be
+    /// kept fails closed like a write (`Err`), and the first that is kept clears the failure.
+    /// A crash can lose the events queued since the last commit: those of at most one
+    /// transaction in flight (docs/AUDIT.md states the window).
+    pub async fn enqueue(&self, event: AuditEvent) -> AuditResult<()> {
+        if self.inner.stats.failing.load(Ordering::Acquire) {
+            return self.append(event).await.map(drop);
+        }
+        // nobody waits for the receipt: the writer's answer goes nowhere
+        let (reply, _) = oneshot::channel();
+        let result = self.send(Job::Event(self.with_source(event), reply)).await;
+        if result.is_err() {
+            self.inner.stats.failures.fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+
+    /// Waits until every event queued before this call is committed (or its transaction has
+    /// failed): what reads of the ledger call first, so a reader sees every request answered
+    /// before it asked.
+    pub async fn sync(&self) {
+        let (reply, wait) = oneshot::channel();
+        if self.send(Job::Barrier(reply)).await.is_ok() {
+            let _ = wait.await;
+        }
     }
 
     /// Whether the gateway must fail a request whose event could not be recorded:
@@ -455,6 +504,7 @@ impl Ledger {
 
     /// The current chain head (seq 0 and the genesis hash for an empty ledger).
     pub async fn head(&self) -> AuditResult<Head> {
+        self.sync().await;
         let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
             .fetch_optional(&self.inner.read_pool)
             .await?;
@@ -472,6 +522,7 @@ impl Ledger {
 
     /// One event by sequence number (`GET /admin/v1/audit/{id}`).
     pub async fn get(&self, seq: i64) -> AuditResult<Option<StoredEvent>> {
+        self.sync().await;
         let row = sqlx::query(&format!("SELECT {COLUMNS} FROM audit_events WHERE seq = ?"))
             .bind(seq)
             .fetch_optional(&self.inner.read_pool)
@@ -481,6 +532,7 @@ impl Ledger {
 
     /// A page of events matching `q`, newest first (`GET /admin/v1/audit`).
     pub async fn query(&self, q: &AuditQuery) -> AuditResult<AuditPage> {
+        self.sync().await;
         let limit = match q.limit {
             0 => 100,
             n if n > MAX_PAGE => {
@@ -637,9 +689,27 @@ async fn run_writer(
         if rx.recv_many(&mut jobs, max_batch).await == 0 {
             break;
         }
-        let (events, replies): (Vec<AuditEvent>, Vec<_>) = jobs.drain(..).unzip();
+        let mut events = Vec::with_capacity(jobs.len());
+        let mut replies = Vec::with_capacity(jobs.len());
+        let mut barriers = Vec::new();
+        for job in jobs.drain(..) {
+            match job {
+                Job::Event(e, reply) => {
+                    events.push(e);
+                    replies.push(reply);
+                }
+                Job::Barrier(b) => barriers.push(b),
+            }
+        }
+        if events.is_empty() {
+            for b in barriers {
+                let _ = b.send(());
+            }
+            continue;
+        }
         match commit_batch(&pool, events).await {
             Ok(stored) => {
+                stats.failing.store(false, Ordering::Release);
                 stats
                     .appended
                     .fetch_add(stored.len() as u64, Ordering::Relaxed);
@@ -660,12 +730,22 @@ async fn run_writer(
                 }
             }
             Err(e) => {
+                stats.failing.store(true, Ordering::Release);
                 tracing::error!(error = %e, events = replies.len(), "audit batch not recorded");
                 let msg = e.to_string();
                 for reply in replies {
-                    let _ = reply.send(Err(AuditError::Unavailable(msg.clone())));
+                    // a queued event has no receiver: count its loss here
+                    if reply
+                        .send(Err(AuditError::Unavailable(msg.clone())))
+                        .is_err()
+                    {
+                        stats.failures.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
             }
+        }
+        for b in barriers {
+            let _ = b.send(());
         }
     }
 }

@@ -181,23 +181,49 @@ impl RequestAudit {
         error_code: Option<String>,
         bytes_out: u64,
     ) -> AuditResult<Option<Receipt>> {
-        let event = {
-            let mut st = self.state();
-            if st.finished {
-                return Ok(None);
-            }
-            st.finished = true;
-            if st.recorded.is_some() && status < 400 {
-                return Ok(None);
-            }
-            st.event.outcome = outcome_for(status, error_code.as_deref());
-            st.event.status = status;
-            st.event.error_code = error_code;
-            st.event.bytes_out = bytes_out;
-            st.event.duration_us = elapsed_us(self.inner.started);
-            st.event.clone()
-        };
-        self.inner.ledger.append(event).await.map(Some)
+        match self.final_event(status, error_code, bytes_out) {
+            Some(event) => self.inner.ledger.append(event).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// [`RequestAudit::finish`] for a read: the event is queued for the ledger's next commit
+    /// and the answer does not wait for it ([`crate::Ledger::enqueue`]). `Err`: the ledger
+    /// cannot take events now; the read is refused under the fail-closed read policy.
+    pub async fn finish_read(
+        &self,
+        status: u16,
+        error_code: Option<String>,
+        bytes_out: u64,
+    ) -> AuditResult<()> {
+        match self.final_event(status, error_code, bytes_out) {
+            Some(event) => self.inner.ledger.enqueue(event).await,
+            None => Ok(()),
+        }
+    }
+
+    /// The request's last event, once: `None` when it was already finished, or recorded before
+    /// its change and the change succeeded.
+    fn final_event(
+        &self,
+        status: u16,
+        error_code: Option<String>,
+        bytes_out: u64,
+    ) -> Option<AuditEvent> {
+        let mut st = self.state();
+        if st.finished {
+            return None;
+        }
+        st.finished = true;
+        if st.recorded.is_some() && status < 400 {
+            return None;
+        }
+        st.event.outcome = outcome_for(status, error_code.as_deref());
+        st.event.status = status;
+        st.event.error_code = error_code;
+        st.event.bytes_out = bytes_out;
+        st.event.duration_us = elapsed_us(self.inner.started);
+        Some(st.event.clone())
     }
 }
 

@@ -549,6 +549,7 @@ async fn head_issue(conn: &mut SqliteConnection, w: &Walker) -> AuditResult<Opti
 impl Ledger {
     /// Verifies this ledger's database chain (see [`verify_pool`]).
     pub async fn verify(&self, trusted: Option<&PublicKey>) -> AuditResult<VerifyReport> {
+        self.sync().await;
         verify_pool(self.read_pool(), "database", trusted).await
     }
 }

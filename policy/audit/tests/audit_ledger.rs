@@ -765,3 +765,38 @@ async fn verification_during_concurrent_appends_sees_a_consistent_snapshot() {
     assert!(checks > 0);
     assert_eq!(f.ledger.verify(None).await.unwrap().events, 400);
 }
+
+/// Queued (read) events: committed by the writer without the caller waiting; every reader of
+/// the ledger sees them (it syncs first); after a failed commit the next queued event is
+/// appended and waited for, so it fails closed, and the first one kept clears the failure.
+#[tokio::test]
+async fn queued_events_are_committed_and_fail_closed_after_a_failed_commit() {
+    let f = fixture(3).await;
+    for i in 4..=53 {
+        f.ledger.enqueue(event(i)).await.unwrap();
+    }
+    // the head, queries and verification wait for what was queued before them
+    assert_eq!(f.ledger.head().await.unwrap().seq, 53);
+    assert!(f.ledger.verify(None).await.unwrap().is_ok());
+    assert_eq!(f.ledger.stats().snapshot().failures, 0);
+
+    exec(
+        &f,
+        "CREATE TRIGGER refuse BEFORE INSERT ON audit_events \
+         BEGIN SELECT RAISE(ABORT, 'read-only'); END",
+    )
+    .await;
+    // queued into a batch that fails: accepted, then counted as lost
+    f.ledger.enqueue(event(54)).await.unwrap();
+    f.ledger.sync().await;
+    assert_eq!(f.ledger.stats().snapshot().failures, 1);
+    // now the ledger is failing: the next read's event is waited for, and refused
+    assert!(f.ledger.enqueue(event(55)).await.is_err());
+    assert_eq!(f.ledger.stats().snapshot().failures, 2);
+    exec(&f, "DROP TRIGGER refuse").await;
+    // the first event kept clears the failure; queued events flow again
+    f.ledger.enqueue(event(56)).await.unwrap();
+    f.ledger.enqueue(event(57)).await.unwrap();
+    assert_eq!(f.ledger.head().await.unwrap().seq, 55);
+    assert!(f.ledger.verify(None).await.unwrap().is_ok());
+}

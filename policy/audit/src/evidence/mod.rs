@@ -256,6 +256,7 @@ async fn select(
     filter: &AuditFilter,
     limits: ExportLimits,
 ) -> AuditResult<Selection> {
+    ledger.sync().await;
     let mut tx = ledger.read_pool().begin().await?;
     let events = select_ascending(&mut tx, filter, limits.max_events).await?;
     if events.len() > limits.max_events {

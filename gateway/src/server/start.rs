@@ -160,12 +160,16 @@ async fn open_storage(config: &Config, metrics: &Metrics) -> Result<Storage> {
         )
         .map_err(|e| Error::Unavailable(format!("backend metrics: {e}")))?,
     );
+    // never a fresh key file next to existing data; then prove the provider holds every KEK
+    // the index depends on (an unreachable KMS only warns: /ready stays not-ready until it answers)
+    crate::ops::keys::guard_key_file(config, &index).await?;
     let provider = keys::provider_from_config(&config.key_config()).await?;
     let keyring = keys::Keyring::new(
         provider,
         Arc::new(index.clone()),
         keys::CacheConfig::default(),
     );
+    crate::ops::keys::check_custody_at_start(config, &keyring).await?;
     let store = Store::new(backend.clone(), index.clone(), keyring, metrics.clone());
     Ok(Storage {
         index,
@@ -265,8 +269,44 @@ async fn open_policy(config: &Config, storage: &Storage, metrics: &Metrics) -> R
         (Some(a), Some(s)) => Some((a.as_str(), s.clone())),
         _ => None,
     };
-    let bootstrap =
-        ensure_bootstrap(&store, index, keyring, fixed.as_ref().map(|(a, s)| (*a, s))).await?;
+    let bootstrap = match ensure_bootstrap(
+        &store,
+        index,
+        keyring,
+        fixed.as_ref().map(|(a, s)| (*a, s)),
+    )
+    .await
+    {
+        Ok(b) => b,
+        // an existing index whose KMS is down at start (custody let it through): the access
+        // keys are sealed, so the bootstrap check waits for the KMS in the background while
+        // the gateway starts not-ready
+        Err(e)
+            if matches!(
+                keyring.provider().probe().await,
+                keys::ProviderState::Unreachable(_)
+            ) =>
+        {
+            tracing::warn!(error = %e, "bootstrap access key check postponed until the key provider answers");
+            let (store, index, keyring) = (store.clone(), index.clone(), keyring.clone());
+            let fixed = config.access_key.clone().zip(config.secret_key.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    let f = fixed.as_ref().map(|(a, s)| (a.as_str(), s));
+                    match ensure_bootstrap(&store, &index, &keyring, f).await {
+                        Ok(_) => {
+                            tracing::info!("bootstrap access key checked");
+                            break;
+                        }
+                        Err(e) => tracing::debug!(error = %e, "bootstrap still waiting"),
+                    }
+                }
+            });
+            None
+        }
+        Err(e) => return Err(e),
+    };
     let limits = Arc::new(policy::RateLimits::new(config.rate_limits()));
     let auth_failures = Arc::new(AuthFailures::new(config.limits.auth_failures_per_min()));
     metrics.watch_auth_failures(auth_failures.clone());

@@ -104,12 +104,34 @@ pub enum AdminCommand {
     Approvals(ApprovalsCommand),
     /// gateway status
     Status,
+    /// key-encryption keys of the running gateway: status, rotate, rewrap, retire
+    #[command(subcommand)]
+    Kek(KekCommand),
     /// the audit ledger (superadmin)
     #[command(subcommand)]
     Audit(AuditCommand),
     /// signed evidence bundles
     #[command(subcommand)]
     Evidence(EvidenceCommand),
+}
+
+/// `vaultgate admin kek …` (offline, on a stopped gateway's data dir: `vaultgate keys …`).
+#[derive(Debug, Subcommand)]
+pub enum KekCommand {
+    /// key provider, KEKs, every bucket data key version and the objects under it
+    Status,
+    /// new KEK version in the key file, then every data key re-wrapped under it
+    Rotate,
+    /// re-wrap the data keys not yet under the current KEK (resumable)
+    Rewrap,
+    /// remove a KEK version nothing depends on (quorum action admin:RetireKey)
+    Retire {
+        /// KEK id (`local:…`)
+        kek_id: String,
+        /// retire although stream headers still carry data keys wrapped by it
+        #[arg(long)]
+        accept_header_copies: bool,
+    },
 }
 
 /// Event selection shared by `audit search|tail` and `evidence export`.
@@ -556,16 +578,26 @@ fn cell(v: &Value) -> String {
     }
 }
 
-/// Renders rows of JSON objects as aligned columns.
+/// Renders rows of JSON objects as aligned columns. A `*_ms` column (Unix milliseconds) is
+/// shown as an RFC 3339 UTC time under its name without the suffix (`expires_ms` → EXPIRES).
 pub fn table(columns: &[&str], rows: &[Value]) -> String {
     let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
             columns
                 .iter()
-                .map(|c| cell(r.get(*c).unwrap_or(&Value::Null)))
+                .map(|c| match r.get(*c) {
+                    Some(Value::Number(n)) if c.ends_with("_ms") => {
+                        n.as_i64().map_or_else(|| n.to_string(), format_ms)
+                    }
+                    v => cell(v.unwrap_or(&Value::Null)),
+                })
                 .collect()
         })
+        .collect();
+    let columns: Vec<&str> = columns
+        .iter()
+        .map(|c| c.strip_suffix("_ms").unwrap_or(c))
         .collect();
     let widths: Vec<usize> = columns
         .iter()
@@ -820,6 +852,79 @@ async fn audit_tail(
     }
 }
 
+/// `vaultgate admin kek …`.
+async fn kek(conn: &Conn, out: &mut dyn Write, f: Format, cmd: KekCommand) -> Result<(), ApiError> {
+    const REWRAP_COLS: &[&str] = &[
+        "current_kek_id",
+        "total",
+        "rewrapped",
+        "already_current",
+        "failed",
+    ];
+    match cmd {
+        KekCommand::Status => {
+            let v = conn.call(Method::GET, "/kek", None).await?;
+            if f == Format::Json {
+                return emit(out, f, &[], &v);
+            }
+            let p = &v["provider"];
+            let mut text = format!(
+                "provider: {} ({}), {}\n\n",
+                cell(&p["kind"]),
+                cell(&p["location"]),
+                cell(&p["state"])
+            );
+            text.push_str(&table(
+                &[
+                    "kek_id",
+                    "version",
+                    "current",
+                    "held",
+                    "data_keys",
+                    "stream_headers",
+                ],
+                v["keks"].as_array().map_or(&[][..], Vec::as_slice),
+            ));
+            text.push('\n');
+            text.push_str(&table(
+                &[
+                    "bucket",
+                    "version",
+                    "kek_id",
+                    "created_ms",
+                    "objects",
+                    "bytes",
+                ],
+                v["data_keys"].as_array().map_or(&[][..], Vec::as_slice),
+            ));
+            write_out(out, &text)
+        }
+        KekCommand::Rotate => {
+            let v = conn.call(Method::POST, "/kek/rotate", None).await?;
+            emit(out, f, REWRAP_COLS, &v)
+        }
+        KekCommand::Rewrap => {
+            let v = conn.call(Method::POST, "/kek/rewrap", None).await?;
+            emit(out, f, REWRAP_COLS, &v)
+        }
+        KekCommand::Retire {
+            kek_id,
+            accept_header_copies,
+        } => {
+            let v = conn
+                .call(
+                    Method::POST,
+                    &format!("/kek/{}/retire", urlencoding::encode(&kek_id)),
+                    body_of(&api::RetireKek {
+                        accept_header_copies,
+                    })?,
+                )
+                .await?;
+            emit(out, f, &["kek_id", "stream_headers"], &v)
+        }
+    }
+}
+
 /// Runs one admin command, writing its output to `out`.
 pub async fn run(args: AdminArgs, out: &mut dyn Write) -> Result<(), ApiError> {
     let profile_path = args
@@ -963,6 +1068,7 @@ pub async fn run(args: AdminArgs, out: &mut dyn Write) -> Result<(), ApiError> {
                 .await?;
             emit(out, f, &["name", "created_ms"], &v)
         }
+        AdminCommand::Kek(cmd) => kek(&conn, out, f, cmd).await,
         AdminCommand::Tenant(TenantCommand::List) => {
             let rows = conn.list_all("/tenants").await?;
             emit(out, f, &["name", "created_ms"], &Value::Array(rows))

@@ -386,6 +386,14 @@ pub async fn rewrap(keyring: &Keyring) -> Result<RewrapOutcome, KeyOpError> {
 /// Adds a new KEK version to the key file and makes it current, then re-wraps every data key
 /// under it. A given master key or a KMS key cannot rotate here: the error says how.
 pub async fn rotate(keyring: &Keyring) -> Result<RewrapOutcome, KeyOpError> {
+    check_rotate(keyring)?;
+    let new = keyring.provider().rotate_kek().await?;
+    tracing::info!(kek_id = %new, "KEK rotated; re-wrapping data keys");
+    rewrap(keyring).await
+}
+
+/// Refuses [`rotate`] for a provider that does not rotate by itself, saying how it is rotated.
+pub fn check_rotate(keyring: &Keyring) -> Result<(), KeyOpError> {
     match keyring.provider().kind() {
         "file" => {}
         "env" => {
@@ -404,9 +412,7 @@ pub async fn rotate(keyring: &Keyring) -> Result<RewrapOutcome, KeyOpError> {
             ));
         }
     }
-    let new = keyring.provider().rotate_kek().await?;
-    tracing::info!(kek_id = %new, "KEK rotated; re-wrapping data keys");
-    rewrap(keyring).await
+    Ok(())
 }
 
 /// Why [`retire`] refused, or what it did.
@@ -428,6 +434,22 @@ pub async fn retire(
     kek_id: &str,
     accept_header_copies: bool,
 ) -> Result<RetireOutcome, KeyOpError> {
+    let headers = check_retire(keyring, index, kek_id, accept_header_copies).await?;
+    keyring.provider().retire_kek(kek_id).await?;
+    tracing::info!(kek_id, stream_headers = headers, "KEK retired");
+    Ok(RetireOutcome {
+        kek_id: kek_id.to_owned(),
+        stream_headers: headers,
+    })
+}
+
+/// The refusals of [`retire`], without retiring: the stream headers that carry the KEK.
+pub async fn check_retire(
+    keyring: &Keyring,
+    index: &Index,
+    kek_id: &str,
+    accept_header_copies: bool,
+) -> Result<u64, KeyOpError> {
     let provider = keyring.provider();
     let Some((_, _, current)) = provider.keks().into_iter().find(|(_, id, _)| id == kek_id) else {
         return Err(KeyOpError::NotFound(format!(
@@ -457,10 +479,5 @@ pub async fn retire(
              --accept-header-copies, or keep the KEK"
         )));
     }
-    provider.retire_kek(kek_id).await?;
-    tracing::info!(kek_id, stream_headers = headers, "KEK retired");
-    Ok(RetireOutcome {
-        kek_id: kek_id.to_owned(),
-        stream_headers: headers,
-    })
+    Ok(headers)
 }

@@ -68,9 +68,18 @@ pub enum AdminCommand {
         /// access key id
         #[arg(long, env = "VAULTGATE_ACCESS_KEY")]
         access_key: String,
-        /// secret key
-        #[arg(long, env = "VAULTGATE_SECRET_KEY", hide_env_values = true)]
-        secret_key: String,
+        /// secret key; prefer --secret-key-stdin or the prompt (other users of the host can
+        /// read a command line)
+        #[arg(
+            long,
+            env = "VAULTGATE_SECRET_KEY",
+            hide_env_values = true,
+            conflicts_with = "secret_key_stdin"
+        )]
+        secret_key: Option<String>,
+        /// read the secret key from the first line of stdin
+        #[arg(long)]
+        secret_key_stdin: bool,
     },
     /// users and service accounts
     #[command(subcommand)]
@@ -78,6 +87,12 @@ pub enum AdminCommand {
     /// S3 access keys
     #[command(subcommand)]
     Key(KeyCommand),
+    /// list or revoke grants (`grant` creates one)
+    #[command(subcommand)]
+    Grants(GrantsCommand),
+    /// custom roles
+    #[command(subcommand)]
+    Roles(RolesCommand),
     /// grant a role on a bucket (pattern) and key prefix
     Grant {
         /// grantee
@@ -299,6 +314,42 @@ pub enum UserCommand {
         /// name
         name: String,
     },
+    /// re-enable a disabled principal
+    Enable {
+        /// name
+        name: String,
+    },
+    /// change a principal's built-in role
+    SetRole {
+        /// name
+        name: String,
+        /// viewer, manager, superadmin or none
+        #[arg(long)]
+        role: String,
+    },
+}
+
+/// `grants …`
+#[derive(Debug, Subcommand)]
+pub enum GrantsCommand {
+    /// list grants
+    List {
+        /// only this principal's
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// revoke a grant by id
+    Revoke {
+        /// grant id (see `grants list`)
+        id: String,
+    },
+}
+
+/// `roles …`
+#[derive(Debug, Subcommand)]
+pub enum RolesCommand {
+    /// list custom roles
+    List,
 }
 
 /// `key …`
@@ -503,6 +554,20 @@ impl Conn {
                 bytes,
             });
         }
+        if status == StatusCode::UNAUTHORIZED && self.token.is_some() && path != "/auth/token" {
+            let (code, reason) = match serde_json::from_slice::<ErrorBody>(&bytes) {
+                Ok(e) => (e.error.code, format!(" ({})", e.error.message)),
+                Err(_) => ("Unauthorized".to_owned(), String::new()),
+            };
+            return Err(ApiError::new(
+                status,
+                &code,
+                format!(
+                    "session expired or signed by an old key{reason}: log in again (vaultgate \
+                     admin login --access-key ID --secret-key-stdin)"
+                ),
+            ));
+        }
         match serde_json::from_slice::<ErrorBody>(&bytes) {
             Ok(e) => {
                 let mut a = ApiError::new(status, &e.error.code, e.error.message);
@@ -650,6 +715,7 @@ fn emit(
 }
 
 const PRINCIPAL_COLS: &[&str] = &["name", "kind", "tenant", "role", "disabled"];
+const GRANT_COLS: &[&str] = &["id", "principal", "role", "bucket", "prefix"];
 const KEY_COLS: &[&str] = &["access_key_id", "principal", "revoked", "expires_ms"];
 const APPROVAL_COLS: &[&str] = &[
     "id",
@@ -925,6 +991,32 @@ async fn kek(conn: &Conn, out: &mut dyn Write, f: Format, cmd: KekCommand) -> Re
     }
 }
 
+/// The secret key of `login`: from stdin (`--secret-key-stdin`), the flag or variable, else a
+/// prompt without echo on a terminal.
+fn login_secret(given: Option<String>, from_stdin: bool) -> Result<String, ApiError> {
+    use std::io::IsTerminal;
+    let secret = if from_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .map_err(|e| local(format!("reading the secret key from stdin: {e}")))?;
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    } else if let Some(s) = given {
+        s
+    } else if std::io::stdin().is_terminal() {
+        rpassword::prompt_password("secret key: ")
+            .map_err(|e| local(format!("reading the secret key: {e}")))?
+    } else {
+        return Err(local(
+            "no secret key: use --secret-key-stdin, the prompt (on a terminal) or VAULTGATE_SECRET_KEY",
+        ));
+    };
+    if secret.is_empty() {
+        return Err(local("the secret key is empty"));
+    }
+    Ok(secret)
+}
+
 /// Runs one admin command, writing its output to `out`.
 pub async fn run(args: AdminArgs, out: &mut dyn Write) -> Result<(), ApiError> {
     let profile_path = args
@@ -952,7 +1044,9 @@ pub async fn run(args: AdminArgs, out: &mut dyn Write) -> Result<(), ApiError> {
         AdminCommand::Login {
             access_key,
             secret_key,
+            secret_key_stdin,
         } => {
+            let secret_key = login_secret(secret_key, secret_key_stdin)?;
             let v = conn
                 .call(
                     Method::POST,
@@ -1001,6 +1095,49 @@ pub async fn run(args: AdminArgs, out: &mut dyn Write) -> Result<(), ApiError> {
             let path = with_param("/principals", "tenant", tenant.as_deref());
             let rows = conn.list_all(&path).await?;
             emit(out, f, PRINCIPAL_COLS, &Value::Array(rows))
+        }
+        AdminCommand::User(UserCommand::Enable { name }) => {
+            let v = conn
+                .call(
+                    Method::POST,
+                    &format!("/principals/{}/enable", percent_encode(&name)),
+                    None,
+                )
+                .await?;
+            emit(out, f, PRINCIPAL_COLS, &v)
+        }
+        AdminCommand::User(UserCommand::SetRole { name, role }) => {
+            let v = conn
+                .call(
+                    Method::PUT,
+                    &format!("/principals/{}/role", percent_encode(&name)),
+                    body_of(&api::RoleChange { role })?,
+                )
+                .await?;
+            emit(out, f, PRINCIPAL_COLS, &v)
+        }
+        AdminCommand::Grants(GrantsCommand::List { user }) => {
+            let path = with_param("/grants", "principal", user.as_deref());
+            let rows = conn.list_all(&path).await?;
+            emit(out, f, GRANT_COLS, &Value::Array(rows))
+        }
+        AdminCommand::Grants(GrantsCommand::Revoke { id }) => {
+            let v = conn
+                .call(
+                    Method::DELETE,
+                    &format!("/grants/{}", percent_encode(&id)),
+                    None,
+                )
+                .await?;
+            if f == Format::Json || !v.is_null() {
+                emit(out, f, GRANT_COLS, &v)
+            } else {
+                write_out(out, &format!("grant {id} revoked\n"))
+            }
+        }
+        AdminCommand::Roles(RolesCommand::List) => {
+            let rows = conn.list_all("/roles").await?;
+            emit(out, f, &["name", "tenant", "actions"], &Value::Array(rows))
         }
         AdminCommand::User(UserCommand::Disable { name }) => {
             let v = conn

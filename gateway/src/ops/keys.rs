@@ -481,3 +481,93 @@ pub async fn check_retire(
     }
     Ok(headers)
 }
+
+/// File in the data dir holding the admin API's generated HS256 signing secret, sealed under the
+/// gateway's secrets data key (so under the KEK); mode 0600.
+pub const ADMIN_SECRET_FILE: &str = "admin-jwt.sealed";
+const ADMIN_SECRET_CONTEXT: &str = "vaultgate/admin-jwt-secret";
+
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let cannot = |what: &str, e: std::io::Error| {
+        Error::Config(format!("cannot {what} {}: {e}", path.display()))
+    };
+    let tmp = path.with_extension("sealed.tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| cannot("write", e))?;
+    f.write_all(bytes).map_err(|e| cannot("write", e))?;
+    f.sync_all().map_err(|e| cannot("sync", e))?;
+    std::fs::rename(&tmp, path).map_err(|e| cannot("replace", e))
+}
+
+/// A new random secret (64 hex characters), sealed into `<data_dir>/admin-jwt.sealed`.
+async fn new_admin_secret(data_dir: &std::path::Path, keyring: &Keyring) -> Result<keys::Secret> {
+    let mut raw = zeroize::Zeroizing::new([0u8; 32]);
+    getrandom::fill(&mut raw[..])
+        .map_err(|e| Error::Internal(format!("OS random source failed: {e}")))?;
+    let secret = keys::Secret::new(hex::encode(&raw[..]));
+    let sealed = keyring
+        .seal_blob(ADMIN_SECRET_CONTEXT, secret.expose().as_bytes())
+        .await?;
+    write_private(&data_dir.join(ADMIN_SECRET_FILE), &sealed)?;
+    Ok(secret)
+}
+
+/// The admin API's signing secret kept across restarts: opened from
+/// `<data_dir>/admin-jwt.sealed`, created on first use. A file others may read is refused; a
+/// file that does not open (tampered, or sealed under another key) is an error, not replaced.
+pub async fn admin_jwt_secret(
+    data_dir: &std::path::Path,
+    keyring: &Keyring,
+) -> Result<keys::Secret> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = data_dir.join(ADMIN_SECRET_FILE);
+    let meta = match std::fs::metadata(&path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let s = new_admin_secret(data_dir, keyring).await?;
+            tracing::info!(path = %path.display(), "generated the admin token signing secret (sealed, mode 0600)");
+            return Ok(s);
+        }
+        Err(e) => {
+            return Err(Error::Config(format!(
+                "cannot read {}: {e}",
+                path.display()
+            )));
+        }
+    };
+    if meta.permissions().mode() & 0o077 != 0 {
+        return Err(Error::Config(format!(
+            "{} is accessible by group/others; run chmod 600 on it",
+            path.display()
+        )));
+    }
+    let sealed = std::fs::read(&path)
+        .map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
+    let plain = keyring
+        .open_blob(ADMIN_SECRET_CONTEXT, &sealed)
+        .await
+        .map_err(|e| match e {
+            keys::Error::KeyUnavailable(m) => Error::Unavailable(format!("key unavailable: {m}")),
+            other => Error::Config(format!(
+                "{} does not open ({other}); restore it, or run `vaultgate keys rotate-admin-secret` \
+                 (every admin token then has to log in again)",
+                path.display()
+            )),
+        })?;
+    let text = String::from_utf8(plain.to_vec())
+        .map_err(|_| Error::Config(format!("{} holds no text secret", path.display())))?;
+    Ok(keys::Secret::new(text))
+}
+
+/// Replaces the admin token signing secret (takes effect when the gateway starts; tokens signed
+/// by the old one are refused, and `vaultgate admin` says to log in again).
+pub async fn rotate_admin_jwt_secret(data_dir: &std::path::Path, keyring: &Keyring) -> Result<()> {
+    new_admin_secret(data_dir, keyring).await.map(|_| ())
+}

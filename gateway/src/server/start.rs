@@ -53,7 +53,7 @@ pub async fn start(
     let s3_addr_cell = Arc::new(std::sync::OnceLock::new());
     let admin_api = admin_api(AdminParts {
         policy_store: policy.store.clone(),
-        jwt: Arc::new(config.jwt_authority()?),
+        jwt: Arc::new(admin_jwt(&config, storage.store.keyring()).await?),
         limits: policy.limits.clone(),
         auth_failures: policy.auth_failures.clone(),
         audit: storage.audit.clone(),
@@ -113,6 +113,26 @@ pub async fn start(
         audit: storage.audit,
         tasks: running.tasks,
     })
+}
+
+/// The admin API's token authority: the configured secret, else the generated one kept sealed in
+/// the data dir (tokens survive restarts). While the key provider is unreachable it cannot be
+/// opened: a per-process secret stands in (tokens issued then end at the next restart).
+async fn admin_jwt(config: &Config, keyring: &keys::Keyring) -> Result<policy::JwtAuthority> {
+    if config.admin_jwt_secret.is_some() {
+        return config.jwt_authority();
+    }
+    let secret = match crate::ops::keys::admin_jwt_secret(&config.data_dir, keyring).await {
+        Ok(s) => s,
+        Err(Error::Unavailable(m)) => {
+            tracing::warn!(error = %m, "the admin token signing secret cannot be opened while the key provider is unreachable; tokens issued before this start must log in again");
+            return config.jwt_authority();
+        }
+        Err(e) => return Err(e),
+    };
+    let mut with_secret = config.clone();
+    with_secret.admin_jwt_secret = Some(secret);
+    with_secret.jwt_authority()
 }
 
 /// What [`open_storage`] opens.

@@ -33,6 +33,12 @@ pub enum KeysCommand {
         #[command(flatten)]
         common: KeysArgs,
     },
+    /// Replace the admin API's token signing secret (kept sealed in the data dir); every admin
+    /// token then has to log in again. Takes effect when the gateway starts.
+    RotateAdminSecret {
+        #[command(flatten)]
+        common: KeysArgs,
+    },
     /// Remove a non-current KEK version from the key file: refused while a data key is wrapped
     /// by it, and while stored stream headers carry it unless --accept-header-copies.
     Retire {
@@ -82,6 +88,21 @@ pub async fn run(command: KeysCommand) -> anyhow::Result<ExitCode> {
             let (ctx, audit) = open_audited(common.settings).await?;
             let r = key_ops::rewrap(&ctx.keyring).await;
             finish_rewrap(ctx, audit, "keys.RewrapDataKeys", r, common.format).await
+        }
+        KeysCommand::RotateAdminSecret { common } => {
+            let (ctx, audit) = open_audited(common.settings).await?;
+            let r = key_ops::rotate_admin_jwt_secret(&ctx.data_dir, &ctx.keyring)
+                .await
+                .map_err(KeyOpError::from);
+            record(&audit, "keys.RotateAdminSecret", "", &r).await;
+            ctx.index.close().await;
+            r?;
+            println!(
+                "admin token signing secret replaced ({}); restart the gateway, then log in again \
+                 (vaultgate admin login)",
+                ctx.data_dir.join(key_ops::ADMIN_SECRET_FILE).display()
+            );
+            Ok(ExitCode::SUCCESS)
         }
         KeysCommand::Retire {
             common,

@@ -290,6 +290,26 @@ async fn a_kms_key_that_does_not_exist_stops_the_start() {
     assert!(!data.join("master.key").exists());
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_gateway_with_an_unreachable_kms_does_not_start() {
+    // nothing listens on port 1: the KMS is unreachable, and a new index has no key yet
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let url = "aws-kms://alias/vg-any?region=us-east-1&endpoint=http://127.0.0.1:1";
+    let (code, line) = refused(with_env(&data, &kms_env(url)));
+    assert_eq!(code, 1);
+    let prefix = "vaultgate: service unavailable: key custody: AWS KMS key alias/vg-any at \
+                  http://127.0.0.1:1 is unreachable (key unavailable: KMS DescribeKey unreachable: ";
+    assert!(line.starts_with(prefix), "{line}");
+    assert!(
+        line.ends_with(
+            "and the index holds no data key yet: a new gateway needs its key provider to create \
+             its first keys; start again once it answers"
+        ),
+        "{line}"
+    );
+}
+
 /// A TCP proxy in front of the KMS that the test can cut (connections are dropped) and restore.
 struct Cut {
     addr: SocketAddr,

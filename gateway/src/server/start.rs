@@ -77,6 +77,7 @@ pub async fn start(
         limits: Arc::new(config.limits.clone()),
         body_rate: BodyRate::of(&config.limits),
         auth_failures: policy.auth_failures,
+        legacy_region: (Credentials::new(authz.clone()), config.region.clone()),
     };
     let running =
         spawn_listeners(&config, sockets, &tls, &storage, s3, pipeline, admin_api).await?;

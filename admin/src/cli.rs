@@ -68,9 +68,18 @@ pub enum AdminCommand {
         /// access key id
         #[arg(long, env = "VAULTGATE_ACCESS_KEY")]
         access_key: String,
-        /// secret key
-        #[arg(long, env = "VAULTGATE_SECRET_KEY", hide_env_values = true)]
-        secret_key: String,
+        /// secret key; prefer --secret-key-stdin or the prompt (other users of the host can
+        /// read a command line)
+        #[arg(
+            long,
+            env = "VAULTGATE_SECRET_KEY",
+            hide_env_values = true,
+            conflicts_with = "secret_key_stdin"
+        )]
+        secret_key: Option<String>,
+        /// read the secret key from the first line of stdin
+        #[arg(long)]
+        secret_key_stdin: bool,
     },
     /// users and service accounts
     #[command(subcommand)]
@@ -78,6 +87,12 @@ pub enum AdminCommand {
     /// S3 access keys
     #[command(subcommand)]
     Key(KeyCommand),
+    /// list or revoke grants (`grant` creates one)
+    #[command(subcommand)]
+    Grants(GrantsCommand),
+    /// custom roles
+    #[command(subcommand)]
+    Roles(RolesCommand),
     /// grant a role on a bucket (pattern) and key prefix
     Grant {
         /// grantee
@@ -104,12 +119,34 @@ pub enum AdminCommand {
     Approvals(ApprovalsCommand),
     /// gateway status
     Status,
+    /// key-encryption keys of the running gateway: status, rotate, rewrap, retire
+    #[command(subcommand)]
+    Kek(KekCommand),
     /// the audit ledger (superadmin)
     #[command(subcommand)]
     Audit(AuditCommand),
     /// signed evidence bundles
     #[command(subcommand)]
     Evidence(EvidenceCommand),
+}
+
+/// `vaultgate admin kek …` (offline, on a stopped gateway's data dir: `vaultgate keys …`).
+#[derive(Debug, Subcommand)]
+pub enum KekCommand {
+    /// key provider, KEKs, every bucket data key version and the objects under it
+    Status,
+    /// new KEK version in the key file, then every data key re-wrapped under it
+    Rotate,
+    /// re-wrap the data keys not yet under the current KEK (resumable)
+    Rewrap,
+    /// remove a KEK version nothing depends on (quorum action admin:RetireKey)
+    Retire {
+        /// KEK id (`local:…`)
+        kek_id: String,
+        /// retire although stream headers still carry data keys wrapped by it
+        #[arg(long)]
+        accept_header_copies: bool,
+    },
 }
 
 /// Event selection shared by `audit search|tail` and `evidence export`.
@@ -277,6 +314,42 @@ pub enum UserCommand {
         /// name
         name: String,
     },
+    /// re-enable a disabled principal
+    Enable {
+        /// name
+        name: String,
+    },
+    /// change a principal's built-in role
+    SetRole {
+        /// name
+        name: String,
+        /// viewer, manager, superadmin or none
+        #[arg(long)]
+        role: String,
+    },
+}
+
+/// `grants …`
+#[derive(Debug, Subcommand)]
+pub enum GrantsCommand {
+    /// list grants
+    List {
+        /// only this principal's
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// revoke a grant by id
+    Revoke {
+        /// grant id (see `grants list`)
+        id: String,
+    },
+}
+
+/// `roles …`
+#[derive(Debug, Subcommand)]
+pub enum RolesCommand {
+    /// list custom roles
+    List,
 }
 
 /// `key …`
@@ -481,6 +554,20 @@ impl Conn {
                 bytes,
             });
         }
+        if status == StatusCode::UNAUTHORIZED && self.token.is_some() && path != "/auth/token" {
+            let (code, reason) = match serde_json::from_slice::<ErrorBody>(&bytes) {
+                Ok(e) => (e.error.code, format!(" ({})", e.error.message)),
+                Err(_) => ("Unauthorized".to_owned(), String::new()),
+            };
+            return Err(ApiError::new(
+                status,
+                &code,
+                format!(
+                    "session expired or signed by an old key{reason}: log in again (vaultgate \
+                     admin login --access-key ID --secret-key-stdin)"
+                ),
+            ));
+        }
         match serde_json::from_slice::<ErrorBody>(&bytes) {
             Ok(e) => {
                 let mut a = ApiError::new(status, &e.error.code, e.error.message);
@@ -556,16 +643,26 @@ fn cell(v: &Value) -> String {
     }
 }
 
-/// Renders rows of JSON objects as aligned columns.
+/// Renders rows of JSON objects as aligned columns. A `*_ms` column (Unix milliseconds) is
+/// shown as an RFC 3339 UTC time under its name without the suffix (`expires_ms` → EXPIRES).
 pub fn table(columns: &[&str], rows: &[Value]) -> String {
     let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
             columns
                 .iter()
-                .map(|c| cell(r.get(*c).unwrap_or(&Value::Null)))
+                .map(|c| match r.get(*c) {
+                    Some(Value::Number(n)) if c.ends_with("_ms") => {
+                        n.as_i64().map_or_else(|| n.to_string(), format_ms)
+                    }
+                    v => cell(v.unwrap_or(&Value::Null)),
+                })
                 .collect()
         })
+        .collect();
+    let columns: Vec<&str> = columns
+        .iter()
+        .map(|c| c.strip_suffix("_ms").unwrap_or(c))
         .collect();
     let widths: Vec<usize> = columns
         .iter()
@@ -618,6 +715,7 @@ fn emit(
 }
 
 const PRINCIPAL_COLS: &[&str] = &["name", "kind", "tenant", "role", "disabled"];
+const GRANT_COLS: &[&str] = &["id", "principal", "role", "bucket", "prefix"];
 const KEY_COLS: &[&str] = &["access_key_id", "principal", "revoked", "expires_ms"];
 const APPROVAL_COLS: &[&str] = &[
     "id",
@@ -820,6 +918,105 @@ async fn audit_tail(
     }
 }
 
+/// `vaultgate admin kek …`.
+async fn kek(conn: &Conn, out: &mut dyn Write, f: Format, cmd: KekCommand) -> Result<(), ApiError> {
+    const REWRAP_COLS: &[&str] = &[
+        "current_kek_id",
+        "total",
+        "rewrapped",
+        "already_current",
+        "failed",
+    ];
+    match cmd {
+        KekCommand::Status => {
+            let v = conn.call(Method::GET, "/kek", None).await?;
+            if f == Format::Json {
+                return emit(out, f, &[], &v);
+            }
+            let p = &v["provider"];
+            let mut text = format!(
+                "provider: {} ({}), {}\n\n",
+                cell(&p["kind"]),
+                cell(&p["location"]),
+                cell(&p["state"])
+            );
+            text.push_str(&table(
+                &[
+                    "kek_id",
+                    "version",
+                    "current",
+                    "held",
+                    "data_keys",
+                    "stream_headers",
+                ],
+                v["keks"].as_array().map_or(&[][..], Vec::as_slice),
+            ));
+            text.push('\n');
+            text.push_str(&table(
+                &[
+                    "bucket",
+                    "version",
+                    "kek_id",
+                    "created_ms",
+                    "objects",
+                    "bytes",
+                ],
+                v["data_keys"].as_array().map_or(&[][..], Vec::as_slice),
+            ));
+            write_out(out, &text)
+        }
+        KekCommand::Rotate => {
+            let v = conn.call(Method::POST, "/kek/rotate", None).await?;
+            emit(out, f, REWRAP_COLS, &v)
+        }
+        KekCommand::Rewrap => {
+            let v = conn.call(Method::POST, "/kek/rewrap", None).await?;
+            emit(out, f, REWRAP_COLS, &v)
+        }
+        KekCommand::Retire {
+            kek_id,
+            accept_header_copies,
+        } => {
+            let v = conn
+                .call(
+                    Method::POST,
+                    &format!("/kek/{}/retire", urlencoding::encode(&kek_id)),
+                    body_of(&api::RetireKek {
+                        accept_header_copies,
+                    })?,
+                )
+                .await?;
+            emit(out, f, &["kek_id", "stream_headers"], &v)
+        }
+    }
+}
+
+/// The secret key of `login`: from stdin (`--secret-key-stdin`), the flag or variable, else a
+/// prompt without echo on a terminal.
+fn login_secret(given: Option<String>, from_stdin: bool) -> Result<String, ApiError> {
+    use std::io::IsTerminal;
+    let secret = if from_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .map_err(|e| local(format!("reading the secret key from stdin: {e}")))?;
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    } else if let Some(s) = given {
+        s
+    } else if std::io::stdin().is_terminal() {
+        rpassword::prompt_password("secret key: ")
+            .map_err(|e| local(format!("reading the secret key: {e}")))?
+    } else {
+        return Err(local(
+            "no secret key: use --secret-key-stdin, the prompt (on a terminal) or VAULTGATE_SECRET_KEY",
+        ));
+    };
+    if secret.is_empty() {
+        return Err(local("the secret key is empty"));
+    }
+    Ok(secret)
+}
+
 /// Runs one admin command, writing its output to `out`.
 pub async fn run(args: AdminArgs, out: &mut dyn Write) -> Result<(), ApiError> {
     let profile_path = args
@@ -847,7 +1044,9 @@ pub async fn run(args: AdminArgs, out: &mut dyn Write) -> Result<(), ApiError> {
         AdminCommand::Login {
             access_key,
             secret_key,
+            secret_key_stdin,
         } => {
+            let secret_key = login_secret(secret_key, secret_key_stdin)?;
             let v = conn
                 .call(
                     Method::POST,
@@ -896,6 +1095,49 @@ pub async fn run(args: AdminArgs, out: &mut dyn Write) -> Result<(), ApiError> {
             let path = with_param("/principals", "tenant", tenant.as_deref());
             let rows = conn.list_all(&path).await?;
             emit(out, f, PRINCIPAL_COLS, &Value::Array(rows))
+        }
+        AdminCommand::User(UserCommand::Enable { name }) => {
+            let v = conn
+                .call(
+                    Method::POST,
+                    &format!("/principals/{}/enable", percent_encode(&name)),
+                    None,
+                )
+                .await?;
+            emit(out, f, PRINCIPAL_COLS, &v)
+        }
+        AdminCommand::User(UserCommand::SetRole { name, role }) => {
+            let v = conn
+                .call(
+                    Method::PUT,
+                    &format!("/principals/{}/role", percent_encode(&name)),
+                    body_of(&api::RoleChange { role })?,
+                )
+                .await?;
+            emit(out, f, PRINCIPAL_COLS, &v)
+        }
+        AdminCommand::Grants(GrantsCommand::List { user }) => {
+            let path = with_param("/grants", "principal", user.as_deref());
+            let rows = conn.list_all(&path).await?;
+            emit(out, f, GRANT_COLS, &Value::Array(rows))
+        }
+        AdminCommand::Grants(GrantsCommand::Revoke { id }) => {
+            let v = conn
+                .call(
+                    Method::DELETE,
+                    &format!("/grants/{}", percent_encode(&id)),
+                    None,
+                )
+                .await?;
+            if f == Format::Json || !v.is_null() {
+                emit(out, f, GRANT_COLS, &v)
+            } else {
+                write_out(out, &format!("grant {id} revoked\n"))
+            }
+        }
+        AdminCommand::Roles(RolesCommand::List) => {
+            let rows = conn.list_all("/roles").await?;
+            emit(out, f, &["name", "tenant", "actions"], &Value::Array(rows))
         }
         AdminCommand::User(UserCommand::Disable { name }) => {
             let v = conn
@@ -963,6 +1205,7 @@ pub async fn run(args: AdminArgs, out: &mut dyn Write) -> Result<(), ApiError> {
                 .await?;
             emit(out, f, &["name", "created_ms"], &v)
         }
+        AdminCommand::Kek(cmd) => kek(&conn, out, f, cmd).await,
         AdminCommand::Tenant(TenantCommand::List) => {
             let rows = conn.list_all("/tenants").await?;
             emit(out, f, &["name", "created_ms"], &Value::Array(rows))

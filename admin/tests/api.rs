@@ -864,6 +864,11 @@ async fn openapi_document_covers_every_route_and_validates() {
         ("PUT", "/admin/v1/s3/{bucket}"),
         ("POST", "/admin/v1/s3/{bucket}"),
         ("DELETE", "/admin/v1/s3/{bucket}"),
+        // key management (issue 17)
+        ("GET", "/admin/v1/kek"),
+        ("POST", "/admin/v1/kek/rotate"),
+        ("POST", "/admin/v1/kek/rewrap"),
+        ("POST", "/admin/v1/kek/{kek_id}/retire"),
     ];
     let mut got: Vec<(String, String)> = ops.clone();
     got.sort();

@@ -1,6 +1,7 @@
 //! The admin listener's operational routes (axum): `/metrics` (Prometheus text), `/health`
-//! (200 while the process runs) and `/ready` (200 when index, backend and key provider answer,
-//! else 503 with JSON naming what failed), and [`AdminParts`]: what the admin REST API under
+//! (200 while the process runs) and `/ready` (200 when index and backend answer and the key
+//! provider does, or every data key is cached; else 503 with JSON naming what failed, and
+//! `key_providers`: each provider's state and the buckets it cannot serve), and [`AdminParts`]: what the admin REST API under
 //! /admin/v1 is built from. That API belongs to the `admin` crate, which this library does not
 //! depend on: `crate::server::start` hands the parts to a builder its caller passes (the
 //! `vaultgate` binary's composition) and serves the router it returns beside these routes.
@@ -94,14 +95,27 @@ fn verdict<E: std::fmt::Display>(
 
 async fn ready(State(st): State<AdminState>) -> impl IntoResponse {
     let t = Duration::from_secs(3);
-    let (index, backend, keys) = tokio::join!(
+    let (index, backend, provider) = tokio::join!(
         tokio::time::timeout(t, st.store.index().ping()),
         tokio::time::timeout(t, st.store.backend().check()),
-        tokio::time::timeout(t, st.store.keyring().provider().health()),
+        crate::ops::keys::provider_report(st.store.keyring(), t),
     );
     let (i_ok, i) = verdict(index);
     let (b_ok, b) = verdict(backend);
-    let (k_ok, k) = verdict(keys);
+    // an unreachable provider keeps the gateway ready while every data key is cached
+    let k_ok = provider.serving;
+    let k = match (&provider.error, k_ok) {
+        (None, _) => "ok".to_owned(),
+        (Some(e), true) => format!("degraded: {} {e}; serving from cached keys", provider.state),
+        (Some(e), false) if provider.uncached_buckets.is_empty() => {
+            format!("error: {} {e}", provider.state)
+        }
+        (Some(e), false) => format!(
+            "error: {} {e}; buckets without a cached key: {}",
+            provider.state,
+            provider.uncached_buckets.join(", ")
+        ),
+    };
     let ok = i_ok && b_ok && k_ok;
     let status = if ok {
         StatusCode::OK
@@ -116,6 +130,7 @@ async fn ready(State(st): State<AdminState>) -> impl IntoResponse {
         axum::Json(json!({
             "status": if ok { "ready" } else { "unavailable" },
             "checks": {"index": i, "backend": b, "keys": k},
+            "key_providers": [provider],
         })),
     )
 }

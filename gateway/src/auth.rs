@@ -58,7 +58,7 @@ impl Credentials {
 
     /// The signing secret of a key for `S3Auth` (a fresh lookup); remembers its identity for the
     /// rest of the request.
-    async fn secret_for_signature(&self, id: &str) -> Result<Option<SecretKey>> {
+    pub(crate) async fn secret_for_signature(&self, id: &str) -> Result<Option<SecretKey>> {
         let found = self.lookup(id).await?;
         let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
         Ok(match found {

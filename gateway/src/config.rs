@@ -356,7 +356,7 @@ settings! {
         /// `<data_dir>/master.key`, generated on first start.
         master_key, "VAULTGATE_MASTER_KEY";
         /// HS256 secret of admin API tokens, at least 32 bytes (alias `ADMIN_JWT_SECRET`).
-        /// Default: a random secret per start (tokens die with the process).
+        /// Default: generated once, kept sealed in `<data_dir>/admin-jwt.sealed`.
         admin_jwt_secret, "VAULTGATE_ADMIN_JWT_SECRET";
     }
 }

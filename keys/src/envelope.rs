@@ -288,6 +288,11 @@ impl Keyring {
         &self.inner.store
     }
 
+    /// Is the data key `id` unwrapped in the cache (usable while the provider is unreachable)?
+    pub fn is_cached(&self, id: &DataKeyId) -> bool {
+        self.inner.by_id.contains_key(id)
+    }
+
     /// Drops every cached unwrapped key (their material zeroizes once no stream uses it).
     pub fn clear_cache(&self) {
         self.inner.by_id.invalidate_all();
@@ -355,7 +360,7 @@ impl Keyring {
         Ok(key)
     }
 
-    async fn key_for_record(&self, rec: &WrappedDataKey) -> Result<StreamKey> {
+    pub(crate) async fn key_for_record(&self, rec: &WrappedDataKey) -> Result<StreamKey> {
         let this = self.clone();
         let r = rec.clone();
         self.inner

@@ -13,7 +13,7 @@ use aws_sdk_kms::types::DataKeySpec;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
-use crate::provider::KeyProvider;
+use crate::provider::{KeyProvider, ProviderState};
 use crate::secret::{DataKeyMaterial, Secret};
 
 /// Prefix of KMS kek ids (followed by the key ARN).
@@ -262,22 +262,56 @@ impl KeyProvider for KmsProvider {
         Ok((format!("{KMS_KEK_PREFIX}{dest}"), blob))
     }
 
+    fn location(&self) -> String {
+        let at = match (&self.url.endpoint, &self.url.region) {
+            (Some(e), _) => format!(" at {e}"),
+            (None, Some(r)) => format!(" in {r}"),
+            (None, None) => String::new(),
+        };
+        format!("AWS KMS key {}{at}", self.url.key_id)
+    }
+
+    async fn probe(&self) -> ProviderState {
+        match self.describe().await {
+            Ok(()) => ProviderState::Ready,
+            Err((true, e)) => ProviderState::Unreachable(e.to_string()),
+            Err((false, e)) => ProviderState::Refused(e.to_string()),
+        }
+    }
+
     async fn health(&self) -> Result<()> {
-        let out = self
+        self.describe().await.map_err(|(_, e)| e)
+    }
+}
+
+impl KmsProvider {
+    /// DescribeKey on the configured key (refreshing the resolved ARN); the error says whether
+    /// the KMS was unreachable (`true`) or answered with a refusal.
+    async fn describe(&self) -> std::result::Result<(), (bool, Error)> {
+        let out = match self
             .client
             .describe_key()
             .key_id(&self.url.key_id)
             .send()
             .await
-            .map_err(|e| map_err("DescribeKey", e))?;
+        {
+            Ok(out) => out,
+            Err(e) => {
+                let unreachable = !matches!(
+                    e,
+                    SdkError::ServiceError(_) | SdkError::ConstructionFailure(_)
+                );
+                return Err((unreachable, map_err("DescribeKey", e)));
+            }
+        };
         let meta = out
             .key_metadata
-            .ok_or_else(|| Error::Kms("DescribeKey returned no metadata".into()))?;
+            .ok_or_else(|| (false, Error::Kms("DescribeKey returned no metadata".into())))?;
         if !meta.enabled() {
-            return Err(Error::KeyUnavailable(format!(
-                "KMS key {} is disabled",
-                self.url.key_id
-            )));
+            return Err((
+                false,
+                Error::KeyUnavailable(format!("KMS key {} is disabled", self.url.key_id)),
+            ));
         }
         if let Some(arn) = meta.arn() {
             let mut r = self

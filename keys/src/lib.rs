@@ -5,6 +5,7 @@
 
 mod aead;
 pub mod checksum;
+pub mod custody;
 pub mod envelope;
 pub mod error;
 pub mod format;
@@ -20,6 +21,7 @@ mod stream;
 pub mod vectors;
 
 pub use checksum::{ChecksumSet, Checksums};
+pub use custody::{Custody, CustodyReport, KekDependency};
 pub use envelope::{
     CacheConfig, DataKeyId, DataKeyStore, Keyring, MemoryDataKeyStore, RewrapReport, StreamKey,
     WrappedDataKey,
@@ -30,7 +32,9 @@ pub use hub::{HubKey, open_hub_blob};
 pub use kms::KmsProvider;
 pub use meta::{ObjectMeta, PartEntry, multipart_etag, verify_parts};
 pub use opener::{Opened, open_manifest, open_range, open_sealed_bytes, read_meta};
-pub use provider::{KeyConfig, KeyProvider, LocalProvider, provider_from_config};
+pub use provider::{
+    KEY_FILE_NAME, KeyConfig, KeyProvider, LocalProvider, ProviderState, provider_from_config,
+};
 pub use sealer::{SealHandle, SealParams, SealSummary, seal, seal_manifest, sealed_len};
 pub use secret::{DataKeyMaterial, ExposeForStorage, Secret};
 

@@ -41,6 +41,24 @@ pub trait KeyProvider: Send + Sync + fmt::Debug {
             self.kind()
         )))
     }
+    /// Where the provider looks for its KEKs, for messages (a path, a setting, a KMS key and
+    /// endpoint; never key material).
+    fn location(&self) -> String {
+        self.kind().to_owned()
+    }
+    /// The KEKs the provider holds: (version, kek id, is current). A KMS provider knows only the
+    /// key it is configured with (version 0).
+    fn keks(&self) -> Vec<(u32, String, bool)> {
+        vec![(0, self.current_kek_id(), true)]
+    }
+    /// Probes the provider like [`KeyProvider::health`], telling an unreachable provider (worth
+    /// waiting for) from one that answered with a refusal.
+    async fn probe(&self) -> ProviderState {
+        match self.health().await {
+            Ok(()) => ProviderState::Ready,
+            Err(e) => ProviderState::Refused(e.to_string()),
+        }
+    }
     /// Removes a non-current KEK version (after `rewrap_all` moved every data key off it).
     async fn retire_kek(&self, kek_id: &str) -> Result<()> {
         let _ = kek_id;
@@ -48,6 +66,35 @@ pub trait KeyProvider: Send + Sync + fmt::Debug {
             "the {} key provider cannot retire KEKs",
             self.kind()
         )))
+    }
+}
+
+/// A key provider's state as [`KeyProvider::probe`] sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProviderState {
+    /// It answers and can wrap new data keys.
+    Ready,
+    /// It cannot be reached (network, timeout): cached data keys keep serving.
+    Unreachable(String),
+    /// It answered with a refusal (unknown or disabled key, access denied, bad configuration).
+    Refused(String),
+}
+
+impl ProviderState {
+    /// "ready", "unreachable" or "refused".
+    pub fn name(&self) -> &'static str {
+        match self {
+            ProviderState::Ready => "ready",
+            ProviderState::Unreachable(_) => "unreachable",
+            ProviderState::Refused(_) => "refused",
+        }
+    }
+    /// The reason of a failed probe.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            ProviderState::Ready => None,
+            ProviderState::Unreachable(m) | ProviderState::Refused(m) => Some(m),
+        }
     }
 }
 
@@ -469,6 +516,17 @@ impl KeyProvider for LocalProvider {
 
     fn current_kek_id(&self) -> String {
         self.current_kek_id_inner()
+    }
+
+    fn location(&self) -> String {
+        match &self.path {
+            Some(p) => format!("key file {}", p.display()),
+            None => "the configured master key".into(),
+        }
+    }
+
+    fn keks(&self) -> Vec<(u32, String, bool)> {
+        self.versions()
     }
 
     async fn generate_data_key(&self, bucket: &str) -> Result<(DataKeyMaterial, String, Vec<u8>)> {

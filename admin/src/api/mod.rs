@@ -20,13 +20,14 @@
 //!
 //! This file holds the shared state, extractors, list helpers, the router and the OpenAPI
 //! document; each family's handlers and DTOs are in their own file (`principals.rs`,
-//! `keys.rs`, `roles.rs`, `grants.rs`, `limits.rs`, `tenants.rs`, `quorum.rs`,
+//! `keys.rs`, `kek.rs` (KEK management), `roles.rs`, `grants.rs`, `limits.rs`, `tenants.rs`, `quorum.rs`,
 //! `approvals.rs`, `status.rs`, `token.rs`), the authentication and idempotency middleware in
 //! `middleware.rs`, and the audit and evidence routes in `crate::audit`.
 
 mod approvals;
 mod chain;
 mod grants;
+mod kek;
 mod keys;
 mod keystatus;
 mod limits;
@@ -67,6 +68,7 @@ use crate::error::{ApiError, ErrorBody};
 
 pub use approvals::NewApproval;
 pub use grants::NewGrant;
+pub use kek::{KekFuture, KekOpError, KekOps, KekOpsHandle, KekReport, RetireKek};
 pub use keys::{CreatedKey, NewKey};
 pub use keystatus::{BucketKey, KeyStatus, KeyStatusHook};
 pub use principals::{NewPrincipal, RoleChange};
@@ -105,6 +107,8 @@ pub struct AdminState {
     pub s3: Option<S3Relay>,
     /// the buckets' current data keys, for `GET /key-status` (see [`AdminState::with_key_status`])
     pub key_status: Option<KeyStatusHook>,
+    /// the gateway's key management (`/kek…`; see [`AdminState::with_kek_ops`])
+    pub kek_ops: Option<KekOpsHandle>,
     started: Instant,
 }
 
@@ -138,6 +142,7 @@ impl AdminState {
             on_operation: None,
             s3: None,
             key_status: None,
+            kek_ops: None,
             started: Instant::now(),
         }
     }
@@ -180,6 +185,12 @@ impl AdminState {
     /// session and sent to the S3 listener `relay` names (the web console's object browser).
     pub fn with_s3_relay(mut self, relay: S3Relay) -> AdminState {
         self.s3 = Some(relay);
+        self
+    }
+
+    /// Serves `/kek…` (status, rotate, rewrap, retire) with `ops` (without it: 503).
+    pub fn with_kek_ops(mut self, ops: KekOpsHandle) -> AdminState {
+        self.kek_ops = Some(ops);
         self
     }
 
@@ -369,6 +380,10 @@ fn documented_routes() -> OpenApiRouter<AdminState> {
         .routes(routes!(status::health))
         .routes(routes!(status::status))
         .routes(routes!(keystatus::key_status))
+        .routes(routes!(kek::kek_status))
+        .routes(routes!(kek::rotate_kek))
+        .routes(routes!(kek::rewrap_keys))
+        .routes(routes!(kek::retire_kek))
         .routes(routes!(token::token))
         .routes(routes!(token::renew))
         .routes(routes!(

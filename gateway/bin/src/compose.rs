@@ -6,7 +6,63 @@
 
 use std::sync::Arc;
 
+use admin::api::{KekFuture, KekOpError, KekOps};
 use gateway::admin_http::AdminParts;
+use gateway::ops::keys::{self as key_ops, KeyOpError};
+use gateway::store::Store;
+
+/// The admin API's key management over the gateway's keyring and index.
+struct GatewayKeys(Store);
+
+fn kek_answer<T: serde::Serialize>(
+    r: Result<T, KeyOpError>,
+) -> Result<serde_json::Value, KekOpError> {
+    match r {
+        Ok(v) => serde_json::to_value(v).map_err(|e| KekOpError::Unavailable(e.to_string())),
+        Err(KeyOpError::Refused(m)) => Err(KekOpError::Refused(m)),
+        Err(KeyOpError::NotFound(m)) => Err(KekOpError::NotFound(m)),
+        Err(KeyOpError::Failed(e)) => Err(KekOpError::Unavailable(e.to_string())),
+    }
+}
+
+impl KekOps for GatewayKeys {
+    fn status(&self) -> KekFuture {
+        let s = self.0.clone();
+        Box::pin(async move {
+            kek_answer(
+                key_ops::status(s.keyring(), s.index())
+                    .await
+                    .map_err(KeyOpError::from),
+            )
+        })
+    }
+    fn rotate(&self) -> KekFuture {
+        let s = self.0.clone();
+        Box::pin(async move { kek_answer(key_ops::rotate(s.keyring()).await) })
+    }
+    fn rewrap(&self) -> KekFuture {
+        let s = self.0.clone();
+        Box::pin(async move { kek_answer(key_ops::rewrap(s.keyring()).await) })
+    }
+    fn check_rotate(&self) -> KekFuture {
+        let s = self.0.clone();
+        Box::pin(async move { kek_answer(key_ops::check_rotate(s.keyring())) })
+    }
+    fn check_retire(&self, kek_id: String, accept_header_copies: bool) -> KekFuture {
+        let s = self.0.clone();
+        Box::pin(async move {
+            kek_answer(
+                key_ops::check_retire(s.keyring(), s.index(), &kek_id, accept_header_copies).await,
+            )
+        })
+    }
+    fn retire(&self, kek_id: String, accept_header_copies: bool) -> KekFuture {
+        let s = self.0.clone();
+        Box::pin(async move {
+            kek_answer(key_ops::retire(s.keyring(), s.index(), &kek_id, accept_header_copies).await)
+        })
+    }
+}
 
 /// The admin REST API (`/admin/v1`) over the gateway's policy store, token authority, rate
 /// limits, brute-force limiter, ledger and evidence key, counting each call in the gateway's
@@ -31,6 +87,7 @@ pub fn admin_api(parts: AdminParts) -> axum::Router {
         .with_audit(audit.ledger, audit.evidence_key, evidence_dir)
         .with_operation_hook(Arc::new(move |op: &str| metrics.admin_operation(op)))
         .with_auth_failures(auth_failures)
+        .with_kek_ops(Arc::new(GatewayKeys(store.clone())))
         .with_key_status(Arc::new(move || {
             let store = store.clone();
             Box::pin(async move {

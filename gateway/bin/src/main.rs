@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use commands::{audit, config, evidence, ops, serve};
+use commands::{audit, config, evidence, keys, ops, serve};
 
 /// `vaultgate --version`: the version, the commit and date `deploy/build-release.sh` stamps in
 /// (`VAULTGATE_BUILD_COMMIT`, `VAULTGATE_BUILD_DATE` at compile time; "unknown" for a plain
@@ -61,6 +61,12 @@ enum Command {
     Reindex(ops::Reindex),
     /// Import a directory of original hub blobs (key: --key-file or env BLOB_KEY) into a bucket.
     ImportHub(ops::ImportHub),
+    /// Key management on the data dir of a stopped gateway: status, rotate, rewrap, retire
+    /// (a running gateway: `vaultgate admin kek …`).
+    Keys {
+        #[command(subcommand)]
+        command: keys::KeysCommand,
+    },
     /// Admin API client (users, keys, grants, tenants, quorum, status).
     Admin(admin::cli::AdminArgs),
     /// Audit ledger: verify the hash chain (database or mirror file), prune old events.
@@ -84,6 +90,7 @@ impl Command {
             Command::Migrate(args) => ops::migrate(args).await,
             Command::Reindex(args) => ops::reindex(args).await,
             Command::ImportHub(args) => ops::import_hub(args).await,
+            Command::Keys { command } => keys::run(command).await,
             Command::Admin(args) => commands::admin::run(args).await,
             Command::Audit { command } => audit::run(command).await,
             Command::Evidence { command } => evidence::run(command),

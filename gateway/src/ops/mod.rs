@@ -14,15 +14,16 @@
 //! references, so a gateway running during a reindex would delete what is being indexed.
 
 pub mod import_hub;
+pub mod keys;
 pub mod migrate;
 pub mod reindex;
 
 use std::ops::Range;
 use std::sync::Arc;
 
+use ::keys::Keyring;
 use futures::TryStreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
-use keys::Keyring;
 
 use crate::backend::{Backend, open_backend};
 use crate::config::Config;
@@ -69,12 +70,12 @@ impl OpsContext {
         let backend = open_backend(&backend_url, &config.data_dir)
             .await
             .map_err(|e| Error::Unavailable(format!("backend {backend_url}: {e}")))?;
-        let key_cfg = config.key_config();
-        let provider = keys::provider_from_config(&key_cfg).await?;
+        self::keys::guard_key_file(config, &index).await?;
+        let provider = ::keys::provider_from_config(&config.key_config()).await?;
         let keyring = Keyring::new(
             provider,
             Arc::new(index.clone()),
-            keys::CacheConfig::default(),
+            ::keys::CacheConfig::default(),
         );
         Ok(OpsContext {
             index,

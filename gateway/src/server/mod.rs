@@ -13,6 +13,7 @@
 //! then closes the index.
 
 mod guard;
+mod legacy_region;
 mod listen;
 mod request;
 mod start;

@@ -50,6 +50,9 @@ pub(super) struct Pipeline {
     pub body_rate: BodyRate,
     /// failed authentications per client address
     pub auth_failures: Arc<AuthFailures>,
+    /// access key secrets and the gateway's region, to re-sign requests signed for a legacy
+    /// region name (`US`, `EU`; see `legacy_region`)
+    pub legacy_region: (crate::auth::Credentials, String),
 }
 
 /// The hyper service of one S3 connection from `peer`.
@@ -111,6 +114,12 @@ struct Arrival {
 }
 
 impl Pipeline {
+    async fn resign_legacy<B>(&self, mut req: http::Request<B>) -> http::Request<B> {
+        let (creds, region) = &self.legacy_region;
+        super::legacy_region::map_legacy_region(&mut req, creds, region).await;
+        req
+    }
+
     async fn handle(
         &self,
         s3: &s3s::service::S3Service,
@@ -120,7 +129,10 @@ impl Pipeline {
         let (arrival, req, in_flight) = self.on_request(peer, req);
         let resp = match refuse_early(self, peer, &req) {
             Some(r) => r,
-            None => match s3.call(prime_expect_continue(req).await).await {
+            None => match s3
+                .call(self.resign_legacy(prime_expect_continue(req).await).await)
+                .await
+            {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::error!(error = ?e, "s3 service failed");

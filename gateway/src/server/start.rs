@@ -53,7 +53,7 @@ pub async fn start(
     let s3_addr_cell = Arc::new(std::sync::OnceLock::new());
     let admin_api = admin_api(AdminParts {
         policy_store: policy.store.clone(),
-        jwt: Arc::new(config.jwt_authority()?),
+        jwt: Arc::new(admin_jwt(&config, storage.store.keyring()).await?),
         limits: policy.limits.clone(),
         auth_failures: policy.auth_failures.clone(),
         audit: storage.audit.clone(),
@@ -77,6 +77,7 @@ pub async fn start(
         limits: Arc::new(config.limits.clone()),
         body_rate: BodyRate::of(&config.limits),
         auth_failures: policy.auth_failures,
+        legacy_region: (Credentials::new(authz.clone()), config.region.clone()),
     };
     let running =
         spawn_listeners(&config, sockets, &tls, &storage, s3, pipeline, admin_api).await?;
@@ -113,6 +114,26 @@ pub async fn start(
         audit: storage.audit,
         tasks: running.tasks,
     })
+}
+
+/// The admin API's token authority: the configured secret, else the generated one kept sealed in
+/// the data dir (tokens survive restarts). While the key provider is unreachable it cannot be
+/// opened: a per-process secret stands in (tokens issued then end at the next restart).
+async fn admin_jwt(config: &Config, keyring: &keys::Keyring) -> Result<policy::JwtAuthority> {
+    if config.admin_jwt_secret.is_some() {
+        return config.jwt_authority();
+    }
+    let secret = match crate::ops::keys::admin_jwt_secret(&config.data_dir, keyring).await {
+        Ok(s) => s,
+        Err(Error::Unavailable(m)) => {
+            tracing::warn!(error = %m, "the admin token signing secret cannot be opened while the key provider is unreachable; tokens issued before this start must log in again");
+            return config.jwt_authority();
+        }
+        Err(e) => return Err(e),
+    };
+    let mut with_secret = config.clone();
+    with_secret.admin_jwt_secret = Some(secret);
+    with_secret.jwt_authority()
 }
 
 /// What [`open_storage`] opens.
@@ -160,12 +181,16 @@ async fn open_storage(config: &Config, metrics: &Metrics) -> Result<Storage> {
         )
         .map_err(|e| Error::Unavailable(format!("backend metrics: {e}")))?,
     );
+    // never a fresh key file next to existing data; then prove the provider holds every KEK
+    // the index depends on (an unreachable KMS only warns: /ready stays not-ready until it answers)
+    crate::ops::keys::guard_key_file(config, &index).await?;
     let provider = keys::provider_from_config(&config.key_config()).await?;
     let keyring = keys::Keyring::new(
         provider,
         Arc::new(index.clone()),
         keys::CacheConfig::default(),
     );
+    crate::ops::keys::check_custody_at_start(config, &keyring).await?;
     let store = Store::new(backend.clone(), index.clone(), keyring, metrics.clone());
     Ok(Storage {
         index,
@@ -265,8 +290,44 @@ async fn open_policy(config: &Config, storage: &Storage, metrics: &Metrics) -> R
         (Some(a), Some(s)) => Some((a.as_str(), s.clone())),
         _ => None,
     };
-    let bootstrap =
-        ensure_bootstrap(&store, index, keyring, fixed.as_ref().map(|(a, s)| (*a, s))).await?;
+    let bootstrap = match ensure_bootstrap(
+        &store,
+        index,
+        keyring,
+        fixed.as_ref().map(|(a, s)| (*a, s)),
+    )
+    .await
+    {
+        Ok(b) => b,
+        // an existing index whose KMS is down at start (custody let it through): the access
+        // keys are sealed, so the bootstrap check waits for the KMS in the background while
+        // the gateway starts not-ready
+        Err(e)
+            if matches!(
+                keyring.provider().probe().await,
+                keys::ProviderState::Unreachable(_)
+            ) =>
+        {
+            tracing::warn!(error = %e, "bootstrap access key check postponed until the key provider answers");
+            let (store, index, keyring) = (store.clone(), index.clone(), keyring.clone());
+            let fixed = config.access_key.clone().zip(config.secret_key.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    let f = fixed.as_ref().map(|(a, s)| (a.as_str(), s));
+                    match ensure_bootstrap(&store, &index, &keyring, f).await {
+                        Ok(_) => {
+                            tracing::info!("bootstrap access key checked");
+                            break;
+                        }
+                        Err(e) => tracing::debug!(error = %e, "bootstrap still waiting"),
+                    }
+                }
+            });
+            None
+        }
+        Err(e) => return Err(e),
+    };
     let limits = Arc::new(policy::RateLimits::new(config.rate_limits()));
     let auth_failures = Arc::new(AuthFailures::new(config.limits.auth_failures_per_min()));
     metrics.watch_auth_failures(auth_failures.clone());

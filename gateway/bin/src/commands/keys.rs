@@ -1,0 +1,276 @@
+//! `vaultgate keys status|rotate|rewrap|retire`: key management against the data dir and index
+//! of a stopped gateway (`gateway::ops::keys`; a running gateway does the same through
+//! `vaultgate admin kek …`, which keeps its in-memory key file in step). Each change is recorded
+//! in the audit ledger as an admin event of the local operator (`keys.RotateKek`, …). Exit 0
+//! when done, 2 when a rewrap left data keys to retry, 1 on error or refusal.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Subcommand, ValueEnum};
+use gateway::ops::OpsContext;
+use gateway::ops::keys::{self as key_ops, KeyOpError};
+
+use crate::settings::{Settings, init_logging};
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Key provider, KEKs (current, held, what depends on each), every bucket data key version
+    /// and the objects sealed under it.
+    Status {
+        #[command(flatten)]
+        common: KeysArgs,
+    },
+    /// Add a KEK version to the key file and make it current, then re-wrap every data key under
+    /// it (no object data is rewritten).
+    Rotate {
+        #[command(flatten)]
+        common: KeysArgs,
+    },
+    /// Re-wrap every data key not yet under the current KEK (resumable: run it again after a
+    /// failure; keys already current are skipped).
+    Rewrap {
+        #[command(flatten)]
+        common: KeysArgs,
+    },
+    /// Replace the admin API's token signing secret (kept sealed in the data dir); every admin
+    /// token then has to log in again. Takes effect when the gateway starts.
+    RotateAdminSecret {
+        #[command(flatten)]
+        common: KeysArgs,
+    },
+    /// Remove a non-current KEK version from the key file: refused while a data key is wrapped
+    /// by it, and while stored stream headers carry it unless --accept-header-copies.
+    Retire {
+        #[command(flatten)]
+        common: KeysArgs,
+        /// KEK id (`local:…`, see `vaultgate keys status`).
+        kek_id: String,
+        /// Retire although stream headers carry data keys wrapped by it (a reindex then needs
+        /// the KEK from a backup of the key file).
+        #[arg(long)]
+        accept_header_copies: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct KeysArgs {
+    #[command(flatten)]
+    settings: Settings,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Output::Table)]
+    format: Output,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// aligned columns
+    Table,
+    /// JSON
+    Json,
+}
+
+pub async fn run(command: KeysCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        KeysCommand::Status { common } => {
+            let ctx = open(common.settings).await?;
+            let s = key_ops::status(&ctx.keyring, &ctx.index).await;
+            ctx.index.close().await;
+            print_status(&s?, common.format)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        KeysCommand::Rotate { common } => {
+            let (ctx, audit) = open_audited(common.settings).await?;
+            let r = key_ops::rotate(&ctx.keyring).await;
+            finish_rewrap(ctx, audit, "keys.RotateKek", r, common.format).await
+        }
+        KeysCommand::Rewrap { common } => {
+            let (ctx, audit) = open_audited(common.settings).await?;
+            let r = key_ops::rewrap(&ctx.keyring).await;
+            finish_rewrap(ctx, audit, "keys.RewrapDataKeys", r, common.format).await
+        }
+        KeysCommand::RotateAdminSecret { common } => {
+            let (ctx, audit) = open_audited(common.settings).await?;
+            let r = key_ops::rotate_admin_jwt_secret(&ctx.data_dir, &ctx.keyring)
+                .await
+                .map_err(KeyOpError::from);
+            record(&audit, "keys.RotateAdminSecret", "", &r).await;
+            ctx.index.close().await;
+            r?;
+            println!(
+                "admin token signing secret replaced ({}); restart the gateway, then log in again \
+                 (vaultgate admin login)",
+                ctx.data_dir.join(key_ops::ADMIN_SECRET_FILE).display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        KeysCommand::Retire {
+            common,
+            kek_id,
+            accept_header_copies,
+        } => {
+            let (ctx, audit) = open_audited(common.settings).await?;
+            let r = key_ops::retire(&ctx.keyring, &ctx.index, &kek_id, accept_header_copies).await;
+            record(&audit, "keys.RetireKek", &kek_id, &r).await;
+            ctx.index.close().await;
+            let r = r?;
+            match common.format {
+                Output::Json => println!("{}", serde_json::to_string_pretty(&r)?),
+                Output::Table => println!(
+                    "retired KEK {} ({} stream headers still carried it)",
+                    r.kek_id, r.stream_headers
+                ),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn open(settings: Settings) -> anyhow::Result<OpsContext> {
+    let cfg = settings.load()?;
+    init_logging(&cfg.log_level);
+    Ok(OpsContext::open(&cfg).await?)
+}
+
+async fn open_audited(settings: Settings) -> anyhow::Result<(OpsContext, gateway::audit::Audit)> {
+    let cfg = settings.load()?;
+    init_logging(&cfg.log_level);
+    let ctx = OpsContext::open(&cfg).await?;
+    let audit = gateway::audit::Audit::open(&cfg, &ctx.index)
+        .await
+        .context("the audit ledger must record key changes")?;
+    Ok((ctx, audit))
+}
+
+/// One admin event in the ledger for an offline key operation (principal: the local operator).
+async fn record<T>(
+    audit: &gateway::audit::Audit,
+    action: &str,
+    target: &str,
+    r: &Result<T, KeyOpError>,
+) {
+    let (outcome, status, code) = match r {
+        Ok(_) => (audit::Outcome::Success, 200, None),
+        Err(KeyOpError::Refused(_)) => (audit::Outcome::Error, 409, Some("Conflict")),
+        Err(KeyOpError::NotFound(_)) => (audit::Outcome::Error, 404, Some("NotFound")),
+        Err(KeyOpError::Failed(_)) => (audit::Outcome::Error, 503, Some("Unavailable")),
+    };
+    let user = std::env::var("USER").unwrap_or_else(|_| "operator".into());
+    let ev = audit::AuditEvent {
+        time_ms: audit::now_ms(),
+        request_id: gateway::audit::new_request_id(),
+        kind: audit::EventKind::Admin,
+        principal: Some(format!("local:{user}")),
+        tenant: None,
+        action: action.to_owned(),
+        bucket: None,
+        key: Some(target.to_owned()).filter(|t| !t.is_empty()),
+        outcome,
+        status,
+        error_code: code.map(str::to_owned),
+        bytes_in: 0,
+        bytes_out: 0,
+        key_version: None,
+        source: Some("vaultgate keys (offline)".into()),
+        duration_us: 0,
+    };
+    if let Err(e) = audit.ledger.append(ev).await {
+        tracing::error!(error = %e, action, "could not record the key operation in the audit ledger");
+    }
+}
+
+async fn finish_rewrap(
+    ctx: OpsContext,
+    audit: gateway::audit::Audit,
+    action: &str,
+    r: Result<key_ops::RewrapOutcome, KeyOpError>,
+    format: Output,
+) -> anyhow::Result<ExitCode> {
+    record(&audit, action, "", &r).await;
+    ctx.index.close().await;
+    let r = r?;
+    match format {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&r)?),
+        Output::Table => {
+            println!("{}", r.summary());
+            for (id, e) in &r.failed {
+                println!("  failed: data key {id}: {e}");
+            }
+        }
+    }
+    Ok(if r.failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+fn print_status(s: &key_ops::KeysStatus, format: Output) -> anyhow::Result<()> {
+    if format == Output::Json {
+        println!("{}", serde_json::to_string_pretty(s)?);
+        return Ok(());
+    }
+    let p = &s.provider;
+    println!(
+        "provider: {} ({}), {}{}",
+        p.kind,
+        p.location,
+        p.state,
+        p.error
+            .as_deref()
+            .map(|e| format!(": {e}"))
+            .unwrap_or_default()
+    );
+    println!();
+    let keks: Vec<serde_json::Value> = s
+        .keks
+        .iter()
+        .map(|k| {
+            serde_json::json!({
+                "kek_id": k.kek_id,
+                "version": k.version,
+                "current": k.current,
+                "held": k.held,
+                "data_keys": k.data_keys,
+                "stream_headers": k.stream_headers,
+            })
+        })
+        .collect();
+    print!(
+        "{}",
+        admin::cli::table(
+            &[
+                "kek_id",
+                "version",
+                "current",
+                "held",
+                "data_keys",
+                "stream_headers"
+            ],
+            &keks
+        )
+    );
+    println!();
+    let dks: Vec<serde_json::Value> = s
+        .data_keys
+        .iter()
+        .map(|k| {
+            serde_json::json!({
+                "bucket": k.bucket,
+                "version": k.version,
+                "kek_id": k.kek_id,
+                "created": admin::cli::format_ms(k.created_ms),
+                "objects": k.objects,
+                "bytes": k.bytes,
+            })
+        })
+        .collect();
+    print!(
+        "{}",
+        admin::cli::table(
+            &["bucket", "version", "kek_id", "created", "objects", "bytes"],
+            &dks
+        )
+    );
+    Ok(())
+}

@@ -5,6 +5,7 @@
 
 mod aead;
 pub mod checksum;
+pub mod customer;
 pub mod envelope;
 pub mod error;
 pub mod format;
@@ -20,6 +21,7 @@ mod stream;
 pub mod vectors;
 
 pub use checksum::{ChecksumSet, Checksums};
+pub use customer::{CustomerKey, CustomerKeyError};
 pub use envelope::{
     CacheConfig, DataKeyId, DataKeyStore, Keyring, MemoryDataKeyStore, RewrapReport, StreamKey,
     WrappedDataKey,

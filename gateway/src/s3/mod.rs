@@ -5,6 +5,7 @@
 
 mod bucket;
 mod checksum;
+pub(crate) mod encryption;
 mod list;
 mod lock;
 mod multipart;

@@ -338,6 +338,24 @@ const SSE_C_COPY_OPERATIONS: &[&str] = &["CopyObject", "UploadPartCopy"];
 /// only name what the gateway does (`AES256`, or `aws:kms` when it runs on a KMS; else 400
 /// InvalidArgument). Also refuses user metadata over 2 KB (400 MetadataTooLarge, as AWS).
 pub fn check_request_headers(h: &http::HeaderMap, kms: bool, op: &str) -> S3Result<()> {
+    // the mode first, so that a request naming aws:kms on a gateway without a KMS always gets
+    // the same answer, whatever else it carries
+    if let Some(value) = h.get("x-amz-server-side-encryption") {
+        let v = value.to_str().unwrap_or("");
+        if v == "aws:kms" && !kms {
+            return Err(s3_error!(
+                InvalidArgument,
+                "x-amz-server-side-encryption aws:kms needs a gateway configured with a KMS (VAULTGATE_KMS); this one encrypts with its local key (use AES256)."
+            ));
+        }
+        let honoured = v == "AES256" || (kms && v == "aws:kms");
+        if !honoured {
+            return Err(s3_error!(
+                InvalidArgument,
+                "x-amz-server-side-encryption {v:?} is not a valid server-side encryption (AES256, or aws:kms on a gateway with a KMS)."
+            ));
+        }
+    }
     let mut meta = 0usize;
     for (name, value) in h {
         let n = name.as_str();
@@ -354,26 +372,18 @@ pub fn check_request_headers(h: &http::HeaderMap, kms: bool, op: &str) -> S3Resu
         if n == "x-amz-server-side-encryption-aws-kms-key-id"
             || n == "x-amz-server-side-encryption-context"
         {
+            if h.get("x-amz-server-side-encryption")
+                .is_none_or(|v| v.as_bytes() != b"aws:kms")
+            {
+                return Err(s3_error!(
+                    InvalidArgument,
+                    "{n} is only valid with x-amz-server-side-encryption aws:kms."
+                ));
+            }
             return Err(s3_error!(
                 NotImplemented,
                 "Choosing a KMS key or encryption context per request is not supported by this gateway."
             ));
-        }
-        if n == "x-amz-server-side-encryption" {
-            let v = value.to_str().unwrap_or("");
-            if v == "aws:kms" && !kms {
-                return Err(s3_error!(
-                    InvalidArgument,
-                    "x-amz-server-side-encryption aws:kms needs a gateway configured with a KMS (VAULTGATE_KMS); this one encrypts with its local key (use AES256)."
-                ));
-            }
-            let honoured = v == "AES256" || (kms && v == "aws:kms");
-            if !honoured {
-                return Err(s3_error!(
-                    InvalidArgument,
-                    "x-amz-server-side-encryption {v:?} is not a valid server-side encryption (AES256, or aws:kms on a gateway with a KMS)."
-                ));
-            }
         }
         if let Some(m) = n.strip_prefix("x-amz-meta-") {
             meta = meta.saturating_add(m.len() + value.len());
@@ -601,6 +611,14 @@ mod tests {
             ("x-amz-server-side-encryption-aws-kms-key-id", "k1"),
         ]);
         assert_eq!(code(&kms_id, true).as_deref(), Some("NotImplemented"));
+        let aes_with_kms_id = h(&[
+            ("x-amz-server-side-encryption", "AES256"),
+            ("x-amz-server-side-encryption-aws-kms-key-id", "k1"),
+        ]);
+        assert_eq!(
+            code(&aes_with_kms_id, true).as_deref(),
+            Some("InvalidArgument")
+        );
         let kms = h(&[("x-amz-server-side-encryption", "aws:kms")]);
         assert_eq!(code(&kms, false).as_deref(), Some("InvalidArgument"));
         let other = h(&[("x-amz-server-side-encryption", "aws:kms:dsse")]);

@@ -144,6 +144,21 @@ async fn sse_c_object_opens_only_with_its_key() {
     assert_eq!(o.size(), Some(body.len() as i64));
     assert_eq!(o.e_tag(), Some(format!("\"{}\"", md5_hex(&body)).as_str()));
 
+    // SSE-C together with x-amz-server-side-encryption names two modes: refused
+    let e = c
+        .put_object()
+        .bucket("ssec")
+        .key("both")
+        .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::Aes256)
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(&a.b64)
+        .sse_customer_key_md5(&a.md5)
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!((status(&e), code(&e).as_str()), (400, "InvalidArgument"));
+
     // SSE-C headers on an object stored without a customer key are refused too
     c.put_object()
         .bucket("ssec")
@@ -277,6 +292,24 @@ async fn sse_c_multipart_needs_the_key_on_every_part() {
     let r1 = upload(1, &p1, Some(&a)).await.unwrap();
     assert_eq!(r1.sse_customer_key_md5(), Some(a.md5.as_str()));
     let r2 = upload(2, &p2, Some(&a)).await.unwrap();
+    let parts = CompletedMultipartUpload::builder()
+        .parts(part(1, r1.e_tag().unwrap()))
+        .parts(part(2, r2.e_tag().unwrap()))
+        .build();
+    // the key is not needed to complete (as S3), but one that is sent must be the upload's
+    let e = c
+        .complete_multipart_upload()
+        .bucket("mpc")
+        .key("big")
+        .upload_id(&id)
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(&b.b64)
+        .sse_customer_key_md5(&b.md5)
+        .multipart_upload(parts.clone())
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!((status(&e), code(&e).as_str()), (400, "InvalidRequest"));
     let done = c
         .complete_multipart_upload()
         .bucket("mpc")

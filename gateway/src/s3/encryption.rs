@@ -58,6 +58,17 @@ pub(crate) fn customer_key(
     })
 }
 
+/// SSE-C and `x-amz-server-side-encryption` name two different modes: a request carrying both is
+/// refused (400 InvalidArgument, as S3).
+pub(crate) fn one_mode(ck: Option<&CustomerKey>, sse: Option<&ServerSideEncryption>) -> Result<()> {
+    if ck.is_some() && sse.is_some() {
+        return Err(Error::InvalidArgument(
+            "Server Side Encryption with Customer provided key is incompatible with the encryption method specified (x-amz-server-side-encryption).".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// The SSE-C entries of an object's header map: `(algorithm, key MD5, check value)`.
 pub(crate) fn sse_c_of(headers: &BTreeMap<String, String>) -> Option<(&str, &str, &str)> {
     Some((

@@ -93,6 +93,7 @@ impl Gateway {
             input.sse_customer_key_md5.as_deref(),
             false,
         )?;
+        super::encryption::one_mode(ck.as_ref(), input.server_side_encryption.as_ref())?;
         let state = self.bucket_state(&input.bucket).await?;
         // the object lock the completed object gets, checked now (rights, dates) and kept with
         // the upload; the version id is chosen at completion
@@ -317,6 +318,19 @@ impl Gateway {
             input.if_none_match.as_ref(),
         )
         .await?;
+        // SSE-C: S3 does not require the key on completion (SDKs resend it); when sent it must
+        // be the upload's
+        let ck = super::encryption::customer_key(
+            input.sse_customer_algorithm.as_deref(),
+            input.sse_customer_key.as_deref(),
+            input.sse_customer_key_md5.as_deref(),
+            false,
+        )?;
+        if ck.is_some() {
+            self.store
+                .require_customer_key(&upload.bucket, &upload.headers, None, ck.as_ref())
+                .await?;
+        }
         let mut upload = upload;
         let version = super::lock::version_of_upload(&state, &mut upload.headers)?;
         let requested = input

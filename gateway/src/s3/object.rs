@@ -316,6 +316,7 @@ impl Gateway {
             input.sse_customer_key_md5.as_deref(),
             false,
         )?;
+        super::encryption::one_mode(ck.as_ref(), input.server_side_encryption.as_ref())?;
         let rec = match input.body {
             Some(body) => {
                 self.store
@@ -714,6 +715,7 @@ impl Gateway {
             input.sse_customer_key_md5.as_deref(),
             false,
         )?;
+        super::encryption::one_mode(dst_ck.as_ref(), input.server_side_encryption.as_ref())?;
         let src = self
             .copy_source(
                 &input.copy_source,

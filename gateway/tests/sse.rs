@@ -670,3 +670,44 @@ async fn the_customer_key_is_stored_nowhere_and_reindex_keeps_objects_locked() {
     server.shutdown().await;
     drop(dir);
 }
+
+#[tokio::test]
+async fn sse_c_is_refused_on_a_plain_http_listener_off_loopback() {
+    // a listener on every address without TLS (the operator opted into plain HTTP): a customer
+    // key would cross the network in clear, so SSE-C is refused as S3 refuses it over HTTP
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = common::config(dir.path());
+    cfg.s3_addr = "0.0.0.0:0".into();
+    cfg.tls.insecure_http = Some(true);
+    let server = gateway::server::start(cfg, common::admin_api)
+        .await
+        .expect("start");
+    let c = client_for(
+        &format!("http://127.0.0.1:{}", server.s3_addr.port()),
+        AK,
+        SK,
+    );
+    c.create_bucket().bucket("plainhttp").send().await.unwrap();
+    let a = ck(0xA1);
+    let e = c
+        .put_object()
+        .bucket("plainhttp")
+        .key("k")
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(&a.b64)
+        .sse_customer_key_md5(&a.md5)
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!((status(&e), code(&e).as_str()), (400, "InvalidRequest"));
+    // everything else works as usual there
+    c.put_object()
+        .bucket("plainhttp")
+        .key("k")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap();
+    server.shutdown().await;
+}

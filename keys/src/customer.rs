@@ -221,7 +221,13 @@ mod tests {
     #[test]
     fn refuses_bad_sets() {
         use CustomerKeyError::*;
-        let cases: [(Option<&str>, Option<&str>, Option<&str>, CustomerKeyError); 7] = [
+        type Case<'a> = (
+            Option<&'a str>,
+            Option<&'a str>,
+            Option<&'a str>,
+            CustomerKeyError,
+        );
+        let cases: [Case; 7] = [
             (
                 Some("AES128"),
                 Some(KEY_B64),

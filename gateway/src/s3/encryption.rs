@@ -22,6 +22,38 @@ pub(crate) const SSE_C_KEY_MD5: &str = "x-amz-server-side-encryption-customer-ke
 /// Header-map entry: the keyed check value of the object's customer key (never echoed).
 pub(crate) const SSE_C_CHECK: &str = "x-vaultgate-sse-c-check";
 
+impl super::Gateway {
+    /// The customer key of a request ([`customer_key`]), refused when this gateway's S3
+    /// listener is plain HTTP on a non-loopback address (as S3 refuses SSE-C over HTTP).
+    pub(crate) fn customer_key(
+        &self,
+        algorithm: Option<&str>,
+        key: Option<&str>,
+        key_md5: Option<&str>,
+        copy_source: bool,
+    ) -> Result<Option<CustomerKey>> {
+        let ck = customer_key(algorithm, key, key_md5, copy_source)?;
+        if ck.is_some() && self.sse_c_refused {
+            return Err(Error::InvalidRequest(
+                "Requests specifying Server Side Encryption with Customer provided keys must be made over a secure connection.".into(),
+            ));
+        }
+        Ok(ck)
+    }
+}
+
+/// Whether SSE-C must be refused on an S3 listener at `addr` (plain HTTP unless `tls`): only
+/// TLS and loopback keep a customer key off the network in clear.
+pub fn sse_c_refused_on(addr: &str, tls: bool) -> bool {
+    if tls {
+        return false;
+    }
+    match addr.parse::<std::net::SocketAddr>() {
+        Ok(a) => !a.ip().is_loopback(),
+        Err(_) => !addr.starts_with("localhost:"),
+    }
+}
+
 /// The customer key of a request from its three SSE-C headers (`copy_source`: the
 /// `x-amz-copy-source-server-side-encryption-customer-*` set), or the S3 error for a bad set.
 pub(crate) fn customer_key(
@@ -185,6 +217,16 @@ mod tests {
             let (c, status) = code(e);
             assert_eq!((c.as_str(), status), (want, 400), "{a:?} {k:?} {m:?}");
         }
+    }
+
+    #[test]
+    fn sse_c_only_over_tls_or_loopback() {
+        assert!(!sse_c_refused_on("127.0.0.1:9000", false));
+        assert!(!sse_c_refused_on("[::1]:9000", false));
+        assert!(!sse_c_refused_on("localhost:9000", false));
+        assert!(sse_c_refused_on("0.0.0.0:9000", false));
+        assert!(sse_c_refused_on("10.1.2.3:9000", false));
+        assert!(!sse_c_refused_on("0.0.0.0:9000", true));
     }
 
     #[test]

@@ -87,7 +87,7 @@ impl Gateway {
             .principal;
         let credentials = req.credentials;
         let input = req.input;
-        let ck = super::encryption::customer_key(
+        let ck = self.customer_key(
             input.sse_customer_algorithm.as_deref(),
             input.sse_customer_key.as_deref(),
             input.sse_customer_key_md5.as_deref(),
@@ -168,7 +168,7 @@ impl Gateway {
         } = req;
         let number = part_number(input.part_number)?;
         precheck_content_md5(input.content_md5.as_deref())?;
-        let ck = super::encryption::customer_key(
+        let ck = self.customer_key(
             input.sse_customer_algorithm.as_deref(),
             input.sse_customer_key.as_deref(),
             input.sse_customer_key_md5.as_deref(),
@@ -224,13 +224,13 @@ impl Gateway {
         let audit = RequestCtx::of(&req.extensions);
         let input = req.input;
         let number = part_number(input.part_number)?;
-        let src_ck = super::encryption::customer_key(
+        let src_ck = self.customer_key(
             input.copy_source_sse_customer_algorithm.as_deref(),
             input.copy_source_sse_customer_key.as_deref(),
             input.copy_source_sse_customer_key_md5.as_deref(),
             true,
         )?;
-        let dst_ck = super::encryption::customer_key(
+        let dst_ck = self.customer_key(
             input.sse_customer_algorithm.as_deref(),
             input.sse_customer_key.as_deref(),
             input.sse_customer_key_md5.as_deref(),
@@ -320,7 +320,7 @@ impl Gateway {
         .await?;
         // SSE-C: S3 does not require the key on completion (SDKs resend it); when sent it must
         // be the upload's
-        let ck = super::encryption::customer_key(
+        let ck = self.customer_key(
             input.sse_customer_algorithm.as_deref(),
             input.sse_customer_key.as_deref(),
             input.sse_customer_key_md5.as_deref(),

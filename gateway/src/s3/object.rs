@@ -310,7 +310,7 @@ impl Gateway {
             content_length: content_length(input.content_length)?,
         };
         let meta = user_metadata(input.metadata);
-        let ck = super::encryption::customer_key(
+        let ck = self.customer_key(
             input.sse_customer_algorithm.as_deref(),
             input.sse_customer_key.as_deref(),
             input.sse_customer_key_md5.as_deref(),
@@ -457,7 +457,7 @@ impl Gateway {
                 .map_err(Error::Client)?;
         }
         let [alg, ck, md5] = spec.sse_c;
-        let ck = super::encryption::customer_key(alg, ck, md5, false)?;
+        let ck = self.customer_key(alg, ck, md5, false)?;
         let rec = self.require_version(bucket, key, spec.version_id).await?;
         self.store
             .require_customer_key(
@@ -703,13 +703,13 @@ impl Gateway {
         let audit = RequestCtx::of(&req.extensions);
         let credentials = req.credentials;
         let input = req.input;
-        let src_ck = super::encryption::customer_key(
+        let src_ck = self.customer_key(
             input.copy_source_sse_customer_algorithm.as_deref(),
             input.copy_source_sse_customer_key.as_deref(),
             input.copy_source_sse_customer_key_md5.as_deref(),
             true,
         )?;
-        let dst_ck = super::encryption::customer_key(
+        let dst_ck = self.customer_key(
             input.sse_customer_algorithm.as_deref(),
             input.sse_customer_key.as_deref(),
             input.sse_customer_key_md5.as_deref(),

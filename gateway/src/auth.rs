@@ -385,6 +385,15 @@ pub fn check_request_headers(h: &http::HeaderMap, kms: bool, op: &str) -> S3Resu
                 "Choosing a KMS key or encryption context per request is not supported by this gateway."
             ));
         }
+        if let Some(c) = n.strip_prefix("x-amz-checksum-")
+            && !matches!(c, "algorithm" | "mode" | "type")
+            && keys::checksum::Algorithm::parse(c).is_none()
+        {
+            return Err(s3_error!(
+                InvalidRequest,
+                "{n} is not a checksum this gateway computes (CRC32, CRC32C, CRC64NVME, SHA1, SHA256)."
+            ));
+        }
         if let Some(m) = n.strip_prefix("x-amz-meta-") {
             meta = meta.saturating_add(m.len() + value.len());
         }
@@ -624,6 +633,15 @@ mod tests {
         let other = h(&[("x-amz-server-side-encryption", "aws:kms:dsse")]);
         assert_eq!(code(&other, true).as_deref(), Some("InvalidArgument"));
         assert_eq!(code(&kms, true), None);
+        let unknown_ck = h(&[("x-amz-checksum-md5", "AAAA")]);
+        assert_eq!(code(&unknown_ck, false).as_deref(), Some("InvalidRequest"));
+        for known in [
+            "x-amz-checksum-crc32c",
+            "x-amz-checksum-mode",
+            "x-amz-checksum-sha256",
+        ] {
+            assert_eq!(code(&h(&[(known, "AAAA")]), false), None, "{known}");
+        }
         let aes = h(&[("x-amz-server-side-encryption", "AES256")]);
         assert_eq!(code(&aes, false), None);
         let big = "v".repeat(MAX_USER_METADATA_BYTES);

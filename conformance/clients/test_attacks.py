@@ -918,27 +918,37 @@ def test_new_keys_in_quorum_protected_bucket_still_work(guarded):
 
 
 def test_sse_c_and_sse_kms_are_refused_not_ignored(arena):
-    """F9 (Medium): PutObject with SSECustomerAlgorithm/SSECustomerKey, and with
-    ServerSideEncryption='aws:kms' + SSEKMSKeyId, answer 501 NotImplemented and store nothing;
+    """F9 (Medium): an object stored with SSECustomerAlgorithm/SSECustomerKey is never served
+    without its key (400; issue 16 honours SSE-C); ServerSideEncryption='aws:kms' + SSEKMSKeyId on
+    this local-key gateway answers 400 InvalidArgument and stores nothing;
     ServerSideEncryption='AES256' works."""
     s3 = s3_as(arena.gw, ACCESS_KEY, SECRET_KEY)
     bucket = unique_bucket("sse")
     s3.create_bucket(Bucket=bucket)
     wrong = []
-    cases = {
-        "sse-c": {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": os.urandom(32)},
-        "sse-kms": {"ServerSideEncryption": "aws:kms",
-                    "SSEKMSKeyId": "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"},
-    }
-    for key, extra in cases.items():
-        try:
-            s3.put_object(Bucket=bucket, Key=key, Body=b"must not be stored", **extra)
-            wrong.append(f"{key}: PutObject succeeded")
-        except ClientError as e:
-            if client_error_code(e) != (501, "NotImplemented"):
-                wrong.append(f"{key}: got {client_error_code(e)}")
-        if head_status(s3, bucket, key) != 404:
-            wrong.append(f"{key}: an object was stored")
+    ck = os.urandom(32)
+    s3.put_object(Bucket=bucket, Key="sse-c", Body=b"customer secret",
+                  SSECustomerAlgorithm="AES256", SSECustomerKey=ck)
+    try:
+        s3.get_object(Bucket=bucket, Key="sse-c")["Body"].read()
+        wrong.append("sse-c: GET without the key succeeded")
+    except ClientError as e:
+        if client_error_code(e)[0] != 400:
+            wrong.append(f"sse-c: GET without the key got {client_error_code(e)}")
+    got = s3.get_object(Bucket=bucket, Key="sse-c", SSECustomerAlgorithm="AES256",
+                        SSECustomerKey=ck)["Body"].read()
+    if got != b"customer secret":
+        wrong.append("sse-c: bytes differ with the key")
+    try:
+        s3.put_object(Bucket=bucket, Key="sse-kms", Body=b"must not be stored",
+                      ServerSideEncryption="aws:kms",
+                      SSEKMSKeyId="arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab")
+        wrong.append("sse-kms: PutObject succeeded")
+    except ClientError as e:
+        if client_error_code(e) != (400, "InvalidArgument"):
+            wrong.append(f"sse-kms: got {client_error_code(e)}")
+    if head_status(s3, bucket, "sse-kms") != 404:
+        wrong.append("sse-kms: an object was stored")
     r = s3.put_object(Bucket=bucket, Key="aes256", Body=b"fine", ServerSideEncryption="AES256")
     if r.get("ServerSideEncryption") != "AES256":
         wrong.append(f"AES256: answer says {r.get('ServerSideEncryption')!r}")

@@ -317,41 +317,82 @@ pub fn action_of_operation(op: &str) -> Option<Action> {
 /// User metadata allowed on one object (AWS: 2 KB, names without `x-amz-meta-` plus values).
 pub const MAX_USER_METADATA_BYTES: usize = 2048;
 
+/// Operations that honour SSE-C headers (`x-amz-server-side-encryption-customer-*`, see
+/// `s3::encryption`); CompleteMultipartUpload accepts them (SDKs resend them) without needing them.
+const SSE_C_OPERATIONS: &[&str] = &[
+    "PutObject",
+    "GetObject",
+    "HeadObject",
+    "CopyObject",
+    "CreateMultipartUpload",
+    "UploadPart",
+    "UploadPartCopy",
+    "CompleteMultipartUpload",
+];
+/// Operations that honour `x-amz-copy-source-server-side-encryption-customer-*`.
+const SSE_C_COPY_OPERATIONS: &[&str] = &["CopyObject", "UploadPartCopy"];
+
 /// Refuses request headers the gateway does not honour, so that nothing is silently ignored:
-/// SSE-C (customer keys) and SSE-KMS with a caller-chosen key or context are not implemented
-/// (501 NotImplemented); `x-amz-server-side-encryption` may only name what the gateway does
-/// (`AES256`, or `aws:kms` when it runs on a KMS). Also refuses user metadata over 2 KB (400
-/// MetadataTooLarge, as AWS).
-pub fn check_request_headers(h: &http::HeaderMap, kms: bool) -> S3Result<()> {
+/// SSE-C headers on an operation that does not use them, and SSE-KMS with a caller-chosen key
+/// or context, are not implemented (501 NotImplemented); `x-amz-server-side-encryption` may
+/// only name what the gateway does (`AES256`, or `aws:kms` when it runs on a KMS; else 400
+/// InvalidArgument). Also refuses user metadata over 2 KB (400 MetadataTooLarge, as AWS).
+pub fn check_request_headers(h: &http::HeaderMap, kms: bool, op: &str) -> S3Result<()> {
+    // the mode first, so that a request naming aws:kms on a gateway without a KMS always gets
+    // the same answer, whatever else it carries
+    if let Some(value) = h.get("x-amz-server-side-encryption") {
+        let v = value.to_str().unwrap_or("");
+        if v == "aws:kms" && !kms {
+            return Err(s3_error!(
+                InvalidArgument,
+                "x-amz-server-side-encryption aws:kms needs a gateway configured with a KMS (VAULTGATE_KMS); this one encrypts with its local key (use AES256)."
+            ));
+        }
+        let honoured = v == "AES256" || (kms && v == "aws:kms");
+        if !honoured {
+            return Err(s3_error!(
+                InvalidArgument,
+                "x-amz-server-side-encryption {v:?} is not a valid server-side encryption (AES256, or aws:kms on a gateway with a KMS)."
+            ));
+        }
+    }
     let mut meta = 0usize;
     for (name, value) in h {
         let n = name.as_str();
-        if n.starts_with("x-amz-server-side-encryption-customer-")
-            || n.starts_with("x-amz-copy-source-server-side-encryption-customer-")
-        {
+        let refused_sse_c = (n.starts_with("x-amz-server-side-encryption-customer-")
+            && !SSE_C_OPERATIONS.contains(&op))
+            || (n.starts_with("x-amz-copy-source-server-side-encryption-customer-")
+                && !SSE_C_COPY_OPERATIONS.contains(&op));
+        if refused_sse_c {
             return Err(s3_error!(
                 NotImplemented,
-                "Server-side encryption with customer-provided keys (SSE-C) is not supported by this gateway; \
-                 every object is encrypted with the gateway's own keys."
+                "{op} does not take server-side encryption with customer-provided keys (SSE-C) headers."
             ));
         }
         if n == "x-amz-server-side-encryption-aws-kms-key-id"
             || n == "x-amz-server-side-encryption-context"
         {
+            if h.get("x-amz-server-side-encryption")
+                .is_none_or(|v| v.as_bytes() != b"aws:kms")
+            {
+                return Err(s3_error!(
+                    InvalidArgument,
+                    "{n} is only valid with x-amz-server-side-encryption aws:kms."
+                ));
+            }
             return Err(s3_error!(
                 NotImplemented,
                 "Choosing a KMS key or encryption context per request is not supported by this gateway."
             ));
         }
-        if n == "x-amz-server-side-encryption" {
-            let v = value.to_str().unwrap_or("");
-            let honoured = v == "AES256" || (kms && v == "aws:kms");
-            if !honoured {
-                return Err(s3_error!(
-                    NotImplemented,
-                    "x-amz-server-side-encryption {v:?} is not supported by this gateway (it encrypts every object itself)."
-                ));
-            }
+        if let Some(c) = n.strip_prefix("x-amz-checksum-")
+            && !matches!(c, "algorithm" | "mode" | "type")
+            && keys::checksum::Algorithm::parse(c).is_none()
+        {
+            return Err(s3_error!(
+                InvalidRequest,
+                "{n} is not a checksum this gateway computes (CRC32, CRC32C, CRC64NVME, SHA1, SHA256)."
+            ));
         }
         if let Some(m) = n.strip_prefix("x-amz-meta-") {
             meta = meta.saturating_add(m.len() + value.len());
@@ -446,7 +487,7 @@ impl RoleAccess {
                 "{op} is not supported by this gateway."
             ));
         };
-        check_request_headers(cx.headers(), self.kms)?;
+        check_request_headers(cx.headers(), self.kms, &op)?;
         if op == "PostObject" {
             // The key is in the form, which the handler reads: `Gateway::post_object`
             // authorises PutObject on the form's key (tenant, grants, rate limit, quorum)
@@ -553,7 +594,7 @@ mod tests {
             m
         };
         let code = |m: &http::HeaderMap, kms| {
-            check_request_headers(m, kms)
+            check_request_headers(m, kms, "PutObject")
                 .err()
                 .map(|e| e.code().as_str().to_owned())
         };
@@ -561,20 +602,46 @@ mod tests {
             ("x-amz-server-side-encryption-customer-algorithm", "AES256"),
             ("x-amz-server-side-encryption-customer-key", "a2V5"),
         ]);
-        assert_eq!(code(&ssec, false).as_deref(), Some("NotImplemented"));
+        // PutObject takes SSE-C (the handler checks the set); other operations refuse it
+        assert_eq!(code(&ssec, false), None);
+        for op in ["ListObjectsV2", "DeleteObject", "PostObject", "ListParts"] {
+            let e = check_request_headers(&ssec, false, op).unwrap_err();
+            assert_eq!(e.code().as_str(), "NotImplemented", "{op}");
+        }
         let copy_ssec = h(&[(
             "x-amz-copy-source-server-side-encryption-customer-algorithm",
             "AES256",
         )]);
         assert_eq!(code(&copy_ssec, true).as_deref(), Some("NotImplemented"));
+        assert!(check_request_headers(&copy_ssec, true, "CopyObject").is_ok());
+        assert!(check_request_headers(&copy_ssec, true, "UploadPartCopy").is_ok());
         let kms_id = h(&[
             ("x-amz-server-side-encryption", "aws:kms"),
             ("x-amz-server-side-encryption-aws-kms-key-id", "k1"),
         ]);
         assert_eq!(code(&kms_id, true).as_deref(), Some("NotImplemented"));
+        let aes_with_kms_id = h(&[
+            ("x-amz-server-side-encryption", "AES256"),
+            ("x-amz-server-side-encryption-aws-kms-key-id", "k1"),
+        ]);
+        assert_eq!(
+            code(&aes_with_kms_id, true).as_deref(),
+            Some("InvalidArgument")
+        );
         let kms = h(&[("x-amz-server-side-encryption", "aws:kms")]);
-        assert_eq!(code(&kms, false).as_deref(), Some("NotImplemented"));
+        assert_eq!(code(&kms, false).as_deref(), Some("InvalidArgument"));
+        let other = h(&[("x-amz-server-side-encryption", "aws:kms:dsse")]);
+        assert_eq!(code(&other, true).as_deref(), Some("InvalidArgument"));
         assert_eq!(code(&kms, true), None);
+        let unknown_ck = h(&[("x-amz-checksum-md5", "AAAA")]);
+        assert_eq!(code(&unknown_ck, false).as_deref(), Some("InvalidRequest"));
+        for known in [
+            "x-amz-checksum-crc32c",
+            "x-amz-checksum-mode",
+            "x-amz-checksum-sha256",
+        ] {
+            assert_eq!(code(&h(&[(known, "AAAA")]), false), None, "{known}");
+        }
         let aes = h(&[("x-amz-server-side-encryption", "AES256")]);
         assert_eq!(code(&aes, false), None);
         let big = "v".repeat(MAX_USER_METADATA_BYTES);

@@ -9,7 +9,7 @@
 //!   event says PutObject with the key; a SigV2-signed form is refused;
 //! - an overwrite (PUT, copy, multipart complete, POST) of an object whose deletes are gated by
 //!   quorum needs an approval of its own;
-//! - SSE-C and per-request KMS headers are refused, never silently ignored;
+//! - per-request KMS headers are refused and SSE-C objects never served without their key;
 //! - SigV2 off by default; SigV4 presign lifetime capped; oversized access key ids refused;
 //! - brute force: failed authentications per address are limited and counted;
 //! - a trickling body is cut off with 400 RequestTimeout; half-open connections from one
@@ -595,7 +595,7 @@ async fn encryption_headers_the_gateway_does_not_honour_are_refused() {
     let c = &w.root.client;
     let key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
     let md5 = base64::engine::general_purpose::STANDARD.encode(md5_of(&[7u8; 32]));
-    let e = c
+    let r = c
         .put_object()
         .bucket(BUCKET)
         .key("ssec")
@@ -605,8 +605,17 @@ async fn encryption_headers_the_gateway_does_not_honour_are_refused() {
         .body(ByteStream::from_static(b"secret"))
         .send()
         .await
+        .expect("SSE-C is honoured (issue 16)");
+    assert_eq!(r.sse_customer_key_md5(), Some(md5.as_str()));
+    // ... and an SSE-C object is never served without its key
+    let e = c
+        .get_object()
+        .bucket(BUCKET)
+        .key("ssec")
+        .send()
+        .await
         .unwrap_err();
-    assert_eq!((status(&e), code(&e).as_str()), (501, "NotImplemented"));
+    assert_eq!((status(&e), code(&e).as_str()), (400, "InvalidRequest"));
     let e = c
         .put_object()
         .bucket(BUCKET)
@@ -617,8 +626,8 @@ async fn encryption_headers_the_gateway_does_not_honour_are_refused() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!((status(&e), code(&e).as_str()), (501, "NotImplemented"));
-    assert!(get(c, BUCKET, "ssec").await.is_none());
+    // this gateway runs on its local key: aws:kms is a client error (400), not silently AES256
+    assert_eq!((status(&e), code(&e).as_str()), (400, "InvalidArgument"));
     assert!(get(c, BUCKET, "kms").await.is_none());
     c.put_object()
         .bucket(BUCKET)

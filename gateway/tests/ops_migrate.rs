@@ -233,7 +233,7 @@ async fn read_all(
                 .expect("get")
                 .expect("rec");
             let body: Vec<bytes::Bytes> = store
-                .open_object(&rec, 0..rec.size)
+                .open_object(&rec, 0..rec.size, None)
                 .await
                 .expect("open")
                 .try_collect()

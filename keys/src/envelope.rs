@@ -10,6 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use zeroize::Zeroizing;
 
+use crate::customer::CustomerKey;
 use crate::error::{Error, Result};
 use crate::format::Header;
 use crate::provider::{KeyProvider, now_ms};
@@ -136,6 +137,8 @@ impl DataKeyStore for MemoryDataKeyStore {
 #[derive(Clone)]
 pub struct StreamKey {
     inner: Arc<StreamKeyInner>,
+    /// SSE-C: the customer-provided key mixed into the data records' derivation.
+    customer: Option<Arc<CustomerKey>>,
 }
 
 struct StreamKeyInner {
@@ -159,7 +162,22 @@ impl StreamKey {
                 wrapped: record.wrapped.clone(),
                 material,
             }),
+            customer: None,
         }
+    }
+
+    /// The same data key with a customer-provided key (SSE-C): streams sealed with the result
+    /// carry the customer-key flag, and their data records open only with the same customer key.
+    pub fn with_customer_key(&self, ck: &CustomerKey) -> StreamKey {
+        StreamKey {
+            inner: self.inner.clone(),
+            customer: Some(Arc::new(ck.clone())),
+        }
+    }
+
+    /// The customer-provided key of this handle, if any.
+    pub(crate) fn customer(&self) -> Option<&CustomerKey> {
+        self.customer.as_deref()
     }
     /// Data key version.
     pub fn key_version(&self) -> u32 {
@@ -194,6 +212,7 @@ impl fmt::Debug for StreamKey {
             .field("bucket", &self.inner.bucket)
             .field("kek_id", &self.inner.kek_id)
             .field("material", &"[redacted]")
+            .field("customer_key", &self.customer.is_some())
             .finish()
     }
 }
@@ -382,6 +401,24 @@ impl Keyring {
             .await?
             .ok_or_else(|| Error::KeyUnavailable(format!("unknown data key {id}")))?;
         self.key_for_record(&rec).await
+    }
+
+    /// Whether `ck` matches the SSE-C check value `check` (see [`crate::customer::customer_check`]).
+    /// The data key the check names is taken from `header` when it is that key (so an index
+    /// rebuilt from the backend still checks), else from the key store.
+    pub async fn verify_customer_key(
+        &self,
+        bucket: &str,
+        check: &str,
+        ck: &CustomerKey,
+        header: Option<&Header>,
+    ) -> Result<bool> {
+        let parsed = crate::customer::parse_check(check)?;
+        let key = match header {
+            Some(h) if h.data_key_id() == parsed.data_key_id => self.opening_key(bucket, h).await?,
+            _ => self.key_by_id(&parsed.data_key_id).await?,
+        };
+        crate::customer::verify_parsed(&key, &parsed, ck)
     }
 
     /// The key that opens the stream with `header`: by the header's data key id from the store,

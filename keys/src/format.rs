@@ -27,6 +27,11 @@ pub const FIXED_HEADER_LEN: usize = 120;
 pub const MAX_HEADER_LEN: usize = 8192;
 /// Highest part number (S3 limit; fits the nonce's u16).
 pub const MAX_PART_NUMBER: u32 = 10_000;
+/// Header flag bit 0: the data records are sealed under a key that mixes a customer-provided key
+/// (SSE-C) into the derivation; the metadata trailer is not (docs/FORMAT.md, "SSE-C").
+pub const FLAG_CUSTOMER_KEY: u8 = 0x01;
+/// Every header flag this version knows; any other bit is rejected.
+pub const KNOWN_FLAGS: u8 = FLAG_CUSTOMER_KEY;
 /// Record counter used by the metadata trailer record.
 pub const TRAILER_COUNTER: u32 = 0xFFFF_FFFF;
 /// Last-byte flag of the trailer record's nonce.
@@ -70,6 +75,7 @@ impl StreamKind {
 pub struct Header {
     bytes: Vec<u8>,
     kind: StreamKind,
+    flags: u8,
     chunk_size: u32,
     part_number: u32,
     object_id: [u8; 16],
@@ -86,6 +92,7 @@ impl std::fmt::Debug for Header {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Header")
             .field("kind", &self.kind)
+            .field("flags", &self.flags)
             .field("chunk_size", &self.chunk_size)
             .field("part_number", &self.part_number)
             .field("object_id", &hex::encode(self.object_id))
@@ -101,6 +108,7 @@ impl std::fmt::Debug for Header {
 /// The values a sealer puts into a header.
 pub(crate) struct HeaderFields<'a> {
     pub kind: StreamKind,
+    pub flags: u8,
     pub chunk_size: u32,
     pub part_number: u32,
     pub object_id: [u8; 16],
@@ -151,7 +159,7 @@ impl Header {
         b.push(VERSION);
         b.push(CIPHER_AES_256_GCM);
         b.push(f.kind as u8);
-        b.push(0);
+        b.push(f.flags);
         b.extend_from_slice(&(len as u32).to_be_bytes());
         b.extend_from_slice(&f.chunk_size.to_be_bytes());
         b.extend_from_slice(&f.part_number.to_be_bytes());
@@ -203,8 +211,14 @@ impl Header {
             Error::Format(format!("header needs {len} bytes, have {}", buf.len()))
         })?;
         let kind = StreamKind::from_u8(b[6])?;
-        if b[7] != 0 {
-            return Err(Error::Format(format!("unknown header flags {:#x}", b[7])));
+        let flags = b[7];
+        if flags & !KNOWN_FLAGS != 0 {
+            return Err(Error::Format(format!("unknown header flags {flags:#x}")));
+        }
+        if flags & FLAG_CUSTOMER_KEY != 0 && kind == StreamKind::Manifest {
+            return Err(Error::Format(
+                "a manifest stream cannot carry the customer-key flag".into(),
+            ));
         }
         let u32_at = |o: usize| u32::from_be_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
         let chunk_size = u32_at(12);
@@ -250,6 +264,7 @@ impl Header {
         Ok(Header {
             bytes: b.to_vec(),
             kind,
+            flags,
             chunk_size,
             part_number,
             object_id: arr16(20),
@@ -278,6 +293,14 @@ impl Header {
     /// Stream kind.
     pub fn kind(&self) -> StreamKind {
         self.kind
+    }
+    /// Header flags ([`FLAG_CUSTOMER_KEY`]).
+    pub fn flags(&self) -> u8 {
+        self.flags
+    }
+    /// The data records need a customer-provided key (SSE-C) besides the data key.
+    pub fn customer_key(&self) -> bool {
+        self.flags & FLAG_CUSTOMER_KEY != 0
     }
     /// Plaintext bytes per record.
     pub fn chunk_size(&self) -> u32 {

@@ -6,6 +6,7 @@
 mod aead;
 pub mod checksum;
 pub mod custody;
+pub mod customer;
 pub mod envelope;
 pub mod error;
 pub mod format;
@@ -22,6 +23,7 @@ pub mod vectors;
 
 pub use checksum::{ChecksumSet, Checksums};
 pub use custody::{Custody, CustodyReport, KekDependency};
+pub use customer::{CustomerKey, CustomerKeyError};
 pub use envelope::{
     CacheConfig, DataKeyId, DataKeyStore, Keyring, MemoryDataKeyStore, RewrapReport, StreamKey,
     WrappedDataKey,

@@ -258,7 +258,7 @@ pub fn read_meta(
             tl + TRAILER_LEN_SIZE
         ))
     })?;
-    let cipher = StreamCipher::for_header(key, header)?;
+    let cipher = StreamCipher::for_meta(key, header)?;
     let json = cipher.open_record(
         TRAILER_COUNTER,
         TRAILER_FLAG,

@@ -223,6 +223,8 @@ struct Sealer {
     counter: u64,
     data_done: bool,
     cipher: StreamCipher,
+    /// SSE-C stream of kind Object: the data-key-only cipher of the metadata trailer
+    trailer_cipher: Option<StreamCipher>,
     header_out: Option<Bytes>,
     header: Vec<u8>,
     kind: StreamKind,
@@ -262,7 +264,9 @@ impl Sealer {
             fill_meta(&mut meta, plaintext_len, &md5, &sums);
             let json = meta.encode()?;
             let rec = self
-                .cipher
+                .trailer_cipher
+                .as_ref()
+                .unwrap_or(&self.cipher)
                 .seal_record(TRAILER_COUNTER, TRAILER_FLAG, &json)?;
             let mut out = BytesMut::with_capacity(rec.len() + 4);
             out.extend_from_slice(&rec);
@@ -364,13 +368,22 @@ where
 {
     let (tx, rx) = oneshot::channel();
     let handle = SealHandle { rx };
-    let (header, cipher) = match StreamCipher::for_new_stream(
+    let ciphers = StreamCipher::for_new_stream(
         key,
         params.kind,
         params.object_id,
         params.part_number,
         params.chunk_size,
-    ) {
+    )
+    .and_then(|(header, cipher)| {
+        let trailer = if header.customer_key() && params.kind == StreamKind::Object {
+            Some(StreamCipher::for_meta(key, &header)?)
+        } else {
+            None
+        };
+        Ok((header, cipher, trailer))
+    });
+    let (header, cipher, trailer_cipher) = match ciphers {
         Ok(v) => v,
         Err(e) => {
             let _ = tx.send(Err(e.duplicate()));
@@ -387,6 +400,7 @@ where
         counter: 0,
         data_done: false,
         cipher,
+        trailer_cipher,
         header_out: Some(Bytes::copy_from_slice(header.as_bytes())),
         header: header.as_bytes().to_vec(),
         kind: params.kind,

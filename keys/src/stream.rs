@@ -11,6 +11,8 @@ use crate::error::{Error, Result};
 use crate::format::{Header, HeaderFields, RECORD_OVERHEAD, StreamKind, record_nonce};
 
 const STREAM_INFO: &[u8] = b"vaultgate/v1/stream";
+/// Info label of the data-record derivation of an SSE-C stream (header flag 1).
+const STREAM_INFO_CUSTOMER: &[u8] = b"vaultgate/v1/stream-sse-c";
 
 /// Keyed state for sealing or opening the records of one stream.
 pub(crate) struct StreamCipher {
@@ -26,24 +28,38 @@ struct Derived {
     prefix: [u8; 5],
 }
 
+/// `customer`: derive the data-record key of an SSE-C stream, from the data key and the customer
+/// key together (`ikm = data key ‖ customer key`, its own info label); `None`: the data-key-only
+/// derivation (every stream's header commitment and metadata trailer).
 fn derive(
     key: &StreamKey,
+    customer: Option<&crate::customer::CustomerKey>,
     kind: StreamKind,
     object_id: &[u8; 16],
     part_number: u32,
     chunk_size: u32,
     salt: &[u8; 32],
 ) -> Result<Derived> {
-    let mut info = Vec::with_capacity(STREAM_INFO.len() + 1 + 16 + 4 + 4 + 16 + 4);
-    info.extend_from_slice(STREAM_INFO);
+    let label = if customer.is_some() {
+        STREAM_INFO_CUSTOMER
+    } else {
+        STREAM_INFO
+    };
+    let mut info = Vec::with_capacity(label.len() + 1 + 16 + 4 + 4 + 16 + 4);
+    info.extend_from_slice(label);
     info.push(kind as u8);
     info.extend_from_slice(object_id);
     info.extend_from_slice(&part_number.to_be_bytes());
     info.extend_from_slice(&chunk_size.to_be_bytes());
     info.extend_from_slice(&key.data_key_id().0);
     info.extend_from_slice(&key.key_version().to_be_bytes());
+    let mut ikm = Zeroizing::new(Vec::with_capacity(64));
+    ikm.extend_from_slice(key.material().expose());
+    if let Some(ck) = customer {
+        ikm.extend_from_slice(ck.expose());
+    }
     let mut okm = Zeroizing::new([0u8; 69]);
-    hkdf::Hkdf::<sha2::Sha256>::new(Some(salt), key.material().expose())
+    hkdf::Hkdf::<sha2::Sha256>::new(Some(salt), &ikm)
         .expand(&info, &mut okm[..])
         .map_err(|_| Error::Format("HKDF output length".into()))?;
     let mut k = Zeroizing::new([0u8; 32]);
@@ -131,9 +147,18 @@ impl StreamCipher {
         chunk_size: u32,
         salt: [u8; 32],
     ) -> Result<(Header, StreamCipher)> {
-        let d = derive(key, kind, &object_id, part_number, chunk_size, &salt)?;
+        let d = derive(key, None, kind, &object_id, part_number, chunk_size, &salt)?;
+        // SSE-C: data records under the key that mixes in the customer key (never a manifest,
+        // whose records are metadata)
+        let customer = key.customer().filter(|_| kind != StreamKind::Manifest);
+        let flags = if customer.is_some() {
+            crate::format::FLAG_CUSTOMER_KEY
+        } else {
+            0
+        };
         let header = Header::build(HeaderFields {
             kind,
+            flags,
             chunk_size,
             part_number,
             object_id,
@@ -146,6 +171,18 @@ impl StreamCipher {
             wrapped: key.wrapped(),
         })?;
         let aad = header.sha256();
+        let d = match customer {
+            Some(ck) => derive(
+                key,
+                Some(ck),
+                kind,
+                &object_id,
+                part_number,
+                chunk_size,
+                &salt,
+            )?,
+            None => d,
+        };
         Ok((
             header,
             StreamCipher {
@@ -157,8 +194,37 @@ impl StreamCipher {
         ))
     }
 
-    /// Existing stream: checks the key id and the key commitment.
+    /// Existing stream, its data records: checks the key id and the key commitment; an SSE-C
+    /// stream (header flag) needs the customer key on `key` (without the flag, a customer key
+    /// on `key` is not used).
     pub(crate) fn for_header(key: &StreamKey, header: &Header) -> Result<StreamCipher> {
+        let meta = Self::for_meta(key, header)?;
+        if !header.customer_key() {
+            return Ok(meta);
+        }
+        let ck = key.customer().ok_or_else(|| {
+            Error::Integrity("stream needs its customer-provided key (SSE-C)".into())
+        })?;
+        let d = derive(
+            key,
+            Some(ck),
+            header.kind(),
+            &header.object_id(),
+            header.part_number(),
+            header.chunk_size(),
+            &header.salt(),
+        )?;
+        Ok(StreamCipher {
+            aead: Box::new(d.aead),
+            prefix: d.prefix,
+            part: header.part_number() as u16,
+            aad: header.sha256(),
+        })
+    }
+
+    /// Existing stream, its metadata trailer (and every record of a stream without the SSE-C
+    /// flag): the data-key-only derivation; checks the key id and the key commitment.
+    pub(crate) fn for_meta(key: &StreamKey, header: &Header) -> Result<StreamCipher> {
         if key.data_key_id() != header.data_key_id() {
             return Err(Error::Integrity(
                 "stream was sealed under another data key".into(),
@@ -166,6 +232,7 @@ impl StreamCipher {
         }
         let d = derive(
             key,
+            None,
             header.kind(),
             &header.object_id(),
             header.part_number(),

@@ -34,7 +34,12 @@ pub fn seal_bytes_with_salt(
         meta.size = len;
         meta.etag = hex::encode(md5);
         meta.checksums.extend(sums.to_base64_map());
-        let rec = cipher.seal_record(TRAILER_COUNTER, TRAILER_FLAG, &meta.encode()?)?;
+        let trailer = if header.customer_key() {
+            StreamCipher::for_meta(key, &header)?
+        } else {
+            cipher
+        };
+        let rec = trailer.seal_record(TRAILER_COUNTER, TRAILER_FLAG, &meta.encode()?)?;
         out.extend_from_slice(&rec);
         out.extend_from_slice(&(rec.len() as u32).to_be_bytes());
     }

@@ -155,3 +155,105 @@ async fn hub_vector() {
         .unwrap();
     assert_eq!(got, b"hub blob record");
 }
+
+// ---- V4: SSE-C (header flag 1) -------------------------------------------------------------
+
+/// The customer key of V4: bytes 0x77 × 32.
+const V4_CUSTOMER: [u8; 32] = [0x77; 32];
+const V4_PLAINTEXT: &[u8] = b"customer key";
+
+fn v4_params() -> SealParams {
+    let meta = ObjectMeta {
+        bucket: "vectors".into(),
+        key: "sse-c".into(),
+        ..ObjectMeta::default()
+    };
+    SealParams {
+        chunk_size: 16,
+        ..SealParams::object("vectors", [0x55; 16], meta)
+    }
+}
+
+fn v4_key() -> keys::StreamKey {
+    fixed_key().with_customer_key(&keys::CustomerKey::from_bytes(V4_CUSTOMER))
+}
+
+#[test]
+#[ignore = "prints the SSE-C vector for docs/FORMAT.md"]
+fn print_vector_v4() {
+    let v4 = keys::vectors::seal_bytes_with_salt(&v4_key(), &v4_params(), [0x66; 32], V4_PLAINTEXT)
+        .unwrap();
+    println!("V4 {}", hex::encode(&v4));
+}
+
+const V4_HEX: &str = "56475353010101010000009f0000001000000000555555555555555555555555555555556666666666666666666666666666666666666666666666666666666666666666e33725e5023bd3ef01ab1e14cb1e704401ff7b51afa2f2a59e12c0a9207fabcf11111111111111111111111111111111000000010007766563746f727300166c6f63616c3a303030303030303030303030303030300004aaaaaaaa404a98297b000000000000010000001c862c09f018baf4c6e5995705a8760b6a55cc15013ca18efd3c5b7af63d0960a4a60000ffffffff02000000b58c52efbeccdf0ca3a80befcf2c9a537bcad41fe671d91c6563093010f4b1ce60ac9d8b7cf27098a22543268db0b120f1d881dca1b8e3a9cbe7628dc073ae7e195fba7577d182b3cd31c68ec7b7d2ee990943e7f40e618978f45012448b981ebe1db531e3bdf0c6fc72c1417776f9496b3d1c3ee9fd0887062749cd3dded1483b238c03b97837143106384443c9ee42397f4a95d5aac674105a40a3bfd26f9f4972493bb13538191b2d93a8a8a53e37e002ab27a20e000000c5";
+
+#[test]
+fn v4_sse_c_object_vector() {
+    let sealed =
+        keys::vectors::seal_bytes_with_salt(&v4_key(), &v4_params(), [0x66; 32], V4_PLAINTEXT)
+            .unwrap();
+    assert_eq!(hex::encode(&sealed), V4_HEX);
+    let expected = hex::decode(V4_HEX).unwrap();
+    let h = Header::decode(&expected).unwrap();
+    assert_eq!(h.flags(), 1);
+    assert!(h.customer_key());
+    // opens with data key + customer key
+    let o = keys::open_sealed_bytes(&v4_key(), &expected).unwrap();
+    assert_eq!(o.plaintext, V4_PLAINTEXT);
+    assert_eq!(o.meta.as_ref().unwrap().key, "sse-c");
+    // the data key alone does not open the data records
+    let err = keys::open_sealed_bytes(&fixed_key(), &expected).unwrap_err();
+    assert!(matches!(err, keys::Error::Integrity(_)), "{err}");
+    // another customer key does not either
+    let other = fixed_key().with_customer_key(&keys::CustomerKey::from_bytes([0x78; 32]));
+    assert!(keys::open_sealed_bytes(&other, &expected).is_err());
+    // ... but the sealed metadata (name, size, ETag) reads with the data key alone (reindex)
+    let (layout, meta) =
+        keys::read_meta(&fixed_key(), &h, expected.len() as u64, &expected).unwrap();
+    assert_eq!(layout.plaintext_len, V4_PLAINTEXT.len() as u64);
+    assert_eq!(meta.key, "sse-c");
+    // Independent derivation per FORMAT.md: ikm = data key ‖ customer key, info label
+    // "vaultgate/v1/stream-sse-c"; header commitment stays the data-key-only one.
+    let mut info = b"vaultgate/v1/stream-sse-c".to_vec();
+    info.push(1);
+    info.extend_from_slice(&[0x55; 16]);
+    info.extend_from_slice(&0u32.to_be_bytes());
+    info.extend_from_slice(&16u32.to_be_bytes());
+    info.extend_from_slice(&[0x11; 16]);
+    info.extend_from_slice(&1u32.to_be_bytes());
+    let mut ikm = hex::decode(VECTOR_KEY_HEX).unwrap();
+    ikm.extend_from_slice(&V4_CUSTOMER);
+    let mut okm = [0u8; 69];
+    hkdf::Hkdf::<sha2::Sha256>::new(Some(&[0x66; 32]), &ikm)
+        .expand(&info, &mut okm)
+        .unwrap();
+    let hl = h.len();
+    let n0 = &expected[hl..hl + 12];
+    assert_eq!(&okm[64..69], &n0[..5], "nonce prefix of the data record");
+    use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+    use sha2::Digest;
+    let aad: [u8; 32] = sha2::Sha256::digest(&expected[..hl]).into();
+    let k = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &okm[..32]).unwrap());
+    let mut rec0 = expected[hl + 16..hl + 16 + V4_PLAINTEXT.len() + 16].to_vec();
+    let mut nonce = [0u8; 12];
+    nonce.copy_from_slice(n0);
+    let pt = k
+        .open_in_place(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(aad),
+            &mut rec0,
+        )
+        .unwrap();
+    assert_eq!(pt, V4_PLAINTEXT);
+}
+
+#[test]
+fn flag_bits_beyond_sse_c_are_refused() {
+    let mut v = hex::decode(V4_HEX).unwrap();
+    v[7] = 0x02;
+    assert!(Header::decode(&v).is_err());
+    v[7] = 0x01;
+    v[6] = 3; // a manifest cannot carry the flag
+    assert!(Header::decode(&v).is_err());
+}

@@ -125,11 +125,15 @@ impl ChecksumRequest {
             }
         }
         if let Some(t) = headers.get("x-amz-trailer").and_then(|v| v.to_str().ok()) {
-            for name in t.split(',') {
-                if let Some(a) = Algorithm::parse(name) {
-                    r.set.enable(a);
-                    r.trailer = Some(a);
-                }
+            for name in t.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                // a trailer the gateway would not check is refused, never ignored
+                let a = Algorithm::parse(name).ok_or_else(|| {
+                    Error::InvalidRequest(format!(
+                        "x-amz-trailer names {name}, which is not a checksum this gateway checks"
+                    ))
+                })?;
+                r.set.enable(a);
+                r.trailer = Some(a);
             }
             r.trailing = trailing;
         }
@@ -285,5 +289,18 @@ mod tests {
             ChecksumRequest::new(Some("MD4"), [None; 5], &HeaderMap::new(), None),
             Err(Error::InvalidArgument(_))
         ));
+    }
+
+    #[test]
+    fn an_unknown_trailer_is_refused() {
+        let mut h = HeaderMap::new();
+        h.insert("x-amz-trailer", "x-amz-checksum-md5".parse().unwrap());
+        assert!(matches!(
+            ChecksumRequest::new(None, [None; 5], &h, None),
+            Err(Error::InvalidRequest(_))
+        ));
+        h.insert("x-amz-trailer", "x-amz-checksum-crc32".parse().unwrap());
+        let r = ChecksumRequest::new(None, [None; 5], &h, None).unwrap();
+        assert_eq!(r.trailer, Some(Algorithm::Crc32));
     }
 }

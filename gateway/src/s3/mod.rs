@@ -5,6 +5,7 @@
 
 mod bucket;
 mod checksum;
+pub(crate) mod encryption;
 mod list;
 mod lock;
 mod multipart;
@@ -38,6 +39,9 @@ pub struct Gateway {
     pub policy: crate::auth::Credentials,
     /// legacy SigV2 accepted (form uploads signed with SigV2 are refused otherwise)
     pub sigv2: bool,
+    /// SSE-C refused: the S3 listener serves plain HTTP on a non-loopback address
+    /// (`VAULTGATE_INSECURE_HTTP`), where a customer key would cross the network in clear
+    pub sse_c_refused: bool,
 }
 
 impl Gateway {
@@ -59,6 +63,7 @@ impl Gateway {
             region,
             policy,
             sigv2: false,
+            sse_c_refused: false,
         }
     }
 

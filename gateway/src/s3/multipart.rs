@@ -87,6 +87,13 @@ impl Gateway {
             .principal;
         let credentials = req.credentials;
         let input = req.input;
+        let ck = self.customer_key(
+            input.sse_customer_algorithm.as_deref(),
+            input.sse_customer_key.as_deref(),
+            input.sse_customer_key_md5.as_deref(),
+            false,
+        )?;
+        super::encryption::one_mode(ck.as_ref(), input.server_side_encryption.as_ref())?;
         let state = self.bucket_state(&input.bucket).await?;
         // the object lock the completed object gets, checked now (rights, dates) and kept with
         // the upload; the version id is chosen at completion
@@ -128,6 +135,12 @@ impl Gateway {
         if explicit_lock {
             super::lock::stash_lock(&mut rec.headers, &planned.lock);
         }
+        if let Some(ck) = &ck {
+            self.store
+                .sse_c_upload_entries(&rec.bucket, ck, &mut rec.headers)
+                .await?;
+        }
+        let echo = super::encryption::Echo::of(&rec.headers, self.sse());
         audit::before_change(audit.as_ref(), 0, None).await?;
         self.store.create_upload(&rec).await?;
         Ok(CreateMultipartUploadOutput {
@@ -135,7 +148,9 @@ impl Gateway {
             key: Some(input.key),
             upload_id: Some(upload_id),
             checksum_algorithm: input.checksum_algorithm,
-            server_side_encryption: self.sse(),
+            server_side_encryption: echo.sse,
+            sse_customer_algorithm: echo.algorithm,
+            sse_customer_key_md5: echo.key_md5,
             ..Default::default()
         })
     }
@@ -153,6 +168,12 @@ impl Gateway {
         } = req;
         let number = part_number(input.part_number)?;
         precheck_content_md5(input.content_md5.as_deref())?;
+        let ck = self.customer_key(
+            input.sse_customer_algorithm.as_deref(),
+            input.sse_customer_key.as_deref(),
+            input.sse_customer_key_md5.as_deref(),
+            false,
+        )?;
         let upload = self
             .require_upload(&input.bucket, &input.key, &input.upload_id)
             .await?;
@@ -173,21 +194,24 @@ impl Gateway {
         let part = match input.body {
             Some(body) => {
                 self.store
-                    .put_part(&upload, number, body, &checks, audit.as_ref())
+                    .put_part(&upload, number, body, &checks, ck.as_ref(), audit.as_ref())
                     .await?
             }
             None => {
                 let empty = futures::stream::empty::<std::result::Result<Bytes, std::io::Error>>();
                 self.store
-                    .put_part(&upload, number, empty, &checks, audit.as_ref())
+                    .put_part(&upload, number, empty, &checks, ck.as_ref(), audit.as_ref())
                     .await?
             }
         };
+        let echo = super::encryption::Echo::of(&upload.headers, self.sse());
         Ok(with_checksums(
             &part.checksums,
             UploadPartOutput {
                 e_tag: Some(etag(&part.md5_hex)),
-                server_side_encryption: self.sse(),
+                server_side_encryption: echo.sse,
+                sse_customer_algorithm: echo.algorithm,
+                sse_customer_key_md5: echo.key_md5,
                 ..Default::default()
             },
         ))
@@ -200,6 +224,18 @@ impl Gateway {
         let audit = RequestCtx::of(&req.extensions);
         let input = req.input;
         let number = part_number(input.part_number)?;
+        let src_ck = self.customer_key(
+            input.copy_source_sse_customer_algorithm.as_deref(),
+            input.copy_source_sse_customer_key.as_deref(),
+            input.copy_source_sse_customer_key_md5.as_deref(),
+            true,
+        )?;
+        let dst_ck = self.customer_key(
+            input.sse_customer_algorithm.as_deref(),
+            input.sse_customer_key.as_deref(),
+            input.sse_customer_key_md5.as_deref(),
+            false,
+        )?;
         let upload = self
             .require_upload(&input.bucket, &input.key, &input.upload_id)
             .await?;
@@ -217,7 +253,11 @@ impl Gateway {
             None => 0..src.size,
         };
         let len = range.end - range.start;
-        let body = self.store.open_object(&src, range).await?;
+        // both keys are checked before anything is read or sealed
+        self.store
+            .require_customer_key(&upload.bucket, &upload.headers, None, dst_ck.as_ref())
+            .await?;
+        let body = self.store.open_object(&src, range, src_ck.as_ref()).await?;
         let mut checksums = ChecksumRequest::default();
         if let Some(a) = upload.checksum_algorithm.as_deref() {
             checksums = ChecksumRequest::new(Some(a), [None; 5], &http::HeaderMap::new(), None)?;
@@ -229,8 +269,16 @@ impl Gateway {
         };
         let part = self
             .store
-            .put_part(&upload, number, body, &checks, audit.as_ref())
+            .put_part(
+                &upload,
+                number,
+                body,
+                &checks,
+                dst_ck.as_ref(),
+                audit.as_ref(),
+            )
             .await?;
+        let echo = super::encryption::Echo::of(&upload.headers, self.sse());
         Ok(UploadPartCopyOutput {
             copy_part_result: Some(with_checksums(
                 &part.checksums,
@@ -240,7 +288,9 @@ impl Gateway {
                     ..Default::default()
                 },
             )),
-            server_side_encryption: self.sse(),
+            server_side_encryption: echo.sse,
+            sse_customer_algorithm: echo.algorithm,
+            sse_customer_key_md5: echo.key_md5,
             ..Default::default()
         })
     }
@@ -268,6 +318,19 @@ impl Gateway {
             input.if_none_match.as_ref(),
         )
         .await?;
+        // SSE-C: S3 does not require the key on completion (SDKs resend it); when sent it must
+        // be the upload's
+        let ck = self.customer_key(
+            input.sse_customer_algorithm.as_deref(),
+            input.sse_customer_key.as_deref(),
+            input.sse_customer_key_md5.as_deref(),
+            false,
+        )?;
+        if ck.is_some() {
+            self.store
+                .require_customer_key(&upload.bucket, &upload.headers, None, ck.as_ref())
+                .await?;
+        }
         let mut upload = upload;
         let version = super::lock::version_of_upload(&state, &mut upload.headers)?;
         let requested = input
@@ -353,7 +416,7 @@ impl Gateway {
             key: Some(input.key.clone()),
             e_tag: Some(etag(&etag_value)),
             location: Some(format!("/{}/{}", input.bucket, input.key)),
-            server_side_encryption: self.sse(),
+            server_side_encryption: super::encryption::Echo::of(&rec.headers, self.sse()).sse,
             version_id: super::versioning::written_version(&rec, &state),
             ..Default::default()
         })

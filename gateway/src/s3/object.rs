@@ -167,6 +167,8 @@ struct ReadSpec<'a> {
     part_number: Option<i32>,
     checksum_mode: Option<&'a ChecksumMode>,
     version_id: Option<&'a str>,
+    /// SSE-C headers: algorithm, key, key MD5
+    sse_c: [Option<&'a str>; 3],
 }
 
 /// The [`ReadSpec`] of a GET or HEAD input (the two DTOs name these fields alike).
@@ -181,6 +183,11 @@ macro_rules! read_spec {
             part_number: $i.part_number,
             checksum_mode: $i.checksum_mode.as_ref(),
             version_id: $i.version_id.as_deref(),
+            sse_c: [
+                $i.sse_customer_algorithm.as_deref(),
+                $i.sse_customer_key.as_deref(),
+                $i.sse_customer_key_md5.as_deref(),
+            ],
         }
     };
 }
@@ -188,6 +195,8 @@ macro_rules! read_spec {
 /// What a GET or HEAD selected (see `Gateway::select`).
 struct Selected {
     rec: ObjectRecord,
+    /// the request's customer key, checked against the object's (SSE-C)
+    ck: Option<keys::CustomerKey>,
     range: Range<u64>,
     partial: bool,
     /// PartsCount, reported when the request named a part
@@ -203,6 +212,7 @@ macro_rules! object_answer {
         let sel = $sel;
         let rec = &sel.rec;
         let h = |k: &str| rec.headers.get(k).cloned();
+        let echo = super::encryption::Echo::of(&rec.headers, $g.sse());
         with_checksums_if(
             if sel.want_ck { Some(&rec.checksums) } else { None },
             $ty {
@@ -222,7 +232,9 @@ macro_rules! object_answer {
                 checksum_type: (sel.want_ck && !rec.checksums.is_empty())
                     .then(|| ChecksumType::from_static(ChecksumType::FULL_OBJECT)),
                 parts_count: sel.parts_count,
-                server_side_encryption: $g.sse(),
+                server_side_encryption: echo.sse,
+                sse_customer_algorithm: echo.algorithm,
+                sse_customer_key_md5: echo.key_md5,
                 version_id: reported_version(rec),
                 object_lock_mode: rec
                     .lock
@@ -298,6 +310,13 @@ impl Gateway {
             content_length: content_length(input.content_length)?,
         };
         let meta = user_metadata(input.metadata);
+        let ck = self.customer_key(
+            input.sse_customer_algorithm.as_deref(),
+            input.sse_customer_key.as_deref(),
+            input.sse_customer_key_md5.as_deref(),
+            false,
+        )?;
+        super::encryption::one_mode(ck.as_ref(), input.server_side_encryption.as_ref())?;
         let rec = match input.body {
             Some(body) => {
                 self.store
@@ -309,6 +328,7 @@ impl Gateway {
                         body,
                         &checks,
                         &version,
+                        ck.as_ref(),
                         audit.as_ref(),
                     )
                     .await?
@@ -324,16 +344,20 @@ impl Gateway {
                         empty,
                         &checks,
                         &version,
+                        ck.as_ref(),
                         audit.as_ref(),
                     )
                     .await?
             }
         };
+        let echo = super::encryption::Echo::of(&rec.headers, self.sse());
         Ok(with_checksums(
             &rec.checksums,
             PutObjectOutput {
                 e_tag: Some(etag(&rec.etag)),
-                server_side_encryption: self.sse(),
+                server_side_encryption: echo.sse,
+                sse_customer_algorithm: echo.algorithm,
+                sse_customer_key_md5: echo.key_md5,
                 size: Some(len_i64(rec.size)),
                 version_id: written_version(&rec, &state),
                 ..Default::default()
@@ -359,7 +383,7 @@ impl Gateway {
             .await?;
         let body = self
             .store
-            .open_object(&read.rec, read.range.clone())
+            .open_object(&read.rec, read.range.clone(), read.ck.as_ref())
             .await?;
         Ok(object_answer!(
             self,
@@ -432,7 +456,17 @@ impl Gateway {
                 .await
                 .map_err(Error::Client)?;
         }
+        let [alg, ck, md5] = spec.sse_c;
+        let ck = self.customer_key(alg, ck, md5, false)?;
         let rec = self.require_version(bucket, key, spec.version_id).await?;
+        self.store
+            .require_customer_key(
+                bucket,
+                &rec.headers,
+                rec.streams.first().map(|s| s.header.as_slice()),
+                ck.as_ref(),
+            )
+            .await?;
         if let Some(a) = audit {
             a.set_key_version(rec.key_version);
         }
@@ -448,6 +482,7 @@ impl Gateway {
         let want_ck = !partial && rec.manifest_id.is_none() && checksum_enabled(spec.checksum_mode);
         Ok(Selected {
             rec,
+            ck,
             range,
             partial,
             parts_count: spec.part_number.and(parts_count),
@@ -668,6 +703,19 @@ impl Gateway {
         let audit = RequestCtx::of(&req.extensions);
         let credentials = req.credentials;
         let input = req.input;
+        let src_ck = self.customer_key(
+            input.copy_source_sse_customer_algorithm.as_deref(),
+            input.copy_source_sse_customer_key.as_deref(),
+            input.copy_source_sse_customer_key_md5.as_deref(),
+            true,
+        )?;
+        let dst_ck = self.customer_key(
+            input.sse_customer_algorithm.as_deref(),
+            input.sse_customer_key.as_deref(),
+            input.sse_customer_key_md5.as_deref(),
+            false,
+        )?;
+        super::encryption::one_mode(dst_ck.as_ref(), input.server_side_encryption.as_ref())?;
         let src = self
             .copy_source(
                 &input.copy_source,
@@ -675,6 +723,14 @@ impl Gateway {
                 input.copy_source_if_none_match.as_ref(),
                 input.copy_source_if_modified_since.as_ref(),
                 input.copy_source_if_unmodified_since.as_ref(),
+            )
+            .await?;
+        self.store
+            .require_customer_key(
+                &src.bucket,
+                &src.headers,
+                src.streams.first().map(|s| s.header.as_slice()),
+                src_ck.as_ref(),
             )
             .await?;
         let state = self.bucket_state(&input.bucket).await?;
@@ -696,7 +752,14 @@ impl Gateway {
             .metadata_directive
             .as_ref()
             .is_some_and(|d| d.as_str().eq_ignore_ascii_case(MetadataDirective::REPLACE));
-        if src.bucket == input.bucket && src.key == input.key && !replace && src.is_latest {
+        let src_md5 = super::encryption::sse_c_of(&src.headers).map(|(_, m, _)| m);
+        let encryption_changed = src_md5 != dst_ck.as_ref().map(keys::CustomerKey::md5_b64);
+        if src.bucket == input.bucket
+            && src.key == input.key
+            && !replace
+            && !encryption_changed
+            && src.is_latest
+        {
             // copying an older version over its key (restoring it) is fine
             return Err(Error::InvalidRequest(
                 "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.".into(),
@@ -731,7 +794,10 @@ impl Gateway {
             content_md5: None,
             content_length: Some(src.size),
         };
-        let body = self.store.open_object(&src, 0..src.size).await?;
+        let body = self
+            .store
+            .open_object(&src, 0..src.size, src_ck.as_ref())
+            .await?;
         let rec = self
             .store
             .put_object(
@@ -742,12 +808,14 @@ impl Gateway {
                 body,
                 &checks,
                 &version,
+                dst_ck.as_ref(),
                 audit.as_ref(),
             )
             .await?;
         if src.manifest_id.is_none() && rec.etag != src.etag {
             tracing::error!(bucket = %src.bucket, key = %src.key, "copy produced a different MD5 than the source ETag");
         }
+        let echo = super::encryption::Echo::of(&rec.headers, self.sse());
         Ok(CopyObjectOutput {
             copy_object_result: Some(with_checksums(
                 &rec.checksums,
@@ -757,7 +825,9 @@ impl Gateway {
                     ..Default::default()
                 },
             )),
-            server_side_encryption: self.sse(),
+            server_side_encryption: echo.sse,
+            sse_customer_algorithm: echo.algorithm,
+            sse_customer_key_md5: echo.key_md5,
             copy_source_version_id: reported_version(&src),
             version_id: written_version(&rec, &state),
             ..Default::default()

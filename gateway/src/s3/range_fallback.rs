@@ -122,6 +122,16 @@ fn response_headers(out: &GetObjectOutput) -> HeaderMap {
             .as_ref()
             .map(|s| s.as_str().to_owned()),
     );
+    put(
+        &mut h,
+        "x-amz-server-side-encryption-customer-algorithm",
+        out.sse_customer_algorithm.clone(),
+    );
+    put(
+        &mut h,
+        "x-amz-server-side-encryption-customer-key-md5",
+        out.sse_customer_key_md5.clone(),
+    );
     for a in keys::checksum::Algorithm::ALL {
         put(&mut h, a.header(), out.checksum_of(a).cloned());
     }
@@ -209,6 +219,16 @@ impl RangeFallback {
             .if_modified_since(date(h, "if-modified-since")?)
             .if_unmodified_since(date(h, "if-unmodified-since")?)
             .checksum_mode(checksum_mode)
+            // SSE-C: the object's key travels with the request as on a plain GET
+            .sse_customer_algorithm(
+                header_str(h, "x-amz-server-side-encryption-customer-algorithm").map(str::to_owned),
+            )
+            .sse_customer_key(
+                header_str(h, "x-amz-server-side-encryption-customer-key").map(str::to_owned),
+            )
+            .sse_customer_key_md5(
+                header_str(h, "x-amz-server-side-encryption-customer-key-md5").map(str::to_owned),
+            )
             .build()
             .map_err(|e| s3_error!(InvalidRequest, "{e}"))?;
         let head = req.method == Method::HEAD;

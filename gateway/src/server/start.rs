@@ -349,6 +349,8 @@ fn build_s3_service(config: &Config, store: &Store, creds: Credentials) -> S3Ser
         config.region.clone(),
     );
     gateway.sigv2 = config.limits.sigv2();
+    gateway.sse_c_refused =
+        crate::s3::encryption::sse_c_refused_on(&config.s3_addr, config.tls.s3_files().is_some());
     let mut builder = S3ServiceBuilder::new(gateway.clone());
     let mut s3_config = s3s::config::S3Config::default();
     s3_config.post_object_max_file_size = config.limits.post_object_max_bytes();

@@ -6,25 +6,64 @@ use std::ops::Range;
 use bytes::Bytes;
 use futures::stream::{self, BoxStream};
 use futures::{StreamExt, TryStreamExt};
+use keys::CustomerKey;
 use keys::format::{Header, Layout};
 
 use super::Store;
 use crate::error::{Error, Result};
 use crate::index::{ObjectRecord, StreamRecord};
+use crate::s3::encryption;
 
 impl Store {
-    /// Opens plaintext `plain` of one sealed stream: fetches only the covering records.
+    /// SSE-C: refuses a read of an object (or a copy from it) unless the request brings exactly
+    /// the key the object needs: none for an object under the gateway's keys, the customer key
+    /// whose check value the object recorded for an SSE-C object (checked before any record is
+    /// opened).
+    pub async fn require_customer_key(
+        &self,
+        bucket: &str,
+        headers: &std::collections::BTreeMap<String, String>,
+        first_header: Option<&[u8]>,
+        ck: Option<&CustomerKey>,
+    ) -> Result<()> {
+        let check = encryption::sse_c_of(headers).map(|(_, _, c)| c);
+        match (check, ck) {
+            (None, None) => Ok(()),
+            (None, Some(_)) => Err(encryption::not_applicable()),
+            (Some(_), None) => Err(encryption::key_required()),
+            (Some(check), Some(ck)) => {
+                let header = first_header.map(Header::decode).transpose()?;
+                if self
+                    .keyring
+                    .verify_customer_key(bucket, check, ck, header.as_ref())
+                    .await?
+                {
+                    Ok(())
+                } else {
+                    Err(encryption::key_mismatch())
+                }
+            }
+        }
+    }
+
+    /// Opens plaintext `plain` of one sealed stream: fetches only the covering records. `ck`:
+    /// the customer key of an SSE-C stream.
     pub async fn open_stream(
         &self,
         bucket: &str,
         s: &StreamRecord,
         plain: Range<u64>,
+        ck: Option<&CustomerKey>,
     ) -> Result<BoxStream<'static, std::io::Result<Bytes>>> {
         if plain.start >= plain.end {
             return Ok(stream::empty().boxed());
         }
         let header = Header::decode(&s.header)?;
         let key = self.keyring.opening_key(bucket, &header).await?;
+        let key = match ck {
+            Some(ck) => key.with_customer_key(ck),
+            None => key,
+        };
         let layout = Layout {
             header_len: header.as_bytes().len() as u64,
             chunk_size: header.chunk_size(),
@@ -45,11 +84,21 @@ impl Store {
 
     /// Opens plaintext `range` of an object (single or multipart). The first stream is opened
     /// before returning (so key/backend errors become proper S3 errors); later parts lazily.
+    /// `ck` must be the object's customer key for an SSE-C object and `None` otherwise
+    /// ([`Store::require_customer_key`], checked here again).
     pub async fn open_object(
         &self,
         rec: &ObjectRecord,
         range: Range<u64>,
+        ck: Option<&CustomerKey>,
     ) -> Result<BoxStream<'static, std::io::Result<Bytes>>> {
+        self.require_customer_key(
+            &rec.bucket,
+            &rec.headers,
+            rec.streams.first().map(|s| s.header.as_slice()),
+            ck,
+        )
+        .await?;
         let mut segments = Vec::new();
         let mut offset = 0u64;
         for s in &rec.streams {
@@ -65,7 +114,9 @@ impl Store {
         let Some((first, first_range)) = segs.next() else {
             return Ok(stream::empty().boxed());
         };
-        let mut head = self.open_stream(&rec.bucket, &first, first_range).await?;
+        let mut head = self
+            .open_stream(&rec.bucket, &first, first_range, ck)
+            .await?;
         // Open the first record before answering, so a tampered/unreadable object is a clean
         // InternalError instead of a 200 whose body breaks off.
         let head = match head.next().await {
@@ -77,15 +128,20 @@ impl Store {
         };
         let store = self.clone();
         let bucket = rec.bucket.clone();
+        let ck = ck.cloned();
         let rest = stream::iter(segs)
             .then(move |(s, r)| {
                 let store = store.clone();
                 let bucket = bucket.clone();
+                let ck = ck.clone();
                 async move {
-                    store.open_stream(&bucket, &s, r).await.map_err(|e| {
-                        tracing::error!(error = %e, "could not open next part");
-                        std::io::Error::other("could not open next part")
-                    })
+                    store
+                        .open_stream(&bucket, &s, r, ck.as_ref())
+                        .await
+                        .map_err(|e| {
+                            tracing::error!(error = %e, "could not open next part");
+                            std::io::Error::other("could not open next part")
+                        })
                 }
             })
             .try_flatten();

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
+use keys::CustomerKey;
 use keys::checksum::ChecksumSet;
 use keys::envelope::StreamKey;
 use keys::format::{DEFAULT_CHUNK_SIZE, StreamKind};
@@ -395,9 +396,43 @@ impl Store {
         }
     }
 
+    /// The header-map entries of a new SSE-C object or upload under the data key `skey`:
+    /// algorithm, key MD5 and the keyed check value (never the key).
+    pub fn sse_c_entries(
+        skey: &StreamKey,
+        ck: &CustomerKey,
+        headers: &mut BTreeMap<String, String>,
+    ) -> Result<()> {
+        use crate::s3::encryption::{SSE_C_ALGORITHM, SSE_C_CHECK, SSE_C_KEY_MD5};
+        headers.insert(
+            SSE_C_ALGORITHM.to_owned(),
+            keys::customer::ALGORITHM_AES256.to_owned(),
+        );
+        headers.insert(SSE_C_KEY_MD5.to_owned(), ck.md5_b64().to_owned());
+        headers.insert(
+            SSE_C_CHECK.to_owned(),
+            keys::customer::customer_check(skey, ck)?,
+        );
+        Ok(())
+    }
+
+    /// The header-map entries of a new SSE-C upload (CreateMultipartUpload), under the bucket's
+    /// current data key.
+    pub async fn sse_c_upload_entries(
+        &self,
+        bucket: &str,
+        ck: &CustomerKey,
+        headers: &mut BTreeMap<String, String>,
+    ) -> Result<()> {
+        let skey = self.keyring.sealing_key(bucket).await?;
+        Self::sse_c_entries(&skey, ck, headers)
+    }
+
     /// PutObject (and the copy and form upload that are one): seals `body` as a single-stream
     /// object, verifies it, records the audit event and commits it, replacing any object under
     /// the key. Nothing is visible, and no backend object remains, unless every step passes.
+    /// `sse_c`: the customer key of an SSE-C object (mixed into the data records' key; its
+    /// check value recorded in `headers`).
     #[allow(clippy::too_many_arguments)]
     pub async fn put_object<S, E>(
         &self,
@@ -408,13 +443,23 @@ impl Store {
         body: S,
         check: &dyn WriteCheck,
         version: &NewVersion,
+        sse_c: Option<&CustomerKey>,
         audit: Option<&RequestCtx>,
     ) -> Result<ObjectRecord>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + 'static,
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        let mut headers = headers;
+        crate::s3::encryption::strip_sse_c(&mut headers);
         let skey = self.keyring.sealing_key(bucket).await?;
+        let skey = match sse_c {
+            Some(ck) => {
+                Self::sse_c_entries(&skey, ck, &mut headers)?;
+                skey.with_customer_key(ck)
+            }
+            None => skey,
+        };
         let now = now_ms();
         let mut meta = ObjectMeta {
             bucket: bucket.to_owned(),
@@ -463,20 +508,29 @@ impl Store {
     }
 
     /// UploadPart: seals one part of `upload` and records it (replacing an earlier upload of
-    /// the same number).
+    /// the same number). An SSE-C upload needs its customer key on every part (`sse_c`,
+    /// checked against the upload's check value before anything is sealed); an upload without
+    /// one refuses a customer key.
     pub async fn put_part<S, E>(
         &self,
         upload: &UploadRecord,
         number: u32,
         body: S,
         check: &dyn WriteCheck,
+        sse_c: Option<&CustomerKey>,
         audit: Option<&RequestCtx>,
     ) -> Result<PartRecord>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + 'static,
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        self.require_customer_key(&upload.bucket, &upload.headers, None, sse_c)
+            .await?;
         let skey = self.keyring.sealing_key(&upload.bucket).await?;
+        let skey = match sse_c {
+            Some(ck) => skey.with_customer_key(ck),
+            None => skey,
+        };
         let params = SealParams {
             bucket: upload.bucket.clone(),
             kind: StreamKind::Part,

@@ -108,7 +108,7 @@ async fn imports_good_blobs_and_names_every_bad_one() {
         .await
         .expect("list");
     assert_eq!(stored.len(), 3, "{stored:?}");
-    ctx.index.close().await;
+    ctx.close().await;
 
     let server = gateway::server::start(cfg, common::admin_api)
         .await
@@ -176,7 +176,7 @@ async fn bad_key_file_and_missing_directory_are_refused() {
         .expect_err("missing dir");
     assert!(err.to_string().contains("cannot read directory"), "{err}");
     assert!(ctx.index.get_bucket("b").await.expect("get").is_none());
-    ctx.index.close().await;
+    ctx.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -220,7 +220,7 @@ async fn import_into_a_tenant_creates_its_bucket_there_and_keeps_other_tenants_b
         .await
         .expect("no tenant named");
     assert_eq!(policy.bucket_tenant("acme-hub").await.unwrap(), "acme");
-    ctx.index.close().await;
+    ctx.close().await;
 
     let server = gateway::server::start(cfg, common::admin_api)
         .await

@@ -107,7 +107,7 @@ async fn local_to_local_resumes_after_interruption_then_switches() {
         .await
         .expect_err("same backend");
     assert!(again.to_string().contains("index says"), "{again}");
-    ctx.index.close().await;
+    ctx.close().await;
 
     // the gateway refuses the old backend now ...
     let err = gateway::server::start(cfg.clone(), common::admin_api)
@@ -162,7 +162,7 @@ async fn a_missing_source_object_is_named_and_blocks_the_switch() {
         None
     );
     // the configured backend keeps working: the gateway still starts on it
-    ctx.index.close().await;
+    ctx.close().await;
     let server = gateway::server::start(cfg, common::admin_api)
         .await
         .expect("still starts");
@@ -176,7 +176,7 @@ async fn migrating_to_the_configured_backend_is_refused() {
     let url = ctx.backend_url.clone();
     let err = run(&ctx, &url, &opts(None)).await.expect_err("refused");
     assert!(matches!(err, gateway::Error::Config(_)), "{err}");
-    ctx.index.close().await;
+    ctx.close().await;
 }
 
 // ---- SeaweedFS + Azurite ----------------------------------------------------------------------
@@ -359,5 +359,5 @@ async fn local_to_seaweedfs_to_azurite_keeps_etags_and_sha256() {
             .expect("setting"),
         Some(az_url)
     );
-    ctx.index.close().await;
+    ctx.close().await;
 }

@@ -50,7 +50,7 @@ async fn reindex_after_deleting_the_index_restores_everything_clients_see() {
 
     let ctx = OpsContext::open(&cfg).await.expect("open");
     let report = run(&ctx, &quiet()).await.expect("reindex");
-    ctx.index.close().await;
+    ctx.close().await;
     assert_eq!(report.scanned, 9, "{report:?}");
     assert_eq!(report.buckets, 2);
     assert_eq!(report.objects, 6);
@@ -102,7 +102,7 @@ async fn reindex_refuses_an_index_that_is_not_empty() {
         .await
         .expect("list");
     assert_eq!(page.objects.len(), 5);
-    ctx.index.close().await;
+    ctx.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -120,7 +120,7 @@ async fn reindex_with_the_wrong_key_imports_nothing_and_names_every_stream() {
     assert_eq!(report.orphan_parts.len(), 3, "{report:?}");
     assert!(report.summary().contains("unreadable (not imported)"));
     assert!(ctx.index.is_empty().await.expect("is_empty"));
-    ctx.index.close().await;
+    ctx.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -173,7 +173,7 @@ async fn reindex_skips_a_tampered_stream_by_id_and_restores_the_rest() {
         .filter(|k| k != "a/one.txt")
         .collect();
     assert_eq!(keys, expected);
-    ctx.index.close().await;
+    ctx.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -197,7 +197,7 @@ async fn reindex_into_a_tenant_gives_the_buckets_to_that_tenant_only() {
     for b in ["alpha", "beta"] {
         assert_eq!(policy.bucket_tenant(b).await.unwrap(), "acme");
     }
-    ctx.index.close().await;
+    ctx.close().await;
 
     let server = gateway::server::start(cfg.clone(), common::admin_api)
         .await
@@ -249,7 +249,7 @@ async fn reindex_by_default_gives_the_buckets_to_the_owners_tenant() {
     for b in ["alpha", "beta"] {
         assert_eq!(policy.bucket_tenant(b).await.unwrap(), "ops-team");
     }
-    ctx.index.close().await;
+    ctx.close().await;
 }
 
 /// Every version of a key, newest first: (version id, latest, delete marker, body or None).
@@ -371,7 +371,7 @@ async fn reindex_restores_versions_delete_markers_and_locks() {
 
     let ctx = OpsContext::open(&cfg).await.expect("open");
     let report = run(&ctx, &quiet()).await.expect("reindex");
-    ctx.index.close().await;
+    ctx.close().await;
     assert_eq!(report.objects, 4, "3 versions and a marker: {report:?}");
     assert_eq!(report.scanned, 5, "and one lock record: {report:?}");
     assert!(

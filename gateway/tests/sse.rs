@@ -643,7 +643,7 @@ async fn the_customer_key_is_stored_nowhere_and_reindex_keeps_objects_locked() {
     )
     .await
     .expect("reindex");
-    ctx.index.close().await;
+    ctx.close().await;
     assert!(report.unreadable.is_empty(), "{report:?}");
     assert_eq!(report.objects, 2, "{report:?}");
     let server = gateway::server::start(cfg.clone(), common::admin_api)

@@ -312,3 +312,74 @@ fn unknown_variables_are_warned_about_and_host_names_accepted() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("s3_addr = \"localhost:9000\""));
 }
+
+/// An offline command refuses to run against a data dir a gateway serves (and says so in one
+/// line); once the gateway has stopped it runs.
+#[tokio::test]
+async fn offline_commands_refuse_a_data_dir_a_gateway_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut child = clean_env(&mut Command::new(BIN))
+        .arg("serve")
+        .env("VAULTGATE_DATA_DIR", &data)
+        .env("VAULTGATE_S3_ADDR", "127.0.0.1:0")
+        .env("VAULTGATE_ADMIN_ADDR", "127.0.0.1:0")
+        .env("VAULTGATE_ACCESS_KEY", common::AK)
+        .env("VAULTGATE_SECRET_KEY", common::SK)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let listening = tokio::task::spawn_blocking(move || {
+        let mut r = BufReader::new(stdout);
+        let mut line = String::new();
+        while r.read_line(&mut line).unwrap_or(0) > 0 {
+            if line.contains("\"listening\"") {
+                return true;
+            }
+            line.clear();
+        }
+        false
+    })
+    .await
+    .unwrap();
+    assert!(listening);
+    let reindex = |data: &std::path::Path| {
+        clean_env(&mut Command::new(BIN))
+            .args(["reindex", "--quiet"])
+            .env("VAULTGATE_DATA_DIR", data)
+            .env("VAULTGATE_ACCESS_KEY", common::AK)
+            .env("VAULTGATE_SECRET_KEY", common::SK)
+            .output()
+            .unwrap()
+    };
+    let out = reindex(&data);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.starts_with('{')).collect();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        lines,
+        vec![format!(
+            "vaultgate: cannot start: the data dir {} is in use by a vaultgate gateway (serve) (pid {}); an offline vaultgate command (migrate, reindex, import-hub, keys) needs it alone: stop that process first (while a gateway serves, use the online commands: vaultgate admin …)",
+            data.display(),
+            child.id()
+        )],
+        "{stderr}"
+    );
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    let out = reindex(&data);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -9,9 +9,10 @@
 //! ([`bucket_tenant`]): the one named explicitly, else the tenant of the `--owner` principal, else
 //! `default` (the bootstrap admin's tenant).
 //!
-//! These are offline operations: run them while no gateway serves the same data dir / index
-//! (docs/OPERATIONS.md). The gateway's start-up sweep deletes backend objects no index row
-//! references, so a gateway running during a reindex would delete what is being indexed.
+//! These are offline operations: they hold the data dir's lock ([`crate::lock`]) and refuse to
+//! run while a gateway serves the same data dir (docs/OPERATIONS.md). The gateway's start-up
+//! sweep deletes backend objects no index row references, so a gateway running during a
+//! reindex would delete what is being indexed.
 
 pub mod import_hub;
 pub mod keys;
@@ -43,6 +44,8 @@ pub struct OpsContext {
     pub keyring: Keyring,
     /// the data dir (relative backend URLs, key file)
     pub data_dir: std::path::PathBuf,
+    /// the data dir's lock, held exclusively while the command runs ([`crate::lock`])
+    _lock: Arc<crate::lock::DataDirLock>,
 }
 
 impl std::fmt::Debug for OpsContext {
@@ -63,6 +66,11 @@ impl OpsContext {
                 config.data_dir.display()
             ))
         })?;
+        // never against a live gateway (its orphan sweep would delete what is being written)
+        let lock = Arc::new(crate::lock::lock_data_dir(
+            &config.data_dir,
+            "an offline vaultgate command (migrate, reindex, import-hub, keys)",
+        )?);
         let index = Index::open(&config.database_url())
             .await
             .map_err(|e| Error::Unavailable(format!("index: {e}")))?;
@@ -83,7 +91,13 @@ impl OpsContext {
             backend_url,
             keyring,
             data_dir: config.data_dir.clone(),
+            _lock: lock,
         })
+    }
+
+    /// Closes the index and, once the last clone is gone, releases the data dir's lock.
+    pub async fn close(self) {
+        self.index.close().await;
     }
 }
 

@@ -49,6 +49,8 @@ pub struct RunningServer {
     pub audit: Audit,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    /// the data dir's lock ([`crate::lock`]), released when the server is dropped
+    _lock: crate::lock::DataDirLock,
 }
 
 impl std::fmt::Debug for RunningServer {

@@ -45,6 +45,7 @@ pub async fn start(
     // the ports first: a port in use stops the start before anything is created on disk
     let sockets = bind(&config).await?;
     secure_data_dir(&config)?;
+    let lock = crate::lock::lock_data_dir(&config.data_dir, crate::lock::SERVE)?;
     let metrics = Metrics::new();
     let storage = open_storage(&config, &metrics).await?;
     recover(&config, &storage).await?;
@@ -113,6 +114,7 @@ pub async fn start(
         shutdown: running.shutdown,
         audit: storage.audit,
         tasks: running.tasks,
+        _lock: lock,
     })
 }
 

@@ -137,7 +137,7 @@ async fn finish(
     ctx: OpsContext,
     outcome: gateway::Result<(String, bool)>,
 ) -> anyhow::Result<ExitCode> {
-    ctx.index.close().await;
+    ctx.close().await;
     let (summary, complete) = outcome?;
     println!("{summary}");
     Ok(if complete {

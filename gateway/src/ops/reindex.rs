@@ -9,7 +9,9 @@
 //! Not in the backend, so not restored: empty buckets, bucket owners, tenants and creation times
 //! (buckets get `owner`, the tenant chosen by [`super::bucket_tenant`] and the time of the
 //! reindex), access keys, multipart uploads in progress (their
-//! parts are reported as orphans). When two streams claim the same bucket/key (an overwrite whose
+//! parts are reported as orphans), bucket tags and lifecycle rules (bucket settings). Object tags
+//! are restored: as written (the `x-amz-tagging` entry of the sealed headers) or as last changed
+//! (the newest tag record of the version). When two streams claim the same bucket/key (an overwrite whose
 //! old stream was not yet collected), the newer `last_modified_ms` wins and the other is reported.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -21,8 +23,10 @@ use super::{OpsContext, progress_bar, read_bytes};
 use crate::backend::{Backend, ObjectInfo};
 use crate::error::{Error, Result};
 use crate::index::{
-    Index, LockMode, NULL_VERSION, ObjectLock, ObjectRecord, StreamRecord, Versioning,
+    Index, LockMode, NULL_VERSION, ObjectLock, ObjectRecord, StreamRecord, TAGGING_HEADER,
+    Versioning,
 };
+use crate::store::tagging::{RECORD_KIND_HEADER, RECORD_KIND_TAGS};
 
 /// The version id, delete-marker flag and object lock a stream's sealed metadata records
 /// (streams written before versioning: the `null` version, no lock).
@@ -44,6 +48,12 @@ fn version_of(meta: &keys::ObjectMeta) -> (String, bool, ObjectLock) {
             legal_hold: meta.legal_hold,
         },
     )
+}
+
+/// Whether a record stream (`lock_record` in its metadata) is a tag record rather than a lock
+/// record.
+fn is_tag_record(r: &ObjectRecord) -> bool {
+    r.headers.get(RECORD_KIND_HEADER).map(String::as_str) == Some(RECORD_KIND_TAGS)
 }
 
 /// Options of a reindex.
@@ -291,6 +301,9 @@ pub async fn reindex_into(
     // the newest lock record of each version: (last_modified_ms, lock, backend id)
     let mut lock_records: BTreeMap<(String, String, String), (i64, ObjectLock, String)> =
         BTreeMap::new();
+    // the newest tag record of each version: (last_modified_ms, tag set, backend id)
+    let mut tag_records: BTreeMap<(String, String, String), (i64, String, String)> =
+        BTreeMap::new();
     for (info, header) in &headers {
         let rec = match header.kind() {
             StreamKind::Object => object_record(backend, keyring, info, header).await,
@@ -300,6 +313,20 @@ pub async fn reindex_into(
         };
         pb.inc(1);
         let rec = match rec {
+            Ok((r, true)) if is_tag_record(&r) => {
+                let slot = (r.bucket, r.key, r.version_id);
+                let tagging = r.headers.get(TAGGING_HEADER).cloned().unwrap_or_default();
+                let newer = (r.last_modified_ms, tagging, info.id.clone());
+                match tag_records.get(&slot) {
+                    Some(old) if old.0 >= newer.0 => report.superseded.push(info.id.clone()),
+                    _ => {
+                        if let Some(old) = tag_records.insert(slot, newer) {
+                            report.superseded.push(old.2);
+                        }
+                    }
+                }
+                continue;
+            }
             Ok((r, true)) => {
                 key_headers
                     .entry(header.data_key_id().to_hex())
@@ -373,6 +400,23 @@ pub async fn reindex_into(
             _ => report.superseded.push(id),
         }
     }
+    // tag records: a version gets the tags as last changed (PutObjectTagging /
+    // DeleteObjectTagging), not as written
+    let mut attach_tags: Vec<(String, String, String, String, String)> = Vec::new();
+    for ((bucket, key, version), (_, tagging, id)) in tag_records {
+        match records.get_mut(&(bucket.clone(), key.clone(), version.clone())) {
+            Some(rec) if !rec.delete_marker => {
+                if tagging.is_empty() {
+                    rec.headers.remove(TAGGING_HEADER);
+                } else {
+                    rec.headers
+                        .insert(TAGGING_HEADER.to_owned(), tagging.clone());
+                }
+                attach_tags.push((bucket, key, version, tagging, id));
+            }
+            _ => report.superseded.push(id),
+        }
+    }
     let buckets: BTreeSet<&str> = records.keys().map(|(b, _, _)| b.as_str()).collect();
     for b in &buckets {
         index
@@ -411,6 +455,11 @@ pub async fn reindex_into(
         // the lock is already the record's; this only makes the index reference the record
         index
             .set_lock(&bucket, &key, Some(&version), lock, true, Some(&id))
+            .await?;
+    }
+    for (bucket, key, version, tagging, id) in attach_tags {
+        index
+            .set_object_tags(&bucket, &key, &version, Some(&tagging), &id)
             .await?;
     }
     Ok(report)

@@ -8,7 +8,10 @@
 -- restores the tags as last changed.
 --
 -- `bucket_settings` holds per-bucket configuration documents by name ('tagging',
--- 'lifecycle'): the value is JSON of the gateway's own types. Rows go with their bucket.
+-- 'lifecycle', 'state': versioning and object lock as last set): the value is JSON of the
+-- gateway's own types, `record_id` the sealed bucket record that carries the same value (so
+-- that reindex restores it). Rows go with their bucket; the trigger queues the record of a
+-- removed row for garbage collection (a bucket delete cascades here).
 
 ALTER TABLE objects ADD COLUMN tag_record_id TEXT;
 CREATE INDEX objects_tag_record_id ON objects (tag_record_id);
@@ -18,5 +21,15 @@ CREATE TABLE bucket_settings (
     name        TEXT   NOT NULL,
     value       TEXT   NOT NULL,
     updated_ms  BIGINT NOT NULL,
+    record_id   TEXT,
     PRIMARY KEY (bucket, name)
 );
+CREATE INDEX bucket_settings_record_id ON bucket_settings (record_id);
+
+CREATE TRIGGER bucket_settings_record_gc AFTER DELETE ON bucket_settings
+WHEN OLD.record_id IS NOT NULL
+BEGIN
+    INSERT INTO gc_queue (backend_id, queued_ms)
+    VALUES (OLD.record_id, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER))
+    ON CONFLICT (backend_id) DO NOTHING;
+END;

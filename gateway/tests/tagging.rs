@@ -487,6 +487,26 @@ async fn tag_limits_answer_s3_codes_and_change_nothing() {
         .await
         .unwrap_err();
     assert_eq!(code(&e), "NoSuchBucket");
+    // deleting a bucket queues its settings' sealed records as garbage (none left behind)
+    c.create_bucket()
+        .bucket("short-lived")
+        .send()
+        .await
+        .unwrap();
+    c.put_bucket_tagging()
+        .bucket("short-lived")
+        .tagging(tags(&[("a", "b")]))
+        .send()
+        .await
+        .unwrap();
+    let index = g.server.store.index();
+    assert!(index.gc_pending(100).await.unwrap().is_empty());
+    c.delete_bucket()
+        .bucket("short-lived")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(index.gc_pending(100).await.unwrap().len(), 1);
     g.stop().await;
 }
 
@@ -604,7 +624,66 @@ async fn reindex_restores_tags_as_last_changed() {
         .send()
         .await
         .unwrap();
-    // the replaced tag records are collected: one live record per changed version
+    // bucket settings: tags (set twice: the second counts), and on another bucket a
+    // Suspended versioning state and lifecycle rules
+    c.put_bucket_tagging()
+        .bucket("reidx")
+        .tagging(tags(&[("team", "old")]))
+        .send()
+        .await
+        .unwrap();
+    c.put_bucket_tagging()
+        .bucket("reidx")
+        .tagging(tags(&[("team", "new")]))
+        .send()
+        .await
+        .unwrap();
+    c.create_bucket().bucket("susp").send().await.unwrap();
+    for s in [
+        BucketVersioningStatus::Enabled,
+        BucketVersioningStatus::Suspended,
+    ] {
+        c.put_bucket_versioning()
+            .bucket("susp")
+            .versioning_configuration(VersioningConfiguration::builder().status(s).build())
+            .send()
+            .await
+            .unwrap();
+    }
+    c.put_object()
+        .bucket("susp")
+        .key("n")
+        .body(ByteStream::from_static(b"null version"))
+        .send()
+        .await
+        .unwrap();
+    let lc = aws_sdk_s3::types::BucketLifecycleConfiguration::builder()
+        .rules(
+            aws_sdk_s3::types::LifecycleRule::builder()
+                .id("r")
+                .status(aws_sdk_s3::types::ExpirationStatus::Enabled)
+                .filter(
+                    aws_sdk_s3::types::LifecycleRuleFilter::builder()
+                        .prefix("tmp/")
+                        .build(),
+                )
+                .expiration(
+                    aws_sdk_s3::types::LifecycleExpiration::builder()
+                        .days(30)
+                        .build(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    c.put_bucket_lifecycle_configuration()
+        .bucket("susp")
+        .lifecycle_configuration(lc.clone())
+        .send()
+        .await
+        .unwrap();
+    // the replaced records are collected: one live record per changed version and setting
     let cfg = config(gw.dir.path());
     let TestGateway { server, dir, .. } = gw;
     server.shutdown().await;
@@ -625,8 +704,12 @@ async fn reindex_restores_tags_as_last_changed() {
     .await
     .expect("reindex");
     ctx.index.close().await;
-    assert_eq!(report.objects, 3, "{report:?}");
-    assert_eq!(report.scanned, 5, "3 objects and 2 tag records: {report:?}");
+    assert_eq!(report.objects, 4, "{report:?}");
+    assert_eq!(
+        report.scanned, 9,
+        "4 objects, 2 tag records, 3 bucket records: {report:?}"
+    );
+    assert_eq!(report.bucket_settings, 3, "{report:?}");
     assert!(
         report.superseded.is_empty() && report.unreadable.is_empty(),
         "{report:?}"
@@ -644,6 +727,28 @@ async fn reindex_restores_tags_as_last_changed() {
         pairs(&[("c", "3"), ("d", "4")])
     );
     assert!(get_tags(&client, "reidx", "cleared", None).await.is_empty());
+    let bt = client
+        .get_bucket_tagging()
+        .bucket("reidx")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bt.tag_set().len(), 1);
+    assert_eq!(bt.tag_set()[0].value(), "new");
+    let v = client
+        .get_bucket_versioning()
+        .bucket("susp")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(v.status(), Some(&BucketVersioningStatus::Suspended));
+    let got = client
+        .get_bucket_lifecycle_configuration()
+        .bucket("susp")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.rules(), lc.rules());
     // and tagging keeps working on the rebuilt index (the record is referenced, not orphaned)
     client
         .put_object_tagging()

@@ -239,6 +239,7 @@ pub(crate) async fn referenced_by_data(
              OR EXISTS (SELECT 1 FROM objects WHERE manifest_id = $1) \
              OR EXISTS (SELECT 1 FROM objects WHERE lock_record_id = $1) \
              OR EXISTS (SELECT 1 FROM objects WHERE tag_record_id = $1) \
+             OR EXISTS (SELECT 1 FROM bucket_settings WHERE record_id = $1) \
              OR EXISTS (SELECT 1 FROM parts WHERE backend_id = $1) AS used",
     )
     .bind(id)

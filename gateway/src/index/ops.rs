@@ -68,6 +68,7 @@ impl Index {
              UNION SELECT manifest_id AS id FROM objects WHERE manifest_id IS NOT NULL \
              UNION SELECT lock_record_id AS id FROM objects WHERE lock_record_id IS NOT NULL \
              UNION SELECT tag_record_id AS id FROM objects WHERE tag_record_id IS NOT NULL \
+             UNION SELECT record_id AS id FROM bucket_settings WHERE record_id IS NOT NULL \
              UNION SELECT backend_id AS id FROM parts",
         )
         .fetch_all(&self.read)

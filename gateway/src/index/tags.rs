@@ -16,6 +16,9 @@ pub const TAGGING_HEADER: &str = "x-amz-tagging";
 pub const SETTING_TAGGING: &str = "tagging";
 /// Name of the bucket setting holding the bucket's lifecycle configuration.
 pub const SETTING_LIFECYCLE: &str = "lifecycle";
+/// Name of the bucket setting holding the bucket's versioning and object lock state as last
+/// set (a copy of the `buckets` columns, kept for its sealed record).
+pub const SETTING_STATE: &str = "state";
 
 impl Index {
     /// Replaces the tag set of one version (`tagging`: the URL-encoded tag set, None or empty
@@ -91,28 +94,38 @@ impl Index {
         )
     }
 
-    /// Sets (`Some`) or removes (`None`) a bucket setting. `NotFound` if the bucket does not
-    /// exist.
+    /// Sets (`Some`) or removes (`None`) a bucket setting; `record_id`: the sealed bucket
+    /// record carrying the new value. Returns the backend ids now garbage (the setting's
+    /// previous record, also queued). `NotFound` if the bucket does not exist.
     pub async fn set_bucket_setting(
         &self,
         bucket: &str,
         name: &str,
         value: Option<&str>,
-    ) -> Result<(), IndexError> {
+        record_id: Option<&str>,
+    ) -> Result<Vec<String>, IndexError> {
         let mut tx = self.begin_write().await?;
         super::objects::require_bucket(&mut tx, bucket).await?;
+        let old: Option<Option<String>> = sqlx::query_scalar(
+            "SELECT record_id FROM bucket_settings WHERE bucket = $1 AND name = $2",
+        )
+        .bind(bucket)
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?;
         match value {
             Some(v) => {
                 sqlx::query(
-                    "INSERT INTO bucket_settings (bucket, name, value, updated_ms) \
-                     VALUES ($1, $2, $3, $4) \
+                    "INSERT INTO bucket_settings (bucket, name, value, updated_ms, record_id) \
+                     VALUES ($1, $2, $3, $4, $5) \
                      ON CONFLICT (bucket, name) DO UPDATE SET value = excluded.value, \
-                                                              updated_ms = excluded.updated_ms",
+                         updated_ms = excluded.updated_ms, record_id = excluded.record_id",
                 )
                 .bind(bucket)
                 .bind(name)
                 .bind(v)
                 .bind(now_ms())
+                .bind(record_id)
                 .execute(&mut *tx)
                 .await?;
             }
@@ -124,8 +137,12 @@ impl Index {
                     .await?;
             }
         }
+        let garbage = match old.flatten() {
+            Some(id) if Some(id.as_str()) != record_id => queue_garbage(&mut tx, vec![id]).await?,
+            _ => Vec::new(),
+        };
         tx.commit().await?;
-        Ok(())
+        Ok(garbage)
     }
 
     /// Every bucket that has the setting `name`, with its value (bucket order).

@@ -190,7 +190,10 @@ impl Gateway {
                 Some(&key),
             )
             .await?;
-        let req = req.map_input(post_into_put);
+        let mut req = req.map_input(post_into_put);
+        if let Some(t) = req.input.tagging.take() {
+            req.input.tagging = Some(tagging::form_field_to_header(&t).map_err(S3Error::from)?);
+        }
         let out = self.op_put_object(req).await.map_err(S3Error::from)?;
         Ok(PostObjectOutput {
             e_tag: out.e_tag,

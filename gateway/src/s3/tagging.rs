@@ -75,6 +75,16 @@ pub(crate) fn parse_header(h: &str) -> Result<Tags> {
     validate(pairs, MAX_OBJECT_TAGS)
 }
 
+/// The `tagging` field of a browser form upload (a `<Tagging>` XML document, as S3 takes it
+/// there) as the URL-encoded header value PutObject takes; MalformedXML / InvalidTag.
+pub(crate) fn form_field_to_header(xml: &str) -> Result<String> {
+    use s3s::xml::Deserialize;
+    let mut d = s3s::xml::Deserializer::new(xml.as_bytes());
+    let t = Tagging::deserialize(&mut d)
+        .map_err(|_| Error::MalformedXml("the tagging field is not a Tagging document".into()))?;
+    Ok(encode(&validate(pairs_of(t.tag_set), MAX_OBJECT_TAGS)?))
+}
+
 /// The URL-encoded form of a tag set (empty for none).
 pub(crate) fn encode(tags: &Tags) -> String {
     let mut s = url::form_urlencoded::Serializer::new(String::new());
@@ -251,6 +261,15 @@ mod tests {
         assert!(parse_header(&format!("k={}", "v".repeat(257))).is_err());
         assert!(parse_header("aws:x=1").is_err());
         assert!(parse_header("=v").is_err());
+        // a form upload's XML field
+        assert_eq!(
+            form_field_to_header(
+                "<Tagging><TagSet><Tag><Key>0</Key><Value>a b</Value></Tag></TagSet></Tagging>"
+            )
+            .unwrap(),
+            "0=a+b"
+        );
+        assert!(form_field_to_header("k=v").is_err());
         // encoded characters survive
         let t = parse_header("a%26b=c%3Dd+e").unwrap();
         assert_eq!(t.get("a&b").map(String::as_str), Some("c=d e"));

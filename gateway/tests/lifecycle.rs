@@ -343,6 +343,57 @@ async fn configuration_is_validated_and_round_trips() {
         .await
         .unwrap();
     assert_eq!(got.rules(), rules.as_slice());
+    // x-amz-expiration on PUT, GET and HEAD of what a rule will expire (30 real days, at the
+    // midnight UTC after), and not on anything else
+    let out = c
+        .put_object()
+        .bucket("cfg")
+        .key("logs/x")
+        .body(ByteStream::from_static(b"log"))
+        .send()
+        .await
+        .unwrap();
+    let h = out
+        .expiration()
+        .expect("x-amz-expiration on PUT")
+        .to_owned();
+    assert!(h.ends_with("GMT\", rule-id=\"logs\""), "{h}");
+    let due = time::OffsetDateTime::now_utc() + time::Duration::days(31);
+    let want = format!(
+        "{:02} {} {}",
+        due.day(),
+        &format!("{:?}", due.month())[..3],
+        due.year()
+    );
+    assert!(
+        h.contains(&want) && h.contains("00:00:00 GMT"),
+        "{h} (want {want} 00:00:00)"
+    );
+    let head = c
+        .head_object()
+        .bucket("cfg")
+        .key("logs/x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.expiration(), Some(h.as_str()));
+    let get = c
+        .get_object()
+        .bucket("cfg")
+        .key("logs/x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.expiration(), Some(h.as_str()));
+    let out = c
+        .put_object()
+        .bucket("cfg")
+        .key("other/x")
+        .body(ByteStream::from_static(b"kept"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.expiration(), None);
     let d = c
         .delete_bucket_lifecycle()
         .bucket("cfg")

@@ -1,7 +1,8 @@
 //! Lifecycle configuration: Put/Get/DeleteBucketLifecycleConfiguration, validated as S3 does
 //! (1 to 1000 rules, IDs of at most 255 characters and unique, Status `Enabled` or `Disabled`,
 //! positive day counts, dates at midnight UTC, one filter form per rule, at least one action;
-//! MalformedXML / InvalidArgument). Transitions need storage classes the gateway does not have
+//! MalformedXML / InvalidArgument). Conditions side by side in `<Filter>` (without `<And>`) are
+//! taken as their conjunction, as RGW does. Transitions need storage classes the gateway does not have
 //! and are refused (501 NotImplemented) rather than ignored. The worker that applies the rules
 //! is `store::lifecycle`.
 
@@ -69,15 +70,14 @@ fn filter_of(
         )),
         (None, None) => Ok((FilterForm::None, Filter::default())),
         (None, Some(f)) => {
-            let n = usize::from(f.prefix.is_some())
-                + usize::from(f.tag.is_some())
-                + usize::from(f.and.is_some())
-                + usize::from(f.object_size_greater_than.is_some())
-                + usize::from(f.object_size_less_than.is_some());
-            if n > 1 {
-                return Err(malformed(
-                    "a Filter holds one condition; combine several with And",
-                ));
+            // S3 wants several conditions inside <And>; RGW (and the Ceph suite) also take
+            // them side by side in <Filter>, which means the same: both forms are accepted
+            let others = f.prefix.is_some()
+                || f.tag.is_some()
+                || f.object_size_greater_than.is_some()
+                || f.object_size_less_than.is_some();
+            if f.and.is_some() && others {
+                return Err(malformed("a Filter with And holds nothing else"));
             }
             if let Some(and) = f.and {
                 let tags = validate(tag_pairs(and.tags.unwrap_or_default()), MAX_OBJECT_TAGS)?;
@@ -313,6 +313,48 @@ fn rule_out(r: &Rule) -> LifecycleRule {
 }
 
 impl Gateway {
+    /// `x-amz-expiration` of the current version `rec` (PUT, GET, HEAD): when a lifecycle rule
+    /// will expire it and which (None without such a rule, for older versions and markers).
+    pub(super) async fn expiration_header(
+        &self,
+        rec: &crate::index::ObjectRecord,
+    ) -> Option<String> {
+        if rec.delete_marker || !rec.is_latest {
+            return None;
+        }
+        let json = match self
+            .store
+            .bucket_setting(&rec.bucket, SETTING_LIFECYCLE)
+            .await
+        {
+            Ok(j) => j?,
+            Err(e) => {
+                tracing::warn!(bucket = %rec.bucket, error = %e, "lifecycle rules unreadable");
+                return None;
+            }
+        };
+        let lc = Lifecycle::from_json(&rec.bucket, &json).ok()?;
+        let tagging = rec
+            .headers
+            .get(crate::index::TAGGING_HEADER)
+            .map_or("", String::as_str);
+        let (due, id) = lc.expiration_of(&rec.key, rec.size, tagging, rec.last_modified_ms)?;
+        if id
+            .chars()
+            .any(|c| c == '"' || c == '\\' || !(' '..='~').contains(&c))
+        {
+            return None; // an id a header cannot carry as a quoted string
+        }
+        let mut date = Vec::new();
+        super::ts(due)
+            .format(TimestampFormat::HttpDate, &mut date)
+            .ok()?;
+        Some(format!(
+            "expiry-date=\"{}\", rule-id=\"{id}\"",
+            String::from_utf8(date).ok()?
+        ))
+    }
+
     pub(super) async fn op_put_bucket_lifecycle_configuration(
         &self,
         req: S3Request<PutBucketLifecycleConfigurationInput>,

@@ -352,9 +352,11 @@ impl Gateway {
             }
         };
         let echo = super::encryption::Echo::of(&rec.headers, self.sse());
+        let expiration = self.expiration_header(&rec).await;
         Ok(with_checksums(
             &rec.checksums,
             PutObjectOutput {
+                expiration,
                 e_tag: Some(etag(&rec.etag)),
                 server_side_encryption: echo.sse,
                 sse_customer_algorithm: echo.algorithm,
@@ -387,12 +389,14 @@ impl Gateway {
             .open_object(&read.rec, read.range.clone(), read.ck.as_ref())
             .await?;
         let tag_count = super::tagging::count_of(&read.rec.headers);
+        let expiration = self.expiration_header(&read.rec).await;
         Ok(object_answer!(
             self,
             read,
             GetObjectOutput {
                 body: Some(StreamingBlob::wrap(SyncStream::new(body))),
                 tag_count,
+                expiration,
             }
         ))
     }
@@ -407,7 +411,10 @@ impl Gateway {
             .select(credentials.as_ref(), &i.bucket, &i.key, read_spec!(i), None)
             .await?;
         let tag_count = super::tagging::count_of(&read.rec.headers);
-        Ok((object_answer!(self, read, HeadObjectOutput {}), tag_count))
+        let expiration = self.expiration_header(&read.rec).await;
+        let mut out = object_answer!(self, read, HeadObjectOutput {});
+        out.expiration = expiration;
+        Ok((out, tag_count))
     }
 
     /// If-Match / If-None-Match of a write (PutObject, CompleteMultipartUpload), against the

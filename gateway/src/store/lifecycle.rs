@@ -119,6 +119,43 @@ impl Lifecycle {
         serde_json::to_string(self).map_err(|e| Error::Internal(format!("lifecycle: {e}")))
     }
 
+    /// The expiry of a current version (key, size, URL-encoded tags, last write) that
+    /// `x-amz-expiration` announces: the earliest due time (in real days, rounded up to
+    /// midnight UTC, as S3 reports it) of the enabled expiration rules that select it, with
+    /// that rule's id.
+    pub fn expiration_of(
+        &self,
+        key: &str,
+        size: u64,
+        tagging: &str,
+        last_modified_ms: i64,
+    ) -> Option<(i64, &str)> {
+        let v = LifecycleVersion {
+            key: key.to_owned(),
+            version_id: String::new(),
+            is_latest: true,
+            delete_marker: false,
+            size,
+            last_modified_ms,
+            tagging: tagging.to_owned(),
+            lock: ObjectLock::default(),
+        };
+        self.rules
+            .iter()
+            .filter(|r| r.enabled && r.filter.matches(&v))
+            .filter_map(|r| {
+                let by_days = r
+                    .expiration_days
+                    .map(|d| due_after(last_modified_ms, d, DAY_MS));
+                let due = match (by_days, r.expiration_date_ms) {
+                    (Some(a), Some(b)) => a.min(b),
+                    (a, b) => a.or(b)?,
+                };
+                Some((due, r.id.as_str()))
+            })
+            .min()
+    }
+
     /// Parses the stored JSON.
     pub fn from_json(bucket: &str, s: &str) -> Result<Lifecycle> {
         serde_json::from_str(s)

@@ -81,6 +81,17 @@ impl Gateway {
         }
     }
 
+    /// The version id a GET / HEAD of a `null` version reports: `null` in a bucket whose
+    /// versioning is Enabled or Suspended (as S3 does), none in a bucket that never had it.
+    async fn null_version_reported(&self, bucket: &str) -> Option<String> {
+        match self.store.bucket_state(bucket).await {
+            Ok(Some(s)) if s.versioning != crate::index::Versioning::Unversioned => {
+                Some(crate::index::NULL_VERSION.to_owned())
+            }
+            _ => None,
+        }
+    }
+
     /// The authenticated caller of a request (its principal, role and tenant).
     pub(crate) async fn caller(
         &self,
@@ -400,21 +411,30 @@ impl S3 for Gateway {
         &self,
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
-        done(
+        let bucket = req.input.bucket.clone();
+        let mut resp = done(
             RequestCtx::of(&req.extensions),
             self.op_get_object(req).await,
-        )
+        )?;
+        if resp.output.version_id.is_none() {
+            resp.output.version_id = self.null_version_reported(&bucket).await;
+        }
+        Ok(resp)
     }
     async fn head_object(
         &self,
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
         let ctx = RequestCtx::of(&req.extensions);
+        let bucket = req.input.bucket.clone();
         let (out, tag_count) = match self.op_head_object(req).await {
             Ok(r) => (Ok(r.0), r.1),
             Err(e) => (Err(e), None),
         };
         let mut resp = done(ctx, out)?;
+        if resp.output.version_id.is_none() {
+            resp.output.version_id = self.null_version_reported(&bucket).await;
+        }
         if let Some(n) = tag_count {
             resp.headers
                 .insert("x-amz-tagging-count", http::HeaderValue::from(n));

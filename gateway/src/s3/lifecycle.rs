@@ -71,23 +71,28 @@ fn filter_of(
         (None, None) => Ok((FilterForm::None, Filter::default())),
         (None, Some(f)) => {
             // S3 wants several conditions inside <And>; RGW (and the Ceph suite) also take
-            // them side by side in <Filter>, which means the same: both forms are accepted
-            let others = f.prefix.is_some()
-                || f.tag.is_some()
-                || f.object_size_greater_than.is_some()
-                || f.object_size_less_than.is_some();
-            if f.and.is_some() && others {
-                return Err(malformed("a Filter with And holds nothing else"));
-            }
+            // them side by side in <Filter>, beside an <And> too, which means their
+            // conjunction: every form is accepted (reported back as one <And>)
             if let Some(and) = f.and {
-                let tags = validate(tag_pairs(and.tags.unwrap_or_default()), MAX_OBJECT_TAGS)?;
+                let mut pairs = tag_pairs(and.tags.unwrap_or_default());
+                pairs.extend(tag_pairs(f.tag.into_iter().collect()));
+                let tags = validate(pairs, MAX_OBJECT_TAGS)?;
+                let prefix = match (and.prefix.unwrap_or_default(), f.prefix.unwrap_or_default()) {
+                    (a, b) if a.starts_with(&b) => a,
+                    (a, b) if b.starts_with(&a) => b,
+                    _ => return Err(malformed("the prefixes of a Filter contradict each other")),
+                };
                 return Ok((
                     FilterForm::And,
                     Filter {
-                        prefix: and.prefix.unwrap_or_default(),
+                        prefix,
                         tags,
-                        size_greater_than: size_bound(and.object_size_greater_than)?,
-                        size_less_than: size_bound(and.object_size_less_than)?,
+                        size_greater_than: size_bound(
+                            and.object_size_greater_than.or(f.object_size_greater_than),
+                        )?,
+                        size_less_than: size_bound(
+                            and.object_size_less_than.or(f.object_size_less_than),
+                        )?,
                     },
                 ));
             }
@@ -126,6 +131,13 @@ fn rule_of(r: LifecycleRule) -> Result<Rule> {
             hex::encode(b)
         }
     };
+    for t in r.transitions.iter().flatten() {
+        if let Some(d) = &t.date
+            && super::ms_of(d).rem_euclid(86_400_000) != 0
+        {
+            return Err(invalid("'Date' must be at midnight GMT"));
+        }
+    }
     if r.transitions.as_ref().is_some_and(|t| !t.is_empty())
         || r.noncurrent_version_transitions
             .as_ref()

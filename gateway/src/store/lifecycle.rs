@@ -216,11 +216,16 @@ impl Rule {
         by_days || by_date
     }
 
-    /// Whether a delete marker that is the only version of its key is removed.
-    fn removes_lone_marker(&self, v: &LifecycleVersion) -> bool {
+    /// Whether a delete marker that is the only version of its key is removed at `now`: at
+    /// once under `ExpiredObjectDeleteMarker`, or once it is `Days` old under an expiration
+    /// by days (as RGW does).
+    fn removes_lone_marker(&self, v: &LifecycleVersion, now: i64, day_ms: i64) -> bool {
         self.enabled
             && self.filter.matches(v)
-            && (self.expired_object_delete_marker == Some(true) || self.expiration_days.is_some())
+            && (self.expired_object_delete_marker == Some(true)
+                || self
+                    .expiration_days
+                    .is_some_and(|d| now >= due_after(v.last_modified_ms, d, day_ms)))
     }
 
     /// Whether noncurrent version `v`, noncurrent since `since` with `newer` noncurrent
@@ -467,7 +472,11 @@ impl LifecycleWorker {
                 // the key changed: its noncurrent versions are looked at on the next pass
                 return;
             }
-        } else if versions.len() == 1 && rules.iter().any(|r| r.removes_lone_marker(latest)) {
+        } else if versions.len() == 1
+            && rules
+                .iter()
+                .any(|r| r.removes_lone_marker(latest, now, self.day_ms))
+        {
             let r = self.delete_version(bucket, latest, now).await;
             tally(r, report, &self.metrics, "removed_delete_marker");
             return;

@@ -460,6 +460,8 @@ impl Limits {
                 "max_connections_per_ip",
                 u64::from(self.max_connections_per_ip()),
             ),
+            ("lifecycle_interval_secs", self.lifecycle_interval_secs()),
+            ("lifecycle_day_secs", self.lifecycle_day_secs()),
         ] {
             if v == 0 {
                 return Err(bad(&format!("limits.{name}"), "must be at least 1"));

@@ -460,6 +460,8 @@ impl Limits {
                 "max_connections_per_ip",
                 u64::from(self.max_connections_per_ip()),
             ),
+            ("lifecycle_interval_secs", self.lifecycle_interval_secs()),
+            ("lifecycle_day_secs", self.lifecycle_day_secs()),
         ] {
             if v == 0 {
                 return Err(bad(&format!("limits.{name}"), "must be at least 1"));
@@ -768,6 +770,12 @@ limits! {
     /// Largest file of a browser form upload (POST Object), which is held in memory. Default
     /// 67108864 (64 MiB).
     post_object_max_bytes: u64 = 64 * 1024 * 1024, "VAULTGATE_POST_OBJECT_MAX_BYTES";
+    /// Seconds between two passes of the lifecycle worker over the buckets with lifecycle
+    /// rules. Default 3600.
+    lifecycle_interval_secs: u64 = 3600, "VAULTGATE_LIFECYCLE_INTERVAL_SECS";
+    /// Length of a lifecycle "day" in seconds (rule ages are counted in these). Default 86400;
+    /// only tests shorten it (like RGW's `rgw_lc_debug_interval`).
+    lifecycle_day_secs: u64 = 86400, "VAULTGATE_LIFECYCLE_DAY_SECS";
 }
 
 impl Layer {

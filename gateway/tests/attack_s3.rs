@@ -249,26 +249,20 @@ async fn unserved_operations_are_refused_for_every_role() {
         assert_eq!(status(&e), 501, "{name} PutBucketPolicy: {e:?}");
         assert_eq!(code(&e), "NotImplemented");
         let e = c
-            .get_bucket_lifecycle_configuration()
+            .get_bucket_website()
             .bucket(BUCKET)
             .send()
             .await
             .unwrap_err();
-        assert_eq!(status(&e), 501, "{name} GetBucketLifecycleConfiguration");
+        assert_eq!(status(&e), 501, "{name} GetBucketWebsite");
         let e = c
-            .put_object_tagging()
+            .get_object_torrent()
             .bucket(BUCKET)
             .key("k")
-            .tagging(
-                aws_sdk_s3::types::Tagging::builder()
-                    .set_tag_set(Some(vec![]))
-                    .build()
-                    .unwrap(),
-            )
             .send()
             .await
             .unwrap_err();
-        assert_eq!(status(&e), 501, "{name} PutObjectTagging");
+        assert_eq!(status(&e), 501, "{name} GetObjectTorrent");
         let e = c
             .delete_bucket_cors()
             .bucket(BUCKET)

@@ -155,6 +155,39 @@ async fn put_version(c: &Client, bucket: &str, key: &str, governed: bool) -> Str
         .to_owned()
 }
 
+fn tag_set(k: &str, v: &str) -> aws_sdk_s3::types::Tagging {
+    aws_sdk_s3::types::Tagging::builder()
+        .tag_set(
+            aws_sdk_s3::types::Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap()
+}
+
+/// A lifecycle rule that never fires during the test (ten years).
+fn far_lifecycle() -> aws_sdk_s3::types::BucketLifecycleConfiguration {
+    use aws_sdk_s3::types::{
+        BucketLifecycleConfiguration, ExpirationStatus, LifecycleExpiration, LifecycleRule,
+        LifecycleRuleFilter,
+    };
+    BucketLifecycleConfiguration::builder()
+        .rules(
+            LifecycleRule::builder()
+                .id("matrix")
+                .status(ExpirationStatus::Enabled)
+                .filter(LifecycleRuleFilter::builder().prefix("never/").build())
+                .expiration(LifecycleExpiration::builder().days(3650).build())
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap()
+}
+
 async fn version_exists(c: &Client, bucket: &str, key: &str, v: &str) -> bool {
     c.head_object()
         .bucket(bucket)
@@ -568,6 +601,92 @@ async fn run_cell(
                 false,
             )
         }
+        Action::GetObjectTagging => {
+            let v = put_version(owner, bucket, &key, false).await;
+            Outcome::of(
+                c.get_object_tagging()
+                    .bucket(bucket)
+                    .key(&key)
+                    .version_id(v)
+                    .send()
+                    .await,
+                false,
+            )
+        }
+        Action::PutObjectTagging => {
+            let v = put_version(owner, bucket, &key, false).await;
+            Outcome::of(
+                c.put_object_tagging()
+                    .bucket(bucket)
+                    .key(&key)
+                    .version_id(v)
+                    .tagging(tag_set("matrix", "yes"))
+                    .send()
+                    .await,
+                false,
+            )
+        }
+        Action::DeleteObjectTagging => {
+            let v = put_version(owner, bucket, &key, false).await;
+            Outcome::of(
+                c.delete_object_tagging()
+                    .bucket(bucket)
+                    .key(&key)
+                    .version_id(v)
+                    .send()
+                    .await,
+                false,
+            )
+        }
+        Action::GetBucketTagging => {
+            owner
+                .put_bucket_tagging()
+                .bucket(bucket)
+                .tagging(tag_set("team", side_tenant))
+                .send()
+                .await
+                .unwrap();
+            Outcome::of(c.get_bucket_tagging().bucket(bucket).send().await, false)
+        }
+        Action::PutBucketTagging => Outcome::of(
+            c.put_bucket_tagging()
+                .bucket(bucket)
+                .tagging(tag_set("team", side_tenant))
+                .send()
+                .await,
+            false,
+        ),
+        Action::DeleteBucketTagging => {
+            Outcome::of(c.delete_bucket_tagging().bucket(bucket).send().await, false)
+        }
+        Action::GetBucketLifecycleConfiguration => {
+            owner
+                .put_bucket_lifecycle_configuration()
+                .bucket(bucket)
+                .lifecycle_configuration(far_lifecycle())
+                .send()
+                .await
+                .unwrap();
+            Outcome::of(
+                c.get_bucket_lifecycle_configuration()
+                    .bucket(bucket)
+                    .send()
+                    .await,
+                false,
+            )
+        }
+        Action::PutBucketLifecycleConfiguration => Outcome::of(
+            c.put_bucket_lifecycle_configuration()
+                .bucket(bucket)
+                .lifecycle_configuration(far_lifecycle())
+                .send()
+                .await,
+            false,
+        ),
+        Action::DeleteBucketLifecycle => Outcome::of(
+            c.delete_bucket_lifecycle().bucket(bucket).send().await,
+            false,
+        ),
     }
 }
 

@@ -686,3 +686,84 @@ async fn each_versioning_and_lock_request_is_one_audit_event() {
     assert_eq!(denied.key.as_deref(), Some("k"));
     g.stop().await;
 }
+
+/// The lifecycle route of a compromised SuperAdmin key: a rule expiring everything after one
+/// (one-second) day, current and noncurrent, over a COMPLIANCE-locked version. The worker
+/// hides the version behind a delete marker (as S3 does) but never removes it: after many
+/// passes it is still there, byte for byte, and still locked.
+#[tokio::test]
+async fn a_lifecycle_rule_cannot_destroy_a_compliance_locked_version() {
+    use aws_sdk_s3::types::{
+        BucketLifecycleConfiguration, ExpirationStatus, LifecycleExpiration, LifecycleRule,
+        LifecycleRuleFilter, NoncurrentVersionExpiration,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.limits.lifecycle_interval_secs = Some(1);
+    cfg.limits.lifecycle_day_secs = Some(1);
+    let server = gateway::server::start(cfg, admin_api).await.unwrap();
+    let c = &client_for(&format!("http://{}", server.s3_addr), AK, SK);
+    locked_bucket(c, "worm-lc").await;
+    let v = c
+        .put_object()
+        .bucket("worm-lc")
+        .key("evidence")
+        .body(ByteStream::from_static(b"keep me"))
+        .object_lock_mode(ObjectLockMode::Compliance)
+        .object_lock_retain_until_date(in_secs(3600))
+        .send()
+        .await
+        .unwrap()
+        .version_id()
+        .unwrap()
+        .to_owned();
+    c.put_bucket_lifecycle_configuration()
+        .bucket("worm-lc")
+        .lifecycle_configuration(
+            BucketLifecycleConfiguration::builder()
+                .rules(
+                    LifecycleRule::builder()
+                        .id("destroy-all")
+                        .status(ExpirationStatus::Enabled)
+                        .filter(LifecycleRuleFilter::builder().prefix("").build())
+                        .expiration(LifecycleExpiration::builder().days(1).build())
+                        .noncurrent_version_expiration(
+                            NoncurrentVersionExpiration::builder()
+                                .noncurrent_days(1)
+                                .build(),
+                        )
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("a SuperAdmin may set rules");
+    // a few passes after the version is due, current and noncurrent
+    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+    assert_eq!(get(c, "worm-lc", "evidence", &v).await, b"keep me");
+    let r = c
+        .get_object_retention()
+        .bucket("worm-lc")
+        .key("evidence")
+        .version_id(&v)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.retention().unwrap().mode(),
+        Some(&ObjectLockRetentionMode::Compliance)
+    );
+    // the rule did act (the version is hidden behind a delete marker), it just destroyed nothing
+    let e = c
+        .get_object()
+        .bucket("worm-lc")
+        .key("evidence")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(status(&e), 404);
+    server.shutdown().await;
+}

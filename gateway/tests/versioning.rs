@@ -95,6 +95,8 @@ async fn versions_are_kept_read_deleted_and_restored() {
         .unwrap();
     assert_eq!(out.status(), None, "a new bucket was never versioned");
     assert_eq!(put(c, "ver", "k", b"unversioned").await, None);
+    let head = c.head_object().bucket("ver").key("k").send().await.unwrap();
+    assert_eq!(head.version_id(), None, "no version ids before versioning");
     set_versioning(c, "ver", BucketVersioningStatus::Enabled).await;
     let out = c
         .get_bucket_versioning()
@@ -111,6 +113,25 @@ async fn versions_are_kept_read_deleted_and_restored() {
     assert_eq!(get(c, "ver", "k", None).await, b"second");
     assert_eq!(get(c, "ver", "k", Some(&v1)).await, b"first");
     assert_eq!(get(c, "ver", "k", Some("null")).await, b"unversioned");
+    // the null version of a versioned bucket reports its id, as S3 does
+    let null = c
+        .get_object()
+        .bucket("ver")
+        .key("k")
+        .version_id("null")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(null.version_id(), Some("null"));
+    let head = c
+        .head_object()
+        .bucket("ver")
+        .key("k")
+        .version_id("null")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.version_id(), Some("null"));
     let head = c
         .head_object()
         .bucket("ver")

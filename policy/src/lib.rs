@@ -204,11 +204,29 @@ pub enum Action {
     PutObjectLegalHold,
     /// `x-amz-bypass-governance-retention` on a delete or retention change (SuperAdmin; quorum rules on `s3:BypassGovernanceRetention` apply)
     BypassGovernanceRetention,
+    /// GetObjectTagging
+    GetObjectTagging,
+    /// PutObjectTagging
+    PutObjectTagging,
+    /// DeleteObjectTagging
+    DeleteObjectTagging,
+    /// GetBucketTagging
+    GetBucketTagging,
+    /// PutBucketTagging (SuperAdmin: bucket administration)
+    PutBucketTagging,
+    /// DeleteBucketTagging (SuperAdmin)
+    DeleteBucketTagging,
+    /// GetBucketLifecycleConfiguration
+    GetBucketLifecycleConfiguration,
+    /// PutBucketLifecycleConfiguration (SuperAdmin: its rules delete data)
+    PutBucketLifecycleConfiguration,
+    /// DeleteBucketLifecycle (SuperAdmin)
+    DeleteBucketLifecycle,
 }
 
 impl Action {
     /// Every action, for tests and documentation.
-    pub const ALL: [Action; 32] = [
+    pub const ALL: [Action; 41] = [
         Action::ListBuckets,
         Action::CreateBucket,
         Action::HeadBucket,
@@ -241,6 +259,15 @@ impl Action {
         Action::GetObjectLegalHold,
         Action::PutObjectLegalHold,
         Action::BypassGovernanceRetention,
+        Action::GetObjectTagging,
+        Action::PutObjectTagging,
+        Action::DeleteObjectTagging,
+        Action::GetBucketTagging,
+        Action::PutBucketTagging,
+        Action::DeleteBucketTagging,
+        Action::GetBucketLifecycleConfiguration,
+        Action::PutBucketLifecycleConfiguration,
+        Action::DeleteBucketLifecycle,
     ];
 
     /// The S3 operation name (as s3s and AWS name it).
@@ -278,6 +305,15 @@ impl Action {
             Action::GetObjectLegalHold => "GetObjectLegalHold",
             Action::PutObjectLegalHold => "PutObjectLegalHold",
             Action::BypassGovernanceRetention => "BypassGovernanceRetention",
+            Action::GetObjectTagging => "GetObjectTagging",
+            Action::PutObjectTagging => "PutObjectTagging",
+            Action::DeleteObjectTagging => "DeleteObjectTagging",
+            Action::GetBucketTagging => "GetBucketTagging",
+            Action::PutBucketTagging => "PutBucketTagging",
+            Action::DeleteBucketTagging => "DeleteBucketTagging",
+            Action::GetBucketLifecycleConfiguration => "GetBucketLifecycleConfiguration",
+            Action::PutBucketLifecycleConfiguration => "PutBucketLifecycleConfiguration",
+            Action::DeleteBucketLifecycle => "DeleteBucketLifecycle",
         }
     }
 
@@ -318,6 +354,9 @@ impl Action {
                 | Action::GetObjectLockConfiguration
                 | Action::GetObjectRetention
                 | Action::GetObjectLegalHold
+                | Action::GetObjectTagging
+                | Action::GetBucketTagging
+                | Action::GetBucketLifecycleConfiguration
         )
     }
 
@@ -334,6 +373,8 @@ impl Action {
                 | Action::AbortMultipartUpload
                 | Action::PutObjectRetention
                 | Action::PutObjectLegalHold
+                | Action::PutObjectTagging
+                | Action::DeleteObjectTagging
         )
     }
 }

@@ -95,6 +95,8 @@ impl Index {
             "SELECT EXISTS (SELECT 1 FROM object_streams WHERE backend_id = $1) \
                  OR EXISTS (SELECT 1 FROM objects WHERE manifest_id = $1) \
                  OR EXISTS (SELECT 1 FROM objects WHERE lock_record_id = $1) \
+                 OR EXISTS (SELECT 1 FROM objects WHERE tag_record_id = $1) \
+                 OR EXISTS (SELECT 1 FROM bucket_settings WHERE record_id = $1) \
                  OR EXISTS (SELECT 1 FROM parts WHERE backend_id = $1) \
                  OR EXISTS (SELECT 1 FROM gc_queue WHERE backend_id = $1)",
         )
@@ -128,6 +130,8 @@ impl Index {
                 "SELECT backend_id FROM object_streams WHERE backend_id IN ({list}) \
                  UNION SELECT manifest_id FROM objects WHERE manifest_id IN ({list}) \
                  UNION SELECT lock_record_id FROM objects WHERE lock_record_id IN ({list}) \
+                 UNION SELECT tag_record_id FROM objects WHERE tag_record_id IN ({list}) \
+                 UNION SELECT record_id FROM bucket_settings WHERE record_id IN ({list}) \
                  UNION SELECT backend_id FROM parts WHERE backend_id IN ({list})"
             );
             if with_queue {

@@ -29,10 +29,12 @@ mod buckets;
 mod credentials;
 mod data_keys;
 pub mod gc;
+mod lifecycle;
 mod list;
 mod multipart;
 mod objects;
 mod ops;
+mod tags;
 mod versions;
 mod writer;
 
@@ -46,9 +48,11 @@ use sqlx::sqlite::{
 
 pub use data_keys::DataKeySummary;
 pub use gc::{GcError, GcReport, MAX_CRASH_ORPHANS, SweepReport, collect_garbage, sweep_orphans};
+pub use lifecycle::LifecycleVersion;
 pub use list::prefix_successor;
 pub use objects::{DeletedVersion, check_lock_change};
 pub use ops::SETTING_BACKEND_URL;
+pub use tags::{SETTING_LIFECYCLE, SETTING_STATE, SETTING_TAGGING, TAGGING_HEADER};
 pub use versions::{VersionEntry, VersionPage, VersionQuery};
 pub use writer::WriteStats;
 

@@ -78,7 +78,7 @@ pub(crate) async fn remove_version_row(
     .await?;
     let gone = sqlx::query(
         "DELETE FROM objects WHERE bucket = $1 AND object_key = $2 AND version_id = $3 \
-         RETURNING manifest_id, lock_record_id",
+         RETURNING manifest_id, lock_record_id, tag_record_id",
     )
     .bind(bucket)
     .bind(key)
@@ -87,6 +87,7 @@ pub(crate) async fn remove_version_row(
     .await?;
     ids.extend(gone.try_get::<Option<String>, _>("manifest_id")?);
     ids.extend(gone.try_get::<Option<String>, _>("lock_record_id")?);
+    ids.extend(gone.try_get::<Option<String>, _>("tag_record_id")?);
     Ok(Some(Removed {
         ids,
         was_latest,
@@ -237,6 +238,8 @@ pub(crate) async fn referenced_by_data(
         "SELECT EXISTS (SELECT 1 FROM object_streams WHERE backend_id = $1) \
              OR EXISTS (SELECT 1 FROM objects WHERE manifest_id = $1) \
              OR EXISTS (SELECT 1 FROM objects WHERE lock_record_id = $1) \
+             OR EXISTS (SELECT 1 FROM objects WHERE tag_record_id = $1) \
+             OR EXISTS (SELECT 1 FROM bucket_settings WHERE record_id = $1) \
              OR EXISTS (SELECT 1 FROM parts WHERE backend_id = $1) AS used",
     )
     .bind(id)

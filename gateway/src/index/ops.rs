@@ -67,6 +67,8 @@ impl Index {
             "SELECT backend_id AS id FROM object_streams \
              UNION SELECT manifest_id AS id FROM objects WHERE manifest_id IS NOT NULL \
              UNION SELECT lock_record_id AS id FROM objects WHERE lock_record_id IS NOT NULL \
+             UNION SELECT tag_record_id AS id FROM objects WHERE tag_record_id IS NOT NULL \
+             UNION SELECT record_id AS id FROM bucket_settings WHERE record_id IS NOT NULL \
              UNION SELECT backend_id AS id FROM parts",
         )
         .fetch_all(&self.read)

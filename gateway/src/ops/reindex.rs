@@ -9,7 +9,10 @@
 //! Not in the backend, so not restored: empty buckets, bucket owners, tenants and creation times
 //! (buckets get `owner`, the tenant chosen by [`super::bucket_tenant`] and the time of the
 //! reindex), access keys, multipart uploads in progress (their
-//! parts are reported as orphans). When two streams claim the same bucket/key (an overwrite whose
+//! parts are reported as orphans). Object tags are restored as written (the `x-amz-tagging`
+//! entry of the sealed headers) or as last changed (the newest tag record of the version);
+//! bucket tags, lifecycle rules and the versioning / object lock state as last set from the
+//! newest bucket record of each setting (an empty bucket that has one comes back too). When two streams claim the same bucket/key (an overwrite whose
 //! old stream was not yet collected), the newer `last_modified_ms` wins and the other is reported.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -21,7 +24,12 @@ use super::{OpsContext, progress_bar, read_bytes};
 use crate::backend::{Backend, ObjectInfo};
 use crate::error::{Error, Result};
 use crate::index::{
-    Index, LockMode, NULL_VERSION, ObjectLock, ObjectRecord, StreamRecord, Versioning,
+    Index, LockMode, NULL_VERSION, ObjectLock, ObjectRecord, SETTING_STATE, StreamRecord,
+    TAGGING_HEADER, Versioning,
+};
+use crate::store::tagging::{
+    RECORD_KIND_BUCKET, RECORD_KIND_HEADER, RECORD_KIND_TAGS, RECORD_SETTING_HEADER,
+    RECORD_VALUE_HEADER,
 };
 
 /// The version id, delete-marker flag and object lock a stream's sealed metadata records
@@ -44,6 +52,41 @@ fn version_of(meta: &keys::ObjectMeta) -> (String, bool, ObjectLock) {
             legal_hold: meta.legal_hold,
         },
     )
+}
+
+/// Whether a record stream (`lock_record` in its metadata) is a tag record rather than a lock
+/// record.
+fn is_tag_record(r: &ObjectRecord) -> bool {
+    r.headers.get(RECORD_KIND_HEADER).map(String::as_str) == Some(RECORD_KIND_TAGS)
+}
+
+/// Whether a record stream is a bucket record (a bucket setting's value).
+fn is_bucket_record(r: &ObjectRecord) -> bool {
+    r.headers.get(RECORD_KIND_HEADER).map(String::as_str) == Some(RECORD_KIND_BUCKET)
+}
+
+/// Applies a bucket's recorded versioning and object lock state (the `state` setting).
+async fn apply_state(index: &Index, bucket: &str, json: &str) -> Result<()> {
+    let v: serde_json::Value = serde_json::from_str(json)
+        .map_err(|e| Error::Integrity(format!("bucket record of {bucket}: {e}")))?;
+    match v["versioning"].as_str() {
+        Some("Enabled") => index.set_versioning(bucket, Versioning::Enabled).await?,
+        Some("Suspended") => index.set_versioning(bucket, Versioning::Suspended).await?,
+        _ => {}
+    }
+    if v["object_lock"].as_bool() == Some(true) {
+        let days = |k: &str| v[k].as_u64().and_then(|n| u32::try_from(n).ok());
+        let default = v["default_mode"]
+            .as_str()
+            .and_then(LockMode::parse)
+            .map(|mode| crate::index::DefaultRetention {
+                mode,
+                days: days("default_days"),
+                years: days("default_years"),
+            });
+        index.set_object_lock(bucket, default).await?;
+    }
+    Ok(())
 }
 
 /// Options of a reindex.
@@ -77,6 +120,8 @@ pub struct ReindexReport {
     pub multipart: usize,
     /// data keys inserted from stream headers
     pub data_keys: usize,
+    /// bucket settings restored from their records (tags, lifecycle rules, versioning state)
+    pub bucket_settings: usize,
     /// part streams no manifest references (uploads in progress, crash leftovers): not imported
     pub orphan_parts: Vec<String>,
     /// older streams of a bucket/key a newer stream also claims: not imported
@@ -89,12 +134,13 @@ impl ReindexReport {
     /// Human summary.
     pub fn summary(&self) -> String {
         let mut s = format!(
-            "reindex: {} backend objects scanned; {} buckets, {} objects ({} multipart), {} data keys restored; {} orphan parts, {} superseded, {} unreadable",
+            "reindex: {} backend objects scanned; {} buckets, {} objects ({} multipart), {} data keys, {} bucket settings restored; {} orphan parts, {} superseded, {} unreadable",
             self.scanned,
             self.buckets,
             self.objects,
             self.multipart,
             self.data_keys,
+            self.bucket_settings,
             self.orphan_parts.len(),
             self.superseded.len(),
             self.unreadable.len()
@@ -291,6 +337,11 @@ pub async fn reindex_into(
     // the newest lock record of each version: (last_modified_ms, lock, backend id)
     let mut lock_records: BTreeMap<(String, String, String), (i64, ObjectLock, String)> =
         BTreeMap::new();
+    // the newest tag record of each version: (last_modified_ms, tag set, backend id)
+    let mut tag_records: BTreeMap<(String, String, String), (i64, String, String)> =
+        BTreeMap::new();
+    // the newest record of each bucket setting: (last_modified_ms, value, backend id)
+    let mut bucket_records: BTreeMap<(String, String), (i64, String, String)> = BTreeMap::new();
     for (info, header) in &headers {
         let rec = match header.kind() {
             StreamKind::Object => object_record(backend, keyring, info, header).await,
@@ -300,6 +351,49 @@ pub async fn reindex_into(
         };
         pb.inc(1);
         let rec = match rec {
+            Ok((r, true)) if is_bucket_record(&r) => {
+                key_headers
+                    .entry(header.data_key_id().to_hex())
+                    .or_insert_with(|| header.clone());
+                let name = r
+                    .headers
+                    .get(RECORD_SETTING_HEADER)
+                    .cloned()
+                    .unwrap_or_default();
+                let value = r
+                    .headers
+                    .get(RECORD_VALUE_HEADER)
+                    .cloned()
+                    .unwrap_or_default();
+                let slot = (r.bucket, name);
+                let newer = (r.last_modified_ms, value, info.id.clone());
+                match bucket_records.get(&slot) {
+                    Some(old) if old.0 >= newer.0 => report.superseded.push(info.id.clone()),
+                    _ => {
+                        if let Some(old) = bucket_records.insert(slot, newer) {
+                            report.superseded.push(old.2);
+                        }
+                    }
+                }
+                continue;
+            }
+            Ok((r, true)) if is_tag_record(&r) => {
+                key_headers
+                    .entry(header.data_key_id().to_hex())
+                    .or_insert_with(|| header.clone());
+                let slot = (r.bucket, r.key, r.version_id);
+                let tagging = r.headers.get(TAGGING_HEADER).cloned().unwrap_or_default();
+                let newer = (r.last_modified_ms, tagging, info.id.clone());
+                match tag_records.get(&slot) {
+                    Some(old) if old.0 >= newer.0 => report.superseded.push(info.id.clone()),
+                    _ => {
+                        if let Some(old) = tag_records.insert(slot, newer) {
+                            report.superseded.push(old.2);
+                        }
+                    }
+                }
+                continue;
+            }
             Ok((r, true)) => {
                 key_headers
                     .entry(header.data_key_id().to_hex())
@@ -373,7 +467,28 @@ pub async fn reindex_into(
             _ => report.superseded.push(id),
         }
     }
-    let buckets: BTreeSet<&str> = records.keys().map(|(b, _, _)| b.as_str()).collect();
+    // tag records: a version gets the tags as last changed (PutObjectTagging /
+    // DeleteObjectTagging), not as written
+    let mut attach_tags: Vec<(String, String, String, String, String)> = Vec::new();
+    for ((bucket, key, version), (_, tagging, id)) in tag_records {
+        match records.get_mut(&(bucket.clone(), key.clone(), version.clone())) {
+            Some(rec) if !rec.delete_marker => {
+                if tagging.is_empty() {
+                    rec.headers.remove(TAGGING_HEADER);
+                } else {
+                    rec.headers
+                        .insert(TAGGING_HEADER.to_owned(), tagging.clone());
+                }
+                attach_tags.push((bucket, key, version, tagging, id));
+            }
+            _ => report.superseded.push(id),
+        }
+    }
+    let buckets: BTreeSet<&str> = records
+        .keys()
+        .map(|(b, _, _)| b.as_str())
+        .chain(bucket_records.keys().map(|(b, _)| b.as_str()))
+        .collect();
     for b in &buckets {
         index
             .create_bucket_in_tenant(b, &opts.owner, &tenant, false)
@@ -389,6 +504,18 @@ pub async fn reindex_into(
                 index.set_object_lock(b, None).await?;
             }
         }
+        // the state as last set, where a bucket record has it (Suspended, default retention)
+        if let Some((_, json, _)) = bucket_records.get(&((*b).to_owned(), SETTING_STATE.to_owned()))
+        {
+            apply_state(index, b, json).await?;
+        }
+    }
+    // bucket settings (tags, lifecycle rules, state), each referencing its record
+    for ((bucket, name), (_, value, id)) in &bucket_records {
+        index
+            .set_bucket_setting(bucket, name, Some(value), Some(id))
+            .await?;
+        report.bucket_settings += 1;
     }
     // the versions of a key are written oldest first, so that the newest ends up the latest
     let mut ordered: Vec<&ObjectRecord> = records.values().collect();
@@ -411,6 +538,11 @@ pub async fn reindex_into(
         // the lock is already the record's; this only makes the index reference the record
         index
             .set_lock(&bucket, &key, Some(&version), lock, true, Some(&id))
+            .await?;
+    }
+    for (bucket, key, version, tagging, id) in attach_tags {
+        index
+            .set_object_tags(&bucket, &key, &version, Some(&tagging), &id)
             .await?;
     }
     Ok(report)

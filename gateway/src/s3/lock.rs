@@ -159,6 +159,7 @@ impl Gateway {
                 )),
                 e => e.into(),
             })?;
+        self.store.record_bucket_state(&i.bucket).await;
         tracing::info!(bucket = %i.bucket, ?default, "object lock configuration set");
         Ok(PutObjectLockConfigurationOutput::default())
     }

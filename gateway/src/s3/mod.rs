@@ -6,11 +6,13 @@
 mod bucket;
 mod checksum;
 pub(crate) mod encryption;
+mod lifecycle;
 mod list;
 mod lock;
 mod multipart;
 mod object;
 pub mod range_fallback;
+mod tagging;
 mod versioning;
 
 use std::collections::BTreeMap;
@@ -76,6 +78,17 @@ impl Gateway {
         match self.store.get_bucket(bucket).await? {
             Some(_) => Ok(()),
             None => Err(Error::NoSuchBucket(bucket.to_owned())),
+        }
+    }
+
+    /// The version id a GET / HEAD of a `null` version reports: `null` in a bucket whose
+    /// versioning is Enabled or Suspended (as S3 does), none in a bucket that never had it.
+    async fn null_version_reported(&self, bucket: &str) -> Option<String> {
+        match self.store.bucket_state(bucket).await {
+            Ok(Some(s)) if s.versioning != crate::index::Versioning::Unversioned => {
+                Some(crate::index::NULL_VERSION.to_owned())
+            }
+            _ => None,
         }
     }
 
@@ -188,7 +201,10 @@ impl Gateway {
                 Some(&key),
             )
             .await?;
-        let req = req.map_input(post_into_put);
+        let mut req = req.map_input(post_into_put);
+        if let Some(t) = req.input.tagging.take() {
+            req.input.tagging = Some(tagging::form_field_to_header(&t).map_err(S3Error::from)?);
+        }
         let out = self.op_put_object(req).await.map_err(S3Error::from)?;
         Ok(PostObjectOutput {
             e_tag: out.e_tag,
@@ -395,19 +411,35 @@ impl S3 for Gateway {
         &self,
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
-        done(
+        let bucket = req.input.bucket.clone();
+        let mut resp = done(
             RequestCtx::of(&req.extensions),
             self.op_get_object(req).await,
-        )
+        )?;
+        if resp.output.version_id.is_none() {
+            resp.output.version_id = self.null_version_reported(&bucket).await;
+        }
+        Ok(resp)
     }
     async fn head_object(
         &self,
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
-        done(
-            RequestCtx::of(&req.extensions),
-            self.op_head_object(req).await,
-        )
+        let ctx = RequestCtx::of(&req.extensions);
+        let bucket = req.input.bucket.clone();
+        let (out, tag_count) = match self.op_head_object(req).await {
+            Ok(r) => (Ok(r.0), r.1),
+            Err(e) => (Err(e), None),
+        };
+        let mut resp = done(ctx, out)?;
+        if resp.output.version_id.is_none() {
+            resp.output.version_id = self.null_version_reported(&bucket).await;
+        }
+        if let Some(n) = tag_count {
+            resp.headers
+                .insert("x-amz-tagging-count", http::HeaderValue::from(n));
+        }
+        Ok(resp)
     }
     async fn delete_object(
         &self,
@@ -605,6 +637,87 @@ impl S3 for Gateway {
         done(
             RequestCtx::of(&req.extensions),
             self.op_post_object(req).await,
+        )
+    }
+    async fn put_object_tagging(
+        &self,
+        req: S3Request<PutObjectTaggingInput>,
+    ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
+        done(
+            RequestCtx::of(&req.extensions),
+            self.op_put_object_tagging(req).await,
+        )
+    }
+    async fn get_object_tagging(
+        &self,
+        req: S3Request<GetObjectTaggingInput>,
+    ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
+        done(
+            RequestCtx::of(&req.extensions),
+            self.op_get_object_tagging(req).await,
+        )
+    }
+    async fn delete_object_tagging(
+        &self,
+        req: S3Request<DeleteObjectTaggingInput>,
+    ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
+        done(
+            RequestCtx::of(&req.extensions),
+            self.op_delete_object_tagging(req).await,
+        )
+    }
+    async fn put_bucket_tagging(
+        &self,
+        req: S3Request<PutBucketTaggingInput>,
+    ) -> S3Result<S3Response<PutBucketTaggingOutput>> {
+        done(
+            RequestCtx::of(&req.extensions),
+            self.op_put_bucket_tagging(req).await,
+        )
+    }
+    async fn get_bucket_tagging(
+        &self,
+        req: S3Request<GetBucketTaggingInput>,
+    ) -> S3Result<S3Response<GetBucketTaggingOutput>> {
+        done(
+            RequestCtx::of(&req.extensions),
+            self.op_get_bucket_tagging(req).await,
+        )
+    }
+    async fn delete_bucket_tagging(
+        &self,
+        req: S3Request<DeleteBucketTaggingInput>,
+    ) -> S3Result<S3Response<DeleteBucketTaggingOutput>> {
+        done(
+            RequestCtx::of(&req.extensions),
+            self.op_delete_bucket_tagging(req).await,
+        )
+    }
+    async fn put_bucket_lifecycle_configuration(
+        &self,
+        req: S3Request<PutBucketLifecycleConfigurationInput>,
+    ) -> S3Result<S3Response<PutBucketLifecycleConfigurationOutput>> {
+        done(
+            RequestCtx::of(&req.extensions),
+            self.op_put_bucket_lifecycle_configuration(req).await,
+        )
+    }
+    async fn get_bucket_lifecycle_configuration(
+        &self,
+        req: S3Request<GetBucketLifecycleConfigurationInput>,
+    ) -> S3Result<S3Response<GetBucketLifecycleConfigurationOutput>> {
+        done(
+            RequestCtx::of(&req.extensions),
+            self.op_get_bucket_lifecycle_configuration(req).await,
+        )
+    }
+    async fn delete_bucket_lifecycle(
+        &self,
+        req: S3Request<DeleteBucketLifecycleInput>,
+    ) -> S3Result<S3Response<DeleteBucketLifecycleOutput>> {
+        done(
+            RequestCtx::of(&req.extensions),
+            self.op_delete_bucket_lifecycle(req).await,
         )
     }
 }

@@ -132,6 +132,7 @@ impl Gateway {
             owner,
         };
         let mut rec = rec;
+        super::tagging::stash_header(&mut rec.headers, input.tagging.as_deref())?;
         if explicit_lock {
             super::lock::stash_lock(&mut rec.headers, &planned.lock);
         }

@@ -296,7 +296,7 @@ impl Gateway {
             &raw_headers,
             trailing_headers,
         )?;
-        let headers = object_headers(
+        let mut headers = object_headers(
             input.content_type.as_deref(),
             input.content_encoding.as_deref(),
             input.cache_control.as_deref(),
@@ -304,6 +304,7 @@ impl Gateway {
             input.content_language.as_deref(),
             input.expires.as_ref(),
         );
+        super::tagging::stash_header(&mut headers, input.tagging.as_deref())?;
         let checks = WriteChecks {
             checksums,
             content_md5: input.content_md5.clone(),
@@ -351,9 +352,11 @@ impl Gateway {
             }
         };
         let echo = super::encryption::Echo::of(&rec.headers, self.sse());
+        let expiration = self.expiration_header(&rec).await;
         Ok(with_checksums(
             &rec.checksums,
             PutObjectOutput {
+                expiration,
                 e_tag: Some(etag(&rec.etag)),
                 server_side_encryption: echo.sse,
                 sse_customer_algorithm: echo.algorithm,
@@ -385,11 +388,15 @@ impl Gateway {
             .store
             .open_object(&read.rec, read.range.clone(), read.ck.as_ref())
             .await?;
+        let tag_count = super::tagging::count_of(&read.rec.headers);
+        let expiration = self.expiration_header(&read.rec).await;
         Ok(object_answer!(
             self,
             read,
             GetObjectOutput {
                 body: Some(StreamingBlob::wrap(SyncStream::new(body))),
+                tag_count,
+                expiration,
             }
         ))
     }
@@ -397,13 +404,17 @@ impl Gateway {
     pub(super) async fn op_head_object(
         &self,
         req: S3Request<HeadObjectInput>,
-    ) -> Result<HeadObjectOutput> {
+    ) -> Result<(HeadObjectOutput, Option<i32>)> {
         let credentials = req.credentials;
         let i = req.input;
         let read = self
             .select(credentials.as_ref(), &i.bucket, &i.key, read_spec!(i), None)
             .await?;
-        Ok(object_answer!(self, read, HeadObjectOutput {}))
+        let tag_count = super::tagging::count_of(&read.rec.headers);
+        let expiration = self.expiration_header(&read.rec).await;
+        let mut out = object_answer!(self, read, HeadObjectOutput {});
+        out.expiration = expiration;
+        Ok((out, tag_count))
     }
 
     /// If-Match / If-None-Match of a write (PutObject, CompleteMultipartUpload), against the
@@ -765,7 +776,7 @@ impl Gateway {
                 "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.".into(),
             ));
         }
-        let (headers, meta) = if replace {
+        let (mut headers, meta) = if replace {
             (
                 object_headers(
                     input.content_type.as_deref(),
@@ -780,6 +791,17 @@ impl Gateway {
         } else {
             (src.headers.clone(), src.user_metadata.clone())
         };
+        // the tags follow x-amz-tagging-directive (default COPY), whatever the metadata directive
+        headers.remove(crate::index::TAGGING_HEADER);
+        let replace_tags = input
+            .tagging_directive
+            .as_ref()
+            .is_some_and(|d| d.as_str().eq_ignore_ascii_case(TaggingDirective::REPLACE));
+        if replace_tags {
+            super::tagging::stash_header(&mut headers, input.tagging.as_deref())?;
+        } else if let Some(t) = src.headers.get(crate::index::TAGGING_HEADER) {
+            headers.insert(crate::index::TAGGING_HEADER.to_owned(), t.clone());
+        }
         let mut set = set_of(&src.checksums);
         if let Some(a) = input.checksum_algorithm.as_ref() {
             let extra =

@@ -330,6 +330,7 @@ impl Gateway {
                 )),
                 e => e.into(),
             })?;
+        self.store.record_bucket_state(&i.bucket).await;
         tracing::info!(bucket = %i.bucket, state = ?state, "bucket versioning changed");
         Ok(PutBucketVersioningOutput::default())
     }

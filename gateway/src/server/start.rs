@@ -441,6 +441,15 @@ async fn spawn_listeners(
         grace,
     ));
     let prune_task = storage.audit.spawn_pruner(rx.clone());
+    let lifecycle_task = crate::store::lifecycle::LifecycleWorker::new(
+        storage.store.clone(),
+        Some(storage.audit.ledger.clone()),
+        config.limits.lifecycle_day_secs(),
+    )
+    .spawn(
+        Duration::from_secs(config.limits.lifecycle_interval_secs().max(1)),
+        rx.clone(),
+    );
     let tls_task = tls.watch(rx.clone());
     let app = router(AdminState {
         store: storage.store.clone(),
@@ -465,7 +474,7 @@ async fn spawn_listeners(
         s3_addr,
         admin_addr,
         shutdown: tx,
-        tasks: vec![s3_task, admin_task, prune_task, tls_task],
+        tasks: vec![s3_task, admin_task, prune_task, tls_task, lifecycle_task],
     })
 }
 

@@ -11,7 +11,9 @@
 //! multipart objects only the parts the range touches.
 
 mod catalog;
+pub mod lifecycle;
 mod read;
+pub mod tagging;
 pub mod write;
 
 pub use write::{NewVersion, Uncommitted, WriteCheck};

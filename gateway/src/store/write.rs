@@ -158,7 +158,7 @@ impl std::fmt::Debug for Uncommitted {
 }
 
 impl Uncommitted {
-    fn new(backend: Arc<dyn Backend>, id: String) -> Uncommitted {
+    pub(super) fn new(backend: Arc<dyn Backend>, id: String) -> Uncommitted {
         Uncommitted {
             backend,
             ids: vec![id],
@@ -166,7 +166,7 @@ impl Uncommitted {
     }
 
     /// The change is visible: nothing to delete.
-    fn committed(mut self) {
+    pub(super) fn committed(mut self) {
         self.ids.clear();
     }
 
@@ -234,7 +234,7 @@ fn received(audit: Option<&RequestCtx>, n: u64) -> u64 {
 impl Store {
     /// A sealed empty stream whose only content is `meta` (a delete marker, a lock record):
     /// what `reindex` reads back to rebuild the index rows that have no object bytes.
-    async fn seal_empty(&self, key: &StreamKey, meta: ObjectMeta) -> Result<Sealed> {
+    pub(super) async fn seal_empty(&self, key: &StreamKey, meta: ObjectMeta) -> Result<Sealed> {
         let params = SealParams {
             bucket: meta.bucket.clone(),
             kind: StreamKind::Object,

@@ -1,0 +1,163 @@
+//! Index operations on tags and bucket settings: the tag set of one version (kept in its
+//! `headers` map under [`TAGGING_HEADER`], the sealed tag record that last changed it in
+//! `tag_record_id`), and per-bucket configuration documents (`bucket_settings`: bucket tags,
+//! lifecycle rules), stored as JSON of the gateway's own types.
+
+use sqlx::Row;
+
+use super::objects::queue_garbage;
+use super::{Index, IndexError, map_from_json, map_to_json, now_ms};
+
+/// The name under which a version's tag set is kept in its headers map: the URL-encoded tag
+/// set, as the `x-amz-tagging` request header carries it (never sent back as a header).
+pub const TAGGING_HEADER: &str = "x-amz-tagging";
+
+/// Name of the bucket setting holding the bucket's tag set.
+pub const SETTING_TAGGING: &str = "tagging";
+/// Name of the bucket setting holding the bucket's lifecycle configuration.
+pub const SETTING_LIFECYCLE: &str = "lifecycle";
+/// Name of the bucket setting holding the bucket's versioning and object lock state as last
+/// set (a copy of the `buckets` columns, kept for its sealed record).
+pub const SETTING_STATE: &str = "state";
+
+impl Index {
+    /// Replaces the tag set of one version (`tagging`: the URL-encoded tag set, None or empty
+    /// removes it) and makes `record_id` (the sealed tag record of this change) the version's
+    /// tag record; the previous record becomes garbage (queued, returned). `NoSuchVersion` if
+    /// the version does not exist or is a delete marker.
+    pub async fn set_object_tags(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+        tagging: Option<&str>,
+        record_id: &str,
+    ) -> Result<Vec<String>, IndexError> {
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(
+            "SELECT delete_marker, headers, tag_record_id FROM objects \
+             WHERE bucket = $1 AND object_key = $2 AND version_id = $3",
+        )
+        .bind(bucket)
+        .bind(key)
+        .bind(version_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Err(IndexError::NoSuchVersion(format!("{bucket}/{key}")));
+        };
+        if row.try_get::<bool, _>("delete_marker")? {
+            return Err(IndexError::NoSuchVersion(format!(
+                "{bucket}/{key} is a delete marker"
+            )));
+        }
+        let mut headers = map_from_json(&row.try_get::<String, _>("headers")?, "headers")?;
+        match tagging.filter(|t| !t.is_empty()) {
+            Some(t) => headers.insert(TAGGING_HEADER.to_owned(), t.to_owned()),
+            None => headers.remove(TAGGING_HEADER),
+        };
+        let old: Option<String> = row.try_get("tag_record_id")?;
+        sqlx::query(
+            "UPDATE objects SET headers = $4, tag_record_id = $5 \
+             WHERE bucket = $1 AND object_key = $2 AND version_id = $3",
+        )
+        .bind(bucket)
+        .bind(key)
+        .bind(version_id)
+        .bind(map_to_json(&headers)?)
+        .bind(record_id)
+        .execute(&mut *tx)
+        .await?;
+        let garbage = match old {
+            Some(old) => queue_garbage(&mut tx, vec![old]).await?,
+            None => Vec::new(),
+        };
+        tx.commit().await?;
+        Ok(garbage)
+    }
+
+    /// A bucket setting (None when not set). `NotFound` if the bucket does not exist.
+    pub async fn bucket_setting(
+        &self,
+        bucket: &str,
+        name: &str,
+    ) -> Result<Option<String>, IndexError> {
+        if !self.bucket_exists(bucket).await? {
+            return Err(IndexError::NotFound(bucket.to_owned()));
+        }
+        Ok(
+            sqlx::query_scalar("SELECT value FROM bucket_settings WHERE bucket = $1 AND name = $2")
+                .bind(bucket)
+                .bind(name)
+                .fetch_optional(&self.read)
+                .await?,
+        )
+    }
+
+    /// Sets (`Some`) or removes (`None`) a bucket setting; `record_id`: the sealed bucket
+    /// record carrying the new value. Returns the backend ids now garbage (the setting's
+    /// previous record, also queued). `NotFound` if the bucket does not exist.
+    pub async fn set_bucket_setting(
+        &self,
+        bucket: &str,
+        name: &str,
+        value: Option<&str>,
+        record_id: Option<&str>,
+    ) -> Result<Vec<String>, IndexError> {
+        let mut tx = self.begin_write().await?;
+        super::objects::require_bucket(&mut tx, bucket).await?;
+        let old: Option<Option<String>> = sqlx::query_scalar(
+            "SELECT record_id FROM bucket_settings WHERE bucket = $1 AND name = $2",
+        )
+        .bind(bucket)
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?;
+        match value {
+            Some(v) => {
+                sqlx::query(
+                    "INSERT INTO bucket_settings (bucket, name, value, updated_ms, record_id) \
+                     VALUES ($1, $2, $3, $4, $5) \
+                     ON CONFLICT (bucket, name) DO UPDATE SET value = excluded.value, \
+                         updated_ms = excluded.updated_ms, record_id = excluded.record_id",
+                )
+                .bind(bucket)
+                .bind(name)
+                .bind(v)
+                .bind(now_ms())
+                .bind(record_id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM bucket_settings WHERE bucket = $1 AND name = $2")
+                    .bind(bucket)
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        let garbage = match old.flatten() {
+            Some(id) if Some(id.as_str()) != record_id => queue_garbage(&mut tx, vec![id]).await?,
+            _ => Vec::new(),
+        };
+        tx.commit().await?;
+        Ok(garbage)
+    }
+
+    /// Every bucket that has the setting `name`, with its value (bucket order).
+    pub async fn buckets_with_setting(
+        &self,
+        name: &str,
+    ) -> Result<Vec<(String, String)>, IndexError> {
+        let rows = sqlx::query(
+            "SELECT bucket, value FROM bucket_settings WHERE name = $1 ORDER BY bucket",
+        )
+        .bind(name)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("bucket")?, r.try_get("value")?)))
+            .collect()
+    }
+}

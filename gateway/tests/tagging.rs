@@ -703,7 +703,7 @@ async fn reindex_restores_tags_as_last_changed() {
     )
     .await
     .expect("reindex");
-    ctx.index.close().await;
+    ctx.close().await;
     assert_eq!(report.objects, 4, "{report:?}");
     assert_eq!(
         report.scanned, 9,

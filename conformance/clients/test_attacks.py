@@ -358,30 +358,28 @@ POLICY_DOC = json.dumps(
     {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
                                             "Resource": "arn:aws:s3:::b/*"}]}
 ).encode()
-TAGGING = b"<Tagging><TagSet><Tag><Key>k</Key><Value>v</Value></Tag></TagSet></Tagging>"
 CORS = (b"<CORSConfiguration><CORSRule><AllowedOrigin>*</AllowedOrigin><AllowedMethod>GET</AllowedMethod>"
         b"</CORSRule></CORSConfiguration>")
-LIFECYCLE = (b"<LifecycleConfiguration><Rule><ID>x</ID><Filter><Prefix></Prefix></Filter><Status>Enabled</Status>"
-             b"<Expiration><Days>1</Days></Expiration></Rule></LifecycleConfiguration>")
 
 # (operation, method, path suffix after /bucket, query, body, extra headers, may a served read answer 200)
 UNSERVED = [
     ("PutBucketPolicy", "PUT", "", "policy", POLICY_DOC, {}, False),
     ("DeleteBucketPolicy", "DELETE", "", "policy", b"", {}, False),
     ("PutBucketAcl", "PUT", "", "acl", b"", {"x-amz-acl": "public-read"}, False),
-    ("GetBucketLifecycleConfiguration", "GET", "", "lifecycle", b"", {}, False),
-    ("PutBucketTagging", "PUT", "", "tagging", TAGGING, {}, False),
     ("PutBucketCors", "PUT", "", "cors", CORS, {}, False),
-    ("PutBucketLifecycleConfiguration", "PUT", "", "lifecycle", LIFECYCLE, {}, False),
+    ("GetBucketWebsite", "GET", "", "website", b"", {}, False),
+    ("DeleteBucketWebsite", "DELETE", "", "website", b"", {}, False),
+    ("GetBucketReplication", "GET", "", "replication", b"", {}, False),
     ("PutObjectAcl", "PUT", "/existing.bin", "acl", b"", {"x-amz-acl": "public-read"}, False),
-    ("PutObjectTagging", "PUT", "/existing.bin", "tagging", TAGGING, {}, False),
-    ("DeleteObjectTagging", "DELETE", "/existing.bin", "tagging", b"", {}, False),
+    ("GetObjectTorrent", "GET", "/existing.bin", "torrent", b"", {}, False),
 ]
 
 
 def test_unserved_operations_never_succeed(arena):
-    """F2: operations the gateway does not serve (PutBucketPolicy, PutBucketAcl, tagging, CORS,
-    lifecycle, object ACLs; versioning is served since issue 15, see test_versioning.py) answer 501 NotImplemented to the bucket's own SuperAdmin,
+    """F2: operations the gateway does not serve (bucket policies and ACLs, CORS, website,
+    replication, object ACLs, torrents; versioning, tagging and lifecycle are served since issue
+    15, see test_versioning.py and gateway/tests/{tagging,lifecycle}.rs) answer 501
+    NotImplemented to the bucket's own SuperAdmin,
     501 or 403 AccessDenied to another tenant's SuperAdmin and to a Manager, never 2xx; the other
     tenant's bucket is untouched."""
     gw, bucket = arena.gw, arena.bucket

@@ -7,10 +7,13 @@ batch delete, overwrite, copy over, retention shortening and removal, suspending
 bucket delete, and the admin API giving itself a role and dropping quorum rules. Governance
 bypass: allowed for a SuperAdmin; under a quorum rule on s3:BypassGovernanceRetention it waits
 for another admin's approval (`vaultgate admin approvals approve`), then goes through once.
+Lifecycle: aws cli sets a rule, boto3 sees the expiry happen within the worker interval, and a
+COMPLIANCE-locked version outlives it.
 """
 
 import datetime
 import json
+import time
 
 import boto3
 import pytest
@@ -315,3 +318,74 @@ def test_sigkill_during_mixed_versioned_puts_and_deletes(gateway_factory):
     for key in keys:
         latest = [x for x in list(versions.values()) + list(markers.values()) if x["Key"] == key and x["IsLatest"]]
         assert len(latest) <= 1, latest
+
+
+def test_lifecycle_expiry_is_observed_within_the_worker_interval(gateway_factory, workdir):
+    """Lifecycle with real clients on a gateway whose worker runs every second and whose "day"
+    lasts 2 s (VAULTGATE_LIFECYCLE_INTERVAL_SECS / _DAY_SECS): aws cli sets a rule expiring
+    `logs/` after 1 day on a versioned bucket and noncurrent versions after 1 day; boto3 sees
+    the current version hidden by a delete marker, then the old versions gone, while `keep/`
+    stays; a COMPLIANCE-locked version in a locked bucket outlives the same rule."""
+    gw = gateway_factory(
+        "lifecycle", VAULTGATE_LIFECYCLE_INTERVAL_SECS="1", VAULTGATE_LIFECYCLE_DAY_SECS="2"
+    )
+    s3 = gw.s3()
+    bucket = unique_bucket("lc")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    rules = {
+        "Rules": [
+            {
+                "ID": "logs",
+                "Filter": {"Prefix": "logs/"},
+                "Status": "Enabled",
+                "Expiration": {"Days": 1},
+                "NoncurrentVersionExpiration": {"NoncurrentDays": 1},
+            }
+        ]
+    }
+    f = workdir / "lc.json"
+    f.write_text(json.dumps(rules))
+    gw.aws(workdir, "s3api", "put-bucket-lifecycle-configuration", "--bucket", bucket,
+           "--lifecycle-configuration", f"file://{f}")
+    got = json.loads(gw.aws(workdir, "s3api", "get-bucket-lifecycle-configuration", "--bucket", bucket).stdout)
+    assert [r["ID"] for r in got["Rules"]] == ["logs"]
+    s3.put_object(Bucket=bucket, Key="logs/a.log", Body=b"old")
+    s3.put_object(Bucket=bucket, Key="logs/a.log", Body=b"new")
+    s3.put_object(Bucket=bucket, Key="keep/b.txt", Body=b"kept")
+    head = s3.head_object(Bucket=bucket, Key="logs/a.log")
+    assert "x-amz-expiration" in head["ResponseMetadata"]["HTTPHeaders"]
+
+    # expired current version: a delete marker on top (1 day = 2 s, the worker every 1 s)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        rows = versions_of(s3, bucket, "logs/a.log")
+        if any(r["marker"] and r.get("IsLatest") for r in rows):
+            break
+        time.sleep(0.5)
+    else:
+        pytest.fail(f"no delete marker within 30 s: {versions_of(s3, bucket, 'logs/a.log')}")
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket=bucket, Key="logs/a.log")
+    assert client_error_code(e.value) == (404, "NoSuchKey")
+    # then the noncurrent versions expire too
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        if not any(not r["marker"] for r in versions_of(s3, bucket, "logs/a.log")):
+            break
+        time.sleep(0.5)
+    else:
+        pytest.fail(f"noncurrent versions not expired: {versions_of(s3, bucket, 'logs/a.log')}")
+    assert body(s3, bucket, "keep/b.txt") == b"kept"
+
+    # a COMPLIANCE-locked version outlives the same rule
+    locked = unique_bucket("lc-lock")
+    s3.create_bucket(Bucket=locked, ObjectLockEnabledForBucket=True)
+    until = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1)
+    v = s3.put_object(
+        Bucket=locked, Key="logs/evidence.log", Body=b"locked",
+        ObjectLockMode="COMPLIANCE", ObjectLockRetainUntilDate=until,
+    )["VersionId"]
+    s3.put_bucket_lifecycle_configuration(Bucket=locked, LifecycleConfiguration=rules)
+    time.sleep(8)  # four "days" and eight worker runs
+    assert body(s3, locked, "logs/evidence.log", v) == b"locked"

@@ -149,6 +149,8 @@ impl Index {
         policy::store::tenancy::forget(&mut tx, name).await?;
         let garbage = super::objects::queue_garbage(&mut tx, parts).await?;
         tx.commit().await?;
+        // its settings went with it (a trigger queues their records)
+        self.settings.clear();
         Ok(garbage)
     }
 

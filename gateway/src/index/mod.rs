@@ -356,6 +356,9 @@ pub struct Index {
     read: SqlitePool,
     /// The group-commit task for the hot writes (it writes through `write`).
     writer: writer::Writer,
+    /// Bucket settings read on every request (the lifecycle rules behind `x-amz-expiration`),
+    /// kept in memory; every write of a setting and every bucket delete clears it.
+    settings: std::sync::Arc<tags::SettingsCache>,
 }
 
 /// How long a writer waits for its turn before giving up.
@@ -428,6 +431,7 @@ impl Index {
             write,
             read,
             writer,
+            settings: std::sync::Arc::default(),
         })
     }
 

@@ -82,16 +82,22 @@ impl Index {
         bucket: &str,
         name: &str,
     ) -> Result<Option<String>, IndexError> {
+        let key = (bucket.to_owned(), name.to_owned());
+        if let Some(hit) = self.settings.get(&key) {
+            return Ok(hit);
+        }
+        let generation = self.settings.generation();
         if !self.bucket_exists(bucket).await? {
             return Err(IndexError::NotFound(bucket.to_owned()));
         }
-        Ok(
+        let value: Option<String> =
             sqlx::query_scalar("SELECT value FROM bucket_settings WHERE bucket = $1 AND name = $2")
                 .bind(bucket)
                 .bind(name)
                 .fetch_optional(&self.read)
-                .await?,
-        )
+                .await?;
+        self.settings.put(generation, key, value.clone());
+        Ok(value)
     }
 
     /// Sets (`Some`) or removes (`None`) a bucket setting; `record_id`: the sealed bucket
@@ -142,6 +148,7 @@ impl Index {
             _ => Vec::new(),
         };
         tx.commit().await?;
+        self.settings.clear();
         Ok(garbage)
     }
 
@@ -159,5 +166,55 @@ impl Index {
         rows.iter()
             .map(|r| Ok((r.try_get("bucket")?, r.try_get("value")?)))
             .collect()
+    }
+}
+
+/// Most bucket settings kept in memory (the cache starts over when full).
+const SETTINGS_CACHED: usize = 10_000;
+
+/// The bucket settings cache of [`Index::bucket_setting`]. A value read from the database is
+/// kept only if no write cleared the cache while it was being read (the generation did not
+/// move), so a reader racing a write never keeps the old value.
+#[derive(Debug, Default)]
+pub(crate) struct SettingsCache {
+    generation: std::sync::atomic::AtomicU64,
+    map: std::sync::Mutex<std::collections::HashMap<(String, String), Option<String>>>,
+}
+
+impl SettingsCache {
+    fn map(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<(String, String), Option<String>>>
+    {
+        self.map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn get(&self, key: &(String, String)) -> Option<Option<String>> {
+        self.map().get(key).cloned()
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn put(&self, generation: u64, key: (String, String), value: Option<String>) {
+        let mut map = self.map();
+        if self.generation() != generation {
+            return;
+        }
+        if map.len() >= SETTINGS_CACHED {
+            map.clear();
+        }
+        map.insert(key, value);
+    }
+
+    /// After a write of a setting or a bucket delete (once committed).
+    pub(crate) fn clear(&self) {
+        let mut map = self.map();
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        map.clear();
     }
 }

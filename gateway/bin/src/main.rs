@@ -99,7 +99,7 @@ impl Command {
 }
 
 fn main() -> ExitCode {
-    let matches = Cli::command().long_version(long_version()).get_matches();
+    let matches = settings::offline_help(Cli::command().long_version(long_version())).get_matches();
     let command = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli.command,
         Err(e) => e.exit(),

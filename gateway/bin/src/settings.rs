@@ -28,6 +28,51 @@ pub struct Settings {
     layer: Layer,
 }
 
+/// The settings an offline command (`migrate`, `reindex`, `import-hub`, `keys`, `audit`)
+/// reads: where the data, the index and the keys are, and the log level. The listener, TLS,
+/// rate and abuse settings of `serve` are still accepted there (one `Settings` for every
+/// command), but hidden from their `--help`.
+const OFFLINE_SETTINGS: &[&str] = &[
+    "data_dir",
+    "database_url",
+    "backend",
+    "kms",
+    "log_level",
+    "audit_source",
+    "audit_mirror",
+    "audit_retention_days",
+];
+
+/// Hides the `serve`-only settings from the `--help` of the offline commands and their
+/// subcommands, so each lists its own options.
+pub fn offline_help(cli: clap::Command) -> clap::Command {
+    fn hide(cmd: clap::Command) -> clap::Command {
+        let serve_only: Vec<String> = gateway::config::all_settings()
+            .iter()
+            .filter_map(|s| s.flag)
+            .filter(|f| !OFFLINE_SETTINGS.contains(f))
+            .map(str::to_owned)
+            .collect();
+        let ids: Vec<String> = cmd
+            .get_arguments()
+            .map(|a| a.get_id().to_string())
+            .filter(|id| serve_only.contains(id))
+            .collect();
+        let subs: Vec<String> = cmd
+            .get_subcommands()
+            .map(|c| c.get_name().to_owned())
+            .collect();
+        let cmd = ids
+            .iter()
+            .fold(cmd, |c, id| c.mut_arg(id.as_str(), |a| a.hide(true)));
+        subs.iter()
+            .fold(cmd, |c, name| c.mut_subcommand(name.as_str(), hide))
+    }
+    ["migrate", "reindex", "import-hub", "keys", "audit"]
+        .into_iter()
+        .fold(cli, |c, name| c.mut_subcommand(name, hide))
+}
+
 /// A variable's value, unless unset or empty (the aliases `BLOB_KEY`, `RUST_LOG`,
 /// `ADMIN_JWT_SECRET`).
 fn env(name: &str) -> Option<String> {

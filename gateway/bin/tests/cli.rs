@@ -383,3 +383,38 @@ async fn offline_commands_refuse_a_data_dir_a_gateway_serves() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Each offline command's `--help` lists its own options and where the data is, not the
+/// listener, TLS and abuse settings of `serve` (which `serve --help` still lists).
+#[test]
+fn offline_help_lists_only_its_own_options() {
+    let help = |args: &[&str]| {
+        let out = clean_env(&mut Command::new(BIN))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    for cmd in [
+        &["reindex", "--help"][..],
+        &["migrate", "--help"],
+        &["keys", "status", "--help"],
+    ] {
+        let h = help(cmd);
+        assert!(
+            h.contains("--data-dir") && h.contains("--backend"),
+            "{cmd:?}: {h}"
+        );
+        for serve_only in [
+            "--s3-addr",
+            "--tls-cert",
+            "--max-connections",
+            "--rate-admin-per-min",
+        ] {
+            assert!(!h.contains(serve_only), "{cmd:?} lists {serve_only}: {h}");
+        }
+    }
+    let h = help(&["serve", "--help"]);
+    assert!(h.contains("--s3-addr") && h.contains("--tls-cert"), "{h}");
+}

@@ -22,6 +22,29 @@ pub(crate) const SSE_C_KEY_MD5: &str = "x-amz-server-side-encryption-customer-ke
 /// Header-map entry: the keyed check value of the object's customer key (never echoed).
 pub(crate) const SSE_C_CHECK: &str = "x-vaultgate-sse-c-check";
 
+/// The customer key (SSE-C) of a request whose input has the three `sse_customer_*` fields,
+/// through `Gateway::customer_key`; with `copy_source`, of its copy source
+/// (`copy_source_sse_customer_*`).
+macro_rules! customer_key_of {
+    ($gw:expr, $input:expr) => {
+        $gw.customer_key(
+            $input.sse_customer_algorithm.as_deref(),
+            $input.sse_customer_key.as_deref(),
+            $input.sse_customer_key_md5.as_deref(),
+            false,
+        )
+    };
+    ($gw:expr, $input:expr, copy_source) => {
+        $gw.customer_key(
+            $input.copy_source_sse_customer_algorithm.as_deref(),
+            $input.copy_source_sse_customer_key.as_deref(),
+            $input.copy_source_sse_customer_key_md5.as_deref(),
+            true,
+        )
+    };
+}
+pub(crate) use customer_key_of;
+
 impl super::Gateway {
     /// The customer key of a request ([`customer_key`]), refused when this gateway's S3
     /// listener is plain HTTP on a non-loopback address (as S3 refuses SSE-C over HTTP).

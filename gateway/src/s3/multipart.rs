@@ -2,6 +2,7 @@
 //! (InvalidPart / InvalidPartOrder / EntityTooSmall, sealed part manifest), AbortMultipartUpload,
 //! ListParts and ListMultipartUploads. Each part is sealed independently with its own part number.
 
+use super::encryption::customer_key_of;
 use std::collections::{BTreeMap, HashMap};
 
 use bytes::Bytes;
@@ -87,12 +88,7 @@ impl Gateway {
             .principal;
         let credentials = req.credentials;
         let input = req.input;
-        let ck = self.customer_key(
-            input.sse_customer_algorithm.as_deref(),
-            input.sse_customer_key.as_deref(),
-            input.sse_customer_key_md5.as_deref(),
-            false,
-        )?;
+        let ck = customer_key_of!(self, input)?;
         super::encryption::one_mode(ck.as_ref(), input.server_side_encryption.as_ref())?;
         let state = self.bucket_state(&input.bucket).await?;
         // the object lock the completed object gets, checked now (rights, dates) and kept with
@@ -169,12 +165,7 @@ impl Gateway {
         } = req;
         let number = part_number(input.part_number)?;
         precheck_content_md5(input.content_md5.as_deref())?;
-        let ck = self.customer_key(
-            input.sse_customer_algorithm.as_deref(),
-            input.sse_customer_key.as_deref(),
-            input.sse_customer_key_md5.as_deref(),
-            false,
-        )?;
+        let ck = customer_key_of!(self, input)?;
         let upload = self
             .require_upload(&input.bucket, &input.key, &input.upload_id)
             .await?;
@@ -225,18 +216,8 @@ impl Gateway {
         let audit = RequestCtx::of(&req.extensions);
         let input = req.input;
         let number = part_number(input.part_number)?;
-        let src_ck = self.customer_key(
-            input.copy_source_sse_customer_algorithm.as_deref(),
-            input.copy_source_sse_customer_key.as_deref(),
-            input.copy_source_sse_customer_key_md5.as_deref(),
-            true,
-        )?;
-        let dst_ck = self.customer_key(
-            input.sse_customer_algorithm.as_deref(),
-            input.sse_customer_key.as_deref(),
-            input.sse_customer_key_md5.as_deref(),
-            false,
-        )?;
+        let src_ck = customer_key_of!(self, input, copy_source)?;
+        let dst_ck = customer_key_of!(self, input)?;
         let upload = self
             .require_upload(&input.bucket, &input.key, &input.upload_id)
             .await?;
@@ -321,12 +302,7 @@ impl Gateway {
         .await?;
         // SSE-C: S3 does not require the key on completion (SDKs resend it); when sent it must
         // be the upload's
-        let ck = self.customer_key(
-            input.sse_customer_algorithm.as_deref(),
-            input.sse_customer_key.as_deref(),
-            input.sse_customer_key_md5.as_deref(),
-            false,
-        )?;
+        let ck = customer_key_of!(self, input)?;
         if ck.is_some() {
             self.store
                 .require_customer_key(&upload.bucket, &upload.headers, None, ck.as_ref())

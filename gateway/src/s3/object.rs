@@ -1,6 +1,7 @@
 //! Object operations: PutObject, GetObject (ranges, conditions, partNumber), HeadObject,
 //! DeleteObject, DeleteObjects and CopyObject (re-sealed; metadata COPY/REPLACE).
 
+use super::encryption::customer_key_of;
 use std::ops::Range;
 
 use bytes::Bytes;
@@ -311,12 +312,7 @@ impl Gateway {
             content_length: content_length(input.content_length)?,
         };
         let meta = user_metadata(input.metadata);
-        let ck = self.customer_key(
-            input.sse_customer_algorithm.as_deref(),
-            input.sse_customer_key.as_deref(),
-            input.sse_customer_key_md5.as_deref(),
-            false,
-        )?;
+        let ck = customer_key_of!(self, input)?;
         super::encryption::one_mode(ck.as_ref(), input.server_side_encryption.as_ref())?;
         let rec = match input.body {
             Some(body) => {
@@ -714,18 +710,8 @@ impl Gateway {
         let audit = RequestCtx::of(&req.extensions);
         let credentials = req.credentials;
         let input = req.input;
-        let src_ck = self.customer_key(
-            input.copy_source_sse_customer_algorithm.as_deref(),
-            input.copy_source_sse_customer_key.as_deref(),
-            input.copy_source_sse_customer_key_md5.as_deref(),
-            true,
-        )?;
-        let dst_ck = self.customer_key(
-            input.sse_customer_algorithm.as_deref(),
-            input.sse_customer_key.as_deref(),
-            input.sse_customer_key_md5.as_deref(),
-            false,
-        )?;
+        let src_ck = customer_key_of!(self, input, copy_source)?;
+        let dst_ck = customer_key_of!(self, input)?;
         super::encryption::one_mode(dst_ck.as_ref(), input.server_side_encryption.as_ref())?;
         let src = self
             .copy_source(

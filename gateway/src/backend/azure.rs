@@ -276,15 +276,10 @@ fn validate_prefix(prefix: &str) -> Result<(), BackendError> {
 /// error carries the HTTP status only in its message, and its range check (`InvalidGetRange`)
 /// is not public, so the message is the one stable thing to read.
 fn chain_mentions(e: &(dyn std::error::Error + 'static), needles: &[&str]) -> bool {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
+    super::error_sources(e).any(|err| {
         let text = err.to_string();
-        if needles.iter().any(|n| text.contains(n)) {
-            return true;
-        }
-        cur = err.source();
-    }
-    false
+        needles.iter().any(|n| text.contains(n))
+    })
 }
 
 /// A range the object cannot satisfy: a 416 answer, or object_store's own check of it.
@@ -294,8 +289,7 @@ const ACCESS_DENIED: &[&str] = &["status code: 401", "status code: 403"];
 
 /// True when an error chain shows a transport failure or a 5xx/429 answer.
 fn is_unavailable(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
+    for err in super::error_sources(e) {
         if let Some(http) = err.downcast_ref::<HttpError>() {
             return matches!(
                 http.kind(),
@@ -311,7 +305,6 @@ fn is_unavailable(e: &(dyn std::error::Error + 'static)) -> bool {
             let code = text[idx + "status code: ".len()..].get(..3).unwrap_or("");
             return code.starts_with('5') || code == "429";
         }
-        cur = err.source();
     }
     false
 }

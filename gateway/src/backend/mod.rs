@@ -118,6 +118,28 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
 }
 
 /// A fresh opaque backend id: 32 lower-case hex characters from 16 random bytes.
+/// An error and its sources, outermost first (the chain both remote backends read to classify
+/// and describe their clients' errors).
+pub(crate) fn error_sources<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(e), |err| err.source())
+}
+
+/// An error and its sources as one line of their messages, each said once (the SDKs' own
+/// renderings end with a kilobyte of `Debug` output).
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for err in error_sources(e) {
+        let msg = err.to_string();
+        let msg = msg.lines().next().unwrap_or_default().trim().to_owned();
+        if !msg.is_empty() && !parts.iter().any(|p| p.contains(&msg)) {
+            parts.push(msg);
+        }
+    }
+    parts.join(": ")
+}
+
 /// A remote backend URL `SCHEME://container[/prefix]?name=value&…`, split and decoded: the
 /// container (bucket) as written, the prefix percent-decoded without leading or trailing `/`,
 /// the query form-decoded (`url::form_urlencoded`, as every query in the gateway is read).

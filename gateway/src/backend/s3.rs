@@ -191,22 +191,6 @@ impl std::fmt::Debug for S3Backend {
     }
 }
 
-/// An error and its sources as one line of their messages, each said once (the SDK's own
-/// rendering ends with a kilobyte of `Debug` output).
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut cur = Some(e);
-    while let Some(err) = cur {
-        let msg = err.to_string();
-        let msg = msg.lines().next().unwrap_or_default().trim().to_owned();
-        if !msg.is_empty() && !parts.iter().any(|p| p.contains(&msg)) {
-            parts.push(msg);
-        }
-        cur = err.source();
-    }
-    parts.join(": ")
-}
-
 /// Maps an SDK error of `op` on `what` to a [`BackendError`].
 fn map_sdk_error<E>(
     op: &str,
@@ -218,7 +202,7 @@ where
 {
     let status = e.raw_response().map(|r| r.status().as_u16());
     let code = e.code().map(str::to_string);
-    let detail = format!("{op} {what}: {}", error_chain(&e));
+    let detail = format!("{op} {what}: {}", super::error_chain(&e));
     match &e {
         SdkError::TimeoutError(_) => return BackendError::Unavailable(detail),
         // Connection refused/reset and timeouts; not e.g. credentials that cannot be loaded.

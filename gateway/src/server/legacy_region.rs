@@ -132,12 +132,19 @@ pub(super) async fn map_legacy_region<B>(
     creds: &Credentials,
     region: &str,
 ) {
-    let Some(value) = req
-        .headers()
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-    else {
+    let authorization = || {
+        req.headers()
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+    };
+    // every request passes here: look before copying anything
+    if !authorization()
+        .and_then(parse)
+        .is_some_and(|a| LEGACY.contains(&a.region) && a.service == "s3")
+    {
+        return;
+    }
+    let Some(value) = authorization().map(str::to_owned) else {
         return;
     };
     let Some(auth) = parse(&value) else { return };

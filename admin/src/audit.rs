@@ -121,6 +121,7 @@ pub(crate) async fn audit_mw(State(mw): State<AuditMw>, mut req: Request, next: 
     if let Some(a) = &audit {
         req.extensions_mut().insert(a.clone());
     }
+    req.extensions_mut().insert(Operation(op.clone()));
     // If the call is abandoned (client gone, so this future is dropped), the guard still
     // records its event.
     let mut guard = AbandonGuard::new(audit.clone());
@@ -160,6 +161,11 @@ pub(crate) async fn audit_mw(State(mw): State<AuditMw>, mut req: Request, next: 
 /// The audit scope of the current call (empty when auditing is off). Mutating handlers call
 /// [`Audit::before_change`] right before their first policy-store change.
 pub struct Audit(pub Option<RequestAudit>);
+
+/// The documented operation a call resolved to ([`UNKNOWN_ROUTE`] when none), put in the
+/// request's extensions by [`audit_mw`] for the middleware inside it.
+#[derive(Clone, Debug)]
+pub(crate) struct Operation(pub(crate) String);
 
 impl<S: Send + Sync> FromRequestParts<S> for Audit {
     type Rejection = ApiError;
@@ -216,18 +222,53 @@ pub fn parse_time(name: &str, v: &str) -> Result<i64, ApiError> {
         .map_err(|_| ApiError::bad_request(format!("{name}: {v:?} is out of range")))
 }
 
-/// Accepts a JSON number or string for a time bound.
+/// The schema of a time bound: Unix milliseconds (a number, or its digits in a query) or an
+/// RFC 3339 time; empty is no bound.
+fn time_bound() -> utoipa::openapi::Schema {
+    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type};
+    OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64))),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .max_length(Some(0)),
+        )
+        .item(ObjectBuilder::new().schema_type(Type::Null))
+        .build()
+        .into()
+}
+
+/// Accepts a JSON number (an integer, also written `5.0`) or a string for a time bound.
 fn de_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum T {
         N(i64),
+        F(f64),
         S(String),
     }
-    Ok(Option::<T>::deserialize(d)?.map(|t| match t {
-        T::N(n) => n.to_string(),
-        T::S(s) => s,
-    }))
+    Option::<T>::deserialize(d)?
+        .map(|t| match t {
+            T::N(n) => Ok(n.to_string()),
+            // exact integers only (|f| < 2^53), as in `policy::integral`
+            T::F(f) if f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 => {
+                Ok((f as i64).to_string())
+            }
+            T::F(f) => Err(serde::de::Error::custom(format_args!(
+                "{f} is not Unix milliseconds"
+            ))),
+            T::S(s) => Ok(s),
+        })
+        .transpose()
 }
 
 /// Event selection of `GET /audit` (query) and `POST /evidence/export` (JSON body).
@@ -237,11 +278,14 @@ fn de_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> 
 pub struct FilterParams {
     /// events at or after this time: Unix ms or RFC 3339 (use `Z` or `%2B01:00` in a URL)
     #[serde(default, deserialize_with = "de_time")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = time_bound)]
+    #[param(schema_with = time_bound)]
     pub from: Option<String>,
-    /// events before this time (exclusive): Unix ms or RFC 3339
+    /// events before this time (exclusive): Unix ms or RFC 3339; a window with `to` not after
+    /// `from` holds no event
     #[serde(default, deserialize_with = "de_time")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = time_bound)]
+    #[param(schema_with = time_bound)]
     pub to: Option<String>,
     /// exact principal
     pub principal: Option<String>,
@@ -254,12 +298,18 @@ pub struct FilterParams {
     /// object key prefix (literal)
     pub prefix: Option<String>,
     /// `success`, `denied` or `error`
+    #[schema(pattern = "^(|success|denied|error)$")]
+    #[param(pattern = "^(|success|denied|error)$")]
     pub outcome: Option<String>,
     /// `s3` or `admin`
+    #[schema(pattern = "^(|s3|admin)$")]
+    #[param(pattern = "^(|s3|admin)$")]
     pub kind: Option<String>,
     /// exact request id (the `x-amz-request-id` or `x-request-id` of the answer)
     pub request_id: Option<String>,
     /// exact HTTP status (100..=599)
+    #[schema(pattern = "^(|[1-5][0-9][0-9])$")]
+    #[param(pattern = "^(|[1-5][0-9][0-9])$")]
     pub status: Option<String>,
 }
 
@@ -268,8 +318,10 @@ pub struct FilterParams {
 #[into_params(parameter_in = Query)]
 pub struct AuditPaging {
     /// page size 1..=1000 (default 100)
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     pub limit: Option<String>,
     /// `next_cursor` of the previous page
+    #[param(value_type = Option<i64>, minimum = 1)]
     pub cursor: Option<String>,
 }
 
@@ -343,13 +395,6 @@ impl FilterParams {
         let to_ms = empty_to_none(&self.to)
             .map(|v| parse_time("to", &v))
             .transpose()?;
-        if let (Some(f), Some(t)) = (from_ms, to_ms)
-            && f >= t
-        {
-            return Err(ApiError::bad_request(
-                "from must be before to (from is inclusive, to exclusive)",
-            ));
-        }
         let outcome = empty_to_none(&self.outcome)
             .map(|v| {
                 Outcome::parse(&v).map_err(|_| {
@@ -522,7 +567,7 @@ pub(crate) async fn list_audit(
 
 /// One audit event by sequence number.
 #[utoipa::path(get, path = "/admin/v1/audit/{seq}", tag = "audit", operation_id = "GetAuditEvent",
-    params(("seq" = i64, Path, description = "sequence number")),
+    params(("seq" = i64, Path, minimum = 1, description = "sequence number")),
     responses((status = 200, body = StoredEvent), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn get_audit(
     State(st): State<AdminState>,
@@ -590,7 +635,7 @@ pub(crate) async fn export_evidence(
     let bytes = build_bundle(&a.ledger, &a.evidence_key, &filter, now, a.export_limits)
         .await
         .map_err(|e| match ExportRefusal::of(&e) {
-            Some(ExportRefusal::NoEvents) => ApiError::bad_request("no events match the filter"),
+            Some(ExportRefusal::NoEvents) => ApiError::not_found("no events match the filter"),
             Some(ExportRefusal::TooManyEvents | ExportRefusal::TooManyLinks) => ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "ExportTooLarge",
@@ -654,7 +699,7 @@ fn valid_bundle_id(id: &str) -> bool {
 
 /// Downloads an evidence bundle (the exact bytes to give `vaultgate evidence verify`).
 #[utoipa::path(get, path = "/admin/v1/evidence/{id}", tag = "evidence", operation_id = "GetEvidenceBundle",
-    params(("id" = String, Path, description = "bundle id (32 hex characters)")),
+    params(("id" = String, Path, pattern = "^[0-9a-f]{32}$", description = "bundle id (32 lower-case hex characters)")),
     responses((status = 200, description = "the bundle file", content_type = "application/json"),
         (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn get_evidence(

@@ -15,6 +15,7 @@ use std::fmt;
 pub mod authz;
 mod cache;
 pub mod grants;
+pub mod integral;
 pub mod jwt;
 pub mod quorum;
 pub mod ratelimit;

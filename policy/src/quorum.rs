@@ -393,7 +393,7 @@ impl PolicyStore {
         now_ms: i64,
     ) -> Result<Approval> {
         let Some(rule) = self.matching_rule(action, bucket).await? else {
-            return Err(Error::Invalid(format!("no quorum rule covers {action}")));
+            return Err(Error::Conflict(format!("no quorum rule covers {action}")));
         };
         let fp = fingerprint(&requester.principal, action, resource, detail);
         let existing: Option<String> = sqlx::query_scalar(

@@ -421,10 +421,12 @@ impl AuthFailures {
 #[serde(deny_unknown_fields)]
 pub struct LimitOverride {
     /// S3 reads per minute (absent/null: inherit; 0: unlimited)
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::integral::option")]
+    #[cfg_attr(feature = "openapi", schema(format = Int64, minimum = 0, maximum = 4294967295_u64))]
     pub s3_reads_per_min: Option<u32>,
     /// S3 writes per minute, deletes included (absent/null: inherit; 0: unlimited)
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::integral::option")]
+    #[cfg_attr(feature = "openapi", schema(format = Int64, minimum = 0, maximum = 4294967295_u64))]
     pub s3_writes_per_min: Option<u32>,
 }
 

@@ -27,7 +27,7 @@ pub struct NewApproval {
 }
 
 /// Lists approval requests of the caller's tenant (all tenants for the default tenant).
-#[utoipa::path(get, path = "/admin/v1/approvals", tag = "approvals", operation_id = "ListApprovals", params(ListParams),
+#[utoipa::path(get, path = "/admin/v1/approvals", tag = "approvals", operation_id = "ListApprovals", params(ListParams, super::StateFilter),
     responses((status = 200, body = ApprovalPage), (status = 400, body = ErrorBody)))]
 pub(super) async fn list_approvals(
     State(st): State<AdminState>,
@@ -46,13 +46,15 @@ pub(super) async fn list_approvals(
         .store
         .list_approvals(tenant.as_deref(), state, ms_now())
         .await?;
-    let (items, next_cursor) = paginate(all, |x| x.id.clone(), &p)?;
+    // newest first, as the store lists them: the key sorts by creation time descending, then id
+    let newest_first = |x: &Approval| format!("{:016x}.{}", !(x.created_ms as u64), x.id);
+    let (items, next_cursor) = paginate(all, newest_first, &p)?;
     Ok(Json(ApprovalPage { items, next_cursor }))
 }
 
 /// Asks for approval of an operation ahead of time (idempotent).
 #[utoipa::path(post, path = "/admin/v1/approvals", tag = "approvals", operation_id = "CreateApproval", request_body = NewApproval,
-    responses((status = 201, body = Approval), (status = 400, body = ErrorBody)))]
+    responses((status = 201, body = Approval), (status = 400, body = ErrorBody), (status = 409, description = "no quorum rule covers the action", body = ErrorBody)))]
 pub(super) async fn create_approval(
     State(st): State<AdminState>,
     Extension(c): Extension<Caller>,

@@ -24,13 +24,15 @@ pub struct NewGrant {
     /// built-in or custom role
     pub role: String,
     /// bucket name or pattern (`finance-*`)
+    #[schema(min_length = 1, max_length = 255)]
     pub bucket: String,
     /// key prefix (default: whole bucket)
+    #[schema(max_length = 1024)]
     pub prefix: Option<String>,
 }
 
 /// Lists grants.
-#[utoipa::path(get, path = "/admin/v1/grants", tag = "grants", operation_id = "ListGrants", params(ListParams),
+#[utoipa::path(get, path = "/admin/v1/grants", tag = "grants", operation_id = "ListGrants", params(ListParams, super::PrincipalFilter),
     responses((status = 200, body = GrantPage)))]
 pub(super) async fn list_grants(
     State(st): State<AdminState>,

@@ -22,6 +22,7 @@ pub struct NewKey {
     /// owning principal
     pub principal: String,
     /// lifetime in seconds (none: no expiry)
+    #[serde(default, deserialize_with = "policy::integral::option")]
     pub expires_in_secs: Option<u64>,
 }
 
@@ -39,7 +40,7 @@ pub struct CreatedKey {
 }
 
 /// Lists access keys (never secrets).
-#[utoipa::path(get, path = "/admin/v1/keys", tag = "keys", operation_id = "ListAccessKeys", params(ListParams),
+#[utoipa::path(get, path = "/admin/v1/keys", tag = "keys", operation_id = "ListAccessKeys", params(ListParams, super::PrincipalFilter),
     responses((status = 200, body = KeyPage), (status = 403, body = ErrorBody)))]
 pub(super) async fn list_keys(
     State(st): State<AdminState>,

@@ -69,7 +69,7 @@ pub(super) async fn delete_principal_limits(
 
 /// The stored S3 rate-limit override of a built-in role (`viewer`, `manager`, `superadmin`,
 /// or `none` for principals with grants only).
-#[utoipa::path(get, path = "/admin/v1/roles/{name}/limits", tag = "limits", operation_id = "GetRoleLimits", params(("name" = String, Path)),
+#[utoipa::path(get, path = "/admin/v1/roles/{name}/limits", tag = "limits", operation_id = "GetRoleLimits", params(("name" = String, Path, pattern = "^(viewer|manager|superadmin|none)$", description = "a built-in role")),
     responses((status = 200, body = LimitOverride), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(super) async fn get_role_limits(
     State(st): State<AdminState>,
@@ -82,7 +82,7 @@ pub(super) async fn get_role_limits(
 
 /// Sets the S3 rate limits per minute of every holder of a built-in role, in every tenant
 /// (SuperAdmins of the default tenant only; 0 = unlimited; quorum action `admin:SetLimits`).
-#[utoipa::path(put, path = "/admin/v1/roles/{name}/limits", tag = "limits", operation_id = "SetRoleLimits", params(("name" = String, Path)), request_body = LimitOverride,
+#[utoipa::path(put, path = "/admin/v1/roles/{name}/limits", tag = "limits", operation_id = "SetRoleLimits", params(("name" = String, Path, pattern = "^(viewer|manager|superadmin|none)$", description = "a built-in role")), request_body = LimitOverride,
     responses((status = 200, body = LimitOverride), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(super) async fn set_role_limits(
     State(st): State<AdminState>,
@@ -102,7 +102,7 @@ pub(super) async fn set_role_limits(
 }
 
 /// Removes a built-in role's S3 rate-limit override (SuperAdmins of the default tenant only).
-#[utoipa::path(delete, path = "/admin/v1/roles/{name}/limits", tag = "limits", operation_id = "DeleteRoleLimits", params(("name" = String, Path)),
+#[utoipa::path(delete, path = "/admin/v1/roles/{name}/limits", tag = "limits", operation_id = "DeleteRoleLimits", params(("name" = String, Path, pattern = "^(viewer|manager|superadmin|none)$", description = "a built-in role")),
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(super) async fn delete_role_limits(
     State(st): State<AdminState>,

@@ -137,21 +137,28 @@ pub(super) async fn idempotency_mw(
     req: Request,
     next: Next,
 ) -> Response {
-    let mutating = matches!(
-        *req.method(),
-        Method::POST | Method::PUT | Method::DELETE | Method::PATCH
-    );
-    let key = req
-        .headers()
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    // only documented operations: a method a path does not serve is answered 405 by the
+    // router, whatever Idempotency-Key it carries
+    let routed = req
+        .extensions()
+        .get::<crate::audit::Operation>()
+        .is_some_and(|op| op.0 != crate::audit::UNKNOWN_ROUTE);
+    let mutating = routed
+        && matches!(
+            *req.method(),
+            Method::POST | Method::PUT | Method::DELETE | Method::PATCH
+        );
+    let key = req.headers().get("idempotency-key").map(|v| v.as_bytes());
     let (Some(key), true) = (key, mutating) else {
         return next.run(req).await;
     };
-    if key.is_empty() || key.len() > 255 {
-        return ApiError::bad_request("Idempotency-Key must be 1..=255 characters").into_response();
+    // 1..=255 visible ASCII characters, as documented (a key that is not is refused, never
+    // silently ignored: the caller relies on it)
+    if key.is_empty() || key.len() > 255 || !key.iter().all(u8::is_ascii_graphic) {
+        return ApiError::bad_request("Idempotency-Key must be 1..=255 visible ASCII characters")
+            .into_response();
     }
+    let key = String::from_utf8_lossy(key).into_owned();
     // only authenticated calls: an unauthenticated caller must not make the server store
     // anything (and the token endpoint's answer is a credential)
     let Some(scope) = req

@@ -26,6 +26,7 @@
 
 mod approvals;
 mod chain;
+mod contract;
 mod grants;
 mod kek;
 mod keys;
@@ -238,20 +239,53 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     }
 }
 
-/// Pagination and filters of list calls.
+/// Pagination and filters of list calls (deserialised together; documented per route: the page
+/// parameters here, each filter by the struct below that names it, only on the routes that read it).
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
-    /// page size (1..=1000, default 100)
+    /// page size (default 100)
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
-    /// `next_cursor` of the previous page
+    /// `next_cursor` of the previous page: the page starts after it in the list's order (an
+    /// item deleted in between does not break paging)
     pub cursor: Option<String>,
     /// filter: tenant (principals)
+    #[param(ignore)]
     pub tenant: Option<String>,
     /// filter: principal (keys, grants)
+    #[param(ignore)]
     pub principal: Option<String>,
-    /// filter: state (approvals: pending, approved, rejected, consumed, expired)
+    /// filter: state (approvals)
+    #[param(ignore)]
     pub state: Option<String>,
+}
+
+/// Documents the `tenant` filter of [`ListParams`].
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub(crate) struct TenantFilter {
+    /// only principals of this tenant
+    tenant: Option<String>,
+}
+
+/// Documents the `principal` filter of [`ListParams`].
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub(crate) struct PrincipalFilter {
+    /// only those of this principal
+    principal: Option<String>,
+}
+
+/// Documents the `state` filter of [`ListParams`].
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub(crate) struct StateFilter {
+    /// only approvals in this state
+    state: Option<policy::ApprovalState>,
 }
 
 macro_rules! page {
@@ -274,6 +308,8 @@ page!(TenantPage, Tenant);
 page!(RulePage, QuorumRule);
 page!(ApprovalPage, Approval);
 
+/// One page of `items` in the order of `key` (ascending, unique per item): at most `limit`
+/// items whose key sorts after the cursor, and the cursor of the next page if more follow.
 fn paginate<T>(
     items: Vec<T>,
     key: impl Fn(&T) -> String,
@@ -283,19 +319,16 @@ fn paginate<T>(
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::bad_request("limit must be 1..=1000"));
     }
-    let limit = limit as usize;
-    let start = match &p.cursor {
-        None => 0,
-        Some(c) => match items.iter().position(|i| key(i) == *c) {
-            Some(pos) => pos + 1,
-            None => return Err(ApiError::bad_request("unknown cursor")),
-        },
+    let mut keyed: Vec<(String, T)> = items.into_iter().map(|i| (key(&i), i)).collect();
+    keyed.sort_by(|a, b| a.0.cmp(&b.0));
+    let after = |k: &String| p.cursor.as_ref().is_none_or(|c| k > c);
+    let mut rest = keyed.into_iter().filter(|(k, _)| after(k));
+    let page: Vec<(String, T)> = rest.by_ref().take(limit as usize).collect();
+    let next = match rest.next() {
+        Some(_) => page.last().map(|(k, _)| k.clone()),
+        None => None,
     };
-    let rest: Vec<T> = items.into_iter().skip(start).collect();
-    let more = rest.len() > limit;
-    let page: Vec<T> = rest.into_iter().take(limit).collect();
-    let next = if more { page.last().map(&key) } else { None };
-    Ok((page, next))
+    Ok((page.into_iter().map(|(_, i)| i).collect(), next))
 }
 
 fn require_superadmin(c: &Caller) -> Result<(), ApiError> {
@@ -433,13 +466,16 @@ fn documented_routes() -> OpenApiRouter<AdminState> {
 
 /// The OpenAPI document of the API.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    documented_routes().split_for_parts().1
+    let mut doc = documented_routes().split_for_parts().1;
+    contract::complete(&mut doc);
+    doc
 }
 
 /// The admin router (paths under `/admin/v1`); mount it on the admin listener
 /// with `Router::merge`.
 pub fn router(state: AdminState) -> Router {
-    let (r, doc) = documented_routes().split_for_parts();
+    let (r, mut doc) = documented_routes().split_for_parts();
+    contract::complete(&mut doc);
     let ops = Arc::new(audit::operation_map(&doc));
     let doc = Arc::new(doc.to_json().unwrap_or_else(|_| "{}".into()));
     r.fallback(not_found)

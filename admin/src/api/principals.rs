@@ -20,12 +20,17 @@ use crate::error::{ApiError, ErrorBody};
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct NewPrincipal {
     /// unique name
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub name: String,
     /// `user` (default) or `service`
+    #[schema(pattern = "^(user|service)$")]
     pub kind: Option<String>,
     /// tenant (default: the caller's)
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub tenant: Option<String>,
-    /// built-in role or `none` (default `none`)
+    /// built-in role or `none` (default `none`; also accepted in any case and with `-`/`_`,
+    /// e.g. `super-admin`)
+    #[schema(pattern = "^(viewer|manager|superadmin|none)$")]
     pub role: Option<String>,
 }
 
@@ -33,11 +38,12 @@ pub struct NewPrincipal {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct RoleChange {
     /// built-in role or `none`
+    #[schema(pattern = "^(viewer|manager|superadmin|none)$")]
     pub role: String,
 }
 
 /// Lists principals.
-#[utoipa::path(get, path = "/admin/v1/principals", tag = "principals", operation_id = "ListPrincipals", params(ListParams),
+#[utoipa::path(get, path = "/admin/v1/principals", tag = "principals", operation_id = "ListPrincipals", params(ListParams, super::TenantFilter),
     responses((status = 200, body = PrincipalPage), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub(super) async fn list_principals(
     State(st): State<AdminState>,
@@ -112,7 +118,7 @@ pub(super) async fn get_principal(
 
 /// Disables a principal (its keys and tokens stop working on the next request).
 #[utoipa::path(post, path = "/admin/v1/principals/{name}/disable", tag = "principals", operation_id = "DisablePrincipal", params(("name" = String, Path)),
-    responses((status = 200, body = PrincipalRecord), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = PrincipalRecord), (status = 404, body = ErrorBody), (status = 409, description = "a principal cannot disable itself", body = ErrorBody)))]
 pub(super) async fn disable_principal(
     State(st): State<AdminState>,
     Extension(c): Extension<Caller>,
@@ -122,7 +128,11 @@ pub(super) async fn disable_principal(
     require_superadmin(&c)?;
     principal_in_scope(&st, &c, &name).await?;
     if name == c.0.principal {
-        return Err(ApiError::bad_request("a principal cannot disable itself"));
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "Conflict",
+            "a principal cannot disable itself",
+        ));
     }
     audit.before_change(StatusCode::OK).await?;
     Ok(Json(st.store.set_disabled(&name, true).await?))

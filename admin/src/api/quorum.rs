@@ -18,15 +18,22 @@ use crate::error::{ApiError, ErrorBody};
 /// A quorum rule body (the name is in the path).
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct RuleBody {
-    /// action pattern (`s3:DeleteBucket`, `admin:RetireKey`, …)
+    /// action pattern (`s3:DeleteBucket`, `admin:RetireKey`, `s3:Delete*`, …)
+    #[schema(pattern = "^(s3|admin):")]
     pub action: String,
     /// bucket pattern (default `*`)
+    #[schema(min_length = 1)]
     pub bucket_pattern: Option<String>,
     /// approvals needed
+    #[schema(minimum = 1, maximum = 16)]
+    #[serde(deserialize_with = "policy::integral::plain")]
     pub approvals: u32,
-    /// roles an approver must hold
+    /// built-in roles an approver must hold
+    #[schema(min_items = 1)]
     pub approver_roles: Vec<String>,
-    /// validity in seconds
+    /// validity in seconds (up to 30 days)
+    #[schema(minimum = 1, maximum = 2592000)]
+    #[serde(deserialize_with = "policy::integral::plain")]
     pub ttl_secs: u64,
 }
 
@@ -45,7 +52,7 @@ pub(super) async fn list_rules(
 }
 
 /// Creates or replaces a quorum rule (gated by `admin:ChangeQuorumRule` rules).
-#[utoipa::path(put, path = "/admin/v1/quorum/rules/{name}", tag = "quorum", operation_id = "PutQuorumRule", params(("name" = String, Path)), request_body = RuleBody,
+#[utoipa::path(put, path = "/admin/v1/quorum/rules/{name}", tag = "quorum", operation_id = "PutQuorumRule", params(("name" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$")), request_body = RuleBody,
     responses((status = 200, body = QuorumRule), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub(super) async fn put_rule(
     State(st): State<AdminState>,

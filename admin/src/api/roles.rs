@@ -19,12 +19,15 @@ use crate::error::{ApiError, ErrorBody};
 /// New custom role.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct NewRole {
-    /// role name (unique across tenants)
+    /// role name (unique across tenants; not a built-in role's)
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub name: String,
-    /// S3 operation names (`PutObject`, `s3:DeleteObject`, …)
+    /// S3 operation names (`PutObject`, `s3:DeleteObject`, …; the document lists them)
+    #[schema(min_items = 1)]
     pub actions: Vec<String>,
     /// owning tenant (default: the caller's); a default-tenant role may be granted in every
     /// tenant
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub tenant: Option<String>,
 }
 

@@ -240,7 +240,7 @@ const PASS_RESPONSE: &[&str] = &[
 /// ListBuckets of the caller (its tenant's buckets), as S3 XML.
 #[utoipa::path(get, path = "/admin/v1/s3", tag = "s3", operation_id = "S3ListBuckets",
     responses((status = 200, description = "S3 ListAllMyBucketsResult (XML)", content_type = "application/xml"),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
+        (status = "4XX", description = "the S3 error (S3's status and code) or the admin API's", body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub(super) async fn list_buckets(
     State(st): State<AdminState>,
     Extension(c): Extension<Caller>,
@@ -253,8 +253,8 @@ pub(super) async fn list_buckets(
 /// An S3 request on a bucket (`key` absent) or an object (`key` = its key) of the caller:
 /// reads (GetObject, ListObjectsV2, ListParts, …) and `HeadObject` as a GET with `Range: bytes=0-0`.
 #[utoipa::path(get, path = "/admin/v1/s3/{bucket}", tag = "s3", operation_id = "S3Get",
-    params(("bucket" = String, Path), ("key" = Option<String>, Query, description = "object key")),
-    responses((status = 200, description = "the S3 answer (XML or object bytes)"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    params(("bucket" = String, Path, min_length = 3, max_length = 63, pattern = "^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$", description = "bucket name (S3's rules: also not in IP address form)"), ("key" = Option<String>, Query, min_length = 1, max_length = 1024, description = "object key")),
+    responses((status = 200, description = "the S3 answer (XML or object bytes)"), (status = "4XX", description = "the S3 error (S3's status and code) or the admin API's", body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub(super) async fn get(
     State(st): State<AdminState>,
     Extension(c): Extension<Caller>,
@@ -267,8 +267,8 @@ pub(super) async fn get(
 
 /// PutObject, UploadPart, CreateBucket (no `key`): the body is streamed to S3.
 #[utoipa::path(put, path = "/admin/v1/s3/{bucket}", tag = "s3", operation_id = "S3Put",
-    params(("bucket" = String, Path), ("key" = Option<String>, Query, description = "object key")),
-    responses((status = 200, description = "the S3 answer"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    params(("bucket" = String, Path, min_length = 3, max_length = 63, pattern = "^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$", description = "bucket name (S3's rules: also not in IP address form)"), ("key" = Option<String>, Query, min_length = 1, max_length = 1024, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$", description = "object key (no control characters)")),
+    responses((status = 200, description = "the S3 answer"), (status = "4XX", description = "the S3 error (S3's status and code) or the admin API's", body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub(super) async fn put(
     State(st): State<AdminState>,
     Extension(c): Extension<Caller>,
@@ -282,8 +282,8 @@ pub(super) async fn put(
 /// CreateMultipartUpload (`uploads`), CompleteMultipartUpload (`uploadId`), DeleteObjects
 /// (`delete`).
 #[utoipa::path(post, path = "/admin/v1/s3/{bucket}", tag = "s3", operation_id = "S3Post",
-    params(("bucket" = String, Path), ("key" = Option<String>, Query, description = "object key")),
-    responses((status = 200, description = "the S3 answer"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    params(("bucket" = String, Path, min_length = 3, max_length = 63, pattern = "^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$", description = "bucket name (S3's rules: also not in IP address form)"), ("key" = Option<String>, Query, min_length = 1, max_length = 1024, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$", description = "object key (no control characters)")),
+    responses((status = 200, description = "the S3 answer"), (status = "4XX", description = "the S3 error (S3's status and code) or the admin API's", body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub(super) async fn post(
     State(st): State<AdminState>,
     Extension(c): Extension<Caller>,
@@ -297,8 +297,8 @@ pub(super) async fn post(
 /// DeleteObject, AbortMultipartUpload (`uploadId`), DeleteBucket (no `key`). A quorum-gated
 /// delete answers S3's 403 AccessDenied naming the approval request.
 #[utoipa::path(delete, path = "/admin/v1/s3/{bucket}", tag = "s3", operation_id = "S3Delete",
-    params(("bucket" = String, Path), ("key" = Option<String>, Query, description = "object key")),
-    responses((status = 204, description = "the S3 answer"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    params(("bucket" = String, Path, min_length = 3, max_length = 63, pattern = "^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$", description = "bucket name (S3's rules: also not in IP address form)"), ("key" = Option<String>, Query, min_length = 1, max_length = 1024, description = "object key")),
+    responses((status = 204, description = "the S3 answer"), (status = "4XX", description = "the S3 error (S3's status and code) or the admin API's", body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub(super) async fn delete(
     State(st): State<AdminState>,
     Extension(c): Extension<Caller>,
@@ -313,6 +313,12 @@ fn valid_bucket(b: &str) -> bool {
     (3..=63).contains(&b.len())
         && b.bytes()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'.' || c == b'-')
+}
+
+/// Whether a POST's query names one of the S3 operations a POST performs here.
+fn names_post_operation(raw_query: Option<&str>) -> bool {
+    url::form_urlencoded::parse(raw_query.unwrap_or("").as_bytes())
+        .any(|(k, _)| matches!(k.as_ref(), "uploads" | "uploadId" | "delete"))
 }
 
 /// `/{bucket}[/{key}]?{query}`, percent-encoded the way SigV4 for S3 canonicalises it
@@ -383,6 +389,11 @@ async fn relay(
         )
     })?;
     let (path, key) = s3_path(bucket.as_deref(), req.uri().query())?;
+    if req.method() == Method::POST && !names_post_operation(req.uri().query()) {
+        return Err(ApiError::not_found(
+            "no such S3 operation: a POST names it with uploads, uploadId or delete",
+        ));
+    }
     if let Some(a) = &audit.0 {
         a.set_target(bucket.clone(), key.clone());
     }

@@ -19,6 +19,7 @@ use crate::error::{ApiError, ErrorBody};
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct NewTenant {
     /// tenant name
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub name: String,
 }
 

@@ -51,13 +51,7 @@ impl PolicyStore {
         if !matches!(kind, "user" | "service") {
             return Err(Error::Invalid("kind must be user or service".into()));
         }
-        let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM pol_tenants WHERE name = $1")
-            .bind(tenant)
-            .fetch_optional(&self.pool)
-            .await?;
-        if exists.is_none() {
-            return Err(Error::NotFound(format!("tenant {tenant}")));
-        }
+        self.require_tenant(tenant).await?;
         let created_ms = now_ms();
         let rec = PrincipalRecord {
             name: name.to_owned(),

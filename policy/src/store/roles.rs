@@ -58,6 +58,8 @@ impl PolicyStore {
             return Err(Error::Conflict(format!("{name} is a built-in role")));
         }
         let parsed = parse_actions(actions)?;
+        // a role belongs to an existing tenant (one that does not exist could never be granted)
+        self.require_tenant(tenant).await?;
         let names: Vec<String> = parsed.iter().map(|a| a.s3_name().to_owned()).collect();
         let rec = CustomRole {
             name: name.to_owned(),

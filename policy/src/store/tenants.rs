@@ -33,6 +33,18 @@ impl PolicyStore {
         Ok(t)
     }
 
+    /// `NotFound` unless the tenant exists.
+    pub(crate) async fn require_tenant(&self, tenant: &str) -> Result<()> {
+        let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM pol_tenants WHERE name = $1")
+            .bind(tenant)
+            .fetch_optional(&self.pool)
+            .await?;
+        if exists.is_none() {
+            return Err(crate::Error::NotFound(format!("tenant {tenant}")));
+        }
+        Ok(())
+    }
+
     /// Every tenant, by name.
     pub async fn list_tenants(&self) -> Result<Vec<Tenant>> {
         let rows = sqlx::query("SELECT name, created_ms FROM pol_tenants ORDER BY name")

@@ -179,6 +179,12 @@ pub struct FilterArgs {
     /// s3 or admin
     #[arg(long)]
     pub kind: Option<String>,
+    /// exact request id (the `x-amz-request-id` or `x-request-id` of an answer)
+    #[arg(long)]
+    pub request_id: Option<String>,
+    /// exact HTTP status (100..=599)
+    #[arg(long)]
+    pub status: Option<String>,
 }
 
 impl FilterArgs {
@@ -193,6 +199,8 @@ impl FilterArgs {
             ("prefix", &self.prefix),
             ("outcome", &self.outcome),
             ("kind", &self.kind),
+            ("request_id", &self.request_id),
+            ("status", &self.status),
         ]
         .into_iter()
         .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))

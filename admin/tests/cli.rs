@@ -441,6 +441,28 @@ async fn audit_and_evidence_commands_against_a_live_server() {
             .all(|x| x["principal"] == "admin" && x["kind"] == "admin")
     );
     assert_eq!(evs[0]["source"], "127.0.0.1", "ConnectInfo source recorded");
+    // --request-id and --status: one event by the id an answer carried
+    let rid = evs[1]["request_id"].as_str().unwrap().to_owned();
+    let status = evs[1]["status"].to_string();
+    let out = cli(
+        &endpoint,
+        &profile,
+        &[
+            "--format",
+            "json",
+            "audit",
+            "search",
+            "--request-id",
+            &rid,
+            "--status",
+            &status,
+        ],
+    )
+    .await
+    .unwrap();
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 1, "{out}");
+    assert_eq!(v[0]["seq"], evs[1]["seq"]);
     let err = cli(
         &endpoint,
         &profile,

@@ -683,4 +683,43 @@ mod tests {
         assert_eq!(e.code(), &s3s::S3ErrorCode::AccessDenied);
         assert!(e.message().unwrap().contains("apr-1"));
     }
+
+    /// docs/S3-COMPATIBILITY.md says what is served, and the code agrees: `yes` rows resolve to
+    /// an action, `no` rows to none, and every served operation has a row.
+    #[test]
+    fn the_compatibility_table_lists_what_is_served() {
+        let doc = include_str!("../../docs/S3-COMPATIBILITY.md");
+        let mut listed = std::collections::BTreeMap::new();
+        for line in doc.lines() {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            if let [_, op, served, ..] = cells.as_slice()
+                && let Some(op) = op.strip_prefix('`').and_then(|o| o.strip_suffix('`'))
+                && matches!(*served, "yes" | "no")
+            {
+                assert!(listed.insert(op, *served == "yes").is_none(), "{op} twice");
+            }
+        }
+        assert!(listed.len() > 60, "the table lost its rows");
+        for (op, served) in &listed {
+            assert_eq!(
+                action_of_operation(op).is_some(),
+                *served,
+                "docs/S3-COMPATIBILITY.md says {op} is {}served",
+                if *served { "" } else { "not " }
+            );
+        }
+        let ops = Action::ALL
+            .iter()
+            .filter_map(|a| a.s3_operation())
+            .chain(["PostObject"]);
+        for op in ops {
+            if action_of_operation(op).is_some() {
+                assert_eq!(
+                    listed.get(op),
+                    Some(&true),
+                    "{op} is served but not listed as such"
+                );
+            }
+        }
+    }
 }

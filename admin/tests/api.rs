@@ -67,6 +67,16 @@ async fn public_routes_and_authentication_errors() {
     assert_eq!(r.body["principals"], 1);
 }
 
+/// The `name` of each item of a list page.
+fn item_names(page: &serde_json::Value) -> Vec<String> {
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 fn forge(claims: serde_json::Value, alg: Algorithm, key: &[u8]) -> String {
     jsonwebtoken::encode(&Header::new(alg), &claims, &EncodingKey::from_secret(key)).unwrap()
 }
@@ -183,35 +193,20 @@ async fn principals_keys_disable_and_pagination() {
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     // Pagination: admin, p1, p2, p3.
     let r = e.get("/admin/v1/principals?limit=2").await;
-    let names: Vec<_> = r.body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["name"].as_str().unwrap().to_owned())
-        .collect();
+    let names = item_names(&r.body);
     assert_eq!(names, ["admin", "p1"]);
     let cur = r.body["next_cursor"].as_str().unwrap().to_owned();
     let r = e
         .get(&format!("/admin/v1/principals?limit=2&cursor={cur}"))
         .await;
-    let names: Vec<_> = r.body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["name"].as_str().unwrap().to_owned())
-        .collect();
+    let names = item_names(&r.body);
     assert_eq!(names, ["p2", "p3"]);
     assert!(r.body["next_cursor"].is_null());
     // A cursor is a place in the order, so one naming a deleted (or never existing) item
     // continues after where it would be, instead of failing the next page.
     let r = e.get("/admin/v1/principals?limit=2&cursor=nobody").await;
     assert_eq!(r.status, StatusCode::OK);
-    let names: Vec<_> = r.body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["name"].as_str().unwrap().to_owned())
-        .collect();
+    let names = item_names(&r.body);
     assert_eq!(names, ["p1", "p2"]);
     for bad in ["limit=0", "limit=5000", "limit=abc"] {
         let r = e.get(&format!("/admin/v1/principals?{bad}")).await;
@@ -394,12 +389,7 @@ async fn roles_grants_tenants_and_tenant_scoping() {
             &[],
         )
         .await;
-    let names: Vec<_> = r.body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["name"].as_str().unwrap().to_owned())
-        .collect();
+    let names = item_names(&r.body);
     assert_eq!(names, ["acme-admin", "backup"]);
     let r = e
         .req(

@@ -417,23 +417,22 @@ async fn audit_and_evidence_commands_against_a_live_server() {
     );
 
     // search --format json: the events themselves; --limit caps; the source address is kept.
-    let out = cli(
-        &endpoint,
-        &profile,
-        &[
-            "--format",
-            "json",
-            "audit",
-            "search",
-            "--principal",
-            "admin",
-            "--limit",
-            "2",
-        ],
-    )
-    .await
-    .unwrap();
-    let v: Value = serde_json::from_str(&out).unwrap();
+    let search_json = |filter: Vec<String>| {
+        let (endpoint, profile) = (endpoint.clone(), profile.clone());
+        async move {
+            let mut args = vec!["--format", "json", "audit", "search"];
+            args.extend(filter.iter().map(String::as_str));
+            let out = cli(&endpoint, &profile, &args).await.unwrap();
+            serde_json::from_str::<Value>(&out).unwrap()
+        }
+    };
+    let v = search_json(vec![
+        "--principal".into(),
+        "admin".into(),
+        "--limit".into(),
+        "2".into(),
+    ])
+    .await;
     let evs = v.as_array().unwrap();
     assert_eq!(evs.len(), 2);
     assert!(
@@ -444,24 +443,8 @@ async fn audit_and_evidence_commands_against_a_live_server() {
     // --request-id and --status: one event by the id an answer carried
     let rid = evs[1]["request_id"].as_str().unwrap().to_owned();
     let status = evs[1]["status"].to_string();
-    let out = cli(
-        &endpoint,
-        &profile,
-        &[
-            "--format",
-            "json",
-            "audit",
-            "search",
-            "--request-id",
-            &rid,
-            "--status",
-            &status,
-        ],
-    )
-    .await
-    .unwrap();
-    let v: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v.as_array().unwrap().len(), 1, "{out}");
+    let v = search_json(vec!["--request-id".into(), rid, "--status".into(), status]).await;
+    assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
     assert_eq!(v[0]["seq"], evs[1]["seq"]);
     let err = cli(
         &endpoint,

@@ -147,6 +147,25 @@ pub enum KekCommand {
         #[arg(long)]
         accept_header_copies: bool,
     },
+    /// new data key version for a bucket, then every object re-sealed under it by a background
+    /// job of the gateway (quorum action admin:ReencryptBucket); resumes an unfinished one
+    Reencrypt {
+        /// the bucket
+        #[arg(long)]
+        bucket: String,
+        /// at most this many MB (10^6 bytes) of plaintext per second
+        #[arg(long, value_name = "MB_PER_SEC")]
+        rate: Option<f64>,
+        /// at most this many object versions per second
+        #[arg(long, value_name = "PER_SEC")]
+        rate_objects: Option<f64>,
+    },
+    /// the state of a bucket's re-encryption (running, re-sealed, skipped, remaining)
+    ReencryptStatus {
+        /// the bucket
+        #[arg(long)]
+        bucket: String,
+    },
 }
 
 /// Event selection shared by `audit search|tail` and `evidence export`.
@@ -996,8 +1015,50 @@ async fn kek(conn: &Conn, out: &mut dyn Write, f: Format, cmd: KekCommand) -> Re
                 .await?;
             emit(out, f, &["kek_id", "stream_headers"], &v)
         }
+        KekCommand::Reencrypt {
+            bucket,
+            rate,
+            rate_objects,
+        } => {
+            let v = conn
+                .call(
+                    Method::POST,
+                    "/kek/reencrypt",
+                    body_of(&api::ReencryptBucket {
+                        bucket,
+                        rate,
+                        rate_objects,
+                    })?,
+                )
+                .await?;
+            emit(out, f, REENCRYPT_COLS, &v)
+        }
+        KekCommand::ReencryptStatus { bucket } => {
+            let v = conn
+                .call(
+                    Method::GET,
+                    &format!("/kek/reencrypt/{}", urlencoding::encode(&bucket)),
+                    None,
+                )
+                .await?;
+            emit(out, f, REENCRYPT_COLS, &v)
+        }
     }
 }
+
+/// Columns of `kek reencrypt` and `kek reencrypt-status`.
+const REENCRYPT_COLS: &[&str] = &[
+    "bucket",
+    "target_version",
+    "running",
+    "resealed",
+    "bytes",
+    "skipped_sse_c",
+    "raced",
+    "failed",
+    "remaining",
+    "finished_ms",
+];
 
 /// The secret key of `login`: from stdin (`--secret-key-stdin`), the flag or variable, else a
 /// prompt without echo on a terminal.

@@ -32,6 +32,9 @@ pub const CHANGE_QUORUM_RULE: &str = "admin:ChangeQuorumRule";
 pub const CHANGE_ROLE: &str = "admin:ChangeRole";
 /// The admin action of retiring a master key (gateway's `vaultgate keys`).
 pub const RETIRE_KEY: &str = "admin:RetireKey";
+/// The admin action of re-sealing every object of a bucket under a new data key version
+/// (gateway's `vaultgate admin kek reencrypt`).
+pub const REENCRYPT_BUCKET: &str = "admin:ReencryptBucket";
 /// The admin action of creating a principal with a built-in role (also gated by
 /// [`CHANGE_ROLE`] rules).
 pub const CREATE_PRINCIPAL: &str = "admin:CreatePrincipal";

@@ -2,7 +2,9 @@
 //! and the objects under it), `POST /kek/rotate` (a new KEK version, then every data key
 //! re-wrapped), `POST /kek/rewrap` (resumable re-wrap under the current KEK) and
 //! `POST /kek/{kek_id}/retire` (quorum action `admin:RetireKey`; refused while anything depends
-//! on the KEK). Keys are global to the gateway: only SuperAdmins of the default tenant may call
+//! on the KEK), `POST /kek/reencrypt` (quorum action `admin:ReencryptBucket`: a new data key
+//! version for a bucket and every object re-sealed under it, as a background job of the
+//! gateway) and `GET /kek/reencrypt/{bucket}` (its state). Keys are global to the gateway: only SuperAdmins of the default tenant may call
 //! these. The work is the gateway's (`gateway::ops::keys`), reached through [`KekOps`].
 
 use std::future::Future;
@@ -13,7 +15,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use policy::grants::DEFAULT_TENANT;
-use policy::quorum::RETIRE_KEY;
+use policy::quorum::{REENCRYPT_BUCKET, RETIRE_KEY};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -50,6 +52,15 @@ pub trait KekOps: Send + Sync {
     fn check_rotate(&self) -> KekFuture;
     /// The refusals of [`KekOps::retire`], checked before anything changes.
     fn check_retire(&self, kek_id: String, accept_header_copies: bool) -> KekFuture;
+    /// The refusals of [`KekOps::reencrypt`] (no such bucket, a job running), checked before
+    /// anything changes.
+    fn check_reencrypt(&self, bucket: String) -> KekFuture;
+    /// Starts (or resumes) the re-encryption of a bucket as a background job; answers its
+    /// state once the job has its target data key version. `principal`: who started it (the
+    /// job's finish event names it).
+    fn reencrypt(&self, bucket: String, rate: ReencryptBucket, principal: String) -> KekFuture;
+    /// The state of a bucket's re-encryption (NotFound if none was ever started).
+    fn reencrypt_status(&self, bucket: String) -> KekFuture;
 }
 
 /// Shared handle on the gateway's key operations.
@@ -69,6 +80,22 @@ pub struct RetireKek {
     /// `vaultgate reindex` reads: a reindex then needs the KEK from a backup)
     #[serde(default)]
     pub accept_header_copies: bool,
+}
+
+/// A re-encryption to start.
+#[derive(Debug, Default, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReencryptBucket {
+    /// the bucket
+    pub bucket: String,
+    /// at most this many MB (10^6 bytes) of plaintext per second
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(exclusive_minimum = 0.0)]
+    pub rate: Option<f64>,
+    /// at most this many object versions per second
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(exclusive_minimum = 0.0)]
+    pub rate_objects: Option<f64>,
 }
 
 fn ops(st: &AdminState, c: &Caller) -> Result<KekOpsHandle, ApiError> {
@@ -177,5 +204,70 @@ pub(super) async fn retire_kek(
         ops.retire(kek_id, b.accept_header_copies)
             .await
             .map_err(to_api)?,
+    )))
+}
+
+/// Starts the re-encryption of a bucket (quorum action `admin:ReencryptBucket`): a new data key
+/// version, then every version of every object re-sealed under it by a background job of the
+/// gateway, which keeps serving (an overwrite racing a re-seal wins). Resumes the unfinished
+/// one instead when there is one. 202 with the job's state; 409 while a job runs for the
+/// bucket; 404 for no such bucket.
+#[utoipa::path(post, path = "/admin/v1/kek/reencrypt", tag = "keys", operation_id = "ReencryptBucket",
+    request_body = ReencryptBucket,
+    responses((status = 202, body = KekReport), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub(super) async fn reencrypt_bucket(
+    State(st): State<AdminState>,
+    Extension(c): Extension<Caller>,
+    audit: Audit,
+    ApiJson(b): ApiJson<ReencryptBucket>,
+) -> Result<(StatusCode, Json<KekReport>), ApiError> {
+    let ops = ops(&st, &c)?;
+    for (name, v) in [("rate", b.rate), ("rate_objects", b.rate_objects)] {
+        if let Some(v) = v
+            && !(v.is_finite() && v > 0.0)
+        {
+            return Err(ApiError::bad_request(format!(
+                "{name} must be a positive number"
+            )));
+        }
+    }
+    ops.check_reencrypt(b.bucket.clone())
+        .await
+        .map_err(to_api)?;
+    st.store
+        .gate(
+            &c.0,
+            REENCRYPT_BUCKET,
+            Some(&b.bucket),
+            &format!("bucket/{}", b.bucket),
+            &format!("rate={:?} rate_objects={:?}", b.rate, b.rate_objects),
+            ms_now(),
+        )
+        .await?;
+    audit.before_change(StatusCode::ACCEPTED).await?;
+    let principal = c.0.principal.clone();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(KekReport(
+            ops.reencrypt(b.bucket.clone(), b, principal)
+                .await
+                .map_err(to_api)?,
+        )),
+    ))
+}
+
+/// The state of a bucket's re-encryption: target data key version, versions re-sealed, SSE-C
+/// versions skipped, re-seals a write won, failures, versions remaining, running or finished.
+#[utoipa::path(get, path = "/admin/v1/kek/reencrypt/{bucket}", tag = "keys", operation_id = "GetReencryptStatus",
+    params(("bucket" = String, Path, description = "bucket name")),
+    responses((status = 200, body = KekReport), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub(super) async fn reencrypt_status(
+    State(st): State<AdminState>,
+    Extension(c): Extension<Caller>,
+    Path(bucket): Path<String>,
+) -> Result<Json<KekReport>, ApiError> {
+    let ops = ops(&st, &c)?;
+    Ok(Json(KekReport(
+        ops.reencrypt_status(bucket).await.map_err(to_api)?,
     )))
 }

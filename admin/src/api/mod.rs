@@ -69,7 +69,7 @@ use crate::error::{ApiError, ErrorBody};
 
 pub use approvals::NewApproval;
 pub use grants::NewGrant;
-pub use kek::{KekFuture, KekOpError, KekOps, KekOpsHandle, KekReport, RetireKek};
+pub use kek::{KekFuture, KekOpError, KekOps, KekOpsHandle, KekReport, ReencryptBucket, RetireKek};
 pub use keys::{CreatedKey, NewKey};
 pub use keystatus::{BucketKey, KeyStatus, KeyStatusHook};
 pub use principals::{NewPrincipal, RoleChange};
@@ -417,6 +417,8 @@ fn documented_routes() -> OpenApiRouter<AdminState> {
         .routes(routes!(kek::rotate_kek))
         .routes(routes!(kek::rewrap_keys))
         .routes(routes!(kek::retire_kek))
+        .routes(routes!(kek::reencrypt_bucket))
+        .routes(routes!(kek::reencrypt_status))
         .routes(routes!(token::token))
         .routes(routes!(token::renew))
         .routes(routes!(

@@ -4,15 +4,83 @@
 //! /metrics, /health and /ready. The gateway's in-process tests include this file
 //! (`gateway/tests/common`), so they run the composition the binary ships.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
-use admin::api::{KekFuture, KekOpError, KekOps};
+use admin::api::{KekFuture, KekOpError, KekOps, ReencryptBucket};
 use gateway::admin_http::AdminParts;
 use gateway::ops::keys::{self as key_ops, KeyOpError};
+use gateway::ops::reencrypt::{self as reencrypt_ops, ReencryptState};
 use gateway::store::Store;
 
-/// The admin API's key management over the gateway's keyring and index.
-struct GatewayKeys(Store);
+/// The state of each bucket's re-encryption job started in this process.
+type Jobs = Arc<Mutex<HashMap<String, Arc<Mutex<ReencryptState>>>>>;
+
+/// The admin API's key management over the gateway's keyring and index, and the background
+/// re-encryption jobs (their finish events go to `ledger`).
+struct GatewayKeys {
+    store: Store,
+    jobs: Jobs,
+    ledger: audit::Ledger,
+}
+
+fn reencrypt_error(bucket: &str, e: gateway::error::Error) -> KeyOpError {
+    match e {
+        gateway::error::Error::NoSuchBucket(_) => {
+            KeyOpError::NotFound(format!("no bucket {bucket}"))
+        }
+        e => KeyOpError::Failed(e),
+    }
+}
+
+fn snapshot(s: &Mutex<ReencryptState>) -> ReencryptState {
+    s.lock().map(|g| g.clone()).unwrap_or_default()
+}
+
+impl GatewayKeys {
+    fn running(&self, bucket: &str) -> bool {
+        self.jobs
+            .lock()
+            .ok()
+            .and_then(|j| j.get(bucket).map(|s| snapshot(s).running))
+            .unwrap_or(false)
+    }
+
+    /// Records the end of a re-encryption run: one admin event naming who started it.
+    async fn record_finish(
+        ledger: &audit::Ledger,
+        principal: &str,
+        bucket: &str,
+        r: &Result<ReencryptState, String>,
+    ) {
+        let (outcome, status, code) = match r {
+            Ok(s) if s.finished_ms.is_some() => (audit::Outcome::Success, 200, None),
+            Ok(_) => (audit::Outcome::Error, 500, Some("Unfinished")),
+            Err(_) => (audit::Outcome::Error, 503, Some("Unavailable")),
+        };
+        let ev = audit::AuditEvent {
+            time_ms: audit::now_ms(),
+            request_id: gateway::audit::new_request_id(),
+            kind: audit::EventKind::Admin,
+            principal: Some(principal.to_owned()),
+            tenant: None,
+            action: "admin.ReencryptBucketFinished".to_owned(),
+            bucket: Some(bucket.to_owned()),
+            key: None,
+            outcome,
+            status,
+            error_code: code.map(str::to_owned),
+            bytes_in: 0,
+            bytes_out: 0,
+            key_version: r.as_ref().ok().map(|s| s.target_version),
+            source: Some("gateway re-encryption job".into()),
+            duration_us: 0,
+        };
+        if let Err(e) = ledger.append(ev).await {
+            tracing::error!(error = %e, bucket, "could not record the end of the re-encryption in the audit ledger");
+        }
+    }
+}
 
 fn kek_answer<T: serde::Serialize>(
     r: Result<T, KeyOpError>,
@@ -26,8 +94,102 @@ fn kek_answer<T: serde::Serialize>(
 }
 
 impl KekOps for GatewayKeys {
+    fn check_reencrypt(&self, bucket: String) -> KekFuture {
+        let s = self.store.clone();
+        let running = self.running(&bucket);
+        Box::pin(async move {
+            if running {
+                return Err(KekOpError::Refused(format!(
+                    "a re-encryption of bucket {bucket} is running; see GET /admin/v1/kek/reencrypt/{bucket}"
+                )));
+            }
+            kek_answer(
+                reencrypt_ops::load_state(&s, &bucket)
+                    .await
+                    .map(|_| serde_json::Value::Null)
+                    .map_err(|e| reencrypt_error(&bucket, e)),
+            )
+        })
+    }
+    fn reencrypt(&self, bucket: String, rate: ReencryptBucket, principal: String) -> KekFuture {
+        let store = self.store.clone();
+        let jobs = self.jobs.clone();
+        let ledger = self.ledger.clone();
+        Box::pin(async move {
+            let shared = Arc::new(Mutex::new(ReencryptState {
+                bucket: bucket.clone(),
+                running: true,
+                ..Default::default()
+            }));
+            {
+                let mut j = jobs
+                    .lock()
+                    .map_err(|_| KekOpError::Unavailable("job table poisoned".into()))?;
+                if j.get(&bucket).is_some_and(|s| snapshot(s).running) {
+                    return Err(KekOpError::Refused(format!(
+                        "a re-encryption of bucket {bucket} is running"
+                    )));
+                }
+                j.insert(bucket.clone(), shared.clone());
+            }
+            let begun = match reencrypt_ops::begin(&store, &bucket).await {
+                Ok(b) => b,
+                Err(e) => {
+                    if let Ok(mut j) = jobs.lock() {
+                        j.remove(&bucket);
+                    }
+                    return kek_answer::<()>(Err(reencrypt_error(&bucket, e)))
+                        .map(|_| serde_json::Value::Null);
+                }
+            };
+            let mut answer = begun.clone();
+            answer.running = true;
+            if let Ok(mut g) = shared.lock() {
+                *g = answer.clone();
+            }
+            let rate = reencrypt_ops::Rate {
+                bytes_per_sec: rate.rate.map(|mb| (mb * 1e6) as u64),
+                objects_per_sec: rate.rate_objects,
+            };
+            tokio::spawn(async move {
+                let r = reencrypt_ops::run(&store, begun, rate, Some(shared.clone()), None)
+                    .await
+                    .map_err(|e| e.to_string());
+                if let Err(e) = &r {
+                    tracing::error!(bucket = %bucket, error = %e, "re-encryption job failed");
+                    if let Ok(mut g) = shared.lock() {
+                        g.running = false;
+                        g.errors.push((String::new(), String::new(), e.clone()));
+                    }
+                }
+                GatewayKeys::record_finish(&ledger, &principal, &bucket, &r).await;
+            });
+            kek_answer(Ok::<_, KeyOpError>(answer))
+        })
+    }
+    fn reencrypt_status(&self, bucket: String) -> KekFuture {
+        let store = self.store.clone();
+        let live = self
+            .jobs
+            .lock()
+            .ok()
+            .and_then(|j| j.get(&bucket).map(|s| snapshot(s)));
+        Box::pin(async move {
+            if let Some(s) = live {
+                return kek_answer(Ok::<_, KeyOpError>(s));
+            }
+            match reencrypt_ops::load_state(&store, &bucket).await {
+                Ok(Some(s)) => kek_answer(Ok::<_, KeyOpError>(s)),
+                Ok(None) => Err(KekOpError::NotFound(format!(
+                    "no re-encryption of bucket {bucket} was started"
+                ))),
+                Err(e) => kek_answer::<()>(Err(reencrypt_error(&bucket, e)))
+                    .map(|_| serde_json::Value::Null),
+            }
+        })
+    }
     fn status(&self) -> KekFuture {
-        let s = self.0.clone();
+        let s = self.store.clone();
         Box::pin(async move {
             kek_answer(
                 key_ops::status(s.keyring(), s.index())
@@ -37,19 +199,19 @@ impl KekOps for GatewayKeys {
         })
     }
     fn rotate(&self) -> KekFuture {
-        let s = self.0.clone();
+        let s = self.store.clone();
         Box::pin(async move { kek_answer(key_ops::rotate(s.keyring()).await) })
     }
     fn rewrap(&self) -> KekFuture {
-        let s = self.0.clone();
+        let s = self.store.clone();
         Box::pin(async move { kek_answer(key_ops::rewrap(s.keyring()).await) })
     }
     fn check_rotate(&self) -> KekFuture {
-        let s = self.0.clone();
+        let s = self.store.clone();
         Box::pin(async move { kek_answer(key_ops::check_rotate(s.keyring())) })
     }
     fn check_retire(&self, kek_id: String, accept_header_copies: bool) -> KekFuture {
-        let s = self.0.clone();
+        let s = self.store.clone();
         Box::pin(async move {
             kek_answer(
                 key_ops::check_retire(s.keyring(), s.index(), &kek_id, accept_header_copies).await,
@@ -57,7 +219,7 @@ impl KekOps for GatewayKeys {
         })
     }
     fn retire(&self, kek_id: String, accept_header_copies: bool) -> KekFuture {
-        let s = self.0.clone();
+        let s = self.store.clone();
         Box::pin(async move {
             kek_answer(key_ops::retire(s.keyring(), s.index(), &kek_id, accept_header_copies).await)
         })
@@ -83,11 +245,16 @@ pub fn admin_api(parts: AdminParts) -> axum::Router {
         region,
         store,
     } = parts;
+    let keys = GatewayKeys {
+        store: store.clone(),
+        jobs: Jobs::default(),
+        ledger: audit.ledger.clone(),
+    };
     let mut state = admin::AdminState::new(policy_store, jwt, limits)
         .with_audit(audit.ledger, audit.evidence_key, evidence_dir)
         .with_operation_hook(Arc::new(move |op: &str| metrics.admin_operation(op)))
         .with_auth_failures(auth_failures)
-        .with_kek_ops(Arc::new(GatewayKeys(store.clone())))
+        .with_kek_ops(Arc::new(keys))
         .with_key_status(Arc::new(move || {
             let store = store.clone();
             Box::pin(async move {

@@ -7,7 +7,7 @@ use keys::{DataKeyId, DataKeyStore, WrappedDataKey};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
-use super::{Index, IndexError, is_unique_violation, to_u32};
+use super::{Index, IndexError, ObjectRecord, is_unique_violation, to_u32};
 
 fn to_keys_error(e: IndexError) -> keys::Error {
     match e {
@@ -162,5 +162,157 @@ impl Index {
                 })
             })
             .collect()
+    }
+}
+
+/// A version to re-seal under a newer data key ([`Index::reencrypt_candidates`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReencryptCandidate {
+    /// object key
+    pub key: String,
+    /// version id
+    pub version_id: String,
+    /// plaintext bytes
+    pub size: u64,
+}
+
+impl Index {
+    /// Versions of `bucket` (delete markers included) not sealed under one of the bucket's data
+    /// key versions `version` or newer (older versions, or another bucket's key through a
+    /// shallow copy), after the cursor `after` (object key, version id), in key and version
+    /// order, at most `limit`.
+    pub async fn reencrypt_candidates(
+        &self,
+        bucket: &str,
+        version: u32,
+        after: Option<(&str, &str)>,
+        limit: u32,
+    ) -> Result<Vec<ReencryptCandidate>, IndexError> {
+        let (k, v) = after.unwrap_or(("", ""));
+        let rows = sqlx::query(
+            "SELECT object_key, version_id, size FROM objects \
+             WHERE bucket = $1 AND data_key_id NOT IN \
+                   (SELECT id FROM data_keys WHERE bucket = $1 AND version >= $2) \
+               AND (object_key > $3 OR (object_key = $3 AND version_id > $4)) \
+             ORDER BY object_key, version_id LIMIT $5",
+        )
+        .bind(bucket)
+        .bind(i64::from(version))
+        .bind(k)
+        .bind(v)
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ReencryptCandidate {
+                    key: r.try_get("object_key")?,
+                    version_id: r.try_get("version_id")?,
+                    size: super::to_u64(r.try_get("size")?, "object size")?,
+                })
+            })
+            .collect()
+    }
+
+    /// How many versions [`Index::reencrypt_candidates`] would list from the start, and their
+    /// plaintext bytes.
+    pub async fn reencrypt_remaining(
+        &self,
+        bucket: &str,
+        version: u32,
+    ) -> Result<(u64, u64), IndexError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n, COALESCE(SUM(size), 0) AS bytes FROM objects \
+             WHERE bucket = $1 AND data_key_id NOT IN \
+                 (SELECT id FROM data_keys WHERE bucket = $1 AND version >= $2)",
+        )
+        .bind(bucket)
+        .bind(i64::from(version))
+        .fetch_one(&self.read)
+        .await?;
+        Ok((
+            super::to_u64(row.try_get("n")?, "count")?,
+            super::to_u64(row.try_get("bytes")?, "bytes")?,
+        ))
+    }
+
+    /// Points one version at its re-sealed streams (`new.streams`, `new.manifest_id`, under
+    /// `new.data_key_id` / `new.key_version`), only if the version still references exactly
+    /// `expected` (its stream backend ids in order, then its manifest id): an overwrite or a
+    /// delete that raced the re-seal wins, and the answer is None (the caller deletes the new
+    /// streams). Everything else of the version (id, ETag, size, metadata, tags, lock) is left
+    /// as it is. Returns the backend ids now garbage (queued in the same transaction).
+    pub async fn reseal_version(
+        &self,
+        expected: &[String],
+        new: &ObjectRecord,
+    ) -> Result<Option<Vec<String>>, IndexError> {
+        let mut tx = self.begin_write().await?;
+        let manifest: Option<Option<String>> = sqlx::query_scalar(
+            "SELECT manifest_id FROM objects \
+             WHERE bucket = $1 AND object_key = $2 AND version_id = $3",
+        )
+        .bind(&new.bucket)
+        .bind(&new.key)
+        .bind(&new.version_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(manifest) = manifest else {
+            return Ok(None);
+        };
+        let mut current: Vec<String> = sqlx::query_scalar(
+            "SELECT backend_id FROM object_streams \
+             WHERE bucket = $1 AND object_key = $2 AND version_id = $3 ORDER BY seq",
+        )
+        .bind(&new.bucket)
+        .bind(&new.key)
+        .bind(&new.version_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        current.extend(manifest);
+        if current != expected {
+            return Ok(None);
+        }
+        sqlx::query(
+            "DELETE FROM object_streams WHERE bucket = $1 AND object_key = $2 AND version_id = $3",
+        )
+        .bind(&new.bucket)
+        .bind(&new.key)
+        .bind(&new.version_id)
+        .execute(&mut *tx)
+        .await?;
+        for (seq, s) in new.streams.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO object_streams (bucket, object_key, version_id, seq, part_number, \
+                                             backend_id, header, plaintext_len, md5_hex) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(&new.bucket)
+            .bind(&new.key)
+            .bind(&new.version_id)
+            .bind(super::to_i64(seq as u64, "stream index")?)
+            .bind(i64::from(s.part_number))
+            .bind(&s.backend_id)
+            .bind(&s.header)
+            .bind(super::to_i64(s.plaintext_len, "stream length")?)
+            .bind(&s.md5_hex)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(
+            "UPDATE objects SET data_key_id = $4, key_version = $5, manifest_id = $6 \
+             WHERE bucket = $1 AND object_key = $2 AND version_id = $3",
+        )
+        .bind(&new.bucket)
+        .bind(&new.key)
+        .bind(&new.version_id)
+        .bind(&new.data_key_id)
+        .bind(i64::from(new.key_version))
+        .bind(new.manifest_id.as_deref())
+        .execute(&mut *tx)
+        .await?;
+        let garbage = super::objects::queue_garbage(&mut tx, expected.to_vec()).await?;
+        tx.commit().await?;
+        Ok(Some(garbage))
     }
 }

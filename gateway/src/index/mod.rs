@@ -46,7 +46,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-pub use data_keys::DataKeySummary;
+pub use data_keys::{DataKeySummary, ReencryptCandidate};
 pub use gc::{GcError, GcReport, MAX_CRASH_ORPHANS, SweepReport, collect_garbage, sweep_orphans};
 pub use lifecycle::LifecycleVersion;
 pub use list::prefix_successor;

@@ -17,6 +17,7 @@
 pub mod import_hub;
 pub mod keys;
 pub mod migrate;
+pub mod reencrypt;
 pub mod reindex;
 
 use std::ops::Range;
@@ -154,6 +155,23 @@ pub fn progress_bar(len: u64, what: &str, quiet: bool) -> ProgressBar {
     }
     let pb = ProgressBar::new(len);
     let template = format!("{what} [{{bar:40}}] {{pos}}/{{len}} {{msg}} ({{elapsed}})");
+    if let Ok(style) = ProgressStyle::with_template(&template) {
+        pb.set_style(style.progress_chars("=> "));
+    }
+    pb
+}
+
+/// A progress bar on stderr counting bytes, with the rate and the time left (drawn only on a
+/// terminal; hidden when `quiet`). Where stderr is not a terminal the commands log a progress
+/// line every few seconds instead.
+pub fn bytes_progress_bar(len: u64, what: &str, quiet: bool) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new(len);
+    let template = format!(
+        "{what} [{{bar:30}}] {{bytes}}/{{total_bytes}} {{binary_bytes_per_sec}} ETA {{eta}} {{msg}}"
+    );
     if let Ok(style) = ProgressStyle::with_template(&template) {
         pb.set_style(style.progress_chars("=> "));
     }

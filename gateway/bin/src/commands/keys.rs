@@ -1,4 +1,4 @@
-//! `vaultgate keys status|rotate|rewrap|retire`: key management against the data dir and index
+//! `vaultgate keys status|rotate|rewrap|retire|reencrypt`: key management against the data dir and index
 //! of a stopped gateway (`gateway::ops::keys`; a running gateway does the same through
 //! `vaultgate admin kek …`, which keeps its in-memory key file in step). Each change is recorded
 //! in the audit ledger as an admin event of the local operator (`keys.RotateKek`, …). Exit 0
@@ -10,6 +10,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 use gateway::ops::OpsContext;
 use gateway::ops::keys::{self as key_ops, KeyOpError};
+use gateway::ops::reencrypt as reencrypt_ops;
 
 use crate::settings::{Settings, init_logging};
 
@@ -32,6 +33,26 @@ pub enum KeysCommand {
     Rewrap {
         #[command(flatten)]
         common: KeysArgs,
+    },
+    /// A new data key version for a bucket, then every version of every object in it re-sealed
+    /// under it (verified, resumable: run it again after an interruption, it continues with the
+    /// same data key version). SSE-C objects are skipped and counted. On a running gateway use
+    /// `vaultgate admin kek reencrypt` instead.
+    Reencrypt {
+        #[command(flatten)]
+        common: KeysArgs,
+        /// The bucket.
+        #[arg(long)]
+        bucket: String,
+        /// At most this many MB (10^6 bytes) of plaintext per second.
+        #[arg(long, value_name = "MB_PER_SEC")]
+        rate: Option<f64>,
+        /// At most this many object versions per second.
+        #[arg(long, value_name = "PER_SEC")]
+        rate_objects: Option<f64>,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
     },
     /// Replace the admin API's token signing secret (kept sealed in the data dir); every admin
     /// token then has to log in again. Takes effect when the gateway starts.
@@ -89,6 +110,13 @@ pub async fn run(command: KeysCommand) -> anyhow::Result<ExitCode> {
             let r = key_ops::rewrap(&ctx.keyring).await;
             finish_rewrap(ctx, audit, "keys.RewrapDataKeys", r, common.format).await
         }
+        KeysCommand::Reencrypt {
+            common,
+            bucket,
+            rate,
+            rate_objects,
+            quiet,
+        } => reencrypt(common, bucket, rate, rate_objects, quiet).await,
         KeysCommand::RotateAdminSecret { common } => {
             let (ctx, audit) = open_audited(common.settings).await?;
             let r = key_ops::rotate_admin_jwt_secret(&ctx.data_dir, &ctx.keyring)
@@ -124,6 +152,70 @@ pub async fn run(command: KeysCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+async fn reencrypt(
+    common: KeysArgs,
+    bucket: String,
+    rate: Option<f64>,
+    rate_objects: Option<f64>,
+    quiet: bool,
+) -> anyhow::Result<ExitCode> {
+    for (flag, v) in [("--rate", rate), ("--rate-objects", rate_objects)] {
+        if let Some(v) = v
+            && !(v.is_finite() && v > 0.0)
+        {
+            anyhow::bail!("{flag} must be a positive number, not {v}");
+        }
+    }
+    let rate = reencrypt_ops::Rate {
+        bytes_per_sec: rate.map(|mb| (mb * 1e6) as u64),
+        objects_per_sec: rate_objects,
+    };
+    let (ctx, audit) = open_audited(common.settings).await?;
+    let store = gateway::store::Store::new(
+        ctx.backend.clone(),
+        ctx.index.clone(),
+        ctx.keyring.clone(),
+        gateway::metrics::Metrics::new(),
+    );
+    let begun = reencrypt_ops::begin(&store, &bucket)
+        .await
+        .map_err(|e| match e {
+            gateway::error::Error::NoSuchBucket(_) => {
+                KeyOpError::NotFound(format!("no bucket {bucket}"))
+            }
+            e => KeyOpError::Failed(e),
+        });
+    record(&audit, "keys.ReencryptBucket", &bucket, &begun).await;
+    let begun = match begun {
+        Ok(s) => s,
+        Err(e) => {
+            ctx.index.close().await;
+            return Err(e.into());
+        }
+    };
+    let pb = gateway::ops::bytes_progress_bar(0, "reencrypt", quiet);
+    let r = reencrypt_ops::run(&store, begun, rate, None, Some(pb))
+        .await
+        .map_err(KeyOpError::from);
+    record(&audit, "keys.ReencryptBucketFinished", &bucket, &r).await;
+    ctx.index.close().await;
+    let r = r?;
+    match common.format {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&r)?),
+        Output::Table => {
+            println!("{}", r.summary());
+            for (k, v, e) in &r.errors {
+                println!("  failed: {k} (version {v}): {e}");
+            }
+        }
+    }
+    Ok(if r.finished_ms.is_some() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
 }
 
 async fn open(settings: Settings) -> anyhow::Result<OpsContext> {

@@ -872,6 +872,8 @@ async fn openapi_document_covers_every_route_and_validates() {
         ("POST", "/admin/v1/kek/rotate"),
         ("POST", "/admin/v1/kek/rewrap"),
         ("POST", "/admin/v1/kek/{kek_id}/retire"),
+        ("POST", "/admin/v1/kek/reencrypt"),
+        ("GET", "/admin/v1/kek/reencrypt/{bucket}"),
     ];
     let mut got: Vec<(String, String)> = ops.clone();
     got.sort();

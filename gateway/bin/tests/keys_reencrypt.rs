@@ -522,7 +522,8 @@ async fn reencrypt_online_while_a_client_overwrites_then_the_old_kek_retires() {
             assert_eq!(live_after.get(k), Some(v), "{k:?}");
         }
     }
-    for (k, i) in last.lock().unwrap().iter() {
+    let last = last.lock().unwrap().clone();
+    for (k, i) in &last {
         let got = get_bytes(&client, "live", k, None).await;
         assert_eq!(
             sha256_hex(&got),

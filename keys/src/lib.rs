@@ -4,6 +4,7 @@
 //! Raw key bytes never leave this crate except inside [`StreamKey`] handles.
 
 mod aead;
+pub mod backup;
 pub mod checksum;
 pub mod custody;
 pub mod customer;

@@ -54,6 +54,35 @@ pub enum KeysCommand {
         #[arg(long)]
         quiet: bool,
     },
+    /// Write the key material of the data dir (the key file, the sealed admin token secret, the
+    /// evidence signing key; for KMS the key id only) to FILE, sealed under a passphrase read
+    /// from a prompt or stdin. Refuses to overwrite FILE; written with mode 0600.
+    Backup {
+        #[command(flatten)]
+        common: KeysArgs,
+        /// The backup file to create.
+        #[arg(long, value_name = "FILE")]
+        out: std::path::PathBuf,
+        /// Read the passphrase from the first line of stdin instead of a prompt.
+        #[arg(long)]
+        passphrase_stdin: bool,
+    },
+    /// Restore the key material of a backup into the data dir (gateway stopped). Refuses a wrong
+    /// passphrase or a damaged file, and a file that would replace a different existing one
+    /// unless --force (which keeps the replaced file as `<name>.replaced-<ms>`).
+    Restore {
+        #[command(flatten)]
+        common: KeysArgs,
+        /// The backup file.
+        #[arg(long = "in", value_name = "FILE")]
+        input: std::path::PathBuf,
+        /// Read the passphrase from the first line of stdin instead of a prompt.
+        #[arg(long)]
+        passphrase_stdin: bool,
+        /// Replace existing key files that differ from the backup's.
+        #[arg(long)]
+        force: bool,
+    },
     /// Replace the admin API's token signing secret (kept sealed in the data dir); every admin
     /// token then has to log in again. Takes effect when the gateway starts.
     RotateAdminSecret {
@@ -77,7 +106,7 @@ pub enum KeysCommand {
 #[derive(Args, Debug)]
 pub struct KeysArgs {
     #[command(flatten)]
-    settings: Settings,
+    pub(crate) settings: Settings,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Output::Table)]
     format: Output,
@@ -117,6 +146,17 @@ pub async fn run(command: KeysCommand) -> anyhow::Result<ExitCode> {
             rate_objects,
             quiet,
         } => reencrypt(common, bucket, rate, rate_objects, quiet).await,
+        KeysCommand::Backup {
+            common,
+            out,
+            passphrase_stdin,
+        } => crate::commands::key_backup::backup(common.settings, &out, passphrase_stdin),
+        KeysCommand::Restore {
+            common,
+            input,
+            passphrase_stdin,
+            force,
+        } => crate::commands::key_backup::restore(common.settings, &input, passphrase_stdin, force),
         KeysCommand::RotateAdminSecret { common } => {
             let (ctx, audit) = open_audited(common.settings).await?;
             let r = key_ops::rotate_admin_jwt_secret(&ctx.data_dir, &ctx.keyring)

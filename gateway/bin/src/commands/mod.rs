@@ -5,6 +5,7 @@ pub mod admin;
 pub mod audit;
 pub mod config;
 pub mod evidence;
+pub mod key_backup;
 pub mod keys;
 pub mod ops;
 pub mod serve;

@@ -185,7 +185,8 @@ fn secret_sources(layer: &Layer) -> Result<(Secrets, Vec<(String, String)>), gat
 }
 
 /// JSON lines on stderr under `log_level`, with the signing targets capped
-/// (`gateway::config::effective_log_filter`).
+/// (`gateway::config::effective_log_filter`), written above an offline command's progress bar
+/// (`gateway::ops::LogWriter`).
 pub fn init_logging(log_level: &str) {
     let filter =
         tracing_subscriber::EnvFilter::try_new(gateway::config::effective_log_filter(log_level))
@@ -195,6 +196,6 @@ pub fn init_logging(log_level: &str) {
         .flatten_event(true)
         .with_current_span(false)
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| gateway::ops::LogWriter)
         .init();
 }

@@ -977,3 +977,49 @@ fn stored_objects(data: &std::path::Path) -> usize {
         })
         .count()
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn offline_progress_without_a_terminal_is_plain_log_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = start_key_file(dir.path()).await;
+    let client = client_for(&format!("http://{}", server.s3_addr), AK, SK);
+    client.create_bucket().bucket("prog").send().await.unwrap();
+    for i in 0..14 {
+        put(&client, "prog", &format!("k{i:02}"), body(i)).await;
+    }
+    server.shutdown().await;
+    // 2 versions a second: about 7 seconds, so at least one progress line (every 5 s)
+    let out = vaultgate(&data)
+        .args([
+            "keys",
+            "reencrypt",
+            "--bucket",
+            "prog",
+            "--rate-objects",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains('\r') && !stderr.contains('\u{1b}'),
+        "no bar: {stderr:?}"
+    );
+    let lines: Vec<Value> = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["target"] == "vaultgate::progress")
+        .collect();
+    assert!(!lines.is_empty(), "a progress line: {stderr}");
+    let msg = lines[0]["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with("reencrypt: ")
+            && msg.contains(" of ")
+            && msg.contains("/s")
+            && msg.contains("ETA"),
+        "{msg}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains(", finished"));
+}

@@ -148,22 +148,106 @@ pub async fn read_bytes(
     Ok(chunks.concat())
 }
 
-/// A progress bar on stderr (drawn only on a terminal; hidden when `quiet`).
+/// The progress bar being drawn, if any: [`LogWriter`] suspends it around each log line.
+static ACTIVE_BAR: std::sync::Mutex<Option<indicatif::WeakProgressBar>> =
+    std::sync::Mutex::new(None);
+
+/// Where stderr is not a terminal (no bar is drawn), a progress line is logged this often.
+const PLAIN_PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Makes `pb` the bar log lines are written above, and where stderr is not a terminal logs its
+/// progress every [`PLAIN_PROGRESS_EVERY`] instead of drawing it (until it is finished or gone).
+fn track(pb: &ProgressBar, what: &str, bytes: bool) {
+    use std::io::IsTerminal;
+    if let Ok(mut g) = ACTIVE_BAR.lock() {
+        *g = Some(pb.downgrade());
+    }
+    if std::io::stderr().is_terminal() {
+        return;
+    }
+    let Ok(rt) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let weak = pb.downgrade();
+    let what = what.to_owned();
+    rt.spawn(async move {
+        loop {
+            tokio::time::sleep(PLAIN_PROGRESS_EVERY).await;
+            let Some(pb) = weak.upgrade() else { return };
+            if pb.is_finished() {
+                return;
+            }
+            tracing::info!(target: "vaultgate::progress", "{}", plain_progress(&pb, &what, bytes));
+        }
+    });
+}
+
+/// One progress line: done/of, percent, rate, time left.
+fn plain_progress(pb: &ProgressBar, what: &str, bytes: bool) -> String {
+    use indicatif::{HumanBytes, HumanDuration};
+    let (pos, len) = (pb.position(), pb.length().unwrap_or(0));
+    let pct = if len > 0 { pos * 100 / len } else { 0 };
+    let rate = pb.per_sec();
+    let (done, total, rate) = if bytes {
+        (
+            HumanBytes(pos).to_string(),
+            HumanBytes(len).to_string(),
+            format!("{}/s", HumanBytes(rate as u64)),
+        )
+    } else {
+        (pos.to_string(), len.to_string(), format!("{rate:.1}/s"))
+    };
+    format!(
+        "{what}: {done} of {total} ({pct}%), {rate}, ETA {}",
+        HumanDuration(pb.eta())
+    )
+}
+
+/// Log output that goes above the progress bar being drawn (the bar is cleared, the line
+/// written, the bar redrawn) instead of into its middle. `vaultgate`'s logger writes through
+/// it.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LogWriter;
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let bar = ACTIVE_BAR
+            .lock()
+            .ok()
+            .and_then(|g| g.as_ref().and_then(indicatif::WeakProgressBar::upgrade))
+            .filter(|b| !b.is_finished() && !b.is_hidden());
+        match bar {
+            Some(b) => b
+                .suspend(|| std::io::stderr().write_all(buf))
+                .map(|()| buf.len()),
+            None => std::io::stderr().write_all(buf).map(|()| buf.len()),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+/// A progress bar on stderr counting items, with the rate and the time left: drawn only on a
+/// terminal (log lines go above it, [`LogWriter`]); elsewhere a progress line is logged every
+/// few seconds; nothing when `quiet`.
 pub fn progress_bar(len: u64, what: &str, quiet: bool) -> ProgressBar {
     if quiet {
         return ProgressBar::hidden();
     }
     let pb = ProgressBar::new(len);
-    let template = format!("{what} [{{bar:40}}] {{pos}}/{{len}} {{msg}} ({{elapsed}})");
+    let template = format!(
+        "{what} [{{bar:30}}] {{pos}}/{{len}} {{per_sec}} ETA {{eta}} {{msg}} ({{elapsed}})"
+    );
     if let Ok(style) = ProgressStyle::with_template(&template) {
         pb.set_style(style.progress_chars("=> "));
     }
+    track(&pb, what, false);
     pb
 }
 
-/// A progress bar on stderr counting bytes, with the rate and the time left (drawn only on a
-/// terminal; hidden when `quiet`). Where stderr is not a terminal the commands log a progress
-/// line every few seconds instead.
+/// A progress bar on stderr counting bytes, with the rate and the time left (as
+/// [`progress_bar`]).
 pub fn bytes_progress_bar(len: u64, what: &str, quiet: bool) -> ProgressBar {
     if quiet {
         return ProgressBar::hidden();
@@ -175,5 +259,6 @@ pub fn bytes_progress_bar(len: u64, what: &str, quiet: bool) -> ProgressBar {
     if let Ok(style) = ProgressStyle::with_template(&template) {
         pb.set_style(style.progress_chars("=> "));
     }
+    track(&pb, what, true);
     pb
 }

@@ -300,15 +300,18 @@ pub async fn run(
                 break 'outer;
             }
             if last_save.elapsed() >= SAVE_EVERY {
-                let secs = started.elapsed().as_secs_f64().max(0.001);
-                tracing::info!(
-                    bucket = %bucket,
-                    done = done_objects,
-                    of = remaining,
-                    bytes = done_bytes,
-                    mb_per_sec = format!("{:.2}", done_bytes as f64 / secs / 1e6),
-                    "re-encryption progress"
-                );
+                // the offline bar logs its own progress lines where it is not drawn
+                if pb.is_none() {
+                    let secs = started.elapsed().as_secs_f64().max(0.001);
+                    tracing::info!(
+                        bucket = %bucket,
+                        done = done_objects,
+                        of = remaining,
+                        bytes = done_bytes,
+                        mb_per_sec = format!("{:.2}", done_bytes as f64 / secs / 1e6),
+                        "re-encryption progress"
+                    );
+                }
                 save_state(store, &state).await?;
                 last_save = Instant::now();
             }

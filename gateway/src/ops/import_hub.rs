@@ -14,7 +14,7 @@ use keys::sealer::SealParams;
 use keys::{DEFAULT_CHUNK_SIZE, HubKey, StreamKind};
 use tokio::io::AsyncReadExt;
 
-use super::{OpsContext, progress_bar};
+use super::{OpsContext, bytes_progress_bar};
 use crate::error::{Error, Result};
 use crate::index::{IndexError, ObjectRecord};
 use crate::metrics::Metrics;
@@ -229,8 +229,14 @@ pub async fn import_hub_into(
         total: files.len(),
         ..Default::default()
     };
-    let pb = progress_bar(files.len() as u64, "import-hub", opts.quiet);
+    let size_of = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    let pb = bytes_progress_bar(
+        files.iter().map(|p| size_of(p)).sum(),
+        "import-hub",
+        opts.quiet,
+    );
     for path in &files {
+        let file_len = size_of(path);
         let shown = path
             .strip_prefix(dir)
             .unwrap_or(path)
@@ -240,7 +246,7 @@ pub async fn import_hub_into(
             Ok(n) => n,
             Err(why) => {
                 report.failed.push((shown, why));
-                pb.inc(1);
+                pb.inc(file_len);
                 continue;
             }
         };
@@ -256,7 +262,7 @@ pub async fn import_hub_into(
             }
             Err(e) => report.failed.push((name, e.to_string())),
         }
-        pb.inc(1);
+        pb.inc(file_len);
     }
     pb.finish_and_clear();
     Ok(report)

@@ -164,6 +164,7 @@ pub async fn migrate(
                 index.mark_copied(dst_url, id, size, &sha).await?;
                 report.copied += 1;
                 report.bytes += size;
+                pb.set_message(format!("{} copied", indicatif::HumanBytes(report.bytes)));
             }
             Err(Error::Integrity(m)) if m.starts_with("backend object missing") => {
                 report.failed.push((id.clone(), m));

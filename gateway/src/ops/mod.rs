@@ -186,7 +186,7 @@ fn track(pb: &ProgressBar, what: &str, bytes: bool) {
 fn plain_progress(pb: &ProgressBar, what: &str, bytes: bool) -> String {
     use indicatif::{HumanBytes, HumanDuration};
     let (pos, len) = (pb.position(), pb.length().unwrap_or(0));
-    let pct = if len > 0 { pos * 100 / len } else { 0 };
+    let pct = (pos * 100).checked_div(len).unwrap_or(0);
     let rate = pb.per_sec();
     let (done, total, rate) = if bytes {
         (

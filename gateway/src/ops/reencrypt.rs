@@ -95,7 +95,8 @@ pub struct ReencryptState {
     pub resealed: u64,
     /// their plaintext bytes
     pub bytes: u64,
-    /// SSE-C versions left under their old data key (no customer key to open them)
+    /// SSE-C versions left under their old data key (no customer key to open them), counted
+    /// by the last run
     pub skipped_sse_c: u64,
     /// re-seals dropped because an overwrite or a delete of the version won the race
     pub raced: u64,
@@ -233,6 +234,8 @@ pub async fn run(
         .await
         .map_err(idx)?;
     state.remaining = remaining;
+    // per run: each run passes over every version still under an older key
+    state.skipped_sse_c = 0;
     state.failed = 0;
     state.errors.clear();
     state.running = true;
@@ -403,6 +406,10 @@ async fn reseal_version(
     else {
         return Ok(None);
     };
+    if rec.data_key_id == key.data_key_id().to_string() {
+        // overwritten under the new key since it was listed
+        return Ok(Some(Outcome::Raced));
+    }
     if crate::s3::encryption::sse_c_of(&rec.headers).is_some() {
         return Ok(Some(Outcome::SkippedSseC));
     }

@@ -13,6 +13,7 @@
 //! then closes the index.
 
 mod guard;
+pub mod host;
 mod legacy_region;
 mod listen;
 mod request;

@@ -53,6 +53,8 @@ pub(super) struct Pipeline {
     /// access key secrets and the gateway's region, to re-sign requests signed for a legacy
     /// region name (`US`, `EU`; see `legacy_region`)
     pub legacy_region: (crate::auth::Credentials, String),
+    /// the base domains of virtual-hosted-style addressing, when configured
+    pub hosts: Option<Arc<super::host::VirtualHosts>>,
 }
 
 /// The hyper service of one S3 connection from `peer`.
@@ -157,12 +159,22 @@ impl Pipeline {
         let timed_out = Arc::new(AtomicBool::new(false));
         let mut req = req.map(|b| TimedBody::new(b, self.body_rate, timed_out.clone()));
         let id = crate::audit::new_request_id();
-        let requested = crate::audit::guess_action(
-            req.method(),
-            req.uri().path(),
-            req.uri().query(),
-            req.headers(),
-        );
+        // a virtual-hosted-style request names its bucket in the Host header: the guess and the
+        // log read the path as path style would write it, and the range fallback route reads
+        // the bucket from the extension (s3s takes it from the same parser)
+        let virtual_bucket = self
+            .hosts
+            .as_ref()
+            .and_then(|h| h.bucket_of(req.headers(), req.uri()));
+        let path = match &virtual_bucket {
+            Some(b) => format!("/{b}{}", req.uri().path()),
+            None => req.uri().path().to_owned(),
+        };
+        if let Some(b) = virtual_bucket {
+            req.extensions_mut().insert(super::host::VirtualBucket(b));
+        }
+        let requested =
+            crate::audit::guess_action(req.method(), &path, req.uri().query(), req.headers());
         let scope = RequestAudit::new(
             self.ledger.clone(),
             EventKind::S3,
@@ -184,7 +196,7 @@ impl Pipeline {
             ctx,
             started: Instant::now(),
             method: req.method().clone(),
-            bucket: bucket_of(req.uri().path()).to_owned(),
+            bucket: bucket_of(&path).to_owned(),
             peer,
             timed_out,
             close_after,

@@ -5,6 +5,7 @@
 
 mod bucket;
 mod checksum;
+pub(crate) mod cors;
 pub(crate) mod encryption;
 mod lifecycle;
 mod list;
@@ -718,6 +719,33 @@ impl S3 for Gateway {
         done(
             RequestCtx::of(&req.extensions),
             self.op_delete_bucket_lifecycle(req).await,
+        )
+    }
+    async fn put_bucket_cors(
+        &self,
+        req: S3Request<PutBucketCorsInput>,
+    ) -> S3Result<S3Response<PutBucketCorsOutput>> {
+        done(
+            RequestCtx::of(&req.extensions),
+            self.op_put_bucket_cors(req).await,
+        )
+    }
+    async fn get_bucket_cors(
+        &self,
+        req: S3Request<GetBucketCorsInput>,
+    ) -> S3Result<S3Response<GetBucketCorsOutput>> {
+        done(
+            RequestCtx::of(&req.extensions),
+            self.op_get_bucket_cors(req).await,
+        )
+    }
+    async fn delete_bucket_cors(
+        &self,
+        req: S3Request<DeleteBucketCorsInput>,
+    ) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
+        done(
+            RequestCtx::of(&req.extensions),
+            self.op_delete_bucket_cors(req).await,
         )
     }
 }

@@ -22,6 +22,8 @@ pub mod tls;
 
 pub use start::start;
 
+pub(crate) use guard::error_response;
+
 use std::net::SocketAddr;
 
 use tokio::sync::watch;

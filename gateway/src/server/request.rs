@@ -55,6 +55,8 @@ pub(super) struct Pipeline {
     pub legacy_region: (crate::auth::Credentials, String),
     /// the base domains of virtual-hosted-style addressing, when configured
     pub hosts: Option<Arc<super::host::VirtualHosts>>,
+    /// the object layer, for the buckets' CORS rules (preflights and response headers)
+    pub store: crate::store::Store,
 }
 
 /// The hyper service of one S3 connection from `peer`.
@@ -113,6 +115,9 @@ struct Arrival {
     timed_out: Arc<AtomicBool>,
     /// the request expects 100-continue for an empty body: answer with `Connection: close`
     close_after: bool,
+    /// a cross-origin request: its `Origin` and the method its CORS rule must allow (the
+    /// `Access-Control-Request-Method` if it names one, as RGW reads it, else its own)
+    cors: Option<(String, String)>,
 }
 
 impl Pipeline {
@@ -131,6 +136,7 @@ impl Pipeline {
         let (arrival, req, in_flight) = self.on_request(peer, req);
         let resp = match refuse_early(self, peer, &req) {
             Some(r) => r,
+            None if req.method() == http::Method::OPTIONS => self.preflight(&arrival, &req).await,
             None => match s3
                 .call(self.resign_legacy(prime_expect_continue(req).await).await)
                 .await
@@ -144,10 +150,59 @@ impl Pipeline {
                 }
             },
         };
+        let resp = self.with_cors(&arrival, resp).await;
         let (resp, status, action) = self.on_response_head(&arrival, resp).await;
         in_flight.answered();
         let download = action == Some(policy::Action::GetObject) && status < 300;
         self.on_body(&arrival, resp, download)
+    }
+
+    /// A browser's CORS preflight (`OPTIONS`), answered here rather than by s3s: it carries no
+    /// credentials and goes to the URL of the request it announces (a presigned URL's signature
+    /// is for that request's method). Its one audit event names it `CorsPreflight`.
+    async fn preflight(
+        &self,
+        a: &Arrival,
+        req: &http::Request<ReqBody>,
+    ) -> http::Response<s3s::Body> {
+        let path = req.uri().path();
+        let key = match req.extensions().get::<super::host::VirtualBucket>() {
+            Some(_) => path.trim_start_matches('/'),
+            None => path
+                .trim_start_matches('/')
+                .split_once('/')
+                .map_or("", |(_, k)| k),
+        };
+        let key = urlencoding::decode(key).map_or_else(|_| key.to_owned(), |k| k.into_owned());
+        a.ctx.set_op(crate::request::OpInfo {
+            op_name: Some("CorsPreflight".to_owned()),
+            bucket: (!a.bucket.is_empty()).then(|| a.bucket.clone()),
+            key: (!key.is_empty()).then_some(key),
+            ..Default::default()
+        });
+        let bucket = (!a.bucket.is_empty()).then_some(a.bucket.as_str());
+        crate::s3::cors::preflight(&self.store, bucket, req.headers()).await
+    }
+
+    /// The CORS headers of the bucket's matching rule on the response to a cross-origin request
+    /// (a preflight has its own).
+    async fn with_cors(
+        &self,
+        a: &Arrival,
+        mut resp: http::Response<s3s::Body>,
+    ) -> http::Response<s3s::Body> {
+        let Some((origin, method)) = &a.cors else {
+            return resp;
+        };
+        if a.method == http::Method::OPTIONS {
+            return resp;
+        }
+        if let Some(h) =
+            crate::s3::cors::response_headers(&self.store, &a.bucket, origin, method).await
+        {
+            resp.headers_mut().extend(h);
+        }
+        resp
     }
 
     /// Phase 1: the request's context, into its extensions once.
@@ -192,7 +247,20 @@ impl Pipeline {
                 .headers()
                 .get(http::header::CONTENT_LENGTH)
                 .is_some_and(|v| v.as_bytes() == b"0");
+        let header = |n: &str| {
+            req.headers()
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        let cors = header("origin").map(|o| {
+            let m = header("access-control-request-method")
+                .unwrap_or_else(|| req.method().as_str().to_owned());
+            (o, m)
+        });
         let arrival = Arrival {
+            cors,
             ctx,
             started: Instant::now(),
             method: req.method().clone(),

@@ -86,6 +86,7 @@ pub async fn start(
         auth_failures: policy.auth_failures,
         legacy_region: (Credentials::new(authz.clone()), config.region.clone()),
         hosts,
+        store: storage.store.clone(),
     };
     let running =
         spawn_listeners(&config, sockets, &tls, &storage, s3, pipeline, admin_api).await?;

@@ -143,6 +143,39 @@ async fn delete_object_conditions() {
     ] {
         r.unwrap();
     }
+    // in a versioned bucket, a conditional delete of a missing key writes no delete marker
+    c.put_bucket_versioning()
+        .bucket("cd1")
+        .versioning_configuration(
+            VersioningConfiguration::builder()
+                .status(BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    c.delete_object()
+        .bucket("cd1")
+        .key("ghost")
+        .if_match("*")
+        .send()
+        .await
+        .unwrap();
+    c.delete_object()
+        .bucket("cd1")
+        .key("ghost")
+        .if_match("\"0000\"")
+        .send()
+        .await
+        .unwrap();
+    let versions = c
+        .list_object_versions()
+        .bucket("cd1")
+        .prefix("ghost")
+        .send()
+        .await
+        .unwrap();
+    assert!(versions.delete_markers().is_empty() && versions.versions().is_empty());
     // If-Match: * deletes whatever is there
     put(&g, "cd1", "obj", b"x").await;
     c.delete_object()

@@ -564,19 +564,20 @@ impl Gateway {
     /// `x-amz-if-match-size`; the `ETag`, `LastModifiedTime` and `Size` of a DeleteObjects key),
     /// checked against what would be deleted: the named version, else the current one (a delete
     /// marker too, which matches only `*`). Nothing there is deleted already, which is no error
-    /// whatever the condition (as RGW answers; AWS has these conditions on directory buckets only).
+    /// whatever the condition, and changes nothing (no delete marker is written): as RGW
+    /// answers; AWS has these conditions on directory buckets only. `Ok(false)`: nothing to do.
     async fn check_delete_conditions(
         &self,
         bucket: &str,
         key: &str,
         version_id: Option<&str>,
         c: &DeleteConditions<'_>,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         if c.if_match.is_none() && c.last_modified.is_none() && c.size.is_none() {
-            return Ok(());
+            return Ok(true);
         }
         let Some(rec) = self.store.get_version(bucket, key, version_id).await? else {
-            return Ok(());
+            return Ok(false);
         };
         if let Some(m) = &c.if_match {
             let matches = match m {
@@ -597,7 +598,7 @@ impl Gateway {
         {
             return Err(Error::PreconditionFailed);
         }
-        Ok(())
+        Ok(true)
     }
 
     pub(super) async fn op_delete_object(
@@ -618,17 +619,21 @@ impl Gateway {
             self.authorize_delete(&identity, &input.bucket, &input.key, version_id, bypass)
                 .await?;
         }
-        self.check_delete_conditions(
-            &input.bucket,
-            &input.key,
-            version_id,
-            &DeleteConditions {
-                if_match: input.if_match.clone(),
-                last_modified: input.if_match_last_modified_time.as_ref(),
-                size: input.if_match_size,
-            },
-        )
-        .await?;
+        let present = self
+            .check_delete_conditions(
+                &input.bucket,
+                &input.key,
+                version_id,
+                &DeleteConditions {
+                    if_match: input.if_match.clone(),
+                    last_modified: input.if_match_last_modified_time.as_ref(),
+                    size: input.if_match_size,
+                },
+            )
+            .await?;
+        if !present {
+            return Ok(DeleteObjectOutput::default());
+        }
         let d = self
             .delete_one(
                 &input.bucket,
@@ -702,10 +707,15 @@ impl Gateway {
                 Err(e) => Err(e),
             };
             let result = match allowed {
-                Ok(()) => {
+                Ok(true) => {
                     self.delete_one(&input.bucket, &obj.key, version_id, bypass, audit.as_ref())
                         .await
                 }
+                Ok(false) => Ok(DeletedObject {
+                    key: Some(obj.key.clone()),
+                    version_id: obj.version_id.clone(),
+                    ..Default::default()
+                }),
                 Err(e) => Err(e),
             };
             match result {

@@ -148,19 +148,25 @@ fn select_range(
                 "Cannot specify both Range header and partNumber".into(),
             ));
         }
+        if !(1..=10_000).contains(&n) {
+            return Err(Error::InvalidArgument(
+                "Part number must be an integer between 1 and 10000, inclusive".into(),
+            ));
+        }
+        let beyond = || Error::InvalidPart(format!("the object has no part {n}"));
         if !multipart {
             return if n == 1 {
                 Ok((0..rec.size, false, Some(1)))
             } else {
-                Err(Error::InvalidRange)
+                Err(beyond())
             };
         }
         // partNumber counts the object's parts in order (1..=PartsCount)
         let idx = usize::try_from(n)
             .ok()
             .and_then(|n| n.checked_sub(1))
-            .ok_or(Error::InvalidRange)?;
-        let s = rec.streams.get(idx).ok_or(Error::InvalidRange)?;
+            .ok_or_else(beyond)?;
+        let s = rec.streams.get(idx).ok_or_else(beyond)?;
         let off: u64 = rec.streams[..idx].iter().map(|s| s.plaintext_len).sum();
         return Ok((off..off + s.plaintext_len, true, parts_count));
     }

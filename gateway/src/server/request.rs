@@ -137,17 +137,17 @@ impl Pipeline {
         let resp = match refuse_early(self, peer, &req) {
             Some(r) => r,
             None if req.method() == http::Method::OPTIONS => self.preflight(&arrival, &req).await,
-            None => match s3
-                .call(self.resign_legacy(prime_expect_continue(req).await).await)
-                .await
-            {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::error!(error = ?e, "s3 service failed");
-                    let mut r = http::Response::new(s3s::Body::empty());
-                    *r.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
-                    r
-                }
+            None => match with_known_length(prime_expect_continue(req).await).await {
+                Err(refusal) => refusal,
+                Ok(req) => match s3.call(self.resign_legacy(req).await).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::error!(error = ?e, "s3 service failed");
+                        let mut r = http::Response::new(s3s::Body::empty());
+                        *r.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+                        r
+                    }
+                },
             },
         };
         let resp = self.with_cors(&arrival, resp).await;
@@ -565,6 +565,66 @@ fn response_bytes(method: &http::Method, resp: &http::Response<s3s::Body>) -> u6
         .and_then(|v| v.parse::<u64>().ok())
         .or_else(|| resp.body().bytes().map(|b| b.len() as u64))
         .unwrap_or(0)
+}
+
+/// Largest body of unknown length (`Transfer-Encoding: chunked`, no Content-Length) that
+/// [`with_known_length`] reads into memory to learn its length.
+const MAX_UNKNOWN_LENGTH_BODY: usize = 16 * 1024 * 1024;
+
+/// A header-signed PUT whose body comes `Transfer-Encoding: chunked` without a Content-Length
+/// (its payload hash covers a body whose length s3s must know to check it): the body is read,
+/// up to [`MAX_UNKNOWN_LENGTH_BODY`], and passed on with its Content-Length, as RGW accepts
+/// such uploads. A larger one answers 411 MissingContentLength (as AWS answers every such PUT).
+/// Presigned and `aws-chunked` uploads stream as before.
+async fn with_known_length(
+    req: http::Request<s3s::Body>,
+) -> Result<http::Request<s3s::Body>, http::Response<s3s::Body>> {
+    let h = req.headers();
+    let chunked = h
+        .get(http::header::TRANSFER_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+    let signed_single = h
+        .get("x-amz-content-sha256")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| !v.starts_with("STREAMING-"));
+    if req.method() != http::Method::PUT
+        || !chunked
+        || h.contains_key(http::header::CONTENT_LENGTH)
+        || !signed_single
+    {
+        return Ok(req);
+    }
+    let (parts, body) = req.into_parts();
+    match http_body_util::Limited::new(body, MAX_UNKNOWN_LENGTH_BODY)
+        .collect()
+        .await
+    {
+        Ok(collected) => {
+            let bytes = collected.to_bytes();
+            let len = bytes.len();
+            let mut req = http::Request::from_parts(parts, s3s::Body::from(bytes));
+            let h = req.headers_mut();
+            h.remove(http::header::TRANSFER_ENCODING);
+            h.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(len));
+            Ok(req)
+        }
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(guard::error_response(
+            http::StatusCode::LENGTH_REQUIRED,
+            "MissingContentLength",
+            "You must provide the Content-Length HTTP header (bodies of unknown length are \
+             accepted up to 16 MiB).",
+        )),
+        // a body cut short (a slow one turns into RequestTimeout in phase 3)
+        Err(e) => {
+            tracing::debug!(error = %e, "chunked body without Content-Length failed");
+            Err(guard::error_response(
+                http::StatusCode::BAD_REQUEST,
+                "IncompleteBody",
+                "You did not provide the number of bytes the request announced.",
+            ))
+        }
+    }
 }
 
 /// A request body whose first frame was already read (see [`prime_expect_continue`]).

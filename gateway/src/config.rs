@@ -348,6 +348,10 @@ settings! {
         kms: String, "VAULTGATE_KMS";
         /// Append-only JSON-lines copy of the audit ledger. Default none.
         audit_mirror: PathBuf, "VAULTGATE_AUDIT_MIRROR";
+        /// Base domain(s) of virtual-hosted-style addressing, comma-separated, without a port
+        /// (`s3.example.com`: `mybucket.s3.example.com` addresses bucket `mybucket`). Path
+        /// style always works; a Host under none of them is read as path style. Default none.
+        domain: String, "VAULTGATE_DOMAIN";
     }
     secrets {
         /// Fixed bootstrap secret key (with `access_key`), at least 8 characters.
@@ -966,6 +970,25 @@ impl Config {
         })
     }
 
+    /// The base domains of virtual-hosted-style addressing (`domain`), checked: each a host
+    /// name without a port, none inside another. `None` when the setting is unset or empty.
+    pub fn virtual_hosts(&self) -> Result<Option<crate::server::host::VirtualHosts>> {
+        let Some(list) = self.domain.as_deref() else {
+            return Ok(None);
+        };
+        let domains: Vec<&str> = list
+            .split(',')
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+            .collect();
+        if domains.is_empty() {
+            return Ok(None);
+        }
+        crate::server::host::VirtualHosts::new(&domains)
+            .map(Some)
+            .map_err(|why| bad("domain", why))
+    }
+
     /// Checks every setting as `serve` will use it, short of binding ports and reaching the
     /// network (`vaultgate config check` runs exactly this); the message names the setting by
     /// its TOML key, flag and variable, and says what to change.
@@ -987,6 +1010,7 @@ impl Config {
         if self.region.is_empty() {
             return Err(bad("region", "must not be empty"));
         }
+        self.virtual_hosts()?;
         self.limits.validate()?;
         self.ledger_config()?;
         if let Err(e) = self.jwt_authority() {
@@ -1217,6 +1241,7 @@ mod tests {
             backend: Some("file:///x".into()),
             kms: Some("aws-kms://k".into()),
             audit_mirror: Some("/m".into()),
+            domain: Some("s3.example.com".into()),
             admin_jwt_secret: Some(Secret::new("j".repeat(32))),
             ..Default::default()
         };

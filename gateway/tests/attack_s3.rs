@@ -264,12 +264,12 @@ async fn unserved_operations_are_refused_for_every_role() {
             .unwrap_err();
         assert_eq!(status(&e), 501, "{name} GetObjectTorrent");
         let e = c
-            .delete_bucket_cors()
+            .get_bucket_replication()
             .bucket(BUCKET)
             .send()
             .await
             .unwrap_err();
-        assert_eq!(status(&e), 501, "{name} DeleteBucketCors");
+        assert_eq!(status(&e), 501, "{name} GetBucketReplication");
     }
     assert_eq!(get(&w.root.client, BUCKET, "k").await.unwrap(), b"v");
     w.g.stop().await;

@@ -188,6 +188,21 @@ fn far_lifecycle() -> aws_sdk_s3::types::BucketLifecycleConfiguration {
         .unwrap()
 }
 
+/// A CORS configuration allowing GETs from the tenant's own site.
+fn cors_config(tenant: &str) -> aws_sdk_s3::types::CorsConfiguration {
+    use aws_sdk_s3::types::{CorsConfiguration, CorsRule};
+    CorsConfiguration::builder()
+        .cors_rules(
+            CorsRule::builder()
+                .allowed_methods("GET")
+                .allowed_origins(format!("https://{tenant}.example"))
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap()
+}
+
 async fn version_exists(c: &Client, bucket: &str, key: &str, v: &str) -> bool {
     c.head_object()
         .bucket(bucket)
@@ -687,6 +702,27 @@ async fn run_cell(
             c.delete_bucket_lifecycle().bucket(bucket).send().await,
             false,
         ),
+        Action::GetBucketCors => {
+            owner
+                .put_bucket_cors()
+                .bucket(bucket)
+                .cors_configuration(cors_config(side_tenant))
+                .send()
+                .await
+                .unwrap();
+            Outcome::of(c.get_bucket_cors().bucket(bucket).send().await, false)
+        }
+        Action::PutBucketCors => Outcome::of(
+            c.put_bucket_cors()
+                .bucket(bucket)
+                .cors_configuration(cors_config(side_tenant))
+                .send()
+                .await,
+            false,
+        ),
+        Action::DeleteBucketCors => {
+            Outcome::of(c.delete_bucket_cors().bucket(bucket).send().await, false)
+        }
     }
 }
 

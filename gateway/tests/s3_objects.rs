@@ -29,9 +29,9 @@ async fn buckets_lifecycle_and_errors() {
     let c = &g.client;
     c.create_bucket().bucket("alpha").send().await.unwrap();
     c.create_bucket().bucket("beta").send().await.unwrap();
-    let e = c.create_bucket().bucket("alpha").send().await.unwrap_err();
-    assert_eq!(code(&e), "BucketAlreadyOwnedByYou");
-    assert_eq!(status(&e), 409);
+    // re-creating your own bucket in us-east-1 succeeds and changes nothing (S3's legacy
+    // answer; other regions: 409 BucketAlreadyOwnedByYou, see s3_small_items.rs)
+    c.create_bucket().bucket("alpha").send().await.unwrap();
 
     let names: Vec<String> = c
         .list_buckets()

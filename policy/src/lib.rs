@@ -223,11 +223,17 @@ pub enum Action {
     PutBucketLifecycleConfiguration,
     /// DeleteBucketLifecycle (SuperAdmin)
     DeleteBucketLifecycle,
+    /// GetBucketCors
+    GetBucketCors,
+    /// PutBucketCors (SuperAdmin: bucket administration; it opens the bucket to other sites' pages)
+    PutBucketCors,
+    /// DeleteBucketCors (SuperAdmin)
+    DeleteBucketCors,
 }
 
 impl Action {
     /// Every action, for tests and documentation.
-    pub const ALL: [Action; 41] = [
+    pub const ALL: [Action; 44] = [
         Action::ListBuckets,
         Action::CreateBucket,
         Action::HeadBucket,
@@ -269,6 +275,9 @@ impl Action {
         Action::GetBucketLifecycleConfiguration,
         Action::PutBucketLifecycleConfiguration,
         Action::DeleteBucketLifecycle,
+        Action::GetBucketCors,
+        Action::PutBucketCors,
+        Action::DeleteBucketCors,
     ];
 
     /// The S3 operation name (as s3s and AWS name it).
@@ -315,6 +324,9 @@ impl Action {
             Action::GetBucketLifecycleConfiguration => "GetBucketLifecycleConfiguration",
             Action::PutBucketLifecycleConfiguration => "PutBucketLifecycleConfiguration",
             Action::DeleteBucketLifecycle => "DeleteBucketLifecycle",
+            Action::GetBucketCors => "GetBucketCors",
+            Action::PutBucketCors => "PutBucketCors",
+            Action::DeleteBucketCors => "DeleteBucketCors",
         }
     }
 
@@ -358,6 +370,7 @@ impl Action {
                 | Action::GetObjectTagging
                 | Action::GetBucketTagging
                 | Action::GetBucketLifecycleConfiguration
+                | Action::GetBucketCors
         )
     }
 

@@ -52,7 +52,7 @@ pub use lifecycle::LifecycleVersion;
 pub use list::prefix_successor;
 pub use objects::{DeletedVersion, check_lock_change};
 pub use ops::SETTING_BACKEND_URL;
-pub use tags::{SETTING_LIFECYCLE, SETTING_STATE, SETTING_TAGGING, TAGGING_HEADER};
+pub use tags::{SETTING_CORS, SETTING_LIFECYCLE, SETTING_STATE, SETTING_TAGGING, TAGGING_HEADER};
 pub use versions::{VersionEntry, VersionPage, VersionQuery};
 pub use writer::WriteStats;
 

@@ -1,7 +1,7 @@
 //! Index operations on tags and bucket settings: the tag set of one version (kept in its
 //! `headers` map under [`TAGGING_HEADER`], the sealed tag record that last changed it in
 //! `tag_record_id`), and per-bucket configuration documents (`bucket_settings`: bucket tags,
-//! lifecycle rules), stored as JSON of the gateway's own types.
+//! lifecycle rules, CORS rules), stored as JSON of the gateway's own types.
 
 use sqlx::Row;
 
@@ -16,6 +16,8 @@ pub const TAGGING_HEADER: &str = "x-amz-tagging";
 pub const SETTING_TAGGING: &str = "tagging";
 /// Name of the bucket setting holding the bucket's lifecycle configuration.
 pub const SETTING_LIFECYCLE: &str = "lifecycle";
+/// Name of the bucket setting holding the bucket's CORS configuration.
+pub const SETTING_CORS: &str = "cors";
 /// Name of the bucket setting holding the bucket's versioning and object lock state as last
 /// set (a copy of the `buckets` columns, kept for its sealed record).
 pub const SETTING_STATE: &str = "state";

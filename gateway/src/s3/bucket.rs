@@ -1,6 +1,10 @@
-//! Bucket operations: ListBuckets, CreateBucket, HeadBucket, DeleteBucket (only when empty),
-//! GetBucketLocation. With a policy store, CreateBucket assigns the bucket to the caller's
-//! tenant, DeleteBucket forgets it, and ListBuckets shows only the caller's tenant's buckets.
+//! Bucket operations: ListBuckets (paged by `max-buckets` and a continuation token),
+//! CreateBucket, HeadBucket, DeleteBucket (only when empty), GetBucketLocation. With a policy
+//! store, CreateBucket assigns the bucket to the caller's tenant, DeleteBucket forgets it, and
+//! ListBuckets shows only the caller's tenant's buckets. Re-creating a bucket of your own
+//! tenant answers 200 in us-east-1 (S3's legacy behaviour) and 409 BucketAlreadyOwnedByYou in
+//! other regions; another tenant's bucket is refused by the access check (403), or with 409
+//! BucketAlreadyExists where no tenant holds it.
 
 use s3s::S3Request;
 use s3s::dto::*;
@@ -30,17 +34,40 @@ impl Gateway {
         req: S3Request<ListBucketsInput>,
     ) -> Result<ListBucketsOutput> {
         let prefix = req.input.prefix.clone().unwrap_or_default();
+        // paging (`max-buckets`, 1 to 10000; the token is the last name of the page before,
+        // which the caller already saw, so it tells nothing new)
+        let max = match req.input.max_buckets {
+            None => usize::MAX,
+            Some(n) if (1..=10_000).contains(&n) => usize::try_from(n).unwrap_or(usize::MAX),
+            Some(_) => {
+                return Err(Error::InvalidArgument(
+                    "max-buckets must be between 1 and 10000".into(),
+                ));
+            }
+        };
+        let after = req.input.continuation_token.clone().unwrap_or_default();
         let who = caller(self, &req).await?;
         let mut visible = Vec::new();
+        let mut truncated = false;
+        // the index lists buckets in name order
         for b in self.store.list_buckets().await? {
-            if !b.name.starts_with(&prefix) {
+            if !b.name.starts_with(&prefix) || b.name <= after {
                 continue;
             }
             if !self.policy.authz().bucket_visible(&who, &b.name).await? {
                 continue;
             }
+            if visible.len() == max {
+                truncated = true;
+                break;
+            }
             visible.push(b);
         }
+        let continuation_token = if truncated {
+            visible.last().map(|b| b.name.clone())
+        } else {
+            None
+        };
         let buckets = visible
             .into_iter()
             .map(|b| Bucket {
@@ -57,7 +84,7 @@ impl Gateway {
                 id: Some(id),
             }),
             prefix: req.input.prefix,
-            ..Default::default()
+            continuation_token,
         })
     }
 
@@ -75,6 +102,20 @@ impl Gateway {
         }
         let who = caller(self, &req).await?;
         if self.store.get_bucket(&name).await?.is_some() {
+            if !self.policy.authz().bucket_visible(&who, &name).await? {
+                // bucket names are one namespace: another tenant's name is taken
+                return Err(Error::Client(s3s::s3_error!(
+                    BucketAlreadyExists,
+                    "The requested bucket name is not available. The bucket namespace is shared by all users of the system. Please select a different name and try again."
+                )));
+            }
+            if self.region == "us-east-1" {
+                // S3's legacy answer in us-east-1: re-creating your own bucket succeeds and
+                // changes nothing
+                return Ok(CreateBucketOutput {
+                    location: Some(format!("/{name}")),
+                });
+            }
             return Err(Error::BucketAlreadyOwnedByYou(name));
         }
         audit::before_change(RequestCtx::of(&req.extensions).as_ref(), 0, None).await?;

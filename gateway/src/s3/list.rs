@@ -127,8 +127,19 @@ impl Gateway {
         Ok(ListObjectsOutput {
             name: Some(input.bucket),
             prefix: Some(enc(&prefix, url)),
-            marker: input.marker.as_deref().map(|m| enc(m, url)),
-            delimiter: input.delimiter.as_deref().map(|d| enc(d, url)),
+            // always present (empty without one), as S3 answers
+            marker: Some(
+                input
+                    .marker
+                    .as_deref()
+                    .map_or_else(String::new, |m| enc(m, url)),
+            ),
+            // an empty delimiter is no delimiter, and is not echoed
+            delimiter: input
+                .delimiter
+                .as_deref()
+                .filter(|d| !d.is_empty())
+                .map(|d| enc(d, url)),
             max_keys: i32::try_from(max).ok(),
             is_truncated: Some(page.is_truncated),
             next_marker: if page.is_truncated {
@@ -190,7 +201,11 @@ impl Gateway {
         Ok(ListObjectsV2Output {
             name: Some(input.bucket),
             prefix: Some(enc(&prefix, url)),
-            delimiter: input.delimiter.as_deref().map(|d| enc(d, url)),
+            delimiter: input
+                .delimiter
+                .as_deref()
+                .filter(|d| !d.is_empty())
+                .map(|d| enc(d, url)),
             max_keys: i32::try_from(max).ok(),
             key_count: Some(key_count),
             continuation_token: input.continuation_token,

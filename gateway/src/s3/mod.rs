@@ -5,6 +5,7 @@
 
 mod bucket;
 mod checksum;
+pub(crate) mod cors;
 pub(crate) mod encryption;
 mod lifecycle;
 mod list;
@@ -240,6 +241,17 @@ pub(crate) fn etag(s: &str) -> ETag {
     ETag::Strong(s.to_owned())
 }
 
+/// A Content-Encoding as stored: `aws-chunked` names the transfer of the request body (SigV4
+/// streaming), not the object, and is dropped as S3 drops it (None when nothing else is left).
+fn stored_content_encoding(v: &str) -> Option<String> {
+    let kept: Vec<&str> = v
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty() && !e.eq_ignore_ascii_case("aws-chunked"))
+        .collect();
+    (!kept.is_empty()).then(|| kept.join(", "))
+}
+
 /// The standard headers stored with an object (lower-case names).
 pub(crate) fn object_headers(
     content_type: Option<&str>,
@@ -250,9 +262,10 @@ pub(crate) fn object_headers(
     expires: Option<&Timestamp>,
 ) -> BTreeMap<String, String> {
     let mut m = BTreeMap::new();
+    let content_encoding = content_encoding.and_then(stored_content_encoding);
     for (k, v) in [
         ("content-type", content_type),
-        ("content-encoding", content_encoding),
+        ("content-encoding", content_encoding.as_deref()),
         ("cache-control", cache_control),
         ("content-disposition", content_disposition),
         ("content-language", content_language),
@@ -719,5 +732,48 @@ impl S3 for Gateway {
             RequestCtx::of(&req.extensions),
             self.op_delete_bucket_lifecycle(req).await,
         )
+    }
+    async fn put_bucket_cors(
+        &self,
+        req: S3Request<PutBucketCorsInput>,
+    ) -> S3Result<S3Response<PutBucketCorsOutput>> {
+        done(
+            RequestCtx::of(&req.extensions),
+            self.op_put_bucket_cors(req).await,
+        )
+    }
+    async fn get_bucket_cors(
+        &self,
+        req: S3Request<GetBucketCorsInput>,
+    ) -> S3Result<S3Response<GetBucketCorsOutput>> {
+        done(
+            RequestCtx::of(&req.extensions),
+            self.op_get_bucket_cors(req).await,
+        )
+    }
+    async fn delete_bucket_cors(
+        &self,
+        req: S3Request<DeleteBucketCorsInput>,
+    ) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
+        done(
+            RequestCtx::of(&req.extensions),
+            self.op_delete_bucket_cors(req).await,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stored_content_encoding as enc;
+
+    #[test]
+    fn aws_chunked_is_not_stored_as_a_content_encoding() {
+        assert_eq!(enc("gzip").as_deref(), Some("gzip"));
+        assert_eq!(enc("deflate, gzip").as_deref(), Some("deflate, gzip"));
+        assert_eq!(enc("gzip, aws-chunked").as_deref(), Some("gzip"));
+        assert_eq!(enc("aws-chunked,gzip").as_deref(), Some("gzip"));
+        assert_eq!(enc("AWS-Chunked"), None);
+        assert_eq!(enc("aws-chunked, aws-chunked"), None);
+        assert_eq!(enc(""), None);
     }
 }

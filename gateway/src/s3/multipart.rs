@@ -284,9 +284,19 @@ impl Gateway {
         let audit = RequestCtx::of(&req.extensions);
         let credentials = req.credentials;
         let input = req.input;
-        let upload = self
+        let upload = match self
             .require_upload(&input.bucket, &input.key, &input.upload_id)
-            .await?;
+            .await
+        {
+            Ok(u) => u,
+            Err(e @ Error::NoSuchUpload(_)) => {
+                return match self.completed_before(&input).await? {
+                    Some(out) => Ok(out),
+                    None => Err(e),
+                };
+            }
+            Err(e) => return Err(e),
+        };
         let state = self.bucket_state(&input.bucket).await?;
         if state.versioning != crate::index::Versioning::Enabled {
             self.gate_replace(credentials.as_ref(), &input.bucket, &input.key)
@@ -397,6 +407,52 @@ impl Gateway {
             version_id: super::versioning::written_version(&rec, &state),
             ..Default::default()
         })
+    }
+
+    /// A CompleteMultipartUpload sent again after it succeeded (a client retrying a response it
+    /// lost): when the key's current version is the multipart object these very parts made
+    /// (same part numbers and ETags, in order), the first answer again, as S3 gives it; else
+    /// None (NoSuchUpload). Nothing is written.
+    async fn completed_before(
+        &self,
+        input: &CompleteMultipartUploadInput,
+    ) -> Result<Option<CompleteMultipartUploadOutput>> {
+        let Some(requested) = input
+            .multipart_upload
+            .as_ref()
+            .and_then(|m| m.parts.as_ref())
+            .filter(|p| !p.is_empty())
+        else {
+            return Ok(None);
+        };
+        let Some(rec) = self
+            .store
+            .get_version(&input.bucket, &input.key, None)
+            .await?
+            .filter(|r| !r.delete_marker && r.manifest_id.is_some())
+        else {
+            return Ok(None);
+        };
+        let same = rec.streams.len() == requested.len()
+            && rec.streams.iter().zip(requested).all(|(s, p)| {
+                p.part_number.and_then(|n| u32::try_from(n).ok()) == Some(s.part_number)
+                    && p.e_tag
+                        .as_ref()
+                        .is_none_or(|e| e.value().trim_matches('"') == s.md5_hex)
+            });
+        if !same {
+            return Ok(None);
+        }
+        let state = self.bucket_state(&input.bucket).await?;
+        Ok(Some(CompleteMultipartUploadOutput {
+            bucket: Some(input.bucket.clone()),
+            key: Some(input.key.clone()),
+            e_tag: Some(etag(&rec.etag)),
+            location: Some(format!("/{}/{}", input.bucket, input.key)),
+            server_side_encryption: super::encryption::Echo::of(&rec.headers, self.sse()).sse,
+            version_id: super::versioning::written_version(&rec, &state),
+            ..Default::default()
+        }))
     }
 
     pub(super) async fn op_abort_multipart_upload(

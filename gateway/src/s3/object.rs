@@ -61,6 +61,33 @@ pub(super) fn content_length(v: Option<i64>) -> Result<Option<u64>> {
     }
 }
 
+/// 304 Not Modified with the ETag and Last-Modified of the version the client has (RFC 9110
+/// 15.4.5; S3 sends both).
+fn not_modified(rec: &ObjectRecord) -> Error {
+    let mut e = s3s::S3Error::new(s3s::S3ErrorCode::NotModified);
+    let mut h = http::HeaderMap::new();
+    if let Ok(v) = http::HeaderValue::from_str(&format!("\"{}\"", rec.etag)) {
+        h.insert(http::header::ETAG, v);
+    }
+    let mut date = Vec::new();
+    if ts(rec.last_modified_ms)
+        .format(TimestampFormat::HttpDate, &mut date)
+        .is_ok()
+        && let Ok(v) = http::HeaderValue::from_bytes(&date)
+    {
+        h.insert(http::header::LAST_MODIFIED, v);
+    }
+    e.set_headers(h);
+    Error::Client(e)
+}
+
+/// The conditions of one delete.
+struct DeleteConditions<'a> {
+    if_match: Option<ETagCondition>,
+    last_modified: Option<&'a Timestamp>,
+    size: Option<i64>,
+}
+
 /// Evaluates If-Match / If-None-Match / If-Modified-Since / If-Unmodified-Since (RFC 9110 order,
 /// with S3's combination rules). For copy sources every failure is 412.
 pub(super) fn check_conditions(
@@ -89,7 +116,7 @@ pub(super) fn check_conditions(
     let not_modified = if copy {
         Error::PreconditionFailed
     } else {
-        Error::NotModified
+        not_modified(rec)
     };
     if let Some(c) = if_none_match {
         if matches(c) {
@@ -121,19 +148,25 @@ fn select_range(
                 "Cannot specify both Range header and partNumber".into(),
             ));
         }
+        if !(1..=10_000).contains(&n) {
+            return Err(Error::InvalidArgument(
+                "Part number must be an integer between 1 and 10000, inclusive".into(),
+            ));
+        }
+        let beyond = || Error::InvalidPart(format!("the object has no part {n}"));
         if !multipart {
             return if n == 1 {
                 Ok((0..rec.size, false, Some(1)))
             } else {
-                Err(Error::InvalidRange)
+                Err(beyond())
             };
         }
         // partNumber counts the object's parts in order (1..=PartsCount)
         let idx = usize::try_from(n)
             .ok()
             .and_then(|n| n.checked_sub(1))
-            .ok_or(Error::InvalidRange)?;
-        let s = rec.streams.get(idx).ok_or(Error::InvalidRange)?;
+            .ok_or_else(beyond)?;
+        let s = rec.streams.get(idx).ok_or_else(beyond)?;
         let off: u64 = rec.streams[..idx].iter().map(|s| s.plaintext_len).sum();
         return Ok((off..off + s.plaintext_len, true, parts_count));
     }
@@ -533,6 +566,47 @@ impl Gateway {
         Ok(())
     }
 
+    /// The conditions of a delete (`If-Match`, `x-amz-if-match-last-modified-time`,
+    /// `x-amz-if-match-size`; the `ETag`, `LastModifiedTime` and `Size` of a DeleteObjects key),
+    /// checked against what would be deleted: the named version, else the current one (a delete
+    /// marker too, which matches only `*`). Nothing there is deleted already, which is no error
+    /// whatever the condition, and changes nothing (no delete marker is written): as RGW
+    /// answers; AWS has these conditions on directory buckets only. `Ok(false)`: nothing to do.
+    async fn check_delete_conditions(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        c: &DeleteConditions<'_>,
+    ) -> Result<bool> {
+        if c.if_match.is_none() && c.last_modified.is_none() && c.size.is_none() {
+            return Ok(true);
+        }
+        let Some(rec) = self.store.get_version(bucket, key, version_id).await? else {
+            return Ok(false);
+        };
+        if let Some(m) = &c.if_match {
+            let matches = match m {
+                ETagCondition::Any => true,
+                ETagCondition::ETag(e) => !rec.delete_marker && e.value() == rec.etag,
+            };
+            if !matches {
+                return Err(Error::PreconditionFailed);
+            }
+        }
+        if let Some(t) = c.last_modified
+            && ms_of(t).div_euclid(1000) != rec.last_modified_ms.div_euclid(1000)
+        {
+            return Err(Error::PreconditionFailed);
+        }
+        if let Some(n) = c.size
+            && u64::try_from(n).ok() != Some(rec.size)
+        {
+            return Err(Error::PreconditionFailed);
+        }
+        Ok(true)
+    }
+
     pub(super) async fn op_delete_object(
         &self,
         req: S3Request<DeleteObjectInput>,
@@ -551,16 +625,20 @@ impl Gateway {
             self.authorize_delete(&identity, &input.bucket, &input.key, version_id, bypass)
                 .await?;
         }
-        // If-Match: checked against what would be deleted; nothing to delete is deleted
-        // already, which is no error whatever the condition (S3)
-        if let Some(c) = input.if_match.as_ref()
-            && let Some(rec) = self
-                .store
-                .get_version(&input.bucket, &input.key, version_id)
-                .await?
-                .filter(|r| !r.delete_marker)
-        {
-            check_conditions(&rec, Some(c), None, None, None, true)?;
+        let present = self
+            .check_delete_conditions(
+                &input.bucket,
+                &input.key,
+                version_id,
+                &DeleteConditions {
+                    if_match: input.if_match.clone(),
+                    last_modified: input.if_match_last_modified_time.as_ref(),
+                    size: input.if_match_size,
+                },
+            )
+            .await?;
+        if !present {
+            return Ok(DeleteObjectOutput::default());
         }
         let d = self
             .delete_one(
@@ -619,11 +697,31 @@ impl Gateway {
                 }
                 Err(e) => Err(e),
             };
-            let result = match allowed {
+            let conditions = DeleteConditions {
+                if_match: obj.e_tag.as_ref().map(|e| match e.value() {
+                    "*" => ETagCondition::Any,
+                    _ => ETagCondition::ETag(e.clone()),
+                }),
+                last_modified: obj.last_modified_time.as_ref(),
+                size: obj.size,
+            };
+            let allowed = match allowed {
                 Ok(()) => {
+                    self.check_delete_conditions(&input.bucket, &obj.key, version_id, &conditions)
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            let result = match allowed {
+                Ok(true) => {
                     self.delete_one(&input.bucket, &obj.key, version_id, bypass, audit.as_ref())
                         .await
                 }
+                Ok(false) => Ok(DeletedObject {
+                    key: Some(obj.key.clone()),
+                    version_id: obj.version_id.clone(),
+                    ..Default::default()
+                }),
                 Err(e) => Err(e),
             };
             match result {

@@ -14,6 +14,7 @@ use super::Gateway;
 use super::checksum::ChecksumFields;
 use crate::auth::{Credentials, identify};
 use crate::request::{OpInfo, RequestCtx, noted};
+use crate::server::host::VirtualBucket;
 
 /// Whether a Range header value is not a single, well-formed byte range.
 pub(crate) fn is_invalid_range(v: &str) -> bool {
@@ -25,10 +26,16 @@ pub(crate) fn is_invalid_range(v: &str) -> bool {
     v.strip_prefix("bytes=-").is_some_and(|d| d.is_empty())
 }
 
-fn split_path(uri: &Uri) -> Option<(String, String)> {
+/// The bucket and key of a request: the bucket from the Host header of a virtual-hosted-style
+/// request (the pipeline's [`VirtualBucket`], read by the same parser s3s uses) and the whole
+/// path as the key, else both from the path.
+fn split_path(uri: &Uri, ext: &http::Extensions) -> Option<(String, String)> {
     let path = urlencoding::decode(uri.path()).ok()?;
     let rest = path.strip_prefix('/')?;
-    let (bucket, key) = rest.split_once('/')?;
+    let (bucket, key) = match ext.get::<VirtualBucket>() {
+        Some(VirtualBucket(b)) => (b.as_str(), rest),
+        None => rest.split_once('/')?,
+    };
     if bucket.is_empty() || key.is_empty() {
         return None;
     }
@@ -155,12 +162,12 @@ impl S3Route for RangeFallback {
         method: &Method,
         uri: &Uri,
         headers: &HeaderMap,
-        _: &mut http::Extensions,
+        ext: &mut http::Extensions,
     ) -> bool {
         (method == Method::GET || method == Method::HEAD)
             && header_str(headers, "range").is_some_and(is_invalid_range)
             && plain_object_query(uri)
-            && split_path(uri).is_some()
+            && split_path(uri, ext).is_some()
     }
 
     async fn check_access(&self, req: &mut S3Request<Body>) -> S3Result<()> {
@@ -182,7 +189,7 @@ impl RangeFallback {
         } else {
             policy::Action::GetObject
         };
-        let path = split_path(&req.uri);
+        let path = split_path(&req.uri, &req.extensions);
         let identity = identify(
             &self.creds,
             RequestCtx::of(&req.extensions).as_ref(),
@@ -205,7 +212,7 @@ impl RangeFallback {
 
     /// GET or HEAD as if the Range header were absent.
     async fn serve(&self, req: S3Request<Body>) -> S3Result<S3Response<Body>> {
-        let Some((bucket, key)) = split_path(&req.uri) else {
+        let Some((bucket, key)) = split_path(&req.uri, &req.extensions) else {
             return Err(s3_error!(InvalidRequest));
         };
         let h = &req.headers;
@@ -282,9 +289,19 @@ mod tests {
         assert!(plain_object_query(&u));
         let u: Uri = "/b/k?partNumber=1".parse().unwrap();
         assert!(!plain_object_query(&u));
+        let none = http::Extensions::new();
         let u: Uri = "/b/dir/a%20b".parse().unwrap();
-        assert_eq!(split_path(&u), Some(("b".into(), "dir/a b".into())));
+        assert_eq!(split_path(&u, &none), Some(("b".into(), "dir/a b".into())));
         let u: Uri = "/b".parse().unwrap();
-        assert_eq!(split_path(&u), None);
+        assert_eq!(split_path(&u, &none), None);
+        // virtual-hosted style: the bucket is the Host's, the whole path the key
+        let mut vh = http::Extensions::new();
+        vh.insert(VirtualBucket("vb".into()));
+        let u: Uri = "/b/dir/a%20b".parse().unwrap();
+        assert_eq!(split_path(&u, &vh), Some(("vb".into(), "b/dir/a b".into())));
+        let u: Uri = "/k".parse().unwrap();
+        assert_eq!(split_path(&u, &vh), Some(("vb".into(), "k".into())));
+        let u: Uri = "/".parse().unwrap();
+        assert_eq!(split_path(&u, &vh), None);
     }
 }

@@ -13,6 +13,7 @@
 //! then closes the index.
 
 mod guard;
+pub mod host;
 mod legacy_region;
 mod listen;
 mod request;
@@ -20,6 +21,8 @@ mod start;
 pub mod tls;
 
 pub use start::start;
+
+pub(crate) use guard::error_response;
 
 use std::net::SocketAddr;
 

@@ -53,6 +53,10 @@ pub(super) struct Pipeline {
     /// access key secrets and the gateway's region, to re-sign requests signed for a legacy
     /// region name (`US`, `EU`; see `legacy_region`)
     pub legacy_region: (crate::auth::Credentials, String),
+    /// the base domains of virtual-hosted-style addressing, when configured
+    pub hosts: Option<Arc<super::host::VirtualHosts>>,
+    /// the object layer, for the buckets' CORS rules (preflights and response headers)
+    pub store: crate::store::Store,
 }
 
 /// The hyper service of one S3 connection from `peer`.
@@ -111,6 +115,9 @@ struct Arrival {
     timed_out: Arc<AtomicBool>,
     /// the request expects 100-continue for an empty body: answer with `Connection: close`
     close_after: bool,
+    /// a cross-origin request: its `Origin` and the method its CORS rule must allow (the
+    /// `Access-Control-Request-Method` if it names one, as RGW reads it, else its own)
+    cors: Option<(String, String)>,
 }
 
 impl Pipeline {
@@ -129,23 +136,73 @@ impl Pipeline {
         let (arrival, req, in_flight) = self.on_request(peer, req);
         let resp = match refuse_early(self, peer, &req) {
             Some(r) => r,
-            None => match s3
-                .call(self.resign_legacy(prime_expect_continue(req).await).await)
-                .await
-            {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::error!(error = ?e, "s3 service failed");
-                    let mut r = http::Response::new(s3s::Body::empty());
-                    *r.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
-                    r
-                }
+            None if req.method() == http::Method::OPTIONS => self.preflight(&arrival, &req).await,
+            None => match with_known_length(prime_expect_continue(req).await).await {
+                Err(refusal) => refusal,
+                Ok(req) => match s3.call(self.resign_legacy(req).await).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::error!(error = ?e, "s3 service failed");
+                        let mut r = http::Response::new(s3s::Body::empty());
+                        *r.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+                        r
+                    }
+                },
             },
         };
+        let resp = self.with_cors(&arrival, resp).await;
         let (resp, status, action) = self.on_response_head(&arrival, resp).await;
         in_flight.answered();
         let download = action == Some(policy::Action::GetObject) && status < 300;
         self.on_body(&arrival, resp, download)
+    }
+
+    /// A browser's CORS preflight (`OPTIONS`), answered here rather than by s3s: it carries no
+    /// credentials and goes to the URL of the request it announces (a presigned URL's signature
+    /// is for that request's method). Its one audit event names it `CorsPreflight`.
+    async fn preflight(
+        &self,
+        a: &Arrival,
+        req: &http::Request<ReqBody>,
+    ) -> http::Response<s3s::Body> {
+        let path = req.uri().path();
+        let key = match req.extensions().get::<super::host::VirtualBucket>() {
+            Some(_) => path.trim_start_matches('/'),
+            None => path
+                .trim_start_matches('/')
+                .split_once('/')
+                .map_or("", |(_, k)| k),
+        };
+        let key = urlencoding::decode(key).map_or_else(|_| key.to_owned(), |k| k.into_owned());
+        a.ctx.set_op(crate::request::OpInfo {
+            op_name: Some("CorsPreflight".to_owned()),
+            bucket: (!a.bucket.is_empty()).then(|| a.bucket.clone()),
+            key: (!key.is_empty()).then_some(key),
+            ..Default::default()
+        });
+        let bucket = (!a.bucket.is_empty()).then_some(a.bucket.as_str());
+        crate::s3::cors::preflight(&self.store, bucket, req.headers()).await
+    }
+
+    /// The CORS headers of the bucket's matching rule on the response to a cross-origin request
+    /// (a preflight has its own).
+    async fn with_cors(
+        &self,
+        a: &Arrival,
+        mut resp: http::Response<s3s::Body>,
+    ) -> http::Response<s3s::Body> {
+        let Some((origin, method)) = &a.cors else {
+            return resp;
+        };
+        if a.method == http::Method::OPTIONS {
+            return resp;
+        }
+        if let Some(h) =
+            crate::s3::cors::response_headers(&self.store, &a.bucket, origin, method).await
+        {
+            resp.headers_mut().extend(h);
+        }
+        resp
     }
 
     /// Phase 1: the request's context, into its extensions once.
@@ -157,12 +214,22 @@ impl Pipeline {
         let timed_out = Arc::new(AtomicBool::new(false));
         let mut req = req.map(|b| TimedBody::new(b, self.body_rate, timed_out.clone()));
         let id = crate::audit::new_request_id();
-        let requested = crate::audit::guess_action(
-            req.method(),
-            req.uri().path(),
-            req.uri().query(),
-            req.headers(),
-        );
+        // a virtual-hosted-style request names its bucket in the Host header: the guess and the
+        // log read the path as path style would write it, and the range fallback route reads
+        // the bucket from the extension (s3s takes it from the same parser)
+        let virtual_bucket = self
+            .hosts
+            .as_ref()
+            .and_then(|h| h.bucket_of(req.headers(), req.uri()));
+        let path = match &virtual_bucket {
+            Some(b) => format!("/{b}{}", req.uri().path()),
+            None => req.uri().path().to_owned(),
+        };
+        if let Some(b) = virtual_bucket {
+            req.extensions_mut().insert(super::host::VirtualBucket(b));
+        }
+        let requested =
+            crate::audit::guess_action(req.method(), &path, req.uri().query(), req.headers());
         let scope = RequestAudit::new(
             self.ledger.clone(),
             EventKind::S3,
@@ -180,11 +247,24 @@ impl Pipeline {
                 .headers()
                 .get(http::header::CONTENT_LENGTH)
                 .is_some_and(|v| v.as_bytes() == b"0");
+        let header = |n: &str| {
+            req.headers()
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        let cors = header("origin").map(|o| {
+            let m = header("access-control-request-method")
+                .unwrap_or_else(|| req.method().as_str().to_owned());
+            (o, m)
+        });
         let arrival = Arrival {
+            cors,
             ctx,
             started: Instant::now(),
             method: req.method().clone(),
-            bucket: bucket_of(req.uri().path()).to_owned(),
+            bucket: bucket_of(&path).to_owned(),
             peer,
             timed_out,
             close_after,
@@ -485,6 +565,66 @@ fn response_bytes(method: &http::Method, resp: &http::Response<s3s::Body>) -> u6
         .and_then(|v| v.parse::<u64>().ok())
         .or_else(|| resp.body().bytes().map(|b| b.len() as u64))
         .unwrap_or(0)
+}
+
+/// Largest body of unknown length (`Transfer-Encoding: chunked`, no Content-Length) that
+/// [`with_known_length`] reads into memory to learn its length.
+const MAX_UNKNOWN_LENGTH_BODY: usize = 16 * 1024 * 1024;
+
+/// A header-signed PUT whose body comes `Transfer-Encoding: chunked` without a Content-Length
+/// (its payload hash covers a body whose length s3s must know to check it): the body is read,
+/// up to [`MAX_UNKNOWN_LENGTH_BODY`], and passed on with its Content-Length, as RGW accepts
+/// such uploads. A larger one answers 411 MissingContentLength (as AWS answers every such PUT).
+/// Presigned and `aws-chunked` uploads stream as before.
+async fn with_known_length(
+    req: http::Request<s3s::Body>,
+) -> Result<http::Request<s3s::Body>, http::Response<s3s::Body>> {
+    let h = req.headers();
+    let chunked = h
+        .get(http::header::TRANSFER_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+    let signed_single = h
+        .get("x-amz-content-sha256")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| !v.starts_with("STREAMING-"));
+    if req.method() != http::Method::PUT
+        || !chunked
+        || h.contains_key(http::header::CONTENT_LENGTH)
+        || !signed_single
+    {
+        return Ok(req);
+    }
+    let (parts, body) = req.into_parts();
+    match http_body_util::Limited::new(body, MAX_UNKNOWN_LENGTH_BODY)
+        .collect()
+        .await
+    {
+        Ok(collected) => {
+            let bytes = collected.to_bytes();
+            let len = bytes.len();
+            let mut req = http::Request::from_parts(parts, s3s::Body::from(bytes));
+            let h = req.headers_mut();
+            h.remove(http::header::TRANSFER_ENCODING);
+            h.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(len));
+            Ok(req)
+        }
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(guard::error_response(
+            http::StatusCode::LENGTH_REQUIRED,
+            "MissingContentLength",
+            "You must provide the Content-Length HTTP header (bodies of unknown length are \
+             accepted up to 16 MiB).",
+        )),
+        // a body cut short (a slow one turns into RequestTimeout in phase 3)
+        Err(e) => {
+            tracing::debug!(error = %e, "chunked body without Content-Length failed");
+            Err(guard::error_response(
+                http::StatusCode::BAD_REQUEST,
+                "IncompleteBody",
+                "You did not provide the number of bytes the request announced.",
+            ))
+        }
+    }
 }
 
 /// A request body whose first frame was already read (see [`prime_expect_continue`]).

@@ -71,7 +71,13 @@ pub async fn start(
         store: storage.store.clone(),
     });
     let authz = policy::Authorizer::new(policy.store, policy.limits);
-    let s3 = build_s3_service(&config, &storage.store, Credentials::new(authz.clone()));
+    let hosts = config.virtual_hosts()?.map(Arc::new);
+    let s3 = build_s3_service(
+        &config,
+        &storage.store,
+        Credentials::new(authz.clone()),
+        hosts.clone(),
+    );
     let pipeline = Pipeline {
         metrics: metrics.clone(),
         ledger: storage.audit.ledger.clone(),
@@ -79,6 +85,8 @@ pub async fn start(
         body_rate: BodyRate::of(&config.limits),
         auth_failures: policy.auth_failures,
         legacy_region: (Credentials::new(authz.clone()), config.region.clone()),
+        hosts,
+        store: storage.store.clone(),
     };
     let running =
         spawn_listeners(&config, sockets, &tls, &storage, s3, pipeline, admin_api).await?;
@@ -342,8 +350,14 @@ async fn open_policy(config: &Config, storage: &Storage, metrics: &Metrics) -> R
 }
 
 /// The s3s service: the gateway's handlers, authentication (`IndexAuth`), access check
-/// (`RoleAccess`) and the range fallback route, under the POST Object size bound.
-fn build_s3_service(config: &Config, store: &Store, creds: Credentials) -> S3Service {
+/// (`RoleAccess`), the range fallback route and, with base domains configured, the virtual-host
+/// parser, under the POST Object size bound.
+fn build_s3_service(
+    config: &Config,
+    store: &Store,
+    creds: Credentials,
+    hosts: Option<Arc<super::host::VirtualHosts>>,
+) -> S3Service {
     let mut gateway = Gateway::new(
         store.clone(),
         creds.clone(),
@@ -362,6 +376,9 @@ fn build_s3_service(config: &Config, store: &Store, creds: Credentials) -> S3Ser
     builder.set_auth(IndexAuth(creds.clone()));
     builder.set_access(RoleAccess::new(creds.clone(), config.kms.is_some()));
     builder.set_route(RangeFallback { gateway, creds });
+    if let Some(h) = hosts {
+        builder.set_host(h.as_ref().clone());
+    }
     builder.build()
 }
 

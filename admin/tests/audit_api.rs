@@ -1046,7 +1046,7 @@ async fn an_export_over_a_tampered_ledger_is_refused() {
     seed(&e, 1_700_000_000_000, 6).await;
     let target = walk(&e, "kind=s3&bucket=b1", 1000).await;
     let victim = target.last().unwrap().seq;
-    sqlx::query("UPDATE audit_events SET principal = 'eve' WHERE seq = ?")
+    sqlx::query("UPDATE audit_events SET principal = 'eve' WHERE seq = $1")
         .bind(victim)
         .execute(e.ledger.as_ref().unwrap().pool())
         .await

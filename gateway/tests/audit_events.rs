@@ -97,7 +97,7 @@ fn find<'a>(ev: &'a [StoredEvent], action: &str) -> Vec<&'a StoredEvent> {
 }
 
 async fn verify_ok(g: &TestGateway) -> audit::VerifyReport {
-    let db = format!("sqlite://{}", g.data_dir().join("index.db").display());
+    let db = common::config(g.dir.path()).database_url();
     let report = audit::cli::verify_database(&db, None)
         .await
         .expect("verify runs");

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use keys::{DataKeyId, DataKeyStore, WrappedDataKey};
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
 use super::{Index, IndexError, is_unique_violation, to_u32};
 
@@ -16,7 +16,7 @@ fn to_keys_error(e: IndexError) -> keys::Error {
     }
 }
 
-fn key_from_row(row: &SqliteRow) -> Result<WrappedDataKey, IndexError> {
+fn key_from_row(row: &AnyRow) -> Result<WrappedDataKey, IndexError> {
     let id: String = row.try_get("id")?;
     let id = DataKeyId::from_hex(&id)
         .map_err(|e| IndexError::Corrupt(format!("data key id {id:?}: {e}")))?;

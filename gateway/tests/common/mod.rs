@@ -41,6 +41,9 @@ impl TestGateway {
 pub fn config(dir: &std::path::Path) -> Config {
     Config {
         data_dir: dir.join("data"),
+        // PostgreSQL when VAULTGATE_TEST_DATABASE_URL is set: a fresh database per data dir
+        // (the same one when a test restarts its gateway on the same dir)
+        database_url: audit::db::test_database_url_for(&dir.display().to_string()),
         s3_addr: "127.0.0.1:0".into(),
         admin_addr: "127.0.0.1:0".into(),
         access_key: Some(AK.into()),

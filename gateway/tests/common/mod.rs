@@ -56,6 +56,22 @@ pub fn config(dir: &std::path::Path) -> Config {
     }
 }
 
+/// Loses the index of a stopped gateway with config `cfg`: deletes the SQLite file (and its WAL),
+/// or empties the PostgreSQL database the tests gave it.
+pub fn remove_index(cfg: &Config) {
+    match &cfg.database_url {
+        Some(url) if url.starts_with("postgres") => audit::db::test_database_wipe(url),
+        _ => {
+            for suffix in ["", "-wal", "-shm"] {
+                let p = cfg.data_dir.join(format!("index.db{suffix}"));
+                if p.exists() {
+                    std::fs::remove_file(&p).expect("remove index file");
+                }
+            }
+        }
+    }
+}
+
 pub async fn start() -> TestGateway {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = gateway::server::start(config(dir.path()), admin_api)

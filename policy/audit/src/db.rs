@@ -58,6 +58,16 @@ impl Dialect {
         }
     }
 
+    /// Starts a read transaction that sees one snapshot for all its statements (verification,
+    /// evidence export). SQLite in WAL mode: a deferred transaction reads the snapshot of its
+    /// first read; PostgreSQL: REPEATABLE READ (READ COMMITTED would see appends mid-walk).
+    pub fn begin_snapshot(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "BEGIN",
+            Dialect::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        }
+    }
+
     /// One row (`name` TEXT) when table `$1` exists.
     pub fn table_exists(self) -> &'static str {
         match self {
@@ -154,6 +164,13 @@ pub async fn connect(url: &str, shape: PoolShape) -> Result<AnyPool, sqlx::Error
         Dialect::Postgres => (url.to_owned(), false),
     };
     let options: AnyConnectOptions = url.parse()?;
+    if dialect == Dialect::Postgres {
+        // fail at once on a wrong password or an unreachable server (the pool would retry
+        // until its acquire timeout)
+        use sqlx::ConnectOptions;
+        let probe = options.connect().await?;
+        sqlx::Connection::close(probe).await?;
+    }
     let pool = AnyPoolOptions::new()
         .max_connections(shape.max)
         .min_connections(shape.min)
@@ -172,6 +189,10 @@ pub async fn connect(url: &str, shape: PoolShape) -> Result<AnyPool, sqlx::Error
                         conn.execute("PRAGMA journal_mode = WAL").await?;
                     }
                     conn.execute("PRAGMA synchronous = FULL").await?;
+                } else {
+                    use sqlx::Executor;
+                    // the migrations' "already exists, skipping" notices are not news
+                    conn.execute("SET client_min_messages = warning").await?;
                 }
                 Ok(())
             })
@@ -280,6 +301,54 @@ pub fn test_database_url_for(key: &str) -> Option<String> {
     let url = test_database_url()?;
     urls.push((key.to_owned(), url.clone()));
     Some(url)
+}
+
+/// Test support: empties the PostgreSQL database at `url` (drops and recreates its `public`
+/// schema), as deleting a SQLite index file does.
+#[doc(hidden)]
+pub fn test_database_wipe(url: &str) {
+    let url = url.to_owned();
+    std::thread::spawn(move || {
+        use sqlx::Connection;
+        install_drivers();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let mut conn = sqlx::AnyConnection::connect(&url).await.expect("connect");
+            for sql in ["DROP SCHEMA public CASCADE", "CREATE SCHEMA public"] {
+                sqlx::query(sql).execute(&mut conn).await.expect(sql);
+            }
+            let _ = conn.close().await;
+        });
+    })
+    .join()
+    .expect("wipe thread");
+}
+
+/// Test support: the statements that make every insert into `table` fail with `message` (`on`)
+/// or remove that again (a trigger named `name`), in the dialect of `dialect`.
+#[doc(hidden)]
+pub fn test_refuse_inserts(dialect: Dialect, table: &str, name: &str, on: bool) -> Vec<String> {
+    match (dialect, on) {
+        (Dialect::Sqlite, true) => vec![format!(
+            "CREATE TRIGGER {name} BEFORE INSERT ON {table} \
+             BEGIN SELECT RAISE(ABORT, 'inserts refused'); END"
+        )],
+        (Dialect::Sqlite, false) => vec![format!("DROP TRIGGER {name}")],
+        (Dialect::Postgres, true) => vec![
+            format!(
+                "CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS \
+                 $$ BEGIN RAISE EXCEPTION 'inserts refused'; END $$"
+            ),
+            format!(
+                "CREATE TRIGGER {name} BEFORE INSERT ON {table} \
+                 FOR EACH ROW EXECUTE FUNCTION {name}()"
+            ),
+        ],
+        (Dialect::Postgres, false) => vec![format!("DROP TRIGGER {name} ON {table}")],
+    }
 }
 
 async fn create_test_database(admin: &str) -> Result<String, String> {

@@ -388,7 +388,9 @@ pub async fn verify_pool(
 ) -> AuditResult<VerifyReport> {
     // One read transaction: the walk and the head check see the same snapshot even while
     // appends continue.
-    let mut conn = pool.begin().await?;
+    let mut conn = pool
+        .begin_with(crate::db::Dialect::of(pool).begin_snapshot())
+        .await?;
     let cp = latest_checkpoint(&mut conn).await?;
     let (anchor, mut w, bad_checkpoint) = anchor_of(cp.as_ref(), trusted);
     let issue = match bad_checkpoint {

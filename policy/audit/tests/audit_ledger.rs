@@ -86,21 +86,9 @@ async fn exec(f: &Fixture, sql: &str) {
 
 /// A trigger that makes every insert into `audit_events` fail (`on`), or its removal.
 async fn refuse_inserts(f: &Fixture, on: bool) {
-    let sqlite = audit::db::Dialect::of(f.ledger.pool()) == audit::db::Dialect::Sqlite;
-    let statements: &[&str] = match (sqlite, on) {
-        (true, true) => &["CREATE TRIGGER refuse BEFORE INSERT ON audit_events \
-                           BEGIN SELECT RAISE(ABORT, 'read-only'); END"],
-        (true, false) => &["DROP TRIGGER refuse"],
-        (false, true) => &[
-            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS \
-             $$ BEGIN RAISE EXCEPTION 'read-only'; END $$",
-            "CREATE TRIGGER refuse BEFORE INSERT ON audit_events \
-             FOR EACH ROW EXECUTE FUNCTION refuse()",
-        ],
-        (false, false) => &["DROP TRIGGER refuse ON audit_events"],
-    };
-    for sql in statements {
-        exec(f, sql).await;
+    let dialect = audit::db::Dialect::of(f.ledger.pool());
+    for sql in audit::db::test_refuse_inserts(dialect, "audit_events", "refuse", on) {
+        exec(f, &sql).await;
     }
 }
 

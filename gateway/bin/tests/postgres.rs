@@ -3,7 +3,8 @@
 //! `/ready` reports the database, `vaultgate audit verify` passes over the events, a restart
 //! applies nothing again and keeps every object, and `/ready` turns 503 once the database is gone.
 //! Needs `VAULTGATE_TEST_DATABASE_URL` (conformance/lib/postgres.sh exports it); skipped without
-//! it unless VAULTGATE_REQUIRE_SERVICES=1.
+//! it unless VAULTGATE_TEST_REQUIRE_POSTGRES=1 (set by the CI's PostgreSQL pass; the CI's first pass
+//! runs everything on SQLite with VAULTGATE_REQUIRE_SERVICES=1 and no PostgreSQL).
 
 #[path = "../../tests/common/mod.rs"]
 mod common;
@@ -20,8 +21,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_vaultgate");
 fn database() -> Option<String> {
     match audit::db::test_database_url() {
         Some(url) => Some(url),
-        None if std::env::var("VAULTGATE_REQUIRE_SERVICES").as_deref() == Ok("1") => {
-            panic!("VAULTGATE_REQUIRE_SERVICES=1 but VAULTGATE_TEST_DATABASE_URL is not set")
+        None if std::env::var("VAULTGATE_TEST_REQUIRE_POSTGRES").as_deref() == Ok("1") => {
+            panic!("VAULTGATE_TEST_REQUIRE_POSTGRES=1 but VAULTGATE_TEST_DATABASE_URL is not set")
         }
         None => {
             eprintln!("skipped: VAULTGATE_TEST_DATABASE_URL is not set");

@@ -340,7 +340,7 @@ settings! {
         /// Fixed bootstrap access key id (with `secret_key`). Default: generated on first
         /// start, its secret printed once.
         access_key: String, "VAULTGATE_ACCESS_KEY";
-        /// Index database URL. Default `sqlite://<data_dir>/index.db`.
+        /// Database of the index, policy store and audit ledger: `sqlite://PATH` or `postgres://USER:PASSWORD@HOST[:PORT]/DB`. Default `sqlite://<data_dir>/index.db`.
         database_url: String, "VAULTGATE_DATABASE_URL";
         /// Backend URL (`file://`, `s3://`, `azure://`). Default `file://<data_dir>/objects`.
         backend: String, "VAULTGATE_BACKEND";

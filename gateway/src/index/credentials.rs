@@ -13,7 +13,7 @@ fn access_key_from_row(row: &AnyRow) -> Result<AccessKeyRecord, IndexError> {
         principal: row.try_get("principal")?,
         role: row.try_get("role")?,
         created_ms: row.try_get("created_ms")?,
-        disabled: flag(&row, "disabled")?,
+        disabled: flag(row, "disabled")?,
     })
 }
 

@@ -60,14 +60,14 @@ impl Index {
                 Ok(LifecycleVersion {
                     key: r.try_get("object_key")?,
                     version_id: r.try_get("version_id")?,
-                    is_latest: flag(&r, "is_latest")?,
-                    delete_marker: flag(&r, "delete_marker")?,
+                    is_latest: flag(r, "is_latest")?,
+                    delete_marker: flag(r, "delete_marker")?,
                     size: super::to_u64(r.try_get("size")?, "object size")?,
                     last_modified_ms: r.try_get("last_modified_ms")?,
                     tagging: headers.get(TAGGING_HEADER).cloned().unwrap_or_default(),
                     lock: ObjectLock {
                         retention,
-                        legal_hold: flag(&r, "legal_hold")?,
+                        legal_hold: flag(r, "legal_hold")?,
                     },
                 })
             })

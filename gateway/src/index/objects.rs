@@ -133,7 +133,7 @@ fn lock_from_row(row: &AnyRow) -> Result<ObjectLock, IndexError> {
     };
     Ok(ObjectLock {
         retention,
-        legal_hold: flag(&row, "legal_hold")?,
+        legal_hold: flag(row, "legal_hold")?,
     })
 }
 
@@ -287,8 +287,8 @@ fn object_from_rows(
         bucket: bucket.to_string(),
         key: key.to_string(),
         version_id: first.try_get("version_id")?,
-        is_latest: flag(&first, "is_latest")?,
-        delete_marker: flag(&first, "delete_marker")?,
+        is_latest: flag(first, "is_latest")?,
+        delete_marker: flag(first, "delete_marker")?,
         lock: lock_from_row(first)?,
         size: to_u64(first.try_get("size")?, "object size")?,
         etag: first.try_get("etag")?,

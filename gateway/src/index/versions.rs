@@ -155,8 +155,8 @@ impl Index {
                 page.versions.push(VersionEntry {
                     key: key.clone(),
                     version_id: version_id.clone(),
-                    is_latest: flag(&row, "is_latest")?,
-                    delete_marker: flag(&row, "delete_marker")?,
+                    is_latest: flag(row, "is_latest")?,
+                    delete_marker: flag(row, "delete_marker")?,
                     size: to_u64(row.try_get("size")?, "object size")?,
                     etag: row.try_get("etag")?,
                     last_modified_ms: row.try_get("last_modified_ms")?,

@@ -84,6 +84,20 @@ async fn open_creates_a_wal_database_and_reopens() {
             .unwrap();
         assert_eq!((sync, fk, busy), (2, 1, 30_000));
     }
+    // the pools as /metrics shows them
+    let m = index.pool_metrics();
+    for line in [
+        "vaultgate_db_pool_max_connections{dialect=\"sqlite\",pool=\"write\"} 1",
+        "vaultgate_db_pool_max_connections{dialect=\"sqlite\",pool=\"read\"} 4",
+    ] {
+        assert!(m.lines().any(|l| l == line), "{line} missing in {m}");
+    }
+    assert!(
+        m.contains(
+            "vaultgate_db_pool_connections{dialect=\"sqlite\",pool=\"read\",state=\"idle\"}"
+        ),
+        "{m}"
+    );
     index.close().await;
     // Another crate's migration in the same database (policy does this) does not upset ours.
     let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)

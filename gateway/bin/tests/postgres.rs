@@ -187,6 +187,21 @@ async fn serve_on_postgres_round_trips_verifies_and_restarts() {
     assert_eq!(list(&c, "pg-bucket").await, ["dir/b.bin", "dir/c"]);
     let (st, _, body_bytes) = common::raw(admin, "GET", "/ready", &[], b"").await;
     assert_eq!(st, 200, "{}", String::from_utf8_lossy(&body_bytes));
+    let (st, _, body_bytes) = common::raw(admin, "GET", "/metrics", &[], b"").await;
+    let text = String::from_utf8_lossy(&body_bytes);
+    assert_eq!(st, 200);
+    for line in [
+        "vaultgate_db_pool_max_connections{dialect=\"postgres\",pool=\"write\"} 1",
+        "vaultgate_db_pool_max_connections{dialect=\"postgres\",pool=\"read\"} 4",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} missing in {text}");
+    }
+    assert!(
+        text.contains(
+            "vaultgate_db_pool_connections{dialect=\"postgres\",pool=\"write\",state=\"idle\"}"
+        ),
+        "{text}"
+    );
     let logs = stop(child).await;
     assert!(
         !logs.contains("vgtest-pass"),

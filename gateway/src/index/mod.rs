@@ -456,6 +456,64 @@ impl Index {
         &self.read
     }
 
+    /// Prometheus text of the database pools (appended to `/metrics`):
+    /// `vaultgate_db_pool_connections{dialect,pool,state}` (open connections, idle or in use, of
+    /// the `write` and `read` pools) and `vaultgate_db_pool_max_connections{dialect,pool}`.
+    pub fn pool_metrics(&self) -> String {
+        use prometheus::{Encoder, IntGaugeVec, Opts, Registry, TextEncoder};
+        let dialect = match self.dialect {
+            Dialect::Sqlite => "sqlite",
+            Dialect::Postgres => "postgres",
+        };
+        let registry = Registry::new();
+        let gauges = IntGaugeVec::new(
+            Opts::new(
+                "vaultgate_db_pool_connections",
+                "Open database connections per pool (write: the single writer; read) and state.",
+            ),
+            &["dialect", "pool", "state"],
+        )
+        .and_then(|open| {
+            let max = IntGaugeVec::new(
+                Opts::new(
+                    "vaultgate_db_pool_max_connections",
+                    "Most connections a database pool opens.",
+                ),
+                &["dialect", "pool"],
+            )?;
+            registry.register(Box::new(open.clone()))?;
+            registry.register(Box::new(max.clone()))?;
+            Ok((open, max))
+        });
+        let Ok((open, max)) = gauges else {
+            return String::new();
+        };
+        // in-memory SQLite: one pool serves both
+        let read = if self.read.options().get_max_connections() == 1 {
+            None
+        } else {
+            Some(&self.read)
+        };
+        for (name, pool) in [("write", Some(&self.write)), ("read", read)] {
+            let Some(pool) = pool else { continue };
+            let idle = i64::try_from(pool.num_idle()).unwrap_or(i64::MAX);
+            let size = i64::from(pool.size());
+            open.with_label_values(&[dialect, name, "idle"]).set(idle);
+            open.with_label_values(&[dialect, name, "in_use"])
+                .set((size - idle).max(0));
+            max.with_label_values(&[dialect, name])
+                .set(i64::from(pool.options().get_max_connections()));
+        }
+        let mut buf = Vec::new();
+        if TextEncoder::new()
+            .encode(&registry.gather(), &mut buf)
+            .is_err()
+        {
+            return String::new();
+        }
+        String::from_utf8_lossy(&buf).into_owned()
+    }
+
     /// Counters of the group-commit writer (batches committed, writes they carried, largest batch).
     pub fn write_stats(&self) -> WriteStats {
         self.writer.stats()

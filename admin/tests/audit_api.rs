@@ -379,12 +379,10 @@ async fn a_ledger_that_cannot_record_fails_changes_closed_and_changes_nothing() 
     let keys_before = e.state.store.list_access_keys(None).await.unwrap();
     let tenants_before = e.state.store.list_tenants().await.unwrap();
     let head = e.head().await;
-    sqlx::query(
-        "CREATE TRIGGER no_audit BEFORE INSERT ON audit_events BEGIN SELECT RAISE(ABORT, 'x'); END",
-    )
-    .execute(ledger.pool())
-    .await
-    .unwrap();
+    let dialect = audit::db::Dialect::of(ledger.pool());
+    for sql in audit::db::test_refuse_inserts(dialect, "audit_events", "no_audit", true) {
+        sqlx::query(&sql).execute(ledger.pool()).await.unwrap();
+    }
     let changes = [
         (
             "/admin/v1/principals",
@@ -439,10 +437,9 @@ async fn a_ledger_that_cannot_record_fails_changes_closed_and_changes_nothing() 
     assert!(ledger.stats().snapshot().failures >= 7);
 
     // Once the ledger records again, the same call works and is recorded.
-    sqlx::query("DROP TRIGGER no_audit")
-        .execute(ledger.pool())
-        .await
-        .unwrap();
+    for sql in audit::db::test_refuse_inserts(dialect, "audit_events", "no_audit", false) {
+        sqlx::query(&sql).execute(ledger.pool()).await.unwrap();
+    }
     let r = e.post("/admin/v1/tenants", json!({"name": "t9"})).await;
     assert_eq!(r.status, StatusCode::CREATED);
     let ev = one_event(&e, head, &r).await;
@@ -1046,7 +1043,7 @@ async fn an_export_over_a_tampered_ledger_is_refused() {
     seed(&e, 1_700_000_000_000, 6).await;
     let target = walk(&e, "kind=s3&bucket=b1", 1000).await;
     let victim = target.last().unwrap().seq;
-    sqlx::query("UPDATE audit_events SET principal = 'eve' WHERE seq = ?")
+    sqlx::query("UPDATE audit_events SET principal = 'eve' WHERE seq = $1")
         .bind(victim)
         .execute(e.ledger.as_ref().unwrap().pool())
         .await

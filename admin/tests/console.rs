@@ -253,12 +253,8 @@ async fn a_tampered_ledger_reports_the_first_broken_seq() {
     for _ in 0..3 {
         e.get("/admin/v1/status").await;
     }
-    let dir = e.dir.as_ref().unwrap().path().join("index.db");
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.display()))
-        .await
-        .unwrap();
     sqlx::query("UPDATE audit_events SET principal = 'mallory' WHERE seq = 2")
-        .execute(&pool)
+        .execute(e.ledger.as_ref().unwrap().pool())
         .await
         .unwrap();
     let r = e.get("/admin/v1/audit/verify").await;

@@ -75,7 +75,7 @@ async fn metrics(State(st): State<AdminState>) -> impl IntoResponse {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        st.metrics.render(),
+        st.metrics.render() + &st.store.index().pool_metrics(),
     )
 }
 

@@ -340,7 +340,7 @@ settings! {
         /// Fixed bootstrap access key id (with `secret_key`). Default: generated on first
         /// start, its secret printed once.
         access_key: String, "VAULTGATE_ACCESS_KEY";
-        /// Index database URL. Default `sqlite://<data_dir>/index.db`.
+        /// Database of the index, policy store and audit ledger: `sqlite://PATH` or `postgres://USER:PASSWORD@HOST[:PORT]/DB`. Default `sqlite://<data_dir>/index.db`.
         database_url: String, "VAULTGATE_DATABASE_URL";
         /// Backend URL (`file://`, `s3://`, `azure://`). Default `file://<data_dir>/objects`.
         backend: String, "VAULTGATE_BACKEND";
@@ -1072,20 +1072,31 @@ impl Config {
     /// The database, backend and KMS URLs, parsed as `serve` will parse them.
     fn validate_urls(&self) -> Result<()> {
         let db = self.database_url();
-        if db.starts_with("postgres://") || db.starts_with("postgresql://") {
-            return Err(bad(
-                "database_url",
-                format!(
-                    "{}: PostgreSQL is not supported yet; use sqlite://PATH",
-                    redact_url(&db)
-                ),
-            ));
-        }
-        if !db.starts_with("sqlite:") {
-            return Err(bad(
-                "database_url",
-                format!("must be a sqlite:// URL (got {})", redact_url(&db)),
-            ));
+        match audit::db::Dialect::of_url(&db) {
+            Some(audit::db::Dialect::Sqlite) => {}
+            Some(audit::db::Dialect::Postgres) => {
+                let host = url::Url::parse(&db)
+                    .ok()
+                    .and_then(|u| u.host_str().map(|h| !h.is_empty()));
+                if host != Some(true) {
+                    return Err(bad(
+                        "database_url",
+                        format!(
+                            "{}: a PostgreSQL URL needs a host: postgres://USER:PASSWORD@HOST[:PORT]/DATABASE",
+                            redact_url(&db)
+                        ),
+                    ));
+                }
+            }
+            None => {
+                return Err(bad(
+                    "database_url",
+                    format!(
+                        "must be a sqlite:// or postgres:// URL (got {})",
+                        redact_url(&db)
+                    ),
+                ));
+            }
         }
         let be = self.backend_url();
         let checked = match be.split_once("://").map(|(s, _)| s) {
@@ -1516,15 +1527,21 @@ mod tests {
     }
 
     #[test]
-    fn postgres_is_refused_without_its_password() {
-        let c = Config {
+    fn postgres_is_accepted_and_a_bad_url_refused_without_its_password() {
+        let ok = Config {
             database_url: Some("postgresql://gw:gwpass@db/vaultgate".into()),
             ..Default::default()
         };
-        let err = c.validate().unwrap_err().to_string();
-        assert!(err.contains("PostgreSQL is not supported yet"), "{err}");
-        assert!(err.contains("VAULTGATE_DATABASE_URL"), "{err}");
-        assert!(!err.contains("gwpass"), "{err}");
+        ok.validate().unwrap();
+        for url in ["postgres://gw:gwpass@/vaultgate", "mysql://gw:gwpass@db/x"] {
+            let c = Config {
+                database_url: Some(url.into()),
+                ..Default::default()
+            };
+            let err = c.validate().unwrap_err().to_string();
+            assert!(err.contains("VAULTGATE_DATABASE_URL"), "{err}");
+            assert!(!err.contains("gwpass"), "{err}");
+        }
     }
 
     #[test]

@@ -97,7 +97,7 @@ fn find<'a>(ev: &'a [StoredEvent], action: &str) -> Vec<&'a StoredEvent> {
 }
 
 async fn verify_ok(g: &TestGateway) -> audit::VerifyReport {
-    let db = format!("sqlite://{}", g.data_dir().join("index.db").display());
+    let db = common::config(g.dir.path()).database_url();
     let report = audit::cli::verify_database(&db, None)
         .await
         .expect("verify runs");
@@ -354,20 +354,19 @@ async fn every_request_leaves_exactly_one_event_with_its_fields() {
 
 /// Makes every append fail, as a read-only or broken audit store would.
 async fn break_ledger(g: &TestGateway) {
-    sqlx::query(
-        "CREATE TRIGGER audit_refuses BEFORE INSERT ON audit_events \
-         BEGIN SELECT RAISE(ABORT, 'audit store is read-only'); END",
-    )
-    .execute(g.server.store.index().write_pool())
-    .await
-    .expect("trigger");
+    refuse_appends(g, true).await;
 }
 
 async fn repair_ledger(g: &TestGateway) {
-    sqlx::query("DROP TRIGGER audit_refuses")
-        .execute(g.server.store.index().write_pool())
-        .await
-        .expect("drop trigger");
+    refuse_appends(g, false).await;
+}
+
+async fn refuse_appends(g: &TestGateway, on: bool) {
+    let pool = g.server.store.index().write_pool();
+    let dialect = audit::db::Dialect::of(pool);
+    for sql in audit::db::test_refuse_inserts(dialect, "audit_events", "audit_refuses", on) {
+        sqlx::query(&sql).execute(pool).await.expect("trigger");
+    }
 }
 
 async fn keys_of(c: &Client, bucket: &str) -> Vec<String> {

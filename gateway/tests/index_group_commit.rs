@@ -11,7 +11,17 @@ use futures::future::join_all;
 use gateway::index::{Index, IndexError};
 use index_support::object;
 
+/// A fresh index: PostgreSQL with VAULTGATE_TEST_DATABASE_URL set, else a SQLite file.
 async fn fresh() -> (tempfile::TempDir, String, Index) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = audit::db::test_database_url()
+        .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("index.db").display()));
+    let index = Index::open(&url).await.expect("open index");
+    (dir, url, index)
+}
+
+/// A fresh SQLite index (the tests of SQLite's own transaction behaviour).
+async fn fresh_sqlite() -> (tempfile::TempDir, String, Index) {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite://{}", dir.path().join("index.db").display());
     let index = Index::open(&url).await.expect("open index");
@@ -276,7 +286,7 @@ async fn in_memory_index_group_commits() {
 /// gets `Unavailable` and none of them is committed; the next batch works again.
 #[tokio::test] // current-thread runtime: all jobs are queued before the writer first runs
 async fn a_failed_batch_fails_every_write_and_commits_none() {
-    let (_d, _url, ix) = fresh().await;
+    let (_d, _url, ix) = fresh_sqlite().await;
     ix.create_bucket("b", "o").await.unwrap();
     sqlx::query(
         "CREATE TRIGGER boom BEFORE INSERT ON objects WHEN NEW.object_key = 'boom' \

@@ -15,7 +15,9 @@ async fn objects_written_before_versioning_become_null_versions() {
     // the schema as it was: only the initial migration
     let old = dir.path().join("old-migrations");
     std::fs::create_dir(&old).unwrap();
-    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join("sqlite");
     std::fs::copy(
         src.join("20261122000001_initial.sql"),
         old.join("20261122000001_initial.sql"),

@@ -11,12 +11,7 @@ use gateway::ops::OpsContext;
 use gateway::ops::reindex::{ReindexOptions, run};
 
 fn remove_index(cfg: &Config) {
-    for suffix in ["", "-wal", "-shm"] {
-        let p = cfg.data_dir.join(format!("index.db{suffix}"));
-        if p.exists() {
-            std::fs::remove_file(&p).expect("remove index file");
-        }
-    }
+    common::remove_index(cfg);
 }
 
 fn quiet() -> ReindexOptions {

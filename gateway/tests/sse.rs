@@ -627,12 +627,7 @@ async fn the_customer_key_is_stored_nowhere_and_reindex_keeps_objects_locked() {
     }
 
     // reindex from the backend alone: the SSE-C objects come back and still need their key
-    for suffix in ["", "-wal", "-shm"] {
-        let p = cfg.data_dir.join(format!("index.db{suffix}"));
-        if p.exists() {
-            std::fs::remove_file(&p).unwrap();
-        }
-    }
+    common::remove_index(&cfg);
     let ctx = gateway::ops::OpsContext::open(&cfg).await.expect("open");
     let report = gateway::ops::reindex::run(
         &ctx,

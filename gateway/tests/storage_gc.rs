@@ -16,10 +16,10 @@ use gateway::index::{
 
 async fn setup() -> (tempfile::TempDir, Index, LocalBackend) {
     let dir = tempfile::tempdir().unwrap();
-    let index = Index::open(&format!(
-        "sqlite://{}",
-        dir.path().join("index.db").display()
-    ))
+    let index = Index::open(
+        &audit::db::test_database_url_for(&dir.path().display().to_string())
+            .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("index.db").display())),
+    )
     .await
     .unwrap();
     let backend = LocalBackend::open(dir.path().join("objects"))
@@ -118,10 +118,10 @@ async fn write_path_then_crash_between_commit_and_delete() {
     );
     // The queue survives a restart of the index.
     index.close().await;
-    let index = Index::open(&format!(
-        "sqlite://{}",
-        _d.path().join("index.db").display()
-    ))
+    let index = Index::open(
+        &audit::db::test_database_url_for(&_d.path().display().to_string())
+            .unwrap_or_else(|| format!("sqlite://{}", _d.path().join("index.db").display())),
+    )
     .await
     .unwrap();
 
@@ -277,10 +277,10 @@ async fn sweep_orphans_deletes_only_old_unreferenced_objects() {
 async fn sweep_deletes_nothing_next_to_an_empty_index() {
     // A lost or wrong index must never turn every object into an "orphan".
     let dir = tempfile::tempdir().unwrap();
-    let index = Index::open(&format!(
-        "sqlite://{}",
-        dir.path().join("index.db").display()
-    ))
+    let index = Index::open(
+        &audit::db::test_database_url_for(&dir.path().display().to_string())
+            .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("index.db").display())),
+    )
     .await
     .unwrap();
     let backend = LocalBackend::open(dir.path().join("objects"))

@@ -687,12 +687,7 @@ async fn reindex_restores_tags_as_last_changed() {
     let cfg = config(gw.dir.path());
     let TestGateway { server, dir, .. } = gw;
     server.shutdown().await;
-    for suffix in ["", "-wal", "-shm"] {
-        let p = cfg.data_dir.join(format!("index.db{suffix}"));
-        if p.exists() {
-            std::fs::remove_file(&p).unwrap();
-        }
-    }
+    common::remove_index(&cfg);
     let ctx = gateway::ops::OpsContext::open(&cfg).await.expect("open");
     let report = gateway::ops::reindex::run(
         &ctx,

@@ -451,11 +451,7 @@ impl PolicyStore {
         Ok(id)
     }
 
-    fn approval_from_row(
-        r: &sqlx::sqlite::SqliteRow,
-        votes: Vec<Vote>,
-        now_ms: i64,
-    ) -> Result<Approval> {
+    fn approval_from_row(r: &sqlx::any::AnyRow, votes: Vec<Vote>, now_ms: i64) -> Result<Approval> {
         let roles: String = r.get("approver_roles");
         let expires_ms: i64 = r.get("expires_ms");
         let mut state = ApprovalState::parse(r.get::<String, _>("state").as_str());

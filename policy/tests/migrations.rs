@@ -6,31 +6,39 @@
 use std::sync::Arc;
 
 use policy::{AesGcmSealer, PolicyStore};
-use sqlx::SqlitePool;
-use sqlx::sqlite::SqlitePoolOptions;
+use sqlx::AnyPool;
 
 const INDEX_95B30FA: &str = include_str!("../audit/tests/fixtures/index-95b30fa.sql");
 
-async fn pool() -> SqlitePool {
-    SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect("sqlite::memory:")
-        .await
-        .unwrap()
+async fn pool() -> AnyPool {
+    audit::db::connect(
+        "sqlite::memory:",
+        audit::db::PoolShape {
+            max: 1,
+            min: 1,
+            acquire_timeout: std::time::Duration::from_secs(30),
+            idle_timeout: None,
+            create: true,
+        },
+    )
+    .await
+    .unwrap()
 }
 
-type MigrationRow = (i64, String, Vec<u8>, bool);
+/// `success` is a SQLite `BOOLEAN`, which the `Any` driver reads as an integer only.
+type MigrationRow = (i64, String, Vec<u8>, i64);
 
-async fn applied(pool: &SqlitePool) -> Vec<MigrationRow> {
+async fn applied(pool: &AnyPool) -> Vec<MigrationRow> {
     sqlx::query_as(
-        "SELECT version, description, checksum, success FROM _sqlx_migrations ORDER BY version",
+        "SELECT version, description, checksum, CAST(success AS BIGINT) AS success \
+         FROM _sqlx_migrations ORDER BY version",
     )
     .fetch_all(pool)
     .await
     .unwrap()
 }
 
-async fn restored() -> SqlitePool {
+async fn restored() -> AnyPool {
     let pool = pool().await;
     sqlx::raw_sql(INDEX_95B30FA).execute(&pool).await.unwrap();
     pool

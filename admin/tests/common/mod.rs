@@ -63,7 +63,8 @@ pub async fn env_from(store: PolicyStore, limits: RateLimitConfig) -> Env {
 /// state (export limits) before the router is built.
 pub async fn env_audited_with(tune: impl FnOnce(&mut AdminState)) -> Env {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("index.db").display());
+    let url = audit::db::test_database_url()
+        .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("index.db").display()));
     let pool = audit::open_pool(&url, true).await.unwrap();
     let store = PolicyStore::new(pool.clone(), Arc::new(AesGcmSealer::random().unwrap()))
         .await

@@ -34,6 +34,8 @@ fn vaultgate(args: &[&str]) -> (i32, String) {
 /// Runs the gateway once on `dir` (mirror on), sends `n_puts` PUTs plus a bucket and a GET.
 async fn serve_some(dir: &Path, bucket: &str, n_puts: usize) {
     let mut cfg = config(dir);
+    // these tests tamper with, copy and restore the SQLite file itself
+    cfg.database_url = None;
     cfg.audit_mirror = Some(dir.join("data").join("audit.jsonl"));
     let server = gateway::server::start(cfg, common::admin_api)
         .await

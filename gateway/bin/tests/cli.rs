@@ -87,19 +87,18 @@ fn config_check_fails_with_a_clear_message() {
 }
 
 #[test]
-fn config_check_refuses_a_postgres_index() {
+fn config_check_refuses_a_postgres_url_without_a_host() {
     let out = clean_env(&mut Command::new(BIN))
         .args(["config", "check"])
-        .env(
-            "VAULTGATE_DATABASE_URL",
-            "postgres://gw:gwpass@127.0.0.1/vaultgate",
-        )
+        .env("VAULTGATE_DATABASE_URL", "postgres://gw:gwpass@/vaultgate")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.starts_with("vaultgate: ") && err.contains("PostgreSQL is not supported yet"),
+        err.starts_with("vaultgate: ")
+            && err.contains("VAULTGATE_DATABASE_URL")
+            && err.contains("needs a host"),
         "{err}"
     );
     assert!(!err.contains("gwpass"), "{err}");
@@ -239,8 +238,13 @@ fn bad_configuration_is_one_line_naming_the_setting() {
         ),
         (
             vec![("VAULTGATE_DATABASE_URL", "mysql://root:hunter2@db/vg".into())],
-            "vaultgate: invalid configuration: database_url (--database-url, VAULTGATE_DATABASE_URL): must be a sqlite:// URL (got mysql://root:[redacted]@db/vg)".into(),
+            "vaultgate: invalid configuration: database_url (--database-url, VAULTGATE_DATABASE_URL): must be a sqlite:// or postgres:// URL (got mysql://root:[redacted]@db/vg)".into(),
             None,
+        ),
+        (
+            vec![("VAULTGATE_DATABASE_URL", "postgres://gw:hunter2@127.0.0.1:9/vg".into())],
+            "vaultgate: cannot start: cannot open the index postgres://gw:[redacted]@127.0.0.1:9/vg: database error: ".into(),
+            Some("Connection refused (os error 111); check database_url (--database-url, VAULTGATE_DATABASE_URL)".into()),
         ),
         (
             vec![("VAULTGATE_ADMIN_JWT_SECRET", "too-short".into())],
@@ -258,6 +262,30 @@ fn bad_configuration_is_one_line_naming_the_setting() {
             None,
         ),
     ];
+    let mut rows = rows;
+    // a wrong password on a real PostgreSQL (conformance/lib/postgres.sh)
+    if let Some(admin) = std::env::var("VAULTGATE_TEST_DATABASE_URL")
+        .ok()
+        .filter(|v| !v.is_empty())
+    {
+        let mut url = url::Url::parse(&admin).unwrap();
+        url.set_password(Some("hunter2")).unwrap();
+        let masked = format!(
+            "postgres://{}:[redacted]@{}:{}{}",
+            url.username(),
+            url.host_str().unwrap(),
+            url.port().unwrap(),
+            url.path()
+        );
+        rows.push((
+            vec![("VAULTGATE_DATABASE_URL", url.to_string())],
+            format!("vaultgate: cannot start: cannot open the index {masked}: database error: "),
+            Some(format!(
+                "password authentication failed for user \"{}\"; check database_url (--database-url, VAULTGATE_DATABASE_URL)",
+                url.username()
+            )),
+        ));
+    }
     for (vars, line, end) in rows {
         let mut cmd = Command::new(BIN);
         clean_env(&mut cmd)

@@ -372,6 +372,10 @@ fn keys_cmd(data: &std::path::Path, args: &[&str]) -> std::process::Output {
             cmd.env_remove(k);
         }
     }
+    // the database the in-process gateway of this data dir used (PostgreSQL in the CI's second run)
+    if let Some(url) = config(data.parent().unwrap()).database_url {
+        cmd.env("VAULTGATE_DATABASE_URL", url);
+    }
     cmd.arg("keys")
         .args(args)
         .env("VAULTGATE_DATA_DIR", data)

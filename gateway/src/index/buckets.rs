@@ -2,15 +2,16 @@
 //! delete markers exist; multipart uploads in progress are aborted with the bucket, as S3 does);
 //! versioning and object lock settings.
 
+use audit::db::flag;
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
 use super::{
     BucketRecord, BucketState, DefaultRetention, Index, IndexError, LockMode, Versioning,
     is_unique_violation, to_u32,
 };
 
-fn bucket_from_row(row: &SqliteRow) -> Result<BucketRecord, IndexError> {
+fn bucket_from_row(row: &AnyRow) -> Result<BucketRecord, IndexError> {
     Ok(BucketRecord {
         name: row.try_get("name")?,
         owner: row.try_get("owner")?,
@@ -93,10 +94,10 @@ impl Index {
         .bind(name)
         .fetch_one(&self.read)
         .await?;
-        if !row.try_get::<bool, _>("present")? {
+        if !flag(&row, "present")? {
             return Err(IndexError::NotFound(name.to_string()));
         }
-        if row.try_get::<bool, _>("has_objects")? {
+        if flag(&row, "has_objects")? {
             return Err(IndexError::NotEmpty(format!("bucket {name} is not empty")));
         }
         Ok(())
@@ -123,8 +124,8 @@ impl Index {
         .bind(name)
         .fetch_one(&mut *tx)
         .await?;
-        let present: bool = row.try_get("present")?;
-        let has_objects: bool = row.try_get("has_objects")?;
+        let present: bool = flag(&row, "present")?;
+        let has_objects: bool = flag(&row, "has_objects")?;
         if !present {
             return Err(IndexError::NotFound(name.to_string()));
         }
@@ -160,13 +161,13 @@ impl Index {
             .bind(name)
             .fetch_one(&self.read)
             .await?;
-        Ok(row.try_get("present")?)
+        Ok(flag(&row, "present")?)
     }
 
     /// Versioning and object lock settings of a bucket; None if it does not exist.
     pub async fn bucket_state(&self, name: &str) -> Result<Option<BucketState>, IndexError> {
         let row = sqlx::query(
-            "SELECT versioning, object_lock, lock_default_mode, lock_default_days, \
+            "SELECT versioning, CAST(object_lock AS BIGINT) AS object_lock, lock_default_mode, lock_default_days, \
                     lock_default_years FROM buckets WHERE name = $1",
         )
         .bind(name)
@@ -199,7 +200,7 @@ impl Index {
         };
         Ok(Some(BucketState {
             versioning,
-            object_lock: row.try_get("object_lock")?,
+            object_lock: flag(&row, "object_lock")?,
             default_retention,
         }))
     }
@@ -213,14 +214,14 @@ impl Index {
             ));
         };
         let mut tx = self.begin_write().await?;
-        let lock: Option<bool> =
-            sqlx::query_scalar("SELECT object_lock FROM buckets WHERE name = $1")
+        let lock: Option<i64> =
+            sqlx::query_scalar("SELECT CAST(object_lock AS BIGINT) FROM buckets WHERE name = $1")
                 .bind(name)
                 .fetch_optional(&mut *tx)
                 .await?;
         match lock {
             None => return Err(IndexError::NotFound(name.to_string())),
-            Some(true) if state != Versioning::Enabled => {
+            Some(l) if l != 0 && state != Versioning::Enabled => {
                 return Err(IndexError::Locked(format!(
                     "bucket {name} has object lock enabled; versioning cannot be suspended"
                 )));

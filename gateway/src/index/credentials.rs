@@ -1,18 +1,19 @@
 //! Index operations on S3 access keys (secrets stored sealed, never in the clear).
 
+use audit::db::flag;
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
 use super::{AccessKeyRecord, Index, IndexError, to_u64};
 
-fn access_key_from_row(row: &SqliteRow) -> Result<AccessKeyRecord, IndexError> {
+fn access_key_from_row(row: &AnyRow) -> Result<AccessKeyRecord, IndexError> {
     Ok(AccessKeyRecord {
         access_key_id: row.try_get("access_key_id")?,
         sealed_secret: row.try_get("sealed_secret")?,
         principal: row.try_get("principal")?,
         role: row.try_get("role")?,
         created_ms: row.try_get("created_ms")?,
-        disabled: row.try_get("disabled")?,
+        disabled: flag(row, "disabled")?,
     })
 }
 
@@ -31,7 +32,7 @@ impl Index {
         .bind(&rec.principal)
         .bind(&rec.role)
         .bind(rec.created_ms)
-        .bind(rec.disabled)
+        .bind(i64::from(rec.disabled))
         .execute(&self.write)
         .await?;
         Ok(())
@@ -43,7 +44,8 @@ impl Index {
         access_key_id: &str,
     ) -> Result<Option<AccessKeyRecord>, IndexError> {
         let row = sqlx::query(
-            "SELECT access_key_id, sealed_secret, principal, role, created_ms, disabled \
+            "SELECT access_key_id, sealed_secret, principal, role, created_ms, \
+             CAST(disabled AS BIGINT) AS disabled \
              FROM access_keys WHERE access_key_id = $1",
         )
         .bind(access_key_id)

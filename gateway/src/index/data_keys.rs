@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use keys::{DataKeyId, DataKeyStore, WrappedDataKey};
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
 use super::{Index, IndexError, ObjectRecord, is_unique_violation, to_u32};
 
@@ -16,7 +16,7 @@ fn to_keys_error(e: IndexError) -> keys::Error {
     }
 }
 
-fn key_from_row(row: &SqliteRow) -> Result<WrappedDataKey, IndexError> {
+fn key_from_row(row: &AnyRow) -> Result<WrappedDataKey, IndexError> {
     let id: String = row.try_get("id")?;
     let id = DataKeyId::from_hex(&id)
         .map_err(|e| IndexError::Corrupt(format!("data key id {id:?}: {e}")))?;
@@ -222,7 +222,7 @@ impl Index {
         version: u32,
     ) -> Result<(u64, u64), IndexError> {
         let row = sqlx::query(
-            "SELECT COUNT(*) AS n, COALESCE(SUM(size), 0) AS bytes FROM objects \
+            "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(size), 0) AS BIGINT) AS bytes FROM objects \
              WHERE bucket = $1 AND data_key_id NOT IN \
                  (SELECT id FROM data_keys WHERE bucket = $1 AND version >= $2)",
         )

@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use futures::StreamExt;
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use super::writer::Job;
 use super::{Index, IndexError, now_ms};
@@ -91,19 +91,19 @@ impl Index {
     /// Whether anything refers to `backend_id`: an object stream, a manifest, a part, or the gc
     /// queue (queued ids belong to [`collect_garbage`], not to the orphan sweep).
     pub async fn is_referenced(&self, backend_id: &str) -> Result<bool, IndexError> {
-        let used: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM object_streams WHERE backend_id = $1) \
+        let row = sqlx::query(
+            "SELECT (EXISTS (SELECT 1 FROM object_streams WHERE backend_id = $1) \
                  OR EXISTS (SELECT 1 FROM objects WHERE manifest_id = $1) \
                  OR EXISTS (SELECT 1 FROM objects WHERE lock_record_id = $1) \
                  OR EXISTS (SELECT 1 FROM objects WHERE tag_record_id = $1) \
                  OR EXISTS (SELECT 1 FROM bucket_settings WHERE record_id = $1) \
                  OR EXISTS (SELECT 1 FROM parts WHERE backend_id = $1) \
-                 OR EXISTS (SELECT 1 FROM gc_queue WHERE backend_id = $1)",
+                 OR EXISTS (SELECT 1 FROM gc_queue WHERE backend_id = $1)) AS used",
         )
         .bind(backend_id)
         .fetch_one(&self.read)
         .await?;
-        Ok(used)
+        Ok(audit::db::flag(&row, "used")?)
     }
 
     /// Number of buckets in the index (0 for a fresh or lost index).
@@ -150,10 +150,7 @@ impl Index {
 }
 
 /// The statements of `Index::gc_done`, inside the writer's transaction.
-pub(crate) async fn gc_done_in(
-    conn: &mut SqliteConnection,
-    ids: &[String],
-) -> Result<(), IndexError> {
+pub(crate) async fn gc_done_in(conn: &mut AnyConnection, ids: &[String]) -> Result<(), IndexError> {
     for id in ids {
         sqlx::query("DELETE FROM gc_queue WHERE backend_id = $1")
             .bind(id)

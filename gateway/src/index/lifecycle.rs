@@ -5,6 +5,7 @@
 //! version it hides is still the latest, a version removed only while it is unchanged. Object
 //! lock is checked in the same transaction as for any delete (a locked version is never removed).
 
+use audit::db::flag;
 use sqlx::Row;
 
 use super::objects::{delete_version_in, put_object_in};
@@ -35,8 +36,8 @@ impl Index {
         max_keys: u32,
     ) -> Result<Vec<LifecycleVersion>, IndexError> {
         let rows = sqlx::query(
-            "SELECT object_key, version_id, is_latest, delete_marker, size, last_modified_ms, \
-                    headers, lock_mode, lock_until_ms, legal_hold \
+            "SELECT object_key, version_id, CAST(is_latest AS BIGINT) AS is_latest, CAST(delete_marker AS BIGINT) AS delete_marker, size, last_modified_ms, \
+                    headers, lock_mode, lock_until_ms, CAST(legal_hold AS BIGINT) AS legal_hold \
              FROM objects WHERE bucket = $1 AND object_key IN \
                 (SELECT DISTINCT object_key FROM objects WHERE bucket = $1 AND object_key > $2 \
                  ORDER BY object_key LIMIT $3) \
@@ -59,14 +60,14 @@ impl Index {
                 Ok(LifecycleVersion {
                     key: r.try_get("object_key")?,
                     version_id: r.try_get("version_id")?,
-                    is_latest: r.try_get("is_latest")?,
-                    delete_marker: r.try_get("delete_marker")?,
+                    is_latest: flag(r, "is_latest")?,
+                    delete_marker: flag(r, "delete_marker")?,
                     size: super::to_u64(r.try_get("size")?, "object size")?,
                     last_modified_ms: r.try_get("last_modified_ms")?,
                     tagging: headers.get(TAGGING_HEADER).cloned().unwrap_or_default(),
                     lock: ObjectLock {
                         retention,
-                        legal_hold: r.try_get("legal_hold")?,
+                        legal_hold: flag(r, "legal_hold")?,
                     },
                 })
             })

@@ -39,12 +39,10 @@ mod versions;
 mod writer;
 
 use std::collections::BTreeMap;
-use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use audit::db::{Dialect, PoolShape};
+use sqlx::AnyPool;
 
 pub use data_keys::{DataKeySummary, ReencryptCandidate};
 pub use gc::{GcError, GcReport, MAX_CRASH_ORPHANS, SweepReport, collect_garbage, sweep_orphans};
@@ -351,9 +349,11 @@ impl std::fmt::Debug for AccessKeyRecord {
 #[derive(Debug, Clone)]
 pub struct Index {
     /// One connection: all writes, serialised.
-    write: SqlitePool,
+    write: AnyPool,
     /// Several connections for reads (the same pool as `write` for in-memory databases).
-    read: SqlitePool,
+    read: AnyPool,
+    /// SQLite or PostgreSQL (the few statements that differ come from it).
+    dialect: Dialect,
     /// The group-commit task for the hot writes (it writes through `write`).
     writer: writer::Writer,
     /// Bucket settings read on every request (the lifecycle rules behind `x-amz-expiration`),
@@ -363,50 +363,46 @@ pub struct Index {
 
 /// How long a writer waits for its turn before giving up.
 const WRITE_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(60);
-/// SQLite's own wait on a lock held by another process (e.g. a CLI command on the same file).
-const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Connections in the read pool.
 const READ_CONNECTIONS: u32 = 4;
 
 impl Index {
-    /// Opens the index at `database_url` (`sqlite://path/index.db`, `sqlite::memory:`), creating
-    /// the file if missing, switching it to WAL, running the migrations and starting the writer
-    /// task (on the current tokio runtime).
+    /// Opens the index at `database_url` (`sqlite://path/index.db`, `sqlite::memory:`,
+    /// `postgres://user:password@host/db`), creating a SQLite file if missing and switching it
+    /// to WAL, running the migrations of the URL's dialect and starting the writer task (on the
+    /// current tokio runtime).
     pub async fn open(database_url: &str) -> Result<Index, IndexError> {
-        let lower = database_url.to_ascii_lowercase();
-        if !lower.starts_with("sqlite:") {
+        let Some(dialect) = Dialect::of_url(database_url) else {
             return Err(IndexError::Database(sqlx::Error::Configuration(
-                format!("unsupported index database URL {database_url:?} (expected sqlite://PATH)")
-                    .into(),
+                format!(
+                    "unsupported index database URL {} (expected sqlite://PATH or postgres://…)",
+                    audit::db::mask_url(database_url)
+                )
+                .into(),
             )));
-        }
-        let in_memory = lower.contains(":memory:") || lower.contains("mode=memory");
-        let options = SqliteConnectOptions::from_str(database_url)?
-            .create_if_missing(true)
-            .foreign_keys(true)
-            .busy_timeout(BUSY_TIMEOUT)
-            .synchronous(SqliteSynchronous::Full);
-        let options = if in_memory {
-            options
-        } else {
-            options.journal_mode(SqliteJournalMode::Wal)
         };
-
-        let write = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(if in_memory { 1 } else { 0 })
-            .acquire_timeout(WRITE_ACQUIRE_TIMEOUT)
-            .idle_timeout(if in_memory {
-                None
-            } else {
-                Some(Duration::from_secs(600))
-            })
-            .max_lifetime(None)
-            .connect_with(options.clone())
-            .await?;
+        let in_memory = dialect == Dialect::Sqlite && audit::db::is_memory_url(database_url);
+        let write = audit::db::connect(
+            database_url,
+            PoolShape {
+                max: 1,
+                min: if in_memory { 1 } else { 0 },
+                acquire_timeout: WRITE_ACQUIRE_TIMEOUT,
+                idle_timeout: if in_memory {
+                    None
+                } else {
+                    Some(Duration::from_secs(600))
+                },
+                create: true,
+            },
+        )
+        .await?;
         // Other crates (policy) keep their own migrations in the same database: ignore
         // applied versions that are not ours.
-        let mut migrator = sqlx::migrate!("./migrations");
+        let mut migrator = match dialect {
+            Dialect::Sqlite => sqlx::migrate!("./migrations/sqlite"),
+            Dialect::Postgres => sqlx::migrate!("./migrations/postgres"),
+        };
         migrator.set_ignore_missing(true);
         migrator
             .run(&write)
@@ -420,16 +416,23 @@ impl Index {
         let read = if in_memory {
             write.clone()
         } else {
-            SqlitePoolOptions::new()
-                .max_connections(READ_CONNECTIONS)
-                .acquire_timeout(WRITE_ACQUIRE_TIMEOUT)
-                .connect_with(options)
-                .await?
+            audit::db::connect(
+                database_url,
+                PoolShape {
+                    max: READ_CONNECTIONS,
+                    min: 0,
+                    acquire_timeout: WRITE_ACQUIRE_TIMEOUT,
+                    idle_timeout: Some(Duration::from_secs(600)),
+                    create: true,
+                },
+            )
+            .await?
         };
-        let writer = writer::Writer::start(write.clone());
+        let writer = writer::Writer::start(write.clone(), dialect);
         Ok(Index {
             write,
             read,
+            dialect,
             writer,
             settings: std::sync::Arc::default(),
         })
@@ -444,13 +447,71 @@ impl Index {
     /// The single-connection pool all index writes go through. Other components that write to
     /// the same SQLite file (the policy store) should use it too, so that their writes queue
     /// in-process instead of contending for SQLite's lock.
-    pub fn write_pool(&self) -> &SqlitePool {
+    pub fn write_pool(&self) -> &AnyPool {
         &self.write
     }
 
     /// The pool for reads (several connections; the write pool for in-memory databases).
-    pub fn read_pool(&self) -> &SqlitePool {
+    pub fn read_pool(&self) -> &AnyPool {
         &self.read
+    }
+
+    /// Prometheus text of the database pools (appended to `/metrics`):
+    /// `vaultgate_db_pool_connections{dialect,pool,state}` (open connections, idle or in use, of
+    /// the `write` and `read` pools) and `vaultgate_db_pool_max_connections{dialect,pool}`.
+    pub fn pool_metrics(&self) -> String {
+        use prometheus::{Encoder, IntGaugeVec, Opts, Registry, TextEncoder};
+        let dialect = match self.dialect {
+            Dialect::Sqlite => "sqlite",
+            Dialect::Postgres => "postgres",
+        };
+        let registry = Registry::new();
+        let gauges = IntGaugeVec::new(
+            Opts::new(
+                "vaultgate_db_pool_connections",
+                "Open database connections per pool (write: the single writer; read) and state.",
+            ),
+            &["dialect", "pool", "state"],
+        )
+        .and_then(|open| {
+            let max = IntGaugeVec::new(
+                Opts::new(
+                    "vaultgate_db_pool_max_connections",
+                    "Most connections a database pool opens.",
+                ),
+                &["dialect", "pool"],
+            )?;
+            registry.register(Box::new(open.clone()))?;
+            registry.register(Box::new(max.clone()))?;
+            Ok((open, max))
+        });
+        let Ok((open, max)) = gauges else {
+            return String::new();
+        };
+        // in-memory SQLite: one pool serves both
+        let read = if self.read.options().get_max_connections() == 1 {
+            None
+        } else {
+            Some(&self.read)
+        };
+        for (name, pool) in [("write", Some(&self.write)), ("read", read)] {
+            let Some(pool) = pool else { continue };
+            let idle = i64::try_from(pool.num_idle()).unwrap_or(i64::MAX);
+            let size = i64::from(pool.size());
+            open.with_label_values(&[dialect, name, "idle"]).set(idle);
+            open.with_label_values(&[dialect, name, "in_use"])
+                .set((size - idle).max(0));
+            max.with_label_values(&[dialect, name])
+                .set(i64::from(pool.options().get_max_connections()));
+        }
+        let mut buf = Vec::new();
+        if TextEncoder::new()
+            .encode(&registry.gather(), &mut buf)
+            .is_err()
+        {
+            return String::new();
+        }
+        String::from_utf8_lossy(&buf).into_owned()
     }
 
     /// Counters of the group-commit writer (batches committed, writes they carried, largest batch).
@@ -466,11 +527,16 @@ impl Index {
         self.write.close().await;
     }
 
-    /// Starts a write transaction (`BEGIN IMMEDIATE` on the single writer connection).
+    /// The SQL dialect of the database.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Starts a write transaction on the single writer connection (`BEGIN IMMEDIATE` on SQLite).
     pub(crate) async fn begin_write(
         &self,
-    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, IndexError> {
-        Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, IndexError> {
+        Ok(self.write.begin_with(self.dialect.begin_write()).await?)
     }
 }
 

@@ -3,7 +3,7 @@
 //! replaced, not chosen at completion, or aborted go to the gc queue in the same transaction.
 
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
 use super::objects::{Tx, queue_garbage, require_bucket, write_version};
 use super::{
@@ -11,7 +11,7 @@ use super::{
     map_to_json, prefix_successor, to_i64, to_u32, to_u64,
 };
 
-fn upload_from_row(row: &SqliteRow) -> Result<UploadRecord, IndexError> {
+fn upload_from_row(row: &AnyRow) -> Result<UploadRecord, IndexError> {
     let headers: String = row.try_get("headers")?;
     let user_metadata: String = row.try_get("user_metadata")?;
     Ok(UploadRecord {
@@ -27,7 +27,7 @@ fn upload_from_row(row: &SqliteRow) -> Result<UploadRecord, IndexError> {
     })
 }
 
-fn part_from_row(bucket: &str, row: &SqliteRow) -> Result<PartRecord, IndexError> {
+fn part_from_row(bucket: &str, row: &AnyRow) -> Result<PartRecord, IndexError> {
     let checksums: String = row.try_get("checksums")?;
     Ok(PartRecord {
         bucket: bucket.to_string(),

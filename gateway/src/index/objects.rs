@@ -7,8 +7,9 @@
 
 use std::collections::HashSet;
 
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
+use audit::db::flag;
+use sqlx::any::AnyRow;
+use sqlx::{Any, AnyConnection, Row, Transaction};
 
 use super::writer::Job;
 use super::{
@@ -16,18 +17,18 @@ use super::{
     map_to_json, now_ms, to_i64, to_u32, to_u64,
 };
 
-pub(crate) type Tx = Transaction<'static, Sqlite>;
+pub(crate) type Tx = Transaction<'static, Any>;
 
 /// Fails with NotFound unless the bucket exists (inside a write transaction).
 pub(crate) async fn require_bucket(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     bucket: &str,
 ) -> Result<(), IndexError> {
     let row = sqlx::query("SELECT EXISTS (SELECT 1 FROM buckets WHERE name = $1) AS present")
         .bind(bucket)
         .fetch_one(&mut *conn)
         .await?;
-    if row.try_get::<bool, _>("present")? {
+    if flag(&row, "present")? {
         Ok(())
     } else {
         Err(IndexError::NotFound(bucket.to_string()))
@@ -39,14 +40,14 @@ pub(crate) async fn require_bucket(
 /// then promotes the newest remaining version). `Locked` if object lock protects it at `now_ms`
 /// (`bypass`: GOVERNANCE retention may be bypassed).
 pub(crate) async fn remove_version_row(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     bucket: &str,
     key: &str,
     version_id: &str,
     guard: Option<(i64, bool)>,
 ) -> Result<Option<Removed>, IndexError> {
     let row = sqlx::query(
-        "SELECT is_latest, delete_marker, lock_mode, lock_until_ms, legal_hold FROM objects \
+        "SELECT CAST(is_latest AS BIGINT) AS is_latest, CAST(delete_marker AS BIGINT) AS delete_marker, lock_mode, lock_until_ms, CAST(legal_hold AS BIGINT) AS legal_hold FROM objects \
          WHERE bucket = $1 AND object_key = $2 AND version_id = $3",
     )
     .bind(bucket)
@@ -65,8 +66,8 @@ pub(crate) async fn remove_version_row(
             )));
         }
     }
-    let was_latest: bool = row.try_get("is_latest")?;
-    let delete_marker: bool = row.try_get("delete_marker")?;
+    let was_latest: bool = flag(&row, "is_latest")?;
+    let delete_marker: bool = flag(&row, "delete_marker")?;
     let mut ids: Vec<String> = sqlx::query_scalar(
         "SELECT backend_id FROM object_streams \
          WHERE bucket = $1 AND object_key = $2 AND version_id = $3 ORDER BY seq",
@@ -104,7 +105,7 @@ pub(crate) struct Removed {
 
 /// Makes the newest remaining version of a key its latest (after the latest was removed).
 pub(crate) async fn promote_newest(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     bucket: &str,
     key: &str,
 ) -> Result<(), IndexError> {
@@ -119,7 +120,7 @@ pub(crate) async fn promote_newest(
     Ok(())
 }
 
-fn lock_from_row(row: &SqliteRow) -> Result<ObjectLock, IndexError> {
+fn lock_from_row(row: &AnyRow) -> Result<ObjectLock, IndexError> {
     let mode: Option<String> = row.try_get("lock_mode")?;
     let until: Option<i64> = row.try_get("lock_until_ms")?;
     let retention = match (mode, until) {
@@ -132,14 +133,14 @@ fn lock_from_row(row: &SqliteRow) -> Result<ObjectLock, IndexError> {
     };
     Ok(ObjectLock {
         retention,
-        legal_hold: row.try_get("legal_hold")?,
+        legal_hold: flag(row, "legal_hold")?,
     })
 }
 
 /// Inserts a version row and its streams as the latest version of its key (the previous latest
 /// stays as a noncurrent version; the caller removed a version with the same id first).
 pub(crate) async fn insert_object_row(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     rec: &ObjectRecord,
 ) -> Result<(), IndexError> {
     sqlx::query(
@@ -171,7 +172,7 @@ pub(crate) async fn insert_object_row(
     .bind(&rec.key)
     .bind(&rec.version_id)
     .bind(seq)
-    .bind(rec.delete_marker)
+    .bind(i64::from(rec.delete_marker))
     .bind(to_i64(rec.size, "object size")?)
     .bind(&rec.etag)
     .bind(rec.last_modified_ms)
@@ -183,7 +184,7 @@ pub(crate) async fn insert_object_row(
     .bind(rec.manifest_id.as_deref())
     .bind(mode)
     .bind(until)
-    .bind(rec.lock.legal_hold)
+    .bind(i64::from(rec.lock.legal_hold))
     .execute(&mut *conn)
     .await?;
     for (seq, s) in rec.streams.iter().enumerate() {
@@ -211,7 +212,7 @@ pub(crate) async fn insert_object_row(
 /// `null` version (refused with `Locked` while object lock protects that one at `now_ms`), any
 /// other id is added. Returns the backend ids of what was replaced (candidates for garbage).
 pub(crate) async fn write_version(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     rec: &ObjectRecord,
     now_ms: i64,
 ) -> Result<Vec<String>, IndexError> {
@@ -231,7 +232,7 @@ pub(crate) async fn write_version(
 
 /// Whether an object, a manifest or a part still references `id` (the gc queue not counted).
 pub(crate) async fn referenced_by_data(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: &str,
 ) -> Result<bool, IndexError> {
     let row = sqlx::query(
@@ -245,13 +246,13 @@ pub(crate) async fn referenced_by_data(
     .bind(id)
     .fetch_one(&mut *conn)
     .await?;
-    Ok(row.try_get("used")?)
+    Ok(flag(&row, "used")?)
 }
 
 /// Queues those of `candidates` that nothing references any more for garbage collection and
 /// returns them (deduplicated, in first-seen order).
 pub(crate) async fn queue_garbage(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     candidates: Vec<String>,
 ) -> Result<Vec<String>, IndexError> {
     let mut seen = HashSet::new();
@@ -274,7 +275,7 @@ pub(crate) async fn queue_garbage(
 fn object_from_rows(
     bucket: &str,
     key: &str,
-    rows: &[SqliteRow],
+    rows: &[AnyRow],
 ) -> Result<Option<ObjectRecord>, IndexError> {
     let Some(first) = rows.first() else {
         return Ok(None);
@@ -286,8 +287,8 @@ fn object_from_rows(
         bucket: bucket.to_string(),
         key: key.to_string(),
         version_id: first.try_get("version_id")?,
-        is_latest: first.try_get("is_latest")?,
-        delete_marker: first.try_get("delete_marker")?,
+        is_latest: flag(first, "is_latest")?,
+        delete_marker: flag(first, "delete_marker")?,
         lock: lock_from_row(first)?,
         size: to_u64(first.try_get("size")?, "object size")?,
         etag: first.try_get("etag")?,
@@ -327,8 +328,8 @@ fn object_from_rows(
 }
 
 /// The columns of a version row with its streams (`o` joined with `s`).
-const VERSION_SELECT: &str = "SELECT o.version_id, o.is_latest, o.delete_marker, o.lock_mode, \
-        o.lock_until_ms, o.legal_hold, o.size, o.etag, o.last_modified_ms, o.headers, \
+const VERSION_SELECT: &str = "SELECT o.version_id, CAST(o.is_latest AS BIGINT) AS is_latest, CAST(o.delete_marker AS BIGINT) AS delete_marker, o.lock_mode, \
+        o.lock_until_ms, CAST(o.legal_hold AS BIGINT) AS legal_hold, o.size, o.etag, o.last_modified_ms, o.headers, \
         o.user_metadata, o.checksums, o.data_key_id, o.key_version, o.manifest_id, \
         s.part_number, s.backend_id, s.header, s.plaintext_len, s.md5_hex \
      FROM objects o \
@@ -456,7 +457,7 @@ impl Index {
         let row = match version_id {
             Some(v) => {
                 sqlx::query(
-                    "SELECT version_id, delete_marker, lock_mode, lock_until_ms, legal_hold, \
+                    "SELECT version_id, CAST(delete_marker AS BIGINT) AS delete_marker, lock_mode, lock_until_ms, CAST(legal_hold AS BIGINT) AS legal_hold, \
                         lock_record_id FROM objects \
                  WHERE bucket = $1 AND object_key = $2 AND version_id = $3",
                 )
@@ -468,7 +469,7 @@ impl Index {
             }
             None => {
                 sqlx::query(
-                    "SELECT version_id, delete_marker, lock_mode, lock_until_ms, legal_hold, \
+                    "SELECT version_id, CAST(delete_marker AS BIGINT) AS delete_marker, lock_mode, lock_until_ms, CAST(legal_hold AS BIGINT) AS legal_hold, \
                         lock_record_id FROM objects \
                  WHERE bucket = $1 AND object_key = $2 AND is_latest = 1",
                 )
@@ -481,7 +482,7 @@ impl Index {
         let Some(row) = row else {
             return Err(IndexError::NoSuchVersion(format!("{bucket}/{key}")));
         };
-        if row.try_get::<bool, _>("delete_marker")? {
+        if flag(&row, "delete_marker")? {
             return Err(IndexError::NoSuchVersion(format!(
                 "{bucket}/{key} is a delete marker"
             )));
@@ -505,7 +506,7 @@ impl Index {
         .bind(&vid)
         .bind(mode)
         .bind(until)
-        .bind(lock.legal_hold)
+        .bind(i64::from(lock.legal_hold))
         .bind(record_id)
         .execute(&mut *tx)
         .await?;
@@ -543,7 +544,7 @@ pub fn check_lock_change(
 
 /// The statements of `Index::put_object`, inside the writer's transaction.
 pub(crate) async fn put_object_in(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     rec: &ObjectRecord,
 ) -> Result<Vec<String>, IndexError> {
     require_bucket(conn, &rec.bucket).await?;
@@ -553,7 +554,7 @@ pub(crate) async fn put_object_in(
 
 /// The statements of `Index::delete_version`, inside the writer's transaction.
 pub(crate) async fn delete_version_in(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     bucket: &str,
     key: &str,
     version_id: &str,

@@ -29,10 +29,10 @@ impl Index {
 
     /// A settings value; None when unset or when the table was never created.
     pub async fn get_setting(&self, name: &str) -> Result<Option<String>, IndexError> {
-        let exists =
-            sqlx::query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'settings'")
-                .fetch_optional(&self.read)
-                .await?;
+        let exists = sqlx::query(self.dialect.table_exists())
+            .bind("settings")
+            .fetch_optional(&self.read)
+            .await?;
         if exists.is_none() {
             return Ok(None);
         }

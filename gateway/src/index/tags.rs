@@ -3,6 +3,7 @@
 //! `tag_record_id`), and per-bucket configuration documents (`bucket_settings`: bucket tags,
 //! lifecycle rules, CORS rules), stored as JSON of the gateway's own types.
 
+use audit::db::flag;
 use sqlx::Row;
 
 use super::objects::queue_garbage;
@@ -37,7 +38,7 @@ impl Index {
     ) -> Result<Vec<String>, IndexError> {
         let mut tx = self.begin_write().await?;
         let row = sqlx::query(
-            "SELECT delete_marker, headers, tag_record_id FROM objects \
+            "SELECT CAST(delete_marker AS BIGINT) AS delete_marker, headers, tag_record_id FROM objects \
              WHERE bucket = $1 AND object_key = $2 AND version_id = $3",
         )
         .bind(bucket)
@@ -48,7 +49,7 @@ impl Index {
         let Some(row) = row else {
             return Err(IndexError::NoSuchVersion(format!("{bucket}/{key}")));
         };
-        if row.try_get::<bool, _>("delete_marker")? {
+        if flag(&row, "delete_marker")? {
             return Err(IndexError::NoSuchVersion(format!(
                 "{bucket}/{key} is a delete marker"
             )));

@@ -3,6 +3,7 @@
 //! with delimiter grouping into common prefixes and paging by key marker and version-id marker.
 //! A common prefix costs one query to seek past its run.
 
+use audit::db::flag;
 use sqlx::Row;
 
 use super::{Index, IndexError, prefix_successor, to_u64};
@@ -95,7 +96,7 @@ impl Index {
         loop {
             let op = if lower.1 { ">=" } else { ">" };
             let sql = format!(
-                "SELECT object_key, version_id, seq, is_latest, delete_marker, size, etag, \
+                "SELECT object_key, version_id, seq, CAST(is_latest AS BIGINT) AS is_latest, CAST(delete_marker AS BIGINT) AS delete_marker, size, etag, \
                         last_modified_ms FROM objects \
                  WHERE bucket = $1 AND object_key {op} $2 {} \
                  ORDER BY object_key, seq DESC LIMIT {BATCH}",
@@ -154,8 +155,8 @@ impl Index {
                 page.versions.push(VersionEntry {
                     key: key.clone(),
                     version_id: version_id.clone(),
-                    is_latest: row.try_get("is_latest")?,
-                    delete_marker: row.try_get("delete_marker")?,
+                    is_latest: flag(row, "is_latest")?,
+                    delete_marker: flag(row, "delete_marker")?,
                     size: to_u64(row.try_get("size")?, "object size")?,
                     etag: row.try_get("etag")?,
                     last_modified_ms: row.try_get("last_modified_ms")?,

@@ -29,7 +29,8 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use sqlx::{SqliteConnection, SqlitePool};
+use audit::db::Dialect;
+use sqlx::{AnyConnection, AnyPool};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::gc::gc_done_in;
@@ -89,7 +90,7 @@ impl Applied {
 
 impl Job {
     /// Runs the job's statements in the open transaction (inside its savepoint).
-    async fn apply(self, conn: &mut SqliteConnection) -> Applied {
+    async fn apply(self, conn: &mut AnyConnection) -> Applied {
         match self {
             Job::PutObject { rec, reply } => Applied::new(reply, put_object_in(conn, &rec).await),
             Job::DeleteVersion {
@@ -155,11 +156,11 @@ pub(crate) struct Writer {
 
 impl Writer {
     /// Spawns the writer task on the current tokio runtime, writing through `pool`.
-    pub(crate) fn start(pool: SqlitePool) -> Writer {
+    pub(crate) fn start(pool: AnyPool, dialect: Dialect) -> Writer {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let (alive, stopped) = watch::channel(());
         let counters = Arc::new(Counters::default());
-        tokio::spawn(run(pool, rx, alive, Arc::clone(&counters)));
+        tokio::spawn(run(pool, dialect, rx, alive, Arc::clone(&counters)));
         Writer {
             tx,
             stopped,
@@ -204,7 +205,8 @@ impl Writer {
 }
 
 async fn run(
-    pool: SqlitePool,
+    pool: AnyPool,
+    dialect: Dialect,
     mut rx: mpsc::Receiver<Message>,
     _alive: watch::Sender<()>,
     counters: Arc<Counters>,
@@ -225,7 +227,7 @@ async fn run(
         }
         let n = jobs.len() as u64;
         let mut applied = Vec::with_capacity(jobs.len());
-        match commit_batch(&pool, &mut jobs, &mut applied).await {
+        match commit_batch(&pool, dialect, &mut jobs, &mut applied).await {
             Ok(()) => {
                 counters.batches.fetch_add(1, Ordering::Relaxed);
                 counters.jobs.fetch_add(n, Ordering::Relaxed);
@@ -258,12 +260,15 @@ async fn run(
 /// on that connection fails ("non-zero transaction depth") — the single write connection would
 /// be unusable for good.
 async fn commit_batch(
-    pool: &SqlitePool,
+    pool: &AnyPool,
+    dialect: Dialect,
     jobs: &mut VecDeque<Job>,
     applied: &mut Vec<Applied>,
 ) -> Result<(), sqlx::Error> {
     let mut conn = pool.acquire().await?;
-    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+    sqlx::query(dialect.begin_write())
+        .execute(&mut *conn)
+        .await?;
     let result = apply_and_commit(&mut conn, jobs, applied).await;
     if result.is_err()
         && let Err(e) = sqlx::query("ROLLBACK").execute(&mut *conn).await
@@ -277,7 +282,7 @@ async fn commit_batch(
 }
 
 async fn apply_and_commit(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     jobs: &mut VecDeque<Job>,
     applied: &mut Vec<Applied>,
 ) -> Result<(), sqlx::Error> {

@@ -234,7 +234,8 @@ async fn usage(index: &Index) -> Result<(BTreeMap<String, (u64, u64)>, BTreeMap<
     let db = |e: sqlx::Error| Error::Unavailable(format!("index: {e}"));
     let mut per_key = BTreeMap::new();
     for r in sqlx::query(
-        "SELECT data_key_id, COUNT(*) AS n, COALESCE(SUM(size), 0) AS bytes FROM objects GROUP BY data_key_id",
+        "SELECT data_key_id, COUNT(*) AS n, CAST(COALESCE(SUM(size), 0) AS BIGINT) AS bytes \
+         FROM objects GROUP BY data_key_id",
     )
     .fetch_all(index.read_pool())
     .await

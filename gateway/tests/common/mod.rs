@@ -41,6 +41,9 @@ impl TestGateway {
 pub fn config(dir: &std::path::Path) -> Config {
     Config {
         data_dir: dir.join("data"),
+        // PostgreSQL when VAULTGATE_TEST_DATABASE_URL is set: a fresh database per data dir
+        // (the same one when a test restarts its gateway on the same dir)
+        database_url: audit::db::test_database_url_for(&dir.display().to_string()),
         s3_addr: "127.0.0.1:0".into(),
         admin_addr: "127.0.0.1:0".into(),
         access_key: Some(AK.into()),
@@ -50,6 +53,22 @@ pub fn config(dir: &std::path::Path) -> Config {
         rate_s3_reads_per_min: 0,
         rate_s3_writes_per_min: 0,
         ..Default::default()
+    }
+}
+
+/// Loses the index of a stopped gateway with config `cfg`: deletes the SQLite file (and its WAL),
+/// or empties the PostgreSQL database the tests gave it.
+pub fn remove_index(cfg: &Config) {
+    match &cfg.database_url {
+        Some(url) if url.starts_with("postgres") => audit::db::test_database_wipe(url),
+        _ => {
+            for suffix in ["", "-wal", "-shm"] {
+                let p = cfg.data_dir.join(format!("index.db{suffix}"));
+                if p.exists() {
+                    std::fs::remove_file(&p).expect("remove index file");
+                }
+            }
+        }
     }
 }
 

@@ -16,18 +16,18 @@ pub async fn verify_database(
     trusted: Option<&PublicKey>,
 ) -> AuditResult<VerifyReport> {
     let pool = crate::open_pool(database_url, false).await?;
-    let exists: Option<String> = sqlx::query_scalar(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'audit_events'",
-    )
-    .fetch_optional(&pool)
-    .await?;
+    let exists: Option<String> = sqlx::query_scalar(crate::db::Dialect::of(&pool).table_exists())
+        .bind("audit_events")
+        .fetch_optional(&pool)
+        .await?;
     if exists.is_none() {
         pool.close().await;
         return Err(AuditError::Config(format!(
-            "{database_url} holds no audit ledger (table audit_events missing)"
+            "{} holds no audit ledger (table audit_events missing)",
+            crate::db::mask_url(database_url)
         )));
     }
-    let report = verify_pool(&pool, database_url, trusted).await;
+    let report = verify_pool(&pool, &crate::db::mask_url(database_url), trusted).await;
     pool.close().await;
     report
 }

@@ -3,8 +3,8 @@
 //! requests append at once), reads and queries, and the pool and migrations it runs on.
 
 use hmac::{KeyInit, Mac};
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteRow};
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::any::AnyRow;
+use sqlx::{AnyPool, Row};
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -14,6 +14,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
+use crate::db::{Dialect, PoolShape, Sql};
 use crate::error::{AuditError, AuditResult};
 use crate::event::{AuditEvent, EventKind, GENESIS_HASH, Outcome, StoredEvent};
 use crate::mirror::Mirror;
@@ -300,8 +301,8 @@ enum Job {
 }
 
 struct Inner {
-    pool: SqlitePool,
-    read_pool: SqlitePool,
+    pool: AnyPool,
+    read_pool: AnyPool,
     tx: mpsc::Sender<Job>,
     source_mode: SourceMode,
     source_secret: Option<SourceSecret>,
@@ -328,36 +329,39 @@ impl fmt::Debug for Ledger {
 /// Applies this crate's migrations (`policy/audit/migrations`, version 30000000000001) to `pool`,
 /// ignoring the gateway's and the policy store's migrations recorded in the same
 /// `_sqlx_migrations` table.
-pub async fn migrate(pool: &SqlitePool) -> AuditResult<()> {
-    let mut migrator = sqlx::migrate!("./migrations");
+pub async fn migrate(pool: &AnyPool) -> AuditResult<()> {
+    let mut migrator = match Dialect::of(pool) {
+        Dialect::Sqlite => sqlx::migrate!("./migrations/sqlite"),
+        Dialect::Postgres => sqlx::migrate!("./migrations/postgres"),
+    };
     migrator.set_ignore_missing(true);
     migrator.run(pool).await?;
     Ok(())
 }
 
-/// Opens a pool on `database_url` (`sqlite://PATH`) like the gateway's index does (WAL,
-/// synchronous FULL, 30 s busy timeout). With `create` false the file must exist and its
-/// journal mode is left as it is (verification only reads).
-pub async fn open_pool(database_url: &str, create: bool) -> AuditResult<SqlitePool> {
-    let mut options = SqliteConnectOptions::from_str(database_url)?
-        .create_if_missing(create)
-        .synchronous(sqlx::sqlite::SqliteSynchronous::Full)
-        .busy_timeout(Duration::from_secs(30));
-    let lower = database_url.to_ascii_lowercase();
-    if create && !lower.contains(":memory:") && !lower.contains("mode=memory") {
-        options = options.journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
-    }
-    Ok(SqlitePoolOptions::new()
-        .max_connections(4)
-        .connect_with(options)
-        .await?)
+/// Opens a pool on `database_url` (`sqlite://PATH` or `postgres://…`) like the gateway's index
+/// does (SQLite: WAL, synchronous FULL, 30 s busy timeout; see [`crate::db::connect`]). With
+/// `create` false a SQLite file must exist and its journal mode is left as it is
+/// (verification only reads).
+pub async fn open_pool(database_url: &str, create: bool) -> AuditResult<AnyPool> {
+    Ok(crate::db::connect(
+        database_url,
+        PoolShape {
+            max: 4,
+            min: 0,
+            acquire_timeout: Duration::from_secs(30),
+            idle_timeout: Some(Duration::from_secs(600)),
+            create,
+        },
+    )
+    .await?)
 }
 
 impl Ledger {
     /// Opens the ledger on the gateway's pool: runs the audit migrations, opens the mirror
     /// (catching it up with the database) and starts the writer task (must be called inside a
     /// tokio runtime). Queries and verification use the same pool; see [`Ledger::open_with_reader`].
-    pub async fn open(pool: SqlitePool, cfg: LedgerConfig) -> AuditResult<Ledger> {
+    pub async fn open(pool: AnyPool, cfg: LedgerConfig) -> AuditResult<Ledger> {
         Ledger::open_with_reader(pool.clone(), pool, cfg).await
     }
 
@@ -365,8 +369,8 @@ impl Ledger {
     /// that a long walk never holds the connection appends need (pass the gateway's write pool
     /// and read pool of the same database).
     pub async fn open_with_reader(
-        pool: SqlitePool,
-        read_pool: SqlitePool,
+        pool: AnyPool,
+        read_pool: AnyPool,
         cfg: LedgerConfig,
     ) -> AuditResult<Ledger> {
         if cfg.source_mode == SourceMode::Hash && cfg.source_secret.is_none() {
@@ -493,12 +497,12 @@ impl Ledger {
     }
 
     /// The database pool the ledger writes to.
-    pub fn pool(&self) -> &SqlitePool {
+    pub fn pool(&self) -> &AnyPool {
         &self.inner.pool
     }
 
     /// The pool used for queries, verification and exports.
-    pub fn read_pool(&self) -> &SqlitePool {
+    pub fn read_pool(&self) -> &AnyPool {
         &self.inner.read_pool
     }
 
@@ -523,10 +527,12 @@ impl Ledger {
     /// One event by sequence number (`GET /admin/v1/audit/{id}`).
     pub async fn get(&self, seq: i64) -> AuditResult<Option<StoredEvent>> {
         self.sync().await;
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM audit_events WHERE seq = ?"))
-            .bind(seq)
-            .fetch_optional(&self.inner.read_pool)
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM audit_events WHERE seq = $1"
+        ))
+        .bind(seq)
+        .fetch_optional(&self.inner.read_pool)
+        .await?;
         row.as_ref().map(row_to_event).transpose()
     }
 
@@ -542,10 +548,10 @@ impl Ledger {
             }
             n => n,
         };
-        let mut qb = QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM audit_events"));
+        let mut qb = Sql::new(format!("SELECT {COLUMNS} FROM audit_events"));
         push_filter(&mut qb, &q.filter, q.before_seq);
         qb.push(" ORDER BY seq DESC LIMIT ");
-        qb.push_bind(i64::from(limit) + 1);
+        qb.bind(i64::from(limit) + 1);
         let rows = qb.build().fetch_all(&self.inner.read_pool).await?;
         let mut events = rows
             .iter()
@@ -568,26 +574,26 @@ impl Ledger {
 /// Every event matching `filter`, oldest first, at most `max + 1` (so the caller can tell that
 /// there were more than `max`).
 pub(crate) async fn select_ascending(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut sqlx::AnyConnection,
     filter: &AuditFilter,
     max: usize,
 ) -> AuditResult<Vec<StoredEvent>> {
-    let mut qb = QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM audit_events"));
+    let mut qb = Sql::new(format!("SELECT {COLUMNS} FROM audit_events"));
     push_filter(&mut qb, filter, None);
     qb.push(" ORDER BY seq ASC LIMIT ");
-    qb.push_bind(i64::try_from(max).unwrap_or(i64::MAX).saturating_add(1));
+    qb.bind(i64::try_from(max).unwrap_or(i64::MAX).saturating_add(1));
     let rows = qb.build().fetch_all(&mut *conn).await?;
     rows.iter().map(row_to_event).collect()
 }
 
 /// Events with `from <= seq <= to`, oldest first.
 pub(crate) async fn select_range(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut sqlx::AnyConnection,
     from: i64,
     to: i64,
 ) -> AuditResult<Vec<StoredEvent>> {
     let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM audit_events WHERE seq >= ? AND seq <= ? ORDER BY seq ASC"
+        "SELECT {COLUMNS} FROM audit_events WHERE seq >= $1 AND seq <= $2 ORDER BY seq ASC"
     ))
     .bind(from)
     .bind(to)
@@ -600,50 +606,50 @@ pub(crate) const COLUMNS: &str = "seq, time_ms, request_id, kind, principal, ten
      bucket, object_key, outcome, status, error_code, bytes_in, bytes_out, key_version, source, \
      duration_us, prev_hash, hash";
 
-fn push_filter(qb: &mut QueryBuilder<'_, Sqlite>, f: &AuditFilter, before_seq: Option<i64>) {
+fn push_filter(qb: &mut Sql, f: &AuditFilter, before_seq: Option<i64>) {
     qb.push(" WHERE 1 = 1");
     if let Some(v) = f.from_ms {
-        qb.push(" AND time_ms >= ").push_bind(v);
+        qb.push(" AND time_ms >= ").bind(v);
     }
     if let Some(v) = f.to_ms {
-        qb.push(" AND time_ms < ").push_bind(v);
+        qb.push(" AND time_ms < ").bind(v);
     }
     if let Some(v) = &f.principal {
-        qb.push(" AND principal = ").push_bind(v.clone());
+        qb.push(" AND principal = ").bind(v.clone());
     }
     if let Some(v) = &f.tenant {
-        qb.push(" AND tenant = ").push_bind(v.clone());
+        qb.push(" AND tenant = ").bind(v.clone());
     }
     if let Some(v) = &f.action {
-        qb.push(" AND action = ").push_bind(v.clone());
+        qb.push(" AND action = ").bind(v.clone());
     }
     if let Some(v) = &f.bucket {
-        qb.push(" AND bucket = ").push_bind(v.clone());
+        qb.push(" AND bucket = ").bind(v.clone());
     }
     if let Some(v) = &f.key_prefix {
         qb.push(" AND substr(object_key, 1, length(")
-            .push_bind(v.clone())
+            .bind(v.clone())
             .push(")) = ")
-            .push_bind(v.clone());
+            .bind(v.clone());
     }
     if let Some(v) = f.outcome {
-        qb.push(" AND outcome = ").push_bind(v.as_str());
+        qb.push(" AND outcome = ").bind(v.as_str());
     }
     if let Some(v) = f.kind {
-        qb.push(" AND kind = ").push_bind(v.as_str());
+        qb.push(" AND kind = ").bind(v.as_str());
     }
     if let Some(v) = &f.request_id {
-        qb.push(" AND request_id = ").push_bind(v.clone());
+        qb.push(" AND request_id = ").bind(v.clone());
     }
     if let Some(v) = f.status {
-        qb.push(" AND status = ").push_bind(i64::from(v));
+        qb.push(" AND status = ").bind(i64::from(v));
     }
     if let Some(v) = before_seq {
-        qb.push(" AND seq < ").push_bind(v);
+        qb.push(" AND seq < ").bind(v);
     }
 }
 
-pub(crate) fn row_to_event(r: &SqliteRow) -> AuditResult<StoredEvent> {
+pub(crate) fn row_to_event(r: &AnyRow) -> AuditResult<StoredEvent> {
     let seq: i64 = r.try_get("seq")?;
     let corrupt = |what: &str| AuditError::Corrupt(format!("event {seq}: bad {what}"));
     let kind: String = r.try_get("kind")?;
@@ -677,7 +683,7 @@ pub(crate) fn row_to_event(r: &SqliteRow) -> AuditResult<StoredEvent> {
 }
 
 async fn run_writer(
-    pool: SqlitePool,
+    pool: AnyPool,
     mut rx: mpsc::Receiver<Job>,
     mut mirror: Option<Mirror>,
     stats: Arc<AuditStats>,
@@ -751,14 +757,14 @@ async fn run_writer(
 }
 
 /// Reads the head inside the write transaction and checks it against the last row.
-pub(crate) async fn locked_head(conn: &mut sqlx::SqliteConnection) -> AuditResult<Head> {
+pub(crate) async fn locked_head(conn: &mut sqlx::AnyConnection) -> AuditResult<Head> {
     let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
         .fetch_optional(&mut *conn)
         .await?;
     let last = sqlx::query("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
         .fetch_optional(&mut *conn)
         .await?;
-    let pair = |r: &SqliteRow| -> AuditResult<Head> {
+    let pair = |r: &AnyRow| -> AuditResult<Head> {
         Ok(Head {
             seq: r.try_get("seq")?,
             hash: r.try_get("hash")?,
@@ -804,8 +810,8 @@ pub(crate) async fn locked_head(conn: &mut sqlx::SqliteConnection) -> AuditResul
     }
 }
 
-async fn commit_batch(pool: &SqlitePool, events: Vec<AuditEvent>) -> AuditResult<Vec<StoredEvent>> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+async fn commit_batch(pool: &AnyPool, events: Vec<AuditEvent>) -> AuditResult<Vec<StoredEvent>> {
+    let mut tx = pool.begin_with(Dialect::of(pool).begin_write()).await?;
     let head = locked_head(&mut tx).await?;
     let (mut seq, mut prev) = (head.seq, head.hash);
     let mut out = Vec::with_capacity(events.len());
@@ -818,7 +824,7 @@ async fn commit_batch(pool: &SqlitePool, events: Vec<AuditEvent>) -> AuditResult
         out.push(s);
     }
     sqlx::query(
-        "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?, ?) \
+        "INSERT INTO audit_head (id, seq, hash) VALUES (1, $1, $2) \
          ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
     )
     .bind(seq)
@@ -829,12 +835,12 @@ async fn commit_batch(pool: &SqlitePool, events: Vec<AuditEvent>) -> AuditResult
     Ok(out)
 }
 
-async fn insert_event(conn: &mut sqlx::SqliteConnection, s: &StoredEvent) -> AuditResult<()> {
+async fn insert_event(conn: &mut sqlx::AnyConnection, s: &StoredEvent) -> AuditResult<()> {
     sqlx::query(
         "INSERT INTO audit_events (seq, time_ms, request_id, kind, principal, tenant, action, \
          bucket, object_key, outcome, status, error_code, bytes_in, bytes_out, key_version, \
          source, duration_us, prev_hash, hash) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
     )
     .bind(s.seq)
     .bind(s.time_ms)

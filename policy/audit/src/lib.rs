@@ -11,6 +11,7 @@
 //! [`evidence`] (bundles and the Ed25519 evidence key).
 
 pub mod cli;
+pub mod db;
 mod error;
 mod event;
 pub mod evidence;

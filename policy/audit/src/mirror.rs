@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use sqlx::sqlite::SqlitePool;
+use sqlx::AnyPool;
 use tokio::fs::{File, OpenOptions};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
@@ -82,13 +82,13 @@ impl Mirror {
     /// (all remaining ones when `None`).
     pub(crate) async fn catch_up(
         &mut self,
-        pool: &SqlitePool,
+        pool: &AnyPool,
         before: Option<i64>,
     ) -> AuditResult<()> {
         let from = self.last_seq;
         loop {
             let rows = sqlx::query(&format!(
-                "SELECT {COLUMNS} FROM audit_events WHERE seq > ? AND seq < ? ORDER BY seq ASC LIMIT ?"
+                "SELECT {COLUMNS} FROM audit_events WHERE seq > $1 AND seq < $2 ORDER BY seq ASC LIMIT $3"
             ))
             .bind(self.last_seq)
             .bind(before.unwrap_or(i64::MAX))
@@ -114,7 +114,7 @@ impl Mirror {
     /// Appends a committed batch, first filling any gap left by an earlier failed write.
     pub(crate) async fn append(
         &mut self,
-        pool: &SqlitePool,
+        pool: &AnyPool,
         events: &[StoredEvent],
     ) -> AuditResult<()> {
         if let Some(first) = events.first()

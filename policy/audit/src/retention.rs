@@ -5,7 +5,7 @@
 //! `vaultgate-audit-checkpoint-v1|<seq>|<hash>|<pruned_before_ms>|<pruned_count>|<created_ms>`.
 
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
 use crate::error::{AuditError, AuditResult};
 use crate::evidence::{EvidenceKey, PublicKey};
@@ -68,7 +68,7 @@ impl Checkpoint {
         }
     }
 
-    pub(crate) fn from_row(r: &SqliteRow) -> AuditResult<Checkpoint> {
+    pub(crate) fn from_row(r: &AnyRow) -> AuditResult<Checkpoint> {
         Ok(Checkpoint {
             seq: r.try_get("seq")?,
             hash: r.try_get("hash")?,
@@ -92,7 +92,7 @@ pub struct PruneReport {
 
 /// The newest checkpoint, if any.
 pub(crate) async fn latest_checkpoint(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut sqlx::AnyConnection,
 ) -> AuditResult<Option<Checkpoint>> {
     let row = sqlx::query(
         "SELECT seq, hash, pruned_before_ms, pruned_count, created_ms, public_key, signature \
@@ -126,10 +126,13 @@ impl Ledger {
                 "refusing to prune a ledger that does not verify: {issue}"
             )));
         }
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self
+            .pool()
+            .begin_with(crate::db::Dialect::of(self.pool()).begin_write())
+            .await?;
         let head = locked_head(&mut tx).await?;
         let first_kept: Option<i64> =
-            sqlx::query_scalar("SELECT MIN(seq) FROM audit_events WHERE time_ms >= ?")
+            sqlx::query_scalar("SELECT MIN(seq) FROM audit_events WHERE time_ms >= $1")
                 .bind(cutoff_ms)
                 .fetch_one(&mut *tx)
                 .await?;
@@ -149,12 +152,12 @@ impl Ledger {
                 checkpoint: None,
             });
         }
-        let hash: String = sqlx::query_scalar("SELECT hash FROM audit_events WHERE seq = ?")
+        let hash: String = sqlx::query_scalar("SELECT hash FROM audit_events WHERE seq = $1")
             .bind(last_pruned)
             .fetch_optional(&mut *tx)
             .await?
             .ok_or_else(|| AuditError::Corrupt(format!("event {last_pruned} is missing")))?;
-        let deleted = sqlx::query("DELETE FROM audit_events WHERE seq <= ?")
+        let deleted = sqlx::query("DELETE FROM audit_events WHERE seq <= $1")
             .bind(last_pruned)
             .execute(&mut *tx)
             .await?
@@ -171,7 +174,7 @@ impl Ledger {
         .signed(key);
         sqlx::query(
             "INSERT INTO audit_checkpoints (seq, hash, pruned_before_ms, pruned_count, \
-             created_ms, public_key, signature) VALUES (?, ?, ?, ?, ?, ?, ?)",
+             created_ms, public_key, signature) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(cp.seq)
         .bind(&cp.hash)

@@ -6,9 +6,9 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 
+use sqlx::AnyConnection;
+use sqlx::AnyPool;
 use sqlx::Row;
-use sqlx::SqliteConnection;
-use sqlx::sqlite::SqlitePool;
 
 use crate::error::AuditResult;
 use crate::event::{GENESIS_HASH, StoredEvent};
@@ -382,13 +382,15 @@ pub(crate) fn verify_lines(
 /// Verifies the ledger tables in `pool`. `trusted`: the evidence public key checkpoints must be
 /// signed with (otherwise the key recorded in the checkpoint is used and reported as unpinned).
 pub async fn verify_pool(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     source: &str,
     trusted: Option<&PublicKey>,
 ) -> AuditResult<VerifyReport> {
     // One read transaction: the walk and the head check see the same snapshot even while
     // appends continue.
-    let mut conn = pool.begin().await?;
+    let mut conn = pool
+        .begin_with(crate::db::Dialect::of(pool).begin_snapshot())
+        .await?;
     let cp = latest_checkpoint(&mut conn).await?;
     let (anchor, mut w, bad_checkpoint) = anchor_of(cp.as_ref(), trusted);
     let issue = match bad_checkpoint {
@@ -431,13 +433,13 @@ fn anchor_of(
 /// The first break after the anchor: an event the checkpoint says was pruned, then the chain
 /// walked event by event, then the recorded head against the last event.
 async fn first_issue(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     cp: Option<&Checkpoint>,
     w: &mut Walker,
 ) -> AuditResult<Option<Issue>> {
     if let Some(c) = cp {
         let stale: Option<i64> =
-            sqlx::query_scalar("SELECT MAX(seq) FROM audit_events WHERE seq <= ?")
+            sqlx::query_scalar("SELECT MAX(seq) FROM audit_events WHERE seq <= $1")
                 .bind(c.seq)
                 .fetch_one(&mut *conn)
                 .await?;
@@ -460,11 +462,11 @@ async fn first_issue(
 
 /// Walks the events after the anchor in pages; the first that does not continue the chain is
 /// classified (a broken link is matched against the event whose hash it names).
-async fn walk_events(conn: &mut SqliteConnection, w: &mut Walker) -> AuditResult<Option<Issue>> {
+async fn walk_events(conn: &mut AnyConnection, w: &mut Walker) -> AuditResult<Option<Issue>> {
     let mut after = w.prev_seq;
     loop {
         let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM audit_events WHERE seq > ? ORDER BY seq ASC LIMIT ?"
+            "SELECT {COLUMNS} FROM audit_events WHERE seq > $1 ORDER BY seq ASC LIMIT $2"
         ))
         .bind(after)
         .bind(PAGE)
@@ -488,7 +490,7 @@ async fn walk_events(conn: &mut SqliteConnection, w: &mut Walker) -> AuditResult
             if let Err(b) = w.step(&e) {
                 let owner: Option<i64> = if matches!(b, Break::Link) {
                     sqlx::query_scalar(
-                        "SELECT seq FROM audit_events WHERE hash = ? AND seq <> ? ORDER BY seq LIMIT 1",
+                        "SELECT seq FROM audit_events WHERE hash = $1 AND seq <> $2 ORDER BY seq LIMIT 1",
                     )
                     .bind(&e.prev_hash)
                     .bind(e.seq)
@@ -505,7 +507,7 @@ async fn walk_events(conn: &mut SqliteConnection, w: &mut Walker) -> AuditResult
 
 /// The recorded head must be the last event walked (detects deletions at the end and events
 /// appended outside the ledger).
-async fn head_issue(conn: &mut SqliteConnection, w: &Walker) -> AuditResult<Option<Issue>> {
+async fn head_issue(conn: &mut AnyConnection, w: &Walker) -> AuditResult<Option<Issue>> {
     let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
         .fetch_optional(&mut *conn)
         .await?;

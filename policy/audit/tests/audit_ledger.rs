@@ -55,7 +55,8 @@ fn event(i: u64) -> AuditEvent {
 
 async fn fixture_with(cfg: impl FnOnce(&Path) -> LedgerConfig) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}/index.db", dir.path().display());
+    let url = audit::db::test_database_url()
+        .unwrap_or_else(|| format!("sqlite://{}/index.db", dir.path().display()));
     let pool = open_pool(&url, true).await.unwrap();
     let ledger = Ledger::open(pool, cfg(dir.path())).await.unwrap();
     Fixture {
@@ -81,6 +82,14 @@ async fn fixture(n: u64) -> Fixture {
 
 async fn exec(f: &Fixture, sql: &str) {
     sqlx::query(sql).execute(f.ledger.pool()).await.unwrap();
+}
+
+/// A trigger that makes every insert into `audit_events` fail (`on`), or its removal.
+async fn refuse_inserts(f: &Fixture, on: bool) {
+    let dialect = audit::db::Dialect::of(f.ledger.pool());
+    for sql in audit::db::test_refuse_inserts(dialect, "audit_events", "refuse", on) {
+        exec(f, &sql).await;
+    }
 }
 
 async fn db_issue(f: &Fixture) -> (i64, IssueKind, String) {
@@ -410,7 +419,7 @@ async fn db_edited_and_rehashed_event_is_pinpointed() {
     let mut e = f.ledger.get(12).await.unwrap().unwrap();
     e.status = 500;
     let new_hash = e.computed_hash();
-    sqlx::query("UPDATE audit_events SET status = 500, hash = ? WHERE seq = 12")
+    sqlx::query("UPDATE audit_events SET status = 500, hash = $1 WHERE seq = 12")
         .bind(&new_hash)
         .execute(f.ledger.pool())
         .await
@@ -462,7 +471,7 @@ async fn db_inserted_event_is_pinpointed() {
     sqlx::query(
         "INSERT INTO audit_events SELECT 10, time_ms, 'forged', kind, principal, tenant, action, \
          bucket, object_key, outcome, status, error_code, bytes_in, bytes_out, key_version, source, \
-         duration_us, ?, ? FROM audit_events WHERE seq = 11",
+         duration_us, $1, $2 FROM audit_events WHERE seq = 11",
     )
     .bind(&forged.prev_hash)
     .bind(&forged.hash)
@@ -482,7 +491,7 @@ async fn db_inserted_event_is_pinpointed() {
     sqlx::query(
         "INSERT INTO audit_events SELECT 6, time_ms, request_id, kind, principal, tenant, action, \
          bucket, object_key, outcome, status, error_code, bytes_in, bytes_out, key_version, source, \
-         duration_us, ?, ? FROM audit_events WHERE seq = 5",
+         duration_us, $1, $2 FROM audit_events WHERE seq = 5",
     )
     .bind(&extra.prev_hash)
     .bind(&extra.hash)
@@ -693,7 +702,8 @@ async fn append_throughput_with_group_commit() {
 #[tokio::test]
 async fn mirror_enabled_later_is_caught_up_from_the_database() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}/index.db", dir.path().display());
+    let url = audit::db::test_database_url()
+        .unwrap_or_else(|| format!("sqlite://{}/index.db", dir.path().display()));
     let mirror = dir.path().join("audit.jsonl");
     let pool = open_pool(&url, true).await.unwrap();
     let plain = Ledger::open(pool.clone(), LedgerConfig::default())
@@ -780,12 +790,7 @@ async fn queued_events_are_committed_and_fail_closed_after_a_failed_commit() {
     assert!(f.ledger.verify(None).await.unwrap().is_ok());
     assert_eq!(f.ledger.stats().snapshot().failures, 0);
 
-    exec(
-        &f,
-        "CREATE TRIGGER refuse BEFORE INSERT ON audit_events \
-         BEGIN SELECT RAISE(ABORT, 'read-only'); END",
-    )
-    .await;
+    refuse_inserts(&f, true).await;
     // queued into a batch that fails: accepted, then counted as lost
     f.ledger.enqueue(event(54)).await.unwrap();
     f.ledger.sync().await;
@@ -793,7 +798,7 @@ async fn queued_events_are_committed_and_fail_closed_after_a_failed_commit() {
     // now the ledger is failing: the next read's event is waited for, and refused
     assert!(f.ledger.enqueue(event(55)).await.is_err());
     assert_eq!(f.ledger.stats().snapshot().failures, 2);
-    exec(&f, "DROP TRIGGER refuse").await;
+    refuse_inserts(&f, false).await;
     // the first event kept clears the failure; queued events flow again
     f.ledger.enqueue(event(56)).await.unwrap();
     f.ledger.enqueue(event(57)).await.unwrap();

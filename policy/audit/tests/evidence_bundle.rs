@@ -47,7 +47,8 @@ fn event(i: u64) -> AuditEvent {
 
 async fn ledger(n: u64) -> (tempfile::TempDir, Ledger) {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}/index.db", dir.path().display());
+    let url = audit::db::test_database_url()
+        .unwrap_or_else(|| format!("sqlite://{}/index.db", dir.path().display()));
     let ledger = Ledger::open(
         open_pool(&url, true).await.unwrap(),
         LedgerConfig::default(),

@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use audit::{AuditEvent, EventKind, Ledger, LedgerConfig, Outcome, open_pool};
-use sqlx::SqlitePool;
+use sqlx::AnyPool;
 
 const INDEX_95B30FA: &str = include_str!("fixtures/index-95b30fa.sql");
 const AUDIT_VERSION: i64 = 30_000_000_000_001;
@@ -15,22 +15,24 @@ const AUDIT_VERSION: i64 = 30_000_000_000_001;
 /// database gains.
 const REQUEST_ID_VERSION: i64 = 30_000_000_000_002;
 
-async fn pool_in(dir: &Path, name: &str) -> SqlitePool {
+async fn pool_in(dir: &Path, name: &str) -> AnyPool {
     let url = format!("sqlite://{}", dir.join(name).display());
     open_pool(&url, true).await.unwrap()
 }
 
-async fn restored(dir: &Path) -> SqlitePool {
+async fn restored(dir: &Path) -> AnyPool {
     let pool = pool_in(dir, "index-95b30fa.db").await;
     sqlx::raw_sql(INDEX_95B30FA).execute(&pool).await.unwrap();
     pool
 }
 
-type MigrationRow = (i64, String, Vec<u8>, bool);
+/// `success` is a SQLite `BOOLEAN`, which the `Any` driver reads as an integer only.
+type MigrationRow = (i64, String, Vec<u8>, i64);
 
-async fn applied(pool: &SqlitePool) -> Vec<MigrationRow> {
+async fn applied(pool: &AnyPool) -> Vec<MigrationRow> {
     sqlx::query_as(
-        "SELECT version, description, checksum, success FROM _sqlx_migrations ORDER BY version",
+        "SELECT version, description, checksum, CAST(success AS BIGINT) AS success \
+         FROM _sqlx_migrations ORDER BY version",
     )
     .fetch_all(pool)
     .await

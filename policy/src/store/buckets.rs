@@ -11,14 +11,10 @@ use crate::grants::DEFAULT_TENANT;
 /// transaction inside [`PolicyStore::changing_tenancy`] so the access cache drops what it read
 /// before the commit.
 pub mod tenancy {
-    use sqlx::SqliteConnection;
+    use sqlx::AnyConnection;
 
     /// Records that `bucket` belongs to `tenant`.
-    pub async fn assign(
-        conn: &mut SqliteConnection,
-        bucket: &str,
-        tenant: &str,
-    ) -> sqlx::Result<()> {
+    pub async fn assign(conn: &mut AnyConnection, bucket: &str, tenant: &str) -> sqlx::Result<()> {
         sqlx::query(
             "INSERT INTO pol_bucket_tenants (bucket, tenant) VALUES ($1, $2) \
              ON CONFLICT (bucket) DO UPDATE SET tenant = excluded.tenant",
@@ -31,7 +27,7 @@ pub mod tenancy {
     }
 
     /// Forgets a deleted bucket's tenant.
-    pub async fn forget(conn: &mut SqliteConnection, bucket: &str) -> sqlx::Result<()> {
+    pub async fn forget(conn: &mut AnyConnection, bucket: &str) -> sqlx::Result<()> {
         sqlx::query("DELETE FROM pol_bucket_tenants WHERE bucket = $1")
             .bind(bucket)
             .execute(conn)

@@ -18,7 +18,7 @@ mod tenants;
 
 use std::sync::Arc;
 
-use sqlx::SqlitePool;
+use sqlx::AnyPool;
 
 use crate::cache::{AccessCache, Writing};
 use crate::grants::DEFAULT_TENANT;
@@ -64,10 +64,10 @@ fn unique_violation(e: sqlx::Error, what: String) -> Error {
 #[derive(Clone)]
 pub struct PolicyStore {
     /// writes (and reads that must see them in the same sequence)
-    pool: SqlitePool,
+    pool: AnyPool,
     /// the reads of every request's access check: key lookup, grants, roles, bucket tenants,
     /// quorum rules (the same pool as `pool` unless [`PolicyStore::with_read_pool`])
-    read: SqlitePool,
+    read: AnyPool,
     sealer: Arc<dyn SecretSealer>,
     /// the access check's reads, cached per generation (see [`PolicyStore::with_access_cache`])
     cache: Option<Arc<AccessCache>>,
@@ -82,8 +82,11 @@ impl std::fmt::Debug for PolicyStore {
 /// Runs the policy migrations on `pool` (ignoring other crates' migrations in the same
 /// database). [`PolicyStore::new`] runs them; so does the object index, which writes the
 /// tenancy rows ([`tenancy`]) in its own bucket transactions.
-pub async fn migrate(pool: &SqlitePool) -> Result<()> {
-    let mut migrator = sqlx::migrate!("./migrations");
+pub async fn migrate(pool: &AnyPool) -> Result<()> {
+    let mut migrator = match audit::db::Dialect::of(pool) {
+        audit::db::Dialect::Sqlite => sqlx::migrate!("./migrations/sqlite"),
+        audit::db::Dialect::Postgres => sqlx::migrate!("./migrations/postgres"),
+    };
     migrator.set_ignore_missing(true);
     migrator.run(pool).await?;
     Ok(())
@@ -91,7 +94,7 @@ pub async fn migrate(pool: &SqlitePool) -> Result<()> {
 
 impl PolicyStore {
     /// Runs the policy migrations on `pool` and returns the store.
-    pub async fn new(pool: SqlitePool, sealer: Arc<dyn SecretSealer>) -> Result<PolicyStore> {
+    pub async fn new(pool: AnyPool, sealer: Arc<dyn SecretSealer>) -> Result<PolicyStore> {
         migrate(&pool).await?;
         Ok(PolicyStore {
             read: pool.clone(),
@@ -126,32 +129,34 @@ impl PolicyStore {
     /// writer connection, so that authorising a request never queues behind writes. In WAL
     /// mode a read sees every committed write: a revocation acknowledged by the admin API is
     /// seen by the very next request.
-    pub fn with_read_pool(mut self, read: SqlitePool) -> PolicyStore {
+    pub fn with_read_pool(mut self, read: AnyPool) -> PolicyStore {
         self.read = read;
         self
     }
 
     /// An in-memory SQLite store (tests, tools).
     pub async fn in_memory(sealer: Arc<dyn SecretSealer>) -> Result<PolicyStore> {
-        let pool = sqlx::sqlite::SqlitePoolOptions::new()
-            .max_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect("sqlite::memory:")
-            .await?;
-        sqlx::query("PRAGMA foreign_keys = ON")
-            .execute(&pool)
-            .await?;
+        let pool = audit::db::connect(
+            "sqlite::memory:",
+            audit::db::PoolShape {
+                max: 1,
+                min: 1,
+                acquire_timeout: std::time::Duration::from_secs(30),
+                idle_timeout: None,
+                create: true,
+            },
+        )
+        .await?;
         PolicyStore::new(pool, sealer).await
     }
 
     /// The database pool (writes).
-    pub fn pool(&self) -> &SqlitePool {
+    pub fn pool(&self) -> &AnyPool {
         &self.pool
     }
 
     /// The pool of the access check's reads (see [`PolicyStore::with_read_pool`]).
-    pub fn read_pool(&self) -> &SqlitePool {
+    pub fn read_pool(&self) -> &AnyPool {
         &self.read
     }
 

@@ -77,7 +77,7 @@ impl PolicyStore {
         Ok(rec)
     }
 
-    fn principal_from_row(r: &sqlx::sqlite::SqliteRow) -> PrincipalRecord {
+    fn principal_from_row(r: &sqlx::any::AnyRow) -> PrincipalRecord {
         PrincipalRecord {
             name: r.get("name"),
             kind: r.get("kind"),

@@ -257,7 +257,10 @@ async fn select(
     limits: ExportLimits,
 ) -> AuditResult<Selection> {
     ledger.sync().await;
-    let mut tx = ledger.read_pool().begin().await?;
+    let mut tx = ledger
+        .read_pool()
+        .begin_with(crate::db::Dialect::of(ledger.read_pool()).begin_snapshot())
+        .await?;
     let events = select_ascending(&mut tx, filter, limits.max_events).await?;
     if events.len() > limits.max_events {
         return Err(build_err(format!(

@@ -1,0 +1,56 @@
+# shellcheck shell=bash
+# PostgreSQL (Debian's postgresql-15) for the tests that run the gateway on PostgreSQL: a throwaway
+# cluster in a directory of the caller's, on a loopback port, as the unprivileged `postgres` user
+# (initdb refuses root). Source this file, then:
+#   postgres_start DIR [PORT]   initdb in DIR/data, start on 127.0.0.1:PORT (a free port if not
+#                               given), create the login role `vgtest` (password auth over TCP,
+#                               allowed to create databases); exports
+#                               VAULTGATE_TEST_DATABASE_URL (the admin URL the Rust test helpers
+#                               create one fresh database per test from) and POSTGRES_DIR
+#   postgres_stop               stops the cluster started by postgres_start (pg_ctl, then the
+#                               postmaster by its PID if it lingers) and removes its data
+# PGBIN overrides /usr/lib/postgresql/15/bin. fsync is off: the cluster is thrown away.
+
+PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+
+postgres_start() { # DIR [PORT]
+  local dir=${1:?usage: postgres_start DIR [PORT]} port=${2:-}
+  if [ ! -x "$PGBIN/initdb" ]; then
+    echo "postgres: $PGBIN/initdb not found (apt-get install postgresql-15)" >&2
+    return 1
+  fi
+  id postgres >/dev/null 2>&1 || { echo "postgres: no user 'postgres'" >&2; return 1; }
+  [ -n "$port" ] || port=$(free_port) || return 1
+  mkdir -p "$dir" && dir=$(cd "$dir" && pwd) || return 1
+  rm -rf "$dir/data" "$dir/log"
+  install -d -o postgres -g postgres -m 700 "$dir/data" "$dir/sock" "$dir/log" || return 1
+  runuser -u postgres -- "$PGBIN/initdb" -D "$dir/data" -U postgres --auth-local=trust \
+    --auth-host=scram-sha-256 --no-sync -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 || {
+    tail -20 "$dir/initdb.log" >&2
+    return 1
+  }
+  runuser -u postgres -- "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/log/server.log" -w -t 30 \
+    -o "-p $port -h 127.0.0.1 -k $dir/sock -c fsync=off -c max_connections=400" start >/dev/null || {
+    tail -20 "$dir/log/server.log" >&2
+    return 1
+  }
+  POSTGRES_DIR=$dir
+  export POSTGRES_DIR
+  runuser -u postgres -- "$PGBIN/psql" -q -h "$dir/sock" -p "$port" -U postgres -d postgres \
+    -c "CREATE ROLE vgtest LOGIN CREATEDB PASSWORD 'vgtest-pass'" || return 1
+  export VAULTGATE_TEST_DATABASE_URL="postgres://vgtest:vgtest-pass@127.0.0.1:$port/postgres"
+  echo "PostgreSQL on 127.0.0.1:$port (data $dir/data, log $dir/log/server.log)"
+}
+
+postgres_stop() {
+  local dir=${POSTGRES_DIR:-}
+  [ -n "$dir" ] || return 0
+  if [ -f "$dir/data/postmaster.pid" ]; then
+    local pid
+    pid=$(head -1 "$dir/data/postmaster.pid")
+    runuser -u postgres -- "$PGBIN/pg_ctl" -D "$dir/data" -m fast -w -t 30 stop >/dev/null 2>&1 ||
+      stop_pid "$pid"
+  fi
+  rm -rf "$dir/data" "$dir/sock"
+  unset POSTGRES_DIR VAULTGATE_TEST_DATABASE_URL
+}

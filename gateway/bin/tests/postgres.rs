@@ -1,0 +1,266 @@
+//! The `vaultgate` binary on PostgreSQL (`VAULTGATE_DATABASE_URL=postgres://…`): `serve` applies
+//! the PostgreSQL migrations to an empty database and serves PUT/GET/LIST/DELETE byte-exact,
+//! `/ready` reports the database, `vaultgate audit verify` passes over the events, a restart
+//! applies nothing again and keeps every object, and `/ready` turns 503 once the database is gone.
+//! Needs `VAULTGATE_TEST_DATABASE_URL` (conformance/lib/postgres.sh exports it); skipped without
+//! it unless VAULTGATE_TEST_REQUIRE_POSTGRES=1 (set by the CI's PostgreSQL pass; the CI's first pass
+//! runs everything on SQLite with VAULTGATE_REQUIRE_SERVICES=1 and no PostgreSQL).
+
+#[path = "../../tests/common/mod.rs"]
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use aws_sdk_s3::primitives::ByteStream;
+use sha2::{Digest, Sha256};
+
+const BIN: &str = env!("CARGO_BIN_EXE_vaultgate");
+
+/// A fresh PostgreSQL database, or None (test skipped) when no test server is configured.
+fn database() -> Option<String> {
+    match audit::db::test_database_url() {
+        Some(url) => Some(url),
+        None if std::env::var("VAULTGATE_TEST_REQUIRE_POSTGRES").as_deref() == Ok("1") => {
+            panic!("VAULTGATE_TEST_REQUIRE_POSTGRES=1 but VAULTGATE_TEST_DATABASE_URL is not set")
+        }
+        None => {
+            eprintln!("skipped: VAULTGATE_TEST_DATABASE_URL is not set");
+            None
+        }
+    }
+}
+
+fn vaultgate(data: &std::path::Path, db: &str) -> Command {
+    let mut cmd = Command::new(BIN);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("VAULTGATE_") || k == "BLOB_KEY" || k == "LOG_LEVEL" || k == "RUST_LOG" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("VAULTGATE_DATA_DIR", data)
+        .env("VAULTGATE_DATABASE_URL", db)
+        .env("VAULTGATE_MASTER_KEY", common::MASTER)
+        .env("VAULTGATE_ACCESS_KEY", common::AK)
+        .env("VAULTGATE_SECRET_KEY", common::SK);
+    cmd
+}
+
+/// Starts `vaultgate serve`; returns the child and its S3 and admin addresses.
+async fn serve(
+    data: &std::path::Path,
+    db: &str,
+) -> (Child, std::net::SocketAddr, std::net::SocketAddr) {
+    let mut child = vaultgate(data, db)
+        .arg("serve")
+        .env("VAULTGATE_S3_ADDR", "127.0.0.1:0")
+        .env("VAULTGATE_ADMIN_ADDR", "127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        let mut r = BufReader::new(stdout);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if r.read_line(&mut line).unwrap_or(0) == 0 {
+                return None;
+            }
+            if line.contains("\"listening\"") {
+                return Some(line.clone());
+            }
+        }
+    })
+    .await
+    .unwrap();
+    let Some(line) = line else {
+        let out = child.wait_with_output().unwrap();
+        panic!(
+            "no listening line: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let v: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+    let s3 = v["s3_addr"].as_str().unwrap().parse().unwrap();
+    let admin = v["admin_addr"].as_str().unwrap().parse().unwrap();
+    (child, s3, admin)
+}
+
+async fn stop(child: Child) -> String {
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(out.status.success(), "exit {:?}", out.status);
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn body(n: usize, seed: u8) -> Vec<u8> {
+    (0..n)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+async fn get_bytes(c: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
+    c.get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes()
+        .to_vec()
+}
+
+async fn list(c: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {
+    c.list_objects_v2()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap()
+        .contents()
+        .iter()
+        .map(|o| o.key().unwrap().to_owned())
+        .collect()
+}
+
+/// Applied migrations, by version, in the PostgreSQL database.
+async fn migrations(db: &str) -> Vec<(i64, String)> {
+    audit::db::install_drivers();
+    let pool = sqlx::AnyPool::connect(db).await.unwrap();
+    let rows = sqlx::query_as(
+        "SELECT version, description FROM _sqlx_migrations WHERE success ORDER BY version",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    rows
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_on_postgres_round_trips_verifies_and_restarts() {
+    let Some(db) = database() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+
+    let (child, s3, admin) = serve(&data, &db).await;
+    let c = common::client_for(&format!("http://{s3}"), common::AK, common::SK);
+    c.create_bucket().bucket("pg-bucket").send().await.unwrap();
+    let objects = [
+        ("a.txt", body(10, 1)),
+        ("dir/b.bin", body(1 << 20, 2)),
+        ("dir/c", body(0, 3)),
+    ];
+    for (k, b) in &objects {
+        c.put_object()
+            .bucket("pg-bucket")
+            .key(*k)
+            .body(ByteStream::from(b.clone()))
+            .send()
+            .await
+            .unwrap();
+    }
+    for (k, b) in &objects {
+        let got = get_bytes(&c, "pg-bucket", k).await;
+        assert_eq!(Sha256::digest(&got), Sha256::digest(b), "{k}");
+    }
+    assert_eq!(list(&c, "pg-bucket").await, ["a.txt", "dir/b.bin", "dir/c"]);
+    c.delete_object()
+        .bucket("pg-bucket")
+        .key("a.txt")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(list(&c, "pg-bucket").await, ["dir/b.bin", "dir/c"]);
+    let (st, _, body_bytes) = common::raw(admin, "GET", "/ready", &[], b"").await;
+    assert_eq!(st, 200, "{}", String::from_utf8_lossy(&body_bytes));
+    let (st, _, body_bytes) = common::raw(admin, "GET", "/metrics", &[], b"").await;
+    let text = String::from_utf8_lossy(&body_bytes);
+    assert_eq!(st, 200);
+    for line in [
+        "vaultgate_db_pool_max_connections{dialect=\"postgres\",pool=\"write\"} 1",
+        "vaultgate_db_pool_max_connections{dialect=\"postgres\",pool=\"read\"} 4",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} missing in {text}");
+    }
+    assert!(
+        text.contains(
+            "vaultgate_db_pool_connections{dialect=\"postgres\",pool=\"write\",state=\"idle\"}"
+        ),
+        "{text}"
+    );
+    let logs = stop(child).await;
+    assert!(
+        !logs.contains("vgtest-pass"),
+        "database password in the logs"
+    );
+
+    // every migration of the three crates, once
+    let applied = migrations(&db).await;
+    let versions: Vec<i64> = applied.iter().map(|m| m.0).collect();
+    assert_eq!(
+        versions,
+        [
+            20261122000001,
+            20261204000001,
+            20261205000002,
+            30000000000001,
+            30000000000002,
+            30000000001001,
+            30000000001002
+        ]
+    );
+
+    // the ledger verifies from genesis through the CLI
+    let out = vaultgate(&data, &db)
+        .args(["audit", "verify"])
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("OK, "), "{text}");
+    assert!(!text.contains("vgtest-pass"), "{text}");
+
+    // a restart applies nothing again and serves the same bytes
+    let (child, s3, admin) = serve(&data, &db).await;
+    let c = common::client_for(&format!("http://{s3}"), common::AK, common::SK);
+    assert_eq!(list(&c, "pg-bucket").await, ["dir/b.bin", "dir/c"]);
+    for (k, b) in &objects[1..] {
+        assert_eq!(get_bytes(&c, "pg-bucket", k).await, *b, "{k}");
+    }
+    assert_eq!(migrations(&db).await, applied);
+
+    // the database goes away: /ready says so (503, naming the index), the password unsaid
+    let url = url::Url::parse(&db).unwrap();
+    let name = url.path().trim_start_matches('/').to_owned();
+    let mut admin_url = url.clone();
+    admin_url.set_path("/postgres");
+    let pool = sqlx::AnyPool::connect(admin_url.as_str()).await.unwrap();
+    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let (st, _, body_bytes) = common::raw(admin, "GET", "/ready", &[], b"").await;
+    let text = String::from_utf8_lossy(&body_bytes);
+    assert_eq!(st, 503, "{text}");
+    assert!(text.contains("\"index\":\"error"), "{text}");
+    assert!(!text.contains("vgtest-pass"), "{text}");
+    let mut child = child;
+    child.kill().unwrap();
+    let _ = child.wait();
+}

@@ -1,0 +1,373 @@
+//! The database layer shared by the object index (gateway), the policy store and this ledger:
+//! one query layer over sqlx's `Any` driver, SQLite (the zero-config default) or PostgreSQL,
+//! chosen by the URL scheme. This module owns opening a pool, the SQLite connection settings
+//! (WAL, `synchronous=FULL`, busy timeout, foreign keys: the durability contract described in
+//! the gateway's `index` module), the few statements whose text differs between the two
+//! dialects ([`Dialect`]), and [`Sql`], a query builder that writes `$N` placeholders (sqlx's
+//! `QueryBuilder<Any>` writes `?`, which PostgreSQL refuses). It lives in the lowest crate that
+//! the three stores use (the audit crate; policy reaches it through its re-export).
+//!
+//! Every query elsewhere is written once, in portable SQL: `$1, $2, …` placeholders,
+//! `ON CONFLICT … DO NOTHING/UPDATE`, `RETURNING`, `CAST(… AS BIGINT)` around the SQLite
+//! `BOOLEAN` columns of old migrations (the `Any` driver cannot decode SQLite's `BOOLEAN`
+//! declared type), integers as `i64`, flags as `i64` 0/1, blobs as `Vec<u8>`.
+
+use std::sync::Once;
+use std::time::Duration;
+
+use sqlx::any::{AnyArguments, AnyConnectOptions, AnyPoolOptions};
+use sqlx::{Any, AnyPool, Arguments, Encode, Type};
+
+/// The SQL dialect of a database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// SQLite (a file, or in memory for tests)
+    Sqlite,
+    /// PostgreSQL (`postgres://` or `postgresql://`)
+    Postgres,
+}
+
+impl Dialect {
+    /// The dialect of a database URL, None for a scheme that is neither.
+    pub fn of_url(url: &str) -> Option<Dialect> {
+        let lower = url.trim_start().to_ascii_lowercase();
+        if lower.starts_with("sqlite:") {
+            Some(Dialect::Sqlite)
+        } else if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
+            Some(Dialect::Postgres)
+        } else {
+            None
+        }
+    }
+
+    /// The dialect a pool talks (from its connect URL).
+    pub fn of(pool: &AnyPool) -> Dialect {
+        match pool.connect_options().database_url.scheme() {
+            "postgres" | "postgresql" => Dialect::Postgres,
+            _ => Dialect::Sqlite,
+        }
+    }
+
+    /// Starts a write transaction. SQLite: `BEGIN IMMEDIATE` takes the write lock at once
+    /// (no upgrade deadlock with another process on the file); PostgreSQL: a plain `BEGIN`
+    /// (writes are serialised per instance by the single writer connection).
+    pub fn begin_write(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "BEGIN IMMEDIATE",
+            Dialect::Postgres => "BEGIN",
+        }
+    }
+
+    /// Starts a read transaction that sees one snapshot for all its statements (verification,
+    /// evidence export). SQLite in WAL mode: a deferred transaction reads the snapshot of its
+    /// first read; PostgreSQL: REPEATABLE READ (READ COMMITTED would see appends mid-walk).
+    pub fn begin_snapshot(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "BEGIN",
+            Dialect::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        }
+    }
+
+    /// One row (`name` TEXT) when table `$1` exists.
+    pub fn table_exists(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "SELECT name FROM sqlite_master WHERE type = 'table' AND name = $1",
+            Dialect::Postgres => {
+                "SELECT CAST(table_name AS TEXT) AS name FROM information_schema.tables \
+                 WHERE table_schema = current_schema() AND table_name = $1"
+            }
+        }
+    }
+}
+
+/// Installs sqlx's `Any` drivers (SQLite and PostgreSQL) once per process.
+pub fn install_drivers() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(sqlx::any::install_default_drivers);
+}
+
+/// The URL with its password replaced by `[redacted]` (for errors and logs).
+pub fn mask_url(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://")
+        && let Some((userinfo, host)) = rest.rsplit_once('@')
+        && let Some((user, _)) = userinfo.split_once(':')
+    {
+        return format!("{scheme}://{user}:[redacted]@{host}");
+    }
+    url.to_owned()
+}
+
+/// How a pool is sized and how long its users wait.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolShape {
+    /// most connections
+    pub max: u32,
+    /// connections kept open (an in-memory SQLite database lives while one is open)
+    pub min: u32,
+    /// wait for a free connection before failing
+    pub acquire_timeout: Duration,
+    /// close a connection idle this long (None: never)
+    pub idle_timeout: Option<Duration>,
+    /// SQLite: create the file when missing and switch it to WAL; false opens an existing file
+    /// and leaves its journal mode alone (read-only tools)
+    pub create: bool,
+}
+
+/// SQLite's own wait on a lock held by another process (e.g. a CLI command on the same file).
+pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Whether a SQLite URL names an in-memory database.
+pub fn is_memory_url(url: &str) -> bool {
+    let lower = url.to_ascii_lowercase();
+    lower.contains(":memory:") || lower.contains("mode=memory")
+}
+
+/// The URL the `Any` driver gets for a SQLite URL: `mode=rwc` added when creating; an
+/// in-memory database named once, so every connection of the pool (the driver parses the URL
+/// again per connection) opens the same shared-cache database.
+fn sqlite_url(url: &str, create: bool) -> String {
+    if is_memory_url(url) {
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return format!(
+            "sqlite:file:vaultgate-mem-{}-{n}?mode=memory&cache=shared",
+            std::process::id()
+        );
+    }
+    if create && !url.contains("mode=") {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}mode=rwc")
+    } else {
+        url.to_owned()
+    }
+}
+
+/// Opens a pool on `url` (`sqlite://PATH`, `sqlite::memory:`, `postgres://…`). SQLite
+/// connections get `foreign_keys=ON`, `synchronous=FULL`, a 30 s busy timeout and (files opened
+/// with `create`) WAL, on every connect, exactly as the index always set them.
+pub async fn connect(url: &str, shape: PoolShape) -> Result<AnyPool, sqlx::Error> {
+    install_drivers();
+    let dialect = Dialect::of_url(url).ok_or_else(|| {
+        sqlx::Error::Configuration(
+            format!(
+                "unsupported database URL {} (expected sqlite://PATH or postgres://…)",
+                mask_url(url)
+            )
+            .into(),
+        )
+    })?;
+    let (url, wal) = match dialect {
+        Dialect::Sqlite => (
+            sqlite_url(url, shape.create),
+            shape.create && !is_memory_url(url),
+        ),
+        Dialect::Postgres => (url.to_owned(), false),
+    };
+    let options: AnyConnectOptions = url.parse()?;
+    if dialect == Dialect::Postgres {
+        // fail at once on a wrong password or an unreachable server (the pool would retry
+        // until its acquire timeout)
+        use sqlx::ConnectOptions;
+        let probe = options.connect().await?;
+        sqlx::Connection::close(probe).await?;
+    }
+    let pool = AnyPoolOptions::new()
+        .max_connections(shape.max)
+        .min_connections(shape.min)
+        .acquire_timeout(shape.acquire_timeout)
+        .idle_timeout(shape.idle_timeout)
+        .max_lifetime(None)
+        .after_connect(move |conn, _meta| {
+            Box::pin(async move {
+                if dialect == Dialect::Sqlite {
+                    use sqlx::Executor;
+                    let ms = SQLITE_BUSY_TIMEOUT.as_millis();
+                    conn.execute(format!("PRAGMA busy_timeout = {ms}").as_str())
+                        .await?;
+                    conn.execute("PRAGMA foreign_keys = ON").await?;
+                    if wal {
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                    }
+                    conn.execute("PRAGMA synchronous = FULL").await?;
+                } else {
+                    use sqlx::Executor;
+                    // the migrations' "already exists, skipping" notices are not news
+                    conn.execute("SET client_min_messages = warning").await?;
+                }
+                Ok(())
+            })
+        })
+        .connect_with(options)
+        .await?;
+    Ok(pool)
+}
+
+/// A query assembled at run time with `$N` placeholders (the order of [`Sql::bind`] calls):
+/// the portable replacement for `QueryBuilder`.
+pub struct Sql {
+    text: String,
+    args: AnyArguments<'static>,
+}
+
+impl Sql {
+    /// Starts with `text`.
+    pub fn new(text: impl Into<String>) -> Sql {
+        Sql {
+            text: text.into(),
+            args: AnyArguments::default(),
+        }
+    }
+
+    /// Appends SQL text.
+    pub fn push(&mut self, text: &str) -> &mut Sql {
+        self.text.push_str(text);
+        self
+    }
+
+    /// Appends a placeholder bound to `value`.
+    pub fn bind<T>(&mut self, value: T) -> &mut Sql
+    where
+        T: 'static + Send + Encode<'static, Any> + Type<Any>,
+    {
+        // AnyArguments::add only fails for values that fail to encode; the Any encoders of
+        // the supported types never do
+        let _ = self.args.add(value);
+        self.text.push('$');
+        self.text.push_str(&self.args.len().to_string());
+        self
+    }
+
+    /// The SQL text so far.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The query, ready to run (once: the bound values move into it).
+    pub fn build(&mut self) -> sqlx::query::Query<'_, Any, AnyArguments<'_>> {
+        sqlx::query_with(&self.text, std::mem::take(&mut self.args))
+    }
+}
+
+/// A flag column as a bool. Stored flags are 0/1 integers in both dialects (SQLite's `BOOLEAN`
+/// columns, selected through `CAST(… AS BIGINT)`, and PostgreSQL's `BIGINT`); a computed
+/// `EXISTS (…)` is an integer on SQLite and a boolean on PostgreSQL: both are accepted.
+pub fn flag(row: &sqlx::any::AnyRow, column: &str) -> Result<bool, sqlx::Error> {
+    use sqlx::Row;
+    match row.try_get::<i64, _>(column) {
+        Ok(v) => Ok(v != 0),
+        Err(sqlx::Error::ColumnDecode { .. }) => row.try_get::<bool, _>(column),
+        Err(e) => Err(e),
+    }
+}
+
+/// Test support: with `VAULTGATE_TEST_DATABASE_URL` set (a PostgreSQL URL of a role that may
+/// create databases, e.g. `conformance/lib/postgres.sh` exports it), creates a fresh, empty
+/// database for one test and returns its URL; None when the variable is unset (the test then uses
+/// SQLite as always). Synchronous (it runs on a thread of its own), so plain config builders can
+/// call it inside a test's runtime. The databases are not dropped: the test cluster is thrown
+/// away as a whole.
+#[doc(hidden)]
+pub fn test_database_url() -> Option<String> {
+    let admin = std::env::var("VAULTGATE_TEST_DATABASE_URL")
+        .ok()
+        .filter(|v| !v.is_empty())?;
+    let created = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        rt.block_on(create_test_database(&admin))
+    })
+    .join()
+    .map_err(|_| "the database creation thread panicked".to_owned())
+    .and_then(|r| r);
+    match created {
+        Ok(url) => Some(url),
+        Err(e) => panic!("VAULTGATE_TEST_DATABASE_URL is set but no test database: {e}"),
+    }
+}
+
+/// Like [`test_database_url`], one database per `key` (e.g. a test's data dir) for the life of
+/// the process: a test that restarts its gateway on the same data dir finds its data again.
+#[doc(hidden)]
+pub fn test_database_url_for(key: &str) -> Option<String> {
+    static URLS: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+    let mut urls = URLS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((_, url)) = urls.iter().find(|(k, _)| k == key) {
+        return Some(url.clone());
+    }
+    let url = test_database_url()?;
+    urls.push((key.to_owned(), url.clone()));
+    Some(url)
+}
+
+/// Test support: empties the PostgreSQL database at `url` (drops and recreates its `public`
+/// schema), as deleting a SQLite index file does.
+#[doc(hidden)]
+pub fn test_database_wipe(url: &str) {
+    let url = url.to_owned();
+    std::thread::spawn(move || {
+        use sqlx::Connection;
+        install_drivers();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let mut conn = sqlx::AnyConnection::connect(&url).await.expect("connect");
+            for sql in ["DROP SCHEMA public CASCADE", "CREATE SCHEMA public"] {
+                sqlx::query(sql).execute(&mut conn).await.expect(sql);
+            }
+            let _ = conn.close().await;
+        });
+    })
+    .join()
+    .expect("wipe thread");
+}
+
+/// Test support: the statements that make every insert into `table` fail with `message` (`on`)
+/// or remove that again (a trigger named `name`), in the dialect of `dialect`.
+#[doc(hidden)]
+pub fn test_refuse_inserts(dialect: Dialect, table: &str, name: &str, on: bool) -> Vec<String> {
+    match (dialect, on) {
+        (Dialect::Sqlite, true) => vec![format!(
+            "CREATE TRIGGER {name} BEFORE INSERT ON {table} \
+             BEGIN SELECT RAISE(ABORT, 'inserts refused'); END"
+        )],
+        (Dialect::Sqlite, false) => vec![format!("DROP TRIGGER {name}")],
+        (Dialect::Postgres, true) => vec![
+            format!(
+                "CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS \
+                 $$ BEGIN RAISE EXCEPTION 'inserts refused'; END $$"
+            ),
+            format!(
+                "CREATE TRIGGER {name} BEFORE INSERT ON {table} \
+                 FOR EACH ROW EXECUTE FUNCTION {name}()"
+            ),
+        ],
+        (Dialect::Postgres, false) => vec![format!("DROP TRIGGER {name} ON {table}")],
+    }
+}
+
+async fn create_test_database(admin: &str) -> Result<String, String> {
+    use sqlx::Connection;
+    install_drivers();
+    let mut url = url::Url::parse(admin).map_err(|e| format!("{}: {e}", mask_url(admin)))?;
+    let mut conn = sqlx::AnyConnection::connect(admin)
+        .await
+        .map_err(|e| format!("{}: {e}", mask_url(admin)))?;
+    let mut id = [0u8; 8];
+    getrandom::fill(&mut id).map_err(|e| e.to_string())?;
+    let name = format!("vgt_{}", hex::encode(id));
+    sqlx::query(&format!(
+        "CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8'"
+    ))
+    .execute(&mut conn)
+    .await
+    .map_err(|e| format!("CREATE DATABASE {name}: {e}"))?;
+    let _ = conn.close().await;
+    url.set_path(&name);
+    Ok(url.to_string())
+}

@@ -826,6 +826,10 @@ fn vaultgate(data: &std::path::Path) -> Command {
             cmd.env_remove(k);
         }
     }
+    // the database the in-process gateway of this data dir used (PostgreSQL in the CI's second run)
+    if let Some(url) = config(data.parent().unwrap()).database_url {
+        cmd.env("VAULTGATE_DATABASE_URL", url);
+    }
     cmd.env("VAULTGATE_DATA_DIR", data);
     cmd
 }

@@ -7,118 +7,15 @@
 
 #[path = "../../tests/common/mod.rs"]
 mod common;
+mod keys_common;
 
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use aws_sdk_s3::primitives::ByteStream;
 use common::*;
+use keys_common::*;
 use serde_json::{Value, json};
-
-const BIN: &str = env!("CARGO_BIN_EXE_vaultgate");
-
-async fn start_key_file(dir: &std::path::Path) -> gateway::server::RunningServer {
-    let mut cfg = config(dir);
-    cfg.master_key = None; // the key file provider: the one that rotates by itself
-    gateway::server::start(cfg, admin_api)
-        .await
-        .expect("starts")
-}
-
-async fn call(
-    admin: std::net::SocketAddr,
-    tok: &str,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let auth = format!("Bearer {tok}");
-    let payload = body.map(|b| b.to_string()).unwrap_or_default();
-    let mut headers = vec![("authorization", auth.as_str())];
-    if !payload.is_empty() {
-        headers.push(("content-type", "application/json"));
-    }
-    let (st, _, b) = raw(admin, method, path, &headers, payload.as_bytes()).await;
-    (st, serde_json::from_slice(&b).unwrap_or(Value::Null))
-}
-
-async fn token_for(admin: std::net::SocketAddr, ak: &str, sk: &str) -> String {
-    let body = json!({"access_key": ak, "secret_key": sk}).to_string();
-    let (st, _, b) = raw(
-        admin,
-        "POST",
-        "/admin/v1/auth/token",
-        &[("content-type", "application/json")],
-        body.as_bytes(),
-    )
-    .await;
-    let v: Value = serde_json::from_slice(&b).unwrap();
-    assert_eq!(st, 200, "{v}");
-    v["token"].as_str().unwrap().to_owned()
-}
-
-/// A principal with `role` in `tenant`, and a token for it.
-async fn principal_token(
-    admin: std::net::SocketAddr,
-    root: &str,
-    name: &str,
-    role: &str,
-    tenant: Option<&str>,
-) -> String {
-    if let Some(t) = tenant {
-        let (st, v) = call(
-            admin,
-            root,
-            "POST",
-            "/admin/v1/tenants",
-            Some(json!({"name": t})),
-        )
-        .await;
-        assert!(st == 201 || st == 409, "{st} {v}");
-    }
-    let (st, v) = call(
-        admin,
-        root,
-        "POST",
-        "/admin/v1/principals",
-        Some(json!({"name": name, "role": role, "tenant": tenant})),
-    )
-    .await;
-    assert_eq!(st, 201, "{v}");
-    let (st, k) = call(
-        admin,
-        root,
-        "POST",
-        "/admin/v1/keys",
-        Some(json!({"principal": name})),
-    )
-    .await;
-    assert_eq!(st, 201, "{k}");
-    token_for(
-        admin,
-        k["access_key_id"].as_str().unwrap(),
-        k["secret_key"].as_str().unwrap(),
-    )
-    .await
-}
-
-async fn audit_count(admin: std::net::SocketAddr, tok: &str, action: &str) -> usize {
-    let (st, v) = call(
-        admin,
-        tok,
-        "GET",
-        &format!("/admin/v1/audit?action={action}&limit=1000"),
-        None,
-    )
-    .await;
-    assert_eq!(st, 200, "{v}");
-    v["items"].as_array().unwrap().len()
-}
-
-fn body(i: u64) -> Vec<u8> {
-    data(1000 + (i as usize * 7919) % 150_000, i)
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rotate_rewrap_retire_online_while_a_client_writes_and_reads() {
@@ -366,21 +263,7 @@ async fn key_management_needs_a_default_tenant_superadmin_and_retire_a_quorum() 
 }
 
 fn keys_cmd(data: &std::path::Path, args: &[&str]) -> std::process::Output {
-    let mut cmd = Command::new(BIN);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("VAULTGATE_") || k == "BLOB_KEY" || k == "LOG_LEVEL" || k == "RUST_LOG" {
-            cmd.env_remove(k);
-        }
-    }
-    // the database the in-process gateway of this data dir used (PostgreSQL in the CI's second run)
-    if let Some(url) = config(data.parent().unwrap()).database_url {
-        cmd.env("VAULTGATE_DATABASE_URL", url);
-    }
-    cmd.arg("keys")
-        .args(args)
-        .env("VAULTGATE_DATA_DIR", data)
-        .output()
-        .unwrap()
+    vaultgate(data).arg("keys").args(args).output().unwrap()
 }
 
 fn json_of(out: &std::process::Output) -> Value {

@@ -1168,15 +1168,10 @@ pub fn effective_log_filter(log_level: &str) -> String {
     out.join(",")
 }
 
-/// Masks the password of `scheme://user:password@host` URLs.
+/// Masks the password of `scheme://user:password@host` URLs (one rule for every database URL:
+/// `audit::db::mask_url`, which also copes with an `@` in the password).
 pub fn redact_url(url: &str) -> String {
-    if let Some((scheme, rest)) = url.split_once("://")
-        && let Some((userinfo, host)) = rest.split_once('@')
-        && let Some((user, _)) = userinfo.split_once(':')
-    {
-        return format!("{scheme}://{user}:[redacted]@{host}");
-    }
-    url.to_owned()
+    audit::db::mask_url(url)
 }
 
 /// The settings reference as Markdown tables (docs/CONFIGURATION.md embeds it between the

@@ -414,19 +414,17 @@ async fn reseal_version(
         return Ok(Some(Outcome::SkippedSseC));
     }
     let expected: Vec<String> = rec.backend_ids().map(str::to_owned).collect();
-    let mut written: Vec<String> = Vec::new();
-    let result = reseal_streams(store, key, &rec, &mut written).await;
-    let new = match result {
+    let mut written = store.uncommitted();
+    let new = match reseal_streams(store, key, &rec, &mut written).await {
         Ok(new) => new,
         Err(e) => {
-            for id in written {
-                store.delete_quietly(&id).await;
-            }
+            written.discard().await;
             return Err(e);
         }
     };
     match store.index().reseal_version(&expected, &new).await {
         Ok(Some(garbage)) => {
+            written.committed();
             store.collect(garbage).await;
             Ok(Some(Outcome::Resealed))
         }
@@ -437,27 +435,23 @@ async fn reseal_version(
                 version_id,
                 "re-seal dropped: the version changed meanwhile"
             );
-            for id in written {
-                store.delete_quietly(&id).await;
-            }
+            written.discard().await;
             Ok(Some(Outcome::Raced))
         }
         Err(e) => {
-            for id in written {
-                store.delete_quietly(&id).await;
-            }
+            written.discard().await;
             Err(idx(e))
         }
     }
 }
 
 /// The new streams (and manifest) of `rec` under `key`, written and verified; every backend id
-/// written is pushed to `written` (the caller deletes them unless committed).
+/// written is added to `written` (deleted unless the caller commits them).
 async fn reseal_streams(
     store: &Store,
     key: &StreamKey,
     rec: &ObjectRecord,
-    written: &mut Vec<String>,
+    written: &mut crate::store::Uncommitted,
 ) -> Result<ObjectRecord> {
     let mut new = rec.clone();
     new.data_key_id = key.data_key_id().to_string();
@@ -609,7 +603,7 @@ async fn reseal_stream(
     s: &StreamRecord,
     header: &Header,
     meta: Option<ObjectMeta>,
-    written: &mut Vec<String>,
+    written: &mut crate::store::Uncommitted,
 ) -> Result<StreamRecord> {
     let expected_meta = meta.clone();
     let params = SealParams {

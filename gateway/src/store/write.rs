@@ -165,8 +165,13 @@ impl Uncommitted {
         }
     }
 
+    /// Adds a backend object written for the same change.
+    pub fn push(&mut self, id: String) {
+        self.ids.push(id);
+    }
+
     /// The change is visible: nothing to delete.
-    pub(super) fn committed(mut self) {
+    pub fn committed(mut self) {
         self.ids.clear();
     }
 
@@ -314,6 +319,15 @@ impl Store {
 
     /// Deletes a backend object, logging (not returning) failures; used on error paths where the
     /// object was never committed (an orphan sweep would catch it later anyway).
+    /// An empty [`Uncommitted`] for backend objects written outside the write protocol (the
+    /// re-encryption job), deleted unless the caller commits them.
+    pub fn uncommitted(&self) -> Uncommitted {
+        Uncommitted {
+            backend: self.backend.clone(),
+            ids: Vec::new(),
+        }
+    }
+
     pub async fn delete_quietly(&self, id: &str) {
         delete_quietly(self.backend.as_ref(), id).await;
     }

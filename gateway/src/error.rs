@@ -168,11 +168,23 @@ impl From<IndexError> for Error {
                 S3ErrorCode::NoSuchVersion,
                 format!("The specified version does not exist: {m}"),
             )),
+            IndexError::Database(e) if unrepresentable(&e) => Error::InvalidArgument(
+                "Object keys, prefixes and markers may not contain the character U+0000.".into(),
+            ),
             e @ (IndexError::Database(_) | IndexError::Unavailable(_)) => {
                 Error::Unavailable(format!("index: {e}"))
             }
         }
     }
+}
+
+/// The database refused a value of the request as text it cannot hold: PostgreSQL's `TEXT` has
+/// no U+0000 (SQLSTATE 22021 `character_not_in_repertoire`, 22P05 `untranslatable_character`).
+/// Such a key cannot exist in the index, so the request is the client's mistake, not an outage.
+fn unrepresentable(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|c| c == "22021" || c == "22P05")
 }
 
 impl Error {

@@ -74,6 +74,21 @@ async fn sql(dir: &Path, statements: &[&str]) {
     pool.close().await;
 }
 
+/// Puts the database back as `pristine` (a [`snapshot`]): the file, and no write-ahead log or
+/// shared-memory index beside it — a WAL left by the previous case's connection would otherwise
+/// be replayed over the restored file (seen: a forged row of one case showing up in the next).
+fn restore(dir: &Path, pristine: &[u8]) {
+    for suffix in ["-wal", "-shm"] {
+        let side = PathBuf::from(format!("{}{suffix}", db_path(dir).display()));
+        match std::fs::remove_file(&side) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => panic!("remove {}: {e}", side.display()),
+        }
+    }
+    std::fs::write(db_path(dir), pristine).unwrap();
+}
+
 fn verify_db(dir: &Path) -> (i32, String) {
     let data = dir.join("data");
     vaultgate(&["audit", "verify", "--data-dir", data.to_str().unwrap()])
@@ -143,13 +158,13 @@ async fn verify_detects_every_kind_of_tampering_in_the_database_and_the_mirror()
         ),
     ];
     for (what, stmts, want) in cases {
-        std::fs::write(db_path(dir), &pristine).unwrap();
+        restore(dir, &pristine);
         sql(dir, &stmts).await;
         let (code, out) = verify_db(dir);
         assert_eq!(code, 1, "{what}: {out}");
         assert!(out.contains(want), "{what}: want {want:?} in {out}");
     }
-    std::fs::write(db_path(dir), &pristine).unwrap();
+    restore(dir, &pristine);
     assert_eq!(verify_db(dir).0, 0);
 
     // the mirror file

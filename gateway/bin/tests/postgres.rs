@@ -264,3 +264,122 @@ async fn serve_on_postgres_round_trips_verifies_and_restarts() {
     child.kill().unwrap();
     let _ = child.wait();
 }
+
+/// The HTTP status and S3 error code of a failed SDK call.
+fn refusal<E, R>(
+    r: Result<R, aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>>,
+) -> (u16, String)
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::fmt::Debug,
+    R: std::fmt::Debug,
+{
+    let e = r.expect_err("the call succeeded");
+    let status = e.raw_response().map(|r| r.status().as_u16()).unwrap_or(0);
+    let code = e
+        .as_service_error()
+        .and_then(|s| s.code())
+        .unwrap_or("")
+        .to_owned();
+    (status, code)
+}
+
+/// PostgreSQL's `TEXT` cannot hold U+0000, so a key, prefix or marker holding one cannot be looked
+/// up there: each such request is the client's mistake (400 InvalidArgument), never a 5xx, and
+/// it does not fail the writes of other clients committed beside it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nul_in_a_key_or_prefix_is_a_client_error_on_postgres() {
+    let Some(db) = database() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (child, s3, _admin) = serve(&dir.path().join("data"), &db).await;
+    let c = common::client_for(&format!("http://{s3}"), common::AK, common::SK);
+    c.create_bucket().bucket("nul").send().await.unwrap();
+    let key = "a\u{0}b";
+
+    let get = refusal(c.get_object().bucket("nul").key(key).send().await);
+    assert_eq!(get, (400, "InvalidArgument".to_owned()), "GetObject");
+    let head = refusal(c.head_object().bucket("nul").key(key).send().await);
+    assert_eq!(head.0, 400, "HeadObject");
+    let del = refusal(c.delete_object().bucket("nul").key(key).send().await);
+    assert_eq!(del, (400, "InvalidArgument".to_owned()), "DeleteObject");
+    let put = refusal(
+        c.put_object()
+            .bucket("nul")
+            .key(key)
+            .body(ByteStream::from_static(b"x"))
+            .send()
+            .await,
+    );
+    assert_eq!(put, (400, "InvalidArgument".to_owned()), "PutObject");
+    let listed = refusal(
+        c.list_objects_v2()
+            .bucket("nul")
+            .prefix("\u{0}")
+            .send()
+            .await,
+    );
+    assert_eq!(
+        listed,
+        (400, "InvalidArgument".to_owned()),
+        "ListObjectsV2 prefix"
+    );
+    let after = refusal(
+        c.list_objects_v2()
+            .bucket("nul")
+            .start_after("a\u{0}")
+            .send()
+            .await,
+    );
+    assert_eq!(
+        after,
+        (400, "InvalidArgument".to_owned()),
+        "ListObjectsV2 start-after"
+    );
+    let versions = refusal(
+        c.list_object_versions()
+            .bucket("nul")
+            .key_marker("\u{0}")
+            .send()
+            .await,
+    );
+    assert_eq!(
+        versions,
+        (400, "InvalidArgument".to_owned()),
+        "ListObjectVersions key-marker"
+    );
+
+    // writes beside a refused one commit, and the gateway keeps serving
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let c = c.clone();
+        tasks.push(tokio::spawn(async move {
+            if i % 2 == 0 {
+                c.delete_object()
+                    .bucket("nul")
+                    .key(format!("x\u{0}{i}"))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            } else {
+                c.put_object()
+                    .bucket("nul")
+                    .key(format!("ok-{i}"))
+                    .body(ByteStream::from(body(100, i as u8)))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
+        }));
+    }
+    for (i, t) in tasks.into_iter().enumerate() {
+        let r = t.await.unwrap();
+        assert_eq!(r.is_ok(), i % 2 == 1, "request {i}: {r:?}");
+    }
+    assert_eq!(list(&c, "nul").await, ["ok-1", "ok-3", "ok-5", "ok-7"]);
+    for i in [1u8, 3, 5, 7] {
+        assert_eq!(get_bytes(&c, "nul", &format!("ok-{i}")).await, body(100, i));
+    }
+    let logs = stop(child).await;
+    assert!(!logs.contains("panicked"), "{logs}");
+}

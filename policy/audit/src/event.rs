@@ -158,7 +158,8 @@ event_struct! {
     /// One request as the gateway reports it to [`crate::Ledger::append`].
     ///
     /// `source` is the client address as seen by the listener; the ledger keeps, hashes or
-    /// drops it according to its [`crate::SourceMode`]. Object keys are stored exactly as given.
+    /// drops it according to its [`crate::SourceMode`]. Object keys are stored exactly as given,
+    /// but for U+0000, stored as U+FFFD (see [`AuditEvent::storable`]).
     #[derive(Debug, Clone, PartialEq, Eq)]
     pub struct AuditEvent {
         ..event(count = u64),
@@ -181,6 +182,36 @@ event_struct! {
         pub prev_hash: String,
         /// hash of this event, lower-case hex
         pub hash: String,
+    }
+}
+
+impl AuditEvent {
+    /// The event as every database can store it: U+0000 in a text field (a key, bucket or
+    /// access key id a client sent) becomes U+FFFD, since PostgreSQL's `TEXT` cannot hold it —
+    /// one such event would otherwise fail the whole group commit it was batched with. Done
+    /// before the event is hashed, on SQLite too, so a ledger means the same on both.
+    pub(crate) fn storable(mut self) -> AuditEvent {
+        fn no_nul(s: &mut String) {
+            if s.contains('\0') {
+                *s = s.replace('\0', "\u{FFFD}");
+            }
+        }
+        no_nul(&mut self.request_id);
+        no_nul(&mut self.action);
+        for s in [
+            &mut self.principal,
+            &mut self.tenant,
+            &mut self.bucket,
+            &mut self.key,
+            &mut self.error_code,
+            &mut self.source,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            no_nul(s);
+        }
+        self
     }
 }
 

@@ -433,14 +433,15 @@ impl Ledger {
             .map_err(|_| AuditError::Unavailable("the ledger writer dropped the event".into()))?
     }
 
-    /// The event's client address after the source mode.
+    /// The event as it is stored: its client address after the source mode, and every text
+    /// field storable ([`AuditEvent::storable`]).
     fn with_source(&self, mut event: AuditEvent) -> AuditEvent {
         event.source = match (self.inner.source_mode, event.source.take()) {
             (_, None) | (SourceMode::Drop, _) => None,
             (SourceMode::Keep, Some(a)) => Some(a),
             (SourceMode::Hash, Some(a)) => self.inner.source_secret.as_ref().map(|s| s.mac(&a)),
         };
-        event
+        event.storable()
     }
 
     async fn send(&self, job: Job) -> AuditResult<()> {

@@ -197,6 +197,61 @@ async fn concurrent_appenders_produce_one_unbroken_chain() {
     );
 }
 
+/// A client can put U+0000 in a key, bucket or access key id (PostgreSQL's `TEXT` cannot hold
+/// it): the event is kept with U+FFFD in its place, and the events batched with it in the same
+/// group commit are kept too (on PostgreSQL one unstorable row failed the whole batch).
+#[tokio::test]
+async fn a_nul_in_a_text_field_is_kept_as_u_fffd_and_fails_no_batch() {
+    let f = fixture(0).await;
+    let mut tasks = Vec::new();
+    for i in 1..=40u64 {
+        let ledger = f.ledger.clone();
+        let mut e = event(i);
+        if i % 4 == 0 {
+            e.key = Some(format!("a\u{0}b-{i}"));
+            e.bucket = Some("b\u{0}".into());
+            e.principal = Some("AK\u{0}".into());
+        }
+        tasks.push(tokio::spawn(async move { ledger.append(e).await }));
+    }
+    for t in tasks {
+        t.await.unwrap().expect("every event is recorded");
+    }
+    let page = f
+        .ledger
+        .query(&AuditQuery {
+            limit: 100,
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.events.len(), 40);
+    let odd: Vec<&StoredEvent> = page
+        .events
+        .iter()
+        .filter(|e| {
+            e.key
+                .as_deref()
+                .is_some_and(|k| k.starts_with("a\u{FFFD}b-"))
+        })
+        .collect();
+    assert_eq!(odd.len(), 10, "{:?}", page.events);
+    for e in odd {
+        assert_eq!(e.bucket.as_deref(), Some("b\u{FFFD}"));
+        assert_eq!(e.principal.as_deref(), Some("AK\u{FFFD}"));
+    }
+    assert!(
+        page.events
+            .iter()
+            .all(|e| !e.key.as_deref().unwrap_or("").contains('\0'))
+    );
+    let report = verify_database(&f.url, None).await.unwrap();
+    assert!(report.is_ok(), "{report}");
+    assert_eq!(report.events, 40);
+    let file = verify_file(&f.mirror).await.unwrap();
+    assert!(file.is_ok(), "{file}");
+}
+
 #[tokio::test]
 async fn query_filters_and_paginates_newest_first() {
     let f = fixture(60).await;

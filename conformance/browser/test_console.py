@@ -544,6 +544,21 @@ def test_key_operations_in_the_overview(gateway_factory, new_context, shots):
     expect(ks_row.nth(1)).to_have_text("2")
     expect(ks_row.nth(3)).to_have_text(new)
 
+    # a quorum rule on re-encryption: starting another shows its approval request, nothing starts
+    adm.call(
+        "PUT",
+        "/quorum/rules/reencrypt-holds",
+        {"action": "admin:ReencryptBucket", "approvals": 1, "approver_roles": ["superadmin"], "ttl_secs": 600},
+        expect=200,
+    )
+    page.get_by_role("button", name="Start re-encryption").click()
+    page.get_by_role("dialog").get_by_role("button", name="Re-encrypt").click()
+    msg.locator("#approval-link").wait_for()
+    assert "Approval required" in msg.inner_text() and "pending" in msg.inner_text()
+    held = msg.locator("#approval-link").inner_text()
+    assert APPROVAL_ID.fullmatch(held), held
+    assert adm.call("GET", f"/kek/reencrypt/{bucket}", expect=200).json()["target_version"] == 2
+
     # a quorum rule holds the retirement until another SuperAdmin approves it
     adm.call(
         "PUT",
@@ -554,10 +569,11 @@ def test_key_operations_in_the_overview(gateway_factory, new_context, shots):
     page.get_by_role("button", name=f"Retire KEK {old}").click()
     page.get_by_role("dialog").get_by_role("button", name="Retire").click()
     link = msg.locator("#approval-link")
-    link.wait_for()
+    # the retirement's own request, not the re-encryption's shown before
+    expect(link).to_have_text(re.compile(rf"^(?!{re.escape(held)}$)apr-[A-Za-z0-9_-]+$"))
     approval = link.inner_text()
     assert APPROVAL_ID.fullmatch(approval), approval
-    assert "pending" in msg.inner_text()
+    expect(msg).to_contain_text(f"approval request {approval} is pending")
     assert old in [k["kek_id"] for k in adm.call("GET", "/kek", expect=200).json()["keks"]]
     adm.call("POST", f"/approvals/{approval}/approve", expect=200, token=adm.token(sak, ssk))
     page.get_by_role("button", name=f"Retire KEK {old}").click()

@@ -1,5 +1,6 @@
 //! The web console at `/console/`: the single-page app built from `console/` (repository root)
-//! and committed as `console/dist/`, compiled into the binary with `include_bytes!` (no file
+//! and committed as `console/dist/` (esbuild's minified bundle and style sheet, and the minified
+//! `index.html`; `docs/CONSOLE.md`), compiled into the binary with `include_bytes!` (no file
 //! beside the binary, no CDN, no font: it works on an offline network). Every answer carries a
 //! strict Content-Security-Policy (only this origin's script, style and connections; no inline
 //! script or style; no framing), `X-Frame-Options: DENY`, `X-Content-Type-Options: nosniff` and

@@ -3,12 +3,14 @@ renewal), a quorum-gated bucket deletion approved by two approvers in two browse
 the requester retries with aws cli, a 50 MiB upload with progress, pause and resume, then a
 download compared by hash, a key whose secret is shown once, an audit event found by request id
 and an evidence bundle that `vaultgate evidence verify` accepts. axe-core runs on every page; no
-secret or token reaches the page's storage, URL, cookies or the server log. Screenshots of each
+secret or token reaches the page's storage, URL, cookies or the server log. The overview's key
+management rotates, rewraps, re-encrypts a bucket and retires the old KEK (quorum-gated). Screenshots of each
 page go to $CONSOLE_SCREENSHOTS (docs/console for the guide)."""
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import subprocess
 import time
@@ -475,6 +477,117 @@ def test_overview_shows_health_readiness_and_traffic(console_gw, new_context, sh
     assert page.locator("#key-status tbody tr").count() >= 1
     axe_check(page, "overview")
     shot(page, shots, "overview")
+
+
+def test_key_operations_in_the_overview(gateway_factory, new_context, shots):
+    """Rotate, rewrap, re-encrypt a bucket to completion (progress shown) and retire the old KEK
+    from the overview, the retirement held by a quorum rule until a second SuperAdmin approves;
+    every object byte-exact through boto3; a viewer sees the actions disabled and is refused."""
+    gw = gateway_factory("console-keys")
+    adm = Admin(gw)
+    s3 = s3_client(gw)
+    bucket = name("keys")
+    s3.create_bucket(Bucket=bucket)
+    objects = {f"obj-{i}": os.urandom(size) for i, size in enumerate([0, 1, 70_000, 300_000, 9 * MiB])}
+    for key, body in objects.items():
+        s3.put_object(Bucket=bucket, Key=key, Body=body)
+    old = next(k["kek_id"] for k in adm.call("GET", "/kek", expect=200).json()["keks"] if k["current"])
+
+    # a viewer: every key action disabled, with the reason; the API refuses it too
+    vak, vsk = adm.user("vera-keys", "viewer")
+    sak, ssk = adm.user("sam-keys", "superadmin")  # the second approver, from before the request
+    vpage = new_context().new_page()
+    sign_in(vpage, gw, vak, vsk, "overview")
+    for button in ("Rotate KEK", "Rewrap data keys", "Start re-encryption"):
+        expect(vpage.get_by_role("button", name=button)).to_be_disabled()
+    assert "needs a SuperAdmin of the default tenant" in vpage.locator("#kek-why").inner_text()
+    adm.call("POST", "/kek/rotate", {}, expect=403, token=adm.token(vak, vsk))
+
+    page = new_context().new_page()
+    sign_in(page, gw, ACCESS_KEY, SECRET_KEY, "overview")
+    page.locator("#kek-list table").wait_for()
+    msg = page.locator("#key-msg")
+
+    page.get_by_role("button", name="Rotate KEK").click()
+    page.get_by_role("dialog").get_by_role("button", name="Rotate").click()
+    expect(msg).to_contain_text("Rotated. Current KEK")
+    keks = adm.call("GET", "/kek", expect=200).json()["keks"]
+    new = next(k["kek_id"] for k in keks if k["current"])
+    assert new != old and old in [k["kek_id"] for k in keks]
+    assert new in msg.inner_text()
+
+    page.get_by_role("button", name="Rewrap data keys").click()
+    expect(msg).to_contain_text(f"Rewrap done. Current KEK {new}: 0 data key(s) re-wrapped")
+
+    # the old KEK still sits in the objects' stream headers: retiring it is refused
+    page.get_by_role("button", name=f"Retire KEK {old}").click()
+    page.get_by_role("dialog").get_by_role("button", name="Retire").click()
+    expect(msg).to_contain_text("Conflict")
+    expect(page.locator("#kek-list tbody tr", has_text=old).locator("td").nth(5)).to_have_text(str(len(objects)))
+
+    page.get_by_role("combobox", name="Bucket").fill(bucket)
+    page.get_by_role("button", name="Start re-encryption").click()
+    page.get_by_role("dialog").get_by_role("button", name="Re-encrypt").click()
+    prog = page.locator("#reencrypt-progress")
+    expect(prog).to_contain_text(f"Re-encryption of {bucket} to data key version 2 finished:", timeout=180_000)
+    assert "5 of 5 object version(s) done (5 re-sealed" in prog.inner_text(), prog.inner_text()
+    bar = prog.get_by_role("progressbar", name=f"Re-encryption progress of {bucket}")
+    assert bar.get_attribute("value") == bar.get_attribute("max") == "5"
+    for key, body in objects.items():
+        assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == body, key
+    # the KEK table, refreshed when the job finished: no data key and no stream header under the old KEK
+    old_row = page.locator("#kek-list tbody tr", has_text=old).locator("td")
+    expect(old_row.nth(4)).to_have_text("0")
+    expect(old_row.nth(5)).to_have_text("0")
+    # and the bucket's current data key: version 2, wrapped by the new KEK
+    ks_row = page.locator("#key-status tbody tr", has_text=bucket).locator("td")
+    expect(ks_row.nth(1)).to_have_text("2")
+    expect(ks_row.nth(3)).to_have_text(new)
+
+    # a quorum rule on re-encryption: starting another shows its approval request, nothing starts
+    adm.call(
+        "PUT",
+        "/quorum/rules/reencrypt-holds",
+        {"action": "admin:ReencryptBucket", "approvals": 1, "approver_roles": ["superadmin"], "ttl_secs": 600},
+        expect=200,
+    )
+    page.get_by_role("button", name="Start re-encryption").click()
+    page.get_by_role("dialog").get_by_role("button", name="Re-encrypt").click()
+    msg.locator("#approval-link").wait_for()
+    assert "Approval required" in msg.inner_text() and "pending" in msg.inner_text()
+    held = msg.locator("#approval-link").inner_text()
+    assert APPROVAL_ID.fullmatch(held), held
+    assert adm.call("GET", f"/kek/reencrypt/{bucket}", expect=200).json()["target_version"] == 2
+
+    # a quorum rule holds the retirement until another SuperAdmin approves it
+    adm.call(
+        "PUT",
+        "/quorum/rules/retire-keys",
+        {"action": "admin:RetireKey", "approvals": 1, "approver_roles": ["superadmin"], "ttl_secs": 600},
+        expect=200,
+    )
+    page.get_by_role("button", name=f"Retire KEK {old}").click()
+    page.get_by_role("dialog").get_by_role("button", name="Retire").click()
+    link = msg.locator("#approval-link")
+    # the retirement's own request, not the re-encryption's shown before
+    expect(link).to_have_text(re.compile(rf"^(?!{re.escape(held)}$)apr-[A-Za-z0-9_-]+$"))
+    approval = link.inner_text()
+    assert APPROVAL_ID.fullmatch(approval), approval
+    expect(msg).to_contain_text(f"approval request {approval} is pending")
+    assert old in [k["kek_id"] for k in adm.call("GET", "/kek", expect=200).json()["keks"]]
+    adm.call("POST", f"/approvals/{approval}/approve", expect=200, token=adm.token(sak, ssk))
+    page.get_by_role("button", name=f"Retire KEK {old}").click()
+    page.get_by_role("dialog").get_by_role("button", name="Retire").click()
+    expect(msg).to_contain_text(f"KEK {old} retired.")
+    assert [k["kek_id"] for k in adm.call("GET", "/kek", expect=200).json()["keks"]] == [new]
+    expect(page.get_by_role("button", name=f"Retire KEK {old}")).to_have_count(0)
+    for key, body in objects.items():
+        assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == body, key
+    for action in ("admin.RotateKek", "admin.RewrapDataKeys", "admin.ReencryptBucket", "admin.RetireKek"):
+        items = adm.call("GET", f"/audit?action={action}&limit=100", expect=200).json()["items"]
+        assert items, action
+    axe_check(page, "overview with key management")
+    shot(page, shots, "overview-keys")
 
 
 def test_zz_no_secret_or_token_in_the_server_logs(console_gw, log_dir, seen):

@@ -370,6 +370,67 @@ def run(cmd: list[str], env: dict, timeout: float, check: bool, gw: Gateway | No
 
 
 # ---------------------------------------------------------------------------------------------
+# SeaweedFS as the gateway's backend (test_backends.py, test_keys.py)
+# ---------------------------------------------------------------------------------------------
+
+# Exported by conformance/run (conformance/lib/seaweedfs.sh).
+S3_ENV = ("VAULTGATE_TEST_S3_ENDPOINT", "VAULTGATE_TEST_S3_ACCESS_KEY", "VAULTGATE_TEST_S3_SECRET_KEY")
+
+
+def require_env(names: tuple[str, ...], what: str) -> None:
+    missing = [n for n in names if not os.environ.get(n)]
+    if not missing:
+        return
+    msg = f"{what} not available: {', '.join(missing)} unset (conformance/run starts it)"
+    if os.environ.get("VAULTGATE_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"{msg}, but VAULTGATE_REQUIRE_SERVICES=1")
+    pytest.skip(msg)
+
+
+class SeaweedStore:
+    """One bucket of SeaweedFS, read with boto3 and the backend credentials."""
+
+    def __init__(self, bucket: str):
+        self.bucket = self.name = bucket
+        self.endpoint = os.environ["VAULTGATE_TEST_S3_ENDPOINT"]
+        self.access_key = os.environ["VAULTGATE_TEST_S3_ACCESS_KEY"]
+        self.secret_key = os.environ["VAULTGATE_TEST_S3_SECRET_KEY"]
+        self.client = boto3.session.Session(
+            aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key, region_name="us-east-1"
+        ).client(
+            "s3",
+            endpoint_url=self.endpoint,
+            config=Config(s3={"addressing_style": "path"}, signature_version="s3v4", retries={"max_attempts": 2}),
+        )
+
+    def gateway_env(self) -> dict:
+        return {
+            "VAULTGATE_BACKEND": f"s3://{self.bucket}?endpoint={self.endpoint}&region=us-east-1&path_style=true",
+            "VAULTGATE_BACKEND_ACCESS_KEY": self.access_key,
+            "VAULTGATE_BACKEND_SECRET_KEY": self.secret_key,
+        }
+
+    def exists(self) -> bool:
+        names = [b["Name"] for b in self.client.list_buckets().get("Buckets", [])]
+        return self.bucket in names
+
+    def names(self) -> list[str]:
+        out = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket):
+            out += [o["Key"] for o in page.get("Contents", [])]
+        return out
+
+    def read(self, name: str) -> bytes:
+        return self.client.get_object(Bucket=self.bucket, Key=name)["Body"].read()
+
+    def put(self, name: str, body: bytes) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=name, Body=body)
+
+    def delete(self, name: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=name)
+
+
+# ---------------------------------------------------------------------------------------------
 # Fixtures
 # ---------------------------------------------------------------------------------------------
 

@@ -32,11 +32,22 @@ from email.utils import formatdate
 from pathlib import Path
 from urllib.parse import quote
 
-import boto3
 import pytest
 import requests
-from botocore.config import Config
-from conftest import MARKER, Gateway, MiB, list_all, make_payload, sha256, sha256_file, tree_digests, write_payload
+from conftest import (
+    MARKER,
+    S3_ENV,
+    Gateway,
+    MiB,
+    SeaweedStore,
+    list_all,
+    make_payload,
+    require_env,
+    sha256,
+    sha256_file,
+    tree_digests,
+    write_payload,
+)
 
 # Any 32-byte window of the 64-byte marker contains one of these aligned 16-byte blocks.
 NEEDLES = [MARKER[i : i + 16] for i in range(0, len(MARKER), 16)]
@@ -48,18 +59,7 @@ AZURE_ACCOUNT = "devstoreaccount1"
 AZURE_DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 AZURE_VERSION = "2021-08-06"
 
-S3_ENV = ("VAULTGATE_TEST_S3_ENDPOINT", "VAULTGATE_TEST_S3_ACCESS_KEY", "VAULTGATE_TEST_S3_SECRET_KEY")
 AZURE_ENV = ("VAULTGATE_TEST_AZURE_ENDPOINT",)
-
-
-def require_env(names: tuple[str, ...], what: str) -> None:
-    missing = [n for n in names if not os.environ.get(n)]
-    if not missing:
-        return
-    msg = f"{what} not available: {', '.join(missing)} unset (conformance/run starts it)"
-    if os.environ.get("VAULTGATE_REQUIRE_SERVICES") == "1":
-        pytest.fail(f"{msg}, but VAULTGATE_REQUIRE_SERVICES=1")
-    pytest.skip(msg)
 
 
 def multipart_etag(path: Path, part_size: int) -> str:
@@ -73,49 +73,6 @@ def multipart_etag(path: Path, part_size: int) -> str:
 # ---------------------------------------------------------------------------------------------
 # Independent clients of the backend stores
 # ---------------------------------------------------------------------------------------------
-
-
-class SeaweedStore:
-    """One bucket of SeaweedFS, read with boto3 and the backend credentials."""
-
-    def __init__(self, bucket: str):
-        self.bucket = self.name = bucket
-        self.endpoint = os.environ["VAULTGATE_TEST_S3_ENDPOINT"]
-        self.access_key = os.environ["VAULTGATE_TEST_S3_ACCESS_KEY"]
-        self.secret_key = os.environ["VAULTGATE_TEST_S3_SECRET_KEY"]
-        self.client = boto3.session.Session(
-            aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key, region_name="us-east-1"
-        ).client(
-            "s3",
-            endpoint_url=self.endpoint,
-            config=Config(s3={"addressing_style": "path"}, signature_version="s3v4", retries={"max_attempts": 2}),
-        )
-
-    def gateway_env(self) -> dict:
-        return {
-            "VAULTGATE_BACKEND": f"s3://{self.bucket}?endpoint={self.endpoint}&region=us-east-1&path_style=true",
-            "VAULTGATE_BACKEND_ACCESS_KEY": self.access_key,
-            "VAULTGATE_BACKEND_SECRET_KEY": self.secret_key,
-        }
-
-    def exists(self) -> bool:
-        names = [b["Name"] for b in self.client.list_buckets().get("Buckets", [])]
-        return self.bucket in names
-
-    def names(self) -> list[str]:
-        out = []
-        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket):
-            out += [o["Key"] for o in page.get("Contents", [])]
-        return out
-
-    def read(self, name: str) -> bytes:
-        return self.client.get_object(Bucket=self.bucket, Key=name)["Body"].read()
-
-    def put(self, name: str, body: bytes) -> None:
-        self.client.put_object(Bucket=self.bucket, Key=name, Body=body)
-
-    def delete(self, name: str) -> None:
-        self.client.delete_object(Bucket=self.bucket, Key=name)
 
 
 class AzuriteStore:

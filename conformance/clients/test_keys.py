@@ -1,23 +1,42 @@
-"""Key rotation end to end under aws cli traffic (issue 17): a private gateway on its key file;
+"""Key rotation end to end under aws cli traffic (issue 17), once on the local disk backend and once
+on SeaweedFS (a fresh backend bucket, as in test_backends.py): a private gateway on its key file;
 `vaultgate admin kek rotate`, `kek rewrap`, `kek reencrypt --bucket` (polled with
 `kek reencrypt-status`) and `kek retire` of the old KEK — without --accept-header-copies, since
 the re-encryption left no stream header carrying it — while a thread uploads with `aws s3 cp`
 and reads back the whole time. No request fails, every object (a multipart one included) is
-byte-exact afterwards and after a restart, and the audit ledger has one event per step.
+byte-exact afterwards and after a restart, and the audit ledger has one event per step. On
+SeaweedFS the backend is then read directly: every sealed stream of the bucket names the new data
+key version and the current KEK in its header (docs/FORMAT.md), none the retired ones.
+
+The SeaweedFS case needs VAULTGATE_TEST_S3_* (conformance/run starts SeaweedFS); without them it
+fails when VAULTGATE_REQUIRE_SERVICES=1 (as conformance/run sets) and is skipped otherwise.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
+import struct
 import subprocess
 import threading
 import time
 from pathlib import Path
 
+import pytest
 import requests
-
-from conftest import ACCESS_KEY, MiB, SECRET_KEY, Gateway, make_payload, sha256, unique_bucket
+from conftest import (
+    ACCESS_KEY,
+    S3_ENV,
+    SECRET_KEY,
+    Gateway,
+    MiB,
+    SeaweedStore,
+    make_payload,
+    require_env,
+    sha256,
+    unique_bucket,
+)
 
 
 def admin(gw: Gateway, home: Path, *args: str) -> dict | list:
@@ -40,8 +59,29 @@ def audit_count(gw: Gateway, token: str, action: str) -> int:
     return len(r.json()["items"])
 
 
-def test_rotate_rewrap_reencrypt_retire_under_aws_cli_traffic(gateway_factory, tmp_path):
-    gw = gateway_factory("keys-e2e")
+def stream_header(data: bytes) -> tuple[str, int, str] | None:
+    """(bucket, data_key_version, kek_id) of a sealed stream's clear header (docs/FORMAT.md), or
+    None for a backend object that is not a stream."""
+    if len(data) < 126 or data[:4] != b"VGSS":
+        return None
+    (version,) = struct.unpack_from(">I", data, 116)
+    fields, off = [], 120
+    for _ in range(2):  # bucket, kek_id (u16 length + UTF-8 each)
+        (n,) = struct.unpack_from(">H", data, off)
+        fields.append(data[off + 2 : off + 2 + n].decode())
+        off += 2 + n
+    return fields[0], version, fields[1]
+
+
+@pytest.mark.parametrize("backend", ["local", "seaweedfs"])
+def test_rotate_rewrap_reencrypt_retire_under_aws_cli_traffic(backend, gateway_factory, tmp_path):
+    token = secrets.token_hex(6)
+    store = None
+    if backend == "seaweedfs":
+        require_env(S3_ENV, "SeaweedFS")
+        store = SeaweedStore(f"vgkeys-{token}")
+        assert not store.exists(), f"fresh backend bucket {store.name} exists already"
+    gw = gateway_factory(f"keys-e2e-{backend}-{token}", **(store.gateway_env() if store else {}))
     home = tmp_path / "home"
     home.mkdir()
     admin(gw, home, "login", "--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY)
@@ -107,6 +147,7 @@ def test_rotate_rewrap_reencrypt_retire_under_aws_cli_traffic(gateway_factory, t
         assert old_kek["stream_headers"] == 0, status
         retired = admin(gw, home, "kek", "retire", old)
         assert retired["kek_id"] == old and retired["stream_headers"] == 0
+        current = rotated["current_kek_id"]
     finally:
         stop.set()
         t.join(600)
@@ -134,5 +175,16 @@ def test_rotate_rewrap_reencrypt_retire_under_aws_cli_traffic(gateway_factory, t
         ("admin.RetireKek", 1),
     ]:
         assert audit_count(gw, token, action) == n, action
+    if store is not None:
+        # Nothing stayed on the local disk, and every stream of the bucket on SeaweedFS is sealed
+        # under the new data key version wrapped by the current KEK (the re-encryption replaced
+        # the old streams, the traffic's new ones were sealed under it).
+        local = gw.data_dir / "objects"
+        assert not local.exists() or not [p for p in local.rglob("*") if p.is_file()]
+        headers = [stream_header(store.read(n)) for n in store.names()]
+        ours = [hd for hd in headers if hd is not None and hd[0] == bucket]
+        assert len(ours) >= len(files) + len(written), (len(ours), headers)
+        stale = [hd for hd in ours if hd[1] != started["target_version"] or hd[2] != current]
+        assert not stale, stale[:10]
     gw.restart()
     check_all(gw)

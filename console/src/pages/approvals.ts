@@ -2,7 +2,7 @@
 // many approvals are still needed and when the request expires; approve or reject after a
 // confirmation. The caller's own requests are shown as not approvable. Refreshes every 5 s.
 
-import { all, call, signedIn, signedInAs } from "../api";
+import { ApiError, all, call, signedIn, signedInAs } from "../api";
 import type { Ctx } from "../main";
 import { confirmDialog, errorNotice, h, notice, relative, replace, select, table, time } from "../dom";
 
@@ -29,6 +29,31 @@ export interface Approval {
 
 export function stillNeeded(a: Approval): number {
   return Math.max(0, a.needed - a.votes.filter((v) => v.decision === "approve").length);
+}
+
+async function approvalState(id: string): Promise<string> {
+  try {
+    const a = await call<Approval>("GET", `/approvals/${encodeURIComponent(id)}`);
+    return a.state === "pending" ? `pending, ${stillNeeded(a)} more approval(s) needed, expires ${time(a.expires_ms)}` : a.state;
+  } catch {
+    return "state unknown";
+  }
+}
+
+/** The answer to show for a failed change: a quorum rule's hold (the approval request it opened,
+ * with its state and a link to it, id `approval-link`), or the error. */
+export async function gatedNotice(e: unknown, goApproval: (id: string) => void): Promise<HTMLElement> {
+  if (e instanceof ApiError && e.info.approvalId) {
+    const id = e.info.approvalId;
+    return notice(
+      "info",
+      h("strong", {}, "Approval required. "),
+      "A quorum rule holds this change; approval request ",
+      h("a", { href: `/console/approvals#${id}`, id: "approval-link", onclick: (ev: Event) => { ev.preventDefault(); goApproval(id); } }, id),
+      ` is ${await approvalState(id)}. Once approved, do the same again.`,
+    );
+  }
+  return errorNotice(e, goApproval);
 }
 
 export async function approvalsPage(main: HTMLElement, ctx: Ctx): Promise<() => void> {

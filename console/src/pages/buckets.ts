@@ -4,11 +4,10 @@
 // folders with progress (multipart in 8 MiB parts above 8 MiB, with pause/resume and cancel),
 // delete (a quorum-gated delete shows the approval request it opened and its state).
 
-import { ApiError, authHeader, call, errorOf, qs, raw } from "../api";
+import { ApiError, authHeader, errorOf, qs, raw } from "../api";
 import type { Ctx } from "../main";
-import type { Approval } from "./approvals";
-import { stillNeeded } from "./approvals";
-import { bytes, confirmDialog, errorNotice, field, h, input, notice, replace, saveBlob, table, time } from "../dom";
+import { gatedNotice } from "./approvals";
+import { bytes, confirmDialog, errorNotice, field, h, input, notice, replace, saveBlob, table } from "../dom";
 
 export const PART_SIZE = 8 * 1024 * 1024;
 
@@ -196,33 +195,12 @@ class Upload {
   }
 }
 
-async function approvalState(id: string): Promise<string> {
-  try {
-    const a = await call<Approval>("GET", `/approvals/${encodeURIComponent(id)}`);
-    return a.state === "pending" ? `pending, ${stillNeeded(a)} more approval(s) needed, expires ${time(a.expires_ms)}` : a.state;
-  } catch {
-    return "state unknown";
-  }
-}
-
 export async function bucketsPage(main: HTMLElement, ctx: Ctx): Promise<void> {
   const [bucket, ...rest] = ctx.sub;
   const msg = h("div", { id: "bucket-msg", "aria-live": "polite" });
   const goApproval = (id: string) => ctx.go(`approvals#${id}`);
 
-  async function gated(e: unknown): Promise<HTMLElement> {
-    if (e instanceof ApiError && e.info.approvalId) {
-      const id = e.info.approvalId;
-      return notice(
-        "info",
-        h("strong", {}, "Approval required. "),
-        "A quorum rule holds this change; approval request ",
-        h("a", { href: `/console/approvals#${id}`, id: "approval-link", onclick: (ev: Event) => { ev.preventDefault(); goApproval(id); } }, id),
-        ` is ${await approvalState(id)}. Once approved, do the same again.`,
-      );
-    }
-    return errorNotice(e, goApproval);
-  }
+  const gated = (e: unknown): Promise<HTMLElement> => gatedNotice(e, goApproval);
 
   if (!bucket) {
     const list = h("div", { id: "bucket-list" });

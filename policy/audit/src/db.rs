@@ -18,6 +18,9 @@ use std::time::Duration;
 use sqlx::any::{AnyArguments, AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, Arguments, Encode, Type};
 
+/// The PostgreSQL advisory lock key that serialises appends to the audit chain ("VGLEDGER").
+pub const LEDGER_LOCK: i64 = 0x5647_4c45_4447_4552;
+
 /// The SQL dialect of a database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -50,12 +53,28 @@ impl Dialect {
 
     /// Starts a write transaction. SQLite: `BEGIN IMMEDIATE` takes the write lock at once
     /// (no upgrade deadlock with another process on the file); PostgreSQL: a plain `BEGIN`
-    /// (writes are serialised per instance by the single writer connection).
+    /// (writes are serialised per instance by the single writer connection; the audit chain,
+    /// which every instance appends to, also by [`Dialect::lock_ledger`]).
     pub fn begin_write(self) -> &'static str {
         match self {
             Dialect::Sqlite => "BEGIN IMMEDIATE",
             Dialect::Postgres => "BEGIN",
         }
+    }
+
+    /// Takes, inside a write transaction, the lock that orders appends to the audit chain across
+    /// every process on the database, so the head read next is the last one committed and no
+    /// two gateway instances chain onto the same event. PostgreSQL: a transaction-level advisory
+    /// lock ([`LEDGER_LOCK`]), released by the COMMIT or ROLLBACK; SQLite: nothing to do, the
+    /// `BEGIN IMMEDIATE` of [`Dialect::begin_write`] already holds the database's write lock.
+    pub async fn lock_ledger(self, conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
+        if self == Dialect::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(LEDGER_LOCK)
+                .execute(conn)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Starts a read transaction that sees one snapshot for all its statements (verification,

@@ -757,8 +757,13 @@ async fn run_writer(
     }
 }
 
-/// Reads the head inside the write transaction and checks it against the last row.
-pub(crate) async fn locked_head(conn: &mut sqlx::AnyConnection) -> AuditResult<Head> {
+/// Takes the chain's lock ([`Dialect::lock_ledger`]), then reads the head inside the write
+/// transaction and checks it against the last row.
+pub(crate) async fn locked_head(
+    conn: &mut sqlx::AnyConnection,
+    dialect: Dialect,
+) -> AuditResult<Head> {
+    dialect.lock_ledger(&mut *conn).await?;
     let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
         .fetch_optional(&mut *conn)
         .await?;
@@ -812,8 +817,9 @@ pub(crate) async fn locked_head(conn: &mut sqlx::AnyConnection) -> AuditResult<H
 }
 
 async fn commit_batch(pool: &AnyPool, events: Vec<AuditEvent>) -> AuditResult<Vec<StoredEvent>> {
-    let mut tx = pool.begin_with(Dialect::of(pool).begin_write()).await?;
-    let head = locked_head(&mut tx).await?;
+    let dialect = Dialect::of(pool);
+    let mut tx = pool.begin_with(dialect.begin_write()).await?;
+    let head = locked_head(&mut tx, dialect).await?;
     let (mut seq, mut prev) = (head.seq, head.hash);
     let mut out = Vec::with_capacity(events.len());
     for ev in events {

@@ -126,11 +126,9 @@ impl Ledger {
                 "refusing to prune a ledger that does not verify: {issue}"
             )));
         }
-        let mut tx = self
-            .pool()
-            .begin_with(crate::db::Dialect::of(self.pool()).begin_write())
-            .await?;
-        let head = locked_head(&mut tx).await?;
+        let dialect = crate::db::Dialect::of(self.pool());
+        let mut tx = self.pool().begin_with(dialect.begin_write()).await?;
+        let head = locked_head(&mut tx, dialect).await?;
         let first_kept: Option<i64> =
             sqlx::query_scalar("SELECT MIN(seq) FROM audit_events WHERE time_ms >= $1")
                 .bind(cutoff_ms)

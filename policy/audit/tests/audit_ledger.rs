@@ -252,6 +252,60 @@ async fn a_nul_in_a_text_field_is_kept_as_u_fffd_and_fails_no_batch() {
     assert!(file.is_ok(), "{file}");
 }
 
+/// Two gateway instances on one database (PostgreSQL in the CI's second pass, one SQLite file
+/// otherwise) append concurrently: one chain, every event once, in one total order, and each
+/// instance's mirror file (gaps filled from the database) verifies too.
+#[tokio::test]
+async fn two_ledgers_on_one_database_append_one_chain() {
+    let f = fixture(0).await;
+    let dir2 = tempfile::tempdir().unwrap();
+    let mirror2 = dir2.path().join("audit.jsonl");
+    let second = Ledger::open(
+        open_pool(&f.url, false).await.unwrap(),
+        LedgerConfig {
+            mirror_path: Some(mirror2.clone()),
+            ..LedgerConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    let mut tasks = Vec::new();
+    for t in 0..16u64 {
+        let ledger = if t % 2 == 0 {
+            f.ledger.clone()
+        } else {
+            second.clone()
+        };
+        tasks.push(tokio::spawn(async move {
+            let mut seqs = Vec::new();
+            for i in 0..40u64 {
+                seqs.push(ledger.append(event(t * 1000 + i)).await.unwrap().seq);
+            }
+            seqs
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        let seqs = t.await.unwrap();
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "per-task order kept");
+        all.extend(seqs);
+    }
+    all.sort_unstable();
+    assert_eq!(
+        all,
+        (1..=640).collect::<Vec<i64>>(),
+        "every event once, no gap"
+    );
+    let report = verify_database(&f.url, None).await.unwrap();
+    assert!(report.is_ok(), "{report}");
+    assert_eq!(report.events, 640);
+    for mirror in [&f.mirror, &mirror2] {
+        let file = verify_file(mirror).await.unwrap();
+        assert!(file.is_ok(), "{}: {file}", mirror.display());
+        assert!(file.events > 320, "{}: {file}", mirror.display());
+    }
+}
+
 #[tokio::test]
 async fn query_filters_and_paginates_newest_first() {
     let f = fixture(60).await;

@@ -9,8 +9,10 @@
 //! and before it returns. So a revoke, disable, grant change or bucket reassignment that the
 //! admin API has acknowledged is seen by the very next request; an entry loaded from a snapshot
 //! taken before such a write can be inserted late but is never used. The cache sees only writes
-//! made through this process's store (the gateway is the database's only writer while it runs;
-//! offline commands run with it stopped).
+//! made through this process's store directly; writes of other gateway instances on the same
+//! database are seen through the database's write counter `pol_generation` (advanced by
+//! triggers in the writing transaction), which [`crate::PolicyStore::follow_other_instances`]
+//! polls: when it moved, every entry becomes stale ([`AccessCache::advance`]).
 //!
 //! Every map is bounded by count *and* by weight: an entry weighs its estimated size in bytes,
 //! but at least [`MAX_BYTES`] / [`CAPACITY`], so a map holds at most [`CAPACITY`] entries and
@@ -156,6 +158,12 @@ impl AccessCache {
     /// A guard that advances the generation when dropped (after the writes it covers).
     pub fn writing(&self) -> Writing<'_> {
         Writing(&self.generation)
+    }
+
+    /// Makes every entry stale at once: another writer on the database (another gateway
+    /// instance) changed what they were loaded from.
+    pub fn advance(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
     }
 }
 

@@ -295,7 +295,8 @@ async fn open_policy(config: &Config, storage: &Storage, metrics: &Metrics) -> R
     let store = policy::PolicyStore::new(index.write_pool().clone(), Arc::new(keyring.clone()))
         .await?
         .with_read_pool(index.read_pool().clone())
-        .with_access_cache();
+        .with_access_cache()
+        .follow_other_instances(policy::FOLLOW_INTERVAL);
     let fixed = match (&config.access_key, &config.secret_key) {
         (Some(a), Some(s)) => Some((a.as_str(), s.clone())),
         _ => None,

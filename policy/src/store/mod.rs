@@ -107,8 +107,9 @@ impl PolicyStore {
     /// Keeps the access check's reads (access-key rows, resolved grants, bucket tenants,
     /// quorum rules) in memory, shared by every clone of this store. Every mutating method of
     /// the store invalidates them before it returns, so a change acknowledged by the admin API
-    /// acts on the very next request (see `policy::cache`). Only for the serving process: writes
-    /// made by another store on the same database are not seen.
+    /// acts on the very next request (see `policy::cache`). Writes made by another store on the
+    /// same database (another gateway instance) are seen only with
+    /// [`PolicyStore::follow_other_instances`].
     pub fn with_access_cache(mut self) -> PolicyStore {
         self.cache = Some(Arc::new(AccessCache::new()));
         self

@@ -28,35 +28,21 @@ pub struct Settings {
     layer: Layer,
 }
 
-/// The settings an offline command (`migrate`, `reindex`, `import-hub`, `keys`, `audit`)
-/// reads: where the data, the index and the keys are, and the log level. The listener, TLS,
-/// rate and abuse settings of `serve` are still accepted there (one `Settings` for every
-/// command), but hidden from their `--help`.
-const OFFLINE_SETTINGS: &[&str] = &[
-    "data_dir",
-    "database_url",
-    "backend",
-    "kms",
-    "log_level",
-    "audit_source",
-    "audit_mirror",
-    "audit_retention_days",
-];
-
-/// Hides the `serve`-only settings from the `--help` of the offline commands and their
-/// subcommands, so each lists its own options.
+/// Hides the settings only `serve` reads (those not marked `[offline]` in
+/// `gateway::config`'s `settings!`: listeners, TLS, limits, rates) from the `--help` of the
+/// offline commands and their subcommands, so each lists its own options. They are still
+/// accepted there (one `Settings` for every command).
 pub fn offline_help(cli: clap::Command) -> clap::Command {
     fn hide(cmd: clap::Command) -> clap::Command {
-        let serve_only: Vec<String> = gateway::config::all_settings()
+        let serve_only: Vec<&str> = gateway::config::all_settings()
             .iter()
+            .filter(|s| !s.offline)
             .filter_map(|s| s.flag)
-            .filter(|f| !OFFLINE_SETTINGS.contains(f))
-            .map(str::to_owned)
             .collect();
         let ids: Vec<String> = cmd
             .get_arguments()
             .map(|a| a.get_id().to_string())
-            .filter(|id| serve_only.contains(id))
+            .filter(|id| serve_only.contains(&id.as_str()))
             .collect();
         let subs: Vec<String> = cmd
             .get_subcommands()

@@ -86,7 +86,7 @@ impl Command {
     async fn run(self) -> anyhow::Result<ExitCode> {
         match self {
             Command::Serve(settings) => serve::run(settings).await,
-            Command::Config { command } => config::run(command),
+            Command::Config { command } => config::run(command).await,
             Command::Migrate(args) => ops::migrate(args).await,
             Command::Reindex(args) => ops::reindex(args).await,
             Command::ImportHub(args) => ops::import_hub(args).await,

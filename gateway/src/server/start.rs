@@ -212,7 +212,7 @@ async fn open_storage(config: &Config, metrics: &Metrics) -> Result<Storage> {
 
 /// A backend that cannot be opened, said in one line: which backend, the cause in plain words
 /// and the settings to check (credentials are named by their variables, never shown).
-fn backend_start_error(config: &Config, e: crate::backend::BackendError) -> Error {
+pub(crate) fn backend_start_error(config: &Config, e: crate::backend::BackendError) -> Error {
     use crate::backend::BackendError as B;
     let url = crate::config::redact_url(&config.backend_url());
     let backend = crate::config::setting("backend");

@@ -69,6 +69,10 @@ pub async fn start(
         s3_tls_cert: config.tls.s3_files().map(|f| f.cert),
         region: config.region.clone(),
         store: storage.store.clone(),
+        admin_secret_dir: config
+            .admin_jwt_secret
+            .is_none()
+            .then(|| config.data_dir.clone()),
     });
     let authz = policy::Authorizer::new(policy.store, policy.limits);
     let hosts = config.virtual_hosts()?.map(Arc::new);

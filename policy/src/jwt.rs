@@ -60,6 +60,9 @@ struct JwksKey {
     key: DecodingKey,
 }
 
+/// Replaced HS256 secrets kept for their grace at most (see [`JwtAuthority::rotate`]).
+pub const MAX_REPLACED_SECRETS: usize = 8;
+
 /// The HS256 secrets: the current one, and the replaced ones still in their grace, each with
 /// the moment (seconds since epoch) after which tokens it signed are no longer accepted.
 struct HsSecrets {
@@ -172,7 +175,9 @@ impl JwtAuthority {
     /// Replaces the HS256 secret (at least 32 bytes): tokens are signed with `secret` from now
     /// on; tokens signed by the secret it replaces are accepted until the returned moment
     /// (seconds since epoch: now + the token lifetime, when the last of them expires). Secrets
-    /// replaced earlier keep their own grace.
+    /// replaced earlier keep their own grace, but at most [`MAX_REPLACED_SECRETS`] are kept:
+    /// more rotations within one token lifetime end the oldest grace early (a bound on what a
+    /// token with a bad signature costs to check).
     pub fn rotate(&self, secret: &[u8]) -> Result<u64> {
         if secret.len() < 32 {
             return Err(Error::Config(
@@ -187,6 +192,9 @@ impl JwtAuthority {
         let old = std::mem::replace(&mut hs.current, Zeroizing::new(secret.to_vec()));
         let now = now_secs();
         hs.previous.retain(|(_, end)| now < *end);
+        if hs.previous.len() >= MAX_REPLACED_SECRETS {
+            hs.previous.remove(0);
+        }
         hs.previous.push((old, until));
         Ok(until)
     }
@@ -384,6 +392,18 @@ mod tests {
         assert_eq!(a.verify(&old).unwrap().sub, "alice");
         assert_eq!(a.verify(&new).unwrap().sub, "bob");
         assert!(matches!(a.rotate(b"short"), Err(Error::Config(_))));
+        // more rotations than MAX_REPLACED_SECRETS within the grace end the oldest one's
+        for i in 0..MAX_REPLACED_SECRETS - 1 {
+            a.rotate(format!("rotation-{i}-secret-rotation-secret-0123").as_bytes())
+                .unwrap();
+        }
+        assert_eq!(
+            a.verify(&new).unwrap().sub,
+            "bob",
+            "8 replaced secrets kept"
+        );
+        a.rotate(b"one-more-secret-one-more-secret-0123").unwrap();
+        assert_eq!(err_text(a.verify(&new)), "bad token signature");
         // past its grace a replaced secret no longer verifies (a 1 s lifetime)
         let short = JwtAuthority::new(Some(SECRET), None, 1).unwrap();
         let (t, _) = short.issue("carol", "default", vec![]).unwrap();

@@ -138,11 +138,12 @@ pub struct SettingInfo {
     pub default: Option<&'static str>,
     /// The doc comment.
     pub doc: &'static str,
-    /// Read by the offline commands too (`migrate`, `reindex`, `import-hub`, `keys`, `audit`:
-    /// where the data, the index and the keys are, the log level), so their `--help` lists it;
-    /// the others (listeners, TLS, limits, rates) are `serve`'s alone. Marked `[offline]` in
-    /// the declaration.
-    pub offline: bool,
+    /// Which commands besides `serve` read it, so their `--help` lists it (the mark in the
+    /// declaration): `offline` every offline command (`migrate`, `reindex`, `import-hub`,
+    /// `keys`, `audit`: data dir, database, log level, audit settings), `store` those that open
+    /// the object store (all but `audit`: backend, KMS, master key), empty for `serve` alone
+    /// (listeners, TLS, limits, rates).
+    pub group: &'static str,
 }
 
 impl SettingInfo {
@@ -169,24 +170,14 @@ pub fn setting(key: &str) -> String {
         .map_or_else(|| key.to_owned(), |s| s.names())
 }
 
-/// `[offline]` in a [`settings!`] declaration: [`SettingInfo::offline`].
-macro_rules! offline {
-    () => {
-        false
-    };
-    (offline) => {
-        true
-    };
-}
-
 /// Declares the top-level settings once. Each is a TOML key, a `VAULTGATE_*` variable and (but
 /// secrets) a `vaultgate serve` flag of the same name, with its default and doc comment. From
 /// the one list come: [`Layer`] (every setting optional: the TOML file, and the variables and
 /// flags through clap; layers merge defaults < file < env < flags), [`Config`] (the resolved
 /// values, defaults filled in) and [`SETTINGS`] (the reference). `values` have a default,
 /// `optional` ones stay unset unless given, `secrets` come from the file or from
-/// [`read_secret`], never from a flag. A declaration marked `[offline]` is read by the offline
-/// commands too ([`SettingInfo::offline`]): their `--help` lists only those.
+/// [`read_secret`], never from a flag. A declaration marked `[offline]` or `[store]` is read by
+/// offline commands too ([`SettingInfo::group`]): their `--help` lists only those.
 macro_rules! settings {
     (
         values { $( $(#[doc = $vdoc:literal])* $([$vgroup:ident])? $v:ident : $vty:ty = $vdef:expr, $venv:literal; )* }
@@ -300,7 +291,7 @@ macro_rules! settings {
                 flag: Some(stringify!($v)),
                 default: Some(stringify!($vdef)),
                 doc: concat!($($vdoc, "\n",)*),
-                offline: offline!($($vgroup)?),
+                group: concat!($(stringify!($vgroup))?),
             }, )*
             $( SettingInfo {
                 key: stringify!($o),
@@ -308,7 +299,7 @@ macro_rules! settings {
                 flag: Some(stringify!($o)),
                 default: None,
                 doc: concat!($($odoc, "\n",)*),
-                offline: offline!($($ogroup)?),
+                group: concat!($(stringify!($ogroup))?),
             }, )*
             $( SettingInfo {
                 key: stringify!($s),
@@ -316,7 +307,7 @@ macro_rules! settings {
                 flag: None,
                 default: None,
                 doc: concat!($($sdoc, "\n",)*),
-                offline: offline!($($sgroup)?),
+                group: concat!($(stringify!($sgroup))?),
             }, )*
         ];
     };
@@ -362,9 +353,9 @@ settings! {
         /// Database of the index, policy store and audit ledger: `sqlite://PATH` or `postgres://USER:PASSWORD@HOST[:PORT]/DB`. Default `sqlite://<data_dir>/index.db`.
         [offline] database_url: String, "VAULTGATE_DATABASE_URL";
         /// Backend URL (`file://`, `s3://`, `azure://`). Default `file://<data_dir>/objects`.
-        [offline] backend: String, "VAULTGATE_BACKEND";
+        [store] backend: String, "VAULTGATE_BACKEND";
         /// KMS URL (`aws-kms://KEY?region=..&endpoint=..`). Default none (the local key).
-        [offline] kms: String, "VAULTGATE_KMS";
+        [store] kms: String, "VAULTGATE_KMS";
         /// Append-only JSON-lines copy of the audit ledger. Default none.
         [offline] audit_mirror: PathBuf, "VAULTGATE_AUDIT_MIRROR";
         /// Base domain(s) of virtual-hosted-style addressing, comma-separated, without a port
@@ -377,7 +368,7 @@ settings! {
         secret_key, "VAULTGATE_SECRET_KEY";
         /// Master key, 64 hex characters (alias `BLOB_KEY`). Default: the key file
         /// `<data_dir>/master.key`, generated on first start.
-        [offline] master_key, "VAULTGATE_MASTER_KEY";
+        [store] master_key, "VAULTGATE_MASTER_KEY";
         /// HS256 secret of admin API tokens, at least 32 bytes (alias `ADMIN_JWT_SECRET`).
         /// Default: generated once, kept sealed in `<data_dir>/admin-jwt.sealed`.
         admin_jwt_secret, "VAULTGATE_ADMIN_JWT_SECRET";
@@ -506,7 +497,7 @@ pub const TLS_SETTINGS: &[SettingInfo] = &[
         flag: Some("tls_cert"),
         default: None,
         doc: "PEM certificate chain (leaf first) of the S3 listener. Default none: plain HTTP, which is refused on a non-loopback address unless insecure_http is set.\n",
-        offline: false,
+        group: "",
     },
     SettingInfo {
         key: "tls.key",
@@ -514,7 +505,7 @@ pub const TLS_SETTINGS: &[SettingInfo] = &[
         flag: Some("tls_key"),
         default: None,
         doc: "PEM private key of the S3 listener (mode 0600 or 0640).\n",
-        offline: false,
+        group: "",
     },
     SettingInfo {
         key: "tls.admin_cert",
@@ -522,7 +513,7 @@ pub const TLS_SETTINGS: &[SettingInfo] = &[
         flag: Some("admin_tls_cert"),
         default: None,
         doc: "PEM certificate chain of the admin listener. Default: the S3 listener's.\n",
-        offline: false,
+        group: "",
     },
     SettingInfo {
         key: "tls.admin_key",
@@ -530,7 +521,7 @@ pub const TLS_SETTINGS: &[SettingInfo] = &[
         flag: Some("admin_tls_key"),
         default: None,
         doc: "PEM private key of the admin listener. Default: the S3 listener's.\n",
-        offline: false,
+        group: "",
     },
     SettingInfo {
         key: "tls.admin_client_ca",
@@ -538,7 +529,7 @@ pub const TLS_SETTINGS: &[SettingInfo] = &[
         flag: Some("admin_tls_client_ca"),
         default: None,
         doc: "PEM bundle of the CAs whose client certificates the admin listener requires (mTLS). Default none.\n",
-        offline: false,
+        group: "",
     },
     SettingInfo {
         key: "tls.insecure_http",
@@ -546,7 +537,7 @@ pub const TLS_SETTINGS: &[SettingInfo] = &[
         flag: Some("insecure_http"),
         default: Some("false"),
         doc: "Serve plain HTTP on a non-loopback address (behind a TLS-terminating proxy on a trusted network). Default false: refused.\n",
-        offline: false,
+        group: "",
     },
 ];
 
@@ -768,7 +759,7 @@ macro_rules! limits {
                 flag: Some(stringify!($name)),
                 default: Some(stringify!($default)),
                 doc: concat!($($doc, "\n",)*),
-                offline: false,
+                group: "",
             }, )*
         ];
     };

@@ -430,7 +430,7 @@ fn offline_help_lists_only_its_own_options() {
         &["keys", "status", "--help"],
     ] {
         let h = help(cmd);
-        // the settings marked [offline] in gateway::config's settings!
+        // the settings marked [offline] or [store] in gateway::config's settings!
         for own in [
             "--data-dir",
             "--backend",
@@ -448,6 +448,15 @@ fn offline_help_lists_only_its_own_options() {
         ] {
             assert!(!h.contains(serve_only), "{cmd:?} lists {serve_only}: {h}");
         }
+    }
+    // the audit commands open no object store: no backend, no KMS
+    let h = help(&["audit", "verify", "--help"]);
+    assert!(
+        h.contains("--data-dir") && h.contains("--database-url"),
+        "{h}"
+    );
+    for unused in ["--backend", "--kms", "--s3-addr", "--tls-cert"] {
+        assert!(!h.contains(unused), "audit verify lists {unused}: {h}");
     }
     let h = help(&["serve", "--help"]);
     assert!(h.contains("--s3-addr") && h.contains("--tls-cert"), "{h}");

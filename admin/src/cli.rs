@@ -166,6 +166,9 @@ pub enum KekCommand {
         #[arg(long)]
         bucket: String,
     },
+    /// replace the admin token signing secret now (quorum action admin:RotateSigningSecret):
+    /// new tokens use the new one at once, tokens signed by the old one work until they expire
+    RotateAdminSecret,
 }
 
 /// Event selection shared by `audit search|tail` and `evidence export`.
@@ -945,6 +948,45 @@ async fn audit_tail(
     }
 }
 
+/// `vaultgate admin kek status`: the provider line, then the KEK and data key tables.
+async fn kek_status(conn: &Conn, out: &mut dyn Write, f: Format) -> Result<(), ApiError> {
+    let v = conn.call(Method::GET, "/kek", None).await?;
+    if f == Format::Json {
+        return emit(out, f, &[], &v);
+    }
+    let p = &v["provider"];
+    let mut text = format!(
+        "provider: {} ({}), {}\n\n",
+        cell(&p["kind"]),
+        cell(&p["location"]),
+        cell(&p["state"])
+    );
+    text.push_str(&table(
+        &[
+            "kek_id",
+            "version",
+            "current",
+            "held",
+            "data_keys",
+            "stream_headers",
+        ],
+        v["keks"].as_array().map_or(&[][..], Vec::as_slice),
+    ));
+    text.push('\n');
+    text.push_str(&table(
+        &[
+            "bucket",
+            "version",
+            "kek_id",
+            "created_ms",
+            "objects",
+            "bytes",
+        ],
+        v["data_keys"].as_array().map_or(&[][..], Vec::as_slice),
+    ));
+    write_out(out, &text)
+}
+
 /// `vaultgate admin kek …`.
 async fn kek(conn: &Conn, out: &mut dyn Write, f: Format, cmd: KekCommand) -> Result<(), ApiError> {
     const REWRAP_COLS: &[&str] = &[
@@ -955,43 +997,7 @@ async fn kek(conn: &Conn, out: &mut dyn Write, f: Format, cmd: KekCommand) -> Re
         "failed",
     ];
     match cmd {
-        KekCommand::Status => {
-            let v = conn.call(Method::GET, "/kek", None).await?;
-            if f == Format::Json {
-                return emit(out, f, &[], &v);
-            }
-            let p = &v["provider"];
-            let mut text = format!(
-                "provider: {} ({}), {}\n\n",
-                cell(&p["kind"]),
-                cell(&p["location"]),
-                cell(&p["state"])
-            );
-            text.push_str(&table(
-                &[
-                    "kek_id",
-                    "version",
-                    "current",
-                    "held",
-                    "data_keys",
-                    "stream_headers",
-                ],
-                v["keks"].as_array().map_or(&[][..], Vec::as_slice),
-            ));
-            text.push('\n');
-            text.push_str(&table(
-                &[
-                    "bucket",
-                    "version",
-                    "kek_id",
-                    "created_ms",
-                    "objects",
-                    "bytes",
-                ],
-                v["data_keys"].as_array().map_or(&[][..], Vec::as_slice),
-            ));
-            write_out(out, &text)
-        }
+        KekCommand::Status => kek_status(conn, out, f).await,
         KekCommand::Rotate => {
             let v = conn.call(Method::POST, "/kek/rotate", None).await?;
             emit(out, f, REWRAP_COLS, &v)
@@ -1042,6 +1048,12 @@ async fn kek(conn: &Conn, out: &mut dyn Write, f: Format, cmd: KekCommand) -> Re
                 )
                 .await?;
             emit(out, f, REENCRYPT_COLS, &v)
+        }
+        KekCommand::RotateAdminSecret => {
+            let v = conn
+                .call(Method::POST, "/auth/signing-secret/rotate", None)
+                .await?;
+            emit(out, f, &["rotated_ms", "previous_accepted_until_ms"], &v)
         }
     }
 }

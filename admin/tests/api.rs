@@ -874,6 +874,7 @@ async fn openapi_document_covers_every_route_and_validates() {
         ("POST", "/admin/v1/kek/{kek_id}/retire"),
         ("POST", "/admin/v1/kek/reencrypt"),
         ("GET", "/admin/v1/kek/reencrypt/{bucket}"),
+        ("POST", "/admin/v1/auth/signing-secret/rotate"),
     ];
     let mut got: Vec<(String, String)> = ops.clone();
     got.sort();

@@ -343,7 +343,7 @@ async fn every_admin_call_leaves_exactly_one_event_with_its_fields() {
         }
     }
     assert_eq!(ids.len(), n, "operationIds are unique");
-    assert_eq!(n, 54, "every operation has one");
+    assert_eq!(n, 55, "every operation has one");
 }
 
 #[tokio::test]

@@ -58,6 +58,9 @@ pub struct AdminParts {
     pub region: String,
     /// the object layer (the key status reads the buckets' current data keys from its index)
     pub store: Store,
+    /// the data dir keeping the generated admin token signing secret, which the admin API
+    /// rotates there (`None`: the secret is configured, `VAULTGATE_ADMIN_JWT_SECRET`)
+    pub admin_secret_dir: Option<PathBuf>,
 }
 
 /// Router with /metrics, /health and /ready.

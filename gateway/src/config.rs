@@ -138,6 +138,12 @@ pub struct SettingInfo {
     pub default: Option<&'static str>,
     /// The doc comment.
     pub doc: &'static str,
+    /// Which commands besides `serve` read it, so their `--help` lists it (the mark in the
+    /// declaration): `offline` every offline command (`migrate`, `reindex`, `import-hub`,
+    /// `keys`, `audit`: data dir, database, log level, audit settings), `store` those that open
+    /// the object store (all but `audit`: backend, KMS, master key), empty for `serve` alone
+    /// (listeners, TLS, limits, rates).
+    pub group: &'static str,
 }
 
 impl SettingInfo {
@@ -170,12 +176,13 @@ pub fn setting(key: &str) -> String {
 /// flags through clap; layers merge defaults < file < env < flags), [`Config`] (the resolved
 /// values, defaults filled in) and [`SETTINGS`] (the reference). `values` have a default,
 /// `optional` ones stay unset unless given, `secrets` come from the file or from
-/// [`read_secret`], never from a flag.
+/// [`read_secret`], never from a flag. A declaration marked `[offline]` or `[store]` is read by
+/// offline commands too ([`SettingInfo::group`]): their `--help` lists only those.
 macro_rules! settings {
     (
-        values { $( $(#[doc = $vdoc:literal])* $v:ident : $vty:ty = $vdef:expr, $venv:literal; )* }
-        optional { $( $(#[doc = $odoc:literal])* $o:ident : $oty:ty, $oenv:literal; )* }
-        secrets { $( $(#[doc = $sdoc:literal])* $s:ident, $senv:literal; )* }
+        values { $( $(#[doc = $vdoc:literal])* $([$vgroup:ident])? $v:ident : $vty:ty = $vdef:expr, $venv:literal; )* }
+        optional { $( $(#[doc = $odoc:literal])* $([$ogroup:ident])? $o:ident : $oty:ty, $oenv:literal; )* }
+        secrets { $( $(#[doc = $sdoc:literal])* $([$sgroup:ident])? $s:ident, $senv:literal; )* }
     ) => {
         /// One layer of settings, each optional: the TOML file, or the variables and flags.
         #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -284,6 +291,7 @@ macro_rules! settings {
                 flag: Some(stringify!($v)),
                 default: Some(stringify!($vdef)),
                 doc: concat!($($vdoc, "\n",)*),
+                group: concat!($(stringify!($vgroup))?),
             }, )*
             $( SettingInfo {
                 key: stringify!($o),
@@ -291,6 +299,7 @@ macro_rules! settings {
                 flag: Some(stringify!($o)),
                 default: None,
                 doc: concat!($($odoc, "\n",)*),
+                group: concat!($(stringify!($ogroup))?),
             }, )*
             $( SettingInfo {
                 key: stringify!($s),
@@ -298,6 +307,7 @@ macro_rules! settings {
                 flag: None,
                 default: None,
                 doc: concat!($($sdoc, "\n",)*),
+                group: concat!($(stringify!($sgroup))?),
             }, )*
         ];
     };
@@ -306,7 +316,7 @@ macro_rules! settings {
 settings! {
     values {
         /// Data dir: index, key file, local objects.
-        data_dir: PathBuf = PathBuf::from("./data"), "VAULTGATE_DATA_DIR";
+        [offline] data_dir: PathBuf = PathBuf::from("./data"), "VAULTGATE_DATA_DIR";
         /// S3 listener, `host:port` (a name such as `localhost` is resolved at start); port 0
         /// picks a free port.
         s3_addr: String = "127.0.0.1:9000".into(), "VAULTGATE_S3_ADDR";
@@ -314,7 +324,7 @@ settings! {
         admin_addr: String = "127.0.0.1:9001".into(), "VAULTGATE_ADMIN_ADDR";
         /// Log level (`error`, `warn`, `info`, `debug`, `trace`, `off`) or a filter
         /// (`info,gateway=debug`); `RUST_LOG` is read when `LOG_LEVEL` is unset.
-        log_level: String = "info".into(), "LOG_LEVEL";
+        [offline] log_level: String = "info".into(), "LOG_LEVEL";
         /// Region reported to clients and expected in signatures.
         region: String = "us-east-1".into(), "VAULTGATE_REGION";
         /// Seconds in-flight requests get to finish on shutdown.
@@ -328,26 +338,26 @@ settings! {
         rate_admin_per_min: u32 = policy::RateLimitConfig::default().admin_per_min, "VAULTGATE_RATE_ADMIN_PER_MIN";
         /// What the audit ledger keeps of the client address: `keep`, `hash` (HMAC under a
         /// secret derived from the evidence key) or `drop`.
-        audit_source: audit::SourceMode = audit::SourceMode::Keep, "VAULTGATE_AUDIT_SOURCE";
+        [offline] audit_source: audit::SourceMode = audit::SourceMode::Keep, "VAULTGATE_AUDIT_SOURCE";
         /// Reads whose audit event cannot be recorded: `fail-closed` (503) or `fail-open`
         /// (served, counted and logged). Writes, deletes and admin changes always fail closed.
         audit_read_policy: audit::ReadPolicy = audit::ReadPolicy::FailClosed, "VAULTGATE_AUDIT_READ_POLICY";
         /// Days audit events are kept before the daily prune removes them (leaving a signed
         /// checkpoint); at least 1.
-        audit_retention_days: u32 = 90, "VAULTGATE_AUDIT_RETENTION_DAYS";
+        [offline] audit_retention_days: u32 = 90, "VAULTGATE_AUDIT_RETENTION_DAYS";
     }
     optional {
         /// Fixed bootstrap access key id (with `secret_key`). Default: generated on first
         /// start, its secret printed once.
         access_key: String, "VAULTGATE_ACCESS_KEY";
         /// Database of the index, policy store and audit ledger: `sqlite://PATH` or `postgres://USER:PASSWORD@HOST[:PORT]/DB`. Default `sqlite://<data_dir>/index.db`.
-        database_url: String, "VAULTGATE_DATABASE_URL";
+        [offline] database_url: String, "VAULTGATE_DATABASE_URL";
         /// Backend URL (`file://`, `s3://`, `azure://`). Default `file://<data_dir>/objects`.
-        backend: String, "VAULTGATE_BACKEND";
+        [store] backend: String, "VAULTGATE_BACKEND";
         /// KMS URL (`aws-kms://KEY?region=..&endpoint=..`). Default none (the local key).
-        kms: String, "VAULTGATE_KMS";
+        [store] kms: String, "VAULTGATE_KMS";
         /// Append-only JSON-lines copy of the audit ledger. Default none.
-        audit_mirror: PathBuf, "VAULTGATE_AUDIT_MIRROR";
+        [offline] audit_mirror: PathBuf, "VAULTGATE_AUDIT_MIRROR";
         /// Base domain(s) of virtual-hosted-style addressing, comma-separated, without a port
         /// (`s3.example.com`: `mybucket.s3.example.com` addresses bucket `mybucket`). Path
         /// style always works; a Host under none of them is read as path style. Default none.
@@ -358,7 +368,7 @@ settings! {
         secret_key, "VAULTGATE_SECRET_KEY";
         /// Master key, 64 hex characters (alias `BLOB_KEY`). Default: the key file
         /// `<data_dir>/master.key`, generated on first start.
-        master_key, "VAULTGATE_MASTER_KEY";
+        [store] master_key, "VAULTGATE_MASTER_KEY";
         /// HS256 secret of admin API tokens, at least 32 bytes (alias `ADMIN_JWT_SECRET`).
         /// Default: generated once, kept sealed in `<data_dir>/admin-jwt.sealed`.
         admin_jwt_secret, "VAULTGATE_ADMIN_JWT_SECRET";
@@ -487,6 +497,7 @@ pub const TLS_SETTINGS: &[SettingInfo] = &[
         flag: Some("tls_cert"),
         default: None,
         doc: "PEM certificate chain (leaf first) of the S3 listener. Default none: plain HTTP, which is refused on a non-loopback address unless insecure_http is set.\n",
+        group: "",
     },
     SettingInfo {
         key: "tls.key",
@@ -494,6 +505,7 @@ pub const TLS_SETTINGS: &[SettingInfo] = &[
         flag: Some("tls_key"),
         default: None,
         doc: "PEM private key of the S3 listener (mode 0600 or 0640).\n",
+        group: "",
     },
     SettingInfo {
         key: "tls.admin_cert",
@@ -501,6 +513,7 @@ pub const TLS_SETTINGS: &[SettingInfo] = &[
         flag: Some("admin_tls_cert"),
         default: None,
         doc: "PEM certificate chain of the admin listener. Default: the S3 listener's.\n",
+        group: "",
     },
     SettingInfo {
         key: "tls.admin_key",
@@ -508,6 +521,7 @@ pub const TLS_SETTINGS: &[SettingInfo] = &[
         flag: Some("admin_tls_key"),
         default: None,
         doc: "PEM private key of the admin listener. Default: the S3 listener's.\n",
+        group: "",
     },
     SettingInfo {
         key: "tls.admin_client_ca",
@@ -515,6 +529,7 @@ pub const TLS_SETTINGS: &[SettingInfo] = &[
         flag: Some("admin_tls_client_ca"),
         default: None,
         doc: "PEM bundle of the CAs whose client certificates the admin listener requires (mTLS). Default none.\n",
+        group: "",
     },
     SettingInfo {
         key: "tls.insecure_http",
@@ -522,6 +537,7 @@ pub const TLS_SETTINGS: &[SettingInfo] = &[
         flag: Some("insecure_http"),
         default: Some("false"),
         doc: "Serve plain HTTP on a non-loopback address (behind a TLS-terminating proxy on a trusted network). Default false: refused.\n",
+        group: "",
     },
 ];
 
@@ -743,6 +759,7 @@ macro_rules! limits {
                 flag: Some(stringify!($name)),
                 default: Some(stringify!($default)),
                 doc: concat!($($doc, "\n",)*),
+                group: "",
             }, )*
         ];
     };

@@ -11,6 +11,7 @@ pub mod index;
 pub mod lock;
 pub mod metrics;
 pub mod ops;
+pub mod probe;
 pub mod request;
 pub mod s3;
 pub mod server;

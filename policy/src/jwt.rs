@@ -4,6 +4,9 @@
 //! subject, tenant and roles; `exp` and `nbf` are enforced with no leeway. The
 //! token endpoint issues short-lived HS256 tokens; without a configured secret a
 //! random per-process secret is used (tokens then end with the process).
+//! [`JwtAuthority::rotate`] replaces the HS256 secret while serving: new tokens are signed with
+//! the new one at once, tokens signed by the previous one stay valid until they expire (at
+//! most the token lifetime after the rotation), then answer "bad token signature".
 //! Algorithms are bound to keys: an HS256 token is checked only with the HMAC
 //! secret, an RS256/ES256 token only with a JWKS key of that algorithm, so
 //! `none` and HS/RS confusion are refused.
@@ -57,9 +60,19 @@ struct JwksKey {
     key: DecodingKey,
 }
 
+/// Replaced HS256 secrets kept for their grace at most (see [`JwtAuthority::rotate`]).
+pub const MAX_REPLACED_SECRETS: usize = 8;
+
+/// The HS256 secrets: the current one, and the replaced ones still in their grace, each with
+/// the moment (seconds since epoch) after which tokens it signed are no longer accepted.
+struct HsSecrets {
+    current: Zeroizing<Vec<u8>>,
+    previous: Vec<(Zeroizing<Vec<u8>>, u64)>,
+}
+
 /// Issues and verifies admin tokens.
 pub struct JwtAuthority {
-    hs_secret: Zeroizing<Vec<u8>>,
+    hs: std::sync::RwLock<HsSecrets>,
     jwks: Vec<JwksKey>,
     ttl_secs: u64,
 }
@@ -119,7 +132,10 @@ impl JwtAuthority {
             }
         }
         Ok(JwtAuthority {
-            hs_secret: secret,
+            hs: std::sync::RwLock::new(HsSecrets {
+                current: secret,
+                previous: Vec::new(),
+            }),
             jwks,
             ttl_secs: ttl_secs.max(1),
         })
@@ -148,6 +164,39 @@ impl JwtAuthority {
             jwks.as_deref(),
             ttl,
         )
+    }
+
+    fn secrets(&self) -> std::sync::RwLockReadGuard<'_, HsSecrets> {
+        self.hs
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Replaces the HS256 secret (at least 32 bytes): tokens are signed with `secret` from now
+    /// on; tokens signed by the secret it replaces are accepted until the returned moment
+    /// (seconds since epoch: now + the token lifetime, when the last of them expires). Secrets
+    /// replaced earlier keep their own grace, but at most [`MAX_REPLACED_SECRETS`] are kept:
+    /// more rotations within one token lifetime end the oldest grace early (a bound on what a
+    /// token with a bad signature costs to check).
+    pub fn rotate(&self, secret: &[u8]) -> Result<u64> {
+        if secret.len() < 32 {
+            return Err(Error::Config(
+                "the admin JWT secret must be at least 32 bytes".into(),
+            ));
+        }
+        let until = now_secs() + self.ttl_secs;
+        let mut hs = self
+            .hs
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let old = std::mem::replace(&mut hs.current, Zeroizing::new(secret.to_vec()));
+        let now = now_secs();
+        hs.previous.retain(|(_, end)| now < *end);
+        if hs.previous.len() >= MAX_REPLACED_SECRETS {
+            hs.previous.remove(0);
+        }
+        hs.previous.push((old, until));
+        Ok(until)
     }
 
     /// Lifetime of issued tokens (seconds).
@@ -191,7 +240,7 @@ impl JwtAuthority {
         let token = jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
             &claims,
-            &EncodingKey::from_secret(&self.hs_secret),
+            &EncodingKey::from_secret(&self.secrets().current),
         )
         .map_err(|e| Error::Config(format!("signing token: {e}")))?;
         Ok((token, self.ttl_secs))
@@ -203,7 +252,7 @@ impl JwtAuthority {
             Error::Unauthenticated("malformed token or unsupported algorithm".into())
         })?;
         let (key, alg) = match header.alg {
-            Algorithm::HS256 => (DecodingKey::from_secret(&self.hs_secret), Algorithm::HS256),
+            Algorithm::HS256 => return self.verify_hs256(token),
             Algorithm::RS256 | Algorithm::ES256 => {
                 let found = self.jwks.iter().find(|k| {
                     k.alg == header.alg
@@ -229,28 +278,55 @@ impl JwtAuthority {
                 )));
             }
         };
-        let mut v = Validation::new(alg);
-        v.leeway = 0;
-        v.validate_exp = true;
-        v.validate_nbf = true;
-        v.set_required_spec_claims(&["exp", "nbf", "sub"]);
-        jsonwebtoken::decode::<Claims>(token, &key, &v)
-            .map(|d| d.claims)
-            .map_err(|e| {
-                use jsonwebtoken::errors::ErrorKind;
-                Error::Unauthenticated(
-                    match e.kind() {
-                        ErrorKind::ExpiredSignature => "token expired",
-                        ErrorKind::ImmatureSignature => "token not yet valid",
-                        ErrorKind::InvalidSignature => "bad token signature",
-                        ErrorKind::InvalidAlgorithm => "wrong token algorithm",
-                        ErrorKind::MissingRequiredClaim(_) => "token lacks a required claim",
-                        _ => "invalid token",
-                    }
-                    .into(),
-                )
-            })
+        decode(token, &key, alg)
     }
+
+    /// An HS256 token: the current secret, else a replaced one within its grace.
+    fn verify_hs256(&self, token: &str) -> Result<Claims> {
+        let hs = self.secrets();
+        let current = decode(
+            token,
+            &DecodingKey::from_secret(&hs.current),
+            Algorithm::HS256,
+        );
+        if !matches!(&current, Err(Error::Unauthenticated(m)) if m == BAD_SIGNATURE) {
+            return current;
+        }
+        let now = now_secs();
+        hs.previous
+            .iter()
+            .filter(|(_, until)| now < *until)
+            .map(|(secret, _)| decode(token, &DecodingKey::from_secret(secret), Algorithm::HS256))
+            .find(|r| !matches!(r, Err(Error::Unauthenticated(m)) if m == BAD_SIGNATURE))
+            .unwrap_or(current)
+    }
+}
+
+const BAD_SIGNATURE: &str = "bad token signature";
+
+/// Checks signature, `exp` and `nbf` (no leeway) with `key`.
+fn decode(token: &str, key: &DecodingKey, alg: Algorithm) -> Result<Claims> {
+    let mut v = Validation::new(alg);
+    v.leeway = 0;
+    v.validate_exp = true;
+    v.validate_nbf = true;
+    v.set_required_spec_claims(&["exp", "nbf", "sub"]);
+    jsonwebtoken::decode::<Claims>(token, key, &v)
+        .map(|d| d.claims)
+        .map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind;
+            Error::Unauthenticated(
+                match e.kind() {
+                    ErrorKind::ExpiredSignature => "token expired",
+                    ErrorKind::ImmatureSignature => "token not yet valid",
+                    ErrorKind::InvalidSignature => BAD_SIGNATURE,
+                    ErrorKind::InvalidAlgorithm => "wrong token algorithm",
+                    ErrorKind::MissingRequiredClaim(_) => "token lacks a required claim",
+                    _ => "invalid token",
+                }
+                .into(),
+            )
+        })
 }
 
 #[cfg(test)]
@@ -296,6 +372,46 @@ mod tests {
             serde_json::json!({ "keys": [jwk] }).to_string(),
             public,
         )
+    }
+
+    #[test]
+    fn a_rotation_signs_with_the_new_secret_and_keeps_the_previous_for_its_grace() {
+        let a = JwtAuthority::new(Some(SECRET), None, 60).unwrap();
+        let (old, _) = a.issue("alice", "default", vec![]).unwrap();
+        let before = now_secs();
+        let until = a.rotate(b"second-secret-second-secret-012345").unwrap();
+        assert!(until >= before + 60 && until <= now_secs() + 60, "{until}");
+        let (new, _) = a.issue("bob", "default", vec![]).unwrap();
+        assert_eq!(a.verify(&old).unwrap().sub, "alice", "old token in grace");
+        assert_eq!(a.verify(&new).unwrap().sub, "bob");
+        // the new token is signed by the new secret only
+        let first = JwtAuthority::new(Some(SECRET), None, 60).unwrap();
+        assert_eq!(err_text(first.verify(&new)), "bad token signature");
+        // a second rotation keeps both replaced secrets in their grace; a short one is refused
+        a.rotate(b"third-secret-third-secret-third-012").unwrap();
+        assert_eq!(a.verify(&old).unwrap().sub, "alice");
+        assert_eq!(a.verify(&new).unwrap().sub, "bob");
+        assert!(matches!(a.rotate(b"short"), Err(Error::Config(_))));
+        // more rotations than MAX_REPLACED_SECRETS within the grace end the oldest one's
+        for i in 0..MAX_REPLACED_SECRETS - 1 {
+            a.rotate(format!("rotation-{i}-secret-rotation-secret-0123").as_bytes())
+                .unwrap();
+        }
+        assert_eq!(
+            a.verify(&new).unwrap().sub,
+            "bob",
+            "8 replaced secrets kept"
+        );
+        a.rotate(b"one-more-secret-one-more-secret-0123").unwrap();
+        assert_eq!(err_text(a.verify(&new)), "bad token signature");
+        // past its grace a replaced secret no longer verifies (a 1 s lifetime)
+        let short = JwtAuthority::new(Some(SECRET), None, 1).unwrap();
+        let (t, _) = short.issue("carol", "default", vec![]).unwrap();
+        short.rotate(b"second-secret-second-secret-012345").unwrap();
+        assert_eq!(short.verify(&t).unwrap().sub, "carol");
+        std::thread::sleep(std::time::Duration::from_millis(2100));
+        // (the signature is checked before the expiry: "log in again", not "expired")
+        assert_eq!(err_text(short.verify(&t)), "bad token signature");
     }
 
     #[test]

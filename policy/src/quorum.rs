@@ -45,6 +45,9 @@ pub const GRANT: &str = "admin:Grant";
 /// The admin action of issuing an access key for another principal (also gated by
 /// [`CHANGE_ROLE`] rules).
 pub const ISSUE_KEY: &str = "admin:IssueKey";
+/// The admin action of replacing the admin API's token signing secret while the gateway serves
+/// (`vaultgate admin kek rotate-admin-secret`).
+pub const ROTATE_SIGNING_SECRET: &str = "admin:RotateSigningSecret";
 /// The admin action of setting or removing per-principal or per-role rate limits.
 pub const SET_LIMITS: &str = "admin:SetLimits";
 

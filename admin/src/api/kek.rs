@@ -114,7 +114,7 @@ fn ops(st: &AdminState, c: &Caller) -> Result<KekOpsHandle, ApiError> {
     })
 }
 
-fn to_api(e: KekOpError) -> ApiError {
+pub(super) fn to_api(e: KekOpError) -> ApiError {
     match e {
         KekOpError::Refused(m) => ApiError::new(StatusCode::CONFLICT, "Conflict", m),
         KekOpError::NotFound(m) => ApiError::not_found(m),

@@ -78,7 +78,9 @@ pub use roles::NewRole;
 pub use s3::S3Relay;
 pub use status::{Health, Status};
 pub use tenants::NewTenant;
-pub use token::{TokenRequest, TokenResponse};
+pub use token::{
+    SigningSecretFuture, SigningSecretHook, SigningSecretRotated, TokenRequest, TokenResponse,
+};
 
 /// Path prefix of the API.
 pub const PREFIX: &str = "/admin/v1";
@@ -110,6 +112,9 @@ pub struct AdminState {
     pub key_status: Option<KeyStatusHook>,
     /// the gateway's key management (`/kek…`; see [`AdminState::with_kek_ops`])
     pub kek_ops: Option<KekOpsHandle>,
+    /// the gateway's signing secret rotation (`/auth/signing-secret/rotate`; see
+    /// [`AdminState::with_signing_secret`])
+    pub signing_secret: Option<SigningSecretHook>,
     started: Instant,
 }
 
@@ -144,6 +149,7 @@ impl AdminState {
             s3: None,
             key_status: None,
             kek_ops: None,
+            signing_secret: None,
             started: Instant::now(),
         }
     }
@@ -192,6 +198,13 @@ impl AdminState {
     /// Serves `/kek…` (status, rotate, rewrap, retire) with `ops` (without it: 503).
     pub fn with_kek_ops(mut self, ops: KekOpsHandle) -> AdminState {
         self.kek_ops = Some(ops);
+        self
+    }
+
+    /// Serves `POST /auth/signing-secret/rotate` with `hook`, which generates and keeps the new
+    /// secret (without it: 503).
+    pub fn with_signing_secret(mut self, hook: SigningSecretHook) -> AdminState {
+        self.signing_secret = Some(hook);
         self
     }
 
@@ -421,6 +434,7 @@ fn documented_routes() -> OpenApiRouter<AdminState> {
         .routes(routes!(kek::reencrypt_status))
         .routes(routes!(token::token))
         .routes(routes!(token::renew))
+        .routes(routes!(token::rotate_signing_secret))
         .routes(routes!(
             principals::list_principals,
             principals::create_principal

@@ -226,6 +226,29 @@ impl KekOps for GatewayKeys {
     }
 }
 
+/// The online rotation of the admin token signing secret: a new one sealed into `dir` (the data
+/// dir), where the next start finds it; refused when the secret is configured (`dir` unset).
+fn signing_secret_hook(
+    store: Store,
+    dir: Option<std::path::PathBuf>,
+) -> admin::api::SigningSecretHook {
+    Arc::new(move || {
+        let (store, dir) = (store.clone(), dir.clone());
+        Box::pin(async move {
+            let Some(dir) = dir else {
+                return Err(KekOpError::Refused(
+                    "the admin token signing secret is configured (VAULTGATE_ADMIN_JWT_SECRET): \
+                     change it there and restart the gateway"
+                        .into(),
+                ));
+            };
+            key_ops::rotate_admin_jwt_secret(&dir, store.keyring())
+                .await
+                .map_err(|e| KekOpError::Unavailable(e.to_string()))
+        })
+    })
+}
+
 /// The admin REST API (`/admin/v1`) over the gateway's policy store, token authority, rate
 /// limits, brute-force limiter, ledger and evidence key, counting each call in the gateway's
 /// `admin_operations_total`, adding the backend, key provider and region to `GET /status`, and
@@ -244,7 +267,9 @@ pub fn admin_api(parts: AdminParts) -> axum::Router {
         s3_tls_cert,
         region,
         store,
+        admin_secret_dir,
     } = parts;
+    let signing_secret = signing_secret_hook(store.clone(), admin_secret_dir);
     let keys = GatewayKeys {
         store: store.clone(),
         jobs: Jobs::default(),
@@ -255,6 +280,7 @@ pub fn admin_api(parts: AdminParts) -> axum::Router {
         .with_operation_hook(Arc::new(move |op: &str| metrics.admin_operation(op)))
         .with_auth_failures(auth_failures)
         .with_kek_ops(Arc::new(keys))
+        .with_signing_secret(signing_secret)
         .with_key_status(Arc::new(move || {
             let store = store.clone();
             Box::pin(async move {

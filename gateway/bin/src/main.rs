@@ -14,27 +14,6 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use commands::{audit, config, evidence, keys, ops, serve};
 
-/// `vaultgate --version`: the version, the commit and date `deploy/build-release.sh` stamps in
-/// (`VAULTGATE_BUILD_COMMIT`, `VAULTGATE_BUILD_DATE` at compile time; "unknown" for a plain
-/// `cargo build`), the profile and target, and the TLS stack.
-fn long_version() -> &'static str {
-    let text = format!(
-        "{}\ncommit: {}\nbuilt: {}\nprofile: {}\ntarget: {}-{}\ntls: rustls (aws-lc-rs), TLS 1.2/1.3, ALPN h2 and http/1.1",
-        env!("CARGO_PKG_VERSION"),
-        option_env!("VAULTGATE_BUILD_COMMIT").unwrap_or("unknown"),
-        option_env!("VAULTGATE_BUILD_DATE").unwrap_or("unknown"),
-        if cfg!(debug_assertions) {
-            "debug"
-        } else {
-            "release"
-        },
-        std::env::consts::ARCH,
-        std::env::consts::OS,
-    );
-    // parsed once per process; clap keeps a &'static str
-    Box::leak(text.into_boxed_str())
-}
-
 #[derive(Parser, Debug)]
 #[command(
     name = "vaultgate",
@@ -86,7 +65,7 @@ impl Command {
     async fn run(self) -> anyhow::Result<ExitCode> {
         match self {
             Command::Serve(settings) => serve::run(settings).await,
-            Command::Config { command } => config::run(command),
+            Command::Config { command } => config::run(command).await,
             Command::Migrate(args) => ops::migrate(args).await,
             Command::Reindex(args) => ops::reindex(args).await,
             Command::ImportHub(args) => ops::import_hub(args).await,
@@ -99,7 +78,8 @@ impl Command {
 }
 
 fn main() -> ExitCode {
-    let matches = settings::offline_help(Cli::command().long_version(long_version())).get_matches();
+    let matches =
+        settings::offline_help(Cli::command().long_version(commands::long_version())).get_matches();
     let command = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli.command,
         Err(e) => e.exit(),

@@ -28,35 +28,23 @@ pub struct Settings {
     layer: Layer,
 }
 
-/// The settings an offline command (`migrate`, `reindex`, `import-hub`, `keys`, `audit`)
-/// reads: where the data, the index and the keys are, and the log level. The listener, TLS,
-/// rate and abuse settings of `serve` are still accepted there (one `Settings` for every
-/// command), but hidden from their `--help`.
-const OFFLINE_SETTINGS: &[&str] = &[
-    "data_dir",
-    "database_url",
-    "backend",
-    "kms",
-    "log_level",
-    "audit_source",
-    "audit_mirror",
-    "audit_retention_days",
-];
-
-/// Hides the `serve`-only settings from the `--help` of the offline commands and their
-/// subcommands, so each lists its own options.
+/// Hides from the `--help` of each offline command (and its subcommands) the settings it does
+/// not read, by their group in `gateway::config`'s `settings!` declaration: every offline
+/// command reads the `offline` ones (data dir, database, log level, audit settings); all but
+/// `audit` open the object store and read the `store` ones too (backend, KMS); the rest
+/// (listeners, TLS, limits, rates) are `serve`'s. Hidden settings are still accepted (one
+/// `Settings` for every command).
 pub fn offline_help(cli: clap::Command) -> clap::Command {
-    fn hide(cmd: clap::Command) -> clap::Command {
-        let serve_only: Vec<String> = gateway::config::all_settings()
+    fn hide(cmd: clap::Command, groups: &[&str]) -> clap::Command {
+        let unused: Vec<&str> = gateway::config::all_settings()
             .iter()
+            .filter(|s| !groups.contains(&s.group))
             .filter_map(|s| s.flag)
-            .filter(|f| !OFFLINE_SETTINGS.contains(f))
-            .map(str::to_owned)
             .collect();
         let ids: Vec<String> = cmd
             .get_arguments()
             .map(|a| a.get_id().to_string())
-            .filter(|id| serve_only.contains(id))
+            .filter(|id| unused.contains(&id.as_str()))
             .collect();
         let subs: Vec<String> = cmd
             .get_subcommands()
@@ -65,12 +53,22 @@ pub fn offline_help(cli: clap::Command) -> clap::Command {
         let cmd = ids
             .iter()
             .fold(cmd, |c, id| c.mut_arg(id.as_str(), |a| a.hide(true)));
-        subs.iter()
-            .fold(cmd, |c, name| c.mut_subcommand(name.as_str(), hide))
+        subs.iter().fold(cmd, |c, name| {
+            c.mut_subcommand(name.as_str(), |sub| hide(sub, groups))
+        })
     }
-    ["migrate", "reindex", "import-hub", "keys", "audit"]
-        .into_iter()
-        .fold(cli, |c, name| c.mut_subcommand(name, hide))
+    const STORE: &[&str] = &["offline", "store"];
+    [
+        ("migrate", STORE),
+        ("reindex", STORE),
+        ("import-hub", STORE),
+        ("keys", STORE),
+        ("audit", &["offline"][..]),
+    ]
+    .into_iter()
+    .fold(cli, |c, (name, groups)| {
+        c.mut_subcommand(name, |cmd| hide(cmd, groups))
+    })
 }
 
 /// A variable's value, unless unset or empty (the aliases `BLOB_KEY`, `RUST_LOG`,

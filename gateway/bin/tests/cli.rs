@@ -430,10 +430,16 @@ fn offline_help_lists_only_its_own_options() {
         &["keys", "status", "--help"],
     ] {
         let h = help(cmd);
-        assert!(
-            h.contains("--data-dir") && h.contains("--backend"),
-            "{cmd:?}: {h}"
-        );
+        // the settings marked [offline] or [store] in gateway::config's settings!
+        for own in [
+            "--data-dir",
+            "--backend",
+            "--database-url",
+            "--kms",
+            "--log-level",
+        ] {
+            assert!(h.contains(own), "{cmd:?} lacks {own}: {h}");
+        }
         for serve_only in [
             "--s3-addr",
             "--tls-cert",
@@ -443,6 +449,277 @@ fn offline_help_lists_only_its_own_options() {
             assert!(!h.contains(serve_only), "{cmd:?} lists {serve_only}: {h}");
         }
     }
+    // the audit commands open no object store: no backend, no KMS
+    let h = help(&["audit", "verify", "--help"]);
+    assert!(
+        h.contains("--data-dir") && h.contains("--database-url"),
+        "{h}"
+    );
+    for unused in ["--backend", "--kms", "--s3-addr", "--tls-cert"] {
+        assert!(!h.contains(unused), "audit verify lists {unused}: {h}");
+    }
     let h = help(&["serve", "--help"]);
     assert!(h.contains("--s3-addr") && h.contains("--tls-cert"), "{h}");
+    // and an offline command takes the settings it lists
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("kdata");
+    let out = clean_env(&mut Command::new(BIN))
+        .args(["keys", "status", "--format", "json", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["provider"]["location"],
+        format!("key file {}", data.join("master.key").display())
+    );
+}
+
+/// `config check --connect` for the given variables (a fresh data dir unless one is given):
+/// exit code, stdout lines and the stderr lines that are not JSON logs.
+fn check_connect(vars: &[(&str, &str)]) -> (Option<i32>, Vec<String>, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(BIN);
+    clean_env(&mut cmd)
+        .args(["config", "check", "--connect"])
+        .env("VAULTGATE_DATA_DIR", dir.path());
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let lines = |b: &[u8]| -> Vec<String> {
+        String::from_utf8_lossy(b)
+            .lines()
+            .filter(|l| !l.starts_with('{'))
+            .map(str::to_owned)
+            .collect()
+    };
+    (out.status.code(), lines(&out.stdout), lines(&out.stderr))
+}
+
+/// The `ok {what} {target} (N ms…)` line of a probe, with its time replaced by `N`.
+fn probe_line(stdout: &[String], what: &str) -> String {
+    let line = stdout
+        .iter()
+        .find(|l| l.starts_with(&format!("ok {what} ")))
+        .unwrap_or_else(|| panic!("no ok {what} line: {stdout:?}"));
+    let (head, rest) = line.rsplit_once(" (").unwrap();
+    let (ms, tail) = rest.split_once(" ms").unwrap();
+    assert!(ms.parse::<u64>().is_ok(), "{line}");
+    format!("{head} (N ms{tail}")
+}
+
+/// Without `--connect` nothing is reached; with it, a new data dir's database, backend and key
+/// file are ok (they do not exist yet), and an unreachable backend, PostgreSQL and KMS are each
+/// the one line `serve` prints, passwords masked, exit 1.
+#[test]
+fn config_check_connect_probes_the_database_backend_and_key_provider() {
+    let (code, stdout, stderr) = check_connect(&[]);
+    assert_eq!(code, Some(0), "{stdout:?} {stderr:?}");
+    assert_eq!(stderr, Vec::<String>::new());
+    let db = probe_line(&stdout, "database");
+    assert!(
+        db.starts_with("ok database sqlite://")
+            && db.ends_with("/index.db (N ms; the file does not exist yet: serve creates it)"),
+        "{db}"
+    );
+    let backend = probe_line(&stdout, "backend");
+    assert!(
+        backend.starts_with("ok backend file://")
+            && backend
+                .ends_with("/objects (N ms; the directory does not exist yet: serve creates it)"),
+        "{backend}"
+    );
+    assert!(
+        probe_line(&stdout, "keys").ends_with(
+            "/master.key (N ms; the file does not exist yet: serve generates it for a new data dir)"
+        ),
+        "{stdout:?}"
+    );
+    let (code, stdout, _) = check_connect(&[("VAULTGATE_MASTER_KEY", common::MASTER)]);
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        probe_line(&stdout, "keys"),
+        "ok keys master key from environment VAULTGATE_MASTER_KEY (N ms)"
+    );
+
+    let unreachable = [
+        (
+            "VAULTGATE_BACKEND",
+            "s3://bucket?endpoint=http://127.0.0.1:9",
+        ),
+        ("VAULTGATE_BACKEND_ACCESS_KEY", "AKIDEXAMPLE"),
+        ("VAULTGATE_BACKEND_SECRET_KEY", "wrong-secret-1"),
+        (
+            "VAULTGATE_DATABASE_URL",
+            "postgres://gw:hunter2@127.0.0.1:9/vg",
+        ),
+        (
+            "VAULTGATE_KMS",
+            "aws-kms://alias/vg-any?region=us-east-1&endpoint=http://127.0.0.1:1",
+        ),
+        ("VAULTGATE_KMS_ACCESS_KEY", "testing"),
+        ("VAULTGATE_KMS_SECRET_KEY", "testing-secret-2"),
+    ];
+    // offline, the same settings pass: nothing is reached
+    let out = clean_env(&mut Command::new(BIN))
+        .args(["config", "check"])
+        .envs(unreachable)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let (code, stdout, stderr) = check_connect(&unreachable);
+    assert_eq!(code, Some(1), "{stdout:?} {stderr:?}");
+    assert!(!stdout.iter().any(|l| l.starts_with("ok ")), "{stdout:?}");
+    assert_eq!(stderr.len(), 3, "{stderr:?}");
+    let expect = [
+        (
+            "vaultgate: cannot start: cannot open the index postgres://gw:[redacted]@127.0.0.1:9/vg: database error: ",
+            "Connection refused (os error 111); check database_url (--database-url, VAULTGATE_DATABASE_URL)",
+        ),
+        (
+            "vaultgate: cannot start: backend s3://bucket?endpoint=http://127.0.0.1:9: unreachable (",
+            "Connection refused (os error 111)); check backend (--backend, VAULTGATE_BACKEND) and that the service is up",
+        ),
+        (
+            "vaultgate: service unavailable: key custody: AWS KMS key alias/vg-any at http://127.0.0.1:1 is unreachable (key unavailable: KMS DescribeKey unreachable: ",
+            "); check kms (--kms, VAULTGATE_KMS) and that the KMS is up",
+        ),
+    ];
+    for (line, (start, end)) in stderr.iter().zip(expect) {
+        assert!(line.starts_with(start) && line.ends_with(end), "{line}");
+    }
+    let all = stderr.join("\n");
+    for secret in ["hunter2", "wrong-secret-1", "testing-secret-2"] {
+        assert!(!all.contains(secret), "{all}");
+    }
+}
+
+/// A reachable SeaweedFS (conformance/lib/seaweedfs.sh) is ok; wrong credentials are the
+/// "access denied" line naming the credential variables, exit 1.
+#[test]
+fn config_check_connect_reaches_seaweedfs_and_names_wrong_credentials() {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let (Some(ep), Some(ak), Some(sk)) = (
+        var("VAULTGATE_TEST_S3_ENDPOINT"),
+        var("VAULTGATE_TEST_S3_ACCESS_KEY"),
+        var("VAULTGATE_TEST_S3_SECRET_KEY"),
+    ) else {
+        assert!(
+            var("VAULTGATE_REQUIRE_SERVICES").as_deref() != Some("1"),
+            "VAULTGATE_REQUIRE_SERVICES=1 but VAULTGATE_TEST_S3_* are not set"
+        );
+        eprintln!(
+            "SKIPPED config check --connect on SeaweedFS: VAULTGATE_TEST_S3_ENDPOINT not set"
+        );
+        return;
+    };
+    let url = format!("s3://vg-check-connect?endpoint={ep}");
+    let (code, stdout, stderr) = check_connect(&[
+        ("VAULTGATE_BACKEND", &url),
+        ("VAULTGATE_BACKEND_ACCESS_KEY", &ak),
+        ("VAULTGATE_BACKEND_SECRET_KEY", &sk),
+    ]);
+    assert_eq!(code, Some(0), "{stdout:?} {stderr:?}");
+    assert_eq!(
+        probe_line(&stdout, "backend"),
+        format!("ok backend {url} (N ms)")
+    );
+
+    let (code, stdout, stderr) = check_connect(&[
+        ("VAULTGATE_BACKEND", &url),
+        ("VAULTGATE_BACKEND_ACCESS_KEY", &ak),
+        ("VAULTGATE_BACKEND_SECRET_KEY", "wrong-secret-3"),
+    ]);
+    assert_eq!(code, Some(1), "{stdout:?} {stderr:?}");
+    assert_eq!(stderr.len(), 1, "{stderr:?}");
+    assert!(
+        stderr[0].starts_with(&format!(
+            "vaultgate: cannot start: backend {url}: access denied ("
+        )) && stderr[0]
+            .ends_with("); check VAULTGATE_BACKEND_ACCESS_KEY / VAULTGATE_BACKEND_SECRET_KEY"),
+        "{}",
+        stderr[0]
+    );
+    assert!(!stderr[0].contains("wrong-secret-3"));
+}
+
+/// A wrong password on a real PostgreSQL (conformance/lib/postgres.sh) is the masked line.
+#[test]
+fn config_check_connect_masks_a_wrong_postgres_password() {
+    let Some(admin) = std::env::var("VAULTGATE_TEST_DATABASE_URL")
+        .ok()
+        .filter(|v| !v.is_empty())
+    else {
+        eprintln!(
+            "SKIPPED config check --connect on PostgreSQL: VAULTGATE_TEST_DATABASE_URL not set"
+        );
+        return;
+    };
+    let (code, stdout, _) = check_connect(&[("VAULTGATE_DATABASE_URL", &admin)]);
+    assert_eq!(code, Some(0), "{stdout:?}");
+    assert_eq!(
+        probe_line(&stdout, "database"),
+        format!("ok database {} (N ms)", audit::db::mask_url(&admin))
+    );
+    let mut url = url::Url::parse(&admin).unwrap();
+    url.set_password(Some("hunter2")).unwrap();
+    let (code, _, stderr) = check_connect(&[("VAULTGATE_DATABASE_URL", url.as_str())]);
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        stderr,
+        vec![format!(
+            "vaultgate: cannot start: cannot open the index {}: database error: error returned from database: password authentication failed for user \"{}\"; check database_url (--database-url, VAULTGATE_DATABASE_URL)",
+            audit::db::mask_url(url.as_str()),
+            url.username()
+        )]
+    );
+}
+
+/// A KMS key moto holds is ok (DescribeKey); one it does not hold is the "refused" line.
+#[tokio::test(flavor = "multi_thread")]
+async fn config_check_connect_asks_the_kms() {
+    let Some(ep) = std::env::var("VAULTGATE_TEST_KMS_ENDPOINT")
+        .ok()
+        .filter(|v| !v.is_empty())
+    else {
+        eprintln!("SKIPPED config check --connect on KMS: VAULTGATE_TEST_KMS_ENDPOINT not set");
+        return;
+    };
+    let creds = aws_credential_types::Credentials::new("testing", "testing", None, None, "test");
+    let kms = aws_sdk_kms::Client::from_conf(
+        aws_sdk_kms::Config::builder()
+            .behavior_version(aws_sdk_kms::config::BehaviorVersion::latest())
+            .region(aws_sdk_kms::config::Region::new("us-east-1"))
+            .credentials_provider(creds)
+            .endpoint_url(&ep)
+            .build(),
+    );
+    let made = kms.create_key().send().await.unwrap();
+    let key_id = made.key_metadata.unwrap().key_id;
+    let run = |key: String| {
+        let url = format!("aws-kms://{key}?region=us-east-1&endpoint={ep}");
+        tokio::task::spawn_blocking(move || {
+            let r = check_connect(&[
+                ("VAULTGATE_KMS", &url),
+                ("VAULTGATE_KMS_ACCESS_KEY", "testing"),
+                ("VAULTGATE_KMS_SECRET_KEY", "testing"),
+            ]);
+            (url, r)
+        })
+    };
+    let (url, (code, stdout, stderr)) = run(key_id).await.unwrap();
+    assert_eq!(code, Some(0), "{stdout:?} {stderr:?}");
+    assert_eq!(probe_line(&stdout, "keys"), format!("ok keys {url} (N ms)"));
+    let (_, (code, _, stderr)) = run("alias/vg-check-missing".into()).await.unwrap();
+    assert_eq!(code, Some(1));
+    assert_eq!(stderr.len(), 1, "{stderr:?}");
+    assert!(
+        stderr[0].starts_with(&format!(
+            "vaultgate: invalid configuration: key custody: AWS KMS key alias/vg-check-missing at {ep} refused: key unavailable: KMS DescribeKey: NotFoundException: "
+        )) && stderr[0].ends_with("; check VAULTGATE_KMS and the KMS credentials"),
+        "{}",
+        stderr[0]
+    );
 }

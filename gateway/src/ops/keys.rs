@@ -567,8 +567,13 @@ pub async fn admin_jwt_secret(
     Ok(keys::Secret::new(text))
 }
 
-/// Replaces the admin token signing secret (takes effect when the gateway starts; tokens signed
-/// by the old one are refused, and `vaultgate admin` says to log in again).
-pub async fn rotate_admin_jwt_secret(data_dir: &std::path::Path, keyring: &Keyring) -> Result<()> {
-    new_admin_secret(data_dir, keyring).await.map(|_| ())
+/// Replaces the admin token signing secret kept in the data dir and returns the new one. Offline
+/// (`vaultgate keys rotate-admin-secret`) it takes effect when the gateway starts (tokens signed
+/// by the old one are refused, and `vaultgate admin` says to log in again); online (the admin
+/// API's `POST /auth/signing-secret/rotate`) the running gateway signs with it at once.
+pub async fn rotate_admin_jwt_secret(
+    data_dir: &std::path::Path,
+    keyring: &Keyring,
+) -> Result<keys::Secret> {
+    new_admin_secret(data_dir, keyring).await
 }

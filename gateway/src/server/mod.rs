@@ -20,6 +20,7 @@ mod request;
 mod start;
 pub mod tls;
 
+pub(crate) use start::backend_start_error;
 pub use start::start;
 
 pub(crate) use guard::error_response;

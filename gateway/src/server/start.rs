@@ -69,6 +69,10 @@ pub async fn start(
         s3_tls_cert: config.tls.s3_files().map(|f| f.cert),
         region: config.region.clone(),
         store: storage.store.clone(),
+        admin_secret_dir: config
+            .admin_jwt_secret
+            .is_none()
+            .then(|| config.data_dir.clone()),
     });
     let authz = policy::Authorizer::new(policy.store, policy.limits);
     let hosts = config.virtual_hosts()?.map(Arc::new);
@@ -212,7 +216,7 @@ async fn open_storage(config: &Config, metrics: &Metrics) -> Result<Storage> {
 
 /// A backend that cannot be opened, said in one line: which backend, the cause in plain words
 /// and the settings to check (credentials are named by their variables, never shown).
-fn backend_start_error(config: &Config, e: crate::backend::BackendError) -> Error {
+pub(crate) fn backend_start_error(config: &Config, e: crate::backend::BackendError) -> Error {
     use crate::backend::BackendError as B;
     let url = crate::config::redact_url(&config.backend_url());
     let backend = crate::config::setting("backend");

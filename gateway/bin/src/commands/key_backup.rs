@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
@@ -180,49 +180,12 @@ pub fn restore(
 ) -> anyhow::Result<ExitCode> {
     let cfg = settings.load()?;
     init_logging(&cfg.log_level);
-    let sealed =
-        std::fs::read(input).with_context(|| format!("cannot read {}", input.display()))?;
-    let pass = passphrase(from_stdin, false)?;
-    let json = keys::backup::open_backup(&pass, &sealed)
-        .map_err(|e| anyhow::anyhow!("{}: {}", input.display(), plain(e)))?;
-    let payload: Payload = serde_json::from_slice(&json).map_err(|_| {
-        anyhow::anyhow!(
-            "{}: the backup opens but holds no key material this version reads",
-            input.display()
-        )
-    })?;
-    let mut files: Vec<(String, Zeroizing<Vec<u8>>)> = Vec::new();
-    for (name, b64) in &payload.files {
-        if !KEY_FILES.contains(&name.as_str()) {
-            bail!(
-                "{}: names a file {name:?} that is no key file; nothing restored",
-                input.display()
-            );
-        }
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(b64)
-            .map_err(|_| {
-                anyhow::anyhow!(
-                    "{}: {name} is not base64; nothing restored",
-                    input.display()
-                )
-            })?;
-        files.push((name.clone(), Zeroizing::new(bytes)));
-    }
+    let (payload, files) = open_backup_files(input, from_stdin)?;
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("cannot create data dir {}", cfg.data_dir.display()))?;
     let _lock = gateway::lock::lock_data_dir(&cfg.data_dir, "vaultgate keys restore")?;
     // refuse before writing anything
-    let mut differ = Vec::new();
-    for (name, bytes) in &files {
-        let path = cfg.data_dir.join(name);
-        match std::fs::read(&path) {
-            Ok(cur) if cur.as_slice() != bytes.as_slice() => differ.push(path),
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => bail!("cannot read {}: {e}", path.display()),
-        }
-    }
+    let differ = differing_files(&cfg.data_dir, &files)?;
     if !differ.is_empty() && !force {
         bail!(
             "{} exist with other keys than the backup's; nothing restored (add --force to replace them: the current files are kept as <name>.replaced-<ms>)",
@@ -233,22 +196,7 @@ pub fn restore(
                 .join(", ")
         );
     }
-    let now = gateway::index::now_ms();
-    let (mut restored, mut unchanged) = (Vec::new(), Vec::new());
-    for (name, bytes) in &files {
-        let path = cfg.data_dir.join(name);
-        if differ.contains(&path) {
-            let kept = cfg.data_dir.join(format!("{name}.replaced-{now}"));
-            std::fs::rename(&path, &kept)
-                .with_context(|| format!("cannot move {} aside", path.display()))?;
-            println!("kept the replaced {} as {}", path.display(), kept.display());
-        } else if path.exists() {
-            unchanged.push(name.clone());
-            continue;
-        }
-        write_private(&path, bytes)?;
-        restored.push(name.clone());
-    }
+    let (restored, unchanged) = write_files(&cfg.data_dir, &files, &differ)?;
     println!(
         "restored into {}: {}{}{}",
         cfg.data_dir.display(),
@@ -271,4 +219,84 @@ pub fn restore(
             .unwrap_or_default()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// A restore's key files: the backup at `input` opened with the passphrase, each file a key
+/// file this version knows, decoded (nothing is written yet).
+type KeyFiles = Vec<(String, Zeroizing<Vec<u8>>)>;
+
+/// Opens the backup at `input` (passphrase from the prompt or stdin) and decodes its key files,
+/// refusing a file that is no key file.
+fn open_backup_files(input: &Path, from_stdin: bool) -> anyhow::Result<(Payload, KeyFiles)> {
+    let sealed =
+        std::fs::read(input).with_context(|| format!("cannot read {}", input.display()))?;
+    let pass = passphrase(from_stdin, false)?;
+    let json = keys::backup::open_backup(&pass, &sealed)
+        .map_err(|e| anyhow::anyhow!("{}: {}", input.display(), plain(e)))?;
+    let payload: Payload = serde_json::from_slice(&json).map_err(|_| {
+        anyhow::anyhow!(
+            "{}: the backup opens but holds no key material this version reads",
+            input.display()
+        )
+    })?;
+    let mut files = Vec::new();
+    for (name, b64) in &payload.files {
+        if !KEY_FILES.contains(&name.as_str()) {
+            bail!(
+                "{}: names a file {name:?} that is no key file; nothing restored",
+                input.display()
+            );
+        }
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "{}: {name} is not base64; nothing restored",
+                    input.display()
+                )
+            })?;
+        files.push((name.clone(), Zeroizing::new(bytes)));
+    }
+    Ok((payload, files))
+}
+
+/// The files of the data dir that exist with other bytes than the backup's.
+fn differing_files(data_dir: &Path, files: &KeyFiles) -> anyhow::Result<Vec<PathBuf>> {
+    let mut differ = Vec::new();
+    for (name, bytes) in files {
+        let path = data_dir.join(name);
+        match std::fs::read(&path) {
+            Ok(cur) if cur.as_slice() != bytes.as_slice() => differ.push(path),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => bail!("cannot read {}: {e}", path.display()),
+        }
+    }
+    Ok(differ)
+}
+
+/// Writes the backup's files into the data dir (mode 0600), moving the differing ones aside as
+/// `<name>.replaced-<ms>`; returns the restored names and those already identical.
+fn write_files(
+    data_dir: &Path,
+    files: &KeyFiles,
+    differ: &[PathBuf],
+) -> anyhow::Result<(Vec<String>, Vec<String>)> {
+    let now = gateway::index::now_ms();
+    let (mut restored, mut unchanged) = (Vec::new(), Vec::new());
+    for (name, bytes) in files {
+        let path = data_dir.join(name);
+        if differ.contains(&path) {
+            let kept = data_dir.join(format!("{name}.replaced-{now}"));
+            std::fs::rename(&path, &kept)
+                .with_context(|| format!("cannot move {} aside", path.display()))?;
+            println!("kept the replaced {} as {}", path.display(), kept.display());
+        } else if path.exists() {
+            unchanged.push(name.clone());
+            continue;
+        }
+        write_private(&path, bytes)?;
+        restored.push(name.clone());
+    }
+    Ok((restored, unchanged))
 }

@@ -161,6 +161,7 @@ pub async fn run(command: KeysCommand) -> anyhow::Result<ExitCode> {
             let (ctx, audit) = open_audited(common.settings).await?;
             let r = key_ops::rotate_admin_jwt_secret(&ctx.data_dir, &ctx.keyring)
                 .await
+                .map(|_| ())
                 .map_err(KeyOpError::from);
             record(&audit, "keys.RotateAdminSecret", "", &r).await;
             ctx.index.close().await;

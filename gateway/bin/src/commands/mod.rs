@@ -1,5 +1,6 @@
-//! One module per command family, each returning the process's exit code, and [`report`], the
-//! one place a failed command is printed and turned into its exit code.
+//! One module per command family, each returning the process's exit code, [`report`], the
+//! one place a failed command is printed and turned into its exit code, and the
+//! `--version` text ([`long_version`]).
 
 pub mod admin;
 pub mod audit;
@@ -12,6 +13,27 @@ pub mod serve;
 
 use std::fmt::Display;
 use std::process::ExitCode;
+
+/// `vaultgate --version`: the version, the commit and date `deploy/build-release.sh` stamps in
+/// (`VAULTGATE_BUILD_COMMIT`, `VAULTGATE_BUILD_DATE` at compile time; "unknown" for a plain
+/// `cargo build`), the profile and target, and the TLS stack.
+pub fn long_version() -> &'static str {
+    let text = format!(
+        "{}\ncommit: {}\nbuilt: {}\nprofile: {}\ntarget: {}-{}\ntls: rustls (aws-lc-rs), TLS 1.2/1.3, ALPN h2 and http/1.1",
+        env!("CARGO_PKG_VERSION"),
+        option_env!("VAULTGATE_BUILD_COMMIT").unwrap_or("unknown"),
+        option_env!("VAULTGATE_BUILD_DATE").unwrap_or("unknown"),
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        },
+        std::env::consts::ARCH,
+        std::env::consts::OS,
+    );
+    // parsed once per process; clap keeps a &'static str
+    Box::leak(text.into_boxed_str())
+}
 
 /// A failure that ends the process with `code` rather than 1 (e.g. `audit verify`'s 2 for a
 /// ledger it cannot read).

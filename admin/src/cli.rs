@@ -119,6 +119,8 @@ pub enum AdminCommand {
     Approvals(ApprovalsCommand),
     /// gateway status
     Status,
+    /// renew the saved token before it expires (saved in the profile file)
+    Renew,
     /// key-encryption keys of the running gateway: status, rotate, rewrap, retire
     #[command(subcommand)]
     Kek(KekCommand),
@@ -135,6 +137,8 @@ pub enum AdminCommand {
 pub enum KekCommand {
     /// key provider, KEKs, every bucket data key version and the objects under it
     Status,
+    /// each bucket's current data key version and the KEK wrapping it (what the console shows)
+    Buckets,
     /// new KEK version in the key file, then every data key re-wrapped under it
     Rotate,
     /// re-wrap the data keys not yet under the current KEK (resumable)
@@ -272,6 +276,8 @@ fn body_of<T: Serialize>(dto: &T) -> Result<Option<Value>, ApiError> {
 /// `audit …`
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
+    /// verify the hash chain of the running gateway's ledger (superadmin)
+    Verify,
     /// search events, newest first
     Search {
         /// the selection
@@ -357,6 +363,34 @@ pub enum UserCommand {
         #[arg(long)]
         role: String,
     },
+    /// one principal
+    Show {
+        /// name
+        name: String,
+    },
+    /// a principal's S3 rate limits: shown without options, set with --reads/--writes,
+    /// removed with --clear
+    Limits {
+        /// name
+        name: String,
+        /// what to change
+        #[command(flatten)]
+        change: LimitArgs,
+    },
+}
+
+/// The options of `user limits` and `roles limits`.
+#[derive(Debug, Args)]
+pub struct LimitArgs {
+    /// S3 reads per minute (0: unlimited)
+    #[arg(long, conflicts_with = "clear")]
+    pub reads: Option<u32>,
+    /// S3 writes per minute, deletes included (0: unlimited)
+    #[arg(long, conflicts_with = "clear")]
+    pub writes: Option<u32>,
+    /// remove the override (inherit again)
+    #[arg(long)]
+    pub clear: bool,
 }
 
 /// `grants …`
@@ -380,6 +414,31 @@ pub enum GrantsCommand {
 pub enum RolesCommand {
     /// list custom roles
     List,
+    /// create a custom role
+    Create {
+        /// role name
+        name: String,
+        /// S3 operations it allows, comma-separated (PutObject,GetObject,…)
+        #[arg(long, value_delimiter = ',', required = true)]
+        actions: Vec<String>,
+        /// owning tenant (default: yours)
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// delete a custom role
+    Delete {
+        /// role name
+        name: String,
+    },
+    /// a built-in role's S3 rate limits: shown without options, set with --reads/--writes,
+    /// removed with --clear
+    Limits {
+        /// viewer, manager, superadmin or none
+        role: String,
+        /// what to change
+        #[command(flatten)]
+        change: LimitArgs,
+    },
 }
 
 /// `key …`
@@ -444,6 +503,11 @@ pub enum QuorumCommand {
     },
     /// list rules
     List,
+    /// delete a rule
+    Delete {
+        /// rule name
+        name: String,
+    },
 }
 
 /// `approvals …`
@@ -464,6 +528,23 @@ pub enum ApprovalsCommand {
     Reject {
         /// approval id
         id: String,
+    },
+    /// one approval request with its votes
+    Show {
+        /// approval id
+        id: String,
+    },
+    /// ask for approval of an operation ahead of time (the pending or approved request is shown)
+    Request {
+        /// gated action (s3:DeleteBucket, admin:RetireKey, …)
+        #[arg(long)]
+        action: String,
+        /// bucket, for S3 actions
+        #[arg(long)]
+        bucket: Option<String>,
+        /// object key, for object actions
+        #[arg(long)]
+        key: Option<String>,
     },
 }
 
@@ -866,6 +947,29 @@ async fn audit_search(conn: &Conn, query: &str, limit: u32) -> Result<Vec<Value>
     Ok(out)
 }
 
+/// `user limits` / `roles limits`: shows the override at `path`, sets it, or removes it.
+async fn limits(
+    conn: &Conn,
+    out: &mut dyn Write,
+    f: Format,
+    path: &str,
+    change: LimitArgs,
+) -> Result<(), ApiError> {
+    const COLS: &[&str] = &["s3_reads_per_min", "s3_writes_per_min"];
+    if change.clear {
+        conn.call(Method::DELETE, path, None).await?;
+        return write_out(out, "limits removed (inherited again)\n");
+    }
+    if change.reads.is_none() && change.writes.is_none() {
+        return emit(out, f, COLS, &conn.call(Method::GET, path, None).await?);
+    }
+    let body = body_of(&policy::ratelimit::LimitOverride {
+        s3_reads_per_min: change.reads,
+        s3_writes_per_min: change.writes,
+    })?;
+    emit(out, f, COLS, &conn.call(Method::PUT, path, body).await?)
+}
+
 fn write_out(out: &mut dyn Write, text: &str) -> Result<(), ApiError> {
     out.write_all(text.as_bytes())
         .and_then(|()| out.flush())
@@ -998,6 +1102,19 @@ async fn kek(conn: &Conn, out: &mut dyn Write, f: Format, cmd: KekCommand) -> Re
     ];
     match cmd {
         KekCommand::Status => kek_status(conn, out, f).await,
+        KekCommand::Buckets => {
+            let v = conn.call(Method::GET, "/key-status", None).await?;
+            let rows = v
+                .get("buckets")
+                .cloned()
+                .unwrap_or(Value::Array(Vec::new()));
+            emit(
+                out,
+                f,
+                &["bucket", "version", "versions", "kek_id", "rotated_ms"],
+                &rows,
+            )
+        }
         KekCommand::Rotate => {
             let v = conn.call(Method::POST, "/kek/rotate", None).await?;
             emit(out, f, REWRAP_COLS, &v)
@@ -1328,6 +1445,93 @@ pub async fn run(args: AdminArgs, out: &mut dyn Write) -> Result<(), ApiError> {
                 .call(Method::POST, &format!("/approvals/{id}/approve"), None)
                 .await?;
             emit(out, f, APPROVAL_COLS, &v)
+        }
+        AdminCommand::User(UserCommand::Show { name }) => {
+            let path = format!("/principals/{}", percent_encode(&name));
+            emit(
+                out,
+                f,
+                PRINCIPAL_COLS,
+                &conn.call(Method::GET, &path, None).await?,
+            )
+        }
+        AdminCommand::User(UserCommand::Limits { name, change }) => {
+            let path = format!("/principals/{}/limits", percent_encode(&name));
+            limits(&conn, out, f, &path, change).await
+        }
+        AdminCommand::Roles(RolesCommand::Limits { role, change }) => {
+            let path = format!("/roles/{}/limits", percent_encode(&role));
+            limits(&conn, out, f, &path, change).await
+        }
+        AdminCommand::Roles(RolesCommand::Create {
+            name,
+            actions,
+            tenant,
+        }) => {
+            let body = body_of(&api::NewRole {
+                name,
+                actions,
+                tenant,
+            })?;
+            let v = conn.call(Method::POST, "/roles", body).await?;
+            emit(out, f, &["name", "tenant", "actions"], &v)
+        }
+        AdminCommand::Roles(RolesCommand::Delete { name }) => {
+            let path = format!("/roles/{}", percent_encode(&name));
+            conn.call(Method::DELETE, &path, None).await?;
+            write_out(out, &format!("role {name} deleted\n"))
+        }
+        AdminCommand::Quorum(QuorumCommand::Delete { name }) => {
+            let path = format!("/quorum/rules/{}", percent_encode(&name));
+            conn.call(Method::DELETE, &path, None).await?;
+            write_out(out, &format!("quorum rule {name} deleted\n"))
+        }
+        AdminCommand::Approvals(ApprovalsCommand::Show { id }) => {
+            let path = format!("/approvals/{}", percent_encode(&id));
+            emit(
+                out,
+                f,
+                APPROVAL_COLS,
+                &conn.call(Method::GET, &path, None).await?,
+            )
+        }
+        AdminCommand::Approvals(ApprovalsCommand::Request {
+            action,
+            bucket,
+            key,
+        }) => {
+            let body = body_of(&api::NewApproval {
+                action,
+                bucket,
+                key,
+            })?;
+            let v = conn.call(Method::POST, "/approvals", body).await?;
+            emit(out, f, APPROVAL_COLS, &v)
+        }
+        AdminCommand::Audit(AuditCommand::Verify) => {
+            let v = conn.call(Method::GET, "/audit/verify", None).await?;
+            emit(
+                out,
+                f,
+                &["ok", "events", "first_seq", "last_seq", "issue"],
+                &v,
+            )
+        }
+        AdminCommand::Renew => {
+            let v = conn.call(Method::POST, "/auth/renew", None).await?;
+            let token = v
+                .get("token")
+                .and_then(Value::as_str)
+                .ok_or_else(|| local("no token in answer"))?;
+            write_profile(
+                &profile_path,
+                &Profile {
+                    endpoint: Some(endpoint.clone()),
+                    token: Some(token.to_owned()),
+                },
+            )?;
+            let shown = json!({"endpoint": endpoint, "profile": profile_path.display().to_string(), "expires_in": v.get("expires_in")});
+            emit(out, f, &["endpoint", "profile", "expires_in"], &shown)
         }
         AdminCommand::Approvals(ApprovalsCommand::Reject { id }) => {
             let v = conn

@@ -299,3 +299,141 @@ async fn forged_and_stale_tokens_are_refused_on_the_admin_listener() {
     }
     g.stop().await;
 }
+
+/// Every admin route has a `vaultgate admin` command: the ones added last (principal show and
+/// limits, custom role create/delete, role limits, quorum rule delete, approval show and
+/// request, online chain verify, bucket key status, token renew), each run against the real
+/// gateway with JSON output and its effect checked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_reaches_every_admin_route() {
+    let g = start().await;
+    let (_, v) = token(&g, AK, SK).await;
+    let tok = v["token"].as_str().expect("token").to_owned();
+    let endpoint = format!("http://{}", g.server.admin_addr);
+    let profile = g.dir.path().join("profile.json");
+    let admin = move |args: Vec<String>| {
+        let (endpoint, tok, profile) = (endpoint.clone(), tok.clone(), profile.clone());
+        async move {
+            let out = tokio::task::spawn_blocking(move || {
+                std::process::Command::new(env!("CARGO_BIN_EXE_vaultgate"))
+                    .args([
+                        "admin",
+                        "--endpoint",
+                        &endpoint,
+                        "--token",
+                        &tok,
+                        "--format",
+                        "json",
+                    ])
+                    .arg("--profile-file")
+                    .arg(&profile)
+                    .args(&args)
+                    .env_remove("VAULTGATE_ADMIN_TOKEN")
+                    .env_remove("VAULTGATE_ADMIN_ENDPOINT")
+                    .output()
+                    .expect("run vaultgate admin")
+            })
+            .await
+            .unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+            assert!(
+                out.status.success(),
+                "{stdout} {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            stdout
+        }
+    };
+    let json = |s: &str| -> serde_json::Value { serde_json::from_str(s).expect(s) };
+    let a = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<String>>();
+
+    admin(a(&["user", "create", "dora", "--role", "viewer"])).await;
+    let shown = json(&admin(a(&["user", "show", "dora"])).await);
+    assert_eq!(shown["name"], "dora");
+    assert_eq!(shown["role"], "viewer");
+    let set = json(
+        &admin(a(&[
+            "user", "limits", "dora", "--reads", "120", "--writes", "7",
+        ]))
+        .await,
+    );
+    assert_eq!(set["s3_reads_per_min"], 120);
+    let got = json(&admin(a(&["user", "limits", "dora"])).await);
+    assert_eq!(
+        (
+            got["s3_reads_per_min"].clone(),
+            got["s3_writes_per_min"].clone()
+        ),
+        (120.into(), 7.into())
+    );
+    let cleared = admin(a(&["user", "limits", "dora", "--clear"])).await;
+    assert!(cleared.contains("removed"), "{cleared}");
+
+    let role = json(
+        &admin(a(&[
+            "roles",
+            "create",
+            "uploader",
+            "--actions",
+            "PutObject,GetObject",
+        ]))
+        .await,
+    );
+    assert_eq!(role["name"], "uploader");
+    let listed = admin(a(&["roles", "list"])).await;
+    assert!(listed.contains("uploader"), "{listed}");
+    admin(a(&["roles", "delete", "uploader"])).await;
+    assert!(!admin(a(&["roles", "list"])).await.contains("uploader"));
+    let rl = json(&admin(a(&["roles", "limits", "viewer", "--writes", "0"])).await);
+    assert_eq!(rl["s3_writes_per_min"], 0);
+    admin(a(&["roles", "limits", "viewer", "--clear"])).await;
+
+    admin(a(&[
+        "quorum",
+        "set",
+        "bd",
+        "--action",
+        "s3:DeleteBucket",
+        "--approvals",
+        "1",
+        "--roles",
+        "superadmin",
+    ]))
+    .await;
+    let req = json(
+        &admin(a(&[
+            "approvals",
+            "request",
+            "--action",
+            "s3:DeleteBucket",
+            "--bucket",
+            "b1",
+        ]))
+        .await,
+    );
+    let id = req["id"].as_str().expect("approval id").to_owned();
+    assert_eq!(req["state"], "pending");
+    let again = json(&admin(vec!["approvals".into(), "show".into(), id.clone()]).await);
+    assert_eq!(again["id"], id.as_str());
+    admin(a(&["quorum", "delete", "bd"])).await;
+    assert!(
+        !admin(a(&["quorum", "list"]))
+            .await
+            .contains("s3:DeleteBucket")
+    );
+
+    let chain = json(&admin(a(&["audit", "verify"])).await);
+    assert_eq!(chain["ok"], true, "{chain}");
+    assert!(chain["events"].as_u64().unwrap() > 10, "{chain}");
+    let buckets = admin(a(&["kek", "buckets"])).await;
+    assert!(buckets.trim_start().starts_with('['), "{buckets}");
+    let renewed = json(&admin(a(&["renew"])).await);
+    assert!(renewed["expires_in"].as_u64().unwrap() > 0, "{renewed}");
+    let saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(g.dir.path().join("profile.json")).unwrap()).unwrap();
+    assert!(
+        saved["token"].as_str().is_some_and(|t| t.len() > 20),
+        "{saved}"
+    );
+    g.stop().await;
+}

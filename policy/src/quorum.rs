@@ -545,6 +545,8 @@ impl PolicyStore {
         self.vote(id, approver, "reject", now_ms).await
     }
 
+    /// Records `approver`'s `decision` (`approve` / `reject`) on the pending request `id` and
+    /// decides the request when the decision settles it.
     async fn vote(
         &self,
         id: &str,
@@ -561,36 +563,7 @@ impl PolicyStore {
             ApprovalState::Expired => return Err(Error::Expired(id.to_owned())),
             s => return Err(Error::Conflict(format!("approval {id} is {}", s.as_str()))),
         }
-        if approver.principal == a.requester {
-            return Err(Error::Forbidden(
-                "the requester cannot approve its own request".into(),
-            ));
-        }
-        // the approver as the store knows it now, not as the caller's credentials describe it
-        let rec = self
-            .get_principal(&approver.principal)
-            .await?
-            .filter(|p| !p.disabled)
-            .ok_or_else(|| Error::Forbidden("approver is not an enabled principal".into()))?;
-        if rec.tenant != a.tenant && rec.tenant != DEFAULT_TENANT {
-            return Err(Error::Forbidden("approver is in another tenant".into()));
-        }
-        if rec.created_ms >= a.created_ms || rec.role_since_ms >= a.created_ms {
-            return Err(Error::Forbidden(
-                "approver must have held its role since before the request was opened".into(),
-            ));
-        }
-        let holds = rec.builtin_role().is_some_and(|r| {
-            a.approver_roles
-                .iter()
-                .any(|n| Role::parse(n).ok() == Some(r))
-        });
-        if !holds {
-            return Err(Error::Forbidden(format!(
-                "approver must hold one of the roles {}",
-                a.approver_roles.join(", ")
-            )));
-        }
+        self.check_approver(&a, approver).await?;
         let mut tx = self.pool().begin().await?;
         let ins = sqlx::query(
             "INSERT INTO pol_approval_votes (approval_id, approver, decision, at_ms) VALUES ($1, $2, $3, $4)",
@@ -637,6 +610,43 @@ impl PolicyStore {
         self.get_approval(id, now_ms)
             .await?
             .ok_or_else(|| Error::NotFound(format!("approval {id}")))
+    }
+
+    /// Who may vote on `a`: not its requester; an enabled principal of its tenant (or of the
+    /// default tenant) that has held, since before the request was opened, one of its approver
+    /// roles.
+    async fn check_approver(&self, a: &Approval, approver: &Identity) -> Result<()> {
+        if approver.principal == a.requester {
+            return Err(Error::Forbidden(
+                "the requester cannot approve its own request".into(),
+            ));
+        }
+        // the approver as the store knows it now, not as the caller's credentials describe it
+        let rec = self
+            .get_principal(&approver.principal)
+            .await?
+            .filter(|p| !p.disabled)
+            .ok_or_else(|| Error::Forbidden("approver is not an enabled principal".into()))?;
+        if rec.tenant != a.tenant && rec.tenant != DEFAULT_TENANT {
+            return Err(Error::Forbidden("approver is in another tenant".into()));
+        }
+        if rec.created_ms >= a.created_ms || rec.role_since_ms >= a.created_ms {
+            return Err(Error::Forbidden(
+                "approver must have held its role since before the request was opened".into(),
+            ));
+        }
+        let holds = rec.builtin_role().is_some_and(|r| {
+            a.approver_roles
+                .iter()
+                .any(|n| Role::parse(n).ok() == Some(r))
+        });
+        if !holds {
+            return Err(Error::Forbidden(format!(
+                "approver must hold one of the roles {}",
+                a.approver_roles.join(", ")
+            )));
+        }
+        Ok(())
     }
 }
 

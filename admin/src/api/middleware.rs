@@ -132,41 +132,17 @@ pub(super) async fn authenticate(
     Ok(Caller(id))
 }
 
+/// Idempotency-Key on authenticated mutating calls: the same key and request again gets the
+/// stored 2xx answer, the same key with a different request 422.
 pub(super) async fn idempotency_mw(
     State(st): State<AdminState>,
     req: Request,
     next: Next,
 ) -> Response {
-    // only documented operations: a method a path does not serve is answered 405 by the
-    // router, whatever Idempotency-Key it carries
-    let routed = req
-        .extensions()
-        .get::<crate::audit::Operation>()
-        .is_some_and(|op| op.0 != crate::audit::UNKNOWN_ROUTE);
-    let mutating = routed
-        && matches!(
-            *req.method(),
-            Method::POST | Method::PUT | Method::DELETE | Method::PATCH
-        );
-    let key = req.headers().get("idempotency-key").map(|v| v.as_bytes());
-    let (Some(key), true) = (key, mutating) else {
-        return next.run(req).await;
-    };
-    // 1..=255 visible ASCII characters, as documented (a key that is not is refused, never
-    // silently ignored: the caller relies on it)
-    if key.is_empty() || key.len() > 255 || !key.iter().all(u8::is_ascii_graphic) {
-        return ApiError::bad_request("Idempotency-Key must be 1..=255 visible ASCII characters")
-            .into_response();
-    }
-    let key = String::from_utf8_lossy(key).into_owned();
-    // only authenticated calls: an unauthenticated caller must not make the server store
-    // anything (and the token endpoint's answer is a credential)
-    let Some(scope) = req
-        .extensions()
-        .get::<Caller>()
-        .map(|c| c.0.principal.clone())
-    else {
-        return next.run(req).await;
+    let (key, scope) = match idempotent_call(&req) {
+        Ok(Some(call)) => call,
+        Ok(None) => return next.run(req).await,
+        Err(refused) => return refused.into_response(),
     };
     let (parts, body) = req.into_parts();
     let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
@@ -180,36 +156,9 @@ pub(super) async fn idempotency_mw(
             .into_response();
         }
     };
-    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
-    ctx.update(parts.method.as_str().as_bytes());
-    ctx.update(b"\n");
-    ctx.update(parts.uri.to_string().as_bytes());
-    ctx.update(b"\n");
-    ctx.update(&bytes);
-    let hash = hex::encode(ctx.finish().as_ref());
-    match st.store.idempotency_get(&scope, &key).await {
-        Ok(Some(stored)) if stored.request_hash == hash => {
-            let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
-            let mut resp = (
-                status,
-                [(header::CONTENT_TYPE, "application/json")],
-                stored.body,
-            )
-                .into_response();
-            resp.headers_mut()
-                .insert("idempotent-replayed", HeaderValue::from_static("true"));
-            return resp;
-        }
-        Ok(Some(_)) => {
-            return ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "IdempotencyKeyReused",
-                "Idempotency-Key was used for a different request",
-            )
-            .into_response();
-        }
-        Ok(None) => {}
-        Err(e) => return ApiError::from(e).into_response(),
+    let hash = request_hash(&parts, &bytes);
+    if let Some(earlier) = replay(&st, &scope, &key, &hash).await {
+        return earlier;
     }
     let resp = next
         .run(Request::from_parts(parts, Body::from(bytes)))
@@ -231,4 +180,79 @@ pub(super) async fn idempotency_mw(
         tracing::warn!("storing idempotent response: {e}");
     }
     Response::from_parts(rparts, Body::from(rbytes))
+}
+
+/// The Idempotency-Key and the caller scope of a call the middleware keeps the answer of: a
+/// documented mutating operation of an authenticated caller carrying the header (None: the
+/// call passes untouched); a key that is not 1..=255 visible ASCII characters is refused.
+fn idempotent_call(req: &Request) -> Result<Option<(String, String)>, ApiError> {
+    // only documented operations: a method a path does not serve is answered 405 by the
+    // router, whatever Idempotency-Key it carries
+    let routed = req
+        .extensions()
+        .get::<crate::audit::Operation>()
+        .is_some_and(|op| op.0 != crate::audit::UNKNOWN_ROUTE);
+    let mutating = routed
+        && matches!(
+            *req.method(),
+            Method::POST | Method::PUT | Method::DELETE | Method::PATCH
+        );
+    let key = req.headers().get("idempotency-key").map(|v| v.as_bytes());
+    let (Some(key), true) = (key, mutating) else {
+        return Ok(None);
+    };
+    // 1..=255 visible ASCII characters, as documented (a key that is not is refused, never
+    // silently ignored: the caller relies on it)
+    if key.is_empty() || key.len() > 255 || !key.iter().all(u8::is_ascii_graphic) {
+        return Err(ApiError::bad_request(
+            "Idempotency-Key must be 1..=255 visible ASCII characters",
+        ));
+    }
+    let key = String::from_utf8_lossy(key).into_owned();
+    // only authenticated calls: an unauthenticated caller must not make the server store
+    // anything (and the token endpoint's answer is a credential)
+    Ok(req
+        .extensions()
+        .get::<Caller>()
+        .map(|c| (key, c.0.principal.clone())))
+}
+
+/// SHA-256 of the method, URI and body of a request (what a replay must match).
+fn request_hash(parts: &axum::http::request::Parts, body: &[u8]) -> String {
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    ctx.update(parts.method.as_str().as_bytes());
+    ctx.update(b"\n");
+    ctx.update(parts.uri.to_string().as_bytes());
+    ctx.update(b"\n");
+    ctx.update(body);
+    hex::encode(ctx.finish().as_ref())
+}
+
+/// The stored answer to the same request under `key` (`idempotent-replayed: true`), 422 for a
+/// different request under it, None when the key is new.
+async fn replay(st: &AdminState, scope: &str, key: &str, hash: &str) -> Option<Response> {
+    match st.store.idempotency_get(scope, key).await {
+        Ok(Some(stored)) if stored.request_hash == hash => {
+            let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
+            let mut resp = (
+                status,
+                [(header::CONTENT_TYPE, "application/json")],
+                stored.body,
+            )
+                .into_response();
+            resp.headers_mut()
+                .insert("idempotent-replayed", HeaderValue::from_static("true"));
+            Some(resp)
+        }
+        Ok(Some(_)) => Some(
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "IdempotencyKeyReused",
+                "Idempotency-Key was used for a different request",
+            )
+            .into_response(),
+        ),
+        Ok(None) => None,
+        Err(e) => Some(ApiError::from(e).into_response()),
+    }
 }

@@ -250,64 +250,56 @@ pub(super) async fn list_buckets(
     relay(&st, &c, &audit, None, req).await
 }
 
-/// An S3 request on a bucket (`key` absent) or an object (`key` = its key) of the caller:
-/// reads (GetObject, ListObjectsV2, ListParts, …) and `HeadObject` as a GET with `Range: bytes=0-0`.
-#[utoipa::path(get, path = "/admin/v1/s3/{bucket}", tag = "s3", operation_id = "S3Get",
-    params(("bucket" = String, Path, min_length = 3, max_length = 63, pattern = "^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$", description = "bucket name (S3's rules: also not in IP address form)"), ("key" = Option<String>, Query, min_length = 1, max_length = 1024, description = "object key")),
-    responses((status = 200, description = "the S3 answer (XML or object bytes)"), (status = "4XX", description = "the S3 error (S3's status and code) or the admin API's", body = ErrorBody), (status = 503, body = ErrorBody)))]
-pub(super) async fn get(
-    State(st): State<AdminState>,
-    Extension(c): Extension<Caller>,
-    audit: Audit,
-    Path(bucket): Path<String>,
-    req: Request,
-) -> Result<Response, ApiError> {
-    relay(&st, &c, &audit, Some(bucket), req).await
+/// A route on `/admin/v1/s3/{bucket}` (one per method, each its own OpenAPI operation: id, key
+/// parameter, answer): [`relay`] with the path's bucket.
+macro_rules! bucket_route {
+    ($(#[doc = $doc:literal])* $name:ident, $method:ident, $op:literal, $key:tt, $ok:literal, $answer:literal) => {
+        $(#[doc = $doc])*
+        #[utoipa::path($method, path = "/admin/v1/s3/{bucket}", tag = "s3", operation_id = $op,
+            params(("bucket" = String, Path, min_length = 3, max_length = 63, pattern = "^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$", description = "bucket name (S3's rules: also not in IP address form)"), $key),
+            responses((status = $ok, description = $answer), (status = "4XX", description = "the S3 error (S3's status and code) or the admin API's", body = ErrorBody), (status = 503, body = ErrorBody)))]
+        pub(super) async fn $name(
+            State(st): State<AdminState>,
+            Extension(c): Extension<Caller>,
+            audit: Audit,
+            Path(bucket): Path<String>,
+            req: Request,
+        ) -> Result<Response, ApiError> {
+            relay(&st, &c, &audit, Some(bucket), req).await
+        }
+    };
 }
 
-/// PutObject, UploadPart, CreateBucket (no `key`): the body is streamed to S3.
-#[utoipa::path(put, path = "/admin/v1/s3/{bucket}", tag = "s3", operation_id = "S3Put",
-    params(("bucket" = String, Path, min_length = 3, max_length = 63, pattern = "^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$", description = "bucket name (S3's rules: also not in IP address form)"), ("key" = Option<String>, Query, min_length = 1, max_length = 1024, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$", description = "object key (no control characters)")),
-    responses((status = 200, description = "the S3 answer"), (status = "4XX", description = "the S3 error (S3's status and code) or the admin API's", body = ErrorBody), (status = 503, body = ErrorBody)))]
-pub(super) async fn put(
-    State(st): State<AdminState>,
-    Extension(c): Extension<Caller>,
-    audit: Audit,
-    Path(bucket): Path<String>,
-    req: Request,
-) -> Result<Response, ApiError> {
-    relay(&st, &c, &audit, Some(bucket), req).await
-}
+bucket_route!(
+    /// An S3 request on a bucket (`key` absent) or an object (`key` = its key) of the caller:
+    /// reads (GetObject, ListObjectsV2, ListParts, …) and `HeadObject` as a GET with `Range: bytes=0-0`.
+    get, get, "S3Get",
+    ("key" = Option<String>, Query, min_length = 1, max_length = 1024, description = "object key"),
+    200, "the S3 answer (XML or object bytes)"
+);
 
-/// CreateMultipartUpload (`uploads`), CompleteMultipartUpload (`uploadId`), DeleteObjects
-/// (`delete`).
-#[utoipa::path(post, path = "/admin/v1/s3/{bucket}", tag = "s3", operation_id = "S3Post",
-    params(("bucket" = String, Path, min_length = 3, max_length = 63, pattern = "^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$", description = "bucket name (S3's rules: also not in IP address form)"), ("key" = Option<String>, Query, min_length = 1, max_length = 1024, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$", description = "object key (no control characters)")),
-    responses((status = 200, description = "the S3 answer"), (status = "4XX", description = "the S3 error (S3's status and code) or the admin API's", body = ErrorBody), (status = 503, body = ErrorBody)))]
-pub(super) async fn post(
-    State(st): State<AdminState>,
-    Extension(c): Extension<Caller>,
-    audit: Audit,
-    Path(bucket): Path<String>,
-    req: Request,
-) -> Result<Response, ApiError> {
-    relay(&st, &c, &audit, Some(bucket), req).await
-}
+bucket_route!(
+    /// PutObject, UploadPart, CreateBucket (no `key`): the body is streamed to S3.
+    put, put, "S3Put",
+    ("key" = Option<String>, Query, min_length = 1, max_length = 1024, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$", description = "object key (no control characters)"),
+    200, "the S3 answer"
+);
 
-/// DeleteObject, AbortMultipartUpload (`uploadId`), DeleteBucket (no `key`). A quorum-gated
-/// delete answers S3's 403 AccessDenied naming the approval request.
-#[utoipa::path(delete, path = "/admin/v1/s3/{bucket}", tag = "s3", operation_id = "S3Delete",
-    params(("bucket" = String, Path, min_length = 3, max_length = 63, pattern = "^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$", description = "bucket name (S3's rules: also not in IP address form)"), ("key" = Option<String>, Query, min_length = 1, max_length = 1024, description = "object key")),
-    responses((status = 204, description = "the S3 answer"), (status = "4XX", description = "the S3 error (S3's status and code) or the admin API's", body = ErrorBody), (status = 503, body = ErrorBody)))]
-pub(super) async fn delete(
-    State(st): State<AdminState>,
-    Extension(c): Extension<Caller>,
-    audit: Audit,
-    Path(bucket): Path<String>,
-    req: Request,
-) -> Result<Response, ApiError> {
-    relay(&st, &c, &audit, Some(bucket), req).await
-}
+bucket_route!(
+    /// CreateMultipartUpload (`uploads`), CompleteMultipartUpload (`uploadId`), DeleteObjects
+    /// (`delete`).
+    post, post, "S3Post",
+    ("key" = Option<String>, Query, min_length = 1, max_length = 1024, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$", description = "object key (no control characters)"),
+    200, "the S3 answer"
+);
+
+bucket_route!(
+    /// DeleteObject, AbortMultipartUpload (`uploadId`), DeleteBucket (no `key`). A quorum-gated
+    /// delete answers S3's 403 AccessDenied naming the approval request.
+    delete, delete, "S3Delete",
+    ("key" = Option<String>, Query, min_length = 1, max_length = 1024, description = "object key"),
+    204, "the S3 answer"
+);
 
 fn valid_bucket(b: &str) -> bool {
     (3..=63).contains(&b.len())
@@ -374,6 +366,9 @@ fn s3_path(
     Ok((path, key))
 }
 
+/// Relays one console S3 request: checks what the admin API checks (relay on, path, POST
+/// operation, a session with an access key that is still active), signs it as that access key,
+/// sends it to the S3 listener and passes back the answer (an S3 error as the admin JSON error).
 async fn relay(
     st: &AdminState,
     c: &Caller,
@@ -418,75 +413,9 @@ async fn relay(
             "the S3 listener is not up yet",
         )
     })?;
-    let (parts, body) = req.into_parts();
     let host = target.to_string();
-    let mut headers = HeaderMap::new();
-    for name in PASS_REQUEST {
-        for v in parts.headers.get_all(*name) {
-            headers.append(HeaderName::from_static(name), v.clone());
-        }
-    }
-    for (name, v) in &parts.headers {
-        if name.as_str().starts_with("x-amz-meta-") {
-            headers.append(name.clone(), v.clone());
-        }
-    }
-    let mut out = http::Request::builder()
-        .method(parts.method.clone())
-        .uri(format!(
-            "{}://{host}{path}",
-            if relay.tls.is_some() { "https" } else { "http" }
-        ))
-        .body(if matches!(parts.method, Method::GET | Method::DELETE) {
-            Body::empty()
-        } else {
-            body
-        })
-        .map_err(|e| ApiError::bad_request(format!("request cannot be passed on: {e}")))?;
-    *out.headers_mut() = headers;
-    out.headers_mut().insert(
-        header::HOST,
-        HeaderValue::from_str(&host).map_err(ApiError::internal)?,
-    );
-    // sign (header SigV4, unsigned payload: the S3 listener checks the MD5/checksums it is given)
-    let creds = Credentials::new(
-        &c.0.access_key_id,
-        secret.expose(),
-        None,
-        None,
-        "vaultgate-console",
-    );
-    let identity = creds.into();
-    let mut settings = SigningSettings::default();
-    settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
-    settings.percent_encoding_mode = PercentEncodingMode::Single;
-    settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region(&relay.region)
-        .name("s3")
-        .time(SystemTime::now())
-        .settings(settings)
-        .build()
-        .map_err(ApiError::internal)?
-        .into();
-    let header_pairs: Vec<(String, String)> = out
-        .headers()
-        .iter()
-        .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-        .collect();
-    let uri = out.uri().to_string();
-    let signable = SignableRequest::new(
-        out.method().as_str(),
-        &uri,
-        header_pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-        SignableBody::UnsignedPayload,
-    )
-    .map_err(|e| ApiError::bad_request(format!("request cannot be signed: {e}")))?;
-    let (instructions, _) = sign(signable, &params)
-        .map_err(ApiError::internal)?
-        .into_parts();
-    instructions.apply_to_request_http1x(&mut out);
+    let mut out = relay.outgoing(&host, &path, req)?;
+    relay.sign(&mut out, &c.0.access_key_id, secret.expose())?;
     let sent = match &relay.tls {
         None => relay.client.request(out).await.map_err(|e| e.to_string()),
         Some(connector) => {
@@ -503,35 +432,131 @@ async fn relay(
         )
     })?;
     let (rparts, rbody) = resp.into_parts();
-    let s3_request_id = rparts.headers.get("x-amz-request-id").cloned();
     if rparts.status.is_client_error() || rparts.status.is_server_error() {
-        // S3's XML error → the admin API's JSON error (same status and code, approval id when a
-        // quorum rule holds the request); the S3 request id stays in its header
-        let bytes = axum::body::to_bytes(Body::new(rbody), 64 * 1024)
-            .await
-            .unwrap_or_default();
-        let (code, message) = s3_error(&bytes).unwrap_or_else(|| {
-            (
-                format!("S3Http{}", rparts.status.as_u16()),
-                "the S3 listener refused the request".into(),
-            )
-        });
-        let message = if message.is_empty() {
-            format!("S3 refused the request ({code})")
-        } else {
-            message
-        };
-        let mut e = ApiError::new(rparts.status, &code, message.clone());
-        e.approval_id = approval_id_in(&message);
-        let mut resp = e.into_response();
-        if let Some(v) = s3_request_id {
-            resp.headers_mut().insert("x-amz-request-id", v);
-        }
-        if let Some(v) = rparts.headers.get(header::RETRY_AFTER) {
-            resp.headers_mut().insert(header::RETRY_AFTER, v.clone());
-        }
-        return Ok(resp);
+        return Ok(error_answer(&rparts, rbody).await);
     }
+    Ok(passed_answer(&rparts, rbody))
+}
+
+impl S3Relay {
+    /// The request to send to S3 at `host`: the console request's method, the S3 `path`, the
+    /// request headers S3 may see ([`PASS_REQUEST`], `x-amz-meta-*`) and, but for a GET or a
+    /// DELETE, its body.
+    fn outgoing(
+        &self,
+        host: &str,
+        path: &str,
+        req: Request,
+    ) -> Result<http::Request<Body>, ApiError> {
+        let (parts, body) = req.into_parts();
+        let mut headers = HeaderMap::new();
+        for name in PASS_REQUEST {
+            for v in parts.headers.get_all(*name) {
+                headers.append(HeaderName::from_static(name), v.clone());
+            }
+        }
+        for (name, v) in &parts.headers {
+            if name.as_str().starts_with("x-amz-meta-") {
+                headers.append(name.clone(), v.clone());
+            }
+        }
+        let mut out = http::Request::builder()
+            .method(parts.method.clone())
+            .uri(format!(
+                "{}://{host}{path}",
+                if self.tls.is_some() { "https" } else { "http" }
+            ))
+            .body(if matches!(parts.method, Method::GET | Method::DELETE) {
+                Body::empty()
+            } else {
+                body
+            })
+            .map_err(|e| ApiError::bad_request(format!("request cannot be passed on: {e}")))?;
+        *out.headers_mut() = headers;
+        out.headers_mut().insert(
+            header::HOST,
+            HeaderValue::from_str(host).map_err(ApiError::internal)?,
+        );
+        Ok(out)
+    }
+
+    /// Signs `out` as `access_key_id` (header SigV4, unsigned payload: the S3 listener checks
+    /// the MD5/checksums it is given).
+    fn sign(
+        &self,
+        out: &mut http::Request<Body>,
+        access_key_id: &str,
+        secret: &str,
+    ) -> Result<(), ApiError> {
+        let creds = Credentials::new(access_key_id, secret, None, None, "vaultgate-console");
+        let identity = creds.into();
+        let mut settings = SigningSettings::default();
+        settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+        settings.percent_encoding_mode = PercentEncodingMode::Single;
+        settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region(&self.region)
+            .name("s3")
+            .time(SystemTime::now())
+            .settings(settings)
+            .build()
+            .map_err(ApiError::internal)?
+            .into();
+        let header_pairs: Vec<(String, String)> = out
+            .headers()
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+            .collect();
+        let uri = out.uri().to_string();
+        let signable = SignableRequest::new(
+            out.method().as_str(),
+            &uri,
+            header_pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            SignableBody::UnsignedPayload,
+        )
+        .map_err(|e| ApiError::bad_request(format!("request cannot be signed: {e}")))?;
+        let (instructions, _) = sign(signable, &params)
+            .map_err(ApiError::internal)?
+            .into_parts();
+        instructions.apply_to_request_http1x(out);
+        Ok(())
+    }
+}
+
+/// S3's XML error → the admin API's JSON error (same status and code, approval id when a
+/// quorum rule holds the request); the S3 request id and `Retry-After` stay in their headers.
+async fn error_answer(rparts: &http::response::Parts, rbody: hyper::body::Incoming) -> Response {
+    let bytes = axum::body::to_bytes(Body::new(rbody), 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let (code, message) = s3_error(&bytes).unwrap_or_else(|| {
+        (
+            format!("S3Http{}", rparts.status.as_u16()),
+            "the S3 listener refused the request".into(),
+        )
+    });
+    let message = if message.is_empty() {
+        format!("S3 refused the request ({code})")
+    } else {
+        message
+    };
+    let mut e = ApiError::new(rparts.status, &code, message.clone());
+    e.approval_id = approval_id_in(&message);
+    let mut resp = e.into_response();
+    if let Some(v) = rparts.headers.get("x-amz-request-id") {
+        resp.headers_mut().insert("x-amz-request-id", v.clone());
+    }
+    if let Some(v) = rparts.headers.get(header::RETRY_AFTER) {
+        resp.headers_mut().insert(header::RETRY_AFTER, v.clone());
+    }
+    resp
+}
+
+/// A successful S3 answer as it came, with the response headers the console may see
+/// ([`PASS_RESPONSE`], `x-amz-*`) and those that keep object bytes from being a page of this
+/// origin.
+fn passed_answer(rparts: &http::response::Parts, rbody: hyper::body::Incoming) -> Response {
     let mut answer = Response::new(Body::new(rbody));
     *answer.status_mut() = rparts.status;
     let h = answer.headers_mut();
@@ -550,7 +575,7 @@ async fn relay(
         HeaderValue::from_static("nosniff"),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(answer.into_response())
+    answer.into_response()
 }
 
 /// `<Error><Code>…</Code><Message>…</Message></Error>` → (code, message).

@@ -631,19 +631,7 @@ impl S3Backend {
         mut eof: bool,
         size_hint: Option<u64>,
     ) -> Result<u64, BackendError> {
-        let created = self
-            .client
-            .create_multipart_upload()
-            .bucket(&self.cfg.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| map_sdk_error("CreateMultipartUpload", key, e))?;
-        let upload_id = created.upload_id.ok_or_else(|| {
-            BackendError::Refused(format!(
-                "CreateMultipartUpload {key}: no upload id in the answer"
-            ))
-        })?;
+        let upload_id = self.create_upload(key).await?;
         let mut guard = AbortGuard {
             client: self.client.clone(),
             bucket: self.cfg.bucket.clone(),
@@ -681,36 +669,71 @@ impl S3Backend {
                 current = next;
                 number += 1;
             }
-            self.client
-                .complete_multipart_upload()
-                .bucket(&self.cfg.bucket)
-                .key(key)
-                .upload_id(&upload_id)
-                .multipart_upload(
-                    CompletedMultipartUpload::builder()
-                        .set_parts(Some(parts))
-                        .build(),
-                )
-                .send()
-                .await
-                .map_err(|e| map_sdk_error("CompleteMultipartUpload", key, e))?;
+            self.complete_upload(key, &upload_id, parts).await?;
             Ok(total)
         }
         .await;
         guard.upload_id = None;
-        if result.is_err()
-            && let Err(e) = self
-                .client
-                .abort_multipart_upload()
-                .bucket(&self.cfg.bucket)
-                .key(key)
-                .upload_id(&upload_id)
-                .send()
-                .await
+        if result.is_err() {
+            self.abort_upload(key, &upload_id).await;
+        }
+        result
+    }
+
+    /// Starts a multipart upload of `key`; its upload id.
+    async fn create_upload(&self, key: &str) -> Result<String, BackendError> {
+        let created = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.cfg.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| map_sdk_error("CreateMultipartUpload", key, e))?;
+        created.upload_id.ok_or_else(|| {
+            BackendError::Refused(format!(
+                "CreateMultipartUpload {key}: no upload id in the answer"
+            ))
+        })
+    }
+
+    /// Completes the multipart upload of `key` with `parts`.
+    async fn complete_upload(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: Vec<CompletedPart>,
+    ) -> Result<(), BackendError> {
+        self.client
+            .complete_multipart_upload()
+            .bucket(&self.cfg.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| map_sdk_error("CompleteMultipartUpload", key, e))?;
+        Ok(())
+    }
+
+    /// Aborts a failed multipart upload of `key` (a failure to abort is logged, not returned:
+    /// the upload's own error is the one the caller sees).
+    async fn abort_upload(&self, key: &str, upload_id: &str) {
+        if let Err(e) = self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.cfg.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .send()
+            .await
         {
             tracing::warn!(key, error = %DisplayErrorContext(&e), "aborting a failed multipart upload failed");
         }
-        result
     }
 }
 

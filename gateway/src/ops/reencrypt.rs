@@ -38,7 +38,7 @@ use serde::{Deserialize, Serialize};
 
 use super::read_bytes;
 use crate::error::{Error, Result};
-use crate::index::{IndexError, ObjectRecord, StreamRecord, now_ms};
+use crate::index::{IndexError, ObjectRecord, ReencryptCandidate, StreamRecord, now_ms};
 use crate::store::Store;
 
 /// Name of the bucket setting holding the state of the bucket's re-encryption.
@@ -218,7 +218,7 @@ pub async fn begin(store: &Store, bucket: &str) -> Result<ReencryptState> {
 /// offline progress bar, in bytes). Returns the state as saved at the end.
 pub async fn run(
     store: &Store,
-    mut state: ReencryptState,
+    state: ReencryptState,
     rate: Rate,
     shared: Option<Arc<Mutex<ReencryptState>>>,
     pb: Option<indicatif::ProgressBar>,
@@ -228,39 +228,14 @@ pub async fn run(
         .keyring()
         .key_by_id(&DataKeyId::from_hex(&state.target_key_id)?)
         .await?;
-    let (remaining, remaining_bytes) = store
-        .index()
-        .reencrypt_remaining(&bucket, state.target_version)
-        .await
-        .map_err(idx)?;
-    state.remaining = remaining;
-    // per run: each run passes over every version still under an older key
-    state.skipped_sse_c = 0;
-    state.failed = 0;
-    state.errors.clear();
-    state.running = true;
-    if let Some(pb) = &pb {
-        pb.set_length(remaining_bytes);
-    }
-    let publish = |s: &ReencryptState| {
-        if let Some(sh) = &shared
-            && let Ok(mut g) = sh.lock()
-        {
-            *g = s.clone();
-        }
-    };
-    publish(&state);
-    let started = Instant::now();
-    let (mut done_objects, mut done_bytes) = (0u64, 0u64);
-    let mut last_save = Instant::now();
-    let mut in_a_row = 0u32;
+    let mut progress = Progress::start(store, state, shared, pb).await?;
     let mut cursor: Option<(String, String)> = None;
     'outer: loop {
         let batch = store
             .index()
             .reencrypt_candidates(
                 &bucket,
-                state.target_version,
+                progress.state.target_version,
                 cursor.as_ref().map(|(k, v)| (k.as_str(), v.as_str())),
                 BATCH,
             )
@@ -272,87 +247,174 @@ pub async fn run(
         for c in batch {
             cursor = Some((c.key.clone(), c.version_id.clone()));
             let r = reseal_version(store, &key, &bucket, &c.key, &c.version_id).await;
-            match r {
-                Ok(Some(Outcome::Resealed)) => {
-                    state.resealed += 1;
-                    state.bytes += c.size;
-                    in_a_row = 0;
-                }
-                Ok(Some(Outcome::SkippedSseC)) => state.skipped_sse_c += 1,
-                Ok(Some(Outcome::Raced)) | Ok(None) => state.raced += 1,
-                Err(e) => {
-                    tracing::warn!(bucket = %bucket, key = %c.key, version_id = %c.version_id, error = %e, "re-seal failed");
-                    state.failed += 1;
-                    if state.errors.len() < 20 {
-                        state
-                            .errors
-                            .push((c.key.clone(), c.version_id.clone(), e.to_string()));
-                    }
-                    in_a_row += 1;
-                }
-            }
-            done_objects += 1;
-            done_bytes += c.size;
-            if let Some(pb) = &pb {
-                pb.inc(c.size);
-                pb.set_message(format!("{done_objects}/{remaining} versions"));
-            }
-            publish(&state);
-            if in_a_row >= MAX_FAILURES_IN_A_ROW {
-                tracing::error!(bucket = %bucket, "re-encryption stopped: {MAX_FAILURES_IN_A_ROW} failures in a row");
+            progress.tally(&c, r);
+            if progress.advance(store, rate, c.size).await? {
                 break 'outer;
-            }
-            if last_save.elapsed() >= SAVE_EVERY {
-                // the offline bar logs its own progress lines where it is not drawn
-                if pb.is_none() {
-                    let secs = started.elapsed().as_secs_f64().max(0.001);
-                    tracing::info!(
-                        bucket = %bucket,
-                        done = done_objects,
-                        of = remaining,
-                        bytes = done_bytes,
-                        mb_per_sec = format!("{:.2}", done_bytes as f64 / secs / 1e6),
-                        "re-encryption progress"
-                    );
-                }
-                save_state(store, &state).await?;
-                last_save = Instant::now();
-            }
-            let wait = rate
-                .min_elapsed(done_objects, done_bytes)
-                .saturating_sub(started.elapsed());
-            if !wait.is_zero() {
-                tokio::time::sleep(wait).await;
             }
         }
     }
-    let (remaining, _) = store
-        .index()
-        .reencrypt_remaining(&bucket, state.target_version)
-        .await
-        .map_err(idx)?;
-    state.remaining = remaining;
-    state.running = false;
-    // done when only SSE-C versions (which cannot be re-sealed) are left
-    if state.failed == 0 && remaining <= state.skipped_sse_c_left(store).await? {
-        state.finished_ms = Some(now_ms());
+    progress.finish(store).await
+}
+
+/// One run's progress: the state it keeps (published to `shared` after every version, saved
+/// every [`SAVE_EVERY`]), the offline progress bar, and the counters that pace the run and stop
+/// it after [`MAX_FAILURES_IN_A_ROW`].
+struct Progress {
+    state: ReencryptState,
+    shared: Option<Arc<Mutex<ReencryptState>>>,
+    pb: Option<indicatif::ProgressBar>,
+    /// versions left when the run started
+    remaining: u64,
+    started: Instant,
+    done_objects: u64,
+    done_bytes: u64,
+    last_save: Instant,
+    in_a_row: u32,
+}
+
+impl Progress {
+    /// A run's start: the versions and bytes left counted, the per-run counters reset, the
+    /// state published as running.
+    async fn start(
+        store: &Store,
+        mut state: ReencryptState,
+        shared: Option<Arc<Mutex<ReencryptState>>>,
+        pb: Option<indicatif::ProgressBar>,
+    ) -> Result<Progress> {
+        let (remaining, remaining_bytes) = store
+            .index()
+            .reencrypt_remaining(&state.bucket, state.target_version)
+            .await
+            .map_err(idx)?;
+        state.remaining = remaining;
+        // per run: each run passes over every version still under an older key
+        state.skipped_sse_c = 0;
+        state.failed = 0;
+        state.errors.clear();
+        state.running = true;
+        if let Some(pb) = &pb {
+            pb.set_length(remaining_bytes);
+        }
+        let progress = Progress {
+            state,
+            shared,
+            pb,
+            remaining,
+            started: Instant::now(),
+            done_objects: 0,
+            done_bytes: 0,
+            last_save: Instant::now(),
+            in_a_row: 0,
+        };
+        progress.publish();
+        Ok(progress)
     }
-    save_state(store, &state).await?;
-    publish(&state);
-    if let Some(pb) = &pb {
-        pb.finish_and_clear();
+
+    /// Makes the state what the online status shows.
+    fn publish(&self) {
+        if let Some(sh) = &self.shared
+            && let Ok(mut g) = sh.lock()
+        {
+            *g = self.state.clone();
+        }
     }
-    tracing::info!(
-        bucket = %bucket,
-        resealed = state.resealed,
-        skipped_sse_c = state.skipped_sse_c,
-        raced = state.raced,
-        failed = state.failed,
-        remaining = state.remaining,
-        finished = state.finished_ms.is_some(),
-        "re-encryption run ended"
-    );
-    Ok(state)
+
+    /// Counts what happened to version `c`.
+    fn tally(&mut self, c: &ReencryptCandidate, r: Result<Option<Outcome>>) {
+        let state = &mut self.state;
+        match r {
+            Ok(Some(Outcome::Resealed)) => {
+                state.resealed += 1;
+                state.bytes += c.size;
+                self.in_a_row = 0;
+            }
+            Ok(Some(Outcome::SkippedSseC)) => state.skipped_sse_c += 1,
+            Ok(Some(Outcome::Raced)) | Ok(None) => state.raced += 1,
+            Err(e) => {
+                tracing::warn!(bucket = %state.bucket, key = %c.key, version_id = %c.version_id, error = %e, "re-seal failed");
+                state.failed += 1;
+                if state.errors.len() < 20 {
+                    state
+                        .errors
+                        .push((c.key.clone(), c.version_id.clone(), e.to_string()));
+                }
+                self.in_a_row += 1;
+            }
+        }
+    }
+
+    /// After a version of `size` bytes: progress shown and published, the state saved when it
+    /// is time, the pace kept. Whether the run must stop (too many failures in a row).
+    async fn advance(&mut self, store: &Store, rate: Rate, size: u64) -> Result<bool> {
+        self.done_objects += 1;
+        self.done_bytes += size;
+        let (done_objects, done_bytes) = (self.done_objects, self.done_bytes);
+        if let Some(pb) = &self.pb {
+            pb.inc(size);
+            pb.set_message(format!("{done_objects}/{} versions", self.remaining));
+        }
+        self.publish();
+        let bucket = &self.state.bucket;
+        if self.in_a_row >= MAX_FAILURES_IN_A_ROW {
+            tracing::error!(bucket = %bucket, "re-encryption stopped: {MAX_FAILURES_IN_A_ROW} failures in a row");
+            return Ok(true);
+        }
+        if self.last_save.elapsed() >= SAVE_EVERY {
+            // the offline bar logs its own progress lines where it is not drawn
+            if self.pb.is_none() {
+                let secs = self.started.elapsed().as_secs_f64().max(0.001);
+                tracing::info!(
+                    bucket = %bucket,
+                    done = done_objects,
+                    of = self.remaining,
+                    bytes = done_bytes,
+                    mb_per_sec = format!("{:.2}", done_bytes as f64 / secs / 1e6),
+                    "re-encryption progress"
+                );
+            }
+            save_state(store, &self.state).await?;
+            self.last_save = Instant::now();
+        }
+        let wait = rate
+            .min_elapsed(done_objects, done_bytes)
+            .saturating_sub(self.started.elapsed());
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+        Ok(false)
+    }
+
+    /// The run's end: what is left counted, finished when only SSE-C versions (which cannot be
+    /// re-sealed) are left and nothing failed, the state saved and published.
+    async fn finish(mut self, store: &Store) -> Result<ReencryptState> {
+        let (remaining, _) = store
+            .index()
+            .reencrypt_remaining(&self.state.bucket, self.state.target_version)
+            .await
+            .map_err(idx)?;
+        self.state.remaining = remaining;
+        self.state.running = false;
+        if self.state.failed == 0 && remaining <= self.state.skipped_sse_c_left(store).await? {
+            self.state.finished_ms = Some(now_ms());
+        }
+        save_state(store, &self.state).await?;
+        self.publish();
+        if let Some(pb) = &self.pb {
+            pb.finish_and_clear();
+        }
+        let state = self.state;
+        tracing::info!(
+            bucket = %state.bucket,
+            resealed = state.resealed,
+            skipped_sse_c = state.skipped_sse_c,
+            raced = state.raced,
+            failed = state.failed,
+            remaining = state.remaining,
+            finished = state.finished_ms.is_some(),
+            "re-encryption run ended"
+        );
+        Ok(state)
+    }
 }
 
 impl ReencryptState {

@@ -314,7 +314,53 @@ pub async fn reindex_into(
         ..Default::default()
     };
     let pb = progress_bar(listed.len() as u64 * 2, "reindex", opts.quiet);
-    // pass 1: headers
+    let (headers, parts) = read_headers(backend, listed, &mut report, &pb).await;
+    // pass 2: the metadata of objects and manifests, the newest of each claim kept
+    let mut scan = Scan::default();
+    for (info, header) in &headers {
+        let rec = match header.kind() {
+            StreamKind::Object => object_record(backend, keyring, info, header).await,
+            _ => manifest_record(backend, keyring, info, header, &parts)
+                .await
+                .map(|r| (r, false)),
+        };
+        pb.inc(1);
+        match rec {
+            Ok((r, is_record)) => scan.add(info, header, r, is_record, &mut report),
+            Err(e) => report.unreadable.push((info.id.clone(), e.to_string())),
+        }
+    }
+    pb.finish_and_clear();
+    report.orphan_parts = scan.orphan_parts(&parts);
+    // then the index: data keys, buckets with their settings, versions, record references
+    import_data_keys(keyring, &scan.key_headers, &mut report).await?;
+    let attach = scan.apply_lock_records(&mut report);
+    let attach_tags = scan.apply_tag_records(&mut report);
+    scan.write_buckets(index, opts, &tenant, &mut report)
+        .await?;
+    scan.write_objects(index, &mut report).await?;
+    for (bucket, key, version, lock, id) in attach {
+        // the lock is already the record's; this only makes the index reference the record
+        index
+            .set_lock(&bucket, &key, Some(&version), lock, true, Some(&id))
+            .await?;
+    }
+    for (bucket, key, version, tagging, id) in attach_tags {
+        index
+            .set_object_tags(&bucket, &key, &version, Some(&tagging), &id)
+            .await?;
+    }
+    Ok(report)
+}
+
+/// Pass 1: the header of every listed stream; part streams apart (by backend id), the others
+/// (objects, manifests) in listing order. Unreadable headers go to the report.
+async fn read_headers(
+    backend: &dyn Backend,
+    listed: Vec<ObjectInfo>,
+    report: &mut ReindexReport,
+    pb: &indicatif::ProgressBar,
+) -> (Vec<(ObjectInfo, Header)>, BTreeMap<String, Header>) {
     let mut headers: Vec<(ObjectInfo, Header)> = Vec::new();
     let mut parts: BTreeMap<String, Header> = BTreeMap::new();
     for info in listed {
@@ -330,104 +376,116 @@ pub async fn reindex_into(
         }
         pb.inc(1);
     }
-    // pass 2: metadata of objects and manifests
-    let mut records: BTreeMap<(String, String, String), ObjectRecord> = BTreeMap::new();
-    let mut used_parts: BTreeSet<String> = BTreeSet::new();
-    let mut key_headers: BTreeMap<String, Header> = BTreeMap::new();
-    // the newest lock record of each version: (last_modified_ms, lock, backend id)
-    let mut lock_records: BTreeMap<(String, String, String), (i64, ObjectLock, String)> =
-        BTreeMap::new();
-    // the newest tag record of each version: (last_modified_ms, tag set, backend id)
-    let mut tag_records: BTreeMap<(String, String, String), (i64, String, String)> =
-        BTreeMap::new();
-    // the newest record of each bucket setting: (last_modified_ms, value, backend id)
-    let mut bucket_records: BTreeMap<(String, String), (i64, String, String)> = BTreeMap::new();
-    for (info, header) in &headers {
-        let rec = match header.kind() {
-            StreamKind::Object => object_record(backend, keyring, info, header).await,
-            _ => manifest_record(backend, keyring, info, header, &parts)
-                .await
-                .map(|r| (r, false)),
-        };
-        pb.inc(1);
-        let rec = match rec {
-            Ok((r, true)) if is_bucket_record(&r) => {
-                key_headers
-                    .entry(header.data_key_id().to_hex())
-                    .or_insert_with(|| header.clone());
-                let name = r
-                    .headers
-                    .get(RECORD_SETTING_HEADER)
-                    .cloned()
-                    .unwrap_or_default();
-                let value = r
-                    .headers
-                    .get(RECORD_VALUE_HEADER)
-                    .cloned()
-                    .unwrap_or_default();
-                let slot = (r.bucket, name);
-                let newer = (r.last_modified_ms, value, info.id.clone());
-                match bucket_records.get(&slot) {
-                    Some(old) if old.0 >= newer.0 => report.superseded.push(info.id.clone()),
-                    _ => {
-                        if let Some(old) = bucket_records.insert(slot, newer) {
-                            report.superseded.push(old.2);
-                        }
-                    }
-                }
-                continue;
+    (headers, parts)
+}
+
+/// Inserts the data keys of the scanned headers the key store does not hold yet (the index's
+/// copy; the header's wrapped key is the same bytes).
+async fn import_data_keys(
+    keyring: &keys::Keyring,
+    key_headers: &BTreeMap<String, Header>,
+    report: &mut ReindexReport,
+) -> Result<()> {
+    for header in key_headers.values() {
+        let wk = header.wrapped_data_key();
+        if keyring.store().get(&wk.id).await?.is_none() {
+            keyring.store().insert(&wk).await?;
+            report.data_keys += 1;
+        }
+    }
+    Ok(())
+}
+
+/// A version of a key: (bucket, key, version id).
+type VersionSlot = (String, String, String);
+
+/// The newest record of a slot: (last_modified_ms, value, backend id of the record).
+type Newest<T> = (i64, T, String);
+
+/// Keeps `newer` in `slot` if it is newer than what the slot holds; the loser's backend id goes
+/// to `superseded`.
+fn keep_newest<K: Ord, T>(
+    map: &mut BTreeMap<K, Newest<T>>,
+    slot: K,
+    newer: Newest<T>,
+    superseded: &mut Vec<String>,
+) {
+    match map.get(&slot) {
+        Some(old) if old.0 >= newer.0 => superseded.push(newer.2),
+        _ => {
+            if let Some(old) = map.insert(slot, newer) {
+                superseded.push(old.2);
             }
-            Ok((r, true)) if is_tag_record(&r) => {
-                key_headers
-                    .entry(header.data_key_id().to_hex())
-                    .or_insert_with(|| header.clone());
-                let slot = (r.bucket, r.key, r.version_id);
-                let tagging = r.headers.get(TAGGING_HEADER).cloned().unwrap_or_default();
-                let newer = (r.last_modified_ms, tagging, info.id.clone());
-                match tag_records.get(&slot) {
-                    Some(old) if old.0 >= newer.0 => report.superseded.push(info.id.clone()),
-                    _ => {
-                        if let Some(old) = tag_records.insert(slot, newer) {
-                            report.superseded.push(old.2);
-                        }
-                    }
-                }
-                continue;
-            }
-            Ok((r, true)) => {
-                key_headers
-                    .entry(header.data_key_id().to_hex())
-                    .or_insert_with(|| header.clone());
-                let slot = (r.bucket, r.key, r.version_id);
-                let newer = (r.last_modified_ms, r.lock, info.id.clone());
-                match lock_records.get(&slot) {
-                    Some(old) if old.0 >= newer.0 => report.superseded.push(info.id.clone()),
-                    _ => {
-                        if let Some(old) = lock_records.insert(slot, newer) {
-                            report.superseded.push(old.2);
-                        }
-                    }
-                }
-                continue;
-            }
-            Ok((r, false)) => r,
-            Err(e) => {
-                report.unreadable.push((info.id.clone(), e.to_string()));
-                continue;
-            }
-        };
-        key_headers
+        }
+    }
+}
+
+/// Pass 2's findings: the newest stream of each version, the newest lock / tag record of each
+/// version, the newest record of each bucket setting, and one header per data key they use.
+#[derive(Default)]
+struct Scan {
+    /// the newest stream of each version
+    records: BTreeMap<VersionSlot, ObjectRecord>,
+    /// one header per data key id
+    key_headers: BTreeMap<String, Header>,
+    /// the newest lock record of each version
+    lock_records: BTreeMap<VersionSlot, Newest<ObjectLock>>,
+    /// the newest tag record of each version (the tag set)
+    tag_records: BTreeMap<VersionSlot, Newest<String>>,
+    /// the newest record of each (bucket, setting) (the value)
+    bucket_records: BTreeMap<(String, String), Newest<String>>,
+}
+
+impl Scan {
+    /// Files the record a stream holds (`is_record`: a lock / tag / bucket record rather than a
+    /// version); the older of two claims on one slot goes to `report.superseded`.
+    fn add(
+        &mut self,
+        info: &ObjectInfo,
+        header: &Header,
+        r: ObjectRecord,
+        is_record: bool,
+        report: &mut ReindexReport,
+    ) {
+        self.key_headers
             .entry(header.data_key_id().to_hex())
             .or_insert_with(|| header.clone());
-        let id = info.id.clone();
+        let superseded = &mut report.superseded;
+        if is_record && is_bucket_record(&r) {
+            let setting = |h: &str| r.headers.get(h).cloned().unwrap_or_default();
+            let (name, value) = (setting(RECORD_SETTING_HEADER), setting(RECORD_VALUE_HEADER));
+            let newer = (r.last_modified_ms, value, info.id.clone());
+            keep_newest(
+                &mut self.bucket_records,
+                (r.bucket, name),
+                newer,
+                superseded,
+            );
+        } else if is_record && is_tag_record(&r) {
+            let tagging = r.headers.get(TAGGING_HEADER).cloned().unwrap_or_default();
+            let newer = (r.last_modified_ms, tagging, info.id.clone());
+            let slot = (r.bucket, r.key, r.version_id);
+            keep_newest(&mut self.tag_records, slot, newer, superseded);
+        } else if is_record {
+            let newer = (r.last_modified_ms, r.lock, info.id.clone());
+            let slot = (r.bucket, r.key, r.version_id);
+            keep_newest(&mut self.lock_records, slot, newer, superseded);
+        } else {
+            self.add_version(info, r, superseded);
+        }
+    }
+
+    /// Keeps the newer of two streams of one version; the older one's stream (its manifest for
+    /// a multipart object) goes to `superseded`.
+    fn add_version(&mut self, info: &ObjectInfo, rec: ObjectRecord, superseded: &mut Vec<String>) {
         let slot = (rec.bucket.clone(), rec.key.clone(), rec.version_id.clone());
-        match records.get(&slot) {
+        match self.records.get(&slot) {
             Some(old) if old.last_modified_ms >= rec.last_modified_ms => {
-                report.superseded.push(id);
+                superseded.push(info.id.clone());
             }
             _ => {
-                if let Some(old) = records.insert(slot, rec) {
-                    report.superseded.extend(
+                if let Some(old) = self.records.insert(slot, rec) {
+                    superseded.extend(
                         old.manifest_id
                             .clone()
                             .or(old.streams.first().map(|s| s.backend_id.clone())),
@@ -436,116 +494,137 @@ pub async fn reindex_into(
             }
         }
     }
-    pb.finish_and_clear();
-    for rec in records.values() {
-        if rec.manifest_id.is_some() {
-            used_parts.extend(rec.streams.iter().map(|s| s.backend_id.clone()));
-        }
-    }
-    report.orphan_parts = parts
-        .keys()
-        .filter(|id| !used_parts.contains(*id))
-        .cloned()
-        .collect();
-    // data keys from the headers (the index's copy; the header's wrapped key is the same bytes)
-    for header in key_headers.values() {
-        let wk = header.wrapped_data_key();
-        if keyring.store().get(&wk.id).await?.is_none() {
-            keyring.store().insert(&wk).await?;
-            report.data_keys += 1;
-        }
-    }
-    // lock records: a version gets the lock as last changed, not as written (a record whose
-    // version is gone is not imported)
-    let mut attach: Vec<(String, String, String, ObjectLock, String)> = Vec::new();
-    for ((bucket, key, version), (_, lock, id)) in lock_records {
-        match records.get_mut(&(bucket.clone(), key.clone(), version.clone())) {
-            Some(rec) if !rec.delete_marker => {
-                rec.lock = lock;
-                attach.push((bucket, key, version, lock, id));
+
+    /// The part streams no kept manifest references.
+    fn orphan_parts(&self, parts: &BTreeMap<String, Header>) -> Vec<String> {
+        let mut used_parts: BTreeSet<String> = BTreeSet::new();
+        for rec in self.records.values() {
+            if rec.manifest_id.is_some() {
+                used_parts.extend(rec.streams.iter().map(|s| s.backend_id.clone()));
             }
-            _ => report.superseded.push(id),
         }
+        parts
+            .keys()
+            .filter(|id| !used_parts.contains(*id))
+            .cloned()
+            .collect()
     }
-    // tag records: a version gets the tags as last changed (PutObjectTagging /
-    // DeleteObjectTagging), not as written
-    let mut attach_tags: Vec<(String, String, String, String, String)> = Vec::new();
-    for ((bucket, key, version), (_, tagging, id)) in tag_records {
-        match records.get_mut(&(bucket.clone(), key.clone(), version.clone())) {
-            Some(rec) if !rec.delete_marker => {
-                if tagging.is_empty() {
-                    rec.headers.remove(TAGGING_HEADER);
-                } else {
-                    rec.headers
-                        .insert(TAGGING_HEADER.to_owned(), tagging.clone());
+
+    /// Lock records: a version gets the lock as last changed, not as written (a record whose
+    /// version is gone is not imported). Returns the records to reference once written.
+    fn apply_lock_records(
+        &mut self,
+        report: &mut ReindexReport,
+    ) -> Vec<(String, String, String, ObjectLock, String)> {
+        let mut attach = Vec::new();
+        for ((bucket, key, version), (_, lock, id)) in std::mem::take(&mut self.lock_records) {
+            match self
+                .records
+                .get_mut(&(bucket.clone(), key.clone(), version.clone()))
+            {
+                Some(rec) if !rec.delete_marker => {
+                    rec.lock = lock;
+                    attach.push((bucket, key, version, lock, id));
                 }
-                attach_tags.push((bucket, key, version, tagging, id));
-            }
-            _ => report.superseded.push(id),
-        }
-    }
-    let buckets: BTreeSet<&str> = records
-        .keys()
-        .map(|(b, _, _)| b.as_str())
-        .chain(bucket_records.keys().map(|(b, _)| b.as_str()))
-        .collect();
-    for b in &buckets {
-        index
-            .create_bucket_in_tenant(b, &opts.owner, &tenant, false)
-            .await?;
-        report.buckets += 1;
-        // versioning and object lock are bucket settings the backend does not hold: a bucket
-        // with versions gets versioning Enabled, one with locked versions object lock as well
-        // (no default retention), so that nothing a lock protects becomes deletable
-        let of_bucket = || records.values().filter(|r| r.bucket == *b);
-        if of_bucket().any(|r| r.version_id != NULL_VERSION || r.delete_marker) {
-            index.set_versioning(b, Versioning::Enabled).await?;
-            if of_bucket().any(|r| r.lock != ObjectLock::default()) {
-                index.set_object_lock(b, None).await?;
+                _ => report.superseded.push(id),
             }
         }
-        // the state as last set, where a bucket record has it (Suspended, default retention)
-        if let Some((_, json, _)) = bucket_records.get(&((*b).to_owned(), SETTING_STATE.to_owned()))
-        {
-            apply_state(index, b, json).await?;
+        attach
+    }
+
+    /// Tag records: a version gets the tags as last changed (PutObjectTagging /
+    /// DeleteObjectTagging), not as written. Returns the records to reference once written.
+    fn apply_tag_records(
+        &mut self,
+        report: &mut ReindexReport,
+    ) -> Vec<(String, String, String, String, String)> {
+        let mut attach_tags = Vec::new();
+        for ((bucket, key, version), (_, tagging, id)) in std::mem::take(&mut self.tag_records) {
+            match self
+                .records
+                .get_mut(&(bucket.clone(), key.clone(), version.clone()))
+            {
+                Some(rec) if !rec.delete_marker => {
+                    if tagging.is_empty() {
+                        rec.headers.remove(TAGGING_HEADER);
+                    } else {
+                        rec.headers
+                            .insert(TAGGING_HEADER.to_owned(), tagging.clone());
+                    }
+                    attach_tags.push((bucket, key, version, tagging, id));
+                }
+                _ => report.superseded.push(id),
+            }
         }
+        attach_tags
     }
-    // bucket settings (tags, lifecycle rules, state), each referencing its record
-    for ((bucket, name), (_, value, id)) in &bucket_records {
-        index
-            .set_bucket_setting(bucket, name, Some(value), Some(id))
-            .await?;
-        report.bucket_settings += 1;
-    }
-    // the versions of a key are written oldest first, so that the newest ends up the latest
-    let mut ordered: Vec<&ObjectRecord> = records.values().collect();
-    ordered.sort_by(|a, b| {
-        (&a.bucket, &a.key, a.last_modified_ms, &a.version_id).cmp(&(
-            &b.bucket,
-            &b.key,
-            b.last_modified_ms,
-            &b.version_id,
-        ))
-    });
-    for rec in ordered {
-        index.put_object(rec).await?;
-        report.objects += 1;
-        if rec.manifest_id.is_some() {
-            report.multipart += 1;
+
+    /// Creates every bucket a version or a bucket record names, with its versioning / object
+    /// lock state, then writes the bucket settings (tags, lifecycle rules, state), each
+    /// referencing its record.
+    async fn write_buckets(
+        &self,
+        index: &Index,
+        opts: &ReindexOptions,
+        tenant: &str,
+        report: &mut ReindexReport,
+    ) -> Result<()> {
+        let buckets: BTreeSet<&str> = self
+            .records
+            .keys()
+            .map(|(b, _, _)| b.as_str())
+            .chain(self.bucket_records.keys().map(|(b, _)| b.as_str()))
+            .collect();
+        for b in &buckets {
+            index
+                .create_bucket_in_tenant(b, &opts.owner, tenant, false)
+                .await?;
+            report.buckets += 1;
+            // versioning and object lock are bucket settings the backend does not hold: a bucket
+            // with versions gets versioning Enabled, one with locked versions object lock as
+            // well (no default retention), so that nothing a lock protects becomes deletable
+            let of_bucket = || self.records.values().filter(|r| r.bucket == *b);
+            if of_bucket().any(|r| r.version_id != NULL_VERSION || r.delete_marker) {
+                index.set_versioning(b, Versioning::Enabled).await?;
+                if of_bucket().any(|r| r.lock != ObjectLock::default()) {
+                    index.set_object_lock(b, None).await?;
+                }
+            }
+            // the state as last set, where a bucket record has it (Suspended, default retention)
+            let state = ((*b).to_owned(), SETTING_STATE.to_owned());
+            if let Some((_, json, _)) = self.bucket_records.get(&state) {
+                apply_state(index, b, json).await?;
+            }
         }
+        for ((bucket, name), (_, value, id)) in &self.bucket_records {
+            index
+                .set_bucket_setting(bucket, name, Some(value), Some(id))
+                .await?;
+            report.bucket_settings += 1;
+        }
+        Ok(())
     }
-    for (bucket, key, version, lock, id) in attach {
-        // the lock is already the record's; this only makes the index reference the record
-        index
-            .set_lock(&bucket, &key, Some(&version), lock, true, Some(&id))
-            .await?;
+
+    /// Writes the versions, those of a key oldest first so that the newest ends up the latest.
+    async fn write_objects(&self, index: &Index, report: &mut ReindexReport) -> Result<()> {
+        let mut ordered: Vec<&ObjectRecord> = self.records.values().collect();
+        ordered.sort_by(|a, b| {
+            (&a.bucket, &a.key, a.last_modified_ms, &a.version_id).cmp(&(
+                &b.bucket,
+                &b.key,
+                b.last_modified_ms,
+                &b.version_id,
+            ))
+        });
+        for rec in ordered {
+            index.put_object(rec).await?;
+            report.objects += 1;
+            if rec.manifest_id.is_some() {
+                report.multipart += 1;
+            }
+        }
+        Ok(())
     }
-    for (bucket, key, version, tagging, id) in attach_tags {
-        index
-            .set_object_tags(&bucket, &key, &version, Some(&tagging), &id)
-            .await?;
-    }
-    Ok(report)
 }
 
 /// `vaultgate reindex` with the configured index, backend and key.

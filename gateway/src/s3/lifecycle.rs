@@ -120,34 +120,11 @@ fn rule_of(r: LifecycleRule) -> Result<Rule> {
         ExpirationStatus::DISABLED => false,
         _ => return Err(malformed("Status must be Enabled or Disabled")),
     };
-    let id = match r.id {
-        Some(id) if id.chars().count() > MAX_RULE_ID => {
-            return Err(invalid("ID length should not exceed allowed limit of 255"));
-        }
-        Some(id) if !id.is_empty() => id,
-        _ => {
-            let mut b = [0u8; 8];
-            getrandom::fill(&mut b).map_err(|e| Error::Internal(format!("no randomness: {e}")))?;
-            hex::encode(b)
-        }
-    };
-    for t in r.transitions.iter().flatten() {
-        if let Some(d) = &t.date
-            && super::ms_of(d).rem_euclid(86_400_000) != 0
-        {
-            return Err(invalid("'Date' must be at midnight GMT"));
-        }
-    }
-    if r.transitions.as_ref().is_some_and(|t| !t.is_empty())
-        || r.noncurrent_version_transitions
-            .as_ref()
-            .is_some_and(|t| !t.is_empty())
-    {
-        return Err(Error::Client(s3s::s3_error!(
-            NotImplemented,
-            "Lifecycle transitions are not supported: this gateway has one storage class."
-        )));
-    }
+    let id = rule_id(r.id)?;
+    refuse_transitions(
+        r.transitions.as_deref(),
+        r.noncurrent_version_transitions.as_deref(),
+    )?;
     let (form, filter) = filter_of(r.prefix, r.filter)?;
     let mut rule = Rule {
         id,
@@ -157,45 +134,10 @@ fn rule_of(r: LifecycleRule) -> Result<Rule> {
         ..Default::default()
     };
     if let Some(e) = r.expiration {
-        rule.expiration_days = positive(e.days, "Days")?;
-        if let Some(d) = e.date {
-            let ms = super::ms_of(&d);
-            if ms.rem_euclid(86_400_000) != 0 {
-                return Err(invalid("'Date' must be at midnight GMT"));
-            }
-            rule.expiration_date_ms = Some(ms);
-        }
-        rule.expired_object_delete_marker = e.expired_object_delete_marker;
-        let set = usize::from(rule.expiration_days.is_some())
-            + usize::from(rule.expiration_date_ms.is_some())
-            + usize::from(rule.expired_object_delete_marker.is_some());
-        if set != 1 {
-            return Err(malformed(
-                "Expiration holds exactly one of Days, Date and ExpiredObjectDeleteMarker",
-            ));
-        }
-        if rule.expired_object_delete_marker.is_some() && !rule.filter.tags.is_empty() {
-            return Err(invalid(
-                "ExpiredObjectDeleteMarker cannot be specified with a tag filter",
-            ));
-        }
+        set_expiration(&mut rule, e)?;
     }
     if let Some(n) = r.noncurrent_version_expiration {
-        rule.noncurrent_days = positive(n.noncurrent_days, "NoncurrentDays")?;
-        if rule.noncurrent_days.is_none() {
-            return Err(malformed(
-                "NoncurrentVersionExpiration needs NoncurrentDays",
-            ));
-        }
-        rule.newer_noncurrent_versions = match n.newer_noncurrent_versions {
-            None => None,
-            Some(v) if (1..=100).contains(&v) => u32::try_from(v).ok(),
-            Some(_) => {
-                return Err(invalid(
-                    "'NewerNoncurrentVersions' must be between 1 and 100",
-                ));
-            }
-        };
+        set_noncurrent_expiration(&mut rule, n)?;
     }
     if let Some(a) = r.abort_incomplete_multipart_upload {
         rule.abort_upload_days = positive(a.days_after_initiation, "DaysAfterInitiation")?;
@@ -221,6 +163,91 @@ fn rule_of(r: LifecycleRule) -> Result<Rule> {
         ));
     }
     Ok(rule)
+}
+
+/// A rule's ID: the one given (at most 255 characters), or a random one.
+fn rule_id(id: Option<String>) -> Result<String> {
+    match id {
+        Some(id) if id.chars().count() > MAX_RULE_ID => {
+            Err(invalid("ID length should not exceed allowed limit of 255"))
+        }
+        Some(id) if !id.is_empty() => Ok(id),
+        _ => {
+            let mut b = [0u8; 8];
+            getrandom::fill(&mut b).map_err(|e| Error::Internal(format!("no randomness: {e}")))?;
+            Ok(hex::encode(b))
+        }
+    }
+}
+
+/// Transitions are refused (one storage class here), after S3's check of their dates.
+fn refuse_transitions(
+    transitions: Option<&[Transition]>,
+    noncurrent: Option<&[NoncurrentVersionTransition]>,
+) -> Result<()> {
+    for t in transitions.into_iter().flatten() {
+        if let Some(d) = &t.date
+            && super::ms_of(d).rem_euclid(86_400_000) != 0
+        {
+            return Err(invalid("'Date' must be at midnight GMT"));
+        }
+    }
+    if transitions.is_some_and(|t| !t.is_empty()) || noncurrent.is_some_and(|t| !t.is_empty()) {
+        return Err(Error::Client(s3s::s3_error!(
+            NotImplemented,
+            "Lifecycle transitions are not supported: this gateway has one storage class."
+        )));
+    }
+    Ok(())
+}
+
+/// A rule's Expiration: exactly one of Days, Date (midnight GMT) and
+/// ExpiredObjectDeleteMarker (not with a tag filter).
+fn set_expiration(rule: &mut Rule, e: LifecycleExpiration) -> Result<()> {
+    rule.expiration_days = positive(e.days, "Days")?;
+    if let Some(d) = e.date {
+        let ms = super::ms_of(&d);
+        if ms.rem_euclid(86_400_000) != 0 {
+            return Err(invalid("'Date' must be at midnight GMT"));
+        }
+        rule.expiration_date_ms = Some(ms);
+    }
+    rule.expired_object_delete_marker = e.expired_object_delete_marker;
+    let set = usize::from(rule.expiration_days.is_some())
+        + usize::from(rule.expiration_date_ms.is_some())
+        + usize::from(rule.expired_object_delete_marker.is_some());
+    if set != 1 {
+        return Err(malformed(
+            "Expiration holds exactly one of Days, Date and ExpiredObjectDeleteMarker",
+        ));
+    }
+    if rule.expired_object_delete_marker.is_some() && !rule.filter.tags.is_empty() {
+        return Err(invalid(
+            "ExpiredObjectDeleteMarker cannot be specified with a tag filter",
+        ));
+    }
+    Ok(())
+}
+
+/// A rule's NoncurrentVersionExpiration: NoncurrentDays, and NewerNoncurrentVersions in
+/// 1..=100 when given.
+fn set_noncurrent_expiration(rule: &mut Rule, n: NoncurrentVersionExpiration) -> Result<()> {
+    rule.noncurrent_days = positive(n.noncurrent_days, "NoncurrentDays")?;
+    if rule.noncurrent_days.is_none() {
+        return Err(malformed(
+            "NoncurrentVersionExpiration needs NoncurrentDays",
+        ));
+    }
+    rule.newer_noncurrent_versions = match n.newer_noncurrent_versions {
+        None => None,
+        Some(v) if (1..=100).contains(&v) => u32::try_from(v).ok(),
+        Some(_) => {
+            return Err(invalid(
+                "'NewerNoncurrentVersions' must be between 1 and 100",
+            ));
+        }
+    };
+    Ok(())
 }
 
 /// A whole configuration, validated.

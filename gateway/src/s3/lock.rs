@@ -80,6 +80,48 @@ fn invalid_request(msg: &'static str) -> Error {
     Error::InvalidRequest(msg.into())
 }
 
+/// A configuration's default retention, validated: a valid mode and exactly one of Days
+/// (at most 36,500) and Years (at most 100), positive.
+fn default_retention_of(d: s3s::dto::DefaultRetention) -> Result<DefaultRetention> {
+    let mode = d
+        .mode
+        .as_ref()
+        .and_then(|m| LockMode::parse(m.as_str()))
+        .ok_or_else(|| Error::MalformedXml("default retention needs a valid Mode".into()))?;
+    let (days, years) = (retention_period(d.days)?, retention_period(d.years)?);
+    match (days, years) {
+        (Some(_), Some(_)) | (None, None) => {
+            return Err(Error::MalformedXml(
+                "default retention needs exactly one of Days and Years".into(),
+            ));
+        }
+        _ => {}
+    }
+    if days.is_some_and(|d| d > 36_500) || years.is_some_and(|y| y > 100) {
+        return Err(Error::InvalidArgument(
+            "Default retention period is too large (at most 100 years)".into(),
+        ));
+    }
+    Ok(DefaultRetention { mode, days, years })
+}
+
+/// A default retention period as given: none, or a positive number (else 400
+/// InvalidRetentionPeriod).
+fn retention_period(v: Option<i32>) -> Result<Option<u32>> {
+    match v {
+        None => Ok(None),
+        Some(n) if n > 0 => Ok(u32::try_from(n).ok()),
+        Some(_) => {
+            let mut e = s3s::S3Error::with_message(
+                s3s::S3ErrorCode::Custom("InvalidRetentionPeriod".into()),
+                "Default retention period must be a positive integer value.",
+            );
+            e.set_status_code(http::StatusCode::BAD_REQUEST);
+            Err(Error::Client(e))
+        }
+    }
+}
+
 impl Gateway {
     pub(super) async fn op_put_object_lock_configuration(
         &self,
@@ -101,47 +143,11 @@ impl Gateway {
                 "ObjectLockEnabled must be Enabled".into(),
             ));
         }
-        let default = match cfg.rule.and_then(|r| r.default_retention) {
-            None => None,
-            Some(d) => {
-                let mode = d
-                    .mode
-                    .as_ref()
-                    .and_then(|m| LockMode::parse(m.as_str()))
-                    .ok_or_else(|| {
-                        Error::MalformedXml("default retention needs a valid Mode".into())
-                    })?;
-                let positive = |v: Option<i32>| -> Result<Option<u32>> {
-                    match v {
-                        None => Ok(None),
-                        Some(n) if n > 0 => Ok(u32::try_from(n).ok()),
-                        Some(_) => {
-                            let mut e = s3s::S3Error::with_message(
-                                s3s::S3ErrorCode::Custom("InvalidRetentionPeriod".into()),
-                                "Default retention period must be a positive integer value.",
-                            );
-                            e.set_status_code(http::StatusCode::BAD_REQUEST);
-                            Err(Error::Client(e))
-                        }
-                    }
-                };
-                let (days, years) = (positive(d.days)?, positive(d.years)?);
-                match (days, years) {
-                    (Some(_), Some(_)) | (None, None) => {
-                        return Err(Error::MalformedXml(
-                            "default retention needs exactly one of Days and Years".into(),
-                        ));
-                    }
-                    _ => {}
-                }
-                if days.is_some_and(|d| d > 36_500) || years.is_some_and(|y| y > 100) {
-                    return Err(Error::InvalidArgument(
-                        "Default retention period is too large (at most 100 years)".into(),
-                    ));
-                }
-                Some(DefaultRetention { mode, days, years })
-            }
-        };
+        let default = cfg
+            .rule
+            .and_then(|r| r.default_retention)
+            .map(default_retention_of)
+            .transpose()?;
         if !state.object_lock && state.versioning != Versioning::Enabled {
             return Err(Error::Client(s3s::s3_error!(
                 InvalidBucketState,

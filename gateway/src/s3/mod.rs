@@ -252,6 +252,22 @@ fn stored_content_encoding(v: &str) -> Option<String> {
     (!kept.is_empty()).then(|| kept.join(", "))
 }
 
+/// The [`object_headers`] of a write input (PutObject, CopyObject and CreateMultipartUpload
+/// name its fields alike).
+macro_rules! input_headers {
+    ($i:expr) => {
+        super::object_headers(
+            $i.content_type.as_deref(),
+            $i.content_encoding.as_deref(),
+            $i.cache_control.as_deref(),
+            $i.content_disposition.as_deref(),
+            $i.content_language.as_deref(),
+            $i.expires.as_ref(),
+        )
+    };
+}
+pub(super) use input_headers;
+
 /// The standard headers stored with an object (lower-case names).
 pub(crate) fn object_headers(
     content_type: Option<&str>,

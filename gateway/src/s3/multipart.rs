@@ -13,8 +13,8 @@ use s3s::dto::*;
 use sha2::Digest;
 
 use super::checksum::{ChecksumRequest, ChecksumValues, precheck_content_md5, with_checksums};
-use super::object::{WriteChecks, content_length};
-use super::{Gateway, MIN_PART_SIZE, etag, object_headers, ts, user_metadata};
+use super::object::{WriteChecks, content_length, copy_result};
+use super::{Gateway, MIN_PART_SIZE, etag, ts, user_metadata};
 use crate::audit;
 use crate::error::{Error, Result};
 use crate::index::{PartRecord, UploadRecord};
@@ -115,14 +115,7 @@ impl Gateway {
             upload_id: upload_id.clone(),
             object_id_hex: hex::encode(random_id()?),
             initiated_ms: now_ms(),
-            headers: object_headers(
-                input.content_type.as_deref(),
-                input.content_encoding.as_deref(),
-                input.cache_control.as_deref(),
-                input.content_disposition.as_deref(),
-                input.content_language.as_deref(),
-                input.expires.as_ref(),
-            ),
+            headers: super::input_headers!(input),
             user_metadata: user_metadata(input.metadata),
             checksum_algorithm,
             owner,
@@ -262,13 +255,10 @@ impl Gateway {
             .await?;
         let echo = super::encryption::Echo::of(&upload.headers, self.sse());
         Ok(UploadPartCopyOutput {
-            copy_part_result: Some(with_checksums(
+            copy_part_result: Some(copy_result(
                 &part.checksums,
-                CopyPartResult {
-                    e_tag: Some(etag(&part.md5_hex)),
-                    last_modified: Some(ts(part.last_modified_ms)),
-                    ..Default::default()
-                },
+                &part.md5_hex,
+                part.last_modified_ms,
             )),
             server_side_encryption: echo.sse,
             sse_customer_algorithm: echo.algorithm,
@@ -298,11 +288,8 @@ impl Gateway {
             Err(e) => return Err(e),
         };
         let state = self.bucket_state(&input.bucket).await?;
-        if state.versioning != crate::index::Versioning::Enabled {
-            self.gate_replace(credentials.as_ref(), &input.bucket, &input.key)
-                .await
-                .map_err(Error::Client)?;
-        }
+        self.gate_overwrite(credentials.as_ref(), &input.bucket, &input.key, &state)
+            .await?;
         self.check_write_conditions(
             &input.bucket,
             &input.key,
@@ -325,18 +312,7 @@ impl Gateway {
             .and_then(|m| m.parts)
             .filter(|p| !p.is_empty())
             .ok_or_else(|| Error::MalformedXml("You must specify at least one part".into()))?;
-        let mut numbers = Vec::with_capacity(requested.len());
-        for p in &requested {
-            let n = p
-                .part_number
-                .ok_or_else(|| Error::MalformedXml("every part needs a PartNumber".into()))?;
-            let n = part_number(n)
-                .map_err(|_| Error::InvalidPart(format!("part number {n} is out of range")))?;
-            if numbers.last().is_some_and(|last| *last >= n) {
-                return Err(Error::InvalidPartOrder);
-            }
-            numbers.push(n);
-        }
+        let numbers = requested_numbers(&requested)?;
         let stored_parts: HashMap<u32, PartRecord> = self
             .store
             .list_parts(&input.bucket, &input.upload_id, 0, 10_000)
@@ -344,56 +320,8 @@ impl Gateway {
             .into_iter()
             .map(|p| (p.part_number, p))
             .collect();
-        let mut chosen: Vec<&PartRecord> = Vec::with_capacity(requested.len());
-        for (p, n) in requested.iter().zip(&numbers) {
-            let part = stored_parts
-                .get(n)
-                .ok_or_else(|| Error::InvalidPart(format!("part {n} has not been uploaded")))?;
-            if let Some(e) = &p.e_tag
-                && e.value().trim_matches('"') != part.md5_hex
-            {
-                return Err(Error::InvalidPart(format!(
-                    "the ETag of part {n} does not match"
-                )));
-            }
-            chosen.push(part);
-        }
-        if let Some((_, all_but_last)) = chosen.split_last() {
-            for p in all_but_last {
-                if p.size < MIN_PART_SIZE {
-                    return Err(Error::EntityTooSmall(format!(
-                        "part {} is {} bytes; every part but the last must be at least 5 MiB",
-                        p.part_number, p.size
-                    )));
-                }
-            }
-        }
-        let mut entries = Vec::with_capacity(chosen.len());
-        for p in &chosen {
-            let header = Header::decode(&p.header)?;
-            entries.push(PartEntry {
-                part_number: p.part_number,
-                size: p.size,
-                md5_hex: p.md5_hex.clone(),
-                backend_id: p.backend_id.clone(),
-                header_sha256_hex: hex::encode(sha2::Sha256::digest(header.as_bytes())),
-            });
-        }
-        let etag_value = keys::meta::multipart_etag(&entries)?;
-        let size: u64 = chosen.iter().map(|p| p.size).sum();
-        let now = now_ms();
-        let meta = ObjectMeta {
-            bucket: upload.bucket.clone(),
-            key: upload.key.clone(),
-            size,
-            etag: etag_value.clone(),
-            last_modified_ms: now,
-            headers: upload.headers.clone(),
-            user_metadata: upload.user_metadata.clone(),
-            checksums: BTreeMap::new(),
-            parts: entries,
-            ..Default::default()
-        };
+        let chosen = chosen_parts(&requested, &numbers, &stored_parts)?;
+        let meta = manifest_meta(&upload, &chosen)?;
         let rec = self
             .store
             .complete_upload(&upload, &chosen, &meta, &version, audit.as_ref())
@@ -401,7 +329,7 @@ impl Gateway {
         Ok(CompleteMultipartUploadOutput {
             bucket: Some(input.bucket.clone()),
             key: Some(input.key.clone()),
-            e_tag: Some(etag(&etag_value)),
+            e_tag: Some(etag(&meta.etag)),
             location: Some(format!("/{}/{}", input.bucket, input.key)),
             server_side_encryption: super::encryption::Echo::of(&rec.headers, self.sse()).sse,
             version_id: super::versioning::written_version(&rec, &state),
@@ -600,6 +528,88 @@ impl Gateway {
             ..Default::default()
         })
     }
+}
+
+/// The part numbers a CompleteMultipartUpload names, each present, in range and in ascending
+/// order.
+fn requested_numbers(requested: &[CompletedPart]) -> Result<Vec<u32>> {
+    let mut numbers = Vec::with_capacity(requested.len());
+    for p in requested {
+        let n = p
+            .part_number
+            .ok_or_else(|| Error::MalformedXml("every part needs a PartNumber".into()))?;
+        let n = part_number(n)
+            .map_err(|_| Error::InvalidPart(format!("part number {n} is out of range")))?;
+        if numbers.last().is_some_and(|last| *last >= n) {
+            return Err(Error::InvalidPartOrder);
+        }
+        numbers.push(n);
+    }
+    Ok(numbers)
+}
+
+/// The stored parts a CompleteMultipartUpload names: each uploaded, with the ETag it gives (if
+/// any), and all but the last at least 5 MiB.
+fn chosen_parts<'a>(
+    requested: &[CompletedPart],
+    numbers: &[u32],
+    stored_parts: &'a HashMap<u32, PartRecord>,
+) -> Result<Vec<&'a PartRecord>> {
+    let mut chosen: Vec<&PartRecord> = Vec::with_capacity(requested.len());
+    for (p, n) in requested.iter().zip(numbers) {
+        let part = stored_parts
+            .get(n)
+            .ok_or_else(|| Error::InvalidPart(format!("part {n} has not been uploaded")))?;
+        if let Some(e) = &p.e_tag
+            && e.value().trim_matches('"') != part.md5_hex
+        {
+            return Err(Error::InvalidPart(format!(
+                "the ETag of part {n} does not match"
+            )));
+        }
+        chosen.push(part);
+    }
+    if let Some((_, all_but_last)) = chosen.split_last() {
+        for p in all_but_last {
+            if p.size < MIN_PART_SIZE {
+                return Err(Error::EntityTooSmall(format!(
+                    "part {} is {} bytes; every part but the last must be at least 5 MiB",
+                    p.part_number, p.size
+                )));
+            }
+        }
+    }
+    Ok(chosen)
+}
+
+/// The sealed metadata of the multipart object `chosen` make: its parts (each bound to its
+/// header's SHA-256), size, multipart ETag and the upload's headers, dated now.
+fn manifest_meta(upload: &UploadRecord, chosen: &[&PartRecord]) -> Result<ObjectMeta> {
+    let mut entries = Vec::with_capacity(chosen.len());
+    for p in chosen {
+        let header = Header::decode(&p.header)?;
+        entries.push(PartEntry {
+            part_number: p.part_number,
+            size: p.size,
+            md5_hex: p.md5_hex.clone(),
+            backend_id: p.backend_id.clone(),
+            header_sha256_hex: hex::encode(sha2::Sha256::digest(header.as_bytes())),
+        });
+    }
+    let etag_value = keys::meta::multipart_etag(&entries)?;
+    let size: u64 = chosen.iter().map(|p| p.size).sum();
+    Ok(ObjectMeta {
+        bucket: upload.bucket.clone(),
+        key: upload.key.clone(),
+        size,
+        etag: etag_value,
+        last_modified_ms: now_ms(),
+        headers: upload.headers.clone(),
+        user_metadata: upload.user_metadata.clone(),
+        checksums: BTreeMap::new(),
+        parts: entries,
+        ..Default::default()
+    })
 }
 
 #[cfg(test)]

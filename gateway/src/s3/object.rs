@@ -2,6 +2,7 @@
 //! DeleteObject, DeleteObjects and CopyObject (re-sealed; metadata COPY/REPLACE).
 
 use super::encryption::customer_key_of;
+use std::collections::BTreeMap;
 use std::ops::Range;
 
 use bytes::Bytes;
@@ -14,9 +15,9 @@ use super::checksum::{
     with_checksums, with_checksums_if,
 };
 use super::versioning::{reported_version, written_version};
-use super::{Gateway, etag, expires_out, metadata_out, ms_of, object_headers, ts, user_metadata};
+use super::{Gateway, etag, expires_out, metadata_out, ms_of, ts, user_metadata};
 use crate::error::{Error, Result};
-use crate::index::{ObjectRecord, Versioning};
+use crate::index::{BucketState, ObjectRecord, Versioning};
 use crate::request::RequestCtx;
 use crate::store::{SyncStream, WriteCheck};
 
@@ -50,6 +51,32 @@ impl WriteCheck for WriteChecks {
         verify_content_md5(self.content_md5.as_deref(), &s.md5)?;
         self.checksums.verify(&s.checksums)
     }
+}
+
+/// The object headers (with the tags of `x-amz-tagging`) and the write checks (checksums,
+/// Content-MD5, Content-Length) of a PutObject.
+fn put_checks(
+    input: &PutObjectInput,
+    raw_headers: &http::HeaderMap,
+    trailing_headers: Option<s3s::TrailingHeaders>,
+) -> Result<(BTreeMap<String, String>, WriteChecks)> {
+    let checksums = ChecksumRequest::new(
+        input
+            .checksum_algorithm
+            .as_ref()
+            .map(ChecksumAlgorithm::as_str),
+        input.checksum_values(),
+        raw_headers,
+        trailing_headers,
+    )?;
+    let mut headers = super::input_headers!(input);
+    super::tagging::stash_header(&mut headers, input.tagging.as_deref())?;
+    let checks = WriteChecks {
+        checksums,
+        content_md5: input.content_md5.clone(),
+        content_length: content_length(input.content_length)?,
+    };
+    Ok((headers, checks))
 }
 
 pub(super) fn content_length(v: Option<i64>) -> Result<Option<u64>> {
@@ -298,12 +325,8 @@ impl Gateway {
             ..
         } = req;
         let state = self.bucket_state(&input.bucket).await?;
-        if state.versioning != Versioning::Enabled {
-            // with versioning Enabled a write adds a version and destroys nothing
-            self.gate_replace(credentials.as_ref(), &input.bucket, &input.key)
-                .await
-                .map_err(Error::Client)?;
-        }
+        self.gate_overwrite(credentials.as_ref(), &input.bucket, &input.key, &state)
+            .await?;
         precheck_content_md5(input.content_md5.as_deref())?;
         let version = self
             .new_version(
@@ -321,65 +344,29 @@ impl Gateway {
             input.if_none_match.as_ref(),
         )
         .await?;
-        let checksums = ChecksumRequest::new(
-            input
-                .checksum_algorithm
-                .as_ref()
-                .map(ChecksumAlgorithm::as_str),
-            input.checksum_values(),
-            &raw_headers,
-            trailing_headers,
-        )?;
-        let mut headers = object_headers(
-            input.content_type.as_deref(),
-            input.content_encoding.as_deref(),
-            input.cache_control.as_deref(),
-            input.content_disposition.as_deref(),
-            input.content_language.as_deref(),
-            input.expires.as_ref(),
-        );
-        super::tagging::stash_header(&mut headers, input.tagging.as_deref())?;
-        let checks = WriteChecks {
-            checksums,
-            content_md5: input.content_md5.clone(),
-            content_length: content_length(input.content_length)?,
-        };
+        let (headers, checks) = put_checks(&input, &raw_headers, trailing_headers)?;
         let meta = user_metadata(input.metadata);
         let ck = customer_key_of!(self, input)?;
         super::encryption::one_mode(ck.as_ref(), input.server_side_encryption.as_ref())?;
-        let rec = match input.body {
-            Some(body) => {
-                self.store
-                    .put_object(
-                        &input.bucket,
-                        &input.key,
-                        headers,
-                        meta,
-                        body,
-                        &checks,
-                        &version,
-                        ck.as_ref(),
-                        audit.as_ref(),
-                    )
-                    .await?
-            }
-            None => {
-                let empty = futures::stream::empty::<std::result::Result<Bytes, std::io::Error>>();
-                self.store
-                    .put_object(
-                        &input.bucket,
-                        &input.key,
-                        headers,
-                        meta,
-                        empty,
-                        &checks,
-                        &version,
-                        ck.as_ref(),
-                        audit.as_ref(),
-                    )
-                    .await?
-            }
-        };
+        let body = input.body.unwrap_or_else(|| {
+            StreamingBlob::wrap(futures::stream::empty::<
+                std::result::Result<Bytes, std::io::Error>,
+            >())
+        });
+        let rec = self
+            .store
+            .put_object(
+                &input.bucket,
+                &input.key,
+                headers,
+                meta,
+                body,
+                &checks,
+                &version,
+                ck.as_ref(),
+                audit.as_ref(),
+            )
+            .await?;
         let echo = super::encryption::Echo::of(&rec.headers, self.sse());
         let expiration = self.expiration_header(&rec).await;
         Ok(with_checksums(
@@ -395,6 +382,24 @@ impl Gateway {
                 ..Default::default()
             },
         ))
+    }
+
+    /// Where versioning is not Enabled a write replaces the key's current object, so it passes
+    /// the quorum gate of a delete (with versioning Enabled a write adds a version and destroys
+    /// nothing).
+    pub(super) async fn gate_overwrite(
+        &self,
+        credentials: Option<&s3s::auth::Credentials>,
+        bucket: &str,
+        key: &str,
+        state: &BucketState,
+    ) -> Result<()> {
+        if state.versioning != Versioning::Enabled {
+            self.gate_replace(credentials, bucket, key)
+                .await
+                .map_err(Error::Client)?;
+        }
+        Ok(())
     }
 
     pub(super) async fn op_get_object(
@@ -677,53 +682,9 @@ impl Gateway {
         let mut deleted = Vec::new();
         let mut errors = Vec::new();
         for obj in input.delete.objects {
-            // each key is authorised on its own (a prefix grant deletes only under its prefix);
-            // the request as a whole took its one rate-limit token when it was admitted
-            let version_id = obj.version_id.as_deref();
-            let allowed = match self
-                .policy
-                .authorize_item(
-                    &identity,
-                    policy::Action::DeleteObject,
-                    Some(&input.bucket),
-                    Some(&obj.key),
-                )
-                .await
-                .map_err(Error::Client)
-            {
-                Ok(()) => {
-                    self.authorize_delete(&identity, &input.bucket, &obj.key, version_id, bypass)
-                        .await
-                }
-                Err(e) => Err(e),
-            };
-            let conditions = DeleteConditions {
-                if_match: obj.e_tag.as_ref().map(|e| match e.value() {
-                    "*" => ETagCondition::Any,
-                    _ => ETagCondition::ETag(e.clone()),
-                }),
-                last_modified: obj.last_modified_time.as_ref(),
-                size: obj.size,
-            };
-            let allowed = match allowed {
-                Ok(()) => {
-                    self.check_delete_conditions(&input.bucket, &obj.key, version_id, &conditions)
-                        .await
-                }
-                Err(e) => Err(e),
-            };
-            let result = match allowed {
-                Ok(true) => {
-                    self.delete_one(&input.bucket, &obj.key, version_id, bypass, audit.as_ref())
-                        .await
-                }
-                Ok(false) => Ok(DeletedObject {
-                    key: Some(obj.key.clone()),
-                    version_id: obj.version_id.clone(),
-                    ..Default::default()
-                }),
-                Err(e) => Err(e),
-            };
+            let result = self
+                .delete_item(&identity, &input.bucket, &obj, bypass, audit.as_ref())
+                .await;
             match result {
                 Ok(d) => {
                     if !quiet {
@@ -748,6 +709,52 @@ impl Gateway {
             errors: Some(errors),
             ..Default::default()
         })
+    }
+
+    /// One key of a DeleteObjects: authorised on its own (a prefix grant deletes only under its
+    /// prefix; the request as a whole took its one rate-limit token when it was admitted), then
+    /// its conditions; a key whose conditions do not hold is reported deleted, untouched.
+    async fn delete_item(
+        &self,
+        identity: &policy::Identity,
+        bucket: &str,
+        obj: &ObjectIdentifier,
+        bypass: bool,
+        audit: Option<&RequestCtx>,
+    ) -> Result<DeletedObject> {
+        let version_id = obj.version_id.as_deref();
+        self.policy
+            .authorize_item(
+                identity,
+                policy::Action::DeleteObject,
+                Some(bucket),
+                Some(&obj.key),
+            )
+            .await
+            .map_err(Error::Client)?;
+        self.authorize_delete(identity, bucket, &obj.key, version_id, bypass)
+            .await?;
+        let conditions = DeleteConditions {
+            if_match: obj.e_tag.as_ref().map(|e| match e.value() {
+                "*" => ETagCondition::Any,
+                _ => ETagCondition::ETag(e.clone()),
+            }),
+            last_modified: obj.last_modified_time.as_ref(),
+            size: obj.size,
+        };
+        if self
+            .check_delete_conditions(bucket, &obj.key, version_id, &conditions)
+            .await?
+        {
+            self.delete_one(bucket, &obj.key, version_id, bypass, audit)
+                .await
+        } else {
+            Ok(DeletedObject {
+                key: Some(obj.key.clone()),
+                version_id: obj.version_id.clone(),
+                ..Default::default()
+            })
+        }
     }
 
     /// Source object of a copy, after its conditions.
@@ -829,11 +836,8 @@ impl Gateway {
             )
             .await?;
         let state = self.bucket_state(&input.bucket).await?;
-        if state.versioning != Versioning::Enabled {
-            self.gate_replace(credentials.as_ref(), &input.bucket, &input.key)
-                .await
-                .map_err(Error::Client)?;
-        }
+        self.gate_overwrite(credentials.as_ref(), &input.bucket, &input.key, &state)
+            .await?;
         let version = self
             .new_version(
                 credentials.as_ref(),
@@ -847,60 +851,10 @@ impl Gateway {
             .metadata_directive
             .as_ref()
             .is_some_and(|d| d.as_str().eq_ignore_ascii_case(MetadataDirective::REPLACE));
-        let src_md5 = super::encryption::sse_c_of(&src.headers).map(|(_, m, _)| m);
-        let encryption_changed = src_md5 != dst_ck.as_ref().map(keys::CustomerKey::md5_b64);
-        if src.bucket == input.bucket
-            && src.key == input.key
-            && !replace
-            && !encryption_changed
-            && src.is_latest
-        {
-            // copying an older version over its key (restoring it) is fine
-            return Err(Error::InvalidRequest(
-                "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.".into(),
-            ));
-        }
-        let (mut headers, meta) = if replace {
-            (
-                object_headers(
-                    input.content_type.as_deref(),
-                    input.content_encoding.as_deref(),
-                    input.cache_control.as_deref(),
-                    input.content_disposition.as_deref(),
-                    input.content_language.as_deref(),
-                    input.expires.as_ref(),
-                ),
-                user_metadata(input.metadata),
-            )
-        } else {
-            (src.headers.clone(), src.user_metadata.clone())
-        };
-        // the tags follow x-amz-tagging-directive (default COPY), whatever the metadata directive
-        headers.remove(crate::index::TAGGING_HEADER);
-        let replace_tags = input
-            .tagging_directive
-            .as_ref()
-            .is_some_and(|d| d.as_str().eq_ignore_ascii_case(TaggingDirective::REPLACE));
-        if replace_tags {
-            super::tagging::stash_header(&mut headers, input.tagging.as_deref())?;
-        } else if let Some(t) = src.headers.get(crate::index::TAGGING_HEADER) {
-            headers.insert(crate::index::TAGGING_HEADER.to_owned(), t.clone());
-        }
-        let mut set = set_of(&src.checksums);
-        if let Some(a) = input.checksum_algorithm.as_ref() {
-            let extra =
-                ChecksumRequest::new(Some(a.as_str()), [None; 5], &http::HeaderMap::new(), None)?;
-            set = set.union(extra.set);
-        }
-        let checks = WriteChecks {
-            checksums: ChecksumRequest {
-                set,
-                ..Default::default()
-            },
-            content_md5: None,
-            content_length: Some(src.size),
-        };
-        let body = self
+        refuse_copy_to_itself(&input, &src, replace, dst_ck.as_ref())?;
+        let (headers, meta) = copied_metadata(&input, &src, replace)?;
+        let checks = copy_checks(&input, &src)?;
+        let plaintext = self
             .store
             .open_object(&src, 0..src.size, src_ck.as_ref())
             .await?;
@@ -911,7 +865,7 @@ impl Gateway {
                 &input.key,
                 headers,
                 meta,
-                body,
+                plaintext,
                 &checks,
                 &version,
                 dst_ck.as_ref(),
@@ -923,14 +877,7 @@ impl Gateway {
         }
         let echo = super::encryption::Echo::of(&rec.headers, self.sse());
         Ok(CopyObjectOutput {
-            copy_object_result: Some(with_checksums(
-                &rec.checksums,
-                CopyObjectResult {
-                    e_tag: Some(etag(&rec.etag)),
-                    last_modified: Some(ts(rec.last_modified_ms)),
-                    ..Default::default()
-                },
-            )),
+            copy_object_result: Some(copy_result(&rec.checksums, &rec.etag, rec.last_modified_ms)),
             server_side_encryption: echo.sse,
             sse_customer_algorithm: echo.algorithm,
             sse_customer_key_md5: echo.key_md5,
@@ -938,5 +885,112 @@ impl Gateway {
             version_id: written_version(&rec, &state),
             ..Default::default()
         })
+    }
+}
+
+/// S3's refusal of a copy of the current version onto itself that changes neither metadata
+/// nor encryption (copying an older version over its key, restoring it, is fine).
+fn refuse_copy_to_itself(
+    input: &CopyObjectInput,
+    src: &ObjectRecord,
+    replace: bool,
+    dst_ck: Option<&keys::CustomerKey>,
+) -> Result<()> {
+    let src_md5 = super::encryption::sse_c_of(&src.headers).map(|(_, m, _)| m);
+    let encryption_changed = src_md5 != dst_ck.map(keys::CustomerKey::md5_b64);
+    if src.bucket == input.bucket
+        && src.key == input.key
+        && !replace
+        && !encryption_changed
+        && src.is_latest
+    {
+        return Err(Error::InvalidRequest(
+            "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The headers and user metadata of a copy: the request's (metadata directive REPLACE) or the
+/// source's; the tags follow x-amz-tagging-directive (default COPY), whatever the metadata
+/// directive.
+fn copied_metadata(
+    input: &CopyObjectInput,
+    src: &ObjectRecord,
+    replace: bool,
+) -> Result<(BTreeMap<String, String>, BTreeMap<String, String>)> {
+    let (mut headers, meta) = if replace {
+        (
+            super::input_headers!(input),
+            user_metadata(input.metadata.clone()),
+        )
+    } else {
+        (src.headers.clone(), src.user_metadata.clone())
+    };
+    headers.remove(crate::index::TAGGING_HEADER);
+    let replace_tags = input
+        .tagging_directive
+        .as_ref()
+        .is_some_and(|d| d.as_str().eq_ignore_ascii_case(TaggingDirective::REPLACE));
+    if replace_tags {
+        super::tagging::stash_header(&mut headers, input.tagging.as_deref())?;
+    } else if let Some(t) = src.headers.get(crate::index::TAGGING_HEADER) {
+        headers.insert(crate::index::TAGGING_HEADER.to_owned(), t.clone());
+    }
+    Ok((headers, meta))
+}
+
+/// What the copy's write verifies: the source's length, and its checksums plus the one the
+/// request asks for.
+fn copy_checks(input: &CopyObjectInput, src: &ObjectRecord) -> Result<WriteChecks> {
+    let mut set = set_of(&src.checksums);
+    if let Some(a) = input.checksum_algorithm.as_ref() {
+        let extra =
+            ChecksumRequest::new(Some(a.as_str()), [None; 5], &http::HeaderMap::new(), None)?;
+        set = set.union(extra.set);
+    }
+    Ok(WriteChecks {
+        checksums: ChecksumRequest {
+            set,
+            ..Default::default()
+        },
+        content_md5: None,
+        content_length: Some(src.size),
+    })
+}
+
+/// The result DTO of a copy (CopyObject's `CopyObjectResult`, UploadPartCopy's
+/// `CopyPartResult`): the ETag, time and checksums of what was written.
+pub(super) fn copy_result<T: CopyResult>(
+    checksums: &BTreeMap<String, String>,
+    md5_hex: &str,
+    last_modified_ms: i64,
+) -> T {
+    with_checksums(checksums, T::stamped(etag(md5_hex), ts(last_modified_ms)))
+}
+
+/// A copy's result DTO, built from its ETag and time.
+pub(super) trait CopyResult: super::checksum::ChecksumFields {
+    /// The result with `e_tag` and `last_modified` set, nothing else.
+    fn stamped(e_tag: ETag, last_modified: Timestamp) -> Self;
+}
+
+impl CopyResult for CopyObjectResult {
+    fn stamped(e_tag: ETag, last_modified: Timestamp) -> Self {
+        CopyObjectResult {
+            e_tag: Some(e_tag),
+            last_modified: Some(last_modified),
+            ..Default::default()
+        }
+    }
+}
+
+impl CopyResult for CopyPartResult {
+    fn stamped(e_tag: ETag, last_modified: Timestamp) -> Self {
+        CopyPartResult {
+            e_tag: Some(e_tag),
+            last_modified: Some(last_modified),
+            ..Default::default()
+        }
     }
 }

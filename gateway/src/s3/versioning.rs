@@ -354,45 +354,8 @@ impl Gateway {
         req: S3Request<ListObjectVersionsInput>,
     ) -> Result<ListObjectVersionsOutput> {
         let i = req.input;
-        let max = match i.max_keys {
-            None => 1000,
-            Some(n) if n < 0 => {
-                return Err(Error::InvalidArgument(
-                    "max-keys must be a non-negative integer".into(),
-                ));
-            }
-            Some(n) => u32::try_from(n).unwrap_or(1000).min(1000),
-        };
-        let url = match i.encoding_type.as_ref() {
-            None => false,
-            Some(e) if e.as_str().eq_ignore_ascii_case(EncodingType::URL) => true,
-            Some(e) => {
-                return Err(Error::InvalidArgument(format!(
-                    "invalid encoding-type {:?}",
-                    e.as_str()
-                )));
-            }
-        };
-        if i.version_id_marker
-            .as_deref()
-            .is_some_and(|v| !v.is_empty())
-            && i.key_marker.as_deref().is_none_or(str::is_empty)
-        {
-            return Err(Error::InvalidArgument(
-                "A version-id marker cannot be specified without a key marker.".into(),
-            ));
-        }
-        if let Some(v) = i.version_id_marker.as_deref().filter(|v| !v.is_empty()) {
-            check_version_id(v)?;
-        }
-        let q = VersionQuery {
-            bucket: i.bucket.clone(),
-            prefix: i.prefix.clone().unwrap_or_default(),
-            delimiter: i.delimiter.clone(),
-            key_marker: i.key_marker.clone(),
-            version_id_marker: i.version_id_marker.clone(),
-            max_keys: max,
-        };
+        let (q, url) = version_query(&i)?;
+        let max = q.max_keys;
         let page = match self.store.list_versions(&q).await {
             Ok(p) => p,
             Err(IndexError::NotFound(_)) => return Err(Error::NoSuchBucket(i.bucket)),
@@ -414,33 +377,7 @@ impl Gateway {
             display_name: Some(id.clone()),
             id: Some(id),
         };
-        let mut versions = Vec::new();
-        let mut markers = Vec::new();
-        for v in page.versions {
-            if v.delete_marker {
-                markers.push(DeleteMarkerEntry {
-                    is_latest: Some(v.is_latest),
-                    key: Some(enc(&v.key)),
-                    last_modified: Some(ts(v.last_modified_ms)),
-                    owner: Some(owner.clone()),
-                    version_id: Some(v.version_id),
-                });
-            } else {
-                versions.push(ObjectVersion {
-                    e_tag: Some(etag(&v.etag)),
-                    is_latest: Some(v.is_latest),
-                    key: Some(enc(&v.key)),
-                    last_modified: Some(ts(v.last_modified_ms)),
-                    owner: Some(owner.clone()),
-                    size: Some(i64::try_from(v.size).unwrap_or(i64::MAX)),
-                    storage_class: Some(ObjectVersionStorageClass::from_static(
-                        ObjectVersionStorageClass::STANDARD,
-                    )),
-                    version_id: Some(v.version_id),
-                    ..Default::default()
-                });
-            }
-        }
+        let (versions, markers) = version_entries(page.versions, &owner, enc);
         let prefixes: Vec<CommonPrefix> = page
             .common_prefixes
             .iter()
@@ -465,6 +402,88 @@ impl Gateway {
             ..Default::default()
         })
     }
+}
+
+/// The index query of a ListObjectVersions, and whether keys are URL-encoded: max-keys
+/// (default and cap 1000), encoding-type and the markers checked.
+fn version_query(i: &ListObjectVersionsInput) -> Result<(VersionQuery, bool)> {
+    let max = match i.max_keys {
+        None => 1000,
+        Some(n) if n < 0 => {
+            return Err(Error::InvalidArgument(
+                "max-keys must be a non-negative integer".into(),
+            ));
+        }
+        Some(n) => u32::try_from(n).unwrap_or(1000).min(1000),
+    };
+    let url = match i.encoding_type.as_ref() {
+        None => false,
+        Some(e) if e.as_str().eq_ignore_ascii_case(EncodingType::URL) => true,
+        Some(e) => {
+            return Err(Error::InvalidArgument(format!(
+                "invalid encoding-type {:?}",
+                e.as_str()
+            )));
+        }
+    };
+    if i.version_id_marker
+        .as_deref()
+        .is_some_and(|v| !v.is_empty())
+        && i.key_marker.as_deref().is_none_or(str::is_empty)
+    {
+        return Err(Error::InvalidArgument(
+            "A version-id marker cannot be specified without a key marker.".into(),
+        ));
+    }
+    if let Some(v) = i.version_id_marker.as_deref().filter(|v| !v.is_empty()) {
+        check_version_id(v)?;
+    }
+    let q = VersionQuery {
+        bucket: i.bucket.clone(),
+        prefix: i.prefix.clone().unwrap_or_default(),
+        delimiter: i.delimiter.clone(),
+        key_marker: i.key_marker.clone(),
+        version_id_marker: i.version_id_marker.clone(),
+        max_keys: max,
+    };
+    Ok((q, url))
+}
+
+/// A page's entries as S3 lists them: the versions, and apart the delete markers (keys through
+/// `enc`).
+fn version_entries(
+    entries: Vec<crate::index::VersionEntry>,
+    owner: &Owner,
+    enc: impl Fn(&str) -> String,
+) -> (Vec<ObjectVersion>, Vec<DeleteMarkerEntry>) {
+    let mut versions = Vec::new();
+    let mut markers = Vec::new();
+    for v in entries {
+        if v.delete_marker {
+            markers.push(DeleteMarkerEntry {
+                is_latest: Some(v.is_latest),
+                key: Some(enc(&v.key)),
+                last_modified: Some(ts(v.last_modified_ms)),
+                owner: Some(owner.clone()),
+                version_id: Some(v.version_id),
+            });
+        } else {
+            versions.push(ObjectVersion {
+                e_tag: Some(etag(&v.etag)),
+                is_latest: Some(v.is_latest),
+                key: Some(enc(&v.key)),
+                last_modified: Some(ts(v.last_modified_ms)),
+                owner: Some(owner.clone()),
+                size: Some(i64::try_from(v.size).unwrap_or(i64::MAX)),
+                storage_class: Some(ObjectVersionStorageClass::from_static(
+                    ObjectVersionStorageClass::STANDARD,
+                )),
+                version_id: Some(v.version_id),
+                ..Default::default()
+            });
+        }
+    }
+    (versions, markers)
 }
 
 /// `ON` / `OFF`.

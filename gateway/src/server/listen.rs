@@ -214,27 +214,42 @@ pub(crate) async fn serve<F, S, B>(
             let Some(tls) = tls else {
                 return connection(&b, TokioIo::new(tcp), svc, conn_stop).await;
             };
-            let handshake = tokio::time::timeout(tls.handshake_timeout, tls.acceptor().accept(tcp));
-            let stream = tokio::select! {
-                r = handshake => r,
-                _ = stopped(&mut conn_stop) => return,
-            };
-            match stream {
-                Ok(Ok(stream)) => connection(&b, TokioIo::new(stream), svc, conn_stop).await,
-                Ok(Err(e)) => {
-                    tls.handshake_failed();
-                    tracing::debug!(peer = %peer.ip(), error = %e, "TLS handshake failed");
-                }
-                Err(_) => {
-                    tls.handshake_failed();
-                    tracing::debug!(peer = %peer.ip(), "TLS handshake timed out");
-                }
+            if let Some(stream) = handshake(&tls, tcp, peer, &mut conn_stop).await {
+                connection(&b, TokioIo::new(stream), svc, conn_stop).await;
             }
         });
         while conns.try_join_next().is_some() {}
     }
     drop(listener);
     drain(conns, grace, limits.name).await;
+}
+
+/// The TLS handshake of a connection from `peer`, within the listener's handshake timeout;
+/// None when it fails, times out (both counted) or the listener stops first.
+async fn handshake(
+    tls: &TlsListener,
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<tokio_rustls::server::TlsStream<tokio::net::TcpStream>> {
+    let handshake = tokio::time::timeout(tls.handshake_timeout, tls.acceptor().accept(tcp));
+    let stream = tokio::select! {
+        r = handshake => r,
+        _ = stopped(stop) => return None,
+    };
+    match stream {
+        Ok(Ok(stream)) => Some(stream),
+        Ok(Err(e)) => {
+            tls.handshake_failed();
+            tracing::debug!(peer = %peer.ip(), error = %e, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tls.handshake_failed();
+            tracing::debug!(peer = %peer.ip(), "TLS handshake timed out");
+            None
+        }
+    }
 }
 
 /// Serves one connection (plain or TLS) until it ends, or shuts it down gracefully on `stop`.

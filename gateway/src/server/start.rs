@@ -2,9 +2,10 @@
 //! loads the certificates, then [`open_storage`] (index, audit ledger, backend, key provider,
 //! object layer), [`recover`] (crash leftovers: the GC queue, then unreferenced blobs; an empty
 //! index over a full backend refuses to start), [`open_policy`] (policy store in the index's
-//! database, the bootstrap key, rate limits, the brute-force limiter), [`build_s3_service`] (s3s
-//! with the gateway's authentication, access check and routes) and [`spawn_listeners`] (both
-//! listeners, the pruner and the certificate watcher).
+//! database, the bootstrap key, rate limits, the brute-force limiter), [`admin_parts`] (what the
+//! admin router is built from), [`build_s3_service`] (s3s with the gateway's authentication,
+//! access check and routes) and [`spawn_listeners`] (both listeners, the pruner and the
+//! certificate watcher).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,28 +53,8 @@ pub async fn start(
     let policy = open_policy(&config, &storage, &metrics).await?;
     // the console's S3 relay learns the S3 listener's address once it is bound
     let s3_addr_cell = Arc::new(std::sync::OnceLock::new());
-    let admin_api = admin_api(AdminParts {
-        policy_store: policy.store.clone(),
-        jwt: Arc::new(admin_jwt(&config, storage.store.keyring()).await?),
-        limits: policy.limits.clone(),
-        auth_failures: policy.auth_failures.clone(),
-        audit: storage.audit.clone(),
-        evidence_dir: config.data_dir.join("evidence"),
-        metrics: metrics.clone(),
-        status: serde_json::json!({
-            "backend": storage.backend.name(),
-            "key_provider": storage.store.keyring().provider().kind(),
-            "region": config.region,
-        }),
-        s3_addr: s3_addr_cell.clone(),
-        s3_tls_cert: config.tls.s3_files().map(|f| f.cert),
-        region: config.region.clone(),
-        store: storage.store.clone(),
-        admin_secret_dir: config
-            .admin_jwt_secret
-            .is_none()
-            .then(|| config.data_dir.clone()),
-    });
+    let admin_api =
+        admin_api(admin_parts(&config, &storage, &policy, &metrics, s3_addr_cell.clone()).await?);
     let authz = policy::Authorizer::new(policy.store, policy.limits);
     let hosts = config.virtual_hosts()?.map(Arc::new);
     let s3 = build_s3_service(
@@ -103,18 +84,9 @@ pub async fn start(
         "listening"
     );
     if let Some(b) = &policy.bootstrap {
-        println!(
-            "{}",
-            bootstrap_instructions(
-                b,
-                &format!(
-                    "{}://{}",
-                    if tls.s3.is_some() { "https" } else { "http" },
-                    running.s3_addr
-                ),
-                &config.region
-            )
-        );
+        let scheme = if tls.s3.is_some() { "https" } else { "http" };
+        let endpoint = format!("{scheme}://{}", running.s3_addr);
+        println!("{}", bootstrap_instructions(b, &endpoint, &config.region));
     }
     Ok(RunningServer {
         s3_addr: running.s3_addr,
@@ -127,6 +99,40 @@ pub async fn start(
         audit: storage.audit,
         tasks: running.tasks,
         _lock: lock,
+    })
+}
+
+/// What the admin router is built from: the policy store, token authority, limits, audit,
+/// metrics and status of this gateway, and where the console's S3 relay finds the S3 listener
+/// (`s3_addr`, set once it is bound).
+async fn admin_parts(
+    config: &Config,
+    storage: &Storage,
+    policy: &PolicyParts,
+    metrics: &Metrics,
+    s3_addr: Arc<std::sync::OnceLock<std::net::SocketAddr>>,
+) -> Result<AdminParts> {
+    Ok(AdminParts {
+        policy_store: policy.store.clone(),
+        jwt: Arc::new(admin_jwt(config, storage.store.keyring()).await?),
+        limits: policy.limits.clone(),
+        auth_failures: policy.auth_failures.clone(),
+        audit: storage.audit.clone(),
+        evidence_dir: config.data_dir.join("evidence"),
+        metrics: metrics.clone(),
+        status: serde_json::json!({
+            "backend": storage.backend.name(),
+            "key_provider": storage.store.keyring().provider().kind(),
+            "region": config.region,
+        }),
+        s3_addr,
+        s3_tls_cert: config.tls.s3_files().map(|f| f.cert),
+        region: config.region.clone(),
+        store: storage.store.clone(),
+        admin_secret_dir: config
+            .admin_jwt_secret
+            .is_none()
+            .then(|| config.data_dir.clone()),
     })
 }
 

@@ -172,6 +172,11 @@ pub(crate) enum Break {
     Content(String),
 }
 
+/// The first 16 characters of a hash, for messages.
+fn short(h: &str) -> String {
+    h.get(..16).unwrap_or(h).to_owned()
+}
+
 /// Walk state: what the next event must link to.
 pub(crate) struct Walker {
     pub(crate) expected: i64,
@@ -225,7 +230,6 @@ impl Walker {
         hash_owner: Option<i64>,
         expected_later: bool,
     ) -> Issue {
-        let short = |h: &str| h.get(..16).unwrap_or(h).to_owned();
         match b {
             Break::Behind if r.seq == self.prev_seq => Issue {
                 seq: r.seq,
@@ -258,50 +262,7 @@ impl Walker {
                     )
                 },
             },
-            Break::Link => {
-                if self.prev_prev_hash.as_deref() == Some(r.prev_hash.as_str()) {
-                    Issue {
-                        seq: self.prev_seq,
-                        kind: IssueKind::Inserted,
-                        detail: format!(
-                            "event {} is not part of the chain: event {} links directly to event {}",
-                            self.prev_seq,
-                            r.seq,
-                            self.prev_seq - 1
-                        ),
-                    }
-                } else if let Some(s) = hash_owner {
-                    Issue {
-                        seq: r.seq,
-                        kind: IssueKind::Reordered,
-                        detail: format!(
-                            "the event stored at seq {} links after the event stored at seq {s} (events moved or swapped)",
-                            r.seq
-                        ),
-                    }
-                } else if self.count == 0 {
-                    Issue {
-                        seq: r.seq,
-                        kind: IssueKind::BadStart,
-                        detail: format!(
-                            "prev_hash {} does not match the anchor hash {}",
-                            short(&r.prev_hash),
-                            short(&self.prev_hash)
-                        ),
-                    }
-                } else {
-                    Issue {
-                        seq: self.prev_seq,
-                        kind: IssueKind::Altered,
-                        detail: format!(
-                            "event {} was changed and its hash recomputed, or replaced: event {} expects prev_hash {}",
-                            self.prev_seq,
-                            r.seq,
-                            short(&r.prev_hash)
-                        ),
-                    }
-                }
-            }
+            Break::Link => self.classify_link(r, hash_owner),
             Break::Content(computed) => Issue {
                 seq: r.seq,
                 kind: IssueKind::ContentChanged,
@@ -311,6 +272,53 @@ impl Walker {
                     short(&computed)
                 ),
             },
+        }
+    }
+
+    /// A broken link (`r.prev_hash` is not the previous event's hash): an event inserted
+    /// between two others, events moved or swapped, a bad start, or the previous event altered.
+    fn classify_link(&self, r: &StoredEvent, hash_owner: Option<i64>) -> Issue {
+        if self.prev_prev_hash.as_deref() == Some(r.prev_hash.as_str()) {
+            Issue {
+                seq: self.prev_seq,
+                kind: IssueKind::Inserted,
+                detail: format!(
+                    "event {} is not part of the chain: event {} links directly to event {}",
+                    self.prev_seq,
+                    r.seq,
+                    self.prev_seq - 1
+                ),
+            }
+        } else if let Some(s) = hash_owner {
+            Issue {
+                seq: r.seq,
+                kind: IssueKind::Reordered,
+                detail: format!(
+                    "the event stored at seq {} links after the event stored at seq {s} (events moved or swapped)",
+                    r.seq
+                ),
+            }
+        } else if self.count == 0 {
+            Issue {
+                seq: r.seq,
+                kind: IssueKind::BadStart,
+                detail: format!(
+                    "prev_hash {} does not match the anchor hash {}",
+                    short(&r.prev_hash),
+                    short(&self.prev_hash)
+                ),
+            }
+        } else {
+            Issue {
+                seq: self.prev_seq,
+                kind: IssueKind::Altered,
+                detail: format!(
+                    "event {} was changed and its hash recomputed, or replaced: event {} expects prev_hash {}",
+                    self.prev_seq,
+                    r.seq,
+                    short(&r.prev_hash)
+                ),
+            }
         }
     }
 

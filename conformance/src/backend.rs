@@ -462,34 +462,9 @@ pub async fn large_streamed_object(
         .map(|h| h.clone().finalize())
         .unwrap_or_else(|_| panic!("{}: hasher poisoned", b.name()));
 
-    let mut stream = b
-        .get(&id, None)
-        .await
-        .unwrap_or_else(|e| panic!("{}: large get: {e}", b.name()));
-    let mut got = Sha256::new();
-    let mut total = 0u64;
-    let mut max_read_chunk = 0;
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.unwrap_or_else(|e| panic!("{}: large get read: {e}", b.name()));
-        max_read_chunk = max_read_chunk.max(chunk.len());
-        total += chunk.len() as u64;
-        got.update(&chunk);
-    }
-    assert_eq!(total, size, "{}: large get byte count", b.name());
-    assert_eq!(got.finalize(), want, "{}: large object SHA-256", b.name());
-
+    let max_read_chunk = check_read_back(b, &id, size, want.as_slice()).await;
     if size > 10 {
-        let last_piece = (size - 1) / PIECE as u64;
-        let piece_start = last_piece * PIECE as u64;
-        let piece = pseudo_random(1_000_000 + last_piece, (size - piece_start) as usize);
-        let start = size - 10;
-        let tail = get_bytes(b, &id, Some(start..size)).await;
-        assert_eq!(
-            tail,
-            piece[(start - piece_start) as usize..],
-            "{}: tail range of a large object",
-            b.name()
-        );
+        check_tail(b, &id, size, PIECE as u64).await;
     }
     b.delete(&id)
         .await
@@ -511,6 +486,47 @@ pub async fn large_streamed_object(
         max_read_chunk,
         peak_rss_growth,
     }
+}
+
+/// Reads a large object back piece by piece: `size` bytes whose SHA-256 is `want`. The largest
+/// piece the get stream yielded.
+async fn check_read_back(b: &dyn Backend, id: &str, size: u64, want: &[u8]) -> usize {
+    let mut stream = b
+        .get(id, None)
+        .await
+        .unwrap_or_else(|e| panic!("{}: large get: {e}", b.name()));
+    let mut got = Sha256::new();
+    let mut total = 0u64;
+    let mut max_read_chunk = 0;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.unwrap_or_else(|e| panic!("{}: large get read: {e}", b.name()));
+        max_read_chunk = max_read_chunk.max(chunk.len());
+        total += chunk.len() as u64;
+        got.update(&chunk);
+    }
+    assert_eq!(total, size, "{}: large get byte count", b.name());
+    assert_eq!(
+        got.finalize().as_slice(),
+        want,
+        "{}: large object SHA-256",
+        b.name()
+    );
+    max_read_chunk
+}
+
+/// The last 10 bytes of a large object (generated in pieces of `piece` bytes), read as a range.
+async fn check_tail(b: &dyn Backend, id: &str, size: u64, piece: u64) {
+    let last_piece = (size - 1) / piece;
+    let piece_start = last_piece * piece;
+    let bytes = pseudo_random(1_000_000 + last_piece, (size - piece_start) as usize);
+    let start = size - 10;
+    let tail = get_bytes(b, id, Some(start..size)).await;
+    assert_eq!(
+        tail,
+        bytes[(start - piece_start) as usize..],
+        "{}: tail range of a large object",
+        b.name()
+    );
 }
 
 /// Resets the kernel's peak-RSS mark of this process (Linux `clear_refs` 5) and returns the

@@ -472,55 +472,9 @@ impl Bench {
             .ok_or_else(|| anyhow!("no UploadId"))?
             .to_string();
         let nparts = body.len().div_ceil(part).max(1);
-        let results: Vec<Result<CompletedPart>> = futures::stream::iter(0..nparts)
-            .map(|i| {
-                let chunk = body.slice(i * part..((i + 1) * part).min(body.len()));
-                let req = self
-                    .s3
-                    .upload_part()
-                    .bucket(&self.data_bucket)
-                    .key("mp")
-                    .upload_id(&upload_id)
-                    .part_number(i as i32 + 1)
-                    .body(self.body(chunk));
-                async move {
-                    let out = req.send().await.map_err(|e| {
-                        anyhow!(
-                            "UploadPart {}: {}",
-                            i + 1,
-                            aws_sdk_s3::error::DisplayErrorContext(&e)
-                        )
-                    })?;
-                    let mut cp = CompletedPart::builder().part_number(i as i32 + 1);
-                    if let Some(e) = out.e_tag() {
-                        cp = cp.e_tag(e);
-                    }
-                    if let Some(c) = out.checksum_crc32() {
-                        cp = cp.checksum_crc32(c);
-                    }
-                    Ok(cp.build())
-                }
-            })
-            .buffer_unordered(self.args.mp_concurrency.max(1))
-            .collect()
-            .await;
-        let mut parts = Vec::with_capacity(nparts);
-        for r in results {
-            match r {
-                Ok(p) => parts.push(p),
-                Err(e) => {
-                    let _ = self
-                        .s3
-                        .abort_multipart_upload()
-                        .bucket(&self.data_bucket)
-                        .key("mp")
-                        .upload_id(&upload_id)
-                        .send()
-                        .await;
-                    return Err(e);
-                }
-            }
-        }
+        let mut parts = self
+            .upload_mp_parts(&body, part, nparts, &upload_id)
+            .await?;
         parts.sort_by_key(|p| p.part_number());
         self.s3
             .complete_multipart_upload()
@@ -563,6 +517,67 @@ impl Bench {
         }
         m.insert("parts".into(), json!(nparts));
         Ok(Value::Object(m))
+    }
+
+    /// Uploads `body` as the `nparts` parts of `part` bytes of upload `upload_id` of `mp`,
+    /// `mp_concurrency` at a time; the first failure aborts the upload.
+    async fn upload_mp_parts(
+        &self,
+        body: &Bytes,
+        part: usize,
+        nparts: usize,
+        upload_id: &str,
+    ) -> Result<Vec<CompletedPart>> {
+        let results: Vec<Result<CompletedPart>> = futures::stream::iter(0..nparts)
+            .map(|i| {
+                let chunk = body.slice(i * part..((i + 1) * part).min(body.len()));
+                let req = self
+                    .s3
+                    .upload_part()
+                    .bucket(&self.data_bucket)
+                    .key("mp")
+                    .upload_id(upload_id)
+                    .part_number(i as i32 + 1)
+                    .body(self.body(chunk));
+                async move {
+                    let out = req.send().await.map_err(|e| {
+                        anyhow!(
+                            "UploadPart {}: {}",
+                            i + 1,
+                            aws_sdk_s3::error::DisplayErrorContext(&e)
+                        )
+                    })?;
+                    let mut cp = CompletedPart::builder().part_number(i as i32 + 1);
+                    if let Some(e) = out.e_tag() {
+                        cp = cp.e_tag(e);
+                    }
+                    if let Some(c) = out.checksum_crc32() {
+                        cp = cp.checksum_crc32(c);
+                    }
+                    Ok(cp.build())
+                }
+            })
+            .buffer_unordered(self.args.mp_concurrency.max(1))
+            .collect()
+            .await;
+        let mut parts = Vec::with_capacity(nparts);
+        for r in results {
+            match r {
+                Ok(p) => parts.push(p),
+                Err(e) => {
+                    let _ = self
+                        .s3
+                        .abort_multipart_upload()
+                        .bucket(&self.data_bucket)
+                        .key("mp")
+                        .upload_id(upload_id)
+                        .send()
+                        .await;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(parts)
     }
 
     async fn phase_get(&self) -> Result<Value> {
@@ -857,7 +872,8 @@ fn emit(args: &Args, phase: &str, result: Result<Value>) -> Result<bool> {
     Ok(ok)
 }
 
-async fn run(args: Args) -> Result<bool> {
+/// The phases `--phases` names, all known, after the size options are checked.
+fn phases_of(args: &Args) -> Result<Vec<String>> {
     const KNOWN: [&str; 7] = ["put", "mpput", "get", "range", "small", "list", "cget"];
     let phases: Vec<String> = args
         .phases
@@ -874,6 +890,12 @@ async fn run(args: Args) -> Result<bool> {
     if args.range_size == 0 || args.small_size == 0 {
         bail!("--range-size and --small-size must be positive");
     }
+    Ok(phases)
+}
+
+/// The S3 client of the run: the endpoint, region and key given, path style, and the SDK's
+/// checksums only where required when `--checksums required`.
+fn client_of(args: &Args) -> Client {
     let mut cfg = aws_sdk_s3::config::Builder::new()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(args.region.clone()))
@@ -891,7 +913,12 @@ async fn run(args: Args) -> Result<bool> {
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
     }
-    let s3 = Client::from_conf(cfg.build());
+    Client::from_conf(cfg.build())
+}
+
+async fn run(args: Args) -> Result<bool> {
+    let phases = phases_of(&args)?;
+    let s3 = client_of(&args);
     let data = payload(
         args.big_size.max(args.cget_size).max(args.small_size * 2),
         args.seed,
@@ -925,28 +952,38 @@ async fn run(args: Args) -> Result<bool> {
             bench.args.round,
             bench.args.checksums.name()
         );
-        match p.as_str() {
-            "put" => all_ok &= emit(&bench.args, "put", bench.phase_put().await)?,
-            "mpput" => all_ok &= emit(&bench.args, "mpput", bench.phase_mpput().await)?,
-            "get" => all_ok &= emit(&bench.args, "get", bench.phase_get().await)?,
-            "range" => all_ok &= emit(&bench.args, "range", bench.phase_range().await)?,
+        all_ok &= bench.run_phase(p).await?;
+    }
+    Ok(all_ok)
+}
+
+impl Bench {
+    /// Runs phase `p` and emits its records; whether they all passed.
+    async fn run_phase(&self, p: &str) -> Result<bool> {
+        let args = &self.args;
+        Ok(match p {
+            "put" => emit(args, "put", self.phase_put().await)?,
+            "mpput" => emit(args, "mpput", self.phase_mpput().await)?,
+            "get" => emit(args, "get", self.phase_get().await)?,
+            "range" => emit(args, "range", self.phase_range().await)?,
             "small" => {
+                let mut ok = true;
                 for (name, conc, put) in [
                     ("put4k_c1", 1, true),
                     ("put4k_c16", 16, true),
                     ("get4k_c1", 1, false),
                     ("get4k_c16", 16, false),
                 ] {
-                    let (v, errs) = bench.run_small(conc, put).await;
-                    all_ok &= emit(&bench.args, name, Ok(v))? && errs == 0;
+                    let (v, errs) = self.run_small(conc, put).await;
+                    ok &= emit(args, name, Ok(v))? && errs == 0;
                 }
+                ok
             }
-            "list" => all_ok &= emit(&bench.args, "list", bench.phase_list().await)?,
-            "cget" => all_ok &= emit(&bench.args, "cget", bench.phase_cget().await)?,
-            _ => {}
-        }
+            "list" => emit(args, "list", self.phase_list().await)?,
+            "cget" => emit(args, "cget", self.phase_cget().await)?,
+            _ => true,
+        })
     }
-    Ok(all_ok)
 }
 
 fn main() -> std::process::ExitCode {

@@ -137,30 +137,7 @@ fn main() -> anyhow::Result<()> {
             chunk_size: chunk,
             ..SealParams::part("bench", [2; 16], 1)
         };
-        // AEAD + framing only (no MD5, no stream plumbing): every record as the sealer/opener do it.
-        let rc = keys::vectors::RecordCipher::new(&key, chunk)?;
-        let aead_raw = best(len, || {
-            rc.raw_seal_in_place(&mut dst, chunk as usize)
-                .expect("seal");
-        });
-        let mut records: Vec<Bytes> = Vec::new();
-        let seal_raw = best(len, || {
-            records = plain
-                .chunks(chunk as usize)
-                .enumerate()
-                .map(|(i, c)| rc.seal(i as u32, c).expect("seal"))
-                .collect();
-        });
-        let open_raw = best(len, || {
-            let mut n = 0;
-            for (i, r) in records.iter().enumerate() {
-                n += rc
-                    .open(i as u32, bytes::BytesMut::from(&r[..]))
-                    .expect("open")
-                    .len();
-            }
-            assert_eq!(n, len);
-        });
+        let (aead_raw, seal_raw, open_raw) = record_rates(&key, chunk, &plain, &mut dst)?;
         let seal_md5 = best(len, || {
             rt.block_on(async {
                 let (mut s, h) = keys::seal(&key, params.clone(), input(&plain, 1 << 20));
@@ -172,52 +149,97 @@ fn main() -> anyhow::Result<()> {
                 assert_eq!(sum.sealed_len as usize, n);
             })
         });
-        let sealed = keys::vectors::seal_bytes_with_salt(&key, &params, [3; 32], &plain)?;
-        let sealed_b = Bytes::from(sealed.clone());
-        let header = Header::decode(&sealed_b)?;
-        let layout = Layout::new(&header, len as u64);
-        // The GET path: the backend hands over 512 KiB pieces, each in a buffer of its own that
-        // is freed once its records are consumed. "shared": the same pieces with a second
-        // reference held until the end of the run (so the opener copies each record, as it does
-        // for inputs it cannot own); "owned": the opener takes them over and opens in place.
-        let body = sealed_b.slice(header.len()..);
-        let open_pieces = |keep: bool| {
-            best_with(
-                len,
-                || owned_pieces(&body, 512 << 10),
-                |pieces| {
-                    let held: Vec<Bytes> = if keep {
-                        pieces
-                            .iter()
-                            .filter_map(|p| p.as_ref().ok().cloned())
-                            .collect()
-                    } else {
-                        Vec::new()
-                    };
-                    rt.block_on(async {
-                        let mut s = keys::open_range(
-                            &key,
-                            &header,
-                            layout,
-                            0..len as u64,
-                            futures::stream::iter(pieces),
-                        );
-                        let mut n = 0usize;
-                        while let Some(b) = s.next().await {
-                            n += b.expect("open").len();
-                        }
-                        assert_eq!(n, len);
-                    });
-                    drop(held);
-                },
-            )
-        };
-        let open_stream = open_pieces(true);
-        let open_owned = open_pieces(false);
+        let (open_stream, open_owned) = open_rates(&key, &params, &plain, &rt)?;
         println!(
             "| {} KiB | {aead_raw} | {seal_raw} | {seal_md5} | {open_raw} | {open_stream} | {open_owned} |",
             chunk >> 10
         );
     }
     Ok(())
+}
+
+/// AEAD + framing only (no MD5, no stream plumbing), every record as the sealer/opener do it:
+/// (AES-256-GCM in place over `dst`, sealing the records of `plain`, opening them).
+fn record_rates(
+    key: &StreamKey,
+    chunk: u32,
+    plain: &Bytes,
+    dst: &mut [u8],
+) -> anyhow::Result<(Rate, Rate, Rate)> {
+    let len = plain.len();
+    let rc = keys::vectors::RecordCipher::new(key, chunk)?;
+    let aead_raw = best(len, || {
+        rc.raw_seal_in_place(dst, chunk as usize).expect("seal");
+    });
+    let mut records: Vec<Bytes> = Vec::new();
+    let seal_raw = best(len, || {
+        records = plain
+            .chunks(chunk as usize)
+            .enumerate()
+            .map(|(i, c)| rc.seal(i as u32, c).expect("seal"))
+            .collect();
+    });
+    let open_raw = best(len, || {
+        let mut n = 0;
+        for (i, r) in records.iter().enumerate() {
+            n += rc
+                .open(i as u32, bytes::BytesMut::from(&r[..]))
+                .expect("open")
+                .len();
+        }
+        assert_eq!(n, len);
+    });
+    Ok((aead_raw, seal_raw, open_raw))
+}
+
+/// The streaming range opener over `plain` sealed with `params`: (shared input, owned input).
+///
+/// The GET path: the backend hands over 512 KiB pieces, each in a buffer of its own that is
+/// freed once its records are consumed. "shared": the same pieces with a second reference held
+/// until the end of the run (so the opener copies each record, as it does for inputs it cannot
+/// own); "owned": the opener takes them over and opens in place.
+fn open_rates(
+    key: &StreamKey,
+    params: &SealParams,
+    plain: &Bytes,
+    rt: &tokio::runtime::Runtime,
+) -> anyhow::Result<(Rate, Rate)> {
+    let len = plain.len();
+    let sealed = keys::vectors::seal_bytes_with_salt(key, params, [3; 32], plain)?;
+    let sealed_b = Bytes::from(sealed.clone());
+    let header = Header::decode(&sealed_b)?;
+    let layout = Layout::new(&header, len as u64);
+    let body = sealed_b.slice(header.len()..);
+    let open_pieces = |keep: bool| {
+        best_with(
+            len,
+            || owned_pieces(&body, 512 << 10),
+            |pieces| {
+                let held: Vec<Bytes> = if keep {
+                    pieces
+                        .iter()
+                        .filter_map(|p| p.as_ref().ok().cloned())
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                rt.block_on(async {
+                    let mut s = keys::open_range(
+                        key,
+                        &header,
+                        layout,
+                        0..len as u64,
+                        futures::stream::iter(pieces),
+                    );
+                    let mut n = 0usize;
+                    while let Some(b) = s.next().await {
+                        n += b.expect("open").len();
+                    }
+                    assert_eq!(n, len);
+                });
+                drop(held);
+            },
+        )
+    };
+    Ok((open_pieces(true), open_pieces(false)))
 }

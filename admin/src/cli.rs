@@ -1092,6 +1092,17 @@ async fn kek_status(conn: &Conn, out: &mut dyn Write, f: Format) -> Result<(), A
 }
 
 /// `vaultgate admin kek …`.
+/// `kek buckets`: each bucket's current data key version and the KEK wrapping it.
+async fn kek_buckets(conn: &Conn, out: &mut dyn Write, f: Format) -> Result<(), ApiError> {
+    let v = conn.call(Method::GET, "/key-status", None).await?;
+    let rows = v
+        .get("buckets")
+        .cloned()
+        .unwrap_or(Value::Array(Vec::new()));
+    let cols = ["bucket", "version", "versions", "kek_id", "rotated_ms"];
+    emit(out, f, &cols, &rows)
+}
+
 async fn kek(conn: &Conn, out: &mut dyn Write, f: Format, cmd: KekCommand) -> Result<(), ApiError> {
     const REWRAP_COLS: &[&str] = &[
         "current_kek_id",
@@ -1102,19 +1113,7 @@ async fn kek(conn: &Conn, out: &mut dyn Write, f: Format, cmd: KekCommand) -> Re
     ];
     match cmd {
         KekCommand::Status => kek_status(conn, out, f).await,
-        KekCommand::Buckets => {
-            let v = conn.call(Method::GET, "/key-status", None).await?;
-            let rows = v
-                .get("buckets")
-                .cloned()
-                .unwrap_or(Value::Array(Vec::new()));
-            emit(
-                out,
-                f,
-                &["bucket", "version", "versions", "kek_id", "rotated_ms"],
-                &rows,
-            )
-        }
+        KekCommand::Buckets => kek_buckets(conn, out, f).await,
         KekCommand::Rotate => {
             let v = conn.call(Method::POST, "/kek/rotate", None).await?;
             emit(out, f, REWRAP_COLS, &v)
@@ -1245,36 +1244,88 @@ pub async fn run(args: AdminArgs, out: &mut dyn Write) -> Result<(), ApiError> {
             secret_key_stdin,
         } => {
             let secret_key = login_secret(secret_key, secret_key_stdin)?;
-            let v = conn
-                .call(
-                    Method::POST,
-                    "/auth/token",
-                    body_of(&api::TokenRequest {
-                        access_key,
-                        secret_key,
-                    })?,
-                )
-                .await?;
-            let token = v
-                .get("token")
-                .and_then(Value::as_str)
-                .ok_or_else(|| local("no token in answer"))?;
-            write_profile(
-                &profile_path,
-                &Profile {
-                    endpoint: Some(endpoint.clone()),
-                    token: Some(token.to_owned()),
-                },
-            )?;
-            let shown = json!({"endpoint": endpoint, "profile": profile_path.display().to_string(), "expires_in": v.get("expires_in")});
-            emit(out, f, &["endpoint", "profile", "expires_in"], &shown)
+            let body = body_of(&api::TokenRequest {
+                access_key,
+                secret_key,
+            })?;
+            let v = conn.call(Method::POST, "/auth/token", body).await?;
+            save_session(out, f, &profile_path, &endpoint, &v)
         }
-        AdminCommand::User(UserCommand::Create {
+        AdminCommand::Renew => {
+            let v = conn.call(Method::POST, "/auth/renew", None).await?;
+            save_session(out, f, &profile_path, &endpoint, &v)
+        }
+        AdminCommand::Grant {
+            user,
+            role,
+            bucket,
+            prefix,
+        } => {
+            let body = body_of(&api::NewGrant {
+                principal: user,
+                role,
+                bucket,
+                prefix,
+            })?;
+            let v = conn.call(Method::POST, "/grants", body).await?;
+            emit(out, f, &["id", "principal", "role", "bucket", "prefix"], &v)
+        }
+        AdminCommand::Kek(cmd) => kek(&conn, out, f, cmd).await,
+        AdminCommand::Status => {
+            let v = conn.call(Method::GET, "/status", None).await?;
+            let cols = ["version", "uptime_secs", "principals", "caller"];
+            emit(out, f, &cols, &v)
+        }
+        AdminCommand::User(cmd) => user_command(&conn, out, f, cmd).await,
+        AdminCommand::Grants(cmd) => grants_command(&conn, out, f, cmd).await,
+        AdminCommand::Roles(cmd) => roles_command(&conn, out, f, cmd).await,
+        AdminCommand::Key(cmd) => key_command(&conn, out, f, cmd).await,
+        AdminCommand::Tenant(cmd) => tenant_command(&conn, out, f, cmd).await,
+        AdminCommand::Quorum(cmd) => quorum_command(&conn, out, f, cmd).await,
+        AdminCommand::Approvals(cmd) => approvals_command(&conn, out, f, cmd).await,
+        AdminCommand::Audit(cmd) => audit_command(&conn, out, f, cmd).await,
+        AdminCommand::Evidence(cmd) => evidence_command(&conn, out, f, cmd).await,
+    }
+}
+
+/// `login` / `renew`: saves the answer's token and the endpoint in the profile file and shows
+/// where, with the token's lifetime (never the token).
+fn save_session(
+    out: &mut dyn Write,
+    f: Format,
+    profile_path: &Path,
+    endpoint: &str,
+    v: &Value,
+) -> Result<(), ApiError> {
+    let token = v
+        .get("token")
+        .and_then(Value::as_str)
+        .ok_or_else(|| local("no token in answer"))?;
+    write_profile(
+        profile_path,
+        &Profile {
+            endpoint: Some(endpoint.to_owned()),
+            token: Some(token.to_owned()),
+        },
+    )?;
+    let shown = json!({"endpoint": endpoint, "profile": profile_path.display().to_string(), "expires_in": v.get("expires_in")});
+    emit(out, f, &["endpoint", "profile", "expires_in"], &shown)
+}
+
+/// `user …` against the API.
+async fn user_command(
+    conn: &Conn,
+    out: &mut dyn Write,
+    f: Format,
+    cmd: UserCommand,
+) -> Result<(), ApiError> {
+    match cmd {
+        UserCommand::Create {
             name,
             role,
             tenant,
             service,
-        }) => {
+        } => {
             let v = conn
                 .call(
                     Method::POST,
@@ -1289,12 +1340,12 @@ pub async fn run(args: AdminArgs, out: &mut dyn Write) -> Result<(), ApiError> {
                 .await?;
             emit(out, f, PRINCIPAL_COLS, &v)
         }
-        AdminCommand::User(UserCommand::List { tenant }) => {
+        UserCommand::List { tenant } => {
             let path = with_param("/principals", "tenant", tenant.as_deref());
             let rows = conn.list_all(&path).await?;
             emit(out, f, PRINCIPAL_COLS, &Value::Array(rows))
         }
-        AdminCommand::User(UserCommand::Enable { name }) => {
+        UserCommand::Enable { name } => {
             let v = conn
                 .call(
                     Method::POST,
@@ -1304,7 +1355,7 @@ pub async fn run(args: AdminArgs, out: &mut dyn Write) -> Result<(), ApiError> {
                 .await?;
             emit(out, f, PRINCIPAL_COLS, &v)
         }
-        AdminCommand::User(UserCommand::SetRole { name, role }) => {
+        UserCommand::SetRole { name, role } => {
             let v = conn
                 .call(
                     Method::PUT,
@@ -1314,12 +1365,42 @@ pub async fn run(args: AdminArgs, out: &mut dyn Write) -> Result<(), ApiError> {
                 .await?;
             emit(out, f, PRINCIPAL_COLS, &v)
         }
-        AdminCommand::Grants(GrantsCommand::List { user }) => {
+        UserCommand::Disable { name } => {
+            let v = conn
+                .call(Method::POST, &format!("/principals/{name}/disable"), None)
+                .await?;
+            emit(out, f, PRINCIPAL_COLS, &v)
+        }
+        UserCommand::Show { name } => {
+            let path = format!("/principals/{}", percent_encode(&name));
+            emit(
+                out,
+                f,
+                PRINCIPAL_COLS,
+                &conn.call(Method::GET, &path, None).await?,
+            )
+        }
+        UserCommand::Limits { name, change } => {
+            let path = format!("/principals/{}/limits", percent_encode(&name));
+            limits(conn, out, f, &path, change).await
+        }
+    }
+}
+
+/// `grants …` against the API.
+async fn grants_command(
+    conn: &Conn,
+    out: &mut dyn Write,
+    f: Format,
+    cmd: GrantsCommand,
+) -> Result<(), ApiError> {
+    match cmd {
+        GrantsCommand::List { user } => {
             let path = with_param("/grants", "principal", user.as_deref());
             let rows = conn.list_all(&path).await?;
             emit(out, f, GRANT_COLS, &Value::Array(rows))
         }
-        AdminCommand::Grants(GrantsCommand::Revoke { id }) => {
+        GrantsCommand::Revoke { id } => {
             let v = conn
                 .call(
                     Method::DELETE,
@@ -1333,17 +1414,55 @@ pub async fn run(args: AdminArgs, out: &mut dyn Write) -> Result<(), ApiError> {
                 write_out(out, &format!("grant {id} revoked\n"))
             }
         }
-        AdminCommand::Roles(RolesCommand::List) => {
+    }
+}
+
+/// `roles …` against the API.
+async fn roles_command(
+    conn: &Conn,
+    out: &mut dyn Write,
+    f: Format,
+    cmd: RolesCommand,
+) -> Result<(), ApiError> {
+    match cmd {
+        RolesCommand::List => {
             let rows = conn.list_all("/roles").await?;
             emit(out, f, &["name", "tenant", "actions"], &Value::Array(rows))
         }
-        AdminCommand::User(UserCommand::Disable { name }) => {
-            let v = conn
-                .call(Method::POST, &format!("/principals/{name}/disable"), None)
-                .await?;
-            emit(out, f, PRINCIPAL_COLS, &v)
+        RolesCommand::Limits { role, change } => {
+            let path = format!("/roles/{}/limits", percent_encode(&role));
+            limits(conn, out, f, &path, change).await
         }
-        AdminCommand::Key(KeyCommand::Create { user, expires_in }) => {
+        RolesCommand::Create {
+            name,
+            actions,
+            tenant,
+        } => {
+            let body = body_of(&api::NewRole {
+                name,
+                actions,
+                tenant,
+            })?;
+            let v = conn.call(Method::POST, "/roles", body).await?;
+            emit(out, f, &["name", "tenant", "actions"], &v)
+        }
+        RolesCommand::Delete { name } => {
+            let path = format!("/roles/{}", percent_encode(&name));
+            conn.call(Method::DELETE, &path, None).await?;
+            write_out(out, &format!("role {name} deleted\n"))
+        }
+    }
+}
+
+/// `key …` against the API.
+async fn key_command(
+    conn: &Conn,
+    out: &mut dyn Write,
+    f: Format,
+    cmd: KeyCommand,
+) -> Result<(), ApiError> {
+    match cmd {
+        KeyCommand::Create { user, expires_in } => {
             let v = conn
                 .call(
                     Method::POST,
@@ -1366,56 +1485,57 @@ pub async fn run(args: AdminArgs, out: &mut dyn Write) -> Result<(), ApiError> {
             }
             Ok(())
         }
-        AdminCommand::Key(KeyCommand::List { user }) => {
+        KeyCommand::List { user } => {
             let path = with_param("/keys", "principal", user.as_deref());
             let rows = conn.list_all(&path).await?;
             emit(out, f, KEY_COLS, &Value::Array(rows))
         }
-        AdminCommand::Key(KeyCommand::Revoke { id }) => {
+        KeyCommand::Revoke { id } => {
             let v = conn
                 .call(Method::POST, &format!("/keys/{id}/revoke"), None)
                 .await?;
             emit(out, f, KEY_COLS, &v)
         }
-        AdminCommand::Grant {
-            user,
-            role,
-            bucket,
-            prefix,
-        } => {
-            let v = conn
-                .call(
-                    Method::POST,
-                    "/grants",
-                    body_of(&api::NewGrant {
-                        principal: user,
-                        role,
-                        bucket,
-                        prefix,
-                    })?,
-                )
-                .await?;
-            emit(out, f, &["id", "principal", "role", "bucket", "prefix"], &v)
-        }
-        AdminCommand::Tenant(TenantCommand::Create { name }) => {
+    }
+}
+
+/// `tenant …` against the API.
+async fn tenant_command(
+    conn: &Conn,
+    out: &mut dyn Write,
+    f: Format,
+    cmd: TenantCommand,
+) -> Result<(), ApiError> {
+    match cmd {
+        TenantCommand::Create { name } => {
             let v = conn
                 .call(Method::POST, "/tenants", body_of(&api::NewTenant { name })?)
                 .await?;
             emit(out, f, &["name", "created_ms"], &v)
         }
-        AdminCommand::Kek(cmd) => kek(&conn, out, f, cmd).await,
-        AdminCommand::Tenant(TenantCommand::List) => {
+        TenantCommand::List => {
             let rows = conn.list_all("/tenants").await?;
             emit(out, f, &["name", "created_ms"], &Value::Array(rows))
         }
-        AdminCommand::Quorum(QuorumCommand::Set {
+    }
+}
+
+/// `quorum …` against the API.
+async fn quorum_command(
+    conn: &Conn,
+    out: &mut dyn Write,
+    f: Format,
+    cmd: QuorumCommand,
+) -> Result<(), ApiError> {
+    match cmd {
+        QuorumCommand::Set {
             name,
             action,
             bucket_pattern,
             approvals,
             roles,
             ttl,
-        }) => {
+        } => {
             let v = conn
                 .call(
                     Method::PUT,
@@ -1431,62 +1551,38 @@ pub async fn run(args: AdminArgs, out: &mut dyn Write) -> Result<(), ApiError> {
                 .await?;
             emit(out, f, RULE_COLS, &v)
         }
-        AdminCommand::Quorum(QuorumCommand::List) => {
+        QuorumCommand::List => {
             let rows = conn.list_all("/quorum/rules").await?;
             emit(out, f, RULE_COLS, &Value::Array(rows))
         }
-        AdminCommand::Approvals(ApprovalsCommand::List { state }) => {
+        QuorumCommand::Delete { name } => {
+            let path = format!("/quorum/rules/{}", percent_encode(&name));
+            conn.call(Method::DELETE, &path, None).await?;
+            write_out(out, &format!("quorum rule {name} deleted\n"))
+        }
+    }
+}
+
+/// `approvals …` against the API.
+async fn approvals_command(
+    conn: &Conn,
+    out: &mut dyn Write,
+    f: Format,
+    cmd: ApprovalsCommand,
+) -> Result<(), ApiError> {
+    match cmd {
+        ApprovalsCommand::List { state } => {
             let path = with_param("/approvals", "state", state.as_deref());
             let rows = conn.list_all(&path).await?;
             emit(out, f, APPROVAL_COLS, &Value::Array(rows))
         }
-        AdminCommand::Approvals(ApprovalsCommand::Approve { id }) => {
+        ApprovalsCommand::Approve { id } => {
             let v = conn
                 .call(Method::POST, &format!("/approvals/{id}/approve"), None)
                 .await?;
             emit(out, f, APPROVAL_COLS, &v)
         }
-        AdminCommand::User(UserCommand::Show { name }) => {
-            let path = format!("/principals/{}", percent_encode(&name));
-            emit(
-                out,
-                f,
-                PRINCIPAL_COLS,
-                &conn.call(Method::GET, &path, None).await?,
-            )
-        }
-        AdminCommand::User(UserCommand::Limits { name, change }) => {
-            let path = format!("/principals/{}/limits", percent_encode(&name));
-            limits(&conn, out, f, &path, change).await
-        }
-        AdminCommand::Roles(RolesCommand::Limits { role, change }) => {
-            let path = format!("/roles/{}/limits", percent_encode(&role));
-            limits(&conn, out, f, &path, change).await
-        }
-        AdminCommand::Roles(RolesCommand::Create {
-            name,
-            actions,
-            tenant,
-        }) => {
-            let body = body_of(&api::NewRole {
-                name,
-                actions,
-                tenant,
-            })?;
-            let v = conn.call(Method::POST, "/roles", body).await?;
-            emit(out, f, &["name", "tenant", "actions"], &v)
-        }
-        AdminCommand::Roles(RolesCommand::Delete { name }) => {
-            let path = format!("/roles/{}", percent_encode(&name));
-            conn.call(Method::DELETE, &path, None).await?;
-            write_out(out, &format!("role {name} deleted\n"))
-        }
-        AdminCommand::Quorum(QuorumCommand::Delete { name }) => {
-            let path = format!("/quorum/rules/{}", percent_encode(&name));
-            conn.call(Method::DELETE, &path, None).await?;
-            write_out(out, &format!("quorum rule {name} deleted\n"))
-        }
-        AdminCommand::Approvals(ApprovalsCommand::Show { id }) => {
+        ApprovalsCommand::Show { id } => {
             let path = format!("/approvals/{}", percent_encode(&id));
             emit(
                 out,
@@ -1495,11 +1591,11 @@ pub async fn run(args: AdminArgs, out: &mut dyn Write) -> Result<(), ApiError> {
                 &conn.call(Method::GET, &path, None).await?,
             )
         }
-        AdminCommand::Approvals(ApprovalsCommand::Request {
+        ApprovalsCommand::Request {
             action,
             bucket,
             key,
-        }) => {
+        } => {
             let body = body_of(&api::NewApproval {
                 action,
                 bucket,
@@ -1508,7 +1604,24 @@ pub async fn run(args: AdminArgs, out: &mut dyn Write) -> Result<(), ApiError> {
             let v = conn.call(Method::POST, "/approvals", body).await?;
             emit(out, f, APPROVAL_COLS, &v)
         }
-        AdminCommand::Audit(AuditCommand::Verify) => {
+        ApprovalsCommand::Reject { id } => {
+            let v = conn
+                .call(Method::POST, &format!("/approvals/{id}/reject"), None)
+                .await?;
+            emit(out, f, APPROVAL_COLS, &v)
+        }
+    }
+}
+
+/// `audit …` against the API.
+async fn audit_command(
+    conn: &Conn,
+    out: &mut dyn Write,
+    f: Format,
+    cmd: AuditCommand,
+) -> Result<(), ApiError> {
+    match cmd {
+        AuditCommand::Verify => {
             let v = conn.call(Method::GET, "/audit/verify", None).await?;
             emit(
                 out,
@@ -1517,45 +1630,23 @@ pub async fn run(args: AdminArgs, out: &mut dyn Write) -> Result<(), ApiError> {
                 &v,
             )
         }
-        AdminCommand::Renew => {
-            let v = conn.call(Method::POST, "/auth/renew", None).await?;
-            let token = v
-                .get("token")
-                .and_then(Value::as_str)
-                .ok_or_else(|| local("no token in answer"))?;
-            write_profile(
-                &profile_path,
-                &Profile {
-                    endpoint: Some(endpoint.clone()),
-                    token: Some(token.to_owned()),
-                },
-            )?;
-            let shown = json!({"endpoint": endpoint, "profile": profile_path.display().to_string(), "expires_in": v.get("expires_in")});
-            emit(out, f, &["endpoint", "profile", "expires_in"], &shown)
-        }
-        AdminCommand::Approvals(ApprovalsCommand::Reject { id }) => {
-            let v = conn
-                .call(Method::POST, &format!("/approvals/{id}/reject"), None)
-                .await?;
-            emit(out, f, APPROVAL_COLS, &v)
-        }
-        AdminCommand::Audit(AuditCommand::Search { filter, limit }) => {
+        AuditCommand::Search { filter, limit } => {
             if !(1..=100_000).contains(&limit) {
                 return Err(local("--limit must be 1..=100000"));
             }
-            let events = audit_search(&conn, &filter.query(), limit).await?;
+            let events = audit_search(conn, &filter.query(), limit).await?;
             match f {
                 Format::Json => emit(out, f, EVENT_COLS, &Value::Array(events)),
                 Format::Table => write_out(out, &event_table(&events, true)),
             }
         }
-        AdminCommand::Audit(AuditCommand::Tail {
+        AuditCommand::Tail {
             lines,
             follow,
             filter,
-        }) => {
+        } => {
             audit_tail(
-                &conn,
+                conn,
                 out,
                 f,
                 lines,
@@ -1565,7 +1656,7 @@ pub async fn run(args: AdminArgs, out: &mut dyn Write) -> Result<(), ApiError> {
             )
             .await
         }
-        AdminCommand::Audit(AuditCommand::Get { seq }) => {
+        AuditCommand::Get { seq } => {
             let v = conn
                 .call(Method::GET, &format!("/audit/{seq}"), None)
                 .await?;
@@ -1574,7 +1665,18 @@ pub async fn run(args: AdminArgs, out: &mut dyn Write) -> Result<(), ApiError> {
                 Format::Table => write_out(out, &event_table(std::slice::from_ref(&v), true)),
             }
         }
-        AdminCommand::Evidence(EvidenceCommand::Export { filter, out: file }) => {
+    }
+}
+
+/// `evidence …` against the API.
+async fn evidence_command(
+    conn: &Conn,
+    out: &mut dyn Write,
+    f: Format,
+    cmd: EvidenceCommand,
+) -> Result<(), ApiError> {
+    match cmd {
+        EvidenceCommand::Export { filter, out: file } => {
             let v = conn
                 .call(Method::POST, "/evidence/export", Some(filter.body()))
                 .await?;
@@ -1601,7 +1703,7 @@ pub async fn run(args: AdminArgs, out: &mut dyn Write) -> Result<(), ApiError> {
             let shown = json!({"id": id, "events": v.get("events"), "sha256": sha, "out": file.display().to_string()});
             emit(out, f, &["id", "events", "sha256", "out"], &shown)
         }
-        AdminCommand::Evidence(EvidenceCommand::PublicKey) => {
+        EvidenceCommand::PublicKey => {
             let v = conn.call(Method::GET, "/evidence/public-key", None).await?;
             match f {
                 Format::Json => emit(out, f, &[], &v),
@@ -1613,15 +1715,6 @@ pub async fn run(args: AdminArgs, out: &mut dyn Write) -> Result<(), ApiError> {
                     write_out(out, &format!("{hex}\n"))
                 }
             }
-        }
-        AdminCommand::Status => {
-            let v = conn.call(Method::GET, "/status", None).await?;
-            emit(
-                out,
-                f,
-                &["version", "uptime_secs", "principals", "caller"],
-                &v,
-            )
         }
     }
 }

@@ -38,6 +38,7 @@ PATH_ATTR = re.compile(
     r"(?:#\[[^\]]*\]\s*)*(?:pub(?:\([^)]*\))?\s+)?async\s+fn\s+(\w+)",
     re.S,
 )
+MACRO_PATH = re.compile(r'macro_rules!\s+(\w+)\s*\{.*?#\[utoipa::path\(\$method, path = "([^"]+)"', re.S)
 
 
 def module_source(module: str) -> str:
@@ -52,7 +53,13 @@ def module_source(module: str) -> str:
 def path_attributes(module: str) -> dict[str, tuple[str, str]]:
     """handler name -> (METHOD, path) from the `#[utoipa::path]` attributes of a module's source."""
     src = module_source(module)
-    return {m.group(3): (m.group(1).upper(), m.group(2)) for m in PATH_ATTR.finditer(src)}
+    found = {m.group(3): (m.group(1).upper(), m.group(2)) for m in PATH_ATTR.finditer(src)}
+    # handlers a macro writes (`bucket_route!(name, method, …)` in api/s3.rs): the macro's
+    # `#[utoipa::path($method, path = "…")` and each invocation's name and method
+    for macro, path in MACRO_PATH.findall(src):
+        for m in re.finditer(rf"\b{macro}!\(\s*(?:///[^\n]*\n\s*)*(\w+),\s*(\w+),", src):
+            found[m.group(1)] = (m.group(2).upper(), path)
+    return found
 
 
 def routed_in_source() -> tuple[set[tuple[str, str]], str]:

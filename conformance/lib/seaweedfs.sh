@@ -89,7 +89,11 @@ seaweedfs_start() { # DIR
   "actions":["Admin","Read","Write","List","Tagging"]}]}
 J
   )
-  "$weed" mini -dir="$dir/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+  # -volume.max: every bucket is a collection that takes volumes of its own, and the default
+  # (free disk / volume size) ran out after a few dozen test buckets on a machine with ~20 GB
+  # free ("No writable volumes and no free volumes left"); volumes are sparse files, so a
+  # higher count reserves no disk.
+  "$weed" mini -dir="$dir/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 -volume.max=1000 \
     -master.port="$master" -master.port.grpc=$((master + 10000)) \
     -volume.port="$volume" -volume.port.grpc=$((volume + 10000)) \
     -filer.port="$filer" -filer.port.grpc=$((filer + 10000)) -filer.localSocket="$dir/filer.sock" \

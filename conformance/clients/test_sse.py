@@ -6,12 +6,15 @@ copies SSE-C -> SSE-C under a new key (`--sse-c-copy-source`) and SSE-C -> gatew
 HEAD echoes the algorithm and key MD5. `--sse aws:kms`: refused with a clear 400 on a gateway
 that runs on its local key; on a gateway over a KMS (moto, when VAULTGATE_TEST_KMS_ENDPOINT is
 set) it is honoured and reported, and a caller-chosen `--sse-kms-key-id` is refused (501), never
-silently ignored.
+silently ignored. Bucket default encryption with `aws s3api put/get/delete-bucket-encryption`:
+bad configurations refused with S3's codes, ServerSideEncryptionConfigurationNotFoundError when
+unset, and plain `aws s3 cp` uploads (single and multipart) and copies reporting the default.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import hashlib
 import os
 import uuid
@@ -168,3 +171,105 @@ def test_awscli_sse_aws_kms_on_a_kms_gateway(kms_gateway, workdir):
     with pytest.raises(ClientError) as e:
         s3.head_object(Bucket=bucket, Key="other.bin")
     assert client_error_code(e.value)[0] == 404
+
+
+def bucket_default(alg: str, key_id: str | None = None) -> str:
+    by_default = {"SSEAlgorithm": alg}
+    if key_id:
+        by_default["KMSMasterKeyID"] = key_id
+    return json.dumps({"Rules": [{"ApplyServerSideEncryptionByDefault": by_default,
+                                  "BucketKeyEnabled": True}]})
+
+
+def put_default(gw, workdir, bucket: str, cfg: str, check: bool = True):
+    return gw.aws(workdir, "s3api", "put-bucket-encryption", "--bucket", bucket,
+                  "--server-side-encryption-configuration", cfg, check=check)
+
+
+def cli_error(r) -> str:
+    assert r.returncode != 0
+    return r.stderr.decode(errors="replace")
+
+
+def test_awscli_bucket_encryption_on_a_local_key_gateway(gateway, s3, bucket, workdir):
+    def put(cfg: str, check: bool = True):
+        return put_default(gateway, workdir, bucket, cfg, check)
+
+    r = gateway.aws(workdir, "s3api", "get-bucket-encryption", "--bucket", bucket, check=False)
+    assert "ServerSideEncryptionConfigurationNotFoundError" in cli_error(r)
+    # refusals with S3's codes
+    for cfg, want in (
+        (bucket_default("aws:kms"), "InvalidArgument"),  # no KMS on this gateway
+        (bucket_default("AES256", "alias/x"), "InvalidArgument"),  # key id without aws:kms
+        (bucket_default("AES128"), "MalformedXML"),
+        (json.dumps({"Rules": []}), "MalformedXML"),
+    ):
+        err = cli_error(put(cfg, check=False))
+        assert f"({want})" in err, (cfg, err)
+    r = gateway.aws(workdir, "s3api", "get-bucket-encryption", "--bucket", bucket, check=False)
+    assert "ServerSideEncryptionConfigurationNotFoundError" in cli_error(r)
+    put(bucket_default("AES256"))
+    got = json.loads(gateway.aws(workdir, "s3api", "get-bucket-encryption", "--bucket",
+                                 bucket).stdout)
+    rule = got["ServerSideEncryptionConfiguration"]["Rules"][0]
+    assert rule["ApplyServerSideEncryptionByDefault"] == {"SSEAlgorithm": "AES256"}
+    assert rule["BucketKeyEnabled"] is True
+    src = workdir / "d.bin"
+    digest = write_payload(src, 5000)
+    gateway.aws(workdir, "s3", "cp", str(src), f"s3://{bucket}/d.bin")
+    assert s3.head_object(Bucket=bucket, Key="d.bin")["ServerSideEncryption"] == "AES256"
+    out = workdir / "d.out"
+    gateway.aws(workdir, "s3", "cp", f"s3://{bucket}/d.bin", str(out))
+    assert sha256_file(out) == digest
+    gateway.aws(workdir, "s3api", "delete-bucket-encryption", "--bucket", bucket)
+    r = gateway.aws(workdir, "s3api", "get-bucket-encryption", "--bucket", bucket, check=False)
+    assert "ServerSideEncryptionConfigurationNotFoundError" in cli_error(r)
+
+
+def test_awscli_bucket_default_encryption_on_a_kms_gateway(kms_gateway, workdir):
+    gw, arn = kms_gateway
+    s3 = gw.s3()
+    bucket = f"kmsdef-{uuid.uuid4().hex[:10]}"
+    s3.create_bucket(Bucket=bucket)
+    src = workdir / "k.bin"
+    digest = write_payload(src, 100_000)
+    big = workdir / "big.bin"
+    big_digest = write_payload(big, 9 * MiB + 7)  # multipart in aws cli
+
+    def put(cfg: str, check: bool = True):
+        return put_default(gw, workdir, bucket, cfg, check)
+
+    # without a default, a plain upload reports the gateway's mode
+    gw.aws(workdir, "s3", "cp", str(src), f"s3://{bucket}/before.bin")
+    assert s3.head_object(Bucket=bucket, Key="before.bin")["ServerSideEncryption"] == "aws:kms"
+    # a default of AES256: plain uploads (single, multipart) and copies report AES256
+    put(bucket_default("AES256"))
+    for local, key in ((src, "aes.bin"), (big, "aes-big.bin")):
+        gw.aws(workdir, "s3", "cp", str(local), f"s3://{bucket}/{key}")
+        assert s3.head_object(Bucket=bucket, Key=key)["ServerSideEncryption"] == "AES256", key
+    r = s3.copy_object(Bucket=bucket, Key="copied.bin", CopySource=f"{bucket}/before.bin")
+    assert r["ServerSideEncryption"] == "AES256"
+    # existing objects keep what they reported
+    assert s3.head_object(Bucket=bucket, Key="before.bin")["ServerSideEncryption"] == "aws:kms"
+    # a default of aws:kms (the gateway's key): plain uploads report aws:kms
+    put(bucket_default("aws:kms"))
+    got = json.loads(gw.aws(workdir, "s3api", "get-bucket-encryption", "--bucket", bucket).stdout)
+    by_default = got["ServerSideEncryptionConfiguration"]["Rules"][0]["ApplyServerSideEncryptionByDefault"]
+    assert by_default == {"SSEAlgorithm": "aws:kms"}
+    for local, key in ((src, "kms.bin"), (big, "kms-big.bin")):
+        gw.aws(workdir, "s3", "cp", str(local), f"s3://{bucket}/{key}")
+        assert s3.head_object(Bucket=bucket, Key=key)["ServerSideEncryption"] == "aws:kms", key
+    assert s3.get_object(Bucket=bucket, Key="aes-big.bin")["ServerSideEncryption"] == "AES256"
+    for key, want in (("kms.bin", digest), ("kms-big.bin", big_digest), ("aes-big.bin", big_digest)):
+        out = workdir / f"{key}.out"
+        gw.aws(workdir, "s3", "cp", f"s3://{bucket}/{key}", str(out))
+        assert sha256_file(out) == want, key
+    # an explicit header beats the default
+    gw.aws(workdir, "s3", "cp", str(src), f"s3://{bucket}/explicit.bin", "--sse", "AES256")
+    assert s3.head_object(Bucket=bucket, Key="explicit.bin")["ServerSideEncryption"] == "AES256"
+    # a KMS key of the caller's choosing is not offered: 501, the stored default unchanged
+    err = cli_error(put(bucket_default("aws:kms", arn), check=False))
+    assert "(NotImplemented)" in err, err
+    got = json.loads(gw.aws(workdir, "s3api", "get-bucket-encryption", "--bucket", bucket).stdout)
+    assert got["ServerSideEncryptionConfiguration"]["Rules"][0]["ApplyServerSideEncryptionByDefault"] == {
+        "SSEAlgorithm": "aws:kms"}

@@ -308,6 +308,11 @@ pub fn action_of_operation(op: &str) -> Option<Action> {
     match op {
         "PostObject" => Some(Action::PutObject),
         "ListObjectVersions" => Some(Action::ListBucketVersions),
+        "GetBucketEncryption" => Some(Action::GetEncryptionConfiguration),
+        // as AWS: removing the default encryption is a change of it
+        "PutBucketEncryption" | "DeleteBucketEncryption" => {
+            Some(Action::PutEncryptionConfiguration)
+        }
         // permissions that are not operations of their own (checked by the handlers)
         "GetObjectVersion" | "DeleteObjectVersion" | "BypassGovernanceRetention" => None,
         other => Action::from_s3_operation(other),
@@ -332,20 +337,31 @@ const SSE_C_OPERATIONS: &[&str] = &[
 /// Operations that honour `x-amz-copy-source-server-side-encryption-customer-*`.
 const SSE_C_COPY_OPERATIONS: &[&str] = &["CopyObject", "UploadPartCopy"];
 
+/// The refusal of aws:kms (a request header or a bucket default) on a gateway without a KMS.
+pub const KMS_NEEDED: &str = "x-amz-server-side-encryption aws:kms needs a gateway configured with a KMS (VAULTGATE_KMS); this one encrypts with its local key (use AES256).";
+
 /// Refuses request headers the gateway does not honour, so that nothing is silently ignored:
 /// SSE-C headers on an operation that does not use them, and SSE-KMS with a caller-chosen key
 /// or context, are not implemented (501 NotImplemented); `x-amz-server-side-encryption` may
 /// only name what the gateway does (`AES256`, or `aws:kms` when it runs on a KMS; else 400
-/// InvalidArgument). Also refuses user metadata over 2 KB (400 MetadataTooLarge, as AWS).
+/// InvalidArgument), and only on a write (400 InvalidArgument on GetObject / HeadObject, as S3).
+/// Also refuses user metadata over 2 KB (400 MetadataTooLarge, as AWS).
 pub fn check_request_headers(h: &http::HeaderMap, kms: bool, op: &str) -> S3Result<()> {
     // the mode first, so that a request naming aws:kms on a gateway without a KMS always gets
     // the same answer, whatever else it carries
     if let Some(value) = h.get("x-amz-server-side-encryption") {
-        let v = value.to_str().unwrap_or("");
-        if v == "aws:kms" && !kms {
+        if matches!(op, "GetObject" | "HeadObject") {
+            // a read cannot choose how the object was encrypted (S3 answers 400 too)
             return Err(s3_error!(
                 InvalidArgument,
-                "x-amz-server-side-encryption aws:kms needs a gateway configured with a KMS (VAULTGATE_KMS); this one encrypts with its local key (use AES256)."
+                "x-amz-server-side-encryption is not valid on {op}: an object is read as it was stored."
+            ));
+        }
+        let v = value.to_str().unwrap_or("");
+        if v == "aws:kms" && !kms {
+            return Err(S3Error::with_message(
+                s3s::S3ErrorCode::InvalidArgument,
+                KMS_NEEDED,
             ));
         }
         let honoured = v == "AES256" || (kms && v == "aws:kms");
@@ -630,6 +646,13 @@ mod tests {
         );
         let kms = h(&[("x-amz-server-side-encryption", "aws:kms")]);
         assert_eq!(code(&kms, false).as_deref(), Some("InvalidArgument"));
+        let aes = h(&[("x-amz-server-side-encryption", "AES256")]);
+        for op in ["GetObject", "HeadObject"] {
+            let e = check_request_headers(&aes, true, op).unwrap_err();
+            assert_eq!(e.code().as_str(), "InvalidArgument", "{op}");
+        }
+        assert!(check_request_headers(&aes, false, "CopyObject").is_ok());
+        assert!(check_request_headers(&aes, false, "CreateMultipartUpload").is_ok());
         let other = h(&[("x-amz-server-side-encryption", "aws:kms:dsse")]);
         assert_eq!(code(&other, true).as_deref(), Some("InvalidArgument"));
         assert_eq!(code(&kms, true), None);

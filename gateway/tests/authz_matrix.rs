@@ -203,6 +203,11 @@ fn cors_config(tenant: &str) -> aws_sdk_s3::types::CorsConfiguration {
         .unwrap()
 }
 
+/// A default encryption of AES256 (what every gateway honours).
+fn aes256_default() -> aws_sdk_s3::types::ServerSideEncryptionConfiguration {
+    default_encryption(aws_sdk_s3::types::ServerSideEncryption::Aes256, None)
+}
+
 async fn version_exists(c: &Client, bucket: &str, key: &str, v: &str) -> bool {
     c.head_object()
         .bucket(bucket)
@@ -723,6 +728,36 @@ async fn run_cell(
         Action::DeleteBucketCors => {
             Outcome::of(c.delete_bucket_cors().bucket(bucket).send().await, false)
         }
+        Action::GetEncryptionConfiguration => {
+            owner
+                .put_bucket_encryption()
+                .bucket(bucket)
+                .server_side_encryption_configuration(aes256_default())
+                .send()
+                .await
+                .unwrap();
+            Outcome::of(c.get_bucket_encryption().bucket(bucket).send().await, false)
+        }
+        Action::PutEncryptionConfiguration => {
+            // PutBucketEncryption, then (when allowed) DeleteBucketEncryption, the same right
+            // as on AWS; its refusals: `delete_bucket_encryption_is_a_put_encryption_configuration`
+            let put = Outcome::of(
+                c.put_bucket_encryption()
+                    .bucket(bucket)
+                    .server_side_encryption_configuration(aes256_default())
+                    .send()
+                    .await,
+                false,
+            );
+            if put == Outcome::Allowed {
+                let delete = Outcome::of(
+                    c.delete_bucket_encryption().bucket(bucket).send().await,
+                    false,
+                );
+                assert_eq!(delete, Outcome::Allowed, "DeleteBucketEncryption");
+            }
+            put
+        }
     }
 }
 
@@ -846,6 +881,40 @@ async fn every_operation_by_every_role_in_own_and_other_tenant() {
         denials,
         "{table}"
     );
+    w.g.stop().await;
+}
+
+#[tokio::test]
+async fn delete_bucket_encryption_is_a_put_encryption_configuration() {
+    let w = world().await;
+    w.acme_root
+        .put_bucket_encryption()
+        .bucket(ACME_BUCKET)
+        .server_side_encryption_configuration(aes256_default())
+        .send()
+        .await
+        .unwrap();
+    for s in &w.subjects {
+        let got = Outcome::of(
+            s.client
+                .delete_bucket_encryption()
+                .bucket(ACME_BUCKET)
+                .send()
+                .await,
+            false,
+        );
+        let want = s.expected(Action::PutEncryptionConfiguration, s.tenant == ACME);
+        assert_eq!(got, want, "{}", s.name);
+    }
+    // the SuperAdmin of acme removed it; every other subject was refused
+    let e = w
+        .acme_root
+        .get_bucket_encryption()
+        .bucket(ACME_BUCKET)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "ServerSideEncryptionConfigurationNotFoundError");
     w.g.stop().await;
 }
 

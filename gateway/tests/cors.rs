@@ -7,7 +7,7 @@
 
 mod common;
 
-use audit::{AuditQuery, StoredEvent};
+use audit::StoredEvent;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CorsConfiguration, CorsRule};
 use common::*;
@@ -57,17 +57,7 @@ fn without_request_id(body: &[u8]) -> String {
 }
 
 async fn events(g: &TestGateway) -> Vec<StoredEvent> {
-    let page = g
-        .server
-        .audit
-        .ledger
-        .query(&AuditQuery {
-            limit: 1000,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    page.events
+    audit_events(g).await
 }
 
 #[tokio::test]

@@ -594,17 +594,7 @@ async fn lock_requests_are_checked_and_need_their_rights() {
 
 /// Every event of the ledger, oldest first.
 async fn ledger_events(g: &TestGateway) -> Vec<audit::StoredEvent> {
-    let page = g
-        .server
-        .audit
-        .ledger
-        .query(&audit::AuditQuery {
-            limit: 1000,
-            ..Default::default()
-        })
-        .await
-        .expect("query");
-    let mut ev = page.events;
+    let mut ev = audit_events(g).await;
     ev.reverse();
     ev
 }

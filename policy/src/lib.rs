@@ -234,11 +234,15 @@ pub enum Action {
     PutBucketCors,
     /// DeleteBucketCors (SuperAdmin)
     DeleteBucketCors,
+    /// GetBucketEncryption (the permission AWS names `s3:GetEncryptionConfiguration`)
+    GetEncryptionConfiguration,
+    /// PutBucketEncryption and DeleteBucketEncryption (SuperAdmin; AWS's `s3:PutEncryptionConfiguration`)
+    PutEncryptionConfiguration,
 }
 
 impl Action {
     /// Every action, for tests and documentation.
-    pub const ALL: [Action; 44] = [
+    pub const ALL: [Action; 46] = [
         Action::ListBuckets,
         Action::CreateBucket,
         Action::HeadBucket,
@@ -283,6 +287,8 @@ impl Action {
         Action::GetBucketCors,
         Action::PutBucketCors,
         Action::DeleteBucketCors,
+        Action::GetEncryptionConfiguration,
+        Action::PutEncryptionConfiguration,
     ];
 
     /// The S3 operation name (as s3s and AWS name it).
@@ -332,6 +338,8 @@ impl Action {
             Action::GetBucketCors => "GetBucketCors",
             Action::PutBucketCors => "PutBucketCors",
             Action::DeleteBucketCors => "DeleteBucketCors",
+            Action::GetEncryptionConfiguration => "GetEncryptionConfiguration",
+            Action::PutEncryptionConfiguration => "PutEncryptionConfiguration",
         }
     }
 
@@ -341,6 +349,8 @@ impl Action {
     pub fn s3_operation(self) -> Option<&'static str> {
         match self {
             Action::ListBucketVersions => Some("ListObjectVersions"),
+            Action::GetEncryptionConfiguration => Some("GetBucketEncryption"),
+            Action::PutEncryptionConfiguration => Some("PutBucketEncryption"),
             Action::GetObjectVersion
             | Action::DeleteObjectVersion
             | Action::BypassGovernanceRetention => None,
@@ -376,6 +386,7 @@ impl Action {
                 | Action::GetBucketTagging
                 | Action::GetBucketLifecycleConfiguration
                 | Action::GetBucketCors
+                | Action::GetEncryptionConfiguration
         )
     }
 

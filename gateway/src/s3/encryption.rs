@@ -5,7 +5,10 @@
 //! in the index, so `reindex` restores them): the algorithm (`AES256`), the base64 MD5 of the
 //! customer key (echoed on every response, as S3 does) and the keyed check value
 //! (`keys::customer::customer_check`) that lets a wrong key be refused before any record is
-//! opened. The customer key itself is never stored, logged or audited.
+//! opened. The customer key itself is never stored, logged or audited. Any other object records
+//! the `x-amz-server-side-encryption` it asked for, or got from its bucket's default encryption
+//! ([`SSE_MODE`], see `Gateway::stamp_sse`), which its responses report; without one they report
+//! the gateway's own mode.
 
 use std::collections::BTreeMap;
 
@@ -21,6 +24,9 @@ pub(crate) const SSE_C_ALGORITHM: &str = "x-amz-server-side-encryption-customer-
 pub(crate) const SSE_C_KEY_MD5: &str = "x-amz-server-side-encryption-customer-key-md5";
 /// Header-map entry: the keyed check value of the object's customer key (never echoed).
 pub(crate) const SSE_C_CHECK: &str = "x-vaultgate-sse-c-check";
+/// Header-map entry: the `x-amz-server-side-encryption` a write asked for, or got from its
+/// bucket's default encryption (absent: the gateway's own mode is reported).
+pub(crate) const SSE_MODE: &str = "x-amz-server-side-encryption";
 
 /// The customer key (SSE-C) of a request whose input has the three `sse_customer_*` fields,
 /// through `Gateway::customer_key`; with `copy_source`, of its copy source
@@ -162,10 +168,39 @@ impl Echo {
                 key_md5: Some(md5.to_owned()),
             },
             None => Echo {
-                sse,
+                sse: headers
+                    .get(SSE_MODE)
+                    .map(|m| ServerSideEncryption::from(m.clone()))
+                    .or(sse),
                 ..Echo::default()
             },
         }
+    }
+}
+
+impl super::Gateway {
+    /// Records in a new object's (or upload's) `headers` the encryption it reports: the
+    /// request's `x-amz-server-side-encryption`, else its bucket's default encryption, else
+    /// nothing (the gateway's own mode). An SSE-C write records none (it reports SSE-C).
+    pub(crate) async fn stamp_sse(
+        &self,
+        bucket: &str,
+        requested: Option<&ServerSideEncryption>,
+        sse_c: bool,
+        headers: &mut BTreeMap<String, String>,
+    ) -> Result<()> {
+        headers.remove(SSE_MODE);
+        if sse_c {
+            return Ok(());
+        }
+        let mode = match requested {
+            Some(r) => Some(r.as_str().to_owned()),
+            None => self.bucket_encryption(bucket).await?.map(|d| d.algorithm),
+        };
+        if let Some(m) = mode {
+            headers.insert(SSE_MODE.to_owned(), m);
+        }
+        Ok(())
     }
 }
 
@@ -257,6 +292,13 @@ mod tests {
         let mut h = BTreeMap::new();
         let e = Echo::of(&h, Some(ServerSideEncryption::from_static("AES256")));
         assert!(e.sse.is_some() && e.algorithm.is_none());
+        let mut recorded = h.clone();
+        recorded.insert(SSE_MODE.into(), "AES256".into());
+        let e = Echo::of(
+            &recorded,
+            Some(ServerSideEncryption::from_static("aws:kms")),
+        );
+        assert_eq!(e.sse.as_ref().map(|s| s.as_str()), Some("AES256"));
         h.insert(SSE_C_ALGORITHM.into(), "AES256".into());
         h.insert(SSE_C_KEY_MD5.into(), MD5.into());
         h.insert(SSE_C_CHECK.into(), "v1:x".into());

@@ -4,6 +4,7 @@
 //! `S3Error` at this edge.
 
 mod bucket;
+mod bucket_encryption;
 mod checksum;
 pub(crate) mod cors;
 pub(crate) mod encryption;
@@ -774,6 +775,33 @@ impl S3 for Gateway {
         done(
             RequestCtx::of(&req.extensions),
             self.op_delete_bucket_cors(req).await,
+        )
+    }
+    async fn put_bucket_encryption(
+        &self,
+        req: S3Request<PutBucketEncryptionInput>,
+    ) -> S3Result<S3Response<PutBucketEncryptionOutput>> {
+        done(
+            RequestCtx::of(&req.extensions),
+            self.op_put_bucket_encryption(req).await,
+        )
+    }
+    async fn get_bucket_encryption(
+        &self,
+        req: S3Request<GetBucketEncryptionInput>,
+    ) -> S3Result<S3Response<GetBucketEncryptionOutput>> {
+        done(
+            RequestCtx::of(&req.extensions),
+            self.op_get_bucket_encryption(req).await,
+        )
+    }
+    async fn delete_bucket_encryption(
+        &self,
+        req: S3Request<DeleteBucketEncryptionInput>,
+    ) -> S3Result<S3Response<DeleteBucketEncryptionOutput>> {
+        done(
+            RequestCtx::of(&req.extensions),
+            self.op_delete_bucket_encryption(req).await,
         )
     }
 }

@@ -130,6 +130,9 @@ impl Gateway {
                 .sse_c_upload_entries(&rec.bucket, ck, &mut rec.headers)
                 .await?;
         }
+        let sse = input.server_side_encryption.as_ref();
+        self.stamp_sse(&rec.bucket, sse, ck.is_some(), &mut rec.headers)
+            .await?;
         let echo = super::encryption::Echo::of(&rec.headers, self.sse());
         audit::before_change(audit.as_ref(), 0, None).await?;
         self.store.create_upload(&rec).await?;

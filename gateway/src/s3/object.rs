@@ -344,10 +344,13 @@ impl Gateway {
             input.if_none_match.as_ref(),
         )
         .await?;
-        let (headers, checks) = put_checks(&input, &raw_headers, trailing_headers)?;
+        let (mut headers, checks) = put_checks(&input, &raw_headers, trailing_headers)?;
         let meta = user_metadata(input.metadata);
         let ck = customer_key_of!(self, input)?;
         super::encryption::one_mode(ck.as_ref(), input.server_side_encryption.as_ref())?;
+        let sse = input.server_side_encryption.as_ref();
+        self.stamp_sse(&input.bucket, sse, ck.is_some(), &mut headers)
+            .await?;
         let body = input.body.unwrap_or_else(|| {
             StreamingBlob::wrap(futures::stream::empty::<
                 std::result::Result<Bytes, std::io::Error>,
@@ -852,7 +855,10 @@ impl Gateway {
             .as_ref()
             .is_some_and(|d| d.as_str().eq_ignore_ascii_case(MetadataDirective::REPLACE));
         refuse_copy_to_itself(&input, &src, replace, dst_ck.as_ref())?;
-        let (headers, meta) = copied_metadata(&input, &src, replace)?;
+        let (mut headers, meta) = copied_metadata(&input, &src, replace)?;
+        let sse = input.server_side_encryption.as_ref();
+        self.stamp_sse(&input.bucket, sse, dst_ck.is_some(), &mut headers)
+            .await?;
         let checks = copy_checks(&input, &src)?;
         let plaintext = self
             .store

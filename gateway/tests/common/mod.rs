@@ -224,3 +224,41 @@ pub fn backend_objects(g: &TestGateway) -> usize {
         })
         .count()
 }
+
+/// A bucket default encryption of `alg` (with `key` as its KMSMasterKeyID) and BucketKeyEnabled.
+pub fn default_encryption(
+    alg: aws_sdk_s3::types::ServerSideEncryption,
+    key: Option<&str>,
+) -> aws_sdk_s3::types::ServerSideEncryptionConfiguration {
+    use aws_sdk_s3::types::{
+        ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
+    };
+    let by_default = ServerSideEncryptionByDefault::builder()
+        .sse_algorithm(alg)
+        .set_kms_master_key_id(key.map(str::to_owned))
+        .build()
+        .expect("sse_algorithm is set");
+    ServerSideEncryptionConfiguration::builder()
+        .rules(
+            ServerSideEncryptionRule::builder()
+                .apply_server_side_encryption_by_default(by_default)
+                .bucket_key_enabled(true)
+                .build(),
+        )
+        .build()
+        .expect("rules are set")
+}
+
+/// The gateway's audit events (the first 1000).
+pub async fn audit_events(g: &TestGateway) -> Vec<audit::StoredEvent> {
+    g.server
+        .audit
+        .ledger
+        .query(&audit::AuditQuery {
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .expect("audit query")
+        .events
+}

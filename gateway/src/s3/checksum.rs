@@ -90,7 +90,7 @@ pub(crate) fn with_checksums_if<T: ChecksumFields>(
 checksum_dtos! {
     inputs: PutObjectInput, UploadPartInput;
     outputs: PutObjectOutput, GetObjectOutput, HeadObjectOutput, CopyObjectResult,
-        UploadPartOutput, CopyPartResult, Part
+        UploadPartOutput, CopyPartResult, Part, Checksum
 }
 
 impl ChecksumRequest {

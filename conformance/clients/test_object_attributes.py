@@ -112,3 +112,38 @@ def test_refusals(s3, bucket):
         s3.get_object(Bucket=bucket, Key="one", PartNumber=2)
     assert client_error_code(e.value) == (400, "InvalidPart")
     assert s3.get_object(Bucket=bucket, Key="one", PartNumber=1)["Body"].read() == b"abc"
+
+
+def test_multipart_composite_checksum(s3, bucket):
+    up = s3.create_multipart_upload(Bucket=bucket, Key="ck", ChecksumAlgorithm="SHA256")
+    assert up["ChecksumAlgorithm"] == "SHA256"
+    bodies = [make_payload(5 * MiB, nonce=11), make_payload(999, nonce=12)]
+    parts, digests = [], []
+    for n, body in enumerate(bodies, start=1):
+        r = s3.upload_part(Bucket=bucket, Key="ck", UploadId=up["UploadId"], PartNumber=n, Body=body,
+                           ChecksumAlgorithm="SHA256")
+        digest = hashlib.sha256(body).digest()
+        assert r["ChecksumSHA256"] == base64.b64encode(digest).decode()
+        parts.append({"PartNumber": n, "ETag": r["ETag"], "ChecksumSHA256": r["ChecksumSHA256"]})
+        digests.append(digest)
+    composite = base64.b64encode(hashlib.sha256(b"".join(digests)).digest()).decode() + "-2"
+
+    with pytest.raises(ClientError) as e:
+        s3.complete_multipart_upload(Bucket=bucket, Key="ck", UploadId=up["UploadId"],
+                                     ChecksumSHA256=base64.b64encode(bytes(32)).decode() + "-2",
+                                     MultipartUpload={"Parts": parts})
+    assert client_error_code(e.value) == (400, "BadDigest")
+    done = s3.complete_multipart_upload(Bucket=bucket, Key="ck", UploadId=up["UploadId"],
+                                        MultipartUpload={"Parts": parts})
+    assert done["ChecksumSHA256"] == composite
+    assert done["ChecksumType"] == "COMPOSITE"
+    h = s3.head_object(Bucket=bucket, Key="ck", ChecksumMode="ENABLED")
+    assert (h["ChecksumSHA256"], h["ChecksumType"]) == (composite, "COMPOSITE")
+    assert "ChecksumSHA256" not in s3.head_object(Bucket=bucket, Key="ck")
+    a = s3.get_object_attributes(Bucket=bucket, Key="ck", ObjectAttributes=["Checksum"])
+    assert a["Checksum"] == {"ChecksumSHA256": composite, "ChecksumType": "COMPOSITE"}
+    assert s3.get_object(Bucket=bucket, Key="ck")["Body"].read() == b"".join(bodies)
+
+    with pytest.raises(ClientError) as e:
+        s3.create_multipart_upload(Bucket=bucket, Key="full", ChecksumAlgorithm="CRC64NVME")
+    assert client_error_code(e.value) == (501, "NotImplemented")

@@ -9,7 +9,7 @@
 use s3s::S3Request;
 use s3s::dto::*;
 
-use super::checksum::with_checksums;
+use super::checksum::{checksum_type_of, with_checksums};
 use super::versioning::reported_version;
 use super::{Gateway, ts};
 use crate::error::{Error, Result};
@@ -108,22 +108,13 @@ fn parts_page(
     })
 }
 
-/// The object's stored checksums, with their type: a multipart object's composite value
-/// (`<b64>-<n>`) is COMPOSITE, anything else covers the whole object.
+/// The object's stored checksums, with their type.
 fn checksum_of(rec: &ObjectRecord) -> Option<Checksum> {
-    if rec.checksums.is_empty() {
-        return None;
-    }
-    let composite = rec.manifest_id.is_some() && rec.checksums.values().any(|v| v.contains('-'));
-    let kind = if composite {
-        ChecksumType::COMPOSITE
-    } else {
-        ChecksumType::FULL_OBJECT
-    };
+    let kind = checksum_type_of(rec)?;
     Some(with_checksums(
         &rec.checksums,
         Checksum {
-            checksum_type: Some(ChecksumType::from_static(kind)),
+            checksum_type: Some(kind),
             ..Default::default()
         },
     ))
@@ -262,14 +253,15 @@ mod tests {
     #[test]
     fn parts_are_paged_by_marker_and_max_parts() {
         let rec = multipart(&[5, 5, 5, 5, 5, 3]);
+        let listed = |p: &GetObjectAttributesParts| -> Vec<(i32, i64)> {
+            p.parts
+                .iter()
+                .flatten()
+                .map(|x| (x.part_number.unwrap(), x.size.unwrap()))
+                .collect()
+        };
         let p = parts_page(&rec, Some(3), Some(1)).unwrap();
-        let listed: Vec<(i32, i64)> = p
-            .parts
-            .iter()
-            .flatten()
-            .map(|x| (x.part_number.unwrap(), x.size.unwrap()))
-            .collect();
-        assert_eq!(listed, vec![(4, 5)]);
+        assert_eq!(listed(&p), vec![(4, 5)]);
         assert_eq!(p.is_truncated, Some(true));
         assert_eq!(p.next_part_number_marker, Some(4));
         assert_eq!(p.part_number_marker, Some(3));
@@ -277,13 +269,7 @@ mod tests {
         assert_eq!(p.total_parts_count, Some(6));
 
         let p = parts_page(&rec, Some(4), Some(10)).unwrap();
-        let listed: Vec<(i32, i64)> = p
-            .parts
-            .iter()
-            .flatten()
-            .map(|x| (x.part_number.unwrap(), x.size.unwrap()))
-            .collect();
-        assert_eq!(listed, vec![(5, 5), (6, 3)]);
+        assert_eq!(listed(&p), vec![(5, 5), (6, 3)]);
         assert_eq!(p.is_truncated, Some(false));
 
         let p = parts_page(&rec, None, None).unwrap();
@@ -329,7 +315,7 @@ mod tests {
         assert_eq!(ck.checksum_sha256.as_deref(), Some("AAAA"));
         assert_eq!(
             ck.checksum_type.as_ref().map(ChecksumType::as_str),
-            Some(ChecksumType::FULL_OBJECT)
+            Some(ChecksumType::COMPOSITE)
         );
         assert_eq!(out.object_parts.unwrap().total_parts_count, Some(2));
         assert_eq!(

@@ -262,7 +262,7 @@ struct Selected {
     partial: bool,
     /// PartsCount, reported when the request named a part
     parts_count: Option<i32>,
-    /// the stored checksums are reported (whole single-PUT object, checksum mode on)
+    /// the stored checksums are reported (whole object, checksum mode on)
     want_ck: bool,
 }
 
@@ -290,8 +290,10 @@ macro_rules! object_answer {
                 content_disposition: h("content-disposition"),
                 content_language: h("content-language"),
                 expires: expires_out(&rec.headers),
-                checksum_type: (sel.want_ck && !rec.checksums.is_empty())
-                    .then(|| ChecksumType::from_static(ChecksumType::FULL_OBJECT)),
+                checksum_type: sel
+                    .want_ck
+                    .then(|| super::checksum::checksum_type_of(rec))
+                    .flatten(),
                 parts_count: sel.parts_count,
                 server_side_encryption: echo.sse,
                 sse_customer_algorithm: echo.algorithm,
@@ -529,7 +531,8 @@ impl Gateway {
             false,
         )?;
         let (range, partial, parts_count) = selected?;
-        let want_ck = !partial && rec.manifest_id.is_none() && checksum_enabled(spec.checksum_mode);
+        // a whole object's checksums (a multipart object's COMPOSITE one; a part has none here)
+        let want_ck = !partial && checksum_enabled(spec.checksum_mode);
         Ok(Selected {
             rec,
             ck,

@@ -302,7 +302,8 @@ fn list_prefix(query: Option<&str>) -> std::result::Result<Option<String>, ()> {
 }
 
 /// The policy action of an s3s operation: the actions of [`Action::ALL`] by name, and
-/// `PostObject` (a browser form upload) as PutObject, which is what it does. `None`: an
+/// `PostObject` (a browser form upload) as PutObject, which is what it does, and
+/// `GetObjectAttributes` as GetObject (it reads what HEAD reads). `None`: an
 /// operation the gateway does not serve, refused before any handler runs.
 pub fn action_of_operation(op: &str) -> Option<Action> {
     match op {
@@ -313,6 +314,8 @@ pub fn action_of_operation(op: &str) -> Option<Action> {
         "PutBucketEncryption" | "DeleteBucketEncryption" => {
             Some(Action::PutEncryptionConfiguration)
         }
+        // AWS asks for s3:GetObject and s3:GetObjectAttributes; the roles grant them together
+        "GetObjectAttributes" => Some(Action::GetObject),
         // permissions that are not operations of their own (checked by the handlers)
         "GetObjectVersion" | "DeleteObjectVersion" | "BypassGovernanceRetention" => None,
         other => Action::from_s3_operation(other),
@@ -328,6 +331,7 @@ const SSE_C_OPERATIONS: &[&str] = &[
     "PutObject",
     "GetObject",
     "HeadObject",
+    "GetObjectAttributes",
     "CopyObject",
     "CreateMultipartUpload",
     "UploadPart",

@@ -1221,3 +1221,56 @@ async fn a_batch_delete_cannot_bypass_a_quorum_rule_on_single_deletes() {
     assert!(exists(&w.acme_root, ACME_BUCKET, Some("guarded")).await);
     w.g.stop().await;
 }
+
+/// GetObjectAttributes is authorised as GetObject (docs/S3-COMPATIBILITY.md): every subject
+/// reads an object's attributes exactly where it may GET it, never in the other tenant, and
+/// each refusal is counted.
+#[tokio::test]
+async fn get_object_attributes_is_authorised_as_get_object() {
+    let w = world().await;
+    let denied_before = w.g.server.authz.denied_total();
+    let mut denials = 0u64;
+    let mut wrong = Vec::new();
+    for s in &w.subjects {
+        for own in [true, false] {
+            let side_tenant = if (s.tenant == ACME) == own {
+                ACME
+            } else {
+                GLOBEX
+            };
+            let (owner, bucket) = if side_tenant == ACME {
+                (&w.acme_root, ACME_BUCKET)
+            } else {
+                (&w.globex_root, GLOBEX_BUCKET)
+            };
+            let key = format!("{BACKUP_PREFIX}attributes/{}/{own}", s.name);
+            put(owner, bucket, &key, b"fixture").await;
+            let got = match s
+                .client
+                .get_object_attributes()
+                .bucket(bucket)
+                .key(&key)
+                .object_attributes(aws_sdk_s3::types::ObjectAttributes::ObjectSize)
+                .send()
+                .await
+            {
+                Ok(out) if out.object_size() == Some(7) => Outcome::Allowed,
+                Ok(out) => Outcome::Other(format!("size {:?}", out.object_size())),
+                Err(e) => Outcome::of::<(), _>(Err(e), false),
+            };
+            if got == Outcome::Denied {
+                denials += 1;
+            }
+            let want = s.expected(Action::GetObject, own);
+            if got != want {
+                wrong.push(format!("{} own={own}: {got:?}, want {want:?}", s.name));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+    // the viewer, manager and superadmin of acme read their own; the backup role cannot read
+    // (its role has no GetObject) and nobody reads the other tenant's
+    assert_eq!(denials, 6);
+    assert_eq!(w.g.server.authz.denied_total() - denied_before, denials);
+    w.g.stop().await;
+}

@@ -3,6 +3,7 @@
 //! here answers s3s's default NotImplemented. Errors are `gateway::Error`, converted once into
 //! `S3Error` at this edge.
 
+pub(crate) mod attributes;
 mod bucket;
 mod bucket_encryption;
 mod checksum;
@@ -469,6 +470,17 @@ impl S3 for Gateway {
             resp.headers
                 .insert("x-amz-tagging-count", http::HeaderValue::from(n));
         }
+        Ok(resp)
+    }
+    async fn get_object_attributes(
+        &self,
+        req: S3Request<GetObjectAttributesInput>,
+    ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
+        let mut resp = done(
+            RequestCtx::of(&req.extensions),
+            self.op_get_object_attributes(&req).await,
+        )?;
+        resp.extensions.insert(attributes::UnquotedEtag);
         Ok(resp)
     }
     async fn delete_object(

@@ -6,6 +6,7 @@ use super::encryption::customer_key_of;
 use std::collections::{BTreeMap, HashMap};
 
 use bytes::Bytes;
+use keys::checksum::Algorithm;
 use keys::format::Header;
 use keys::meta::{ObjectMeta, PartEntry};
 use s3s::S3Request;
@@ -104,10 +105,7 @@ impl Gateway {
             .await?;
         let explicit_lock =
             input.object_lock_mode.is_some() || input.object_lock_legal_hold_status.is_some();
-        let checksum_algorithm = input
-            .checksum_algorithm
-            .as_ref()
-            .map(|a| a.as_str().to_owned());
+        let checksum_algorithm = upload_checksum_algorithm(&input)?;
         let upload_id = uuid::Uuid::new_v4().simple().to_string();
         let rec = UploadRecord {
             bucket: input.bucket.clone(),
@@ -140,6 +138,10 @@ impl Gateway {
             bucket: Some(input.bucket),
             key: Some(input.key),
             upload_id: Some(upload_id),
+            checksum_type: input
+                .checksum_algorithm
+                .is_some()
+                .then(|| ChecksumType::from_static(ChecksumType::COMPOSITE)),
             checksum_algorithm: input.checksum_algorithm,
             server_side_encryption: echo.sse,
             sse_customer_algorithm: echo.algorithm,
@@ -165,7 +167,7 @@ impl Gateway {
         let upload = self
             .require_upload(&input.bucket, &input.key, &input.upload_id)
             .await?;
-        let checksums = ChecksumRequest::new(
+        let mut checksums = ChecksumRequest::new(
             input
                 .checksum_algorithm
                 .as_ref()
@@ -174,6 +176,14 @@ impl Gateway {
             &raw_headers,
             trailing_headers,
         )?;
+        // every part of an upload with a checksum algorithm keeps its digest for the composite
+        if let Some(a) = upload
+            .checksum_algorithm
+            .as_deref()
+            .and_then(Algorithm::parse)
+        {
+            checksums.set.enable(a);
+        }
         let checks = WriteChecks {
             checksums,
             content_md5: input.content_md5.clone(),
@@ -312,7 +322,8 @@ impl Gateway {
         let version = super::lock::version_of_upload(&state, &mut upload.headers)?;
         let requested = input
             .multipart_upload
-            .and_then(|m| m.parts)
+            .as_ref()
+            .and_then(|m| m.parts.clone())
             .filter(|p| !p.is_empty())
             .ok_or_else(|| Error::MalformedXml("You must specify at least one part".into()))?;
         let numbers = requested_numbers(&requested)?;
@@ -324,20 +335,13 @@ impl Gateway {
             .map(|p| (p.part_number, p))
             .collect();
         let chosen = chosen_parts(&requested, &numbers, &stored_parts)?;
-        let meta = manifest_meta(&upload, &chosen)?;
+        let mut meta = manifest_meta(&upload, &chosen)?;
+        meta.checksums = completed_checksum(&upload, &requested, &chosen, input.checksum_values())?;
         let rec = self
             .store
             .complete_upload(&upload, &chosen, &meta, &version, audit.as_ref())
             .await?;
-        Ok(CompleteMultipartUploadOutput {
-            bucket: Some(input.bucket.clone()),
-            key: Some(input.key.clone()),
-            e_tag: Some(etag(&meta.etag)),
-            location: Some(format!("/{}/{}", input.bucket, input.key)),
-            server_side_encryption: super::encryption::Echo::of(&rec.headers, self.sse()).sse,
-            version_id: super::versioning::written_version(&rec, &state),
-            ..Default::default()
-        })
+        Ok(completed(&input, &rec, &state, self.sse()))
     }
 
     /// A CompleteMultipartUpload sent again after it succeeded (a client retrying a response it
@@ -375,15 +379,7 @@ impl Gateway {
             return Ok(None);
         }
         let state = self.bucket_state(&input.bucket).await?;
-        Ok(Some(CompleteMultipartUploadOutput {
-            bucket: Some(input.bucket.clone()),
-            key: Some(input.key.clone()),
-            e_tag: Some(etag(&rec.etag)),
-            location: Some(format!("/{}/{}", input.bucket, input.key)),
-            server_side_encryption: super::encryption::Echo::of(&rec.headers, self.sse()).sse,
-            version_id: super::versioning::written_version(&rec, &state),
-            ..Default::default()
-        }))
+        Ok(Some(completed(input, &rec, &state, self.sse())))
     }
 
     pub(super) async fn op_abort_multipart_upload(
@@ -585,6 +581,113 @@ fn chosen_parts<'a>(
     Ok(chosen)
 }
 
+/// The answer of a CompleteMultipartUpload that made `rec` (also the answer to a retry): its
+/// ETag, version and COMPOSITE checksum.
+fn completed(
+    input: &CompleteMultipartUploadInput,
+    rec: &crate::index::ObjectRecord,
+    state: &crate::index::BucketState,
+    sse: Option<ServerSideEncryption>,
+) -> CompleteMultipartUploadOutput {
+    with_checksums(
+        &rec.checksums,
+        CompleteMultipartUploadOutput {
+            bucket: Some(input.bucket.clone()),
+            key: Some(input.key.clone()),
+            e_tag: Some(etag(&rec.etag)),
+            location: Some(format!("/{}/{}", input.bucket, input.key)),
+            server_side_encryption: super::encryption::Echo::of(&rec.headers, sse).sse,
+            version_id: super::versioning::written_version(rec, state),
+            checksum_type: super::checksum::checksum_type_of(rec),
+            ..Default::default()
+        },
+    )
+}
+
+/// The checksum algorithm of a new upload (`x-amz-checksum-algorithm`): S3's COMPOSITE type
+/// only; FULL_OBJECT (CRC64NVME's only type) is refused with 501, not ignored.
+fn upload_checksum_algorithm(input: &CreateMultipartUploadInput) -> Result<Option<String>> {
+    let full_object = input
+        .checksum_type
+        .as_ref()
+        .is_some_and(|t| t.as_str().eq_ignore_ascii_case(ChecksumType::FULL_OBJECT));
+    let Some(a) = input.checksum_algorithm.as_ref() else {
+        if input.checksum_type.is_some() {
+            return Err(Error::InvalidRequest(
+                "x-amz-checksum-type requires x-amz-checksum-algorithm".into(),
+            ));
+        }
+        return Ok(None);
+    };
+    let algo = Algorithm::parse(a.as_str()).ok_or_else(|| {
+        Error::InvalidArgument(format!("unsupported checksum algorithm {}", a.as_str()))
+    })?;
+    if full_object || algo == Algorithm::Crc64Nvme {
+        return Err(Error::Client(s3s::s3_error!(
+            NotImplemented,
+            "FULL_OBJECT checksums of multipart uploads (and CRC64NVME, which has no other type) are not supported by this gateway; use CRC32, CRC32C, SHA1 or SHA256 (COMPOSITE)."
+        )));
+    }
+    Ok(Some(algo.name().to_owned()))
+}
+
+/// The COMPOSITE checksum of a completed upload created with a checksum algorithm: each part
+/// the client lists with a checksum must match the part's stored one (InvalidPart), and a
+/// checksum of the whole request (`<b64>-<n>` or `<b64>`) must match the composite (BadDigest).
+/// An upload without an algorithm gets none, and a checksum on its completion is refused.
+fn completed_checksum(
+    upload: &UploadRecord,
+    requested: &[CompletedPart],
+    chosen: &[&PartRecord],
+    claimed: [Option<&String>; 5],
+) -> Result<BTreeMap<String, String>> {
+    let Some(algo) = upload
+        .checksum_algorithm
+        .as_deref()
+        .and_then(Algorithm::parse)
+    else {
+        if claimed.iter().any(Option::is_some) {
+            return Err(Error::InvalidRequest(
+                "The upload was created without x-amz-checksum-algorithm, so its completion cannot carry a checksum.".into(),
+            ));
+        }
+        return Ok(BTreeMap::new());
+    };
+    let mut values = Vec::with_capacity(chosen.len());
+    for (p, part) in requested.iter().zip(chosen) {
+        let stored = part.checksums.get(algo.name()).ok_or_else(|| {
+            Error::InvalidPart(format!(
+                "part {} has no {algo} checksum (uploaded before the algorithm was known?)",
+                part.part_number
+            ))
+        })?;
+        let listed = Algorithm::ALL
+            .into_iter()
+            .zip(p.checksum_values())
+            .find_map(|(a, v)| (a == algo).then_some(v).flatten());
+        if let Some(v) = listed
+            && v.trim() != stored
+        {
+            return Err(Error::InvalidPart(format!(
+                "the {algo} checksum of part {} does not match",
+                part.part_number
+            )));
+        }
+        values.push(stored.as_str());
+    }
+    let composite = super::checksum::composite(algo, &values)?;
+    for (a, v) in Algorithm::ALL.into_iter().zip(claimed) {
+        let Some(v) = v else { continue };
+        let whole = composite.split('-').next().unwrap_or_default();
+        if a != algo || (v.trim() != composite && v.trim() != whole) {
+            return Err(Error::BadDigest(format!(
+                "The x-amz-checksum-{a} you specified did not match the calculated checksum."
+            )));
+        }
+    }
+    Ok(BTreeMap::from([(algo.name().to_owned(), composite)]))
+}
+
 /// The sealed metadata of the multipart object `chosen` make: its parts (each bound to its
 /// header's SHA-256), size, multipart ETag and the upload's headers, dated now.
 fn manifest_meta(upload: &UploadRecord, chosen: &[&PartRecord]) -> Result<ObjectMeta> {
@@ -648,5 +751,113 @@ mod tests {
         assert!(part_number(0).is_err());
         assert!(part_number(10_001).is_err());
         assert!(part_number(-1).is_err());
+    }
+
+    fn upload(algo: Option<&str>) -> UploadRecord {
+        UploadRecord {
+            bucket: "b".into(),
+            key: "k".into(),
+            upload_id: "u".into(),
+            object_id_hex: String::new(),
+            initiated_ms: 0,
+            headers: BTreeMap::new(),
+            user_metadata: BTreeMap::new(),
+            checksum_algorithm: algo.map(str::to_owned),
+            owner: "o".into(),
+        }
+    }
+
+    fn part(n: u32, sha256: Option<&str>) -> PartRecord {
+        PartRecord {
+            bucket: "b".into(),
+            upload_id: "u".into(),
+            part_number: n,
+            backend_id: String::new(),
+            header: Vec::new(),
+            size: 1024,
+            md5_hex: String::new(),
+            checksums: sha256
+                .map(|v| BTreeMap::from([("sha256".to_owned(), v.to_owned())]))
+                .unwrap_or_default(),
+            last_modified_ms: 0,
+        }
+    }
+
+    #[test]
+    fn completion_checks_the_composite_checksum() {
+        const PART: &str = "arcu6553sHVAiX4MjW0j7I7vD4w6R+Gz9Ok0Q9lTa+0=";
+        const WHOLE: &str = "Ok6Cs5b96ux6+MWQkJO7UBT5sKPBeXBLwvj/hK89smg=-1";
+        let listed = |v: Option<&str>| {
+            vec![CompletedPart {
+                part_number: Some(1),
+                checksum_sha256: v.map(str::to_owned),
+                ..Default::default()
+            }]
+        };
+        let stored = part(1, Some(PART));
+        let chosen = vec![&stored];
+        let up = upload(Some("sha256"));
+        let whole = WHOLE.to_owned();
+        let got = completed_checksum(&up, &listed(Some(PART)), &chosen, [None; 5]).unwrap();
+        assert_eq!(got.get("sha256").map(String::as_str), Some(WHOLE));
+        // the whole-request checksum, with or without its part count
+        let bare = WHOLE.trim_end_matches("-1").to_owned();
+        for ok in [&whole, &bare] {
+            completed_checksum(
+                &up,
+                &listed(None),
+                &chosen,
+                [None, None, None, Some(ok), None],
+            )
+            .unwrap();
+        }
+        let bad = "bad".to_owned();
+        assert!(matches!(
+            completed_checksum(
+                &up,
+                &listed(Some(PART)),
+                &chosen,
+                [None, None, None, Some(&bad), None]
+            ),
+            Err(Error::BadDigest(_))
+        ));
+        // another algorithm than the upload's
+        assert!(matches!(
+            completed_checksum(
+                &up,
+                &listed(None),
+                &chosen,
+                [Some(&whole), None, None, None, None]
+            ),
+            Err(Error::BadDigest(_))
+        ));
+        // a part listed with another checksum than it was uploaded with
+        let other = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=";
+        assert!(matches!(
+            completed_checksum(&up, &listed(Some(other)), &chosen, [None; 5]),
+            Err(Error::InvalidPart(_))
+        ));
+        // a part without the upload's checksum
+        let bare_part = part(1, None);
+        assert!(matches!(
+            completed_checksum(&up, &listed(None), &[&bare_part], [None; 5]),
+            Err(Error::InvalidPart(_))
+        ));
+        // an upload without an algorithm: nothing, and a checksum on completion is refused
+        let plain = upload(None);
+        assert!(
+            completed_checksum(&plain, &listed(None), &chosen, [None; 5])
+                .unwrap()
+                .is_empty()
+        );
+        assert!(matches!(
+            completed_checksum(
+                &plain,
+                &listed(None),
+                &chosen,
+                [None, None, None, Some(&whole), None]
+            ),
+            Err(Error::InvalidRequest(_))
+        ));
     }
 }

@@ -262,7 +262,7 @@ struct Selected {
     partial: bool,
     /// PartsCount, reported when the request named a part
     parts_count: Option<i32>,
-    /// the stored checksums are reported (whole single-PUT object, checksum mode on)
+    /// the stored checksums are reported (whole object, checksum mode on)
     want_ck: bool,
 }
 
@@ -290,8 +290,10 @@ macro_rules! object_answer {
                 content_disposition: h("content-disposition"),
                 content_language: h("content-language"),
                 expires: expires_out(&rec.headers),
-                checksum_type: (sel.want_ck && !rec.checksums.is_empty())
-                    .then(|| ChecksumType::from_static(ChecksumType::FULL_OBJECT)),
+                checksum_type: sel
+                    .want_ck
+                    .then(|| super::checksum::checksum_type_of(rec))
+                    .flatten(),
                 parts_count: sel.parts_count,
                 server_side_encryption: echo.sse,
                 sse_customer_algorithm: echo.algorithm,
@@ -507,6 +509,11 @@ impl Gateway {
         let [alg, ck, md5] = spec.sse_c;
         let ck = self.customer_key(alg, ck, md5, false)?;
         let rec = self.require_version(bucket, key, spec.version_id).await?;
+        // S3 answers a part number beyond the object's parts before it checks the SSE-C key
+        let selected = select_range(&rec, spec.range, spec.part_number);
+        if let Err(e @ Error::InvalidPart(_)) = selected {
+            return Err(e);
+        }
         self.store
             .require_customer_key(
                 bucket,
@@ -526,8 +533,9 @@ impl Gateway {
             spec.if_unmodified_since,
             false,
         )?;
-        let (range, partial, parts_count) = select_range(&rec, spec.range, spec.part_number)?;
-        let want_ck = !partial && rec.manifest_id.is_none() && checksum_enabled(spec.checksum_mode);
+        let (range, partial, parts_count) = selected?;
+        // a whole object's checksums (a multipart object's COMPOSITE one; a part has none here)
+        let want_ck = !partial && checksum_enabled(spec.checksum_mode);
         Ok(Selected {
             rec,
             ck,
@@ -536,6 +544,30 @@ impl Gateway {
             parts_count: spec.part_number.and(parts_count),
             want_ck,
         })
+    }
+
+    /// The version a GetObjectAttributes names, selected as a HEAD without conditions selects
+    /// it (s3:GetObjectVersion for a `versionId`, the SSE-C key checked as HEAD checks it).
+    pub(super) async fn select_version(
+        &self,
+        credentials: Option<&s3s::auth::Credentials>,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        sse_c: [Option<&str>; 3],
+    ) -> Result<ObjectRecord> {
+        let spec = ReadSpec {
+            if_match: None,
+            if_none_match: None,
+            if_modified_since: None,
+            if_unmodified_since: None,
+            range: None,
+            part_number: None,
+            checksum_mode: None,
+            version_id,
+            sse_c,
+        };
+        Ok(self.select(credentials, bucket, key, spec, None).await?.rec)
     }
 
     /// The per-key rights of a delete beyond DeleteObject: a version delete needs

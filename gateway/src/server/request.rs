@@ -140,7 +140,7 @@ impl Pipeline {
             None => match with_known_length(prime_expect_continue(req).await).await {
                 Err(refusal) => refusal,
                 Ok(req) => match s3.call(self.resign_legacy(req).await).await {
-                    Ok(r) => r,
+                    Ok(r) => crate::s3::attributes::unquote_etag(r),
                     Err(e) => {
                         tracing::error!(error = ?e, "s3 service failed");
                         let mut r = http::Response::new(s3s::Body::empty());

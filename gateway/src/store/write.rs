@@ -632,7 +632,7 @@ impl Store {
             last_modified_ms: meta.last_modified_ms,
             headers: upload.headers.clone(),
             user_metadata: upload.user_metadata.clone(),
-            checksums: BTreeMap::new(),
+            checksums: meta.checksums.clone(),
             data_key_id: skey.data_key_id().to_string(),
             key_version: skey.key_version(),
             streams: parts

@@ -384,3 +384,60 @@ async fn a_nul_in_a_key_or_prefix_is_a_client_error_on_postgres() {
     let logs = stop(child).await;
     assert!(!logs.contains("panicked"), "{logs}");
 }
+
+/// `vaultgate_lease_held{job}` of every job, read from an instance's /metrics.
+async fn leases_held(admin: std::net::SocketAddr) -> Vec<(String, i64)> {
+    let (st, _, body_bytes) = common::raw(admin, "GET", "/metrics", &[], b"").await;
+    assert_eq!(st, 200);
+    let text = String::from_utf8_lossy(&body_bytes);
+    let mut held: Vec<(String, i64)> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("vaultgate_lease_held{job=\""))
+        .filter_map(|l| l.split_once("\"} "))
+        .map(|(job, v)| (job.to_owned(), v.trim().parse().unwrap()))
+        .collect();
+    held.sort();
+    held
+}
+
+const JOBS: [&str; 4] = ["gc", "lifecycle", "orphan_sweep", "retention"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_run_background_work_one_at_a_time_and_take_over_when_killed() {
+    let Some(db) = database() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (a, _, admin_a) = serve(&dir.path().join("a"), &db).await;
+    let (mut b, _, admin_b) = serve(&dir.path().join("b"), &db).await;
+    // the first instance took every lease at start; the second holds none
+    let (held_a, held_b) = (leases_held(admin_a).await, leases_held(admin_b).await);
+    let ones = |held: &[(String, i64)], v: i64| {
+        held.iter().map(|(j, _)| j.as_str()).eq(JOBS) && held.iter().all(|(_, x)| *x == v)
+    };
+    assert!(
+        ones(&held_a, 1) && ones(&held_b, 0),
+        "{held_a:?} {held_b:?}"
+    );
+
+    // the holder is killed: the other instance takes every lease within LEASE_RETRY (2 s)
+    let mut a = a;
+    a.kill().unwrap();
+    a.wait().unwrap();
+    let killed = std::time::Instant::now();
+    loop {
+        let held = leases_held(admin_b).await;
+        if ones(&held, 1) {
+            break;
+        }
+        assert!(
+            killed.elapsed() < std::time::Duration::from_secs(4),
+            "not taken over: {held:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    // a restarted instance finds them taken
+    let (a2, _, admin_a2) = serve(&dir.path().join("a"), &db).await;
+    assert!(ones(&leases_held(admin_a2).await, 0));
+    stop(a2).await;
+    b.kill().unwrap();
+    b.wait().unwrap();
+}

@@ -3,9 +3,11 @@
 //! [`collect_garbage`] drains the queue (at start-up, and after a failed inline delete), and
 //! [`sweep_orphans`] deletes backend objects no index row references (ciphertext written by a put
 //! that crashed before its index commit), sparing objects younger than a grace period so that
-//! in-flight writes are never touched.
+//! in-flight writes are never touched. While serving, [`spawn_collector`] runs both
+//! periodically, each under its lease (`crate::lease`), so one instance at a time does it.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -14,6 +16,7 @@ use sqlx::AnyConnection;
 use super::writer::Job;
 use super::{Index, IndexError, now_ms};
 use crate::backend::{Backend, BackendError};
+use crate::lease::{Job as LeaseJob, Leases};
 
 /// An error of a collector: from the index or from the backend.
 #[derive(thiserror::Error, Debug)]
@@ -55,6 +58,19 @@ pub struct SweepReport {
 /// Most unreferenced objects a crash can plausibly leave behind (one per write in flight). A
 /// sweep that finds more deletes nothing and reports them as `withheld`.
 pub const MAX_CRASH_ORPHANS: u64 = 512;
+
+/// The orphan sweep's grace period whenever another writer may have a blob in flight: while
+/// serving, and at start-up on a database other instances may share (PostgreSQL). Far longer
+/// than any write takes from its backend put to its index commit (a backend multipart upload
+/// is dated by its start), so a blob another instance wrote but has not committed yet is never
+/// deleted.
+pub const ORPHAN_GRACE: Duration = Duration::from_secs(24 * 3600);
+
+/// How often [`spawn_collector`] drains the gc queue.
+pub const GC_INTERVAL: Duration = Duration::from_secs(600);
+
+/// [`spawn_collector`] sweeps orphans once every this many gc runs (6 hours).
+const SWEEP_EVERY: u32 = 36;
 
 /// Backend deletes in flight at once.
 const DELETE_CONCURRENCY: usize = 8;
@@ -290,4 +306,36 @@ pub async fn sweep_orphans(
         );
     }
     Ok(report)
+}
+
+/// While serving: drains the gc queue every [`GC_INTERVAL`] (under the `gc` lease) and sweeps
+/// orphans older than [`ORPHAN_GRACE`] every 6 hours (under the `orphan_sweep` lease), until
+/// `stop`. The start-up runs happen before this is spawned.
+pub fn spawn_collector(
+    index: Index,
+    backend: Arc<dyn Backend>,
+    leases: Leases,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut runs: u32 = 0;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(GC_INTERVAL) => {}
+                _ = stop.wait_for(|v| *v) => break,
+            }
+            runs = runs.wrapping_add(1);
+            if leases.try_hold(LeaseJob::Gc).await
+                && let Err(e) = collect_garbage(&index, backend.as_ref()).await
+            {
+                tracing::warn!(error = %e, "gc queue drain failed; will retry");
+            }
+            if runs.is_multiple_of(SWEEP_EVERY)
+                && leases.try_hold(LeaseJob::OrphanSweep).await
+                && let Err(e) = sweep_orphans(&index, backend.as_ref(), ORPHAN_GRACE).await
+            {
+                tracing::warn!(error = %e, "orphan sweep failed; will retry");
+            }
+        }
+    })
 }

@@ -45,7 +45,10 @@ use audit::db::{Dialect, PoolShape};
 use sqlx::AnyPool;
 
 pub use data_keys::{DataKeySummary, ReencryptCandidate};
-pub use gc::{GcError, GcReport, MAX_CRASH_ORPHANS, SweepReport, collect_garbage, sweep_orphans};
+pub use gc::{
+    GC_INTERVAL, GcError, GcReport, MAX_CRASH_ORPHANS, ORPHAN_GRACE, SweepReport, collect_garbage,
+    spawn_collector, sweep_orphans,
+};
 pub use lifecycle::LifecycleVersion;
 pub use list::prefix_successor;
 pub use objects::{DeletedVersion, check_lock_change};

@@ -12,6 +12,10 @@
 //! lease is always held and nothing changes.
 //!
 //! The lease metric is `vaultgate_lease_held{job}` (1 on the holder, 0 elsewhere).
+//!
+//! Every serving instance keeps its lease connection open, named [`APPLICATION_NAME`], so the
+//! live instances on a database are those sessions ([`Leases::other_instances`]): one that dies
+//! drops out at once, with no heartbeat to expire.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -28,6 +32,9 @@ use crate::index::Index;
 /// the takeover time after a holder dies is at most this plus the time PostgreSQL needs to see
 /// the holder's connection closed (immediate when its process is killed).
 pub const LEASE_RETRY: Duration = Duration::from_secs(2);
+
+/// The `application_name` of every lease connection: how instances find each other.
+pub const APPLICATION_NAME: &str = "vaultgate-gateway";
 
 /// Longest wait for the lease connection to open or answer before it is given up.
 const LEASE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -158,6 +165,32 @@ impl Leases {
         self.held(job)
     }
 
+    /// How many other gateway instances are live on this database: the other sessions named
+    /// [`APPLICATION_NAME`] (opens this instance's lease connection first, so of two instances
+    /// starting at once each sees the other). Always 0 on SQLite.
+    pub async fn other_instances(&self) -> Result<u64, sqlx::Error> {
+        let Some(url) = &self.inner.url else {
+            return Ok(0);
+        };
+        let mut guard = self.inner.conn.lock().await;
+        if guard.is_none() {
+            let opened = tokio::time::timeout(LEASE_TIMEOUT, open_named(url))
+                .await
+                .map_err(|_| sqlx::Error::PoolTimedOut)??;
+            *guard = Some(opened);
+        }
+        let conn = guard.as_mut().ok_or(sqlx::Error::PoolTimedOut)?;
+        let n: i64 = sqlx::query_scalar(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM pg_stat_activity \
+             WHERE datname = current_database() AND application_name = $1 \
+             AND pid <> pg_backend_pid()",
+        )
+        .bind(APPLICATION_NAME)
+        .fetch_one(&mut *conn)
+        .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     /// Gives every lease up (closes the lease connection) so another instance takes over at its
     /// next try. On SQLite nothing changes.
     pub async fn release(&self) {
@@ -232,8 +265,7 @@ impl Leases {
             return;
         }
         if guard.is_none() {
-            audit::db::install_drivers();
-            match tokio::time::timeout(LEASE_TIMEOUT, AnyConnection::connect(url)).await {
+            match tokio::time::timeout(LEASE_TIMEOUT, open_named(url)).await {
                 Ok(Ok(c)) => *guard = Some(c),
                 Ok(Err(e)) => {
                     tracing::debug!(error = %e, "cannot open the lease connection; will retry");
@@ -266,4 +298,14 @@ impl Leases {
             }
         }
     }
+}
+
+/// Opens a lease connection named [`APPLICATION_NAME`].
+async fn open_named(url: &str) -> Result<AnyConnection, sqlx::Error> {
+    audit::db::install_drivers();
+    let mut conn = AnyConnection::connect(url).await?;
+    sqlx::query(&format!("SET application_name = '{APPLICATION_NAME}'"))
+        .execute(&mut conn)
+        .await?;
+    Ok(conn)
 }

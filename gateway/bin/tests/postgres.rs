@@ -51,7 +51,17 @@ async fn serve(
     data: &std::path::Path,
     db: &str,
 ) -> (Child, std::net::SocketAddr, std::net::SocketAddr) {
+    serve_with(data, db, &[]).await
+}
+
+/// [`serve`] with more variables set.
+async fn serve_with(
+    data: &std::path::Path,
+    db: &str,
+    env: &[(&str, &str)],
+) -> (Child, std::net::SocketAddr, std::net::SocketAddr) {
     let mut child = vaultgate(data, db)
+        .envs(env.iter().copied())
         .arg("serve")
         .env("VAULTGATE_S3_ADDR", "127.0.0.1:0")
         .env("VAULTGATE_ADMIN_ADDR", "127.0.0.1:0")
@@ -406,8 +416,13 @@ const JOBS: [&str; 4] = ["gc", "lifecycle", "orphan_sweep", "retention"];
 async fn two_instances_run_background_work_one_at_a_time_and_take_over_when_killed() {
     let Some(db) = database() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let (a, _, admin_a) = serve(&dir.path().join("a"), &db).await;
-    let (mut b, _, admin_b) = serve(&dir.path().join("b"), &db).await;
+    let objects = format!("file://{}", dir.path().join("objects").display());
+    let shared = [
+        ("VAULTGATE_BACKEND", objects.as_str()),
+        ("VAULTGATE_SHARED_FILESYSTEM", "true"),
+    ];
+    let (a, _, admin_a) = serve_with(&dir.path().join("a"), &db, &shared).await;
+    let (mut b, _, admin_b) = serve_with(&dir.path().join("b"), &db, &shared).await;
     // the first instance took every lease at start; the second holds none
     let (held_a, held_b) = (leases_held(admin_a).await, leases_held(admin_b).await);
     let ones = |held: &[(String, i64)], v: i64| {
@@ -435,9 +450,54 @@ async fn two_instances_run_background_work_one_at_a_time_and_take_over_when_kill
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     // a restarted instance finds them taken
-    let (a2, _, admin_a2) = serve(&dir.path().join("a"), &db).await;
+    let (a2, _, admin_a2) = serve_with(&dir.path().join("a"), &db, &shared).await;
     assert!(ones(&leases_held(admin_a2).await, 0));
     stop(a2).await;
     b.kill().unwrap();
     b.wait().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_instance_on_a_local_disk_backend_is_refused_unless_marked_shared() {
+    let Some(db) = database() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let objects = format!("file://{}", dir.path().join("objects").display());
+    let backend = [("VAULTGATE_BACKEND", objects.as_str())];
+    let (mut a, _, _) = serve_with(&dir.path().join("a"), &db, &backend).await;
+
+    // a second live instance on the database, on a file:// backend: refused in one line
+    let out = vaultgate(&dir.path().join("b"), &db)
+        .envs(backend)
+        .env("VAULTGATE_S3_ADDR", "127.0.0.1:0")
+        .env("VAULTGATE_ADMIN_ADDR", "127.0.0.1:0")
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let expected = format!(
+        "1 other gateway instance(s) serve this database, and the backend {objects} is a local \
+         disk only this machine sees; use an object store (s3://, azure://) for several \
+         instances, or set shared_filesystem (--shared-filesystem, VAULTGATE_SHARED_FILESYSTEM) \
+         if every instance mounts this directory from one shared filesystem"
+    );
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("other gateway instance"))
+        .unwrap_or_else(|| panic!("no refusal in {stderr}"));
+    assert!(line.ends_with(&expected), "{line}");
+    assert!(!stderr.contains("vgtest-pass"), "{stderr}");
+
+    // marked shared: it starts beside the first
+    let shared = [
+        ("VAULTGATE_BACKEND", objects.as_str()),
+        ("VAULTGATE_SHARED_FILESYSTEM", "true"),
+    ];
+    let (b, _, _) = serve_with(&dir.path().join("b"), &db, &shared).await;
+    stop(b).await;
+    // once the first is gone (killed), an unmarked instance is alone again and starts
+    a.kill().unwrap();
+    a.wait().unwrap();
+    let (b, _, _) = serve_with(&dir.path().join("b"), &db, &backend).await;
+    stop(b).await;
 }

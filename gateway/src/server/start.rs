@@ -54,6 +54,7 @@ pub async fn start(
     leases
         .register(metrics.registry())
         .map_err(|e| Error::Internal(format!("lease metrics: {e}")))?;
+    refuse_unshared_local_disk(&config, &leases).await?;
     recover(&config, &storage, &leases).await?;
     let policy = open_policy(&config, &storage, &metrics).await?;
     // the console's S3 relay learns the S3 listener's address once it is bound
@@ -257,6 +258,30 @@ pub(crate) fn backend_start_error(config: &Config, e: crate::backend::BackendErr
             first_line(other.to_string())
         ),
     })
+}
+
+/// Several instances on one database need one backend they all see: a `file://` backend is a
+/// disk of this machine unless `shared_filesystem` says every instance mounts it. Refuses to
+/// start when another instance is live on the database (PostgreSQL; never on SQLite).
+async fn refuse_unshared_local_disk(config: &Config, leases: &Leases) -> Result<()> {
+    let backend = config.backend_url();
+    if config.shared_filesystem || !backend.starts_with("file://") {
+        return Ok(());
+    }
+    let others = leases
+        .other_instances()
+        .await
+        .map_err(|e| Error::Unavailable(format!("index: cannot list the live instances: {e}")))?;
+    if others == 0 {
+        return Ok(());
+    }
+    Err(Error::Config(format!(
+        "{others} other gateway instance(s) serve this database, and the backend {} is a local \
+         disk only this machine sees; use an object store (s3://, azure://) for several \
+         instances, or set {} if every instance mounts this directory from one shared filesystem",
+        crate::config::redact_url(&backend),
+        crate::config::setting("shared_filesystem")
+    )))
 }
 
 /// Crash leftovers: the queued garbage, then backend objects no index row references, each

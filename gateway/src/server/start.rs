@@ -50,6 +50,9 @@ pub async fn start(
     let lock = crate::lock::lock_data_dir(&config.data_dir, crate::lock::SERVE)?;
     let metrics = Metrics::new();
     let storage = open_storage(&config, &metrics).await?;
+    storage
+        .index
+        .follow_other_instances(crate::index::SETTINGS_FOLLOW_INTERVAL);
     let leases = crate::lease::Leases::new(&storage.index);
     leases
         .register(metrics.registry())

@@ -50,8 +50,9 @@ pub struct SweepReport {
     /// Deletes that failed.
     pub failed: u64,
     /// Unreferenced objects NOT deleted because there were more of them than a crash can leave
-    /// ([`MAX_CRASH_ORPHANS`]) or because the index is empty: the signs of a lost, replaced or
-    /// foreign index, where deleting would destroy data that `vaultgate reindex` can recover.
+    /// ([`MAX_CRASH_ORPHANS`]) or because the index is empty (then the young ones count too):
+    /// the signs of a lost, replaced or foreign index, where deleting would destroy data that
+    /// `vaultgate reindex` can recover.
     pub withheld: u64,
 }
 
@@ -279,14 +280,15 @@ pub async fn sweep_orphans(
             }
         }
     }
-    if doomed.is_empty() {
+    if doomed.is_empty() && report.young == 0 {
         return Ok(report);
     }
     // Phase 2: a crash leaves a handful of orphans; thousands of them, or any at all next to an
-    // empty index, mean the index is not the one that wrote this backend. Delete nothing then.
+    // empty index (young ones too: with no bucket no write can be in flight), mean the index is
+    // not the one that wrote this backend. Delete nothing then.
     let index_empty = index.bucket_count().await? == 0;
     if index_empty || doomed.len() as u64 > MAX_CRASH_ORPHANS {
-        report.withheld = doomed.len() as u64;
+        report.withheld = doomed.len() as u64 + if index_empty { report.young } else { 0 };
         tracing::error!(
             unreferenced = report.withheld,
             index_empty,

@@ -469,15 +469,7 @@ async fn a_second_instance_on_a_local_disk_backend_is_refused_unless_marked_shar
     let (mut a, _, _) = serve_with(&dir.path().join("a"), &db, &backend).await;
 
     // a second live instance on the database, on a file:// backend: refused in one line
-    let out = vaultgate(&dir.path().join("b"), &db)
-        .envs(backend)
-        .env("VAULTGATE_S3_ADDR", "127.0.0.1:0")
-        .env("VAULTGATE_ADMIN_ADDR", "127.0.0.1:0")
-        .arg("serve")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = serve_refused(&dir.path().join("b"), &db, &backend);
     let expected = format!(
         "1 other gateway instance(s) serve this database, and the backend {objects} is a local \
          disk only this machine sees; use an object store (s3://, azure://) for several \
@@ -536,15 +528,7 @@ async fn an_empty_database_over_a_backend_just_written_refuses_to_start() {
     let root = dir.path().join("objects");
     let before = walk(&root).len();
     assert!(before >= 1, "the object's ciphertext");
-    let out = vaultgate(&dir.path().join("b"), &other_db)
-        .envs(backend)
-        .env("VAULTGATE_S3_ADDR", "127.0.0.1:0")
-        .env("VAULTGATE_ADMIN_ADDR", "127.0.0.1:0")
-        .arg("serve")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = serve_refused(&dir.path().join("b"), &other_db, &backend);
     assert!(stderr.contains("run `vaultgate reindex`"), "{stderr}");
     assert_eq!(walk(&root).len(), before);
 }
@@ -561,4 +545,17 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+/// Runs `vaultgate serve` expecting it to refuse to start; returns its stderr.
+fn serve_refused(data: &std::path::Path, db: &str, env: &[(&str, &str)]) -> String {
+    let out = vaultgate(data, db)
+        .envs(env.iter().copied())
+        .env("VAULTGATE_S3_ADDR", "127.0.0.1:0")
+        .env("VAULTGATE_ADMIN_ADDR", "127.0.0.1:0")
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "started");
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }

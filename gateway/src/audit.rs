@@ -48,15 +48,22 @@ impl Audit {
         })
     }
 
-    /// Prunes events older than the retention now, then once a day, until `stop`.
-    pub fn spawn_pruner(&self, mut stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+    /// Prunes events older than the retention now, then once a day, until `stop`; each run
+    /// only while this instance holds the `retention` lease.
+    pub fn spawn_pruner(
+        &self,
+        leases: crate::lease::Leases,
+        mut stop: watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
         let ledger = self.ledger.clone();
         let key = self.evidence_key.clone();
         tokio::spawn(async move {
             loop {
-                match ledger.prune(&key, audit::now_ms()).await {
-                    Ok(r) => tracing::info!(report = ?r, "audit retention prune done"),
-                    Err(e) => tracing::error!(error = %e, "audit retention prune failed"),
+                if leases.try_hold(crate::lease::Job::Retention).await {
+                    match ledger.prune(&key, audit::now_ms()).await {
+                        Ok(r) => tracing::info!(report = ?r, "audit retention prune done"),
+                        Err(e) => tracing::error!(error = %e, "audit retention prune failed"),
+                    }
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(24 * 3600)) => {}

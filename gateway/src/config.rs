@@ -345,6 +345,10 @@ settings! {
         /// Days audit events are kept before the daily prune removes them (leaving a signed
         /// checkpoint); at least 1.
         [offline] audit_retention_days: u32 = 90, "VAULTGATE_AUDIT_RETENTION_DAYS";
+        /// The `file://` backend is one filesystem every gateway instance on the database
+        /// mounts (NFS, CephFS…). Without it a second live instance on PostgreSQL with a
+        /// `file://` backend refuses to start (each would see only its own disk's objects).
+        shared_filesystem: bool = false, "VAULTGATE_SHARED_FILESYSTEM";
     }
     optional {
         /// Fixed bootstrap access key id (with `secret_key`). Default: generated on first

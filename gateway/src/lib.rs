@@ -8,6 +8,7 @@ pub mod backend;
 pub mod config;
 pub mod error;
 pub mod index;
+pub mod lease;
 pub mod lock;
 pub mod metrics;
 pub mod ops;

@@ -1,7 +1,8 @@
 //! Prometheus metrics of the gateway: S3 requests by operation and status, bytes in/out,
 //! request duration histogram, in-flight requests, denied and throttled requests, GetObject
 //! downloads (`file_download*`), admin operations and audit ledger failures. Rendered at
-//! `/metrics` on the admin listener.
+//! `/metrics` on the admin listener, with what other parts register into [`Metrics::registry`]
+//! (the backend decorator, the lifecycle worker, `vaultgate_lease_held{job}` of `crate::lease`).
 
 use std::sync::{Arc, OnceLock};
 

@@ -2,6 +2,9 @@
 //! the PostgreSQL migrations to an empty database and serves PUT/GET/LIST/DELETE byte-exact,
 //! `/ready` reports the database, `vaultgate audit verify` passes over the events, a restart
 //! applies nothing again and keeps every object, and `/ready` turns 503 once the database is gone.
+//! Several instances on one database: background work under leases (`/metrics`, takeover after
+//! a SIGKILL), a second instance on a `file://` backend refused unless marked shared, and an
+//! empty database over a backend just written refused (the sweep's grace spares nothing there).
 //! Needs `VAULTGATE_TEST_DATABASE_URL` (conformance/lib/postgres.sh exports it); skipped without
 //! it unless VAULTGATE_TEST_REQUIRE_POSTGRES=1 (set by the CI's PostgreSQL pass; the CI's first pass
 //! runs everything on SQLite with VAULTGATE_REQUIRE_SERVICES=1 and no PostgreSQL).
@@ -51,7 +54,17 @@ async fn serve(
     data: &std::path::Path,
     db: &str,
 ) -> (Child, std::net::SocketAddr, std::net::SocketAddr) {
+    serve_with(data, db, &[]).await
+}
+
+/// [`serve`] with more variables set.
+async fn serve_with(
+    data: &std::path::Path,
+    db: &str,
+    env: &[(&str, &str)],
+) -> (Child, std::net::SocketAddr, std::net::SocketAddr) {
     let mut child = vaultgate(data, db)
+        .envs(env.iter().copied())
         .arg("serve")
         .env("VAULTGATE_S3_ADDR", "127.0.0.1:0")
         .env("VAULTGATE_ADMIN_ADDR", "127.0.0.1:0")
@@ -217,6 +230,7 @@ async fn serve_on_postgres_round_trips_verifies_and_restarts() {
             20261122000001,
             20261204000001,
             20261205000002,
+            20261205000014,
             30000000000001,
             30000000000002,
             30000000001001,
@@ -383,4 +397,165 @@ async fn a_nul_in_a_key_or_prefix_is_a_client_error_on_postgres() {
     }
     let logs = stop(child).await;
     assert!(!logs.contains("panicked"), "{logs}");
+}
+
+/// `vaultgate_lease_held{job}` of every job, read from an instance's /metrics.
+async fn leases_held(admin: std::net::SocketAddr) -> Vec<(String, i64)> {
+    let (st, _, body_bytes) = common::raw(admin, "GET", "/metrics", &[], b"").await;
+    assert_eq!(st, 200);
+    let text = String::from_utf8_lossy(&body_bytes);
+    let mut held: Vec<(String, i64)> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("vaultgate_lease_held{job=\""))
+        .filter_map(|l| l.split_once("\"} "))
+        .map(|(job, v)| (job.to_owned(), v.trim().parse().unwrap()))
+        .collect();
+    held.sort();
+    held
+}
+
+const JOBS: [&str; 4] = ["gc", "lifecycle", "orphan_sweep", "retention"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_run_background_work_one_at_a_time_and_take_over_when_killed() {
+    let Some(db) = database() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let objects = format!("file://{}", dir.path().join("objects").display());
+    let shared = [
+        ("VAULTGATE_BACKEND", objects.as_str()),
+        ("VAULTGATE_SHARED_FILESYSTEM", "true"),
+    ];
+    let (a, _, admin_a) = serve_with(&dir.path().join("a"), &db, &shared).await;
+    let (b, _, admin_b) = serve_with(&dir.path().join("b"), &db, &shared).await;
+    // the first instance took every lease at start; the second holds none
+    let (held_a, held_b) = (leases_held(admin_a).await, leases_held(admin_b).await);
+    let ones = |held: &[(String, i64)], v: i64| {
+        held.iter().map(|(j, _)| j.as_str()).eq(JOBS) && held.iter().all(|(_, x)| *x == v)
+    };
+    assert!(
+        ones(&held_a, 1) && ones(&held_b, 0),
+        "{held_a:?} {held_b:?}"
+    );
+
+    // the holder is killed: the other instance takes every lease within LEASE_RETRY (2 s)
+    let mut a = a;
+    a.kill().unwrap();
+    a.wait().unwrap();
+    let killed = std::time::Instant::now();
+    loop {
+        let held = leases_held(admin_b).await;
+        if ones(&held, 1) {
+            break;
+        }
+        assert!(
+            killed.elapsed() < std::time::Duration::from_secs(4),
+            "not taken over: {held:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    // a restarted instance finds them taken
+    let (a2, _, admin_a2) = serve_with(&dir.path().join("a"), &db, &shared).await;
+    assert!(ones(&leases_held(admin_a2).await, 0));
+    kill(a2);
+    kill(b);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_instance_on_a_local_disk_backend_is_refused_unless_marked_shared() {
+    let Some(db) = database() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let objects = format!("file://{}", dir.path().join("objects").display());
+    let backend = [("VAULTGATE_BACKEND", objects.as_str())];
+    let (mut a, _, _) = serve_with(&dir.path().join("a"), &db, &backend).await;
+
+    // a second live instance on the database, on a file:// backend: refused in one line
+    let stderr = serve_refused(&dir.path().join("b"), &db, &backend);
+    let expected = format!(
+        "1 other gateway instance(s) serve this database, and the backend {objects} is a local \
+         disk only this machine sees; use an object store (s3://, azure://) for several \
+         instances, or set shared_filesystem (--shared-filesystem, VAULTGATE_SHARED_FILESYSTEM) \
+         if every instance mounts this directory from one shared filesystem"
+    );
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("other gateway instance"))
+        .unwrap_or_else(|| panic!("no refusal in {stderr}"));
+    assert!(line.ends_with(&expected), "{line}");
+    assert!(!stderr.contains("vgtest-pass"), "{stderr}");
+
+    // marked shared: it starts beside the first
+    let shared = [
+        ("VAULTGATE_BACKEND", objects.as_str()),
+        ("VAULTGATE_SHARED_FILESYSTEM", "true"),
+    ];
+    let (b, _, _) = serve_with(&dir.path().join("b"), &db, &shared).await;
+    kill(b);
+    // once the first is gone (killed), an unmarked instance is alone again and starts
+    a.kill().unwrap();
+    a.wait().unwrap();
+    let (b, _, _) = serve_with(&dir.path().join("b"), &db, &backend).await;
+    kill(b);
+}
+
+/// SIGKILLs an instance and reaps it (a stop whose cleanliness the test does not check: a
+/// SIGTERM right after the listening line may come before the signal handler is installed).
+fn kill(mut child: Child) {
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_database_over_a_backend_just_written_refuses_to_start() {
+    let Some(db) = database() else { return };
+    let Some(other_db) = database() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let objects = format!("file://{}", dir.path().join("objects").display());
+    let backend = [("VAULTGATE_BACKEND", objects.as_str())];
+    let (a, s3, _) = serve_with(&dir.path().join("a"), &db, &backend).await;
+    let c = common::client_for(&format!("http://{s3}"), common::AK, common::SK);
+    c.create_bucket().bucket("young").send().await.unwrap();
+    c.put_object()
+        .bucket("young")
+        .key("k")
+        .body(ByteStream::from(body(100, 7)))
+        .send()
+        .await
+        .unwrap();
+    stop(a).await;
+    // an empty database over that backend: the objects are seconds old (younger than the
+    // sweep's grace on PostgreSQL), still the sign of a lost or wrong index: refused, nothing
+    // deleted
+    let root = dir.path().join("objects");
+    let before = walk(&root).len();
+    assert!(before >= 1, "the object's ciphertext");
+    let stderr = serve_refused(&dir.path().join("b"), &other_db, &backend);
+    assert!(stderr.contains("run `vaultgate reindex`"), "{stderr}");
+    assert_eq!(walk(&root).len(), before);
+}
+
+/// Every file under `dir` (recursively).
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Runs `vaultgate serve` expecting it to refuse to start; returns its stderr.
+fn serve_refused(data: &std::path::Path, db: &str, env: &[(&str, &str)]) -> String {
+    let out = vaultgate(data, db)
+        .envs(env.iter().copied())
+        .env("VAULTGATE_S3_ADDR", "127.0.0.1:0")
+        .env("VAULTGATE_ADMIN_ADDR", "127.0.0.1:0")
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "started");
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }

@@ -3,9 +3,11 @@
 //! [`collect_garbage`] drains the queue (at start-up, and after a failed inline delete), and
 //! [`sweep_orphans`] deletes backend objects no index row references (ciphertext written by a put
 //! that crashed before its index commit), sparing objects younger than a grace period so that
-//! in-flight writes are never touched.
+//! in-flight writes are never touched. While serving, [`spawn_collector`] runs both
+//! periodically, each under its lease (`crate::lease`), so one instance at a time does it.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -14,6 +16,7 @@ use sqlx::AnyConnection;
 use super::writer::Job;
 use super::{Index, IndexError, now_ms};
 use crate::backend::{Backend, BackendError};
+use crate::lease::{Job as LeaseJob, Leases};
 
 /// An error of a collector: from the index or from the backend.
 #[derive(thiserror::Error, Debug)]
@@ -47,14 +50,28 @@ pub struct SweepReport {
     /// Deletes that failed.
     pub failed: u64,
     /// Unreferenced objects NOT deleted because there were more of them than a crash can leave
-    /// ([`MAX_CRASH_ORPHANS`]) or because the index is empty: the signs of a lost, replaced or
-    /// foreign index, where deleting would destroy data that `vaultgate reindex` can recover.
+    /// ([`MAX_CRASH_ORPHANS`]) or because the index is empty (then the young ones count too):
+    /// the signs of a lost, replaced or foreign index, where deleting would destroy data that
+    /// `vaultgate reindex` can recover.
     pub withheld: u64,
 }
 
 /// Most unreferenced objects a crash can plausibly leave behind (one per write in flight). A
 /// sweep that finds more deletes nothing and reports them as `withheld`.
 pub const MAX_CRASH_ORPHANS: u64 = 512;
+
+/// The orphan sweep's grace period whenever another writer may have a blob in flight: while
+/// serving, and at start-up on a database other instances may share (PostgreSQL). Far longer
+/// than any write takes from its backend put to its index commit (a backend multipart upload
+/// is dated by its start), so a blob another instance wrote but has not committed yet is never
+/// deleted.
+pub const ORPHAN_GRACE: Duration = Duration::from_secs(24 * 3600);
+
+/// How often [`spawn_collector`] drains the gc queue.
+pub const GC_INTERVAL: Duration = Duration::from_secs(600);
+
+/// [`spawn_collector`] sweeps orphans once every this many gc runs (6 hours).
+const SWEEP_EVERY: u32 = 36;
 
 /// Backend deletes in flight at once.
 const DELETE_CONCURRENCY: usize = 8;
@@ -263,14 +280,15 @@ pub async fn sweep_orphans(
             }
         }
     }
-    if doomed.is_empty() {
+    if doomed.is_empty() && report.young == 0 {
         return Ok(report);
     }
     // Phase 2: a crash leaves a handful of orphans; thousands of them, or any at all next to an
-    // empty index, mean the index is not the one that wrote this backend. Delete nothing then.
+    // empty index (young ones too: with no bucket no write can be in flight), mean the index is
+    // not the one that wrote this backend. Delete nothing then.
     let index_empty = index.bucket_count().await? == 0;
     if index_empty || doomed.len() as u64 > MAX_CRASH_ORPHANS {
-        report.withheld = doomed.len() as u64;
+        report.withheld = doomed.len() as u64 + if index_empty { report.young } else { 0 };
         tracing::error!(
             unreferenced = report.withheld,
             index_empty,
@@ -290,4 +308,36 @@ pub async fn sweep_orphans(
         );
     }
     Ok(report)
+}
+
+/// While serving: drains the gc queue every [`GC_INTERVAL`] (under the `gc` lease) and sweeps
+/// orphans older than [`ORPHAN_GRACE`] every 6 hours (under the `orphan_sweep` lease), until
+/// `stop`. The start-up runs happen before this is spawned.
+pub fn spawn_collector(
+    index: Index,
+    backend: Arc<dyn Backend>,
+    leases: Leases,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut runs: u32 = 0;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(GC_INTERVAL) => {}
+                _ = stop.wait_for(|v| *v) => break,
+            }
+            runs = runs.wrapping_add(1);
+            if leases.try_hold(LeaseJob::Gc).await
+                && let Err(e) = collect_garbage(&index, backend.as_ref()).await
+            {
+                tracing::warn!(error = %e, "gc queue drain failed; will retry");
+            }
+            if runs.is_multiple_of(SWEEP_EVERY)
+                && leases.try_hold(LeaseJob::OrphanSweep).await
+                && let Err(e) = sweep_orphans(&index, backend.as_ref(), ORPHAN_GRACE).await
+            {
+                tracing::warn!(error = %e, "orphan sweep failed; will retry");
+            }
+        }
+    })
 }

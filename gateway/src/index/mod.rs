@@ -45,12 +45,18 @@ use audit::db::{Dialect, PoolShape};
 use sqlx::AnyPool;
 
 pub use data_keys::{DataKeySummary, ReencryptCandidate};
-pub use gc::{GcError, GcReport, MAX_CRASH_ORPHANS, SweepReport, collect_garbage, sweep_orphans};
+pub use gc::{
+    GC_INTERVAL, GcError, GcReport, MAX_CRASH_ORPHANS, ORPHAN_GRACE, SweepReport, collect_garbage,
+    spawn_collector, sweep_orphans,
+};
 pub use lifecycle::LifecycleVersion;
 pub use list::prefix_successor;
 pub use objects::{DeletedVersion, check_lock_change};
 pub use ops::SETTING_BACKEND_URL;
-pub use tags::{SETTING_CORS, SETTING_LIFECYCLE, SETTING_STATE, SETTING_TAGGING, TAGGING_HEADER};
+pub use tags::{
+    FOLLOW_INTERVAL as SETTINGS_FOLLOW_INTERVAL, SETTING_CORS, SETTING_LIFECYCLE, SETTING_STATE,
+    SETTING_TAGGING, TAGGING_HEADER,
+};
 pub use versions::{VersionEntry, VersionPage, VersionQuery};
 pub use writer::WriteStats;
 
@@ -357,7 +363,8 @@ pub struct Index {
     /// The group-commit task for the hot writes (it writes through `write`).
     writer: writer::Writer,
     /// Bucket settings read on every request (the lifecycle rules behind `x-amz-expiration`),
-    /// kept in memory; every write of a setting and every bucket delete clears it.
+    /// kept in memory; every write of a setting and every bucket delete clears it, and so do
+    /// other instances' writes (`follow_other_instances`).
     settings: std::sync::Arc<tags::SettingsCache>,
 }
 

@@ -1,7 +1,8 @@
 //! Index operations on tags and bucket settings: the tag set of one version (kept in its
 //! `headers` map under [`TAGGING_HEADER`], the sealed tag record that last changed it in
 //! `tag_record_id`), and per-bucket configuration documents (`bucket_settings`: bucket tags,
-//! lifecycle rules, CORS rules), stored as JSON of the gateway's own types.
+//! lifecycle rules, CORS rules), stored as JSON of the gateway's own types, and their cache,
+//! kept true to other instances' writes by [`Index::follow_other_instances`].
 
 use audit::db::flag;
 use sqlx::Row;
@@ -175,13 +176,66 @@ impl Index {
 /// Most bucket settings kept in memory (the cache starts over when full).
 const SETTINGS_CACHED: usize = 10_000;
 
+/// How often a serving gateway reads the database's settings write counter
+/// ([`Index::follow_other_instances`]): a bucket setting changed through another instance acts
+/// here within this plus one query (stated bound: 1 s).
+pub const FOLLOW_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// The bucket settings cache of [`Index::bucket_setting`]. A value read from the database is
 /// kept only if no write cleared the cache while it was being read (the generation did not
-/// move), so a reader racing a write never keeps the old value.
+/// move), so a reader racing a write never keeps the old value. While `bypass` is set (the
+/// write counter of other instances' writes cannot be read) nothing is served from memory.
 #[derive(Debug, Default)]
 pub(crate) struct SettingsCache {
     generation: std::sync::atomic::AtomicU64,
     map: std::sync::Mutex<std::collections::HashMap<(String, String), Option<String>>>,
+    bypass: std::sync::atomic::AtomicBool,
+}
+
+impl Index {
+    /// Keeps the bucket settings cache true to writes made by other processes on the same
+    /// database (other gateway instances on one PostgreSQL): a task polls the write counter
+    /// `idx_settings_generation` (advanced by triggers on `bucket_settings` and on bucket
+    /// deletes, in the writing transaction) every `every` and clears the cache when it moved.
+    /// When the counter cannot be read, the cache is bypassed until it can (fail safe). The
+    /// task ends with the last clone of the index. Needs a Tokio runtime.
+    pub fn follow_other_instances(&self, every: std::time::Duration) {
+        let cache = std::sync::Arc::downgrade(&self.settings);
+        let read = self.read.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut seen: Option<i64> = None;
+            loop {
+                tick.tick().await;
+                let Some(cache) = cache.upgrade() else { break };
+                let now: Result<Option<i64>, sqlx::Error> =
+                    sqlx::query_scalar("SELECT value FROM idx_settings_generation WHERE id = 1")
+                        .fetch_optional(&read)
+                        .await;
+                match now {
+                    Ok(now) => {
+                        if cache.set_bypass(false) {
+                            tracing::info!("bucket settings write counter readable again");
+                        }
+                        // the first reading, and the first after a failure, too: what was
+                        // loaded before it may predate a write this task did not see
+                        if now != seen {
+                            cache.clear();
+                        }
+                        seen = now;
+                    }
+                    Err(e) => {
+                        if !cache.set_bypass(true) {
+                            tracing::warn!(error = %e, "cannot read the bucket settings write counter; the settings cache is bypassed until it can");
+                        }
+                        seen = None;
+                        cache.clear();
+                    }
+                }
+            }
+        });
+    }
 }
 
 impl SettingsCache {
@@ -195,7 +249,15 @@ impl SettingsCache {
     }
 
     fn get(&self, key: &(String, String)) -> Option<Option<String>> {
+        if self.bypass.load(std::sync::atomic::Ordering::Acquire) {
+            return None;
+        }
         self.map().get(key).cloned()
+    }
+
+    /// Sets or lifts the bypass; returns whether it was set before.
+    fn set_bypass(&self, on: bool) -> bool {
+        self.bypass.swap(on, std::sync::atomic::Ordering::AcqRel)
     }
 
     fn generation(&self) -> u64 {
@@ -204,7 +266,8 @@ impl SettingsCache {
 
     fn put(&self, generation: u64, key: (String, String), value: Option<String>) {
         let mut map = self.map();
-        if self.generation() != generation {
+        if self.generation() != generation || self.bypass.load(std::sync::atomic::Ordering::Acquire)
+        {
             return;
         }
         if map.len() >= SETTINGS_CACHED {

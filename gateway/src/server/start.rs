@@ -29,6 +29,7 @@ use crate::backend::{Backend, open_backend};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::index::Index;
+use crate::lease::{Job, Leases};
 use crate::metrics::Metrics;
 use crate::s3::Gateway;
 use crate::s3::range_fallback::RangeFallback;
@@ -49,7 +50,15 @@ pub async fn start(
     let lock = crate::lock::lock_data_dir(&config.data_dir, crate::lock::SERVE)?;
     let metrics = Metrics::new();
     let storage = open_storage(&config, &metrics).await?;
-    recover(&config, &storage).await?;
+    storage
+        .index
+        .follow_other_instances(crate::index::SETTINGS_FOLLOW_INTERVAL);
+    let leases = crate::lease::Leases::new(&storage.index);
+    leases
+        .register(metrics.registry())
+        .map_err(|e| Error::Internal(format!("lease metrics: {e}")))?;
+    refuse_unshared_local_disk(&config, &leases).await?;
+    recover(&config, &storage, &leases).await?;
     let policy = open_policy(&config, &storage, &metrics).await?;
     // the console's S3 relay learns the S3 listener's address once it is bound
     let s3_addr_cell = Arc::new(std::sync::OnceLock::new());
@@ -73,8 +82,10 @@ pub async fn start(
         hosts,
         store: storage.store.clone(),
     };
-    let running =
-        spawn_listeners(&config, sockets, &tls, &storage, s3, pipeline, admin_api).await?;
+    let running = spawn_listeners(
+        &config, sockets, &tls, &storage, &leases, s3, pipeline, admin_api,
+    )
+    .await?;
     let _ = s3_addr_cell.set(running.s3_addr);
     tracing::info!(
         s3_addr = %running.s3_addr,
@@ -252,17 +263,53 @@ pub(crate) fn backend_start_error(config: &Config, e: crate::backend::BackendErr
     })
 }
 
-/// Crash leftovers: the queued garbage, then backend objects no index row references. An empty
-/// index next to a backend full of ciphertext refuses to start.
-async fn recover(config: &Config, storage: &Storage) -> Result<()> {
-    let (index, backend) = (&storage.index, storage.backend.as_ref());
-    match crate::index::collect_garbage(index, backend).await {
-        Ok(r) => tracing::debug!(?r, "gc queue drained"),
-        Err(e) => tracing::warn!(error = %e, "gc queue drain failed; will retry next start"),
+/// Several instances on one database need one backend they all see: a `file://` backend is a
+/// disk of this machine unless `shared_filesystem` says every instance mounts it. Refuses to
+/// start when another instance is live on the database (PostgreSQL; never on SQLite).
+async fn refuse_unshared_local_disk(config: &Config, leases: &Leases) -> Result<()> {
+    let backend = config.backend_url();
+    if config.shared_filesystem || !backend.starts_with("file://") {
+        return Ok(());
     }
-    // no grace period: the index is SQLite, written by this process alone, so no other
-    // instance can have a blob in flight
-    match crate::index::sweep_orphans(index, backend, Duration::ZERO).await {
+    let others = leases
+        .other_instances()
+        .await
+        .map_err(|e| Error::Unavailable(format!("index: cannot list the live instances: {e}")))?;
+    if others == 0 {
+        return Ok(());
+    }
+    Err(Error::Config(format!(
+        "{others} other gateway instance(s) serve this database, and the backend {} is a local \
+         disk only this machine sees; use an object store (s3://, azure://) for several \
+         instances, or set {} if every instance mounts this directory from one shared filesystem",
+        crate::config::redact_url(&backend),
+        crate::config::setting("shared_filesystem")
+    )))
+}
+
+/// Crash leftovers: the queued garbage, then backend objects no index row references, each
+/// only when this instance holds its lease (another instance does it otherwise). An empty index
+/// next to a backend full of ciphertext refuses to start.
+async fn recover(config: &Config, storage: &Storage, leases: &Leases) -> Result<()> {
+    let (index, backend) = (&storage.index, storage.backend.as_ref());
+    if leases.try_hold(Job::Gc).await {
+        match crate::index::collect_garbage(index, backend).await {
+            Ok(r) => tracing::debug!(?r, "gc queue drained"),
+            Err(e) => tracing::warn!(error = %e, "gc queue drain failed; will retry"),
+        }
+    }
+    if !leases.try_hold(Job::OrphanSweep).await {
+        tracing::info!("orphan sweep left to the instance holding its lease");
+        return Ok(());
+    }
+    // SQLite: no grace period, the index is written by this process alone, so no other
+    // instance can have a blob in flight. PostgreSQL: other instances may be writing now.
+    let grace = if leases.shared_database() {
+        crate::index::ORPHAN_GRACE
+    } else {
+        Duration::ZERO
+    };
+    match crate::index::sweep_orphans(index, backend, grace).await {
         Ok(r) if r.withheld > 0 && index.bucket_count().await.unwrap_or(0) == 0 => {
             // An empty index next to a backend full of ciphertext: the index was lost or the
             // database URL points elsewhere. Serving would show empty buckets; refuse instead.
@@ -437,13 +484,16 @@ async fn bind(config: &Config) -> Result<(TcpListener, TcpListener)> {
     Ok((s3, admin))
 }
 
-/// Spawns both bound listeners (the S3 one through `pipeline`), the daily audit prune and the
-/// certificate watcher.
+/// Spawns both bound listeners (the S3 one through `pipeline`), the certificate watcher, the
+/// lease keeper and the background jobs under their leases (daily audit prune, lifecycle pass,
+/// gc queue drain and orphan sweep).
+#[allow(clippy::too_many_arguments)]
 async fn spawn_listeners(
     config: &Config,
     (s3_listener, admin_listener): (TcpListener, TcpListener),
     tls: &tls::Tls,
     storage: &Storage,
+    leases: &Leases,
     s3: S3Service,
     pipeline: Pipeline,
     admin_api: axum::Router,
@@ -468,7 +518,14 @@ async fn spawn_listeners(
         rx.clone(),
         grace,
     ));
-    let prune_task = storage.audit.spawn_pruner(rx.clone());
+    let lease_task = leases.spawn_keeper(crate::lease::LEASE_RETRY, rx.clone());
+    let prune_task = storage.audit.spawn_pruner(leases.clone(), rx.clone());
+    let gc_task = crate::index::spawn_collector(
+        storage.index.clone(),
+        storage.backend.clone(),
+        leases.clone(),
+        rx.clone(),
+    );
     let lifecycle_task = crate::store::lifecycle::LifecycleWorker::new(
         storage.store.clone(),
         Some(storage.audit.ledger.clone()),
@@ -476,6 +533,7 @@ async fn spawn_listeners(
     )
     .spawn(
         Duration::from_secs(config.limits.lifecycle_interval_secs().max(1)),
+        leases.clone(),
         rx.clone(),
     );
     let tls_task = tls.watch(rx.clone());
@@ -502,7 +560,15 @@ async fn spawn_listeners(
         s3_addr,
         admin_addr,
         shutdown: tx,
-        tasks: vec![s3_task, admin_task, prune_task, tls_task, lifecycle_task],
+        tasks: vec![
+            s3_task,
+            admin_task,
+            prune_task,
+            tls_task,
+            lifecycle_task,
+            gc_task,
+            lease_task,
+        ],
     })
 }
 

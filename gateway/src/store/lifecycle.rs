@@ -354,14 +354,22 @@ impl LifecycleWorker {
         }
     }
 
-    /// Runs a pass now, then one every `interval`, until `stop`.
+    /// Runs a pass now, then one every `interval`, until `stop`; each pass only while this
+    /// instance holds the `lifecycle` lease.
     pub fn spawn(
         self,
         interval: Duration,
+        leases: crate::lease::Leases,
         mut stop: watch::Receiver<bool>,
     ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             loop {
+                if !leases.try_hold(crate::lease::Job::Lifecycle).await {
+                    tokio::select! {
+                        _ = tokio::time::sleep(interval) => continue,
+                        _ = stop.wait_for(|v| *v) => break,
+                    }
+                }
                 match self.run_once(crate::index::now_ms()).await {
                     Ok(r) if r != LifecycleReport::default() && r.buckets > 0 => {
                         tracing::info!(report = ?r, "lifecycle pass done");

@@ -1,0 +1,98 @@
+//! The bucket settings cache across instances: two `Index`es on one database (PostgreSQL with
+//! `VAULTGATE_TEST_DATABASE_URL`, else one SQLite file), each with its own cache. A lifecycle
+//! or CORS change, and a bucket delete, made through one is seen by the other, which follows
+//! the write counter `idx_settings_generation`, within 1 s (measured); an index that does not
+//! follow keeps serving its cached value, which is what the poll prevents.
+
+use std::time::{Duration, Instant};
+
+use gateway::index::{
+    Index, IndexError, SETTING_CORS, SETTING_LIFECYCLE, SETTINGS_FOLLOW_INTERVAL,
+};
+
+const BOUND: Duration = Duration::from_secs(1);
+
+/// Polls `b`'s view of a setting until it equals `want`; returns how long that took (fails
+/// past [`BOUND`]).
+async fn seen_within(b: &Index, name: &str, want: Option<&str>) -> Duration {
+    let start = Instant::now();
+    loop {
+        if b.bucket_setting("bk", name).await.unwrap().as_deref() == want {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < BOUND, "{name} not seen within {BOUND:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settings_change_through_one_instance_is_seen_by_the_other_within_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = audit::db::test_database_url()
+        .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("index.db").display()));
+    let a = Index::open(&url).await.unwrap();
+    let b = Index::open(&url).await.unwrap();
+    b.follow_other_instances(SETTINGS_FOLLOW_INTERVAL);
+    let still = Index::open(&url).await.unwrap(); // does not follow
+    a.create_bucket("bk", "o").await.unwrap();
+    let rules = r#"{"rules":[{"id":"old","days":30}]}"#;
+    a.set_bucket_setting("bk", SETTING_LIFECYCLE, Some(rules), None)
+        .await
+        .unwrap();
+    // both cache what they read now
+    for idx in [&b, &still] {
+        assert_eq!(
+            idx.bucket_setting("bk", SETTING_LIFECYCLE)
+                .await
+                .unwrap()
+                .as_deref(),
+            Some(rules)
+        );
+        assert_eq!(idx.bucket_setting("bk", SETTING_CORS).await.unwrap(), None);
+    }
+
+    let new_rules = r#"{"rules":[{"id":"new","days":1}]}"#;
+    a.set_bucket_setting("bk", SETTING_LIFECYCLE, Some(new_rules), None)
+        .await
+        .unwrap();
+    let took = seen_within(&b, SETTING_LIFECYCLE, Some(new_rules)).await;
+    eprintln!("lifecycle change seen after {took:?}");
+    let cors = r#"[{"allowed_origins":["https://app.example"],"allowed_methods":["GET"]}]"#;
+    a.set_bucket_setting("bk", SETTING_CORS, Some(cors), None)
+        .await
+        .unwrap();
+    seen_within(&b, SETTING_CORS, Some(cors)).await;
+    a.set_bucket_setting("bk", SETTING_CORS, None, None)
+        .await
+        .unwrap();
+    seen_within(&b, SETTING_CORS, None).await;
+
+    // the index that does not follow still answers from its cache
+    tokio::time::sleep(SETTINGS_FOLLOW_INTERVAL * 2).await;
+    assert_eq!(
+        still
+            .bucket_setting("bk", SETTING_LIFECYCLE)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(rules)
+    );
+
+    // a bucket deleted through one instance is gone for the other within the bound
+    a.set_bucket_setting("bk", SETTING_LIFECYCLE, None, None)
+        .await
+        .unwrap();
+    seen_within(&b, SETTING_LIFECYCLE, None).await;
+    a.delete_bucket("bk").await.unwrap();
+    let start = Instant::now();
+    loop {
+        match b.bucket_setting("bk", SETTING_LIFECYCLE).await {
+            Err(IndexError::NotFound(name)) => {
+                assert_eq!(name, "bk");
+                break;
+            }
+            other => assert!(start.elapsed() < BOUND, "still {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

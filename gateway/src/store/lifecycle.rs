@@ -28,7 +28,6 @@ use std::time::Duration;
 
 use audit::EventKind;
 use audit::scope::RequestAudit;
-use keys::meta::ObjectMeta;
 use prometheus::{IntCounter, IntCounterVec, Opts};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -38,8 +37,8 @@ use super::write::NewVersion;
 use crate::audit as gw_audit;
 use crate::error::{Error, Result};
 use crate::index::{
-    BucketState, IndexError, LifecycleVersion, NULL_VERSION, ObjectLock, ObjectRecord,
-    SETTING_LIFECYCLE, Versioning,
+    BucketState, IndexError, LifecycleVersion, NULL_VERSION, ObjectLock, SETTING_LIFECYCLE,
+    Versioning,
 };
 use crate::request::RequestCtx;
 
@@ -546,7 +545,10 @@ impl LifecycleWorker {
                 NewVersion::null()
             }
         };
-        let (rec, guard) = self.seal_marker(bucket, &v.key, &version).await?;
+        let (rec, guard) = self
+            .store
+            .seal_delete_marker(bucket, &v.key, &version)
+            .await?;
         let ctx = self.scope(ACTION_EXPIRATION, bucket, &v.key);
         if let Err(e) = gw_audit::before_change(ctx.as_ref(), 0, None).await {
             guard.discard().await;
@@ -581,45 +583,6 @@ impl LifecycleWorker {
                 Err(e.into())
             }
         }
-    }
-
-    /// The delete marker that expires a current version: sealed into a new backend stream
-    /// (held by the returned guard until the index takes it) and its record.
-    async fn seal_marker(
-        &self,
-        bucket: &str,
-        key: &str,
-        version: &NewVersion,
-    ) -> Result<(ObjectRecord, super::write::Uncommitted)> {
-        let skey = self.store.keyring.sealing_key(bucket).await?;
-        let marked = crate::index::now_ms();
-        let mut meta = ObjectMeta {
-            bucket: bucket.to_owned(),
-            key: key.to_owned(),
-            last_modified_ms: marked,
-            delete_marker: true,
-            ..Default::default()
-        };
-        version.seal_into(&mut meta);
-        meta.delete_marker = true;
-        let sealed = self.store.seal_empty(&skey, meta).await?;
-        let guard =
-            super::write::Uncommitted::new(self.store.backend.clone(), sealed.backend_id.clone());
-        let mut rec = ObjectRecord::single_stream(
-            bucket,
-            key,
-            marked,
-            BTreeMap::new(),
-            BTreeMap::new(),
-            &skey,
-            &sealed,
-            version,
-        );
-        rec.delete_marker = true;
-        rec.etag = String::new();
-        rec.checksums.clear();
-        rec.lock = ObjectLock::default();
-        Ok((rec, guard))
     }
 
     /// Removes version `v` for good (a noncurrent version, a lone delete marker, or the object

@@ -677,6 +677,27 @@ impl Store {
         version: &NewVersion,
         audit: Option<&RequestCtx>,
     ) -> Result<ObjectRecord> {
+        let (rec, guard) = self.seal_delete_marker(bucket, key, version).await?;
+        let garbage = self
+            .finish(guard, audit, 0, None, async {
+                self.index.put_object(&rec).await.map_err(Error::from)
+            })
+            .await?;
+        self.collect(garbage).await;
+        Ok(rec)
+    }
+}
+
+impl Store {
+    /// A delete marker (DeleteObject on a versioned bucket, or a lifecycle expiry): sealed into a
+    /// new backend stream whose metadata says `delete_marker`, held by the returned guard until
+    /// the index takes it, and its record.
+    pub(crate) async fn seal_delete_marker(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: &NewVersion,
+    ) -> Result<(ObjectRecord, Uncommitted)> {
         let skey = self.keyring.sealing_key(bucket).await?;
         let now = now_ms();
         let mut meta = ObjectMeta {
@@ -704,13 +725,7 @@ impl Store {
         rec.etag = String::new();
         rec.checksums.clear();
         rec.lock = ObjectLock::default();
-        let garbage = self
-            .finish(guard, audit, 0, None, async {
-                self.index.put_object(&rec).await.map_err(Error::from)
-            })
-            .await?;
-        self.collect(garbage).await;
-        Ok(rec)
+        Ok((rec, guard))
     }
 }
 

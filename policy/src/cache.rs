@@ -12,7 +12,7 @@
 //! made through this process's store directly; writes of other gateway instances on the same
 //! database are seen through the database's write counter `pol_generation` (advanced by
 //! triggers in the writing transaction), which [`crate::PolicyStore::follow_other_instances`]
-//! polls: when it moved, every entry becomes stale ([`AccessCache::advance`]).
+//! polls: when it moved, every entry becomes stale (`AccessCache`'s `CounterFollower::stale`).
 //!
 //! Every map is bounded by count *and* by weight: an entry weighs its estimated size in bytes,
 //! but at least [`MAX_BYTES`] / [`CAPACITY`], so a map holds at most [`CAPACITY`] entries and
@@ -134,6 +134,8 @@ pub(crate) type Slot<T> = Arc<(u64, T)>;
 
 pub(crate) struct AccessCache {
     generation: AtomicU64,
+    /// the database's write counter cannot be read (see [`audit::db::follow_counter`])
+    unreadable: std::sync::atomic::AtomicBool,
     pub keys: Cache<String, Slot<Option<KeyRow>>>,
     pub grants: Cache<String, Slot<Vec<ResolvedGrant>>>,
     pub tenants: Cache<String, Slot<Option<String>>>,
@@ -146,6 +148,7 @@ impl AccessCache {
     pub fn new() -> AccessCache {
         AccessCache {
             generation: AtomicU64::new(0),
+            unreadable: std::sync::atomic::AtomicBool::new(false),
             keys: bounded(),
             grants: bounded(),
             tenants: bounded(),
@@ -159,11 +162,18 @@ impl AccessCache {
     pub fn writing(&self) -> Writing<'_> {
         Writing(&self.generation)
     }
+}
 
-    /// Makes every entry stale at once: another writer on the database (another gateway
-    /// instance) changed what they were loaded from.
-    pub fn advance(&self) {
+/// Another writer on the database (another gateway instance) changed what the entries were
+/// loaded from: every entry becomes stale at once. While the counter is unreadable, every tick
+/// makes them stale again, so answers are at most one tick old.
+impl audit::db::CounterFollower for AccessCache {
+    fn stale(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn set_unreadable(&self, unreadable: bool) -> bool {
+        self.unreadable.swap(unreadable, Ordering::AcqRel)
     }
 }
 

@@ -34,9 +34,8 @@ pub use sealer::{AesGcmSealer, SecretSealer};
 pub use store::{NewAccessKey, PolicyStore};
 
 /// How often a serving gateway polls the database's policy write counter
-/// ([`PolicyStore::follow_other_instances`]): a change made through another instance acts here
-/// within this plus one query (docs/SCALING.md states ≤ 1 s).
-pub const FOLLOW_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
+/// ([`PolicyStore::follow_other_instances`]).
+pub use audit::db::FOLLOW_INTERVAL;
 
 use serde::{Deserialize, Serialize};
 

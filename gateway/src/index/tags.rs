@@ -177,9 +177,8 @@ impl Index {
 const SETTINGS_CACHED: usize = 10_000;
 
 /// How often a serving gateway reads the database's settings write counter
-/// ([`Index::follow_other_instances`]): a bucket setting changed through another instance acts
-/// here within this plus one query (stated bound: 1 s).
-pub const FOLLOW_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
+/// ([`Index::follow_other_instances`]).
+pub use audit::db::FOLLOW_INTERVAL;
 
 /// The bucket settings cache of [`Index::bucket_setting`]. A value read from the database is
 /// kept only if no write cleared the cache while it was being read (the generation did not
@@ -194,47 +193,29 @@ pub(crate) struct SettingsCache {
 
 impl Index {
     /// Keeps the bucket settings cache true to writes made by other processes on the same
-    /// database (other gateway instances on one PostgreSQL): a task polls the write counter
-    /// `idx_settings_generation` (advanced by triggers on `bucket_settings` and on bucket
-    /// deletes, in the writing transaction) every `every` and clears the cache when it moved.
-    /// When the counter cannot be read, the cache is bypassed until it can (fail safe). The
-    /// task ends with the last clone of the index. Needs a Tokio runtime.
+    /// database (other gateway instances on one PostgreSQL) through the write counter
+    /// `idx_settings_generation`, advanced by triggers on `bucket_settings` and on bucket
+    /// deletes ([`audit::db::follow_counter`]); while it cannot be read the cache is bypassed.
+    /// Needs a Tokio runtime.
     pub fn follow_other_instances(&self, every: std::time::Duration) {
-        let cache = std::sync::Arc::downgrade(&self.settings);
-        let read = self.read.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut seen: Option<i64> = None;
-            loop {
-                tick.tick().await;
-                let Some(cache) = cache.upgrade() else { break };
-                let now: Result<Option<i64>, sqlx::Error> =
-                    sqlx::query_scalar("SELECT value FROM idx_settings_generation WHERE id = 1")
-                        .fetch_optional(&read)
-                        .await;
-                match now {
-                    Ok(now) => {
-                        if cache.set_bypass(false) {
-                            tracing::info!("bucket settings write counter readable again");
-                        }
-                        // the first reading, and the first after a failure, too: what was
-                        // loaded before it may predate a write this task did not see
-                        if now != seen {
-                            cache.clear();
-                        }
-                        seen = now;
-                    }
-                    Err(e) => {
-                        if !cache.set_bypass(true) {
-                            tracing::warn!(error = %e, "cannot read the bucket settings write counter; the settings cache is bypassed until it can");
-                        }
-                        seen = None;
-                        cache.clear();
-                    }
-                }
-            }
-        });
+        audit::db::follow_counter(
+            self.read.clone(),
+            "SELECT value FROM idx_settings_generation WHERE id = 1",
+            "bucket settings write counter",
+            every,
+            std::sync::Arc::downgrade(&self.settings),
+        );
+    }
+}
+
+/// The counter moved: clear; unreadable: bypass (nothing served from memory).
+impl audit::db::CounterFollower for SettingsCache {
+    fn stale(&self) {
+        self.clear();
+    }
+
+    fn set_unreadable(&self, unreadable: bool) -> bool {
+        self.set_bypass(unreadable)
     }
 }
 

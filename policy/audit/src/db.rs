@@ -21,6 +21,66 @@ use sqlx::{Any, AnyPool, Arguments, Encode, Type};
 /// The PostgreSQL advisory lock key that serialises appends to the audit chain ("VGLEDGER").
 pub const LEDGER_LOCK: i64 = 0x5647_4c45_4447_4552;
 
+/// How often a serving gateway reads the database's write counters ([`follow_counter`]): a
+/// change made through another instance acts here within this plus one query (docs/SCALING.md
+/// states ≤ 1 s).
+pub const FOLLOW_INTERVAL: Duration = Duration::from_millis(250);
+
+/// An in-memory cache kept true to other processes' writes on its database by
+/// [`follow_counter`] (the policy store's access cache, the index's bucket settings cache).
+pub trait CounterFollower: Send + Sync + 'static {
+    /// The counter moved (or could not be read): whatever was loaded before may predate a write.
+    fn stale(&self);
+    /// The counter cannot be read (`true`: serve from the database until it can) or can again;
+    /// returns the previous state.
+    fn set_unreadable(&self, unreadable: bool) -> bool;
+}
+
+/// Keeps `target` true to writes made by other processes on the same database (other gateway
+/// instances on one PostgreSQL): a task reads the one-row write counter `query` (advanced by
+/// triggers inside every writing transaction) every `every` and makes the cache stale when it
+/// moved — also at the first reading and the first after a failure, since what was loaded
+/// before may predate a write the task did not see. When the counter cannot be read, the cache
+/// is unreadable and stale at every tick (fail safe). `what` names the counter in the logs. The
+/// task ends with `target`. Needs a Tokio runtime.
+pub fn follow_counter<T: CounterFollower>(
+    read: AnyPool,
+    query: &'static str,
+    what: &'static str,
+    every: Duration,
+    target: std::sync::Weak<T>,
+) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut seen: Option<i64> = None;
+        loop {
+            tick.tick().await;
+            let Some(cache) = target.upgrade() else { break };
+            let now: Result<Option<i64>, sqlx::Error> =
+                sqlx::query_scalar(query).fetch_optional(&read).await;
+            match now {
+                Ok(now) => {
+                    if cache.set_unreadable(false) {
+                        tracing::info!("{what} readable again");
+                    }
+                    if now != seen {
+                        cache.stale();
+                    }
+                    seen = now;
+                }
+                Err(e) => {
+                    if !cache.set_unreadable(true) {
+                        tracing::warn!(error = %e, "cannot read the {what}; its cache is bypassed until it can");
+                    }
+                    seen = None;
+                    cache.stale();
+                }
+            }
+        }
+    });
+}
+
 /// The SQL dialect of a database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {

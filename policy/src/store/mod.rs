@@ -116,53 +116,19 @@ impl PolicyStore {
     }
 
     /// Keeps the access cache true to writes made by other processes on the same database
-    /// (other gateway instances on one PostgreSQL): a task polls the write counter
-    /// `pol_generation` (advanced by triggers in every writing transaction) every `every` and
-    /// makes the whole cache stale when it moved, so such a change acts here within `every`
-    /// plus one query. When the counter cannot be read, the cache is made stale at every tick
-    /// (fail safe: the access check then reads the database). The task ends with the last
-    /// clone of the store. Without the cache this does nothing. Needs a Tokio runtime.
+    /// (other gateway instances on one PostgreSQL) through the write counter `pol_generation`
+    /// ([`audit::db::follow_counter`]): such a change acts here within `every` plus one query.
+    /// Without the cache this does nothing. Needs a Tokio runtime.
     pub fn follow_other_instances(self, every: std::time::Duration) -> PolicyStore {
-        let Some(cache) = self.cache.as_ref().map(Arc::downgrade) else {
-            return self;
-        };
-        let read = self.read.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut seen: Option<i64> = None;
-            let mut failing = false;
-            loop {
-                tick.tick().await;
-                let Some(cache) = cache.upgrade() else { break };
-                let now: std::result::Result<Option<i64>, sqlx::Error> =
-                    sqlx::query_scalar("SELECT value FROM pol_generation WHERE id = 1")
-                        .fetch_optional(&read)
-                        .await;
-                match now {
-                    Ok(now) => {
-                        if failing {
-                            tracing::info!("policy write counter readable again");
-                            failing = false;
-                        }
-                        // the first reading, and the first after a failure, too: what was
-                        // loaded before it may predate a write this task did not see
-                        if now != seen {
-                            cache.advance();
-                        }
-                        seen = now;
-                    }
-                    Err(e) => {
-                        if !failing {
-                            tracing::warn!(error = %e, "cannot read the policy write counter; the access cache is bypassed until it can");
-                            failing = true;
-                        }
-                        seen = None;
-                        cache.advance();
-                    }
-                }
-            }
-        });
+        if let Some(cache) = &self.cache {
+            audit::db::follow_counter(
+                self.read.clone(),
+                "SELECT value FROM pol_generation WHERE id = 1",
+                "policy write counter",
+                every,
+                Arc::downgrade(cache),
+            );
+        }
         self
     }
 

@@ -8,7 +8,7 @@
 #[path = "../../tests/common/mod.rs"]
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -38,25 +38,9 @@ async fn serve(data: &Path) -> (Child, SocketAddr) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let line = tokio::task::spawn_blocking(move || {
-        let mut r = BufReader::new(stdout);
-        let mut line = String::new();
-        loop {
-            line.clear();
-            if r.read_line(&mut line).unwrap_or(0) == 0 {
-                return None;
-            }
-            if line.contains("\"listening\"") {
-                let found = line.clone();
-                std::thread::spawn(move || std::io::copy(&mut r, &mut std::io::sink()));
-                return Some(found);
-            }
-        }
-    })
-    .await
-    .unwrap()
-    .expect("listening line");
+    let line = common::listening_line(child.stdout.take().unwrap())
+        .await
+        .expect("listening line");
     let v: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
     (child, v["admin_addr"].as_str().unwrap().parse().unwrap())
 }

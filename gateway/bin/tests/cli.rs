@@ -5,7 +5,6 @@
 #[path = "../../tests/common/mod.rs"]
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_vaultgate");
@@ -118,23 +117,9 @@ async fn serve_reports_its_addresses_and_stops_on_sigterm() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let line = tokio::task::spawn_blocking(move || {
-        let mut r = BufReader::new(stdout);
-        let mut line = String::new();
-        loop {
-            line.clear();
-            if r.read_line(&mut line).unwrap_or(0) == 0 {
-                return None;
-            }
-            if line.contains("\"listening\"") {
-                return Some(line.clone());
-            }
-        }
-    })
-    .await
-    .unwrap()
-    .expect("listening line");
+    let line = common::listening_line(child.stdout.take().unwrap())
+        .await
+        .expect("listening line");
     let v: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
     assert_eq!(v["msg"], "listening");
     let s3: std::net::SocketAddr = v["s3_addr"].as_str().unwrap().parse().unwrap();
@@ -358,20 +343,9 @@ async fn offline_commands_refuse_a_data_dir_a_gateway_serves() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let listening = tokio::task::spawn_blocking(move || {
-        let mut r = BufReader::new(stdout);
-        let mut line = String::new();
-        while r.read_line(&mut line).unwrap_or(0) > 0 {
-            if line.contains("\"listening\"") {
-                return true;
-            }
-            line.clear();
-        }
-        false
-    })
-    .await
-    .unwrap();
+    let listening = common::listening_line(child.stdout.take().unwrap())
+        .await
+        .is_some();
     assert!(listening);
     let reindex = |data: &std::path::Path| {
         clean_env(&mut Command::new(BIN))

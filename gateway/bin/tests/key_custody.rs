@@ -10,7 +10,6 @@
 #[path = "../../tests/common/mod.rs"]
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -78,31 +77,14 @@ async fn serve(mut cmd: Command) -> Running {
         .stderr(log.reopen().unwrap())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let line = tokio::task::spawn_blocking(move || {
-        let mut r = BufReader::new(stdout);
-        let mut line = String::new();
-        loop {
-            line.clear();
-            if r.read_line(&mut line).unwrap_or(0) == 0 {
-                return None;
-            }
-            if line.contains("\"listening\"") {
-                let found = line.clone();
-                // keep draining so the child never blocks on a full pipe
-                std::thread::spawn(move || std::io::copy(&mut r, &mut std::io::sink()));
-                return Some(found);
-            }
-        }
-    })
-    .await
-    .unwrap()
-    .unwrap_or_else(|| {
-        panic!(
-            "no listening line; stderr: {}",
-            std::fs::read_to_string(log.path()).unwrap_or_default()
-        )
-    });
+    let line = common::listening_line(child.stdout.take().unwrap())
+        .await
+        .unwrap_or_else(|| {
+            panic!(
+                "no listening line; stderr: {}",
+                std::fs::read_to_string(log.path()).unwrap_or_default()
+            )
+        });
     let v: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
     Running {
         child,

@@ -12,7 +12,6 @@
 #[path = "../../tests/common/mod.rs"]
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
 use aws_sdk_s3::primitives::ByteStream;
@@ -72,22 +71,7 @@ async fn serve_with(
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let line = tokio::task::spawn_blocking(move || {
-        let mut r = BufReader::new(stdout);
-        let mut line = String::new();
-        loop {
-            line.clear();
-            if r.read_line(&mut line).unwrap_or(0) == 0 {
-                return None;
-            }
-            if line.contains("\"listening\"") {
-                return Some(line.clone());
-            }
-        }
-    })
-    .await
-    .unwrap();
+    let line = common::listening_line(child.stdout.take().unwrap()).await;
     let Some(line) = line else {
         let out = child.wait_with_output().unwrap();
         panic!(

@@ -262,3 +262,27 @@ pub async fn audit_events(g: &TestGateway) -> Vec<audit::StoredEvent> {
         .expect("audit query")
         .events
 }
+
+/// The `"listening"` log line a `vaultgate serve` child prints on stdout once both listeners are
+/// bound (`None` when its stdout ends first). The rest of its stdout is drained on a thread, so
+/// the child never blocks on a full pipe.
+pub async fn listening_line(stdout: std::process::ChildStdout) -> Option<String> {
+    use std::io::BufRead;
+    tokio::task::spawn_blocking(move || {
+        let mut r = std::io::BufReader::new(stdout);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if r.read_line(&mut line).unwrap_or(0) == 0 {
+                return None;
+            }
+            if line.contains("\"listening\"") {
+                let found = line.clone();
+                std::thread::spawn(move || std::io::copy(&mut r, &mut std::io::sink()));
+                return Some(found);
+            }
+        }
+    })
+    .await
+    .expect("the stdout reader")
+}

@@ -138,6 +138,13 @@ struct Args {
     clk_tck: u64,
 }
 
+/// The `map_err` of an SDK call: `what` and the SDK error with its whole source chain.
+fn sdk_err<E: std::error::Error + 'static>(
+    what: impl std::fmt::Display,
+) -> impl FnOnce(E) -> anyhow::Error {
+    move |e| anyhow!("{what}: {}", aws_sdk_s3::error::DisplayErrorContext(&e))
+}
+
 fn parse_size(s: &str) -> Result<u64, String> {
     let s = s.trim();
     let (num, mult) = match s.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
@@ -423,10 +430,7 @@ impl Bench {
                 });
                 match code.as_deref() {
                     Some("BucketAlreadyOwnedByYou") | Some("BucketAlreadyExists") => Ok(()),
-                    _ => Err(anyhow!(
-                        "CreateBucket {b}: {}",
-                        aws_sdk_s3::error::DisplayErrorContext(&e)
-                    )),
+                    _ => Err(sdk_err(format!("CreateBucket {b}"))(e)),
                 }
             }
         }
@@ -444,7 +448,7 @@ impl Bench {
             .body(self.body(body.clone()))
             .send()
             .await
-            .map_err(|e| anyhow!("PutObject: {}", aws_sdk_s3::error::DisplayErrorContext(&e)))?;
+            .map_err(sdk_err("PutObject"))?;
         let (_, mut m) = w.close(Some(body.len() as u64)).await;
         m.insert("etag_is_md5".into(), json!(etag_trim(out.e_tag()) == md5));
         Ok(Value::Object(m))
@@ -461,12 +465,7 @@ impl Bench {
             .key("mp")
             .send()
             .await
-            .map_err(|e| {
-                anyhow!(
-                    "CreateMultipartUpload: {}",
-                    aws_sdk_s3::error::DisplayErrorContext(&e)
-                )
-            })?;
+            .map_err(sdk_err("CreateMultipartUpload"))?;
         let upload_id = up
             .upload_id()
             .ok_or_else(|| anyhow!("no UploadId"))?
@@ -488,12 +487,7 @@ impl Bench {
             )
             .send()
             .await
-            .map_err(|e| {
-                anyhow!(
-                    "CompleteMultipartUpload: {}",
-                    aws_sdk_s3::error::DisplayErrorContext(&e)
-                )
-            })?;
+            .map_err(sdk_err("CompleteMultipartUpload"))?;
         let (_, mut m) = w.close(Some(body.len() as u64)).await;
         let head = self
             .s3
@@ -502,12 +496,7 @@ impl Bench {
             .key("mp")
             .send()
             .await
-            .map_err(|e| {
-                anyhow!(
-                    "HeadObject mp: {}",
-                    aws_sdk_s3::error::DisplayErrorContext(&e)
-                )
-            })?;
+            .map_err(sdk_err("HeadObject mp"))?;
         if head.content_length() != Some(body.len() as i64) {
             bail!(
                 "multipart object size {:?} != {}",
@@ -540,13 +529,10 @@ impl Bench {
                     .part_number(i as i32 + 1)
                     .body(self.body(chunk));
                 async move {
-                    let out = req.send().await.map_err(|e| {
-                        anyhow!(
-                            "UploadPart {}: {}",
-                            i + 1,
-                            aws_sdk_s3::error::DisplayErrorContext(&e)
-                        )
-                    })?;
+                    let out = req
+                        .send()
+                        .await
+                        .map_err(sdk_err(format!("UploadPart {}", i + 1)))?;
                     let mut cp = CompletedPart::builder().part_number(i as i32 + 1);
                     if let Some(e) = out.e_tag() {
                         cp = cp.e_tag(e);
@@ -591,7 +577,7 @@ impl Bench {
             .key("big")
             .send()
             .await
-            .map_err(|e| anyhow!("GetObject: {}", aws_sdk_s3::error::DisplayErrorContext(&e)))?;
+            .map_err(sdk_err("GetObject"))?;
         let etag = etag_trim(out.e_tag());
         let mut body = out.body;
         let mut h = Sha256::new();
@@ -631,12 +617,7 @@ impl Bench {
                 .range(format!("bytes={}-{}", a, a + len - 1))
                 .send()
                 .await
-                .map_err(|e| {
-                    anyhow!(
-                        "ranged GetObject: {}",
-                        aws_sdk_s3::error::DisplayErrorContext(&e)
-                    )
-                })?;
+                .map_err(sdk_err("ranged GetObject"))?;
             total += drain_compare(out.body, &big[a as usize..(a + len) as usize]).await?;
             lat_ms.push(t.elapsed().as_secs_f64() * 1e3);
         }
@@ -671,12 +652,7 @@ impl Bench {
                         .send()
                         .await
                         .map(|_| ())
-                        .map_err(|e| {
-                            anyhow!(
-                                "PutObject {key}: {}",
-                                aws_sdk_s3::error::DisplayErrorContext(&e)
-                            )
-                        })
+                        .map_err(sdk_err(format!("PutObject {key}")))
                 } else {
                     match self
                         .s3
@@ -687,10 +663,7 @@ impl Bench {
                         .await
                     {
                         Ok(out) => drain_compare(out.body, &body).await.map(|_| ()),
-                        Err(e) => Err(anyhow!(
-                            "GetObject {key}: {}",
-                            aws_sdk_s3::error::DisplayErrorContext(&e)
-                        )),
+                        Err(e) => Err(sdk_err(format!("GetObject {key}"))(e)),
                     }
                 };
                 if let Err(e) = r {
@@ -760,12 +733,7 @@ impl Bench {
                 .into_paginator()
                 .send();
             while let Some(page) = pages.next().await {
-                let page = page.map_err(|e| {
-                    anyhow!(
-                        "ListObjectsV2: {}",
-                        aws_sdk_s3::error::DisplayErrorContext(&e)
-                    )
-                })?;
+                let page = page.map_err(sdk_err("ListObjectsV2"))?;
                 count += page.contents().len();
             }
             let (secs, m) = w.close(None).await;
@@ -796,12 +764,7 @@ impl Bench {
             .body(self.body(obj.clone()))
             .send()
             .await
-            .map_err(|e| {
-                anyhow!(
-                    "PutObject cget: {}",
-                    aws_sdk_s3::error::DisplayErrorContext(&e)
-                )
-            })?;
+            .map_err(sdk_err("PutObject cget"))?;
         let streams = self.args.cget_streams.max(1);
         let w = Window::open(self.proc_);
         let results = futures::future::join_all((0..streams).map(|_| {
@@ -814,12 +777,7 @@ impl Bench {
                     .key("cget")
                     .send()
                     .await
-                    .map_err(|e| {
-                        anyhow!(
-                            "GetObject cget: {}",
-                            aws_sdk_s3::error::DisplayErrorContext(&e)
-                        )
-                    })?;
+                    .map_err(sdk_err("GetObject cget"))?;
                 drain_compare(out.body, &obj).await
             }
         }))

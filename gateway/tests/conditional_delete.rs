@@ -8,9 +8,7 @@
 mod common;
 
 use aws_sdk_s3::primitives::{ByteStream, DateTime};
-use aws_sdk_s3::types::{
-    BucketVersioningStatus, Delete, ObjectIdentifier, VersioningConfiguration,
-};
+use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use common::*;
 
 async fn put(
@@ -144,16 +142,7 @@ async fn delete_object_conditions() {
         r.unwrap();
     }
     // in a versioned bucket, a conditional delete of a missing key writes no delete marker
-    c.put_bucket_versioning()
-        .bucket("cd1")
-        .versioning_configuration(
-            VersioningConfiguration::builder()
-                .status(BucketVersioningStatus::Enabled)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    common::enable_versioning(c, "cd1").await;
     c.delete_object()
         .bucket("cd1")
         .key("ghost")
@@ -194,16 +183,7 @@ async fn versioned_delete_conditions() {
     let g = start().await;
     let c = &g.client;
     c.create_bucket().bucket("cd2").send().await.unwrap();
-    c.put_bucket_versioning()
-        .bucket("cd2")
-        .versioning_configuration(
-            VersioningConfiguration::builder()
-                .status(BucketVersioningStatus::Enabled)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    common::enable_versioning(c, "cd2").await;
     let (etag, v1) = put(&g, "cd2", "obj", b"first").await;
     let v1 = v1.unwrap();
     put(&g, "cd2", "obj", b"second!").await;

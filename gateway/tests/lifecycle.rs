@@ -14,10 +14,9 @@ use audit::{AuditFilter, AuditQuery};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::{ByteStream, DateTime};
 use aws_sdk_s3::types::{
-    AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, BucketVersioningStatus,
-    ExpirationStatus, LifecycleExpiration, LifecycleRule, LifecycleRuleAndOperator,
-    LifecycleRuleFilter, NoncurrentVersionExpiration, ObjectLockMode, Tag, Transition,
-    TransitionStorageClass, VersioningConfiguration,
+    AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, ExpirationStatus,
+    LifecycleExpiration, LifecycleRule, LifecycleRuleAndOperator, LifecycleRuleFilter,
+    NoncurrentVersionExpiration, ObjectLockMode, Tag, Transition, TransitionStorageClass,
 };
 use common::*;
 
@@ -496,16 +495,7 @@ async fn the_worker_expires_what_the_rules_say_and_nothing_else() {
     // versioned: a current version expires behind a delete marker; noncurrent versions go,
     // the newest noncurrent one kept; then the lone marker of a key goes
     c.create_bucket().bucket("ver").send().await.unwrap();
-    c.put_bucket_versioning()
-        .bucket("ver")
-        .versioning_configuration(
-            VersioningConfiguration::builder()
-                .status(BucketVersioningStatus::Enabled)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    common::enable_versioning(c, "ver").await;
     let v1 = put(c, "ver", "doc", b"one").await.unwrap();
     let v2 = put(c, "ver", "doc", b"two").await.unwrap();
     let v3 = put(c, "ver", "doc", b"three").await.unwrap();

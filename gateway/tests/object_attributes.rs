@@ -12,8 +12,7 @@ mod common;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
-    BucketVersioningStatus, ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart,
-    ObjectAttributes, VersioningConfiguration,
+    ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, ObjectAttributes,
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -256,16 +255,7 @@ async fn attributes_by_version_and_of_sse_c_objects() {
     let g = start().await;
     let c = &g.client;
     c.create_bucket().bucket("attrs-v").send().await.unwrap();
-    c.put_bucket_versioning()
-        .bucket("attrs-v")
-        .versioning_configuration(
-            VersioningConfiguration::builder()
-                .status(BucketVersioningStatus::Enabled)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    common::enable_versioning(c, "attrs-v").await;
     let mut versions = Vec::new();
     for body in [&b"foo"[..], b"longer"] {
         let out = c

@@ -242,16 +242,7 @@ async fn object_tags_on_put_copy_multipart_and_by_version() {
 
     // by version: tagging an old version leaves the current one alone
     c.create_bucket().bucket("tags-v").send().await.unwrap();
-    c.put_bucket_versioning()
-        .bucket("tags-v")
-        .versioning_configuration(
-            VersioningConfiguration::builder()
-                .status(BucketVersioningStatus::Enabled)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    common::enable_versioning(c, "tags-v").await;
     let v1 = c
         .put_object()
         .bucket("tags-v")

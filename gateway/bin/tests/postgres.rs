@@ -273,13 +273,7 @@ where
     R: std::fmt::Debug,
 {
     let e = r.expect_err("the call succeeded");
-    let status = e.raw_response().map(|r| r.status().as_u16()).unwrap_or(0);
-    let code = e
-        .as_service_error()
-        .and_then(|s| s.code())
-        .unwrap_or("")
-        .to_owned();
-    (status, code)
+    (common::status(&e), common::code(&e))
 }
 
 /// PostgreSQL's `TEXT` cannot hold U+0000, so a key, prefix or marker holding one cannot be looked

@@ -106,6 +106,21 @@ pub fn code<E: ProvideErrorMetadata>(
     e.code().unwrap_or("").to_owned()
 }
 
+/// Turns versioning on for `bucket`.
+pub async fn enable_versioning(c: &Client, bucket: &str) {
+    use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+    c.put_bucket_versioning()
+        .bucket(bucket)
+        .versioning_configuration(
+            VersioningConfiguration::builder()
+                .status(BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
 /// HTTP status of an SDK error (0 if there was no response).
 pub fn status<E>(e: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> u16 {
     e.raw_response().map(|r| r.status().as_u16()).unwrap_or(0)

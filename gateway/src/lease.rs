@@ -173,13 +173,7 @@ impl Leases {
             return Ok(0);
         };
         let mut guard = self.inner.conn.lock().await;
-        if guard.is_none() {
-            let opened = tokio::time::timeout(LEASE_TIMEOUT, open_named(url))
-                .await
-                .map_err(|_| sqlx::Error::PoolTimedOut)??;
-            *guard = Some(opened);
-        }
-        let conn = guard.as_mut().ok_or(sqlx::Error::PoolTimedOut)?;
+        let conn = opened(url, &mut guard).await?;
         let n: i64 = sqlx::query_scalar(
             "SELECT CAST(COUNT(*) AS BIGINT) FROM pg_stat_activity \
              WHERE datname = current_database() AND application_name = $1 \
@@ -264,21 +258,12 @@ impl Leases {
         if jobs.iter().all(|j| self.held(*j)) {
             return;
         }
-        if guard.is_none() {
-            match tokio::time::timeout(LEASE_TIMEOUT, open_named(url)).await {
-                Ok(Ok(c)) => *guard = Some(c),
-                Ok(Err(e)) => {
-                    tracing::debug!(error = %e, "cannot open the lease connection; will retry");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!("the lease connection timed out; will retry");
-                    return;
-                }
+        let conn = match opened(url, &mut guard).await {
+            Ok(conn) => conn,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot open the lease connection; will retry");
+                return;
             }
-        }
-        let Some(conn) = guard.as_mut() else {
-            return;
         };
         for job in jobs.iter().filter(|j| !self.held(**j)) {
             let taken = sqlx::query_scalar::<_, i64>(
@@ -298,6 +283,20 @@ impl Leases {
             }
         }
     }
+}
+
+/// The lease connection in `slot`, opened (within [`LEASE_TIMEOUT`]) when there is none.
+async fn opened<'a>(
+    url: &str,
+    slot: &'a mut Option<AnyConnection>,
+) -> Result<&'a mut AnyConnection, sqlx::Error> {
+    if slot.is_none() {
+        let conn = tokio::time::timeout(LEASE_TIMEOUT, open_named(url))
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)??;
+        *slot = Some(conn);
+    }
+    slot.as_mut().ok_or(sqlx::Error::PoolTimedOut)
 }
 
 /// Opens a lease connection named [`APPLICATION_NAME`].

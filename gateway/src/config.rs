@@ -329,12 +329,13 @@ settings! {
         region: String = "us-east-1".into(), "VAULTGATE_REGION";
         /// Seconds in-flight requests get to finish on shutdown.
         shutdown_grace_secs: u64 = 30, "VAULTGATE_SHUTDOWN_GRACE_SECS";
-        /// S3 reads per minute per principal; 0 is no limit (per-principal limits are opt-in:
-        /// set them per principal or role instead).
+        /// S3 reads per minute per principal, for the whole deployment (several instances on one
+        /// database share it); 0 is no limit (per-principal limits are opt-in: set them per
+        /// principal or role instead).
         rate_s3_reads_per_min: u32 = 0, "VAULTGATE_RATE_S3_READS_PER_MIN";
-        /// S3 writes per minute per principal; 0 is no limit.
+        /// S3 writes per minute per principal, for the whole deployment; 0 is no limit.
         rate_s3_writes_per_min: u32 = 0, "VAULTGATE_RATE_S3_WRITES_PER_MIN";
-        /// Admin API calls per minute per principal.
+        /// Admin API calls per minute per principal, for the whole deployment.
         rate_admin_per_min: u32 = policy::RateLimitConfig::default().admin_per_min, "VAULTGATE_RATE_ADMIN_PER_MIN";
         /// What the audit ledger keeps of the client address: `keep`, `hash` (HMAC under a
         /// secret derived from the evidence key) or `drop`.
@@ -789,8 +790,8 @@ limits! {
     /// Default 65536.
     max_header_bytes: u32 = 65536, "VAULTGATE_MAX_HEADER_BYTES";
     /// Failed authentications (bad signature, unknown key, bad token) allowed per client
-    /// address per minute before its requests are refused for a while; 0 turns the limiter
-    /// off. Default 60.
+    /// address per minute, for the whole deployment, before its requests are refused for a
+    /// while; 0 turns the limiter off. Default 60.
     auth_failures_per_min: u32 = 60, "VAULTGATE_AUTH_FAILURES_PER_MIN";
     /// Largest file of a browser form upload (POST Object), which is held in memory. Default
     /// 67108864 (64 MiB).

@@ -15,14 +15,17 @@
 //!
 //! Every serving instance keeps its lease connection open, named [`APPLICATION_NAME`], so the
 //! live instances on a database are those sessions ([`Leases::other_instances`]): one that dies
-//! drops out at once, with no heartbeat to expire.
+//! drops out at once, with no heartbeat to expire. The keeper counts them at every tick and
+//! keeps the count in [`Leases::instances`]: the rate limits enforce their share of each quota by
+//! it (`policy::Instances`), so a configured limit is the deployment's, not each instance's. The
+//! count is `vaultgate_instances_live` (1 on SQLite).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use audit::db::Dialect;
-use prometheus::{IntGaugeVec, Opts, Registry};
+use prometheus::{IntGauge, IntGaugeVec, Opts, Registry};
 use sqlx::{AnyConnection, Connection};
 use tokio::sync::{Mutex, watch};
 
@@ -90,6 +93,9 @@ struct Inner {
     conn: Mutex<Option<AnyConnection>>,
     held: [AtomicBool; 4],
     gauge: OnceLock<IntGaugeVec>,
+    /// live instances on the database, this one included (what the rate limits divide by)
+    instances: Arc<policy::Instances>,
+    live_gauge: OnceLock<IntGauge>,
 }
 
 impl std::fmt::Debug for Leases {
@@ -123,6 +129,8 @@ impl Leases {
                 conn: Mutex::new(None),
                 held: std::array::from_fn(|_| AtomicBool::new(on_sqlite)),
                 gauge: OnceLock::new(),
+                instances: policy::Instances::new(),
+                live_gauge: OnceLock::new(),
             }),
         }
     }
@@ -133,8 +141,21 @@ impl Leases {
         self.inner.url.is_some()
     }
 
-    /// Registers `vaultgate_lease_held{job}` in `registry` (once).
+    /// The live gateway instances on this database, this one included, as the keeper last
+    /// counted them (1 on SQLite, and until the first count): hand it to the rate limits.
+    pub fn instances(&self) -> Arc<policy::Instances> {
+        self.inner.instances.clone()
+    }
+
+    /// Registers `vaultgate_lease_held{job}` and `vaultgate_instances_live` in `registry` (once).
     pub fn register(&self, registry: &Registry) -> Result<(), prometheus::Error> {
+        let live = IntGauge::new(
+            "vaultgate_instances_live",
+            "Gateway instances live on this database, this one included (rate limits are shared by them)",
+        )?;
+        registry.register(Box::new(live.clone()))?;
+        live.set(i64::from(self.inner.instances.get()));
+        let _ = self.inner.live_gauge.set(live);
         let gauge = IntGaugeVec::new(
             Opts::new(
                 "vaultgate_lease_held",
@@ -198,8 +219,8 @@ impl Leases {
         self.lose_all();
     }
 
-    /// Keeps the leases: every `interval` checks the connection and tries to take the leases not
-    /// held, until `stop`, then releases them.
+    /// Keeps the leases: every `interval` checks the connection, tries to take the leases not
+    /// held and counts the live instances, until `stop`, then releases them.
     pub fn spawn_keeper(
         &self,
         interval: Duration,
@@ -209,6 +230,7 @@ impl Leases {
         tokio::spawn(async move {
             loop {
                 leases.refresh(&Job::ALL).await;
+                leases.count_instances().await;
                 tokio::select! {
                     _ = tokio::time::sleep(interval) => {}
                     _ = stop.wait_for(|v| *v) => break,
@@ -216,6 +238,30 @@ impl Leases {
             }
             leases.release().await;
         })
+    }
+
+    /// Counts the live instances into [`Leases::instances`] (kept as it was when the database
+    /// does not answer: a count that cannot be read changes no quota).
+    async fn count_instances(&self) {
+        if self.inner.url.is_none() {
+            return;
+        }
+        let counted = tokio::time::timeout(LEASE_TIMEOUT, self.other_instances()).await;
+        let Ok(Ok(others)) = counted else {
+            tracing::debug!("cannot count the live instances; the rate limit shares stay");
+            return;
+        };
+        let live = u32::try_from(others.saturating_add(1)).unwrap_or(u32::MAX);
+        if live != self.inner.instances.get() {
+            tracing::info!(
+                instances = live,
+                "live gateway instances on the database changed; each enforces its share of the rate limits"
+            );
+        }
+        self.inner.instances.set(live);
+        if let Some(g) = self.inner.live_gauge.get() {
+            g.set(i64::from(live));
+        }
     }
 
     fn set(&self, job: Job, held: bool) {

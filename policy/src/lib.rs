@@ -27,7 +27,7 @@ pub use grants::{Decision, Grant, Identity};
 pub use jwt::{Claims, JwtAuthority};
 pub use quorum::{Approval, ApprovalState, QuorumRule};
 pub use ratelimit::{
-    AuthFailures, DEFAULT_AUTH_FAILURES_PER_MIN, LimitClass, LimitOverride, LimitScope,
+    AuthFailures, DEFAULT_AUTH_FAILURES_PER_MIN, Instances, LimitClass, LimitOverride, LimitScope,
     RateLimitConfig, RateLimits,
 };
 pub use sealer::{AesGcmSealer, SecretSealer};

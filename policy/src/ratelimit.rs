@@ -10,6 +10,12 @@
 //! * Failed authentications per source address ([`AuthFailures`], on by default: 60 per
 //!   minute): brute-force protection for the S3 and admin listeners.
 //!
+//! Both are quotas of the whole deployment, not of one process: with several gateway instances
+//! on one database each enforces its share ([`Instances::share`]: the quota divided by the live
+//! instances, rounded up), so behind a balancer that spreads requests the instances together
+//! admit about the configured number and never more than it plus one per extra instance. The
+//! count of live instances is kept by `gateway::lease` (1 on SQLite).
+//!
 //! Exceeding one gives [`Error::RateLimited`] with the wait; the gateway answers 503 SlowDown
 //! (S3) and the admin API 429, both with Retry-After. The limiters' per-key state is pruned at
 //! most once a minute from their own calls (no background task), so a flood of distinct keys
@@ -19,7 +25,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -117,6 +123,41 @@ impl RateLimitConfig {
     }
 }
 
+/// How many gateway instances share the deployment's quotas (at least 1): each instance enforces
+/// its [`Instances::share`] of every quota. Set by whoever counts the live instances
+/// (`gateway::lease`); 1 until then.
+#[derive(Debug)]
+pub struct Instances(AtomicU32);
+
+impl Default for Instances {
+    fn default() -> Self {
+        Instances(AtomicU32::new(1))
+    }
+}
+
+impl Instances {
+    /// One instance, shared as `Arc`.
+    pub fn new() -> Arc<Instances> {
+        Arc::new(Instances::default())
+    }
+
+    /// Records `n` live instances (0 is taken as 1: this one is live).
+    pub fn set(&self, n: u32) {
+        self.0.store(n.max(1), Ordering::Relaxed);
+    }
+
+    /// The live instances last recorded.
+    pub fn get(&self) -> u32 {
+        self.0.load(Ordering::Relaxed).max(1)
+    }
+
+    /// This instance's share of a deployment-wide quota of `per_min`: `per_min` divided by the
+    /// live instances, rounded up (0, no limit, stays 0).
+    pub fn share(&self, per_min: u32) -> u32 {
+        per_min.div_ceil(self.get())
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
@@ -167,6 +208,7 @@ pub struct RateLimits<C: Clock + Clone = DefaultClock> {
     admin: ClassLimiters<C>,
     clock: C,
     pruner: Pruner,
+    instances: Arc<Instances>,
 }
 
 impl<C: Clock + Clone> std::fmt::Debug for RateLimits<C> {
@@ -195,7 +237,14 @@ impl<C: Clock + Clone> RateLimits<C> {
             admin: empty(),
             clock,
             pruner: Pruner::new(),
+            instances: Instances::new(),
         }
+    }
+
+    /// These limits as this instance's share of quotas the `instances` share (see [`Instances`]).
+    pub fn sharing(mut self, instances: Arc<Instances>) -> Self {
+        self.instances = instances;
+        self
     }
 
     /// The global configuration.
@@ -209,10 +258,11 @@ impl<C: Clock + Clone> RateLimits<C> {
         self.check_quota(class, key, self.cfg.per_min(class))
     }
 
-    /// Takes one request of `class` for `key` under a quota of `per_min` (0: unlimited), e.g.
-    /// a per-principal override.
+    /// Takes one request of `class` for `key` under a deployment-wide quota of `per_min` (0:
+    /// unlimited), e.g. a per-principal override: this instance enforces its share of it.
     pub fn check_quota(&self, class: LimitClass, key: &str, per_min: u32) -> Result<()> {
         self.pruner.maybe(Instant::now(), || self.housekeeping());
+        let per_min = self.instances.share(per_min);
         let Some(n) = NonZeroU32::new(per_min) else {
             return Ok(());
         };
@@ -278,6 +328,7 @@ pub struct AuthFailures {
     failures: AtomicU64,
     blocked: AtomicU64,
     pruner: Pruner,
+    instances: Arc<Instances>,
 }
 
 impl std::fmt::Debug for AuthFailures {
@@ -313,16 +364,26 @@ impl AuthFailures {
             failures: AtomicU64::new(0),
             blocked: AtomicU64::new(0),
             pruner: Pruner::new(),
+            instances: Instances::new(),
         }
     }
 
-    /// The configured quota (0: off).
+    /// This limiter as this instance's share of a budget the `instances` share (see
+    /// [`Instances`]).
+    pub fn sharing(mut self, instances: Arc<Instances>) -> Self {
+        self.instances = instances;
+        self
+    }
+
+    /// The configured quota of the deployment (0: off).
     pub fn per_min(&self) -> u32 {
         self.per_min
     }
 
-    fn interval(&self) -> Duration {
-        Duration::from_secs(60) / self.per_min.max(1)
+    /// This instance's share of the quota now, and the interval one failure costs under it.
+    fn budget(&self) -> (u32, Duration) {
+        let n = self.instances.share(self.per_min);
+        (n, Duration::from_secs(60) / n.max(1))
     }
 
     /// `Err(Error::RateLimited{retry_after_secs})` while `ip` is blocked (it used up its failures).
@@ -358,7 +419,8 @@ impl AuthFailures {
         self.prune_maybe(now);
         let tat = lock(&self.state).get(&address_key(ip)).copied();
         // blocked while one more failure would exceed the burst: tat - now > (n - 1) * T
-        let allowance = self.interval() * (self.per_min - 1);
+        let (n, interval) = self.budget();
+        let allowance = interval * (n - 1);
         match tat.and_then(|t| t.checked_duration_since(now)) {
             Some(ahead) if ahead > allowance => {
                 self.blocked.fetch_add(1, Ordering::Relaxed);
@@ -378,8 +440,8 @@ impl AuthFailures {
             return;
         }
         self.prune_maybe(now);
-        let interval = self.interval();
-        let cap = interval * self.per_min;
+        let (n, interval) = self.budget();
+        let cap = interval * n;
         let mut state = lock(&self.state);
         let key = address_key(ip);
         if !state.contains_key(&key) && state.len() >= MAX_TRACKED_ADDRESSES {
@@ -390,7 +452,7 @@ impl AuthFailures {
         }
         let tat = state.entry(key).or_insert(now);
         let next = ((*tat).max(now) + interval).min(now + cap);
-        let allowance = interval * (self.per_min - 1);
+        let allowance = interval * (n - 1);
         // the failure that uses up the budget locks the address out for a whole minute (and
         // so does every further failure after the lockout): a guesser gets `per_min` tries,
         // then one per minute, not one per interval
@@ -568,6 +630,67 @@ mod tests {
         assert!(rl.check_quota(LimitClass::S3Write, "sync", 2).is_err());
         rl.check_quota(LimitClass::S3Write, "sync", 0).unwrap();
         assert_eq!(rl.tracked_keys(), 1);
+    }
+
+    #[test]
+    fn quotas_are_the_deployments_each_instance_enforces_its_share() {
+        let clock = FakeRelativeClock::default();
+        let instances = Instances::new();
+        let cfg = RateLimitConfig {
+            s3_reads_per_min: 0,
+            s3_writes_per_min: 10,
+            admin_per_min: 600,
+        };
+        // three instances behind a balancer, each with its own limiter, sharing the count
+        let rls: Vec<_> = (0..3)
+            .map(|_| RateLimits::with_clock(cfg, clock.clone()).sharing(instances.clone()))
+            .collect();
+        instances.set(3);
+        assert_eq!((instances.get(), instances.share(10)), (3, 4));
+        assert_eq!(instances.share(0), 0, "no limit stays no limit");
+        // round robin: 10 per minute for the deployment means 4 on each (12 at most in all)
+        let admitted = (0..30)
+            .filter(|i| rls[i % 3].check(LimitClass::S3Write, "sync").is_ok())
+            .count();
+        assert_eq!(admitted, 12);
+        // an override is the deployment's too; unlimited stays unlimited
+        assert_eq!(
+            (0..9)
+                .filter(|i| rls[i % 3].check_quota(LimitClass::S3Write, "o", 3).is_ok())
+                .count(),
+            3
+        );
+        for _ in 0..100 {
+            rls[0].check(LimitClass::S3Read, "sync").unwrap();
+        }
+        // alone again (the others died): the whole quota on the one left, after the window
+        instances.set(0);
+        assert_eq!(instances.get(), 1, "this instance is live");
+        clock.advance(Duration::from_secs(60));
+        let alone = (0..30)
+            .filter(|_| rls[0].check(LimitClass::S3Write, "sync").is_ok())
+            .count();
+        assert_eq!(alone, 10);
+    }
+
+    #[test]
+    fn auth_failures_are_shared_by_the_instances_too() {
+        let instances = Instances::new();
+        let f = AuthFailures::new(60).sharing(instances.clone());
+        instances.set(2);
+        let t0 = Instant::now();
+        let a = ip("192.0.2.7");
+        // 60 per minute for the deployment: 30 on this instance of two, then locked out
+        for i in 0..30 {
+            f.check_at(a, t0).unwrap();
+            f.record_failure_at(a, t0 + Duration::from_millis(i));
+        }
+        assert!(f.check_at(a, t0 + Duration::from_millis(31)).is_err());
+        assert_eq!(
+            f.per_min(),
+            60,
+            "the configured figure is reported as configured"
+        );
     }
 
     #[test]

@@ -537,3 +537,91 @@ fn serve_refused(data: &std::path::Path, db: &str, env: &[(&str, &str)]) -> Stri
     assert!(!out.status.success(), "started");
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+/// `vaultgate_instances_live` read from an instance's /metrics.
+async fn instances_live(admin: std::net::SocketAddr) -> i64 {
+    let (st, _, body_bytes) = common::raw(admin, "GET", "/metrics", &[], b"").await;
+    assert_eq!(st, 200);
+    let text = String::from_utf8_lossy(&body_bytes);
+    text.lines()
+        .find_map(|l| l.strip_prefix("vaultgate_instances_live "))
+        .unwrap_or_else(|| panic!("no vaultgate_instances_live in {text}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Waits (at most 6 s: the keeper counts every LEASE_RETRY, 2 s) until `admin` counts `n`.
+async fn until_instances(admin: std::net::SocketAddr, n: i64) {
+    let start = std::time::Instant::now();
+    while instances_live(admin).await != n {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(6),
+            "{admin} does not count {n} instances"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limit_is_the_deployments_not_each_instances() {
+    use aws_sdk_s3::config::retry::RetryConfig;
+    let Some(db) = database() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let objects = format!("file://{}", dir.path().join("objects").display());
+    let env = [
+        ("VAULTGATE_BACKEND", objects.as_str()),
+        ("VAULTGATE_SHARED_FILESYSTEM", "true"),
+        ("VAULTGATE_RATE_S3_WRITES_PER_MIN", "10"),
+    ];
+    let (a, s3_a, admin_a) = serve_with(&dir.path().join("a"), &db, &env).await;
+    let (b, s3_b, admin_b) = serve_with(&dir.path().join("b"), &db, &env).await;
+    until_instances(admin_a, 2).await;
+    until_instances(admin_b, 2).await;
+    // no SDK retries: a SlowDown is counted as the refusal it is
+    let client = |s3: std::net::SocketAddr| {
+        let c = common::client_for(&format!("http://{s3}"), common::AK, common::SK);
+        aws_sdk_s3::Client::from_conf(
+            c.config()
+                .to_builder()
+                .retry_config(RetryConfig::disabled())
+                .build(),
+        )
+    };
+    let (ca, cb) = (client(s3_a), client(s3_b));
+    ca.create_bucket().bucket("rate-limited").send().await.unwrap();
+    // 10 writes per minute for the principal across both instances, requests alternating
+    // as a round-robin balancer sends them: 5 on each (the bucket was one of a's)
+    let (mut admitted, mut refused) = (1, 0);
+    for i in 0..30 {
+        let c = if i % 2 == 0 { &cb } else { &ca };
+        let put = c
+            .put_object()
+            .bucket("rate-limited")
+            .key(format!("k{i}"))
+            .body(ByteStream::from_static(b"x"))
+            .send()
+            .await;
+        match put {
+            Ok(_) => admitted += 1,
+            Err(e) => {
+                assert_eq!(
+                    (common::status(&e), common::code(&e)),
+                    (503, "SlowDown".to_owned()),
+                    "{e:?}"
+                );
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!(
+        (admitted, refused),
+        (10, 21),
+        "the configured 10, not 10 per instance"
+    );
+    // one instance killed: the other counts itself alone within the keeper's interval and
+    // takes the whole quota (its own share grows from 5 to 10 per minute)
+    kill(b);
+    until_instances(admin_a, 1).await;
+    kill(a);
+}

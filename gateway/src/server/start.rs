@@ -59,7 +59,7 @@ pub async fn start(
         .map_err(|e| Error::Internal(format!("lease metrics: {e}")))?;
     refuse_unshared_local_disk(&config, &leases).await?;
     recover(&config, &storage, &leases).await?;
-    let policy = open_policy(&config, &storage, &metrics).await?;
+    let policy = open_policy(&config, &storage, &metrics, &leases).await?;
     // the console's S3 relay learns the S3 listener's address once it is bound
     let s3_addr_cell = Arc::new(std::sync::OnceLock::new());
     let admin_api =
@@ -342,7 +342,12 @@ struct PolicyParts {
 
 /// The policy store in the index's database, the bootstrap SuperAdmin key, the rate limits and
 /// the brute-force limiter.
-async fn open_policy(config: &Config, storage: &Storage, metrics: &Metrics) -> Result<PolicyParts> {
+async fn open_policy(
+    config: &Config,
+    storage: &Storage,
+    metrics: &Metrics,
+    leases: &Leases,
+) -> Result<PolicyParts> {
     let index = &storage.index;
     let keyring = storage.store.keyring();
     // access keys, principals, grants and bucket tenants live in the same SQLite file; the
@@ -396,8 +401,12 @@ async fn open_policy(config: &Config, storage: &Storage, metrics: &Metrics) -> R
         }
         Err(e) => return Err(e),
     };
-    let limits = Arc::new(policy::RateLimits::new(config.rate_limits()));
-    let auth_failures = Arc::new(AuthFailures::new(config.limits.auth_failures_per_min()));
+    // the quotas are the deployment's: each instance enforces its share of them
+    let limits =
+        Arc::new(policy::RateLimits::new(config.rate_limits()).sharing(leases.instances()));
+    let auth_failures = Arc::new(
+        AuthFailures::new(config.limits.auth_failures_per_min()).sharing(leases.instances()),
+    );
     metrics.watch_auth_failures(auth_failures.clone());
     Ok(PolicyParts {
         store,

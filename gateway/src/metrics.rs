@@ -181,6 +181,12 @@ impl Metrics {
                 tracing::error!(error = %e, "metric registration failed");
             }
         }
+        // the database time of the hot paths (one histogram per process, shared by registries)
+        if let Some(h) = audit::db::query_seconds()
+            && let Err(e) = registry.register(Box::new(h.clone()))
+        {
+            tracing::error!(error = %e, "metric registration failed");
+        }
         Metrics {
             registry,
             requests,

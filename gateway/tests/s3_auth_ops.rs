@@ -296,6 +296,21 @@ async fn admin_listener_health_ready_metrics() {
         "{text}"
     );
     assert!(text.contains("vaultgate_s3_in_flight_requests 0"), "{text}");
+    // the database time of the hot paths (process-wide: other tests add to the counts) and
+    // the instances sharing the rate limits (one on SQLite)
+    for series in [
+        "vaultgate_db_query_seconds_count{op=\"get_version\",store=\"index\"} ",
+        "vaultgate_db_query_seconds_count{op=\"append_batch\",store=\"audit\"} ",
+        "vaultgate_db_query_seconds_count{op=\"access_load\",store=\"policy\"} ",
+    ] {
+        let n: u64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix(series))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{series} missing in {text}"));
+        assert!(n >= 1, "{series}{n}");
+    }
+    assert!(text.contains("vaultgate_instances_live 1"), "{text}");
     let bytes_in: u64 = text
         .lines()
         .find_map(|l| l.strip_prefix("vaultgate_s3_bytes_in_total "))

@@ -379,7 +379,21 @@ impl Index {
         key: &str,
         version_id: Option<&str>,
     ) -> Result<Option<ObjectRecord>, IndexError> {
-        let rows = match version_id {
+        let rows = audit::db::timed("index", "get_version", async {
+            self.rows_of_version(bucket, key, version_id).await
+        })
+        .await?;
+        object_from_rows(bucket, key, &rows)
+    }
+
+    /// The rows (one per stream) of one version of a key: `version_id` None is the latest.
+    async fn rows_of_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<Vec<sqlx::any::AnyRow>, sqlx::Error> {
+        Ok(match version_id {
             None => sqlx::query(&format!(
                 "{VERSION_SELECT} WHERE o.bucket = $1 AND o.object_key = $2 AND o.is_latest = 1 \
                      ORDER BY s.seq"
@@ -397,8 +411,7 @@ impl Index {
             .bind(v)
             .fetch_all(&self.read)
             .await?,
-        };
-        object_from_rows(bucket, key, &rows)
+        })
     }
 
     /// Deletes the `null` version of a key (DeleteObject in a bucket that never had

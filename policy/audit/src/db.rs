@@ -11,12 +11,51 @@
 //! `ON CONFLICT … DO NOTHING/UPDATE`, `RETURNING`, `CAST(… AS BIGINT)` around the SQLite
 //! `BOOLEAN` columns of old migrations (the `Any` driver cannot decode SQLite's `BOOLEAN`
 //! declared type), integers as `i64`, flags as `i64` 0/1, blobs as `Vec<u8>`.
+//!
+//! [`timed`] measures the database work of the hot paths into one process-wide histogram,
+//! `vaultgate_db_query_seconds{store,op}` ([`query_seconds`]; the gateway's `/metrics` shows it).
 
-use std::sync::Once;
-use std::time::Duration;
+use std::sync::{LazyLock, Once};
+use std::time::{Duration, Instant};
 
 use sqlx::any::{AnyArguments, AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, Arguments, Encode, Type};
+
+/// Buckets of [`query_seconds`]: 100 µs (a cached SQLite read) to 5 s (a stuck database).
+const QUERY_BUCKETS: [f64; 14] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+static QUERY_SECONDS: LazyLock<Option<prometheus::HistogramVec>> = LazyLock::new(|| {
+    prometheus::HistogramVec::new(
+        prometheus::HistogramOpts::new(
+            "vaultgate_db_query_seconds",
+            "Database time of the hot paths by store and operation (a batch commit includes its \
+             fsync; failures too)",
+        )
+        .buckets(QUERY_BUCKETS.to_vec()),
+        &["store", "op"],
+    )
+    .ok()
+});
+
+/// The process-wide histogram [`timed`] records into, to register in a metrics registry (a
+/// clone shares the counts). None only if its static definition were invalid.
+pub fn query_seconds() -> Option<&'static prometheus::HistogramVec> {
+    QUERY_SECONDS.as_ref()
+}
+
+/// Runs `work` (database statements of `store`, e.g. `index`, doing `op`, e.g. `get_version`)
+/// and records how long it took in [`query_seconds`], whatever it returned.
+pub async fn timed<T>(store: &str, op: &str, work: impl Future<Output = T>) -> T {
+    let start = Instant::now();
+    let out = work.await;
+    if let Some(h) = query_seconds() {
+        h.with_label_values(&[store, op])
+            .observe(start.elapsed().as_secs_f64());
+    }
+    out
+}
 
 /// The PostgreSQL advisory lock key that serialises appends to the audit chain ("VGLEDGER").
 pub const LEDGER_LOCK: i64 = 0x5647_4c45_4447_4552;

@@ -714,7 +714,7 @@ async fn run_writer(
             }
             continue;
         }
-        match commit_batch(&pool, events).await {
+        match crate::db::timed("audit", "append_batch", commit_batch(&pool, events)).await {
             Ok(stored) => {
                 stats.failing.store(false, Ordering::Release);
                 stats

@@ -32,7 +32,7 @@ ROWS = [
     ("server peak RSS over all phases, MiB", "*", "rss_peak_mib", "MiB", False),
 ]
 
-ORDER = ["vaultgate", "vaultgate-base", "rclone-crypt", "rclone-plain", "seaweedfs", "ceiling"]
+ORDER = ["vaultgate", "vaultgate-pg", "vaultgate-pg3", "vaultgate-base", "rclone-crypt", "rclone-plain", "seaweedfs", "ceiling"]
 
 
 def fmt(v):

@@ -9,7 +9,8 @@
 #                               create one fresh database per test from) and POSTGRES_DIR
 #   postgres_stop               stops the cluster started by postgres_start (pg_ctl, then the
 #                               postmaster by its PID if it lingers) and removes its data
-# PGBIN overrides /usr/lib/postgresql/15/bin. fsync is off: the cluster is thrown away.
+# PGBIN overrides /usr/lib/postgresql/15/bin. fsync is off (the cluster is thrown away) unless
+# POSTGRES_FSYNC=on (bench/run: durable commits, as the gateway's SQLite file has).
 
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 
@@ -30,7 +31,7 @@ postgres_start() { # DIR [PORT]
     return 1
   }
   runuser -u postgres -- "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/log/server.log" -w -t 30 \
-    -o "-p $port -h 127.0.0.1 -k $dir/sock -c fsync=off -c max_connections=400" start >/dev/null || {
+    -o "-p $port -h 127.0.0.1 -k $dir/sock -c fsync=${POSTGRES_FSYNC:-off} -c max_connections=400" start >/dev/null || {
     tail -20 "$dir/log/server.log" >&2
     return 1
   }

@@ -87,9 +87,10 @@ struct Args {
     bucket_prefix: String,
     #[arg(long)]
     no_create_buckets: bool,
-    /// PID of the server process to sample (CPU seconds, peak RSS).
-    #[arg(long)]
-    server_pid: Option<u32>,
+    /// PIDs of the server processes to sample (CPU seconds and RSS, summed over them; a
+    /// comma-separated list for several instances behind a balancer).
+    #[arg(long, value_delimiter = ',')]
+    server_pid: Vec<u32>,
     #[arg(long, value_enum, default_value_t = ChecksumMode::Default)]
     checksums: ChecksumMode,
     /// How PUT/UploadPart bodies are handed to the SDK.
@@ -241,10 +242,10 @@ fn request_body(kind: BodyKind, frame: u64, data: Bytes) -> ByteStream {
     }
 }
 
-/// Reads of the server process's /proc files.
-#[derive(Clone, Copy)]
+/// Reads of the server processes' /proc files (summed over them).
+#[derive(Clone)]
 struct Proc {
-    pid: Option<u32>,
+    pids: Arc<[u32]>,
     clk_tck: u64,
 }
 
@@ -258,28 +259,38 @@ impl Proc {
         let stime: u64 = f.get(12)?.parse().ok()?;
         Some(utime + stime)
     }
+    /// The sum of `f(pid)` over the server processes; None without any or when one fails.
+    fn sum(&self, f: impl Fn(u32) -> Option<u64>) -> Option<u64> {
+        if self.pids.is_empty() {
+            return None;
+        }
+        self.pids.iter().map(|p| f(*p)).sum()
+    }
     fn server_cpu_s(&self) -> Option<f64> {
-        let pid = self.pid?;
-        Self::cpu_ticks_of(&format!("/proc/{pid}/stat")).map(|t| t as f64 / self.clk_tck as f64)
+        self.sum(|pid| Self::cpu_ticks_of(&format!("/proc/{pid}/stat")))
+            .map(|t| t as f64 / self.clk_tck as f64)
     }
     fn client_cpu_s(&self) -> Option<f64> {
         Self::cpu_ticks_of("/proc/self/stat").map(|t| t as f64 / self.clk_tck as f64)
     }
     fn status_kib(&self, field: &str) -> Option<u64> {
-        let pid = self.pid?;
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        status
-            .lines()
-            .find(|l| l.starts_with(field))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
+        self.sum(|pid| {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+            status
+                .lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
     }
-    /// Resets VmHWM (peak RSS) to the current RSS; false when not permitted.
+    /// Resets VmHWM (peak RSS) to the current RSS of every server process; false when not
+    /// permitted.
     fn reset_peak(&self) -> bool {
-        match self.pid {
-            Some(pid) => std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok(),
-            None => false,
-        }
+        !self.pids.is_empty()
+            && self
+                .pids
+                .iter()
+                .all(|pid| std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok())
     }
 }
 
@@ -301,9 +312,10 @@ impl Window {
         let hwm_reset = proc_.reset_peak();
         let stop = Arc::new(AtomicBool::new(false));
         let sampled_max_kib = Arc::new(AtomicU64::new(0));
-        let sampler = proc_.pid.map(|_| {
+        let sampler = (!proc_.pids.is_empty()).then(|| {
             let stop = stop.clone();
             let max = sampled_max_kib.clone();
+            let proc_ = proc_.clone();
             tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
                     if let Some(kib) = proc_.status_kib("VmRSS:") {
@@ -313,11 +325,12 @@ impl Window {
                 }
             })
         });
+        let (server_cpu0, client_cpu0) = (proc_.server_cpu_s(), proc_.client_cpu_s());
         Window {
             proc_,
             t0: Instant::now(),
-            server_cpu0: proc_.server_cpu_s(),
-            client_cpu0: proc_.client_cpu_s(),
+            server_cpu0,
+            client_cpu0,
             hwm_reset,
             stop,
             sampled_max_kib,
@@ -439,7 +452,7 @@ impl Bench {
     async fn phase_put(&self) -> Result<Value> {
         let body = self.big();
         let md5 = hex::encode(Md5::digest(&body));
-        let w = Window::open(self.proc_);
+        let w = Window::open(self.proc_.clone());
         let out = self
             .s3
             .put_object()
@@ -457,7 +470,7 @@ impl Bench {
     async fn phase_mpput(&self) -> Result<Value> {
         let body = self.big();
         let part = self.args.part_size as usize;
-        let w = Window::open(self.proc_);
+        let w = Window::open(self.proc_.clone());
         let up = self
             .s3
             .create_multipart_upload()
@@ -569,7 +582,7 @@ impl Bench {
     async fn phase_get(&self) -> Result<Value> {
         let expected = self.big();
         let want = Sha256::digest(&expected);
-        let w = Window::open(self.proc_);
+        let w = Window::open(self.proc_.clone());
         let out = self
             .s3
             .get_object()
@@ -603,7 +616,7 @@ impl Bench {
         let big = self.big();
         let len = self.args.range_size.min(big.len() as u64);
         let mut rng = Rng(self.args.seed ^ 0x7261_6e67);
-        let w = Window::open(self.proc_);
+        let w = Window::open(self.proc_.clone());
         let mut lat_ms = Vec::with_capacity(self.args.ranges);
         let mut total = 0u64;
         for _ in 0..self.args.ranges {
@@ -634,7 +647,7 @@ impl Bench {
         let next = AtomicUsize::new(0);
         let errors = AtomicUsize::new(0);
         let first_err = std::sync::Mutex::new(None::<String>);
-        let w = Window::open(self.proc_);
+        let w = Window::open(self.proc_.clone());
         let worker = || async {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
@@ -724,7 +737,7 @@ impl Bench {
         let mut times = Vec::new();
         let mut w_fields = None;
         for rep in 0..3 {
-            let w = Window::open(self.proc_);
+            let w = Window::open(self.proc_.clone());
             let mut count = 0usize;
             let mut pages = self
                 .s3
@@ -766,7 +779,7 @@ impl Bench {
             .await
             .map_err(sdk_err("PutObject cget"))?;
         let streams = self.args.cget_streams.max(1);
-        let w = Window::open(self.proc_);
+        let w = Window::open(self.proc_.clone());
         let results = futures::future::join_all((0..streams).map(|_| {
             let obj = obj.clone();
             async move {
@@ -882,13 +895,14 @@ async fn run(args: Args) -> Result<bool> {
         args.seed,
     )?;
     let proc_ = Proc {
-        pid: args.server_pid,
+        pids: Arc::from(args.server_pid.as_slice()),
         clk_tck: args.clk_tck.max(1),
     };
-    if let Some(pid) = args.server_pid
-        && proc_.server_cpu_s().is_none()
-    {
-        bail!("cannot read /proc/{pid}/stat: is the server running?");
+    if !args.server_pid.is_empty() && proc_.server_cpu_s().is_none() {
+        bail!(
+            "cannot read /proc/PID/stat of {:?}: is the server running?",
+            args.server_pid
+        );
     }
     let bench = Bench {
         data_bucket: format!("{}-data", args.bucket_prefix),
@@ -1037,15 +1051,27 @@ mod tests {
     #[test]
     fn own_cpu_time_is_readable() {
         let p = Proc {
-            pid: Some(std::process::id()),
+            pids: Arc::from([std::process::id()]),
             clk_tck: 100,
         };
         assert!(p.server_cpu_s().is_some());
-        assert!(p.status_kib("VmRSS:").unwrap_or(0) > 0);
+        let rss = p.status_kib("VmRSS:").unwrap_or(0);
+        assert!(rss > 0);
+        // several processes are summed (here the same one twice)
+        let twice = Proc {
+            pids: Arc::from([std::process::id(), std::process::id()]),
+            clk_tck: 100,
+        };
+        assert!(twice.status_kib("VmSize:").unwrap_or(0) >= 2 * p.status_kib("VmSize:").unwrap());
         let gone = Proc {
-            pid: Some(u32::MAX),
+            pids: Arc::from([std::process::id(), u32::MAX]),
             clk_tck: 100,
         };
         assert!(gone.server_cpu_s().is_none());
+        let none = Proc {
+            pids: Arc::from([]),
+            clk_tck: 100,
+        };
+        assert!(none.server_cpu_s().is_none() && !none.reset_peak());
     }
 }

@@ -578,6 +578,10 @@ pub const OTHER_VARS: &[(&str, &str)] = &[
     ),
     ("VAULTGATE_ADMIN_PROFILE", "`vaultgate admin`: the profile"),
     ("VAULTGATE_ADMIN_TOKEN", "`vaultgate admin`: a token to use"),
+    (
+        "VAULTGATE_MIGRATE_DB_TO",
+        "`vaultgate migrate-db --to`: the PostgreSQL URL to copy into (its password stays out of `ps`)",
+    ),
 ];
 
 /// Prefixes of variables the test harness and the release build set; never warned about.

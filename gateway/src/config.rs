@@ -139,8 +139,8 @@ pub struct SettingInfo {
     /// The doc comment.
     pub doc: &'static str,
     /// Which commands besides `serve` read it, so their `--help` lists it (the mark in the
-    /// declaration): `offline` every offline command (`migrate`, `reindex`, `import-hub`,
-    /// `keys`, `audit`: data dir, database, log level, audit settings), `store` those that open
+    /// declaration): `offline` every offline command (`migrate`, `migrate-db`, `reindex`,
+    /// `import-hub`, `keys`, `audit`: data dir, database, log level, audit settings), `store` those that open
     /// the object store (all but `audit`: backend, KMS, master key), empty for `serve` alone
     /// (listeners, TLS, limits, rates).
     pub group: &'static str,

@@ -457,6 +457,20 @@ async fn a_sqlite_data_dir_moves_to_postgres_killed_and_resumed_and_serves_the_s
     assert!(stdout.contains("nothing to copy"), "{stdout}");
     assert!(!stdout.contains("copied 0 rows"), "{stdout}");
 
+    // without --to, on the new database: nothing left to apply
+    let out = run({
+        let mut c = vaultgate(&data, Some(&db));
+        c.arg("migrate-db");
+        c
+    })
+    .await;
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("up to date, nothing applied (9 migrations in place)"),
+        "{stdout}"
+    );
+
     // a row changed on the target: the verification says so, exit 1
     let tamper = |etag: &str| {
         format!(
@@ -626,8 +640,14 @@ async fn a_target_with_other_data_or_a_bad_url_is_refused_in_one_line() {
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 
     let mut url = url::Url::parse(&db).unwrap();
+    let mut wrong = url.clone();
+    wrong.set_password(Some("vgtest-pass-not")).unwrap();
     url.set_port(Some(1)).unwrap();
     for (to, want) in [
+        (
+            wrong.to_string(),
+            "password authentication failed for user \"vgtest\"",
+        ),
         (
             "mysql://u:vgtest-pass@h/db".to_owned(),
             "--to must be a PostgreSQL URL",

@@ -139,8 +139,8 @@ pub struct SettingInfo {
     /// The doc comment.
     pub doc: &'static str,
     /// Which commands besides `serve` read it, so their `--help` lists it (the mark in the
-    /// declaration): `offline` every offline command (`migrate`, `reindex`, `import-hub`,
-    /// `keys`, `audit`: data dir, database, log level, audit settings), `store` those that open
+    /// declaration): `offline` every offline command (`migrate`, `migrate-db`, `reindex`,
+    /// `import-hub`, `keys`, `audit`: data dir, database, log level, audit settings), `store` those that open
     /// the object store (all but `audit`: backend, KMS, master key), empty for `serve` alone
     /// (listeners, TLS, limits, rates).
     pub group: &'static str,
@@ -579,6 +579,10 @@ pub const OTHER_VARS: &[(&str, &str)] = &[
     ),
     ("VAULTGATE_ADMIN_PROFILE", "`vaultgate admin`: the profile"),
     ("VAULTGATE_ADMIN_TOKEN", "`vaultgate admin`: a token to use"),
+    (
+        "VAULTGATE_MIGRATE_DB_TO",
+        "`vaultgate migrate-db --to`: the PostgreSQL URL to copy into (its password stays out of `ps`)",
+    ),
 ];
 
 /// Prefixes of variables the test harness and the release build set; never warned about.

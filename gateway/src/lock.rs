@@ -1,7 +1,8 @@
 //! The data dir lock, `<data_dir>/vaultgate.lock`: a serving gateway and every offline command
-//! that changes data (`migrate`, `reindex`, `import-hub`, `keys rotate|rewrap|retire`) hold it
-//! exclusively for as long as they run, so neither starts against the other. Commands that only
-//! read (`audit verify`, `keys status`, `config check`) take no lock.
+//! that changes data (`migrate`, `migrate-db` (on SQLite), `reindex`, `import-hub`,
+//! `keys rotate|rewrap|retire`) hold it exclusively for as long as they run, so neither starts
+//! against the other. Commands that only read (`audit verify`, `keys status`, `config check`)
+//! take no lock.
 //!
 //! Exclusive for the gateway too, not shared: two gateways on one data dir share one SQLite
 //! index, and each one's start-up orphan sweep (with no grace period, docs/OPERATIONS.md) would

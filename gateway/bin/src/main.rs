@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use commands::{audit, config, evidence, keys, ops, serve};
+use commands::{audit, config, evidence, keys, migrate_db, ops, serve};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -38,6 +38,9 @@ enum Command {
     Migrate(ops::Migrate),
     /// Offline: rebuild an empty index from the backend and the key.
     Reindex(ops::Reindex),
+    /// Apply the database migrations; with --to, offline: copy the SQLite database into
+    /// PostgreSQL (verified, resumable).
+    MigrateDb(migrate_db::MigrateDb),
     /// Import a directory of original hub blobs (key: --key-file or env BLOB_KEY) into a bucket.
     ImportHub(ops::ImportHub),
     /// Key management on the data dir of a stopped gateway: status, rotate, rewrap, retire
@@ -68,6 +71,7 @@ impl Command {
             Command::Config { command } => config::run(command).await,
             Command::Migrate(args) => ops::migrate(args).await,
             Command::Reindex(args) => ops::reindex(args).await,
+            Command::MigrateDb(args) => migrate_db::run(args).await,
             Command::ImportHub(args) => ops::import_hub(args).await,
             Command::Keys { command } => keys::run(command).await,
             Command::Admin(args) => commands::admin::run(args).await,

@@ -61,6 +61,7 @@ pub fn offline_help(cli: clap::Command) -> clap::Command {
     [
         ("migrate", STORE),
         ("reindex", STORE),
+        ("migrate-db", STORE),
         ("import-hub", STORE),
         ("keys", STORE),
         ("audit", &["offline"][..]),

@@ -363,12 +363,34 @@ async fn offline_commands_refuse_a_data_dir_a_gateway_serves() {
     assert_eq!(
         lines,
         vec![format!(
-            "vaultgate: cannot start: the data dir {} is in use by a vaultgate gateway (serve) (pid {}); an offline vaultgate command (migrate, reindex, import-hub, keys) needs it alone: stop that process first (while a gateway serves, use the online commands: vaultgate admin …)",
+            "vaultgate: cannot start: the data dir {} is in use by a vaultgate gateway (serve) (pid {}); an offline vaultgate command (migrate, migrate-db, reindex, import-hub, keys) needs it alone: stop that process first (while a gateway serves, use the online commands: vaultgate admin …)",
             data.display(),
             child.id()
         )],
         "{stderr}"
     );
+    // migrate-db, with --to (before connecting anywhere) and without (SQLite: the data dir's file)
+    for args in [
+        &[
+            "migrate-db",
+            "--quiet",
+            "--to",
+            "postgres://gw:pw@127.0.0.1:1/vg",
+        ][..],
+        &["migrate-db"][..],
+    ] {
+        let out = clean_env(&mut Command::new(BIN))
+            .args(args)
+            .env("VAULTGATE_DATA_DIR", &data)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("is in use by a vaultgate gateway (serve)"),
+            "{args:?}: {stderr}"
+        );
+    }
     Command::new("kill")
         .arg("-TERM")
         .arg(child.id().to_string())

@@ -17,6 +17,7 @@
 pub mod import_hub;
 pub mod keys;
 pub mod migrate;
+pub mod migrate_db;
 pub mod reencrypt;
 pub mod reindex;
 
@@ -70,7 +71,7 @@ impl OpsContext {
         // never against a live gateway (its orphan sweep would delete what is being written)
         let lock = Arc::new(crate::lock::lock_data_dir(
             &config.data_dir,
-            "an offline vaultgate command (migrate, reindex, import-hub, keys)",
+            "an offline vaultgate command (migrate, migrate-db, reindex, import-hub, keys)",
         )?);
         let index = Index::open(&config.database_url())
             .await

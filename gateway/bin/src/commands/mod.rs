@@ -8,6 +8,7 @@ pub mod config;
 pub mod evidence;
 pub mod key_backup;
 pub mod keys;
+pub mod migrate_db;
 pub mod ops;
 pub mod serve;
 

@@ -31,6 +31,7 @@ VAULTGATE_TEST_S3_* the module fails when VAULTGATE_REQUIRE_SERVICES=1 and is sk
 - `test_backend_unresponsive_and_back`: SeaweedFS stopped with SIGSTOP (needs SEAWEEDFS_PID, which
   conformance/lib/seaweedfs.sh exports): `/ready` 503 naming the backend, HAProxy's 503; SIGCONT:
   all instances serve again.
+- `test_no_shared_secret_in_the_instances_logs` (last): none of the shared secrets in any log.
 
 Figures (operations, durations, delays) are printed on the terminal and written to
 `<log dir>/scaleout-figures.json`.
@@ -145,6 +146,7 @@ class Cluster:
     pg_dir: str
     store: SeaweedStore
     haproxy: subprocess.Popen
+    secrets: list = field(default_factory=list)
     token: str = ""
     figures: dict = field(default_factory=dict)
 
@@ -290,7 +292,9 @@ def cluster(gateway_factory, tmp_path_factory, log_dir):
         proc, url = start_haproxy(gws, base)
         front = Front(binary=gws[0].binary, data_dir=base / "front", log_dir=log_dir, name="haproxy", url=url)
         front.log_path = base / "haproxy.log"
-        c = Cluster(gws=gws, front=front, db_url=db_url, pg_dir=pg_dir, store=store, haproxy=proc)
+        c = Cluster(gws=gws, front=front, db_url=db_url, pg_dir=pg_dir, store=store, haproxy=proc,
+                    secrets=[shared["VAULTGATE_MASTER_KEY"], shared["VAULTGATE_ADMIN_JWT_SECRET"],
+                             store.secret_key, "vgtest-pass"])
         c.token = token_for(gws[0], ACCESS_KEY, SECRET_KEY)
         wait_lb_serves(c)
         yield c
@@ -1034,3 +1038,13 @@ def test_backend_unresponsive_and_back(cluster, request):
         "haproxy_503_after_s": round(lb_out_s, 2), "client_answers": sorted({f"{st} {w}" for st, w, _ in seen}),
         "ready_again_s": round(back_s, 2), "haproxy_serves_again_s": round(lb_back_s, 2),
     })
+
+
+def test_no_shared_secret_in_the_instances_logs(cluster):
+    """Runs last in the module: the shared master key, token signing secret, backend secret and
+    database password appear in no log of the three instances (every start of each)."""
+    c = cluster
+    logs = sorted(p for gw in c.gws for p in gw.log_dir.glob(f"{gw.name}.*.log"))
+    assert len(logs) >= 3, logs
+    hits = [(p.name, i) for p in logs for i, sec in enumerate(c.secrets) if sec in p.read_text(errors="replace")]
+    assert not hits, f"secret #{hits[0][1]} (master key, JWT secret, backend secret, db password) in {hits}"

@@ -252,9 +252,8 @@ def start_haproxy(gws: list[Gateway], d: Path) -> tuple[subprocess.Popen, str]:
     haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
     assert Path(haproxy).exists(), "haproxy not installed (conformance/run installs it with apt)"
     port = free_port()
-    cfg = lib('haproxy_config "$@" >"$HAPROXY_CFG"', str(port), *[f"{gw.s3_port}:{gw.admin_port}" for gw in gws],
-              env={"HAPROXY_CFG": str(d / "haproxy.cfg")})
-    del cfg
+    lib('haproxy_config "$@" >"$HAPROXY_CFG"', str(port), *[f"{gw.s3_port}:{gw.admin_port}" for gw in gws],
+        env={"HAPROXY_CFG": str(d / "haproxy.cfg")})
     log = open(d / "haproxy.log", "wb")
     proc = subprocess.Popen([haproxy, "-f", str(d / "haproxy.cfg"), "-db"], stdout=log, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL)

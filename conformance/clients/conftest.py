@@ -210,12 +210,15 @@ class Gateway:
         lines = self.log_path.read_text(errors="replace").splitlines()
         return "\n".join(lines[-n:])
 
-    def start(self, timeout: float = 30.0) -> None:
+    def start(self, timeout: float = 30.0, keep_ports: bool = False) -> None:
+        """Starts on free ports, or with `keep_ports` on the ports of the last start (a restart
+        behind a load balancer that knows the instance by its address)."""
         assert self.proc is None, "already running"
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.s3_port, self.admin_port = free_port(), free_port()
-        while self.admin_port == self.s3_port:
-            self.admin_port = free_port()
+        if not (keep_ports and self.s3_port and self.admin_port):
+            self.s3_port, self.admin_port = free_port(), free_port()
+            while self.admin_port == self.s3_port:
+                self.admin_port = free_port()
         self.starts += 1
         self.log_path = self.log_dir / f"{self.name}.{self.starts}.log"
         with open(self.log_path, "wb") as logf:

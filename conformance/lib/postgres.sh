@@ -7,6 +7,9 @@
 #                               allowed to create databases); exports
 #                               VAULTGATE_TEST_DATABASE_URL (the admin URL the Rust test helpers
 #                               create one fresh database per test from) and POSTGRES_DIR
+#   postgres_pause              stops the server of POSTGRES_DIR and keeps its data (a test of
+#                               "the database is down"); postgres_resume starts it again on the
+#                               same port
 #   postgres_stop               stops the cluster started by postgres_start (pg_ctl, then the
 #                               postmaster by its PID if it lingers) and removes its data
 # PGBIN overrides /usr/lib/postgresql/15/bin. fsync is off (the cluster is thrown away) unless
@@ -30,17 +33,37 @@ postgres_start() { # DIR [PORT]
     tail -20 "$dir/initdb.log" >&2
     return 1
   }
-  runuser -u postgres -- "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/log/server.log" -w -t 30 \
-    -o "-p $port -h 127.0.0.1 -k $dir/sock -c fsync=${POSTGRES_FSYNC:-off} -c max_connections=400" start >/dev/null || {
-    tail -20 "$dir/log/server.log" >&2
-    return 1
-  }
+  echo "$port" >"$dir/port"
+  echo "${POSTGRES_FSYNC:-off}" >"$dir/fsync"
+  _postgres_run "$dir" || return 1
   POSTGRES_DIR=$dir
   export POSTGRES_DIR
   runuser -u postgres -- "$PGBIN/psql" -q -h "$dir/sock" -p "$port" -U postgres -d postgres \
     -c "CREATE ROLE vgtest LOGIN CREATEDB PASSWORD 'vgtest-pass'" || return 1
   export VAULTGATE_TEST_DATABASE_URL="postgres://vgtest:vgtest-pass@127.0.0.1:$port/postgres"
   echo "PostgreSQL on 127.0.0.1:$port (data $dir/data, log $dir/log/server.log)"
+}
+
+# pg_ctl start of the cluster in DIR on the port and fsync setting postgres_start chose
+# (DIR/port, DIR/fsync).
+_postgres_run() { # DIR
+  local dir=$1 port fsync
+  port=$(cat "$dir/port") || return 1
+  fsync=$(cat "$dir/fsync" 2>/dev/null || echo off)
+  runuser -u postgres -- "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/log/server.log" -w -t 30 \
+    -o "-p $port -h 127.0.0.1 -k $dir/sock -c fsync=$fsync -c max_connections=400" start >/dev/null || {
+    tail -20 "$dir/log/server.log" >&2
+    return 1
+  }
+}
+
+postgres_pause() { # stops the server of POSTGRES_DIR, keeping its data (the database is down)
+  local dir=${POSTGRES_DIR:?postgres_pause: no cluster started}
+  runuser -u postgres -- "$PGBIN/pg_ctl" -D "$dir/data" -m fast -w -t 30 stop >/dev/null
+}
+
+postgres_resume() { # starts it again on the same port after postgres_pause
+  _postgres_run "${POSTGRES_DIR:?postgres_resume: no cluster started}"
 }
 
 postgres_stop() {
@@ -52,6 +75,6 @@ postgres_stop() {
     runuser -u postgres -- "$PGBIN/pg_ctl" -D "$dir/data" -m fast -w -t 30 stop >/dev/null 2>&1 ||
       stop_pid "$pid"
   fi
-  rm -rf "$dir/data" "$dir/sock"
+  rm -rf "$dir/data" "$dir/sock" "$dir/port"
   unset POSTGRES_DIR VAULTGATE_TEST_DATABASE_URL
 }

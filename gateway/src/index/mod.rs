@@ -370,6 +370,10 @@ pub struct Index {
 
 /// How long a writer waits for its turn before giving up.
 const WRITE_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a read waits for a connection before it answers 503: reads are short, so a longer
+/// wait means the database is down or overloaded, and a client is better told so than held
+/// (a PostgreSQL that is down would hold every request for the whole timeout).
+const READ_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections in the read pool.
 const READ_CONNECTIONS: u32 = 4;
 
@@ -428,7 +432,7 @@ impl Index {
                 PoolShape {
                     max: READ_CONNECTIONS,
                     min: 0,
-                    acquire_timeout: WRITE_ACQUIRE_TIMEOUT,
+                    acquire_timeout: READ_ACQUIRE_TIMEOUT,
                     idle_timeout: Some(Duration::from_secs(600)),
                     create: true,
                 },

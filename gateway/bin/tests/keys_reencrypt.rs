@@ -839,7 +839,14 @@ async fn offline_reencrypt_killed_mid_run_resumes_under_the_same_version() {
         audit_count(server.admin_addr, &tok, "keys.ReencryptBucketFinished").await,
         1
     );
-    // the old ciphertext was collected, and the stream the killed run had not committed swept
+    // the old ciphertext was collected, and the stream the killed run had not committed swept:
+    // at once on SQLite; on PostgreSQL the sweep spares unreferenced blobs younger than
+    // ORPHAN_GRACE (another instance may be about to commit them), so the one stream the kill
+    // may have left uncommitted stays until then
+    let on_postgres = config(dir.path())
+        .database_url
+        .is_some_and(|u| u.starts_with("postgres"));
+    let spared = usize::from(on_postgres);
     let mut now = 0;
     for _ in 0..50 {
         now = stored_objects(&data);
@@ -848,7 +855,10 @@ async fn offline_reencrypt_killed_mid_run_resumes_under_the_same_version() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(now, stored_before);
+    assert!(
+        (stored_before..=stored_before + spared).contains(&now),
+        "{now} stored, {stored_before} before (postgres: {on_postgres})"
+    );
     server.shutdown().await;
 }
 

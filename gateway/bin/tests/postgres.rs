@@ -589,7 +589,11 @@ async fn a_rate_limit_is_the_deployments_not_each_instances() {
         )
     };
     let (ca, cb) = (client(s3_a), client(s3_b));
-    ca.create_bucket().bucket("rate-limited").send().await.unwrap();
+    ca.create_bucket()
+        .bucket("rate-limited")
+        .send()
+        .await
+        .unwrap();
     // 10 writes per minute for the principal across both instances, requests alternating
     // as a round-robin balancer sends them: 5 on each (the bucket was one of a's)
     let (mut admitted, mut refused) = (1, 0);

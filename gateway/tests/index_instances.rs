@@ -651,6 +651,7 @@ async fn a_batch_chosen_as_deadlock_victim_runs_again_and_commits() {
     let rec = record("bk", "k", NULL_VERSION, &[&second], false);
     let writer = node.clone();
     let put = tokio::spawn(async move { writer.put_object(&rec).await });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let locks = loop {
         let keys: Vec<i64> = sqlx::query_scalar(
             "SELECT (CAST(classid AS BIGINT) << 32) | CAST(objid AS BIGINT) FROM pg_locks \
@@ -662,6 +663,10 @@ async fn a_batch_chosen_as_deadlock_victim_runs_again_and_commits() {
         if !keys.is_empty() {
             break keys;
         }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the batch holds no advisory lock"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     };
     // the batch waits first, so its deadlock check (after deadlock_timeout) finds the cycle

@@ -655,7 +655,8 @@ async fn a_batch_chosen_as_deadlock_victim_runs_again_and_commits() {
     let locks = loop {
         let keys: Vec<i64> = sqlx::query_scalar(
             "SELECT (CAST(classid AS BIGINT) << 32) | CAST(objid AS BIGINT) FROM pg_locks \
-             WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()",
+             WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid() \
+               AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
         )
         .fetch_all(node.read_pool())
         .await

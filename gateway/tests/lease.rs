@@ -102,7 +102,8 @@ async fn one_instance_at_a_time_holds_each_lease_and_the_other_takes_over() {
     assert!(!c.try_hold(Job::Gc).await);
     let killed: i64 = sqlx::query_scalar(
         "SELECT CAST(COUNT(pg_terminate_backend(pid)) AS BIGINT) FROM pg_locks \
-         WHERE locktype = 'advisory' AND pid <> pg_backend_pid() AND granted",
+         WHERE locktype = 'advisory' AND pid <> pg_backend_pid() AND granted \
+           AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
     )
     .fetch_one(index_a.read_pool())
     .await

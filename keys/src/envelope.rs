@@ -77,6 +77,14 @@ pub trait DataKeyStore: Send + Sync {
     async fn get(&self, id: &DataKeyId) -> Result<Option<WrappedDataKey>>;
     /// Adds a key.
     async fn insert(&self, key: &WrappedDataKey) -> Result<()>;
+    /// Adds a key unless its bucket already has a key of its version (created at the same
+    /// moment by another process sharing the store, e.g. another gateway instance on one
+    /// database); returns the key stored under that bucket and version: `key`, or the other.
+    /// The default inserts and returns `key` (a store only this process writes).
+    async fn insert_first(&self, key: &WrappedDataKey) -> Result<WrappedDataKey> {
+        self.insert(key).await?;
+        Ok(key.clone())
+    }
     /// Replaces the wrapping of a key (rotation).
     async fn update_wrapping(&self, id: &DataKeyId, kek_id: &str, wrapped: &[u8]) -> Result<()>;
     /// Every key.
@@ -117,6 +125,17 @@ impl DataKeyStore for MemoryDataKeyStore {
     async fn insert(&self, key: &WrappedDataKey) -> Result<()> {
         self.lock().insert(key.id, key.clone());
         Ok(())
+    }
+    async fn insert_first(&self, key: &WrappedDataKey) -> Result<WrappedDataKey> {
+        let mut g = self.lock();
+        if let Some(there) = g
+            .values()
+            .find(|k| k.bucket == key.bucket && k.version == key.version)
+        {
+            return Ok(there.clone());
+        }
+        g.insert(key.id, key.clone());
+        Ok(key.clone())
     }
     async fn update_wrapping(&self, id: &DataKeyId, kek_id: &str, wrapped: &[u8]) -> Result<()> {
         let mut g = self.lock();
@@ -372,7 +391,12 @@ impl Keyring {
             wrapped,
             created_ms: now_ms(),
         };
-        self.inner.store.insert(&rec).await?;
+        let stored = self.inner.store.insert_first(&rec).await?;
+        if stored.id != rec.id {
+            // another instance created this version first: use its key (ours was never stored)
+            tracing::info!(bucket, version, data_key_id = %stored.id, "bucket data key created elsewhere meanwhile; using it");
+            return self.key_for_record(&stored).await;
+        }
         let key = StreamKey::new(&rec, material);
         self.inner.by_id.insert(rec.id, key.clone()).await;
         tracing::info!(bucket, version, data_key_id = %rec.id, "created bucket data key");

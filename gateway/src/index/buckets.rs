@@ -6,6 +6,7 @@ use audit::db::flag;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::locks::retrying;
 use super::{
     BucketRecord, BucketState, DefaultRetention, Index, IndexError, LockMode, Versioning,
     is_unique_violation, to_u32,
@@ -49,7 +50,20 @@ impl Index {
         tenant: Option<&str>,
         object_lock: bool,
     ) -> Result<(), IndexError> {
-        let mut tx = self.begin_write().await?;
+        retrying!(self.insert_bucket_once(name, owner, tenant, object_lock))
+    }
+
+    async fn insert_bucket_once(
+        &self,
+        name: &str,
+        owner: &str,
+        tenant: Option<&str>,
+        object_lock: bool,
+    ) -> Result<(), IndexError> {
+        // a create and a delete of one name take turns
+        let mut tx = self
+            .begin_write(self.locks().bucket_exclusive(name))
+            .await?;
         let result = sqlx::query(
             "INSERT INTO buckets (name, owner, created_ms, versioning, object_lock) \
              VALUES ($1, $2, $3, $4, $5)",
@@ -116,7 +130,19 @@ impl Index {
     /// aborted with it (S3 deletes a bucket that holds only incomplete uploads); returns their
     /// parts' backend ids, now garbage (also queued).
     pub async fn delete_bucket(&self, name: &str) -> Result<Vec<String>, IndexError> {
-        let mut tx = self.begin_write().await?;
+        let garbage = retrying!(self.delete_bucket_once(name))?;
+        // its settings went with it (a trigger queues their records)
+        self.settings.clear();
+        Ok(garbage)
+    }
+
+    /// One run of `delete_bucket`: with the bucket locked exclusively, no write adding rows
+    /// under it (each holds the bucket shared) is in flight on any instance, so "empty" stays
+    /// true until the COMMIT; a put after it finds no bucket.
+    async fn delete_bucket_once(&self, name: &str) -> Result<Vec<String>, IndexError> {
+        let mut tx = self
+            .begin_write(self.locks().bucket_exclusive(name))
+            .await?;
         let row = sqlx::query(
             "SELECT EXISTS (SELECT 1 FROM buckets WHERE name = $1) AS present, \
                     EXISTS (SELECT 1 FROM objects WHERE bucket = $1) AS has_objects",
@@ -150,9 +176,13 @@ impl Index {
         policy::store::tenancy::forget(&mut tx, name).await?;
         let garbage = super::objects::queue_garbage(&mut tx, parts).await?;
         tx.commit().await?;
-        // its settings went with it (a trigger queues their records)
-        self.settings.clear();
         Ok(garbage)
+    }
+
+    /// The locks of a versioning or object lock change: the two read each other's column, so
+    /// they take turns; the bucket shared, so neither updates a bucket being deleted.
+    fn config_locks(&self, name: &str) -> super::locks::LockSet {
+        self.locks().bucket_shared(name).bucket_config(name)
     }
 
     /// Whether the bucket exists (on the reader pool).
@@ -213,7 +243,16 @@ impl Index {
                 "a bucket cannot go back to unversioned".into(),
             ));
         };
-        let mut tx = self.begin_write().await?;
+        retrying!(self.set_versioning_once(name, status, state))
+    }
+
+    async fn set_versioning_once(
+        &self,
+        name: &str,
+        status: &str,
+        state: Versioning,
+    ) -> Result<(), IndexError> {
+        let mut tx = self.begin_write(self.config_locks(name)).await?;
         let lock: Option<i64> =
             sqlx::query_scalar("SELECT CAST(object_lock AS BIGINT) FROM buckets WHERE name = $1")
                 .bind(name)
@@ -244,7 +283,15 @@ impl Index {
         name: &str,
         default_retention: Option<DefaultRetention>,
     ) -> Result<(), IndexError> {
-        let mut tx = self.begin_write().await?;
+        retrying!(self.set_object_lock_once(name, default_retention))
+    }
+
+    async fn set_object_lock_once(
+        &self,
+        name: &str,
+        default_retention: Option<DefaultRetention>,
+    ) -> Result<(), IndexError> {
+        let mut tx = self.begin_write(self.config_locks(name)).await?;
         let versioning: Option<Option<String>> =
             sqlx::query_scalar("SELECT versioning FROM buckets WHERE name = $1")
                 .bind(name)

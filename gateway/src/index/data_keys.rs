@@ -7,6 +7,7 @@ use keys::{DataKeyId, DataKeyStore, WrappedDataKey};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::locks::retrying;
 use super::{Index, IndexError, ObjectRecord, is_unique_violation, to_u32};
 
 fn to_keys_error(e: IndexError) -> keys::Error {
@@ -86,6 +87,39 @@ impl DataKeyStore for Index {
                 key.bucket
             ))),
             Err(e) => Err(to_keys_error(e.into())),
+        }
+    }
+
+    /// `INSERT … ON CONFLICT DO NOTHING`, then the key stored under (bucket, version): two
+    /// instances creating a bucket's first key at once both end with the one committed first
+    /// (on PostgreSQL the second insert waits for the first's commit, then does nothing).
+    async fn insert_first(&self, key: &WrappedDataKey) -> keys::Result<WrappedDataKey> {
+        sqlx::query(
+            "INSERT INTO data_keys (id, bucket, version, kek_id, wrapped, created_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (bucket, version) DO NOTHING",
+        )
+        .bind(key.id.to_hex())
+        .bind(&key.bucket)
+        .bind(i64::from(key.version))
+        .bind(&key.kek_id)
+        .bind(&key.wrapped)
+        .bind(key.created_ms)
+        .execute(&self.write)
+        .await
+        .map_err(|e| to_keys_error(e.into()))?;
+        let sql = format!("SELECT {COLUMNS} FROM data_keys WHERE bucket = $1 AND version = $2");
+        let row = sqlx::query(&sql)
+            .bind(&key.bucket)
+            .bind(i64::from(key.version))
+            .fetch_optional(&self.write)
+            .await
+            .map_err(|e| to_keys_error(e.into()))?;
+        match row {
+            Some(row) => key_from_row(&row).map_err(to_keys_error),
+            None => Err(keys::Error::KeyUnavailable(format!(
+                "data key version {} of bucket {} was neither inserted nor found",
+                key.version, key.bucket
+            ))),
         }
     }
 
@@ -247,7 +281,17 @@ impl Index {
         expected: &[String],
         new: &ObjectRecord,
     ) -> Result<Option<Vec<String>>, IndexError> {
-        let mut tx = self.begin_write().await?;
+        retrying!(self.reseal_version_once(expected, new))
+    }
+
+    async fn reseal_version_once(
+        &self,
+        expected: &[String],
+        new: &ObjectRecord,
+    ) -> Result<Option<Vec<String>>, IndexError> {
+        let mut tx = self
+            .begin_write(self.locks().object(&new.bucket, &new.key))
+            .await?;
         let manifest: Option<Option<String>> = sqlx::query_scalar(
             "SELECT manifest_id FROM objects \
              WHERE bucket = $1 AND object_key = $2 AND version_id = $3",

@@ -8,6 +8,7 @@
 use audit::db::flag;
 use sqlx::Row;
 
+use super::locks::retrying;
 use super::objects::{delete_version_in, put_object_in};
 use super::tags::TAGGING_HEADER;
 use super::{DeletedVersion, Index, IndexError, LockMode, ObjectLock, ObjectRecord, map_from_json};
@@ -83,7 +84,19 @@ impl Index {
         rec: &ObjectRecord,
         expect_latest: (&str, i64),
     ) -> Result<Option<Vec<String>>, IndexError> {
-        let mut tx = self.begin_write().await?;
+        retrying!(self.put_marker_if_latest_once(rec, expect_latest))
+    }
+
+    async fn put_marker_if_latest_once(
+        &self,
+        rec: &ObjectRecord,
+        expect_latest: (&str, i64),
+    ) -> Result<Option<Vec<String>>, IndexError> {
+        let locks = self
+            .locks()
+            .bucket_shared(&rec.bucket)
+            .object(&rec.bucket, &rec.key);
+        let mut tx = self.begin_write(locks).await?;
         let latest = sqlx::query(
             "SELECT version_id, last_modified_ms FROM objects \
              WHERE bucket = $1 AND object_key = $2 AND is_latest = 1",
@@ -118,7 +131,17 @@ impl Index {
         version_id: &str,
         expect_modified_ms: i64,
     ) -> Result<Option<DeletedVersion>, IndexError> {
-        let mut tx = self.begin_write().await?;
+        retrying!(self.delete_version_if_once(bucket, key, version_id, expect_modified_ms))
+    }
+
+    async fn delete_version_if_once(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+        expect_modified_ms: i64,
+    ) -> Result<Option<DeletedVersion>, IndexError> {
+        let mut tx = self.begin_write(self.locks().object(bucket, key)).await?;
         let modified: Option<i64> = sqlx::query_scalar(
             "SELECT last_modified_ms FROM objects \
              WHERE bucket = $1 AND object_key = $2 AND version_id = $3",

@@ -15,6 +15,11 @@
 //! other writes (buckets, multipart, keys, the policy store and audit ledger on the same pool)
 //! are one transaction each and take turns with the writer task for the pool's connection.
 //!
+//! Several instances on one PostgreSQL database: every write transaction that reads before it
+//! writes first takes the advisory locks of what it changes (`locks.rs`: the object key, the
+//! bucket, the upload, the setting), so writes of one key are serial across instances too; a
+//! transaction that loses a deadlock or serialization conflict runs again (`locks::retrying!`).
+//!
 //! Durability: `synchronous=FULL` (a deliberate deviation from the usual WAL + `NORMAL`). With
 //! `NORMAL`, a power loss may drop the last committed transactions; the object layer deletes the
 //! replaced ciphertext right after the commit, so a lost commit could leave the index pointing at
@@ -31,6 +36,7 @@ mod data_keys;
 pub mod gc;
 mod lifecycle;
 mod list;
+mod locks;
 mod multipart;
 mod objects;
 mod ops;
@@ -543,11 +549,21 @@ impl Index {
         self.dialect
     }
 
-    /// Starts a write transaction on the single writer connection (`BEGIN IMMEDIATE` on SQLite).
+    /// The empty lock set of a write transaction on this index's database (see `locks.rs`).
+    pub(crate) fn locks(&self) -> locks::LockSet {
+        locks::LockSet::new(self.dialect)
+    }
+
+    /// Starts a write transaction on the single writer connection (`BEGIN IMMEDIATE` on SQLite)
+    /// and takes `locks` first (on PostgreSQL: the advisory locks that exclude the same writes
+    /// on other instances; nothing on SQLite). Run it through `locks::retrying!`.
     pub(crate) async fn begin_write(
         &self,
+        locks: locks::LockSet,
     ) -> Result<sqlx::Transaction<'static, sqlx::Any>, IndexError> {
-        Ok(self.write.begin_with(self.dialect.begin_write()).await?)
+        let mut tx = self.write.begin_with(self.dialect.begin_write()).await?;
+        self.dialect.lock_keys(&mut tx, locks.keys()).await?;
+        Ok(tx)
     }
 }
 

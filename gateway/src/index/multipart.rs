@@ -5,6 +5,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::locks::{LockSet, retrying};
 use super::objects::{Tx, queue_garbage, require_bucket, write_version};
 use super::{
     Index, IndexError, ObjectRecord, PartRecord, UploadRecord, is_unique_violation, map_from_json,
@@ -72,10 +73,22 @@ async fn remove_upload(tx: &mut Tx, upload_id: &str) -> Result<Vec<String>, Inde
 }
 
 impl Index {
+    /// The locks of every write of an upload: its bucket shared (a bucket delete aborts the
+    /// bucket's uploads) and the upload.
+    fn upload_locks(&self, bucket: &str, upload_id: &str) -> LockSet {
+        self.locks().bucket_shared(bucket).upload(upload_id)
+    }
+
     /// Records a new multipart upload. `NotFound` if the bucket does not exist, `AlreadyExists`
     /// if the upload id is taken.
     pub async fn create_upload(&self, rec: &UploadRecord) -> Result<(), IndexError> {
-        let mut tx = self.begin_write().await?;
+        retrying!(self.create_upload_once(rec))
+    }
+
+    async fn create_upload_once(&self, rec: &UploadRecord) -> Result<(), IndexError> {
+        let mut tx = self
+            .begin_write(self.upload_locks(&rec.bucket, &rec.upload_id))
+            .await?;
         require_bucket(&mut tx, &rec.bucket).await?;
         let result = sqlx::query(
             "INSERT INTO uploads (upload_id, bucket, object_key, object_id_hex, initiated_ms, headers, \
@@ -124,7 +137,17 @@ impl Index {
     /// backend id of the replaced part, now garbage (also queued in `gc_queue`). `NoSuchUpload` if
     /// the upload is gone (completed or aborted meanwhile): the caller then deletes its new part.
     pub async fn put_part(&self, part: &PartRecord) -> Result<Option<String>, IndexError> {
-        let mut tx = self.begin_write().await?;
+        retrying!(self.put_part_once(part))
+    }
+
+    /// One run of `put_part`. The upload lock makes the read of the replaced part and the
+    /// write of the new one one step across instances (two uploads of one part number: each
+    /// replaced id is garbage once), and a completion or abort either sees this part or runs
+    /// before it (then the upload is gone: `NoSuchUpload`).
+    async fn put_part_once(&self, part: &PartRecord) -> Result<Option<String>, IndexError> {
+        let mut tx = self
+            .begin_write(self.upload_locks(&part.bucket, &part.upload_id))
+            .await?;
         upload_key(&mut tx, &part.bucket, &part.upload_id).await?;
         let old: Option<String> = sqlx::query_scalar(
             "SELECT backend_id FROM parts WHERE upload_id = $1 AND part_number = $2",
@@ -245,7 +268,22 @@ impl Index {
         upload_id: &str,
         rec: &ObjectRecord,
     ) -> Result<Vec<String>, IndexError> {
-        let mut tx = self.begin_write().await?;
+        retrying!(self.complete_upload_once(bucket, upload_id, rec))
+    }
+
+    /// One run of `complete_upload`: the upload locked (a racing abort, part or second
+    /// completion runs wholly before or after: one outcome) and the object key (the new version
+    /// is written as any put of the key).
+    async fn complete_upload_once(
+        &self,
+        bucket: &str,
+        upload_id: &str,
+        rec: &ObjectRecord,
+    ) -> Result<Vec<String>, IndexError> {
+        let locks = self
+            .upload_locks(bucket, upload_id)
+            .object(&rec.bucket, &rec.key);
+        let mut tx = self.begin_write(locks).await?;
         let key = upload_key(&mut tx, bucket, upload_id).await?;
         if key != rec.key || rec.bucket != bucket {
             return Err(IndexError::NoSuchUpload(format!(
@@ -268,7 +306,17 @@ impl Index {
         bucket: &str,
         upload_id: &str,
     ) -> Result<Vec<String>, IndexError> {
-        let mut tx = self.begin_write().await?;
+        retrying!(self.abort_upload_once(bucket, upload_id))
+    }
+
+    async fn abort_upload_once(
+        &self,
+        bucket: &str,
+        upload_id: &str,
+    ) -> Result<Vec<String>, IndexError> {
+        let mut tx = self
+            .begin_write(self.upload_locks(bucket, upload_id))
+            .await?;
         upload_key(&mut tx, bucket, upload_id).await?;
         let part_ids = remove_upload(&mut tx, upload_id).await?;
         let garbage = queue_garbage(&mut tx, part_ids).await?;

@@ -11,6 +11,7 @@ use audit::db::flag;
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, Row, Transaction};
 
+use super::locks::retrying;
 use super::writer::Job;
 use super::{
     Index, IndexError, LockMode, ObjectLock, ObjectRecord, StreamRecord, map_from_json,
@@ -466,7 +467,21 @@ impl Index {
         bypass_governance: bool,
         record_id: Option<&str>,
     ) -> Result<(ObjectLock, Vec<String>), IndexError> {
-        let mut tx = self.begin_write().await?;
+        retrying!({
+            self.set_lock_once(bucket, key, version_id, lock, bypass_governance, record_id)
+        })
+    }
+
+    async fn set_lock_once(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        lock: ObjectLock,
+        bypass_governance: bool,
+        record_id: Option<&str>,
+    ) -> Result<(ObjectLock, Vec<String>), IndexError> {
+        let mut tx = self.begin_write(self.locks().object(bucket, key)).await?;
         let row = match version_id {
             Some(v) => {
                 sqlx::query(

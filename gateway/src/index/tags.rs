@@ -7,6 +7,7 @@
 use audit::db::flag;
 use sqlx::Row;
 
+use super::locks::retrying;
 use super::objects::queue_garbage;
 use super::{Index, IndexError, map_from_json, map_to_json, now_ms};
 
@@ -37,7 +38,18 @@ impl Index {
         tagging: Option<&str>,
         record_id: &str,
     ) -> Result<Vec<String>, IndexError> {
-        let mut tx = self.begin_write().await?;
+        retrying!(self.set_object_tags_once(bucket, key, version_id, tagging, record_id))
+    }
+
+    async fn set_object_tags_once(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+        tagging: Option<&str>,
+        record_id: &str,
+    ) -> Result<Vec<String>, IndexError> {
+        let mut tx = self.begin_write(self.locks().object(bucket, key)).await?;
         let row = sqlx::query(
             "SELECT CAST(delete_marker AS BIGINT) AS delete_marker, headers, tag_record_id FROM objects \
              WHERE bucket = $1 AND object_key = $2 AND version_id = $3",
@@ -114,7 +126,20 @@ impl Index {
         value: Option<&str>,
         record_id: Option<&str>,
     ) -> Result<Vec<String>, IndexError> {
-        let mut tx = self.begin_write().await?;
+        let garbage = retrying!(self.set_bucket_setting_once(bucket, name, value, record_id))?;
+        self.settings.clear();
+        Ok(garbage)
+    }
+
+    async fn set_bucket_setting_once(
+        &self,
+        bucket: &str,
+        name: &str,
+        value: Option<&str>,
+        record_id: Option<&str>,
+    ) -> Result<Vec<String>, IndexError> {
+        let locks = self.locks().bucket_shared(bucket).setting(bucket, name);
+        let mut tx = self.begin_write(locks).await?;
         super::objects::require_bucket(&mut tx, bucket).await?;
         let old: Option<Option<String>> = sqlx::query_scalar(
             "SELECT record_id FROM bucket_settings WHERE bucket = $1 AND name = $2",
@@ -152,7 +177,6 @@ impl Index {
             _ => Vec::new(),
         };
         tx.commit().await?;
-        self.settings.clear();
         Ok(garbage)
     }
 

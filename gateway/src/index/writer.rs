@@ -7,7 +7,8 @@
 //! runs the batch as one transaction:
 //!
 //! ```text
-//! BEGIN IMMEDIATE
+//! BEGIN IMMEDIATE                            -- PostgreSQL: BEGIN
+//!   SELECT pg_advisory_xact_lock…(k1); …     -- PostgreSQL only: every job's locks, k ascending
 //!   SAVEPOINT w; <job 1>; RELEASE w          -- a job that fails: ROLLBACK TO w; RELEASE w
 //!   SAVEPOINT w; <job 2>; RELEASE w
 //!   ...
@@ -21,11 +22,21 @@
 //! covers its write. Jobs apply in arrival order, so sequential writes of one key keep
 //! last-writer-wins; concurrent writers pay one fsync per batch instead of one each.
 //!
+//! Several instances on one PostgreSQL database: each has its own writer task, so two batches
+//! may run at once. Each batch first takes the cross-instance locks of all its jobs (`locks.rs`:
+//! the object key, and the bucket shared for a put) in one round trip, in ascending key order,
+//! and holds them to its COMMIT. Taking them all up front in one global order (rather than
+//! per job, as it runs) means two batches never hold one key each while waiting for the
+//! other's: they queue on their first common key and run one after the other. Should the
+//! server still report a deadlock or a serialization failure (a job's statement or the batch's
+//! own), the whole batch is rolled back and run again (up to `locks::MAX_ATTEMPTS` times, with
+//! a jittered backoff); no caller is answered until the run that commits. On SQLite nothing
+//! of this runs: no lock keys are computed, no statement is added.
+//!
 //! Shutdown: [`Writer::close`] (from `Index::close`) closes the channel; the task commits what
 //! was already queued and ends. It also ends when every sender is dropped. Once it has stopped,
 //! submitting fails with [`IndexError::Unavailable`].
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -34,6 +45,7 @@ use sqlx::{AnyConnection, AnyPool};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::gc::gc_done_in;
+use super::locks::{self, LockSet};
 use super::objects::{DeletedVersion, delete_version_in, put_object_in};
 use super::{IndexError, ObjectRecord};
 
@@ -68,46 +80,81 @@ enum Message {
     Close,
 }
 
-/// A job applied inside the open transaction: whether it succeeded, and how to answer its
-/// caller once the batch's fate is known (its own result if the batch committed, else why the
-/// batch failed).
-struct Applied {
-    ok: bool,
-    finish: Finish,
+/// What a job's statements answered, kept until the batch's fate is known.
+enum Outcome {
+    Put(Result<Vec<String>, IndexError>),
+    Delete(Result<Option<DeletedVersion>, IndexError>),
+    Gc(Result<(), IndexError>),
 }
 
-/// Answers a caller given the batch's outcome (`Err`: why the batch failed).
-type Finish = Box<dyn FnOnce(Result<(), &str>) + Send>;
+impl Outcome {
+    /// The job's own error, if it failed.
+    fn error(&self) -> Option<&IndexError> {
+        match self {
+            Outcome::Put(r) => r.as_ref().err(),
+            Outcome::Delete(r) => r.as_ref().err(),
+            Outcome::Gc(r) => r.as_ref().err(),
+        }
+    }
 
-impl Applied {
-    fn new<T: Send + 'static>(reply: Reply<T>, result: Result<T, IndexError>) -> Applied {
-        Applied {
-            ok: result.is_ok(),
-            finish: Box::new(move |batch| answer(reply, batch.map_err(batch_failed).and(result))),
+    /// The job's error as the batch's when it is a conflict with another instance's
+    /// transaction (a deadlock or serialization failure: the batch runs again), else itself.
+    fn conflict(self) -> Result<Outcome, sqlx::Error> {
+        if !self.error().is_some_and(super::locks::is_conflict) {
+            return Ok(self);
+        }
+        match self {
+            Outcome::Put(Err(IndexError::Database(e)))
+            | Outcome::Delete(Err(IndexError::Database(e)))
+            | Outcome::Gc(Err(IndexError::Database(e))) => Err(e),
+            other => Ok(other),
         }
     }
 }
 
 impl Job {
-    /// Runs the job's statements in the open transaction (inside its savepoint).
-    async fn apply(self, conn: &mut AnyConnection) -> Applied {
+    /// The locks the job needs across instances (see `locks.rs`); none on SQLite.
+    fn locks(&self, dialect: Dialect) -> LockSet {
+        let set = LockSet::new(dialect);
         match self {
-            Job::PutObject { rec, reply } => Applied::new(reply, put_object_in(conn, &rec).await),
+            Job::PutObject { rec, .. } => {
+                set.bucket_shared(&rec.bucket).object(&rec.bucket, &rec.key)
+            }
+            Job::DeleteVersion { bucket, key, .. } => set.object(bucket, key),
+            // queued ids are unique and never referenced again: nothing to exclude
+            Job::GcDone { .. } => set,
+        }
+    }
+
+    /// Runs the job's statements in the open transaction (inside its savepoint). A job can run
+    /// more than once (its batch lost a conflict and runs again); only the last run counts.
+    async fn apply(&self, conn: &mut AnyConnection) -> Outcome {
+        match self {
+            Job::PutObject { rec, .. } => Outcome::Put(put_object_in(conn, rec).await),
             Job::DeleteVersion {
                 bucket,
                 key,
                 version_id,
                 bypass_governance,
-                reply,
-            } => Applied::new(
-                reply,
-                delete_version_in(conn, &bucket, &key, &version_id, bypass_governance).await,
+                ..
+            } => Outcome::Delete(
+                delete_version_in(conn, bucket, key, version_id, *bypass_governance).await,
             ),
-            Job::GcDone { ids, reply } => Applied::new(reply, gc_done_in(conn, &ids).await),
+            Job::GcDone { ids, .. } => Outcome::Gc(gc_done_in(conn, ids).await),
         }
     }
 
-    /// Answers the caller that its batch failed before the job ran.
+    /// Answers the caller with its outcome in the committed batch.
+    fn answer(self, outcome: Outcome) {
+        match (self, outcome) {
+            (Job::PutObject { reply, .. }, Outcome::Put(r)) => answer(reply, r),
+            (Job::DeleteVersion { reply, .. }, Outcome::Delete(r)) => answer(reply, r),
+            (Job::GcDone { reply, .. }, Outcome::Gc(r)) => answer(reply, r),
+            (job, _) => job.fail("internal error: a job's outcome does not match it"),
+        }
+    }
+
+    /// Answers the caller that its batch was not committed.
     fn fail(self, why: &str) {
         match self {
             Job::PutObject { reply, .. } => answer(reply, Err(batch_failed(why))),
@@ -214,10 +261,10 @@ async fn run(
     let mut messages = Vec::with_capacity(MAX_BATCH);
     // Ends when every sender is gone, or after Close once the queue is drained.
     while rx.recv_many(&mut messages, MAX_BATCH).await > 0 {
-        let mut jobs = VecDeque::with_capacity(messages.len());
+        let mut jobs = Vec::with_capacity(messages.len());
         for m in messages.drain(..) {
             match m {
-                Message::Job(job) => jobs.push_back(job),
+                Message::Job(job) => jobs.push(job),
                 // No new jobs from now on; those already queued are still received.
                 Message::Close => rx.close(),
             }
@@ -226,22 +273,18 @@ async fn run(
             continue;
         }
         let n = jobs.len() as u64;
-        let mut applied = Vec::with_capacity(jobs.len());
-        match commit_batch(&pool, dialect, &mut jobs, &mut applied).await {
-            Ok(()) => {
+        match commit_retrying(&pool, dialect, &jobs).await {
+            Ok(outcomes) => {
                 counters.batches.fetch_add(1, Ordering::Relaxed);
                 counters.jobs.fetch_add(n, Ordering::Relaxed);
                 counters.largest.fetch_max(n, Ordering::Relaxed);
-                for a in applied {
-                    (a.finish)(Ok(()));
+                for (job, outcome) in jobs.into_iter().zip(outcomes) {
+                    job.answer(outcome);
                 }
             }
             Err(e) => {
                 let why = e.to_string();
                 tracing::error!(error = %why, jobs = n, "index write batch not committed");
-                for a in applied {
-                    (a.finish)(Err(&why));
-                }
                 for job in jobs {
                     job.fail(&why);
                 }
@@ -250,9 +293,31 @@ async fn run(
     }
 }
 
-/// Applies `jobs` (moving each into `applied` as it runs) in one transaction and commits it. On
-/// an error of the batch as a whole, the jobs not yet run stay in `jobs` and the transaction is
-/// rolled back.
+/// Commits the batch, running it again (after [`locks::backoff`]) while it loses a conflict
+/// with another instance's transaction (a deadlock or serialization failure, the whole batch
+/// rolled back), at most [`locks::MAX_ATTEMPTS`] times.
+async fn commit_retrying(
+    pool: &AnyPool,
+    dialect: Dialect,
+    jobs: &[Job],
+) -> Result<Vec<Outcome>, sqlx::Error> {
+    let mut attempt = 1;
+    loop {
+        match commit_batch(pool, dialect, jobs).await {
+            Err(e) if attempt < locks::MAX_ATTEMPTS && audit::db::is_transient_conflict(&e) => {
+                attempt += 1;
+                tracing::debug!(error = %e, attempt, "index write batch lost a conflict; running it again");
+                tokio::time::sleep(locks::backoff(attempt)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Runs `jobs` in one transaction and commits it; returns each job's outcome. On PostgreSQL the
+/// transaction first takes every job's locks at once, in ascending key order (so two
+/// instances' batches never wait for each other in a cycle); they are held to the COMMIT. On an
+/// error of the batch as a whole the transaction is rolled back.
 ///
 /// The transaction is plain SQL on a pooled connection, not an `sqlx::Transaction`: when SQLite
 /// has already rolled a transaction back itself (a trigger's `RAISE(ROLLBACK)`, an I/O error),
@@ -262,14 +327,13 @@ async fn run(
 async fn commit_batch(
     pool: &AnyPool,
     dialect: Dialect,
-    jobs: &mut VecDeque<Job>,
-    applied: &mut Vec<Applied>,
-) -> Result<(), sqlx::Error> {
+    jobs: &[Job],
+) -> Result<Vec<Outcome>, sqlx::Error> {
     let mut conn = pool.acquire().await?;
     sqlx::query(dialect.begin_write())
         .execute(&mut *conn)
         .await?;
-    let result = apply_and_commit(&mut conn, jobs, applied).await;
+    let result = apply_and_commit(&mut conn, dialect, jobs).await;
     if result.is_err()
         && let Err(e) = sqlx::query("ROLLBACK").execute(&mut *conn).await
         && !e.to_string().contains("no transaction is active")
@@ -283,22 +347,27 @@ async fn commit_batch(
 
 async fn apply_and_commit(
     conn: &mut AnyConnection,
-    jobs: &mut VecDeque<Job>,
-    applied: &mut Vec<Applied>,
-) -> Result<(), sqlx::Error> {
-    while let Some(job) = jobs.pop_front() {
-        if let Err(e) = sqlx::query("SAVEPOINT w").execute(&mut *conn).await {
-            jobs.push_front(job);
-            return Err(e);
+    dialect: Dialect,
+    jobs: &[Job],
+) -> Result<Vec<Outcome>, sqlx::Error> {
+    if dialect.needs_write_locks() {
+        let mut all = LockSet::new(dialect);
+        for job in jobs {
+            all.extend(job.locks(dialect));
         }
-        let done = job.apply(conn).await;
-        let ok = done.ok;
-        applied.push(done);
-        if !ok {
+        dialect.lock_keys(conn, all.keys()).await?;
+    }
+    let mut outcomes = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        sqlx::query("SAVEPOINT w").execute(&mut *conn).await?;
+        // a job that lost a conflict fails the batch (it runs again whole)
+        let outcome = job.apply(conn).await.conflict()?;
+        if outcome.error().is_some() {
             sqlx::query("ROLLBACK TO w").execute(&mut *conn).await?;
         }
         sqlx::query("RELEASE w").execute(&mut *conn).await?;
+        outcomes.push(outcome);
     }
     sqlx::query("COMMIT").execute(&mut *conn).await?;
-    Ok(())
+    Ok(outcomes)
 }

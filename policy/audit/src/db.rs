@@ -152,8 +152,9 @@ impl Dialect {
 
     /// Starts a write transaction. SQLite: `BEGIN IMMEDIATE` takes the write lock at once
     /// (no upgrade deadlock with another process on the file); PostgreSQL: a plain `BEGIN`
-    /// (writes are serialised per instance by the single writer connection; the audit chain,
-    /// which every instance appends to, also by [`Dialect::lock_ledger`]).
+    /// (READ COMMITTED; writes are serialised per instance by the single writer connection,
+    /// across instances by the advisory locks the transaction takes first: the index's through
+    /// [`Dialect::lock_keys`], the audit chain's through [`Dialect::lock_ledger`]).
     pub fn begin_write(self) -> &'static str {
         match self {
             Dialect::Sqlite => "BEGIN IMMEDIATE",
@@ -173,6 +174,47 @@ impl Dialect {
                 .execute(conn)
                 .await?;
         }
+        Ok(())
+    }
+
+    /// Whether write transactions of several processes need [`Dialect::lock_keys`] to exclude
+    /// each other. PostgreSQL: yes (READ COMMITTED; several gateway instances may write).
+    /// SQLite: no, `BEGIN IMMEDIATE` already admits one writer to the whole file at a time, so
+    /// callers skip building lock keys altogether on SQLite's hot path.
+    pub fn needs_write_locks(self) -> bool {
+        self == Dialect::Postgres
+    }
+
+    /// Takes, as the first statement of a write transaction, the transaction-level locks `locks`
+    /// (keys of PostgreSQL's 64-bit advisory lock space; `true`: exclusive, `false`: shared),
+    /// released by the COMMIT or ROLLBACK. The keys are taken in ascending order, a key asked
+    /// for both ways once exclusively, all in one round trip: every transaction that locks this
+    /// way acquires in the same global order, so two of them never deadlock on these locks.
+    /// SQLite: nothing to do (see [`Dialect::needs_write_locks`]).
+    pub async fn lock_keys(
+        self,
+        conn: &mut sqlx::AnyConnection,
+        locks: &[(i64, bool)],
+    ) -> Result<(), sqlx::Error> {
+        if !self.needs_write_locks() || locks.is_empty() {
+            return Ok(());
+        }
+        let mut sorted = locks.to_vec();
+        // by key, exclusive first, then one entry per key (the exclusive one if asked for)
+        sorted.sort_unstable_by_key(|&(key, exclusive)| (key, !exclusive));
+        sorted.dedup_by_key(|&mut (key, _)| key);
+        // integers only in the text, no arguments: one simple-protocol round trip (several
+        // statements allowed), run in order
+        let mut sql = String::with_capacity(sorted.len() * 48);
+        for (key, exclusive) in sorted {
+            let f = if exclusive {
+                "pg_advisory_xact_lock"
+            } else {
+                "pg_advisory_xact_lock_shared"
+            };
+            sql.push_str(&format!("SELECT {f}({key});"));
+        }
+        sqlx::Executor::execute(conn, sql.as_str()).await?;
         Ok(())
     }
 
@@ -196,6 +238,15 @@ impl Dialect {
             }
         }
     }
+}
+
+/// Whether `e` is a conflict between concurrent transactions that running the transaction
+/// again resolves: PostgreSQL's `serialization_failure` (40001) or `deadlock_detected` (40P01),
+/// where the server rolled the victim back. SQLite reports neither.
+pub fn is_transient_conflict(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|c| c == "40001" || c == "40P01")
 }
 
 /// Installs sqlx's `Any` drivers (SQLite and PostgreSQL) once per process.

@@ -300,6 +300,7 @@ async fn admin_listener_health_ready_metrics() {
     // the instances sharing the rate limits (one on SQLite)
     for series in [
         "vaultgate_db_query_seconds_count{op=\"get_version\",store=\"index\"} ",
+        "vaultgate_db_query_seconds_count{op=\"write_batch\",store=\"index\"} ",
         "vaultgate_db_query_seconds_count{op=\"append_batch\",store=\"audit\"} ",
         "vaultgate_db_query_seconds_count{op=\"access_load\",store=\"policy\"} ",
     ] {

@@ -273,7 +273,8 @@ async fn run(
             continue;
         }
         let n = jobs.len() as u64;
-        match commit_retrying(&pool, dialect, &jobs).await {
+        let committed = commit_retrying(&pool, dialect, &jobs);
+        match audit::db::timed("index", "write_batch", committed).await {
             Ok(outcomes) => {
                 counters.batches.fetch_add(1, Ordering::Relaxed);
                 counters.jobs.fetch_add(n, Ordering::Relaxed);

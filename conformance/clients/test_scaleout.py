@@ -17,8 +17,9 @@ VAULTGATE_TEST_S3_* the module fails when VAULTGATE_REQUIRE_SERVICES=1 and is sk
   two instances at once are both acknowledged.
 - `test_racing_overwrites_through_two_instances`: the same keys written at once through two
   instances (unversioned and versioned buckets): one current object, one latest version.
-  These two are marked xfail, with the gateway's log as evidence, when they meet the races of the
-  missing cross-instance locks (docs/SCALING.md, Not yet).
+  Both hold since the index's cross-instance locks (docs/SCALING.md, "writes from several
+  instances"); before them, racing PUTs were refused 503 and a versioned key could end with two
+  latest versions.
 - `test_revocation_reaches_every_instance_within_a_second`: a key revoked through instance A is
   refused by B and C within 1 s (measured).
 - `test_quorum_approval_is_consumed_once_across_instances`: an approved PutObject retried on two
@@ -669,19 +670,6 @@ def test_first_writes_to_new_buckets_through_two_instances(cluster, request):
         _, f = put_race(a, b, bucket, ["first/"], 1, ("a", "b"))  # two keys: only the data key is shared
         failed += f
     report(request, c, "first_writes", {"buckets": len(names), "refused_puts": len(failed)})
-    if failed and all(st == 503 and err.get("Code") == "ServiceUnavailable" for _, _, st, err in failed):
-        logs = "".join(gw.log_path.read_text(errors="replace") for gw in (a, b))
-        clashes = [n for n in names if f"or version 1 of bucket {n} exists already" in logs]
-        if clashes:
-            pytest.xfail(
-                f"{len(failed)} of {2 * len(names)} first PUTs into a new bucket through two instances at once "
-                "were refused 503 ServiceUnavailable: both instances created version 1 of the bucket's data key "
-                "and the second INSERT hit the unique (bucket, version) constraint (gateway log: 'data key … or "
-                f"version 1 of bucket … exists already' for {len(clashes)} buckets; "
-                "gateway/src/index/data_keys.rs insert); a client's retry succeeds (the key exists then). Needs "
-                "the cross-instance lock on the first data key of a bucket (docs/SCALING.md, Not yet). "
-                f"Refusals: {failed[:2]}"
-            )
     assert not failed, f"first PUTs refused: {failed}"
 
 
@@ -729,17 +717,9 @@ def test_racing_overwrites_through_two_instances(cluster, request):
         figures["versioned" if versioned else "unversioned"] = f"{4 * len(keys)} races on {len(keys)} keys"
     figures["refused_puts"], figures["anomalies"] = len(refused_puts), len(anomalies)
     report(request, c, "racing_overwrites", figures)
-    # what remains are the two known effects of the missing cross-instance lock on a key's versions
-    logs = "".join(gw.log_path.read_text(errors="replace") for gw in (a, b))
-    evidence = "objects_v_pkey" in logs or "no rows returned by a query that expected" in logs
-    if anomalies or (refused_puts and evidence and all(st == 503 for _, _, st, _ in refused_puts)):
-        pytest.xfail(
-            "racing PUTs of one key through two instances (no cross-instance lock on a key's versions yet, "
-            f"docs/SCALING.md Not yet): {len(anomalies)} keys left with two current versions or listed twice "
-            f"({anomalies[:3]}), and {len(refused_puts)} of 80 PUTs refused 503 ServiceUnavailable "
-            "(gateway log: 'duplicate key value violates unique constraint \"objects_v_pkey\"' / 'no rows "
-            f"returned by a query that expected to return at least one row'). Refusals: {refused_puts[:1]}"
-        )
+    # one winner per race: no key with two current versions, none listed twice (the index's
+    # cross-instance key locks, docs/SCALING.md "writes from several instances")
+    assert not anomalies, anomalies
     assert not refused_puts, f"racing PUTs refused: {refused_puts}"
 
 

@@ -152,20 +152,21 @@ pub struct ProviderReport {
     pub serving: bool,
 }
 
-/// Probes the provider and lists the buckets it would fail for (each step within `timeout`).
+/// Probes the provider and lists the buckets it would fail for (both within `timeout`).
 pub async fn provider_report(keyring: &Keyring, timeout: std::time::Duration) -> ProviderReport {
     let provider = keyring.provider();
-    let state = match tokio::time::timeout(timeout, provider.probe()).await {
-        Ok(s) => s,
-        Err(_) => ProviderState::Unreachable("timed out".into()),
+    // side by side, each bounded: a database that does not answer must not hold the report
+    // (and /ready) past `timeout`, nor a KMS that does not
+    let (probed, listed) = tokio::join!(
+        tokio::time::timeout(timeout, provider.probe()),
+        tokio::time::timeout(timeout, keyring.uncached_buckets()),
+    );
+    let state = probed.unwrap_or_else(|_| ProviderState::Unreachable("timed out".into()));
+    let (uncached, store_error) = match listed {
+        Ok(Ok(b)) => (b, None),
+        Ok(Err(e)) => (Vec::new(), Some(e.to_string())),
+        Err(_) => (Vec::new(), Some("key store: timed out".to_owned())),
     };
-    // a database that does not answer must not hold the report (and /ready) past `timeout`
-    let (uncached, store_error) =
-        match tokio::time::timeout(timeout, keyring.uncached_buckets()).await {
-            Ok(Ok(b)) => (b, None),
-            Ok(Err(e)) => (Vec::new(), Some(e.to_string())),
-            Err(_) => (Vec::new(), Some("key store: timed out".to_owned())),
-        };
     let serving = match &state {
         ProviderState::Ready => true,
         ProviderState::Unreachable(_) => uncached.is_empty() && store_error.is_none(),

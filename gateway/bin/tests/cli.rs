@@ -122,8 +122,7 @@ async fn serve_reports_its_addresses_and_stops_on_sigterm() {
         .expect("listening line");
     let v: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
     assert_eq!(v["msg"], "listening");
-    let s3: std::net::SocketAddr = v["s3_addr"].as_str().unwrap().parse().unwrap();
-    let admin: std::net::SocketAddr = v["admin_addr"].as_str().unwrap().parse().unwrap();
+    let (s3, admin) = common::listening_addrs(&line);
     assert_ne!(s3.port(), 0);
 
     let c = common::client_for(&format!("http://{s3}"), common::AK, common::SK);

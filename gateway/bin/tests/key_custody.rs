@@ -85,12 +85,8 @@ async fn serve(mut cmd: Command) -> Running {
                 std::fs::read_to_string(log.path()).unwrap_or_default()
             )
         });
-    let v: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
-    Running {
-        child,
-        s3: v["s3_addr"].as_str().unwrap().parse().unwrap(),
-        admin: v["admin_addr"].as_str().unwrap().parse().unwrap(),
-    }
+    let (s3, admin) = common::listening_addrs(&line);
+    Running { child, s3, admin }
 }
 
 /// Runs `vaultgate serve` expecting it to refuse: (exit code, the `vaultgate: …` line on stderr).

@@ -24,19 +24,6 @@ use serde_json::json;
 const BIN: &str = env!("CARGO_BIN_EXE_vaultgate");
 const PASSWORD: &str = "vgtest-pass";
 
-fn database() -> Option<String> {
-    match audit::db::test_database_url() {
-        Some(url) => Some(url),
-        None if std::env::var("VAULTGATE_TEST_REQUIRE_POSTGRES").as_deref() == Ok("1") => {
-            panic!("VAULTGATE_TEST_REQUIRE_POSTGRES=1 but VAULTGATE_TEST_DATABASE_URL is not set")
-        }
-        None => {
-            eprintln!("skipped: VAULTGATE_TEST_DATABASE_URL is not set");
-            None
-        }
-    }
-}
-
 /// The binary with a clean environment, on `data` (SQLite unless `db`).
 fn vaultgate(data: &std::path::Path, db: Option<&str>) -> Command {
     let mut cmd = Command::new(BIN);
@@ -88,12 +75,8 @@ async fn serve(
     let line = common::listening_line(child.stdout.take().unwrap())
         .await
         .expect("serve starts");
-    let v: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
-    (
-        child,
-        v["s3_addr"].as_str().unwrap().parse().unwrap(),
-        v["admin_addr"].as_str().unwrap().parse().unwrap(),
-    )
+    let (s3, admin) = common::listening_addrs(&line);
+    (child, s3, admin)
 }
 
 async fn stop(child: Child) {
@@ -400,7 +383,9 @@ fn hex_of(b: &[u8]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sqlite_data_dir_moves_to_postgres_killed_and_resumed_and_serves_the_same() {
-    let Some(db) = database() else { return };
+    let Some(db) = common::postgres_database() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let (before, (ak, sk)) = populate(&data).await;
@@ -590,7 +575,9 @@ async fn a_sqlite_data_dir_moves_to_postgres_killed_and_resumed_and_serves_the_s
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_target_with_other_data_or_a_bad_url_is_refused_in_one_line() {
-    let Some(db) = database() else { return };
+    let Some(db) = common::postgres_database() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     // a database a gateway already served from

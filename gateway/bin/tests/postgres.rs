@@ -19,20 +19,6 @@ use sha2::{Digest, Sha256};
 
 const BIN: &str = env!("CARGO_BIN_EXE_vaultgate");
 
-/// A fresh PostgreSQL database, or None (test skipped) when no test server is configured.
-fn database() -> Option<String> {
-    match audit::db::test_database_url() {
-        Some(url) => Some(url),
-        None if std::env::var("VAULTGATE_TEST_REQUIRE_POSTGRES").as_deref() == Ok("1") => {
-            panic!("VAULTGATE_TEST_REQUIRE_POSTGRES=1 but VAULTGATE_TEST_DATABASE_URL is not set")
-        }
-        None => {
-            eprintln!("skipped: VAULTGATE_TEST_DATABASE_URL is not set");
-            None
-        }
-    }
-}
-
 fn vaultgate(data: &std::path::Path, db: &str) -> Command {
     let mut cmd = Command::new(BIN);
     for (k, _) in std::env::vars() {
@@ -79,9 +65,7 @@ async fn serve_with(
             String::from_utf8_lossy(&out.stderr)
         );
     };
-    let v: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
-    let s3 = v["s3_addr"].as_str().unwrap().parse().unwrap();
-    let admin = v["admin_addr"].as_str().unwrap().parse().unwrap();
+    let (s3, admin) = common::listening_addrs(&line);
     (child, s3, admin)
 }
 
@@ -149,7 +133,9 @@ async fn migrations(db: &str) -> Vec<(i64, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_on_postgres_round_trips_verifies_and_restarts() {
-    let Some(db) = database() else { return };
+    let Some(db) = common::postgres_database() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
 
@@ -281,7 +267,9 @@ where
 /// it does not fail the writes of other clients committed beside it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nul_in_a_key_or_prefix_is_a_client_error_on_postgres() {
-    let Some(db) = database() else { return };
+    let Some(db) = common::postgres_database() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let (child, s3, _admin) = serve(&dir.path().join("data"), &db).await;
     let c = common::client_for(&format!("http://{s3}"), common::AK, common::SK);
@@ -396,7 +384,9 @@ const JOBS: [&str; 4] = ["gc", "lifecycle", "orphan_sweep", "retention"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_run_background_work_one_at_a_time_and_take_over_when_killed() {
-    let Some(db) = database() else { return };
+    let Some(db) = common::postgres_database() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let objects = format!("file://{}", dir.path().join("objects").display());
     let shared = [
@@ -440,7 +430,9 @@ async fn two_instances_run_background_work_one_at_a_time_and_take_over_when_kill
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_instance_on_a_local_disk_backend_is_refused_unless_marked_shared() {
-    let Some(db) = database() else { return };
+    let Some(db) = common::postgres_database() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let objects = format!("file://{}", dir.path().join("objects").display());
     let backend = [("VAULTGATE_BACKEND", objects.as_str())];
@@ -484,8 +476,12 @@ fn kill(mut child: Child) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_empty_database_over_a_backend_just_written_refuses_to_start() {
-    let Some(db) = database() else { return };
-    let Some(other_db) = database() else { return };
+    let Some(db) = common::postgres_database() else {
+        return;
+    };
+    let Some(other_db) = common::postgres_database() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let objects = format!("file://{}", dir.path().join("objects").display());
     let backend = [("VAULTGATE_BACKEND", objects.as_str())];
@@ -566,7 +562,9 @@ async fn until_instances(admin: std::net::SocketAddr, n: i64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rate_limit_is_the_deployments_not_each_instances() {
     use aws_sdk_s3::config::retry::RetryConfig;
-    let Some(db) = database() else { return };
+    let Some(db) = common::postgres_database() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let objects = format!("file://{}", dir.path().join("objects").display());
     let env = [

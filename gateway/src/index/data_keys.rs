@@ -33,6 +33,28 @@ fn key_from_row(row: &AnyRow) -> Result<WrappedDataKey, IndexError> {
 
 const COLUMNS: &str = "id, bucket, version, kek_id, wrapped, created_ms";
 
+/// The INSERT of `key`'s row; `if_first`: one that does nothing when the bucket has that
+/// version already (another instance created it first).
+fn insert_key(
+    key: &WrappedDataKey,
+    if_first: bool,
+) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments<'_>> {
+    let sql = if if_first {
+        "INSERT INTO data_keys (id, bucket, version, kek_id, wrapped, created_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (bucket, version) DO NOTHING"
+    } else {
+        "INSERT INTO data_keys (id, bucket, version, kek_id, wrapped, created_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6)"
+    };
+    sqlx::query(sql)
+        .bind(key.id.to_hex())
+        .bind(&key.bucket)
+        .bind(i64::from(key.version))
+        .bind(&key.kek_id)
+        .bind(&key.wrapped)
+        .bind(key.created_ms)
+}
+
 impl Index {
     async fn data_key_query(
         &self,
@@ -67,17 +89,7 @@ impl DataKeyStore for Index {
 
     /// Fails if the id or the (bucket, version) pair exists already.
     async fn insert(&self, key: &WrappedDataKey) -> keys::Result<()> {
-        let result = sqlx::query(
-            "INSERT INTO data_keys (id, bucket, version, kek_id, wrapped, created_ms) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(key.id.to_hex())
-        .bind(&key.bucket)
-        .bind(i64::from(key.version))
-        .bind(&key.kek_id)
-        .bind(&key.wrapped)
-        .bind(key.created_ms)
-        .execute(&self.write)
-        .await;
+        let result = insert_key(key, false).execute(&self.write).await;
         match result {
             Ok(_) => Ok(()),
             Err(e) if is_unique_violation(&e) => Err(keys::Error::KeyUnavailable(format!(
@@ -94,19 +106,10 @@ impl DataKeyStore for Index {
     /// instances creating a bucket's first key at once both end with the one committed first
     /// (on PostgreSQL the second insert waits for the first's commit, then does nothing).
     async fn insert_first(&self, key: &WrappedDataKey) -> keys::Result<WrappedDataKey> {
-        sqlx::query(
-            "INSERT INTO data_keys (id, bucket, version, kek_id, wrapped, created_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (bucket, version) DO NOTHING",
-        )
-        .bind(key.id.to_hex())
-        .bind(&key.bucket)
-        .bind(i64::from(key.version))
-        .bind(&key.kek_id)
-        .bind(&key.wrapped)
-        .bind(key.created_ms)
-        .execute(&self.write)
-        .await
-        .map_err(|e| to_keys_error(e.into()))?;
+        insert_key(key, true)
+            .execute(&self.write)
+            .await
+            .map_err(|e| to_keys_error(e.into()))?;
         let sql = format!("SELECT {COLUMNS} FROM data_keys WHERE bucket = $1 AND version = $2");
         let row = sqlx::query(&sql)
             .bind(&key.bucket)

@@ -301,3 +301,26 @@ pub async fn listening_line(stdout: std::process::ChildStdout) -> Option<String>
     .await
     .expect("the stdout reader")
 }
+
+/// A fresh PostgreSQL database for a test that only makes sense there, or None (the test skips
+/// itself, saying so) when no test server is configured — unless
+/// VAULTGATE_TEST_REQUIRE_POSTGRES=1 (the CI's PostgreSQL pass), where a missing server fails.
+pub fn postgres_database() -> Option<String> {
+    match audit::db::test_database_url() {
+        Some(url) => Some(url),
+        None if std::env::var("VAULTGATE_TEST_REQUIRE_POSTGRES").as_deref() == Ok("1") => {
+            panic!("VAULTGATE_TEST_REQUIRE_POSTGRES=1 but VAULTGATE_TEST_DATABASE_URL is not set")
+        }
+        None => {
+            eprintln!("skipped: VAULTGATE_TEST_DATABASE_URL is not set");
+            None
+        }
+    }
+}
+
+/// The S3 and admin addresses of a `vaultgate serve` child's listening line.
+pub fn listening_addrs(line: &str) -> (std::net::SocketAddr, std::net::SocketAddr) {
+    let v: serde_json::Value = serde_json::from_str(line.trim()).expect("a JSON log line");
+    let addr = |k: &str| v[k].as_str().expect(k).parse().expect(k);
+    (addr("s3_addr"), addr("admin_addr"))
+}

@@ -216,7 +216,10 @@ impl Leases {
         if let Some(c) = conn.take() {
             let _ = c.close().await;
         }
-        self.lose_all();
+        // given up on purpose (shutdown): no warning, unlike a lease lost to a failure
+        for job in Job::ALL {
+            self.change(job, false, false);
+        }
     }
 
     /// Keeps the leases: every `interval` checks the connection, tries to take the leases not
@@ -265,12 +268,20 @@ impl Leases {
     }
 
     fn set(&self, job: Job, held: bool) {
+        self.change(job, held, true);
+    }
+
+    /// Records whether `job`'s lease is held; a loss is a warning when `lost` (the connection
+    /// failed), an info line when the lease was given up (shutdown).
+    fn change(&self, job: Job, held: bool, lost: bool) {
         let was = self.inner.held[job.slot()].swap(held, Ordering::SeqCst);
         if was != held {
             if held {
                 tracing::info!(job = job.name(), "lease taken: this instance runs the job");
-            } else {
+            } else if lost {
                 tracing::warn!(job = job.name(), "lease lost");
+            } else {
+                tracing::info!(job = job.name(), "lease released");
             }
         }
         if let Some(g) = self.inner.gauge.get() {

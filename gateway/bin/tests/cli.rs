@@ -140,18 +140,7 @@ async fn serve_reports_its_addresses_and_stops_on_sigterm() {
         assert_eq!(mode & 0o077, 0, "key file mode {mode:o}");
     }
 
-    let status = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(out.status.success(), "exit {:?}", out.status);
-    let logs = String::from_utf8_lossy(&out.stderr);
+    let logs = common::stop_serve(child).await;
     // JSON logs, one line per request, never the secret
     assert!(
         logs.lines()

@@ -79,19 +79,6 @@ async fn serve(
     (child, s3, admin)
 }
 
-async fn stop(child: Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(out.status.success(), "serve exit {:?}", out.status);
-}
-
 async fn admin(
     addr: std::net::SocketAddr,
     token: Option<&str>,
@@ -178,7 +165,7 @@ async fn populate(data: &std::path::Path) -> (Served, (String, String)) {
         .unwrap();
     let user = policy_objects(adm).await;
     let served = served(&c).await;
-    stop(child).await;
+    common::stop_serve(child).await;
     (served, user)
 }
 
@@ -544,7 +531,7 @@ async fn a_sqlite_data_dir_moves_to_postgres_killed_and_resumed_and_serves_the_s
         .await
         .unwrap();
     assert_eq!(uploads.uploads().len(), 1);
-    stop(child).await;
+    common::stop_serve(child).await;
 
     let events = source_rows
         .iter()
@@ -582,7 +569,7 @@ async fn a_target_with_other_data_or_a_bad_url_is_refused_in_one_line() {
     let data = dir.path().join("data");
     // a database a gateway already served from
     let (child, _, _) = serve(&dir.path().join("pg-data"), Some(&db)).await;
-    stop(child).await;
+    common::stop_serve(child).await;
     populate(&data).await;
     let migrate = |to: &str| {
         let mut c = vaultgate(&data, None);
@@ -616,7 +603,7 @@ async fn a_target_with_other_data_or_a_bad_url_is_refused_in_one_line() {
     let (child, s3, _) = serve(&data, None).await;
     let c = common::client_for(&format!("http://{s3}"), common::AK, common::SK);
     c.create_bucket().bucket("later").send().await.unwrap();
-    stop(child).await;
+    common::stop_serve(child).await;
     let out = run(migrate(&fresh)).await;
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{stderr}");

@@ -69,21 +69,6 @@ async fn serve_with(
     (child, s3, admin)
 }
 
-async fn stop(child: Child) -> String {
-    let status = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(out.status.success(), "exit {:?}", out.status);
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 fn body(n: usize, seed: u8) -> Vec<u8> {
     (0..n)
         .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
@@ -185,7 +170,7 @@ async fn serve_on_postgres_round_trips_verifies_and_restarts() {
         ),
         "{text}"
     );
-    let logs = stop(child).await;
+    let logs = common::stop_serve(child).await;
     assert!(
         !logs.contains("vgtest-pass"),
         "database password in the logs"
@@ -361,7 +346,7 @@ async fn a_nul_in_a_key_or_prefix_is_a_client_error_on_postgres() {
     for i in [1u8, 3, 5, 7] {
         assert_eq!(get_bytes(&c, "nul", &format!("ok-{i}")).await, body(100, i));
     }
-    let logs = stop(child).await;
+    let logs = common::stop_serve(child).await;
     assert!(!logs.contains("panicked"), "{logs}");
 }
 
@@ -495,7 +480,7 @@ async fn an_empty_database_over_a_backend_just_written_refuses_to_start() {
         .send()
         .await
         .unwrap();
-    stop(a).await;
+    common::stop_serve(a).await;
     // an empty database over that backend: the objects are seconds old (younger than the
     // sweep's grace on PostgreSQL), still the sign of a lost or wrong index: refused, nothing
     // deleted

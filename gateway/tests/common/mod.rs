@@ -324,3 +324,19 @@ pub fn listening_addrs(line: &str) -> (std::net::SocketAddr, std::net::SocketAdd
     let addr = |k: &str| v[k].as_str().expect(k).parse().expect(k);
     (addr("s3_addr"), addr("admin_addr"))
 }
+
+/// Stops a `vaultgate serve` child with SIGTERM, asserts it exited 0 (a clean shutdown) and
+/// returns its stderr (the logs).
+pub async fn stop_serve(child: std::process::Child) -> String {
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .expect("the waiting thread")
+        .expect("the child's output");
+    assert!(out.status.success(), "serve exit {:?}", out.status);
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}

@@ -192,7 +192,7 @@ where
     Fut: Future<Output = Result<T>>,
 {
     let Some(c) = cache else {
-        return audit::db::timed("policy", "access_load", load()).await;
+        return audit::db::timed(audit::db::DbOp::PolicyAccessLoad, load()).await;
     };
     let map = kind(c);
     let generation = c.generation.load(Ordering::Acquire);
@@ -202,7 +202,7 @@ where
         return Ok(slot.1.clone());
     }
     // a miss: the access check's rows read from the database
-    let value = audit::db::timed("policy", "access_load", load()).await?;
+    let value = audit::db::timed(audit::db::DbOp::PolicyAccessLoad, load()).await?;
     map.insert(key, Arc::new((generation, value.clone()))).await;
     Ok(value)
 }

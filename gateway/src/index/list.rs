@@ -44,7 +44,11 @@ const SKIP_BEFORE_SEEK: usize = 16;
 impl Index {
     /// One page of a listing. `NotFound` if the bucket does not exist.
     pub async fn list_objects(&self, q: &ListQuery) -> Result<ListPage, IndexError> {
-        let page = audit::db::timed("index", "list_objects", self.list_objects_inner(q)).await?;
+        let page = audit::db::timed(
+            audit::db::DbOp::IndexListObjects,
+            self.list_objects_inner(q),
+        )
+        .await?;
         if page.objects.is_empty()
             && page.common_prefixes.is_empty()
             && !self.bucket_exists(&q.bucket).await?

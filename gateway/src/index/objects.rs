@@ -380,7 +380,7 @@ impl Index {
         key: &str,
         version_id: Option<&str>,
     ) -> Result<Option<ObjectRecord>, IndexError> {
-        let rows = audit::db::timed("index", "get_version", async {
+        let rows = audit::db::timed(audit::db::DbOp::IndexGetVersion, async {
             self.rows_of_version(bucket, key, version_id).await
         })
         .await?;

@@ -274,7 +274,7 @@ async fn run(
         }
         let n = jobs.len() as u64;
         let committed = commit_retrying(&pool, dialect, &jobs);
-        match audit::db::timed("index", "write_batch", committed).await {
+        match audit::db::timed(audit::db::DbOp::IndexWriteBatch, committed).await {
             Ok(outcomes) => {
                 counters.batches.fetch_add(1, Ordering::Relaxed);
                 counters.jobs.fetch_add(n, Ordering::Relaxed);

@@ -26,8 +26,51 @@ const QUERY_BUCKETS: [f64; 14] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
 ];
 
-static QUERY_SECONDS: LazyLock<Option<prometheus::HistogramVec>> = LazyLock::new(|| {
-    prometheus::HistogramVec::new(
+/// The database work [`timed`] measures: the hot paths, one series each of [`query_seconds`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbOp {
+    /// the GET/HEAD lookup of a version (`index`, `get_version`)
+    IndexGetVersion,
+    /// one listing page (`index`, `list_objects`)
+    IndexListObjects,
+    /// one index group commit, its retries and COMMIT included (`index`, `write_batch`)
+    IndexWriteBatch,
+    /// one audit group commit, the chain's lock included (`audit`, `append_batch`)
+    AuditAppendBatch,
+    /// an access-cache miss (`policy`, `access_load`)
+    PolicyAccessLoad,
+}
+
+impl DbOp {
+    /// Every op, in declaration order (`op as usize` is its index).
+    const ALL: [DbOp; 5] = [
+        DbOp::IndexGetVersion,
+        DbOp::IndexListObjects,
+        DbOp::IndexWriteBatch,
+        DbOp::AuditAppendBatch,
+        DbOp::PolicyAccessLoad,
+    ];
+
+    /// The `store` and `op` labels of its series.
+    fn labels(self) -> [&'static str; 2] {
+        match self {
+            DbOp::IndexGetVersion => ["index", "get_version"],
+            DbOp::IndexListObjects => ["index", "list_objects"],
+            DbOp::IndexWriteBatch => ["index", "write_batch"],
+            DbOp::AuditAppendBatch => ["audit", "append_batch"],
+            DbOp::PolicyAccessLoad => ["policy", "access_load"],
+        }
+    }
+}
+
+/// The histogram and, resolved once, the series of every [`DbOp`] (no label lookup per call).
+struct QueryHistogram {
+    vec: prometheus::HistogramVec,
+    series: [prometheus::Histogram; DbOp::ALL.len()],
+}
+
+static QUERY_SECONDS: LazyLock<Option<QueryHistogram>> = LazyLock::new(|| {
+    let vec = prometheus::HistogramVec::new(
         prometheus::HistogramOpts::new(
             "vaultgate_db_query_seconds",
             "Database time of the hot paths by store and operation (a batch commit includes its \
@@ -36,23 +79,25 @@ static QUERY_SECONDS: LazyLock<Option<prometheus::HistogramVec>> = LazyLock::new
         .buckets(QUERY_BUCKETS.to_vec()),
         &["store", "op"],
     )
-    .ok()
+    .ok()?;
+    let series = DbOp::ALL.map(|op| vec.with_label_values(&op.labels()));
+    Some(QueryHistogram { vec, series })
 });
 
 /// The process-wide histogram [`timed`] records into, to register in a metrics registry (a
 /// clone shares the counts). None only if its static definition were invalid.
 pub fn query_seconds() -> Option<&'static prometheus::HistogramVec> {
-    QUERY_SECONDS.as_ref()
+    QUERY_SECONDS.as_ref().map(|h| &h.vec)
 }
 
-/// Runs `work` (database statements of `store`, e.g. `index`, doing `op`, e.g. `get_version`)
-/// and records how long it took in [`query_seconds`], whatever it returned.
-pub async fn timed<T>(store: &str, op: &str, work: impl Future<Output = T>) -> T {
+/// Runs `work` (the database statements of `op`) and records how long it took in
+/// [`query_seconds`], whatever it returned.
+pub async fn timed<T>(op: DbOp, work: impl Future<Output = T>) -> T {
     let start = Instant::now();
     let out = work.await;
-    if let Some(h) = query_seconds() {
-        h.with_label_values(&[store, op])
-            .observe(start.elapsed().as_secs_f64());
+    if let Some(h) = QUERY_SECONDS.as_ref() {
+        // the discriminant is the op's place in `DbOp::ALL`
+        h.series[op as usize].observe(start.elapsed().as_secs_f64());
     }
     out
 }
@@ -539,4 +584,21 @@ async fn create_test_database(admin: &str) -> Result<String, String> {
     let _ = conn.close().await;
     url.set_path(&name);
     Ok(url.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn each_op_is_timed_into_its_own_series() {
+        for (i, op) in DbOp::ALL.into_iter().enumerate() {
+            assert_eq!(op as usize, i, "{op:?} out of place in DbOp::ALL");
+            let [store, name] = op.labels();
+            let series = query_seconds().unwrap().with_label_values(&[store, name]);
+            let before = series.get_sample_count();
+            assert_eq!(timed(op, async { 7 }).await, 7);
+            assert_eq!(series.get_sample_count(), before + 1, "{op:?}");
+        }
+    }
 }

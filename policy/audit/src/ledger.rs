@@ -714,7 +714,12 @@ async fn run_writer(
             }
             continue;
         }
-        match crate::db::timed("audit", "append_batch", commit_batch(&pool, events)).await {
+        match crate::db::timed(
+            crate::db::DbOp::AuditAppendBatch,
+            commit_batch(&pool, events),
+        )
+        .await
+        {
             Ok(stored) => {
                 stats.failing.store(false, Ordering::Release);
                 stats

@@ -23,6 +23,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     for w in &cfg.warnings {
         tracing::warn!(target: "vaultgate", "{w}");
     }
+    // the handlers are in place before the listening line: a SIGTERM sent as soon as a script
+    // reads it is a clean shutdown, not the default action (killed)
+    let signals = Signals::install();
     // a failure is reported once, by `commands::report`, as one plain line
     let server = gateway::server::start(cfg, crate::compose::admin_api).await?;
     started.log(server.s3_addr, server.admin_addr);
@@ -40,7 +43,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
             "admin_tls": started.admin_tls,
         })
     );
-    wait_for_signal().await;
+    signals.recv().await;
     tracing::info!(target: "vaultgate", "signal received; shutting down");
     server.shutdown().await;
     Ok(ExitCode::SUCCESS)
@@ -151,24 +154,52 @@ async fn finish_rotation(keyring: &keys::Keyring) {
     }
 }
 
-async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// SIGINT and SIGTERM, registered when installed (`tokio::signal::ctrl_c` registers only when
+/// first polled).
+struct Signals {
     #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
+    int: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Signals {
+                int: signal(SignalKind::interrupt()).ok(),
+                term: signal(SignalKind::terminate()).ok(),
             }
         }
+        #[cfg(not(unix))]
+        Signals {}
     }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
+
+    async fn recv(mut self) {
+        #[cfg(unix)]
+        {
+            async fn next(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            if self.int.is_none() && self.term.is_none() {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+            tokio::select! {
+                _ = next(&mut self.int) => {}
+                _ = next(&mut self.term) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

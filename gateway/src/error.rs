@@ -164,6 +164,8 @@ impl From<IndexError> for Error {
             IndexError::Corrupt(m) => Error::Integrity(format!("index: {m}")),
             // object lock refused the change (issue 15): S3 answers AccessDenied
             IndexError::Locked(m) => Error::AccessDenied(format!("object lock: {m}")),
+            IndexError::PreconditionFailed => Error::PreconditionFailed,
+            IndexError::NoCurrentObject(k) => Error::NoSuchKey(k),
             IndexError::NoSuchVersion(m) => Error::Client(s3s::S3Error::with_message(
                 S3ErrorCode::NoSuchVersion,
                 format!("The specified version does not exist: {m}"),

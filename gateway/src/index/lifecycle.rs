@@ -115,7 +115,7 @@ impl Index {
         if !unchanged {
             return Ok(None);
         }
-        let garbage = put_object_in(&mut tx, rec).await?;
+        let garbage = put_object_in(&mut tx, rec, None).await?;
         tx.commit().await?;
         Ok(Some(garbage))
     }

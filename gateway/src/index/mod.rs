@@ -97,6 +97,58 @@ pub enum IndexError {
     /// The version does not exist (or the version id is not one of this key's).
     #[error("no such version: {0}")]
     NoSuchVersion(String),
+    /// A conditional write's [`WriteCondition`] did not hold: nothing was written.
+    #[error("precondition failed")]
+    PreconditionFailed,
+    /// A conditional write required a current object (`If-Match`) and the key has none.
+    #[error("no current object: {0}")]
+    NoCurrentObject(String),
+}
+
+/// An ETag a conditional write names: `*` (any current object) or one ETag (quoted or not).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ETagMatch {
+    Any,
+    ETag(String),
+}
+
+impl ETagMatch {
+    fn matches(&self, etag: &str) -> bool {
+        match self {
+            ETagMatch::Any => true,
+            ETagMatch::ETag(e) => e.trim_matches('"') == etag.trim_matches('"'),
+        }
+    }
+}
+
+/// What a conditional write (PutObject, CompleteMultipartUpload) requires of the key's current
+/// object — its latest version unless that is a delete marker — checked inside the write's
+/// transaction, under the key's lock, so that two racing writes cannot both pass (S3's
+/// conditional writes: `If-None-Match: *` creates a key only once).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteCondition {
+    /// `If-Match`: the current object must exist and match (else `NoCurrentObject` or
+    /// `PreconditionFailed`)
+    pub if_match: Option<ETagMatch>,
+    /// `If-None-Match`: a current object must not match (else `PreconditionFailed`)
+    pub if_none_match: Option<ETagMatch>,
+}
+
+impl WriteCondition {
+    /// Whether the condition holds over the current object's ETag (`None`: no current object).
+    pub fn check(&self, key: &str, current: Option<&str>) -> Result<(), IndexError> {
+        match (current, &self.if_none_match, &self.if_match) {
+            (Some(etag), Some(c), _) if c.matches(etag) => Err(IndexError::PreconditionFailed),
+            (None, _, Some(_)) => Err(IndexError::NoCurrentObject(key.to_owned())),
+            (Some(etag), _, Some(c)) if !c.matches(etag) => Err(IndexError::PreconditionFailed),
+            _ => Ok(()),
+        }
+    }
+
+    /// No condition at all.
+    pub fn is_empty(&self) -> bool {
+        self.if_match.is_none() && self.if_none_match.is_none()
+    }
 }
 
 /// A bucket.

@@ -6,10 +6,10 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::locks::{LockSet, retrying};
-use super::objects::{Tx, queue_garbage, require_bucket, write_version};
+use super::objects::{Tx, check_condition, queue_garbage, require_bucket, write_version};
 use super::{
-    Index, IndexError, ObjectRecord, PartRecord, UploadRecord, is_unique_violation, map_from_json,
-    map_to_json, prefix_successor, to_i64, to_u32, to_u64,
+    Index, IndexError, ObjectRecord, PartRecord, UploadRecord, WriteCondition, is_unique_violation,
+    map_from_json, map_to_json, prefix_successor, to_i64, to_u32, to_u64,
 };
 
 fn upload_from_row(row: &AnyRow) -> Result<UploadRecord, IndexError> {
@@ -268,7 +268,19 @@ impl Index {
         upload_id: &str,
         rec: &ObjectRecord,
     ) -> Result<Vec<String>, IndexError> {
-        retrying!(self.complete_upload_once(bucket, upload_id, rec))
+        self.complete_upload_if(bucket, upload_id, rec, None).await
+    }
+
+    /// `complete_upload` when `cond` holds over the key's current object, checked in the same
+    /// transaction (`PreconditionFailed` / `NoCurrentObject` otherwise: the upload stays).
+    pub async fn complete_upload_if(
+        &self,
+        bucket: &str,
+        upload_id: &str,
+        rec: &ObjectRecord,
+        cond: Option<&WriteCondition>,
+    ) -> Result<Vec<String>, IndexError> {
+        retrying!(self.complete_upload_once(bucket, upload_id, rec, cond))
     }
 
     /// One run of `complete_upload`: the upload locked (a racing abort, part or second
@@ -279,6 +291,7 @@ impl Index {
         bucket: &str,
         upload_id: &str,
         rec: &ObjectRecord,
+        cond: Option<&WriteCondition>,
     ) -> Result<Vec<String>, IndexError> {
         let locks = self
             .upload_locks(bucket, upload_id)
@@ -291,6 +304,7 @@ impl Index {
                 rec.key
             )));
         }
+        check_condition(&mut tx, bucket, &rec.key, cond).await?;
         let part_ids = remove_upload(&mut tx, upload_id).await?;
         let mut candidates = write_version(&mut tx, rec, super::now_ms()).await?;
         candidates.extend(part_ids);

@@ -14,8 +14,8 @@ use sqlx::{Any, AnyConnection, Row, Transaction};
 use super::locks::retrying;
 use super::writer::Job;
 use super::{
-    Index, IndexError, LockMode, ObjectLock, ObjectRecord, StreamRecord, map_from_json,
-    map_to_json, now_ms, to_i64, to_u32, to_u64,
+    Index, IndexError, LockMode, ObjectLock, ObjectRecord, StreamRecord, WriteCondition,
+    map_from_json, map_to_json, now_ms, to_i64, to_u32, to_u64,
 };
 
 pub(crate) type Tx = Transaction<'static, Any>;
@@ -355,9 +355,21 @@ impl Index {
     /// version it would replace. Group-committed by the index writer: returns once the
     /// transaction holding it has committed.
     pub async fn put_object(&self, rec: &ObjectRecord) -> Result<Vec<String>, IndexError> {
+        self.put_object_if(rec, None).await
+    }
+
+    /// `put_object` when `cond` holds over the key's current object, checked in the same
+    /// transaction under the key's lock (`PreconditionFailed` / `NoCurrentObject` otherwise,
+    /// and nothing is written).
+    pub async fn put_object_if(
+        &self,
+        rec: &ObjectRecord,
+        cond: Option<&WriteCondition>,
+    ) -> Result<Vec<String>, IndexError> {
         let rec = Box::new(rec.clone());
+        let cond = cond.cloned();
         self.writer
-            .submit(|reply| Job::PutObject { rec, reply })
+            .submit(|reply| Job::PutObject { rec, cond, reply })
             .await
     }
 
@@ -570,14 +582,38 @@ pub fn check_lock_change(
     }
 }
 
-/// The statements of `Index::put_object`, inside the writer's transaction.
+/// The statements of `Index::put_object_if`, inside the writer's transaction.
 pub(crate) async fn put_object_in(
     conn: &mut AnyConnection,
     rec: &ObjectRecord,
+    cond: Option<&WriteCondition>,
 ) -> Result<Vec<String>, IndexError> {
     require_bucket(conn, &rec.bucket).await?;
+    check_condition(conn, &rec.bucket, &rec.key, cond).await?;
     let old = write_version(conn, rec, now_ms()).await?;
     queue_garbage(conn, old).await
+}
+
+/// Checks a conditional write's `cond` against the key's current object, read in the write's
+/// own transaction (the key is locked: nothing changes it until the commit).
+pub(crate) async fn check_condition(
+    conn: &mut AnyConnection,
+    bucket: &str,
+    key: &str,
+    cond: Option<&WriteCondition>,
+) -> Result<(), IndexError> {
+    let Some(cond) = cond.filter(|c| !c.is_empty()) else {
+        return Ok(());
+    };
+    let etag: Option<String> = sqlx::query_scalar(
+        "SELECT etag FROM objects \
+         WHERE bucket = $1 AND object_key = $2 AND is_latest = 1 AND delete_marker = 0",
+    )
+    .bind(bucket)
+    .bind(key)
+    .fetch_optional(&mut *conn)
+    .await?;
+    cond.check(key, etag.as_deref())
 }
 
 /// The statements of `Index::delete_version`, inside the writer's transaction.

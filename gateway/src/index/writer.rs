@@ -47,7 +47,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::gc::gc_done_in;
 use super::locks::{self, LockSet};
 use super::objects::{DeletedVersion, delete_version_in, put_object_in};
-use super::{IndexError, ObjectRecord};
+use super::{IndexError, ObjectRecord, WriteCondition};
 
 /// Most jobs committed in one transaction.
 pub(crate) const MAX_BATCH: usize = 256;
@@ -61,6 +61,7 @@ pub(crate) enum Job {
     /// `Index::put_object`: answers the replaced backend ids now garbage.
     PutObject {
         rec: Box<ObjectRecord>,
+        cond: Option<WriteCondition>,
         reply: Reply<Vec<String>>,
     },
     /// `Index::delete_version`: answers None if there was no such version, else the garbage.
@@ -130,7 +131,9 @@ impl Job {
     /// more than once (its batch lost a conflict and runs again); only the last run counts.
     async fn apply(&self, conn: &mut AnyConnection) -> Outcome {
         match self {
-            Job::PutObject { rec, .. } => Outcome::Put(put_object_in(conn, rec).await),
+            Job::PutObject { rec, cond, .. } => {
+                Outcome::Put(put_object_in(conn, rec, cond.as_ref()).await)
+            }
             Job::DeleteVersion {
                 bucket,
                 key,

@@ -303,13 +303,14 @@ impl Gateway {
         let state = self.bucket_state(&input.bucket).await?;
         self.gate_overwrite(credentials.as_ref(), &input.bucket, &input.key, &state)
             .await?;
-        self.check_write_conditions(
-            &input.bucket,
-            &input.key,
-            input.if_match.as_ref(),
-            input.if_none_match.as_ref(),
-        )
-        .await?;
+        let cond = self
+            .write_conditions(
+                &input.bucket,
+                &input.key,
+                input.if_match.as_ref(),
+                input.if_none_match.as_ref(),
+            )
+            .await?;
         // SSE-C: S3 does not require the key on completion (SDKs resend it); when sent it must
         // be the upload's
         let ck = customer_key_of!(self, input)?;
@@ -339,7 +340,14 @@ impl Gateway {
         meta.checksums = completed_checksum(&upload, &requested, &chosen, input.checksum_values())?;
         let rec = self
             .store
-            .complete_upload(&upload, &chosen, &meta, &version, audit.as_ref())
+            .complete_upload(
+                &upload,
+                &chosen,
+                &meta,
+                &version,
+                cond.as_ref(),
+                audit.as_ref(),
+            )
             .await?;
         Ok(completed(&input, &rec, &state, self.sse()))
     }

@@ -17,7 +17,7 @@ use super::checksum::{
 use super::versioning::{reported_version, written_version};
 use super::{Gateway, etag, expires_out, metadata_out, ms_of, ts, user_metadata};
 use crate::error::{Error, Result};
-use crate::index::{BucketState, ObjectRecord, Versioning};
+use crate::index::{BucketState, ETagMatch, ObjectRecord, Versioning, WriteCondition};
 use crate::request::RequestCtx;
 use crate::store::{SyncStream, WriteCheck};
 
@@ -339,13 +339,14 @@ impl Gateway {
                 super::versioning::lock_headers!(input),
             )
             .await?;
-        self.check_write_conditions(
-            &input.bucket,
-            &input.key,
-            input.if_match.as_ref(),
-            input.if_none_match.as_ref(),
-        )
-        .await?;
+        let cond = self
+            .write_conditions(
+                &input.bucket,
+                &input.key,
+                input.if_match.as_ref(),
+                input.if_none_match.as_ref(),
+            )
+            .await?;
         let (mut headers, checks) = put_checks(&input, &raw_headers, trailing_headers)?;
         let meta = user_metadata(input.metadata);
         let ck = customer_key_of!(self, input)?;
@@ -369,6 +370,7 @@ impl Gateway {
                 &checks,
                 &version,
                 ck.as_ref(),
+                cond.as_ref(),
                 audit.as_ref(),
             )
             .await?;
@@ -459,28 +461,27 @@ impl Gateway {
     /// If-Match / If-None-Match of a write (PutObject, CompleteMultipartUpload), against the
     /// current object of the key (its latest version unless that is a delete marker; a write
     /// cannot name a version): If-None-Match `*` or a matching ETag is 412, If-Match on a key
-    /// without a current object is 404 NoSuchKey, a non-matching If-Match 412.
-    pub(super) async fn check_write_conditions(
+    /// without a current object is 404 NoSuchKey, a non-matching If-Match 412. Checked twice:
+    /// here, before the body is read (a write bound to fail uploads nothing), and by the index
+    /// in the commit's transaction under the key's lock (the condition returned, for the
+    /// store), so that of racing writes only those the condition still admits succeed.
+    pub(super) async fn write_conditions(
         &self,
         bucket: &str,
         key: &str,
         if_match: Option<&ETagCondition>,
         if_none_match: Option<&ETagCondition>,
-    ) -> Result<()> {
-        if if_match.is_none() && if_none_match.is_none() {
-            return Ok(());
+    ) -> Result<Option<WriteCondition>> {
+        let cond = WriteCondition {
+            if_match: if_match.map(etag_match),
+            if_none_match: if_none_match.map(etag_match),
+        };
+        if cond.is_empty() {
+            return Ok(None);
         }
         let existing = self.store.get_object(bucket, key).await?;
-        let matches = |c: &ETagCondition, rec: &ObjectRecord| match c {
-            ETagCondition::Any => true,
-            ETagCondition::ETag(e) => e.value() == rec.etag,
-        };
-        match (&existing, if_none_match, if_match) {
-            (Some(rec), Some(c), _) if matches(c, rec) => Err(Error::PreconditionFailed),
-            (None, _, Some(_)) => Err(Error::NoSuchKey(key.to_owned())),
-            (Some(rec), _, Some(c)) if !matches(c, rec) => Err(Error::PreconditionFailed),
-            _ => Ok(()),
-        }
+        cond.check(key, existing.as_ref().map(|r| r.etag.as_str()))?;
+        Ok(Some(cond))
     }
 
     /// What GET and HEAD share: the record (its key version recorded in the audit event of a
@@ -849,6 +850,7 @@ impl Gateway {
     ) -> Result<CopyObjectOutput> {
         let audit = RequestCtx::of(&req.extensions);
         let credentials = req.credentials;
+        let [dst_if_match, dst_if_none_match] = destination_conditions(&req.headers)?;
         let input = req.input;
         let src_ck = customer_key_of!(self, input, copy_source)?;
         let dst_ck = customer_key_of!(self, input)?;
@@ -886,6 +888,14 @@ impl Gateway {
             .metadata_directive
             .as_ref()
             .is_some_and(|d| d.as_str().eq_ignore_ascii_case(MetadataDirective::REPLACE));
+        let cond = self
+            .write_conditions(
+                &input.bucket,
+                &input.key,
+                dst_if_match.as_ref(),
+                dst_if_none_match.as_ref(),
+            )
+            .await?;
         refuse_copy_to_itself(&input, &src, replace, dst_ck.as_ref())?;
         let (mut headers, meta) = copied_metadata(&input, &src, replace)?;
         let sse = input.server_side_encryption.as_ref();
@@ -907,6 +917,7 @@ impl Gateway {
                 &checks,
                 &version,
                 dst_ck.as_ref(),
+                cond.as_ref(),
                 audit.as_ref(),
             )
             .await?;
@@ -1030,5 +1041,31 @@ impl CopyResult for CopyPartResult {
             last_modified: Some(last_modified),
             ..Default::default()
         }
+    }
+}
+
+/// CopyObject's conditions on its destination (`If-Match` / `If-None-Match`, as on PutObject;
+/// s3s models only the `x-amz-copy-source-if-*` ones): read from the request's headers, a
+/// malformed value is 400 InvalidArgument rather than ignored.
+fn destination_conditions(h: &http::HeaderMap) -> Result<[Option<ETagCondition>; 2]> {
+    let parse = |name: &str| {
+        h.get(name)
+            .map(|v| {
+                ETagCondition::parse_http_header(v.as_bytes()).map_err(|_| {
+                    Error::InvalidArgument(format!(
+                        "{name} must be \"*\" or one entity tag on CopyObject."
+                    ))
+                })
+            })
+            .transpose()
+    };
+    Ok([parse("if-match")?, parse("if-none-match")?])
+}
+
+/// An s3s ETag condition as the index's.
+fn etag_match(c: &ETagCondition) -> ETagMatch {
+    match c {
+        ETagCondition::Any => ETagMatch::Any,
+        ETagCondition::ETag(e) => ETagMatch::ETag(e.value().to_owned()),
     }
 }

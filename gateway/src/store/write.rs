@@ -24,7 +24,7 @@ use crate::backend::{Backend, new_backend_id};
 use crate::error::{Error, Result};
 use crate::index::{
     IndexError, NULL_VERSION, ObjectLock, ObjectRecord, PartRecord, StreamRecord, UploadRecord,
-    now_ms,
+    WriteCondition, now_ms,
 };
 
 /// The version a write creates: its id ([`NULL_VERSION`] unless the bucket has versioning
@@ -446,7 +446,8 @@ impl Store {
     /// object, verifies it, records the audit event and commits it, replacing any object under
     /// the key. Nothing is visible, and no backend object remains, unless every step passes.
     /// `sse_c`: the customer key of an SSE-C object (mixed into the data records' key; its
-    /// check value recorded in `headers`).
+    /// check value recorded in `headers`). `cond`: the write's `If-Match` / `If-None-Match`,
+    /// checked by the index in the commit's transaction (a racing write cannot slip between).
     #[allow(clippy::too_many_arguments)]
     pub async fn put_object<S, E>(
         &self,
@@ -458,6 +459,7 @@ impl Store {
         check: &dyn WriteCheck,
         version: &NewVersion,
         sse_c: Option<&CustomerKey>,
+        cond: Option<&WriteCondition>,
         audit: Option<&RequestCtx>,
     ) -> Result<ObjectRecord>
     where
@@ -514,7 +516,12 @@ impl Store {
                 audit,
                 received(audit, rec.size),
                 Some(rec.key_version),
-                async { self.index.put_object(&rec).await.map_err(Error::from) },
+                async {
+                    self.index
+                        .put_object_if(&rec, cond)
+                        .await
+                        .map_err(Error::from)
+                },
             )
             .await?;
         self.collect(garbage).await;
@@ -589,13 +596,15 @@ impl Store {
     }
 
     /// CompleteMultipartUpload: seals the part manifest `meta` (the authenticated list of the
-    /// chosen parts), records the audit event and commits the object made of `parts`.
+    /// chosen parts), records the audit event and commits the object made of `parts` (when
+    /// `cond` holds, checked in the commit's transaction).
     pub async fn complete_upload(
         &self,
         upload: &UploadRecord,
         parts: &[&PartRecord],
         meta: &ObjectMeta,
         version: &NewVersion,
+        cond: Option<&WriteCondition>,
         audit: Option<&RequestCtx>,
     ) -> Result<ObjectRecord> {
         let mut meta = meta.clone();
@@ -649,7 +658,7 @@ impl Store {
         };
         let commit = async {
             self.index
-                .complete_upload(&upload.bucket, &upload.upload_id, &rec)
+                .complete_upload_if(&upload.bucket, &upload.upload_id, &rec, cond)
                 .await
                 .map_err(|e| match e {
                     IndexError::NoSuchUpload(_) => Error::NoSuchUpload(upload.upload_id.clone()),

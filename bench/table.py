@@ -32,6 +32,15 @@ ROWS = [
     ("server peak RSS over all phases, MiB", "*", "rss_peak_mib", "MiB", False),
 ]
 
+# the growth phase's rows, per step N (phase growth_N): (label, field, higher_is_better)
+GROWTH = [
+    ("PUT c16, ops/s", "put_ops_s", True),
+    ("GET c16, ops/s", "get_ops_s", True),
+    ("first LIST page (1,000 keys), ms", "list_first_ms", False),
+    ("LIST page from a random key, ms", "list_mid_ms", False),
+    ("server RSS, MiB", "rss_mib", False),
+]
+
 ORDER = ["vaultgate", "vaultgate-pg", "vaultgate-pg3", "vaultgate-base", "rclone-crypt", "rclone-plain", "seaweedfs", "ceiling"]
 
 
@@ -87,6 +96,12 @@ def main():
                      key=lambda s: (ORDER.index(s) if s in ORDER else 99, s))
     modes = sorted({k[1] for k in vals} | {k[1] for k in failures}, key=lambda m: (m != "default", m))
     nr = len([r for r in rounds if r is not None])
+    steps = sorted({int(k[2][7:]) for k in vals if k[2].startswith("growth_") and k[2][7:].isdigit()})
+    rows = ROWS + [
+        (f"{n:,} objects: {label}", f"growth_{n}", field, "", hib)
+        for n in steps
+        for label, field, hib in GROWTH
+    ]
     out = []
     for mode in modes:
         out.append(f"\n### checksums: {mode} (median of {nr} rounds; ×n = peer ÷ {base})\n")
@@ -95,7 +110,7 @@ def main():
             head.append(f"{base} ÷ ceiling")
         out.append("| " + " | ".join(head) + " |")
         out.append("|" + "---|" * len(head))
-        for label, phase, field, _unit, _hib in ROWS:
+        for label, phase, field, _unit, _hib in rows:
             med = {}
             for s in servers:
                 xs = vals.get((s, mode, phase, field))

@@ -17,6 +17,9 @@
 //! bucket holding `--list-objects` keys; `cget` `--cget-streams` concurrent
 //! GETs of one `--cget-size` object (aggregate MB/s, server peak RSS).
 
+#[path = "s3bench/growth.rs"]
+mod growth;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -99,7 +102,8 @@ struct Args {
     /// Frame size of streaming bodies.
     #[arg(long, default_value = "64K", value_parser = parse_size)]
     frame_size: u64,
-    /// Comma-separated phases: put,mpput,get,range,small,list,cget.
+    /// Comma-separated phases: put,mpput,get,range,small,list,cget,growth (growth is not in
+    /// the default list: it fills a bucket to `--growth-steps` keys).
     #[arg(long, default_value = "put,mpput,get,range,small,list,cget")]
     phases: String,
     #[arg(long, default_value = "1G", value_parser = parse_size)]
@@ -119,6 +123,12 @@ struct Args {
     small_ops: usize,
     #[arg(long, default_value_t = 10_000)]
     list_objects: usize,
+    /// Bucket sizes (keys) the growth phase measures at, ascending.
+    #[arg(long, value_delimiter = ',', default_value = "10000,100000,1000000")]
+    growth_steps: Vec<usize>,
+    /// Operations per growth measurement (PUT c16 and GET c16 each).
+    #[arg(long, default_value_t = 1000)]
+    growth_ops: usize,
     #[arg(long, default_value = "256M", value_parser = parse_size)]
     cget_size: u64,
     #[arg(long, default_value_t = 16)]
@@ -845,7 +855,9 @@ fn emit(args: &Args, phase: &str, result: Result<Value>) -> Result<bool> {
 
 /// The phases `--phases` names, all known, after the size options are checked.
 fn phases_of(args: &Args) -> Result<Vec<String>> {
-    const KNOWN: [&str; 7] = ["put", "mpput", "get", "range", "small", "list", "cget"];
+    const KNOWN: [&str; 8] = [
+        "put", "mpput", "get", "range", "small", "list", "cget", "growth",
+    ];
     let phases: Vec<String> = args
         .phases
         .split(',')
@@ -953,6 +965,7 @@ impl Bench {
             }
             "list" => emit(args, "list", self.phase_list().await)?,
             "cget" => emit(args, "cget", self.phase_cget().await)?,
+            "growth" => self.phase_growth().await?,
             _ => true,
         })
     }

@@ -17,6 +17,7 @@ use http_body_util::BodyExt;
 use memchr::memmem;
 
 use super::post_policy::{self, Refusal, Submitted};
+use crate::request::{OpInfo, RequestCtx};
 
 /// Bytes of form fields accepted besides the file (s3s's own bound).
 const MAX_FIELDS_BYTES: u64 = 20 * 1024 * 1024;
@@ -28,12 +29,23 @@ pub(crate) struct PostForm {
     pub refusal: Option<Refusal>,
     /// the `x-amz-checksum-*` fields taken out of the form (lower-case names)
     pub checksums: Vec<(String, String)>,
+    /// the access key id the form is signed with (SigV4 credential or SigV2 field)
+    pub access_key: Option<String>,
+    /// the object key, `${filename}` substituted
+    pub key: Option<String>,
 }
 
 impl PostForm {
     /// The response to send for a form s3s answered with `resp`: s3s's own policy errors
-    /// (raised after its signature check) give way to this form's refusal.
-    pub(crate) fn settle(&self, resp: http::Response<s3s::Body>) -> http::Response<s3s::Body> {
+    /// (raised after its signature check, so the form's key id is verified) give way to this
+    /// form's refusal, recorded in `ctx` as the PutObject of the key by that caller.
+    pub(crate) async fn settle(
+        &self,
+        resp: http::Response<s3s::Body>,
+        ctx: &RequestCtx,
+        bucket: &str,
+        creds: &crate::auth::Credentials,
+    ) -> http::Response<s3s::Body> {
         let Some(r) = &self.refusal else {
             return resp;
         };
@@ -45,12 +57,24 @@ impl PostForm {
             .body()
             .bytes()
             .and_then(|b| crate::audit::error_code_of(&b));
-        match code.as_deref() {
-            Some(
-                "InvalidPolicyDocument" | "AccessDenied" | "EntityTooSmall" | "EntityTooLarge",
-            ) => crate::server::error_response(r.status, r.code, &r.message),
-            _ => resp,
+        if !matches!(
+            code.as_deref(),
+            Some("InvalidPolicyDocument" | "AccessDenied" | "EntityTooSmall" | "EntityTooLarge")
+        ) {
+            return resp;
         }
+        ctx.set_op(OpInfo {
+            action: Some(policy::Action::PutObject),
+            op_name: Some("PostObject".into()),
+            access_key: self.access_key.clone(),
+            bucket: Some(bucket.to_owned()),
+            key: self.key.clone(),
+            ..Default::default()
+        });
+        if let Ok(identity) = creds.identity(self.access_key.as_deref()).await {
+            ctx.set_identity(&identity);
+        }
+        crate::server::error_response(r.status, r.code, &r.message)
     }
 }
 
@@ -241,7 +265,17 @@ fn rework(body: Bytes, parts: &[Part], bucket: &str) -> (Bytes, PostForm) {
         .filter(|(n, _)| n.starts_with("x-amz-checksum-"))
         .cloned()
         .collect();
-    let form = PostForm { refusal, checksums };
+    let access_key = fields
+        .iter()
+        .find(|(n, _)| n == "x-amz-credential" || n == "awsaccesskeyid")
+        .and_then(|(_, v)| v.split('/').next())
+        .map(str::to_owned);
+    let form = PostForm {
+        refusal,
+        checksums,
+        access_key,
+        key: key.clone(),
+    };
     if key == raw_key && form.checksums.is_empty() {
         return (body, form);
     }

@@ -176,7 +176,10 @@ impl Pipeline {
             }
         };
         match form {
-            Some(f) => f.settle(resp),
+            Some(f) => {
+                let creds = &self.legacy_region.0;
+                f.settle(resp, &a.ctx, &a.bucket, creds).await
+            }
             None => resp,
         }
     }

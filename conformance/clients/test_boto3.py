@@ -180,3 +180,41 @@ def test_presigned_get_put_and_expired(gateway, s3, bucket):
     assert_s3_error(requests.get(short, timeout=30), 403, "AccessDenied")
     assert_s3_error(requests.put(short_put, data=b"late", timeout=30), 403, "AccessDenied")
     assert_bucket_holds(s3, bucket, {"pre/get.bin": sha256(body), "pre/put.bin": sha256(put_body)})
+
+
+def test_presigned_post_with_conditions(s3, bucket):
+    """boto3's generate_presigned_post with Conditions (key prefix with ${filename}, metadata,
+    Content-Type, content-length-range, success_action_status) posted by requests as a browser
+    would: stored byte-exact with its fields; a file outside the length range (400
+    EntityTooLarge), a field the policy does not name and a failed condition (403 AccessDenied)
+    store nothing."""
+    fields = {"x-amz-meta-owner": "ana", "Content-Type": "text/plain", "success_action_status": "201"}
+    conditions = [
+        ["starts-with", "$key", "forms/"],
+        {"x-amz-meta-owner": "ana"},
+        ["starts-with", "$Content-Type", "text/"],
+        {"success_action_status": "201"},
+        ["content-length-range", 1, 4096],
+    ]
+    p = s3.generate_presigned_post(
+        Bucket=bucket, Key="forms/${filename}", Fields=fields, Conditions=conditions, ExpiresIn=600
+    )
+    data = make_payload(3000)
+    r = requests.post(p["url"], data=p["fields"], files={"file": ("note.txt", data)}, timeout=60)
+    assert r.status_code == 201, r.text
+    assert "<Key>forms/note.txt</Key>" in r.text
+    assert get_bytes(s3, bucket, "forms/note.txt") == data
+    head = s3.head_object(Bucket=bucket, Key="forms/note.txt")
+    assert head["Metadata"] == {"owner": "ana"}
+    assert head["ContentType"] == "text/plain"
+
+    r = requests.post(p["url"], data=p["fields"], files={"file": ("big.txt", make_payload(5000))}, timeout=60)
+    assert_s3_error(r, 400, "EntityTooLarge")
+    extra = dict(p["fields"], **{"x-amz-meta-extra": "1"})
+    r = requests.post(p["url"], data=extra, files={"file": ("extra.txt", b"x")}, timeout=60)
+    assert_s3_error(r, 403, "AccessDenied")
+    wrong = dict(p["fields"], **{"x-amz-meta-owner": "eve"})
+    r = requests.post(p["url"], data=wrong, files={"file": ("wrong.txt", b"x")}, timeout=60)
+    assert_s3_error(r, 403, "AccessDenied")
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    assert keys == ["forms/note.txt"]

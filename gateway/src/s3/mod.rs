@@ -14,6 +14,9 @@ mod list;
 mod lock;
 mod multipart;
 mod object;
+mod post;
+pub(crate) mod post_form;
+mod post_policy;
 pub mod range_fallback;
 mod tagging;
 mod versioning;
@@ -146,83 +149,6 @@ impl Gateway {
             .await
             .map_err(crate::auth::denial)
     }
-
-    /// POST Object (a browser form upload): authorised exactly like PutObject on the form's
-    /// key (grants, tenant, rate limit, quorum, replace gate; the access check could only see
-    /// the bucket), refused when signed with SigV2 while that is off, then stored by PutObject.
-    async fn op_post_object(&self, req: S3Request<PostObjectInput>) -> S3Result<PostObjectOutput> {
-        let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
-        if let Some(ctx) = RequestCtx::of(&req.extensions) {
-            ctx.set_key(&key);
-        }
-        if req.credentials.is_some() && req.region.is_none() && !self.sigv2 {
-            // a SigV4 form names its region in x-amz-credential; SigV2 forms have none
-            return Err(s3s::s3_error!(
-                InvalidRequest,
-                "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256."
-            ));
-        }
-        let i = &req.input;
-        if i.sse_customer_algorithm.is_some()
-            || i.sse_customer_key.is_some()
-            || i.ssekms_key_id.is_some()
-            || i.ssekms_encryption_context.is_some()
-        {
-            return Err(s3s::s3_error!(
-                NotImplemented,
-                "SSE-C and per-request KMS keys are not supported by this gateway."
-            ));
-        }
-        if let Some(sse) = &i.server_side_encryption
-            && sse.as_str() != self.sse
-            && sse.as_str() != ServerSideEncryption::AES256
-        {
-            return Err(s3s::s3_error!(
-                NotImplemented,
-                "This server-side encryption mode is not supported by this gateway."
-            ));
-        }
-        let meta: usize = i
-            .metadata
-            .iter()
-            .flatten()
-            .map(|(k, v)| k.len() + v.len())
-            .sum();
-        if meta > crate::auth::MAX_USER_METADATA_BYTES {
-            return Err(s3s::s3_error!(
-                MetadataTooLarge,
-                "Your metadata headers exceed the maximum allowed metadata size of 2 KB."
-            ));
-        }
-        crate::auth::check_new_key(&key)?;
-        let identity = self.caller(req.credentials.as_ref()).await?;
-        self.policy
-            .authorize(
-                &identity,
-                policy::Action::PutObject,
-                Some(&bucket),
-                Some(&key),
-            )
-            .await?;
-        let mut req = req.map_input(post_into_put);
-        if let Some(t) = req.input.tagging.take() {
-            req.input.tagging = Some(tagging::form_field_to_header(&t).map_err(S3Error::from)?);
-        }
-        let out = self.op_put_object(req).await.map_err(S3Error::from)?;
-        Ok(PostObjectOutput {
-            e_tag: out.e_tag,
-            server_side_encryption: out.server_side_encryption,
-            checksum_crc32: out.checksum_crc32,
-            checksum_crc32c: out.checksum_crc32c,
-            checksum_crc64nvme: out.checksum_crc64nvme,
-            checksum_sha1: out.checksum_sha1,
-            checksum_sha256: out.checksum_sha256,
-            checksum_type: out.checksum_type,
-            size: out.size,
-            version_id: out.version_id,
-            ..Default::default()
-        })
-    }
 }
 
 /// s3s timestamp from Unix milliseconds.
@@ -323,53 +249,6 @@ pub(crate) fn metadata_out(m: &BTreeMap<String, String>) -> Option<Metadata> {
 pub(crate) fn expires_out(h: &BTreeMap<String, String>) -> Option<Timestamp> {
     h.get("expires")
         .and_then(|s| Timestamp::parse(TimestampFormat::HttpDate, s).ok())
-}
-
-/// A form upload's input as the PutObject it is (s3s keeps its own conversion private).
-fn post_into_put(x: PostObjectInput) -> PutObjectInput {
-    PutObjectInput {
-        acl: x.acl,
-        body: x.body,
-        bucket: x.bucket,
-        bucket_key_enabled: x.bucket_key_enabled,
-        cache_control: x.cache_control,
-        checksum_algorithm: x.checksum_algorithm,
-        checksum_crc32: x.checksum_crc32,
-        checksum_crc32c: x.checksum_crc32c,
-        checksum_crc64nvme: x.checksum_crc64nvme,
-        checksum_sha1: x.checksum_sha1,
-        checksum_sha256: x.checksum_sha256,
-        content_disposition: x.content_disposition,
-        content_encoding: x.content_encoding,
-        content_language: x.content_language,
-        content_length: x.content_length,
-        content_md5: x.content_md5,
-        content_type: x.content_type,
-        expected_bucket_owner: x.expected_bucket_owner,
-        expires: x.expires,
-        grant_full_control: x.grant_full_control,
-        grant_read: x.grant_read,
-        grant_read_acp: x.grant_read_acp,
-        grant_write_acp: x.grant_write_acp,
-        if_match: x.if_match,
-        if_none_match: x.if_none_match,
-        key: x.key,
-        metadata: x.metadata,
-        object_lock_legal_hold_status: x.object_lock_legal_hold_status,
-        object_lock_mode: x.object_lock_mode,
-        object_lock_retain_until_date: x.object_lock_retain_until_date,
-        request_payer: x.request_payer,
-        sse_customer_algorithm: x.sse_customer_algorithm,
-        sse_customer_key: x.sse_customer_key,
-        sse_customer_key_md5: x.sse_customer_key_md5,
-        ssekms_encryption_context: x.ssekms_encryption_context,
-        ssekms_key_id: x.ssekms_key_id,
-        server_side_encryption: x.server_side_encryption,
-        storage_class: x.storage_class,
-        tagging: x.tagging,
-        website_redirect_location: x.website_redirect_location,
-        write_offset_bytes: x.write_offset_bytes,
-    }
 }
 
 /// Converts the result of an operation (the one edge where gateway errors become S3 errors);

@@ -139,15 +139,7 @@ impl Pipeline {
             None if req.method() == http::Method::OPTIONS => self.preflight(&arrival, &req).await,
             None => match with_known_length(prime_expect_continue(req).await).await {
                 Err(refusal) => refusal,
-                Ok(req) => match s3.call(self.resign_legacy(req).await).await {
-                    Ok(r) => crate::s3::attributes::unquote_etag(r),
-                    Err(e) => {
-                        tracing::error!(error = ?e, "s3 service failed");
-                        let mut r = http::Response::new(s3s::Body::empty());
-                        *r.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
-                        r
-                    }
-                },
+                Ok(req) => self.serve_s3(s3, &arrival, req).await,
             },
         };
         let resp = self.with_cors(&arrival, resp).await;
@@ -155,6 +147,41 @@ impl Pipeline {
         in_flight.answered();
         let download = action == Some(policy::Action::GetObject) && status < 300;
         self.on_body(&arrival, resp, download)
+    }
+
+    /// The s3s service's answer to `req`, a POST Object form read first by
+    /// [`crate::s3::post_form::prepare`] (its policy verdict replaces s3s's own policy error).
+    async fn serve_s3(
+        &self,
+        s3: &s3s::service::S3Service,
+        a: &Arrival,
+        req: http::Request<s3s::Body>,
+    ) -> http::Response<s3s::Body> {
+        let max_file = self.limits.post_object_max_bytes();
+        let req = match crate::s3::post_form::prepare(req, &a.bucket, max_file).await {
+            Ok(req) => req,
+            Err(refusal) => return refusal,
+        };
+        let form = req
+            .extensions()
+            .get::<Arc<crate::s3::post_form::PostForm>>()
+            .cloned();
+        let resp = match s3.call(self.resign_legacy(req).await).await {
+            Ok(r) => crate::s3::attributes::unquote_etag(r),
+            Err(e) => {
+                tracing::error!(error = ?e, "s3 service failed");
+                let mut r = http::Response::new(s3s::Body::empty());
+                *r.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+                r
+            }
+        };
+        match form {
+            Some(f) => {
+                let creds = &self.legacy_region.0;
+                f.settle(resp, &a.ctx, &a.bucket, creds).await
+            }
+            None => resp,
+        }
     }
 
     /// A browser's CORS preflight (`OPTIONS`), answered here rather than by s3s: it carries no

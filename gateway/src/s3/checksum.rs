@@ -90,16 +90,21 @@ pub(crate) fn with_checksums_if<T: ChecksumFields>(
 checksum_dtos! {
     inputs: PutObjectInput, UploadPartInput, CompleteMultipartUploadInput, CompletedPart;
     outputs: PutObjectOutput, GetObjectOutput, HeadObjectOutput, CopyObjectResult,
-        UploadPartOutput, CopyPartResult, Part, Checksum, CompleteMultipartUploadOutput
+        UploadPartOutput, CopyPartResult, Part, Checksum, CompleteMultipartUploadOutput,
+        ObjectPart
 }
 
-/// The type of an object's stored checksums: a multipart object's are COMPOSITE (the digest of
-/// its parts' digests, `<b64>-<n>`), a single PUT's cover the whole object. None: none stored.
+/// The type of an object's stored checksums: COMPOSITE for a multipart object whose values are
+/// the digest of its parts' digests (`<b64>-<n>`: base64 has no `-`), FULL_OBJECT for a single
+/// PUT and for a multipart upload created with that type (a plain `<b64>`, the CRC of the
+/// whole). The value itself says which, in the index and in the sealed metadata alike, so
+/// reindex restores the type with the value. None: none stored.
 pub(crate) fn checksum_type_of(rec: &crate::index::ObjectRecord) -> Option<ChecksumType> {
     if rec.checksums.is_empty() {
         return None;
     }
-    Some(ChecksumType::from_static(if rec.manifest_id.is_some() {
+    let composite = rec.manifest_id.is_some() && rec.checksums.values().all(|v| v.contains('-'));
+    Some(ChecksumType::from_static(if composite {
         ChecksumType::COMPOSITE
     } else {
         ChecksumType::FULL_OBJECT
@@ -136,6 +141,26 @@ pub(crate) fn composite(algo: Algorithm, parts: &[&str]) -> Result<String> {
         base64::engine::general_purpose::STANDARD.encode(digest(algo, &raw)),
         parts.len()
     ))
+}
+
+/// S3's FULL_OBJECT checksum of a multipart object: the CRC of its whole plaintext, combined
+/// from its parts' CRCs (stored base64 values with the parts' sizes, in part order), base64.
+pub(crate) fn full_object(algo: Algorithm, parts: &[(&str, u64)]) -> Result<String> {
+    let b64 = &base64::engine::general_purpose::STANDARD;
+    let mut acc: Option<Vec<u8>> = None;
+    for (v, len) in parts {
+        let d = b64
+            .decode(v)
+            .map_err(|_| Error::InvalidPart(format!("a stored {algo} checksum is not base64")))?;
+        acc = Some(match acc {
+            None => d,
+            Some(a) => keys::checksum::crc_combine(algo, &a, &d, *len).ok_or_else(|| {
+                Error::InvalidPart(format!("{algo} part checksums cannot be combined"))
+            })?,
+        });
+    }
+    let whole = acc.ok_or_else(|| Error::InvalidPart("no parts".into()))?;
+    Ok(b64.encode(whole))
 }
 
 impl ChecksumRequest {

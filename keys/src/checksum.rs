@@ -108,6 +108,16 @@ pub fn crc_combine(algo: Algorithm, crc_a: &[u8], crc_b: &[u8], len_b: u64) -> O
     Some(bytes[bytes.len() - algo.digest_len()..].to_vec())
 }
 
+/// The one-shot digest of `data` under `algo` (big-endian, as S3 transmits it).
+pub fn digest(algo: Algorithm, data: &[u8]) -> Vec<u8> {
+    let mut set = ChecksumSet::default();
+    set.enable(algo);
+    let mut h = PlainHasher::new(set);
+    h.update(data);
+    let (_, _, sums) = h.finish();
+    sums.get(algo).map(<[u8]>::to_vec).unwrap_or_default()
+}
+
 /// Which optional checksums to compute.
 #[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
 pub struct ChecksumSet {
@@ -235,7 +245,7 @@ pub(crate) struct PlainHasher {
     crc32c: Option<u32>,
     sha1: Option<sha1::Sha1>,
     sha256: Option<sha2::Sha256>,
-    crc64: Option<crc64fast_nvme::Digest>,
+    crc64: Option<crc_fast::Digest>,
 }
 
 impl PlainHasher {
@@ -247,7 +257,9 @@ impl PlainHasher {
             crc32c: set.crc32c.then_some(0),
             sha1: set.sha1.then(sha1::Sha1::new),
             sha256: set.sha256.then(sha2::Sha256::new),
-            crc64: set.crc64nvme.then(crc64fast_nvme::Digest::new),
+            crc64: set
+                .crc64nvme
+                .then(|| crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc64Nvme)),
         }
     }
 
@@ -267,7 +279,7 @@ impl PlainHasher {
             h.update(data);
         }
         if let Some(h) = &mut self.crc64 {
-            h.write(data);
+            h.update(data);
         }
     }
 
@@ -278,7 +290,7 @@ impl PlainHasher {
             crc32c: self.crc32c.map(|c| c.to_be_bytes()),
             sha1: self.sha1.map(|h| h.finalize().into()),
             sha256: self.sha256.map(|h| h.finalize().into()),
-            crc64nvme: self.crc64.map(|h| h.sum64().to_be_bytes()),
+            crc64nvme: self.crc64.map(|h| h.finalize().to_be_bytes()),
         };
         (self.len, self.md5.finalize().into(), sums)
     }
@@ -332,15 +344,18 @@ mod tests {
             let want = check.to_be_bytes();
             assert_eq!(got, want[8 - a.digest_len()..], "{a}");
         }
+        // the check values one-shot too (CRC64NVME now through crc-fast)
+        assert_eq!(
+            digest(Algorithm::Crc64Nvme, b"123456789"),
+            0xAE8B_1486_0A79_9888u64.to_be_bytes()
+        );
         assert_eq!(crc_combine(Algorithm::Sha256, &[0; 32], &[0; 32], 1), None);
         assert_eq!(crc_combine(Algorithm::Crc32, &[0; 3], &[0; 4], 1), None);
     }
 
     fn digest_of(a: Algorithm, data: &[u8]) -> Vec<u8> {
-        let mut set = ChecksumSet::default();
-        set.enable(a);
-        let mut h = PlainHasher::new(set);
-        h.update(data);
-        h.finish().2.get(a).unwrap().to_vec()
+        let d = digest(a, data);
+        assert_eq!(d.len(), a.digest_len());
+        d
     }
 }

@@ -111,21 +111,6 @@ pub(crate) fn checksum_type_of(rec: &crate::index::ObjectRecord) -> Option<Check
     }))
 }
 
-/// The one-shot digest of `data` under `algo` (big-endian, as S3 transmits it).
-fn digest(algo: Algorithm, data: &[u8]) -> Vec<u8> {
-    match algo {
-        Algorithm::Crc32 => crc32fast::hash(data).to_be_bytes().to_vec(),
-        Algorithm::Crc32c => crc32c::crc32c(data).to_be_bytes().to_vec(),
-        Algorithm::Sha1 => <sha1::Sha1 as sha1::Digest>::digest(data).to_vec(),
-        Algorithm::Sha256 => <sha2::Sha256 as sha2::Digest>::digest(data).to_vec(),
-        Algorithm::Crc64Nvme => {
-            let mut d = crc64fast_nvme::Digest::new();
-            d.write(data);
-            d.sum64().to_be_bytes().to_vec()
-        }
-    }
-}
-
 /// S3's COMPOSITE checksum of a multipart object: the `algo` digest of its parts' digests
 /// (stored base64 values, in part order), base64, then `-<number of parts>`.
 pub(crate) fn composite(algo: Algorithm, parts: &[&str]) -> Result<String> {
@@ -138,7 +123,7 @@ pub(crate) fn composite(algo: Algorithm, parts: &[&str]) -> Result<String> {
     }
     Ok(format!(
         "{}-{}",
-        base64::engine::general_purpose::STANDARD.encode(digest(algo, &raw)),
+        base64::engine::general_purpose::STANDARD.encode(keys::checksum::digest(algo, &raw)),
         parts.len()
     ))
 }
@@ -180,15 +165,19 @@ impl ChecksumRequest {
         }
         for (algo, v) in Algorithm::ALL.into_iter().zip(values) {
             if let Some(v) = v {
+                // a value that is no digest at all (not base64, wrong length) is what AWS
+                // answers 400 InvalidRequest to, with this message; a well-formed value that
+                // does not match is BadDigest (`verify`)
+                let invalid = || {
+                    Error::InvalidRequest(format!(
+                        "Value for x-amz-checksum-{algo} header is invalid."
+                    ))
+                };
                 let raw = base64::engine::general_purpose::STANDARD
                     .decode(v.trim())
-                    .map_err(|_| {
-                        Error::InvalidDigest(format!("x-amz-checksum-{algo} is not valid base64"))
-                    })?;
+                    .map_err(|_| invalid())?;
                 if raw.len() != algo.digest_len() {
-                    return Err(Error::InvalidDigest(format!(
-                        "x-amz-checksum-{algo} has the wrong length"
-                    )));
+                    return Err(invalid());
                 }
                 r.set.enable(algo);
                 r.expected.push((algo, v.trim().to_owned()));
@@ -344,17 +333,21 @@ mod tests {
     }
 
     #[test]
-    fn bad_checksum_header_is_invalid_digest() {
-        let v = "zz".to_string();
-        assert!(matches!(
-            ChecksumRequest::new(
+    fn malformed_checksum_header_is_invalid_request() {
+        for v in ["zz", "bad", "AAAA"] {
+            let v = v.to_string();
+            match ChecksumRequest::new(
                 None,
                 [None, None, None, Some(&v), None],
                 &HeaderMap::new(),
-                None
-            ),
-            Err(Error::InvalidDigest(_))
-        ));
+                None,
+            ) {
+                Err(Error::InvalidRequest(m)) => {
+                    assert_eq!(m, "Value for x-amz-checksum-sha256 header is invalid.")
+                }
+                other => panic!("{v}: {other:?}"),
+            }
+        }
         assert!(matches!(
             ChecksumRequest::new(Some("MD4"), [None; 5], &HeaderMap::new(), None),
             Err(Error::InvalidArgument(_))

@@ -928,4 +928,99 @@ mod tests {
             Err(Error::InvalidRequest(_))
         ));
     }
+
+    #[test]
+    fn full_object_uploads_combine_their_parts_crcs() {
+        let b64 = |v: &[u8]| base64::engine::general_purpose::STANDARD.encode(v);
+        let data: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
+        let (x, y) = data.split_at(1024);
+        for algo in [Algorithm::Crc32, Algorithm::Crc32c, Algorithm::Crc64Nvme] {
+            let mut up = upload(Some(algo.name()));
+            up.checksum_type = Some(ChecksumType::FULL_OBJECT.to_owned());
+            let mut parts = Vec::new();
+            for (i, piece) in [x, y].into_iter().enumerate() {
+                let mut p = part(i as u32 + 1, None);
+                p.size = piece.len() as u64;
+                let v = b64(&keys::checksum::digest(algo, piece));
+                p.checksums = BTreeMap::from([(algo.name().to_owned(), v)]);
+                parts.push(p);
+            }
+            let chosen: Vec<&PartRecord> = parts.iter().collect();
+            let listed: Vec<CompletedPart> = (1..=2)
+                .map(|n| CompletedPart {
+                    part_number: Some(n),
+                    ..Default::default()
+                })
+                .collect();
+            let whole = b64(&keys::checksum::digest(algo, &data));
+            let got = completed_checksum(&up, &listed, &chosen, [None; 5]).unwrap();
+            assert_eq!(got.get(algo.name()), Some(&whole), "{algo}");
+            // the client's value of the whole object is checked
+            let mut claimed: [Option<&String>; 5] = [None; 5];
+            let idx = Algorithm::ALL.iter().position(|a| *a == algo).unwrap();
+            claimed[idx] = Some(&whole);
+            completed_checksum(&up, &listed, &chosen, claimed).unwrap();
+            let wrong = b64(&keys::checksum::digest(algo, x));
+            claimed[idx] = Some(&wrong);
+            assert!(matches!(
+                completed_checksum(&up, &listed, &chosen, claimed),
+                Err(Error::BadDigest(_))
+            ));
+            // a composite-looking value is not the full-object one
+            let composite = format!("{whole}-2");
+            claimed[idx] = Some(&composite);
+            assert!(matches!(
+                completed_checksum(&up, &listed, &chosen, claimed),
+                Err(Error::BadDigest(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn upload_checksum_types_as_s3() {
+        let input = |algo: Option<&str>, kind: Option<&str>| CreateMultipartUploadInput {
+            bucket: "b".into(),
+            key: "k".into(),
+            checksum_algorithm: algo.map(|a| ChecksumAlgorithm::from(a.to_owned())),
+            checksum_type: kind.map(|t| ChecksumType::from(t.to_owned())),
+            ..Default::default()
+        };
+        let full = Some(ChecksumType::FULL_OBJECT.to_owned());
+        let ok = |a, t| upload_checksum(&input(a, t)).unwrap();
+        assert_eq!(ok(None, None), (None, None));
+        assert_eq!(ok(Some("SHA256"), None), (Some("sha256".into()), None));
+        assert_eq!(
+            ok(Some("CRC32"), Some("COMPOSITE")),
+            (Some("crc32".into()), None)
+        );
+        assert_eq!(
+            ok(Some("CRC32"), Some("FULL_OBJECT")),
+            (Some("crc32".into()), full.clone())
+        );
+        assert_eq!(
+            ok(Some("CRC32C"), Some("FULL_OBJECT")),
+            (Some("crc32c".into()), full.clone())
+        );
+        // CRC64NVME is FULL_OBJECT whether asked or not
+        assert_eq!(
+            ok(Some("CRC64NVME"), None),
+            (Some("crc64nvme".into()), full.clone())
+        );
+        assert_eq!(
+            ok(Some("CRC64NVME"), Some("FULL_OBJECT")),
+            (Some("crc64nvme".into()), full)
+        );
+        for (a, t) in [
+            (Some("SHA256"), Some("FULL_OBJECT")),
+            (Some("SHA1"), Some("FULL_OBJECT")),
+            (Some("CRC64NVME"), Some("COMPOSITE")),
+            (Some("CRC32"), Some("WHOLE")),
+            (None, Some("FULL_OBJECT")),
+        ] {
+            assert!(
+                matches!(upload_checksum(&input(a, t)), Err(Error::InvalidRequest(_))),
+                "{a:?} {t:?}"
+            );
+        }
+    }
 }

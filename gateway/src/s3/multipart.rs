@@ -931,6 +931,7 @@ mod tests {
 
     #[test]
     fn full_object_uploads_combine_their_parts_crcs() {
+        use base64::Engine;
         let b64 = |v: &[u8]| base64::engine::general_purpose::STANDARD.encode(v);
         let data: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
         let (x, y) = data.split_at(1024);

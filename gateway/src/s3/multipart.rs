@@ -520,7 +520,6 @@ impl Gateway {
                                 id: who,
                             }),
                             storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
-                            ..Default::default()
                         }
                     })
                     .collect(),

@@ -1,13 +1,16 @@
 """boto3 get_object_attributes against the gateway (issue 16 item 6): ETag without quotes, size,
 storage class and checksum of a single PUT; the parts of a multipart object, paged with MaxParts
 and PartNumberMarker; a VersionId; an SSE-C object only with its key; S3's codes for an unknown
-attribute and a missing key. Also GET ?partNumber beyond the parts (400 InvalidPart).
+attribute and a missing key. Also GET ?partNumber beyond the parts (400 InvalidPart); the
+COMPOSITE and FULL_OBJECT (CRC32, checked with zlib) checksums of multipart uploads, each part's
+own checksum in ObjectParts and on GET ?partNumber, and the algorithm/type pairs S3 refuses.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import zlib
 
 import pytest
 from botocore.exceptions import ClientError
@@ -144,6 +147,60 @@ def test_multipart_composite_checksum(s3, bucket):
     assert a["Checksum"] == {"ChecksumSHA256": composite, "ChecksumType": "COMPOSITE"}
     assert s3.get_object(Bucket=bucket, Key="ck")["Body"].read() == b"".join(bodies)
 
+    # each part keeps its checksum: ObjectParts (paged) and GET ?partNumber with checksum mode
+    want = [base64.b64encode(d).decode() for d in digests]
+    a = s3.get_object_attributes(Bucket=bucket, Key="ck", ObjectAttributes=["ObjectParts"])
+    assert [p["ChecksumSHA256"] for p in a["ObjectParts"]["Parts"]] == want
+    a = s3.get_object_attributes(Bucket=bucket, Key="ck", ObjectAttributes=["ObjectParts"],
+                                 MaxParts=1, PartNumberMarker=1)
+    assert [(p["PartNumber"], p["ChecksumSHA256"]) for p in a["ObjectParts"]["Parts"]] == [(2, want[1])]
+    for n, body in enumerate(bodies, start=1):
+        g = s3.get_object(Bucket=bucket, Key="ck", PartNumber=n, ChecksumMode="ENABLED")
+        assert (g["ChecksumSHA256"], g["ChecksumType"]) == (want[n - 1], "COMPOSITE")
+        assert g["Body"].read() == body
+
+
+def b64_crc32(data: bytes) -> str:
+    return base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+
+
+def test_multipart_full_object_crc32(s3, bucket):
+    up = s3.create_multipart_upload(Bucket=bucket, Key="full", ChecksumAlgorithm="CRC32",
+                                    ChecksumType="FULL_OBJECT")
+    assert (up["ChecksumAlgorithm"], up["ChecksumType"]) == ("CRC32", "FULL_OBJECT")
+    bodies = [make_payload(5 * MiB, nonce=21), make_payload(12345, nonce=22)]
+    parts = []
+    for n, body in enumerate(bodies, start=1):
+        r = s3.upload_part(Bucket=bucket, Key="full", UploadId=up["UploadId"], PartNumber=n,
+                           Body=body, ChecksumAlgorithm="CRC32")
+        assert r["ChecksumCRC32"] == b64_crc32(body)
+        parts.append({"PartNumber": n, "ETag": r["ETag"], "ChecksumCRC32": r["ChecksumCRC32"]})
+    whole = b"".join(bodies)
+    # the CRC of the first part only is not the object's: BadDigest
     with pytest.raises(ClientError) as e:
-        s3.create_multipart_upload(Bucket=bucket, Key="full", ChecksumAlgorithm="CRC64NVME")
-    assert client_error_code(e.value) == (501, "NotImplemented")
+        s3.complete_multipart_upload(Bucket=bucket, Key="full", UploadId=up["UploadId"],
+                                     ChecksumCRC32=b64_crc32(bodies[0]), MultipartUpload={"Parts": parts})
+    assert client_error_code(e.value) == (400, "BadDigest")
+    done = s3.complete_multipart_upload(Bucket=bucket, Key="full", UploadId=up["UploadId"],
+                                        ChecksumCRC32=b64_crc32(whole), MultipartUpload={"Parts": parts})
+    assert (done["ChecksumCRC32"], done["ChecksumType"]) == (b64_crc32(whole), "FULL_OBJECT")
+    h = s3.head_object(Bucket=bucket, Key="full", ChecksumMode="ENABLED")
+    assert (h["ChecksumCRC32"], h["ChecksumType"]) == (b64_crc32(whole), "FULL_OBJECT")
+    a = s3.get_object_attributes(Bucket=bucket, Key="full", ObjectAttributes=["Checksum", "ObjectParts"])
+    assert a["Checksum"] == {"ChecksumCRC32": b64_crc32(whole), "ChecksumType": "FULL_OBJECT"}
+    assert [p["ChecksumCRC32"] for p in a["ObjectParts"]["Parts"]] == [b64_crc32(b) for b in bodies]
+    assert s3.get_object(Bucket=bucket, Key="full", ChecksumMode="ENABLED")["Body"].read() == whole
+    g = s3.get_object(Bucket=bucket, Key="full", PartNumber=2, ChecksumMode="ENABLED")
+    assert (g["ChecksumCRC32"], g["ChecksumType"]) == (b64_crc32(bodies[1]), "FULL_OBJECT")
+    assert g["Body"].read() == bodies[1]
+
+
+def test_checksum_types_refused_as_s3(s3, bucket):
+    for algo, kind in [("SHA256", "FULL_OBJECT"), ("SHA1", "FULL_OBJECT"), ("CRC64NVME", "COMPOSITE")]:
+        with pytest.raises(ClientError) as e:
+            s3.create_multipart_upload(Bucket=bucket, Key="k", ChecksumAlgorithm=algo, ChecksumType=kind)
+        assert client_error_code(e.value) == (400, "InvalidRequest"), (algo, kind)
+    # CRC64NVME has no other type: FULL_OBJECT without asking
+    up = s3.create_multipart_upload(Bucket=bucket, Key="k", ChecksumAlgorithm="CRC64NVME")
+    assert up["ChecksumType"] == "FULL_OBJECT"
+    s3.abort_multipart_upload(Bucket=bucket, Key="k", UploadId=up["UploadId"])

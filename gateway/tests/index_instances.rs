@@ -182,6 +182,7 @@ fn record(bucket: &str, key: &str, version_id: &str, blobs: &[&str], marker: boo
                 header: vec![1],
                 plaintext_len: 32,
                 md5_hex: "00".into(),
+                checksums: BTreeMap::new(),
             })
             .collect(),
         manifest_id: None,
@@ -451,6 +452,7 @@ fn upload(bucket: &str, key: &str, id: &str) -> UploadRecord {
         headers: BTreeMap::new(),
         user_metadata: BTreeMap::new(),
         checksum_algorithm: None,
+        checksum_type: None,
         owner: "o".into(),
     }
 }

@@ -5,14 +5,17 @@
 //! delete marker; one audit event per request. Also `GET/HEAD ?partNumber` beyond the parts
 //! (400 InvalidPart, before any SSE-C key check, as S3), and the COMPOSITE checksums of
 //! multipart uploads created with `x-amz-checksum-algorithm` (checked on completion, reported
-//! by CompleteMultipartUpload, HEAD with checksum mode and GetObjectAttributes).
+//! by CompleteMultipartUpload, HEAD with checksum mode and GetObjectAttributes) and each part's
+//! own checksum (GetObjectAttributes' ObjectParts, `GET ?partNumber` with checksum mode); the
+//! FULL_OBJECT CRC32 / CRC32C / CRC64NVME checksums of multipart uploads (the parts' CRCs
+//! combined; the test computes every value with the `crc` crate, another implementation).
 
 mod common;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
-    ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, ObjectAttributes,
+    ChecksumAlgorithm, ChecksumType, CompletedMultipartUpload, CompletedPart, ObjectAttributes,
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -582,25 +585,296 @@ async fn multipart_uploads_get_composite_checksums() {
         whole
     );
 
-    // FULL_OBJECT checksums (CRC64NVME's only type) are refused, not ignored
-    assert_refused(
-        c.create_multipart_upload()
+    // each part keeps its own checksum: GetObjectAttributes' ObjectParts (paged) and
+    // GET/HEAD ?partNumber with checksum mode report it, with the object's type
+    let a = c
+        .get_object_attributes()
+        .bucket("mpck")
+        .key("obj")
+        .object_attributes(ObjectAttributes::ObjectParts)
+        .max_parts(1)
+        .part_number_marker("1")
+        .send()
+        .await
+        .unwrap();
+    let parts = a.object_parts().unwrap();
+    assert_eq!(parts.total_parts_count(), Some(2));
+    assert_eq!(parts.parts().len(), 1);
+    assert_eq!(parts.parts()[0].part_number(), Some(2));
+    assert_eq!(parts.parts()[0].checksum_sha256(), Some(sums[1].as_str()));
+    let a = attrs(c, "mpck", "obj", vec![ObjectAttributes::ObjectParts]).await;
+    let listed: Vec<_> = a
+        .object_parts()
+        .unwrap()
+        .parts()
+        .iter()
+        .map(|p| p.checksum_sha256().unwrap().to_owned())
+        .collect();
+    assert_eq!(listed, sums);
+    for (n, (sum, body)) in sums.iter().zip([&p1, &p2]).enumerate() {
+        let n = i32::try_from(n + 1).unwrap();
+        let got = c
+            .get_object()
             .bucket("mpck")
-            .key("full")
-            .checksum_algorithm(ChecksumAlgorithm::Crc64Nvme)
+            .key("obj")
+            .part_number(n)
+            .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
             .send()
-            .await,
-        (501, "NotImplemented"),
-    );
-    assert_refused(
-        c.create_multipart_upload()
-            .bucket("mpck")
-            .key("full")
-            .checksum_algorithm(ChecksumAlgorithm::Crc32)
-            .checksum_type(aws_sdk_s3::types::ChecksumType::FullObject)
+            .await
+            .unwrap();
+        assert_eq!(got.checksum_sha256(), Some(sum.as_str()));
+        assert_eq!(got.checksum_type().map(|t| t.as_str()), Some("COMPOSITE"));
+        assert_eq!(got.parts_count(), Some(2));
+        let bytes = got.body.collect().await.unwrap().into_bytes();
+        assert_eq!(&bytes[..], &body[..]);
+    }
+    // without checksum mode, and for a range, none
+    let h = c
+        .head_object()
+        .bucket("mpck")
+        .key("obj")
+        .part_number(1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(h.checksum_sha256(), None);
+    g.stop().await;
+}
+
+/// The CRC of `data` under `algo` with the `crc` crate (not what the gateway uses), base64.
+fn crc_b64(algo: &ChecksumAlgorithm, data: &[u8]) -> String {
+    match algo {
+        ChecksumAlgorithm::Crc32 => B64.encode(
+            crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC)
+                .checksum(data)
+                .to_be_bytes(),
+        ),
+        ChecksumAlgorithm::Crc32C => B64.encode(
+            crc::Crc::<u32>::new(&crc::CRC_32_ISCSI)
+                .checksum(data)
+                .to_be_bytes(),
+        ),
+        ChecksumAlgorithm::Crc64Nvme => B64.encode(
+            crc::Crc::<u64>::new(&crc::CRC_64_NVME)
+                .checksum(data)
+                .to_be_bytes(),
+        ),
+        other => panic!("{other:?} is no CRC"),
+    }
+}
+
+/// Sets `algo`'s checksum field of a request builder.
+macro_rules! with_crc {
+    ($builder:expr, $algo:expr, $v:expr) => {
+        match $algo {
+            ChecksumAlgorithm::Crc32 => $builder.checksum_crc32($v),
+            ChecksumAlgorithm::Crc32C => $builder.checksum_crc32_c($v),
+            _ => $builder.checksum_crc64_nvme($v),
+        }
+    };
+}
+
+/// The `algo` checksum a response reports.
+macro_rules! crc_of {
+    ($r:expr, $algo:expr) => {
+        match $algo {
+            ChecksumAlgorithm::Crc32 => $r.checksum_crc32(),
+            ChecksumAlgorithm::Crc32C => $r.checksum_crc32_c(),
+            _ => $r.checksum_crc64_nvme(),
+        }
+    };
+}
+
+/// A FULL_OBJECT upload of `parts` under `algo`: its id and each part's CRC (sent with the part).
+async fn full_object_upload(
+    c: &Client,
+    k: &str,
+    algo: &ChecksumAlgorithm,
+    parts: &[&[u8]],
+) -> (String, Vec<String>) {
+    let up = c
+        .create_multipart_upload()
+        .bucket("full")
+        .key(k)
+        .checksum_algorithm(algo.clone())
+        .checksum_type(ChecksumType::FullObject)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(up.checksum_type(), Some(&ChecksumType::FullObject));
+    let id = up.upload_id().unwrap().to_owned();
+    let mut sums = Vec::new();
+    for (i, body) in parts.iter().enumerate() {
+        let want = crc_b64(algo, body);
+        let req = c
+            .upload_part()
+            .bucket("full")
+            .key(k)
+            .upload_id(&id)
+            .part_number(i32::try_from(i + 1).unwrap())
+            .body(ByteStream::from(body.to_vec()));
+        let r = with_crc!(req, algo, &want).send().await.unwrap();
+        assert_eq!(crc_of!(r, algo), Some(want.as_str()));
+        sums.push(want);
+    }
+    (id, sums)
+}
+
+#[tokio::test]
+async fn full_object_multipart_checksums_combine_the_parts_crcs() {
+    let g = start().await;
+    let c = &g.client;
+    c.create_bucket().bucket("full").send().await.unwrap();
+    let (p1, p2) = (data(5 * MIB, 3), data(70_001, 4));
+    let mut whole = p1.clone();
+    whole.extend_from_slice(&p2);
+    for algo in [
+        ChecksumAlgorithm::Crc32,
+        ChecksumAlgorithm::Crc32C,
+        ChecksumAlgorithm::Crc64Nvme,
+    ] {
+        let k = algo.as_str().to_owned();
+        let (id, sums) = full_object_upload(c, &k, &algo, &[&p1, &p2]).await;
+        let want = crc_b64(&algo, &whole);
+        let parts = CompletedMultipartUpload::builder()
+            .set_parts(Some(
+                (1..=2)
+                    .map(|n| CompletedPart::builder().part_number(n).build())
+                    .collect(),
+            ))
+            .build();
+        let complete = |v: String| {
+            let req = c
+                .complete_multipart_upload()
+                .bucket("full")
+                .key(&k)
+                .upload_id(&id)
+                .multipart_upload(parts.clone());
+            with_crc!(req, &algo, v).send()
+        };
+        // the CRC of another body, and a COMPOSITE-looking value: BadDigest, nothing written
+        for bad in [crc_b64(&algo, &p1), format!("{want}-2")] {
+            let e = complete(bad).await.unwrap_err();
+            assert_eq!((status(&e), code(&e).as_str()), (400, "BadDigest"), "{k}");
+        }
+        let done = complete(want.clone()).await.unwrap();
+        assert_eq!(crc_of!(done, &algo), Some(want.as_str()), "{k}");
+        assert_eq!(done.checksum_type(), Some(&ChecksumType::FullObject));
+        let h = c
+            .head_object()
+            .bucket("full")
+            .key(&k)
+            .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
             .send()
-            .await,
-        (501, "NotImplemented"),
+            .await
+            .unwrap();
+        assert_eq!(crc_of!(h, &algo), Some(want.as_str()));
+        assert_eq!(h.checksum_type(), Some(&ChecksumType::FullObject));
+        let a = attrs(c, "full", &k, all()).await;
+        let ck = a.checksum().unwrap();
+        assert_eq!(crc_of!(ck, &algo), Some(want.as_str()));
+        assert_eq!(ck.checksum_type(), Some(&ChecksumType::FullObject));
+        let listed: Vec<_> = a
+            .object_parts()
+            .unwrap()
+            .parts()
+            .iter()
+            .map(|p| crc_of!(p, &algo).unwrap().to_owned())
+            .collect();
+        assert_eq!(listed, sums);
+        // the whole body (the SDK checks it against the full-object CRC) and part 2 with its own
+        let got = c
+            .get_object()
+            .bucket("full")
+            .key(&k)
+            .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            got.body.collect().await.unwrap().into_bytes().to_vec(),
+            whole
+        );
+        let got = c
+            .get_object()
+            .bucket("full")
+            .key(&k)
+            .part_number(2)
+            .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(crc_of!(got, &algo), Some(sums[1].as_str()));
+        assert_eq!(got.checksum_type(), Some(&ChecksumType::FullObject));
+        assert_eq!(got.body.collect().await.unwrap().into_bytes().to_vec(), p2);
+    }
+    g.stop().await;
+}
+
+#[tokio::test]
+async fn checksum_types_an_algorithm_cannot_have_are_refused() {
+    let g = start().await;
+    let c = &g.client;
+    c.create_bucket().bucket("types").send().await.unwrap();
+    for (algo, kind) in [
+        (ChecksumAlgorithm::Sha256, ChecksumType::FullObject),
+        (ChecksumAlgorithm::Sha1, ChecksumType::FullObject),
+        (ChecksumAlgorithm::Crc64Nvme, ChecksumType::Composite),
+    ] {
+        assert_refused(
+            c.create_multipart_upload()
+                .bucket("types")
+                .key("k")
+                .checksum_algorithm(algo)
+                .checksum_type(kind)
+                .send()
+                .await,
+            (400, "InvalidRequest"),
+        );
+    }
+    // CRC64NVME without a type is FULL_OBJECT, as S3
+    let up = c
+        .create_multipart_upload()
+        .bucket("types")
+        .key("k")
+        .checksum_algorithm(ChecksumAlgorithm::Crc64Nvme)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(up.checksum_type(), Some(&ChecksumType::FullObject));
+    let list = c
+        .list_multipart_uploads()
+        .bucket("types")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(list.uploads().len(), 1, "only the accepted upload exists");
+    assert_eq!(
+        list.uploads()[0].checksum_type(),
+        Some(&ChecksumType::FullObject)
     );
+    // a part sent with a CRC its body does not have: BadDigest; a malformed one: InvalidRequest
+    let id = up.upload_id().unwrap();
+    let body = data(1000, 9);
+    for (v, want) in [
+        (
+            crc_b64(&ChecksumAlgorithm::Crc64Nvme, b"other"),
+            "BadDigest",
+        ),
+        ("bad".to_owned(), "InvalidRequest"),
+    ] {
+        assert_refused(
+            c.upload_part()
+                .bucket("types")
+                .key("k")
+                .upload_id(id)
+                .part_number(1)
+                .checksum_crc64_nvme(v)
+                .body(ByteStream::from(body.clone()))
+                .send()
+                .await,
+            (400, want),
+        );
+    }
     g.stop().await;
 }

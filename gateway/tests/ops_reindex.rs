@@ -65,6 +65,15 @@ async fn reindex_after_deleting_the_index_restores_everything_clients_see() {
     );
     let after = ops_support::snapshot(&client).await;
     assert_eq!(before, after);
+    // the multipart object's FULL_OBJECT checksum and its parts' checksums were there to lose
+    let mp = before["alpha"]
+        .iter()
+        .find(|o| o.key == "mp/big.dat")
+        .unwrap();
+    assert_eq!(mp.checksum_type.as_deref(), Some("FULL_OBJECT"));
+    assert!(mp.checksum_crc32c.is_some());
+    assert_eq!(mp.part_checksums.len(), 2);
+    assert!(mp.part_checksums.iter().all(Option::is_some), "{mp:?}");
     // the bucket is writable again with its restored data key
     client
         .put_object()

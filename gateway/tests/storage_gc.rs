@@ -64,6 +64,7 @@ fn record(key: &str, ids: &[&str]) -> ObjectRecord {
                 header: vec![1],
                 plaintext_len: 1,
                 md5_hex: "00".into(),
+                checksums: BTreeMap::new(),
             })
             .collect(),
         manifest_id: None,
@@ -224,6 +225,7 @@ async fn sweep_orphans_deletes_only_old_unreferenced_objects() {
             headers: BTreeMap::new(),
             user_metadata: BTreeMap::new(),
             checksum_algorithm: None,
+            checksum_type: None,
             owner: "o".into(),
         })
         .await

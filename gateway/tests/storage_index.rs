@@ -31,6 +31,7 @@ fn upload(bucket: &str, key: &str, upload_id: &str) -> UploadRecord {
         headers: BTreeMap::from([("content-type".into(), "application/octet-stream".into())]),
         user_metadata: BTreeMap::from([("k".into(), "v".into())]),
         checksum_algorithm: Some("crc32".into()),
+        checksum_type: None,
         owner: "alice".into(),
     }
 }

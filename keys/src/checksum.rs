@@ -1,5 +1,7 @@
 //! Plaintext digests computed while sealing: MD5 (the S3 ETag) always, and the optional
-//! flexible checksums CRC32, CRC32C, SHA-1, SHA-256 and CRC64NVME.
+//! flexible checksums CRC32, CRC32C, SHA-1, SHA-256 and CRC64NVME; and the combination of the
+//! CRCs of consecutive pieces into the CRC of the whole (`crc-fast`), which gives a multipart
+//! object its FULL_OBJECT checksum from its parts' without reading them again.
 
 use base64::Engine;
 use md5::Digest;
@@ -63,6 +65,21 @@ impl Algorithm {
         }
     }
 
+    /// A CRC, whose values over consecutive pieces combine into the value of the whole (S3's
+    /// FULL_OBJECT multipart checksums); the SHAs do not.
+    pub fn is_crc(self) -> bool {
+        self.crc_fast().is_some()
+    }
+
+    fn crc_fast(self) -> Option<crc_fast::CrcAlgorithm> {
+        match self {
+            Algorithm::Crc32 => Some(crc_fast::CrcAlgorithm::Crc32IsoHdlc),
+            Algorithm::Crc32c => Some(crc_fast::CrcAlgorithm::Crc32Iscsi),
+            Algorithm::Crc64Nvme => Some(crc_fast::CrcAlgorithm::Crc64Nvme),
+            Algorithm::Sha1 | Algorithm::Sha256 => None,
+        }
+    }
+
     /// An algorithm by name, case-insensitive, with or without the `x-amz-checksum-` prefix
     /// (`CRC32C`, `x-amz-checksum-sha256`).
     pub fn parse(name: &str) -> Option<Algorithm> {
@@ -76,6 +93,29 @@ impl std::fmt::Display for Algorithm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
     }
+}
+
+/// The CRC of `a ‖ b` from the CRC of `a`, the CRC of `b` and the length of `b` (values
+/// big-endian, as S3 transmits them). None for a SHA or a value of the wrong length.
+pub fn crc_combine(algo: Algorithm, crc_a: &[u8], crc_b: &[u8], len_b: u64) -> Option<Vec<u8>> {
+    let crc = algo.crc_fast()?;
+    let value = |v: &[u8]| {
+        (v.len() == algo.digest_len())
+            .then(|| v.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
+    };
+    let both = crc_fast::checksum_combine(crc, value(crc_a)?, value(crc_b)?, len_b);
+    let bytes = both.to_be_bytes();
+    Some(bytes[bytes.len() - algo.digest_len()..].to_vec())
+}
+
+/// The one-shot digest of `data` under `algo` (big-endian, as S3 transmits it).
+pub fn digest(algo: Algorithm, data: &[u8]) -> Vec<u8> {
+    let mut set = ChecksumSet::default();
+    set.enable(algo);
+    let mut h = PlainHasher::new(set);
+    h.update(data);
+    let (_, _, sums) = h.finish();
+    sums.get(algo).map(<[u8]>::to_vec).unwrap_or_default()
 }
 
 /// Which optional checksums to compute.
@@ -205,7 +245,7 @@ pub(crate) struct PlainHasher {
     crc32c: Option<u32>,
     sha1: Option<sha1::Sha1>,
     sha256: Option<sha2::Sha256>,
-    crc64: Option<crc64fast_nvme::Digest>,
+    crc64: Option<crc_fast::Digest>,
 }
 
 impl PlainHasher {
@@ -217,7 +257,9 @@ impl PlainHasher {
             crc32c: set.crc32c.then_some(0),
             sha1: set.sha1.then(sha1::Sha1::new),
             sha256: set.sha256.then(sha2::Sha256::new),
-            crc64: set.crc64nvme.then(crc64fast_nvme::Digest::new),
+            crc64: set
+                .crc64nvme
+                .then(|| crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc64Nvme)),
         }
     }
 
@@ -237,7 +279,7 @@ impl PlainHasher {
             h.update(data);
         }
         if let Some(h) = &mut self.crc64 {
-            h.write(data);
+            h.update(data);
         }
     }
 
@@ -248,7 +290,7 @@ impl PlainHasher {
             crc32c: self.crc32c.map(|c| c.to_be_bytes()),
             sha1: self.sha1.map(|h| h.finalize().into()),
             sha256: self.sha256.map(|h| h.finalize().into()),
-            crc64nvme: self.crc64.map(|h| h.sum64().to_be_bytes()),
+            crc64nvme: self.crc64.map(|h| h.finalize().to_be_bytes()),
         };
         (self.len, self.md5.finalize().into(), sums)
     }
@@ -274,9 +316,46 @@ mod tests {
             assert_eq!(sums.to_base64_map().len(), 1);
         }
         assert_eq!(Algorithm::parse("md4"), None);
+        assert!(!Algorithm::Sha256.is_crc() && Algorithm::Crc64Nvme.is_crc());
         assert_eq!(
             ChecksumSet::default().union(ChecksumSet::all()),
             ChecksumSet::all()
         );
+    }
+
+    #[test]
+    fn crcs_of_pieces_combine_into_the_crc_of_the_whole() {
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7 + 3) as u8).collect();
+        for a in [Algorithm::Crc32, Algorithm::Crc32c, Algorithm::Crc64Nvme] {
+            let whole = digest_of(a, &data);
+            for cut in [0, 1, 4096, 99_999, 100_000] {
+                let (x, y) = data.split_at(cut);
+                let got = crc_combine(a, &digest_of(a, x), &digest_of(a, y), y.len() as u64);
+                assert_eq!(got.as_deref(), Some(whole.as_slice()), "{a} cut {cut}");
+            }
+        }
+        // the check values of the three CRCs ("123456789"), combined from "1234" and "56789"
+        for (a, check) in [
+            (Algorithm::Crc32, 0xCBF4_3926u64),
+            (Algorithm::Crc32c, 0xE306_9283),
+            (Algorithm::Crc64Nvme, 0xAE8B_1486_0A79_9888),
+        ] {
+            let got = crc_combine(a, &digest_of(a, b"1234"), &digest_of(a, b"56789"), 5).unwrap();
+            let want = check.to_be_bytes();
+            assert_eq!(got, want[8 - a.digest_len()..], "{a}");
+        }
+        // the check values one-shot too (CRC64NVME now through crc-fast)
+        assert_eq!(
+            digest(Algorithm::Crc64Nvme, b"123456789"),
+            0xAE8B_1486_0A79_9888u64.to_be_bytes()
+        );
+        assert_eq!(crc_combine(Algorithm::Sha256, &[0; 32], &[0; 32], 1), None);
+        assert_eq!(crc_combine(Algorithm::Crc32, &[0; 3], &[0; 4], 1), None);
+    }
+
+    fn digest_of(a: Algorithm, data: &[u8]) -> Vec<u8> {
+        let d = digest(a, data);
+        assert_eq!(d.len(), a.digest_len());
+        d
     }
 }

@@ -63,6 +63,12 @@ pub struct PartEntry {
     pub backend_id: String,
     /// SHA-256 of the part stream's header, lower-case hex.
     pub header_sha256_hex: String,
+    /// The part's flexible checksum of the upload's algorithm ("crc32" -> base64), kept so
+    /// that GetObjectAttributes and `GET ?partNumber` report it and reindex restores it. Empty
+    /// (and absent from the encoding, so older manifests read unchanged) for an upload without
+    /// a checksum algorithm.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub checksums: BTreeMap<String, String>,
 }
 
 impl ObjectMeta {
@@ -154,4 +160,27 @@ pub fn verify_parts(
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn part_checksums_are_optional_in_the_encoding() {
+        // a manifest entry written before part checksums were kept
+        let old = r#"{"part_number":1,"size":5,"md5_hex":"00","backend_id":"b","header_sha256_hex":"11"}"#;
+        let e: PartEntry = serde_json::from_str(old).unwrap();
+        assert!(e.checksums.is_empty());
+        // and an entry without checksums is encoded exactly as before
+        assert_eq!(serde_json::to_string(&e).unwrap(), old);
+        let mut with = e.clone();
+        with.checksums.insert("crc32".into(), "NhCmhg==".into());
+        let enc = serde_json::to_string(&with).unwrap();
+        assert!(
+            enc.ends_with(r#","checksums":{"crc32":"NhCmhg=="}}"#),
+            "{enc}"
+        );
+        assert_eq!(serde_json::from_str::<PartEntry>(&enc).unwrap(), with);
+    }
 }

@@ -50,6 +50,7 @@ fn entries(u: &Upload) -> Vec<PartEntry> {
             md5_hex: hex::encode(sum.md5),
             backend_id: format!("backend-{i}"),
             header_sha256_hex: hex::encode(Header::decode(sealed).unwrap().sha256()),
+            checksums: Default::default(),
         })
         .collect()
 }
@@ -197,6 +198,7 @@ fn multipart_etag_matches_s3() {
         md5_hex: md5.into(),
         backend_id: String::new(),
         header_sha256_hex: String::new(),
+        checksums: Default::default(),
     };
     let parts = [
         p(1, "0cc175b9c0f1b6a831c399e269772661"),

@@ -328,24 +328,7 @@ impl Index {
         .bind(&new.version_id)
         .execute(&mut *tx)
         .await?;
-        for (seq, s) in new.streams.iter().enumerate() {
-            sqlx::query(
-                "INSERT INTO object_streams (bucket, object_key, version_id, seq, part_number, \
-                                             backend_id, header, plaintext_len, md5_hex) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            )
-            .bind(&new.bucket)
-            .bind(&new.key)
-            .bind(&new.version_id)
-            .bind(super::to_i64(seq as u64, "stream index")?)
-            .bind(i64::from(s.part_number))
-            .bind(&s.backend_id)
-            .bind(&s.header)
-            .bind(super::to_i64(s.plaintext_len, "stream length")?)
-            .bind(&s.md5_hex)
-            .execute(&mut *tx)
-            .await?;
-        }
+        super::objects::insert_streams(&mut tx, new).await?;
         sqlx::query(
             "UPDATE objects SET data_key_id = $4, key_version = $5, manifest_id = $6 \
              WHERE bucket = $1 AND object_key = $2 AND version_id = $3",

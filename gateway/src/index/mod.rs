@@ -168,6 +168,10 @@ pub struct StreamRecord {
     pub header: Vec<u8>,
     pub plaintext_len: u64,
     pub md5_hex: String,
+    /// A part's flexible checksum ("crc32" -> base64) of its upload's algorithm; empty for a
+    /// single PUT's stream (its checksums are the object's), a part of an upload without an
+    /// algorithm, and the parts of objects completed before per-part checksums were kept.
+    pub checksums: BTreeMap<String, String>,
 }
 
 /// The version id of the version written while a bucket is unversioned or suspended.
@@ -334,6 +338,9 @@ pub struct UploadRecord {
     pub headers: BTreeMap<String, String>,
     pub user_metadata: BTreeMap<String, String>,
     pub checksum_algorithm: Option<String>,
+    /// `FULL_OBJECT` when the upload was created with that `x-amz-checksum-type` (the object's
+    /// checksum is then the CRC of the whole, combined from the parts'); None: COMPOSITE.
+    pub checksum_type: Option<String>,
     pub owner: String,
 }
 

@@ -24,6 +24,7 @@ fn upload_from_row(row: &AnyRow) -> Result<UploadRecord, IndexError> {
         headers: map_from_json(&headers, "upload headers")?,
         user_metadata: map_from_json(&user_metadata, "upload user metadata")?,
         checksum_algorithm: row.try_get("checksum_algorithm")?,
+        checksum_type: row.try_get("checksum_type")?,
         owner: row.try_get("owner")?,
     })
 }
@@ -44,7 +45,7 @@ fn part_from_row(bucket: &str, row: &AnyRow) -> Result<PartRecord, IndexError> {
 }
 
 const UPLOAD_COLUMNS: &str = "upload_id, bucket, object_key, object_id_hex, initiated_ms, headers, \
-                              user_metadata, checksum_algorithm, owner";
+                              user_metadata, checksum_algorithm, checksum_type, owner";
 
 /// The key of the upload, or NoSuchUpload if `upload_id` is not an upload of `bucket`.
 async fn upload_key(tx: &mut Tx, bucket: &str, upload_id: &str) -> Result<String, IndexError> {
@@ -92,8 +93,8 @@ impl Index {
         require_bucket(&mut tx, &rec.bucket).await?;
         let result = sqlx::query(
             "INSERT INTO uploads (upload_id, bucket, object_key, object_id_hex, initiated_ms, headers, \
-                                  user_metadata, checksum_algorithm, owner) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                                  user_metadata, checksum_algorithm, owner, checksum_type) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(&rec.upload_id)
         .bind(&rec.bucket)
@@ -104,6 +105,7 @@ impl Index {
         .bind(map_to_json(&rec.user_metadata)?)
         .bind(rec.checksum_algorithm.as_deref())
         .bind(&rec.owner)
+        .bind(rec.checksum_type.as_deref())
         .execute(&mut *tx)
         .await;
         match result {

@@ -5,7 +5,7 @@
 //! backend ids nobody references any more are written to `gc_queue` in the same transaction and
 //! returned to the caller, who deletes them from the backend and then calls `gc_done`.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use audit::db::flag;
 use sqlx::any::AnyRow;
@@ -188,11 +188,19 @@ pub(crate) async fn insert_object_row(
     .bind(i64::from(rec.lock.legal_hold))
     .execute(&mut *conn)
     .await?;
+    insert_streams(conn, rec).await
+}
+
+/// Inserts the stream rows of version `rec` (in order, `seq` 0..).
+pub(crate) async fn insert_streams(
+    conn: &mut AnyConnection,
+    rec: &ObjectRecord,
+) -> Result<(), IndexError> {
     for (seq, s) in rec.streams.iter().enumerate() {
         sqlx::query(
             "INSERT INTO object_streams (bucket, object_key, version_id, seq, part_number, \
-                                         backend_id, header, plaintext_len, md5_hex) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                                         backend_id, header, plaintext_len, md5_hex, checksums) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(&rec.bucket)
         .bind(&rec.key)
@@ -203,6 +211,7 @@ pub(crate) async fn insert_object_row(
         .bind(&s.header)
         .bind(to_i64(s.plaintext_len, "stream length")?)
         .bind(&s.md5_hex)
+        .bind(stream_checksums_to_json(&s.checksums)?)
         .execute(&mut *conn)
         .await?;
     }
@@ -323,16 +332,39 @@ fn object_from_rows(
             md5_hex: row
                 .try_get::<Option<String>, _>("md5_hex")?
                 .unwrap_or_default(),
+            checksums: stream_checksums_from_json(row.try_get("stream_checksums")?)?,
         });
     }
     Ok(Some(rec))
+}
+
+/// A stream's checksums as stored: NULL when there are none (as every stream written before
+/// the column existed).
+pub(crate) fn stream_checksums_to_json(
+    m: &BTreeMap<String, String>,
+) -> Result<Option<String>, IndexError> {
+    if m.is_empty() {
+        return Ok(None);
+    }
+    map_to_json(m).map(Some)
+}
+
+/// The checksums of a stream row (NULL: none).
+pub(crate) fn stream_checksums_from_json(
+    v: Option<String>,
+) -> Result<BTreeMap<String, String>, IndexError> {
+    match v {
+        Some(v) => map_from_json(&v, "stream checksums"),
+        None => Ok(BTreeMap::new()),
+    }
 }
 
 /// The columns of a version row with its streams (`o` joined with `s`).
 const VERSION_SELECT: &str = "SELECT o.version_id, CAST(o.is_latest AS BIGINT) AS is_latest, CAST(o.delete_marker AS BIGINT) AS delete_marker, o.lock_mode, \
         o.lock_until_ms, CAST(o.legal_hold AS BIGINT) AS legal_hold, o.size, o.etag, o.last_modified_ms, o.headers, \
         o.user_metadata, o.checksums, o.data_key_id, o.key_version, o.manifest_id, \
-        s.part_number, s.backend_id, s.header, s.plaintext_len, s.md5_hex \
+        s.part_number, s.backend_id, s.header, s.plaintext_len, s.md5_hex, \
+        s.checksums AS stream_checksums \
      FROM objects o \
      LEFT JOIN object_streams s ON s.bucket = o.bucket AND s.object_key = o.object_key \
                                AND s.version_id = o.version_id";

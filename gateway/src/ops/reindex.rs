@@ -218,6 +218,7 @@ async fn object_record(
             header: header.as_bytes().to_vec(),
             plaintext_len: layout.plaintext_len,
             md5_hex: meta.etag,
+            checksums: Default::default(),
         }],
         manifest_id: None,
     };
@@ -254,6 +255,7 @@ async fn manifest_record(
             header: ph.as_bytes().to_vec(),
             plaintext_len: p.size,
             md5_hex: p.md5_hex.clone(),
+            checksums: p.checksums.clone(),
         });
     }
     keys::verify_parts(&mheader, &meta, &part_headers)?;

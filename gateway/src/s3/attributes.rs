@@ -1,6 +1,6 @@
 //! GetObjectAttributes: what S3 reports of an object without its body (ETag, size, storage
-//! class, stored checksums, the parts of a multipart object with `PartNumberMarker` /
-//! `MaxParts` paging), for the current version or a `versionId`, SSE-C objects only with their
+//! class, stored checksums, the parts of a multipart object with their own checksums and
+//! `PartNumberMarker` / `MaxParts` paging), for the current version or a `versionId`, SSE-C objects only with their
 //! key (as HEAD). Authorised as `s3:GetObject` (AWS asks for `s3:GetObject` and
 //! `s3:GetObjectAttributes`; Vaultgate's roles grant them together), `s3:GetObjectVersion` too
 //! for a `versionId`. S3 sends the ETag of this answer without quotes, which s3s cannot
@@ -91,11 +91,14 @@ fn parts_page(
             truncated = true;
             break;
         }
-        parts.push(ObjectPart {
-            part_number: Some(n),
-            size: Some(i64::try_from(s.plaintext_len).unwrap_or(i64::MAX)),
-            ..Default::default()
-        });
+        parts.push(with_checksums(
+            &s.checksums,
+            ObjectPart {
+                part_number: Some(n),
+                size: Some(i64::try_from(s.plaintext_len).unwrap_or(i64::MAX)),
+                ..Default::default()
+            },
+        ));
     }
     let next = parts.last().and_then(|p| p.part_number);
     Ok(GetObjectAttributesParts {
@@ -232,6 +235,7 @@ mod tests {
                     header: Vec::new(),
                     plaintext_len: *n,
                     md5_hex: String::new(),
+                    checksums: [("sha256".to_owned(), format!("part{i}="))].into(),
                 })
                 .collect(),
             manifest_id: Some("m".into()),
@@ -295,7 +299,7 @@ mod tests {
     #[test]
     fn only_what_is_asked_is_answered() {
         let mut rec = multipart(&[7, 2]);
-        rec.checksums.insert("sha256".into(), "AAAA".into());
+        rec.checksums.insert("sha256".into(), "AAAA-2".into());
         let input = GetObjectAttributesInput::builder()
             .bucket("b".into())
             .key("k".into())
@@ -312,12 +316,27 @@ mod tests {
         let out = answer(&rec, all, &input).unwrap();
         assert_eq!(out.e_tag.as_ref().map(ETag::value), Some("abc-3"));
         let ck = out.checksum.unwrap();
-        assert_eq!(ck.checksum_sha256.as_deref(), Some("AAAA"));
+        assert_eq!(ck.checksum_sha256.as_deref(), Some("AAAA-2"));
         assert_eq!(
             ck.checksum_type.as_ref().map(ChecksumType::as_str),
             Some(ChecksumType::COMPOSITE)
         );
-        assert_eq!(out.object_parts.unwrap().total_parts_count, Some(2));
+        let parts = out.object_parts.unwrap();
+        assert_eq!(parts.total_parts_count, Some(2));
+        let part_sums: Vec<_> = parts
+            .parts
+            .iter()
+            .flatten()
+            .map(|p| p.checksum_sha256.as_deref())
+            .collect();
+        assert_eq!(part_sums, [Some("part0="), Some("part1=")]);
+        // a FULL_OBJECT multipart checksum (a CRC of the whole, no part count)
+        rec.checksums = [("crc32".to_owned(), "AAAAAA==".to_owned())].into();
+        let ck = answer(&rec, all, &input).unwrap().checksum.unwrap();
+        assert_eq!(
+            ck.checksum_type.as_ref().map(ChecksumType::as_str),
+            Some(ChecksumType::FULL_OBJECT)
+        );
         assert_eq!(
             out.storage_class.as_ref().map(StorageClass::as_str),
             Some("STANDARD")

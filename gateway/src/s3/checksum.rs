@@ -90,35 +90,25 @@ pub(crate) fn with_checksums_if<T: ChecksumFields>(
 checksum_dtos! {
     inputs: PutObjectInput, UploadPartInput, CompleteMultipartUploadInput, CompletedPart;
     outputs: PutObjectOutput, GetObjectOutput, HeadObjectOutput, CopyObjectResult,
-        UploadPartOutput, CopyPartResult, Part, Checksum, CompleteMultipartUploadOutput
+        UploadPartOutput, CopyPartResult, Part, Checksum, CompleteMultipartUploadOutput,
+        ObjectPart
 }
 
-/// The type of an object's stored checksums: a multipart object's are COMPOSITE (the digest of
-/// its parts' digests, `<b64>-<n>`), a single PUT's cover the whole object. None: none stored.
+/// The type of an object's stored checksums: COMPOSITE for a multipart object whose values are
+/// the digest of its parts' digests (`<b64>-<n>`: base64 has no `-`), FULL_OBJECT for a single
+/// PUT and for a multipart upload created with that type (a plain `<b64>`, the CRC of the
+/// whole). The value itself says which, in the index and in the sealed metadata alike, so
+/// reindex restores the type with the value. None: none stored.
 pub(crate) fn checksum_type_of(rec: &crate::index::ObjectRecord) -> Option<ChecksumType> {
     if rec.checksums.is_empty() {
         return None;
     }
-    Some(ChecksumType::from_static(if rec.manifest_id.is_some() {
+    let composite = rec.manifest_id.is_some() && rec.checksums.values().all(|v| v.contains('-'));
+    Some(ChecksumType::from_static(if composite {
         ChecksumType::COMPOSITE
     } else {
         ChecksumType::FULL_OBJECT
     }))
-}
-
-/// The one-shot digest of `data` under `algo` (big-endian, as S3 transmits it).
-fn digest(algo: Algorithm, data: &[u8]) -> Vec<u8> {
-    match algo {
-        Algorithm::Crc32 => crc32fast::hash(data).to_be_bytes().to_vec(),
-        Algorithm::Crc32c => crc32c::crc32c(data).to_be_bytes().to_vec(),
-        Algorithm::Sha1 => <sha1::Sha1 as sha1::Digest>::digest(data).to_vec(),
-        Algorithm::Sha256 => <sha2::Sha256 as sha2::Digest>::digest(data).to_vec(),
-        Algorithm::Crc64Nvme => {
-            let mut d = crc64fast_nvme::Digest::new();
-            d.write(data);
-            d.sum64().to_be_bytes().to_vec()
-        }
-    }
 }
 
 /// S3's COMPOSITE checksum of a multipart object: the `algo` digest of its parts' digests
@@ -133,9 +123,29 @@ pub(crate) fn composite(algo: Algorithm, parts: &[&str]) -> Result<String> {
     }
     Ok(format!(
         "{}-{}",
-        base64::engine::general_purpose::STANDARD.encode(digest(algo, &raw)),
+        base64::engine::general_purpose::STANDARD.encode(keys::checksum::digest(algo, &raw)),
         parts.len()
     ))
+}
+
+/// S3's FULL_OBJECT checksum of a multipart object: the CRC of its whole plaintext, combined
+/// from its parts' CRCs (stored base64 values with the parts' sizes, in part order), base64.
+pub(crate) fn full_object(algo: Algorithm, parts: &[(&str, u64)]) -> Result<String> {
+    let b64 = &base64::engine::general_purpose::STANDARD;
+    let mut acc: Option<Vec<u8>> = None;
+    for (v, len) in parts {
+        let d = b64
+            .decode(v)
+            .map_err(|_| Error::InvalidPart(format!("a stored {algo} checksum is not base64")))?;
+        acc = Some(match acc {
+            None => d,
+            Some(a) => keys::checksum::crc_combine(algo, &a, &d, *len).ok_or_else(|| {
+                Error::InvalidPart(format!("{algo} part checksums cannot be combined"))
+            })?,
+        });
+    }
+    let whole = acc.ok_or_else(|| Error::InvalidPart("no parts".into()))?;
+    Ok(b64.encode(whole))
 }
 
 impl ChecksumRequest {
@@ -155,15 +165,19 @@ impl ChecksumRequest {
         }
         for (algo, v) in Algorithm::ALL.into_iter().zip(values) {
             if let Some(v) = v {
+                // a value that is no digest at all (not base64, wrong length) is what AWS
+                // answers 400 InvalidRequest to, with this message; a well-formed value that
+                // does not match is BadDigest (`verify`)
+                let invalid = || {
+                    Error::InvalidRequest(format!(
+                        "Value for x-amz-checksum-{algo} header is invalid."
+                    ))
+                };
                 let raw = base64::engine::general_purpose::STANDARD
                     .decode(v.trim())
-                    .map_err(|_| {
-                        Error::InvalidDigest(format!("x-amz-checksum-{algo} is not valid base64"))
-                    })?;
+                    .map_err(|_| invalid())?;
                 if raw.len() != algo.digest_len() {
-                    return Err(Error::InvalidDigest(format!(
-                        "x-amz-checksum-{algo} has the wrong length"
-                    )));
+                    return Err(invalid());
                 }
                 r.set.enable(algo);
                 r.expected.push((algo, v.trim().to_owned()));
@@ -319,17 +333,21 @@ mod tests {
     }
 
     #[test]
-    fn bad_checksum_header_is_invalid_digest() {
-        let v = "zz".to_string();
-        assert!(matches!(
-            ChecksumRequest::new(
+    fn malformed_checksum_header_is_invalid_request() {
+        for v in ["zz", "bad", "AAAA"] {
+            let v = v.to_string();
+            match ChecksumRequest::new(
                 None,
                 [None, None, None, Some(&v), None],
                 &HeaderMap::new(),
-                None
-            ),
-            Err(Error::InvalidDigest(_))
-        ));
+                None,
+            ) {
+                Err(Error::InvalidRequest(m)) => {
+                    assert_eq!(m, "Value for x-amz-checksum-sha256 header is invalid.")
+                }
+                other => panic!("{v}: {other:?}"),
+            }
+        }
         assert!(matches!(
             ChecksumRequest::new(Some("MD4"), [None; 5], &HeaderMap::new(), None),
             Err(Error::InvalidArgument(_))

@@ -105,7 +105,7 @@ impl Gateway {
             .await?;
         let explicit_lock =
             input.object_lock_mode.is_some() || input.object_lock_legal_hold_status.is_some();
-        let checksum_algorithm = upload_checksum_algorithm(&input)?;
+        let (checksum_algorithm, checksum_type) = upload_checksum(&input)?;
         let upload_id = uuid::Uuid::new_v4().simple().to_string();
         let rec = UploadRecord {
             bucket: input.bucket.clone(),
@@ -116,6 +116,7 @@ impl Gateway {
             headers: super::input_headers!(input),
             user_metadata: user_metadata(input.metadata),
             checksum_algorithm,
+            checksum_type,
             owner,
         };
         let mut rec = rec;
@@ -138,10 +139,7 @@ impl Gateway {
             bucket: Some(input.bucket),
             key: Some(input.key),
             upload_id: Some(upload_id),
-            checksum_type: input
-                .checksum_algorithm
-                .is_some()
-                .then(|| ChecksumType::from_static(ChecksumType::COMPOSITE)),
+            checksum_type: upload_checksum_type(&rec),
             checksum_algorithm: input.checksum_algorithm,
             server_side_encryption: echo.sse,
             sse_customer_algorithm: echo.algorithm,
@@ -448,6 +446,7 @@ impl Gateway {
                 .checksum_algorithm
                 .clone()
                 .map(ChecksumAlgorithm::from),
+            checksum_type: upload_checksum_type(&upload),
             initiator: Some(Initiator {
                 display_name: owner.display_name.clone(),
                 id: owner.id.clone(),
@@ -513,10 +512,12 @@ impl Gateway {
                     .into_iter()
                     .map(|u| {
                         let who = Some(u.owner.clone());
+                        let checksum_type = upload_checksum_type(&u);
                         MultipartUpload {
                             key: Some(u.key),
                             upload_id: Some(u.upload_id),
                             initiated: Some(ts(u.initiated_ms)),
+                            checksum_type,
                             checksum_algorithm: u.checksum_algorithm.map(ChecksumAlgorithm::from),
                             initiator: Some(Initiator {
                                 display_name: who.clone(),
@@ -527,7 +528,6 @@ impl Gateway {
                                 id: who,
                             }),
                             storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
-                            ..Default::default()
                         }
                     })
                     .collect(),
@@ -612,48 +612,79 @@ fn completed(
     )
 }
 
-/// The checksum algorithm of a new upload (`x-amz-checksum-algorithm`): S3's COMPOSITE type
-/// only; FULL_OBJECT (CRC64NVME's only type) is refused with 501, not ignored.
-fn upload_checksum_algorithm(input: &CreateMultipartUploadInput) -> Result<Option<String>> {
-    let full_object = input
-        .checksum_type
-        .as_ref()
-        .is_some_and(|t| t.as_str().eq_ignore_ascii_case(ChecksumType::FULL_OBJECT));
+/// The checksum of a new upload: its algorithm (`x-amz-checksum-algorithm`, lower-case name)
+/// and `FULL_OBJECT` when its object's checksum is the CRC of the whole (`x-amz-checksum-type`;
+/// CRC64NVME has no other type, the other CRCs are COMPOSITE unless asked). As S3: a type
+/// without an algorithm, an unknown type, FULL_OBJECT with a SHA or COMPOSITE with CRC64NVME
+/// is 400 InvalidRequest.
+fn upload_checksum(input: &CreateMultipartUploadInput) -> Result<(Option<String>, Option<String>)> {
+    let asked = input.checksum_type.as_ref().map(|t| t.as_str().to_owned());
     let Some(a) = input.checksum_algorithm.as_ref() else {
-        if input.checksum_type.is_some() {
+        if asked.is_some() {
             return Err(Error::InvalidRequest(
                 "x-amz-checksum-type requires x-amz-checksum-algorithm".into(),
             ));
         }
-        return Ok(None);
+        return Ok((None, None));
     };
     let algo = Algorithm::parse(a.as_str()).ok_or_else(|| {
         Error::InvalidArgument(format!("unsupported checksum algorithm {}", a.as_str()))
     })?;
-    if full_object || algo == Algorithm::Crc64Nvme {
-        return Err(Error::Client(s3s::s3_error!(
-            NotImplemented,
-            "FULL_OBJECT checksums of multipart uploads (and CRC64NVME, which has no other type) are not supported by this gateway; use CRC32, CRC32C, SHA1 or SHA256 (COMPOSITE)."
+    let full_object = match asked.as_deref() {
+        None => algo == Algorithm::Crc64Nvme,
+        Some(ChecksumType::FULL_OBJECT) => true,
+        Some(ChecksumType::COMPOSITE) => false,
+        Some(other) => {
+            return Err(Error::InvalidRequest(format!(
+                "Value for x-amz-checksum-type header is invalid: {other}"
+            )));
+        }
+    };
+    let refused = (full_object && !algo.is_crc()) || (!full_object && algo == Algorithm::Crc64Nvme);
+    if refused {
+        let kind = if full_object {
+            "FULL_OBJECT"
+        } else {
+            "COMPOSITE"
+        };
+        return Err(Error::InvalidRequest(format!(
+            "The {} checksum algorithm does not support the {kind} checksum type.",
+            algo.name().to_ascii_uppercase()
         )));
     }
-    Ok(Some(algo.name().to_owned()))
+    Ok((
+        Some(algo.name().to_owned()),
+        full_object.then(|| ChecksumType::FULL_OBJECT.to_owned()),
+    ))
 }
 
-/// The COMPOSITE checksum of a completed upload created with a checksum algorithm: each part
-/// the client lists with a checksum must match the part's stored one (InvalidPart), and a
-/// checksum of the whole request (`<b64>-<n>` or `<b64>`) must match the composite (BadDigest).
-/// An upload without an algorithm gets none, and a checksum on its completion is refused.
+/// The checksum type an upload's object gets (None: the upload has no algorithm).
+fn upload_checksum_type(u: &UploadRecord) -> Option<ChecksumType> {
+    u.checksum_algorithm.as_ref()?;
+    Some(ChecksumType::from_static(if is_full_object(u) {
+        ChecksumType::FULL_OBJECT
+    } else {
+        ChecksumType::COMPOSITE
+    }))
+}
+
+fn is_full_object(u: &UploadRecord) -> bool {
+    u.checksum_type.as_deref() == Some(ChecksumType::FULL_OBJECT)
+}
+
+/// The checksum of a completed upload created with a checksum algorithm: each part the client
+/// lists with a checksum must match the part's stored one (InvalidPart); the object's value is
+/// the COMPOSITE (`<b64>-<n>`) or, for a FULL_OBJECT upload, the parts' CRCs combined, and a
+/// checksum of the whole request must match it (BadDigest; a COMPOSITE one with or without its
+/// `-<n>`). An upload without an algorithm gets none, and a checksum on its completion is
+/// refused.
 fn completed_checksum(
     upload: &UploadRecord,
     requested: &[CompletedPart],
     chosen: &[&PartRecord],
     claimed: [Option<&String>; 5],
 ) -> Result<BTreeMap<String, String>> {
-    let Some(algo) = upload
-        .checksum_algorithm
-        .as_deref()
-        .and_then(Algorithm::parse)
-    else {
+    let Some(algo) = upload_algorithm(upload) else {
         if claimed.iter().any(Option::is_some) {
             return Err(Error::InvalidRequest(
                 "The upload was created without x-amz-checksum-algorithm, so its completion cannot carry a checksum.".into(),
@@ -661,6 +692,44 @@ fn completed_checksum(
         }
         return Ok(BTreeMap::new());
     };
+    let values = part_checksums(algo, requested, chosen)?;
+    let value = if is_full_object(upload) {
+        let sized: Vec<(&str, u64)> = values
+            .iter()
+            .copied()
+            .zip(chosen.iter().map(|p| p.size))
+            .collect();
+        super::checksum::full_object(algo, &sized)?
+    } else {
+        super::checksum::composite(algo, &values)?
+    };
+    for (a, v) in Algorithm::ALL.into_iter().zip(claimed) {
+        let Some(v) = v else { continue };
+        let whole = value.split('-').next().unwrap_or_default();
+        if a != algo || (v.trim() != value && v.trim() != whole) {
+            return Err(Error::BadDigest(format!(
+                "The x-amz-checksum-{a} you specified did not match the calculated checksum."
+            )));
+        }
+    }
+    Ok(BTreeMap::from([(algo.name().to_owned(), value)]))
+}
+
+/// The algorithm of an upload created with one.
+fn upload_algorithm(upload: &UploadRecord) -> Option<Algorithm> {
+    upload
+        .checksum_algorithm
+        .as_deref()
+        .and_then(Algorithm::parse)
+}
+
+/// The stored `algo` checksums of the chosen parts, in order; a part listed with another value
+/// than its stored one is InvalidPart.
+fn part_checksums<'a>(
+    algo: Algorithm,
+    requested: &[CompletedPart],
+    chosen: &[&'a PartRecord],
+) -> Result<Vec<&'a str>> {
     let mut values = Vec::with_capacity(chosen.len());
     for (p, part) in requested.iter().zip(chosen) {
         let stored = part.checksums.get(algo.name()).ok_or_else(|| {
@@ -683,31 +752,28 @@ fn completed_checksum(
         }
         values.push(stored.as_str());
     }
-    let composite = super::checksum::composite(algo, &values)?;
-    for (a, v) in Algorithm::ALL.into_iter().zip(claimed) {
-        let Some(v) = v else { continue };
-        let whole = composite.split('-').next().unwrap_or_default();
-        if a != algo || (v.trim() != composite && v.trim() != whole) {
-            return Err(Error::BadDigest(format!(
-                "The x-amz-checksum-{a} you specified did not match the calculated checksum."
-            )));
-        }
-    }
-    Ok(BTreeMap::from([(algo.name().to_owned(), composite)]))
+    Ok(values)
 }
 
 /// The sealed metadata of the multipart object `chosen` make: its parts (each bound to its
 /// header's SHA-256), size, multipart ETag and the upload's headers, dated now.
 fn manifest_meta(upload: &UploadRecord, chosen: &[&PartRecord]) -> Result<ObjectMeta> {
+    let algo = upload_algorithm(upload);
     let mut entries = Vec::with_capacity(chosen.len());
     for p in chosen {
         let header = Header::decode(&p.header)?;
+        // the part's checksum of the upload's algorithm (the object's parts report it)
+        let checksums = algo
+            .and_then(|a| p.checksums.get_key_value(a.name()))
+            .map(|(k, v)| BTreeMap::from([(k.clone(), v.clone())]))
+            .unwrap_or_default();
         entries.push(PartEntry {
             part_number: p.part_number,
             size: p.size,
             md5_hex: p.md5_hex.clone(),
             backend_id: p.backend_id.clone(),
             header_sha256_hex: hex::encode(sha2::Sha256::digest(header.as_bytes())),
+            checksums,
         });
     }
     let etag_value = keys::meta::multipart_etag(&entries)?;
@@ -771,6 +837,7 @@ mod tests {
             headers: BTreeMap::new(),
             user_metadata: BTreeMap::new(),
             checksum_algorithm: algo.map(str::to_owned),
+            checksum_type: None,
             owner: "o".into(),
         }
     }
@@ -867,5 +934,101 @@ mod tests {
             ),
             Err(Error::InvalidRequest(_))
         ));
+    }
+
+    #[test]
+    fn full_object_uploads_combine_their_parts_crcs() {
+        use base64::Engine;
+        let b64 = |v: &[u8]| base64::engine::general_purpose::STANDARD.encode(v);
+        let data: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
+        let (x, y) = data.split_at(1024);
+        for algo in [Algorithm::Crc32, Algorithm::Crc32c, Algorithm::Crc64Nvme] {
+            let mut up = upload(Some(algo.name()));
+            up.checksum_type = Some(ChecksumType::FULL_OBJECT.to_owned());
+            let mut parts = Vec::new();
+            for (i, piece) in [x, y].into_iter().enumerate() {
+                let mut p = part(i as u32 + 1, None);
+                p.size = piece.len() as u64;
+                let v = b64(&keys::checksum::digest(algo, piece));
+                p.checksums = BTreeMap::from([(algo.name().to_owned(), v)]);
+                parts.push(p);
+            }
+            let chosen: Vec<&PartRecord> = parts.iter().collect();
+            let listed: Vec<CompletedPart> = (1..=2)
+                .map(|n| CompletedPart {
+                    part_number: Some(n),
+                    ..Default::default()
+                })
+                .collect();
+            let whole = b64(&keys::checksum::digest(algo, &data));
+            let got = completed_checksum(&up, &listed, &chosen, [None; 5]).unwrap();
+            assert_eq!(got.get(algo.name()), Some(&whole), "{algo}");
+            // the client's value of the whole object is checked
+            let mut claimed: [Option<&String>; 5] = [None; 5];
+            let idx = Algorithm::ALL.iter().position(|a| *a == algo).unwrap();
+            claimed[idx] = Some(&whole);
+            completed_checksum(&up, &listed, &chosen, claimed).unwrap();
+            let wrong = b64(&keys::checksum::digest(algo, x));
+            claimed[idx] = Some(&wrong);
+            assert!(matches!(
+                completed_checksum(&up, &listed, &chosen, claimed),
+                Err(Error::BadDigest(_))
+            ));
+            // a composite-looking value is not the full-object one
+            let composite = format!("{whole}-2");
+            claimed[idx] = Some(&composite);
+            assert!(matches!(
+                completed_checksum(&up, &listed, &chosen, claimed),
+                Err(Error::BadDigest(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn upload_checksum_types_as_s3() {
+        let input = |algo: Option<&str>, kind: Option<&str>| CreateMultipartUploadInput {
+            bucket: "b".into(),
+            key: "k".into(),
+            checksum_algorithm: algo.map(|a| ChecksumAlgorithm::from(a.to_owned())),
+            checksum_type: kind.map(|t| ChecksumType::from(t.to_owned())),
+            ..Default::default()
+        };
+        let full = Some(ChecksumType::FULL_OBJECT.to_owned());
+        let ok = |a, t| upload_checksum(&input(a, t)).unwrap();
+        assert_eq!(ok(None, None), (None, None));
+        assert_eq!(ok(Some("SHA256"), None), (Some("sha256".into()), None));
+        assert_eq!(
+            ok(Some("CRC32"), Some("COMPOSITE")),
+            (Some("crc32".into()), None)
+        );
+        assert_eq!(
+            ok(Some("CRC32"), Some("FULL_OBJECT")),
+            (Some("crc32".into()), full.clone())
+        );
+        assert_eq!(
+            ok(Some("CRC32C"), Some("FULL_OBJECT")),
+            (Some("crc32c".into()), full.clone())
+        );
+        // CRC64NVME is FULL_OBJECT whether asked or not
+        assert_eq!(
+            ok(Some("CRC64NVME"), None),
+            (Some("crc64nvme".into()), full.clone())
+        );
+        assert_eq!(
+            ok(Some("CRC64NVME"), Some("FULL_OBJECT")),
+            (Some("crc64nvme".into()), full)
+        );
+        for (a, t) in [
+            (Some("SHA256"), Some("FULL_OBJECT")),
+            (Some("SHA1"), Some("FULL_OBJECT")),
+            (Some("CRC64NVME"), Some("COMPOSITE")),
+            (Some("CRC32"), Some("WHOLE")),
+            (None, Some("FULL_OBJECT")),
+        ] {
+            assert!(
+                matches!(upload_checksum(&input(a, t)), Err(Error::InvalidRequest(_))),
+                "{a:?} {t:?}"
+            );
+        }
     }
 }

@@ -206,6 +206,23 @@ fn select_range(
     }
 }
 
+/// The checksums a GET or HEAD with checksum mode reports: the whole object's; a part's
+/// (`partNumber` of a multipart object: the part's own, with its object's type, none for a
+/// part completed before part checksums were kept); none for a range.
+fn reported_checksums(
+    rec: &ObjectRecord,
+    partial: bool,
+    part_number: Option<i32>,
+) -> Option<(BTreeMap<String, String>, ChecksumType)> {
+    let kind = super::checksum::checksum_type_of(rec)?;
+    if !partial {
+        return Some((rec.checksums.clone(), kind));
+    }
+    let idx = usize::try_from(part_number?).ok()?.checked_sub(1)?;
+    let part = &rec.streams.get(idx)?.checksums;
+    (rec.manifest_id.is_some() && !part.is_empty()).then(|| (part.clone(), kind))
+}
+
 fn content_range(r: &Range<u64>, size: u64) -> String {
     format!("bytes {}-{}/{}", r.start, r.end.saturating_sub(1), size)
 }
@@ -262,8 +279,9 @@ struct Selected {
     partial: bool,
     /// PartsCount, reported when the request named a part
     parts_count: Option<i32>,
-    /// the stored checksums are reported (whole object, checksum mode on)
-    want_ck: bool,
+    /// the stored checksums reported (checksum mode on): the whole object's, or a part's
+    /// with `partNumber`; with their type (a part's is its object's)
+    checksums: Option<(BTreeMap<String, String>, ChecksumType)>,
 }
 
 /// The answer of a GET or HEAD: one builder for both DTOs, which share every field but the
@@ -275,7 +293,7 @@ macro_rules! object_answer {
         let h = |k: &str| rec.headers.get(k).cloned();
         let echo = super::encryption::Echo::of(&rec.headers, $g.sse());
         with_checksums_if(
-            if sel.want_ck { Some(&rec.checksums) } else { None },
+            sel.checksums.as_ref().map(|(m, _)| m),
             $ty {
                 $($extra)*
                 accept_ranges: Some("bytes".into()),
@@ -290,10 +308,7 @@ macro_rules! object_answer {
                 content_disposition: h("content-disposition"),
                 content_language: h("content-language"),
                 expires: expires_out(&rec.headers),
-                checksum_type: sel
-                    .want_ck
-                    .then(|| super::checksum::checksum_type_of(rec))
-                    .flatten(),
+                checksum_type: sel.checksums.as_ref().map(|(_, t)| t.clone()),
                 parts_count: sel.parts_count,
                 server_side_encryption: echo.sse,
                 sse_customer_algorithm: echo.algorithm,
@@ -535,15 +550,16 @@ impl Gateway {
             false,
         )?;
         let (range, partial, parts_count) = selected?;
-        // a whole object's checksums (a multipart object's COMPOSITE one; a part has none here)
-        let want_ck = !partial && checksum_enabled(spec.checksum_mode);
+        let checksums = checksum_enabled(spec.checksum_mode)
+            .then(|| reported_checksums(&rec, partial, spec.part_number))
+            .flatten();
         Ok(Selected {
             rec,
             ck,
             range,
             partial,
             parts_count: spec.part_number.and(parts_count),
-            want_ck,
+            checksums,
         })
     }
 

@@ -123,6 +123,7 @@ impl ObjectRecord {
                 header: s.header.clone(),
                 plaintext_len: s.plaintext_len,
                 md5_hex: etag,
+                checksums: Default::default(),
             }],
             manifest_id: None,
         }
@@ -646,12 +647,14 @@ impl Store {
             key_version: skey.key_version(),
             streams: parts
                 .iter()
-                .map(|p| StreamRecord {
+                .zip(&meta.parts)
+                .map(|(p, entry)| StreamRecord {
                     backend_id: p.backend_id.clone(),
                     part_number: p.part_number,
                     header: p.header.clone(),
                     plaintext_len: p.size,
                     md5_hex: p.md5_hex.clone(),
+                    checksums: entry.checksums.clone(),
                 })
                 .collect(),
             manifest_id: Some(manifest_id),

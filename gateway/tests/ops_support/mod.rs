@@ -24,6 +24,10 @@ pub struct ObjState {
     pub cache_control: Option<String>,
     pub metadata: Option<HashMap<String, String>>,
     pub checksum_sha256: Option<String>,
+    pub checksum_crc32c: Option<String>,
+    pub checksum_type: Option<String>,
+    /// each part's CRC32C (GetObjectAttributes' ObjectParts) of a multipart object
+    pub part_checksums: Vec<Option<String>>,
     pub sha256: String,
 }
 
@@ -82,13 +86,15 @@ pub async fn populate(c: &Client) -> usize {
             .await
             .expect("put over");
     }
-    // multipart: 5 MiB + 1 MiB + 3 bytes
+    // multipart: 5 MiB + 1 MiB + 3 bytes, with a FULL_OBJECT CRC32C and per-part CRC32Cs
     let up = c
         .create_multipart_upload()
         .bucket("alpha")
         .key("mp/big.dat")
         .content_type("application/x-test")
         .metadata("kind", "multipart")
+        .checksum_algorithm(ChecksumAlgorithm::Crc32C)
+        .checksum_type(aws_sdk_s3::types::ChecksumType::FullObject)
         .send()
         .await
         .expect("create mpu");
@@ -101,6 +107,7 @@ pub async fn populate(c: &Client) -> usize {
             .key("mp/big.dat")
             .upload_id(&uid)
             .part_number(n)
+            .checksum_algorithm(ChecksumAlgorithm::Crc32C)
             .body(ByteStream::from(random_bytes(len)))
             .send()
             .await
@@ -183,6 +190,23 @@ pub async fn snapshot(c: &Client) -> BTreeMap<String, Vec<ObjState>> {
                 .into_bytes();
             assert_eq!(Some(body.len() as i64), o.size(), "{b}/{key}: body length");
             assert_eq!(o.e_tag(), head.e_tag(), "{b}/{key}: list and head ETag");
+            let attrs = c
+                .get_object_attributes()
+                .bucket(b)
+                .key(&key)
+                .object_attributes(aws_sdk_s3::types::ObjectAttributes::ObjectParts)
+                .send()
+                .await
+                .expect("attributes");
+            let part_checksums = attrs
+                .object_parts()
+                .map(|p| {
+                    p.parts()
+                        .iter()
+                        .map(|x| x.checksum_crc32_c().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
             objs.push(ObjState {
                 key,
                 size: o.size().expect("size"),
@@ -192,6 +216,9 @@ pub async fn snapshot(c: &Client) -> BTreeMap<String, Vec<ObjState>> {
                 cache_control: head.cache_control().map(str::to_owned),
                 metadata: head.metadata().cloned(),
                 checksum_sha256: head.checksum_sha256().map(str::to_owned),
+                checksum_crc32c: head.checksum_crc32_c().map(str::to_owned),
+                checksum_type: head.checksum_type().map(|t| t.as_str().to_owned()),
+                part_checksums,
                 sha256: sha256_hex(&body),
             });
         }

@@ -976,6 +976,7 @@ fn wrapped(id: u8, bucket: &str, version: u32) -> keys::WrappedDataKey {
     keys::WrappedDataKey {
         id: keys::DataKeyId([id; 16]),
         bucket: bucket.into(),
+        kms_key: String::new(),
         version,
         kek_id: "local:abc".into(),
         wrapped: vec![id, 0, 255, version as u8],
@@ -996,13 +997,13 @@ fn same_key(a: &keys::WrappedDataKey, b: &keys::WrappedDataKey) -> bool {
 async fn index_is_a_data_key_store() {
     use keys::DataKeyStore;
     let (_d, ix) = fresh().await;
-    assert!(ix.current("b").await.unwrap().is_none());
+    assert!(ix.current("b", "").await.unwrap().is_none());
     assert!(ix.get(&keys::DataKeyId([1; 16])).await.unwrap().is_none());
     for k in [wrapped(1, "b", 1), wrapped(2, "b", 2), wrapped(3, "c", 1)] {
         ix.insert(&k).await.unwrap();
     }
     assert!(same_key(
-        &ix.current("b").await.unwrap().unwrap(),
+        &ix.current("b", "").await.unwrap().unwrap(),
         &wrapped(2, "b", 2)
     ));
     assert!(same_key(

@@ -94,7 +94,7 @@ async fn kms_wrap_unwrap_and_rotation() {
     assert_eq!(p.current_kek_id(), format!("aws-kms:{k1}"));
 
     // Direct wrap/unwrap with the bucket as encryption context.
-    let (m, kek, wrapped) = p.generate_data_key("b1").await.unwrap();
+    let (m, kek, wrapped) = p.generate_data_key("b1", "").await.unwrap();
     assert_eq!(kek, format!("aws-kms:{k1}"));
     assert_eq!(p.unwrap(&kek, &wrapped, "b1").await.unwrap(), m);
     assert!(
@@ -287,7 +287,7 @@ async fn kms_down_cached_keys_work_uncached_fail() {
     };
     let dead = provider(&format!("http://127.0.0.1:{closed}"), &alias).await;
     assert!(matches!(
-        dead.generate_data_key("b1").await,
+        dead.generate_data_key("b1", "").await,
         Err(Error::KeyUnavailable(_))
     ));
     let dead_ring = Keyring::new(dead, store.clone(), CacheConfig::default());

@@ -1049,12 +1049,18 @@ async fn data_keys_are_scoped_by_kms_key() {
     let k2 = "arn:aws:kms:us-east-1:1:key/two";
     ix.insert(&wrapped(1, "b", 1)).await.unwrap();
     // version 1 of the same bucket under two other KMS keys: distinct sequences
-    let first = ix.insert_first(&under_kms(wrapped(2, "b", 1), k1)).await.unwrap();
+    let first = ix
+        .insert_first(&under_kms(wrapped(2, "b", 1), k1))
+        .await
+        .unwrap();
     assert!(same_key(&first, &under_kms(wrapped(2, "b", 1), k1)));
     ix.insert(&under_kms(wrapped(3, "b", 1), k2)).await.unwrap();
     ix.insert(&under_kms(wrapped(4, "b", 2), k2)).await.unwrap();
     // another instance creating K1's version 1 meanwhile gets the stored one, not its own
-    let raced = ix.insert_first(&under_kms(wrapped(5, "b", 1), k1)).await.unwrap();
+    let raced = ix
+        .insert_first(&under_kms(wrapped(5, "b", 1), k1))
+        .await
+        .unwrap();
     assert_eq!(raced.id.0, [2; 16]);
     assert!(ix.get(&keys::DataKeyId([5; 16])).await.unwrap().is_none());
     // a duplicate (bucket, KMS key, version) is refused by a plain insert

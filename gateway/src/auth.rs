@@ -390,17 +390,15 @@ pub fn check_request_headers(h: &http::HeaderMap, kms: bool, op: &str) -> S3Resu
                 "{op} does not take server-side encryption with customer-provided keys (SSE-C) headers."
             ));
         }
-        if n == "x-amz-server-side-encryption-aws-kms-key-id"
-            || n == "x-amz-server-side-encryption-context"
-        {
-            if h.get("x-amz-server-side-encryption")
+        if (n == "x-amz-server-side-encryption-aws-kms-key-id"
+            || n == "x-amz-server-side-encryption-context")
+            && h.get("x-amz-server-side-encryption")
                 .is_none_or(|v| v.as_bytes() != b"aws:kms")
-            {
-                return Err(s3_error!(
-                    InvalidArgument,
-                    "{n} is only valid with x-amz-server-side-encryption aws:kms."
-                ));
-            }
+        {
+            return Err(s3_error!(
+                InvalidArgument,
+                "{n} is only valid with x-amz-server-side-encryption aws:kms."
+            ));
         }
         if let Some(c) = n.strip_prefix("x-amz-checksum-")
             && !matches!(c, "algorithm" | "mode" | "type")

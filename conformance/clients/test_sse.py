@@ -5,8 +5,11 @@ SSE-C with aws cli v1 (`--sse-c AES256 --sse-c-key fileb://KEY`): single and mul
 copies SSE-C -> SSE-C under a new key (`--sse-c-copy-source`) and SSE-C -> gateway keys; boto3
 HEAD echoes the algorithm and key MD5. `--sse aws:kms`: refused with a clear 400 on a gateway
 that runs on its local key; on a gateway over a KMS (moto, when VAULTGATE_TEST_KMS_ENDPOINT is
-set) it is honoured and reported, and a caller-chosen `--sse-kms-key-id` is refused (501), never
-silently ignored. Bucket default encryption with `aws s3api put/get/delete-bucket-encryption`:
+set) it is honoured and reported with the key's ARN, and `--sse-kms-key-id` (key id, ARN or
+alias) seals the object under a bucket data key wrapped by that KMS key: uploads (single,
+multipart), downloads and copies between keys with aws cli, HEAD reporting the key, an unknown
+or disabled key refused with S3's `KMS.*` codes, encryption context round trip and refusals,
+and a restart reading everything back. Bucket default encryption with `aws s3api put/get/delete-bucket-encryption`:
 bad configurations refused with S3's codes, ServerSideEncryptionConfigurationNotFoundError when
 unset, and plain `aws s3 cp` uploads (single and multipart) and copies reporting the default.
 """
@@ -146,11 +149,11 @@ def kms_gateway(gateway_factory):
         AWS_SECRET_ACCESS_KEY="testing",
         AWS_EC2_METADATA_DISABLED="true",
     )
-    return gw, arn
+    return gw, arn, kms
 
 
 def test_awscli_sse_aws_kms_on_a_kms_gateway(kms_gateway, workdir):
-    gw, arn = kms_gateway
+    gw, arn, _ = kms_gateway
     s3 = gw.s3()
     bucket = f"kms-{uuid.uuid4().hex[:10]}"
     s3.create_bucket(Bucket=bucket)
@@ -159,18 +162,149 @@ def test_awscli_sse_aws_kms_on_a_kms_gateway(kms_gateway, workdir):
     gw.aws(workdir, "s3", "cp", str(src), f"s3://{bucket}/k.bin", "--sse", "aws:kms")
     head = s3.head_object(Bucket=bucket, Key="k.bin")
     assert head["ServerSideEncryption"] == "aws:kms"
+    # no key named: the gateway's own key, reported by its ARN (the alias resolved)
+    assert head["SSEKMSKeyId"] == arn
+    assert head["BucketKeyEnabled"] is True
     out = workdir / "k.out"
     gw.aws(workdir, "s3", "cp", f"s3://{bucket}/k.bin", str(out))
     assert sha256_file(out) == digest
-    # a caller-chosen KMS key is not honoured per request: refused, not silently ignored
-    r = gw.aws(workdir, "s3", "cp", str(src), f"s3://{bucket}/other.bin", "--sse", "aws:kms",
-               "--sse-kms-key-id", arn, check=False)
-    assert r.returncode != 0
-    err = r.stderr.decode(errors="replace")
-    assert "NotImplemented" in err, err
+
+
+def new_kms_key(kms, description: str) -> tuple[str, str, str]:
+    """A new moto KMS key: (key id, ARN, alias)."""
+    meta = kms.create_key(Description=description)["KeyMetadata"]
+    alias = f"alias/vg-{uuid.uuid4().hex[:12]}"
+    kms.create_alias(AliasName=alias, TargetKeyId=meta["KeyId"])
+    return meta["KeyId"], meta["Arn"], alias
+
+
+def test_awscli_sse_kms_key_per_request(kms_gateway, workdir):
+    """Objects under two named KMS keys and under the gateway's key, in one bucket: bytes back,
+    HEAD reports each key's ARN (given as id, ARN or alias), copies move between keys,
+    multipart keeps the key of its CreateMultipartUpload, a restart reads everything back."""
+    gw, default_arn, kms = kms_gateway
+    s3 = gw.s3()
+    bucket = f"kmsk-{uuid.uuid4().hex[:10]}"
+    s3.create_bucket(Bucket=bucket)
+    id1, arn1, alias1 = new_kms_key(kms, "vaultgate test_sse key 1")
+    id2, arn2, _ = new_kms_key(kms, "vaultgate test_sse key 2")
+    small = workdir / "s.bin"
+    small_digest = write_payload(small, 70_000)
+    big = workdir / "b.bin"
+    big_digest = write_payload(big, 9 * MiB + 11)  # multipart in aws cli
+    plan = {  # object key -> (local file, digest, --sse-kms-key-id or None, ARN reported)
+        "k1-by-id.bin": (small, small_digest, id1, arn1),
+        "k1-by-alias.bin": (small, small_digest, alias1, arn1),
+        "k2-by-arn.bin": (small, small_digest, arn2, arn2),
+        "k2-big.bin": (big, big_digest, arn2, arn2),
+        "default.bin": (small, small_digest, None, default_arn),
+    }
+    for key, (local, _, key_id, _) in plan.items():
+        extra = ["--sse-kms-key-id", key_id] if key_id else []
+        gw.aws(workdir, "s3", "cp", str(local), f"s3://{bucket}/{key}", "--sse", "aws:kms", *extra)
+
+    def check_all():
+        for key, (_, digest, _, want_arn) in plan.items():
+            head = s3.head_object(Bucket=bucket, Key=key)
+            assert (head["ServerSideEncryption"], head["SSEKMSKeyId"]) == ("aws:kms", want_arn), key
+            assert head["BucketKeyEnabled"] is True
+            out = workdir / f"{key}.out"
+            gw.aws(workdir, "s3", "cp", f"s3://{bucket}/{key}", str(out))
+            assert sha256_file(out) == digest, key
+            got = s3.get_object(Bucket=bucket, Key=key, Range="bytes=5-1004")
+            assert got["SSEKMSKeyId"] == want_arn
+            with open(out, "rb") as f:
+                assert got["Body"].read() == f.read()[5:1005], key
+
+    check_all()
+    # copies between keys re-encrypt under the destination's key (aws cli and boto3)
+    gw.aws(workdir, "s3", "cp", f"s3://{bucket}/k1-by-id.bin", f"s3://{bucket}/k1-to-k2.bin",
+           "--sse", "aws:kms", "--sse-kms-key-id", arn2)
+    plan["k1-to-k2.bin"] = (small, small_digest, arn2, arn2)
+    r = s3.copy_object(Bucket=bucket, Key="k2-to-k1.bin", CopySource=f"{bucket}/k2-big.bin",
+                       ServerSideEncryption="aws:kms", SSEKMSKeyId=alias1)
+    assert (r["ServerSideEncryption"], r["SSEKMSKeyId"]) == ("aws:kms", arn1)
+    plan["k2-to-k1.bin"] = (big, big_digest, arn1, arn1)
+    r = s3.copy_object(Bucket=bucket, Key="k2-to-aes.bin", CopySource=f"{bucket}/k2-by-arn.bin",
+                       ServerSideEncryption="AES256")
+    assert r["ServerSideEncryption"] == "AES256" and "SSEKMSKeyId" not in r
+    # boto3 multipart: the key chosen at Create is reported by every step and kept
+    up = s3.create_multipart_upload(Bucket=bucket, Key="mp.bin", ServerSideEncryption="aws:kms",
+                                    SSEKMSKeyId=id1)
+    assert up["SSEKMSKeyId"] == arn1
+    with open(big, "rb") as f:
+        data = f.read()
+    parts = []
+    for n, off in enumerate(range(0, len(data), 5 * MiB), start=1):
+        p = s3.upload_part(Bucket=bucket, Key="mp.bin", UploadId=up["UploadId"], PartNumber=n,
+                           Body=data[off:off + 5 * MiB])
+        assert (p["ServerSideEncryption"], p["SSEKMSKeyId"]) == ("aws:kms", arn1)
+        parts.append({"PartNumber": n, "ETag": p["ETag"]})
+    done = s3.complete_multipart_upload(Bucket=bucket, Key="mp.bin", UploadId=up["UploadId"],
+                                        MultipartUpload={"Parts": parts})
+    assert (done["ServerSideEncryption"], done["SSEKMSKeyId"]) == ("aws:kms", arn1)
+    plan["mp.bin"] = (big, big_digest, id1, arn1)
+    check_all()
+    # a restart (caches empty, keys unwrapped again from the KMS) reads everything back
+    gw.restart()
+    s3 = gw.s3()
+    check_all()
+
+
+def test_sse_kms_bad_keys_and_contexts_are_refused(kms_gateway, workdir):
+    gw, arn, kms = kms_gateway
+    s3 = gw.s3()
+    bucket = f"kmsbad-{uuid.uuid4().hex[:10]}"
+    s3.create_bucket(Bucket=bucket)
+    kid, karn, _ = new_kms_key(kms, "vaultgate test_sse disabled")
+    kms.disable_key(KeyId=kid)
+    missing = "arn:aws:kms:us-east-1:123456789012:key/00000000-0000-0000-0000-000000000000"
+    for key_id, want in (
+        ("alias/vg-does-not-exist", "KMS.NotFoundException"),
+        (missing, "KMS.NotFoundException"),
+        ("not a key id!", "KMS.NotFoundException"),
+        (kid, "KMS.DisabledException"),
+        (karn, "KMS.DisabledException"),
+    ):
+        with pytest.raises(ClientError) as e:
+            s3.put_object(Bucket=bucket, Key="x", Body=b"x", ServerSideEncryption="aws:kms",
+                          SSEKMSKeyId=key_id)
+        status, code = client_error_code(e.value)
+        assert (status, code) == (400, want), key_id
+        msg = e.value.response["Error"].get("Message", "")
+        assert msg.startswith("The KMS key") and "DescribeKey" not in msg, msg
+    r = gw.aws(workdir, "s3", "cp", __file__, f"s3://{bucket}/cli.bin", "--sse", "aws:kms",
+               "--sse-kms-key-id", "alias/vg-nope", check=False)
+    assert "KMS.NotFoundException" in cli_error(r)
+    # a key id without aws:kms, and SSE-C with SSE-KMS, are 400 InvalidArgument
     with pytest.raises(ClientError) as e:
-        s3.head_object(Bucket=bucket, Key="other.bin")
-    assert client_error_code(e.value)[0] == 404
+        s3.put_object(Bucket=bucket, Key="x", Body=b"x", ServerSideEncryption="AES256",
+                      SSEKMSKeyId=arn)
+    assert client_error_code(e.value) == (400, "InvalidArgument")
+    with pytest.raises(ClientError) as e:
+        s3.put_object(Bucket=bucket, Key="x", Body=b"x", ServerSideEncryption="aws:kms",
+                      SSEKMSKeyId=arn, **sse_c_args(os.urandom(32)))
+    assert client_error_code(e.value) == (400, "InvalidArgument")
+    # encryption context: base64 of a JSON object of strings, recorded and reported back
+    ctx = base64.b64encode(json.dumps({"project": "vg", "dept": "42"}).encode()).decode()
+    r = s3.put_object(Bucket=bucket, Key="ctx", Body=b"context", ServerSideEncryption="aws:kms",
+                      SSEKMSKeyId=arn, SSEKMSEncryptionContext=ctx)
+    assert r["SSEKMSEncryptionContext"] == ctx and r["SSEKMSKeyId"] == arn
+    assert s3.get_object(Bucket=bucket, Key="ctx")["Body"].read() == b"context"
+    c = s3.copy_object(Bucket=bucket, Key="ctx2", CopySource=f"{bucket}/ctx",
+                       ServerSideEncryption="aws:kms", SSEKMSEncryptionContext=ctx)
+    assert c["SSEKMSEncryptionContext"] == ctx and c["SSEKMSKeyId"] == arn
+    for bad in ("%%%not-base64",
+                base64.b64encode(b"not json").decode(),
+                base64.b64encode(b'["a list"]').decode(),
+                base64.b64encode(b'{"n": 1}').decode()):
+        with pytest.raises(ClientError) as e:
+            s3.put_object(Bucket=bucket, Key="badctx", Body=b"x", ServerSideEncryption="aws:kms",
+                          SSEKMSEncryptionContext=bad)
+        assert client_error_code(e.value) == (400, "InvalidArgument"), bad
+    # nothing was written by any refusal
+    listed = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    assert listed == ["ctx", "ctx2"]
 
 
 def bucket_default(alg: str, key_id: str | None = None) -> str:
@@ -227,7 +361,7 @@ def test_awscli_bucket_encryption_on_a_local_key_gateway(gateway, s3, bucket, wo
 
 
 def test_awscli_bucket_default_encryption_on_a_kms_gateway(kms_gateway, workdir):
-    gw, arn = kms_gateway
+    gw, arn, kms = kms_gateway
     s3 = gw.s3()
     bucket = f"kmsdef-{uuid.uuid4().hex[:10]}"
     s3.create_bucket(Bucket=bucket)
@@ -267,9 +401,26 @@ def test_awscli_bucket_default_encryption_on_a_kms_gateway(kms_gateway, workdir)
     # an explicit header beats the default
     gw.aws(workdir, "s3", "cp", str(src), f"s3://{bucket}/explicit.bin", "--sse", "AES256")
     assert s3.head_object(Bucket=bucket, Key="explicit.bin")["ServerSideEncryption"] == "AES256"
-    # a KMS key of the caller's choosing is not offered: 501, the stored default unchanged
-    err = cli_error(put(bucket_default("aws:kms", arn), check=False))
-    assert "(NotImplemented)" in err, err
+    assert s3.head_object(Bucket=bucket, Key="kms.bin")["SSEKMSKeyId"] == arn
+    # a default naming another KMS key (by alias): kept and reported as given, plain uploads
+    # sealed under that key and reporting its ARN
+    _, arn1, alias1 = new_kms_key(kms, "vaultgate test_sse bucket default")
+    put(bucket_default("aws:kms", alias1))
     got = json.loads(gw.aws(workdir, "s3api", "get-bucket-encryption", "--bucket", bucket).stdout)
     assert got["ServerSideEncryptionConfiguration"]["Rules"][0]["ApplyServerSideEncryptionByDefault"] == {
-        "SSEAlgorithm": "aws:kms"}
+        "SSEAlgorithm": "aws:kms", "KMSMasterKeyID": alias1}
+    for local, key, want in ((src, "k1.bin", digest), (big, "k1-big.bin", big_digest)):
+        gw.aws(workdir, "s3", "cp", str(local), f"s3://{bucket}/{key}")
+        head = s3.head_object(Bucket=bucket, Key=key)
+        assert (head["ServerSideEncryption"], head["SSEKMSKeyId"]) == ("aws:kms", arn1), key
+        out = workdir / f"{key}.out"
+        gw.aws(workdir, "s3", "cp", f"s3://{bucket}/{key}", str(out))
+        assert sha256_file(out) == want, key
+    # objects written under the earlier default keep their key
+    assert s3.head_object(Bucket=bucket, Key="kms.bin")["SSEKMSKeyId"] == arn
+    # a default naming a key that does not exist is refused, the stored default unchanged
+    err = cli_error(put(bucket_default("aws:kms", "alias/vg-no-such-key"), check=False))
+    assert "(KMS.NotFoundException)" in err, err
+    got = json.loads(gw.aws(workdir, "s3api", "get-bucket-encryption", "--bucket", bucket).stdout)
+    assert got["ServerSideEncryptionConfiguration"]["Rules"][0]["ApplyServerSideEncryptionByDefault"] == {
+        "SSEAlgorithm": "aws:kms", "KMSMasterKeyID": alias1}

@@ -345,8 +345,9 @@ const SSE_C_COPY_OPERATIONS: &[&str] = &["CopyObject", "UploadPartCopy"];
 pub const KMS_NEEDED: &str = "x-amz-server-side-encryption aws:kms needs a gateway configured with a KMS (VAULTGATE_KMS); this one encrypts with its local key (use AES256).";
 
 /// Refuses request headers the gateway does not honour, so that nothing is silently ignored:
-/// SSE-C headers on an operation that does not use them, and SSE-KMS with a caller-chosen key
-/// or context, are not implemented (501 NotImplemented); `x-amz-server-side-encryption` may
+/// SSE-C headers on an operation that does not use them are not implemented (501
+/// NotImplemented); an SSE-KMS key id or context without `aws:kms` is a 400 InvalidArgument
+/// (with it, `Gateway::stamp_sse` resolves and validates them); `x-amz-server-side-encryption` may
 /// only name what the gateway does (`AES256`, or `aws:kms` when it runs on a KMS; else 400
 /// InvalidArgument), and only on a write (400 InvalidArgument on GetObject / HeadObject, as S3).
 /// Also refuses user metadata over 2 KB (400 MetadataTooLarge, as AWS).
@@ -389,20 +390,14 @@ pub fn check_request_headers(h: &http::HeaderMap, kms: bool, op: &str) -> S3Resu
                 "{op} does not take server-side encryption with customer-provided keys (SSE-C) headers."
             ));
         }
-        if n == "x-amz-server-side-encryption-aws-kms-key-id"
-            || n == "x-amz-server-side-encryption-context"
-        {
-            if h.get("x-amz-server-side-encryption")
+        if (n == "x-amz-server-side-encryption-aws-kms-key-id"
+            || n == "x-amz-server-side-encryption-context")
+            && h.get("x-amz-server-side-encryption")
                 .is_none_or(|v| v.as_bytes() != b"aws:kms")
-            {
-                return Err(s3_error!(
-                    InvalidArgument,
-                    "{n} is only valid with x-amz-server-side-encryption aws:kms."
-                ));
-            }
+        {
             return Err(s3_error!(
-                NotImplemented,
-                "Choosing a KMS key or encryption context per request is not supported by this gateway."
+                InvalidArgument,
+                "{n} is only valid with x-amz-server-side-encryption aws:kms."
             ));
         }
         if let Some(c) = n.strip_prefix("x-amz-checksum-")
@@ -639,7 +634,7 @@ mod tests {
             ("x-amz-server-side-encryption", "aws:kms"),
             ("x-amz-server-side-encryption-aws-kms-key-id", "k1"),
         ]);
-        assert_eq!(code(&kms_id, true).as_deref(), Some("NotImplemented"));
+        assert_eq!(code(&kms_id, true), None);
         let aes_with_kms_id = h(&[
             ("x-amz-server-side-encryption", "AES256"),
             ("x-amz-server-side-encryption-aws-kms-key-id", "k1"),

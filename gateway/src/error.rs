@@ -133,8 +133,25 @@ impl From<keys::Error> for Error {
             keys::Error::Format(m) => Error::Integrity(format!("format: {m}")),
             keys::Error::Io(e) => Error::Unavailable(format!("stream read failed: {e}")),
             keys::Error::Config(m) => Error::Config(m),
+            keys::Error::KmsKey { code, message } => Error::Client(kms_key_refused(code, message)),
         }
     }
+}
+
+/// S3's answer to a request naming a KMS key that cannot be used (unknown, disabled, not for
+/// encryption: 400 with the `KMS.*` code AWS S3 answers; denied to the gateway: 403
+/// AccessDenied). The message names only the key as the request gave it.
+fn kms_key_refused(code: &str, message: String) -> S3Error {
+    let (code, status) = match code {
+        "AccessDenied" => (S3ErrorCode::AccessDenied, http::StatusCode::FORBIDDEN),
+        other => (
+            S3ErrorCode::Custom(other.to_owned().into()),
+            http::StatusCode::BAD_REQUEST,
+        ),
+    };
+    let mut e = S3Error::with_message(code, message);
+    e.set_status_code(status);
+    e
 }
 
 impl From<BackendError> for Error {

@@ -977,6 +977,7 @@ fn wrapped(id: u8, bucket: &str, version: u32) -> keys::WrappedDataKey {
     keys::WrappedDataKey {
         id: keys::DataKeyId([id; 16]),
         bucket: bucket.into(),
+        kms_key: String::new(),
         version,
         kek_id: "local:abc".into(),
         wrapped: vec![id, 0, 255, version as u8],
@@ -997,13 +998,13 @@ fn same_key(a: &keys::WrappedDataKey, b: &keys::WrappedDataKey) -> bool {
 async fn index_is_a_data_key_store() {
     use keys::DataKeyStore;
     let (_d, ix) = fresh().await;
-    assert!(ix.current("b").await.unwrap().is_none());
+    assert!(ix.current("b", "").await.unwrap().is_none());
     assert!(ix.get(&keys::DataKeyId([1; 16])).await.unwrap().is_none());
     for k in [wrapped(1, "b", 1), wrapped(2, "b", 2), wrapped(3, "c", 1)] {
         ix.insert(&k).await.unwrap();
     }
     assert!(same_key(
-        &ix.current("b").await.unwrap().unwrap(),
+        &ix.current("b", "").await.unwrap().unwrap(),
         &wrapped(2, "b", 2)
     ));
     assert!(same_key(
@@ -1033,6 +1034,70 @@ async fn index_is_a_data_key_store() {
     assert_eq!((all[2].bucket.as_str(), all[2].version), ("c", 1));
 }
 
+fn under_kms(mut k: keys::WrappedDataKey, kms_key: &str) -> keys::WrappedDataKey {
+    k.kms_key = kms_key.into();
+    k.kek_id = format!("aws-kms:{kms_key}");
+    k
+}
+
+/// Data keys bound to a KMS key (SSE-KMS): one version sequence per (bucket, KMS key), the
+/// first key of a sequence created once even when two instances race (`insert_first`).
+#[tokio::test]
+async fn data_keys_are_scoped_by_kms_key() {
+    use keys::DataKeyStore;
+    let (_d, ix) = fresh().await;
+    let k1 = "arn:aws:kms:us-east-1:1:key/one";
+    let k2 = "arn:aws:kms:us-east-1:1:key/two";
+    ix.insert(&wrapped(1, "b", 1)).await.unwrap();
+    // version 1 of the same bucket under two other KMS keys: distinct sequences
+    let first = ix
+        .insert_first(&under_kms(wrapped(2, "b", 1), k1))
+        .await
+        .unwrap();
+    assert!(same_key(&first, &under_kms(wrapped(2, "b", 1), k1)));
+    ix.insert(&under_kms(wrapped(3, "b", 1), k2)).await.unwrap();
+    ix.insert(&under_kms(wrapped(4, "b", 2), k2)).await.unwrap();
+    // another instance creating K1's version 1 meanwhile gets the stored one, not its own
+    let raced = ix
+        .insert_first(&under_kms(wrapped(5, "b", 1), k1))
+        .await
+        .unwrap();
+    assert_eq!(raced.id.0, [2; 16]);
+    assert!(ix.get(&keys::DataKeyId([5; 16])).await.unwrap().is_none());
+    // a duplicate (bucket, KMS key, version) is refused by a plain insert
+    assert!(ix.insert(&under_kms(wrapped(6, "b", 2), k2)).await.is_err());
+    let cur = |k: &'static str| {
+        let ix = ix.clone();
+        async move { ix.current("b", k).await.unwrap().unwrap() }
+    };
+    assert_eq!(cur("").await.id.0, [1; 16]);
+    assert_eq!(cur(k1).await.id.0, [2; 16]);
+    let c2 = cur(k2).await;
+    assert_eq!((c2.id.0, c2.version, c2.kms_key.as_str()), ([4; 16], 2, k2));
+    assert!(ix.current("b", "arn:other").await.unwrap().is_none());
+    assert!(ix.current("c", k1).await.unwrap().is_none());
+    let listed: Vec<(String, u32)> = ix
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| (k.kms_key, k.version))
+        .collect();
+    assert_eq!(
+        listed,
+        vec![
+            (String::new(), 1),
+            (k1.to_owned(), 1),
+            (k2.to_owned(), 1),
+            (k2.to_owned(), 2)
+        ]
+    );
+    // the admin summary is the bucket's own-key sequence
+    let summary = ix.data_key_summary().await.unwrap();
+    assert_eq!(summary.len(), 1);
+    assert_eq!((summary[0].version, summary[0].versions), (1, 1));
+}
+
 #[tokio::test]
 async fn keyring_persists_bucket_keys_in_the_index() {
     let (dir, ix) = fresh().await;
@@ -1048,7 +1113,7 @@ async fn keyring_persists_bucket_keys_in_the_index() {
     let url = audit::db::test_database_url_for(&dir.path().display().to_string())
         .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("index.db").display()));
     let ix = Index::open(&url).await.unwrap();
-    let stored = keys::DataKeyStore::current(&ix, "photos")
+    let stored = keys::DataKeyStore::current(&ix, "photos", "")
         .await
         .unwrap()
         .unwrap();

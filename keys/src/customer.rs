@@ -255,6 +255,7 @@ mod tests {
         let rec = crate::envelope::WrappedDataKey {
             id: DataKeyId([id; 16]),
             bucket: "b".into(),
+            kms_key: String::new(),
             version: 1,
             kek_id: "local:0".into(),
             wrapped: vec![1],

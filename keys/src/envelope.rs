@@ -58,6 +58,12 @@ pub struct WrappedDataKey {
     pub id: DataKeyId,
     /// Bucket the key belongs to (part of the wrap context).
     pub bucket: String,
+    /// The KMS key (ARN) this data key is bound to: objects written with SSE-KMS naming that
+    /// key are sealed under it, and a re-wrap keeps it under that key. Empty: the provider's
+    /// configured key (every data key of a local-key gateway). A bucket has one version
+    /// sequence per KMS key. Not recorded in stream headers (their `kek_id` names the key
+    /// that unwraps).
+    pub kms_key: String,
     /// Version of the bucket's data key (1, 2, ...).
     pub version: u32,
     /// KEK that wraps it (`local:<fingerprint>` or `aws-kms:<key arn>`).
@@ -71,15 +77,16 @@ pub struct WrappedDataKey {
 /// Persistent storage of wrapped data keys. Implemented by the gateway's index; [`MemoryDataKeyStore`] for tests.
 #[async_trait]
 pub trait DataKeyStore: Send + Sync {
-    /// Newest version for the bucket.
-    async fn current(&self, bucket: &str) -> Result<Option<WrappedDataKey>>;
+    /// Newest version for the bucket and KMS key (empty: the provider's configured key).
+    async fn current(&self, bucket: &str, kms_key: &str) -> Result<Option<WrappedDataKey>>;
     /// By id.
     async fn get(&self, id: &DataKeyId) -> Result<Option<WrappedDataKey>>;
     /// Adds a key.
     async fn insert(&self, key: &WrappedDataKey) -> Result<()>;
-    /// Adds a key unless its bucket already has a key of its version (created at the same
+    /// Adds a key unless its bucket already has a key of its KMS key and version (created at the same
     /// moment by another process sharing the store, e.g. another gateway instance on one
-    /// database); returns the key stored under that bucket and version: `key`, or the other.
+    /// database); returns the key stored under that bucket, KMS key and version: `key`, or
+    /// the other.
     /// The default inserts and returns `key` (a store only this process writes).
     async fn insert_first(&self, key: &WrappedDataKey) -> Result<WrappedDataKey> {
         self.insert(key).await?;
@@ -111,11 +118,11 @@ impl MemoryDataKeyStore {
 
 #[async_trait]
 impl DataKeyStore for MemoryDataKeyStore {
-    async fn current(&self, bucket: &str) -> Result<Option<WrappedDataKey>> {
+    async fn current(&self, bucket: &str, kms_key: &str) -> Result<Option<WrappedDataKey>> {
         Ok(self
             .lock()
             .values()
-            .filter(|k| k.bucket == bucket)
+            .filter(|k| k.bucket == bucket && k.kms_key == kms_key)
             .max_by_key(|k| k.version)
             .cloned())
     }
@@ -128,10 +135,9 @@ impl DataKeyStore for MemoryDataKeyStore {
     }
     async fn insert_first(&self, key: &WrappedDataKey) -> Result<WrappedDataKey> {
         let mut g = self.lock();
-        if let Some(there) = g
-            .values()
-            .find(|k| k.bucket == key.bucket && k.version == key.version)
-        {
+        if let Some(there) = g.values().find(|k| {
+            k.bucket == key.bucket && k.kms_key == key.kms_key && k.version == key.version
+        }) {
             return Ok(there.clone());
         }
         g.insert(key.id, key.clone());
@@ -282,7 +288,8 @@ struct KeyringInner {
     provider: Arc<dyn KeyProvider>,
     store: Arc<dyn DataKeyStore>,
     by_id: moka::future::Cache<DataKeyId, StreamKey>,
-    current: moka::future::Cache<String, StreamKey>,
+    /// (bucket, KMS key) → its current data key.
+    current: moka::future::Cache<(String, String), StreamKey>,
 }
 
 impl fmt::Debug for Keyring {
@@ -346,16 +353,25 @@ impl Keyring {
         Ok(StreamKey::new(rec, material))
     }
 
-    /// Current data key of `bucket`, created (version 1) on first use.
+    /// Current data key of `bucket` under the provider's configured key, created (version 1)
+    /// on first use.
     pub async fn sealing_key(&self, bucket: &str) -> Result<StreamKey> {
+        self.sealing_key_under(bucket, "").await
+    }
+
+    /// Current data key of `bucket` bound to the KMS key `kms_key` (an ARN from
+    /// [`Keyring::resolve_kms_key`]; empty: the configured key), created (version 1) on first
+    /// use: one KMS GenerateDataKey per bucket and key per cache lifetime, as S3 Bucket Keys.
+    pub async fn sealing_key_under(&self, bucket: &str, kms_key: &str) -> Result<StreamKey> {
         let this = self.clone();
         let b = bucket.to_owned();
+        let k = kms_key.to_owned();
         self.inner
             .current
-            .try_get_with(bucket.to_owned(), async move {
-                let key = match this.inner.store.current(&b).await? {
+            .try_get_with((bucket.to_owned(), kms_key.to_owned()), async move {
+                let key = match this.inner.store.current(&b, &k).await? {
                     Some(rec) => this.key_for_record(&rec).await?,
-                    None => this.create_data_key(&b, 1).await?,
+                    None => this.create_data_key(&b, &k, 1).await?,
                 };
                 Ok::<_, Error>(key)
             })
@@ -363,29 +379,67 @@ impl Keyring {
             .map_err(|e| e.duplicate())
     }
 
-    /// Adds a new data key version for `bucket` and makes it current for new streams
-    /// (existing streams keep opening with their own version).
+    /// The key ARN of a KMS key id, ARN or alias named by a request ([`KeyProvider::resolve_key`]).
+    pub async fn resolve_kms_key(&self, key_id: &str) -> Result<String> {
+        self.inner.provider.resolve_key(key_id).await
+    }
+
+    /// The KMS key a data key wrapped by `kek_id` belongs to, for a key known only from a
+    /// stream header (`reindex`): empty when `kek_id` is the provider's configured key or not a
+    /// KMS key, else its ARN.
+    pub fn kms_key_of_kek(&self, kek_id: &str) -> String {
+        match kek_id.strip_prefix(crate::kms::KMS_KEK_PREFIX) {
+            Some(arn) if kek_id != self.inner.provider.current_kek_id() => arn.to_owned(),
+            _ => String::new(),
+        }
+    }
+
+    /// Adds a new data key version for `bucket` under the provider's configured key and makes
+    /// it current for new streams (existing streams keep opening with their own version).
     pub async fn rotate_data_key(&self, bucket: &str) -> Result<StreamKey> {
-        let next = match self.inner.store.current(bucket).await? {
+        self.rotate_data_key_under(bucket, "", 0).await
+    }
+
+    /// [`Keyring::rotate_data_key`] for the data keys bound to the KMS key `kms_key`; the new
+    /// version is at least `min_version` (a bucket's re-encryption brings every KMS key of
+    /// the bucket to one target version).
+    pub async fn rotate_data_key_under(
+        &self,
+        bucket: &str,
+        kms_key: &str,
+        min_version: u32,
+    ) -> Result<StreamKey> {
+        let next = match self.inner.store.current(bucket, kms_key).await? {
             Some(rec) => rec
                 .version
                 .checked_add(1)
                 .ok_or_else(|| Error::Format("data key version overflow".into()))?,
             None => 1,
-        };
-        let key = self.create_data_key(bucket, next).await?;
+        }
+        .max(min_version);
+        let key = self.create_data_key(bucket, kms_key, next).await?;
         self.inner
             .current
-            .insert(bucket.to_owned(), key.clone())
+            .insert((bucket.to_owned(), kms_key.to_owned()), key.clone())
             .await;
         Ok(key)
     }
 
-    async fn create_data_key(&self, bucket: &str, version: u32) -> Result<StreamKey> {
-        let (material, kek_id, wrapped) = self.inner.provider.generate_data_key(bucket).await?;
+    async fn create_data_key(
+        &self,
+        bucket: &str,
+        kms_key: &str,
+        version: u32,
+    ) -> Result<StreamKey> {
+        let (material, kek_id, wrapped) = self
+            .inner
+            .provider
+            .generate_data_key(bucket, kms_key)
+            .await?;
         let rec = WrappedDataKey {
             id: DataKeyId::random()?,
             bucket: bucket.to_owned(),
+            kms_key: kms_key.to_owned(),
             version,
             kek_id,
             wrapped,
@@ -394,12 +448,12 @@ impl Keyring {
         let stored = self.inner.store.insert_first(&rec).await?;
         if stored.id != rec.id {
             // another instance created this version first: use its key (ours was never stored)
-            tracing::info!(bucket, version, data_key_id = %stored.id, "bucket data key created elsewhere meanwhile; using it");
+            tracing::info!(bucket, kms_key, version, data_key_id = %stored.id, "bucket data key created elsewhere meanwhile; using it");
             return self.key_for_record(&stored).await;
         }
         let key = StreamKey::new(&rec, material);
         self.inner.by_id.insert(rec.id, key.clone()).await;
-        tracing::info!(bucket, version, data_key_id = %rec.id, "created bucket data key");
+        tracing::info!(bucket, kms_key, version, data_key_id = %rec.id, "created bucket data key");
         Ok(key)
     }
 
@@ -463,25 +517,25 @@ impl Keyring {
         }
     }
 
-    /// Rotation: re-wrap every stored data key not yet wrapped by the provider's current KEK.
-    /// No object data is touched. Resumable: keys already current are skipped.
+    /// Rotation: re-wrap every stored data key not yet wrapped by the current KEK of its KMS
+    /// key (the provider's configured key, or the KMS key the data key is bound to, never
+    /// another). No object data is touched. Resumable: keys already current are skipped.
     pub async fn rewrap_all(&self) -> Result<RewrapReport> {
         self.inner.provider.health().await?;
-        let current = self.inner.provider.current_kek_id();
         let keys = self.inner.store.list().await?;
         let mut report = RewrapReport {
             total: keys.len(),
             ..RewrapReport::default()
         };
         for k in keys {
-            if k.kek_id == current {
+            if k.kek_id == self.inner.provider.kek_id_for(&k.kms_key) {
                 report.already_current += 1;
                 continue;
             }
             match self
                 .inner
                 .provider
-                .rewrap(&k.kek_id, &k.wrapped, &k.bucket)
+                .rewrap(&k.kek_id, &k.wrapped, &k.bucket, &k.kms_key)
                 .await
             {
                 Ok((kek_id, wrapped)) => {

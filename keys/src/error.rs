@@ -22,6 +22,16 @@ pub enum Error {
     /// The KMS refused the request (access denied, wrong encryption context, ...).
     #[error("kms error: {0}")]
     Kms(String),
+    /// A KMS key named by a request (SSE-KMS key id, a bucket default's `KMSMasterKeyID`) is
+    /// unusable: `code` is the S3 error code (`KMS.NotFoundException`, `KMS.DisabledException`,
+    /// `KMS.InvalidKeyUsageException`, `AccessDenied`); `message` names only the key as given.
+    #[error("{code}: {message}")]
+    KmsKey {
+        /// S3 error code.
+        code: &'static str,
+        /// Message for the client.
+        message: String,
+    },
 }
 
 /// `Result` with [`Error`].
@@ -38,6 +48,10 @@ impl Error {
             Error::Io(e) => Error::Io(std::io::Error::new(e.kind(), e.to_string())),
             Error::Config(s) => Error::Config(s.clone()),
             Error::Kms(s) => Error::Kms(s.clone()),
+            Error::KmsKey { code, message } => Error::KmsKey {
+                code,
+                message: message.clone(),
+            },
         }
     }
 }

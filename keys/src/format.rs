@@ -342,11 +342,14 @@ impl Header {
     pub fn wrapped_key(&self) -> &[u8] {
         &self.wrapped
     }
-    /// The header's copy of the wrapped data key, as a store record (for rebuilding the key store).
+    /// The header's copy of the wrapped data key, as a store record (for rebuilding the key
+    /// store). Its `kms_key` is empty: a header does not record it (`reindex` derives it from
+    /// the `kek_id` with `Keyring::kms_key_of_kek`); unwrapping needs only the `kek_id`.
     pub fn wrapped_data_key(&self) -> WrappedDataKey {
         WrappedDataKey {
             id: self.data_key_id,
             bucket: self.bucket.clone(),
+            kms_key: String::new(),
             version: self.data_key_version,
             kek_id: self.kek_id.clone(),
             wrapped: self.wrapped.clone(),

@@ -1,6 +1,9 @@
 //! AWS KMS key provider (aws-sdk-kms): GenerateDataKey / Decrypt / ReEncrypt with an encryption
-//! context naming the bucket. Configured by `aws-kms://KEY_ID_OR_ALIAS?region=…&endpoint=…`.
-//! Unreachable KMS → `Error::KeyUnavailable`; a KMS refusal → `Error::Kms`.
+//! context naming the bucket. Configured by `aws-kms://KEY_ID_OR_ALIAS?region=…&endpoint=…`;
+//! other KMS keys named by requests (SSE-KMS) are resolved to their ARN with DescribeKey
+//! (cached one minute) and checked enabled and for encryption. Unreachable KMS →
+//! `Error::KeyUnavailable`; a KMS refusal → `Error::Kms`; a requested key that is unknown,
+//! disabled or denied → `Error::KmsKey` (the client's mistake, a 400/403).
 
 use std::fmt;
 use std::sync::RwLock;
@@ -75,7 +78,12 @@ pub struct KmsProvider {
     url: KmsUrl,
     /// ARN the configured id/alias resolved to (refreshed by `health`), else the configured id.
     resolved: RwLock<String>,
+    /// Key ids named by requests → their ARN (one DescribeKey per id per minute).
+    named: moka::future::Cache<String, String>,
 }
+
+/// How long a requested key id's resolution (and its enabled check) is trusted.
+const NAMED_KEY_TTL: Duration = Duration::from_secs(60);
 
 impl fmt::Debug for KmsProvider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -114,6 +122,30 @@ where
             aws_smithy_error_chain(&e)
         )),
     }
+}
+
+/// The client's error for a KMS refusal `code` about the requested key `key_id`, if it is one.
+fn key_refusal(code: &str, key_id: &str) -> Option<Error> {
+    let (code, message) = match code {
+        "NotFoundException" | "InvalidArnException" => (
+            "KMS.NotFoundException",
+            format!("The KMS key {key_id} does not exist."),
+        ),
+        "DisabledException" | "KMSInvalidStateException" => (
+            "KMS.DisabledException",
+            format!("The KMS key {key_id} is disabled or pending deletion."),
+        ),
+        "InvalidKeyUsageException" => (
+            "KMS.InvalidKeyUsageException",
+            format!("The KMS key {key_id} cannot be used for encryption."),
+        ),
+        "AccessDeniedException" => (
+            "AccessDenied",
+            format!("Access to the KMS key {key_id} is denied to this gateway."),
+        ),
+        _ => return None,
+    };
+    Some(Error::KmsKey { code, message })
 }
 
 fn aws_smithy_error_chain(e: &dyn std::error::Error) -> String {
@@ -173,6 +205,10 @@ impl KmsProvider {
             client,
             resolved: RwLock::new(url.key_id.clone()),
             url,
+            named: moka::future::Cache::builder()
+                .time_to_live(NAMED_KEY_TTL)
+                .max_capacity(10_000)
+                .build(),
         };
         if let Err(e) = p.health().await {
             tracing::warn!(error = %e, "KMS not reachable at start-up; will retry on use");
@@ -199,16 +235,21 @@ impl KeyProvider for KmsProvider {
         format!("{KMS_KEK_PREFIX}{}", *r)
     }
 
-    async fn generate_data_key(&self, bucket: &str) -> Result<(DataKeyMaterial, String, Vec<u8>)> {
+    async fn generate_data_key(
+        &self,
+        bucket: &str,
+        kms_key: &str,
+    ) -> Result<(DataKeyMaterial, String, Vec<u8>)> {
+        let key_id = self.key_or_default(kms_key);
         let out = self
             .client
             .generate_data_key()
-            .key_id(&self.url.key_id)
+            .key_id(key_id)
             .key_spec(DataKeySpec::Aes256)
             .set_encryption_context(Some(Self::context(bucket)))
             .send()
             .await
-            .map_err(|e| map_err("GenerateDataKey", e))?;
+            .map_err(|e| self.map_named_err(kms_key, "GenerateDataKey", e))?;
         let plain = Zeroizing::new(out.plaintext.map(Blob::into_inner).unwrap_or_default());
         let material = DataKeyMaterial::from_slice(&plain)
             .map_err(|_| Error::Kms("GenerateDataKey returned no 32-byte key".into()))?;
@@ -216,7 +257,7 @@ impl KeyProvider for KmsProvider {
             .ciphertext_blob
             .map(Blob::into_inner)
             .ok_or_else(|| Error::Kms("GenerateDataKey returned no ciphertext".into()))?;
-        let arn = out.key_id.unwrap_or_else(|| self.url.key_id.clone());
+        let arn = out.key_id.unwrap_or_else(|| key_id.to_owned());
         Ok((material, format!("{KMS_KEK_PREFIX}{arn}"), wrapped))
     }
 
@@ -241,15 +282,17 @@ impl KeyProvider for KmsProvider {
         kek_id: &str,
         wrapped: &[u8],
         bucket: &str,
+        kms_key: &str,
     ) -> Result<(String, Vec<u8>)> {
         let arn = arn_of(kek_id)?;
+        let dest_key = self.key_or_default(kms_key);
         let out = self
             .client
             .re_encrypt()
             .ciphertext_blob(Blob::new(wrapped))
             .source_key_id(arn)
             .set_source_encryption_context(Some(Self::context(bucket)))
-            .destination_key_id(&self.url.key_id)
+            .destination_key_id(dest_key)
             .set_destination_encryption_context(Some(Self::context(bucket)))
             .send()
             .await
@@ -258,7 +301,7 @@ impl KeyProvider for KmsProvider {
             .ciphertext_blob
             .map(Blob::into_inner)
             .ok_or_else(|| Error::Kms("ReEncrypt returned no ciphertext".into()))?;
-        let dest = out.key_id.unwrap_or_else(|| self.url.key_id.clone());
+        let dest = out.key_id.unwrap_or_else(|| dest_key.to_owned());
         Ok((format!("{KMS_KEK_PREFIX}{dest}"), blob))
     }
 
@@ -282,9 +325,100 @@ impl KeyProvider for KmsProvider {
     async fn health(&self) -> Result<()> {
         self.describe().await.map_err(|(_, e)| e)
     }
+
+    async fn resolve_key(&self, key_id: &str) -> Result<String> {
+        check_key_id(key_id)?;
+        let this_id = key_id.to_owned();
+        self.named
+            .try_get_with(key_id.to_owned(), self.describe_named(this_id))
+            .await
+            .map_err(|e| e.duplicate())
+    }
+}
+
+/// A key id as AWS takes it: a key id (UUID or `mrk-…`), a key ARN, `alias/NAME` or an alias
+/// ARN; at most 2048 characters of `[A-Za-z0-9:/_-]` (KMS's own pattern), else
+/// `KMS.NotFoundException` without asking the KMS.
+fn check_key_id(key_id: &str) -> Result<()> {
+    let ok = !key_id.is_empty()
+        && key_id.len() <= 2048
+        && key_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'/' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::KmsKey {
+            code: "KMS.NotFoundException",
+            message: "The KMS key id is not a valid key id, key ARN or alias.".into(),
+        })
+    }
 }
 
 impl KmsProvider {
+    /// `kms_key`, or the configured key when it is empty.
+    fn key_or_default<'a>(&'a self, kms_key: &'a str) -> &'a str {
+        if kms_key.is_empty() {
+            &self.url.key_id
+        } else {
+            kms_key
+        }
+    }
+
+    /// [`map_err`], except that a refusal about a requested key (`kms_key` not empty) is the
+    /// client's [`Error::KmsKey`].
+    fn map_named_err<E, R>(&self, kms_key: &str, op: &str, e: SdkError<E, R>) -> Error
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: fmt::Debug,
+    {
+        if !kms_key.is_empty()
+            && let SdkError::ServiceError(se) = &e
+            && let Some(k) = key_refusal(se.err().code().unwrap_or(""), kms_key)
+        {
+            return k;
+        }
+        map_err(op, e)
+    }
+
+    /// DescribeKey of a key named by a request: its ARN if it is enabled and for encryption.
+    async fn describe_named(&self, key_id: String) -> Result<String> {
+        let out = self
+            .client
+            .describe_key()
+            .key_id(&key_id)
+            .send()
+            .await
+            .map_err(|e| self.map_named_err(&key_id, "DescribeKey", e))?;
+        let meta = out
+            .key_metadata
+            .ok_or_else(|| Error::Kms("DescribeKey returned no metadata".into()))?;
+        let usable_state = meta
+            .key_state()
+            .is_none_or(|s| *s == aws_sdk_kms::types::KeyState::Enabled);
+        if !meta.enabled() || !usable_state {
+            return Err(Error::KmsKey {
+                code: "KMS.DisabledException",
+                message: format!("The KMS key {key_id} is disabled or pending deletion."),
+            });
+        }
+        let for_encryption = meta
+            .key_usage()
+            .is_none_or(|u| *u == aws_sdk_kms::types::KeyUsageType::EncryptDecrypt)
+            && meta
+                .key_spec()
+                .is_none_or(|s| *s == aws_sdk_kms::types::KeySpec::SymmetricDefault);
+        if !for_encryption {
+            return Err(Error::KmsKey {
+                code: "KMS.InvalidKeyUsageException",
+                message: format!("The KMS key {key_id} is not a symmetric encryption key."),
+            });
+        }
+        meta.arn()
+            .map(str::to_owned)
+            .ok_or_else(|| Error::Kms("DescribeKey returned no key ARN".into()))
+    }
+
     /// DescribeKey on the configured key (refreshing the resolved ARN); the error says whether
     /// the KMS was unreachable (`true`) or answered with a refusal.
     async fn describe(&self) -> std::result::Result<(), (bool, Error)> {

@@ -24,13 +24,44 @@ pub trait KeyProvider: Send + Sync + fmt::Debug {
     fn kind(&self) -> &'static str;
     /// Id of the KEK new data keys are wrapped with.
     fn current_kek_id(&self) -> String;
-    /// New random data key for `bucket`: (material, kek id, wrapped bytes).
-    async fn generate_data_key(&self, bucket: &str) -> Result<(DataKeyMaterial, String, Vec<u8>)>;
+    /// New random data key for `bucket` wrapped by the KMS key `kms_key` (a key ARN from
+    /// [`KeyProvider::resolve_key`]; empty: the provider's configured key): (material, kek id,
+    /// wrapped bytes).
+    async fn generate_data_key(
+        &self,
+        bucket: &str,
+        kms_key: &str,
+    ) -> Result<(DataKeyMaterial, String, Vec<u8>)>;
     /// Unwraps a data key wrapped by KEK `kek_id` for `bucket`.
     async fn unwrap(&self, kek_id: &str, wrapped: &[u8], bucket: &str) -> Result<DataKeyMaterial>;
-    /// Re-wraps a data key under the current KEK: (new kek id, new wrapped bytes).
-    async fn rewrap(&self, kek_id: &str, wrapped: &[u8], bucket: &str)
-    -> Result<(String, Vec<u8>)>;
+    /// Re-wraps a data key under the current KEK of its KMS key `kms_key` (empty: the
+    /// provider's configured key; else that KMS key again, never the configured one):
+    /// (new kek id, new wrapped bytes).
+    async fn rewrap(
+        &self,
+        kek_id: &str,
+        wrapped: &[u8],
+        bucket: &str,
+        kms_key: &str,
+    ) -> Result<(String, Vec<u8>)>;
+    /// The KEK id new data keys of `kms_key` are wrapped with (empty: [`KeyProvider::current_kek_id`]).
+    fn kek_id_for(&self, kms_key: &str) -> String {
+        if kms_key.is_empty() {
+            self.current_kek_id()
+        } else {
+            format!("{}{kms_key}", crate::kms::KMS_KEK_PREFIX)
+        }
+    }
+    /// The key ARN a KMS key id, ARN or `alias/…` named by a request stands for, checked usable
+    /// (exists, enabled, for encryption); [`Error::KmsKey`] when it is not. Only a KMS provider
+    /// has other keys than its own.
+    async fn resolve_key(&self, key_id: &str) -> Result<String> {
+        let _ = key_id;
+        Err(Error::Config(format!(
+            "the {} key provider has no KMS keys to choose from",
+            self.kind()
+        )))
+    }
     /// Can the provider wrap and unwrap right now? (KMS: DescribeKey; also refreshes the current key id.)
     async fn health(&self) -> Result<()>;
     /// Adds a new KEK version and makes it current; returns its id. Only the key file provider rotates
@@ -508,6 +539,16 @@ impl LocalProvider {
     }
 }
 
+/// A local provider holds no KMS keys: a data key bound to one cannot be made or re-wrapped here.
+fn no_kms_key(kms_key: &str) -> Result<()> {
+    if kms_key.is_empty() {
+        return Ok(());
+    }
+    Err(Error::KeyUnavailable(format!(
+        "data keys of KMS key {kms_key} need a gateway configured with a KMS"
+    )))
+}
+
 #[async_trait]
 impl KeyProvider for LocalProvider {
     fn kind(&self) -> &'static str {
@@ -529,7 +570,12 @@ impl KeyProvider for LocalProvider {
         self.versions()
     }
 
-    async fn generate_data_key(&self, bucket: &str) -> Result<(DataKeyMaterial, String, Vec<u8>)> {
+    async fn generate_data_key(
+        &self,
+        bucket: &str,
+        kms_key: &str,
+    ) -> Result<(DataKeyMaterial, String, Vec<u8>)> {
+        no_kms_key(kms_key)?;
         let material = DataKeyMaterial::random()?;
         let s = self.read();
         let kek = s.current()?;
@@ -547,7 +593,9 @@ impl KeyProvider for LocalProvider {
         kek_id: &str,
         wrapped: &[u8],
         bucket: &str,
+        kms_key: &str,
     ) -> Result<(String, Vec<u8>)> {
+        no_kms_key(kms_key)?;
         let s = self.read();
         let material = Self::unwrap_with(s.by_id(kek_id)?, wrapped, bucket)?;
         let cur = s.current()?;
@@ -625,7 +673,7 @@ mod tests {
         let a = "11".repeat(32);
         let b = "22".repeat(32);
         let old = LocalProvider::from_hex(&a).unwrap();
-        let (dk, kek, wrapped) = old.generate_data_key("bkt").await.unwrap();
+        let (dk, kek, wrapped) = old.generate_data_key("bkt", "").await.unwrap();
         let rotating = LocalProvider::from_hex_with_previous(&b, Some(&a)).unwrap();
         assert_ne!(
             rotating.current_kek_id(),
@@ -634,7 +682,7 @@ mod tests {
         );
         let back = rotating.unwrap(&kek, &wrapped, "bkt").await.unwrap();
         assert_eq!(back.expose(), dk.expose());
-        let (kek2, wrapped2) = rotating.rewrap(&kek, &wrapped, "bkt").await.unwrap();
+        let (kek2, wrapped2) = rotating.rewrap(&kek, &wrapped, "bkt", "").await.unwrap();
         assert_eq!(kek2, rotating.current_kek_id());
         let new = LocalProvider::from_hex(&b).unwrap();
         assert_eq!(

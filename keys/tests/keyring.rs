@@ -34,8 +34,9 @@ impl KeyProvider for Counting {
     async fn generate_data_key(
         &self,
         bucket: &str,
+        kms_key: &str,
     ) -> keys::Result<(DataKeyMaterial, String, Vec<u8>)> {
-        self.inner.generate_data_key(bucket).await
+        self.inner.generate_data_key(bucket, kms_key).await
     }
     async fn unwrap(
         &self,
@@ -51,8 +52,9 @@ impl KeyProvider for Counting {
         kek_id: &str,
         wrapped: &[u8],
         bucket: &str,
+        kms_key: &str,
     ) -> keys::Result<(String, Vec<u8>)> {
-        self.inner.rewrap(kek_id, wrapped, bucket).await
+        self.inner.rewrap(kek_id, wrapped, bucket, kms_key).await
     }
     async fn health(&self) -> keys::Result<()> {
         self.inner.health().await
@@ -79,7 +81,7 @@ async fn key_file_is_created_0600_and_reloaded() {
     // Reloading gives the same KEK, and it unwraps what the first instance wrapped.
     let p2 = keys::provider_from_config(&cfg).await.unwrap();
     assert_eq!(p2.current_kek_id(), id);
-    let (m, kek, wrapped) = p1.generate_data_key("b1").await.unwrap();
+    let (m, kek, wrapped) = p1.generate_data_key("b1", "").await.unwrap();
     assert_eq!(p2.unwrap(&kek, &wrapped, "b1").await.unwrap(), m);
     // The wrap is bound to the bucket.
     assert!(matches!(

@@ -94,7 +94,7 @@ async fn kms_wrap_unwrap_and_rotation() {
     assert_eq!(p.current_kek_id(), format!("aws-kms:{k1}"));
 
     // Direct wrap/unwrap with the bucket as encryption context.
-    let (m, kek, wrapped) = p.generate_data_key("b1").await.unwrap();
+    let (m, kek, wrapped) = p.generate_data_key("b1", "").await.unwrap();
     assert_eq!(kek, format!("aws-kms:{k1}"));
     assert_eq!(p.unwrap(&kek, &wrapped, "b1").await.unwrap(), m);
     assert!(
@@ -287,7 +287,7 @@ async fn kms_down_cached_keys_work_uncached_fail() {
     };
     let dead = provider(&format!("http://127.0.0.1:{closed}"), &alias).await;
     assert!(matches!(
-        dead.generate_data_key("b1").await,
+        dead.generate_data_key("b1", "").await,
         Err(Error::KeyUnavailable(_))
     ));
     let dead_ring = Keyring::new(dead, store.clone(), CacheConfig::default());
@@ -297,4 +297,97 @@ async fn kms_down_cached_keys_work_uncached_fail() {
             .await,
         Err(Error::KeyUnavailable(_))
     ));
+}
+
+/// SSE-KMS keys named by requests: ids, ARNs and aliases resolve to the ARN; unknown, malformed
+/// and disabled keys are the client's `KmsKey` errors; a data key generated under another key is
+/// wrapped by it, unwraps with the provider, and a rewrap keeps it under that key; the keyring
+/// keeps one current data key per (bucket, KMS key).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_named_by_requests() {
+    let Some(ep) = endpoint() else { return };
+    let admin = admin_client(&ep).await;
+    let (own, other) = (create_key(&admin).await, create_key(&admin).await);
+    let alias = unique_alias();
+    let other_alias = unique_alias();
+    for (a, k) in [(&alias, &own), (&other_alias, &other)] {
+        admin
+            .create_alias()
+            .alias_name(a)
+            .target_key_id(k)
+            .send()
+            .await
+            .unwrap();
+    }
+    let p = provider(&ep, &alias).await;
+    let other_id = other.rsplit('/').next().unwrap();
+    for id in [other.as_str(), other_alias.as_str(), other_id] {
+        assert_eq!(p.resolve_key(id).await.unwrap(), other, "{id}");
+    }
+    let code = |r: keys::Result<String>| match r {
+        Err(Error::KmsKey { code, message }) => {
+            assert!(message.starts_with("The KMS key"), "{message}");
+            code
+        }
+        other => panic!("not a KmsKey refusal: {other:?}"),
+    };
+    assert_eq!(
+        code(p.resolve_key("alias/vg-no-such-key").await),
+        "KMS.NotFoundException"
+    );
+    assert_eq!(
+        code(p.resolve_key("bad key id!").await),
+        "KMS.NotFoundException"
+    );
+    let disabled = create_key(&admin).await;
+    // moto's DisableKey takes the key id, not the ARN
+    let disabled_id = disabled.rsplit('/').next().unwrap();
+    admin
+        .disable_key()
+        .key_id(disabled_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        code(p.resolve_key(&disabled).await),
+        "KMS.DisabledException"
+    );
+
+    // a data key under the other key: wrapped by it, a rewrap keeps it there
+    let (m, kek, wrapped) = p.generate_data_key("b1", &other).await.unwrap();
+    assert_eq!(kek, format!("aws-kms:{other}"));
+    assert_eq!(p.kek_id_for(&other), kek);
+    assert_eq!(p.unwrap(&kek, &wrapped, "b1").await.unwrap(), m);
+    let (kek2, wrapped2) = p.rewrap(&kek, &wrapped, "b1", &other).await.unwrap();
+    assert_eq!(
+        kek2, kek,
+        "rewrapped under the same KMS key, not the provider's own"
+    );
+    assert_eq!(p.unwrap(&kek2, &wrapped2, "b1").await.unwrap(), m);
+
+    // the keyring: one current data key per (bucket, KMS key), each wrapped by its key
+    let ring = Keyring::new(
+        p.clone(),
+        Arc::new(MemoryDataKeyStore::new()),
+        CacheConfig::default(),
+    );
+    let a = ring.sealing_key_under("b1", &other).await.unwrap();
+    let b = ring.sealing_key_under("b1", "").await.unwrap();
+    assert_ne!(a.data_key_id(), b.data_key_id());
+    assert_eq!(a.kek_id(), format!("aws-kms:{other}"));
+    assert_eq!(b.kek_id(), format!("aws-kms:{own}"));
+    assert_eq!(
+        ring.sealing_key_under("b1", &other)
+            .await
+            .unwrap()
+            .data_key_id(),
+        a.data_key_id()
+    );
+    let r = ring.rewrap_all().await.unwrap();
+    assert_eq!((r.total, r.already_current, r.rewrapped), (2, 2, 0));
+    ring.clear_cache();
+    assert_eq!(
+        ring.key_by_id(&a.data_key_id()).await.unwrap().kek_id(),
+        a.kek_id()
+    );
 }

@@ -446,6 +446,7 @@ async fn wrong_key_and_commitment_are_rejected() {
     let rec = keys::WrappedDataKey {
         id: key.data_key_id(),
         bucket: "b1".into(),
+        kms_key: String::new(),
         version: 1,
         kek_id: "local:test".into(),
         wrapped: vec![],

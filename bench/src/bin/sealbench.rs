@@ -17,6 +17,7 @@ fn key() -> StreamKey {
     let rec = WrappedDataKey {
         id: DataKeyId([1; 16]),
         bucket: "bench".into(),
+        kms_key: String::new(),
         version: 1,
         kek_id: "local:bench".into(),
         wrapped: vec![0; 60],

@@ -24,6 +24,7 @@ fn key_from_row(row: &AnyRow) -> Result<WrappedDataKey, IndexError> {
     Ok(WrappedDataKey {
         id,
         bucket: row.try_get("bucket")?,
+        kms_key: row.try_get("kms_key")?,
         version: to_u32(row.try_get("version")?, "data key version")?,
         kek_id: row.try_get("kek_id")?,
         wrapped: row.try_get("wrapped")?,
@@ -31,20 +32,20 @@ fn key_from_row(row: &AnyRow) -> Result<WrappedDataKey, IndexError> {
     })
 }
 
-const COLUMNS: &str = "id, bucket, version, kek_id, wrapped, created_ms";
+const COLUMNS: &str = "id, bucket, kms_key, version, kek_id, wrapped, created_ms";
 
 /// The INSERT of `key`'s row; `if_first`: one that does nothing when the bucket has that
-/// version already (another instance created it first).
+/// version of that KMS key already (another instance created it first).
 fn insert_key(
     key: &WrappedDataKey,
     if_first: bool,
 ) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments<'_>> {
     let sql = if if_first {
-        "INSERT INTO data_keys (id, bucket, version, kek_id, wrapped, created_ms) \
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (bucket, version) DO NOTHING"
+        "INSERT INTO data_keys (id, bucket, version, kek_id, wrapped, created_ms, kms_key) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (bucket, kms_key, version) DO NOTHING"
     } else {
-        "INSERT INTO data_keys (id, bucket, version, kek_id, wrapped, created_ms) \
-         VALUES ($1, $2, $3, $4, $5, $6)"
+        "INSERT INTO data_keys (id, bucket, version, kek_id, wrapped, created_ms, kms_key) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)"
     };
     sqlx::query(sql)
         .bind(key.id.to_hex())
@@ -53,36 +54,39 @@ fn insert_key(
         .bind(&key.kek_id)
         .bind(&key.wrapped)
         .bind(key.created_ms)
+        .bind(&key.kms_key)
 }
 
 impl Index {
     async fn data_key_query(
         &self,
         sql: &str,
-        arg: &str,
+        args: &[&str],
     ) -> Result<Option<WrappedDataKey>, IndexError> {
-        let row = sqlx::query(sql)
-            .bind(arg)
-            .fetch_optional(&self.read)
-            .await?;
+        let mut q = sqlx::query(sql);
+        for a in args {
+            q = q.bind(*a);
+        }
+        let row = q.fetch_optional(&self.read).await?;
         row.as_ref().map(key_from_row).transpose()
     }
 }
 
 #[async_trait]
 impl DataKeyStore for Index {
-    async fn current(&self, bucket: &str) -> keys::Result<Option<WrappedDataKey>> {
+    async fn current(&self, bucket: &str, kms_key: &str) -> keys::Result<Option<WrappedDataKey>> {
         let sql = format!(
-            "SELECT {COLUMNS} FROM data_keys WHERE bucket = $1 ORDER BY version DESC LIMIT 1"
+            "SELECT {COLUMNS} FROM data_keys WHERE bucket = $1 AND kms_key = $2 \
+             ORDER BY version DESC LIMIT 1"
         );
-        self.data_key_query(&sql, bucket)
+        self.data_key_query(&sql, &[bucket, kms_key])
             .await
             .map_err(to_keys_error)
     }
 
     async fn get(&self, id: &DataKeyId) -> keys::Result<Option<WrappedDataKey>> {
         let sql = format!("SELECT {COLUMNS} FROM data_keys WHERE id = $1");
-        self.data_key_query(&sql, &id.to_hex())
+        self.data_key_query(&sql, &[&id.to_hex()])
             .await
             .map_err(to_keys_error)
     }
@@ -93,16 +97,17 @@ impl DataKeyStore for Index {
         match result {
             Ok(_) => Ok(()),
             Err(e) if is_unique_violation(&e) => Err(keys::Error::KeyUnavailable(format!(
-                "data key {} or version {} of bucket {} exists already",
+                "data key {} or version {} of bucket {} (KMS key {:?}) exists already",
                 key.id.to_hex(),
                 key.version,
-                key.bucket
+                key.bucket,
+                key.kms_key
             ))),
             Err(e) => Err(to_keys_error(e.into())),
         }
     }
 
-    /// `INSERT … ON CONFLICT DO NOTHING`, then the key stored under (bucket, version): two
+    /// `INSERT … ON CONFLICT DO NOTHING`, then the key stored under (bucket, KMS key, version): two
     /// instances creating a bucket's first key at once both end with the one committed first
     /// (on PostgreSQL the second insert waits for the first's commit, then does nothing).
     async fn insert_first(&self, key: &WrappedDataKey) -> keys::Result<WrappedDataKey> {
@@ -110,9 +115,12 @@ impl DataKeyStore for Index {
             .execute(&self.write)
             .await
             .map_err(|e| to_keys_error(e.into()))?;
-        let sql = format!("SELECT {COLUMNS} FROM data_keys WHERE bucket = $1 AND version = $2");
+        let sql = format!(
+            "SELECT {COLUMNS} FROM data_keys WHERE bucket = $1 AND kms_key = $2 AND version = $3"
+        );
         let row = sqlx::query(&sql)
             .bind(&key.bucket)
+            .bind(&key.kms_key)
             .bind(i64::from(key.version))
             .fetch_optional(&self.write)
             .await
@@ -149,7 +157,7 @@ impl DataKeyStore for Index {
     }
 
     async fn list(&self) -> keys::Result<Vec<WrappedDataKey>> {
-        let sql = format!("SELECT {COLUMNS} FROM data_keys ORDER BY bucket, version");
+        let sql = format!("SELECT {COLUMNS} FROM data_keys ORDER BY bucket, kms_key, version");
         let rows = sqlx::query(&sql)
             .fetch_all(&self.read)
             .await
@@ -177,13 +185,16 @@ pub struct DataKeySummary {
 }
 
 impl Index {
-    /// Every bucket's current data key: version, count of versions, KEK id, creation time.
+    /// Every bucket's current data key under the provider's configured key (not those bound
+    /// to a KMS key an SSE-KMS request named): version, count of versions, KEK id, creation time.
     pub async fn data_key_summary(&self) -> Result<Vec<DataKeySummary>, IndexError> {
         let rows = sqlx::query(
             "SELECT d.bucket, d.version, d.kek_id, d.created_ms, \
-             (SELECT COUNT(*) FROM data_keys c WHERE c.bucket = d.bucket) AS versions \
+             (SELECT COUNT(*) FROM data_keys c WHERE c.bucket = d.bucket AND c.kms_key = '') \
+               AS versions \
              FROM data_keys d \
-             WHERE d.version = (SELECT MAX(m.version) FROM data_keys m WHERE m.bucket = d.bucket) \
+             WHERE d.kms_key = '' AND d.version = \
+               (SELECT MAX(m.version) FROM data_keys m WHERE m.bucket = d.bucket AND m.kms_key = '') \
              ORDER BY d.bucket",
         )
         .fetch_all(&self.read)

@@ -208,6 +208,8 @@ pub struct KekStatus {
 pub struct DataKeyStatus {
     /// bucket
     pub bucket: String,
+    /// the KMS key (ARN) the data key is bound to by SSE-KMS; empty: the provider's own key
+    pub kms_key: String,
     /// data key version
     pub version: u32,
     /// data key id (hex)
@@ -326,6 +328,7 @@ pub async fn status(keyring: &Keyring, index: &Index) -> Result<KeysStatus> {
             let (objects, bytes) = per_key.get(&id).copied().unwrap_or((0, 0));
             DataKeyStatus {
                 bucket: k.bucket,
+                kms_key: k.kms_key,
                 version: k.version,
                 id,
                 kek_id: k.kek_id,

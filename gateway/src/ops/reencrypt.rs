@@ -23,6 +23,11 @@
 //! and a version is done once its row names a data key of that version or newer, so a restart
 //! continues where it stopped. SSE-C objects cannot be opened without their customer key: they
 //! are skipped and counted.
+//!
+//! A bucket with SSE-KMS objects has data keys bound to several KMS keys, each its own version
+//! sequence: the run gives each of them a new version numbered at least the target (one
+//! target for the bucket, so "done" stays "its data key's version ≥ target"), and re-seals
+//! each version under the new data key of the KMS key it was under — never under another.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -189,7 +194,7 @@ pub async fn begin(store: &Store, bucket: &str) -> Result<ReencryptState> {
         );
         return Ok(s);
     }
-    let key = store.keyring().rotate_data_key(bucket).await?;
+    let key = rotate_every_kms_key(store, bucket).await?;
     let (remaining, _) = store
         .index()
         .reencrypt_remaining(bucket, key.key_version())
@@ -213,6 +218,57 @@ pub async fn begin(store: &Store, bucket: &str) -> Result<ReencryptState> {
     Ok(state)
 }
 
+/// A new data key version for each KMS key `bucket` has data keys under (the configured key
+/// always), all numbered alike: the highest current version + 1. Returns the configured key's.
+async fn rotate_every_kms_key(store: &Store, bucket: &str) -> Result<StreamKey> {
+    let keyring = store.keyring();
+    let mut kms_keys: Vec<String> = Vec::new();
+    let mut top = 0;
+    for k in keyring.store().list().await? {
+        if k.bucket == bucket {
+            top = top.max(k.version);
+            if !k.kms_key.is_empty() && !kms_keys.contains(&k.kms_key) {
+                kms_keys.push(k.kms_key);
+            }
+        }
+    }
+    let target = top
+        .checked_add(1)
+        .ok_or_else(|| Error::Internal("data key version overflow".into()))?;
+    let key = keyring.rotate_data_key_under(bucket, "", target).await?;
+    for k in kms_keys {
+        keyring.rotate_data_key_under(bucket, &k, target).await?;
+    }
+    Ok(key)
+}
+
+/// The data key a version sealed under `data_key_id` is re-sealed under: the current data key
+/// of `bucket` bound to the same KMS key, brought to `target` if it is older (a KMS key first
+/// used in the bucket after the run began).
+async fn target_key(
+    store: &Store,
+    bucket: &str,
+    data_key_id: &str,
+    target: u32,
+) -> Result<StreamKey> {
+    let keyring = store.keyring();
+    let kms_key = match keyring
+        .store()
+        .get(&DataKeyId::from_hex(data_key_id)?)
+        .await?
+    {
+        Some(rec) => rec.kms_key,
+        None => String::new(),
+    };
+    let key = keyring.sealing_key_under(bucket, &kms_key).await?;
+    if key.key_version() >= target {
+        return Ok(key);
+    }
+    Ok(keyring
+        .rotate_data_key_under(bucket, &kms_key, target)
+        .await?)
+}
+
 /// Re-seals every version of the bucket of `state` not yet under its target data key version,
 /// at most at `rate`, keeping `shared` up to date (the online status) and `pb` advancing (the
 /// offline progress bar, in bytes). Returns the state as saved at the end.
@@ -224,10 +280,7 @@ pub async fn run(
     pb: Option<indicatif::ProgressBar>,
 ) -> Result<ReencryptState> {
     let bucket = state.bucket.clone();
-    let key = store
-        .keyring()
-        .key_by_id(&DataKeyId::from_hex(&state.target_key_id)?)
-        .await?;
+    let target = state.target_version;
     let mut progress = Progress::start(store, state, shared, pb).await?;
     let mut cursor: Option<(String, String)> = None;
     'outer: loop {
@@ -246,7 +299,7 @@ pub async fn run(
         }
         for c in batch {
             cursor = Some((c.key.clone(), c.version_id.clone()));
-            let r = reseal_version(store, &key, &bucket, &c.key, &c.version_id).await;
+            let r = reseal_version(store, target, &bucket, &c.key, &c.version_id).await;
             progress.tally(&c, r);
             if progress.advance(store, rate, c.size).await? {
                 break 'outer;
@@ -452,10 +505,10 @@ impl ReencryptState {
     }
 }
 
-/// Re-seals one version under `key` (None: the version is gone).
+/// Re-seals one version under the `target` data key of its KMS key (None: the version is gone).
 async fn reseal_version(
     store: &Store,
-    key: &StreamKey,
+    target: u32,
     bucket: &str,
     object_key: &str,
     version_id: &str,
@@ -468,6 +521,7 @@ async fn reseal_version(
     else {
         return Ok(None);
     };
+    let key = &target_key(store, bucket, &rec.data_key_id, target).await?;
     if rec.data_key_id == key.data_key_id().to_string() {
         // overwritten under the new key since it was listed
         return Ok(Some(Outcome::Raced));

@@ -389,7 +389,8 @@ async fn import_data_keys(
     report: &mut ReindexReport,
 ) -> Result<()> {
     for header in key_headers.values() {
-        let wk = header.wrapped_data_key();
+        let mut wk = header.wrapped_data_key();
+        wk.kms_key = keyring.kms_key_of_kek(&wk.kek_id);
         if keyring.store().get(&wk.id).await?.is_none() {
             keyring.store().insert(&wk).await?;
             report.data_keys += 1;

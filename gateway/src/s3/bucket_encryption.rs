@@ -8,8 +8,11 @@
 //! CopyObject and multipart answers), recorded in the object's header map when it is written
 //! (see `encryption::stamp`), so that changing the default later does not change what existing
 //! objects report (as on S3). `aws:kms` needs a gateway configured with a KMS, as the request
-//! header does; a `KMSMasterKeyID` (another KMS key than the gateway's own) is not offered yet
-//! (501 NotImplemented). GetBucketEncryption of a bucket without a configuration answers
+//! header does; a `KMSMasterKeyID` (key id, ARN or alias) is checked with the KMS when the
+//! configuration is put (unknown or disabled: 400 `KMS.NotFoundException` /
+//! `KMS.DisabledException`), kept as given and reported back as given (as S3 does); writes
+//! without encryption headers are then sealed under the bucket data key of that KMS key and
+//! report its ARN. GetBucketEncryption of a bucket without a configuration answers
 //! `ServerSideEncryptionConfigurationNotFoundError` (404), as S3 did before 2023 and as
 //! s3-tests expects; docs/S3-COMPATIBILITY.md says why.
 
@@ -33,6 +36,9 @@ pub(crate) struct BucketEncryption {
     /// `BucketKeyEnabled` as given (reported back by GetBucketEncryption)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bucket_key: Option<bool>,
+    /// `KMSMasterKeyID` as given (aws:kms only)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key: Option<String>,
 }
 
 fn malformed(msg: &str) -> Error {
@@ -70,12 +76,6 @@ impl BucketEncryption {
                 if !kms {
                     return Err(Error::InvalidArgument(crate::auth::KMS_NEEDED.into()));
                 }
-                if by_default.kms_master_key_id.is_some() {
-                    return Err(Error::Client(S3Error::with_message(
-                        S3ErrorCode::NotImplemented,
-                        "A KMSMasterKeyID (a KMS key other than the gateway's own) is not supported by this gateway; omit it to use the gateway's KMS key.",
-                    )));
-                }
             }
             ServerSideEncryption::AWS_KMS_DSSE => {
                 return Err(Error::Client(S3Error::with_message(
@@ -92,6 +92,7 @@ impl BucketEncryption {
         Ok(BucketEncryption {
             algorithm: algorithm.to_owned(),
             bucket_key: rule.bucket_key_enabled,
+            kms_key: by_default.kms_master_key_id,
         })
     }
 
@@ -110,7 +111,7 @@ impl BucketEncryption {
         ServerSideEncryptionConfiguration {
             rules: vec![ServerSideEncryptionRule {
                 apply_server_side_encryption_by_default: Some(ServerSideEncryptionByDefault {
-                    kms_master_key_id: None,
+                    kms_master_key_id: self.kms_key.clone(),
                     sse_algorithm: ServerSideEncryption::from(self.algorithm.clone()),
                 }),
                 bucket_key_enabled: self.bucket_key,
@@ -150,6 +151,10 @@ impl Gateway {
         self.require_bucket(&i.bucket).await?;
         let kms = self.sse == ServerSideEncryption::AWS_KMS;
         let enc = BucketEncryption::from_request(i.server_side_encryption_configuration, kms)?;
+        if let Some(k) = &enc.kms_key {
+            // an unknown or disabled key is refused now, not at the first write
+            self.kms_key_arn(Some(k)).await?;
+        }
         self.store
             .set_bucket_setting(
                 &i.bucket,
@@ -218,6 +223,8 @@ mod tests {
         assert_eq!(ok.bucket_key, Some(true));
         let kms = BucketEncryption::from_request(cfg("aws:kms", None, 1), true).unwrap();
         assert_eq!(kms.algorithm, "aws:kms");
+        let named = BucketEncryption::from_request(cfg("aws:kms", Some("alias/k"), 1), true);
+        assert_eq!(named.unwrap().kms_key.as_deref(), Some("alias/k"));
         let bad = [
             (cfg("AES256", None, 0), true, ("MalformedXML", 400)),
             (cfg("AES256", None, 2), true, ("MalformedXML", 400)),
@@ -229,7 +236,6 @@ mod tests {
                 false,
                 ("InvalidArgument", 400),
             ),
-            (cfg("aws:kms", Some("k"), 1), true, ("NotImplemented", 501)),
             (cfg("aws:kms:dsse", None, 1), true, ("NotImplemented", 501)),
         ];
         for (c, kms, (want, status)) in bad {

@@ -9,6 +9,15 @@
 //! the `x-amz-server-side-encryption` it asked for, or got from its bucket's default encryption
 //! ([`SSE_MODE`], see `Gateway::stamp_sse`), which its responses report; without one they report
 //! the gateway's own mode.
+//!
+//! An SSE-KMS object (`aws:kms`, on a gateway with a KMS) also records the ARN of its KMS key
+//! ([`SSE_KMS_KEY_ID`]: the key the request or the bucket default named, resolved; else the
+//! gateway's configured key), which picks the bucket data key it is sealed under (one per
+//! bucket and KMS key, see `Store::kms_key_of`) and which its responses report with
+//! `x-amz-server-side-encryption-bucket-key-enabled: true`; and the encryption context the
+//! request gave ([`SSE_CONTEXT`], base64 JSON as given, validated), reported back by
+//! PutObject, CopyObject and CreateMultipartUpload as S3 does. The context does not enter the
+//! KMS call: with bucket keys the KMS context is the bucket (docs/KEYS.md).
 
 use std::collections::BTreeMap;
 
@@ -27,6 +36,40 @@ pub(crate) const SSE_C_CHECK: &str = "x-vaultgate-sse-c-check";
 /// Header-map entry: the `x-amz-server-side-encryption` a write asked for, or got from its
 /// bucket's default encryption (absent: the gateway's own mode is reported).
 pub(crate) const SSE_MODE: &str = "x-amz-server-side-encryption";
+/// Header-map entry: the ARN of an SSE-KMS object's KMS key.
+pub(crate) const SSE_KMS_KEY_ID: &str = "x-amz-server-side-encryption-aws-kms-key-id";
+/// Header-map entry: the encryption context of an SSE-KMS write (base64 JSON, as given).
+pub(crate) const SSE_CONTEXT: &str = "x-amz-server-side-encryption-context";
+
+/// What an SSE-KMS write asks for besides `aws:kms`: a KMS key id and an encryption context,
+/// as the request headers carry them.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct KmsRequest<'a> {
+    /// `x-amz-server-side-encryption-aws-kms-key-id`
+    pub key_id: Option<&'a str>,
+    /// `x-amz-server-side-encryption-context`
+    pub context: Option<&'a str>,
+}
+
+/// Checks an encryption context as S3 does: base64 of a JSON object whose values are strings
+/// (400 InvalidArgument otherwise).
+pub(crate) fn check_context(b64: &str) -> Result<()> {
+    use base64::Engine;
+    let bad = |why: &str| {
+        Error::InvalidArgument(format!(
+            "x-amz-server-side-encryption-context must be base64 of a JSON object of strings ({why})."
+        ))
+    };
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .map_err(|_| bad("not base64"))?;
+    let v: serde_json::Value = serde_json::from_slice(&raw).map_err(|_| bad("not JSON"))?;
+    let obj = v.as_object().ok_or_else(|| bad("not a JSON object"))?;
+    if obj.values().any(|x| !x.is_string()) {
+        return Err(bad("a value is not a string"));
+    }
+    Ok(())
+}
 
 /// The customer key (SSE-C) of a request whose input has the three `sse_customer_*` fields,
 /// through `Gateway::customer_key`; with `copy_source`, of its copy source
@@ -50,6 +93,18 @@ macro_rules! customer_key_of {
     };
 }
 pub(crate) use customer_key_of;
+
+/// The [`KmsRequest`] of a request whose input has `ssekms_key_id` and
+/// `ssekms_encryption_context`.
+macro_rules! kms_request {
+    ($input:expr) => {
+        $crate::s3::encryption::KmsRequest {
+            key_id: $input.ssekms_key_id.as_deref(),
+            context: $input.ssekms_encryption_context.as_deref(),
+        }
+    };
+}
+pub(crate) use kms_request;
 
 impl super::Gateway {
     /// The customer key of a request ([`customer_key`]), refused when this gateway's S3
@@ -147,12 +202,16 @@ pub(crate) fn strip_sse_c(headers: &mut BTreeMap<String, String>) {
 }
 
 /// What a response reports about an object's encryption: `x-amz-server-side-encryption` for an
-/// object under the gateway's keys, the SSE-C algorithm and key MD5 for an SSE-C object.
+/// object under the gateway's keys (with the KMS key, bucket-key flag and context of an SSE-KMS
+/// object), the SSE-C algorithm and key MD5 for an SSE-C object.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Echo {
     pub sse: Option<ServerSideEncryption>,
     pub algorithm: Option<SSECustomerAlgorithm>,
     pub key_md5: Option<SSECustomerKeyMD5>,
+    pub kms_key_id: Option<String>,
+    pub bucket_key: Option<bool>,
+    pub context: Option<String>,
 }
 
 impl Echo {
@@ -166,41 +225,86 @@ impl Echo {
                 sse: None,
                 algorithm: Some(alg.to_owned()),
                 key_md5: Some(md5.to_owned()),
-            },
-            None => Echo {
-                sse: headers
-                    .get(SSE_MODE)
-                    .map(|m| ServerSideEncryption::from(m.clone()))
-                    .or(sse),
                 ..Echo::default()
             },
+            None => {
+                let sse = headers
+                    .get(SSE_MODE)
+                    .map(|m| ServerSideEncryption::from(m.clone()))
+                    .or(sse);
+                let kms = sse
+                    .as_ref()
+                    .is_some_and(|m| m.as_str() == ServerSideEncryption::AWS_KMS);
+                let kms_key_id = headers.get(SSE_KMS_KEY_ID).filter(|_| kms).cloned();
+                Echo {
+                    sse,
+                    bucket_key: kms_key_id.as_ref().map(|_| true),
+                    context: headers.get(SSE_CONTEXT).filter(|_| kms).cloned(),
+                    kms_key_id,
+                    ..Echo::default()
+                }
+            }
         }
     }
 }
 
 impl super::Gateway {
     /// Records in a new object's (or upload's) `headers` the encryption it reports: the
-    /// request's `x-amz-server-side-encryption`, else its bucket's default encryption, else
-    /// nothing (the gateway's own mode). An SSE-C write records none (it reports SSE-C).
+    /// request's `x-amz-server-side-encryption` (with its KMS key and context), else its
+    /// bucket's default encryption (with its `KMSMasterKeyID`), else nothing (the gateway's
+    /// own mode). An SSE-C write records none (it reports SSE-C). An `aws:kms` mode records
+    /// the KMS key's ARN (the gateway's configured key when none is named); a named key that
+    /// does not exist, is disabled or denied is the client's error (`KMS.NotFoundException`…).
     pub(crate) async fn stamp_sse(
         &self,
         bucket: &str,
         requested: Option<&ServerSideEncryption>,
+        kms: KmsRequest<'_>,
         sse_c: bool,
         headers: &mut BTreeMap<String, String>,
     ) -> Result<()> {
         headers.remove(SSE_MODE);
+        headers.remove(SSE_KMS_KEY_ID);
+        headers.remove(SSE_CONTEXT);
         if sse_c {
             return Ok(());
         }
-        let mode = match requested {
-            Some(r) => Some(r.as_str().to_owned()),
-            None => self.bucket_encryption(bucket).await?.map(|d| d.algorithm),
+        let (mode, key_id) = match requested {
+            Some(r) => (Some(r.as_str().to_owned()), kms.key_id.map(str::to_owned)),
+            None => match self.bucket_encryption(bucket).await? {
+                Some(d) => (Some(d.algorithm), d.kms_key),
+                None => (None, None),
+            },
         };
-        if let Some(m) = mode {
-            headers.insert(SSE_MODE.to_owned(), m);
+        let Some(mode) = mode else {
+            return Ok(());
+        };
+        if mode == ServerSideEncryption::AWS_KMS {
+            let arn = self.kms_key_arn(key_id.as_deref()).await?;
+            headers.insert(SSE_KMS_KEY_ID.to_owned(), arn);
+            if let Some(c) = kms.context {
+                check_context(c)?;
+                headers.insert(SSE_CONTEXT.to_owned(), c.trim().to_owned());
+            }
         }
+        headers.insert(SSE_MODE.to_owned(), mode);
         Ok(())
+    }
+
+    /// The ARN of the KMS key `key_id` names (resolved by the KMS, checked usable), or of the
+    /// gateway's configured key.
+    pub(crate) async fn kms_key_arn(&self, key_id: Option<&str>) -> Result<String> {
+        let keyring = self.store.keyring();
+        match key_id {
+            Some(id) => Ok(keyring.resolve_kms_key(id).await?),
+            None => {
+                let kek = keyring.provider().current_kek_id();
+                Ok(kek
+                    .strip_prefix(keys::kms::KMS_KEK_PREFIX)
+                    .unwrap_or(&kek)
+                    .to_owned())
+            }
+        }
     }
 }
 

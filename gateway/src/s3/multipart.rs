@@ -2,7 +2,7 @@
 //! (InvalidPart / InvalidPartOrder / EntityTooSmall, sealed part manifest), AbortMultipartUpload,
 //! ListParts and ListMultipartUploads. Each part is sealed independently with its own part number.
 
-use super::encryption::customer_key_of;
+use super::encryption::{customer_key_of, kms_request};
 use std::collections::{BTreeMap, HashMap};
 
 use bytes::Bytes;
@@ -130,8 +130,14 @@ impl Gateway {
                 .await?;
         }
         let sse = input.server_side_encryption.as_ref();
-        self.stamp_sse(&rec.bucket, sse, ck.is_some(), &mut rec.headers)
-            .await?;
+        self.stamp_sse(
+            &rec.bucket,
+            sse,
+            kms_request!(input),
+            ck.is_some(),
+            &mut rec.headers,
+        )
+        .await?;
         let echo = super::encryption::Echo::of(&rec.headers, self.sse());
         audit::before_change(audit.as_ref(), 0, None).await?;
         self.store.create_upload(&rec).await?;
@@ -144,6 +150,9 @@ impl Gateway {
             server_side_encryption: echo.sse,
             sse_customer_algorithm: echo.algorithm,
             sse_customer_key_md5: echo.key_md5,
+            ssekms_key_id: echo.kms_key_id,
+            bucket_key_enabled: echo.bucket_key,
+            ssekms_encryption_context: echo.context,
             ..Default::default()
         })
     }
@@ -208,6 +217,8 @@ impl Gateway {
                 server_side_encryption: echo.sse,
                 sse_customer_algorithm: echo.algorithm,
                 sse_customer_key_md5: echo.key_md5,
+                ssekms_key_id: echo.kms_key_id,
+                bucket_key_enabled: echo.bucket_key,
                 ..Default::default()
             },
         ))
@@ -274,6 +285,8 @@ impl Gateway {
             server_side_encryption: echo.sse,
             sse_customer_algorithm: echo.algorithm,
             sse_customer_key_md5: echo.key_md5,
+            ssekms_key_id: echo.kms_key_id,
+            bucket_key_enabled: echo.bucket_key,
             ..Default::default()
         })
     }
@@ -597,6 +610,7 @@ fn completed(
     state: &crate::index::BucketState,
     sse: Option<ServerSideEncryption>,
 ) -> CompleteMultipartUploadOutput {
+    let echo = super::encryption::Echo::of(&rec.headers, sse);
     with_checksums(
         &rec.checksums,
         CompleteMultipartUploadOutput {
@@ -604,7 +618,9 @@ fn completed(
             key: Some(input.key.clone()),
             e_tag: Some(etag(&rec.etag)),
             location: Some(format!("/{}/{}", input.bucket, input.key)),
-            server_side_encryption: super::encryption::Echo::of(&rec.headers, sse).sse,
+            server_side_encryption: echo.sse,
+            ssekms_key_id: echo.kms_key_id,
+            bucket_key_enabled: echo.bucket_key,
             version_id: super::versioning::written_version(rec, state),
             checksum_type: super::checksum::checksum_type_of(rec),
             ..Default::default()

@@ -1,7 +1,7 @@
 //! Object operations: PutObject, GetObject (ranges, conditions, partNumber), HeadObject,
 //! DeleteObject, DeleteObjects and CopyObject (re-sealed; metadata COPY/REPLACE).
 
-use super::encryption::customer_key_of;
+use super::encryption::{customer_key_of, kms_request};
 use std::collections::BTreeMap;
 use std::ops::Range;
 
@@ -313,6 +313,8 @@ macro_rules! object_answer {
                 server_side_encryption: echo.sse,
                 sse_customer_algorithm: echo.algorithm,
                 sse_customer_key_md5: echo.key_md5,
+                ssekms_key_id: echo.kms_key_id,
+                bucket_key_enabled: echo.bucket_key,
                 version_id: reported_version(rec),
                 object_lock_mode: rec
                     .lock
@@ -367,8 +369,14 @@ impl Gateway {
         let ck = customer_key_of!(self, input)?;
         super::encryption::one_mode(ck.as_ref(), input.server_side_encryption.as_ref())?;
         let sse = input.server_side_encryption.as_ref();
-        self.stamp_sse(&input.bucket, sse, ck.is_some(), &mut headers)
-            .await?;
+        self.stamp_sse(
+            &input.bucket,
+            sse,
+            kms_request!(input),
+            ck.is_some(),
+            &mut headers,
+        )
+        .await?;
         let body = input.body.unwrap_or_else(|| {
             StreamingBlob::wrap(futures::stream::empty::<
                 std::result::Result<Bytes, std::io::Error>,
@@ -399,6 +407,9 @@ impl Gateway {
                 server_side_encryption: echo.sse,
                 sse_customer_algorithm: echo.algorithm,
                 sse_customer_key_md5: echo.key_md5,
+                ssekms_key_id: echo.kms_key_id,
+                bucket_key_enabled: echo.bucket_key,
+                ssekms_encryption_context: echo.context,
                 size: Some(len_i64(rec.size)),
                 version_id: written_version(&rec, &state),
                 ..Default::default()
@@ -915,8 +926,14 @@ impl Gateway {
         refuse_copy_to_itself(&input, &src, replace, dst_ck.as_ref())?;
         let (mut headers, meta) = copied_metadata(&input, &src, replace)?;
         let sse = input.server_side_encryption.as_ref();
-        self.stamp_sse(&input.bucket, sse, dst_ck.is_some(), &mut headers)
-            .await?;
+        self.stamp_sse(
+            &input.bucket,
+            sse,
+            kms_request!(input),
+            dst_ck.is_some(),
+            &mut headers,
+        )
+        .await?;
         let checks = copy_checks(&input, &src)?;
         let plaintext = self
             .store
@@ -946,6 +963,9 @@ impl Gateway {
             server_side_encryption: echo.sse,
             sse_customer_algorithm: echo.algorithm,
             sse_customer_key_md5: echo.key_md5,
+            ssekms_key_id: echo.kms_key_id,
+            bucket_key_enabled: echo.bucket_key,
+            ssekms_encryption_context: echo.context,
             copy_source_version_id: reported_version(&src),
             version_id: written_version(&rec, &state),
             ..Default::default()

@@ -60,6 +60,9 @@ impl Gateway {
         Ok(PostObjectOutput {
             e_tag: out.e_tag,
             server_side_encryption: out.server_side_encryption,
+            ssekms_key_id: out.ssekms_key_id,
+            bucket_key_enabled: out.bucket_key_enabled,
+            ssekms_encryption_context: out.ssekms_encryption_context,
             checksum_crc32: out.checksum_crc32,
             checksum_crc32c: out.checksum_crc32c,
             checksum_crc64nvme: out.checksum_crc64nvme,

@@ -431,6 +431,35 @@ impl Store {
         Ok(())
     }
 
+    /// The KMS key whose bucket data key seals an object with `headers`: the SSE-KMS key the
+    /// object records (`SSE_KMS_KEY_ID`), empty when that is the gateway's configured key or
+    /// when it records none (every data key of a local-key gateway).
+    pub fn kms_key_of(&self, headers: &BTreeMap<String, String>) -> String {
+        match headers.get(crate::s3::encryption::SSE_KMS_KEY_ID) {
+            Some(arn)
+                if self.keyring.provider().kek_id_for("")
+                    != self.keyring.provider().kek_id_for(arn) =>
+            {
+                arn.clone()
+            }
+            _ => String::new(),
+        }
+    }
+
+    /// The current data key of `bucket` for an object (or upload) with `headers`: the one bound
+    /// to its SSE-KMS key ([`Store::kms_key_of`]); one KMS call per bucket and key per cache
+    /// lifetime, not per object.
+    async fn object_sealing_key(
+        &self,
+        bucket: &str,
+        headers: &BTreeMap<String, String>,
+    ) -> Result<keys::StreamKey> {
+        Ok(self
+            .keyring
+            .sealing_key_under(bucket, &self.kms_key_of(headers))
+            .await?)
+    }
+
     /// The header-map entries of a new SSE-C upload (CreateMultipartUpload), under the bucket's
     /// current data key.
     pub async fn sse_c_upload_entries(
@@ -469,7 +498,7 @@ impl Store {
     {
         let mut headers = headers;
         crate::s3::encryption::strip_sse_c(&mut headers);
-        let skey = self.keyring.sealing_key(bucket).await?;
+        let skey = self.object_sealing_key(bucket, &headers).await?;
         let skey = match sse_c {
             Some(ck) => {
                 Self::sse_c_entries(&skey, ck, &mut headers)?;
@@ -548,7 +577,9 @@ impl Store {
     {
         self.require_customer_key(&upload.bucket, &upload.headers, None, sse_c)
             .await?;
-        let skey = self.keyring.sealing_key(&upload.bucket).await?;
+        let skey = self
+            .object_sealing_key(&upload.bucket, &upload.headers)
+            .await?;
         let skey = match sse_c {
             Some(ck) => skey.with_customer_key(ck),
             None => skey,
@@ -611,7 +642,9 @@ impl Store {
         let mut meta = meta.clone();
         version.seal_into(&mut meta);
         let meta = &meta;
-        let skey = self.keyring.sealing_key(&upload.bucket).await?;
+        let skey = self
+            .object_sealing_key(&upload.bucket, &upload.headers)
+            .await?;
         let params = SealParams {
             bucket: upload.bucket.clone(),
             kind: StreamKind::Manifest,

@@ -13,6 +13,7 @@ pub fn fixed_key() -> StreamKey {
     let rec = WrappedDataKey {
         id: DataKeyId([0x11; 16]),
         bucket: "vectors".into(),
+        kms_key: String::new(),
         version: 1,
         kek_id: "local:0000000000000000".into(),
         wrapped: vec![0xAA; 4],
@@ -25,6 +26,7 @@ pub fn random_key(bucket: &str) -> StreamKey {
     let rec = WrappedDataKey {
         id: DataKeyId::random().unwrap(),
         bucket: bucket.into(),
+        kms_key: String::new(),
         version: 1,
         kek_id: "local:test".into(),
         wrapped: vec![1, 2, 3],

@@ -314,6 +314,12 @@ pub fn action_of_operation(op: &str) -> Option<Action> {
         "PutBucketEncryption" | "DeleteBucketEncryption" => {
             Some(Action::PutEncryptionConfiguration)
         }
+        "GetPublicAccessBlock" => Some(Action::GetBucketPublicAccessBlock),
+        // as AWS: removing a setting is a change of it
+        "PutPublicAccessBlock" | "DeletePublicAccessBlock" => {
+            Some(Action::PutBucketPublicAccessBlock)
+        }
+        "DeleteBucketOwnershipControls" => Some(Action::PutBucketOwnershipControls),
         // AWS asks for s3:GetObject and s3:GetObjectAttributes; the roles grant them together
         "GetObjectAttributes" => Some(Action::GetObject),
         // permissions that are not operations of their own (checked by the handlers)

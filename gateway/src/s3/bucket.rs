@@ -3,8 +3,10 @@
 //! store, CreateBucket assigns the bucket to the caller's tenant, DeleteBucket forgets it, and
 //! ListBuckets shows only the caller's tenant's buckets. Re-creating a bucket of your own
 //! tenant answers 200 in us-east-1 (S3's legacy behaviour) and 409 BucketAlreadyOwnedByYou in
-//! other regions; another tenant's bucket is refused by the access check (403), or with 409
-//! BucketAlreadyExists where no tenant holds it. `x-amz-object-ownership` is stored as the
+//! other regions; another tenant's bucket name is 409 BucketAlreadyExists (the access check
+//! refuses it and answers so to a caller whose role may create buckets, see
+//! `auth::RoleAccess::name_taken`; a caller who may not gets its 403), as is a name no tenant
+//! holds. `x-amz-object-ownership` is stored as the
 //! bucket's ownership controls (see `ownership`).
 
 use s3s::S3Request;

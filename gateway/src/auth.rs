@@ -314,6 +314,12 @@ pub fn action_of_operation(op: &str) -> Option<Action> {
         "PutBucketEncryption" | "DeleteBucketEncryption" => {
             Some(Action::PutEncryptionConfiguration)
         }
+        "GetPublicAccessBlock" => Some(Action::GetBucketPublicAccessBlock),
+        // as AWS: removing a setting is a change of it
+        "PutPublicAccessBlock" | "DeletePublicAccessBlock" => {
+            Some(Action::PutBucketPublicAccessBlock)
+        }
+        "DeleteBucketOwnershipControls" => Some(Action::PutBucketOwnershipControls),
         // AWS asks for s3:GetObject and s3:GetObjectAttributes; the roles grant them together
         "GetObjectAttributes" => Some(Action::GetObject),
         // permissions that are not operations of their own (checked by the handlers)
@@ -516,9 +522,15 @@ impl RoleAccess {
         {
             check_new_key(k)?;
         }
-        self.creds
+        if let Err(e) = self
+            .creds
             .authorize(&identity, action, bucket.as_deref(), key.as_deref())
-            .await?;
+            .await
+        {
+            return Err(self
+                .name_taken(&identity, action, bucket.as_deref(), e)
+                .await);
+        }
         if matches!(action, Action::CopyObject | Action::UploadPartCopy) {
             let Some((sb, sk)) = copy_source(cx.headers()) else {
                 return Err(s3_error!(InvalidArgument, "invalid x-amz-copy-source"));
@@ -528,6 +540,35 @@ impl RoleAccess {
                 .await?;
         }
         Ok(())
+    }
+}
+
+impl RoleAccess {
+    /// A refused CreateBucket of a name another tenant holds, by a caller whose role may create
+    /// buckets: 409 BucketAlreadyExists, as S3 answers (bucket names are one namespace; the 403
+    /// it replaces told the same, that the name is taken). Any other refusal is `e` unchanged.
+    async fn name_taken(
+        &self,
+        who: &Identity,
+        action: Action,
+        bucket: Option<&str>,
+        e: S3Error,
+    ) -> S3Error {
+        let (Action::CreateBucket, Some(b)) = (action, bucket) else {
+            return e;
+        };
+        if *e.code() != s3s::S3ErrorCode::AccessDenied
+            || !who.role.is_some_and(|r| r.allows(Action::CreateBucket))
+        {
+            return e;
+        }
+        match self.creds.authz().store().assigned_tenant(b).await {
+            Ok(Some(t)) if t != who.tenant => s3_error!(
+                BucketAlreadyExists,
+                "The requested bucket name is not available. The bucket namespace is shared by all users of the system. Please select a different name and try again."
+            ),
+            _ => e,
+        }
     }
 }
 

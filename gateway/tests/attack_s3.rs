@@ -205,13 +205,19 @@ fn every_s3s_operation_resolves_to_an_action_or_is_refused() {
             Some(a) => {
                 // a mapped operation is one the gateway serves, under its own action
                 // (PostObject is a PutObject; DeleteBucketEncryption needs
-                // PutEncryptionConfiguration, as on AWS; GetObjectAttributes is a GetObject)
+                // PutEncryptionConfiguration, DeleteBucketOwnershipControls
+                // PutBucketOwnershipControls and DeletePublicAccessBlock
+                // PutBucketPublicAccessBlock, as on AWS; GetObjectAttributes is a GetObject)
                 assert!(
                     a.s3_operation() == Some(op.as_str())
                         || (op == "PostObject" && a == Action::PutObject)
                         || (op == "GetObjectAttributes" && a == Action::GetObject)
                         || (op == "DeleteBucketEncryption"
-                            && a == Action::PutEncryptionConfiguration),
+                            && a == Action::PutEncryptionConfiguration)
+                        || (op == "DeleteBucketOwnershipControls"
+                            && a == Action::PutBucketOwnershipControls)
+                        || (op == "DeletePublicAccessBlock"
+                            && a == Action::PutBucketPublicAccessBlock),
                     "{op} maps to {a}"
                 );
                 mapped.push(op);
@@ -230,9 +236,10 @@ fn every_s3s_operation_resolves_to_an_action_or_is_refused() {
     for op in &operations {
         assert!(mapped.contains(op), "{op} is not an s3s operation");
     }
-    // plus the three served under another operation's action (PostObject,
-    // DeleteBucketEncryption, GetObjectAttributes)
-    assert_eq!(mapped.len(), operations.len() + 3, "{mapped:?}");
+    // plus the five served under another operation's action (PostObject,
+    // DeleteBucketEncryption, GetObjectAttributes, DeleteBucketOwnershipControls,
+    // DeletePublicAccessBlock)
+    assert_eq!(mapped.len(), operations.len() + 5, "{mapped:?}");
 }
 
 #[tokio::test]

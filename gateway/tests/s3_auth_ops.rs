@@ -111,10 +111,10 @@ async fn presigned_urls_work_and_expire() {
     )
     .await;
     assert_eq!(st, 403);
+    let text = String::from_utf8_lossy(&body403);
     assert!(
-        String::from_utf8_lossy(&body403).contains("AccessDenied"),
-        "{}",
-        String::from_utf8_lossy(&body403)
+        text.contains("<Code>AccessDenied</Code>") && text.contains("Request has expired"),
+        "{text}"
     );
 
     // tampered signature

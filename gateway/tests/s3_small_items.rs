@@ -72,8 +72,8 @@ async fn list_buckets_pages_and_recreate() {
     c.create_bucket().bucket("pg-a").send().await.unwrap();
     let got = c.get_object().bucket("pg-a").key("k").send().await.unwrap();
     assert_eq!(&got.body.collect().await.unwrap().into_bytes()[..], b"kept");
-    // another tenant's name: refused by the access check (the bucket is that tenant's), never
-    // "owned by you"
+    // another tenant's name: taken (409 BucketAlreadyExists, as S3 answers; the access check
+    // refuses it), never "owned by you"
     let store = g.server.authz.store();
     store.create_tenant("t2").await.unwrap();
     store
@@ -88,7 +88,33 @@ async fn list_buckets_pages_and_recreate() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!((status(&e), code(&e).as_str()), (403, "AccessDenied"));
+    assert_eq!(
+        (status(&e), code(&e).as_str()),
+        (409, "BucketAlreadyExists")
+    );
+    // the bucket is still the first tenant's, its object untouched
+    let got = c.get_object().bucket("pg-a").key("k").send().await.unwrap();
+    assert_eq!(&got.body.collect().await.unwrap().into_bytes()[..], b"kept");
+    // a caller without the right to create buckets gets the access check's 403, as for any name
+    store
+        .create_principal("t2-viewer", "user", "t2", Some(policy::Role::Viewer))
+        .await
+        .unwrap();
+    let k = store.create_access_key("t2-viewer", None).await.unwrap();
+    let viewer = client_for(&g.endpoint, &k.access_key_id, k.secret.expose());
+    for name in ["pg-a", "pg-fresh"] {
+        let e = viewer
+            .create_bucket()
+            .bucket(name)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (status(&e), code(&e).as_str()),
+            (403, "AccessDenied"),
+            "{name}"
+        );
+    }
     // names with a dash next to a dot
     for bad in ["a-.b", "a.-b"] {
         let e = c.create_bucket().bucket(bad).send().await.unwrap_err();

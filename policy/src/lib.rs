@@ -237,11 +237,19 @@ pub enum Action {
     GetEncryptionConfiguration,
     /// PutBucketEncryption and DeleteBucketEncryption (SuperAdmin; AWS's `s3:PutEncryptionConfiguration`)
     PutEncryptionConfiguration,
+    /// GetBucketOwnershipControls
+    GetBucketOwnershipControls,
+    /// PutBucketOwnershipControls and DeleteBucketOwnershipControls (SuperAdmin, as on AWS)
+    PutBucketOwnershipControls,
+    /// GetPublicAccessBlock (the permission AWS names `s3:GetBucketPublicAccessBlock`)
+    GetBucketPublicAccessBlock,
+    /// PutPublicAccessBlock and DeletePublicAccessBlock (SuperAdmin; AWS's `s3:PutBucketPublicAccessBlock`)
+    PutBucketPublicAccessBlock,
 }
 
 impl Action {
     /// Every action, for tests and documentation.
-    pub const ALL: [Action; 46] = [
+    pub const ALL: [Action; 50] = [
         Action::ListBuckets,
         Action::CreateBucket,
         Action::HeadBucket,
@@ -288,6 +296,10 @@ impl Action {
         Action::DeleteBucketCors,
         Action::GetEncryptionConfiguration,
         Action::PutEncryptionConfiguration,
+        Action::GetBucketOwnershipControls,
+        Action::PutBucketOwnershipControls,
+        Action::GetBucketPublicAccessBlock,
+        Action::PutBucketPublicAccessBlock,
     ];
 
     /// The S3 operation name (as s3s and AWS name it).
@@ -339,6 +351,10 @@ impl Action {
             Action::DeleteBucketCors => "DeleteBucketCors",
             Action::GetEncryptionConfiguration => "GetEncryptionConfiguration",
             Action::PutEncryptionConfiguration => "PutEncryptionConfiguration",
+            Action::GetBucketOwnershipControls => "GetBucketOwnershipControls",
+            Action::PutBucketOwnershipControls => "PutBucketOwnershipControls",
+            Action::GetBucketPublicAccessBlock => "GetBucketPublicAccessBlock",
+            Action::PutBucketPublicAccessBlock => "PutBucketPublicAccessBlock",
         }
     }
 
@@ -350,6 +366,8 @@ impl Action {
             Action::ListBucketVersions => Some("ListObjectVersions"),
             Action::GetEncryptionConfiguration => Some("GetBucketEncryption"),
             Action::PutEncryptionConfiguration => Some("PutBucketEncryption"),
+            Action::GetBucketPublicAccessBlock => Some("GetPublicAccessBlock"),
+            Action::PutBucketPublicAccessBlock => Some("PutPublicAccessBlock"),
             Action::GetObjectVersion
             | Action::DeleteObjectVersion
             | Action::BypassGovernanceRetention => None,
@@ -386,6 +404,8 @@ impl Action {
                 | Action::GetBucketLifecycleConfiguration
                 | Action::GetBucketCors
                 | Action::GetEncryptionConfiguration
+                | Action::GetBucketOwnershipControls
+                | Action::GetBucketPublicAccessBlock
         )
     }
 

@@ -3,8 +3,11 @@
 //! store, CreateBucket assigns the bucket to the caller's tenant, DeleteBucket forgets it, and
 //! ListBuckets shows only the caller's tenant's buckets. Re-creating a bucket of your own
 //! tenant answers 200 in us-east-1 (S3's legacy behaviour) and 409 BucketAlreadyOwnedByYou in
-//! other regions; another tenant's bucket is refused by the access check (403), or with 409
-//! BucketAlreadyExists where no tenant holds it.
+//! other regions; another tenant's bucket name is 409 BucketAlreadyExists (the access check
+//! refuses it and answers so to a caller whose role may create buckets, see
+//! `auth::RoleAccess::name_taken`; a caller who may not gets its 403), as is a name no tenant
+//! holds. `x-amz-object-ownership` is stored as the
+//! bucket's ownership controls (see `ownership`).
 
 use s3s::S3Request;
 use s3s::dto::*;
@@ -100,6 +103,11 @@ impl Gateway {
                 "The specified bucket is not valid."
             )));
         }
+        // `x-amz-object-ownership`, validated before anything is created
+        let ownership = match &req.input.object_ownership {
+            Some(o) => Some(super::ownership::validated(o)?.to_owned()),
+            None => None,
+        };
         let who = caller(self, &req).await?;
         if self.store.get_bucket(&name).await?.is_some() {
             if !self.policy.authz().bucket_visible(&who, &name).await? {
@@ -130,6 +138,12 @@ impl Gateway {
                     .create_bucket(&name, &owner, &who.tenant, object_lock)
             })
             .await?;
+        if let Some(o) = ownership {
+            // part of this CreateBucket (its audit event covers it)
+            self.store
+                .set_bucket_setting(&name, super::ownership::SETTING_OWNERSHIP, Some(&o), None)
+                .await?;
+        }
         tracing::info!(bucket = %name, "bucket created");
         Ok(CreateBucketOutput {
             location: Some(format!("/{name}")),

@@ -14,6 +14,8 @@ mod list;
 mod lock;
 mod multipart;
 mod object;
+mod ownership;
+mod public_access;
 mod post;
 pub(crate) mod post_form;
 mod post_policy;
@@ -693,6 +695,60 @@ impl S3 for Gateway {
         done(
             RequestCtx::of(&req.extensions),
             self.op_delete_bucket_encryption(req).await,
+        )
+    }
+    async fn put_bucket_ownership_controls(
+        &self,
+        req: S3Request<PutBucketOwnershipControlsInput>,
+    ) -> S3Result<S3Response<PutBucketOwnershipControlsOutput>> {
+        done(
+            RequestCtx::of(&req.extensions),
+            self.op_put_bucket_ownership_controls(req).await,
+        )
+    }
+    async fn get_bucket_ownership_controls(
+        &self,
+        req: S3Request<GetBucketOwnershipControlsInput>,
+    ) -> S3Result<S3Response<GetBucketOwnershipControlsOutput>> {
+        done(
+            RequestCtx::of(&req.extensions),
+            self.op_get_bucket_ownership_controls(req).await,
+        )
+    }
+    async fn delete_bucket_ownership_controls(
+        &self,
+        req: S3Request<DeleteBucketOwnershipControlsInput>,
+    ) -> S3Result<S3Response<DeleteBucketOwnershipControlsOutput>> {
+        done(
+            RequestCtx::of(&req.extensions),
+            self.op_delete_bucket_ownership_controls(req).await,
+        )
+    }
+    async fn put_public_access_block(
+        &self,
+        req: S3Request<PutPublicAccessBlockInput>,
+    ) -> S3Result<S3Response<PutPublicAccessBlockOutput>> {
+        done(
+            RequestCtx::of(&req.extensions),
+            self.op_put_public_access_block(req).await,
+        )
+    }
+    async fn get_public_access_block(
+        &self,
+        req: S3Request<GetPublicAccessBlockInput>,
+    ) -> S3Result<S3Response<GetPublicAccessBlockOutput>> {
+        done(
+            RequestCtx::of(&req.extensions),
+            self.op_get_public_access_block(req).await,
+        )
+    }
+    async fn delete_public_access_block(
+        &self,
+        req: S3Request<DeletePublicAccessBlockInput>,
+    ) -> S3Result<S3Response<DeletePublicAccessBlockOutput>> {
+        done(
+            RequestCtx::of(&req.extensions),
+            self.op_delete_public_access_block(req).await,
         )
     }
 }

@@ -183,6 +183,9 @@ impl From<IndexError> for Error {
             IndexError::Locked(m) => Error::AccessDenied(format!("object lock: {m}")),
             IndexError::PreconditionFailed => Error::PreconditionFailed,
             IndexError::NoCurrentObject(k) => Error::NoSuchKey(k),
+            // answered by the store as "nothing deleted" (Store::put_delete_marker_if); a
+            // caller that does not expect it sees the key missing
+            IndexError::NothingToDelete(k) => Error::NoSuchKey(k),
             IndexError::NoSuchVersion(m) => Error::Client(s3s::S3Error::with_message(
                 S3ErrorCode::NoSuchVersion,
                 format!("The specified version does not exist: {m}"),

@@ -154,7 +154,7 @@ impl Index {
         if modified != Some(expect_modified_ms) {
             return Ok(None);
         }
-        let deleted = delete_version_in(&mut tx, bucket, key, version_id, false).await?;
+        let deleted = delete_version_in(&mut tx, bucket, key, version_id, false, None).await?;
         tx.commit().await?;
         Ok(deleted)
     }

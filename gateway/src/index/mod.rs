@@ -103,6 +103,67 @@ pub enum IndexError {
     /// A conditional write required a current object (`If-Match`) and the key has none.
     #[error("no current object: {0}")]
     NoCurrentObject(String),
+    /// A conditional delete marker found nothing to delete: nothing was written.
+    #[error("nothing to delete: {0}")]
+    NothingToDelete(String),
+}
+
+/// What a write checks in its transaction before it changes anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Precondition {
+    /// a conditional PutObject / CompleteMultipartUpload / CopyObject
+    Write(WriteCondition),
+    /// a conditional delete that writes a delete marker (versioned bucket, no version id)
+    Delete(DeleteCondition),
+}
+
+/// The facts of a version a [`DeleteCondition`] is checked against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeleteTarget {
+    pub etag: String,
+    pub delete_marker: bool,
+    pub last_modified_ms: i64,
+    pub size: u64,
+}
+
+/// What a conditional delete (DeleteObject, a key of DeleteObjects: `If-Match`,
+/// `x-amz-if-match-last-modified-time`, `x-amz-if-match-size`) requires of what it deletes —
+/// the named version, else the key's latest version (a delete marker too, which matches only
+/// `*`) — checked in the delete's transaction under the key's lock, as RGW answers them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeleteCondition {
+    pub if_match: Option<ETagMatch>,
+    /// whole seconds since the Unix epoch
+    pub last_modified_s: Option<i64>,
+    pub size: Option<u64>,
+}
+
+impl DeleteCondition {
+    /// No condition at all.
+    pub fn is_empty(&self) -> bool {
+        self.if_match.is_none() && self.last_modified_s.is_none() && self.size.is_none()
+    }
+
+    /// `Ok(true)`: the target is there and matches; `Ok(false)`: nothing is there (no error,
+    /// nothing changes); `PreconditionFailed` otherwise.
+    pub fn check(&self, target: Option<&DeleteTarget>) -> Result<bool, IndexError> {
+        let Some(t) = target else {
+            return Ok(false);
+        };
+        let etag_ok = match &self.if_match {
+            None | Some(ETagMatch::Any) => true,
+            Some(m) => !t.delete_marker && m.matches(&t.etag),
+        };
+        let time_ok = self
+            .last_modified_s
+            .is_none_or(|s| s == t.last_modified_ms.div_euclid(1000));
+        let size_ok = self.size.is_none_or(|n| n == t.size);
+        if etag_ok && time_ok && size_ok {
+            Ok(true)
+        } else {
+            Err(IndexError::PreconditionFailed)
+        }
+    }
 }
 
 /// An ETag a conditional write names: `*` (any current object) or one ETag (quoted or not).

@@ -14,8 +14,9 @@ use sqlx::{Any, AnyConnection, Row, Transaction};
 use super::locks::retrying;
 use super::writer::Job;
 use super::{
-    Index, IndexError, LockMode, ObjectLock, ObjectRecord, StreamRecord, WriteCondition,
-    map_from_json, map_to_json, now_ms, to_i64, to_u32, to_u64,
+    DeleteCondition, DeleteTarget, Index, IndexError, LockMode, ObjectLock, ObjectRecord,
+    Precondition, StreamRecord, WriteCondition, map_from_json, map_to_json, now_ms, to_i64, to_u32,
+    to_u64,
 };
 
 pub(crate) type Tx = Transaction<'static, Any>;
@@ -396,7 +397,7 @@ impl Index {
     pub async fn put_object_if(
         &self,
         rec: &ObjectRecord,
-        cond: Option<&WriteCondition>,
+        cond: Option<&Precondition>,
     ) -> Result<Vec<String>, IndexError> {
         let rec = Box::new(rec.clone());
         let cond = cond.cloned();
@@ -483,14 +484,31 @@ impl Index {
         version_id: &str,
         bypass_governance: bool,
     ) -> Result<Option<DeletedVersion>, IndexError> {
+        self.delete_version_matching(bucket, key, version_id, bypass_governance, None)
+            .await
+    }
+
+    /// `delete_version` when `cond` holds over that version, checked in the same transaction
+    /// under the key's lock: None (nothing deleted) when the version is not there,
+    /// `PreconditionFailed` when it does not match.
+    pub async fn delete_version_matching(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+        bypass_governance: bool,
+        cond: Option<&DeleteCondition>,
+    ) -> Result<Option<DeletedVersion>, IndexError> {
         let (bucket, key, version_id) =
             (bucket.to_string(), key.to_string(), version_id.to_string());
+        let cond = cond.cloned();
         self.writer
             .submit(|reply| Job::DeleteVersion {
                 bucket,
                 key,
                 version_id,
                 bypass_governance,
+                cond,
                 reply,
             })
             .await
@@ -618,10 +636,21 @@ pub fn check_lock_change(
 pub(crate) async fn put_object_in(
     conn: &mut AnyConnection,
     rec: &ObjectRecord,
-    cond: Option<&WriteCondition>,
+    cond: Option<&Precondition>,
 ) -> Result<Vec<String>, IndexError> {
     require_bucket(conn, &rec.bucket).await?;
-    check_condition(conn, &rec.bucket, &rec.key, cond).await?;
+    match cond {
+        Some(Precondition::Write(c)) => {
+            check_condition(conn, &rec.bucket, &rec.key, Some(c)).await?
+        }
+        Some(Precondition::Delete(c)) => {
+            let latest = delete_target(conn, &rec.bucket, &rec.key, None).await?;
+            if !c.check(latest.as_ref())? {
+                return Err(IndexError::NothingToDelete(rec.key.clone()));
+            }
+        }
+        None => {}
+    }
     let old = write_version(conn, rec, now_ms()).await?;
     queue_garbage(conn, old).await
 }
@@ -648,14 +677,61 @@ pub(crate) async fn check_condition(
     cond.check(key, etag.as_deref())
 }
 
-/// The statements of `Index::delete_version`, inside the writer's transaction.
+/// What a conditional delete is checked against: the version `version_id`, else the key's
+/// latest (a delete marker too); None if there is none. Read in the delete's transaction.
+pub(crate) async fn delete_target(
+    conn: &mut AnyConnection,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+) -> Result<Option<DeleteTarget>, IndexError> {
+    const COLS: &str = "SELECT etag, CAST(delete_marker AS BIGINT) AS delete_marker, \
+                        last_modified_ms, size FROM objects WHERE bucket = $1 AND object_key = $2";
+    let row = match version_id {
+        Some(v) => {
+            sqlx::query(&format!("{COLS} AND version_id = $3"))
+                .bind(bucket)
+                .bind(key)
+                .bind(v)
+                .fetch_optional(&mut *conn)
+                .await?
+        }
+        None => {
+            sqlx::query(&format!("{COLS} AND is_latest = 1"))
+                .bind(bucket)
+                .bind(key)
+                .fetch_optional(&mut *conn)
+                .await?
+        }
+    };
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    Ok(Some(DeleteTarget {
+        etag: row.try_get("etag")?,
+        delete_marker: flag(&row, "delete_marker")?,
+        last_modified_ms: row.try_get("last_modified_ms")?,
+        size: to_u64(row.try_get("size")?, "object size")?,
+    }))
+}
+
+/// The statements of `Index::delete_version_matching`, inside the writer's transaction: with a
+/// condition, nothing is deleted (`Ok(None)`) when the version is not there, and
+/// `PreconditionFailed` when it does not match.
 pub(crate) async fn delete_version_in(
     conn: &mut AnyConnection,
     bucket: &str,
     key: &str,
     version_id: &str,
     bypass: bool,
+    cond: Option<&DeleteCondition>,
 ) -> Result<Option<DeletedVersion>, IndexError> {
+    if let Some(c) = cond.filter(|c| !c.is_empty()) {
+        let target = delete_target(conn, bucket, key, Some(version_id)).await?;
+        if !c.check(target.as_ref())? {
+            return Ok(None);
+        }
+    }
     let Some(removed) =
         remove_version_row(conn, bucket, key, version_id, Some((now_ms(), bypass))).await?
     else {

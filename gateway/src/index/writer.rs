@@ -47,7 +47,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::gc::gc_done_in;
 use super::locks::{self, LockSet};
 use super::objects::{DeletedVersion, delete_version_in, put_object_in};
-use super::{IndexError, ObjectRecord, WriteCondition};
+use super::{DeleteCondition, IndexError, ObjectRecord, Precondition};
 
 /// Most jobs committed in one transaction.
 pub(crate) const MAX_BATCH: usize = 256;
@@ -61,7 +61,7 @@ pub(crate) enum Job {
     /// `Index::put_object`: answers the replaced backend ids now garbage.
     PutObject {
         rec: Box<ObjectRecord>,
-        cond: Option<WriteCondition>,
+        cond: Option<Precondition>,
         reply: Reply<Vec<String>>,
     },
     /// `Index::delete_version`: answers None if there was no such version, else the garbage.
@@ -70,6 +70,7 @@ pub(crate) enum Job {
         key: String,
         version_id: String,
         bypass_governance: bool,
+        cond: Option<DeleteCondition>,
         reply: Reply<Option<DeletedVersion>>,
     },
     /// `Index::gc_done`: removes ids from the gc queue.
@@ -139,9 +140,18 @@ impl Job {
                 key,
                 version_id,
                 bypass_governance,
+                cond,
                 ..
             } => Outcome::Delete(
-                delete_version_in(conn, bucket, key, version_id, *bypass_governance).await,
+                delete_version_in(
+                    conn,
+                    bucket,
+                    key,
+                    version_id,
+                    *bypass_governance,
+                    cond.as_ref(),
+                )
+                .await,
             ),
             Job::GcDone { ids, .. } => Outcome::Gc(gc_done_in(conn, ids).await),
         }

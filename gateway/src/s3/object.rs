@@ -17,7 +17,9 @@ use super::checksum::{
 use super::versioning::{reported_version, written_version};
 use super::{Gateway, etag, expires_out, metadata_out, ms_of, ts, user_metadata};
 use crate::error::{Error, Result};
-use crate::index::{BucketState, ETagMatch, ObjectRecord, Versioning, WriteCondition};
+use crate::index::{
+    BucketState, DeleteCondition, DeleteTarget, ETagMatch, ObjectRecord, Versioning, WriteCondition,
+};
 use crate::request::RequestCtx;
 use crate::store::{SyncStream, WriteCheck};
 
@@ -106,6 +108,14 @@ fn not_modified(rec: &ObjectRecord) -> Error {
     }
     e.set_headers(h);
     Error::Client(e)
+}
+
+/// What a delete's conditions decided before its audit event.
+enum DeleteGate {
+    /// nothing there to delete: answered at once, nothing changes
+    Nothing,
+    /// delete; the index checks the condition again in the delete's transaction
+    Go(Option<DeleteCondition>),
 }
 
 /// The conditions of one delete.
@@ -639,40 +649,37 @@ impl Gateway {
     /// checked against what would be deleted: the named version, else the current one (a delete
     /// marker too, which matches only `*`). Nothing there is deleted already, which is no error
     /// whatever the condition, and changes nothing (no delete marker is written): as RGW
-    /// answers; AWS has these conditions on directory buckets only. `Ok(false)`: nothing to do.
-    async fn check_delete_conditions(
+    /// answers; AWS has these conditions on directory buckets only. Checked here, before the
+    /// audit event, and again by the index in the delete's transaction under the key's lock
+    /// (the condition returned for `delete_one`), so a write racing the delete cannot slip in
+    /// between the check and the change.
+    async fn delete_gate(
         &self,
         bucket: &str,
         key: &str,
         version_id: Option<&str>,
         c: &DeleteConditions<'_>,
-    ) -> Result<bool> {
-        if c.if_match.is_none() && c.last_modified.is_none() && c.size.is_none() {
-            return Ok(true);
-        }
-        let Some(rec) = self.store.get_version(bucket, key, version_id).await? else {
-            return Ok(false);
+    ) -> Result<DeleteGate> {
+        let cond = DeleteCondition {
+            if_match: c.if_match.as_ref().map(etag_match),
+            last_modified_s: c.last_modified.map(|t| ms_of(t).div_euclid(1000)),
+            size: c.size.map(|n| u64::try_from(n).unwrap_or(u64::MAX)),
         };
-        if let Some(m) = &c.if_match {
-            let matches = match m {
-                ETagCondition::Any => true,
-                ETagCondition::ETag(e) => !rec.delete_marker && e.value() == rec.etag,
-            };
-            if !matches {
-                return Err(Error::PreconditionFailed);
-            }
+        if cond.is_empty() {
+            return Ok(DeleteGate::Go(None));
         }
-        if let Some(t) = c.last_modified
-            && ms_of(t).div_euclid(1000) != rec.last_modified_ms.div_euclid(1000)
-        {
-            return Err(Error::PreconditionFailed);
-        }
-        if let Some(n) = c.size
-            && u64::try_from(n).ok() != Some(rec.size)
-        {
-            return Err(Error::PreconditionFailed);
-        }
-        Ok(true)
+        let rec = self.store.get_version(bucket, key, version_id).await?;
+        let target = rec.map(|r| DeleteTarget {
+            etag: r.etag,
+            delete_marker: r.delete_marker,
+            last_modified_ms: r.last_modified_ms,
+            size: r.size,
+        });
+        Ok(if cond.check(target.as_ref())? {
+            DeleteGate::Go(Some(cond))
+        } else {
+            DeleteGate::Nothing
+        })
     }
 
     pub(super) async fn op_delete_object(
@@ -693,8 +700,8 @@ impl Gateway {
             self.authorize_delete(&identity, &input.bucket, &input.key, version_id, bypass)
                 .await?;
         }
-        let present = self
-            .check_delete_conditions(
+        let gate = self
+            .delete_gate(
                 &input.bucket,
                 &input.key,
                 version_id,
@@ -705,15 +712,16 @@ impl Gateway {
                 },
             )
             .await?;
-        if !present {
+        let DeleteGate::Go(cond) = gate else {
             return Ok(DeleteObjectOutput::default());
-        }
+        };
         let d = self
             .delete_one(
                 &input.bucket,
                 &input.key,
                 version_id,
                 bypass,
+                cond.as_ref(),
                 audit.as_ref(),
             )
             .await?;
@@ -805,18 +813,19 @@ impl Gateway {
             last_modified: obj.last_modified_time.as_ref(),
             size: obj.size,
         };
-        if self
-            .check_delete_conditions(bucket, &obj.key, version_id, &conditions)
+        match self
+            .delete_gate(bucket, &obj.key, version_id, &conditions)
             .await?
         {
-            self.delete_one(bucket, &obj.key, version_id, bypass, audit)
-                .await
-        } else {
-            Ok(DeletedObject {
+            DeleteGate::Go(cond) => {
+                self.delete_one(bucket, &obj.key, version_id, bypass, cond.as_ref(), audit)
+                    .await
+            }
+            DeleteGate::Nothing => Ok(DeletedObject {
                 key: Some(obj.key.clone()),
                 version_id: obj.version_id.clone(),
                 ..Default::default()
-            })
+            }),
         }
     }
 

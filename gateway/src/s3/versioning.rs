@@ -10,8 +10,8 @@ use super::{Gateway, etag, ts};
 use crate::audit;
 use crate::error::{Error, Result};
 use crate::index::{
-    BucketState, IndexError, LockMode, NULL_VERSION, ObjectLock, ObjectRecord, VersionQuery,
-    Versioning,
+    BucketState, DeleteCondition, IndexError, LockMode, NULL_VERSION, ObjectLock, ObjectRecord,
+    VersionQuery, Versioning,
 };
 use crate::request::RequestCtx;
 use crate::store::NewVersion;
@@ -210,7 +210,8 @@ impl Gateway {
         }
     }
 
-    /// One delete of DeleteObject / DeleteObjects, after authorisation and the audit event:
+    /// One delete of DeleteObject / DeleteObjects, after authorisation and the audit event
+    /// (`cond`: its conditions, checked again by the index in the delete's transaction):
     /// with a version id, that version goes for good (object lock permitting); without one, an
     /// unversioned bucket loses the key's `null` version and a versioned one gets a delete
     /// marker. Returns what the response reports.
@@ -220,6 +221,7 @@ impl Gateway {
         key: &str,
         version_id: Option<&str>,
         bypass: bool,
+        cond: Option<&DeleteCondition>,
         audit: Option<&RequestCtx>,
     ) -> Result<DeletedObject> {
         match version_id {
@@ -237,7 +239,7 @@ impl Gateway {
                 audit::before_change(audit, 0, None).await?;
                 let deleted = self
                     .store
-                    .delete_version(bucket, key, v, bypass)
+                    .delete_version_matching(bucket, key, v, bypass, cond)
                     .await
                     .map_err(lock_error)?;
                 Ok(DeletedObject {
@@ -257,7 +259,7 @@ impl Gateway {
                 if state.versioning == Versioning::Unversioned {
                     audit::before_change(audit, 0, None).await?;
                     self.store
-                        .delete_version(bucket, key, NULL_VERSION, false)
+                        .delete_version_matching(bucket, key, NULL_VERSION, false, cond)
                         .await
                         .map_err(lock_error)?;
                     return Ok(DeletedObject {
@@ -272,10 +274,17 @@ impl Gateway {
                     },
                     lock: ObjectLock::default(),
                 };
-                let marker = self
+                let Some(marker) = self
                     .store
-                    .put_delete_marker(bucket, key, &version, audit)
-                    .await?;
+                    .put_delete_marker_if(bucket, key, &version, cond, audit)
+                    .await?
+                else {
+                    // the condition found nothing to delete in the transaction: no marker
+                    return Ok(DeletedObject {
+                        key: Some(key.to_owned()),
+                        ..Default::default()
+                    });
+                };
                 Ok(DeletedObject {
                     key: Some(key.to_owned()),
                     version_id: Some(marker.version_id.clone()),

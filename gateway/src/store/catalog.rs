@@ -4,8 +4,9 @@
 
 use super::Store;
 use crate::index::{
-    BucketRecord, BucketState, DefaultRetention, DeletedVersion, IndexError, ListPage, ListQuery,
-    ObjectRecord, PartRecord, UploadRecord, VersionPage, VersionQuery, Versioning,
+    BucketRecord, BucketState, DefaultRetention, DeleteCondition, DeletedVersion, IndexError,
+    ListPage, ListQuery, ObjectRecord, PartRecord, UploadRecord, VersionPage, VersionQuery,
+    Versioning,
 };
 
 type IndexResult<T> = std::result::Result<T, IndexError>;
@@ -78,9 +79,23 @@ impl Store {
         version_id: &str,
         bypass_governance: bool,
     ) -> IndexResult<Option<DeletedVersion>> {
+        self.delete_version_matching(bucket, key, version_id, bypass_governance, None)
+            .await
+    }
+
+    /// `delete_version` when `cond` holds over that version (checked by the index in the
+    /// delete's transaction): None when the version is not there.
+    pub async fn delete_version_matching(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+        bypass_governance: bool,
+        cond: Option<&DeleteCondition>,
+    ) -> IndexResult<Option<DeletedVersion>> {
         let deleted = self
             .index
-            .delete_version(bucket, key, version_id, bypass_governance)
+            .delete_version_matching(bucket, key, version_id, bypass_governance, cond)
             .await?;
         if let Some(d) = &deleted {
             self.collect(d.garbage.clone()).await;

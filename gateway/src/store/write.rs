@@ -23,8 +23,8 @@ use crate::audit;
 use crate::backend::{Backend, new_backend_id};
 use crate::error::{Error, Result};
 use crate::index::{
-    IndexError, NULL_VERSION, ObjectLock, ObjectRecord, PartRecord, StreamRecord, UploadRecord,
-    WriteCondition, now_ms,
+    DeleteCondition, IndexError, NULL_VERSION, ObjectLock, ObjectRecord, PartRecord, Precondition,
+    StreamRecord, UploadRecord, WriteCondition, now_ms,
 };
 
 /// The version a write creates: its id ([`NULL_VERSION`] unless the bucket has versioning
@@ -548,7 +548,7 @@ impl Store {
                 Some(rec.key_version),
                 async {
                     self.index
-                        .put_object_if(&rec, cond)
+                        .put_object_if(&rec, cond.cloned().map(Precondition::Write).as_ref())
                         .await
                         .map_err(Error::from)
                 },
@@ -722,14 +722,46 @@ impl Store {
         version: &NewVersion,
         audit: Option<&RequestCtx>,
     ) -> Result<ObjectRecord> {
+        self.put_delete_marker_if(bucket, key, version, None, audit)
+            .await?
+            .ok_or_else(|| Error::NoSuchKey(key.to_owned()))
+    }
+
+    /// `put_delete_marker` when `cond` (a conditional delete's) holds over the key's latest
+    /// version, checked in the commit's transaction under the key's lock: None when there is
+    /// nothing to delete (no marker written, its sealed stream removed), `PreconditionFailed`
+    /// when it does not match.
+    pub async fn put_delete_marker_if(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: &NewVersion,
+        cond: Option<&DeleteCondition>,
+        audit: Option<&RequestCtx>,
+    ) -> Result<Option<ObjectRecord>> {
         let (rec, guard) = self.seal_delete_marker(bucket, key, version).await?;
+        let pre = cond
+            .filter(|c| !c.is_empty())
+            .cloned()
+            .map(Precondition::Delete);
         let garbage = self
             .finish(guard, audit, 0, None, async {
-                self.index.put_object(&rec).await.map_err(Error::from)
+                match self.index.put_object_if(&rec, pre.as_ref()).await {
+                    Ok(g) => Ok(Some(g)),
+                    Err(IndexError::NothingToDelete(_)) => Ok(None),
+                    Err(e) => Err(Error::from(e)),
+                }
             })
             .await?;
+        let Some(garbage) = garbage else {
+            // nothing was committed: the marker's sealed stream is nobody's
+            for s in &rec.streams {
+                self.delete_quietly(&s.backend_id).await;
+            }
+            return Ok(None);
+        };
         self.collect(garbage).await;
-        Ok(rec)
+        Ok(Some(rec))
     }
 }
 

@@ -87,16 +87,8 @@ impl Running {
     fn client(&self) -> aws_sdk_s3::Client {
         common::client_for(&format!("http://{}", self.s3), common::AK, common::SK)
     }
-    async fn stop(mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let status = tokio::task::spawn_blocking(move || self.child.wait())
-            .await
-            .unwrap()
-            .unwrap();
-        assert!(status.success(), "clean exit: {status:?}");
+    async fn stop(self) {
+        common::stop_serve(self.child).await;
     }
 }
 

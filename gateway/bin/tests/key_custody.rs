@@ -62,22 +62,8 @@ impl Running {
 }
 
 /// Starts `vaultgate serve` and waits for its listening line.
-async fn serve(mut cmd: Command) -> Running {
-    let log = tempfile::NamedTempFile::new().unwrap();
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(log.reopen().unwrap())
-        .spawn()
-        .unwrap();
-    let line = common::listening_line(child.stdout.take().unwrap())
-        .await
-        .unwrap_or_else(|| {
-            panic!(
-                "no listening line; stderr: {}",
-                std::fs::read_to_string(log.path()).unwrap_or_default()
-            )
-        });
-    let (s3, admin) = common::listening_addrs(&line);
+async fn serve(cmd: Command) -> Running {
+    let (child, s3, admin) = common::spawn_serve(cmd).await;
     Running { child, s3, admin }
 }
 

@@ -64,19 +64,11 @@ async fn serve(
     data: &std::path::Path,
     db: Option<&str>,
 ) -> (Child, std::net::SocketAddr, std::net::SocketAddr) {
-    let mut child = vaultgate(data, db)
-        .arg("serve")
+    let mut cmd = vaultgate(data, db);
+    cmd.arg("serve")
         .env("VAULTGATE_S3_ADDR", "127.0.0.1:0")
-        .env("VAULTGATE_ADMIN_ADDR", "127.0.0.1:0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let line = common::listening_line(child.stdout.take().unwrap())
-        .await
-        .expect("serve starts");
-    let (s3, admin) = common::listening_addrs(&line);
-    (child, s3, admin)
+        .env("VAULTGATE_ADMIN_ADDR", "127.0.0.1:0");
+    common::spawn_serve(cmd).await
 }
 
 async fn admin(

@@ -17,7 +17,7 @@ mod keys_common;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
@@ -93,26 +93,13 @@ impl Running {
 }
 
 async fn serve(data: &Path, url: &str) -> Running {
-    let log = tempfile::NamedTempFile::new().unwrap();
-    let mut child = vaultgate_kms(data, url)
-        .arg("serve")
+    let mut cmd = vaultgate_kms(data, url);
+    cmd.arg("serve")
         .env("VAULTGATE_S3_ADDR", "127.0.0.1:0")
         .env("VAULTGATE_ADMIN_ADDR", "127.0.0.1:0")
         .env("VAULTGATE_ACCESS_KEY", common::AK)
-        .env("VAULTGATE_SECRET_KEY", common::SK)
-        .stdout(Stdio::piped())
-        .stderr(log.reopen().unwrap())
-        .spawn()
-        .unwrap();
-    let line = common::listening_line(child.stdout.take().unwrap())
-        .await
-        .unwrap_or_else(|| {
-            panic!(
-                "no listening line; stderr: {}",
-                std::fs::read_to_string(log.path()).unwrap_or_default()
-            )
-        });
-    let (s3, _) = common::listening_addrs(&line);
+        .env("VAULTGATE_SECRET_KEY", common::SK);
+    let (child, s3, _) = common::spawn_serve(cmd).await;
     Running { child, s3 }
 }
 

@@ -117,9 +117,9 @@ pub enum Precondition {
     Delete(DeleteCondition),
 }
 
-/// The facts of a version a [`DeleteCondition`] is checked against.
+/// The facts of a version a [`WriteCondition`] or [`DeleteCondition`] is checked against.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeleteTarget {
+pub struct VersionFacts {
     pub etag: String,
     pub delete_marker: bool,
     pub last_modified_ms: i64,
@@ -146,7 +146,7 @@ impl DeleteCondition {
 
     /// `Ok(true)`: the target is there and matches; `Ok(false)`: nothing is there (no error,
     /// nothing changes); `PreconditionFailed` otherwise.
-    pub fn check(&self, target: Option<&DeleteTarget>) -> Result<bool, IndexError> {
+    pub fn check(&self, target: Option<&VersionFacts>) -> Result<bool, IndexError> {
         let Some(t) = target else {
             return Ok(false);
         };

@@ -14,8 +14,8 @@ use sqlx::{Any, AnyConnection, Row, Transaction};
 use super::locks::retrying;
 use super::writer::Job;
 use super::{
-    DeleteCondition, DeleteTarget, Index, IndexError, LockMode, ObjectLock, ObjectRecord,
-    Precondition, StreamRecord, WriteCondition, map_from_json, map_to_json, now_ms, to_i64, to_u32,
+    DeleteCondition, Index, IndexError, LockMode, ObjectLock, ObjectRecord, Precondition,
+    StreamRecord, VersionFacts, WriteCondition, map_from_json, map_to_json, now_ms, to_i64, to_u32,
     to_u64,
 };
 
@@ -644,7 +644,7 @@ pub(crate) async fn put_object_in(
             check_condition(conn, &rec.bucket, &rec.key, Some(c)).await?
         }
         Some(Precondition::Delete(c)) => {
-            let latest = delete_target(conn, &rec.bucket, &rec.key, None).await?;
+            let latest = version_facts(conn, &rec.bucket, &rec.key, None).await?;
             if !c.check(latest.as_ref())? {
                 return Err(IndexError::NothingToDelete(rec.key.clone()));
             }
@@ -666,25 +666,21 @@ pub(crate) async fn check_condition(
     let Some(cond) = cond.filter(|c| !c.is_empty()) else {
         return Ok(());
     };
-    let etag: Option<String> = sqlx::query_scalar(
-        "SELECT etag FROM objects \
-         WHERE bucket = $1 AND object_key = $2 AND is_latest = 1 AND delete_marker = 0",
-    )
-    .bind(bucket)
-    .bind(key)
-    .fetch_optional(&mut *conn)
-    .await?;
-    cond.check(key, etag.as_deref())
+    // the current object: the latest version unless that is a delete marker
+    let current = version_facts(conn, bucket, key, None)
+        .await?
+        .filter(|v| !v.delete_marker);
+    cond.check(key, current.as_ref().map(|v| v.etag.as_str()))
 }
 
-/// What a conditional delete is checked against: the version `version_id`, else the key's
-/// latest (a delete marker too); None if there is none. Read in the delete's transaction.
-pub(crate) async fn delete_target(
+/// What a conditional write or delete is checked against: the version `version_id`, else the
+/// key's latest (a delete marker too); None if there is none. Read in the change's transaction.
+pub(crate) async fn version_facts(
     conn: &mut AnyConnection,
     bucket: &str,
     key: &str,
     version_id: Option<&str>,
-) -> Result<Option<DeleteTarget>, IndexError> {
+) -> Result<Option<VersionFacts>, IndexError> {
     const COLS: &str = "SELECT etag, CAST(delete_marker AS BIGINT) AS delete_marker, \
                         last_modified_ms, size FROM objects WHERE bucket = $1 AND object_key = $2";
     let row = match version_id {
@@ -707,7 +703,7 @@ pub(crate) async fn delete_target(
     let Some(row) = row else {
         return Ok(None);
     };
-    Ok(Some(DeleteTarget {
+    Ok(Some(VersionFacts {
         etag: row.try_get("etag")?,
         delete_marker: flag(&row, "delete_marker")?,
         last_modified_ms: row.try_get("last_modified_ms")?,
@@ -727,7 +723,7 @@ pub(crate) async fn delete_version_in(
     cond: Option<&DeleteCondition>,
 ) -> Result<Option<DeletedVersion>, IndexError> {
     if let Some(c) = cond.filter(|c| !c.is_empty()) {
-        let target = delete_target(conn, bucket, key, Some(version_id)).await?;
+        let target = version_facts(conn, bucket, key, Some(version_id)).await?;
         if !c.check(target.as_ref())? {
             return Ok(None);
         }

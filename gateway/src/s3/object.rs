@@ -18,7 +18,7 @@ use super::versioning::{reported_version, written_version};
 use super::{Gateway, etag, expires_out, metadata_out, ms_of, ts, user_metadata};
 use crate::error::{Error, Result};
 use crate::index::{
-    BucketState, DeleteCondition, DeleteTarget, ETagMatch, ObjectRecord, Versioning, WriteCondition,
+    BucketState, DeleteCondition, ETagMatch, ObjectRecord, VersionFacts, Versioning, WriteCondition,
 };
 use crate::request::RequestCtx;
 use crate::store::{SyncStream, WriteCheck};
@@ -669,7 +669,7 @@ impl Gateway {
             return Ok(DeleteGate::Go(None));
         }
         let rec = self.store.get_version(bucket, key, version_id).await?;
-        let target = rec.map(|r| DeleteTarget {
+        let target = rec.map(|r| VersionFacts {
             etag: r.etag,
             delete_marker: r.delete_marker,
             last_modified_ms: r.last_modified_ms,

@@ -318,6 +318,34 @@ pub fn postgres_database() -> Option<String> {
     }
 }
 
+/// Spawns `cmd` (a `vaultgate serve` with its settings), its stderr kept in a temp file, and
+/// waits for its listening line (panicking with that stderr when none comes): the child and its
+/// S3 and admin addresses.
+pub async fn spawn_serve(
+    mut cmd: std::process::Command,
+) -> (
+    std::process::Child,
+    std::net::SocketAddr,
+    std::net::SocketAddr,
+) {
+    let log = tempfile::NamedTempFile::new().expect("temp file");
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(log.reopen().expect("temp file"))
+        .spawn()
+        .expect("vaultgate serve starts");
+    let line = listening_line(child.stdout.take().expect("stdout"))
+        .await
+        .unwrap_or_else(|| {
+            panic!(
+                "no listening line; stderr: {}",
+                std::fs::read_to_string(log.path()).unwrap_or_default()
+            )
+        });
+    let (s3, admin) = listening_addrs(&line);
+    (child, s3, admin)
+}
+
 /// The S3 and admin addresses of a `vaultgate serve` child's listening line.
 pub fn listening_addrs(line: &str) -> (std::net::SocketAddr, std::net::SocketAddr) {
     let v: serde_json::Value = serde_json::from_str(line.trim()).expect("a JSON log line");

@@ -13,6 +13,7 @@
 use std::fmt;
 
 pub mod authz;
+pub mod bucket_policy;
 mod cache;
 pub mod grants;
 pub mod integral;

@@ -354,15 +354,8 @@ def test_post_object_by_manager_of_own_tenant_works(arena):
 # F2: unmapped operations are refused before any handler
 # ---------------------------------------------------------------------------------------------
 
-POLICY_DOC = json.dumps(
-    {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
-                                            "Resource": "arn:aws:s3:::b/*"}]}
-).encode()
-
 # (operation, method, path suffix after /bucket, query, body, extra headers, may a served read answer 200)
 UNSERVED = [
-    ("PutBucketPolicy", "PUT", "", "policy", POLICY_DOC, {}, False),
-    ("DeleteBucketPolicy", "DELETE", "", "policy", b"", {}, False),
     ("PutBucketAcl", "PUT", "", "acl", b"", {"x-amz-acl": "public-read"}, False),
     ("GetBucketLogging", "GET", "", "logging", b"", {}, False),
     ("GetBucketWebsite", "GET", "", "website", b"", {}, False),
@@ -374,10 +367,11 @@ UNSERVED = [
 
 
 def test_unserved_operations_never_succeed(arena):
-    """F2: operations the gateway does not serve (bucket policies and ACLs, logging, website,
-    replication, object ACLs, torrents; versioning, tagging and lifecycle are served since issue
-    15, see test_versioning.py and gateway/tests/{tagging,lifecycle}.rs, CORS since issue 16, see
-    test_cors.py and gateway/tests/{cors,authz_matrix}.rs) answer 501
+    """F2: operations the gateway does not serve (ACLs, logging, website, replication, object
+    ACLs, torrents; versioning, tagging and lifecycle are served since issue 15, see
+    test_versioning.py and gateway/tests/{tagging,lifecycle}.rs, CORS and bucket policies since
+    issue 16, see test_cors.py, test_bucket_policy.py and gateway/tests/{cors,bucket_policy,
+    authz_matrix}.rs) answer 501
     NotImplemented to the bucket's own SuperAdmin,
     501 or 403 AccessDenied to another tenant's SuperAdmin and to a Manager, never 2xx; the other
     tenant's bucket is untouched."""

@@ -836,7 +836,47 @@ async fn run_cell(
             }
             put
         }
+        Action::GetBucketPolicy => {
+            owner
+                .put_bucket_policy()
+                .bucket(bucket)
+                .policy(deny_nothing_policy(bucket))
+                .send()
+                .await
+                .unwrap();
+            Outcome::of(c.get_bucket_policy().bucket(bucket).send().await, false)
+        }
+        Action::PutBucketPolicy => Outcome::of(
+            c.put_bucket_policy()
+                .bucket(bucket)
+                .policy(deny_nothing_policy(bucket))
+                .send()
+                .await,
+            false,
+        ),
+        Action::DeleteBucketPolicy => {
+            owner
+                .put_bucket_policy()
+                .bucket(bucket)
+                .policy(deny_nothing_policy(bucket))
+                .send()
+                .await
+                .unwrap();
+            Outcome::of(c.delete_bucket_policy().bucket(bucket).send().await, false)
+        }
+        Action::GetBucketPolicyStatus => Outcome::of(
+            c.get_bucket_policy_status().bucket(bucket).send().await,
+            false,
+        ),
     }
+}
+
+/// A bucket policy whose one Deny names a principal that does not exist (so it refuses
+/// nothing of the matrix).
+fn deny_nothing_policy(bucket: &str) -> String {
+    format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Deny","Principal":{{"AWS":"arn:aws:iam::nobody:user/none"}},"Action":"s3:*","Resource":["arn:aws:s3:::{bucket}","arn:aws:s3:::{bucket}/*"]}}]}}"#
+    )
 }
 
 struct World {

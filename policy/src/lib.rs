@@ -246,11 +246,19 @@ pub enum Action {
     GetBucketPublicAccessBlock,
     /// PutPublicAccessBlock and DeletePublicAccessBlock (SuperAdmin; AWS's `s3:PutBucketPublicAccessBlock`)
     PutBucketPublicAccessBlock,
+    /// GetBucketPolicy
+    GetBucketPolicy,
+    /// PutBucketPolicy (SuperAdmin: a bucket policy can refuse requests to every principal)
+    PutBucketPolicy,
+    /// DeleteBucketPolicy (SuperAdmin)
+    DeleteBucketPolicy,
+    /// GetBucketPolicyStatus
+    GetBucketPolicyStatus,
 }
 
 impl Action {
     /// Every action, for tests and documentation.
-    pub const ALL: [Action; 50] = [
+    pub const ALL: [Action; 54] = [
         Action::ListBuckets,
         Action::CreateBucket,
         Action::HeadBucket,
@@ -301,6 +309,10 @@ impl Action {
         Action::PutBucketOwnershipControls,
         Action::GetBucketPublicAccessBlock,
         Action::PutBucketPublicAccessBlock,
+        Action::GetBucketPolicy,
+        Action::PutBucketPolicy,
+        Action::DeleteBucketPolicy,
+        Action::GetBucketPolicyStatus,
     ];
 
     /// The S3 operation name (as s3s and AWS name it).
@@ -356,6 +368,10 @@ impl Action {
             Action::PutBucketOwnershipControls => "PutBucketOwnershipControls",
             Action::GetBucketPublicAccessBlock => "GetBucketPublicAccessBlock",
             Action::PutBucketPublicAccessBlock => "PutBucketPublicAccessBlock",
+            Action::GetBucketPolicy => "GetBucketPolicy",
+            Action::PutBucketPolicy => "PutBucketPolicy",
+            Action::DeleteBucketPolicy => "DeleteBucketPolicy",
+            Action::GetBucketPolicyStatus => "GetBucketPolicyStatus",
         }
     }
 
@@ -407,6 +423,8 @@ impl Action {
                 | Action::GetEncryptionConfiguration
                 | Action::GetBucketOwnershipControls
                 | Action::GetBucketPublicAccessBlock
+                | Action::GetBucketPolicy
+                | Action::GetBucketPolicyStatus
         )
     }
 

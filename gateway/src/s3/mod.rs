@@ -6,6 +6,7 @@
 pub(crate) mod attributes;
 mod bucket;
 mod bucket_encryption;
+pub mod bucket_policy;
 mod checksum;
 pub(crate) mod cors;
 pub(crate) mod encryption;
@@ -52,6 +53,8 @@ pub struct Gateway {
     /// SSE-C refused: the S3 listener serves plain HTTP on a non-loopback address
     /// (`VAULTGATE_INSECURE_HTTP`), where a customer key would cross the network in clear
     pub sse_c_refused: bool,
+    /// bucket policy enforcement (also used by the access check)
+    pub bucket_policies: bucket_policy::BucketPolicies,
 }
 
 impl Gateway {
@@ -64,6 +67,7 @@ impl Gateway {
         region: String,
     ) -> Gateway {
         Gateway {
+            bucket_policies: bucket_policy::BucketPolicies::new(store.clone(), false),
             store,
             sse: if kms {
                 ServerSideEncryption::AWS_KMS
@@ -749,6 +753,42 @@ impl S3 for Gateway {
         done(
             RequestCtx::of(&req.extensions),
             self.op_delete_public_access_block(req).await,
+        )
+    }
+    async fn put_bucket_policy(
+        &self,
+        req: S3Request<PutBucketPolicyInput>,
+    ) -> S3Result<S3Response<PutBucketPolicyOutput>> {
+        done(
+            RequestCtx::of(&req.extensions),
+            self.op_put_bucket_policy(req).await,
+        )
+    }
+    async fn get_bucket_policy(
+        &self,
+        req: S3Request<GetBucketPolicyInput>,
+    ) -> S3Result<S3Response<GetBucketPolicyOutput>> {
+        done(
+            RequestCtx::of(&req.extensions),
+            self.op_get_bucket_policy(req).await,
+        )
+    }
+    async fn delete_bucket_policy(
+        &self,
+        req: S3Request<DeleteBucketPolicyInput>,
+    ) -> S3Result<S3Response<DeleteBucketPolicyOutput>> {
+        done(
+            RequestCtx::of(&req.extensions),
+            self.op_delete_bucket_policy(req).await,
+        )
+    }
+    async fn get_bucket_policy_status(
+        &self,
+        req: S3Request<GetBucketPolicyStatusInput>,
+    ) -> S3Result<S3Response<GetBucketPolicyStatusOutput>> {
+        done(
+            RequestCtx::of(&req.extensions),
+            self.op_get_bucket_policy_status(req).await,
         )
     }
 }

@@ -750,11 +750,24 @@ impl Gateway {
         }
         let bypass = input.bypass_governance_retention.unwrap_or(false);
         let quiet = input.delete.quiet.unwrap_or(false);
+        let facts = super::bucket_policy::Facts::of_request(
+            &req.headers,
+            req.uri.query(),
+            false,
+            audit.as_ref().and_then(RequestCtx::peer),
+        );
         let mut deleted = Vec::new();
         let mut errors = Vec::new();
         for obj in input.delete.objects {
             let result = self
-                .delete_item(&identity, &input.bucket, &obj, bypass, audit.as_ref())
+                .delete_item(
+                    &identity,
+                    &input.bucket,
+                    &obj,
+                    bypass,
+                    &facts,
+                    audit.as_ref(),
+                )
                 .await;
             match result {
                 Ok(d) => {
@@ -784,13 +797,15 @@ impl Gateway {
 
     /// One key of a DeleteObjects: authorised on its own (a prefix grant deletes only under its
     /// prefix; the request as a whole took its one rate-limit token when it was admitted), then
-    /// its conditions; a key whose conditions do not hold is reported deleted, untouched.
+    /// its conditions; a key whose conditions do not hold is reported deleted, untouched. The
+    /// bucket policy sees each key as a DeleteObject of its own (`facts`: the request's).
     async fn delete_item(
         &self,
         identity: &policy::Identity,
         bucket: &str,
         obj: &ObjectIdentifier,
         bypass: bool,
+        facts: &super::bucket_policy::Facts,
         audit: Option<&RequestCtx>,
     ) -> Result<DeletedObject> {
         let version_id = obj.version_id.as_deref();
@@ -800,6 +815,16 @@ impl Gateway {
                 policy::Action::DeleteObject,
                 Some(bucket),
                 Some(&obj.key),
+            )
+            .await
+            .map_err(Error::Client)?;
+        self.bucket_policies
+            .enforce(
+                identity,
+                bucket,
+                Some(&obj.key),
+                super::bucket_policy::permissions_of("DeleteObject", version_id.is_some()),
+                facts,
             )
             .await
             .map_err(Error::Client)?;

@@ -48,6 +48,13 @@ impl Gateway {
                 Some(&key),
             )
             .await?;
+        let facts = super::bucket_policy::Facts::of_form(
+            &req.input,
+            RequestCtx::of(&req.extensions).and_then(|c| c.peer()),
+        );
+        self.bucket_policies
+            .enforce(&identity, &bucket, Some(&key), vec!["s3:PutObject"], &facts)
+            .await?;
         let mut req = req.map_input(post_into_put);
         if let Some(f) = &form {
             restore_checksums(&mut req.input, &f.checksums)?;

@@ -434,6 +434,10 @@ fn build_s3_service(
     gateway.sigv2 = config.limits.sigv2();
     gateway.sse_c_refused =
         crate::s3::encryption::sse_c_refused_on(&config.s3_addr, config.tls.s3_files().is_some());
+    gateway.bucket_policies = crate::s3::bucket_policy::BucketPolicies::new(
+        store.clone(),
+        config.tls.s3_files().is_some(),
+    );
     let mut builder = S3ServiceBuilder::new(gateway.clone());
     let mut s3_config = s3s::config::S3Config::default();
     s3_config.post_object_max_file_size = config.limits.post_object_max_bytes();
@@ -441,7 +445,11 @@ fn build_s3_service(
         s3_config,
     ))));
     builder.set_auth(IndexAuth(creds.clone()));
-    builder.set_access(RoleAccess::new(creds.clone(), config.kms.is_some()));
+    builder.set_access(RoleAccess::new(
+        creds.clone(),
+        config.kms.is_some(),
+        gateway.bucket_policies.clone(),
+    ));
     builder.set_route(RangeFallback { gateway, creds });
     if let Some(h) = hosts {
         builder.set_host(h.as_ref().clone());

@@ -2,10 +2,11 @@
 //! `BlockPublicAcls`, `IgnorePublicAcls`, `BlockPublicPolicy`, `RestrictPublicBuckets`, an
 //! absent flag stored as false, as S3 reports it).
 //!
-//! The setting is stored and reported; it changes no access decision. The gateway has neither
-//! ACLs nor bucket policies, so nothing can make a bucket or an object public: every request is
-//! signed and decided by roles, grants and tenants, which is what all four flags set to true ask
-//! for. A bucket without the setting answers GetPublicAccessBlock with 404
+//! The setting is stored and reported; of its flags only `BlockPublicPolicy` is read, by
+//! PutBucketPolicy (a document that would be public on AWS is refused, `super::bucket_policy`).
+//! Nothing can make a bucket or an object public here (no ACLs; bucket policies only deny):
+//! every request is signed and decided by roles, grants and tenants, which is what all four
+//! flags set to true ask for. A bucket without the setting answers GetPublicAccessBlock with 404
 //! `NoSuchPublicAccessBlockConfiguration`, as S3 does.
 
 use s3s::S3Request;

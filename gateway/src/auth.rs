@@ -516,12 +516,8 @@ impl RoleAccess {
                 "{op} is not supported by this gateway."
             ));
         };
-        let facts = Facts::of_request(
-            cx.headers(),
-            cx.uri().query(),
-            false,
-            ctx.and_then(RequestCtx::peer),
-        );
+        let peer = ctx.and_then(RequestCtx::peer);
+        let facts = || Facts::of_request(cx.headers(), cx.uri().query(), false, peer);
         let version = has_version_id(cx.uri().query());
         if let Err(e) = check_request_headers(cx.headers(), self.kms, &op) {
             return Err(self
@@ -636,7 +632,7 @@ impl RoleAccess {
         object: Option<&str>,
         op: &str,
         version: bool,
-        facts: &Facts,
+        facts: &(dyn Fn() -> Facts + Send + Sync),
         e: S3Error,
     ) -> S3Error {
         let Some(b) = bucket else { return e };

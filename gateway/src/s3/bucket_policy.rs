@@ -292,7 +292,7 @@ impl BucketPolicies {
 
     /// Refuses (403 AccessDenied) a request that the policy of `bucket` denies: the caller
     /// `who`, the `permissions` it needs on `bucket` (`key`: on that object), the request's
-    /// `facts`. No policy, no bucket (the handler answers NoSuchBucket) or no permissions:
+    /// `facts` (built only when the bucket has a policy: most requests never pay for them). No policy, no bucket (the handler answers NoSuchBucket) or no permissions:
     /// nothing to refuse. A SuperAdmin of the bucket's tenant is never refused the policy
     /// operations themselves.
     pub async fn enforce(
@@ -301,10 +301,10 @@ impl BucketPolicies {
         bucket: &str,
         key: Option<&str>,
         permissions: Vec<&'static str>,
-        facts: &Facts,
+        facts: &(dyn Fn() -> Facts + Send + Sync),
     ) -> S3Result<()> {
         match self.applicable(who, bucket, &permissions).await? {
-            Some(doc) => decide(&doc, who, bucket, key, permissions, facts.clone(), self.tls),
+            Some(doc) => decide(&doc, who, bucket, key, permissions, facts(), self.tls),
             None => Ok(()),
         }
     }
@@ -320,12 +320,12 @@ impl BucketPolicies {
         key: Option<&str>,
         upload_id: &str,
         permissions: Vec<&'static str>,
-        facts: &Facts,
+        facts: &(dyn Fn() -> Facts + Send + Sync),
     ) -> S3Result<()> {
         let Some(doc) = self.applicable(who, bucket, &permissions).await? else {
             return Ok(());
         };
-        let mut facts = facts.clone();
+        let mut facts = facts();
         if let Ok(Some(up)) = self.store.get_upload(bucket, upload_id).await {
             for h in [
                 super::encryption::SSE_MODE,

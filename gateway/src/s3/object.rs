@@ -824,7 +824,7 @@ impl Gateway {
                 bucket,
                 Some(&obj.key),
                 super::bucket_policy::permissions_of("DeleteObject", version_id.is_some()),
-                facts,
+                &|| facts.clone(),
             )
             .await
             .map_err(Error::Client)?;

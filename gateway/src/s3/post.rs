@@ -48,10 +48,9 @@ impl Gateway {
                 Some(&key),
             )
             .await?;
-        let facts = super::bucket_policy::Facts::of_form(
-            &req.input,
-            RequestCtx::of(&req.extensions).and_then(|c| c.peer()),
-        );
+        let peer = RequestCtx::of(&req.extensions).and_then(|c| c.peer());
+        let input = &req.input;
+        let facts = || super::bucket_policy::Facts::of_form(input, peer);
         self.bucket_policies
             .enforce(&identity, &bucket, Some(&key), vec!["s3:PutObject"], &facts)
             .await?;

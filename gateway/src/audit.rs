@@ -107,6 +107,33 @@ pub async fn before_change(
         .map_err(|e| Error::AuditUnavailable(e.to_string()))
 }
 
+/// For a write that commits its audit event in its own index transaction (PutObject: the object
+/// row and the event together, one COMMIT): the event [`before_change`] would record, with
+/// `bytes_in` and `key_version`. `None`: nothing to pass (no audit context, already recorded, or
+/// a ledger that cannot share a transaction) — the caller then calls [`before_change`].
+pub fn event_for_change(
+    ctx: Option<&RequestCtx>,
+    bytes_in: u64,
+    key_version: Option<u32>,
+) -> Option<audit::AuditEvent> {
+    let a = ctx?.audit()?;
+    if a.recorded() || !a.ledger().shares_transactions() {
+        return None;
+    }
+    a.add_bytes_in(bytes_in);
+    if let Some(v) = key_version {
+        a.set_key_version(v);
+    }
+    a.event_for_change(200)
+}
+
+/// The event of [`event_for_change`] was committed with its change, at `receipt`.
+pub fn recorded(ctx: Option<&RequestCtx>, receipt: audit::Receipt) {
+    if let Some(a) = ctx.and_then(RequestCtx::audit) {
+        a.set_recorded(receipt);
+    }
+}
+
 /// The S3 operation a request asks for, read from its method, path, query and headers: the
 /// action of requests refused before the access check named it (bad signature, unknown key).
 /// `None` for requests that name no operation the gateway serves.

@@ -800,3 +800,88 @@ async fn a_client_that_goes_away_mid_upload_still_leaves_one_event() {
     verify_ok(&g).await;
     g.stop().await;
 }
+
+/// Issue 19, one transaction per write: a PutObject's audit event is committed by the index's
+/// group commit together with the object row (the ledger's own writer commits nothing for
+/// it), with every field it had before (status, bytes, key version), an unbroken chain; a
+/// conditional PUT refused inside that transaction leaves no success event, only its 412.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_put_and_its_event_commit_in_one_transaction() {
+    let g = start().await;
+    let c = once_client(&g.endpoint, AK, SK);
+    c.create_bucket().bucket("onetx").send().await.unwrap();
+    let ledger = &g.server.audit.ledger;
+    ledger.sync().await;
+    let batches_before = ledger.stats().snapshot().batches;
+    let writes_before = g.server.store.index().write_stats().batches;
+    for i in 0..20u64 {
+        c.put_object()
+            .bucket("onetx")
+            .key(format!("k{i}"))
+            .body(ByteStream::from(data(4096 + i as usize, i)))
+            .send()
+            .await
+            .unwrap();
+    }
+    ledger.sync().await;
+    assert_eq!(
+        ledger.stats().snapshot().batches,
+        batches_before,
+        "the ledger's writer committed nothing for the PUTs"
+    );
+    assert!(g.server.store.index().write_stats().batches >= writes_before + 20);
+    // 16 at once: batched with their events, the chain still one line
+    let mut tasks = Vec::new();
+    for i in 0..16u64 {
+        let c = once_client(&g.endpoint, AK, SK);
+        tasks.push(tokio::spawn(async move {
+            c.put_object()
+                .bucket("onetx")
+                .key(format!("p{i}"))
+                .body(ByteStream::from(data(100, i)))
+                .send()
+                .await
+                .unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    // a conditional PUT refused in the transaction: its event went with it
+    let e = c
+        .put_object()
+        .bucket("onetx")
+        .key("k0")
+        .if_none_match("*")
+        .body(ByteStream::from_static(b"no"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(status(&e), 412);
+    let ev = events(&g).await;
+    let puts: Vec<&StoredEvent> = ev.iter().filter(|e| e.action == "PutObject").collect();
+    assert_eq!(
+        puts.len(),
+        37,
+        "one event per PUT, the refused one included"
+    );
+    for e in puts
+        .iter()
+        .filter(|e| e.key.as_deref().is_some_and(|k| k.starts_with('k')))
+    {
+        if e.status == 412 {
+            assert_eq!(e.outcome, Outcome::Error);
+            continue;
+        }
+        let i: usize = e.key.as_deref().unwrap()[1..].parse().unwrap();
+        assert_eq!((e.status, e.outcome), (200, Outcome::Success));
+        assert_eq!(e.bytes_in, 4096 + i as i64);
+        assert!(e.key_version.is_some());
+    }
+    assert_eq!(puts.iter().filter(|e| e.status == 412).count(), 1);
+    for (i, e) in ev.iter().enumerate() {
+        assert_eq!(e.seq, i as i64 + 1, "no gaps");
+    }
+    verify_ok(&g).await;
+    g.stop().await;
+}

@@ -399,10 +399,30 @@ impl Index {
         rec: &ObjectRecord,
         cond: Option<&Precondition>,
     ) -> Result<Vec<String>, IndexError> {
+        Ok(self.put_object_audited(rec, cond, None).await?.0)
+    }
+
+    /// `put_object_if` with the request's audit `event` (see `audit::RequestAudit::
+    /// event_for_change`) appended to the audit chain in the same transaction: the object and
+    /// its event become durable together, with one COMMIT. Answers the garbage ids and the
+    /// event's receipt. When the event cannot be appended nothing is written
+    /// ([`IndexError::Audit`]); when the write fails, its event is rolled back with it.
+    pub async fn put_object_audited(
+        &self,
+        rec: &ObjectRecord,
+        cond: Option<&Precondition>,
+        event: Option<audit::AuditEvent>,
+    ) -> Result<(Vec<String>, Option<audit::Receipt>), IndexError> {
         let rec = Box::new(rec.clone());
         let cond = cond.cloned();
+        let event = event.map(Box::new);
         self.writer
-            .submit(|reply| Job::PutObject { rec, cond, reply })
+            .submit(|reply| Job::PutObject {
+                rec,
+                cond,
+                event,
+                reply,
+            })
             .await
     }
 

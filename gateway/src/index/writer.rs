@@ -41,6 +41,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use audit::db::Dialect;
+use audit::{AuditEvent, ChainAppender, Receipt};
 use sqlx::{AnyConnection, AnyPool};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -58,11 +59,13 @@ type Reply<T> = oneshot::Sender<Result<T, IndexError>>;
 
 /// One write for the writer task, with the channel its caller waits on.
 pub(crate) enum Job {
-    /// `Index::put_object`: answers the replaced backend ids now garbage.
+    /// `Index::put_object`: answers the replaced backend ids now garbage, and the receipt of
+    /// its audit event when it carries one (appended in the same transaction).
     PutObject {
         rec: Box<ObjectRecord>,
         cond: Option<Precondition>,
-        reply: Reply<Vec<String>>,
+        event: Option<Box<AuditEvent>>,
+        reply: Reply<(Vec<String>, Option<Receipt>)>,
     },
     /// `Index::delete_version`: answers None if there was no such version, else the garbage.
     DeleteVersion {
@@ -84,7 +87,7 @@ enum Message {
 
 /// What a job's statements answered, kept until the batch's fate is known.
 enum Outcome {
-    Put(Result<Vec<String>, IndexError>),
+    Put(Result<(Vec<String>, Option<Receipt>), IndexError>),
     Delete(Result<Option<DeletedVersion>, IndexError>),
     Gc(Result<(), IndexError>),
 }
@@ -115,6 +118,11 @@ impl Outcome {
 }
 
 impl Job {
+    /// Whether the job carries an audit event to append.
+    fn has_event(&self) -> bool {
+        matches!(self, Job::PutObject { event: Some(_), .. })
+    }
+
     /// The locks the job needs across instances (see `locks.rs`); none on SQLite.
     fn locks(&self, dialect: Dialect) -> LockSet {
         let set = LockSet::new(dialect);
@@ -128,12 +136,26 @@ impl Job {
         }
     }
 
-    /// Runs the job's statements in the open transaction (inside its savepoint). A job can run
-    /// more than once (its batch lost a conflict and runs again); only the last run counts.
-    async fn apply(&self, conn: &mut AnyConnection) -> Outcome {
+    /// Runs the job's statements in the open transaction (inside its savepoint): a put's audit
+    /// event first, on the batch's `chain` (locked before the first savepoint). A job can
+    /// run more than once (its batch lost a conflict and runs again); only the last run counts.
+    async fn apply(&self, conn: &mut AnyConnection, chain: Option<&mut ChainAppender>) -> Outcome {
         match self {
-            Job::PutObject { rec, cond, .. } => {
-                Outcome::Put(put_object_in(conn, rec, cond.as_ref()).await)
+            Job::PutObject {
+                rec, cond, event, ..
+            } => {
+                let receipt = match event {
+                    Some(e) => match append_event(conn, chain, e).await {
+                        Ok(r) => Some(r),
+                        Err(e) => return Outcome::Put(Err(e)),
+                    },
+                    None => None,
+                };
+                Outcome::Put(
+                    put_object_in(conn, rec, cond.as_ref())
+                        .await
+                        .map(|garbage| (garbage, receipt)),
+                )
             }
             Job::DeleteVersion {
                 bucket,
@@ -174,6 +196,32 @@ impl Job {
             Job::DeleteVersion { reply, .. } => answer(reply, Err(batch_failed(why))),
             Job::GcDone { reply, .. } => answer(reply, Err(batch_failed(why))),
         }
+    }
+}
+
+/// Appends a put's audit event on the batch's chain. A failure is the job's (its savepoint is
+/// rolled back): a database error stays one (a conflict with another instance then runs the
+/// batch again), anything else is [`IndexError::Audit`].
+async fn append_event(
+    conn: &mut AnyConnection,
+    chain: Option<&mut ChainAppender>,
+    event: &AuditEvent,
+) -> Result<Receipt, IndexError> {
+    let Some(c) = chain else {
+        return Err(IndexError::Audit("the audit chain is not locked".into()));
+    };
+    c.append(conn, event.clone()).await.map_err(|e| match e {
+        audit::AuditError::Database(d) => IndexError::Database(d),
+        e => IndexError::Audit(e.to_string()),
+    })
+}
+
+/// The audit error of the batch as a whole (locking the chain, writing its head) as the
+/// database error the batch fails with.
+fn batch_audit_error(e: audit::AuditError) -> sqlx::Error {
+    match e {
+        audit::AuditError::Database(d) => d,
+        e => sqlx::Error::Protocol(format!("audit chain: {e}")),
     }
 }
 
@@ -372,15 +420,35 @@ async fn apply_and_commit(
         dialect.lock_keys(conn, all.keys()).await?;
     }
     let mut outcomes = Vec::with_capacity(jobs.len());
+    // The audit chain, locked before any savepoint when a job carries an event: a lock taken
+    // inside a savepoint would be released by its rollback (PostgreSQL) while the head read
+    // under it is still used.
+    let mut chain = if jobs.iter().any(Job::has_event) {
+        Some(
+            ChainAppender::lock(conn, dialect)
+                .await
+                .map_err(batch_audit_error)?,
+        )
+    } else {
+        None
+    };
     for job in jobs {
         sqlx::query("SAVEPOINT w").execute(&mut *conn).await?;
+        let mark = chain.as_ref().map(ChainAppender::mark);
         // a job that lost a conflict fails the batch (it runs again whole)
-        let outcome = job.apply(conn).await.conflict()?;
+        let outcome = job.apply(conn, chain.as_mut()).await.conflict()?;
         if outcome.error().is_some() {
             sqlx::query("ROLLBACK TO w").execute(&mut *conn).await?;
+            // its event went with its savepoint
+            if let (Some(c), Some(m)) = (chain.as_mut(), mark) {
+                c.reset(m);
+            }
         }
         sqlx::query("RELEASE w").execute(&mut *conn).await?;
         outcomes.push(outcome);
+    }
+    if let Some(c) = &chain {
+        c.finish(conn).await.map_err(batch_audit_error)?;
     }
     sqlx::query("COMMIT").execute(&mut *conn).await?;
     Ok(outcomes)

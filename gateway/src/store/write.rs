@@ -540,20 +540,39 @@ impl Store {
             &sealed,
             version,
         );
-        let garbage = self
-            .finish(
-                guard,
-                audit,
-                received(audit, rec.size),
-                Some(rec.key_version),
-                async {
+        let cond = cond.cloned().map(Precondition::Write);
+        let bytes_in = received(audit, rec.size);
+        let garbage = match audit::event_for_change(audit, bytes_in, Some(rec.key_version)) {
+            // the object row and its audit event in one index transaction (one COMMIT)
+            Some(event) => {
+                match self
+                    .index
+                    .put_object_audited(&rec, cond.as_ref(), Some(event))
+                    .await
+                {
+                    Ok((garbage, receipt)) => {
+                        guard.committed();
+                        if let Some(r) = receipt {
+                            audit::recorded(audit, r);
+                        }
+                        garbage
+                    }
+                    Err(e) => {
+                        guard.discard().await;
+                        return Err(e.into());
+                    }
+                }
+            }
+            None => {
+                self.finish(guard, audit, bytes_in, Some(rec.key_version), async {
                     self.index
-                        .put_object_if(&rec, cond.cloned().map(Precondition::Write).as_ref())
+                        .put_object_if(&rec, cond.as_ref())
                         .await
                         .map_err(Error::from)
-                },
-            )
-            .await?;
+                })
+                .await?
+            }
+        };
         self.collect(garbage).await;
         Ok(rec)
     }

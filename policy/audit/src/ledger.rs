@@ -309,6 +309,8 @@ struct Inner {
     read_policy: ReadPolicy,
     retention: Duration,
     stats: Arc<AuditStats>,
+    /// a mirror file is written after each of the writer's batches
+    mirrored: bool,
 }
 
 /// The audit ledger. Cheap to clone; all clones share one writer task.
@@ -393,6 +395,7 @@ impl Ledger {
             None => None,
         };
         let stats = Arc::new(AuditStats::default());
+        let mirrored = mirror.is_some();
         let (tx, rx) = mpsc::channel(cfg.queue_capacity);
         tokio::spawn(run_writer(
             pool.clone(),
@@ -411,6 +414,7 @@ impl Ledger {
                 read_policy: cfg.read_policy,
                 retention: cfg.retention,
                 stats,
+                mirrored,
             }),
         })
     }
@@ -431,6 +435,23 @@ impl Ledger {
             .await?;
         wait.await
             .map_err(|_| AuditError::Unavailable("the ledger writer dropped the event".into()))?
+    }
+
+    /// Whether another writer may append events in its own transaction ([`ChainAppender`]):
+    /// not when a mirror file is configured, which only the ledger's writer keeps in step.
+    pub fn shares_transactions(&self) -> bool {
+        !self.inner.mirrored
+    }
+
+    /// `event` as [`ChainAppender::append`] takes it: the source mode applied, every text field
+    /// storable (what [`Ledger::append`] does before its commit).
+    pub fn prepare(&self, event: AuditEvent) -> AuditEvent {
+        self.with_source(event)
+    }
+
+    /// Counts `n` events a [`ChainAppender`] committed (the `appended` statistic).
+    pub fn note_appended(&self, n: u64) {
+        self.inner.stats.appended.fetch_add(n, Ordering::Relaxed);
     }
 
     /// The event as it is stored: its client address after the source mode, and every text
@@ -818,6 +839,83 @@ pub(crate) async fn locked_head(
             h.map_or("missing".to_owned(), |h| format!("seq {}", h.seq)),
             l.map_or("missing".to_owned(), |l| format!("seq {}", l.seq)),
         ))),
+    }
+}
+
+/// Appends events to the chain inside a write transaction its caller owns, so that a change and
+/// its audit event commit together (the index writer's group commit does this for object
+/// writes: one COMMIT, one fsync, for both). [`ChainAppender::lock`] takes the chain's lock in
+/// that transaction and reads the head, as the ledger's own writer does; each
+/// [`ChainAppender::append`] links one event after the head; [`ChainAppender::finish`] writes
+/// the head row, before the caller's COMMIT. A caller that rolls an append back (to a savepoint)
+/// returns the appender to the head it had with [`ChainAppender::reset`].
+#[derive(Debug)]
+pub struct ChainAppender {
+    head: Head,
+    start: i64,
+}
+
+impl ChainAppender {
+    /// Locks the chain in the open transaction on `conn` and reads its head.
+    pub async fn lock(
+        conn: &mut sqlx::AnyConnection,
+        dialect: Dialect,
+    ) -> AuditResult<ChainAppender> {
+        let head = locked_head(conn, dialect).await?;
+        Ok(ChainAppender {
+            start: head.seq,
+            head,
+        })
+    }
+
+    /// The head now.
+    pub fn mark(&self) -> Head {
+        self.head.clone()
+    }
+
+    /// Back to `head` (a [`ChainAppender::mark`]) after the caller rolled appends back.
+    pub fn reset(&mut self, head: Head) {
+        self.head = head;
+    }
+
+    /// Links `event` ([`Ledger::prepare`]d) after the head and inserts it.
+    pub async fn append(
+        &mut self,
+        conn: &mut sqlx::AnyConnection,
+        event: AuditEvent,
+    ) -> AuditResult<Receipt> {
+        let source = event.source.clone();
+        let s = StoredEvent::chain(event, source, self.head.seq + 1, self.head.hash.clone());
+        insert_event(conn, &s).await?;
+        self.head = Head {
+            seq: s.seq,
+            hash: s.hash.clone(),
+        };
+        Ok(Receipt {
+            seq: s.seq,
+            hash: s.hash,
+        })
+    }
+
+    /// Events appended since the lock (and not reset away).
+    pub fn appended(&self) -> u64 {
+        u64::try_from(self.head.seq - self.start).unwrap_or(0)
+    }
+
+    /// Writes the head row when anything was appended; call before the COMMIT.
+    pub async fn finish(&self, conn: &mut sqlx::AnyConnection) -> AuditResult<()> {
+        if self.head.seq == self.start {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO audit_head (id, seq, hash) VALUES (1, $1, $2) \
+             ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+        )
+        .bind(self.head.seq)
+        .bind(&self.head.hash)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
     }
 }
 

@@ -27,8 +27,9 @@ pub use event::{
     sha256_hex,
 };
 pub use ledger::{
-    AuditFilter, AuditPage, AuditQuery, AuditStats, DEFAULT_RETENTION, Head, Ledger, LedgerConfig,
-    MAX_PAGE, ReadPolicy, Receipt, SourceMode, SourceSecret, StatsSnapshot, migrate, open_pool,
+    AuditFilter, AuditPage, AuditQuery, AuditStats, ChainAppender, DEFAULT_RETENTION, Head, Ledger,
+    LedgerConfig, MAX_PAGE, ReadPolicy, Receipt, SourceMode, SourceSecret, StatsSnapshot, migrate,
+    open_pool,
 };
 pub(crate) use ledger::{COLUMNS, locked_head, row_to_event, select_ascending, select_range};
 pub use retention::{Checkpoint, PruneReport};

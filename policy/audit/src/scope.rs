@@ -171,6 +171,32 @@ impl RequestAudit {
         Ok(receipt)
     }
 
+    /// The event [`RequestAudit::record_before_change`] would append, for a caller that commits
+    /// it itself together with its change ([`crate::ChainAppender`], in the same transaction)
+    /// and then calls [`RequestAudit::set_recorded`]. `None` when the event is already recorded
+    /// or the ledger cannot share a transaction ([`crate::Ledger::shares_transactions`]): then
+    /// `record_before_change` it is.
+    pub fn event_for_change(&self, status: u16) -> Option<AuditEvent> {
+        if !self.inner.ledger.shares_transactions() {
+            return None;
+        }
+        let mut st = self.state();
+        if st.recorded.is_some() {
+            return None;
+        }
+        st.event.status = status;
+        st.event.outcome = outcome_for(status, None);
+        st.event.error_code = None;
+        st.event.duration_us = elapsed_us(self.inner.started);
+        Some(self.inner.ledger.prepare(st.event.clone()))
+    }
+
+    /// The event of [`RequestAudit::event_for_change`] is committed, at `receipt`.
+    pub fn set_recorded(&self, receipt: Receipt) {
+        self.inner.ledger.note_appended(1);
+        self.state().recorded = Some(receipt);
+    }
+
     /// At the end of the request: records the outcome (from `status` and `error_code`) unless
     /// [`RequestAudit::record_before_change`] already did. If it did and `status` is an error
     /// (the change failed after its event was recorded), appends a second event with the same

@@ -9,11 +9,18 @@
 //! ```text
 //! BEGIN IMMEDIATE                            -- PostgreSQL: BEGIN
 //!   SELECT pg_advisory_xact_lock…(k1); …     -- PostgreSQL only: every job's locks, k ascending
+//!   <lock the audit chain, read its head>    -- only when a job carries an audit event
 //!   SAVEPOINT w; <job 1>; RELEASE w          -- a job that fails: ROLLBACK TO w; RELEASE w
 //!   SAVEPOINT w; <job 2>; RELEASE w
 //!   ...
+//!   <write the audit chain's head>
 //! COMMIT
 //! ```
+//!
+//! A put may carry its request's audit event (`Index::put_object_audited`): it is linked into
+//! the chain and inserted inside the put's savepoint, before the row, so the event and the
+//! object commit together (or neither: a put that fails rolls its event back and the chain
+//! cursor returns to where it was).
 //!
 //! and only then answers every job: a failed job its own error (its savepoint undid its
 //! changes, the others stay), the rest their results; if the batch as a whole fails (BEGIN, a

@@ -231,7 +231,7 @@ async fn roles_limit_what_a_key_may_do() {
     // an operation the gateway does not serve: NotImplemented for the admin
     let e = g
         .client
-        .get_bucket_policy()
+        .get_bucket_logging()
         .bucket("rol")
         .send()
         .await

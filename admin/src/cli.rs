@@ -1092,14 +1092,22 @@ async fn kek_status(conn: &Conn, out: &mut dyn Write, f: Format) -> Result<(), A
 }
 
 /// `vaultgate admin kek …`.
-/// `kek buckets`: each bucket's current data key version and the KEK wrapping it.
+/// `kek buckets`: each bucket's current data key version under each key (the gateway's own, or
+/// the KMS key named by SSE-KMS requests) and the KEK wrapping it.
 async fn kek_buckets(conn: &Conn, out: &mut dyn Write, f: Format) -> Result<(), ApiError> {
     let v = conn.call(Method::GET, "/key-status", None).await?;
     let rows = v
         .get("buckets")
         .cloned()
         .unwrap_or(Value::Array(Vec::new()));
-    let cols = ["bucket", "version", "versions", "kek_id", "rotated_ms"];
+    let cols = [
+        "bucket",
+        "kms_key",
+        "version",
+        "versions",
+        "kek_id",
+        "rotated_ms",
+    ];
     emit(out, f, &cols, &rows)
 }
 

@@ -404,17 +404,27 @@ async fn key_status_lists_each_tenants_bucket_keys_for_superadmins_only() {
     // the gateway's hook (here: the rows its index would return)
     let hook: admin::api::KeyStatusHook = std::sync::Arc::new(|| {
         Box::pin(async {
-            Ok(["acme-data", "shared-logs"]
-                .iter()
-                .enumerate()
-                .map(|(i, b)| admin::api::BucketKey {
-                    bucket: (*b).to_owned(),
-                    version: 2 + i as u32,
-                    versions: 2 + i as u32,
-                    kek_id: "file:abc".into(),
-                    rotated_ms: 1_700_000_000_000,
-                })
-                .collect())
+            // acme-data has data keys under the gateway's key and under a KMS key (SSE-KMS)
+            Ok([
+                ("acme-data", ""),
+                ("acme-data", "arn:aws:kms:us-east-1:1:key/k1"),
+                ("shared-logs", ""),
+            ]
+            .iter()
+            .enumerate()
+            .map(|(i, (b, kms))| admin::api::BucketKey {
+                bucket: (*b).to_owned(),
+                kms_key: (*kms).to_owned(),
+                version: 2 + i as u32,
+                versions: 2 + i as u32,
+                kek_id: if kms.is_empty() {
+                    "file:abc".into()
+                } else {
+                    format!("aws-kms:{kms}")
+                },
+                rotated_ms: 1_700_000_000_000,
+            })
+            .collect())
         })
     });
     let mut st = e.state.clone().with_key_status(hook);
@@ -442,8 +452,17 @@ async fn key_status_lists_each_tenants_bucket_keys_for_superadmins_only() {
         .iter()
         .map(|b| b["bucket"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["acme-data", "shared-logs"]);
+    assert_eq!(names, ["acme-data", "acme-data", "shared-logs"]);
     assert_eq!(r.body["buckets"][0]["version"], 2);
+    assert_eq!(r.body["buckets"][0]["kms_key"], "");
+    assert_eq!(
+        r.body["buckets"][1]["kms_key"],
+        "arn:aws:kms:us-east-1:1:key/k1"
+    );
+    assert_eq!(
+        r.body["buckets"][1]["kek_id"],
+        "aws-kms:arn:aws:kms:us-east-1:1:key/k1"
+    );
     // no key material in the answer
     assert!(!r.body.to_string().contains("wrapped"));
     // acme's SuperAdmin sees acme's bucket only; a viewer nothing
@@ -452,8 +471,9 @@ async fn key_status_lists_each_tenants_bucket_keys_for_superadmins_only() {
         .req(Method::GET, "/admin/v1/key-status", Some(&boss), None, &[])
         .await;
     assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(r.body["buckets"].as_array().unwrap().len(), 1);
+    assert_eq!(r.body["buckets"].as_array().unwrap().len(), 2);
     assert_eq!(r.body["buckets"][0]["bucket"], "acme-data");
+    assert_eq!(r.body["buckets"][1]["bucket"], "acme-data");
     let viewer = e.user_token("vik", "viewer", "default").await;
     let r = e
         .req(

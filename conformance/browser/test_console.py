@@ -539,10 +539,11 @@ def test_key_operations_in_the_overview(gateway_factory, new_context, shots):
     old_row = page.locator("#kek-list tbody tr", has_text=old).locator("td")
     expect(old_row.nth(4)).to_have_text("0")
     expect(old_row.nth(5)).to_have_text("0")
-    # and the bucket's current data key: version 2, wrapped by the new KEK
+    # and the bucket's current data key: under the gateway's key, version 2, wrapped by the new KEK
     ks_row = page.locator("#key-status tbody tr", has_text=bucket).locator("td")
-    expect(ks_row.nth(1)).to_have_text("2")
-    expect(ks_row.nth(3)).to_have_text(new)
+    expect(ks_row.nth(1)).to_have_text("gateway key")
+    expect(ks_row.nth(2)).to_have_text("2")
+    expect(ks_row.nth(4)).to_have_text(new)
 
     # a quorum rule on re-encryption: starting another shows its approval request, nothing starts
     adm.call(

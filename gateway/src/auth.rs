@@ -465,11 +465,15 @@ impl RoleAccess {
 
 #[async_trait::async_trait]
 impl S3Access for RoleAccess {
+    /// The decision; once it allows the request, `100 Continue` if the request expects it
+    /// (never before: a refused request gets its error instead, `server::expect_continue`).
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
         let ctx = RequestCtx::of(cx.extensions_mut());
         self.decide(cx, ctx.as_ref())
             .await
-            .map_err(|e| noted(ctx.as_ref(), e))
+            .map_err(|e| noted(ctx.as_ref(), e))?;
+        crate::server::continue_after_access(cx.extensions_mut()).await;
+        Ok(())
     }
 }
 

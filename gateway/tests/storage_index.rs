@@ -1092,10 +1092,42 @@ async fn data_keys_are_scoped_by_kms_key() {
             (k2.to_owned(), 2)
         ]
     );
-    // the admin summary is the bucket's own-key sequence
-    let summary = ix.data_key_summary().await.unwrap();
-    assert_eq!(summary.len(), 1);
-    assert_eq!((summary[0].version, summary[0].versions), (1, 1));
+    // the admin summary: the current key of each sequence, the provider's own key first
+    let summary: Vec<(String, String, u32, u32, String, i64)> = ix
+        .data_key_summary()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| {
+            (
+                k.bucket,
+                k.kms_key,
+                k.version,
+                k.versions,
+                k.kek_id,
+                k.created_ms,
+            )
+        })
+        .collect();
+    let row = |kms: &str, version: u32, versions: u32, kek: String| {
+        let created = 1_700_000_000_000 + i64::from(version);
+        (
+            "b".to_owned(),
+            kms.to_owned(),
+            version,
+            versions,
+            kek,
+            created,
+        )
+    };
+    assert_eq!(
+        summary,
+        vec![
+            row("", 1, 1, "local:abc".into()),
+            row(k1, 1, 1, format!("aws-kms:{k1}")),
+            row(k2, 2, 2, format!("aws-kms:{k2}")),
+        ]
+    );
 }
 
 #[tokio::test]

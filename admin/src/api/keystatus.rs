@@ -1,6 +1,7 @@
 //! Key status for the web console's Overview: the key-encryption key provider and every
-//! bucket's current data key (version, number of versions, wrapping KEK id, last rotation),
-//! never key material. The facts come from the gateway through [`KeyStatusHook`].
+//! bucket's current data key under each key it has data keys under (the gateway's own key, and
+//! each KMS key SSE-KMS requests named: version, number of versions, wrapping KEK id, last
+//! rotation), never key material. The facts come from the gateway through [`KeyStatusHook`].
 
 use std::future::Future;
 use std::pin::Pin;
@@ -16,14 +17,18 @@ use utoipa::ToSchema;
 use super::{AdminState, Caller, require_superadmin};
 use crate::error::{ApiError, ErrorBody};
 
-/// A bucket's current data key (no key material).
+/// A bucket's current data key under one key (no key material).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct BucketKey {
     /// bucket name
     pub bucket: String,
+    /// the KMS key (ARN) wrapping this data key sequence, bound to it by SSE-KMS requests that
+    /// named it; empty for the gateway's own key
+    #[serde(default)]
+    pub kms_key: String,
     /// current data key version
     pub version: u32,
-    /// versions the bucket has (older ones still open older objects)
+    /// versions the sequence has (older ones still open older objects)
     pub versions: u32,
     /// id of the key-encryption key wrapping the current version
     pub kek_id: String,
@@ -36,7 +41,8 @@ pub struct BucketKey {
 pub struct KeyStatus {
     /// the KEK provider (`file`, `env`, `aws-kms`, …)
     pub key_provider: String,
-    /// buckets of the caller's tenant (every bucket for the default tenant) with their current key
+    /// buckets of the caller's tenant (every bucket for the default tenant) with their current
+    /// key: one entry per bucket and key (the gateway's own key first, then each KMS key)
     pub buckets: Vec<BucketKey>,
 }
 
@@ -45,8 +51,8 @@ pub type KeyStatusHook = Arc<
     dyn Fn() -> Pin<Box<dyn Future<Output = Result<Vec<BucketKey>, String>> + Send>> + Send + Sync,
 >;
 
-/// The KEK provider and the current data key of each bucket (SuperAdmins; a tenant's SuperAdmin
-/// sees its tenant's buckets).
+/// The KEK provider and the current data key of each bucket under each key it has data keys
+/// under (SuperAdmins; a tenant's SuperAdmin sees its tenant's buckets).
 #[utoipa::path(get, path = "/admin/v1/key-status", tag = "status", operation_id = "GetKeyStatus",
     responses((status = 200, body = KeyStatus), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub(super) async fn key_status(

@@ -19,7 +19,7 @@ interface Status {
 
 interface KeyStatus {
   key_provider: string;
-  buckets: { bucket: string; version: number; versions: number; kek_id: string; rotated_ms: number }[];
+  buckets: { bucket: string; kms_key: string; version: number; versions: number; kek_id: string; rotated_ms: number }[];
 }
 
 interface Kek {
@@ -259,8 +259,8 @@ export async function overviewPage(main: HTMLElement, ctx: Ctx): Promise<() => v
         h("p", {}, "Key-encryption key provider: ", h("strong", { id: "kek-provider" }, ks.key_provider)),
         table(
           "Bucket data keys (current version; older versions still open older objects)",
-          ["Bucket", "Version", "Versions", "Wrapped by KEK", "Last rotation"],
-          ks.buckets.map((b) => [b.bucket, String(b.version), String(b.versions), h("code", {}, b.kek_id), time(b.rotated_ms)]),
+          ["Bucket", "KMS key (SSE-KMS)", "Version", "Versions", "Wrapped by KEK", "Last rotation"],
+          ks.buckets.map((b) => [b.bucket, b.kms_key ? h("code", {}, b.kms_key) : "gateway key", String(b.version), String(b.versions), h("code", {}, b.kek_id), time(b.rotated_ms)]),
           "No bucket has a data key yet (a bucket gets one with its first object).",
         ),
       );

@@ -293,6 +293,7 @@ pub fn admin_api(parts: AdminParts) -> axum::Router {
                     .into_iter()
                     .map(|k| admin::api::BucketKey {
                         bucket: k.bucket,
+                        kms_key: k.kms_key,
                         version: k.version,
                         versions: k.versions,
                         kek_id: k.kek_id,

@@ -81,6 +81,7 @@ fn vaultgate_kms(data: &Path, url: &str) -> Command {
 struct Running {
     child: Child,
     s3: SocketAddr,
+    admin: SocketAddr,
 }
 
 impl Running {
@@ -99,8 +100,8 @@ async fn serve(data: &Path, url: &str) -> Running {
         .env("VAULTGATE_ADMIN_ADDR", "127.0.0.1:0")
         .env("VAULTGATE_ACCESS_KEY", common::AK)
         .env("VAULTGATE_SECRET_KEY", common::SK);
-    let (child, s3, _) = common::spawn_serve(cmd).await;
-    Running { child, s3 }
+    let (child, s3, admin) = common::spawn_serve(cmd).await;
+    Running { child, s3, admin }
 }
 
 fn keys_json(data: &Path, url: &str, args: &[&str]) -> Value {
@@ -137,6 +138,49 @@ fn data_keys(status: &Value, bucket: &str) -> BTreeMap<String, Vec<(u64, String,
 }
 
 const B: &str = "mixed";
+
+/// The admin API of the running gateway reports the bucket's data key under each of the three
+/// keys with the KMS key that wraps it: `GET /key-status` (one current key per bucket and key;
+/// `kms_key` empty for the gateway's own key) and `GET /kek` (every data key version).
+async fn admin_reports_every_data_key(g: &Running, arn0: &str, arn1: &str, arn2: &str) {
+    let tok = keys_common::token_for(g.admin, common::AK, common::SK).await;
+    let (st, v) = keys_common::call(g.admin, &tok, "GET", "/admin/v1/key-status", None).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["key_provider"], "aws-kms", "{v}");
+    let mut rows: Vec<(String, u64, u64, String)> = v["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["bucket"] == B)
+        .map(|b| {
+            (
+                b["kms_key"].as_str().unwrap().to_owned(),
+                b["version"].as_u64().unwrap(),
+                b["versions"].as_u64().unwrap(),
+                b["kek_id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let mut want = vec![
+        (String::new(), 1, 1, format!("aws-kms:{arn0}")),
+        (arn1.to_owned(), 1, 1, format!("aws-kms:{arn1}")),
+        (arn2.to_owned(), 1, 1, format!("aws-kms:{arn2}")),
+    ];
+    // the gateway's own key first, then the KMS keys (in the database's order of their ARNs)
+    want[1..].sort();
+    if rows.len() == 3 {
+        rows[1..].sort();
+    }
+    assert_eq!(rows, want, "{v}");
+    let (st, v) = keys_common::call(g.admin, &tok, "GET", "/admin/v1/kek", None).await;
+    assert_eq!(st, 200, "{v}");
+    let dk = data_keys(&v, B);
+    let kek = |arn: &str| format!("aws-kms:{arn}");
+    assert_eq!(dk[""], vec![(1, kek(arn0), 2)], "{v}");
+    assert_eq!(dk[arn1], vec![(1, kek(arn1), 2)], "{v}");
+    assert_eq!(dk[arn2], vec![(1, kek(arn2), 4)], "{v}");
+    assert_eq!(dk.len(), 3, "{v}");
+}
 
 /// Writes the objects: object key → (bytes, KMS key ARN it reports).
 async fn write_objects(
@@ -293,6 +337,7 @@ async fn objects_under_two_kms_keys_survive_rewrap_reencrypt_and_restart() {
     assert_eq!(common::code(&e), "KMS.NotFoundException");
     assert_eq!(e.raw_response().map(|r| r.status().as_u16()), Some(400));
     check_all(&c, &want).await;
+    admin_reports_every_data_key(&g, &arn0, &arn1, &arn2).await;
     g.stop().await;
 
     // one data key per KMS key for the whole bucket, each wrapped by its own KMS key

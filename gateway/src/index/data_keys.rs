@@ -169,14 +169,17 @@ impl DataKeyStore for Index {
     }
 }
 
-/// The current data key of one bucket, for the admin API's key status (no key material).
+/// The current data key of one of a bucket's data key sequences (the provider's own key, or one
+/// KMS key an SSE-KMS request named), for the admin API's key status (no key material).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DataKeySummary {
     /// bucket name
     pub bucket: String,
+    /// the KMS key (ARN) the sequence is bound to by SSE-KMS; empty: the provider's own key
+    pub kms_key: String,
     /// current (newest) version
     pub version: u32,
-    /// how many versions the bucket has
+    /// how many versions the sequence has
     pub versions: u32,
     /// the key-encryption key that wraps the current version
     pub kek_id: String,
@@ -185,17 +188,18 @@ pub struct DataKeySummary {
 }
 
 impl Index {
-    /// Every bucket's current data key under the provider's configured key (not those bound
-    /// to a KMS key an SSE-KMS request named): version, count of versions, KEK id, creation time.
+    /// The current data key of every bucket under every key it has data keys under (the
+    /// provider's own key first, then each KMS key): version, count of versions, KEK id,
+    /// creation time.
     pub async fn data_key_summary(&self) -> Result<Vec<DataKeySummary>, IndexError> {
         let rows = sqlx::query(
-            "SELECT d.bucket, d.version, d.kek_id, d.created_ms, \
-             (SELECT COUNT(*) FROM data_keys c WHERE c.bucket = d.bucket AND c.kms_key = '') \
-               AS versions \
+            "SELECT d.bucket, d.kms_key, d.version, d.kek_id, d.created_ms, \
+             (SELECT COUNT(*) FROM data_keys c \
+               WHERE c.bucket = d.bucket AND c.kms_key = d.kms_key) AS versions \
              FROM data_keys d \
-             WHERE d.kms_key = '' AND d.version = \
-               (SELECT MAX(m.version) FROM data_keys m WHERE m.bucket = d.bucket AND m.kms_key = '') \
-             ORDER BY d.bucket",
+             WHERE d.version = (SELECT MAX(m.version) FROM data_keys m \
+               WHERE m.bucket = d.bucket AND m.kms_key = d.kms_key) \
+             ORDER BY d.bucket, d.kms_key",
         )
         .fetch_all(&self.read)
         .await?;
@@ -203,6 +207,7 @@ impl Index {
             .map(|r| {
                 Ok(DataKeySummary {
                     bucket: r.try_get("bucket")?,
+                    kms_key: r.try_get("kms_key")?,
                     version: to_u32(r.try_get("version")?, "data key version")?,
                     versions: to_u32(r.try_get("versions")?, "data key versions")?,
                     kek_id: r.try_get("kek_id")?,

@@ -172,7 +172,9 @@ impl S3Route for RangeFallback {
 
     async fn check_access(&self, req: &mut S3Request<Body>) -> S3Result<()> {
         let ctx = RequestCtx::of(&req.extensions);
-        self.decide(req).await.map_err(|e| noted(ctx.as_ref(), e))
+        self.decide(req).await.map_err(|e| noted(ctx.as_ref(), e))?;
+        crate::server::continue_after_access(&req.extensions).await;
+        Ok(())
     }
 
     async fn call(&self, req: S3Request<Body>) -> S3Result<S3Response<Body>> {

@@ -12,6 +12,7 @@
 //! Shutdown stops accepting, lets in-flight requests finish (bounded by `shutdown_grace_secs`),
 //! then closes the index.
 
+mod expect_continue;
 mod guard;
 pub mod host;
 mod legacy_region;
@@ -23,6 +24,7 @@ pub mod tls;
 pub(crate) use start::backend_start_error;
 pub use start::start;
 
+pub(crate) use expect_continue::open as continue_after_access;
 pub(crate) use guard::error_response;
 
 use std::net::SocketAddr;

@@ -27,6 +27,7 @@ use hyper::body::Incoming;
 use policy::ratelimit::AuthFailures;
 use prometheus::IntGauge;
 
+use super::expect_continue::{self, expects_continue};
 use super::guard::{self, BodyRate, TimedBody};
 use crate::audit::error_code_of;
 use crate::config::Limits;
@@ -137,16 +138,36 @@ impl Pipeline {
         let resp = match refuse_early(self, peer, &req) {
             Some(r) => r,
             None if req.method() == http::Method::OPTIONS => self.preflight(&arrival, &req).await,
-            None => match with_known_length(prime_expect_continue(req).await).await {
-                Err(refusal) => refusal,
-                Ok(req) => self.serve_s3(s3, &arrival, req).await,
-            },
+            None => self.serve_deferred(s3, &arrival, req).await,
         };
         let resp = self.with_cors(&arrival, resp).await;
         let (resp, status, action) = self.on_response_head(&arrival, resp).await;
         in_flight.answered();
         let download = action == Some(policy::Action::GetObject) && status < 300;
         self.on_body(&arrival, resp, download)
+    }
+
+    /// The s3s service's answer to `req`, whose body waits for the access check if the request
+    /// expects 100-continue (`expect_continue`): a response to such a request whose body was
+    /// never read closes the connection.
+    async fn serve_deferred(
+        &self,
+        s3: &s3s::service::S3Service,
+        a: &Arrival,
+        req: http::Request<ReqBody>,
+    ) -> http::Response<s3s::Body> {
+        let (req, gate) = expect_continue::defer(req);
+        let mut resp = match with_known_length(req).await {
+            Err(refusal) => refusal,
+            Ok(req) => self.serve_s3(s3, a, req).await,
+        };
+        if gate.is_some_and(|g| g.unread()) {
+            resp.headers_mut().insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("close"),
+            );
+        }
+        resp
     }
 
     /// The s3s service's answer to `req`, a POST Object form read first by
@@ -652,77 +673,6 @@ async fn with_known_length(
             ))
         }
     }
-}
-
-/// A request body whose first frame was already read (see [`prime_expect_continue`]).
-struct Primed {
-    first: Option<hyper::body::Frame<bytes::Bytes>>,
-    rest: ReqBody,
-}
-
-impl hyper::body::Body for Primed {
-    type Data = bytes::Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, BoxError>>> {
-        let this = self.get_mut();
-        if let Some(f) = this.first.take() {
-            return std::task::Poll::Ready(Some(Ok(f)));
-        }
-        std::pin::Pin::new(&mut this.rest).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.first.is_none() && self.rest.is_end_stream()
-    }
-
-    fn size_hint(&self) -> hyper::body::SizeHint {
-        let rest = self.rest.size_hint();
-        let n = self
-            .first
-            .as_ref()
-            .and_then(|f| f.data_ref())
-            .map_or(0, |d| d.len() as u64);
-        match rest.exact() {
-            Some(e) => hyper::body::SizeHint::with_exact(e + n),
-            None => {
-                let mut h = hyper::body::SizeHint::new();
-                h.set_lower(rest.lower() + n);
-                if let Some(u) = rest.upper() {
-                    h.set_upper(u + n);
-                }
-                h
-            }
-        }
-    }
-}
-
-fn expects_continue(h: &http::HeaderMap) -> bool {
-    h.get(http::header::EXPECT)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
-}
-
-/// Answers `Expect: 100-continue` at once: hyper sends "100 Continue" when the body is first
-/// polled, which s3s does only after authentication and our index lookups. Clients such as
-/// botocore stop waiting after a second and send the body anyway, and then misparse a late
-/// "100 Continue". Reading the first frame here sends it immediately.
-async fn prime_expect_continue(req: http::Request<ReqBody>) -> http::Request<s3s::Body> {
-    if !expects_continue(req.headers()) {
-        return req.map(s3s::Body::http_body);
-    }
-    let (parts, mut body) = req.into_parts();
-    let first = match body.frame().await {
-        Some(Ok(f)) => Some(f),
-        Some(Err(e)) => {
-            tracing::debug!(error = %e, "request body failed before the first frame");
-            None
-        }
-        None => None,
-    };
-    http::Request::from_parts(parts, s3s::Body::http_body(Primed { first, rest: body }))
 }
 
 #[cfg(test)]

@@ -539,7 +539,7 @@ mod tests {
         for a in Action::ALL {
             assert_eq!(Action::from_s3_operation(a.s3_name()), Some(a));
         }
-        assert_eq!(Action::from_s3_operation("PutBucketPolicy"), None);
+        assert_eq!(Action::from_s3_operation("PutBucketAcl"), None);
         assert_eq!(Action::from_s3_operation(""), None);
         assert_eq!(Action::from_s3_operation("getobject"), None);
     }

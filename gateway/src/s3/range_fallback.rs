@@ -184,7 +184,9 @@ impl S3Route for RangeFallback {
 }
 
 impl RangeFallback {
-    /// The access check: GetObject (HeadObject) on the path's object, as the s3s one decides it.
+    /// The access check: GetObject (HeadObject) on the path's object, as the s3s one decides it
+    /// (roles, grants, tenant, then the bucket's policy: an odd Range header is no way around a
+    /// Deny).
     async fn decide(&self, req: &S3Request<Body>) -> S3Result<()> {
         let action = if req.method == Method::HEAD {
             policy::Action::HeadObject
@@ -209,6 +211,26 @@ impl RangeFallback {
         };
         self.creds
             .authorize(&identity, action, Some(&bucket), Some(&key))
+            .await?;
+        let query = req.uri.query();
+        let version = url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
+            .any(|(n, _)| n == "versionId");
+        let op = if req.method == Method::HEAD {
+            "HeadObject"
+        } else {
+            "GetObject"
+        };
+        let peer = RequestCtx::of(&req.extensions).and_then(|c| c.peer());
+        let facts = || super::bucket_policy::Facts::of_request(&req.headers, query, false, peer);
+        self.gateway
+            .bucket_policies
+            .enforce(
+                &identity,
+                &bucket,
+                Some(&key),
+                super::bucket_policy::permissions_of(op, version),
+                &facts,
+            )
             .await
     }
 

@@ -16,25 +16,6 @@ use aws_sdk_s3::types::{
 use common::*;
 use policy::Role;
 
-async fn principal(g: &TestGateway, name: &str, tenant: &str, role: Role) -> Client {
-    let store = g.server.authz.store();
-    if !store
-        .list_tenants()
-        .await
-        .unwrap()
-        .iter()
-        .any(|t| t.name == tenant)
-    {
-        store.create_tenant(tenant).await.unwrap();
-    }
-    store
-        .create_principal(name, "user", tenant, Some(role))
-        .await
-        .unwrap();
-    let k = store.create_access_key(name, None).await.unwrap();
-    client_for(&g.endpoint, &k.access_key_id, k.secret.expose())
-}
-
 fn deny(bucket: &str, action: &str, resource: &str, condition: &str) -> String {
     format!(
         r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"d1","Effect":"Deny","Principal":"*","Action":"{action}","Resource":"arn:aws:s3:::{bucket}{resource}"{condition}}}]}}"#
@@ -191,7 +172,7 @@ async fn deny_statements_refuse_every_principal_and_the_superadmin_keeps_the_pol
     let g = start().await;
     let c = &g.client;
     c.create_bucket().bucket("pol3").send().await.unwrap();
-    let manager = principal(&g, "pol-manager", "default", Role::Manager).await;
+    let manager = client_as(&g, "pol-manager", "default", Role::Manager).await;
     // writes without an encryption header are refused
     set_policy(
         c,
@@ -464,8 +445,8 @@ async fn allow_statements_grant_nothing_and_other_tenants_stay_out() {
     let c = &g.client;
     c.create_bucket().bucket("pol5").send().await.unwrap();
     put(c, "pol5", "k").await.unwrap();
-    let viewer = principal(&g, "pol-viewer", "default", Role::Viewer).await;
-    let stranger = principal(&g, "pol-stranger", "elsewhere", Role::SuperAdmin).await;
+    let viewer = client_as(&g, "pol-viewer", "default", Role::Viewer).await;
+    let stranger = client_as(&g, "pol-stranger", "elsewhere", Role::SuperAdmin).await;
     let open = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:*","Resource":["arn:aws:s3:::pol5","arn:aws:s3:::pol5/*"]},
         {"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::elsewhere:user/pol-stranger"},"Action":"s3:*","Resource":["arn:aws:s3:::pol5","arn:aws:s3:::pol5/*"]}]}"#;
     set_policy(c, "pol5", open).await.unwrap();

@@ -65,26 +65,6 @@ async fn get(c: &Client, b: &str, k: &str, v: &str) -> Vec<u8> {
         .to_vec()
 }
 
-async fn client_as(g: &TestGateway, name: &str, tenant: &str, role: Role) -> Client {
-    let store = g.server.authz.store();
-    if tenant != "default"
-        && !store
-            .list_tenants()
-            .await
-            .unwrap()
-            .iter()
-            .any(|t| t.name == tenant)
-    {
-        store.create_tenant(tenant).await.unwrap();
-    }
-    store
-        .create_principal(name, "user", tenant, Some(role))
-        .await
-        .unwrap();
-    let k = store.create_access_key(name, None).await.unwrap();
-    client_for(&g.endpoint, &k.access_key_id, k.secret.expose())
-}
-
 fn retention(mode: ObjectLockRetentionMode, secs: i64) -> ObjectLockRetention {
     ObjectLockRetention::builder()
         .mode(mode)

@@ -80,26 +80,6 @@ async fn head_count(g: &TestGateway, b: &str, k: &str) -> Option<String> {
     })
 }
 
-async fn client_as(g: &TestGateway, name: &str, tenant: &str, role: Role) -> Client {
-    let store = g.server.authz.store();
-    if tenant != "default"
-        && !store
-            .list_tenants()
-            .await
-            .unwrap()
-            .iter()
-            .any(|t| t.name == tenant)
-    {
-        store.create_tenant(tenant).await.unwrap();
-    }
-    store
-        .create_principal(name, "user", tenant, Some(role))
-        .await
-        .unwrap();
-    let k = store.create_access_key(name, None).await.unwrap();
-    client_for(&g.endpoint, &k.access_key_id, k.secret.expose())
-}
-
 #[tokio::test]
 async fn object_tags_on_put_copy_multipart_and_by_version() {
     let g = start().await;

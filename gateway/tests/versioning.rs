@@ -573,27 +573,6 @@ async fn list_object_versions_pages_and_groups() {
     g.stop().await;
 }
 
-/// Creates a principal in `tenant` with `role` and a client for it.
-async fn client_as(g: &TestGateway, name: &str, tenant: &str, role: Role) -> Client {
-    let store = g.server.authz.store();
-    if tenant != "default"
-        && !store
-            .list_tenants()
-            .await
-            .unwrap()
-            .iter()
-            .any(|t| t.name == tenant)
-    {
-        store.create_tenant(tenant).await.unwrap();
-    }
-    store
-        .create_principal(name, "user", tenant, Some(role))
-        .await
-        .unwrap();
-    let k = store.create_access_key(name, None).await.unwrap();
-    client_for(&g.endpoint, &k.access_key_id, k.secret.expose())
-}
-
 #[tokio::test]
 async fn each_version_operation_needs_its_right_and_the_tenant() {
     let g = start().await;

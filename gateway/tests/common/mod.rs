@@ -99,6 +99,27 @@ pub fn client_for(endpoint: &str, ak: &str, sk: &str) -> Client {
     Client::from_conf(conf)
 }
 
+/// Creates a principal in `tenant` (created if new) with `role` and an S3 client for it.
+pub async fn client_as(g: &TestGateway, name: &str, tenant: &str, role: policy::Role) -> Client {
+    let store = g.server.authz.store();
+    if tenant != "default"
+        && !store
+            .list_tenants()
+            .await
+            .unwrap()
+            .iter()
+            .any(|t| t.name == tenant)
+    {
+        store.create_tenant(tenant).await.unwrap();
+    }
+    store
+        .create_principal(name, "user", tenant, Some(role))
+        .await
+        .unwrap();
+    let k = store.create_access_key(name, None).await.unwrap();
+    client_for(&g.endpoint, &k.access_key_id, k.secret.expose())
+}
+
 /// S3 error code of an SDK error ("NoSuchKey", ...).
 pub fn code<E: ProvideErrorMetadata>(
     e: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>,

@@ -19,7 +19,7 @@ use s3s::{S3Error, S3Result, s3_error};
 use crate::error::{Error, Result};
 use crate::index::Index;
 use crate::request::{OpInfo, RequestCtx, noted};
-use crate::s3::bucket_policy::{BucketPolicies, Facts, permissions_of};
+use crate::s3::bucket_policy::{BucketPolicies, RequestHead};
 
 /// Sealing context of legacy access-key secrets in the index's `access_keys` table.
 pub fn secret_context(access_key_id: &str) -> String {
@@ -520,20 +520,15 @@ impl RoleAccess {
                 "{op} is not supported by this gateway."
             ));
         };
-        let peer = ctx.and_then(RequestCtx::peer);
-        let facts = || Facts::of_request(cx.headers(), cx.uri().query(), false, peer);
-        let version = has_version_id(cx.uri().query());
+        let head = RequestHead {
+            op: &op,
+            headers: cx.headers(),
+            query: cx.uri().query(),
+            peer: ctx.and_then(RequestCtx::peer),
+        };
         if let Err(e) = check_request_headers(cx.headers(), self.kms, &op) {
             return Err(self
-                .policy_first(
-                    &identity,
-                    bucket.as_deref(),
-                    object.as_deref(),
-                    &op,
-                    version,
-                    &facts,
-                    e,
-                )
+                .policy_first(&identity, bucket.as_deref(), object.as_deref(), &head, e)
                 .await);
         }
         if op == "PostObject" {
@@ -559,33 +554,9 @@ impl RoleAccess {
                 .await);
         }
         if let Some(b) = &bucket {
-            let permissions = permissions_of(&op, version);
-            match upload_id(cx.uri().query()) {
-                Some(id)
-                    if matches!(
-                        action,
-                        Action::UploadPart
-                            | Action::UploadPartCopy
-                            | Action::CompleteMultipartUpload
-                    ) =>
-                {
-                    self.policies
-                        .enforce_in_upload(
-                            &identity,
-                            b,
-                            object.as_deref(),
-                            &id,
-                            permissions,
-                            &facts,
-                        )
-                        .await?
-                }
-                _ => {
-                    self.policies
-                        .enforce(&identity, b, object.as_deref(), permissions, &facts)
-                        .await?
-                }
-            }
+            self.policies
+                .enforce_request(&identity, b, object.as_deref(), &head)
+                .await?;
         }
         if matches!(action, Action::CopyObject | Action::UploadPartCopy) {
             let Some((sb, sk)) = copy_source(cx.headers()) else {
@@ -605,38 +576,23 @@ impl RoleAccess {
                 "s3:GetObject"
             };
             self.policies
-                .enforce(&identity, &sb, Some(&sk), vec![read], &facts)
+                .enforce(&identity, &sb, Some(&sk), vec![read], &|| head.facts())
                 .await?;
         }
         Ok(())
     }
 }
 
-/// The `uploadId` parameter of a query.
-fn upload_id(query: Option<&str>) -> Option<String> {
-    url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
-        .find(|(n, _)| n == "uploadId")
-        .map(|(_, v)| v.into_owned())
-}
-
-/// Whether a query names a version (`versionId=`).
-fn has_version_id(query: Option<&str>) -> bool {
-    url::form_urlencoded::parse(query.unwrap_or("").as_bytes()).any(|(n, _)| n == "versionId")
-}
-
 impl RoleAccess {
     /// A request refused for its headers (`e`) that the policy of its bucket, in the caller's
     /// own tenant, denies as well: 403 AccessDenied, as S3 answers (a policy that denies an
     /// unsupported encryption refuses it before the value is looked at). Any other: `e`.
-    #[allow(clippy::too_many_arguments)]
     async fn policy_first(
         &self,
         who: &Identity,
         bucket: Option<&str>,
         object: Option<&str>,
-        op: &str,
-        version: bool,
-        facts: &(dyn Fn() -> Facts + Send + Sync),
+        head: &RequestHead<'_>,
         e: S3Error,
     ) -> S3Error {
         let Some(b) = bucket else { return e };
@@ -644,11 +600,7 @@ impl RoleAccess {
             Ok(Some(t)) if t == who.tenant => {}
             _ => return e,
         }
-        match self
-            .policies
-            .enforce(who, b, object, permissions_of(op, version), facts)
-            .await
-        {
+        match self.policies.enforce_request(who, b, object, head).await {
             Err(denied) if *denied.code() == s3s::S3ErrorCode::AccessDenied => denied,
             _ => e,
         }

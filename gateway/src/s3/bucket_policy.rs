@@ -9,8 +9,10 @@
 //! replace and delete the policy, so that no policy locks its bucket for good (AWS keeps the same
 //! door open for the account's root user).
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use policy::bucket_policy::{BucketPolicy, PolicyRequest};
 use policy::{Identity, Role};
@@ -18,6 +20,7 @@ use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Result};
 
 use super::Gateway;
+use super::encryption::{SSE_C_ALGORITHM, SSE_KMS_KEY_ID, SSE_MODE};
 use crate::error::{Error, Result};
 use crate::request::RequestCtx;
 use crate::store::Store;
@@ -31,7 +34,14 @@ pub struct BucketPolicies {
     store: Store,
     /// the S3 listener serves TLS (`aws:SecureTransport`)
     tls: bool,
+    /// each bucket's document as last parsed, with its text: a request to a bucket with a
+    /// policy parses it only when the stored text changed (an entry goes when its bucket is
+    /// found without a policy)
+    parsed: Arc<Mutex<Parsed>>,
 }
+
+/// Bucket → (the policy text, its parse).
+type Parsed = HashMap<String, (String, Arc<BucketPolicy>)>;
 
 impl std::fmt::Debug for BucketPolicies {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -47,9 +57,9 @@ pub struct Facts(BTreeMap<String, Vec<String>>);
 
 /// Request headers whose value is the condition key `s3:<header>`.
 const HEADER_KEYS: &[&str] = &[
-    "x-amz-server-side-encryption",
-    "x-amz-server-side-encryption-aws-kms-key-id",
-    "x-amz-server-side-encryption-customer-algorithm",
+    SSE_MODE,
+    SSE_KMS_KEY_ID,
+    SSE_C_ALGORITHM,
     "x-amz-acl",
     "x-amz-copy-source",
     "x-amz-metadata-directive",
@@ -63,7 +73,6 @@ impl Facts {
     pub fn of_request(
         headers: &http::HeaderMap,
         query: Option<&str>,
-        post: bool,
         peer: Option<SocketAddr>,
     ) -> Facts {
         let mut f = Facts::default();
@@ -113,9 +122,7 @@ impl Facts {
             };
             f.set("s3:signatureversion", v);
         }
-        let kind = if post {
-            "POST"
-        } else if presigned {
+        let kind = if presigned {
             "REST-QUERY-STRING"
         } else {
             "REST-HEADER"
@@ -284,17 +291,89 @@ fn denied() -> S3Error {
     )
 }
 
+/// The head of one S3 request as a bucket policy reads it: the operation (s3s's name), its
+/// headers, query and client address.
+#[derive(Clone, Copy)]
+pub struct RequestHead<'a> {
+    /// the s3s operation name (`PutObject`, `ListObjectsV2`, ...)
+    pub op: &'a str,
+    /// the request headers
+    pub headers: &'a http::HeaderMap,
+    /// the query string
+    pub query: Option<&'a str>,
+    /// the client address as the listener saw it
+    pub peer: Option<SocketAddr>,
+}
+
+impl RequestHead<'_> {
+    /// A query parameter (form-decoded, as s3s decodes it).
+    fn param(&self, name: &str) -> Option<Cow<'_, str>> {
+        url::form_urlencoded::parse(self.query.unwrap_or("").as_bytes())
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v)
+    }
+
+    /// The permissions the operation needs ([`permissions_of`]; a `versionId` names a version).
+    fn permissions(&self) -> Vec<&'static str> {
+        permissions_of(self.op, self.param("versionId").is_some())
+    }
+
+    /// The request's condition keys.
+    pub fn facts(&self) -> Facts {
+        Facts::of_request(self.headers, self.query, self.peer)
+    }
+}
+
 impl BucketPolicies {
     /// Enforcement over `store`; `tls`: the S3 listener serves TLS.
     pub fn new(store: Store, tls: bool) -> BucketPolicies {
-        BucketPolicies { store, tls }
+        BucketPolicies {
+            store,
+            tls,
+            parsed: Arc::default(),
+        }
     }
 
-    /// Refuses (403 AccessDenied) a request that the policy of `bucket` denies: the caller
-    /// `who`, the `permissions` it needs on `bucket` (`key`: on that object), the request's
-    /// `facts` (built only when the bucket has a policy: most requests never pay for them). No policy, no bucket (the handler answers NoSuchBucket) or no permissions:
-    /// nothing to refuse. A SuperAdmin of the bucket's tenant is never refused the policy
-    /// operations themselves.
+    /// Refuses (403 AccessDenied) a request that the policy of `bucket` denies, for the
+    /// permissions AWS names for its operation on `key` (an object), else on the bucket. The
+    /// condition keys are the request's, built only when the bucket has a policy (most requests
+    /// never pay for them); a step of a multipart upload (UploadPart, UploadPartCopy,
+    /// CompleteMultipartUpload) does not repeat the encryption its upload was created with, so
+    /// its encryption keys are the upload's, as on AWS: a policy that asks for
+    /// `x-amz-server-side-encryption` lets the parts of an upload that named it through.
+    pub async fn enforce_request(
+        &self,
+        who: &Identity,
+        bucket: &str,
+        key: Option<&str>,
+        head: &RequestHead<'_>,
+    ) -> S3Result<()> {
+        let permissions = head.permissions();
+        let Some(doc) = self.applicable(who, bucket, &permissions).await? else {
+            return Ok(());
+        };
+        let mut facts = head.facts();
+        if matches!(
+            head.op,
+            "UploadPart" | "UploadPartCopy" | "CompleteMultipartUpload"
+        ) && let Some(id) = head.param("uploadId")
+            && let Ok(Some(up)) = self.store.get_upload(bucket, &id).await
+        {
+            for h in [SSE_MODE, SSE_KMS_KEY_ID, SSE_C_ALGORITHM] {
+                if let Some(v) = up.headers.get(h) {
+                    facts.set(&format!("s3:{h}"), v.clone());
+                }
+            }
+        }
+        decide(&doc, who, bucket, key, permissions, facts, self.tls)
+    }
+
+    /// Refuses (403 AccessDenied) what the policy of `bucket` denies of `permissions` on
+    /// `bucket` (`key`: on that object), with the condition keys `facts` builds (called only
+    /// when the bucket has a policy): the checks of a request beyond its operation's own (each
+    /// key of a DeleteObjects, a copy's source, a POST form's key). No policy, no bucket (the
+    /// handler answers NoSuchBucket) or no permissions: nothing to refuse. A SuperAdmin of the
+    /// bucket's tenant is never refused the policy operations themselves.
     pub async fn enforce(
         &self,
         who: &Identity,
@@ -309,37 +388,6 @@ impl BucketPolicies {
         }
     }
 
-    /// [`Self::enforce`] for a step of a multipart upload (UploadPart, UploadPartCopy,
-    /// CompleteMultipartUpload), whose request does not repeat the encryption the upload was
-    /// created with: the encryption keys are the upload's, as on AWS, so that a policy that
-    /// asks for `x-amz-server-side-encryption` lets the parts of an upload that named it through.
-    pub async fn enforce_in_upload(
-        &self,
-        who: &Identity,
-        bucket: &str,
-        key: Option<&str>,
-        upload_id: &str,
-        permissions: Vec<&'static str>,
-        facts: &(dyn Fn() -> Facts + Send + Sync),
-    ) -> S3Result<()> {
-        let Some(doc) = self.applicable(who, bucket, &permissions).await? else {
-            return Ok(());
-        };
-        let mut facts = facts();
-        if let Ok(Some(up)) = self.store.get_upload(bucket, upload_id).await {
-            for h in [
-                super::encryption::SSE_MODE,
-                super::encryption::SSE_KMS_KEY_ID,
-                super::encryption::SSE_C_ALGORITHM,
-            ] {
-                if let Some(v) = up.headers.get(h) {
-                    facts.set(&format!("s3:{h}"), v.clone());
-                }
-            }
-        }
-        decide(&doc, who, bucket, key, permissions, facts, self.tls)
-    }
-
     /// The policy a request to `bucket` needing `permissions` is checked against (None: no
     /// policy, no bucket, nothing to check, or a SuperAdmin at the policy operations).
     async fn applicable(
@@ -347,7 +395,7 @@ impl BucketPolicies {
         who: &Identity,
         bucket: &str,
         permissions: &[&'static str],
-    ) -> S3Result<Option<BucketPolicy>> {
+    ) -> S3Result<Option<Arc<BucketPolicy>>> {
         if permissions.is_empty() {
             return Ok(None);
         }
@@ -361,16 +409,35 @@ impl BucketPolicies {
         {
             return Ok(None);
         }
-        let json = match self.store.bucket_setting(bucket, SETTING_POLICY).await {
-            Ok(Some(j)) => j,
-            Ok(None) | Err(Error::NoSuchBucket(_)) => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
-        BucketPolicy::parse(&json, bucket).map(Some).map_err(|e| {
+        match self.store.bucket_setting(bucket, SETTING_POLICY).await {
+            Ok(Some(json)) => self.parsed(bucket, json).map(Some),
+            Ok(None) | Err(Error::NoSuchBucket(_)) => {
+                self.cache().remove(bucket);
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// `json` (the stored policy of `bucket`) parsed: the parse kept for its text, else made.
+    fn parsed(&self, bucket: &str, json: String) -> S3Result<Arc<BucketPolicy>> {
+        if let Some((text, doc)) = self.cache().get(bucket)
+            && *text == json
+        {
+            return Ok(Arc::clone(doc));
+        }
+        let doc = Arc::new(BucketPolicy::parse(&json, bucket).map_err(|e| {
             S3Error::from(Error::Integrity(format!(
                 "stored policy of bucket {bucket}: {e}"
             )))
-        })
+        })?);
+        self.cache()
+            .insert(bucket.to_owned(), (json, Arc::clone(&doc)));
+        Ok(doc)
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, Parsed> {
+        self.parsed.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -488,21 +555,6 @@ impl Gateway {
             }),
         })
     }
-
-    /// Whether the bucket's public access block sets `BlockPublicPolicy`.
-    async fn blocks_public_policy(&self, bucket: &str) -> Result<bool> {
-        let Some(json) = self
-            .store
-            .bucket_setting(bucket, super::public_access::SETTING_PUBLIC_ACCESS_BLOCK)
-            .await?
-        else {
-            return Ok(false);
-        };
-        let v: serde_json::Value = serde_json::from_str(&json).map_err(|e| {
-            Error::Integrity(format!("stored public access block of {bucket}: {e}"))
-        })?;
-        Ok(v.get("block_public_policy") == Some(&serde_json::Value::Bool(true)))
-    }
 }
 
 #[cfg(test)]
@@ -549,7 +601,6 @@ mod tests {
         let f = Facts::of_request(
             &h,
             Some("prefix=p%2F&max-keys=5"),
-            false,
             Some("10.0.0.9:4000".parse().unwrap()),
         );
         let get = |k: &str| f.0.get(k).cloned();
@@ -573,7 +624,6 @@ mod tests {
         let presigned = Facts::of_request(
             &http::HeaderMap::new(),
             Some("X-Amz-Algorithm=AWS4-HMAC-SHA256&versionId=v1"),
-            false,
             None,
         );
         assert_eq!(

@@ -750,12 +750,13 @@ impl Gateway {
         }
         let bypass = input.bypass_governance_retention.unwrap_or(false);
         let quiet = input.delete.quiet.unwrap_or(false);
-        let facts = super::bucket_policy::Facts::of_request(
-            &req.headers,
-            req.uri.query(),
-            false,
-            audit.as_ref().and_then(RequestCtx::peer),
-        );
+        let head = super::bucket_policy::RequestHead {
+            op: "DeleteObjects",
+            headers: &req.headers,
+            query: req.uri.query(),
+            peer: audit.as_ref().and_then(RequestCtx::peer),
+        };
+        let facts = || head.facts();
         let mut deleted = Vec::new();
         let mut errors = Vec::new();
         for obj in input.delete.objects {
@@ -805,7 +806,7 @@ impl Gateway {
         bucket: &str,
         obj: &ObjectIdentifier,
         bypass: bool,
-        facts: &super::bucket_policy::Facts,
+        facts: &(dyn Fn() -> super::bucket_policy::Facts + Send + Sync),
         audit: Option<&RequestCtx>,
     ) -> Result<DeletedObject> {
         let version_id = obj.version_id.as_deref();
@@ -824,7 +825,7 @@ impl Gateway {
                 bucket,
                 Some(&obj.key),
                 super::bucket_policy::permissions_of("DeleteObject", version_id.is_some()),
-                &|| facts.clone(),
+                facts,
             )
             .await
             .map_err(Error::Client)?;

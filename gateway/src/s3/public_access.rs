@@ -60,6 +60,29 @@ fn not_found() -> Error {
 }
 
 impl Gateway {
+    /// The stored public access block of `bucket`, if any.
+    async fn public_access_block(&self, bucket: &str) -> Result<Option<Block>> {
+        let Some(json) = self
+            .store
+            .bucket_setting(bucket, SETTING_PUBLIC_ACCESS_BLOCK)
+            .await?
+        else {
+            return Ok(None);
+        };
+        serde_json::from_str(&json)
+            .map(Some)
+            .map_err(|e| Error::Integrity(format!("stored public access block of {bucket}: {e}")))
+    }
+
+    /// Whether the bucket's public access block sets `BlockPublicPolicy` (read by
+    /// PutBucketPolicy).
+    pub(super) async fn blocks_public_policy(&self, bucket: &str) -> Result<bool> {
+        Ok(self
+            .public_access_block(bucket)
+            .await?
+            .is_some_and(|b| b.block_public_policy))
+    }
+
     pub(super) async fn op_put_public_access_block(
         &self,
         req: S3Request<PutPublicAccessBlockInput>,
@@ -86,17 +109,9 @@ impl Gateway {
         &self,
         req: S3Request<GetPublicAccessBlockInput>,
     ) -> Result<GetPublicAccessBlockOutput> {
-        let bucket = req.input.bucket;
-        let Some(json) = self
-            .store
-            .bucket_setting(&bucket, SETTING_PUBLIC_ACCESS_BLOCK)
-            .await?
-        else {
+        let Some(block) = self.public_access_block(&req.input.bucket).await? else {
             return Err(not_found());
         };
-        let block: Block = serde_json::from_str(&json).map_err(|e| {
-            Error::Integrity(format!("stored public access block of {bucket}: {e}"))
-        })?;
         Ok(GetPublicAccessBlockOutput {
             public_access_block_configuration: Some(block.configuration()),
         })

@@ -212,25 +212,19 @@ impl RangeFallback {
         self.creds
             .authorize(&identity, action, Some(&bucket), Some(&key))
             .await?;
-        let query = req.uri.query();
-        let version = url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
-            .any(|(n, _)| n == "versionId");
-        let op = if req.method == Method::HEAD {
-            "HeadObject"
-        } else {
-            "GetObject"
+        let head = super::bucket_policy::RequestHead {
+            op: if req.method == Method::HEAD {
+                "HeadObject"
+            } else {
+                "GetObject"
+            },
+            headers: &req.headers,
+            query: req.uri.query(),
+            peer: RequestCtx::of(&req.extensions).and_then(|c| c.peer()),
         };
-        let peer = RequestCtx::of(&req.extensions).and_then(|c| c.peer());
-        let facts = || super::bucket_policy::Facts::of_request(&req.headers, query, false, peer);
         self.gateway
             .bucket_policies
-            .enforce(
-                &identity,
-                &bucket,
-                Some(&key),
-                super::bucket_policy::permissions_of(op, version),
-                &facts,
-            )
+            .enforce_request(&identity, &bucket, Some(&key), &head)
             .await
     }
 

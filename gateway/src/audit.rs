@@ -88,10 +88,7 @@ pub async fn before_change(
     if a.recorded() {
         return Ok(());
     }
-    a.add_bytes_in(bytes_in);
-    if let Some(v) = key_version {
-        a.set_key_version(v);
-    }
+    note_write(a, bytes_in, key_version);
     // the status the operation answers on success (s3s: 204 for the deletes and abort)
     let status = match ctx.action() {
         Some(
@@ -117,14 +114,19 @@ pub fn event_for_change(
     key_version: Option<u32>,
 ) -> Option<audit::AuditEvent> {
     let a = ctx?.audit()?;
-    if a.recorded() || !a.ledger().shares_transactions() {
+    if !a.shares_transaction() {
         return None;
     }
+    note_write(a, bytes_in, key_version);
+    a.event_for_change(200)
+}
+
+/// What a change adds to its event: the body bytes received and the data key version used.
+fn note_write(a: &audit::RequestAudit, bytes_in: u64, key_version: Option<u32>) {
     a.add_bytes_in(bytes_in);
     if let Some(v) = key_version {
         a.set_key_version(v);
     }
-    a.event_for_change(200)
 }
 
 /// The event of [`event_for_change`] was committed with its change, at `receipt`.

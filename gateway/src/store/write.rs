@@ -411,6 +411,43 @@ impl Store {
         }
     }
 
+    /// [`Store::finish`] for a write whose index commit can carry the request's audit event
+    /// (PutObject): `commit` gets the event to append in its own transaction and answers its
+    /// receipt with its result, so the change and its event are durable together (one COMMIT).
+    /// Without such an event (no audit context, already recorded, a ledger that cannot share a
+    /// transaction) `commit` gets `None` and the event is recorded first, as by `finish`.
+    async fn finish_in_index<T, F>(
+        &self,
+        guard: Uncommitted,
+        audit: Option<&RequestCtx>,
+        bytes_in: u64,
+        key_version: Option<u32>,
+        commit: impl FnOnce(Option<::audit::AuditEvent>) -> F,
+    ) -> Result<T>
+    where
+        F: Future<Output = Result<(T, Option<::audit::Receipt>)>>,
+    {
+        let Some(event) = audit::event_for_change(audit, bytes_in, key_version) else {
+            let commit = async { commit(None).await.map(|(t, _)| t) };
+            return self
+                .finish(guard, audit, bytes_in, key_version, commit)
+                .await;
+        };
+        match commit(Some(event)).await {
+            Ok((t, receipt)) => {
+                guard.committed();
+                if let Some(r) = receipt {
+                    audit::recorded(audit, r);
+                }
+                Ok(t)
+            }
+            Err(e) => {
+                guard.discard().await;
+                Err(e)
+            }
+        }
+    }
+
     /// The header-map entries of a new SSE-C object or upload under the data key `skey`:
     /// algorithm, key MD5 and the keyed check value (never the key).
     pub fn sse_c_entries(
@@ -541,38 +578,20 @@ impl Store {
             version,
         );
         let cond = cond.cloned().map(Precondition::Write);
-        let bytes_in = received(audit, rec.size);
-        let garbage = match audit::event_for_change(audit, bytes_in, Some(rec.key_version)) {
-            // the object row and its audit event in one index transaction (one COMMIT)
-            Some(event) => {
-                match self
-                    .index
-                    .put_object_audited(&rec, cond.as_ref(), Some(event))
-                    .await
-                {
-                    Ok((garbage, receipt)) => {
-                        guard.committed();
-                        if let Some(r) = receipt {
-                            audit::recorded(audit, r);
-                        }
-                        garbage
-                    }
-                    Err(e) => {
-                        guard.discard().await;
-                        return Err(e.into());
-                    }
-                }
-            }
-            None => {
-                self.finish(guard, audit, bytes_in, Some(rec.key_version), async {
+        let garbage = self
+            .finish_in_index(
+                guard,
+                audit,
+                received(audit, rec.size),
+                Some(rec.key_version),
+                |event| async {
                     self.index
-                        .put_object_if(&rec, cond.as_ref())
+                        .put_object_audited(&rec, cond.as_ref(), event)
                         .await
                         .map_err(Error::from)
-                })
-                .await?
-            }
-        };
+                },
+            )
+            .await?;
         self.collect(garbage).await;
         Ok(rec)
     }

@@ -884,6 +884,19 @@ impl ChainAppender {
         conn: &mut sqlx::AnyConnection,
         event: AuditEvent,
     ) -> AuditResult<Receipt> {
+        let s = self.append_stored(conn, event).await?;
+        Ok(Receipt {
+            seq: s.seq,
+            hash: s.hash,
+        })
+    }
+
+    /// [`ChainAppender::append`], answering the stored event.
+    async fn append_stored(
+        &mut self,
+        conn: &mut sqlx::AnyConnection,
+        event: AuditEvent,
+    ) -> AuditResult<StoredEvent> {
         let source = event.source.clone();
         let s = StoredEvent::chain(event, source, self.head.seq + 1, self.head.hash.clone());
         insert_event(conn, &s).await?;
@@ -891,15 +904,7 @@ impl ChainAppender {
             seq: s.seq,
             hash: s.hash.clone(),
         };
-        Ok(Receipt {
-            seq: s.seq,
-            hash: s.hash,
-        })
-    }
-
-    /// Events appended since the lock (and not reset away).
-    pub fn appended(&self) -> u64 {
-        u64::try_from(self.head.seq - self.start).unwrap_or(0)
+        Ok(s)
     }
 
     /// Writes the head row when anything was appended; call before the COMMIT.
@@ -922,25 +927,12 @@ impl ChainAppender {
 async fn commit_batch(pool: &AnyPool, events: Vec<AuditEvent>) -> AuditResult<Vec<StoredEvent>> {
     let dialect = Dialect::of(pool);
     let mut tx = pool.begin_with(dialect.begin_write()).await?;
-    let head = locked_head(&mut tx, dialect).await?;
-    let (mut seq, mut prev) = (head.seq, head.hash);
+    let mut chain = ChainAppender::lock(&mut tx, dialect).await?;
     let mut out = Vec::with_capacity(events.len());
     for ev in events {
-        seq += 1;
-        let source = ev.source.clone();
-        let s = StoredEvent::chain(ev, source, seq, prev);
-        prev = s.hash.clone();
-        insert_event(&mut tx, &s).await?;
-        out.push(s);
+        out.push(chain.append_stored(&mut tx, ev).await?);
     }
-    sqlx::query(
-        "INSERT INTO audit_head (id, seq, hash) VALUES (1, $1, $2) \
-         ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-    )
-    .bind(seq)
-    .bind(&prev)
-    .execute(&mut *tx)
-    .await?;
+    chain.finish(&mut tx).await?;
     tx.commit().await?;
     Ok(out)
 }

@@ -155,20 +155,27 @@ impl RequestAudit {
     ///
     /// `Err`: the event is not recorded; nothing may change and the caller answers 503.
     pub async fn record_before_change(&self, status: u16) -> AuditResult<Receipt> {
-        let event = {
-            let mut st = self.state();
-            if let Some(r) = &st.recorded {
-                return Ok(r.clone());
-            }
-            st.event.status = status;
-            st.event.outcome = outcome_for(status, None);
-            st.event.error_code = None;
-            st.event.duration_us = elapsed_us(self.inner.started);
-            st.event.clone()
+        let event = match self.success_event(status) {
+            Ok(e) => e,
+            Err(r) => return Ok(r),
         };
         let receipt = self.inner.ledger.append(event).await?;
         self.state().recorded = Some(receipt.clone());
         Ok(receipt)
+    }
+
+    /// The request's event as a success with `status` (as recorded before a change), or the
+    /// receipt of the one already recorded.
+    fn success_event(&self, status: u16) -> Result<AuditEvent, Receipt> {
+        let mut st = self.state();
+        if let Some(r) = &st.recorded {
+            return Err(r.clone());
+        }
+        st.event.status = status;
+        st.event.outcome = outcome_for(status, None);
+        st.event.error_code = None;
+        st.event.duration_us = elapsed_us(self.inner.started);
+        Ok(st.event.clone())
     }
 
     /// The event [`RequestAudit::record_before_change`] would append, for a caller that commits
@@ -177,18 +184,17 @@ impl RequestAudit {
     /// or the ledger cannot share a transaction ([`crate::Ledger::shares_transactions`]): then
     /// `record_before_change` it is.
     pub fn event_for_change(&self, status: u16) -> Option<AuditEvent> {
-        if !self.inner.ledger.shares_transactions() {
+        if !self.shares_transaction() {
             return None;
         }
-        let mut st = self.state();
-        if st.recorded.is_some() {
-            return None;
-        }
-        st.event.status = status;
-        st.event.outcome = outcome_for(status, None);
-        st.event.error_code = None;
-        st.event.duration_us = elapsed_us(self.inner.started);
-        Some(self.inner.ledger.prepare(st.event.clone()))
+        let event = self.success_event(status).ok()?;
+        Some(self.inner.ledger.prepare(event))
+    }
+
+    /// Whether [`RequestAudit::event_for_change`] has an event to give: none recorded yet, and
+    /// a ledger that can share a transaction.
+    pub fn shares_transaction(&self) -> bool {
+        self.inner.ledger.shares_transactions() && !self.recorded()
     }
 
     /// The event of [`RequestAudit::event_for_change`] is committed, at `receipt`.

@@ -133,8 +133,15 @@ pub fn sealed_len(plaintext_len: u64, params: &SealParams, key: &StreamKey) -> u
     total
 }
 
+/// Plaintext hashing (MD5 and the requested checksums). The first [`HASH_BATCH`] bytes are hashed
+/// in the sealing task itself; a stream that grows past them moves its hasher to a blocking
+/// thread, so that large bodies hash on another core while this one encrypts, and a small
+/// object costs no thread hand-off at all.
 enum Hashing {
-    Inline(Box<PlainHasher>),
+    Inline {
+        h: Box<PlainHasher>,
+        fed: usize,
+    },
     Thread {
         tx: mpsc::Sender<Vec<Bytes>>,
         join: tokio::task::JoinHandle<PlainHasher>,
@@ -145,32 +152,48 @@ enum Hashing {
 
 impl Hashing {
     fn start(set: ChecksumSet) -> Hashing {
-        match tokio::runtime::Handle::try_current() {
-            Ok(rt) => {
-                let (tx, mut rx) = mpsc::channel::<Vec<Bytes>>(HASH_QUEUE);
-                let join = rt.spawn_blocking(move || {
-                    let mut h = PlainHasher::new(set);
-                    while let Some(batch) = rx.blocking_recv() {
-                        for b in &batch {
-                            h.update(b);
-                        }
-                    }
-                    h
-                });
-                Hashing::Thread {
-                    tx,
-                    join,
-                    batch: Vec::new(),
-                    batched: 0,
+        Hashing::Inline {
+            h: Box::new(PlainHasher::new(set)),
+            fed: 0,
+        }
+    }
+
+    /// The hasher `h` continued on a blocking thread of `rt`.
+    fn on_thread(rt: &tokio::runtime::Handle, h: Box<PlainHasher>) -> Hashing {
+        let (tx, mut rx) = mpsc::channel::<Vec<Bytes>>(HASH_QUEUE);
+        let join = rt.spawn_blocking(move || {
+            let mut h = *h;
+            while let Some(batch) = rx.blocking_recv() {
+                for b in &batch {
+                    h.update(b);
                 }
             }
-            Err(_) => Hashing::Inline(Box::new(PlainHasher::new(set))),
+            h
+        });
+        Hashing::Thread {
+            tx,
+            join,
+            batch: Vec::new(),
+            batched: 0,
         }
     }
 
     async fn feed(&mut self, b: &Bytes) -> Result<()> {
+        if let Hashing::Inline { h, fed } = self {
+            *fed += b.len();
+            // without a runtime everything is hashed here
+            let rt = match tokio::runtime::Handle::try_current() {
+                Ok(rt) if *fed > HASH_BATCH => rt,
+                _ => {
+                    h.update(b);
+                    return Ok(());
+                }
+            };
+            let hasher = std::mem::replace(h, Box::new(PlainHasher::new(ChecksumSet::default())));
+            *self = Hashing::on_thread(&rt, hasher);
+        }
         match self {
-            Hashing::Inline(h) => {
+            Hashing::Inline { h, .. } => {
                 h.update(b);
                 Ok(())
             }
@@ -192,7 +215,7 @@ impl Hashing {
 
     async fn finish(self) -> Result<(u64, [u8; 16], Checksums)> {
         match self {
-            Hashing::Inline(h) => Ok(h.finish()),
+            Hashing::Inline { h, .. } => Ok(h.finish()),
             Hashing::Thread {
                 tx, join, batch, ..
             } => {

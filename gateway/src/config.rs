@@ -350,6 +350,11 @@ settings! {
         /// mounts (NFS, CephFS…). Without it a second live instance on PostgreSQL with a
         /// `file://` backend refuses to start (each would see only its own disk's objects).
         shared_filesystem: bool = false, "VAULTGATE_SHARED_FILESYSTEM";
+        /// Single PUTs of at most this many bytes are committed inline: their sealed stream in
+        /// the index row, with the row and the audit event in one transaction, and written
+        /// back to the backend within about a second (docs/OPERATIONS.md, "Inline objects and
+        /// the write-back"); at most 1048576; 0 writes every object to the backend first.
+        inline_max_bytes: u64 = 65536, "VAULTGATE_INLINE_MAX_BYTES";
     }
     optional {
         /// Fixed bootstrap access key id (with `secret_key`). Default: generated on first
@@ -379,6 +384,9 @@ settings! {
         admin_jwt_secret, "VAULTGATE_ADMIN_JWT_SECRET";
     }
 }
+
+/// The largest `inline_max_bytes`: a PUT is sealed in memory up to it.
+pub const MAX_INLINE_BYTES: u64 = 1024 * 1024;
 
 /// Every setting of the reference: the top-level ones, then `[limits]` and `[tls]`.
 pub fn all_settings() -> Vec<SettingInfo> {
@@ -1028,6 +1036,12 @@ impl Config {
             return Err(bad(
                 "admin_addr",
                 format!("is the same address as s3_addr ({s3}); give each listener its own port"),
+            ));
+        }
+        if self.inline_max_bytes > MAX_INLINE_BYTES {
+            return Err(bad(
+                "inline_max_bytes",
+                format!("must be at most {MAX_INLINE_BYTES} (0 turns inline objects off)"),
             ));
         }
         self.validate_credentials()?;

@@ -56,11 +56,19 @@ pub enum Job {
     Retention,
     /// the lifecycle pass (expirations, aborted uploads)
     Lifecycle,
+    /// writing inline objects back to the backend (`store::inline`)
+    WriteBack,
 }
 
 impl Job {
     /// Every job, in the order of their slots.
-    pub const ALL: [Job; 4] = [Job::Gc, Job::OrphanSweep, Job::Retention, Job::Lifecycle];
+    pub const ALL: [Job; 5] = [
+        Job::Gc,
+        Job::OrphanSweep,
+        Job::Retention,
+        Job::Lifecycle,
+        Job::WriteBack,
+    ];
 
     /// The job's name (the `job` label of `vaultgate_lease_held`).
     pub fn name(self) -> &'static str {
@@ -69,6 +77,7 @@ impl Job {
             Job::OrphanSweep => "orphan_sweep",
             Job::Retention => "retention",
             Job::Lifecycle => "lifecycle",
+            Job::WriteBack => "writeback",
         }
     }
 
@@ -91,7 +100,7 @@ struct Inner {
     /// where to open the lease connection; None on SQLite (every lease held)
     url: Option<String>,
     conn: Mutex<Option<AnyConnection>>,
-    held: [AtomicBool; 4],
+    held: [AtomicBool; 5],
     gauge: OnceLock<IntGaugeVec>,
     /// live instances on the database, this one included (what the rate limits divide by)
     instances: Arc<policy::Instances>,

@@ -183,6 +183,7 @@ fn record(bucket: &str, key: &str, version_id: &str, blobs: &[&str], marker: boo
                 plaintext_len: 32,
                 md5_hex: "00".into(),
                 checksums: BTreeMap::new(),
+                inline: None,
             })
             .collect(),
         manifest_id: None,

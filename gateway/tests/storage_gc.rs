@@ -65,6 +65,7 @@ fn record(key: &str, ids: &[&str]) -> ObjectRecord {
                 plaintext_len: 1,
                 md5_hex: "00".into(),
                 checksums: BTreeMap::new(),
+                inline: None,
             })
             .collect(),
         manifest_id: None,

@@ -34,6 +34,7 @@ mod buckets;
 mod credentials;
 mod data_keys;
 pub mod gc;
+mod inline;
 mod lifecycle;
 mod list;
 mod locks;
@@ -55,6 +56,7 @@ pub use gc::{
     GC_INTERVAL, GcError, GcReport, MAX_CRASH_ORPHANS, ORPHAN_GRACE, SweepReport, collect_garbage,
     spawn_collector, sweep_orphans,
 };
+pub use inline::PendingInline;
 pub use lifecycle::LifecycleVersion;
 pub use list::prefix_successor;
 pub use objects::{DeletedVersion, check_lock_change};
@@ -236,6 +238,29 @@ pub struct StreamRecord {
     /// single PUT's stream (its checksums are the object's), a part of an upload without an
     /// algorithm, and the parts of objects completed before per-part checksums were kept.
     pub checksums: BTreeMap<String, String>,
+    /// The whole sealed stream, kept in the index row (a small single-PUT object; see
+    /// [`Inline`]); `None`: read from the backend.
+    pub inline: Option<Inline>,
+}
+
+/// The sealed stream of a small object kept in its index row (docs/FORMAT.md, "Inline
+/// objects"): byte for byte what the backend holds, or will hold once written back, under the
+/// stream's backend id. Reads are served from it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Inline {
+    /// the sealed stream (header, records, sealed metadata)
+    pub data: bytes::Bytes,
+    /// Only in the index so far: the write-back task has not stored it on the backend yet.
+    pub pending: bool,
+}
+
+impl std::fmt::Debug for Inline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inline")
+            .field("len", &self.data.len())
+            .field("pending", &self.pending)
+            .finish()
+    }
 }
 
 /// The version id of the version written while a bucket is unversioned or suspended.

@@ -14,7 +14,7 @@ use sqlx::{Any, AnyConnection, Row, Transaction};
 use super::locks::retrying;
 use super::writer::Job;
 use super::{
-    DeleteCondition, Index, IndexError, LockMode, ObjectLock, ObjectRecord, Precondition,
+    DeleteCondition, Index, IndexError, Inline, LockMode, ObjectLock, ObjectRecord, Precondition,
     StreamRecord, VersionFacts, WriteCondition, map_from_json, map_to_json, now_ms, to_i64, to_u32,
     to_u64,
 };
@@ -200,8 +200,9 @@ pub(crate) async fn insert_streams(
     for (seq, s) in rec.streams.iter().enumerate() {
         sqlx::query(
             "INSERT INTO object_streams (bucket, object_key, version_id, seq, part_number, \
-                                         backend_id, header, plaintext_len, md5_hex, checksums) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                                         backend_id, header, plaintext_len, md5_hex, checksums, \
+                                         inline_data, inline_pending) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(&rec.bucket)
         .bind(&rec.key)
@@ -213,6 +214,8 @@ pub(crate) async fn insert_streams(
         .bind(to_i64(s.plaintext_len, "stream length")?)
         .bind(&s.md5_hex)
         .bind(stream_checksums_to_json(&s.checksums)?)
+        .bind(s.inline.as_ref().map(|i| i.data.to_vec()))
+        .bind(i64::from(s.inline.as_ref().is_some_and(|i| i.pending)))
         .execute(&mut *conn)
         .await?;
     }
@@ -334,6 +337,16 @@ fn object_from_rows(
                 .try_get::<Option<String>, _>("md5_hex")?
                 .unwrap_or_default(),
             checksums: stream_checksums_from_json(row.try_get("stream_checksums")?)?,
+            inline: match row.try_get::<Option<Vec<u8>>, _>("inline_data")? {
+                Some(data) => Some(Inline {
+                    data: data.into(),
+                    pending: row
+                        .try_get::<Option<i64>, _>("inline_pending")?
+                        .unwrap_or(0)
+                        != 0,
+                }),
+                None => None,
+            },
         });
     }
     Ok(Some(rec))
@@ -365,7 +378,7 @@ const VERSION_SELECT: &str = "SELECT o.version_id, CAST(o.is_latest AS BIGINT) A
         o.lock_until_ms, CAST(o.legal_hold AS BIGINT) AS legal_hold, o.size, o.etag, o.last_modified_ms, o.headers, \
         o.user_metadata, o.checksums, o.data_key_id, o.key_version, o.manifest_id, \
         s.part_number, s.backend_id, s.header, s.plaintext_len, s.md5_hex, \
-        s.checksums AS stream_checksums \
+        s.checksums AS stream_checksums, s.inline_data, s.inline_pending \
      FROM objects o \
      LEFT JOIN object_streams s ON s.bucket = o.bucket AND s.object_key = o.object_key \
                                AND s.version_id = o.version_id";

@@ -85,6 +85,12 @@ pub(crate) enum Job {
     },
     /// `Index::gc_done`: removes ids from the gc queue.
     GcDone { ids: Vec<String>, reply: Reply<()> },
+    /// `Index::inline_written`: inline streams now on the backend; answers the ids nothing
+    /// references any more.
+    InlineWritten {
+        ids: Vec<String>,
+        reply: Reply<Vec<String>>,
+    },
 }
 
 enum Message {
@@ -97,6 +103,7 @@ enum Outcome {
     Put(Result<(Vec<String>, Option<Receipt>), IndexError>),
     Delete(Result<Option<DeletedVersion>, IndexError>),
     Gc(Result<(), IndexError>),
+    Written(Result<Vec<String>, IndexError>),
 }
 
 impl Outcome {
@@ -106,6 +113,7 @@ impl Outcome {
             Outcome::Put(r) => r.as_ref().err(),
             Outcome::Delete(r) => r.as_ref().err(),
             Outcome::Gc(r) => r.as_ref().err(),
+            Outcome::Written(r) => r.as_ref().err(),
         }
     }
 
@@ -118,7 +126,8 @@ impl Outcome {
         match self {
             Outcome::Put(Err(IndexError::Database(e)))
             | Outcome::Delete(Err(IndexError::Database(e)))
-            | Outcome::Gc(Err(IndexError::Database(e))) => Err(e),
+            | Outcome::Gc(Err(IndexError::Database(e)))
+            | Outcome::Written(Err(IndexError::Database(e))) => Err(e),
             other => Ok(other),
         }
     }
@@ -140,6 +149,8 @@ impl Job {
             Job::DeleteVersion { bucket, key, .. } => set.object(bucket, key),
             // queued ids are unique and never referenced again: nothing to exclude
             Job::GcDone { .. } => set,
+            // a flag on rows whose bytes are written; a racing delete either sees it or not
+            Job::InlineWritten { .. } => set,
         }
     }
 
@@ -183,6 +194,9 @@ impl Job {
                 .await,
             ),
             Job::GcDone { ids, .. } => Outcome::Gc(gc_done_in(conn, ids).await),
+            Job::InlineWritten { ids, .. } => {
+                Outcome::Written(super::inline::inline_written_in(conn, ids).await)
+            }
         }
     }
 
@@ -192,6 +206,7 @@ impl Job {
             (Job::PutObject { reply, .. }, Outcome::Put(r)) => answer(reply, r),
             (Job::DeleteVersion { reply, .. }, Outcome::Delete(r)) => answer(reply, r),
             (Job::GcDone { reply, .. }, Outcome::Gc(r)) => answer(reply, r),
+            (Job::InlineWritten { reply, .. }, Outcome::Written(r)) => answer(reply, r),
             (job, _) => job.fail("internal error: a job's outcome does not match it"),
         }
     }
@@ -202,6 +217,7 @@ impl Job {
             Job::PutObject { reply, .. } => answer(reply, Err(batch_failed(why))),
             Job::DeleteVersion { reply, .. } => answer(reply, Err(batch_failed(why))),
             Job::GcDone { reply, .. } => answer(reply, Err(batch_failed(why))),
+            Job::InlineWritten { reply, .. } => answer(reply, Err(batch_failed(why))),
         }
     }
 }

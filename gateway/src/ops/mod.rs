@@ -81,6 +81,8 @@ impl OpsContext {
             .await
             .map_err(|e| Error::Unavailable(format!("backend {backend_url}: {e}")))?;
         self::keys::guard_key_file(config, &index).await?;
+        // what a crash left only in the index reaches the backend before any command reads it
+        crate::store::inline::write_back(&index, backend.as_ref()).await?;
         let provider = ::keys::provider_from_config(&config.key_config()).await?;
         let keyring = Keyring::new(
             provider,

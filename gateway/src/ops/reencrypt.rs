@@ -771,6 +771,7 @@ async fn reseal_stream(
         plaintext_len: sum.plaintext_len,
         md5_hex: s.md5_hex.clone(),
         checksums: s.checksums.clone(),
+        inline: None,
     };
     let back = digest_stream(store, bucket, &ns).await?;
     if back != old || sum.md5 != old.1 {

@@ -219,6 +219,7 @@ async fn object_record(
             plaintext_len: layout.plaintext_len,
             md5_hex: meta.etag,
             checksums: Default::default(),
+            inline: None,
         }],
         manifest_id: None,
     };
@@ -256,6 +257,7 @@ async fn manifest_record(
             plaintext_len: p.size,
             md5_hex: p.md5_hex.clone(),
             checksums: p.checksums.clone(),
+            inline: None,
         });
     }
     keys::verify_parts(&mheader, &meta, &part_headers)?;

@@ -236,6 +236,7 @@ mod tests {
                     plaintext_len: *n,
                     md5_hex: String::new(),
                     checksums: [("sha256".to_owned(), format!("part{i}="))].into(),
+                    inline: None,
                 })
                 .collect(),
             manifest_id: Some("m".into()),

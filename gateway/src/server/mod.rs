@@ -75,6 +75,14 @@ impl RunningServer {
         for t in self.tasks {
             let _ = t.await;
         }
+        // after the listeners drained: what their last PUTs committed inline reaches the backend
+        match self.store.write_back().await {
+            Ok(r) if r.failed > 0 => {
+                tracing::warn!(report = ?r, "inline objects left pending for the next start")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "last write-back pass failed"),
+        }
         self.store.index().close().await;
         tracing::info!("shut down");
     }

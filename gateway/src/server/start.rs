@@ -222,7 +222,8 @@ async fn open_storage(config: &Config, metrics: &Metrics) -> Result<Storage> {
         keys::CacheConfig::default(),
     );
     crate::ops::keys::check_custody_at_start(config, &keyring).await?;
-    let store = Store::new(backend.clone(), index.clone(), keyring, metrics.clone());
+    let store = Store::new(backend.clone(), index.clone(), keyring, metrics.clone())
+        .with_inline(config.inline_max_bytes);
     Ok(Storage {
         index,
         audit,
@@ -503,7 +504,7 @@ async fn bind(config: &Config) -> Result<(TcpListener, TcpListener)> {
 
 /// Spawns both bound listeners (the S3 one through `pipeline`), the certificate watcher, the
 /// lease keeper and the background jobs under their leases (daily audit prune, lifecycle pass,
-/// gc queue drain and orphan sweep).
+/// gc queue drain and orphan sweep, inline write-back).
 #[allow(clippy::too_many_arguments)]
 async fn spawn_listeners(
     config: &Config,
@@ -553,6 +554,8 @@ async fn spawn_listeners(
         leases.clone(),
         rx.clone(),
     );
+    let writeback_task =
+        crate::store::inline::spawn_writeback(storage.store.clone(), leases.clone(), rx.clone());
     let tls_task = tls.watch(rx.clone());
     let app = router(AdminState {
         store: storage.store.clone(),
@@ -584,6 +587,7 @@ async fn spawn_listeners(
             tls_task,
             lifecycle_task,
             gc_task,
+            writeback_task,
             lease_task,
         ],
     })

@@ -11,6 +11,7 @@
 //! multipart objects only the parts the range touches.
 
 mod catalog;
+pub mod inline;
 pub mod lifecycle;
 mod read;
 pub mod tagging;
@@ -36,6 +37,7 @@ pub struct Store {
     index: Index,
     keyring: Keyring,
     metrics: Metrics,
+    inline: Arc<inline::InlineStore>,
 }
 
 impl Store {
@@ -51,7 +53,15 @@ impl Store {
             index,
             keyring,
             metrics,
+            inline: Arc::default(),
         }
+    }
+
+    /// The same store keeping single PUTs of at most `max_object` plaintext bytes inline in the
+    /// index ([`inline`]; 0: none, as [`Store::new`]).
+    pub fn with_inline(mut self, max_object: u64) -> Store {
+        self.inline = Arc::new(inline::InlineStore::new(max_object));
+        self
     }
 
     /// The metadata index (start-up, offline commands, the admin probes and tests; S3 handlers

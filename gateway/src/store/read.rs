@@ -70,10 +70,27 @@ impl Store {
             plaintext_len: s.plaintext_len,
         };
         let cr = layout.cipher_range(plain.clone());
-        let input = self
-            .backend
-            .get(&s.backend_id, Some(cr.start..cr.end))
-            .await?;
+        let input = match &s.inline {
+            Some(inline) => {
+                let (start, end) = (
+                    usize::try_from(cr.start).unwrap_or(usize::MAX),
+                    usize::try_from(cr.end).unwrap_or(usize::MAX),
+                );
+                if start > end || end > inline.data.len() {
+                    return Err(Error::Integrity(format!(
+                        "{}: inline stream shorter than its records",
+                        s.backend_id
+                    )));
+                }
+                let piece = inline.data.slice(start..end);
+                stream::once(async move { Ok(piece) }).boxed()
+            }
+            None => {
+                self.backend
+                    .get(&s.backend_id, Some(cr.start..cr.end))
+                    .await?
+            }
+        };
         let backend_id = s.backend_id.clone();
         let out = keys::opener::open_range(&key, &header, layout, plain, input).map_err(move |e| {
             tracing::error!(backend_id = %backend_id, error = %e, "object stream failed while reading");

@@ -84,6 +84,9 @@ pub struct Sealed {
     pub backend_id: String,
     /// sizes, MD5, checksums and the header of the stream
     pub summary: SealSummary,
+    /// The sealed stream itself when it was kept for the index row instead of being written
+    /// to the backend (an inline object, [`Store::seal_inline`]).
+    pub inline: Option<Bytes>,
 }
 
 impl ObjectRecord {
@@ -124,6 +127,10 @@ impl ObjectRecord {
                 plaintext_len: s.plaintext_len,
                 md5_hex: etag,
                 checksums: Default::default(),
+                inline: sealed.inline.clone().map(|data| crate::index::Inline {
+                    data,
+                    pending: true,
+                }),
             }],
             manifest_id: None,
         }
@@ -310,12 +317,76 @@ impl Store {
             Ok(summary) => Ok(Sealed {
                 backend_id: id,
                 summary,
+                inline: None,
             }),
             Err(e) => {
                 self.delete_quietly(&id).await;
                 Err(take(&input_err).unwrap_or_else(|| e.into()))
             }
         }
+    }
+
+    /// Seals `body` (at most [`super::inline::InlineStore::max_object`] bytes) into memory under a new
+    /// backend id, for the index row (an inline object): the backend is not touched. Errors as
+    /// [`Store::seal_into_backend`]'s.
+    pub(super) async fn seal_inline<S, E>(
+        &self,
+        key: &StreamKey,
+        params: SealParams,
+        body: S,
+        plaintext_len: Option<u64>,
+    ) -> Result<Sealed>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Send + 'static,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let input_err: ErrSlot = Arc::default();
+        let slot = input_err.clone();
+        let counter = self.metrics.bytes_in.clone();
+        let body = body.map(move |r| match r {
+            Ok(b) => {
+                counter.inc_by(b.len() as u64);
+                Ok(b)
+            }
+            Err(e) => {
+                remember(&slot, crate::error::body_error(e.into()));
+                Err(std::io::Error::other("request body failed"))
+            }
+        });
+        let hint = plaintext_len.map(|n| keys::sealer::sealed_len(n, &params, key));
+        let (mut sealed, handle) = keys::sealer::seal(key, params, body);
+        let mut buf =
+            bytes::BytesMut::with_capacity(usize::try_from(hint.unwrap_or(0)).unwrap_or(0));
+        let mut failed = None;
+        while let Some(piece) = sealed.next().await {
+            match piece {
+                Ok(b) => buf.extend_from_slice(&b),
+                Err(e) => {
+                    failed = Some(Error::from(e));
+                    break;
+                }
+            }
+        }
+        drop(sealed);
+        if let Some(e) = failed {
+            return Err(take(&input_err).unwrap_or(e));
+        }
+        let summary = match handle.summary().await {
+            Ok(summary) => summary,
+            Err(e) => return Err(take(&input_err).unwrap_or_else(|| e.into())),
+        };
+        if hint.is_some_and(|h| h != buf.len() as u64) {
+            return Err(Error::Internal(format!(
+                "sealed {} bytes where {} were expected",
+                buf.len(),
+                hint.unwrap_or(0)
+            )));
+        }
+        Ok(Sealed {
+            backend_id: new_backend_id(),
+            summary,
+            inline: Some(buf.freeze()),
+        })
     }
 
     /// Deletes a backend object, logging (not returning) failures; used on error paths where the
@@ -363,21 +434,32 @@ impl Store {
 
     /// The body sealed into a new backend object under `guard`, with the request's promises
     /// checked: on any failure nothing is left under the new id.
+    /// `inline`: keep the sealed stream for the index row instead of writing it to the backend
+    /// ([`Store::seal_inline`]; nothing to delete then).
     async fn seal_checked<S, E>(
         &self,
         key: &StreamKey,
         params: SealParams,
         body: S,
         check: &dyn WriteCheck,
+        inline: bool,
     ) -> Result<(Uncommitted, Sealed)>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + 'static,
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let sealed = self
-            .seal_into_backend(key, params, body, check.content_length())
-            .await?;
-        let guard = Uncommitted::new(self.backend.clone(), sealed.backend_id.clone());
+        let (sealed, guard) = if inline {
+            let sealed = self
+                .seal_inline(key, params, body, check.content_length())
+                .await?;
+            (sealed, self.uncommitted())
+        } else {
+            let sealed = self
+                .seal_into_backend(key, params, body, check.content_length())
+                .await?;
+            let guard = Uncommitted::new(self.backend.clone(), sealed.backend_id.clone());
+            (sealed, guard)
+        };
         if let Err(e) = check.verify(&sealed.summary) {
             guard.discard().await;
             return Err(e);
@@ -566,7 +648,10 @@ impl Store {
             checksums: check.checksums(),
             meta: Some(meta),
         };
-        let (guard, sealed) = self.seal_checked(&skey, params, body, check).await?;
+        let inline = self.inline.admits(check.content_length());
+        let (guard, sealed) = self
+            .seal_checked(&skey, params, body, check, inline.is_some())
+            .await?;
         let rec = ObjectRecord::single_stream(
             bucket,
             key,
@@ -592,6 +677,9 @@ impl Store {
                 },
             )
             .await?;
+        if let Some(admitted) = inline {
+            admitted.committed();
+        }
         self.collect(garbage).await;
         Ok(rec)
     }
@@ -631,7 +719,7 @@ impl Store {
             checksums: check.checksums(),
             meta: None,
         };
-        let (guard, sealed) = self.seal_checked(&skey, params, body, check).await?;
+        let (guard, sealed) = self.seal_checked(&skey, params, body, check, false).await?;
         let s = &sealed.summary;
         let part = PartRecord {
             bucket: upload.bucket.clone(),
@@ -726,6 +814,7 @@ impl Store {
                     plaintext_len: p.size,
                     md5_hex: p.md5_hex.clone(),
                     checksums: entry.checksums.clone(),
+                    inline: None,
                 })
                 .collect(),
             manifest_id: Some(manifest_id),

@@ -17,6 +17,7 @@ pub fn stream(id: &str, part: u32, len: u64) -> StreamRecord {
             "crc32c".to_owned(),
             format!("part{part}=="),
         )]),
+        inline: None,
     }
 }
 

@@ -157,6 +157,14 @@ def test_sigkill_during_16_client_small_puts_inline(gateway_factory):
         final_acked = set(acked)
     assert len(final_acked) >= 300, "too few PUTs acknowledged before the kill"
     assert len(final_acked) < len(sources), "every PUT finished: the kill did not interrupt anything"
+    import sqlite3
+
+    db = sqlite3.connect(str(gw.data_dir / "index.db"))
+    pending_at_kill = db.execute("SELECT COUNT(*) FROM object_streams WHERE inline_pending = 1").fetchone()[0]
+    inline_at_kill = db.execute("SELECT COUNT(*) FROM object_streams WHERE inline_data IS NOT NULL").fetchone()[0]
+    db.close()
+    print(f"acked {len(final_acked)}, inline {inline_at_kill}, pending write-back at the kill {pending_at_kill}")
+    assert inline_at_kill >= len(final_acked), "small PUTs are committed inline"
 
     gw.start()
     s3 = gw.s3()

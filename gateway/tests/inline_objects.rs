@@ -110,6 +110,16 @@ async fn a_small_put_is_committed_inline_then_written_back_byte_for_byte() {
         g.server.store.index().pending_inline_bytes().await.unwrap(),
         0
     );
+    // the write-back task's gauge, set at its next tick (every second at least)
+    let mut text = String::new();
+    for _ in 0..30 {
+        text = g.server.metrics.render();
+        if text.contains("vaultgate_inline_pending_bytes 0") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(text.contains("vaultgate_inline_pending_bytes 0"), "{text}");
     assert_eq!(get(&g.client, "inl", "small", None).await, body);
     g.stop().await;
 }

@@ -83,6 +83,13 @@ fn fsync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// `syncfs(2)` of the filesystem holding `dir`: every dirty file, rename and directory on it
+/// written and the journal committed.
+fn sync_filesystem(dir: &Path) -> std::io::Result<()> {
+    let d = File::open(dir)?;
+    rustix::fs::syncfs(&d).map_err(std::io::Error::from)
+}
+
 fn join_error(e: tokio::task::JoinError) -> BackendError {
     BackendError::Io(std::io::Error::other(format!(
         "local backend file task failed: {e}"
@@ -253,6 +260,39 @@ impl LocalBackend {
         }
         fsync_dir(parent)?;
         Ok(())
+    }
+
+    fn put_batch_blocking(&self, items: Vec<(String, Bytes)>) -> Vec<Result<(), BackendError>> {
+        let mut results: Vec<Result<(), BackendError>> = items
+            .iter()
+            .map(|(id, data)| {
+                let final_path = self.path_of(id)?;
+                let mut t = TempFile::create(self.tmp.join(format!("{}.tmp", new_backend_id())))?;
+                t.file.write_all(data)?;
+                let TempFile { file, mut guard } = t;
+                drop(file);
+                if let Some(path) = &guard.0 {
+                    match std::fs::rename(path, &final_path) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                            self.place(path, &final_path)?
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                guard.disarm();
+                Ok(())
+            })
+            .collect();
+        if results.iter().any(Result::is_ok)
+            && let Err(e) = sync_filesystem(&self.root)
+        {
+            let msg = format!("syncing the filesystem of {}: {e}", self.root.display());
+            for r in results.iter_mut() {
+                *r = Err(BackendError::Io(std::io::Error::other(msg.clone())));
+            }
+        }
+        results
     }
 
     async fn walk(
@@ -446,6 +486,24 @@ impl Backend for LocalBackend {
         Ok(written)
     }
 
+    /// Every file written and renamed into place without an fsync of its own, then one
+    /// `syncfs` of the filesystem makes the whole batch durable (files, renames, directories):
+    /// one journal commit instead of three fsyncs per object. A missing fan-out directory is
+    /// created as by `put` (fsynced at once). If the sync fails, every item fails.
+    async fn put_batch(&self, items: Vec<(String, Bytes)>) -> Vec<Result<(), BackendError>> {
+        let n = items.len();
+        let this = self.clone();
+        match tokio::task::spawn_blocking(move || this.put_batch_blocking(items)).await {
+            Ok(r) => r,
+            Err(e) => {
+                let msg = join_error(e).to_string();
+                (0..n)
+                    .map(|_| Err(BackendError::Io(std::io::Error::other(msg.clone()))))
+                    .collect()
+            }
+        }
+    }
+
     async fn get(&self, id: &str, range: Option<Range<u64>>) -> Result<ByteStream, BackendError> {
         let path = self.path_of(id)?;
         let id = id.to_string();
@@ -593,6 +651,31 @@ mod tests {
             0
         );
         assert_eq!(b.sweep_temp(None).await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_batch_lands_whole_per_item_and_replaces_what_is_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = LocalBackend::open(dir.path()).await.unwrap();
+        let ids: Vec<String> = (0..50).map(|_| new_backend_id()).collect();
+        // one id already holds other bytes (a write-back run twice): the batch replaces them
+        b.put(&ids[0], body(vec![Ok(Bytes::from_static(b"old"))]), Some(3))
+            .await
+            .unwrap();
+        let mut items: Vec<(String, Bytes)> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.clone(), Bytes::from(vec![i as u8; 100 + i])))
+            .collect();
+        items.push(("../escape".to_owned(), Bytes::from_static(b"x")));
+        let results = b.put_batch(items).await;
+        assert_eq!(results.len(), 51);
+        assert!(results[..50].iter().all(Result::is_ok), "{results:?}");
+        assert!(matches!(results[50], Err(BackendError::InvalidId(_))));
+        for (i, id) in ids.iter().enumerate() {
+            assert_eq!(read_all(&b, id, None).await, vec![i as u8; 100 + i]);
+        }
+        assert_eq!(std::fs::read_dir(dir.path().join(TMP_DIR)).unwrap().count(), 0);
     }
 
     #[tokio::test]

@@ -179,6 +179,18 @@ impl Backend for MeteredBackend {
         self.finish("put", t, r)
     }
 
+    async fn put_batch(&self, items: Vec<(String, bytes::Bytes)>) -> Vec<Result<(), BackendError>> {
+        let t = self.start("put_batch");
+        let results = self.inner.put_batch(items).await;
+        let first_err = results.iter().find_map(|r| r.as_ref().err());
+        let summary = match first_err {
+            Some(e) => Err(BackendError::Io(std::io::Error::other(e.to_string()))),
+            None => Ok(()),
+        };
+        let _ = self.finish("put_batch", t, summary);
+        results
+    }
+
     async fn get(&self, id: &str, range: Option<Range<u64>>) -> Result<ByteStream, BackendError> {
         let t = self.start("get");
         let r = self.inner.get(id, range).await;

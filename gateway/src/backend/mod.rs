@@ -20,6 +20,9 @@ use futures::stream::BoxStream;
 
 pub use local::LocalBackend;
 
+/// Puts in flight at once in the default [`Backend::put_batch`].
+pub const PUT_BATCH_CONCURRENCY: usize = 8;
+
 /// A stream of bytes going into or coming out of a backend.
 pub type ByteStream = BoxStream<'static, std::io::Result<Bytes>>;
 
@@ -102,6 +105,22 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         body: ByteStream,
         size_hint: Option<u64>,
     ) -> Result<u64, BackendError>;
+    /// Stores several small objects, each as [`Backend::put`] would (whole, under its id), and
+    /// answers each one's outcome in order: after an Ok every one of them is durable. A backend
+    /// may make them durable together (the local disk: one filesystem sync for the batch); the
+    /// default stores them one by one, a few at a time.
+    async fn put_batch(&self, items: Vec<(String, Bytes)>) -> Vec<Result<(), BackendError>> {
+        use futures::StreamExt;
+        futures::stream::iter(items)
+            .map(|(id, data)| async move {
+                let len = data.len() as u64;
+                let body = futures::stream::once(async move { Ok(data) }).boxed();
+                self.put(&id, body, Some(len)).await.map(|_| ())
+            })
+            .buffered(PUT_BATCH_CONCURRENCY)
+            .collect()
+            .await
+    }
     /// Streams the object, or the byte range `start..end` of it. An empty range yields no bytes;
     /// a range that does not lie within the object is an error.
     async fn get(&self, id: &str, range: Option<Range<u64>>) -> Result<ByteStream, BackendError>;

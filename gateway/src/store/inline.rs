@@ -14,32 +14,25 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use futures::StreamExt;
 use tokio::sync::{Notify, watch};
 
 use super::Store;
 use crate::backend::Backend;
 use crate::error::Result;
-use crate::index::{Index, PendingInline};
+use crate::index::Index;
 use crate::lease::{Job, Leases};
 
 /// Most bytes of sealed streams that may be pending write-back (this instance's count, kept
 /// from the index's after every pass): the bound on what only the index holds.
 pub const PENDING_MAX_BYTES: u64 = 64 * 1024 * 1024;
 
-/// A pass runs at least this often, even with no PUT waking it (pending streams left by a crash
-/// or by another instance).
-pub const WRITEBACK_INTERVAL: Duration = Duration::from_secs(1);
-
-/// After a wake-up the task waits this long, so that one pass takes a batch of PUTs.
-const WRITEBACK_GATHER: Duration = Duration::from_millis(5);
+/// A pass runs this often (and at once when a full batch is pending): what the PUTs of one
+/// interval committed is written back as one batch, made durable together.
+pub const WRITEBACK_INTERVAL: Duration = Duration::from_millis(200);
 
 /// Streams per write-back batch, and about how many bytes.
 const BATCH_STREAMS: u64 = 256;
 const BATCH_BYTES: u64 = 8 * 1024 * 1024;
-
-/// Backend puts in flight at once in a pass.
-const PUT_CONCURRENCY: usize = 8;
 
 /// Bytes reserved per admitted PUT beyond its plaintext (header, tags, sealed metadata).
 const OVERHEAD_ESTIMATE: u64 = 4096;
@@ -115,11 +108,13 @@ pub(super) struct Admitted {
 }
 
 impl Admitted {
-    /// The PUT committed its stream inline: it stays counted until a write-back pass recounts,
-    /// and the write-back task is woken.
+    /// The PUT committed its stream inline: it stays counted until a write-back pass recounts;
+    /// a full batch pending wakes the write-back task before its next tick.
     pub(super) fn committed(mut self) {
         self.committed = true;
-        self.store.wake.notify_one();
+        if self.store.pending_bytes() >= BATCH_BYTES {
+            self.store.wake.notify_one();
+        }
     }
 }
 
@@ -172,27 +167,18 @@ pub async fn write_back(index: &Index, backend: &dyn Backend) -> Result<WriteBac
         if batch.is_empty() {
             break;
         }
-        let results: Vec<(String, bool)> = futures::stream::iter(batch)
-            .map(|p: PendingInline| async move {
-                let len = p.data.len() as u64;
-                let body = futures::stream::once(async move { Ok(p.data) }).boxed();
-                match backend.put(&p.backend_id, body, Some(len)).await {
-                    Ok(_) => (p.backend_id, true),
-                    Err(e) => {
-                        tracing::warn!(backend_id = %p.backend_id, error = %e,
-                                "write-back of an inline object failed; will retry");
-                        (p.backend_id, false)
-                    }
-                }
-            })
-            .buffer_unordered(PUT_CONCURRENCY)
-            .collect()
+        let ids: Vec<String> = batch.iter().map(|p| p.backend_id.clone()).collect();
+        let results = backend
+            .put_batch(batch.into_iter().map(|p| (p.backend_id, p.data)).collect())
             .await;
-        let stored: Vec<String> = results
-            .iter()
-            .filter(|(_, ok)| *ok)
-            .map(|(id, _)| id.clone())
-            .collect();
+        let mut stored = Vec::with_capacity(ids.len());
+        for (id, r) in ids.into_iter().zip(&results) {
+            match r {
+                Ok(()) => stored.push(id),
+                Err(e) => tracing::warn!(backend_id = %id, error = %e,
+                    "write-back of an inline object failed; will retry"),
+            }
+        }
         let failed = (results.len() - stored.len()) as u64;
         let gone = index.inline_written(&stored).await?;
         for id in &gone {
@@ -211,8 +197,8 @@ pub async fn write_back(index: &Index, backend: &dyn Backend) -> Result<WriteBac
     Ok(report)
 }
 
-/// While serving: a write-back pass after PUTs commit inline objects (gathered for
-/// [`WRITEBACK_GATHER`]) and at least every [`WRITEBACK_INTERVAL`], under the `writeback` lease;
+/// While serving: a write-back pass every [`WRITEBACK_INTERVAL`], and at once when a full batch
+/// is pending, under the `writeback` lease;
 /// every instance recounts the pending bytes after each tick. Until `stop` (the server's
 /// shutdown runs a last pass once its listeners have drained).
 pub fn spawn_writeback(
@@ -220,16 +206,23 @@ pub fn spawn_writeback(
     leases: Leases,
     mut stop: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
+    let gauge = prometheus::IntGauge::new(
+        "vaultgate_inline_pending_bytes",
+        "Bytes of small objects committed inline and not yet written back to the backend",
+    )
+    .ok();
+    if let Some(g) = &gauge
+        && let Err(e) = store.metrics.registry().register(Box::new(g.clone()))
+    {
+        tracing::debug!(error = %e, "inline pending gauge not registered");
+    }
     tokio::spawn(async move {
         let inline = Arc::clone(&store.inline);
         loop {
-            let woken = tokio::select! {
-                _ = inline.wake.notified() => true,
-                _ = tokio::time::sleep(WRITEBACK_INTERVAL) => false,
+            tokio::select! {
+                _ = inline.wake.notified() => {}
+                _ = tokio::time::sleep(WRITEBACK_INTERVAL) => {}
                 _ = stop.wait_for(|v| *v) => break,
-            };
-            if woken {
-                tokio::time::sleep(WRITEBACK_GATHER).await;
             }
             if leases.held(Job::WriteBack) {
                 match store.write_back().await {
@@ -243,6 +236,9 @@ pub fn spawn_writeback(
             }
             if let Err(e) = store.recount_pending().await {
                 tracing::warn!(error = %e, "could not count pending inline objects");
+            }
+            if let Some(g) = &gauge {
+                g.set(i64::try_from(inline.pending_bytes()).unwrap_or(i64::MAX));
             }
         }
     })

@@ -79,7 +79,7 @@ from conftest import (
 )
 
 LIB = REPO_ROOT / "conformance" / "lib"
-JOBS = ("gc", "lifecycle", "orphan_sweep", "retention")
+JOBS = ("gc", "lifecycle", "orphan_sweep", "retention", "writeback")
 APPROVAL_ID = re.compile(r"\bapr-[0-9a-f]{20}\b")
 # docs/SCALING.md: policy changes reach every instance within 250 ms plus one query, stated 1 s
 POLICY_BOUND_S = 1.0

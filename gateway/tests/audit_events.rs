@@ -412,7 +412,7 @@ async fn changes_fail_closed_and_reads_follow_the_read_policy() {
         .await
         .unwrap();
     let keys_before = keys_of(&c, "fcb").await;
-    let blobs_before = backend_objects(&g);
+    let blobs_before = backend_objects(&g).await;
     let head_before = g.server.audit.ledger.head().await.unwrap();
     let failures_before = metric(&g, "vaultgate_audit_failures_total");
 
@@ -484,7 +484,7 @@ async fn changes_fail_closed_and_reads_follow_the_read_policy() {
     // nothing changed: same keys, same backend objects, the bucket was not created, the
     // upload is still open, and the ledger holds no event of the refused requests
     assert_eq!(keys_of(&c, "fcb").await, keys_before);
-    assert_eq!(backend_objects(&g), blobs_before);
+    assert_eq!(backend_objects(&g).await, blobs_before);
     let e = c.head_bucket().bucket("fcb2").send().await.unwrap_err();
     assert_eq!(status(&e), 404);
     c.list_parts()

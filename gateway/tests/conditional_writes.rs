@@ -52,7 +52,11 @@ async fn no_orphans(g: &TestGateway) {
         .await
         .unwrap();
     let live = index.referenced_backend_ids().await.unwrap();
-    assert_eq!(backend_objects(g), live.len(), "no blob of a refused write");
+    assert_eq!(
+        backend_objects(g).await,
+        live.len(),
+        "no blob of a refused write"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -57,20 +57,7 @@ async fn get(c: &aws_sdk_s3::Client, bucket: &str, key: &str, range: Option<&str
 }
 
 async fn start_with(inline_max_bytes: u64) -> TestGateway {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut cfg = config(dir.path());
-    cfg.inline_max_bytes = inline_max_bytes;
-    let server = gateway::server::start(cfg, admin_api)
-        .await
-        .expect("gateway starts");
-    let endpoint = format!("http://{}", server.s3_addr);
-    let client = client_for(&endpoint, AK, SK);
-    TestGateway {
-        server,
-        dir,
-        endpoint,
-        client,
-    }
+    start_configured(|c| c.inline_max_bytes = inline_max_bytes).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -187,7 +174,7 @@ async fn deleted_or_replaced_inline_objects_leave_no_backend_object() {
         .await
         .expect("gc");
     // exactly the 10 current objects remain on the backend
-    assert_eq!(backend_objects(&g), 10);
+    assert_eq!(backend_objects(&g).await, 10);
     for i in (1..20u64).step_by(2) {
         assert_eq!(
             get(&g.client, "inl", &format!("k{i}"), None).await,
@@ -240,18 +227,7 @@ async fn reindex_restores_inline_objects_from_the_backend_alone() {
     let TestGateway { server, dir, .. } = g;
     // a clean shutdown writes back what is pending
     server.shutdown().await;
-    remove_index(&cfg);
-    let ctx = gateway::ops::OpsContext::open(&cfg).await.expect("open");
-    let report = gateway::ops::reindex::run(
-        &ctx,
-        &gateway::ops::reindex::ReindexOptions {
-            quiet: true,
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("reindex");
-    ctx.close().await;
+    let report = reindex_from_backend(&cfg).await;
     assert_eq!(report.objects, 40, "{report:?}");
     let server = gateway::server::start(cfg, admin_api)
         .await

@@ -22,21 +22,11 @@ use common::*;
 
 /// A gateway whose lifecycle worker runs every second with two-second days.
 async fn start_fast() -> TestGateway {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut cfg = config(dir.path());
-    cfg.limits.lifecycle_interval_secs = Some(1);
-    cfg.limits.lifecycle_day_secs = Some(2);
-    let server = gateway::server::start(cfg, admin_api)
-        .await
-        .expect("gateway starts");
-    let endpoint = format!("http://{}", server.s3_addr);
-    let client = client_for(&endpoint, AK, SK);
-    TestGateway {
-        server,
-        dir,
-        endpoint,
-        client,
-    }
+    start_configured(|cfg| {
+        cfg.limits.lifecycle_interval_secs = Some(1);
+        cfg.limits.lifecycle_day_secs = Some(2);
+    })
+    .await
 }
 
 fn rule(id: &str) -> aws_sdk_s3::types::builders::LifecycleRuleBuilder {

@@ -435,7 +435,7 @@ async fn body_shorter_than_content_length_is_incomplete_and_not_stored() {
         .await
         .unwrap_err();
     assert_eq!(status(&e), 404);
-    assert_eq!(backend_objects(&g), 0);
+    assert_eq!(backend_objects(&g).await, 0);
     g.stop().await;
 }
 

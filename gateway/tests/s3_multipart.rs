@@ -259,7 +259,7 @@ async fn multipart_upload_round_trip() {
         .into_bytes();
     assert_eq!(sha256_hex(&got), sha256_hex(&whole));
     // the backend holds exactly: 3 parts + manifest, and the copy (replaced part 2 collected)
-    let n = backend_objects(&g);
+    let n = backend_objects(&g).await;
     assert_eq!(n, 5);
     g.stop().await;
 }
@@ -357,7 +357,7 @@ async fn complete_rejects_bad_part_lists() {
     want.extend_from_slice(&small);
     assert_eq!(sha256_hex(&got), sha256_hex(&want));
     // unused part 1 was collected: 2 parts + manifest remain
-    let n = backend_objects(&g);
+    let n = backend_objects(&g).await;
     assert_eq!(n, 3);
 
     let e = c
@@ -432,7 +432,7 @@ async fn abort_and_upload_part_copy() {
         .await
         .unwrap_err();
     assert_eq!(code(&e), "NoSuchUpload");
-    assert_eq!(backend_objects(&g), 0);
+    assert_eq!(backend_objects(&g).await, 0);
 
     // UploadPartCopy with a source range
     let src = data(6 * MIB + 10, 31);

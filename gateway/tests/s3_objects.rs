@@ -603,7 +603,7 @@ async fn checksums_are_verified_and_returned() {
         .unwrap_err();
     assert_eq!(code(&e), "InvalidDigest");
     // the backend holds no stray objects from the refused writes: 4 good objects + explicit + md5
-    let n = backend_objects(&g);
+    let n = backend_objects(&g).await;
     assert_eq!(n, 7, "backend objects");
     g.stop().await;
 }
@@ -926,7 +926,7 @@ async fn delete_and_delete_objects() {
             .is_empty()
     );
     // every backend object is gone again
-    let n = backend_objects(&g);
+    let n = backend_objects(&g).await;
     assert_eq!(n, 0);
     c.delete_bucket().bucket("del").send().await.unwrap();
     g.stop().await;

@@ -627,18 +627,7 @@ async fn the_customer_key_is_stored_nowhere_and_reindex_keeps_objects_locked() {
     }
 
     // reindex from the backend alone: the SSE-C objects come back and still need their key
-    common::remove_index(&cfg);
-    let ctx = gateway::ops::OpsContext::open(&cfg).await.expect("open");
-    let report = gateway::ops::reindex::run(
-        &ctx,
-        &gateway::ops::reindex::ReindexOptions {
-            quiet: true,
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("reindex");
-    ctx.close().await;
+    let report = common::reindex_from_backend(&cfg).await;
     assert!(report.unreadable.is_empty(), "{report:?}");
     assert_eq!(report.objects, 2, "{report:?}");
     let server = gateway::server::start(cfg.clone(), common::admin_api)

@@ -658,18 +658,7 @@ async fn reindex_restores_tags_as_last_changed() {
     let cfg = config(gw.dir.path());
     let TestGateway { server, dir, .. } = gw;
     server.shutdown().await;
-    common::remove_index(&cfg);
-    let ctx = gateway::ops::OpsContext::open(&cfg).await.expect("open");
-    let report = gateway::ops::reindex::run(
-        &ctx,
-        &gateway::ops::reindex::ReindexOptions {
-            quiet: true,
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("reindex");
-    ctx.close().await;
+    let report = common::reindex_from_backend(&cfg).await;
     assert_eq!(report.objects, 4, "{report:?}");
     assert_eq!(
         report.scanned, 9,

@@ -401,7 +401,7 @@ async fn deleting_every_version_frees_the_backend() {
     let c = &g.client;
     c.create_bucket().bucket("gc-bucket").send().await.unwrap();
     set_versioning(c, "gc-bucket", BucketVersioningStatus::Enabled).await;
-    let before = backend_objects(&g);
+    let before = backend_objects(&g).await;
     let mut ids = Vec::new();
     for i in 0..4u64 {
         ids.push(
@@ -417,7 +417,7 @@ async fn deleting_every_version_frees_the_backend() {
         .await
         .unwrap();
     assert_eq!(
-        backend_objects(&g),
+        backend_objects(&g).await,
         before + 5,
         "4 versions and a sealed marker"
     );
@@ -446,7 +446,7 @@ async fn deleting_every_version_frees_the_backend() {
         .map(|d| d.version_id().unwrap())
         .collect();
     assert_eq!(got, vec![ids[0].as_str(), ids[1].as_str()]);
-    assert_eq!(backend_objects(&g), before + 3);
+    assert_eq!(backend_objects(&g).await, before + 3);
     assert_eq!(get(c, "gc-bucket", "k", Some(&ids[2])).await, data(1002, 2));
     // the rest, marker included
     for v in versions(c, "gc-bucket").await {
@@ -459,7 +459,11 @@ async fn deleting_every_version_frees_the_backend() {
             .unwrap();
     }
     assert!(versions(c, "gc-bucket").await.is_empty());
-    assert_eq!(backend_objects(&g), before, "no version left, no blob left");
+    assert_eq!(
+        backend_objects(&g).await,
+        before,
+        "no version left, no blob left"
+    );
     c.delete_bucket().bucket("gc-bucket").send().await.unwrap();
     g.stop().await;
 }
@@ -810,7 +814,7 @@ async fn delete_bucket_counts_versions_and_markers_but_aborts_open_uploads() {
         .unwrap_err();
     assert_eq!(code(&e), "BucketNotEmpty", "a delete marker is a version");
 
-    let before = backend_objects(&g);
+    let before = backend_objects(&g).await;
     c.create_bucket()
         .bucket("only-uploads")
         .send()
@@ -832,13 +836,13 @@ async fn delete_bucket_counts_versions_and_markers_but_aborts_open_uploads() {
         .send()
         .await
         .unwrap();
-    assert_eq!(backend_objects(&g), before + 1);
+    assert_eq!(backend_objects(&g).await, before + 1);
     c.delete_bucket()
         .bucket("only-uploads")
         .send()
         .await
         .expect("an upload in progress does not keep a bucket (S3 aborts it)");
-    assert_eq!(backend_objects(&g), before, "the part was collected");
+    assert_eq!(backend_objects(&g).await, before, "the part was collected");
     let e = c
         .head_bucket()
         .bucket("only-uploads")

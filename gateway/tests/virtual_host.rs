@@ -18,20 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const DOMAIN: &str = "s3.vg.test";
 
 async fn start_with_domain(domain: Option<&str>) -> TestGateway {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut cfg = config(dir.path());
-    cfg.domain = domain.map(str::to_owned);
-    let server = gateway::server::start(cfg, admin_api)
-        .await
-        .expect("gateway starts");
-    let endpoint = format!("http://{}", server.s3_addr);
-    let client = client_for(&endpoint, AK, SK);
-    TestGateway {
-        server,
-        dir,
-        endpoint,
-        client,
-    }
+    start_configured(|cfg| cfg.domain = domain.map(str::to_owned)).await
 }
 
 /// One SigV4-signed request to the gateway's listener with `host` as its Host header: (status,

@@ -188,6 +188,7 @@ async fn serve_on_postgres_round_trips_verifies_and_restarts() {
             20261205000014,
             20261205000020,
             20261205000030,
+            20261205000040,
             30000000000001,
             30000000000002,
             30000000001001,
@@ -367,7 +368,7 @@ async fn leases_held(admin: std::net::SocketAddr) -> Vec<(String, i64)> {
     held
 }
 
-const JOBS: [&str; 4] = ["gc", "lifecycle", "orphan_sweep", "retention"];
+const JOBS: [&str; 5] = ["gc", "lifecycle", "orphan_sweep", "retention", "writeback"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_run_background_work_one_at_a_time_and_take_over_when_killed() {

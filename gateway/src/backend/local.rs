@@ -675,7 +675,10 @@ mod tests {
         for (i, id) in ids.iter().enumerate() {
             assert_eq!(read_all(&b, id, None).await, vec![i as u8; 100 + i]);
         }
-        assert_eq!(std::fs::read_dir(dir.path().join(TMP_DIR)).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join(TMP_DIR)).unwrap().count(),
+            0
+        );
     }
 
     #[tokio::test]

@@ -651,14 +651,25 @@ async fn stream_meta(
     header: &Header,
 ) -> Result<ObjectMeta> {
     let backend = store.backend().as_ref();
-    let size = backend.head(&s.backend_id).await?.size;
+    // an inline stream (maybe not written back yet) is read from its row
+    let inline = s.inline.as_ref().map(|i| &i.data);
+    let size = match inline {
+        Some(data) => data.len() as u64,
+        None => backend.head(&s.backend_id).await?.size,
+    };
     if size < 4 {
         return Err(Error::Integrity(format!("{}: too short", s.backend_id)));
     }
-    let last4 = read_bytes(backend, &s.backend_id, Some(size - 4..size)).await?;
+    let read = |range: std::ops::Range<u64>| async move {
+        match inline {
+            Some(data) => Ok(data[range.start as usize..range.end as usize].to_vec()),
+            None => read_bytes(backend, &s.backend_id, Some(range)).await,
+        }
+    };
+    let last4 = read(size - 4..size).await?;
     let tl = keys::format::trailer_len_from_suffix(&last4)?;
     let need = (tl + 4).min(size);
-    let tail = read_bytes(backend, &s.backend_id, Some(size - need..size)).await?;
+    let tail = read(size - need..size).await?;
     let okey = store.keyring().opening_key(bucket, header).await?;
     let (_, meta) = keys::read_meta(&okey, header, size, &tail)?;
     Ok(meta)

@@ -261,6 +261,36 @@ impl Store {
         self.seal_into_backend(key, params, empty, Some(0)).await
     }
 
+    /// The request body as the sealer reads it: its bytes counted into `bytes_in`, its first
+    /// error kept in the slot returned (the client's error, told apart from the sealer's and
+    /// the backend's).
+    fn counted_body<S, E>(
+        &self,
+        body: S,
+    ) -> (
+        impl Stream<Item = std::io::Result<Bytes>> + Send + 'static,
+        ErrSlot,
+    )
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Send + 'static,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let input_err: ErrSlot = Arc::default();
+        let slot = input_err.clone();
+        let counter = self.metrics.bytes_in.clone();
+        let body = body.map(move |r| match r {
+            Ok(b) => {
+                counter.inc_by(b.len() as u64);
+                Ok(b)
+            }
+            Err(e) => {
+                remember(&slot, crate::error::body_error(e.into()));
+                Err(std::io::Error::other("request body failed"))
+            }
+        });
+        (body, input_err)
+    }
+
     /// Seals `body` into a new backend object. On error nothing is left under the new id.
     /// Input failures (client disconnects, bad aws-chunked signatures) come back as the client's
     /// error, backend failures as `Unavailable`.
@@ -275,21 +305,8 @@ impl Store {
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + 'static,
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let input_err: ErrSlot = Arc::default();
+        let (body, input_err) = self.counted_body(body);
         let seal_err: ErrSlot = Arc::default();
-        let slot = input_err.clone();
-        let counter = self.metrics.bytes_in.clone();
-        let body = body.map(move |r| match r {
-            Ok(b) => {
-                counter.inc_by(b.len() as u64);
-                Ok(b)
-            }
-            Err(e) => {
-                let err = crate::error::body_error(e.into());
-                remember(&slot, err);
-                Err(std::io::Error::other("request body failed"))
-            }
-        });
         let hint = plaintext_len.map(|n| keys::sealer::sealed_len(n, &params, key));
         let (sealed, handle) = keys::sealer::seal(key, params, body);
         let slot = seal_err.clone();
@@ -340,19 +357,7 @@ impl Store {
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + 'static,
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let input_err: ErrSlot = Arc::default();
-        let slot = input_err.clone();
-        let counter = self.metrics.bytes_in.clone();
-        let body = body.map(move |r| match r {
-            Ok(b) => {
-                counter.inc_by(b.len() as u64);
-                Ok(b)
-            }
-            Err(e) => {
-                remember(&slot, crate::error::body_error(e.into()));
-                Err(std::io::Error::other("request body failed"))
-            }
-        });
+        let (body, input_err) = self.counted_body(body);
         let hint = plaintext_len.map(|n| keys::sealer::sealed_len(n, &params, key));
         let (mut sealed, handle) = keys::sealer::seal(key, params, body);
         let mut buf =

@@ -56,6 +56,24 @@ pub fn config(dir: &std::path::Path) -> Config {
     }
 }
 
+/// Loses the index of the stopped gateway of `cfg` ([`remove_index`]) and rebuilds it from the
+/// backend alone with `vaultgate reindex`; answers its report.
+pub async fn reindex_from_backend(cfg: &Config) -> gateway::ops::reindex::ReindexReport {
+    remove_index(cfg);
+    let ctx = gateway::ops::OpsContext::open(cfg).await.expect("open");
+    let report = gateway::ops::reindex::run(
+        &ctx,
+        &gateway::ops::reindex::ReindexOptions {
+            quiet: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("reindex");
+    ctx.close().await;
+    report
+}
+
 /// Loses the index of a stopped gateway with config `cfg`: deletes the SQLite file (and its WAL),
 /// or empties the PostgreSQL database the tests gave it.
 pub fn remove_index(cfg: &Config) {
@@ -73,8 +91,15 @@ pub fn remove_index(cfg: &Config) {
 }
 
 pub async fn start() -> TestGateway {
+    start_configured(|_| {}).await
+}
+
+/// Starts the gateway on [`config`] as `change` alters it.
+pub async fn start_configured(change: impl FnOnce(&mut Config)) -> TestGateway {
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = gateway::server::start(config(dir.path()), admin_api)
+    let mut cfg = config(dir.path());
+    change(&mut cfg);
+    let server = gateway::server::start(cfg, admin_api)
         .await
         .expect("gateway starts");
     let endpoint = format!("http://{}", server.s3_addr);
@@ -248,8 +273,11 @@ pub fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out
 }
 
-/// Number of committed backend objects (files under <data>/objects, excluding its temp dir).
-pub fn backend_objects(g: &TestGateway) -> usize {
+/// Number of committed backend objects (files under <data>/objects, excluding its temp dir),
+/// once the small objects committed inline are written back.
+pub async fn backend_objects(g: &TestGateway) -> usize {
+    let r = g.server.store.write_back().await.expect("write-back");
+    assert_eq!(r.failed, 0, "write-back: {r:?}");
     let root = g.data_dir().join("objects");
     files_under(&root)
         .into_iter()

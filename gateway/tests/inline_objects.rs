@@ -83,6 +83,18 @@ async fn a_small_put_is_committed_inline_then_written_back_byte_for_byte() {
         "the inline stream is sealed"
     );
 
+    // a copy of it is inline too (its length is the source's)
+    g.client
+        .copy_object()
+        .bucket("inl")
+        .key("copy")
+        .copy_source("inl/small")
+        .send()
+        .await
+        .expect("copy");
+    assert!(record(&g, "inl", "copy").await.streams[0].inline.is_some());
+    assert_eq!(get(&g.client, "inl", "copy", None).await, body);
+
     let report = g.server.store.write_back().await.expect("write-back");
     assert_eq!(report.failed, 0, "{report:?}");
     assert_eq!(

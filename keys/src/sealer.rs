@@ -181,10 +181,14 @@ impl Hashing {
     async fn feed(&mut self, b: &Bytes) -> Result<()> {
         if let Hashing::Inline { h, fed } = self {
             *fed += b.len();
-            // without a runtime everything is hashed here
-            let rt = match tokio::runtime::Handle::try_current() {
-                Ok(rt) if *fed > HASH_BATCH => rt,
-                _ => {
+            // the runtime is looked up once, when the stream outgrows HASH_BATCH; without one
+            // everything is hashed here
+            let rt = match (*fed > HASH_BATCH)
+                .then(tokio::runtime::Handle::try_current)
+                .and_then(|r| r.ok())
+            {
+                Some(rt) => rt,
+                None => {
                     h.update(b);
                     return Ok(());
                 }

@@ -182,12 +182,11 @@ impl Backend for MeteredBackend {
     async fn put_batch(&self, items: Vec<(String, bytes::Bytes)>) -> Vec<Result<(), BackendError>> {
         let t = self.start("put_batch");
         let results = self.inner.put_batch(items).await;
-        let first_err = results.iter().find_map(|r| r.as_ref().err());
-        let summary = match first_err {
-            Some(e) => Err(BackendError::Io(std::io::Error::other(e.to_string()))),
-            None => Ok(()),
-        };
-        let _ = self.finish("put_batch", t, summary);
+        // the batch's duration once, each failed item's error with its own kind
+        let _ = self.finish("put_batch", t, Ok(()));
+        for e in results.iter().filter_map(|r| r.as_ref().err()) {
+            self.metrics.error(&self.name, "put_batch", e);
+        }
         results
     }
 

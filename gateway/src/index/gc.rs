@@ -76,7 +76,7 @@ const SWEEP_EVERY: u32 = 36;
 /// Backend deletes in flight at once.
 const DELETE_CONCURRENCY: usize = 8;
 /// Ids per query when checking references in bulk.
-const REF_BATCH: usize = 200;
+pub(crate) const REF_BATCH: usize = 200;
 
 impl Index {
     /// Up to `limit` queued garbage ids, ordered by id.
@@ -132,17 +132,14 @@ impl Index {
     }
 
     /// Those of `ids` referenced by an object, manifest or part (`with_queue`: or queued).
-    async fn referenced_among(
+    pub(crate) async fn referenced_among(
         &self,
         ids: &[String],
         with_queue: bool,
     ) -> Result<HashSet<String>, IndexError> {
         let mut found = HashSet::new();
         for chunk in ids.chunks(REF_BATCH) {
-            let list = (1..=chunk.len())
-                .map(|i| format!("${i}"))
-                .collect::<Vec<_>>()
-                .join(", ");
+            let list = super::placeholders(chunk.len());
             let mut sql = format!(
                 "SELECT backend_id FROM object_streams WHERE backend_id IN ({list}) \
                  UNION SELECT manifest_id FROM objects WHERE manifest_id IN ({list}) \

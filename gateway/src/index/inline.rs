@@ -1,37 +1,22 @@
 //! The index side of inline objects (docs/FORMAT.md, "Inline objects"): the streams whose sealed
 //! bytes are still only in the index (`inline_pending = 1`), and marking them written back once
-//! the backend holds them. The write-back task itself is in `store::writeback`.
+//! the backend holds them. The write-back task itself is in `store::inline`.
 
 use bytes::Bytes;
 use sqlx::{AnyConnection, Row};
 
+use super::gc::REF_BATCH;
 use super::writer::Job;
-use super::{Index, IndexError, to_i64};
-
-/// A sealed stream the backend does not hold yet: its backend id and bytes.
-#[derive(Clone)]
-pub struct PendingInline {
-    pub backend_id: String,
-    pub data: Bytes,
-}
-
-impl std::fmt::Debug for PendingInline {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PendingInline")
-            .field("backend_id", &self.backend_id)
-            .field("len", &self.data.len())
-            .finish()
-    }
-}
+use super::{Index, IndexError, placeholders, to_i64};
 
 impl Index {
     /// Up to `limit` streams still only in the index, at most about `max_bytes` of them (at least
-    /// one), each backend id once.
+    /// one), each backend id once with its sealed bytes.
     pub async fn pending_inline(
         &self,
         limit: u64,
         max_bytes: u64,
-    ) -> Result<Vec<PendingInline>, IndexError> {
+    ) -> Result<Vec<(String, Bytes)>, IndexError> {
         let rows = sqlx::query(
             "SELECT backend_id, inline_data FROM object_streams \
              WHERE inline_pending = 1 AND inline_data IS NOT NULL LIMIT $1",
@@ -39,11 +24,11 @@ impl Index {
         .bind(to_i64(limit, "write-back batch")?)
         .fetch_all(&self.read)
         .await?;
-        let mut out: Vec<PendingInline> = Vec::with_capacity(rows.len());
+        let mut out: Vec<(String, Bytes)> = Vec::with_capacity(rows.len());
         let mut bytes = 0u64;
         for row in rows {
             let backend_id: String = row.try_get("backend_id")?;
-            if out.iter().any(|p| p.backend_id == backend_id) {
+            if out.iter().any(|(id, _)| *id == backend_id) {
                 continue;
             }
             let data: Vec<u8> = row.try_get("inline_data")?;
@@ -51,10 +36,7 @@ impl Index {
                 break;
             }
             bytes += data.len() as u64;
-            out.push(PendingInline {
-                backend_id,
-                data: data.into(),
-            });
+            out.push((backend_id, data.into()));
         }
         Ok(out)
     }
@@ -72,35 +54,46 @@ impl Index {
 
     /// Records that the backend now holds `ids` (durably): their streams are no longer pending.
     /// Answers those of `ids` that no stream references any more (deleted or replaced while
-    /// being written back): the caller deletes them from the backend again. Group-committed.
+    /// being written back): the caller deletes them from the backend again. The flags are
+    /// group-committed; the references are read after that commit (an id is never referenced
+    /// again once its row went, and a row deleted later queues its id for the gc as usual).
     pub async fn inline_written(&self, ids: &[String]) -> Result<Vec<String>, IndexError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let ids = ids.to_vec();
+        let written = ids.to_vec();
         self.writer
-            .submit(|reply| Job::InlineWritten { ids, reply })
-            .await
+            .submit(|reply| Job::InlineWritten {
+                ids: written,
+                reply,
+            })
+            .await?;
+        let live = self.referenced_among(ids, false).await?;
+        Ok(ids
+            .iter()
+            .filter(|id| !live.contains(*id))
+            .cloned()
+            .collect())
     }
 }
 
-/// [`Index::inline_written`] in the writer's transaction.
+/// [`Index::inline_written`]'s flags in the writer's transaction: one statement per
+/// [`REF_BATCH`] ids.
 pub(crate) async fn inline_written_in(
     conn: &mut AnyConnection,
     ids: &[String],
-) -> Result<Vec<String>, IndexError> {
-    let mut gone = Vec::new();
-    for id in ids {
-        sqlx::query(
+) -> Result<(), IndexError> {
+    for chunk in ids.chunks(REF_BATCH) {
+        let sql = format!(
             "UPDATE object_streams SET inline_pending = 0 \
-             WHERE backend_id = $1 AND inline_pending = 1",
-        )
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
-        if !super::objects::referenced_by_data(conn, id).await? {
-            gone.push(id.clone());
+             WHERE inline_pending = 1 AND backend_id IN ({})",
+            placeholders(chunk.len())
+        );
+        let mut query = sqlx::query(&sql);
+        for id in chunk {
+            query = query.bind(id);
         }
+        query.execute(&mut *conn).await?;
     }
-    Ok(gone)
+    Ok(())
 }

@@ -56,7 +56,6 @@ pub use gc::{
     GC_INTERVAL, GcError, GcReport, MAX_CRASH_ORPHANS, ORPHAN_GRACE, SweepReport, collect_garbage,
     spawn_collector, sweep_orphans,
 };
-pub use inline::PendingInline;
 pub use lifecycle::LifecycleVersion;
 pub use list::prefix_successor;
 pub use objects::{DeletedVersion, check_lock_change};
@@ -716,6 +715,14 @@ impl Index {
 }
 
 // ---- value conversions shared by the submodules ----
+
+/// `$1, $2, … $n`: the bind placeholders of an `IN (…)` list of `n` values.
+pub(crate) fn placeholders(n: usize) -> String {
+    (1..=n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 pub(crate) fn to_i64(v: u64, what: &str) -> Result<i64, IndexError> {
     i64::try_from(v).map_err(|_| IndexError::Corrupt(format!("{what} {v} is out of range")))

@@ -85,12 +85,8 @@ pub(crate) enum Job {
     },
     /// `Index::gc_done`: removes ids from the gc queue.
     GcDone { ids: Vec<String>, reply: Reply<()> },
-    /// `Index::inline_written`: inline streams now on the backend; answers the ids nothing
-    /// references any more.
-    InlineWritten {
-        ids: Vec<String>,
-        reply: Reply<Vec<String>>,
-    },
+    /// `Index::inline_written`: inline streams now on the backend (their flags).
+    InlineWritten { ids: Vec<String>, reply: Reply<()> },
 }
 
 enum Message {
@@ -103,7 +99,7 @@ enum Outcome {
     Put(Result<(Vec<String>, Option<Receipt>), IndexError>),
     Delete(Result<Option<DeletedVersion>, IndexError>),
     Gc(Result<(), IndexError>),
-    Written(Result<Vec<String>, IndexError>),
+    Written(Result<(), IndexError>),
 }
 
 impl Outcome {

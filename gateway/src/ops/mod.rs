@@ -143,11 +143,15 @@ pub async fn read_bytes(
     id: &str,
     range: Option<Range<u64>>,
 ) -> Result<Vec<u8>> {
-    let stream = backend.get(id, range).await?;
+    collect_bytes(backend.get(id, range).await?, id).await
+}
+
+/// The whole of a byte stream read from storage (`what` names it in the error).
+pub async fn collect_bytes(stream: crate::backend::ByteStream, what: &str) -> Result<Vec<u8>> {
     let chunks: Vec<bytes::Bytes> = stream
         .try_collect()
         .await
-        .map_err(|e| Error::Unavailable(format!("backend read of {id}: {e}")))?;
+        .map_err(|e| Error::Unavailable(format!("backend read of {what}: {e}")))?;
     Ok(chunks.concat())
 }
 

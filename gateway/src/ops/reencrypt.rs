@@ -41,7 +41,7 @@ use keys::{DataKeyId, StreamKey};
 use md5::Digest as _;
 use serde::{Deserialize, Serialize};
 
-use super::read_bytes;
+use super::{collect_bytes, read_bytes};
 use crate::error::{Error, Result};
 use crate::index::{IndexError, ObjectRecord, ReencryptCandidate, StreamRecord, now_ms};
 use crate::store::Store;
@@ -650,21 +650,13 @@ async fn stream_meta(
     s: &StreamRecord,
     header: &Header,
 ) -> Result<ObjectMeta> {
-    let backend = store.backend().as_ref();
     // an inline stream (maybe not written back yet) is read from its row
-    let inline = s.inline.as_ref().map(|i| &i.data);
-    let size = match inline {
-        Some(data) => data.len() as u64,
-        None => backend.head(&s.backend_id).await?.size,
-    };
+    let size = store.sealed_size(s).await?;
     if size < 4 {
         return Err(Error::Integrity(format!("{}: too short", s.backend_id)));
     }
     let read = |range: std::ops::Range<u64>| async move {
-        match inline {
-            Some(data) => Ok(data[range.start as usize..range.end as usize].to_vec()),
-            None => read_bytes(backend, &s.backend_id, Some(range)).await,
-        }
+        collect_bytes(store.sealed_range(s, range).await?, &s.backend_id).await
     };
     let last4 = read(size - 4..size).await?;
     let tl = keys::format::trailer_len_from_suffix(&last4)?;

@@ -59,11 +59,6 @@ impl InlineStore {
         }
     }
 
-    /// The largest plaintext kept inline (0: off).
-    pub fn max_object(&self) -> u64 {
-        self.max_object
-    }
-
     /// Admits a PUT of `len` plaintext bytes inline when it is known, small enough, and the
     /// pending bound leaves room; the reservation holds until the PUT commits or fails.
     pub(super) fn admits(self: &Arc<Self>, len: Option<u64>) -> Option<Admitted> {
@@ -138,11 +133,6 @@ pub struct WriteBackReport {
 }
 
 impl Store {
-    /// The inline limits and pending count.
-    pub fn inline(&self) -> &InlineStore {
-        &self.inline
-    }
-
     /// One write-back pass ([`write_back`]) over this store's index and backend.
     pub async fn write_back(&self) -> Result<WriteBackReport> {
         write_back(&self.index, self.backend.as_ref()).await
@@ -158,7 +148,7 @@ impl Store {
 
 /// One write-back pass: stores pending inline streams on the backend, batch by batch, until
 /// none is left or a put fails (the rest waits for the next pass). Each stream is durable on
-/// the backend (`Backend::put`) before the index marks it written. Offline commands run one
+/// the backend (`Backend::put_batch`) before the index marks it written. Offline commands run one
 /// first (`ops::OpsContext::open`), so that nothing they read is pending.
 pub async fn write_back(index: &Index, backend: &dyn Backend) -> Result<WriteBackReport> {
     let mut report = WriteBackReport::default();
@@ -167,10 +157,8 @@ pub async fn write_back(index: &Index, backend: &dyn Backend) -> Result<WriteBac
         if batch.is_empty() {
             break;
         }
-        let ids: Vec<String> = batch.iter().map(|p| p.backend_id.clone()).collect();
-        let results = backend
-            .put_batch(batch.into_iter().map(|p| (p.backend_id, p.data)).collect())
-            .await;
+        let ids: Vec<String> = batch.iter().map(|(id, _)| id.clone()).collect();
+        let results = backend.put_batch(batch).await;
         let mut stored = Vec::with_capacity(ids.len());
         for (id, r) in ids.into_iter().zip(&results) {
             match r {

@@ -10,6 +10,7 @@ use keys::CustomerKey;
 use keys::format::{Header, Layout};
 
 use super::Store;
+use crate::backend::ByteStream;
 use crate::error::{Error, Result};
 use crate::index::{ObjectRecord, StreamRecord};
 use crate::s3::encryption;
@@ -46,6 +47,35 @@ impl Store {
         }
     }
 
+    /// The sealed bytes `range` of a stream: sliced from its row when it is inline (written
+    /// back or not), else fetched from the backend. Every reader of a stream's raw bytes goes
+    /// through here.
+    pub async fn sealed_range(&self, s: &StreamRecord, range: Range<u64>) -> Result<ByteStream> {
+        let Some(inline) = &s.inline else {
+            return Ok(self.backend.get(&s.backend_id, Some(range)).await?);
+        };
+        let (start, end) = (
+            usize::try_from(range.start).unwrap_or(usize::MAX),
+            usize::try_from(range.end).unwrap_or(usize::MAX),
+        );
+        if start > end || end > inline.data.len() {
+            return Err(Error::Integrity(format!(
+                "{}: inline stream shorter than its records",
+                s.backend_id
+            )));
+        }
+        let piece = inline.data.slice(start..end);
+        Ok(stream::once(async move { Ok(piece) }).boxed())
+    }
+
+    /// The sealed size of a stream (its row's bytes when inline, else the backend object's).
+    pub async fn sealed_size(&self, s: &StreamRecord) -> Result<u64> {
+        Ok(match &s.inline {
+            Some(inline) => inline.data.len() as u64,
+            None => self.backend.head(&s.backend_id).await?.size,
+        })
+    }
+
     /// Opens plaintext `plain` of one sealed stream: fetches only the covering records. `ck`:
     /// the customer key of an SSE-C stream.
     pub async fn open_stream(
@@ -70,27 +100,7 @@ impl Store {
             plaintext_len: s.plaintext_len,
         };
         let cr = layout.cipher_range(plain.clone());
-        let input = match &s.inline {
-            Some(inline) => {
-                let (start, end) = (
-                    usize::try_from(cr.start).unwrap_or(usize::MAX),
-                    usize::try_from(cr.end).unwrap_or(usize::MAX),
-                );
-                if start > end || end > inline.data.len() {
-                    return Err(Error::Integrity(format!(
-                        "{}: inline stream shorter than its records",
-                        s.backend_id
-                    )));
-                }
-                let piece = inline.data.slice(start..end);
-                stream::once(async move { Ok(piece) }).boxed()
-            }
-            None => {
-                self.backend
-                    .get(&s.backend_id, Some(cr.start..cr.end))
-                    .await?
-            }
-        };
+        let input = self.sealed_range(s, cr.start..cr.end).await?;
         let backend_id = s.backend_id.clone();
         let out = keys::opener::open_range(&key, &header, layout, plain, input).map_err(move |e| {
             tracing::error!(backend_id = %backend_id, error = %e, "object stream failed while reading");

@@ -343,8 +343,8 @@ impl Store {
         }
     }
 
-    /// Seals `body` (at most [`super::inline::InlineStore::max_object`] bytes) into memory under a new
-    /// backend id, for the index row (an inline object): the backend is not touched. Errors as
+    /// Seals `body` (a small one: at most `inline_max_bytes`) into memory under a new backend
+    /// id, for the index row (an inline object): the backend is not touched. Errors as
     /// [`Store::seal_into_backend`]'s.
     pub(super) async fn seal_inline<S, E>(
         &self,

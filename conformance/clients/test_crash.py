@@ -12,6 +12,48 @@ from concurrent.futures import ThreadPoolExecutor
 from conftest import MiB, get_bytes, list_all, make_payload, sha256, small_transfer_config
 
 
+def put_until_killed(gw, put, keys, workers: int, min_acked: int) -> tuple[set, set]:
+    """Runs `put(key)` for every key on `workers` threads and SIGKILLs the gateway once at least
+    `min_acked` PUTs were acknowledged while others are in flight. Answers the keys acknowledged
+    before the kill and at the end (a PUT that raises is not acknowledged)."""
+    lock = threading.Lock()
+    started, acked = set(), set()
+    killed = threading.Event()
+
+    def upload(key: str) -> None:
+        if killed.is_set():
+            return
+        with lock:
+            started.add(key)
+        try:
+            put(key)
+        except Exception:  # noqa: BLE001 - the gateway died under it; not acknowledged
+            return
+        with lock:
+            acked.add(key)
+
+    pool = ThreadPoolExecutor(max_workers=workers)
+    futures = [pool.submit(upload, k) for k in keys]
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        with lock:
+            if len(acked) >= min_acked and started - acked:
+                break
+        time.sleep(0.005)
+    with lock:
+        in_flight_at_kill = sorted(started - acked)
+        acked_before_kill = set(acked)
+    gw.kill()
+    killed.set()
+    for f in futures:
+        f.result(timeout=300)
+    pool.shutdown()
+    assert acked_before_kill, "no PUT was acknowledged before the kill (gateway too slow?)"
+    assert in_flight_at_kill, "nothing was in flight when the gateway was killed"
+    with lock:
+        return acked_before_kill, set(acked)
+
+
 def test_sigkill_during_concurrent_puts(gateway_factory, tmp_path):
     gw = gateway_factory("crash")
     s3 = gw.s3()
@@ -30,48 +72,16 @@ def test_sigkill_during_concurrent_puts(gateway_factory, tmp_path):
             files[key].write_bytes(data)
     digests = {k: sha256(v) for k, v in sources.items()}
 
-    lock = threading.Lock()
-    started, acked = set(), set()
-    killed = threading.Event()
     client = gw.s3(retries={"total_max_attempts": 1}, connect_timeout=5, read_timeout=60)
     cfg = small_transfer_config()
 
-    def upload(key: str) -> None:
-        if killed.is_set():
-            return
-        with lock:
-            started.add(key)
-        try:
-            if key in files:
-                client.upload_file(str(files[key]), bucket, key, Config=cfg)
-            else:
-                client.put_object(Bucket=bucket, Key=key, Body=sources[key])
-        except Exception:  # noqa: BLE001 - the gateway died under it; not acknowledged
-            return
-        with lock:
-            acked.add(key)
+    def put(key: str) -> None:
+        if key in files:
+            client.upload_file(str(files[key]), bucket, key, Config=cfg)
+        else:
+            client.put_object(Bucket=bucket, Key=key, Body=sources[key])
 
-    pool = ThreadPoolExecutor(max_workers=6)
-    futures = [pool.submit(upload, k) for k in sources]
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        with lock:
-            in_flight = started - acked
-            if len(acked) >= 6 and in_flight:
-                break
-        time.sleep(0.01)
-    with lock:
-        in_flight_at_kill = sorted(started - acked)
-        acked_before_kill = set(acked)
-    gw.kill()
-    killed.set()
-    for f in futures:
-        f.result(timeout=300)
-    pool.shutdown()
-    assert acked_before_kill, "no PUT was acknowledged before the kill (gateway too slow?)"
-    assert in_flight_at_kill, "nothing was in flight when the gateway was killed"
-    with lock:
-        final_acked = set(acked)
+    _, final_acked = put_until_killed(gw, put, list(sources), workers=6, min_acked=6)
     assert len(final_acked) < len(sources), "every PUT finished: the kill did not interrupt anything"
 
     gw.start()
@@ -122,39 +132,13 @@ def test_sigkill_during_16_client_small_puts_inline(gateway_factory):
     sources = {f"s-{i:04d}": make_payload(1024 + (i * 7919) % (59 * 1024)) for i in range(1200)}
     digests = {k: sha256(v) for k, v in sources.items()}
 
-    lock = threading.Lock()
-    started, acked = set(), set()
-    killed = threading.Event()
     client = gw.s3(retries={"total_max_attempts": 1}, connect_timeout=5, read_timeout=60,
                    max_pool_connections=16)
 
-    def upload(key: str) -> None:
-        if killed.is_set():
-            return
-        with lock:
-            started.add(key)
-        try:
-            client.put_object(Bucket=bucket, Key=key, Body=sources[key])
-        except Exception:  # noqa: BLE001 - the gateway died under it; not acknowledged
-            return
-        with lock:
-            acked.add(key)
+    def put(key: str) -> None:
+        client.put_object(Bucket=bucket, Key=key, Body=sources[key])
 
-    pool = ThreadPoolExecutor(max_workers=16)
-    futures = [pool.submit(upload, k) for k in sources]
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        with lock:
-            if len(acked) >= 300 and started - acked:
-                break
-        time.sleep(0.005)
-    gw.kill()
-    killed.set()
-    for f in futures:
-        f.result(timeout=300)
-    pool.shutdown()
-    with lock:
-        final_acked = set(acked)
+    _, final_acked = put_until_killed(gw, put, list(sources), workers=16, min_acked=300)
     assert len(final_acked) >= 300, "too few PUTs acknowledged before the kill"
     assert len(final_acked) < len(sources), "every PUT finished: the kill did not interrupt anything"
     import sqlite3

@@ -8,7 +8,6 @@
 
 mod common;
 
-use aws_sdk_s3::primitives::ByteStream;
 use common::*;
 use futures::TryStreamExt;
 use gateway::index::ObjectRecord;
@@ -34,28 +33,6 @@ async fn backend_bytes(g: &TestGateway, id: &str) -> Option<Vec<u8>> {
     }
 }
 
-async fn put(c: &aws_sdk_s3::Client, bucket: &str, key: &str, body: &[u8]) {
-    c.put_object()
-        .bucket(bucket)
-        .key(key)
-        .body(ByteStream::from(body.to_vec()))
-        .send()
-        .await
-        .expect("put");
-}
-
-async fn get(c: &aws_sdk_s3::Client, bucket: &str, key: &str, range: Option<&str>) -> Vec<u8> {
-    let r = c
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .set_range(range.map(str::to_owned))
-        .send()
-        .await
-        .expect("get");
-    r.body.collect().await.expect("body").into_bytes().to_vec()
-}
-
 async fn start_with(inline_max_bytes: u64) -> TestGateway {
     start_configured(|c| c.inline_max_bytes = inline_max_bytes).await
 }
@@ -65,16 +42,16 @@ async fn a_small_put_is_committed_inline_then_written_back_byte_for_byte() {
     let g = start().await;
     g.client.create_bucket().bucket("inl").send().await.unwrap();
     let body = data(4096, 1);
-    put(&g.client, "inl", "small", &body).await;
+    put_bytes(&g.client, "inl", "small", &body).await;
 
     let rec = record(&g, "inl", "small").await;
     assert_eq!(rec.streams.len(), 1);
     let s = &rec.streams[0];
     let inline = s.inline.as_ref().expect("a 4 KiB PUT is inline");
     // served from the row, whether or not the write-back ran yet
-    assert_eq!(get(&g.client, "inl", "small", None).await, body);
+    assert_eq!(get_bytes(&g.client, "inl", "small", None).await, body);
     assert_eq!(
-        get(&g.client, "inl", "small", Some("bytes=100-199")).await,
+        get_bytes(&g.client, "inl", "small", Some("bytes=100-199")).await,
         body[100..200]
     );
     // never plaintext in the row
@@ -93,7 +70,7 @@ async fn a_small_put_is_committed_inline_then_written_back_byte_for_byte() {
         .await
         .expect("copy");
     assert!(record(&g, "inl", "copy").await.streams[0].inline.is_some());
-    assert_eq!(get(&g.client, "inl", "copy", None).await, body);
+    assert_eq!(get_bytes(&g.client, "inl", "copy", None).await, body);
 
     let report = g.server.store.write_back().await.expect("write-back");
     assert_eq!(report.failed, 0, "{report:?}");
@@ -119,7 +96,7 @@ async fn a_small_put_is_committed_inline_then_written_back_byte_for_byte() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert!(text.contains("vaultgate_inline_pending_bytes 0"), "{text}");
-    assert_eq!(get(&g.client, "inl", "small", None).await, body);
+    assert_eq!(get_bytes(&g.client, "inl", "small", None).await, body);
     g.stop().await;
 }
 
@@ -130,8 +107,8 @@ async fn large_puts_parts_and_a_zero_limit_write_to_the_backend_first() {
     // the limit itself is inline, one byte more is not
     let at = data(65536, 2);
     let over = data(65537, 3);
-    put(&g.client, "inl", "at", &at).await;
-    put(&g.client, "inl", "over", &over).await;
+    put_bytes(&g.client, "inl", "at", &at).await;
+    put_bytes(&g.client, "inl", "over", &over).await;
     assert!(record(&g, "inl", "at").await.streams[0].inline.is_some());
     let over_rec = record(&g, "inl", "over").await;
     assert!(over_rec.streams[0].inline.is_none());
@@ -142,15 +119,15 @@ async fn large_puts_parts_and_a_zero_limit_write_to_the_backend_first() {
         "on the backend before the PUT answered"
     );
     assert_eq!(
-        get(&g.client, "inl", "at", Some("bytes=65000-")).await,
+        get_bytes(&g.client, "inl", "at", Some("bytes=65000-")).await,
         at[65000..]
     );
-    assert_eq!(get(&g.client, "inl", "over", None).await, over);
+    assert_eq!(get_bytes(&g.client, "inl", "over", None).await, over);
     g.stop().await;
 
     let g = start_with(0).await;
     g.client.create_bucket().bucket("inl").send().await.unwrap();
-    put(&g.client, "inl", "small", b"tiny").await;
+    put_bytes(&g.client, "inl", "small", b"tiny").await;
     let rec = record(&g, "inl", "small").await;
     assert!(rec.streams[0].inline.is_none(), "inline_max_bytes = 0");
     assert!(
@@ -167,7 +144,7 @@ async fn deleted_or_replaced_inline_objects_leave_no_backend_object() {
     g.client.create_bucket().bucket("inl").send().await.unwrap();
     for i in 0..20u64 {
         let key = format!("k{i}");
-        put(&g.client, "inl", &key, &data(1000 + i as usize, i)).await;
+        put_bytes(&g.client, "inl", &key, &data(1000 + i as usize, i)).await;
         if i % 2 == 0 {
             g.client
                 .delete_object()
@@ -177,7 +154,7 @@ async fn deleted_or_replaced_inline_objects_leave_no_backend_object() {
                 .await
                 .unwrap();
         } else {
-            put(&g.client, "inl", &key, &data(2000, i + 100)).await;
+            put_bytes(&g.client, "inl", &key, &data(2000, i + 100)).await;
         }
     }
     g.server.store.write_back().await.expect("write-back");
@@ -189,7 +166,7 @@ async fn deleted_or_replaced_inline_objects_leave_no_backend_object() {
     assert_eq!(backend_objects(&g).await, 10);
     for i in (1..20u64).step_by(2) {
         assert_eq!(
-            get(&g.client, "inl", &format!("k{i}"), None).await,
+            get_bytes(&g.client, "inl", &format!("k{i}"), None).await,
             data(2000, i + 100)
         );
     }
@@ -201,7 +178,7 @@ async fn inline_bytes_changed_in_the_database_are_refused() {
     let g = start_with(65536).await;
     g.client.create_bucket().bucket("inl").send().await.unwrap();
     let body = data(3000, 7);
-    put(&g.client, "inl", "t", &body).await;
+    put_bytes(&g.client, "inl", "t", &body).await;
     let rec = record(&g, "inl", "t").await;
     let mut bad = rec.streams[0].inline.as_ref().unwrap().data.to_vec();
     let at = bad.len() / 2;
@@ -232,7 +209,7 @@ async fn reindex_restores_inline_objects_from_the_backend_alone() {
     let mut want = Vec::new();
     for i in 0..40u64 {
         let body = data(100 + 997 * i as usize, i);
-        put(&g.client, "inl", &format!("o/{i:02}"), &body).await;
+        put_bytes(&g.client, "inl", &format!("o/{i:02}"), &body).await;
         want.push(body);
     }
     let cfg = config(g.dir.path());
@@ -246,7 +223,10 @@ async fn reindex_restores_inline_objects_from_the_backend_alone() {
         .expect("restart");
     let client = client_for(&format!("http://{}", server.s3_addr), AK, SK);
     for (i, body) in want.iter().enumerate() {
-        assert_eq!(&get(&client, "inl", &format!("o/{i:02}"), None).await, body);
+        assert_eq!(
+            &get_bytes(&client, "inl", &format!("o/{i:02}"), None).await,
+            body
+        );
     }
     server.shutdown().await;
     drop(dir);

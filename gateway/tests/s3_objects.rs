@@ -9,20 +9,6 @@ use aws_sdk_s3::types::{
 };
 use common::*;
 
-async fn get_bytes(c: &aws_sdk_s3::Client, b: &str, k: &str, range: Option<&str>) -> Vec<u8> {
-    let mut req = c.get_object().bucket(b).key(k);
-    if let Some(r) = range {
-        req = req.range(r);
-    }
-    let out = req.send().await.expect("get");
-    out.body
-        .collect()
-        .await
-        .expect("body")
-        .into_bytes()
-        .to_vec()
-}
-
 #[tokio::test]
 async fn buckets_lifecycle_and_errors() {
     let g = start().await;

@@ -145,6 +145,32 @@ pub async fn client_as(g: &TestGateway, name: &str, tenant: &str, role: policy::
     client_for(&g.endpoint, &k.access_key_id, k.secret.expose())
 }
 
+/// The body of `b/k` (or of `range` of it) as the SDK reads it.
+pub async fn get_bytes(c: &aws_sdk_s3::Client, b: &str, k: &str, range: Option<&str>) -> Vec<u8> {
+    let mut req = c.get_object().bucket(b).key(k);
+    if let Some(r) = range {
+        req = req.range(r);
+    }
+    let out = req.send().await.expect("get");
+    out.body
+        .collect()
+        .await
+        .expect("body")
+        .into_bytes()
+        .to_vec()
+}
+
+/// Stores `body` under `b/k`.
+pub async fn put_bytes(c: &Client, b: &str, k: &str, body: &[u8]) {
+    c.put_object()
+        .bucket(b)
+        .key(k)
+        .body(aws_sdk_s3::primitives::ByteStream::from(body.to_vec()))
+        .send()
+        .await
+        .expect("put");
+}
+
 /// S3 error code of an SDK error ("NoSuchKey", ...).
 pub fn code<E: ProvideErrorMetadata>(
     e: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>,

@@ -136,7 +136,11 @@ async fn two_gateways_on_one_database_share_the_first_data_key_and_one_winner_pe
         .unwrap();
     assert_eq!(versions.versions().len(), 1, "one null version");
 
-    // every replaced blob was deleted (or is queued): the backend holds the live blobs only
+    // every replaced blob was deleted (or is queued): the backend holds the live blobs only, once
+    // the small objects still pending in the index are written back (the background pass runs
+    // every 200 ms on whichever instance holds the lease)
+    let r = a.server.store.write_back().await.expect("write-back");
+    assert_eq!(r.failed, 0, "write-back: {r:?}");
     let index = a.server.store.index();
     gateway::index::collect_garbage(index, a.server.store.backend().as_ref())
         .await

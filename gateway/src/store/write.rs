@@ -85,7 +85,7 @@ pub struct Sealed {
     /// sizes, MD5, checksums and the header of the stream
     pub summary: SealSummary,
     /// The sealed stream itself when it was kept for the index row instead of being written
-    /// to the backend (an inline object, [`Store::seal_inline`]).
+    /// to the backend (an inline object, [`Sealing::into_memory`]).
     pub inline: Option<Bytes>,
 }
 
@@ -234,6 +234,62 @@ fn take(slot: &ErrSlot) -> Option<Error> {
     slot.lock().ok().and_then(|mut g| g.take())
 }
 
+/// A seal under way ([`Store::start_seal`]): the sealed stream, its summary to come, the
+/// client's error kept apart, and the sealed length expected when the plaintext length is known.
+/// It ends on the backend ([`Store::store_sealed`]) or in memory ([`Sealing::into_memory`]).
+struct Sealing {
+    sealed: futures::stream::BoxStream<'static, keys::Result<Bytes>>,
+    handle: keys::sealer::SealHandle,
+    input_err: ErrSlot,
+    hint: Option<u64>,
+}
+
+impl Sealing {
+    /// The sealed stream kept in memory under a new backend id, for the index row (an inline
+    /// object; its body is a small one, at most `inline_max_bytes`): the backend is not
+    /// touched. Errors as [`Store::seal_into_backend`]'s.
+    async fn into_memory(self) -> Result<Sealed> {
+        let Sealing {
+            mut sealed,
+            handle,
+            input_err,
+            hint,
+        } = self;
+        let mut buf =
+            bytes::BytesMut::with_capacity(usize::try_from(hint.unwrap_or(0)).unwrap_or(0));
+        let mut failed = None;
+        while let Some(piece) = sealed.next().await {
+            match piece {
+                Ok(b) => buf.extend_from_slice(&b),
+                Err(e) => {
+                    failed = Some(Error::from(e));
+                    break;
+                }
+            }
+        }
+        drop(sealed);
+        if let Some(e) = failed {
+            return Err(take(&input_err).unwrap_or(e));
+        }
+        let summary = match handle.summary().await {
+            Ok(summary) => summary,
+            Err(e) => return Err(take(&input_err).unwrap_or_else(|| e.into())),
+        };
+        if hint.is_some_and(|h| h != buf.len() as u64) {
+            return Err(Error::Internal(format!(
+                "sealed {} bytes where {} were expected",
+                buf.len(),
+                hint.unwrap_or(0)
+            )));
+        }
+        Ok(Sealed {
+            backend_id: new_backend_id(),
+            summary,
+            inline: Some(buf.freeze()),
+        })
+    }
+}
+
 /// Bytes of the body to record in the audit event: the plaintext received, for requests that
 /// carried it (not for copies).
 fn received(audit: Option<&RequestCtx>, n: u64) -> u64 {
@@ -261,16 +317,16 @@ impl Store {
         self.seal_into_backend(key, params, empty, Some(0)).await
     }
 
-    /// The request body as the sealer reads it: its bytes counted into `bytes_in`, its first
-    /// error kept in the slot returned (the client's error, told apart from the sealer's and
-    /// the backend's).
-    fn counted_body<S, E>(
+    /// Starts sealing a request body: its bytes counted into `bytes_in`, its first error kept
+    /// apart (the client's error, told from the sealer's and the backend's), and the sealed
+    /// length expected when the plaintext length is known.
+    fn start_seal<S, E>(
         &self,
+        key: &StreamKey,
+        params: SealParams,
         body: S,
-    ) -> (
-        impl Stream<Item = std::io::Result<Bytes>> + Send + 'static,
-        ErrSlot,
-    )
+        plaintext_len: Option<u64>,
+    ) -> Sealing
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + 'static,
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -288,7 +344,14 @@ impl Store {
                 Err(std::io::Error::other("request body failed"))
             }
         });
-        (body, input_err)
+        let hint = plaintext_len.map(|n| keys::sealer::sealed_len(n, &params, key));
+        let (sealed, handle) = keys::sealer::seal(key, params, body);
+        Sealing {
+            sealed,
+            handle,
+            input_err,
+            hint,
+        }
     }
 
     /// Seals `body` into a new backend object. On error nothing is left under the new id.
@@ -305,10 +368,19 @@ impl Store {
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + 'static,
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let (body, input_err) = self.counted_body(body);
+        self.store_sealed(self.start_seal(key, params, body, plaintext_len))
+            .await
+    }
+
+    /// Writes a started seal to a new backend object ([`Store::seal_into_backend`]).
+    async fn store_sealed(&self, s: Sealing) -> Result<Sealed> {
+        let Sealing {
+            sealed,
+            handle,
+            input_err,
+            hint,
+        } = s;
         let seal_err: ErrSlot = Arc::default();
-        let hint = plaintext_len.map(|n| keys::sealer::sealed_len(n, &params, key));
-        let (sealed, handle) = keys::sealer::seal(key, params, body);
         let slot = seal_err.clone();
         let sealed = sealed
             .map(move |r| {
@@ -343,61 +415,9 @@ impl Store {
         }
     }
 
-    /// Seals `body` (a small one: at most `inline_max_bytes`) into memory under a new backend
-    /// id, for the index row (an inline object): the backend is not touched. Errors as
-    /// [`Store::seal_into_backend`]'s.
-    pub(super) async fn seal_inline<S, E>(
-        &self,
-        key: &StreamKey,
-        params: SealParams,
-        body: S,
-        plaintext_len: Option<u64>,
-    ) -> Result<Sealed>
-    where
-        S: Stream<Item = std::result::Result<Bytes, E>> + Send + 'static,
-        E: Into<Box<dyn std::error::Error + Send + Sync>>,
-    {
-        let (body, input_err) = self.counted_body(body);
-        let hint = plaintext_len.map(|n| keys::sealer::sealed_len(n, &params, key));
-        let (mut sealed, handle) = keys::sealer::seal(key, params, body);
-        let mut buf =
-            bytes::BytesMut::with_capacity(usize::try_from(hint.unwrap_or(0)).unwrap_or(0));
-        let mut failed = None;
-        while let Some(piece) = sealed.next().await {
-            match piece {
-                Ok(b) => buf.extend_from_slice(&b),
-                Err(e) => {
-                    failed = Some(Error::from(e));
-                    break;
-                }
-            }
-        }
-        drop(sealed);
-        if let Some(e) = failed {
-            return Err(take(&input_err).unwrap_or(e));
-        }
-        let summary = match handle.summary().await {
-            Ok(summary) => summary,
-            Err(e) => return Err(take(&input_err).unwrap_or_else(|| e.into())),
-        };
-        if hint.is_some_and(|h| h != buf.len() as u64) {
-            return Err(Error::Internal(format!(
-                "sealed {} bytes where {} were expected",
-                buf.len(),
-                hint.unwrap_or(0)
-            )));
-        }
-        Ok(Sealed {
-            backend_id: new_backend_id(),
-            summary,
-            inline: Some(buf.freeze()),
-        })
-    }
-
-    /// Deletes a backend object, logging (not returning) failures; used on error paths where the
-    /// object was never committed (an orphan sweep would catch it later anyway).
-    /// An empty [`Uncommitted`] for backend objects written outside the write protocol (the
-    /// re-encryption job), deleted unless the caller commits them.
+    /// An empty [`Uncommitted`]: for backend objects written outside the write protocol (the
+    /// re-encryption job), deleted unless the caller commits them, and as the guard of an
+    /// inline object (nothing on the backend to delete).
     pub fn uncommitted(&self) -> Uncommitted {
         Uncommitted {
             backend: self.backend.clone(),
@@ -405,6 +425,8 @@ impl Store {
         }
     }
 
+    /// Deletes a backend object, logging (not returning) failures; used on error paths where the
+    /// object was never committed (an orphan sweep would catch it later anyway).
     pub async fn delete_quietly(&self, id: &str) {
         delete_quietly(self.backend.as_ref(), id).await;
     }
@@ -440,7 +462,7 @@ impl Store {
     /// The body sealed into a new backend object under `guard`, with the request's promises
     /// checked: on any failure nothing is left under the new id.
     /// `inline`: keep the sealed stream for the index row instead of writing it to the backend
-    /// ([`Store::seal_inline`]; nothing to delete then).
+    /// ([`Sealing::into_memory`]; nothing to delete then).
     async fn seal_checked<S, E>(
         &self,
         key: &StreamKey,
@@ -453,15 +475,11 @@ impl Store {
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + 'static,
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        let sealing = self.start_seal(key, params, body, check.content_length());
         let (sealed, guard) = if inline {
-            let sealed = self
-                .seal_inline(key, params, body, check.content_length())
-                .await?;
-            (sealed, self.uncommitted())
+            (sealing.into_memory().await?, self.uncommitted())
         } else {
-            let sealed = self
-                .seal_into_backend(key, params, body, check.content_length())
-                .await?;
+            let sealed = self.store_sealed(sealing).await?;
             let guard = Uncommitted::new(self.backend.clone(), sealed.backend_id.clone());
             (sealed, guard)
         };

@@ -302,13 +302,17 @@ pub fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 /// Number of committed backend objects (files under <data>/objects, excluding its temp dir),
 /// once the small objects committed inline are written back.
 pub async fn backend_objects(g: &TestGateway) -> usize {
+    backend_objects_under(g, &g.data_dir().join("objects")).await
+}
+
+/// [`backend_objects`] of a gateway whose local backend is the directory `root`.
+pub async fn backend_objects_under(g: &TestGateway, root: &std::path::Path) -> usize {
     let r = g.server.store.write_back().await.expect("write-back");
     assert_eq!(r.failed, 0, "write-back: {r:?}");
-    let root = g.data_dir().join("objects");
-    files_under(&root)
+    files_under(root)
         .into_iter()
         .filter(|p| {
-            p.strip_prefix(&root)
+            p.strip_prefix(root)
                 .map(|r| !r.starts_with(".tmp"))
                 .unwrap_or(false)
         })

@@ -153,6 +153,8 @@ pub fn follow_counter<T: CounterFollower>(
                     }
                     seen = now;
                 }
+                // the gateway closed its pool: it is shutting down, nothing to follow
+                Err(sqlx::Error::PoolClosed) => break,
                 Err(e) => {
                     if !cache.set_unreadable(true) {
                         tracing::warn!(error = %e, "cannot read the {what}; its cache is bypassed until it can");

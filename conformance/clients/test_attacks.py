@@ -369,8 +369,8 @@ UNSERVED = [
 def test_unserved_operations_never_succeed(arena):
     """F2: operations the gateway does not serve (ACLs, logging, website, replication, object
     ACLs, torrents; versioning, tagging and lifecycle are served since issue 15, see
-    test_versioning.py and gateway/tests/{tagging,lifecycle}.rs, CORS and bucket policies since
-    issue 16, see test_cors.py, test_bucket_policy.py and gateway/tests/{cors,bucket_policy,
+    test_versioning.py and gateway/tests/it/{tagging,lifecycle}.rs, CORS and bucket policies since
+    issue 16, see test_cors.py, test_bucket_policy.py and gateway/tests/it/{cors,bucket_policy,
     authz_matrix}.rs) answer 501
     NotImplemented to the bucket's own SuperAdmin,
     501 or 403 AccessDenied to another tenant's SuperAdmin and to a Manager, never 2xx; the other

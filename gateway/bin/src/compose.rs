@@ -2,7 +2,7 @@
 //! crate's router over the pieces the gateway opened ([`AdminParts`]), and `vaultgate serve`
 //! passes it to `gateway::server::start`, which serves it on the admin listener beside
 //! /metrics, /health and /ready. The gateway's in-process tests include this file
-//! (`gateway/tests/common`), so they run the composition the binary ships.
+//! (`gateway/tests/it/common`), so they run the composition the binary ships.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -62,6 +62,12 @@ backend vaultgate_s3
     option httpchk
     http-check send meth GET uri /ready
     http-check expect status 200
+    # A check may take longer than its interval: /ready probes the database, the backend (a write,
+    # read and delete) and the key provider, each for up to 3 s. Without "timeout check" HAProxy
+    # gives a check only "inter" (500 ms) to answer, and on a loaded 2-core CI machine all three
+    # healthy instances were marked down at once (38 requests answered 503 <NOSRV>). A killed
+    # instance still leaves the pool within about a second: its port refuses at once.
+    timeout check 4s
     default-server check inter $inter fall 2 rise 2
 CFG
   for b in "$@"; do

@@ -1,7 +1,7 @@
 //! Shared helpers of the in-process tests: start the real gateway on 127.0.0.1:0 with a temp data
 //! dir (its admin listener serving the admin REST API as the `vaultgate` binary composes it),
 //! build an aws-sdk-s3 client for it, raw HTTP/1.1 requests, and error-code extraction. The
-//! binary's tests (`gateway/bin/tests`) include this module too.
+//! binary's tests (`gateway/bin/tests/it`) include this module too.
 #![allow(dead_code)]
 
 /// The binary's composition of the admin REST API (`gateway/bin/src/compose.rs`), so that the

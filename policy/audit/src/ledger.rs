@@ -790,20 +790,30 @@ pub(crate) async fn locked_head(
     dialect: Dialect,
 ) -> AuditResult<Head> {
     dialect.lock_ledger(&mut *conn).await?;
-    let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
-        .fetch_optional(&mut *conn)
-        .await?;
-    let last = sqlx::query("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
-        .fetch_optional(&mut *conn)
-        .await?;
+    // The head row and the last event in one statement (one round trip to the database thread
+    // on every write transaction's hot path): always one row, its columns NULL where the head
+    // row or the events are missing.
+    let row = sqlx::query(
+        "SELECT h.seq AS head_seq, h.hash AS head_hash, e.seq AS last_seq, e.hash AS last_hash \
+         FROM (SELECT 1 AS one) o \
+         LEFT JOIN audit_head h ON h.id = 1 \
+         LEFT JOIN (SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1) e ON 1 = 1",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    let pair = |seq: &str, hash: &str| -> AuditResult<Option<Head>> {
+        let seq: Option<i64> = row.try_get(seq)?;
+        let hash: Option<String> = row.try_get(hash)?;
+        Ok(seq.zip(hash).map(|(seq, hash)| Head { seq, hash }))
+    };
+    let head = pair("head_seq", "head_hash")?;
+    let last = pair("last_seq", "last_hash")?;
     let pair = |r: &AnyRow| -> AuditResult<Head> {
         Ok(Head {
             seq: r.try_get("seq")?,
             hash: r.try_get("hash")?,
         })
     };
-    let head = head.as_ref().map(pair).transpose()?;
-    let last = last.as_ref().map(pair).transpose()?;
     match (head, last) {
         (None, None) => {
             let cp: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM audit_checkpoints")

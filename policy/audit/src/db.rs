@@ -393,6 +393,11 @@ pub async fn connect(url: &str, shape: PoolShape) -> Result<AnyPool, sqlx::Error
         .acquire_timeout(shape.acquire_timeout)
         .idle_timeout(shape.idle_timeout)
         .max_lifetime(None)
+        // sqlx pings an idle connection before handing it out. A SQLite connection cannot hang
+        // up, and its ping is a round trip to the connection's thread on every query's path
+        // (a request's reads, each index write batch, each audit batch): off for SQLite. A
+        // PostgreSQL connection can be cut (a server restart, a failover), so it keeps the ping.
+        .test_before_acquire(dialect == Dialect::Postgres)
         .after_connect(move |conn, _meta| {
             Box::pin(async move {
                 if dialect == Dialect::Sqlite {

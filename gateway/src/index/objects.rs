@@ -152,28 +152,24 @@ pub(crate) async fn insert_object_row(
     .bind(&rec.key)
     .execute(&mut *conn)
     .await?;
-    let seq: i64 = sqlx::query_scalar(
-        "SELECT COALESCE(MAX(seq), 0) + 1 FROM objects WHERE bucket = $1 AND object_key = $2",
-    )
-    .bind(&rec.bucket)
-    .bind(&rec.key)
-    .fetch_one(&mut *conn)
-    .await?;
     let (mode, until) = match rec.lock.retention {
         Some((m, u)) => (Some(m.as_str()), Some(u)),
         None => (None, None),
     };
+    // `seq`: after the key's newest version, computed in the INSERT itself (one round trip
+    // fewer on every write; the key is locked by the write's transaction)
     sqlx::query(
         "INSERT INTO objects (bucket, object_key, version_id, seq, is_latest, delete_marker, size, \
                               etag, last_modified_ms, headers, user_metadata, checksums, \
                               data_key_id, key_version, manifest_id, lock_mode, lock_until_ms, \
                               legal_hold) \
-         VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+         VALUES ($1, $2, $3, \
+                 (SELECT COALESCE(MAX(seq), 0) + 1 FROM objects WHERE bucket = $1 AND object_key = $2), \
+                 1, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
     )
     .bind(&rec.bucket)
     .bind(&rec.key)
     .bind(&rec.version_id)
-    .bind(seq)
     .bind(i64::from(rec.delete_marker))
     .bind(to_i64(rec.size, "object size")?)
     .bind(&rec.etag)

@@ -194,8 +194,23 @@ impl Index {
         Ok(flag(&row, "present")?)
     }
 
-    /// Versioning and object lock settings of a bucket; None if it does not exist.
+    /// Versioning and object lock settings of a bucket; None if it does not exist. Every object
+    /// request reads it, so an existing bucket's state is kept in the settings cache (cleared by
+    /// this instance's changes; other instances' changes reach it through the write counter,
+    /// which a trigger on `buckets` advances, within the follow interval).
     pub async fn bucket_state(&self, name: &str) -> Result<Option<BucketState>, IndexError> {
+        if let Some(hit) = self.settings.state(name) {
+            return Ok(Some(hit));
+        }
+        let generation = self.settings.generation();
+        let state = self.read_bucket_state(name).await?;
+        if let Some(s) = state {
+            self.settings.put_state(generation, name, s);
+        }
+        Ok(state)
+    }
+
+    async fn read_bucket_state(&self, name: &str) -> Result<Option<BucketState>, IndexError> {
         let row = sqlx::query(
             "SELECT versioning, CAST(object_lock AS BIGINT) AS object_lock, lock_default_mode, lock_default_days, \
                     lock_default_years FROM buckets WHERE name = $1",
@@ -243,7 +258,9 @@ impl Index {
                 "a bucket cannot go back to unversioned".into(),
             ));
         };
-        retrying!(self.set_versioning_once(name, status, state))
+        retrying!(self.set_versioning_once(name, status, state))?;
+        self.settings.clear();
+        Ok(())
     }
 
     async fn set_versioning_once(
@@ -283,7 +300,9 @@ impl Index {
         name: &str,
         default_retention: Option<DefaultRetention>,
     ) -> Result<(), IndexError> {
-        retrying!(self.set_object_lock_once(name, default_retention))
+        retrying!(self.set_object_lock_once(name, default_retention))?;
+        self.settings.clear();
+        Ok(())
     }
 
     async fn set_object_lock_once(

@@ -212,6 +212,9 @@ pub use audit::db::FOLLOW_INTERVAL;
 pub(crate) struct SettingsCache {
     generation: std::sync::atomic::AtomicU64,
     map: std::sync::Mutex<std::collections::HashMap<(String, String), Option<String>>>,
+    /// Versioning and object lock state of existing buckets ([`Index::bucket_state`], read by
+    /// every object request), under the same generation and bypass as the settings.
+    states: std::sync::Mutex<std::collections::HashMap<String, super::BucketState>>,
     bypass: std::sync::atomic::AtomicBool,
 }
 
@@ -265,7 +268,7 @@ impl SettingsCache {
         self.bypass.swap(on, std::sync::atomic::Ordering::AcqRel)
     }
 
-    fn generation(&self) -> u64 {
+    pub(crate) fn generation(&self) -> u64 {
         self.generation.load(std::sync::atomic::Ordering::Acquire)
     }
 
@@ -281,11 +284,43 @@ impl SettingsCache {
         map.insert(key, value);
     }
 
-    /// After a write of a setting or a bucket delete (once committed).
+    fn states(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, super::BucketState>> {
+        self.states
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn state(&self, bucket: &str) -> Option<super::BucketState> {
+        if self.bypass.load(std::sync::atomic::Ordering::Acquire) {
+            return None;
+        }
+        self.states().get(bucket).copied()
+    }
+
+    /// Keeps a bucket's state read at `generation` (see [`SettingsCache::put`]).
+    pub(crate) fn put_state(&self, generation: u64, bucket: &str, state: super::BucketState) {
+        let _map = self.map();
+        let mut states = self.states();
+        if self.generation() != generation || self.bypass.load(std::sync::atomic::Ordering::Acquire)
+        {
+            return;
+        }
+        if states.len() >= SETTINGS_CACHED {
+            states.clear();
+        }
+        states.insert(bucket.to_owned(), state);
+    }
+
+    /// After a write of a setting, of a bucket's versioning or object lock state, or a bucket
+    /// delete (once committed).
     pub(crate) fn clear(&self) {
         let mut map = self.map();
+        let mut states = self.states();
         self.generation
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         map.clear();
+        states.clear();
     }
 }

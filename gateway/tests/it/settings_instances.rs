@@ -2,12 +2,14 @@
 //! `VAULTGATE_TEST_DATABASE_URL`, else one SQLite file), each with its own cache. A lifecycle
 //! or CORS change, and a bucket delete, made through one is seen by the other, which follows
 //! the write counter `idx_settings_generation`, within 1 s (measured); an index that does not
-//! follow keeps serving its cached value, which is what the poll prevents.
+//! follow keeps serving its cached value, which is what the poll prevents. The same for a
+//! bucket's versioning and object lock state.
 
 use std::time::{Duration, Instant};
 
 use gateway::index::{
-    Index, IndexError, SETTING_CORS, SETTING_LIFECYCLE, SETTINGS_FOLLOW_INTERVAL,
+    BucketState, DefaultRetention, Index, IndexError, LockMode, SETTING_CORS, SETTING_LIFECYCLE,
+    SETTINGS_FOLLOW_INTERVAL, Versioning,
 };
 
 const BOUND: Duration = Duration::from_secs(1);
@@ -95,4 +97,75 @@ async fn a_settings_change_through_one_instance_is_seen_by_the_other_within_a_se
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// A bucket's versioning and object lock state (read by every object request, cached like the
+/// settings): a change through one instance is seen by the other within the bound; the index
+/// that does not follow keeps its cached state (which shows the state is served from memory).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_versioning_or_object_lock_change_through_one_instance_is_seen_by_the_other_within_a_second()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let url = audit::db::test_database_url()
+        .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("index.db").display()));
+    let a = Index::open(&url).await.unwrap();
+    let b = Index::open(&url).await.unwrap();
+    b.follow_other_instances(SETTINGS_FOLLOW_INTERVAL);
+    let still = Index::open(&url).await.unwrap(); // does not follow
+    a.create_bucket("bk", "o").await.unwrap();
+    for idx in [&b, &still] {
+        let s = idx.bucket_state("bk").await.unwrap().unwrap();
+        assert_eq!(s.versioning, Versioning::Unversioned);
+        assert!(!s.object_lock);
+    }
+
+    let state_within = |want: BucketState| {
+        let b = &b;
+        async move {
+            let start = Instant::now();
+            loop {
+                let now = b.bucket_state("bk").await.unwrap().unwrap();
+                if now == want {
+                    return start.elapsed();
+                }
+                assert!(
+                    start.elapsed() < BOUND,
+                    "state {now:?} after {BOUND:?}, want {want:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    a.set_versioning("bk", Versioning::Enabled).await.unwrap();
+    // the writing instance sees its own change at once
+    assert_eq!(
+        a.bucket_state("bk").await.unwrap().unwrap().versioning,
+        Versioning::Enabled
+    );
+    let took = state_within(BucketState {
+        versioning: Versioning::Enabled,
+        ..BucketState::default()
+    })
+    .await;
+    eprintln!("versioning change seen after {took:?}");
+
+    let retention = DefaultRetention {
+        mode: LockMode::Governance,
+        days: Some(3),
+        years: None,
+    };
+    a.set_object_lock("bk", Some(retention)).await.unwrap();
+    state_within(BucketState {
+        versioning: Versioning::Enabled,
+        object_lock: true,
+        default_retention: Some(retention),
+    })
+    .await;
+
+    // the index that does not follow still answers from its cache
+    tokio::time::sleep(SETTINGS_FOLLOW_INTERVAL * 2).await;
+    assert_eq!(
+        still.bucket_state("bk").await.unwrap().unwrap(),
+        BucketState::default()
+    );
 }

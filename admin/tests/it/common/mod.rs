@@ -1,6 +1,5 @@
 //! Shared set-up for the admin tests: an in-memory policy store with the
 //! bootstrap SuperAdmin, an HS256 authority, and the router.
-#![allow(dead_code)]
 
 use std::sync::Arc;
 

@@ -2,7 +2,6 @@
 //! PUTs with headers, user metadata and checksums, an empty object, an overwritten key, a
 //! multipart object, a non-ASCII key, an upload left in progress) and snapshots what S3 clients
 //! see (listings, sizes, ETags, last-modified, headers, metadata, SHA-256 of the bodies).
-#![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap};
 

@@ -667,7 +667,11 @@ pub(crate) async fn put_object_in(
     rec: &ObjectRecord,
     cond: Option<&Precondition>,
 ) -> Result<Vec<String>, IndexError> {
-    require_bucket(conn, &rec.bucket).await?;
+    // A missing bucket: the row's foreign key refuses the INSERT (below); a conditional write
+    // checks first, so that it answers NoSuchBucket rather than a failed condition.
+    if cond.is_some() {
+        require_bucket(conn, &rec.bucket).await?;
+    }
     match cond {
         Some(Precondition::Write(c)) => {
             check_condition(conn, &rec.bucket, &rec.key, Some(c)).await?
@@ -680,7 +684,12 @@ pub(crate) async fn put_object_in(
         }
         None => {}
     }
-    let old = write_version(conn, rec, now_ms()).await?;
+    let old = match write_version(conn, rec, now_ms()).await {
+        Err(IndexError::Database(sqlx::Error::Database(e))) if e.is_foreign_key_violation() => {
+            return Err(IndexError::NotFound(rec.bucket.clone()));
+        }
+        other => other?,
+    };
     queue_garbage(conn, old).await
 }
 

@@ -69,7 +69,8 @@ impl std::fmt::Debug for RunningServer {
 }
 
 impl RunningServer {
-    /// Stops accepting, waits for in-flight requests (bounded), closes the index.
+    /// Stops accepting, waits for in-flight requests (bounded), commits the queued audit events,
+    /// closes the index.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         for t in self.tasks {
@@ -83,6 +84,8 @@ impl RunningServer {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "last write-back pass failed"),
         }
+        // the last reads' queued audit events, committed before the database closes
+        self.audit.ledger.sync().await;
         self.store.index().close().await;
         tracing::info!("shut down");
     }

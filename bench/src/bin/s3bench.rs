@@ -293,6 +293,24 @@ impl Proc {
                 .and_then(|v| v.parse().ok())
         })
     }
+    /// Voluntary context switches of the server processes: the sum over every thread alive
+    /// now (`/proc/PID/task/*/status`; a thread that ended since takes its count with it).
+    /// Each is a thread going to sleep to wait for another: the hand-off cost of a request.
+    fn server_ctx_switches(&self) -> Option<u64> {
+        self.sum(|pid| {
+            let mut total = 0;
+            for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+                let Ok(status) = std::fs::read_to_string(task.ok()?.path().join("status")) else {
+                    continue; // the thread ended meanwhile
+                };
+                total += status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+                    .and_then(|v| v.trim().parse::<u64>().ok())?;
+            }
+            Some(total)
+        })
+    }
     /// Resets VmHWM (peak RSS) to the current RSS of every server process; false when not
     /// permitted.
     fn reset_peak(&self) -> bool {
@@ -311,6 +329,7 @@ struct Window {
     t0: Instant,
     server_cpu0: Option<f64>,
     client_cpu0: Option<f64>,
+    server_ctx0: Option<u64>,
     hwm_reset: bool,
     stop: Arc<AtomicBool>,
     sampled_max_kib: Arc<AtomicU64>,
@@ -336,11 +355,13 @@ impl Window {
             })
         });
         let (server_cpu0, client_cpu0) = (proc_.server_cpu_s(), proc_.client_cpu_s());
+        let server_ctx0 = proc_.server_ctx_switches();
         Window {
             proc_,
             t0: Instant::now(),
             server_cpu0,
             client_cpu0,
+            server_ctx0,
             hwm_reset,
             stop,
             sampled_max_kib,
@@ -368,6 +389,9 @@ impl Window {
         }
         if let (Some(a), Some(b)) = (self.client_cpu0, self.proc_.client_cpu_s()) {
             m.insert("client_cpu_s".into(), json!(b - a));
+        }
+        if let (Some(a), Some(b)) = (self.server_ctx0, self.proc_.server_ctx_switches()) {
+            m.insert("server_ctx_switches".into(), json!(b.saturating_sub(a)));
         }
         if let Some(n) = bytes {
             m.insert("bytes".into(), json!(n));
@@ -705,6 +729,16 @@ impl Bench {
         m.insert("errors".into(), json!(errs));
         if ok > 0 {
             m.insert("ops_s".into(), json!(ok as f64 / secs));
+            // per request: what the server spends (CPU) and how often its threads wait for
+            // each other (voluntary context switches)
+            let per_op = |field: &str| m.get(field).and_then(Value::as_f64).map(|v| v / ok as f64);
+            let (cpu, cs) = (per_op("server_cpu_s"), per_op("server_ctx_switches"));
+            if let Some(cpu) = cpu {
+                m.insert("server_cpu_ms_per_op".into(), json!(cpu * 1000.0));
+            }
+            if let Some(cs) = cs {
+                m.insert("server_ctx_switches_per_op".into(), json!(cs));
+            }
         }
         if let Some(e) = first_err.lock().ok().and_then(|mut f| f.take()) {
             m.insert("first_error".into(), json!(e));
@@ -1068,6 +1102,8 @@ mod tests {
             clk_tck: 100,
         };
         assert!(p.server_cpu_s().is_some());
+        // this test's threads have slept at least once (the harness waits for them)
+        assert!(p.server_ctx_switches().is_some_and(|n| n > 0));
         let rss = p.status_kib("VmRSS:").unwrap_or(0);
         assert!(rss > 0);
         // several processes are summed (here the same one twice)
@@ -1081,6 +1117,7 @@ mod tests {
             clk_tck: 100,
         };
         assert!(gone.server_cpu_s().is_none());
+        assert!(gone.server_ctx_switches().is_none());
         let none = Proc {
             pids: Arc::from([]),
             clk_tck: 100,

@@ -63,14 +63,19 @@ fn db_path(dir: &Path) -> PathBuf {
     dir.join("data").join("index.db")
 }
 
-/// Runs SQL against the (stopped) gateway's database.
+/// Runs SQL against the (stopped) gateway's database, on one connection closed before this
+/// returns. (A pool's `close` can return with a connection handed back during it still open;
+/// that connection, closed later, would write its view of the WAL over the next restore.)
 async fn sql(dir: &Path, statements: &[&str]) {
+    use sqlx::Connection;
     let url = format!("sqlite://{}", db_path(dir).display());
-    let pool = sqlx::SqlitePool::connect(&url).await.expect("open db");
+    let mut conn = sqlx::SqliteConnection::connect(&url)
+        .await
+        .expect("open db");
     for s in statements {
-        sqlx::query(s).execute(&pool).await.expect(s);
+        sqlx::query(s).execute(&mut conn).await.expect(s);
     }
-    pool.close().await;
+    conn.close().await.expect("close db");
 }
 
 /// Puts the database back as `pristine` (a [`snapshot`]): the file, and no write-ahead log or

@@ -684,11 +684,12 @@ impl Index {
     }
 
     /// Stops the writer task (the writes already queued are committed and answered; later ones
-    /// fail with `Unavailable`), then closes both pools (waits for connections to be returned).
+    /// fail with `Unavailable`), then closes both pools (waits for every connection to be
+    /// returned and closed: `audit::db::close_pool`).
     pub async fn close(&self) {
         self.writer.close().await;
-        self.read.close().await;
-        self.write.close().await;
+        audit::db::close_pool(&self.read).await;
+        audit::db::close_pool(&self.write).await;
     }
 
     /// The SQL dialect of the database.

@@ -423,6 +423,25 @@ pub async fn connect(url: &str, shape: PoolShape) -> Result<AnyPool, sqlx::Error
     Ok(pool)
 }
 
+/// Closes `pool` and returns once none of its connections is open. sqlx's `Pool::close` can
+/// return while a connection handed back during its last wait (a task that used the pool just
+/// before, e.g. the last audit batch or write-back pass at shutdown) sits idle in the closed pool,
+/// its database files open until the pool is dropped and its thread gets round to closing it.
+/// Closing again closes that one; bounded, in case a task still holds a connection.
+pub async fn close_pool(pool: &AnyPool) {
+    for _ in 0..400 {
+        pool.close().await;
+        if pool.size() == 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    tracing::warn!(
+        open = pool.size(),
+        "database connections still open 2 s after the pool was closed"
+    );
+}
+
 /// A query assembled at run time with `$N` placeholders (the order of [`Sql::bind`] calls):
 /// the portable replacement for `QueryBuilder`.
 pub struct Sql {

@@ -27,15 +27,22 @@ async fn seen_within(b: &Index, name: &str, want: Option<&str>) -> Duration {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_settings_change_through_one_instance_is_seen_by_the_other_within_a_second() {
-    let dir = tempfile::tempdir().unwrap();
+/// Three indexes on one database (PostgreSQL with `VAULTGATE_TEST_DATABASE_URL`, else a SQLite
+/// file in `dir`): the writer `a`, `b` following the write counter, and `still`, which does not.
+async fn three_instances(dir: &std::path::Path) -> (Index, Index, Index) {
     let url = audit::db::test_database_url()
-        .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("index.db").display()));
+        .unwrap_or_else(|| format!("sqlite://{}", dir.join("index.db").display()));
     let a = Index::open(&url).await.unwrap();
     let b = Index::open(&url).await.unwrap();
     b.follow_other_instances(SETTINGS_FOLLOW_INTERVAL);
-    let still = Index::open(&url).await.unwrap(); // does not follow
+    let still = Index::open(&url).await.unwrap();
+    (a, b, still)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settings_change_through_one_instance_is_seen_by_the_other_within_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, still) = three_instances(dir.path()).await;
     a.create_bucket("bk", "o").await.unwrap();
     let rules = r#"{"rules":[{"id":"old","days":30}]}"#;
     a.set_bucket_setting("bk", SETTING_LIFECYCLE, Some(rules), None)
@@ -106,12 +113,7 @@ async fn a_settings_change_through_one_instance_is_seen_by_the_other_within_a_se
 async fn a_versioning_or_object_lock_change_through_one_instance_is_seen_by_the_other_within_a_second()
  {
     let dir = tempfile::tempdir().unwrap();
-    let url = audit::db::test_database_url()
-        .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("index.db").display()));
-    let a = Index::open(&url).await.unwrap();
-    let b = Index::open(&url).await.unwrap();
-    b.follow_other_instances(SETTINGS_FOLLOW_INTERVAL);
-    let still = Index::open(&url).await.unwrap(); // does not follow
+    let (a, b, still) = three_instances(dir.path()).await;
     a.create_bucket("bk", "o").await.unwrap();
     for idx in [&b, &still] {
         let s = idx.bucket_state("bk").await.unwrap().unwrap();

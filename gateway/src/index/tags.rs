@@ -211,18 +211,38 @@ pub use audit::db::FOLLOW_INTERVAL;
 #[derive(Debug, Default)]
 pub(crate) struct SettingsCache {
     generation: std::sync::atomic::AtomicU64,
-    map: std::sync::Mutex<std::collections::HashMap<(String, String), Option<String>>>,
-    /// Versioning and object lock state of existing buckets ([`Index::bucket_state`], read by
-    /// every object request), under the same generation and bypass as the settings.
-    states: std::sync::Mutex<std::collections::HashMap<String, super::BucketState>>,
+    cached: std::sync::Mutex<Cached>,
     bypass: std::sync::atomic::AtomicBool,
+}
+
+/// What [`SettingsCache`] holds, under one lock, one generation and one bypass.
+#[derive(Debug, Default)]
+struct Cached {
+    /// (bucket, setting name) → the setting's value, `None` when it is not set
+    settings: std::collections::HashMap<(String, String), Option<String>>,
+    /// versioning and object lock state of existing buckets ([`Index::bucket_state`], read by
+    /// every object request)
+    states: std::collections::HashMap<String, super::BucketState>,
+}
+
+/// Inserts into one of the cache's maps, which starts over when full.
+fn insert_bounded<K: std::hash::Hash + Eq, V>(
+    map: &mut std::collections::HashMap<K, V>,
+    key: K,
+    value: V,
+) {
+    if map.len() >= SETTINGS_CACHED {
+        map.clear();
+    }
+    map.insert(key, value);
 }
 
 impl Index {
     /// Keeps the bucket settings cache true to writes made by other processes on the same
     /// database (other gateway instances on one PostgreSQL) through the write counter
-    /// `idx_settings_generation`, advanced by triggers on `bucket_settings` and on bucket
-    /// deletes ([`audit::db::follow_counter`]); while it cannot be read the cache is bypassed.
+    /// `idx_settings_generation`, advanced by triggers on `bucket_settings` and on updates and
+    /// deletes of `buckets` ([`audit::db::follow_counter`]); while it cannot be read the cache is
+    /// bypassed.
     /// Needs a Tokio runtime.
     pub fn follow_other_instances(&self, every: std::time::Duration) {
         audit::db::follow_counter(
@@ -247,20 +267,26 @@ impl audit::db::CounterFollower for SettingsCache {
 }
 
 impl SettingsCache {
-    fn map(
-        &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<(String, String), Option<String>>>
-    {
-        self.map
+    fn cached(&self) -> std::sync::MutexGuard<'_, Cached> {
+        self.cached
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn get(&self, key: &(String, String)) -> Option<Option<String>> {
+    /// The cache, unless it is bypassed.
+    fn served(&self) -> Option<std::sync::MutexGuard<'_, Cached>> {
         if self.bypass.load(std::sync::atomic::Ordering::Acquire) {
             return None;
         }
-        self.map().get(key).cloned()
+        Some(self.cached())
+    }
+
+    fn get(&self, key: &(String, String)) -> Option<Option<String>> {
+        self.served()?.settings.get(key).cloned()
+    }
+
+    pub(crate) fn state(&self, bucket: &str) -> Option<super::BucketState> {
+        self.served()?.states.get(bucket).copied()
     }
 
     /// Sets or lifts the bypass; returns whether it was set before.
@@ -272,55 +298,35 @@ impl SettingsCache {
         self.generation.load(std::sync::atomic::Ordering::Acquire)
     }
 
+    /// Keeps what was read at `generation`, unless a write cleared the cache meanwhile or it is
+    /// bypassed.
+    fn keep(&self, generation: u64, keep: impl FnOnce(&mut Cached)) {
+        let mut cached = self.cached();
+        if self.generation() != generation || self.bypass.load(std::sync::atomic::Ordering::Acquire)
+        {
+            return;
+        }
+        keep(&mut cached);
+    }
+
     fn put(&self, generation: u64, key: (String, String), value: Option<String>) {
-        let mut map = self.map();
-        if self.generation() != generation || self.bypass.load(std::sync::atomic::Ordering::Acquire)
-        {
-            return;
-        }
-        if map.len() >= SETTINGS_CACHED {
-            map.clear();
-        }
-        map.insert(key, value);
+        self.keep(generation, |c| insert_bounded(&mut c.settings, key, value));
     }
 
-    fn states(
-        &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, super::BucketState>> {
-        self.states
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    pub(crate) fn state(&self, bucket: &str) -> Option<super::BucketState> {
-        if self.bypass.load(std::sync::atomic::Ordering::Acquire) {
-            return None;
-        }
-        self.states().get(bucket).copied()
-    }
-
-    /// Keeps a bucket's state read at `generation` (see [`SettingsCache::put`]).
+    /// Keeps a bucket's state read at `generation`.
     pub(crate) fn put_state(&self, generation: u64, bucket: &str, state: super::BucketState) {
-        let _map = self.map();
-        let mut states = self.states();
-        if self.generation() != generation || self.bypass.load(std::sync::atomic::Ordering::Acquire)
-        {
-            return;
-        }
-        if states.len() >= SETTINGS_CACHED {
-            states.clear();
-        }
-        states.insert(bucket.to_owned(), state);
+        self.keep(generation, |c| {
+            insert_bounded(&mut c.states, bucket.to_owned(), state)
+        });
     }
 
     /// After a write of a setting, of a bucket's versioning or object lock state, or a bucket
     /// delete (once committed).
     pub(crate) fn clear(&self) {
-        let mut map = self.map();
-        let mut states = self.states();
+        let mut cached = self.cached();
         self.generation
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        map.clear();
-        states.clear();
+        cached.settings.clear();
+        cached.states.clear();
     }
 }

@@ -669,20 +669,17 @@ pub(crate) async fn put_object_in(
 ) -> Result<Vec<String>, IndexError> {
     // A missing bucket: the row's foreign key refuses the INSERT (below); a conditional write
     // checks first, so that it answers NoSuchBucket rather than a failed condition.
-    if cond.is_some() {
+    if let Some(cond) = cond {
         require_bucket(conn, &rec.bucket).await?;
-    }
-    match cond {
-        Some(Precondition::Write(c)) => {
-            check_condition(conn, &rec.bucket, &rec.key, Some(c)).await?
-        }
-        Some(Precondition::Delete(c)) => {
-            let latest = version_facts(conn, &rec.bucket, &rec.key, None).await?;
-            if !c.check(latest.as_ref())? {
-                return Err(IndexError::NothingToDelete(rec.key.clone()));
+        match cond {
+            Precondition::Write(c) => check_condition(conn, &rec.bucket, &rec.key, Some(c)).await?,
+            Precondition::Delete(c) => {
+                let latest = version_facts(conn, &rec.bucket, &rec.key, None).await?;
+                if !c.check(latest.as_ref())? {
+                    return Err(IndexError::NothingToDelete(rec.key.clone()));
+                }
             }
         }
-        None => {}
     }
     let old = match write_version(conn, rec, now_ms()).await {
         Err(IndexError::Database(sqlx::Error::Database(e))) if e.is_foreign_key_violation() => {

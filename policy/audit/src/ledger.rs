@@ -801,13 +801,13 @@ pub(crate) async fn locked_head(
     )
     .fetch_one(&mut *conn)
     .await?;
-    let pair = |seq: &str, hash: &str| -> AuditResult<Option<Head>> {
+    let columns = |seq: &str, hash: &str| -> AuditResult<Option<Head>> {
         let seq: Option<i64> = row.try_get(seq)?;
         let hash: Option<String> = row.try_get(hash)?;
         Ok(seq.zip(hash).map(|(seq, hash)| Head { seq, hash }))
     };
-    let head = pair("head_seq", "head_hash")?;
-    let last = pair("last_seq", "last_hash")?;
+    let head = columns("head_seq", "head_hash")?;
+    let last = columns("last_seq", "last_hash")?;
     let pair = |r: &AnyRow| -> AuditResult<Head> {
         Ok(Head {
             seq: r.try_get("seq")?,

@@ -49,7 +49,12 @@ run_step() { # NAME CMD...
   (set -e; "$@")
   rc=$?
   set -e
-  if [ $rc -eq 0 ]; then
+  end_step "$name" "$rc" "$t0"
+}
+
+end_step() { # NAME EXIT_CODE START_SECONDS: records and reports a step that ended
+  local name=$1 rc=$2 t0=$3
+  if [ "$rc" -eq 0 ]; then
     record_step "$name" ok $((SECONDS - t0))
     echo "---- $name: ok ($((SECONDS - t0)) s)"
   else

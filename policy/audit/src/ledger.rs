@@ -11,7 +11,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::db::{Dialect, PoolShape, Sql};
@@ -163,7 +163,16 @@ pub struct LedgerConfig {
     pub max_batch: usize,
     /// events waiting for the writer before `append` waits for room (default 16384)
     pub queue_capacity: usize,
+    /// how long the writer gathers reads' queued events before committing a batch of them
+    /// (default [`READ_LINGER`]; zero: at once)
+    pub read_linger: Duration,
 }
+
+/// How long the ledger's writer waits, after a read's queued event arrives, for more of them
+/// before it commits (when nothing in the batch is waited for): at one client each read's event
+/// would otherwise be a transaction (and an fsync) of its own. It bounds, with one commit's
+/// duration, the reads' events a crash can lose (docs/AUDIT.md).
+pub const READ_LINGER: Duration = Duration::from_millis(5);
 
 impl Default for LedgerConfig {
     fn default() -> LedgerConfig {
@@ -176,6 +185,7 @@ impl Default for LedgerConfig {
             retention: DEFAULT_RETENTION,
             max_batch: 512,
             queue_capacity: 16384,
+            read_linger: READ_LINGER,
         }
     }
 }
@@ -300,10 +310,19 @@ enum Job {
     Barrier(oneshot::Sender<()>),
 }
 
+impl Job {
+    /// A read's queued event: nobody waits for its commit.
+    fn queued(&self) -> bool {
+        matches!(self, Job::Event(_, reply) if reply.is_closed())
+    }
+}
+
 struct Inner {
     pool: AnyPool,
     read_pool: AnyPool,
     tx: mpsc::Sender<Job>,
+    /// ends the writer's linger: a job somebody waits for was sent
+    waited: Arc<Notify>,
     source_mode: SourceMode,
     source_secret: Option<SourceSecret>,
     read_policy: ReadPolicy,
@@ -397,9 +416,14 @@ impl Ledger {
         let stats = Arc::new(AuditStats::default());
         let mirrored = mirror.is_some();
         let (tx, rx) = mpsc::channel(cfg.queue_capacity);
+        let waited = Arc::new(Notify::new());
         tokio::spawn(run_writer(
             pool.clone(),
-            rx,
+            Queue {
+                rx,
+                waited: Arc::clone(&waited),
+                linger: cfg.read_linger,
+            },
             mirror,
             Arc::clone(&stats),
             cfg.max_batch,
@@ -409,6 +433,7 @@ impl Ledger {
                 pool,
                 read_pool,
                 tx,
+                waited,
                 source_mode: cfg.source_mode,
                 source_secret: cfg.source_secret,
                 read_policy: cfg.read_policy,
@@ -433,6 +458,7 @@ impl Ledger {
         let (reply, wait) = oneshot::channel();
         self.send(Job::Event(self.with_source(event), reply))
             .await?;
+        self.inner.waited.notify_one();
         wait.await
             .map_err(|_| AuditError::Unavailable("the ledger writer dropped the event".into()))?
     }
@@ -498,6 +524,7 @@ impl Ledger {
     pub async fn sync(&self) {
         let (reply, wait) = oneshot::channel();
         if self.send(Job::Barrier(reply)).await.is_ok() {
+            self.inner.waited.notify_one();
             let _ = wait.await;
         }
     }
@@ -704,9 +731,42 @@ pub(crate) fn row_to_event(r: &AnyRow) -> AuditResult<StoredEvent> {
     })
 }
 
+/// The writer's side of the queue.
+struct Queue {
+    rx: mpsc::Receiver<Job>,
+    /// notified after a job somebody waits for is sent
+    waited: Arc<Notify>,
+    linger: Duration,
+}
+
+impl Queue {
+    /// The next batch into `jobs` (empty: every sender is gone). A batch of reads' queued
+    /// events only waits up to the linger for more of them, without being woken by each as it
+    /// is sent (the queue is not polled meanwhile), and ends the wait early when a job somebody
+    /// waits for is sent.
+    async fn next_batch(&mut self, jobs: &mut Vec<Job>, max_batch: usize) {
+        if self.rx.recv_many(jobs, max_batch).await == 0 {
+            return;
+        }
+        if self.linger.is_zero() || jobs.len() >= max_batch || !jobs.iter().all(Job::queued) {
+            return;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(self.linger) => {}
+            () = self.waited.notified() => {}
+        }
+        while jobs.len() < max_batch {
+            match self.rx.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+    }
+}
+
 async fn run_writer(
     pool: AnyPool,
-    mut rx: mpsc::Receiver<Job>,
+    mut queue: Queue,
     mut mirror: Option<Mirror>,
     stats: Arc<AuditStats>,
     max_batch: usize,
@@ -714,7 +774,8 @@ async fn run_writer(
     let mut jobs: Vec<Job> = Vec::with_capacity(max_batch);
     loop {
         jobs.clear();
-        if rx.recv_many(&mut jobs, max_batch).await == 0 {
+        queue.next_batch(&mut jobs, max_batch).await;
+        if jobs.is_empty() {
             break;
         }
         let mut events = Vec::with_capacity(jobs.len());
@@ -917,6 +978,32 @@ impl ChainAppender {
         Ok(s)
     }
 
+    /// Links `events` ([`Ledger::prepare`]d) after the head, in order, and inserts them with
+    /// one statement per [`INSERT_ROWS`] (a batch's inserts are one round trip to the database,
+    /// not one per event).
+    async fn append_all(
+        &mut self,
+        conn: &mut sqlx::AnyConnection,
+        events: Vec<AuditEvent>,
+    ) -> AuditResult<Vec<StoredEvent>> {
+        let mut out = Vec::with_capacity(events.len());
+        let mut head = self.head.clone();
+        for event in events {
+            let source = event.source.clone();
+            let s = StoredEvent::chain(event, source, head.seq + 1, head.hash);
+            head = Head {
+                seq: s.seq,
+                hash: s.hash.clone(),
+            };
+            out.push(s);
+        }
+        for rows in out.chunks(INSERT_ROWS) {
+            insert_events(conn, rows).await?;
+        }
+        self.head = head;
+        Ok(out)
+    }
+
     /// Writes the head row when anything was appended; call before the COMMIT.
     pub async fn finish(&self, conn: &mut sqlx::AnyConnection) -> AuditResult<()> {
         if self.head.seq == self.start {
@@ -938,13 +1025,47 @@ async fn commit_batch(pool: &AnyPool, events: Vec<AuditEvent>) -> AuditResult<Ve
     let dialect = Dialect::of(pool);
     let mut tx = pool.begin_with(dialect.begin_write()).await?;
     let mut chain = ChainAppender::lock(&mut tx, dialect).await?;
-    let mut out = Vec::with_capacity(events.len());
-    for ev in events {
-        out.push(chain.append_stored(&mut tx, ev).await?);
-    }
+    let out = chain.append_all(&mut tx, events).await?;
     chain.finish(&mut tx).await?;
     tx.commit().await?;
     Ok(out)
+}
+
+/// Most events one `INSERT` carries (19 values each: within SQLite's and PostgreSQL's limits on
+/// bound values).
+const INSERT_ROWS: usize = 256;
+
+/// Inserts `rows` (at most [`INSERT_ROWS`]) with one statement.
+async fn insert_events(conn: &mut sqlx::AnyConnection, rows: &[StoredEvent]) -> AuditResult<()> {
+    let mut q = Sql::new(
+        "INSERT INTO audit_events (seq, time_ms, request_id, kind, principal, tenant, action, \
+         bucket, object_key, outcome, status, error_code, bytes_in, bytes_out, key_version, \
+         source, duration_us, prev_hash, hash) VALUES ",
+    );
+    for (i, s) in rows.iter().enumerate() {
+        q.push(if i == 0 { "(" } else { ", (" });
+        q.bind(s.seq).push(", ");
+        q.bind(s.time_ms).push(", ");
+        q.bind(s.request_id.clone()).push(", ");
+        q.bind(s.kind.as_str()).push(", ");
+        q.bind(s.principal.clone()).push(", ");
+        q.bind(s.tenant.clone()).push(", ");
+        q.bind(s.action.clone()).push(", ");
+        q.bind(s.bucket.clone()).push(", ");
+        q.bind(s.key.clone()).push(", ");
+        q.bind(s.outcome.as_str()).push(", ");
+        q.bind(i64::from(s.status)).push(", ");
+        q.bind(s.error_code.clone()).push(", ");
+        q.bind(s.bytes_in).push(", ");
+        q.bind(s.bytes_out).push(", ");
+        q.bind(s.key_version.map(i64::from)).push(", ");
+        q.bind(s.source.clone()).push(", ");
+        q.bind(s.duration_us).push(", ");
+        q.bind(s.prev_hash.clone()).push(", ");
+        q.bind(s.hash.clone()).push(")");
+    }
+    q.build().execute(&mut *conn).await?;
+    Ok(())
 }
 
 async fn insert_event(conn: &mut sqlx::AnyConnection, s: &StoredEvent) -> AuditResult<()> {

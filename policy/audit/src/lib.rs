@@ -28,8 +28,8 @@ pub use event::{
 };
 pub use ledger::{
     AuditFilter, AuditPage, AuditQuery, AuditStats, ChainAppender, DEFAULT_RETENTION, Head, Ledger,
-    LedgerConfig, MAX_PAGE, ReadPolicy, Receipt, SourceMode, SourceSecret, StatsSnapshot, migrate,
-    open_pool,
+    LedgerConfig, MAX_PAGE, READ_LINGER, ReadPolicy, Receipt, SourceMode, SourceSecret,
+    StatsSnapshot, migrate, open_pool,
 };
 pub(crate) use ledger::{COLUMNS, locked_head, row_to_event, select_ascending, select_range};
 pub use retention::{Checkpoint, PruneReport};

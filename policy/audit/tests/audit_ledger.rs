@@ -3,6 +3,7 @@
 //! with the JSON-lines mirror, and retention checkpoints.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use audit::cli::{verify_bytes, verify_database, verify_file};
 use audit::evidence::EvidenceKey;
@@ -918,4 +919,91 @@ async fn queued_events_are_committed_and_fail_closed_after_a_failed_commit() {
     f.ledger.enqueue(event(57)).await.unwrap();
     assert_eq!(f.ledger.head().await.unwrap().seq, 55);
     assert!(f.ledger.verify(None).await.unwrap().is_ok());
+}
+
+#[tokio::test]
+async fn a_reads_event_waits_for_the_linger_until_a_waited_event_or_a_sync_ends_it() {
+    // a linger far longer than the test: only a waited append or a sync can end it
+    let f = fixture_with(|_| LedgerConfig {
+        read_linger: Duration::from_secs(600),
+        ..LedgerConfig::default()
+    })
+    .await;
+    f.ledger.enqueue(event(1)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        f.ledger.stats().snapshot().appended,
+        0,
+        "a read's queued event is gathered for the linger, not committed at once"
+    );
+    f.ledger.enqueue(event(2)).await.unwrap();
+    let receipt = tokio::time::timeout(Duration::from_secs(30), f.ledger.append(event(3)))
+        .await
+        .expect("an event somebody waits for ends the linger")
+        .unwrap();
+    assert_eq!(receipt.seq, 3);
+    let s = f.ledger.stats().snapshot();
+    assert_eq!(
+        (s.appended, s.batches),
+        (3, 1),
+        "the three in one transaction"
+    );
+
+    f.ledger.enqueue(event(4)).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(30), f.ledger.sync())
+        .await
+        .expect("a sync ends the linger");
+    assert_eq!(f.ledger.stats().snapshot().appended, 4);
+    assert!(f.ledger.verify(None).await.unwrap().is_ok());
+}
+
+#[tokio::test]
+async fn reads_events_arriving_one_by_one_share_transactions() {
+    let f = fixture_with(|_| LedgerConfig::default()).await;
+    let start = std::time::Instant::now();
+    for i in 1..=40 {
+        f.ledger.enqueue(event(i)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    f.ledger.sync().await;
+    let elapsed = start.elapsed();
+    let s = f.ledger.stats().snapshot();
+    assert_eq!(s.appended, 40);
+    // each transaction but the last gathered reads' events for a whole linger, and the lingers
+    // do not overlap; without the linger each event (1 ms apart) would be a transaction
+    let bound = (elapsed.as_secs_f64() / audit::READ_LINGER.as_secs_f64()).floor() as u64 + 1;
+    assert!(
+        s.batches <= bound,
+        "{} transactions for 40 events in {elapsed:?} (at most {bound})",
+        s.batches
+    );
+    assert!(f.ledger.verify(None).await.unwrap().is_ok());
+}
+
+#[tokio::test]
+async fn a_batch_larger_than_one_insert_is_committed_whole_and_verifies() {
+    let f = fixture(0).await;
+    // queued faster than the writer commits: batches of up to 512 events, each inserted by
+    // statements of 256 rows
+    for i in 1..=1100 {
+        f.ledger.enqueue(event(i)).await.unwrap();
+    }
+    assert_eq!(f.ledger.head().await.unwrap().seq, 1100);
+    let s = f.ledger.stats().snapshot();
+    assert_eq!((s.appended, s.failures), (1100, 0));
+    assert!(s.batches < 1100, "{} transactions", s.batches);
+    let page = f
+        .ledger
+        .query(&AuditQuery {
+            limit: 3,
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    let seqs: Vec<i64> = page.events.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, [1100, 1099, 1098]);
+    assert_eq!(page.events[0].request_id, "req-1100");
+    assert!(f.ledger.verify(None).await.unwrap().is_ok());
+    assert_eq!(read_lines(&f.mirror).len(), 1100);
+    assert!(verify_file(&f.mirror).await.unwrap().is_ok());
 }

@@ -35,6 +35,7 @@ mod credentials;
 mod data_keys;
 pub mod gc;
 mod inline;
+mod kept;
 mod lifecycle;
 mod list;
 mod locks;
@@ -511,6 +512,9 @@ pub struct Index {
     write: AnyPool,
     /// Several connections for reads (the same pool as `write` for in-memory databases).
     read: AnyPool,
+    /// A SQLite file's connections for the read on every GET and HEAD, kept outside `read`
+    /// (no ping each time one is handed back: `kept.rs`); None on PostgreSQL and in memory.
+    kept: Option<std::sync::Arc<kept::Kept>>,
     /// SQLite or PostgreSQL (the few statements that differ come from it).
     dialect: Dialect,
     /// The group-commit task for the hot writes (it writes through `write`).
@@ -593,9 +597,12 @@ impl Index {
             .await?
         };
         let writer = writer::Writer::start(write.clone(), dialect);
+        let kept = (dialect == Dialect::Sqlite && !in_memory)
+            .then(|| std::sync::Arc::new(kept::Kept::new(read.clone())));
         Ok(Index {
             write,
             read,
+            kept,
             dialect,
             writer,
             settings: std::sync::Arc::default(),
@@ -688,6 +695,9 @@ impl Index {
     /// returned and closed: `audit::db::close_pool`).
     pub async fn close(&self) {
         self.writer.close().await;
+        if let Some(kept) = &self.kept {
+            kept.close().await;
+        }
         audit::db::close_pool(&self.read).await;
         audit::db::close_pool(&self.write).await;
     }

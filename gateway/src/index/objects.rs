@@ -6,6 +6,7 @@
 //! returned to the caller, who deletes them from the backend and then calls `gc_done`.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::LazyLock;
 
 use audit::db::flag;
 use sqlx::any::AnyRow;
@@ -15,8 +16,8 @@ use super::locks::retrying;
 use super::writer::Job;
 use super::{
     DeleteCondition, Index, IndexError, Inline, LockMode, ObjectLock, ObjectRecord, Precondition,
-    StreamRecord, VersionFacts, WriteCondition, map_from_json, map_to_json, now_ms, to_i64, to_u32,
-    to_u64,
+    READ_ACQUIRE_TIMEOUT, StreamRecord, VersionFacts, WriteCondition, map_from_json, map_to_json,
+    now_ms, to_i64, to_u32, to_u64,
 };
 
 pub(crate) type Tx = Transaction<'static, Any>;
@@ -467,26 +468,27 @@ impl Index {
         bucket: &str,
         key: &str,
         version_id: Option<&str>,
-    ) -> Result<Vec<sqlx::any::AnyRow>, sqlx::Error> {
-        Ok(match version_id {
-            None => sqlx::query(&format!(
+    ) -> Result<Vec<sqlx::any::AnyRow>, IndexError> {
+        static LATEST: LazyLock<String> = LazyLock::new(|| {
+            format!(
                 "{VERSION_SELECT} WHERE o.bucket = $1 AND o.object_key = $2 AND o.is_latest = 1 \
-                     ORDER BY s.seq"
-            ))
-            .bind(bucket)
-            .bind(key)
-            .fetch_all(&self.read)
-            .await?,
-            Some(v) => sqlx::query(&format!(
-                "{VERSION_SELECT} WHERE o.bucket = $1 AND o.object_key = $2 AND o.version_id = $3 \
-                     ORDER BY s.seq"
-            ))
-            .bind(bucket)
-            .bind(key)
-            .bind(v)
-            .fetch_all(&self.read)
-            .await?,
-        })
+                 ORDER BY s.seq"
+            )
+        });
+        static ONE: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "{VERSION_SELECT} WHERE o.bucket = $1 AND o.object_key = $2 \
+                 AND o.version_id = $3 ORDER BY s.seq"
+            )
+        });
+        let query = match version_id {
+            None => sqlx::query(LATEST.as_str()).bind(bucket).bind(key),
+            Some(v) => sqlx::query(ONE.as_str()).bind(bucket).bind(key).bind(v),
+        };
+        match &self.kept {
+            Some(kept) => kept.fetch_all(query, READ_ACQUIRE_TIMEOUT).await,
+            None => Ok(query.fetch_all(&self.read).await?),
+        }
     }
 
     /// Deletes the `null` version of a key (DeleteObject in a bucket that never had

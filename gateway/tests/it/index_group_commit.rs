@@ -326,3 +326,45 @@ async fn a_failed_batch_fails_every_write_and_commits_none() {
     );
     assert_eq!(ix.write_stats().batches, before.batches + 2);
 }
+
+/// The files of `dir` this process holds open (its descriptors' targets).
+fn open_files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|fds| {
+            fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+                .filter(|target| target.starts_with(dir))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The connections a SQLite index keeps for GET's read (outside the read pool, `kept.rs`) are
+/// closed with it: none of the database's files stays open, and a read after `close` fails
+/// cleanly instead of opening a new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_leaves_no_database_file_open_and_later_reads_fail() {
+    let (dir, _url, ix) = fresh_sqlite().await;
+    ix.create_bucket("b", "o").await.unwrap();
+    ix.put_object(&object("b", "k", "e", &["s1"]))
+        .await
+        .unwrap();
+    // concurrent reads: several kept connections in use at once
+    let reads = join_all((0..16).map(|_| ix.get_object("b", "k"))).await;
+    for r in reads {
+        assert_eq!(r.unwrap().unwrap().key, "k");
+    }
+    assert!(!open_files_under(dir.path()).is_empty());
+    ix.close().await;
+    // sqlx closes a connection on its own thread: give the threads a moment
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !open_files_under(dir.path()).is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        open_files_under(dir.path()),
+        Vec::<std::path::PathBuf>::new()
+    );
+    let err = ix.get_object("b", "k").await.unwrap_err();
+    assert!(matches!(err, IndexError::Database(_)), "{err:?}");
+    assert!(open_files_under(dir.path()).is_empty());
+}

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::LazyLock;
 
-use audit::db::flag;
+use audit::db::{Sql, flag};
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, Row, Transaction};
 
@@ -140,53 +140,80 @@ fn lock_from_row(row: &AnyRow) -> Result<ObjectLock, IndexError> {
     })
 }
 
+/// Stream rows per `INSERT` (12 values each: within SQLite's and PostgreSQL's limits on bound
+/// values).
+const STREAM_ROWS: usize = 512;
+
 /// Inserts a version row and its streams as the latest version of its key (the previous latest
 /// stays as a noncurrent version; the caller removed a version with the same id first).
+///
+/// On SQLite the statements (the old latest's flag, the row, its streams) go to the connection's
+/// thread as one script, one round trip instead of one per statement: sqlx runs each statement of
+/// a query's text in turn, their `$N` numbering one list of arguments. PostgreSQL takes one
+/// statement per query, so there they are sent one by one.
 pub(crate) async fn insert_object_row(
     conn: &mut AnyConnection,
     rec: &ObjectRecord,
 ) -> Result<(), IndexError> {
-    sqlx::query(
-        "UPDATE objects SET is_latest = 0 WHERE bucket = $1 AND object_key = $2 AND is_latest = 1",
-    )
-    .bind(&rec.bucket)
-    .bind(&rec.key)
-    .execute(&mut *conn)
-    .await?;
+    let script = conn.backend_name() == "SQLite" && rec.streams.len() <= STREAM_ROWS;
+    let mut q = Sql::new("UPDATE objects SET is_latest = 0 WHERE bucket = ");
+    q.bind(rec.bucket.clone())
+        .push(" AND object_key = ")
+        .bind(rec.key.clone())
+        .push(" AND is_latest = 1");
+    next_statement(conn, &mut q, script).await?;
     let (mode, until) = match rec.lock.retention {
         Some((m, u)) => (Some(m.as_str()), Some(u)),
         None => (None, None),
     };
     // `seq`: after the key's newest version, computed in the INSERT itself (one round trip
     // fewer on every write; the key is locked by the write's transaction)
-    sqlx::query(
+    q.push(
         "INSERT INTO objects (bucket, object_key, version_id, seq, is_latest, delete_marker, size, \
                               etag, last_modified_ms, headers, user_metadata, checksums, \
                               data_key_id, key_version, manifest_id, lock_mode, lock_until_ms, \
-                              legal_hold) \
-         VALUES ($1, $2, $3, \
-                 (SELECT COALESCE(MAX(seq), 0) + 1 FROM objects WHERE bucket = $1 AND object_key = $2), \
-                 1, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-    )
-    .bind(&rec.bucket)
-    .bind(&rec.key)
-    .bind(&rec.version_id)
-    .bind(i64::from(rec.delete_marker))
-    .bind(to_i64(rec.size, "object size")?)
-    .bind(&rec.etag)
-    .bind(rec.last_modified_ms)
-    .bind(map_to_json(&rec.headers)?)
-    .bind(map_to_json(&rec.user_metadata)?)
-    .bind(map_to_json(&rec.checksums)?)
-    .bind(&rec.data_key_id)
-    .bind(i64::from(rec.key_version))
-    .bind(rec.manifest_id.as_deref())
-    .bind(mode)
-    .bind(until)
-    .bind(i64::from(rec.lock.legal_hold))
-    .execute(&mut *conn)
-    .await?;
-    insert_streams(conn, rec).await
+                              legal_hold) VALUES (",
+    );
+    q.bind(rec.bucket.clone()).push(", ");
+    q.bind(rec.key.clone()).push(", ");
+    q.bind(rec.version_id.clone()).push(", ");
+    q.push("(SELECT COALESCE(MAX(seq), 0) + 1 FROM objects WHERE bucket = ");
+    q.bind(rec.bucket.clone()).push(" AND object_key = ");
+    q.bind(rec.key.clone()).push("), 1, ");
+    q.bind(i64::from(rec.delete_marker)).push(", ");
+    q.bind(to_i64(rec.size, "object size")?).push(", ");
+    q.bind(rec.etag.clone()).push(", ");
+    q.bind(rec.last_modified_ms).push(", ");
+    q.bind(map_to_json(&rec.headers)?).push(", ");
+    q.bind(map_to_json(&rec.user_metadata)?).push(", ");
+    q.bind(map_to_json(&rec.checksums)?).push(", ");
+    q.bind(rec.data_key_id.clone()).push(", ");
+    q.bind(i64::from(rec.key_version)).push(", ");
+    q.bind(rec.manifest_id.clone()).push(", ");
+    q.bind(mode).push(", ");
+    q.bind(until).push(", ");
+    q.bind(i64::from(rec.lock.legal_hold)).push(")");
+    if rec.streams.is_empty() {
+        q.build().execute(&mut *conn).await?;
+        return Ok(());
+    }
+    next_statement(conn, &mut q, script).await?;
+    push_streams(&mut q, conn, rec).await
+}
+
+/// Ends the statement in `q`: appended to the script (`script`), or run now and `q` emptied.
+async fn next_statement(
+    conn: &mut AnyConnection,
+    q: &mut Sql,
+    script: bool,
+) -> Result<(), IndexError> {
+    if script {
+        q.push("; ");
+    } else {
+        q.build().execute(&mut *conn).await?;
+        *q = Sql::new("");
+    }
+    Ok(())
 }
 
 /// Inserts the stream rows of version `rec` (in order, `seq` 0..).
@@ -194,27 +221,42 @@ pub(crate) async fn insert_streams(
     conn: &mut AnyConnection,
     rec: &ObjectRecord,
 ) -> Result<(), IndexError> {
-    for (seq, s) in rec.streams.iter().enumerate() {
-        sqlx::query(
+    push_streams(&mut Sql::new(""), conn, rec).await
+}
+
+/// Appends the `INSERT`s of `rec`'s stream rows to `q` ([`STREAM_ROWS`] per statement) and
+/// runs it: the first with whatever `q` holds before it, the others one by one.
+async fn push_streams(
+    q: &mut Sql,
+    conn: &mut AnyConnection,
+    rec: &ObjectRecord,
+) -> Result<(), IndexError> {
+    for (chunk_no, chunk) in rec.streams.chunks(STREAM_ROWS).enumerate() {
+        q.push(
             "INSERT INTO object_streams (bucket, object_key, version_id, seq, part_number, \
                                          backend_id, header, plaintext_len, md5_hex, checksums, \
-                                         inline_data, inline_pending) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        )
-        .bind(&rec.bucket)
-        .bind(&rec.key)
-        .bind(&rec.version_id)
-        .bind(to_i64(seq as u64, "stream index")?)
-        .bind(i64::from(s.part_number))
-        .bind(&s.backend_id)
-        .bind(&s.header)
-        .bind(to_i64(s.plaintext_len, "stream length")?)
-        .bind(&s.md5_hex)
-        .bind(stream_checksums_to_json(&s.checksums)?)
-        .bind(s.inline.as_ref().map(|i| i.data.to_vec()))
-        .bind(i64::from(s.inline.as_ref().is_some_and(|i| i.pending)))
-        .execute(&mut *conn)
-        .await?;
+                                         inline_data, inline_pending) VALUES ",
+        );
+        for (i, s) in chunk.iter().enumerate() {
+            let seq = chunk_no * STREAM_ROWS + i;
+            q.push(if i == 0 { "(" } else { ", (" });
+            q.bind(rec.bucket.clone()).push(", ");
+            q.bind(rec.key.clone()).push(", ");
+            q.bind(rec.version_id.clone()).push(", ");
+            q.bind(to_i64(seq as u64, "stream index")?).push(", ");
+            q.bind(i64::from(s.part_number)).push(", ");
+            q.bind(s.backend_id.clone()).push(", ");
+            q.bind(s.header.clone()).push(", ");
+            q.bind(to_i64(s.plaintext_len, "stream length")?).push(", ");
+            q.bind(s.md5_hex.clone()).push(", ");
+            q.bind(stream_checksums_to_json(&s.checksums)?).push(", ");
+            q.bind(s.inline.as_ref().map(|i| i.data.to_vec()))
+                .push(", ");
+            q.bind(i64::from(s.inline.as_ref().is_some_and(|i| i.pending)))
+                .push(")");
+        }
+        q.build().execute(&mut *conn).await?;
+        *q = Sql::new("");
     }
     Ok(())
 }

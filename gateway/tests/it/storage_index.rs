@@ -213,6 +213,36 @@ async fn object_round_trip_and_missing_cases() {
     assert_eq!(pending, garbage);
 }
 
+/// Objects of many streams (a multipart upload of up to 10,000 parts): the stream rows are
+/// inserted several hundred per statement, and on SQLite together with the row when they fit in
+/// one script; each count around that limit round-trips whole and in order, and replacing or
+/// deleting one queues every stream.
+#[tokio::test]
+async fn objects_of_many_streams_round_trip_in_order() {
+    let (_d, ix) = fresh().await;
+    ix.create_bucket("b", "o").await.unwrap();
+    let mut all_ids = Vec::new();
+    for (n, count) in [511usize, 512, 513, 1025, 10_000].into_iter().enumerate() {
+        let ids: Vec<String> = (0..count).map(|i| format!("{n:02x}{i:06x}")).collect();
+        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let key = format!("parts/{count}");
+        let rec = object("b", &key, &format!("e-{count}"), &refs);
+        assert_eq!(ix.put_object(&rec).await.unwrap(), Vec::<String>::new());
+        let back = ix.get_object("b", &key).await.unwrap().unwrap();
+        assert_eq!(back.streams.len(), count);
+        assert_eq!(back, rec);
+        all_ids.extend(ids);
+    }
+    // one key replaced: all its streams become garbage, the others stay
+    let small = object("b", "parts/513", "e-small", &["ff000001"]);
+    let replaced = ix.put_object(&small).await.unwrap();
+    assert_eq!(replaced.len(), 513);
+    assert_eq!(ix.get_object("b", "parts/513").await.unwrap(), Some(small));
+    let gone = ix.delete_object("b", "parts/10000").await.unwrap().unwrap();
+    assert_eq!(gone.len(), 10_000);
+    assert!(ix.is_referenced(&all_ids[0]).await.unwrap());
+}
+
 #[tokio::test]
 async fn overwrite_is_atomic_and_queues_only_unreferenced_ids() {
     let (_d, ix) = fresh().await;

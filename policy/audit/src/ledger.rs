@@ -311,7 +311,8 @@ enum Job {
 }
 
 impl Job {
-    /// A read's queued event: nobody waits for its commit.
+    /// A read's queued event: nobody waits for its commit (its receiver is gone already when
+    /// it is sent).
     fn queued(&self) -> bool {
         matches!(self, Job::Event(_, reply) if reply.is_closed())
     }
@@ -458,7 +459,6 @@ impl Ledger {
         let (reply, wait) = oneshot::channel();
         self.send(Job::Event(self.with_source(event), reply))
             .await?;
-        self.inner.waited.notify_one();
         wait.await
             .map_err(|_| AuditError::Unavailable("the ledger writer dropped the event".into()))?
     }
@@ -491,12 +491,19 @@ impl Ledger {
         event.storable()
     }
 
+    /// Queues `job` for the writer; one somebody waits for (an appended event, a barrier) ends
+    /// the writer's linger for reads' events.
     async fn send(&self, job: Job) -> AuditResult<()> {
+        let waited = !job.queued();
         self.inner
             .tx
             .send(job)
             .await
-            .map_err(|_| AuditError::Unavailable("the ledger writer has stopped".into()))
+            .map_err(|_| AuditError::Unavailable("the ledger writer has stopped".into()))?;
+        if waited {
+            self.inner.waited.notify_one();
+        }
+        Ok(())
     }
 
     /// Queues the event of a read: it is committed by the writer's next transaction, without
@@ -524,7 +531,6 @@ impl Ledger {
     pub async fn sync(&self) {
         let (reply, wait) = oneshot::channel();
         if self.send(Job::Barrier(reply)).await.is_ok() {
-            self.inner.waited.notify_one();
             let _ = wait.await;
         }
     }
@@ -955,27 +961,16 @@ impl ChainAppender {
         conn: &mut sqlx::AnyConnection,
         event: AuditEvent,
     ) -> AuditResult<Receipt> {
-        let s = self.append_stored(conn, event).await?;
-        Ok(Receipt {
-            seq: s.seq,
-            hash: s.hash,
-        })
-    }
-
-    /// [`ChainAppender::append`], answering the stored event.
-    async fn append_stored(
-        &mut self,
-        conn: &mut sqlx::AnyConnection,
-        event: AuditEvent,
-    ) -> AuditResult<StoredEvent> {
-        let source = event.source.clone();
-        let s = StoredEvent::chain(event, source, self.head.seq + 1, self.head.hash.clone());
-        insert_event(conn, &s).await?;
+        let s = linked(&self.head, event);
+        insert_events(conn, std::slice::from_ref(&s)).await?;
         self.head = Head {
             seq: s.seq,
             hash: s.hash.clone(),
         };
-        Ok(s)
+        Ok(Receipt {
+            seq: s.seq,
+            hash: s.hash,
+        })
     }
 
     /// Links `events` ([`Ledger::prepare`]d) after the head, in order, and inserts them with
@@ -986,17 +981,18 @@ impl ChainAppender {
         conn: &mut sqlx::AnyConnection,
         events: Vec<AuditEvent>,
     ) -> AuditResult<Vec<StoredEvent>> {
-        let mut out = Vec::with_capacity(events.len());
         let mut head = self.head.clone();
-        for event in events {
-            let source = event.source.clone();
-            let s = StoredEvent::chain(event, source, head.seq + 1, head.hash);
-            head = Head {
-                seq: s.seq,
-                hash: s.hash.clone(),
-            };
-            out.push(s);
-        }
+        let out: Vec<StoredEvent> = events
+            .into_iter()
+            .map(|event| {
+                let s = linked(&head, event);
+                head = Head {
+                    seq: s.seq,
+                    hash: s.hash.clone(),
+                };
+                s
+            })
+            .collect();
         for rows in out.chunks(INSERT_ROWS) {
             insert_events(conn, rows).await?;
         }
@@ -1031,70 +1027,68 @@ async fn commit_batch(pool: &AnyPool, events: Vec<AuditEvent>) -> AuditResult<Ve
     Ok(out)
 }
 
+/// `event` as the chain's next event after `head`.
+fn linked(head: &Head, event: AuditEvent) -> StoredEvent {
+    let source = event.source.clone();
+    StoredEvent::chain(event, source, head.seq + 1, head.hash.clone())
+}
+
 /// Most events one `INSERT` carries (19 values each: within SQLite's and PostgreSQL's limits on
 /// bound values).
 const INSERT_ROWS: usize = 256;
 
-/// Inserts `rows` (at most [`INSERT_ROWS`]) with one statement.
-async fn insert_events(conn: &mut sqlx::AnyConnection, rows: &[StoredEvent]) -> AuditResult<()> {
-    let mut q = Sql::new(
-        "INSERT INTO audit_events (seq, time_ms, request_id, kind, principal, tenant, action, \
-         bucket, object_key, outcome, status, error_code, bytes_in, bytes_out, key_version, \
-         source, duration_us, prev_hash, hash) VALUES ",
-    );
-    for (i, s) in rows.iter().enumerate() {
-        q.push(if i == 0 { "(" } else { ", (" });
-        q.bind(s.seq).push(", ");
-        q.bind(s.time_ms).push(", ");
-        q.bind(s.request_id.clone()).push(", ");
-        q.bind(s.kind.as_str()).push(", ");
-        q.bind(s.principal.clone()).push(", ");
-        q.bind(s.tenant.clone()).push(", ");
-        q.bind(s.action.clone()).push(", ");
-        q.bind(s.bucket.clone()).push(", ");
-        q.bind(s.key.clone()).push(", ");
-        q.bind(s.outcome.as_str()).push(", ");
-        q.bind(i64::from(s.status)).push(", ");
-        q.bind(s.error_code.clone()).push(", ");
-        q.bind(s.bytes_in).push(", ");
-        q.bind(s.bytes_out).push(", ");
-        q.bind(s.key_version.map(i64::from)).push(", ");
-        q.bind(s.source.clone()).push(", ");
-        q.bind(s.duration_us).push(", ");
-        q.bind(s.prev_hash.clone()).push(", ");
-        q.bind(s.hash.clone()).push(")");
+/// `INSERT INTO audit_events ({COLUMNS}) VALUES ($1, …, $19), …` for `rows` events.
+fn insert_text(rows: usize) -> String {
+    const VALUES: usize = 19;
+    let mut text = format!("INSERT INTO audit_events ({COLUMNS}) VALUES ");
+    for row in 0..rows {
+        text.push_str(if row == 0 { "(" } else { ", (" });
+        for v in 1..=VALUES {
+            if v > 1 {
+                text.push_str(", ");
+            }
+            text.push('$');
+            text.push_str(&(row * VALUES + v).to_string());
+        }
+        text.push(')');
     }
-    q.build().execute(&mut *conn).await?;
-    Ok(())
+    text
 }
 
-async fn insert_event(conn: &mut sqlx::AnyConnection, s: &StoredEvent) -> AuditResult<()> {
-    sqlx::query(
-        "INSERT INTO audit_events (seq, time_ms, request_id, kind, principal, tenant, action, \
-         bucket, object_key, outcome, status, error_code, bytes_in, bytes_out, key_version, \
-         source, duration_us, prev_hash, hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
-    )
-    .bind(s.seq)
-    .bind(s.time_ms)
-    .bind(&s.request_id)
-    .bind(s.kind.as_str())
-    .bind(&s.principal)
-    .bind(&s.tenant)
-    .bind(&s.action)
-    .bind(&s.bucket)
-    .bind(&s.key)
-    .bind(s.outcome.as_str())
-    .bind(i64::from(s.status))
-    .bind(&s.error_code)
-    .bind(s.bytes_in)
-    .bind(s.bytes_out)
-    .bind(s.key_version.map(i64::from))
-    .bind(&s.source)
-    .bind(s.duration_us)
-    .bind(&s.prev_hash)
-    .bind(&s.hash)
-    .execute(&mut *conn)
-    .await?;
+/// Inserts `rows` (at most [`INSERT_ROWS`]) with one statement.
+async fn insert_events(conn: &mut sqlx::AnyConnection, rows: &[StoredEvent]) -> AuditResult<()> {
+    // the one-event statement (every write's own event) is built once
+    static ONE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| insert_text(1));
+    let many;
+    let text = if rows.len() == 1 {
+        ONE.as_str()
+    } else {
+        many = insert_text(rows.len());
+        many.as_str()
+    };
+    let mut q = sqlx::query(text);
+    for s in rows {
+        q = q
+            .bind(s.seq)
+            .bind(s.time_ms)
+            .bind(&s.request_id)
+            .bind(s.kind.as_str())
+            .bind(&s.principal)
+            .bind(&s.tenant)
+            .bind(&s.action)
+            .bind(&s.bucket)
+            .bind(&s.key)
+            .bind(s.outcome.as_str())
+            .bind(i64::from(s.status))
+            .bind(&s.error_code)
+            .bind(s.bytes_in)
+            .bind(s.bytes_out)
+            .bind(s.key_version.map(i64::from))
+            .bind(&s.source)
+            .bind(s.duration_us)
+            .bind(&s.prev_hash)
+            .bind(&s.hash);
+    }
+    q.execute(&mut *conn).await?;
     Ok(())
 }

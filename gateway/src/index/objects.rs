@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::LazyLock;
 
-use audit::db::{Sql, flag};
+use audit::db::{Dialect, flag};
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, Row, Transaction};
 
@@ -144,119 +144,154 @@ fn lock_from_row(row: &AnyRow) -> Result<ObjectLock, IndexError> {
 /// values).
 const STREAM_ROWS: usize = 512;
 
-/// Inserts a version row and its streams as the latest version of its key (the previous latest
-/// stays as a noncurrent version; the caller removed a version with the same id first).
-///
-/// On SQLite the statements (the old latest's flag, the row, its streams) go to the connection's
-/// thread as one script, one round trip instead of one per statement: sqlx runs each statement of
-/// a query's text in turn, their `$N` numbering one list of arguments. PostgreSQL takes one
-/// statement per query, so there they are sent one by one.
-pub(crate) async fn insert_object_row(
-    conn: &mut AnyConnection,
-    rec: &ObjectRecord,
-) -> Result<(), IndexError> {
-    let script = conn.backend_name() == "SQLite" && rec.streams.len() <= STREAM_ROWS;
-    let mut q = Sql::new("UPDATE objects SET is_latest = 0 WHERE bucket = ");
-    q.bind(rec.bucket.clone())
-        .push(" AND object_key = ")
-        .bind(rec.key.clone())
-        .push(" AND is_latest = 1");
-    next_statement(conn, &mut q, script).await?;
+/// Marks the key's current latest version noncurrent (arguments: bucket, key).
+const UNSET_LATEST: &str =
+    "UPDATE objects SET is_latest = 0 WHERE bucket = $1 AND object_key = $2 AND is_latest = 1";
+
+/// Inserts a version row as the latest ([`bind_object`]'s 16 arguments). Its `seq`, after the
+/// key's newest version, is computed in the INSERT itself (one round trip fewer on every write;
+/// the key is locked by the write's transaction).
+const INSERT_OBJECT: &str = "INSERT INTO objects (bucket, object_key, version_id, seq, is_latest, \
+        delete_marker, size, etag, last_modified_ms, headers, user_metadata, checksums, \
+        data_key_id, key_version, manifest_id, lock_mode, lock_until_ms, legal_hold) \
+     VALUES ($1, $2, $3, \
+             (SELECT COALESCE(MAX(seq), 0) + 1 FROM objects WHERE bucket = $1 AND object_key = $2), \
+             1, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
+
+/// Values per stream row beyond its version's bucket, key and id (`$1`–`$3`).
+const STREAM_VALUES: usize = 9;
+
+/// Inserts `rows` stream rows of one version: `$1`–`$3` its bucket, key and id, then
+/// [`bind_streams`]' values from `$first` on.
+fn insert_streams_text(rows: usize, first: usize) -> String {
+    let mut text = String::from(
+        "INSERT INTO object_streams (bucket, object_key, version_id, seq, part_number, backend_id, \
+         header, plaintext_len, md5_hex, checksums, inline_data, inline_pending) VALUES ",
+    );
+    for row in 0..rows {
+        text.push_str(if row == 0 {
+            "($1, $2, $3"
+        } else {
+            ", ($1, $2, $3"
+        });
+        for v in 0..STREAM_VALUES {
+            text.push_str(", $");
+            text.push_str(&(first + row * STREAM_VALUES + v).to_string());
+        }
+        text.push(')');
+    }
+    text
+}
+
+type Query<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>;
+
+/// [`INSERT_OBJECT`]'s arguments.
+fn bind_object<'q>(q: Query<'q>, rec: &'q ObjectRecord) -> Result<Query<'q>, IndexError> {
     let (mode, until) = match rec.lock.retention {
         Some((m, u)) => (Some(m.as_str()), Some(u)),
         None => (None, None),
     };
-    // `seq`: after the key's newest version, computed in the INSERT itself (one round trip
-    // fewer on every write; the key is locked by the write's transaction)
-    q.push(
-        "INSERT INTO objects (bucket, object_key, version_id, seq, is_latest, delete_marker, size, \
-                              etag, last_modified_ms, headers, user_metadata, checksums, \
-                              data_key_id, key_version, manifest_id, lock_mode, lock_until_ms, \
-                              legal_hold) VALUES (",
-    );
-    q.bind(rec.bucket.clone()).push(", ");
-    q.bind(rec.key.clone()).push(", ");
-    q.bind(rec.version_id.clone()).push(", ");
-    q.push("(SELECT COALESCE(MAX(seq), 0) + 1 FROM objects WHERE bucket = ");
-    q.bind(rec.bucket.clone()).push(" AND object_key = ");
-    q.bind(rec.key.clone()).push("), 1, ");
-    q.bind(i64::from(rec.delete_marker)).push(", ");
-    q.bind(to_i64(rec.size, "object size")?).push(", ");
-    q.bind(rec.etag.clone()).push(", ");
-    q.bind(rec.last_modified_ms).push(", ");
-    q.bind(map_to_json(&rec.headers)?).push(", ");
-    q.bind(map_to_json(&rec.user_metadata)?).push(", ");
-    q.bind(map_to_json(&rec.checksums)?).push(", ");
-    q.bind(rec.data_key_id.clone()).push(", ");
-    q.bind(i64::from(rec.key_version)).push(", ");
-    q.bind(rec.manifest_id.clone()).push(", ");
-    q.bind(mode).push(", ");
-    q.bind(until).push(", ");
-    q.bind(i64::from(rec.lock.legal_hold)).push(")");
-    if rec.streams.is_empty() {
-        q.build().execute(&mut *conn).await?;
+    Ok(q.bind(&rec.bucket)
+        .bind(&rec.key)
+        .bind(&rec.version_id)
+        .bind(i64::from(rec.delete_marker))
+        .bind(to_i64(rec.size, "object size")?)
+        .bind(&rec.etag)
+        .bind(rec.last_modified_ms)
+        .bind(map_to_json(&rec.headers)?)
+        .bind(map_to_json(&rec.user_metadata)?)
+        .bind(map_to_json(&rec.checksums)?)
+        .bind(&rec.data_key_id)
+        .bind(i64::from(rec.key_version))
+        .bind(rec.manifest_id.as_deref())
+        .bind(mode)
+        .bind(until)
+        .bind(i64::from(rec.lock.legal_hold)))
+}
+
+/// The values of the stream rows `streams`, the first of which is the version's stream
+/// number `first_seq`.
+fn bind_streams<'q>(
+    mut q: Query<'q>,
+    streams: &'q [StreamRecord],
+    first_seq: usize,
+) -> Result<Query<'q>, IndexError> {
+    for (i, s) in streams.iter().enumerate() {
+        q = q
+            .bind(to_i64((first_seq + i) as u64, "stream index")?)
+            .bind(i64::from(s.part_number))
+            .bind(&s.backend_id)
+            .bind(&s.header)
+            .bind(to_i64(s.plaintext_len, "stream length")?)
+            .bind(&s.md5_hex)
+            .bind(stream_checksums_to_json(&s.checksums)?)
+            .bind(s.inline.as_ref().map(|i| i.data.to_vec()))
+            .bind(i64::from(s.inline.as_ref().is_some_and(|i| i.pending)));
+    }
+    Ok(q)
+}
+
+/// Inserts a version row and its streams as the latest version of its key (the previous latest
+/// stays as a noncurrent version; the caller removed a version with the same id first).
+///
+/// Where the database runs scripts ([`Dialect::runs_scripts`]: SQLite), the three statements
+/// (the old latest's flag, the row, its streams) go as one, one round trip to the connection's
+/// thread instead of three; the script of a version with one stream (every small PUT) is built
+/// once.
+pub(crate) async fn insert_object_row(
+    conn: &mut AnyConnection,
+    rec: &ObjectRecord,
+) -> Result<(), IndexError> {
+    let n = rec.streams.len();
+    if Dialect::of_connection(conn).runs_scripts() && n <= STREAM_ROWS {
+        static ONE_STREAM: LazyLock<String> = LazyLock::new(|| script(1));
+        fn script(streams: usize) -> String {
+            let mut text = format!("{UNSET_LATEST}; {INSERT_OBJECT}");
+            if streams > 0 {
+                text.push_str("; ");
+                text.push_str(&insert_streams_text(streams, 17));
+            }
+            text
+        }
+        let built;
+        let text = if n == 1 {
+            ONE_STREAM.as_str()
+        } else {
+            built = script(n);
+            built.as_str()
+        };
+        let q = bind_object(sqlx::query(text), rec)?;
+        bind_streams(q, &rec.streams, 0)?
+            .execute(&mut *conn)
+            .await?;
         return Ok(());
     }
-    next_statement(conn, &mut q, script).await?;
-    push_streams(&mut q, conn, rec).await
+    sqlx::query(UNSET_LATEST)
+        .bind(&rec.bucket)
+        .bind(&rec.key)
+        .execute(&mut *conn)
+        .await?;
+    bind_object(sqlx::query(INSERT_OBJECT), rec)?
+        .execute(&mut *conn)
+        .await?;
+    insert_streams(conn, rec).await
 }
 
-/// Ends the statement in `q`: appended to the script (`script`), or run now and `q` emptied.
-async fn next_statement(
-    conn: &mut AnyConnection,
-    q: &mut Sql,
-    script: bool,
-) -> Result<(), IndexError> {
-    if script {
-        q.push("; ");
-    } else {
-        q.build().execute(&mut *conn).await?;
-        *q = Sql::new("");
-    }
-    Ok(())
-}
-
-/// Inserts the stream rows of version `rec` (in order, `seq` 0..).
+/// Inserts the stream rows of version `rec` (in order, `seq` 0..), [`STREAM_ROWS`] per
+/// statement.
 pub(crate) async fn insert_streams(
     conn: &mut AnyConnection,
     rec: &ObjectRecord,
 ) -> Result<(), IndexError> {
-    push_streams(&mut Sql::new(""), conn, rec).await
-}
-
-/// Appends the `INSERT`s of `rec`'s stream rows to `q` ([`STREAM_ROWS`] per statement) and
-/// runs it: the first with whatever `q` holds before it, the others one by one.
-async fn push_streams(
-    q: &mut Sql,
-    conn: &mut AnyConnection,
-    rec: &ObjectRecord,
-) -> Result<(), IndexError> {
     for (chunk_no, chunk) in rec.streams.chunks(STREAM_ROWS).enumerate() {
-        q.push(
-            "INSERT INTO object_streams (bucket, object_key, version_id, seq, part_number, \
-                                         backend_id, header, plaintext_len, md5_hex, checksums, \
-                                         inline_data, inline_pending) VALUES ",
-        );
-        for (i, s) in chunk.iter().enumerate() {
-            let seq = chunk_no * STREAM_ROWS + i;
-            q.push(if i == 0 { "(" } else { ", (" });
-            q.bind(rec.bucket.clone()).push(", ");
-            q.bind(rec.key.clone()).push(", ");
-            q.bind(rec.version_id.clone()).push(", ");
-            q.bind(to_i64(seq as u64, "stream index")?).push(", ");
-            q.bind(i64::from(s.part_number)).push(", ");
-            q.bind(s.backend_id.clone()).push(", ");
-            q.bind(s.header.clone()).push(", ");
-            q.bind(to_i64(s.plaintext_len, "stream length")?).push(", ");
-            q.bind(s.md5_hex.clone()).push(", ");
-            q.bind(stream_checksums_to_json(&s.checksums)?).push(", ");
-            q.bind(s.inline.as_ref().map(|i| i.data.to_vec()))
-                .push(", ");
-            q.bind(i64::from(s.inline.as_ref().is_some_and(|i| i.pending)))
-                .push(")");
-        }
-        q.build().execute(&mut *conn).await?;
-        *q = Sql::new("");
+        let text = insert_streams_text(chunk.len(), 4);
+        let q = sqlx::query(&text)
+            .bind(&rec.bucket)
+            .bind(&rec.key)
+            .bind(&rec.version_id);
+        bind_streams(q, chunk, chunk_no * STREAM_ROWS)?
+            .execute(&mut *conn)
+            .await?;
     }
     Ok(())
 }

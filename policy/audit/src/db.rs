@@ -197,6 +197,21 @@ impl Dialect {
         }
     }
 
+    /// The dialect of an open connection.
+    pub fn of_connection(conn: &sqlx::AnyConnection) -> Dialect {
+        match conn.backend_name() {
+            "PostgreSQL" => Dialect::Postgres,
+            _ => Dialect::Sqlite,
+        }
+    }
+
+    /// Whether one query's text may hold several statements, run in turn over one list of
+    /// arguments that their `$N` number: SQLite's (sqlx runs them on the connection's thread,
+    /// one round trip for all); PostgreSQL's extended protocol takes one statement per query.
+    pub fn runs_scripts(self) -> bool {
+        self == Dialect::Sqlite
+    }
+
     /// Starts a write transaction. SQLite: `BEGIN IMMEDIATE` takes the write lock at once
     /// (no upgrade deadlock with another process on the file); PostgreSQL: a plain `BEGIN`
     /// (READ COMMITTED; writes are serialised per instance by the single writer connection,

@@ -32,15 +32,18 @@ pub(crate) struct Kept {
     idle: Mutex<Option<Vec<AnyConnection>>>,
     /// One per read running.
     permits: Semaphore,
+    /// How long a read waits for one before it fails.
+    wait: Duration,
 }
 
 impl Kept {
-    /// Connections taken from `pool` when needed.
-    pub(crate) fn new(pool: AnyPool) -> Kept {
+    /// Connections taken from `pool` when needed; a read waits up to `wait` for one.
+    pub(crate) fn new(pool: AnyPool, wait: Duration) -> Kept {
         Kept {
             pool,
             idle: Mutex::new(Some(Vec::with_capacity(KEPT))),
             permits: Semaphore::new(KEPT),
+            wait,
         }
     }
 
@@ -49,9 +52,8 @@ impl Kept {
     pub(crate) async fn fetch_all<'q>(
         &self,
         query: sqlx::query::Query<'q, Any, AnyArguments<'q>>,
-        wait: Duration,
     ) -> Result<Vec<AnyRow>, IndexError> {
-        let _permit = tokio::time::timeout(wait, self.permits.acquire())
+        let _permit = tokio::time::timeout(self.wait, self.permits.acquire())
             .await
             .map_err(|_| IndexError::Database(sqlx::Error::PoolTimedOut))?
             .map_err(|_| IndexError::Database(sqlx::Error::PoolClosed))?;

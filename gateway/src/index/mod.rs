@@ -598,7 +598,7 @@ impl Index {
         };
         let writer = writer::Writer::start(write.clone(), dialect);
         let kept = (dialect == Dialect::Sqlite && !in_memory)
-            .then(|| std::sync::Arc::new(kept::Kept::new(read.clone())));
+            .then(|| std::sync::Arc::new(kept::Kept::new(read.clone(), READ_ACQUIRE_TIMEOUT)));
         Ok(Index {
             write,
             read,

@@ -16,8 +16,8 @@ use super::locks::retrying;
 use super::writer::Job;
 use super::{
     DeleteCondition, Index, IndexError, Inline, LockMode, ObjectLock, ObjectRecord, Precondition,
-    READ_ACQUIRE_TIMEOUT, StreamRecord, VersionFacts, WriteCondition, map_from_json, map_to_json,
-    now_ms, to_i64, to_u32, to_u64,
+    StreamRecord, VersionFacts, WriteCondition, map_from_json, map_to_json, now_ms, to_i64, to_u32,
+    to_u64,
 };
 
 pub(crate) type Tx = Transaction<'static, Any>;
@@ -563,7 +563,7 @@ impl Index {
             Some(v) => sqlx::query(ONE.as_str()).bind(bucket).bind(key).bind(v),
         };
         match &self.kept {
-            Some(kept) => kept.fetch_all(query, READ_ACQUIRE_TIMEOUT).await,
+            Some(kept) => kept.fetch_all(query).await,
             None => Ok(query.fetch_all(&self.read).await?),
         }
     }

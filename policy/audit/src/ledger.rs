@@ -1037,8 +1037,14 @@ fn linked(head: &Head, event: AuditEvent) -> StoredEvent {
 /// bound values).
 const INSERT_ROWS: usize = 256;
 
-/// `INSERT INTO audit_events ({COLUMNS}) VALUES ($1, …, $19), …` for `rows` events.
-fn insert_text(rows: usize) -> String {
+/// `INSERT INTO audit_events ({COLUMNS}) VALUES (…), …` for `rows` events of 19 values each.
+///
+/// SQLite's values are anonymous (`?`, bound in order). SQLite looks a named parameter (`$N`) up
+/// by a linear search of the statement's names, when it prepares the statement and again for
+/// every value sqlx binds, so a many-row `INSERT` with named values costs the square of its
+/// values: with 256 events, a quarter of the server's CPU on 4 KiB GETs at 16 clients
+/// (docs/PERFORMANCE.md, session 16). PostgreSQL's are numbered (`$1` …), its only form.
+fn insert_text(dialect: Dialect, rows: usize) -> String {
     const VALUES: usize = 19;
     let mut text = format!("INSERT INTO audit_events ({COLUMNS}) VALUES ");
     for row in 0..rows {
@@ -1047,8 +1053,13 @@ fn insert_text(rows: usize) -> String {
             if v > 1 {
                 text.push_str(", ");
             }
-            text.push('$');
-            text.push_str(&(row * VALUES + v).to_string());
+            match dialect {
+                Dialect::Sqlite => text.push('?'),
+                Dialect::Postgres => {
+                    text.push('$');
+                    text.push_str(&(row * VALUES + v).to_string());
+                }
+            }
         }
         text.push(')');
     }
@@ -1056,17 +1067,29 @@ fn insert_text(rows: usize) -> String {
 }
 
 /// Inserts `rows` (at most [`INSERT_ROWS`]) with one statement.
+///
+/// The statements of one event (every write's own) and of a full [`INSERT_ROWS`] are built once
+/// and kept prepared on the connection; one of another size is prepared for its batch alone, so
+/// batches of every size in between do not push the index's statements out of the connection's
+/// statement cache.
 async fn insert_events(conn: &mut sqlx::AnyConnection, rows: &[StoredEvent]) -> AuditResult<()> {
-    // the one-event statement (every write's own event) is built once
-    static ONE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| insert_text(1));
-    let many;
-    let text = if rows.len() == 1 {
-        ONE.as_str()
-    } else {
-        many = insert_text(rows.len());
-        many.as_str()
+    use std::sync::LazyLock;
+    const DIALECTS: [Dialect; 2] = [Dialect::Sqlite, Dialect::Postgres];
+    static ONE: LazyLock<[String; 2]> = LazyLock::new(|| DIALECTS.map(|d| insert_text(d, 1)));
+    static FULL: LazyLock<[String; 2]> =
+        LazyLock::new(|| DIALECTS.map(|d| insert_text(d, INSERT_ROWS)));
+    let dialect = Dialect::of_connection(conn);
+    let at = usize::from(dialect == Dialect::Postgres);
+    let built;
+    let (text, kept) = match rows.len() {
+        1 => (ONE[at].as_str(), true),
+        INSERT_ROWS => (FULL[at].as_str(), true),
+        n => {
+            built = insert_text(dialect, n);
+            (built.as_str(), false)
+        }
     };
-    let mut q = sqlx::query(text);
+    let mut q = sqlx::query(text).persistent(kept);
     for s in rows {
         q = q
             .bind(s.seq)
@@ -1091,4 +1114,23 @@ async fn insert_events(conn: &mut sqlx::AnyConnection, rows: &[StoredEvent]) -> 
     }
     q.execute(&mut *conn).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlites_insert_binds_anonymous_values_and_postgres_numbers_them() {
+        let sqlite = insert_text(Dialect::Sqlite, 3);
+        assert!(!sqlite.contains('$'), "{sqlite}");
+        assert_eq!(sqlite.matches('?').count(), 3 * 19);
+        assert_eq!(sqlite.matches("), (").count(), 2);
+
+        let pg = insert_text(Dialect::Postgres, 3);
+        assert!(!pg.contains('?'), "{pg}");
+        assert!(pg.ends_with(", $57)"), "{pg}");
+        assert!(pg.contains("($20, $21,"), "{pg}");
+        assert_eq!(pg.matches('$').count(), 3 * 19);
+    }
 }

@@ -158,25 +158,37 @@ const INSERT_OBJECT: &str = "INSERT INTO objects (bucket, object_key, version_id
              (SELECT COALESCE(MAX(seq), 0) + 1 FROM objects WHERE bucket = $1 AND object_key = $2), \
              1, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
 
-/// Values per stream row beyond its version's bucket, key and id (`$1`–`$3`).
+/// Values per stream row beyond its version's bucket, key and id.
 const STREAM_VALUES: usize = 9;
 
-/// Inserts `rows` stream rows of one version: `$1`–`$3` its bucket, key and id, then
-/// [`bind_streams`]' values from `$first` on.
-fn insert_streams_text(rows: usize, first: usize) -> String {
+/// `INSERT INTO object_streams … VALUES …` for `rows` stream rows of one version.
+///
+/// `Some(first)`: numbered values, `$1`–`$3` the version's bucket, key and id shared by every
+/// row, then [`bind_streams`]' values from `$first` on. `None`: anonymous values (`?`), each row
+/// its own twelve, bound in order (SQLite, for more than a few rows: it looks a named value up
+/// by a linear search of the statement's names, when it prepares the statement and for every
+/// value bound, so many named values cost the square of their number).
+fn insert_streams_text(rows: usize, first: Option<usize>) -> String {
     let mut text = String::from(
         "INSERT INTO object_streams (bucket, object_key, version_id, seq, part_number, backend_id, \
          header, plaintext_len, md5_hex, checksums, inline_data, inline_pending) VALUES ",
     );
     for row in 0..rows {
-        text.push_str(if row == 0 {
-            "($1, $2, $3"
-        } else {
-            ", ($1, $2, $3"
-        });
-        for v in 0..STREAM_VALUES {
-            text.push_str(", $");
-            text.push_str(&(first + row * STREAM_VALUES + v).to_string());
+        if row > 0 {
+            text.push_str(", ");
+        }
+        match first {
+            Some(first) => {
+                text.push_str("($1, $2, $3");
+                for v in 0..STREAM_VALUES {
+                    text.push_str(", $");
+                    text.push_str(&(first + row * STREAM_VALUES + v).to_string());
+                }
+            }
+            None => {
+                text.push_str("(?, ?, ?");
+                text.push_str(&", ?".repeat(STREAM_VALUES));
+            }
         }
         text.push(')');
     }
@@ -210,13 +222,18 @@ fn bind_object<'q>(q: Query<'q>, rec: &'q ObjectRecord) -> Result<Query<'q>, Ind
 }
 
 /// The values of the stream rows `streams`, the first of which is the version's stream
-/// number `first_seq`.
+/// number `first_seq`; each row led by its version's bucket, key and id when `version` is given
+/// (the anonymous values of [`insert_streams_text`]).
 fn bind_streams<'q>(
     mut q: Query<'q>,
     streams: &'q [StreamRecord],
     first_seq: usize,
+    version: Option<&'q ObjectRecord>,
 ) -> Result<Query<'q>, IndexError> {
     for (i, s) in streams.iter().enumerate() {
+        if let Some(rec) = version {
+            q = q.bind(&rec.bucket).bind(&rec.key).bind(&rec.version_id);
+        }
         q = q
             .bind(to_i64((first_seq + i) as u64, "stream index")?)
             .bind(i64::from(s.part_number))
@@ -231,25 +248,31 @@ fn bind_streams<'q>(
     Ok(q)
 }
 
+/// Most streams a version may have for its row to go as one script with them (their values
+/// are named, see [`insert_streams_text`]); a version with more (a multipart object of many
+/// parts) sends its streams apart, with anonymous values.
+const SCRIPT_STREAMS: usize = 16;
+
 /// Inserts a version row and its streams as the latest version of its key (the previous latest
 /// stays as a noncurrent version; the caller removed a version with the same id first).
 ///
 /// Where the database runs scripts ([`Dialect::runs_scripts`]: SQLite), the three statements
 /// (the old latest's flag, the row, its streams) go as one, one round trip to the connection's
-/// thread instead of three; the script of a version with one stream (every small PUT) is built
-/// once.
+/// thread instead of three, for a version of at most [`SCRIPT_STREAMS`] streams; the script of
+/// a version with one stream (every small PUT) is built once.
 pub(crate) async fn insert_object_row(
     conn: &mut AnyConnection,
     rec: &ObjectRecord,
 ) -> Result<(), IndexError> {
     let n = rec.streams.len();
-    if Dialect::of_connection(conn).runs_scripts() && n <= STREAM_ROWS {
+    let dialect = Dialect::of_connection(conn);
+    if dialect.runs_scripts() && n <= SCRIPT_STREAMS {
         static ONE_STREAM: LazyLock<String> = LazyLock::new(|| script(1));
         fn script(streams: usize) -> String {
             let mut text = format!("{UNSET_LATEST}; {INSERT_OBJECT}");
             if streams > 0 {
                 text.push_str("; ");
-                text.push_str(&insert_streams_text(streams, 17));
+                text.push_str(&insert_streams_text(streams, Some(17)));
             }
             text
         }
@@ -261,7 +284,7 @@ pub(crate) async fn insert_object_row(
             built.as_str()
         };
         let q = bind_object(sqlx::query(text), rec)?;
-        bind_streams(q, &rec.streams, 0)?
+        bind_streams(q, &rec.streams, 0, None)?
             .execute(&mut *conn)
             .await?;
         return Ok(());
@@ -278,20 +301,35 @@ pub(crate) async fn insert_object_row(
 }
 
 /// Inserts the stream rows of version `rec` (in order, `seq` 0..), [`STREAM_ROWS`] per
-/// statement.
+/// statement: numbered values on PostgreSQL, anonymous on SQLite ([`insert_streams_text`]).
 pub(crate) async fn insert_streams(
     conn: &mut AnyConnection,
     rec: &ObjectRecord,
 ) -> Result<(), IndexError> {
+    let anonymous = Dialect::of_connection(conn) == Dialect::Sqlite;
     for (chunk_no, chunk) in rec.streams.chunks(STREAM_ROWS).enumerate() {
-        let text = insert_streams_text(chunk.len(), 4);
-        let q = sqlx::query(&text)
-            .bind(&rec.bucket)
-            .bind(&rec.key)
-            .bind(&rec.version_id);
-        bind_streams(q, chunk, chunk_no * STREAM_ROWS)?
+        let first_seq = chunk_no * STREAM_ROWS;
+        if anonymous {
+            let text = insert_streams_text(chunk.len(), None);
+            bind_streams(
+                sqlx::query(&text).persistent(false),
+                chunk,
+                first_seq,
+                Some(rec),
+            )?
             .execute(&mut *conn)
             .await?;
+        } else {
+            let text = insert_streams_text(chunk.len(), Some(4));
+            let q = sqlx::query(&text)
+                .persistent(false)
+                .bind(&rec.bucket)
+                .bind(&rec.key)
+                .bind(&rec.version_id);
+            bind_streams(q, chunk, first_seq, None)?
+                .execute(&mut *conn)
+                .await?;
+        }
     }
     Ok(())
 }

@@ -214,15 +214,18 @@ async fn object_round_trip_and_missing_cases() {
 }
 
 /// Objects of many streams (a multipart upload of up to 10,000 parts): the stream rows are
-/// inserted several hundred per statement, and on SQLite together with the row when they fit in
-/// one script; each count around that limit round-trips whole and in order, and replacing or
-/// deleting one queues every stream.
+/// inserted 512 per statement, and on SQLite together with the row in one script up to 16 streams;
+/// each count around those limits round-trips whole and in order, and replacing or deleting one
+/// queues every stream.
 #[tokio::test]
 async fn objects_of_many_streams_round_trip_in_order() {
     let (_d, ix) = fresh().await;
     ix.create_bucket("b", "o").await.unwrap();
     let mut all_ids = Vec::new();
-    for (n, count) in [511usize, 512, 513, 1025, 10_000].into_iter().enumerate() {
+    for (n, count) in [2usize, 16, 17, 511, 512, 513, 1025, 10_000]
+        .into_iter()
+        .enumerate()
+    {
         let ids: Vec<String> = (0..count).map(|i| format!("{n:02x}{i:06x}")).collect();
         let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
         let key = format!("parts/{count}");

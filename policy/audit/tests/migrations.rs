@@ -11,9 +11,10 @@ use sqlx::AnyPool;
 
 const INDEX_95B30FA: &str = include_str!("fixtures/index-95b30fa.sql");
 const AUDIT_VERSION: i64 = 30_000_000_000_001;
-/// Added after the split (the index on `request_id`, issue 20): the one migration an old
-/// database gains.
+/// Added after the split: the index on `request_id` (issue 20), and the index on `hash` dropped
+/// (issue 19): the two migrations an old database gains.
 const REQUEST_ID_VERSION: i64 = 30_000_000_000_002;
+const NO_HASH_INDEX_VERSION: i64 = 30_000_000_000_003;
 
 async fn pool_in(dir: &Path, name: &str) -> AnyPool {
     let url = format!("sqlite://{}", dir.join(name).display());
@@ -75,10 +76,21 @@ async fn a_database_written_before_the_split_opens_verifies_and_keeps_appending(
         .await
         .unwrap();
     let after = applied(&pool).await;
-    let (added, kept): (Vec<MigrationRow>, Vec<MigrationRow>) =
-        after.into_iter().partition(|m| m.0 == REQUEST_ID_VERSION);
+    let (added, kept): (Vec<MigrationRow>, Vec<MigrationRow>) = after
+        .into_iter()
+        .partition(|m| [REQUEST_ID_VERSION, NO_HASH_INDEX_VERSION].contains(&m.0));
     assert_eq!(kept, before, "nothing re-run");
-    assert_eq!(added.len(), 1, "only the request-id index is added");
+    let added: Vec<i64> = added.iter().map(|m| m.0).collect();
+    assert_eq!(added, [REQUEST_ID_VERSION, NO_HASH_INDEX_VERSION]);
+    assert_eq!(
+        indexes(&pool).await,
+        [
+            "audit_events_bucket",
+            "audit_events_principal",
+            "audit_events_request_id",
+            "audit_events_time"
+        ]
+    );
     let report = ledger.verify(None).await.unwrap();
     assert!(report.is_ok(), "{report:?}");
     assert_eq!(report.events, 7);
@@ -96,8 +108,25 @@ async fn a_fresh_database_records_the_audit_migration_as_before_the_split() {
     let fresh = pool_in(dir.path(), "fresh.db").await;
     audit::migrate(&fresh).await.unwrap();
     let new = applied(&fresh).await;
-    assert_eq!(new.len(), 2, "only the ledger's own migrations: {new:?}");
+    assert_eq!(new.len(), 3, "only the ledger's own migrations: {new:?}");
     let expected: Vec<MigrationRow> = old.into_iter().filter(|m| m.0 == AUDIT_VERSION).collect();
     assert_eq!(new[..1], expected[..]);
     assert_eq!(new[1].0, REQUEST_ID_VERSION);
+    assert_eq!(new[2].0, NO_HASH_INDEX_VERSION);
+    assert!(
+        !indexes(&fresh)
+            .await
+            .contains(&"audit_events_hash".to_owned())
+    );
+}
+
+/// The indexes of `audit_events`, by name.
+async fn indexes(pool: &AnyPool) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'audit_events' \
+         AND name NOT LIKE 'sqlite_autoindex%' ORDER BY name",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
 }

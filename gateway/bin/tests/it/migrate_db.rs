@@ -430,7 +430,7 @@ async fn a_sqlite_data_dir_moves_to_postgres_killed_and_resumed_and_serves_the_s
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(
-        stdout.contains("up to date, nothing applied (13 migrations in place)"),
+        stdout.contains("up to date, nothing applied (14 migrations in place)"),
         "{stdout}"
     );
 
@@ -646,7 +646,7 @@ async fn without_to_the_migrations_are_applied_and_reported() {
     let out = run(apply()).await;
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
-    assert!(stdout.contains("applied 13 migrations:"), "{stdout}");
+    assert!(stdout.contains("applied 14 migrations:"), "{stdout}");
     assert!(stdout.contains("20261205000040 inline streams"), "{stdout}");
     assert!(
         stdout.contains("20261206000050 bucket state generation"),
@@ -661,7 +661,7 @@ async fn without_to_the_migrations_are_applied_and_reported() {
     let out = run(apply()).await;
     let (stdout, _) = text(&out);
     assert!(
-        stdout.contains("up to date, nothing applied (13 migrations in place)"),
+        stdout.contains("up to date, nothing applied (14 migrations in place)"),
         "{stdout}"
     );
 

@@ -73,7 +73,9 @@ enum BodyKind {
 #[derive(Parser, Debug)]
 #[command(
     name = "s3bench",
-    about = "S3 benchmark client (aws-sdk-s3) for bench/run"
+    about = "S3 benchmark client (aws-sdk-s3) for bench/run",
+    // bench/run passes its sizes first and the user's flags after `--`: the last one counts
+    args_override_self = true
 )]
 struct Args {
     /// S3 endpoint, e.g. http://127.0.0.1:9000 (path-style addressing is used).
@@ -1075,6 +1077,27 @@ fn main() -> std::process::ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_flag_given_again_overrides_the_first() {
+        let base = [
+            "s3bench",
+            "--endpoint",
+            "http://x",
+            "--access-key",
+            "a",
+            "--secret-key",
+        ];
+        let args = Args::try_parse_from(base.iter().copied().chain([
+            "b",
+            "--small-ops",
+            "100",
+            "--small-ops",
+            "500",
+        ]))
+        .unwrap();
+        assert_eq!(args.small_ops, 500);
+    }
 
     #[test]
     fn sizes_parse_with_binary_units() {

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::LazyLock;
 
-use audit::db::{Dialect, flag};
+use audit::db::{Dialect, flag, value_rows};
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, Row, Transaction};
 
@@ -158,41 +158,14 @@ const INSERT_OBJECT: &str = "INSERT INTO objects (bucket, object_key, version_id
              (SELECT COALESCE(MAX(seq), 0) + 1 FROM objects WHERE bucket = $1 AND object_key = $2), \
              1, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
 
-/// Values per stream row beyond its version's bucket, key and id.
-const STREAM_VALUES: usize = 9;
-
-/// `INSERT INTO object_streams … VALUES …` for `rows` stream rows of one version.
-///
-/// `Some(first)`: numbered values, `$1`–`$3` the version's bucket, key and id shared by every
-/// row, then [`bind_streams`]' values from `$first` on. `None`: anonymous values (`?`), each row
-/// its own twelve, bound in order (SQLite, for more than a few rows: it looks a named value up
-/// by a linear search of the statement's names, when it prepares the statement and for every
-/// value bound, so many named values cost the square of their number).
+/// `INSERT INTO object_streams … VALUES …` for `rows` stream rows of twelve values each
+/// ([`bind_streams`]), numbered from `$first` or anonymous ([`value_rows`]).
 fn insert_streams_text(rows: usize, first: Option<usize>) -> String {
-    let mut text = String::from(
+    format!(
         "INSERT INTO object_streams (bucket, object_key, version_id, seq, part_number, backend_id, \
-         header, plaintext_len, md5_hex, checksums, inline_data, inline_pending) VALUES ",
-    );
-    for row in 0..rows {
-        if row > 0 {
-            text.push_str(", ");
-        }
-        match first {
-            Some(first) => {
-                text.push_str("($1, $2, $3");
-                for v in 0..STREAM_VALUES {
-                    text.push_str(", $");
-                    text.push_str(&(first + row * STREAM_VALUES + v).to_string());
-                }
-            }
-            None => {
-                text.push_str("(?, ?, ?");
-                text.push_str(&", ?".repeat(STREAM_VALUES));
-            }
-        }
-        text.push(')');
-    }
-    text
+         header, plaintext_len, md5_hex, checksums, inline_data, inline_pending) VALUES {}",
+        value_rows(rows, 12, first)
+    )
 }
 
 type Query<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>;
@@ -221,20 +194,19 @@ fn bind_object<'q>(q: Query<'q>, rec: &'q ObjectRecord) -> Result<Query<'q>, Ind
         .bind(i64::from(rec.lock.legal_hold)))
 }
 
-/// The values of the stream rows `streams`, the first of which is the version's stream
-/// number `first_seq`; each row led by its version's bucket, key and id when `version` is given
-/// (the anonymous values of [`insert_streams_text`]).
+/// The values of version `rec`'s stream rows `streams`, the first of which is its stream number
+/// `first_seq`.
 fn bind_streams<'q>(
     mut q: Query<'q>,
+    rec: &'q ObjectRecord,
     streams: &'q [StreamRecord],
     first_seq: usize,
-    version: Option<&'q ObjectRecord>,
 ) -> Result<Query<'q>, IndexError> {
     for (i, s) in streams.iter().enumerate() {
-        if let Some(rec) = version {
-            q = q.bind(&rec.bucket).bind(&rec.key).bind(&rec.version_id);
-        }
         q = q
+            .bind(&rec.bucket)
+            .bind(&rec.key)
+            .bind(&rec.version_id)
             .bind(to_i64((first_seq + i) as u64, "stream index")?)
             .bind(i64::from(s.part_number))
             .bind(&s.backend_id)
@@ -248,9 +220,9 @@ fn bind_streams<'q>(
     Ok(q)
 }
 
-/// Most streams a version may have for its row to go as one script with them (their values
-/// are named, see [`insert_streams_text`]); a version with more (a multipart object of many
-/// parts) sends its streams apart, with anonymous values.
+/// Most streams a version may have for its row to go as one script with them (the script's
+/// values are named, see [`Dialect::first_value`]); a version with more (a multipart object of
+/// many parts) sends its streams apart, with anonymous values.
 const SCRIPT_STREAMS: usize = 16;
 
 /// Inserts a version row and its streams as the latest version of its key (the previous latest
@@ -265,8 +237,7 @@ pub(crate) async fn insert_object_row(
     rec: &ObjectRecord,
 ) -> Result<(), IndexError> {
     let n = rec.streams.len();
-    let dialect = Dialect::of_connection(conn);
-    if dialect.runs_scripts() && n <= SCRIPT_STREAMS {
+    if Dialect::of_connection(conn).runs_scripts() && n <= SCRIPT_STREAMS {
         static ONE_STREAM: LazyLock<String> = LazyLock::new(|| script(1));
         fn script(streams: usize) -> String {
             let mut text = format!("{UNSET_LATEST}; {INSERT_OBJECT}");
@@ -284,7 +255,7 @@ pub(crate) async fn insert_object_row(
             built.as_str()
         };
         let q = bind_object(sqlx::query(text), rec)?;
-        bind_streams(q, &rec.streams, 0, None)?
+        bind_streams(q, rec, &rec.streams, 0)?
             .execute(&mut *conn)
             .await?;
         return Ok(());
@@ -301,35 +272,22 @@ pub(crate) async fn insert_object_row(
 }
 
 /// Inserts the stream rows of version `rec` (in order, `seq` 0..), [`STREAM_ROWS`] per
-/// statement: numbered values on PostgreSQL, anonymous on SQLite ([`insert_streams_text`]).
+/// statement, their values named as the database names many ([`Dialect::first_value`]).
 pub(crate) async fn insert_streams(
     conn: &mut AnyConnection,
     rec: &ObjectRecord,
 ) -> Result<(), IndexError> {
-    let anonymous = Dialect::of_connection(conn) == Dialect::Sqlite;
+    let first = Dialect::of_connection(conn).first_value();
     for (chunk_no, chunk) in rec.streams.chunks(STREAM_ROWS).enumerate() {
-        let first_seq = chunk_no * STREAM_ROWS;
-        if anonymous {
-            let text = insert_streams_text(chunk.len(), None);
-            bind_streams(
-                sqlx::query(&text).persistent(false),
-                chunk,
-                first_seq,
-                Some(rec),
-            )?
-            .execute(&mut *conn)
-            .await?;
-        } else {
-            let text = insert_streams_text(chunk.len(), Some(4));
-            let q = sqlx::query(&text)
-                .persistent(false)
-                .bind(&rec.bucket)
-                .bind(&rec.key)
-                .bind(&rec.version_id);
-            bind_streams(q, chunk, first_seq, None)?
-                .execute(&mut *conn)
-                .await?;
-        }
+        let text = insert_streams_text(chunk.len(), first);
+        bind_streams(
+            sqlx::query(&text).persistent(false),
+            rec,
+            chunk,
+            chunk_no * STREAM_ROWS,
+        )?
+        .execute(&mut *conn)
+        .await?;
     }
     Ok(())
 }

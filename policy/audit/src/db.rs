@@ -212,6 +212,19 @@ impl Dialect {
         self == Dialect::Sqlite
     }
 
+    /// How a statement built at run time with many values names them ([`value_rows`]): numbered
+    /// from `$1` on PostgreSQL (its only form), anonymous on SQLite (`?`, bound in order). SQLite
+    /// looks a named value up by a linear search of the statement's names, when it prepares the
+    /// statement and again for every value sqlx binds, so n named values cost about n²/2 steps: a
+    /// quarter of the server's CPU on 4 KiB GETs at 16 clients with the ledger's 256-event
+    /// `INSERT`s (docs/PERFORMANCE.md, session 16).
+    pub fn first_value(self) -> Option<usize> {
+        match self {
+            Dialect::Sqlite => None,
+            Dialect::Postgres => Some(1),
+        }
+    }
+
     /// Starts a write transaction. SQLite: `BEGIN IMMEDIATE` takes the write lock at once
     /// (no upgrade deadlock with another process on the file); PostgreSQL: a plain `BEGIN`
     /// (READ COMMITTED; writes are serialised per instance by the single writer connection,
@@ -455,6 +468,29 @@ pub async fn close_pool(pool: &AnyPool) {
         open = pool.size(),
         "database connections still open 2 s after the pool was closed"
     );
+}
+
+/// `(…), (…)`: `rows` rows of `width` values each, numbered in order from `$first`, or anonymous
+/// (`?`) when `first` is None ([`Dialect::first_value`]).
+pub fn value_rows(rows: usize, width: usize, first: Option<usize>) -> String {
+    let mut text = String::with_capacity(rows * width * 5);
+    for row in 0..rows {
+        text.push_str(if row == 0 { "(" } else { ", (" });
+        for v in 0..width {
+            if v > 0 {
+                text.push_str(", ");
+            }
+            match first {
+                Some(first) => {
+                    text.push('$');
+                    text.push_str(&(first + row * width + v).to_string());
+                }
+                None => text.push('?'),
+            }
+        }
+        text.push(')');
+    }
+    text
 }
 
 /// A query assembled at run time with `$N` placeholders (the order of [`Sql::bind`] calls):

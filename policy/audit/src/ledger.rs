@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc, oneshot};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-use crate::db::{Dialect, PoolShape, Sql};
+use crate::db::{Dialect, PoolShape, Sql, value_rows};
 use crate::error::{AuditError, AuditResult};
 use crate::event::{AuditEvent, EventKind, GENESIS_HASH, Outcome, StoredEvent};
 use crate::mirror::Mirror;
@@ -930,6 +930,7 @@ pub(crate) async fn locked_head(
 pub struct ChainAppender {
     head: Head,
     start: i64,
+    dialect: Dialect,
 }
 
 impl ChainAppender {
@@ -942,6 +943,7 @@ impl ChainAppender {
         Ok(ChainAppender {
             start: head.seq,
             head,
+            dialect,
         })
     }
 
@@ -962,7 +964,7 @@ impl ChainAppender {
         event: AuditEvent,
     ) -> AuditResult<Receipt> {
         let s = linked(&self.head, event);
-        insert_events(conn, std::slice::from_ref(&s)).await?;
+        insert_events(conn, self.dialect, std::slice::from_ref(&s)).await?;
         self.head = Head {
             seq: s.seq,
             hash: s.hash.clone(),
@@ -994,7 +996,7 @@ impl ChainAppender {
             })
             .collect();
         for rows in out.chunks(INSERT_ROWS) {
-            insert_events(conn, rows).await?;
+            insert_events(conn, self.dialect, rows).await?;
         }
         self.head = head;
         Ok(out)
@@ -1037,53 +1039,55 @@ fn linked(head: &Head, event: AuditEvent) -> StoredEvent {
 /// bound values).
 const INSERT_ROWS: usize = 256;
 
-/// `INSERT INTO audit_events ({COLUMNS}) VALUES (…), …` for `rows` events of 19 values each.
-///
-/// SQLite's values are anonymous (`?`, bound in order). SQLite looks a named parameter (`$N`) up
-/// by a linear search of the statement's names, when it prepares the statement and again for
-/// every value sqlx binds, so a many-row `INSERT` with named values costs the square of its
-/// values: with 256 events, a quarter of the server's CPU on 4 KiB GETs at 16 clients
-/// (docs/PERFORMANCE.md, session 16). PostgreSQL's are numbered (`$1` …), its only form.
+/// `INSERT INTO audit_events ({COLUMNS}) VALUES (…), …` for `rows` events of 19 values each,
+/// named as `dialect` names many values ([`Dialect::first_value`]).
 fn insert_text(dialect: Dialect, rows: usize) -> String {
-    const VALUES: usize = 19;
-    let mut text = format!("INSERT INTO audit_events ({COLUMNS}) VALUES ");
-    for row in 0..rows {
-        text.push_str(if row == 0 { "(" } else { ", (" });
-        for v in 1..=VALUES {
-            if v > 1 {
-                text.push_str(", ");
-            }
-            match dialect {
-                Dialect::Sqlite => text.push('?'),
-                Dialect::Postgres => {
-                    text.push('$');
-                    text.push_str(&(row * VALUES + v).to_string());
-                }
+    format!(
+        "INSERT INTO audit_events ({COLUMNS}) VALUES {}",
+        value_rows(rows, 19, dialect.first_value())
+    )
+}
+
+/// The `INSERT`s of one event (every write's own) and of a full [`INSERT_ROWS`] in one dialect,
+/// built once.
+struct InsertTexts {
+    one: String,
+    full: String,
+}
+
+impl InsertTexts {
+    fn of(dialect: Dialect) -> &'static InsertTexts {
+        use std::sync::LazyLock;
+        fn build(dialect: Dialect) -> InsertTexts {
+            InsertTexts {
+                one: insert_text(dialect, 1),
+                full: insert_text(dialect, INSERT_ROWS),
             }
         }
-        text.push(')');
+        static SQLITE: LazyLock<InsertTexts> = LazyLock::new(|| build(Dialect::Sqlite));
+        static POSTGRES: LazyLock<InsertTexts> = LazyLock::new(|| build(Dialect::Postgres));
+        match dialect {
+            Dialect::Sqlite => &SQLITE,
+            Dialect::Postgres => &POSTGRES,
+        }
     }
-    text
 }
 
 /// Inserts `rows` (at most [`INSERT_ROWS`]) with one statement.
 ///
-/// The statements of one event (every write's own) and of a full [`INSERT_ROWS`] are built once
-/// and kept prepared on the connection; one of another size is prepared for its batch alone, so
-/// batches of every size in between do not push the index's statements out of the connection's
-/// statement cache.
-async fn insert_events(conn: &mut sqlx::AnyConnection, rows: &[StoredEvent]) -> AuditResult<()> {
-    use std::sync::LazyLock;
-    const DIALECTS: [Dialect; 2] = [Dialect::Sqlite, Dialect::Postgres];
-    static ONE: LazyLock<[String; 2]> = LazyLock::new(|| DIALECTS.map(|d| insert_text(d, 1)));
-    static FULL: LazyLock<[String; 2]> =
-        LazyLock::new(|| DIALECTS.map(|d| insert_text(d, INSERT_ROWS)));
-    let dialect = Dialect::of_connection(conn);
-    let at = usize::from(dialect == Dialect::Postgres);
+/// The statements of one event and of a full batch ([`InsertTexts`]) stay prepared on the
+/// connection; one of another size is prepared for its batch alone, so batches of every size in
+/// between do not push the index's statements out of the connection's statement cache.
+async fn insert_events(
+    conn: &mut sqlx::AnyConnection,
+    dialect: Dialect,
+    rows: &[StoredEvent],
+) -> AuditResult<()> {
+    let texts = InsertTexts::of(dialect);
     let built;
     let (text, kept) = match rows.len() {
-        1 => (ONE[at].as_str(), true),
-        INSERT_ROWS => (FULL[at].as_str(), true),
+        1 => (texts.one.as_str(), true),
+        INSERT_ROWS => (texts.full.as_str(), true),
         n => {
             built = insert_text(dialect, n);
             (built.as_str(), false)

@@ -518,7 +518,7 @@ fn stamp(resp: &mut http::Response<s3s::Body>, request_id: &str, status: u16, cl
         && let Some(body) = resp
             .body()
             .bytes()
-            .and_then(|b| error_body_with_request_id(&b, request_id))
+            .and_then(|b| completed_error_body(&b, request_id))
     {
         let len = body.len();
         *resp.body_mut() = s3s::Body::from(body);
@@ -570,20 +570,49 @@ fn refuse_early(
 }
 
 /// An S3 error body (`<Error>…</Error>`, as s3s renders it) with `<RequestId>` added before
-/// `</Error>`, so that the id in the body matches the `x-amz-request-id` header (as on AWS).
-/// `None` when the body is not such an error or already names a request id (the gateway's own
-/// errors do: `RequestCtx::note_error`).
-fn error_body_with_request_id(body: &[u8], request_id: &str) -> Option<String> {
+/// `</Error>`, so that the id in the body matches the `x-amz-request-id` header (as on AWS), and
+/// AWS's `<Message>` after `</Code>` when s3s gave none ([`default_message`]).
+fn completed_error_body(body: &[u8], request_id: &str) -> Option<String> {
     let text = std::str::from_utf8(body).ok()?;
     if text.contains("<RequestId>") || !text.contains("<Error>") {
         return None;
     }
     let end = text.rfind("</Error>")?;
+    let (mut head, mut tail) = (&text[..end], "");
+    let mut message = String::new();
+    if !head.contains("<Message>")
+        && let Some(m) = error_code_of(body).and_then(|code| default_message(&code))
+        && let Some(code_end) = head.find("</Code>").map(|i| i + "</Code>".len())
+    {
+        (head, tail) = head.split_at(code_end);
+        message = format!("<Message>{m}</Message>");
+    }
     Some(format!(
-        "{}<RequestId>{request_id}</RequestId>{}",
-        &text[..end],
+        "{head}{message}{tail}<RequestId>{request_id}</RequestId>{}",
         &text[end..]
     ))
+}
+
+/// AWS's message for the codes s3s answers without one: it refuses these while parsing or
+/// authenticating a request, before a handler runs. Clients print the message (aws cli shows
+/// "Unknown" when there is none).
+fn default_message(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "InvalidBucketName" => "The specified bucket is not valid.",
+        "InvalidURI" => "Couldn't parse the specified URI.",
+        "KeyTooLongError" => "Your key is too long.",
+        "MethodNotAllowed" => "The specified method is not allowed against this resource.",
+        "IncompleteBody" => {
+            "You did not provide the number of bytes specified by the Content-Length HTTP header."
+        }
+        "NotImplemented" => "A header you provided implies functionality that is not implemented.",
+        "SignatureDoesNotMatch" => {
+            "The request signature we calculated does not match the signature you provided. \
+             Check your key and signing method."
+        }
+        "InvalidAccessKeyId" => "The AWS Access Key Id you provided does not exist in our records.",
+        _ => return None,
+    })
 }
 
 /// Answers 503 ServiceUnavailable in place of a read whose audit event could not be recorded.
@@ -687,20 +716,33 @@ mod tests {
     }
 
     #[test]
-    fn error_bodies_get_the_request_id() {
+    fn error_bodies_get_the_request_id_and_a_message() {
         let body = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>NoSuchKey</Code><Message>m</Message></Error>";
         assert_eq!(
-            error_body_with_request_id(body, "0123ABCD").as_deref(),
+            completed_error_body(body, "0123ABCD").as_deref(),
             Some(
                 "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>NoSuchKey</Code><Message>m</Message><RequestId>0123ABCD</RequestId></Error>"
             )
         );
         // already there, not an error body, not text: left alone
         assert_eq!(
-            error_body_with_request_id(b"<Error><RequestId>X</RequestId></Error>", "Y"),
+            completed_error_body(b"<Error><RequestId>X</RequestId></Error>", "Y"),
             None
         );
-        assert_eq!(error_body_with_request_id(b"{\"error\":1}", "Y"), None);
-        assert_eq!(error_body_with_request_id(&[0xff, 0xfe], "Y"), None);
+        assert_eq!(completed_error_body(b"{\"error\":1}", "Y"), None);
+        // s3s's refusals without a message get AWS's
+        assert_eq!(
+            completed_error_body(b"<Error><Code>InvalidBucketName</Code></Error>", "Y").as_deref(),
+            Some(
+                "<Error><Code>InvalidBucketName</Code><Message>The specified bucket is not valid.\
+                 </Message><RequestId>Y</RequestId></Error>"
+            )
+        );
+        // a code without a known message keeps its body as it was
+        assert_eq!(
+            completed_error_body(b"<Error><Code>Odd</Code></Error>", "Y").as_deref(),
+            Some("<Error><Code>Odd</Code><RequestId>Y</RequestId></Error>")
+        );
+        assert_eq!(completed_error_body(&[0xff, 0xfe], "Y"), None);
     }
 }

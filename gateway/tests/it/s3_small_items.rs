@@ -120,6 +120,24 @@ async fn list_buckets_pages_and_recreate() {
         let e = c.create_bucket().bucket(bad).send().await.unwrap_err();
         assert_eq!((status(&e), code(&e).as_str()), (400, "InvalidBucketName"));
     }
+    // names s3s refuses while parsing the path (too short, upper case) carry AWS's message
+    // too (aws cli printed "Unknown" without one), and the body's request id is the header's
+    for bad in ["ab", "Upper-Case"] {
+        let e = c.create_bucket().bucket(bad).send().await.unwrap_err();
+        assert_eq!((status(&e), code(&e).as_str()), (400, "InvalidBucketName"));
+        assert_eq!(
+            aws_sdk_s3::error::ProvideErrorMetadata::message(&e),
+            Some("The specified bucket is not valid."),
+            "{bad}"
+        );
+        let raw = e.raw_response().expect("a response");
+        let header = raw.headers().get("x-amz-request-id").expect("request id");
+        let body = std::str::from_utf8(raw.body().bytes().expect("body")).unwrap();
+        assert!(
+            body.contains(&format!("<RequestId>{header}</RequestId>")),
+            "{body}"
+        );
+    }
     g.stop().await;
 }
 

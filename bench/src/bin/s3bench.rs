@@ -338,6 +338,27 @@ struct Window {
     sampler: Option<tokio::task::JoinHandle<()>>,
 }
 
+/// Waits until the server uses under 5 % of a core over 100 ms, at most `max`; the seconds
+/// waited (0 when there is no server process to watch).
+async fn settle(proc_: &Proc, max: Duration) -> f64 {
+    const STEP: Duration = Duration::from_millis(100);
+    let t = Instant::now();
+    let Some(mut last) = proc_.server_cpu_s() else {
+        return 0.0;
+    };
+    while t.elapsed() < max {
+        tokio::time::sleep(STEP).await;
+        let Some(now) = proc_.server_cpu_s() else {
+            break;
+        };
+        if now - last < 0.05 * STEP.as_secs_f64() {
+            break;
+        }
+        last = now;
+    }
+    t.elapsed().as_secs_f64()
+}
+
 impl Window {
     fn open(proc_: Proc) -> Window {
         let hwm_reset = proc_.reset_peak();
@@ -393,22 +414,7 @@ impl Window {
     /// Waits until the server uses under 5 % of a core over 100 ms (at most 10 s); the
     /// seconds waited.
     async fn settle(&self) -> f64 {
-        const STEP: Duration = Duration::from_millis(100);
-        let t = Instant::now();
-        let Some(mut last) = self.proc_.server_cpu_s() else {
-            return 0.0;
-        };
-        while t.elapsed() < Duration::from_secs(10) {
-            tokio::time::sleep(STEP).await;
-            let Some(now) = self.proc_.server_cpu_s() else {
-                break;
-            };
-            if now - last < 0.05 * STEP.as_secs_f64() {
-                break;
-            }
-            last = now;
-        }
-        t.elapsed().as_secs_f64()
+        settle(&self.proc_, Duration::from_secs(10)).await
     }
 
     async fn finish(

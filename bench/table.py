@@ -40,9 +40,11 @@ ROWS = [
 GROWTH = [
     ("PUT c16, ops/s", "put_ops_s", True),
     ("GET c16, ops/s", "get_ops_s", True),
+    ("GET c16 of the same keys again, ops/s", "get_again_ops_s", True),
     ("first LIST page (1,000 keys), ms", "list_first_ms", False),
     ("LIST page from a random key, ms", "list_mid_ms", False),
     ("server RSS, MiB", "rss_mib", False),
+    ("fill (16 clients), PUTs/s", "fill_ops_s", True),
 ]
 
 ORDER = ["vaultgate", "vaultgate-pg", "vaultgate-pg3", "vaultgate-base", "rclone-crypt", "rclone-plain", "seaweedfs", "ceiling"]

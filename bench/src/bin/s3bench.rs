@@ -126,7 +126,13 @@ struct Args {
     #[arg(long, default_value_t = 10_000)]
     list_objects: usize,
     /// Bucket sizes (keys) the growth phase measures at, ascending.
-    #[arg(long, value_delimiter = ',', default_value = "10000,100000,1000000")]
+    /// A list given again replaces the first (clap would append it).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "10000,100000,1000000",
+        action = clap::ArgAction::Set
+    )]
     growth_steps: Vec<usize>,
     /// Operations per growth measurement (PUT c16 and GET c16 each).
     #[arg(long, default_value_t = 1000)]
@@ -1103,6 +1109,16 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(args.small_ops, 500);
+        // a list too: bench/run's peers stop their growth at fewer steps this way
+        let args = Args::try_parse_from(base.iter().copied().chain([
+            "b",
+            "--growth-steps",
+            "10,100,1000",
+            "--growth-steps",
+            "10,100",
+        ]))
+        .unwrap();
+        assert_eq!(args.growth_steps, [10, 100]);
     }
 
     #[test]

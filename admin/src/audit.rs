@@ -97,7 +97,7 @@ fn is_mutating(m: &Method) -> bool {
 /// Outermost middleware: request id (`x-request-id`, also in error bodies), one audit event
 /// per call (recorded before the answer leaves), and the per-operation hook.
 pub(crate) async fn audit_mw(State(mw): State<AuditMw>, mut req: Request, next: Next) -> Response {
-    let id = uuid::Uuid::new_v4().simple().to_string();
+    let id = audit::new_request_id();
     let method = req.method().clone();
     let op = mw.ops.lookup(&method, req.uri().path()).to_owned();
     let audit = mw.state.audit.as_ref().map(|a| {

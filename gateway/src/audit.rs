@@ -219,25 +219,8 @@ pub fn guess_action(
     }
 }
 
-/// A fresh request id: 16 upper-case hex characters (like S3's `x-amz-request-id`), the
-/// nanoseconds since the Unix epoch as MinIO forms its own, strictly increasing within the
-/// process (one more than the last when the clock has not moved on or went back). So the ids of
-/// one instance never repeat, and each new audit event's id sorts after nearly every earlier
-/// one: the ledger's index on `request_id` grows at its end instead of having a random page
-/// written per event (docs/PERFORMANCE.md, session 16). Two instances on one PostgreSQL
-/// database could give the same id only to requests of the same nanosecond.
-pub fn new_request_id() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-    static LAST: AtomicU64 = AtomicU64::new(0);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
-    let next = |last: u64| now.max(last.saturating_add(1));
-    let last = match LAST.fetch_update(Relaxed, Relaxed, |last| Some(next(last))) {
-        Ok(last) | Err(last) => last,
-    };
-    format!("{:016X}", next(last))
-}
+/// Request ids are the audit crate's (the admin API forms its own the same way).
+pub use audit::new_request_id;
 
 /// The `<Code>` of an S3 error XML body (s3s renders errors as `<Error><Code>…</Code>…`).
 pub fn error_code_of(body: &[u8]) -> Option<String> {
@@ -358,40 +341,5 @@ mod tests {
         for (m, p, q, hd, want) in cases {
             assert_eq!(guess_action(&m, p, q, hd), want, "{m} {p} {q:?}");
         }
-    }
-
-    #[test]
-    fn request_ids_are_hex_and_increase_across_threads() {
-        let before = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let threads: Vec<_> = (0..4)
-            .map(|_| std::thread::spawn(|| (0..2000).map(|_| new_request_id()).collect::<Vec<_>>()))
-            .collect();
-        let mut all = Vec::new();
-        for t in threads {
-            let ids = t.join().unwrap();
-            // each thread's ids increase (fixed width, so as strings too)
-            assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
-            all.extend(ids);
-        }
-        for id in &all {
-            assert_eq!(id.len(), 16, "{id}");
-            assert!(
-                id.bytes()
-                    .all(|c| c.is_ascii_digit() || (b'A'..=b'F').contains(&c)),
-                "{id}"
-            );
-            // the time of the request, in nanoseconds
-            assert!(
-                u128::from(u64::from_str_radix(id, 16).unwrap()) >= before,
-                "{id}"
-            );
-        }
-        let n = all.len();
-        all.sort();
-        all.dedup();
-        assert_eq!(all.len(), n, "no id given twice");
     }
 }

@@ -41,6 +41,11 @@ async fn one_event(e: &common::Env, before: i64, r: &common::Resp) -> StoredEven
         .and_then(|v| v.to_str().ok())
         .expect("x-request-id");
     assert_eq!(ev.request_id, rid, "event request id = response header");
+    // the S3 listener's form: 16 upper-case hex digits (time-ordered, docs/AUDIT.md)
+    assert!(
+        rid.len() == 16 && rid.bytes().all(|b| matches!(b, b'0'..=b'9' | b'A'..=b'F')),
+        "{rid}"
+    );
     assert_eq!(ev.status, r.status.as_u16());
     assert_eq!(ev.kind, EventKind::Admin);
     ev

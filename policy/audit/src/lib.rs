@@ -33,7 +33,7 @@ pub use ledger::{
 };
 pub(crate) use ledger::{COLUMNS, locked_head, row_to_event, select_ascending, select_range};
 pub use retention::{Checkpoint, PruneReport};
-pub use scope::{AbandonGuard, CLIENT_CLOSED, RequestAudit, outcome_for};
+pub use scope::{AbandonGuard, CLIENT_CLOSED, RequestAudit, new_request_id, outcome_for};
 pub use verify::{Anchor, Issue, VerifyReport};
 
 /// The current time in Unix milliseconds (for `AuditEvent::time_ms`, prune and export).

@@ -219,9 +219,6 @@ pub fn guess_action(
     }
 }
 
-/// Request ids are the audit crate's (the admin API forms its own the same way).
-pub use audit::new_request_id;
-
 /// The `<Code>` of an S3 error XML body (s3s renders errors as `<Error><Code>…</Code>…`).
 pub fn error_code_of(body: &[u8]) -> Option<String> {
     let text = std::str::from_utf8(body).ok()?;

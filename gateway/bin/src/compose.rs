@@ -60,7 +60,7 @@ impl GatewayKeys {
         };
         let ev = audit::AuditEvent {
             time_ms: audit::now_ms(),
-            request_id: gateway::audit::new_request_id(),
+            request_id: audit::new_request_id(),
             kind: audit::EventKind::Admin,
             principal: Some(principal.to_owned()),
             tenant: None,

@@ -261,7 +261,7 @@ impl Pipeline {
     ) -> (Arrival, http::Request<ReqBody>, InFlight) {
         let timed_out = Arc::new(AtomicBool::new(false));
         let mut req = req.map(|b| TimedBody::new(b, self.body_rate, timed_out.clone()));
-        let id = crate::audit::new_request_id();
+        let id = audit::new_request_id();
         // a virtual-hosted-style request names its bucket in the Host header: the guess and the
         // log read the path as path style would write it, and the range fallback route reads
         // the bucket from the extension (s3s takes it from the same parser)

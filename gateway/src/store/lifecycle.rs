@@ -504,7 +504,7 @@ impl LifecycleWorker {
     /// The audit scope of one change by the worker (None without a ledger).
     fn scope(&self, action: &str, bucket: &str, key: &str) -> Option<RequestCtx> {
         let ledger = self.ledger.as_ref()?;
-        let id = gw_audit::new_request_id();
+        let id = audit::new_request_id();
         let a = RequestAudit::new(ledger.clone(), EventKind::S3, id.clone(), None);
         a.set_action(action);
         a.set_principal(Some(LIFECYCLE_PRINCIPAL.to_owned()), None);

@@ -291,7 +291,7 @@ async fn record<T>(
     let user = std::env::var("USER").unwrap_or_else(|_| "operator".into());
     let ev = audit::AuditEvent {
         time_ms: audit::now_ms(),
-        request_id: gateway::audit::new_request_id(),
+        request_id: audit::new_request_id(),
         kind: audit::EventKind::Admin,
         principal: Some(format!("local:{user}")),
         tenant: None,

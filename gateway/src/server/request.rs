@@ -578,19 +578,18 @@ fn completed_error_body(body: &[u8], request_id: &str) -> Option<String> {
         return None;
     }
     let end = text.rfind("</Error>")?;
-    let (mut head, mut tail) = (&text[..end], "");
-    let mut message = String::new();
-    if !head.contains("<Message>")
-        && let Some(m) = error_code_of(body).and_then(|code| default_message(&code))
-        && let Some(code_end) = head.find("</Code>").map(|i| i + "</Code>".len())
-    {
-        (head, tail) = head.split_at(code_end);
-        message = format!("<Message>{m}</Message>");
-    }
-    Some(format!(
-        "{head}{message}{tail}<RequestId>{request_id}</RequestId>{}",
+    let mut out = format!(
+        "{}<RequestId>{request_id}</RequestId>{}",
+        &text[..end],
         &text[end..]
-    ))
+    );
+    if !text.contains("<Message>")
+        && let Some(m) = error_code_of(body).and_then(|code| default_message(&code))
+        && let Some(at) = out.find("</Code>")
+    {
+        out.insert_str(at + "</Code>".len(), &format!("<Message>{m}</Message>"));
+    }
+    Some(out)
 }
 
 /// AWS's message for the codes s3s answers without one: it refuses these while parsing or

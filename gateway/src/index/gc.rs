@@ -139,18 +139,19 @@ impl Index {
     ) -> Result<HashSet<String>, IndexError> {
         let mut found = HashSet::new();
         for chunk in ids.chunks(REF_BATCH) {
-            let list = super::placeholders(chunk.len());
+            // numbered on every database: the one list is named six or seven times
+            let list = audit::db::value_rows(1, chunk.len(), Some(1));
             let mut sql = format!(
-                "SELECT backend_id FROM object_streams WHERE backend_id IN ({list}) \
-                 UNION SELECT manifest_id FROM objects WHERE manifest_id IN ({list}) \
-                 UNION SELECT lock_record_id FROM objects WHERE lock_record_id IN ({list}) \
-                 UNION SELECT tag_record_id FROM objects WHERE tag_record_id IN ({list}) \
-                 UNION SELECT record_id FROM bucket_settings WHERE record_id IN ({list}) \
-                 UNION SELECT backend_id FROM parts WHERE backend_id IN ({list})"
+                "SELECT backend_id FROM object_streams WHERE backend_id IN {list} \
+                 UNION SELECT manifest_id FROM objects WHERE manifest_id IN {list} \
+                 UNION SELECT lock_record_id FROM objects WHERE lock_record_id IN {list} \
+                 UNION SELECT tag_record_id FROM objects WHERE tag_record_id IN {list} \
+                 UNION SELECT record_id FROM bucket_settings WHERE record_id IN {list} \
+                 UNION SELECT backend_id FROM parts WHERE backend_id IN {list}"
             );
             if with_queue {
                 sql.push_str(&format!(
-                    " UNION SELECT backend_id FROM gc_queue WHERE backend_id IN ({list})"
+                    " UNION SELECT backend_id FROM gc_queue WHERE backend_id IN {list}"
                 ));
             }
             let mut query = sqlx::query_scalar::<_, String>(&sql);

@@ -7,7 +7,7 @@ use sqlx::{AnyConnection, Row};
 
 use super::gc::REF_BATCH;
 use super::writer::Job;
-use super::{Index, IndexError, placeholders, to_i64};
+use super::{Index, IndexError, to_i64};
 
 impl Index {
     /// Up to `limit` streams still only in the index, at most about `max_bytes` of them (at least
@@ -83,11 +83,12 @@ pub(crate) async fn inline_written_in(
     conn: &mut AnyConnection,
     ids: &[String],
 ) -> Result<(), IndexError> {
+    let first = audit::db::Dialect::of_connection(conn).first_value();
     for chunk in ids.chunks(REF_BATCH) {
         let sql = format!(
             "UPDATE object_streams SET inline_pending = 0 \
-             WHERE inline_pending = 1 AND backend_id IN ({})",
-            placeholders(chunk.len())
+             WHERE inline_pending = 1 AND backend_id IN {}",
+            audit::db::value_rows(1, chunk.len(), first)
         );
         let mut query = sqlx::query(&sql);
         for id in chunk {

@@ -727,14 +727,6 @@ impl Index {
 
 // ---- value conversions shared by the submodules ----
 
-/// `$1, $2, … $n`: the bind placeholders of an `IN (…)` list of `n` values.
-pub(crate) fn placeholders(n: usize) -> String {
-    (1..=n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 pub(crate) fn to_i64(v: u64, what: &str) -> Result<i64, IndexError> {
     i64::try_from(v).map_err(|_| IndexError::Corrupt(format!("{what} {v} is out of range")))
 }

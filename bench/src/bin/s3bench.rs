@@ -408,19 +408,13 @@ impl Window {
     /// now), the server's CPU and context switches also count what it does after the last
     /// answer until it is idle (work a request left for later, such as Vaultgate's write-back
     /// of inline objects, is charged to the row that caused it, not to the next row); the
-    /// time that took is `settle_s`.
+    /// time that took (at most 10 s) is `settle_s`.
     async fn close_settled(self, bytes: Option<u64>) -> (f64, serde_json::Map<String, Value>) {
         let secs = self.t0.elapsed().as_secs_f64();
-        let settle = self.settle().await;
+        let settled = settle(&self.proc_, Duration::from_secs(10)).await;
         let (secs, mut m) = self.finish(secs, bytes).await;
-        m.insert("settle_s".into(), json!(settle));
+        m.insert("settle_s".into(), json!(settled));
         (secs, m)
-    }
-
-    /// Waits until the server uses under 5 % of a core over 100 ms (at most 10 s); the
-    /// seconds waited.
-    async fn settle(&self) -> f64 {
-        settle(&self.proc_, Duration::from_secs(10)).await
     }
 
     async fn finish(

@@ -186,8 +186,6 @@ impl From<IndexError> for Error {
             // answered by the store as "nothing deleted" (Store::put_delete_marker_if); a
             // caller that does not expect it sees the key missing
             IndexError::NothingToDelete(k) => Error::NoSuchKey(k),
-            // fail closed: a change whose event is not recorded is not made
-            IndexError::Audit(m) => Error::AuditUnavailable(m),
             IndexError::NoSuchVersion(m) => Error::Client(s3s::S3Error::with_message(
                 S3ErrorCode::NoSuchVersion,
                 format!("The specified version does not exist: {m}"),

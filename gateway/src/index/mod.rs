@@ -108,9 +108,6 @@ pub enum IndexError {
     /// A conditional delete marker found nothing to delete: nothing was written.
     #[error("nothing to delete: {0}")]
     NothingToDelete(String),
-    /// The write's audit event could not be appended in its transaction: nothing was written.
-    #[error("audit event not recorded: {0}")]
-    Audit(String),
 }
 
 /// What a write checks in its transaction before it changes anything.

@@ -488,8 +488,9 @@ impl Index {
     /// `put_object_if` with the request's audit `event` (see `audit::RequestAudit::
     /// event_for_change`) appended to the audit chain in the same transaction: the object and
     /// its event become durable together, with one COMMIT. Answers the garbage ids and the
-    /// event's receipt. When the event cannot be appended nothing is written
-    /// ([`IndexError::Audit`]); when the write fails, its event is rolled back with it.
+    /// event's receipt. When the event cannot be appended nothing of the write's batch is
+    /// committed ([`IndexError::Unavailable`]: fail closed); when the write fails, no event is
+    /// appended for it.
     pub async fn put_object_audited(
         &self,
         rec: &ObjectRecord,

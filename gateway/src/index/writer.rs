@@ -13,20 +13,23 @@
 //!   SAVEPOINT w; <job 1>; RELEASE w          -- a job that fails: ROLLBACK TO w; RELEASE w
 //!   SAVEPOINT w; <job 2>; RELEASE w          -- a batch of one job: no savepoint; if it
 //!   ...                                      --   fails, ROLLBACK (nothing else to keep)
-//!   <write the audit chain's head>
+//!   <insert the events of the puts that went in, write the chain's head>
 //! COMMIT
 //! ```
 //!
-//! A put may carry its request's audit event (`Index::put_object_audited`): it is linked into
-//! the chain and inserted inside the put's savepoint, before the row, so the event and the
-//! object commit together (or neither: a put that fails rolls its event back and the chain
-//! cursor returns to where it was).
+//! A put may carry its request's audit event (`Index::put_object_audited`): once every job has
+//! run, the events of the puts that went in are linked into the chain, in job order, and
+//! inserted with the COMMIT, so the event and the object commit together (or neither: a put
+//! that fails appends no event). On SQLite, `BEGIN IMMEDIATE` rides with the chain's head read
+//! and the events' `INSERT`, the head's and the `COMMIT` are one script (`audit::ChainAppender`):
+//! a put at one client is four round trips to the database thread (those two, the version
+//! lookup and the one-script row insert).
 //!
-//! and only then answers every job: a failed job its own error (its savepoint undid its
-//! changes, the others stay), the rest their results; if the batch as a whole fails (BEGIN, a
-//! savepoint statement, or COMMIT) every job gets that error and nothing of the batch is
-//! committed. No caller is answered before the COMMIT (with `synchronous=FULL`, its fsync) that
-//! covers its write. Jobs apply in arrival order, so sequential writes of one key keep
+//! Only after the COMMIT does the task answer its jobs: a failed job its own error (its savepoint
+//! undid its changes, the others stay), the rest their results; if the batch as a whole fails
+//! (BEGIN, a savepoint statement, the events, or COMMIT) every job gets that error and nothing of
+//! the batch is committed. No caller is answered before the COMMIT (with `synchronous=FULL`, its
+//! fsync) that covers its write. Jobs apply in arrival order, so sequential writes of one key keep
 //! last-writer-wins; concurrent writers pay one fsync per batch instead of one each.
 //!
 //! Several instances on one PostgreSQL database: each has its own writer task, so two batches
@@ -130,9 +133,12 @@ impl Outcome {
 }
 
 impl Job {
-    /// Whether the job carries an audit event to append.
-    fn has_event(&self) -> bool {
-        matches!(self, Job::PutObject { event: Some(_), .. })
+    /// The audit event the job carries, to append when it succeeds.
+    fn event(&self) -> Option<&AuditEvent> {
+        match self {
+            Job::PutObject { event, .. } => event.as_deref(),
+            _ => None,
+        }
     }
 
     /// The locks the job needs across instances (see `locks.rs`); none on SQLite.
@@ -150,27 +156,15 @@ impl Job {
         }
     }
 
-    /// Runs the job's statements in the open transaction (inside its savepoint): a put's audit
-    /// event first, on the batch's `chain` (locked before the first savepoint). A job can
-    /// run more than once (its batch lost a conflict and runs again); only the last run counts.
-    async fn apply(&self, conn: &mut AnyConnection, chain: Option<&mut ChainAppender>) -> Outcome {
+    /// Runs the job's statements in the open transaction (inside its savepoint). A job can run
+    /// more than once (its batch lost a conflict and runs again); only the last run counts.
+    async fn apply(&self, conn: &mut AnyConnection) -> Outcome {
         match self {
-            Job::PutObject {
-                rec, cond, event, ..
-            } => {
-                let receipt = match event {
-                    Some(e) => match append_event(conn, chain, e).await {
-                        Ok(r) => Some(r),
-                        Err(e) => return Outcome::Put(Err(e)),
-                    },
-                    None => None,
-                };
-                Outcome::Put(
-                    put_object_in(conn, rec, cond.as_ref())
-                        .await
-                        .map(|garbage| (garbage, receipt)),
-                )
-            }
+            Job::PutObject { rec, cond, .. } => Outcome::Put(
+                put_object_in(conn, rec, cond.as_ref())
+                    .await
+                    .map(|garbage| (garbage, None)),
+            ),
             Job::DeleteVersion {
                 bucket,
                 key,
@@ -218,24 +212,7 @@ impl Job {
     }
 }
 
-/// Appends a put's audit event on the batch's chain. A failure is the job's (its savepoint is
-/// rolled back): a database error stays one (a conflict with another instance then runs the
-/// batch again), anything else is [`IndexError::Audit`].
-async fn append_event(
-    conn: &mut AnyConnection,
-    chain: Option<&mut ChainAppender>,
-    event: &AuditEvent,
-) -> Result<Receipt, IndexError> {
-    let Some(c) = chain else {
-        return Err(IndexError::Audit("the audit chain is not locked".into()));
-    };
-    c.append(conn, event.clone()).await.map_err(|e| match e {
-        audit::AuditError::Database(d) => IndexError::Database(d),
-        e => IndexError::Audit(e.to_string()),
-    })
-}
-
-/// The audit error of the batch as a whole (locking the chain, writing its head) as the
+/// The audit error of the batch as a whole (locking the chain, appending its events) as the
 /// database error the batch fails with.
 fn batch_audit_error(e: audit::AuditError) -> sqlx::Error {
     match e {
@@ -398,30 +375,18 @@ async fn commit_retrying(
 /// Runs `jobs` in one transaction and commits it; returns each job's outcome. On PostgreSQL the
 /// transaction first takes every job's locks at once, in ascending key order (so two
 /// instances' batches never wait for each other in a cycle); they are held to the COMMIT. On an
-/// error of the batch as a whole the transaction is rolled back.
-///
-/// The transaction is plain SQL on a pooled connection, not an `sqlx::Transaction`: when SQLite
-/// has already rolled a transaction back itself (a trigger's `RAISE(ROLLBACK)`, an I/O error),
-/// sqlx's own rollback fails and leaves its transaction depth behind, and every later `begin`
-/// on that connection fails ("non-zero transaction depth") — the single write connection would
-/// be unusable for good.
+/// error of the batch as a whole the transaction is rolled back ([`audit::db::rollback`]: it is
+/// plain SQL on a pooled connection, not an `sqlx::Transaction`, which a transaction SQLite
+/// rolled back itself would leave unusable).
 async fn commit_batch(
     pool: &AnyPool,
     dialect: Dialect,
     jobs: &[Job],
 ) -> Result<Vec<Outcome>, sqlx::Error> {
     let mut conn = pool.acquire().await?;
-    sqlx::query(dialect.begin_write())
-        .execute(&mut *conn)
-        .await?;
     let result = apply_and_commit(&mut conn, dialect, jobs).await;
-    if result.is_err()
-        && let Err(e) = sqlx::query("ROLLBACK").execute(&mut *conn).await
-        && !e.to_string().contains("no transaction is active")
-    {
-        // The connection's state is unknown: do not hand it to the next writer.
-        tracing::error!(error = %e, "index writer: ROLLBACK failed; closing the connection");
-        conn.close_on_drop();
+    if result.is_err() {
+        audit::db::rollback(&mut conn).await;
     }
     result
 }
@@ -431,26 +396,37 @@ async fn apply_and_commit(
     dialect: Dialect,
     jobs: &[Job],
 ) -> Result<Vec<Outcome>, sqlx::Error> {
-    if dialect.needs_write_locks() {
-        let mut all = LockSet::new(dialect);
-        for job in jobs {
-            all.extend(job.locks(dialect));
-        }
-        dialect.lock_keys(conn, all.keys()).await?;
-    }
-    let mut outcomes = Vec::with_capacity(jobs.len());
     // The audit chain, locked before any savepoint when a job carries an event: a lock taken
     // inside a savepoint would be released by its rollback (PostgreSQL) while the head read
-    // under it is still used.
-    let mut chain = if jobs.iter().any(Job::has_event) {
+    // under it is still used. On SQLite the BEGIN rides with the head read (one round trip).
+    let with_events = jobs.iter().any(|j| j.event().is_some());
+    let chain = if with_events && !dialect.needs_write_locks() {
         Some(
-            ChainAppender::lock(conn, dialect)
+            ChainAppender::begin(conn, dialect)
                 .await
                 .map_err(batch_audit_error)?,
         )
     } else {
-        None
+        sqlx::query(dialect.begin_write())
+            .execute(&mut *conn)
+            .await?;
+        if dialect.needs_write_locks() {
+            let mut all = LockSet::new(dialect);
+            for job in jobs {
+                all.extend(job.locks(dialect));
+            }
+            dialect.lock_keys(conn, all.keys()).await?;
+        }
+        match with_events {
+            true => Some(
+                ChainAppender::lock(conn, dialect)
+                    .await
+                    .map_err(batch_audit_error)?,
+            ),
+            false => None,
+        }
     };
+    let mut outcomes = Vec::with_capacity(jobs.len());
     // A job alone in its batch (every write at one client) needs no savepoint: when it fails,
     // the whole transaction, which holds nothing else, is rolled back. Two round trips fewer.
     let alone = jobs.len() == 1;
@@ -458,29 +434,44 @@ async fn apply_and_commit(
         if !alone {
             sqlx::query("SAVEPOINT w").execute(&mut *conn).await?;
         }
-        let mark = chain.as_ref().map(ChainAppender::mark);
         // a job that lost a conflict fails the batch (it runs again whole)
-        let outcome = job.apply(conn, chain.as_mut()).await.conflict()?;
+        let outcome = job.apply(conn).await.conflict()?;
         if outcome.error().is_some() {
             if alone {
-                // its event, and its locks on PostgreSQL, go with the transaction
+                // its locks on PostgreSQL go with the transaction
                 sqlx::query("ROLLBACK").execute(&mut *conn).await?;
                 return Ok(vec![outcome]);
             }
             sqlx::query("ROLLBACK TO w").execute(&mut *conn).await?;
-            // its event went with its savepoint
-            if let (Some(c), Some(m)) = (chain.as_mut(), mark) {
-                c.reset(m);
-            }
         }
         if !alone {
             sqlx::query("RELEASE w").execute(&mut *conn).await?;
         }
         outcomes.push(outcome);
     }
-    if let Some(c) = &chain {
-        c.finish(conn).await.map_err(batch_audit_error)?;
+    let Some(chain) = chain else {
+        sqlx::query("COMMIT").execute(&mut *conn).await?;
+        return Ok(outcomes);
+    };
+    // The events of the puts that went in, in job order, appended with the COMMIT (on SQLite
+    // in its round trip); a put that failed appends none.
+    let events = jobs
+        .iter()
+        .zip(&outcomes)
+        .filter(|(_, outcome)| outcome.error().is_none())
+        .filter_map(|(job, _)| job.event().cloned())
+        .collect();
+    let mut receipts = chain
+        .commit(conn, events)
+        .await
+        .map_err(batch_audit_error)?
+        .into_iter();
+    for (job, outcome) in jobs.iter().zip(outcomes.iter_mut()) {
+        if job.event().is_some()
+            && let Outcome::Put(Ok((_, receipt))) = outcome
+        {
+            *receipt = receipts.next();
+        }
     }
-    sqlx::query("COMMIT").execute(&mut *conn).await?;
     Ok(outcomes)
 }

@@ -1,12 +1,14 @@
 //! Integration tests of the index's group commit (gateway/src/index/writer.rs): concurrent puts,
 //! overwrites and deletes batched into shared transactions all land with the right garbage; a
 //! failing write of a batch fails alone (its partial changes undone) while the others commit;
-//! `close` commits what was queued and later writes fail cleanly; in-memory databases work.
+//! `close` commits what was queued and later writes fail cleanly; in-memory databases work;
+//! audited puts append the events of those that went in, with the batch's COMMIT.
 
 use crate::index_support;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use audit::{AuditEvent, AuditQuery, EventKind, Ledger, LedgerConfig, Outcome};
 use futures::future::join_all;
 use gateway::index::{Index, IndexError};
 use index_support::object;
@@ -201,6 +203,123 @@ async fn a_failing_write_fails_alone_in_its_batch() {
     assert!(again.get_object("b", "k0").await.unwrap().is_some());
     assert!(again.get_object("b", "gone").await.unwrap().is_none());
     assert_eq!(queued(&again).await, expected);
+}
+
+/// A PutObject request's audit event for `key`.
+fn put_event(key: &str) -> AuditEvent {
+    AuditEvent {
+        time_ms: 1_700_000_000_000,
+        request_id: format!("req-{key}"),
+        kind: EventKind::S3,
+        principal: Some("alice".into()),
+        tenant: None,
+        action: "PutObject".into(),
+        bucket: Some("b".into()),
+        key: Some(key.into()),
+        outcome: Outcome::Success,
+        status: 200,
+        error_code: None,
+        bytes_in: 4096,
+        bytes_out: 0,
+        key_version: Some(1),
+        source: None,
+        duration_us: 10,
+    }
+}
+
+/// Audited puts sharing a batch (one to a missing bucket among them): the events of the puts
+/// that went in are in the chain, in job order, right after the head before them; each put is
+/// answered its own event's receipt, the failed one none and no event. A failing put alone in
+/// its batch appends nothing either; the ledger's own appends go on after them, and the chain
+/// verifies.
+#[tokio::test] // current-thread runtime: all jobs are queued before the writer first runs
+async fn audited_puts_append_the_events_of_those_that_went_in() {
+    let (_d, url, ix) = fresh().await;
+    ix.create_bucket("b", "o").await.unwrap();
+    let ledger = Ledger::open(ix.write_pool().clone(), LedgerConfig::default())
+        .await
+        .unwrap();
+    ledger.append(put_event("first")).await.unwrap();
+    let start = ledger.head().await.unwrap();
+    let before = ix.write_stats();
+
+    let keys: Vec<String> = (0..8).map(|i| format!("k{i}")).collect();
+    let puts = keys.iter().enumerate().map(|(i, key)| {
+        let ix = ix.clone();
+        let event = ledger.prepare(put_event(key));
+        async move {
+            let bucket = if i == 3 { "missing" } else { "b" };
+            ix.put_object_audited(&object(bucket, key, "e", &[key]), None, Some(event))
+                .await
+        }
+    });
+    let results = join_all(puts).await;
+    assert_eq!(ix.write_stats().batches - before.batches, 1, "one batch");
+
+    let mut expected_seq = start.seq;
+    let mut receipts = Vec::new();
+    for (i, r) in results.into_iter().enumerate() {
+        if i == 3 {
+            assert!(
+                matches!(r, Err(IndexError::NotFound(ref b)) if b == "missing"),
+                "{r:?}"
+            );
+            continue;
+        }
+        let (garbage, receipt) = r.unwrap();
+        assert!(garbage.is_empty());
+        let receipt = receipt.expect("an audited put is answered its receipt");
+        expected_seq += 1;
+        assert_eq!(receipt.seq, expected_seq, "put {i}: events in job order");
+        receipts.push((keys[i].clone(), receipt));
+    }
+    let page = ledger
+        .query(&AuditQuery {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut appended: Vec<_> = page.events.iter().filter(|e| e.seq > start.seq).collect();
+    appended.reverse();
+    assert_eq!(appended.len(), 7, "{appended:?}");
+    assert_eq!(appended[0].prev_hash, start.hash, "linked after the head");
+    for ((key, receipt), stored) in receipts.iter().zip(&appended) {
+        assert_eq!(stored.request_id, format!("req-{key}"));
+        assert_eq!((stored.seq, &stored.hash), (receipt.seq, &receipt.hash));
+    }
+    assert!(!page.events.iter().any(|e| e.request_id == "req-k3"));
+
+    // alone in its batch, a failing put appends nothing
+    let head = ledger.head().await.unwrap();
+    let lone = ix
+        .put_object_audited(
+            &object("missing", "lone", "e", &["lone"]),
+            None,
+            Some(ledger.prepare(put_event("lone"))),
+        )
+        .await;
+    assert!(matches!(lone, Err(IndexError::NotFound(_))), "{lone:?}");
+    assert_eq!(ledger.head().await.unwrap(), head);
+    // alone and going in: its event is the next one, then the ledger's own
+    let (_, alone) = ix
+        .put_object_audited(
+            &object("b", "alone", "e", &["alone"]),
+            None,
+            Some(ledger.prepare(put_event("alone"))),
+        )
+        .await
+        .unwrap();
+    assert_eq!(alone.unwrap().seq, head.seq + 1);
+    assert_eq!(
+        ledger.append(put_event("after")).await.unwrap().seq,
+        head.seq + 2
+    );
+    let report = audit::verify::verify_pool(ix.write_pool(), &url, None)
+        .await
+        .unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!(report.last_seq, Some(head.seq + 2));
 }
 
 /// `close` commits the writes already queued, answers them, then later writes fail with

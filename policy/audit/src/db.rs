@@ -470,6 +470,21 @@ pub async fn close_pool(pool: &AnyPool) {
     );
 }
 
+/// Rolls back, after an error, a write transaction opened with plain SQL on `conn` (not an
+/// `sqlx::Transaction`: when SQLite has already rolled a transaction back itself, a trigger's
+/// `RAISE(ROLLBACK)` or an I/O error, sqlx's own rollback fails and leaves its transaction depth
+/// behind, and every later `begin` on that connection fails). A transaction that is no longer
+/// active is fine; any other failure leaves the connection's state unknown, so it is closed
+/// instead of going back to the pool.
+pub async fn rollback(conn: &mut sqlx::pool::PoolConnection<sqlx::Any>) {
+    if let Err(e) = sqlx::query("ROLLBACK").execute(&mut **conn).await
+        && !e.to_string().contains("no transaction is active")
+    {
+        tracing::error!(error = %e, "ROLLBACK failed; closing the connection");
+        conn.close_on_drop();
+    }
+}
+
 /// `(…), (…)`: `rows` rows of `width` values each, numbered in order from `$first`, or anonymous
 /// (`?`) when `first` is None ([`Dialect::first_value`]).
 pub fn value_rows(rows: usize, width: usize, first: Option<usize>) -> String {

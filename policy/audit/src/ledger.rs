@@ -856,18 +856,45 @@ pub(crate) async fn locked_head(
     conn: &mut sqlx::AnyConnection,
     dialect: Dialect,
 ) -> AuditResult<Head> {
-    dialect.lock_ledger(&mut *conn).await?;
+    read_head(conn, dialect, false).await
+}
+
+/// [`locked_head`], first opening the write transaction ([`Dialect::begin_write`]) when `begin`:
+/// in the same round trip to the database where the dialect runs scripts (SQLite, whose chain
+/// lock is that transaction's own write lock).
+async fn read_head(
+    conn: &mut sqlx::AnyConnection,
+    dialect: Dialect,
+    begin: bool,
+) -> AuditResult<Head> {
     // The head row and the last event in one statement (one round trip to the database thread
     // on every write transaction's hot path): always one row, its columns NULL where the head
     // row or the events are missing.
-    let row = sqlx::query(
-        "SELECT h.seq AS head_seq, h.hash AS head_hash, e.seq AS last_seq, e.hash AS last_hash \
-         FROM (SELECT 1 AS one) o \
+    const HEAD: &str = "SELECT h.seq AS head_seq, h.hash AS head_hash, e.seq AS last_seq, \
+         e.hash AS last_hash FROM (SELECT 1 AS one) o \
          LEFT JOIN audit_head h ON h.id = 1 \
-         LEFT JOIN (SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1) e ON 1 = 1",
-    )
-    .fetch_one(&mut *conn)
-    .await?;
+         LEFT JOIN (SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1) e ON 1 = 1";
+    static BEGIN_AND_HEAD: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| format!("{}; {HEAD}", Dialect::Sqlite.begin_write()));
+    let text = if begin && dialect.runs_scripts() {
+        BEGIN_AND_HEAD.as_str()
+    } else {
+        if begin {
+            sqlx::query(dialect.begin_write())
+                .execute(&mut *conn)
+                .await?;
+        }
+        dialect.lock_ledger(&mut *conn).await?;
+        HEAD
+    };
+    // fetch_all, not fetch_one: sqlx's `Any` SQLite connection answers fetch_one/fetch_optional
+    // from a script's first result only, here the BEGIN's (no row)
+    let row = sqlx::query(text)
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or(sqlx::Error::RowNotFound)?;
     let columns = |seq: &str, hash: &str| -> AuditResult<Option<Head>> {
         let seq: Option<i64> = row.try_get(seq)?;
         let hash: Option<String> = row.try_get(hash)?;
@@ -920,71 +947,69 @@ pub(crate) async fn locked_head(
 }
 
 /// Appends events to the chain inside a write transaction its caller owns, so that a change and
-/// its audit event commit together (the index writer's group commit does this for object
-/// writes: one COMMIT, one fsync, for both). [`ChainAppender::lock`] takes the chain's lock in
-/// that transaction and reads the head, as the ledger's own writer does; each
-/// [`ChainAppender::append`] links one event after the head; [`ChainAppender::finish`] writes
-/// the head row, before the caller's COMMIT. A caller that rolls an append back (to a savepoint)
-/// returns the appender to the head it had with [`ChainAppender::reset`].
+/// its audit events commit together (the index writer's group commit does this for object
+/// writes: one COMMIT, one fsync, for both). [`ChainAppender::begin`] opens that transaction,
+/// takes the chain's lock in it and reads the head, as the ledger's own writer does (or
+/// [`ChainAppender::lock`] in a transaction already open); the caller makes its change;
+/// [`ChainAppender::commit`] links the events after the head, inserts them, writes the head row
+/// and commits. On SQLite each end is one round trip to the connection's thread: `BEGIN
+/// IMMEDIATE` rides with the head read, the events' `INSERT` and the head's with the `COMMIT`.
+///
+/// The transaction is plain SQL on the connection (not an `sqlx::Transaction`): on an error the
+/// caller rolls it back ([`crate::db::rollback`]).
 #[derive(Debug)]
 pub struct ChainAppender {
     head: Head,
-    start: i64,
     dialect: Dialect,
 }
 
 impl ChainAppender {
-    /// Locks the chain in the open transaction on `conn` and reads its head.
+    /// Opens a write transaction on `conn` ([`Dialect::begin_write`]), locks the chain in it and
+    /// reads its head.
+    pub async fn begin(
+        conn: &mut sqlx::AnyConnection,
+        dialect: Dialect,
+    ) -> AuditResult<ChainAppender> {
+        let head = read_head(conn, dialect, true).await?;
+        Ok(ChainAppender { head, dialect })
+    }
+
+    /// Locks the chain in the write transaction open on `conn` and reads its head.
     pub async fn lock(
         conn: &mut sqlx::AnyConnection,
         dialect: Dialect,
     ) -> AuditResult<ChainAppender> {
-        let head = locked_head(conn, dialect).await?;
-        Ok(ChainAppender {
-            start: head.seq,
-            head,
-            dialect,
-        })
+        let head = read_head(conn, dialect, false).await?;
+        Ok(ChainAppender { head, dialect })
     }
 
-    /// The head now.
-    pub fn mark(&self) -> Head {
-        self.head.clone()
-    }
-
-    /// Back to `head` (a [`ChainAppender::mark`]) after the caller rolled appends back.
-    pub fn reset(&mut self, head: Head) {
-        self.head = head;
-    }
-
-    /// Links `event` ([`Ledger::prepare`]d) after the head and inserts it.
-    pub async fn append(
-        &mut self,
+    /// Links `events` ([`Ledger::prepare`]d) after the head, in order, inserts them, writes the
+    /// head row and commits the transaction; returns each event's receipt.
+    pub async fn commit(
+        self,
         conn: &mut sqlx::AnyConnection,
-        event: AuditEvent,
-    ) -> AuditResult<Receipt> {
-        let s = linked(&self.head, event);
-        insert_events(conn, self.dialect, std::slice::from_ref(&s)).await?;
-        self.head = Head {
-            seq: s.seq,
-            hash: s.hash.clone(),
-        };
-        Ok(Receipt {
-            seq: s.seq,
-            hash: s.hash,
-        })
+        events: Vec<AuditEvent>,
+    ) -> AuditResult<Vec<Receipt>> {
+        let stored = self.commit_stored(conn, events).await?;
+        Ok(stored
+            .into_iter()
+            .map(|s| Receipt {
+                seq: s.seq,
+                hash: s.hash,
+            })
+            .collect())
     }
 
-    /// Links `events` ([`Ledger::prepare`]d) after the head, in order, and inserts them with
-    /// one statement per [`INSERT_ROWS`] (a batch's inserts are one round trip to the database,
-    /// not one per event).
-    async fn append_all(
-        &mut self,
+    /// [`ChainAppender::commit`], answering the events as stored. The events go in with one
+    /// `INSERT` per [`INSERT_ROWS`]; on SQLite the last of them, the head's upsert and the
+    /// `COMMIT` are one script (one round trip); elsewhere one statement each.
+    async fn commit_stored(
+        self,
         conn: &mut sqlx::AnyConnection,
         events: Vec<AuditEvent>,
     ) -> AuditResult<Vec<StoredEvent>> {
-        let mut head = self.head.clone();
-        let out: Vec<StoredEvent> = events
+        let mut head = self.head;
+        let stored: Vec<StoredEvent> = events
             .into_iter()
             .map(|event| {
                 let s = linked(&head, event);
@@ -995,38 +1020,80 @@ impl ChainAppender {
                 s
             })
             .collect();
-        for rows in out.chunks(INSERT_ROWS) {
+        let mut chunks: Vec<&[StoredEvent]> = stored.chunks(INSERT_ROWS).collect();
+        let last = if self.dialect.runs_scripts() {
+            chunks.pop()
+        } else {
+            None
+        };
+        for rows in chunks {
             insert_events(conn, self.dialect, rows).await?;
         }
-        self.head = head;
-        Ok(out)
-    }
-
-    /// Writes the head row when anything was appended; call before the COMMIT.
-    pub async fn finish(&self, conn: &mut sqlx::AnyConnection) -> AuditResult<()> {
-        if self.head.seq == self.start {
-            return Ok(());
+        match last {
+            Some(rows) => {
+                let (text, kept) = closing_script(rows.len());
+                let q = bind_events(sqlx::query(text.as_ref()).persistent(kept), rows);
+                q.bind(head.seq)
+                    .bind(&head.hash)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            None => {
+                if !stored.is_empty() {
+                    sqlx::query(HEAD_UPSERT)
+                        .bind(head.seq)
+                        .bind(&head.hash)
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                sqlx::query("COMMIT").execute(&mut *conn).await?;
+            }
         }
-        sqlx::query(
-            "INSERT INTO audit_head (id, seq, hash) VALUES (1, $1, $2) \
-             ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-        )
-        .bind(self.head.seq)
-        .bind(&self.head.hash)
-        .execute(&mut *conn)
-        .await?;
-        Ok(())
+        Ok(stored)
     }
 }
 
+/// Writes the chain's head row (`$1` its seq, `$2` its hash).
+const HEAD_UPSERT: &str = "INSERT INTO audit_head (id, seq, hash) VALUES (1, $1, $2) \
+                           ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash";
+
+/// SQLite's script that ends an append of `rows` events (1 ≤ `rows` ≤ [`INSERT_ROWS`]):
+/// their `INSERT`, the head's upsert and `COMMIT`, every value anonymous (bound in order: the
+/// events', then the head's seq and hash). Answers whether it stays prepared on the connection:
+/// the scripts of one event and of a full `INSERT`, as [`insert_events`] keeps its own.
+fn closing_script(rows: usize) -> (std::borrow::Cow<'static, str>, bool) {
+    use std::borrow::Cow;
+    use std::sync::LazyLock;
+    fn build(rows: usize) -> String {
+        format!(
+            "{}; {}; COMMIT",
+            insert_text(Dialect::Sqlite, rows),
+            HEAD_UPSERT.replace("$1", "?").replace("$2", "?")
+        )
+    }
+    static ONE: LazyLock<String> = LazyLock::new(|| build(1));
+    static FULL: LazyLock<String> = LazyLock::new(|| build(INSERT_ROWS));
+    match rows {
+        1 => (Cow::Borrowed(ONE.as_str()), true),
+        INSERT_ROWS => (Cow::Borrowed(FULL.as_str()), true),
+        n => (Cow::Owned(build(n)), false),
+    }
+}
+
+/// Opens a write transaction on a connection of `pool`, appends `events` and commits (the
+/// ledger writer's batch); rolled back on an error.
 async fn commit_batch(pool: &AnyPool, events: Vec<AuditEvent>) -> AuditResult<Vec<StoredEvent>> {
     let dialect = Dialect::of(pool);
-    let mut tx = pool.begin_with(dialect.begin_write()).await?;
-    let mut chain = ChainAppender::lock(&mut tx, dialect).await?;
-    let out = chain.append_all(&mut tx, events).await?;
-    chain.finish(&mut tx).await?;
-    tx.commit().await?;
-    Ok(out)
+    let mut conn = pool.acquire().await?;
+    let result = async {
+        let chain = ChainAppender::begin(&mut conn, dialect).await?;
+        chain.commit_stored(&mut conn, events).await
+    }
+    .await;
+    if result.is_err() {
+        crate::db::rollback(&mut conn).await;
+    }
+    result
 }
 
 /// `event` as the chain's next event after `head`.
@@ -1093,7 +1160,16 @@ async fn insert_events(
             (built.as_str(), false)
         }
     };
-    let mut q = sqlx::query(text).persistent(kept);
+    let q = bind_events(sqlx::query(text).persistent(kept), rows);
+    q.execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// Binds the 19 values of each of `rows`, in [`COLUMNS`] order.
+fn bind_events<'q>(
+    mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    rows: &'q [StoredEvent],
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
     for s in rows {
         q = q
             .bind(s.seq)
@@ -1116,8 +1192,7 @@ async fn insert_events(
             .bind(&s.prev_hash)
             .bind(&s.hash);
     }
-    q.execute(&mut *conn).await?;
-    Ok(())
+    q
 }
 
 #[cfg(test)]

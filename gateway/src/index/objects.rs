@@ -453,6 +453,20 @@ const VERSION_SELECT: &str = "SELECT o.version_id, CAST(o.is_latest AS BIGINT) A
      LEFT JOIN object_streams s ON s.bucket = o.bucket AND s.object_key = o.object_key \
                                AND s.version_id = o.version_id";
 
+/// The rows of a key's latest version (`$1` bucket, `$2` key). The latest version's id comes
+/// from a subquery, so the version row is found by its primary key: one row, whose streams come
+/// in `seq` order from theirs. With `o.is_latest = 1` in the WHERE, SQLite could not tell that
+/// only one version matches and sorted the rows in a temporary B-tree on every GET (a sorter
+/// allocated and freed per read).
+static LATEST_VERSION: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{VERSION_SELECT} WHERE o.bucket = $1 AND o.object_key = $2 AND o.version_id = \
+         (SELECT version_id FROM objects WHERE bucket = $1 AND object_key = $2 \
+          AND is_latest = 1) \
+         ORDER BY s.seq"
+    )
+});
+
 /// What a version delete removed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeletedVersion {
@@ -543,12 +557,6 @@ impl Index {
         key: &str,
         version_id: Option<&str>,
     ) -> Result<Vec<sqlx::any::AnyRow>, IndexError> {
-        static LATEST: LazyLock<String> = LazyLock::new(|| {
-            format!(
-                "{VERSION_SELECT} WHERE o.bucket = $1 AND o.object_key = $2 AND o.is_latest = 1 \
-                 ORDER BY s.seq"
-            )
-        });
         static ONE: LazyLock<String> = LazyLock::new(|| {
             format!(
                 "{VERSION_SELECT} WHERE o.bucket = $1 AND o.object_key = $2 \
@@ -556,7 +564,7 @@ impl Index {
             )
         });
         let query = match version_id {
-            None => sqlx::query(LATEST.as_str()).bind(bucket).bind(key),
+            None => sqlx::query(LATEST_VERSION.as_str()).bind(bucket).bind(key),
             Some(v) => sqlx::query(ONE.as_str()).bind(bucket).bind(key).bind(v),
         };
         match &self.kept {
@@ -851,4 +859,32 @@ pub(crate) async fn delete_version_in(
         garbage: queue_garbage(conn, removed.ids).await?,
         delete_marker: removed.delete_marker,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reading a key's latest version sorts nothing on SQLite: the version row is found by its
+    /// primary key and its streams come in `seq` order (no temporary B-tree on every GET).
+    #[tokio::test]
+    async fn the_latest_version_read_needs_no_sort_on_sqlite() {
+        let ix = Index::open("sqlite::memory:").await.unwrap();
+        let plan: Vec<String> = sqlx::query(&format!("EXPLAIN QUERY PLAN {}", *LATEST_VERSION))
+            .bind("b")
+            .bind("k")
+            .fetch_all(ix.write_pool())
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.try_get::<String, _>("detail").unwrap())
+            .collect();
+        assert!(
+            plan.iter()
+                .any(|d| d.contains("sqlite_autoindex_objects_1")),
+            "{plan:?}"
+        );
+        assert!(!plan.iter().any(|d| d.contains("TEMP B-TREE")), "{plan:?}");
+        ix.close().await;
+    }
 }

@@ -8,8 +8,8 @@ use sqlx::{AnyPool, Row};
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc, oneshot};
 use zeroize::{Zeroize, ZeroizeOnDrop};
@@ -874,8 +874,8 @@ async fn read_head(
          e.hash AS last_hash FROM (SELECT 1 AS one) o \
          LEFT JOIN audit_head h ON h.id = 1 \
          LEFT JOIN (SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1) e ON 1 = 1";
-    static BEGIN_AND_HEAD: std::sync::LazyLock<String> =
-        std::sync::LazyLock::new(|| format!("{}; {HEAD}", Dialect::Sqlite.begin_write()));
+    static BEGIN_AND_HEAD: LazyLock<String> =
+        LazyLock::new(|| format!("{}; {HEAD}", Dialect::Sqlite.begin_write()));
     let text = if begin && dialect.runs_scripts() {
         BEGIN_AND_HEAD.as_str()
     } else {
@@ -1031,7 +1031,7 @@ impl ChainAppender {
         }
         match last {
             Some(rows) => {
-                let (text, kept) = closing_script(rows.len());
+                let (text, kept) = SQLITE_CLOSING.for_rows(rows.len());
                 let q = bind_events(sqlx::query(text.as_ref()).persistent(kept), rows);
                 q.bind(head.seq)
                     .bind(&head.hash)
@@ -1056,29 +1056,6 @@ impl ChainAppender {
 /// Writes the chain's head row (`$1` its seq, `$2` its hash).
 const HEAD_UPSERT: &str = "INSERT INTO audit_head (id, seq, hash) VALUES (1, $1, $2) \
                            ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash";
-
-/// SQLite's script that ends an append of `rows` events (1 ≤ `rows` ≤ [`INSERT_ROWS`]):
-/// their `INSERT`, the head's upsert and `COMMIT`, every value anonymous (bound in order: the
-/// events', then the head's seq and hash). Answers whether it stays prepared on the connection:
-/// the scripts of one event and of a full `INSERT`, as [`insert_events`] keeps its own.
-fn closing_script(rows: usize) -> (std::borrow::Cow<'static, str>, bool) {
-    use std::borrow::Cow;
-    use std::sync::LazyLock;
-    fn build(rows: usize) -> String {
-        format!(
-            "{}; {}; COMMIT",
-            insert_text(Dialect::Sqlite, rows),
-            HEAD_UPSERT.replace("$1", "?").replace("$2", "?")
-        )
-    }
-    static ONE: LazyLock<String> = LazyLock::new(|| build(1));
-    static FULL: LazyLock<String> = LazyLock::new(|| build(INSERT_ROWS));
-    match rows {
-        1 => (Cow::Borrowed(ONE.as_str()), true),
-        INSERT_ROWS => (Cow::Borrowed(FULL.as_str()), true),
-        n => (Cow::Owned(build(n)), false),
-    }
-}
 
 /// Opens a write transaction on a connection of `pool`, appends `events` and commits (the
 /// ledger writer's batch); rolled back on an error.
@@ -1115,52 +1092,67 @@ fn insert_text(dialect: Dialect, rows: usize) -> String {
     )
 }
 
-/// The `INSERT`s of one event (every write's own) and of a full [`INSERT_ROWS`] in one dialect,
-/// built once.
-struct InsertTexts {
+/// A statement over a number of events, its texts for one event (every write's own) and for a
+/// full [`INSERT_ROWS`] built once: those stay prepared on the connection; one of another size is
+/// built and prepared for its batch alone, so batches of every size in between do not push the
+/// index's statements out of the connection's statement cache.
+struct SizedTexts {
     one: String,
     full: String,
+    build: fn(usize) -> String,
 }
 
-impl InsertTexts {
-    fn of(dialect: Dialect) -> &'static InsertTexts {
-        use std::sync::LazyLock;
-        fn build(dialect: Dialect) -> InsertTexts {
-            InsertTexts {
-                one: insert_text(dialect, 1),
-                full: insert_text(dialect, INSERT_ROWS),
-            }
+impl SizedTexts {
+    fn new(build: fn(usize) -> String) -> SizedTexts {
+        SizedTexts {
+            one: build(1),
+            full: build(INSERT_ROWS),
+            build,
         }
-        static SQLITE: LazyLock<InsertTexts> = LazyLock::new(|| build(Dialect::Sqlite));
-        static POSTGRES: LazyLock<InsertTexts> = LazyLock::new(|| build(Dialect::Postgres));
-        match dialect {
-            Dialect::Sqlite => &SQLITE,
-            Dialect::Postgres => &POSTGRES,
+    }
+
+    /// The text for `rows` events, and whether it stays prepared.
+    fn for_rows(&'static self, rows: usize) -> (std::borrow::Cow<'static, str>, bool) {
+        use std::borrow::Cow;
+        match rows {
+            1 => (Cow::Borrowed(&self.one), true),
+            INSERT_ROWS => (Cow::Borrowed(&self.full), true),
+            n => (Cow::Owned((self.build)(n)), false),
         }
     }
 }
 
-/// Inserts `rows` (at most [`INSERT_ROWS`]) with one statement.
-///
-/// The statements of one event and of a full batch ([`InsertTexts`]) stay prepared on the
-/// connection; one of another size is prepared for its batch alone, so batches of every size in
-/// between do not push the index's statements out of the connection's statement cache.
+/// The events' `INSERT` in each dialect.
+static SQLITE_INSERT: LazyLock<SizedTexts> =
+    LazyLock::new(|| SizedTexts::new(|n| insert_text(Dialect::Sqlite, n)));
+static POSTGRES_INSERT: LazyLock<SizedTexts> =
+    LazyLock::new(|| SizedTexts::new(|n| insert_text(Dialect::Postgres, n)));
+
+/// SQLite's script that ends an append (1 ≤ events ≤ [`INSERT_ROWS`]): their `INSERT`, the
+/// head's upsert and `COMMIT`, every value anonymous (bound in order: the events', then the
+/// head's seq and hash).
+static SQLITE_CLOSING: LazyLock<SizedTexts> = LazyLock::new(|| {
+    SizedTexts::new(|n| {
+        format!(
+            "{}; {}; COMMIT",
+            insert_text(Dialect::Sqlite, n),
+            HEAD_UPSERT.replace("$1", "?").replace("$2", "?")
+        )
+    })
+});
+
+/// Inserts `rows` (at most [`INSERT_ROWS`]) with one statement ([`SizedTexts`]).
 async fn insert_events(
     conn: &mut sqlx::AnyConnection,
     dialect: Dialect,
     rows: &[StoredEvent],
 ) -> AuditResult<()> {
-    let texts = InsertTexts::of(dialect);
-    let built;
-    let (text, kept) = match rows.len() {
-        1 => (texts.one.as_str(), true),
-        INSERT_ROWS => (texts.full.as_str(), true),
-        n => {
-            built = insert_text(dialect, n);
-            (built.as_str(), false)
-        }
+    let texts = match dialect {
+        Dialect::Sqlite => &SQLITE_INSERT,
+        Dialect::Postgres => &POSTGRES_INSERT,
     };
-    let q = bind_events(sqlx::query(text).persistent(kept), rows);
+    let (text, kept) = texts.for_rows(rows.len());
+    let q = bind_events(sqlx::query(text.as_ref()).persistent(kept), rows);
     q.execute(&mut *conn).await?;
     Ok(())
 }

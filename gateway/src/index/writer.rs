@@ -391,41 +391,44 @@ async fn commit_batch(
     result
 }
 
+/// Opens the batch's transaction: on PostgreSQL with every job's locks; with the audit chain
+/// locked and its head read when a job carries an event. The chain is locked before any
+/// savepoint: a lock taken inside one would be released by its rollback (PostgreSQL) while the
+/// head read under it is still used. On SQLite the BEGIN rides with the head read (one round
+/// trip); on PostgreSQL the keys' locks come first, in the order every writer takes them.
+async fn begin_batch(
+    conn: &mut AnyConnection,
+    dialect: Dialect,
+    jobs: &[Job],
+) -> Result<Option<ChainAppender>, sqlx::Error> {
+    let with_events = jobs.iter().any(|j| j.event().is_some());
+    if with_events && !dialect.needs_write_locks() {
+        let chain = ChainAppender::begin(conn, dialect).await;
+        return chain.map(Some).map_err(batch_audit_error);
+    }
+    sqlx::query(dialect.begin_write())
+        .execute(&mut *conn)
+        .await?;
+    if dialect.needs_write_locks() {
+        let mut all = LockSet::new(dialect);
+        for job in jobs {
+            all.extend(job.locks(dialect));
+        }
+        dialect.lock_keys(conn, all.keys()).await?;
+    }
+    if !with_events {
+        return Ok(None);
+    }
+    let chain = ChainAppender::lock(conn, dialect).await;
+    chain.map(Some).map_err(batch_audit_error)
+}
+
 async fn apply_and_commit(
     conn: &mut AnyConnection,
     dialect: Dialect,
     jobs: &[Job],
 ) -> Result<Vec<Outcome>, sqlx::Error> {
-    // The audit chain, locked before any savepoint when a job carries an event: a lock taken
-    // inside a savepoint would be released by its rollback (PostgreSQL) while the head read
-    // under it is still used. On SQLite the BEGIN rides with the head read (one round trip).
-    let with_events = jobs.iter().any(|j| j.event().is_some());
-    let chain = if with_events && !dialect.needs_write_locks() {
-        Some(
-            ChainAppender::begin(conn, dialect)
-                .await
-                .map_err(batch_audit_error)?,
-        )
-    } else {
-        sqlx::query(dialect.begin_write())
-            .execute(&mut *conn)
-            .await?;
-        if dialect.needs_write_locks() {
-            let mut all = LockSet::new(dialect);
-            for job in jobs {
-                all.extend(job.locks(dialect));
-            }
-            dialect.lock_keys(conn, all.keys()).await?;
-        }
-        match with_events {
-            true => Some(
-                ChainAppender::lock(conn, dialect)
-                    .await
-                    .map_err(batch_audit_error)?,
-            ),
-            false => None,
-        }
-    };
+    let chain = begin_batch(conn, dialect, jobs).await?;
     let mut outcomes = Vec::with_capacity(jobs.len());
     // A job alone in its batch (every write at one client) needs no savepoint: when it fails,
     // the whole transaction, which holds nothing else, is rolled back. Two round trips fewer.

@@ -82,7 +82,12 @@ impl OpsContext {
             .map_err(|e| Error::Unavailable(format!("backend {backend_url}: {e}")))?;
         self::keys::guard_key_file(config, &index).await?;
         // what a crash left only in the index reaches the backend before any command reads it
-        crate::store::inline::write_back(&index, backend.as_ref()).await?;
+        crate::store::inline::write_back(
+            &index,
+            backend.as_ref(),
+            crate::store::inline::PassEnd::Drained,
+        )
+        .await?;
         let provider = ::keys::provider_from_config(&config.key_config()).await?;
         let keyring = Keyring::new(
             provider,

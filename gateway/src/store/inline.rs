@@ -31,7 +31,7 @@ pub const PENDING_MAX_BYTES: u64 = 64 * 1024 * 1024;
 pub const WRITEBACK_INTERVAL: Duration = Duration::from_millis(200);
 
 /// Streams per write-back batch, and about how many bytes.
-const BATCH_STREAMS: u64 = 256;
+pub const BATCH_STREAMS: u64 = 256;
 const BATCH_BYTES: u64 = 8 * 1024 * 1024;
 
 /// Bytes reserved per admitted PUT beyond its plaintext (header, tags, sealed metadata).
@@ -133,9 +133,10 @@ pub struct WriteBackReport {
 }
 
 impl Store {
-    /// One write-back pass ([`write_back`]) over this store's index and backend.
+    /// A write-back pass ([`write_back`]) over this store's index and backend until nothing is
+    /// pending.
     pub async fn write_back(&self) -> Result<WriteBackReport> {
-        write_back(&self.index, self.backend.as_ref()).await
+        write_back(&self.index, self.backend.as_ref(), PassEnd::Drained).await
     }
 
     /// Recounts the pending bytes from the index (every instance's PUTs).
@@ -146,17 +147,34 @@ impl Store {
     }
 }
 
+/// Where a write-back pass stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PassEnd {
+    /// When nothing is pending: the last pass of a shutdown, offline commands, tests.
+    Drained,
+    /// After the first batch that is not full (the serving task's tick): what PUTs commit while
+    /// a batch is written waits for the next tick instead of being chased a few objects at a
+    /// time. A pass that chased them wrote back one or two objects per batch under a steady
+    /// one-client load, each batch a `syncfs` and a second index transaction.
+    PartialBatch,
+}
+
 /// One write-back pass: stores pending inline streams on the backend, batch by batch, until
-/// none is left or a put fails (the rest waits for the next pass). Each stream is durable on
-/// the backend (`Backend::put_batch`) before the index marks it written. Offline commands run one
-/// first (`ops::OpsContext::open`), so that nothing they read is pending.
-pub async fn write_back(index: &Index, backend: &dyn Backend) -> Result<WriteBackReport> {
+/// `end` or a put fails (the rest waits for the next pass). Each stream is durable on the
+/// backend (`Backend::put_batch`) before the index marks it written. Offline commands run one
+/// to [`PassEnd::Drained`] first (`ops::OpsContext::open`), so that nothing they read is pending.
+pub async fn write_back(
+    index: &Index,
+    backend: &dyn Backend,
+    end: PassEnd,
+) -> Result<WriteBackReport> {
     let mut report = WriteBackReport::default();
     loop {
         let batch = index.pending_inline(BATCH_STREAMS, BATCH_BYTES).await?;
         if batch.is_empty() {
             break;
         }
+        let full = is_full(&batch);
         let ids: Vec<String> = batch.iter().map(|(id, _)| id.clone()).collect();
         let results = backend.put_batch(batch).await;
         let mut stored = Vec::with_capacity(ids.len());
@@ -178,11 +196,19 @@ pub async fn write_back(index: &Index, backend: &dyn Backend) -> Result<WriteBac
         report.written += stored.len() as u64;
         report.gone += gone.len() as u64;
         report.failed += failed;
-        if failed > 0 {
+        if failed > 0 || (end == PassEnd::PartialBatch && !full) {
             break;
         }
     }
     Ok(report)
+}
+
+/// A batch at the limit of streams or near that of bytes: more may be pending behind it.
+/// (`Index::pending_inline` stops before the stream that would pass `BATCH_BYTES`, and no
+/// inline stream is near half of it.)
+fn is_full(batch: &[(String, bytes::Bytes)]) -> bool {
+    let bytes: u64 = batch.iter().map(|(_, b)| b.len() as u64).sum();
+    batch.len() as u64 >= BATCH_STREAMS || bytes >= BATCH_BYTES / 2
 }
 
 /// While serving: a write-back pass every [`WRITEBACK_INTERVAL`], and at once when a full batch
@@ -213,7 +239,8 @@ pub fn spawn_writeback(
                 _ = stop.wait_for(|v| *v) => break,
             }
             if leases.held(Job::WriteBack) {
-                match store.write_back().await {
+                match write_back(&store.index, store.backend.as_ref(), PassEnd::PartialBatch).await
+                {
                     Ok(r) if r.failed > 0 => {
                         tracing::warn!(report = ?r, "write-back pass left objects pending")
                     }

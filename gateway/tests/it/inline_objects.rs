@@ -231,3 +231,160 @@ async fn reindex_restores_inline_objects_from_the_backend_alone() {
     server.shutdown().await;
     drop(dir);
 }
+
+/// A backend that counts its `put_batch` calls and, during the first, marks `then_pending`
+/// pending again in the index: the PUTs other clients commit while a batch is being written.
+#[derive(Debug)]
+struct CountingBackend {
+    inner: gateway::backend::LocalBackend,
+    batches: std::sync::Mutex<Vec<usize>>,
+    index: sqlx::AnyPool,
+    then_pending: std::sync::Mutex<Vec<String>>,
+}
+
+#[async_trait::async_trait]
+impl gateway::backend::Backend for CountingBackend {
+    fn name(&self) -> &str {
+        "file"
+    }
+    async fn put(
+        &self,
+        id: &str,
+        body: gateway::backend::ByteStream,
+        size_hint: Option<u64>,
+    ) -> Result<u64, gateway::backend::BackendError> {
+        self.inner.put(id, body, size_hint).await
+    }
+    async fn put_batch(
+        &self,
+        items: Vec<(String, bytes::Bytes)>,
+    ) -> Vec<Result<(), gateway::backend::BackendError>> {
+        self.batches.lock().unwrap().push(items.len());
+        let more = std::mem::take(&mut *self.then_pending.lock().unwrap());
+        for id in more {
+            sqlx::query("UPDATE object_streams SET inline_pending = 1 WHERE backend_id = $1")
+                .bind(id)
+                .execute(&self.index)
+                .await
+                .expect("mark pending");
+        }
+        self.inner.put_batch(items).await
+    }
+    async fn get(
+        &self,
+        id: &str,
+        range: Option<std::ops::Range<u64>>,
+    ) -> Result<gateway::backend::ByteStream, gateway::backend::BackendError> {
+        self.inner.get(id, range).await
+    }
+    async fn head(
+        &self,
+        id: &str,
+    ) -> Result<gateway::backend::ObjectInfo, gateway::backend::BackendError> {
+        self.inner.head(id).await
+    }
+    async fn delete(&self, id: &str) -> Result<(), gateway::backend::BackendError> {
+        self.inner.delete(id).await
+    }
+    async fn list(
+        &self,
+    ) -> Result<
+        futures::stream::BoxStream<
+            'static,
+            Result<gateway::backend::ObjectInfo, gateway::backend::BackendError>,
+        >,
+        gateway::backend::BackendError,
+    > {
+        self.inner.list().await
+    }
+    async fn check(&self) -> Result<(), gateway::backend::BackendError> {
+        self.inner.check().await
+    }
+}
+
+async fn counting(
+    root: &std::path::Path,
+    index: &sqlx::AnyPool,
+    then: &[String],
+) -> CountingBackend {
+    CountingBackend {
+        inner: gateway::backend::LocalBackend::open(root)
+            .await
+            .expect("backend"),
+        batches: Default::default(),
+        index: index.clone(),
+        then_pending: std::sync::Mutex::new(then.to_vec()),
+    }
+}
+
+/// The serving task's pass (`PassEnd::PartialBatch`) ends after a batch that is not full: what
+/// PUTs commit while it writes waits for the next tick rather than being chased one or two
+/// objects per batch (each batch a filesystem sync and an index transaction). A full batch is
+/// followed by the next at once, and a draining pass (shutdown, offline commands) leaves nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_serving_pass_does_not_chase_puts_committed_during_its_batch() {
+    use gateway::store::inline::{BATCH_STREAMS, PassEnd, write_back};
+    let total = BATCH_STREAMS as usize + 44;
+    let g = start().await;
+    g.client.create_bucket().bucket("inl").send().await.unwrap();
+    for i in 0..total {
+        put_bytes(&g.client, "inl", &format!("o/{i:04}"), &data(512, i as u64)).await;
+    }
+    let cfg = config(g.dir.path());
+    let TestGateway { server, dir, .. } = g;
+    server.shutdown().await; // drains: nothing pending
+    let index = gateway::index::Index::open(&cfg.database_url())
+        .await
+        .expect("index");
+    assert_eq!(index.pending_inline_bytes().await.unwrap(), 0);
+    let ids: Vec<String> =
+        sqlx::query_scalar("SELECT backend_id FROM object_streams ORDER BY backend_id")
+            .fetch_all(index.write_pool())
+            .await
+            .unwrap();
+    assert_eq!(ids.len(), total);
+    let pending = |ids: &[String]| {
+        let pool = index.write_pool().clone();
+        let ids = ids.to_vec();
+        async move {
+            for id in ids {
+                sqlx::query("UPDATE object_streams SET inline_pending = 1 WHERE backend_id = $1")
+                    .bind(id)
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+            }
+        }
+    };
+    let count_pending = || async {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM object_streams WHERE inline_pending = 1")
+            .fetch_one(index.write_pool())
+            .await
+            .unwrap()
+    };
+    let root = dir.path().join("pass");
+    let pool = index.write_pool().clone();
+    // 10 pending, 3 more committed during the batch: the serving pass writes the 10 and stops
+    pending(&ids[..10]).await;
+    let b = counting(&root, &pool, &ids[10..13]).await;
+    let r = write_back(&index, &b, PassEnd::PartialBatch).await.unwrap();
+    assert_eq!((r.written, r.failed), (10, 0), "{r:?}");
+    assert_eq!(*b.batches.lock().unwrap(), vec![10]);
+    assert_eq!(count_pending().await, 3, "left for the next tick");
+    // a draining pass takes them, and what comes in meanwhile, until nothing is pending
+    let b = counting(&root, &pool, &ids[13..15]).await;
+    let r = write_back(&index, &b, PassEnd::Drained).await.unwrap();
+    assert_eq!(r.written, 5, "{r:?}");
+    assert_eq!(*b.batches.lock().unwrap(), vec![3, 2]);
+    assert_eq!(count_pending().await, 0);
+
+    // more than a full batch pending: the serving pass goes on after the full one
+    pending(&ids).await;
+    let b = counting(&root, &pool, &[]).await;
+    let r = write_back(&index, &b, PassEnd::PartialBatch).await.unwrap();
+    assert_eq!(r.written, total as u64, "{r:?}");
+    assert_eq!(*b.batches.lock().unwrap(), vec![BATCH_STREAMS as usize, 44]);
+    assert_eq!(count_pending().await, 0);
+    index.close().await;
+    drop(dir);
+}

@@ -263,6 +263,9 @@ impl LocalBackend {
     }
 
     fn put_batch_blocking(&self, items: Vec<(String, Bytes)>) -> Vec<Result<(), BackendError>> {
+        // Fan-out directories this batch created: durable only at its `syncfs`, so counted
+        // unsynced until then (a concurrent `put` renaming into one fsyncs its parents itself).
+        let mut created: Vec<PathBuf> = Vec::new();
         let mut results: Vec<Result<(), BackendError>> = items
             .iter()
             .map(|(id, data)| {
@@ -275,7 +278,7 @@ impl LocalBackend {
                     match std::fs::rename(path, &final_path) {
                         Ok(()) => {}
                         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                            self.place(path, &final_path)?
+                            self.place_unsynced(path, &final_path, &mut created)?
                         }
                         Err(e) => return Err(e.into()),
                     }
@@ -292,7 +295,43 @@ impl LocalBackend {
                 *r = Err(BackendError::Io(std::io::Error::other(msg.clone())));
             }
         }
+        if let Ok(mut set) = self.unsynced_dirs.lock() {
+            for parent in created {
+                if let Some(n) = set.get_mut(&parent) {
+                    *n -= 1;
+                    if *n == 0 {
+                        set.remove(&parent);
+                    }
+                }
+            }
+        }
         results
+    }
+
+    /// A batch's rename into a fan-out directory that does not exist yet: creates it (and its
+    /// first level) without fsyncing anything, since the batch's `syncfs` makes the entries
+    /// durable before any of its puts is answered; `created` collects the directory, counted
+    /// in `unsynced_dirs` until then.
+    fn place_unsynced(
+        &self,
+        tmp_path: &Path,
+        final_path: &Path,
+        created: &mut Vec<PathBuf>,
+    ) -> Result<(), BackendError> {
+        let parent = final_path
+            .parent()
+            .ok_or_else(|| BackendError::InvalidId("object path has no parent".into()))?;
+        let level1 = parent
+            .parent()
+            .ok_or_else(|| BackendError::InvalidId("object path has no parent".into()))?;
+        if let Ok(mut set) = self.unsynced_dirs.lock() {
+            *set.entry(parent.to_path_buf()).or_insert(0) += 1;
+            created.push(parent.to_path_buf());
+        }
+        create_dir_once(level1)?;
+        create_dir_once(parent)?;
+        std::fs::rename(tmp_path, final_path)?;
+        Ok(())
     }
 
     async fn walk(
@@ -678,6 +717,39 @@ mod tests {
         assert_eq!(
             std::fs::read_dir(dir.path().join(TMP_DIR)).unwrap().count(),
             0
+        );
+        // the fan-out directories the batch made were counted unsynced until its syncfs only
+        assert!(b.unsynced_dirs.lock().unwrap().is_empty());
+    }
+
+    /// A batch and single puts creating the same new fan-out directory at once all land, and
+    /// none of the directories stays counted unsynced.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_and_puts_into_one_new_fanout_dir_all_land() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = LocalBackend::open(dir.path()).await.unwrap();
+        let batch: Vec<(String, Bytes)> = (0..16)
+            .map(|i| (format!("cafe{i:028x}"), Bytes::from(pattern(300, i))))
+            .collect();
+        let singles: Vec<String> = (16..32).map(|i| format!("cafe{i:028x}")).collect();
+        let puts = singles.iter().enumerate().map(|(i, id)| {
+            let b = b.clone();
+            let data = Bytes::from(pattern(300, 16 + i as u32));
+            async move { b.put(id, body(vec![Ok(data)]), Some(300)).await.map(|_| ()) }
+        });
+        let (batched, single) =
+            tokio::join!(b.put_batch(batch.clone()), futures::future::join_all(puts));
+        assert!(batched.iter().chain(&single).all(Result::is_ok));
+        for i in 0..32u32 {
+            let id = format!("cafe{i:028x}");
+            assert_eq!(read_all(&b, &id, None).await, pattern(300, i));
+        }
+        assert!(b.unsynced_dirs.lock().unwrap().is_empty());
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("ca").join("fe"))
+                .unwrap()
+                .count(),
+            32
         );
     }
 

@@ -129,6 +129,14 @@ fn read_piece(file: &mut File, n: usize) -> std::io::Result<Bytes> {
     Ok(Bytes::from(v))
 }
 
+/// The two fan-out directories of an object's path: `ab/` and `ab/cd/` of `ab/cd/<id>`.
+fn fanout_dirs(final_path: &Path) -> Result<(&Path, &Path), BackendError> {
+    let no_parent = || BackendError::InvalidId("object path has no parent".into());
+    let parent = final_path.parent().ok_or_else(no_parent)?;
+    let level1 = parent.parent().ok_or_else(no_parent)?;
+    Ok((level1, parent))
+}
+
 /// Creates directory `dir`; Ok(true) if this call created it, Ok(false) if it already existed.
 fn create_dir_once(dir: &Path) -> std::io::Result<bool> {
     match std::fs::create_dir(dir) {
@@ -212,12 +220,7 @@ impl LocalBackend {
     /// fan-out directory, creates it first when missing (fsyncing the directories whose entries
     /// changed). Runs on the blocking pool.
     fn place(&self, tmp_path: &Path, final_path: &Path) -> Result<(), BackendError> {
-        let parent = final_path
-            .parent()
-            .ok_or_else(|| BackendError::InvalidId("object path has no parent".into()))?;
-        let level1 = parent
-            .parent()
-            .ok_or_else(|| BackendError::InvalidId("object path has no parent".into()))?;
+        let (level1, parent) = fanout_dirs(final_path)?;
         match std::fs::rename(tmp_path, final_path) {
             Ok(()) => {
                 let unsynced = self
@@ -318,12 +321,7 @@ impl LocalBackend {
         final_path: &Path,
         created: &mut Vec<PathBuf>,
     ) -> Result<(), BackendError> {
-        let parent = final_path
-            .parent()
-            .ok_or_else(|| BackendError::InvalidId("object path has no parent".into()))?;
-        let level1 = parent
-            .parent()
-            .ok_or_else(|| BackendError::InvalidId("object path has no parent".into()))?;
+        let (level1, parent) = fanout_dirs(final_path)?;
         if let Ok(mut set) = self.unsynced_dirs.lock() {
             *set.entry(parent.to_path_buf()).or_insert(0) += 1;
             created.push(parent.to_path_buf());

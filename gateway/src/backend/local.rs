@@ -137,6 +137,20 @@ fn fanout_dirs(final_path: &Path) -> Result<(&Path, &Path), BackendError> {
     Ok((level1, parent))
 }
 
+/// Creates the fan-out directories `level1` and `parent` where missing and renames `tmp_path` to
+/// `final_path` in `parent`, fsyncing nothing; Ok(true) if this call created `level1`.
+fn make_dirs_and_rename(
+    level1: &Path,
+    parent: &Path,
+    tmp_path: &Path,
+    final_path: &Path,
+) -> std::io::Result<bool> {
+    let new_level1 = create_dir_once(level1)?;
+    create_dir_once(parent)?;
+    std::fs::rename(tmp_path, final_path)?;
+    Ok(new_level1)
+}
+
 /// Creates directory `dir`; Ok(true) if this call created it, Ok(false) if it already existed.
 fn create_dir_once(dir: &Path) -> std::io::Result<bool> {
     match std::fs::create_dir(dir) {
@@ -235,13 +249,9 @@ impl LocalBackend {
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                if let Ok(mut set) = self.unsynced_dirs.lock() {
-                    *set.entry(parent.to_path_buf()).or_insert(0) += 1;
-                }
+                self.mark_unsynced(parent);
                 let made = (|| {
-                    let new_level1 = create_dir_once(level1)?;
-                    create_dir_once(parent)?;
-                    std::fs::rename(tmp_path, final_path)?;
+                    let new_level1 = make_dirs_and_rename(level1, parent, tmp_path, final_path)?;
                     // The new entries: `parent` in `level1`, and `level1` in the root if new.
                     fsync_dir(level1)?;
                     if new_level1 {
@@ -249,14 +259,7 @@ impl LocalBackend {
                     }
                     Ok::<_, std::io::Error>(())
                 })();
-                if let Ok(mut set) = self.unsynced_dirs.lock()
-                    && let Some(n) = set.get_mut(parent)
-                {
-                    *n -= 1;
-                    if *n == 0 {
-                        set.remove(parent);
-                    }
-                }
+                self.unmark_unsynced(parent);
                 made?;
             }
             Err(e) => return Err(e.into()),
@@ -298,15 +301,8 @@ impl LocalBackend {
                 *r = Err(BackendError::Io(std::io::Error::other(msg.clone())));
             }
         }
-        if let Ok(mut set) = self.unsynced_dirs.lock() {
-            for parent in created {
-                if let Some(n) = set.get_mut(&parent) {
-                    *n -= 1;
-                    if *n == 0 {
-                        set.remove(&parent);
-                    }
-                }
-            }
+        for parent in &created {
+            self.unmark_unsynced(parent);
         }
         results
     }
@@ -322,14 +318,30 @@ impl LocalBackend {
         created: &mut Vec<PathBuf>,
     ) -> Result<(), BackendError> {
         let (level1, parent) = fanout_dirs(final_path)?;
-        if let Ok(mut set) = self.unsynced_dirs.lock() {
-            *set.entry(parent.to_path_buf()).or_insert(0) += 1;
-            created.push(parent.to_path_buf());
-        }
-        create_dir_once(level1)?;
-        create_dir_once(parent)?;
-        std::fs::rename(tmp_path, final_path)?;
+        self.mark_unsynced(parent);
+        created.push(parent.to_path_buf());
+        make_dirs_and_rename(level1, parent, tmp_path, final_path)?;
         Ok(())
+    }
+
+    /// Counts fan-out directory `dir` as created and not yet durable in its parents (several
+    /// puts may be creating it at once).
+    fn mark_unsynced(&self, dir: &Path) {
+        if let Ok(mut set) = self.unsynced_dirs.lock() {
+            *set.entry(dir.to_path_buf()).or_insert(0) += 1;
+        }
+    }
+
+    /// Takes back one [`LocalBackend::mark_unsynced`] of `dir`.
+    fn unmark_unsynced(&self, dir: &Path) {
+        if let Ok(mut set) = self.unsynced_dirs.lock()
+            && let Some(n) = set.get_mut(dir)
+        {
+            *n -= 1;
+            if *n == 0 {
+                set.remove(dir);
+            }
+        }
     }
 
     async fn walk(

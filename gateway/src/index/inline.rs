@@ -11,12 +11,13 @@ use super::{Index, IndexError, to_i64};
 
 impl Index {
     /// Up to `limit` streams still only in the index, at most about `max_bytes` of them (at least
-    /// one), each backend id once with its sealed bytes.
+    /// one), each backend id once with its sealed bytes; and whether more may be pending behind
+    /// them (the query reached `limit`, or `max_bytes` stopped the batch).
     pub async fn pending_inline(
         &self,
         limit: u64,
         max_bytes: u64,
-    ) -> Result<Vec<(String, Bytes)>, IndexError> {
+    ) -> Result<(Vec<(String, Bytes)>, bool), IndexError> {
         let rows = sqlx::query(
             "SELECT backend_id, inline_data FROM object_streams \
              WHERE inline_pending = 1 AND inline_data IS NOT NULL LIMIT $1",
@@ -24,6 +25,7 @@ impl Index {
         .bind(to_i64(limit, "write-back batch")?)
         .fetch_all(&self.read)
         .await?;
+        let mut more = rows.len() as u64 >= limit;
         let mut out: Vec<(String, Bytes)> = Vec::with_capacity(rows.len());
         let mut bytes = 0u64;
         for row in rows {
@@ -33,12 +35,13 @@ impl Index {
             }
             let data: Vec<u8> = row.try_get("inline_data")?;
             if !out.is_empty() && bytes + data.len() as u64 > max_bytes {
+                more = true;
                 break;
             }
             bytes += data.len() as u64;
             out.push((backend_id, data.into()));
         }
-        Ok(out)
+        Ok((out, more))
     }
 
     /// Bytes of sealed streams still only in the index (every instance's).

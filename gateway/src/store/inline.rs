@@ -170,11 +170,10 @@ pub async fn write_back(
 ) -> Result<WriteBackReport> {
     let mut report = WriteBackReport::default();
     loop {
-        let batch = index.pending_inline(BATCH_STREAMS, BATCH_BYTES).await?;
+        let (batch, more) = index.pending_inline(BATCH_STREAMS, BATCH_BYTES).await?;
         if batch.is_empty() {
             break;
         }
-        let full = is_full(&batch);
         let ids: Vec<String> = batch.iter().map(|(id, _)| id.clone()).collect();
         let results = backend.put_batch(batch).await;
         let mut stored = Vec::with_capacity(ids.len());
@@ -196,19 +195,11 @@ pub async fn write_back(
         report.written += stored.len() as u64;
         report.gone += gone.len() as u64;
         report.failed += failed;
-        if failed > 0 || (end == PassEnd::PartialBatch && !full) {
+        if failed > 0 || (end == PassEnd::PartialBatch && !more) {
             break;
         }
     }
     Ok(report)
-}
-
-/// A batch at the limit of streams or near that of bytes: more may be pending behind it.
-/// (`Index::pending_inline` stops before the stream that would pass `BATCH_BYTES`, and no
-/// inline stream is near half of it.)
-fn is_full(batch: &[(String, bytes::Bytes)]) -> bool {
-    let bytes: u64 = batch.iter().map(|(_, b)| b.len() as u64).sum();
-    batch.len() as u64 >= BATCH_STREAMS || bytes >= BATCH_BYTES / 2
 }
 
 /// While serving: a write-back pass every [`WRITEBACK_INTERVAL`], and at once when a full batch

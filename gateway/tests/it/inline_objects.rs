@@ -261,13 +261,7 @@ impl gateway::backend::Backend for CountingBackend {
     ) -> Vec<Result<(), gateway::backend::BackendError>> {
         self.batches.lock().unwrap().push(items.len());
         let more = std::mem::take(&mut *self.then_pending.lock().unwrap());
-        for id in more {
-            sqlx::query("UPDATE object_streams SET inline_pending = 1 WHERE backend_id = $1")
-                .bind(id)
-                .execute(&self.index)
-                .await
-                .expect("mark pending");
-        }
+        mark_pending(&self.index, &more).await;
         self.inner.put_batch(items).await
     }
     async fn get(
@@ -299,6 +293,17 @@ impl gateway::backend::Backend for CountingBackend {
     }
     async fn check(&self) -> Result<(), gateway::backend::BackendError> {
         self.inner.check().await
+    }
+}
+
+/// Sets `inline_pending` again on the streams of `ids`, as if their PUTs had just committed.
+async fn mark_pending(index: &sqlx::AnyPool, ids: &[String]) {
+    for id in ids {
+        sqlx::query("UPDATE object_streams SET inline_pending = 1 WHERE backend_id = $1")
+            .bind(id)
+            .execute(index)
+            .await
+            .expect("mark pending");
     }
 }
 
@@ -343,19 +348,6 @@ async fn the_serving_pass_does_not_chase_puts_committed_during_its_batch() {
             .await
             .unwrap();
     assert_eq!(ids.len(), total);
-    let pending = |ids: &[String]| {
-        let pool = index.write_pool().clone();
-        let ids = ids.to_vec();
-        async move {
-            for id in ids {
-                sqlx::query("UPDATE object_streams SET inline_pending = 1 WHERE backend_id = $1")
-                    .bind(id)
-                    .execute(&pool)
-                    .await
-                    .unwrap();
-            }
-        }
-    };
     let count_pending = || async {
         sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM object_streams WHERE inline_pending = 1")
             .fetch_one(index.write_pool())
@@ -365,7 +357,7 @@ async fn the_serving_pass_does_not_chase_puts_committed_during_its_batch() {
     let root = dir.path().join("pass");
     let pool = index.write_pool().clone();
     // 10 pending, 3 more committed during the batch: the serving pass writes the 10 and stops
-    pending(&ids[..10]).await;
+    mark_pending(&pool, &ids[..10]).await;
     let b = counting(&root, &pool, &ids[10..13]).await;
     let r = write_back(&index, &b, PassEnd::PartialBatch).await.unwrap();
     assert_eq!((r.written, r.failed), (10, 0), "{r:?}");
@@ -379,7 +371,7 @@ async fn the_serving_pass_does_not_chase_puts_committed_during_its_batch() {
     assert_eq!(count_pending().await, 0);
 
     // more than a full batch pending: the serving pass goes on after the full one
-    pending(&ids).await;
+    mark_pending(&pool, &ids).await;
     let b = counting(&root, &pool, &[]).await;
     let r = write_back(&index, &b, PassEnd::PartialBatch).await.unwrap();
     assert_eq!(r.written, total as u64, "{r:?}");

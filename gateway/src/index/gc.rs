@@ -7,9 +7,10 @@
 //! periodically, each under its lease (`crate::lease`), so one instance at a time does it.
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
+use audit::db::SizedText;
 use futures::StreamExt;
 use sqlx::AnyConnection;
 
@@ -137,24 +138,16 @@ impl Index {
         ids: &[String],
         with_queue: bool,
     ) -> Result<HashSet<String>, IndexError> {
+        static TEXTS: LazyLock<[SizedText; 2]> = LazyLock::new(|| {
+            [
+                SizedText::new(REF_BATCH, |n| referenced_text(n, false)),
+                SizedText::new(REF_BATCH, |n| referenced_text(n, true)),
+            ]
+        });
         let mut found = HashSet::new();
         for chunk in ids.chunks(REF_BATCH) {
-            // numbered on every database: the one list is named six or seven times
-            let list = audit::db::value_rows(1, chunk.len(), Some(1));
-            let mut sql = format!(
-                "SELECT backend_id FROM object_streams WHERE backend_id IN {list} \
-                 UNION SELECT manifest_id FROM objects WHERE manifest_id IN {list} \
-                 UNION SELECT lock_record_id FROM objects WHERE lock_record_id IN {list} \
-                 UNION SELECT tag_record_id FROM objects WHERE tag_record_id IN {list} \
-                 UNION SELECT record_id FROM bucket_settings WHERE record_id IN {list} \
-                 UNION SELECT backend_id FROM parts WHERE backend_id IN {list}"
-            );
-            if with_queue {
-                sql.push_str(&format!(
-                    " UNION SELECT backend_id FROM gc_queue WHERE backend_id IN {list}"
-                ));
-            }
-            let mut query = sqlx::query_scalar::<_, String>(&sql);
+            let (sql, kept) = TEXTS[usize::from(with_queue)].for_rows(chunk.len());
+            let mut query = sqlx::query_scalar::<_, String>(sql.as_ref()).persistent(kept);
             for id in chunk {
                 query = query.bind(id);
             }
@@ -162,6 +155,26 @@ impl Index {
         }
         Ok(found)
     }
+}
+
+/// [`Index::referenced_among`]'s query for `ids` ids (`with_queue`: the gc queue too), every id
+/// numbered on every database (the one list is named six or seven times).
+fn referenced_text(ids: usize, with_queue: bool) -> String {
+    let list = audit::db::value_rows(1, ids, Some(1));
+    let mut sql = format!(
+        "SELECT backend_id FROM object_streams WHERE backend_id IN {list} \
+         UNION SELECT manifest_id FROM objects WHERE manifest_id IN {list} \
+         UNION SELECT lock_record_id FROM objects WHERE lock_record_id IN {list} \
+         UNION SELECT tag_record_id FROM objects WHERE tag_record_id IN {list} \
+         UNION SELECT record_id FROM bucket_settings WHERE record_id IN {list} \
+         UNION SELECT backend_id FROM parts WHERE backend_id IN {list}"
+    );
+    if with_queue {
+        sql.push_str(&format!(
+            " UNION SELECT backend_id FROM gc_queue WHERE backend_id IN {list}"
+        ));
+    }
+    sql
 }
 
 /// The statements of `Index::gc_done`, inside the writer's transaction.

@@ -2,6 +2,9 @@
 //! bytes are still only in the index (`inline_pending = 1`), and marking them written back once
 //! the backend holds them. The write-back task itself is in `store::inline`.
 
+use std::sync::LazyLock;
+
+use audit::db::{Dialect, SizedText};
 use bytes::Bytes;
 use sqlx::{AnyConnection, Row};
 
@@ -86,18 +89,32 @@ pub(crate) async fn inline_written_in(
     conn: &mut AnyConnection,
     ids: &[String],
 ) -> Result<(), IndexError> {
-    let first = audit::db::Dialect::of_connection(conn).first_value();
+    static TEXTS: LazyLock<[SizedText; 2]> = LazyLock::new(|| {
+        [
+            SizedText::new(REF_BATCH, |n| written_text(n, Dialect::Sqlite)),
+            SizedText::new(REF_BATCH, |n| written_text(n, Dialect::Postgres)),
+        ]
+    });
+    let texts = match Dialect::of_connection(conn) {
+        Dialect::Sqlite => &TEXTS[0],
+        Dialect::Postgres => &TEXTS[1],
+    };
     for chunk in ids.chunks(REF_BATCH) {
-        let sql = format!(
-            "UPDATE object_streams SET inline_pending = 0 \
-             WHERE inline_pending = 1 AND backend_id IN {}",
-            audit::db::value_rows(1, chunk.len(), first)
-        );
-        let mut query = sqlx::query(&sql);
+        let (sql, kept) = texts.for_rows(chunk.len());
+        let mut query = sqlx::query(sql.as_ref()).persistent(kept);
         for id in chunk {
             query = query.bind(id);
         }
         query.execute(&mut *conn).await?;
     }
     Ok(())
+}
+
+/// [`inline_written_in`]'s statement for `ids` ids, named as `dialect` names many values.
+fn written_text(ids: usize, dialect: Dialect) -> String {
+    format!(
+        "UPDATE object_streams SET inline_pending = 0 \
+         WHERE inline_pending = 1 AND backend_id IN {}",
+        audit::db::value_rows(1, ids, dialect.first_value())
+    )
 }

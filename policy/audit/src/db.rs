@@ -508,6 +508,46 @@ pub fn value_rows(rows: usize, width: usize, first: Option<usize>) -> String {
     text
 }
 
+/// A statement over a varying number of values (rows of an `INSERT`, ids of an `IN` list), its
+/// texts for one and for a full batch of `full` built once: those stay prepared on the connection;
+/// one of another size is built and prepared for that call alone (sqlx's `persistent(false)`).
+/// sqlx keeps up to 100 prepared statements per connection, so a text per size in between would
+/// push the fixed statements out and hold up to 100 programs of that size on every connection: a
+/// 200-id `IN` list named six times compiles to tens of kilobytes, and the write-back's batches
+/// of every size from 1 to 256 grew the server's memory with the time it ran (docs/PERFORMANCE.md,
+/// session 20).
+pub struct SizedText {
+    one: String,
+    full_rows: usize,
+    full: String,
+    build: fn(usize) -> String,
+}
+
+impl SizedText {
+    /// The texts `build(1)` and `build(full)`, the others built on demand.
+    pub fn new(full: usize, build: fn(usize) -> String) -> SizedText {
+        SizedText {
+            one: build(1),
+            full_rows: full,
+            full: build(full),
+            build,
+        }
+    }
+
+    /// The text for `rows` values (or rows), and whether it stays prepared: pass the flag to
+    /// the query's `persistent`.
+    pub fn for_rows(&self, rows: usize) -> (std::borrow::Cow<'_, str>, bool) {
+        use std::borrow::Cow;
+        if rows == 1 {
+            (Cow::Borrowed(&self.one), true)
+        } else if rows == self.full_rows {
+            (Cow::Borrowed(&self.full), true)
+        } else {
+            (Cow::Owned((self.build)(rows)), false)
+        }
+    }
+}
+
 /// A query assembled at run time with `$N` placeholders (the order of [`Sql::bind`] calls):
 /// the portable replacement for `QueryBuilder`.
 pub struct Sql {
@@ -691,6 +731,53 @@ mod tests {
             let before = series.get_sample_count();
             assert_eq!(timed(op, async { 7 }).await, 7);
             assert_eq!(series.get_sample_count(), before + 1, "{op:?}");
+        }
+    }
+
+    /// A statement over 1 to 40 values leaves two prepared on the connection (one value, a full
+    /// batch), not one per size; the same texts all prepared would leave forty.
+    #[tokio::test]
+    async fn sized_texts_keep_two_statements_prepared_whatever_the_sizes() {
+        use sqlx::Connection;
+        fn select(n: usize) -> String {
+            format!("SELECT x FROM t WHERE x IN {}", value_rows(1, n, None))
+        }
+        let text = SizedText::new(40, select);
+        for keep_all in [false, true] {
+            let mut conn = sqlx::SqliteConnection::connect("sqlite::memory:")
+                .await
+                .unwrap();
+            sqlx::query("CREATE TABLE t (x INTEGER)")
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            sqlx::query("INSERT INTO t VALUES (3), (7)")
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            let before = conn.cached_statements_size();
+            for n in 1..=40 {
+                let (sql, kept) = text.for_rows(n);
+                assert_eq!(sql, select(n));
+                let mut q = sqlx::query_scalar::<_, i64>(sql.as_ref()).persistent(kept || keep_all);
+                for v in 0..n {
+                    q = q.bind(i64::try_from(v).unwrap());
+                }
+                let found = q.fetch_all(&mut conn).await.unwrap();
+                assert_eq!(
+                    found,
+                    [3i64, 7]
+                        .into_iter()
+                        .filter(|x| *x < n as i64)
+                        .collect::<Vec<_>>()
+                );
+            }
+            let prepared = conn.cached_statements_size() - before;
+            assert_eq!(
+                prepared,
+                if keep_all { 40 } else { 2 },
+                "keep_all {keep_all}"
+            );
         }
     }
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc, oneshot};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-use crate::db::{Dialect, PoolShape, Sql, value_rows};
+use crate::db::{Dialect, PoolShape, SizedText, Sql, value_rows};
 use crate::error::{AuditError, AuditResult};
 use crate::event::{AuditEvent, EventKind, GENESIS_HASH, Outcome, StoredEvent};
 use crate::mirror::Mirror;
@@ -1092,47 +1092,17 @@ fn insert_text(dialect: Dialect, rows: usize) -> String {
     )
 }
 
-/// A statement over a number of events, its texts for one event (every write's own) and for a
-/// full [`INSERT_ROWS`] built once: those stay prepared on the connection; one of another size is
-/// built and prepared for its batch alone, so batches of every size in between do not push the
-/// index's statements out of the connection's statement cache.
-struct SizedTexts {
-    one: String,
-    full: String,
-    build: fn(usize) -> String,
-}
-
-impl SizedTexts {
-    fn new(build: fn(usize) -> String) -> SizedTexts {
-        SizedTexts {
-            one: build(1),
-            full: build(INSERT_ROWS),
-            build,
-        }
-    }
-
-    /// The text for `rows` events, and whether it stays prepared.
-    fn for_rows(&'static self, rows: usize) -> (std::borrow::Cow<'static, str>, bool) {
-        use std::borrow::Cow;
-        match rows {
-            1 => (Cow::Borrowed(&self.one), true),
-            INSERT_ROWS => (Cow::Borrowed(&self.full), true),
-            n => (Cow::Owned((self.build)(n)), false),
-        }
-    }
-}
-
 /// The events' `INSERT` in each dialect.
-static SQLITE_INSERT: LazyLock<SizedTexts> =
-    LazyLock::new(|| SizedTexts::new(|n| insert_text(Dialect::Sqlite, n)));
-static POSTGRES_INSERT: LazyLock<SizedTexts> =
-    LazyLock::new(|| SizedTexts::new(|n| insert_text(Dialect::Postgres, n)));
+static SQLITE_INSERT: LazyLock<SizedText> =
+    LazyLock::new(|| SizedText::new(INSERT_ROWS, |n| insert_text(Dialect::Sqlite, n)));
+static POSTGRES_INSERT: LazyLock<SizedText> =
+    LazyLock::new(|| SizedText::new(INSERT_ROWS, |n| insert_text(Dialect::Postgres, n)));
 
 /// SQLite's script that ends an append (1 ≤ events ≤ [`INSERT_ROWS`]): their `INSERT`, the
 /// head's upsert and `COMMIT`, every value anonymous (bound in order: the events', then the
 /// head's seq and hash).
-static SQLITE_CLOSING: LazyLock<SizedTexts> = LazyLock::new(|| {
-    SizedTexts::new(|n| {
+static SQLITE_CLOSING: LazyLock<SizedText> = LazyLock::new(|| {
+    SizedText::new(INSERT_ROWS, |n| {
         format!(
             "{}; {}; COMMIT",
             insert_text(Dialect::Sqlite, n),
@@ -1141,7 +1111,7 @@ static SQLITE_CLOSING: LazyLock<SizedTexts> = LazyLock::new(|| {
     })
 });
 
-/// Inserts `rows` (at most [`INSERT_ROWS`]) with one statement ([`SizedTexts`]).
+/// Inserts `rows` (at most [`INSERT_ROWS`]) with one statement ([`SizedText`]).
 async fn insert_events(
     conn: &mut sqlx::AnyConnection,
     dialect: Dialect,

@@ -41,6 +41,8 @@ GROWTH = [
     ("PUT c16, ops/s", "put_ops_s", True),
     ("GET c16, ops/s", "get_ops_s", True),
     ("GET c16 of the same keys again, ops/s", "get_again_ops_s", True),
+    ("GET c16: server disk reads, MiB", "server_disk_read_mib", False),
+    ("GET c16 again: server disk reads, MiB", "get_again_disk_read_mib", False),
     ("first LIST page (1,000 keys), ms", "list_first_ms", False),
     ("LIST page from a random key, ms", "list_mid_ms", False),
     ("server RSS, MiB", "rss_mib", False),

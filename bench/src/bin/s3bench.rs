@@ -301,6 +301,16 @@ impl Proc {
                 .and_then(|v| v.parse().ok())
         })
     }
+    /// Bytes the server processes had read from storage (`/proc/PID/io` `read_bytes`: what
+    /// the page cache did not hold), so a window shows whether its requests read the disk.
+    fn server_read_bytes(&self) -> Option<u64> {
+        self.sum(|pid| {
+            let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+            io.lines()
+                .find_map(|l| l.strip_prefix("read_bytes:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+    }
     /// Voluntary context switches of the server processes: the sum over every thread alive
     /// now (`/proc/PID/task/*/status`; a thread that ended since takes its count with it).
     /// Each is a thread going to sleep to wait for another: the hand-off cost of a request.
@@ -330,7 +340,7 @@ impl Proc {
     }
 }
 
-/// Per-phase measurement window: server/client CPU, peak RSS (VmHWM after a reset, and a
+/// Per-phase measurement window: server/client CPU, server disk reads, peak RSS (VmHWM after a reset, and a
 /// 10 ms VmRSS sampler as a cross-check), wall time.
 struct Window {
     proc_: Proc,
@@ -338,6 +348,7 @@ struct Window {
     server_cpu0: Option<f64>,
     client_cpu0: Option<f64>,
     server_ctx0: Option<u64>,
+    server_read0: Option<u64>,
     hwm_reset: bool,
     stop: Arc<AtomicBool>,
     sampled_max_kib: Arc<AtomicU64>,
@@ -385,12 +396,14 @@ impl Window {
         });
         let (server_cpu0, client_cpu0) = (proc_.server_cpu_s(), proc_.client_cpu_s());
         let server_ctx0 = proc_.server_ctx_switches();
+        let server_read0 = proc_.server_read_bytes();
         Window {
             proc_,
             t0: Instant::now(),
             server_cpu0,
             client_cpu0,
             server_ctx0,
+            server_read0,
             hwm_reset,
             stop,
             sampled_max_kib,
@@ -442,6 +455,12 @@ impl Window {
         }
         if let (Some(a), Some(b)) = (self.server_ctx0, self.proc_.server_ctx_switches()) {
             m.insert("server_ctx_switches".into(), json!(b.saturating_sub(a)));
+        }
+        if let (Some(a), Some(b)) = (self.server_read0, self.proc_.server_read_bytes()) {
+            m.insert(
+                "server_disk_read_mib".into(),
+                json!(b.saturating_sub(a) as f64 / MIB as f64),
+            );
         }
         if let Some(n) = bytes {
             m.insert("bytes".into(), json!(n));

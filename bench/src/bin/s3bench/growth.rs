@@ -2,7 +2,8 @@
 //! For each step N of `--growth-steps` (ascending), the bucket PREFIX-growth is filled with
 //! small objects up to N keys (16 clients), then measured: PUT and GET of `--growth-ops`
 //! small objects at 16 clients (GETs of random existing keys, bytes compared; then the same
-//! keys again, `get_again_ops_s`, with their pages in the page cache), the first
+//! keys again, `get_again_ops_s`, with their pages in the page cache; each pass's server disk
+//! reads, `server_disk_read_mib` and `get_again_disk_read_mib`), the first
 //! ListObjectsV2 page (1,000 keys) from the start and from a random key (median of 5), and the
 //! server's RSS. One JSON record per step, phase `growth_<N>`. As in the small rows, the
 //! server settles (goes idle) after the fill (up to 10 minutes: `fill_settle_s`) and after each
@@ -146,7 +147,10 @@ impl Bench {
         // DAMON reclaim paged out after a minute unused), the second measures the index alone.
         let w = Window::open(self.proc_.clone());
         let (again_errs, _) = self.get_keys(bucket, &picks).await;
-        let (again_s, _) = w.close_settled(None).await;
+        let (again_s, again) = w.close_settled(None).await;
+        if let Some(mib) = again.get("server_disk_read_mib") {
+            m.insert("get_again_disk_read_mib".into(), mib.clone());
+        }
         let errors = put_errs + get_errs + again_errs;
         if errors > 0 {
             m.insert("errors".into(), json!(errors));

@@ -340,8 +340,8 @@ impl Proc {
     }
 }
 
-/// Per-phase measurement window: server/client CPU, server disk reads, peak RSS (VmHWM after a reset, and a
-/// 10 ms VmRSS sampler as a cross-check), wall time.
+/// Per-phase measurement window: server/client CPU, server disk reads, peak RSS (VmHWM after a
+/// reset, and a 10 ms VmRSS sampler as a cross-check), wall time.
 struct Window {
     proc_: Proc,
     t0: Instant,

@@ -4,7 +4,7 @@
 
 use std::sync::LazyLock;
 
-use audit::db::{Dialect, SizedText};
+use audit::db::{Dialect, DialectTexts};
 use bytes::Bytes;
 use sqlx::{AnyConnection, Row};
 
@@ -89,16 +89,14 @@ pub(crate) async fn inline_written_in(
     conn: &mut AnyConnection,
     ids: &[String],
 ) -> Result<(), IndexError> {
-    static TEXTS: LazyLock<[SizedText; 2]> = LazyLock::new(|| {
-        [
-            SizedText::new(REF_BATCH, |n| written_text(n, Dialect::Sqlite)),
-            SizedText::new(REF_BATCH, |n| written_text(n, Dialect::Postgres)),
-        ]
+    static TEXTS: LazyLock<DialectTexts> = LazyLock::new(|| {
+        DialectTexts::new(
+            REF_BATCH,
+            |n| written_text(n, Dialect::Sqlite),
+            |n| written_text(n, Dialect::Postgres),
+        )
     });
-    let texts = match Dialect::of_connection(conn) {
-        Dialect::Sqlite => &TEXTS[0],
-        Dialect::Postgres => &TEXTS[1],
-    };
+    let texts = TEXTS.of(Dialect::of_connection(conn));
     for chunk in ids.chunks(REF_BATCH) {
         let (sql, kept) = texts.for_rows(chunk.len());
         let mut query = sqlx::query(sql.as_ref()).persistent(kept);

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::LazyLock;
 
-use audit::db::{Dialect, flag, value_rows};
+use audit::db::{Dialect, DialectTexts, flag, value_rows};
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, Row, Transaction};
 
@@ -272,16 +272,24 @@ pub(crate) async fn insert_object_row(
 }
 
 /// Inserts the stream rows of version `rec` (in order, `seq` 0..), [`STREAM_ROWS`] per
-/// statement, their values named as the database names many ([`Dialect::first_value`]).
+/// statement, their values named as the database names many ([`Dialect::first_value`]); the
+/// texts for one row and a full chunk stay prepared ([`audit::db::SizedText`]).
 pub(crate) async fn insert_streams(
     conn: &mut AnyConnection,
     rec: &ObjectRecord,
 ) -> Result<(), IndexError> {
-    let first = Dialect::of_connection(conn).first_value();
+    static TEXTS: LazyLock<DialectTexts> = LazyLock::new(|| {
+        DialectTexts::new(
+            STREAM_ROWS,
+            |n| insert_streams_text(n, Dialect::Sqlite.first_value()),
+            |n| insert_streams_text(n, Dialect::Postgres.first_value()),
+        )
+    });
+    let texts = TEXTS.of(Dialect::of_connection(conn));
     for (chunk_no, chunk) in rec.streams.chunks(STREAM_ROWS).enumerate() {
-        let text = insert_streams_text(chunk.len(), first);
+        let (text, kept) = texts.for_rows(chunk.len());
         bind_streams(
-            sqlx::query(&text).persistent(false),
+            sqlx::query(text.as_ref()).persistent(kept),
             rec,
             chunk,
             chunk_no * STREAM_ROWS,

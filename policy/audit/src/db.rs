@@ -548,6 +548,35 @@ impl SizedText {
     }
 }
 
+/// A [`SizedText`] per dialect, for a statement whose values each database names its own way
+/// ([`Dialect::first_value`]).
+pub struct DialectTexts {
+    sqlite: SizedText,
+    postgres: SizedText,
+}
+
+impl DialectTexts {
+    /// `sqlite(n)` and `postgres(n)` build the statement's text for `n` values in each dialect.
+    pub fn new(
+        full: usize,
+        sqlite: fn(usize) -> String,
+        postgres: fn(usize) -> String,
+    ) -> DialectTexts {
+        DialectTexts {
+            sqlite: SizedText::new(full, sqlite),
+            postgres: SizedText::new(full, postgres),
+        }
+    }
+
+    /// The texts of `dialect`.
+    pub fn of(&self, dialect: Dialect) -> &SizedText {
+        match dialect {
+            Dialect::Sqlite => &self.sqlite,
+            Dialect::Postgres => &self.postgres,
+        }
+    }
+}
+
 /// A query assembled at run time with `$N` placeholders (the order of [`Sql::bind`] calls):
 /// the portable replacement for `QueryBuilder`.
 pub struct Sql {

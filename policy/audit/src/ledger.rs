@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc, oneshot};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-use crate::db::{Dialect, PoolShape, SizedText, Sql, value_rows};
+use crate::db::{Dialect, DialectTexts, PoolShape, SizedText, Sql, value_rows};
 use crate::error::{AuditError, AuditResult};
 use crate::event::{AuditEvent, EventKind, GENESIS_HASH, Outcome, StoredEvent};
 use crate::mirror::Mirror;
@@ -1093,10 +1093,13 @@ fn insert_text(dialect: Dialect, rows: usize) -> String {
 }
 
 /// The events' `INSERT` in each dialect.
-static SQLITE_INSERT: LazyLock<SizedText> =
-    LazyLock::new(|| SizedText::new(INSERT_ROWS, |n| insert_text(Dialect::Sqlite, n)));
-static POSTGRES_INSERT: LazyLock<SizedText> =
-    LazyLock::new(|| SizedText::new(INSERT_ROWS, |n| insert_text(Dialect::Postgres, n)));
+static INSERT: LazyLock<DialectTexts> = LazyLock::new(|| {
+    DialectTexts::new(
+        INSERT_ROWS,
+        |n| insert_text(Dialect::Sqlite, n),
+        |n| insert_text(Dialect::Postgres, n),
+    )
+});
 
 /// SQLite's script that ends an append (1 ≤ events ≤ [`INSERT_ROWS`]): their `INSERT`, the
 /// head's upsert and `COMMIT`, every value anonymous (bound in order: the events', then the
@@ -1117,11 +1120,7 @@ async fn insert_events(
     dialect: Dialect,
     rows: &[StoredEvent],
 ) -> AuditResult<()> {
-    let texts = match dialect {
-        Dialect::Sqlite => &SQLITE_INSERT,
-        Dialect::Postgres => &POSTGRES_INSERT,
-    };
-    let (text, kept) = texts.for_rows(rows.len());
+    let (text, kept) = INSERT.of(dialect).for_rows(rows.len());
     let q = bind_events(sqlx::query(text.as_ref()).persistent(kept), rows);
     q.execute(&mut *conn).await?;
     Ok(())

@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use bench::cpu_ns;
 use clap::Parser;
 use gateway::index::{Index, Inline, ObjectRecord, StreamRecord};
 
@@ -38,22 +39,6 @@ struct Args {
     /// bytes of each object's inline sealed stream
     #[arg(long, default_value_t = 4096 + 120)]
     inline_bytes: usize,
-}
-
-/// CPU time of all threads of this process, in ns (sum of /proc/self/task/*/schedstat run
-/// times; threads that ended are not counted, and none ends during a measurement).
-fn cpu_ns() -> u64 {
-    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
-        return 0;
-    };
-    dir.filter_map(|e| e.ok())
-        .filter_map(|e| std::fs::read_to_string(e.path().join("schedstat")).ok())
-        .filter_map(|s| {
-            s.split_whitespace()
-                .next()
-                .and_then(|v| v.parse::<u64>().ok())
-        })
-        .sum()
 }
 
 const BUCKET: &str = "floor";

@@ -6,6 +6,7 @@
 
 use std::time::Instant;
 
+use bench::cpu_ns;
 use bytes::Bytes;
 use futures::StreamExt;
 use keys::{DataKeyId, DataKeyMaterial, Header, Layout, SealParams, StreamKey, WrappedDataKey};
@@ -24,21 +25,6 @@ fn key() -> StreamKey {
         created_ms: 0,
     };
     StreamKey::new(&rec, DataKeyMaterial::random().expect("OS random"))
-}
-
-/// CPU time of all threads of this process, in ns (sum of /proc/self/task/*/schedstat run times).
-fn cpu_ns() -> u64 {
-    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
-        return 0;
-    };
-    dir.filter_map(|e| e.ok())
-        .filter_map(|e| std::fs::read_to_string(e.path().join("schedstat")).ok())
-        .filter_map(|s| {
-            s.split_whitespace()
-                .next()
-                .and_then(|v| v.parse::<u64>().ok())
-        })
-        .sum()
 }
 
 /// Throughput of `f` over `bytes` bytes, best of REPEATS: (wall GB/s, GB per CPU-second).

@@ -89,13 +89,8 @@ pub(crate) async fn inline_written_in(
     conn: &mut AnyConnection,
     ids: &[String],
 ) -> Result<(), IndexError> {
-    static TEXTS: LazyLock<DialectTexts> = LazyLock::new(|| {
-        DialectTexts::new(
-            REF_BATCH,
-            |n| written_text(n, Dialect::Sqlite),
-            |n| written_text(n, Dialect::Postgres),
-        )
-    });
+    static TEXTS: LazyLock<DialectTexts> =
+        LazyLock::new(|| DialectTexts::new(REF_BATCH, written_text));
     let texts = TEXTS.of(Dialect::of_connection(conn));
     for chunk in ids.chunks(REF_BATCH) {
         let (sql, kept) = texts.for_rows(chunk.len());
@@ -109,7 +104,7 @@ pub(crate) async fn inline_written_in(
 }
 
 /// [`inline_written_in`]'s statement for `ids` ids, named as `dialect` names many values.
-fn written_text(ids: usize, dialect: Dialect) -> String {
+fn written_text(dialect: Dialect, ids: usize) -> String {
     format!(
         "UPDATE object_streams SET inline_pending = 0 \
          WHERE inline_pending = 1 AND backend_id IN {}",

@@ -279,11 +279,9 @@ pub(crate) async fn insert_streams(
     rec: &ObjectRecord,
 ) -> Result<(), IndexError> {
     static TEXTS: LazyLock<DialectTexts> = LazyLock::new(|| {
-        DialectTexts::new(
-            STREAM_ROWS,
-            |n| insert_streams_text(n, Dialect::Sqlite.first_value()),
-            |n| insert_streams_text(n, Dialect::Postgres.first_value()),
-        )
+        DialectTexts::new(STREAM_ROWS, |dialect, n| {
+            insert_streams_text(n, dialect.first_value())
+        })
     });
     let texts = TEXTS.of(Dialect::of_connection(conn));
     for (chunk_no, chunk) in rec.streams.chunks(STREAM_ROWS).enumerate() {

@@ -520,17 +520,17 @@ pub struct SizedText {
     one: String,
     full_rows: usize,
     full: String,
-    build: fn(usize) -> String,
+    build: Box<dyn Fn(usize) -> String + Send + Sync>,
 }
 
 impl SizedText {
     /// The texts `build(1)` and `build(full)`, the others built on demand.
-    pub fn new(full: usize, build: fn(usize) -> String) -> SizedText {
+    pub fn new(full: usize, build: impl Fn(usize) -> String + Send + Sync + 'static) -> SizedText {
         SizedText {
             one: build(1),
             full_rows: full,
             full: build(full),
-            build,
+            build: Box::new(build),
         }
     }
 
@@ -556,15 +556,11 @@ pub struct DialectTexts {
 }
 
 impl DialectTexts {
-    /// `sqlite(n)` and `postgres(n)` build the statement's text for `n` values in each dialect.
-    pub fn new(
-        full: usize,
-        sqlite: fn(usize) -> String,
-        postgres: fn(usize) -> String,
-    ) -> DialectTexts {
+    /// `build(dialect, n)` builds the statement's text for `n` values in `dialect`.
+    pub fn new(full: usize, build: fn(Dialect, usize) -> String) -> DialectTexts {
         DialectTexts {
-            sqlite: SizedText::new(full, sqlite),
-            postgres: SizedText::new(full, postgres),
+            sqlite: SizedText::new(full, move |n| build(Dialect::Sqlite, n)),
+            postgres: SizedText::new(full, move |n| build(Dialect::Postgres, n)),
         }
     }
 

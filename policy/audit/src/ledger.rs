@@ -1093,13 +1093,8 @@ fn insert_text(dialect: Dialect, rows: usize) -> String {
 }
 
 /// The events' `INSERT` in each dialect.
-static INSERT: LazyLock<DialectTexts> = LazyLock::new(|| {
-    DialectTexts::new(
-        INSERT_ROWS,
-        |n| insert_text(Dialect::Sqlite, n),
-        |n| insert_text(Dialect::Postgres, n),
-    )
-});
+static INSERT: LazyLock<DialectTexts> =
+    LazyLock::new(|| DialectTexts::new(INSERT_ROWS, insert_text));
 
 /// SQLite's script that ends an append (1 ≤ events ≤ [`INSERT_ROWS`]): their `INSERT`, the
 /// head's upsert and `COMMIT`, every value anonymous (bound in order: the events', then the

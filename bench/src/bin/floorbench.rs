@@ -7,8 +7,8 @@
 //! - `read`: the read every GET and HEAD makes (`Index::get_version` of the latest version:
 //!   the version row with its stream, a 4 KiB object's sealed bytes inline), over distinct
 //!   keys as `s3bench`'s GET phase reads them;
-//! - `audit`: a read's audit event queued for the ledger (`Ledger::enqueue`), committed by its
-//!   writer in batches gathered for up to `audit::READ_LINGER`, as the server does;
+//! - `audit`: a read's audit event recorded as the S3 front end does (`RequestAudit::finish_read`:
+//!   queued for the ledger), committed by its writer in batches gathered for up to `audit::READ_LINGER`, as the server does;
 //! - `read+audit`: both, as one GET does.
 //!
 //! at 1 and at 16 concurrent callers, on a fresh SQLite index in a temporary directory under
@@ -85,26 +85,24 @@ fn record(key: String, i: usize, inline_bytes: usize) -> ObjectRecord {
     }
 }
 
-/// A GET's event as the S3 front end finishes it.
-fn read_event(ledger: &audit::Ledger, key: &str) -> audit::AuditEvent {
-    ledger.prepare(audit::AuditEvent {
-        time_ms: audit::now_ms(),
-        request_id: audit::new_request_id(),
-        kind: audit::EventKind::S3,
-        principal: Some("benchaccesskey01".to_owned()),
-        tenant: Some("default".to_owned()),
-        action: "GetObject".to_owned(),
-        bucket: Some(BUCKET.to_owned()),
-        key: Some(key.to_owned()),
-        outcome: audit::outcome_for(200, None),
-        status: 200,
-        error_code: None,
-        bytes_in: 0,
-        bytes_out: 4096,
-        key_version: Some(1),
-        source: Some("127.0.0.1:40000".to_owned()),
-        duration_us: 350,
-    })
+/// A GET's audit event, recorded as the S3 front end records it: the request's scope filled
+/// in as it is served, then finished as a read (queued for the ledger's next commit).
+async fn audit_read(ledger: &audit::Ledger, key: &str) -> Result<()> {
+    let scope = audit::RequestAudit::new(
+        ledger.clone(),
+        audit::EventKind::S3,
+        audit::new_request_id(),
+        Some("127.0.0.1:40000".to_owned()),
+    );
+    scope.set_action("GetObject");
+    scope.set_principal(
+        Some("benchaccesskey01".to_owned()),
+        Some("default".to_owned()),
+    );
+    scope.set_target(Some(BUCKET.to_owned()), Some(key.to_owned()));
+    scope.set_key_version(1);
+    scope.finish_read(200, None, 4096).await?;
+    Ok(())
 }
 
 /// One measured row.
@@ -205,8 +203,6 @@ async fn run(args: &Args, dir: &std::path::Path) -> Result<Vec<Row>> {
         args.inline_bytes,
         filled.elapsed().as_secs_f64()
     );
-    // let the fill's WAL be checkpointed and its write-back settle before measuring
-    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
 
     let mut rows = Vec::new();
     // hop: one connection of the read pool, taken out of it as the index keeps its own
@@ -242,7 +238,7 @@ async fn run(args: &Args, dir: &std::path::Path) -> Result<Vec<Row>> {
                         "{key}: not found inline"
                     );
                     if audited {
-                        lg.enqueue(read_event(&lg, &key)).await?;
+                        audit_read(&lg, &key).await?;
                     }
                     Ok(())
                 }
@@ -256,10 +252,7 @@ async fn run(args: &Args, dir: &std::path::Path) -> Result<Vec<Row>> {
         rows.push(
             measure(&name, ops, conc, Some(&ledger), move |i| {
                 let lg = lg.clone();
-                async move {
-                    lg.enqueue(read_event(&lg, &key_of(0, i))).await?;
-                    Ok(())
-                }
+                async move { audit_read(&lg, &key_of(0, i)).await }
             })
             .await?,
         );
